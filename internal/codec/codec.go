@@ -1,0 +1,193 @@
+// Package codec encodes task arguments and object values. The default
+// format is msgpack; []byte and string travel as raw bytes, and
+// encoding.BinaryMarshaler values use their own encoding. Object refs
+// inside values are written as a msgpack extension and collected so the
+// owner's reference count can account for them. No format here executes
+// code on decode.
+package codec
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Format tags: the first byte of every encoded value.
+const (
+	tagMsgpack byte = 0
+	tagRaw     byte = 1
+	tagBinary  byte = 2
+)
+
+// RefExtID is the msgpack extension id for an object ref.
+const RefExtID int8 = 17
+
+// Ref is the wire form of an object ref nested in a value.
+type Ref struct {
+	ID           []byte
+	OwnerID      []byte
+	OwnerAddress string
+}
+
+// collectors maps an encoder in use to the refs found while encoding.
+var collectors sync.Map // *msgpack.Encoder -> *[]Ref
+
+var encPool = sync.Pool{New: func() any {
+	e := msgpack.NewEncoder(nil)
+	e.UseCompactInts(true)
+	return e
+}}
+
+var (
+	bytesType  = reflect.TypeFor[[]byte]()
+	stringType = reflect.TypeFor[string]()
+)
+
+// Encode encodes v and returns the refs it contains.
+func Encode(v any) ([]byte, []Ref, error) {
+	switch x := v.(type) {
+	case []byte:
+		out := make([]byte, 1+len(x))
+		out[0] = tagRaw
+		copy(out[1:], x)
+		return out, nil, nil
+	case string:
+		out := make([]byte, 1+len(x))
+		out[0] = tagRaw
+		copy(out[1:], x)
+		return out, nil, nil
+	case encoding.BinaryMarshaler:
+		if _, isRef := v.(msgpack.CustomEncoder); !isRef {
+			b, err := x.MarshalBinary()
+			if err != nil {
+				return nil, nil, fmt.Errorf("codec: MarshalBinary: %w", err)
+			}
+			return append([]byte{tagBinary}, b...), nil, nil
+		}
+	}
+	var buf bytes.Buffer
+	buf.WriteByte(tagMsgpack)
+	enc := encPool.Get().(*msgpack.Encoder)
+	enc.Reset(&buf)
+	var refs []Ref
+	collectors.Store(enc, &refs)
+	err := enc.Encode(v)
+	collectors.Delete(enc)
+	enc.Reset(nil)
+	encPool.Put(enc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("codec: encode %T: %w", v, err)
+	}
+	return buf.Bytes(), refs, nil
+}
+
+// Decode decodes data into ptr, which must be a non-nil pointer.
+func Decode(data []byte, ptr any) error {
+	if len(data) == 0 {
+		return errors.New("codec: empty value")
+	}
+	switch data[0] {
+	case tagRaw:
+		switch p := ptr.(type) {
+		case *[]byte:
+			*p = append([]byte(nil), data[1:]...)
+			return nil
+		case *string:
+			*p = string(data[1:])
+			return nil
+		case *any:
+			*p = append([]byte(nil), data[1:]...)
+			return nil
+		}
+		rv := reflect.ValueOf(ptr).Elem()
+		switch rv.Type().Kind() {
+		case reflect.Slice:
+			if rv.Type().ConvertibleTo(bytesType) {
+				rv.Set(reflect.ValueOf(append([]byte(nil), data[1:]...)).Convert(rv.Type()))
+				return nil
+			}
+		case reflect.String:
+			rv.Set(reflect.ValueOf(string(data[1:])).Convert(rv.Type()))
+			return nil
+		}
+		return fmt.Errorf("codec: cannot decode raw bytes into %T", ptr)
+	case tagBinary:
+		u, ok := ptr.(encoding.BinaryUnmarshaler)
+		if !ok {
+			return fmt.Errorf("codec: value was encoded with MarshalBinary but %T has no UnmarshalBinary", ptr)
+		}
+		return u.UnmarshalBinary(data[1:])
+	case tagMsgpack:
+		if err := msgpack.Unmarshal(data[1:], ptr); err != nil {
+			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("codec: unknown format tag %d", data[0])
+}
+
+// EncodeRef writes r as a ref extension on enc and records it in the
+// encoding in progress. Object ref types call it from EncodeMsgpack.
+func EncodeRef(enc *msgpack.Encoder, r Ref) error {
+	if c, ok := collectors.Load(enc); ok {
+		p := c.(*[]Ref)
+		*p = append(*p, r)
+	}
+	b := make([]byte, 0, 4+len(r.ID)+len(r.OwnerID)+len(r.OwnerAddress))
+	b = append(b, byte(len(r.ID)))
+	b = append(b, r.ID...)
+	b = append(b, byte(len(r.OwnerID)))
+	b = append(b, r.OwnerID...)
+	b = binary.AppendUvarint(b, uint64(len(r.OwnerAddress)))
+	b = append(b, r.OwnerAddress...)
+	if err := enc.EncodeExtHeader(RefExtID, len(b)); err != nil {
+		return err
+	}
+	_, err := enc.Writer().Write(b)
+	return err
+}
+
+// DecodeRef reads a ref extension written by EncodeRef. A nil value decodes
+// to a zero Ref.
+func DecodeRef(dec *msgpack.Decoder) (Ref, error) {
+	var r Ref
+	code, err := dec.PeekCode()
+	if err != nil {
+		return r, err
+	}
+	if code == 0xc0 { // msgpack nil
+		return r, dec.DecodeNil()
+	}
+	id, n, err := dec.DecodeExtHeader()
+	if err != nil {
+		return r, fmt.Errorf("codec: object ref: %w", err)
+	}
+	if id != RefExtID {
+		return r, fmt.Errorf("codec: object ref: extension %d is not a ref", id)
+	}
+	b := make([]byte, n)
+	if err := dec.ReadFull(b); err != nil {
+		return r, fmt.Errorf("codec: object ref: %w", err)
+	}
+	bad := errors.New("codec: object ref: malformed")
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return r, bad
+	}
+	r.ID, b = b[1:1+int(b[0])], b[1+int(b[0]):]
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return r, bad
+	}
+	r.OwnerID, b = b[1:1+int(b[0])], b[1+int(b[0]):]
+	l, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < l {
+		return r, bad
+	}
+	r.OwnerAddress = string(b[k : k+int(l)])
+	return r, nil
+}

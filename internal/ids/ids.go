@@ -1,0 +1,90 @@
+// Package ids makes and prints the identifiers raygo uses for jobs, nodes,
+// workers, tasks, actors and objects. All are random 16-byte values (object
+// ids derive from their task id and return index) printed as hex.
+package ids
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"sync/atomic"
+)
+
+// Size is the length in bytes of every id.
+const Size = 16
+
+// ID is a fixed-size identifier, usable as a map key.
+type ID [Size]byte
+
+// Nil is the zero ID.
+var Nil ID
+
+var (
+	prefix  [8]byte
+	counter atomic.Uint64
+)
+
+func init() {
+	if _, err := rand.Read(prefix[:]); err != nil {
+		panic("ids: no randomness: " + err.Error())
+	}
+	var c [8]byte
+	_, _ = rand.Read(c[:])
+	counter.Store(binary.LittleEndian.Uint64(c[:]) >> 16)
+}
+
+// New returns a fresh id: a per-process random prefix and a counter, which is
+// unique cluster-wide with overwhelming probability and cheap on hot paths.
+func New() ID {
+	var id ID
+	copy(id[:8], prefix[:])
+	binary.BigEndian.PutUint64(id[8:], counter.Add(1))
+	return id
+}
+
+// ForReturn derives the id of a task's i-th return object. i must be < 256.
+func ForReturn(task ID, i int) ID {
+	id := task
+	id[Size-1] ^= byte(i + 1)
+	id[0] ^= 0x80
+	return id
+}
+
+// FromBytes converts a wire id; short or long input yields ok=false.
+func FromBytes(b []byte) (ID, bool) {
+	var id ID
+	if len(b) != Size {
+		return id, false
+	}
+	copy(id[:], b)
+	return id, true
+}
+
+// MustFromBytes is FromBytes that returns Nil for malformed input.
+func MustFromBytes(b []byte) ID {
+	id, _ := FromBytes(b)
+	return id
+}
+
+// Bytes returns a copy of the id as a slice for the wire.
+func (id ID) Bytes() []byte { b := make([]byte, Size); copy(b, id[:]); return b }
+
+// String prints the id as 32 hex digits.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Short prints the first 8 hex digits of the random part, for logs.
+func (id ID) Short() string { return hex.EncodeToString(id[8:12]) }
+
+// IsNil reports whether id is the zero id.
+func (id ID) IsNil() bool { return id == Nil }
+
+// Parse reads a 32-hex-digit id.
+func Parse(s string) (ID, bool) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != Size {
+		return id, false
+	}
+	copy(id[:], b)
+	return id, true
+}

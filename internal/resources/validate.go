@@ -1,0 +1,78 @@
+package resources
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strings"
+)
+
+// Upper bounds beyond which an amount is taken for a mistake.
+const (
+	MaxMemory = 1e15 // bytes, about 888 TiB
+	MaxAmount = 1e6  // any other resource
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$`)
+
+// Validate checks a request: names match ^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$,
+// amounts are finite, at least 0, at most MaxMemory for memory and MaxAmount
+// for anything else, and GPU amounts above 1 are whole numbers. The error
+// names the first offending resource (in sorted order) and wraps
+// ErrInvalidRequest.
+func Validate(req Set) error {
+	for _, k := range req.names() {
+		v := req[k]
+		limit := float64(MaxAmount)
+		if k == Memory {
+			limit = MaxMemory
+		}
+		switch {
+		case !nameRE.MatchString(k):
+			return fmt.Errorf("%w: bad resource name %q (want a letter, then up to 63 of letters, digits, _ . : / -)", ErrInvalidRequest, k)
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return fmt.Errorf("%w: %s = %v is not finite", ErrInvalidRequest, k, v)
+		case v < 0:
+			return fmt.Errorf("%w: %s = %v is negative", ErrInvalidRequest, k, v)
+		case v > limit:
+			return fmt.Errorf("%w: %s = %v is absurd (limit %g)", ErrInvalidRequest, k, v, limit)
+		case k == GPU && v > 1 && v != math.Trunc(v):
+			return fmt.Errorf("%w: %s = %v: GPU amounts above 1 must be whole", ErrInvalidRequest, k, v)
+		}
+	}
+	return nil
+}
+
+// ParseJSON parses the CLI's --resources value, a JSON object such as
+// {"TPU": 4, "special_disk": 1}, and validates it. An empty string, null or
+// {} give an empty Set. CPU, GPU and memory (matched without regard to case)
+// are refused: they have flags of their own. Errors wrap ErrInvalidRequest.
+func ParseJSON(s string) (Set, error) {
+	set := Set{}
+	if strings.TrimSpace(s) == "" {
+		return set, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&set); err != nil {
+		return nil, fmt.Errorf("%w: --resources must be a JSON object of name to number: %v", ErrInvalidRequest, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: --resources has trailing data after the JSON object", ErrInvalidRequest)
+	}
+	if set == nil { // the literal null
+		set = Set{}
+	}
+	for _, k := range set.names() {
+		for _, own := range []string{CPU, GPU, Memory} {
+			if strings.EqualFold(k, own) {
+				return nil, fmt.Errorf("%w: %q cannot be set in --resources; use its own flag for %s", ErrInvalidRequest, k, own)
+			}
+		}
+	}
+	if err := Validate(set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}

@@ -1,0 +1,241 @@
+// Package rpc holds what every raygo gRPC endpoint shares: cluster-token
+// authentication on servers and clients, the table that turns typed errors
+// into gRPC statuses and back, and a pool of client connections.
+package rpc
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// MaxMessageBytes bounds one gRPC message (a task batch, a reply batch, an
+// object transfer). Objects larger than this travel through the object
+// store in chunks.
+const MaxMessageBytes = 512 << 20
+
+const authKey = "authorization"
+
+// NewServer returns a gRPC server that rejects every call lacking the
+// cluster token and converts handler errors to typed statuses.
+func NewServer(token string) *grpc.Server {
+	want := []byte("Bearer " + token)
+	check := func(ctx context.Context) error {
+		md, _ := metadata.FromIncomingContext(ctx)
+		vals := md.Get(authKey)
+		if len(vals) == 0 {
+			return status.Error(codes.Unauthenticated, "raygo: missing cluster token (set RAYGO_TOKEN or use the token file written by `raygo start`)")
+		}
+		if subtle.ConstantTimeCompare([]byte(vals[0]), want) != 1 {
+			return status.Error(codes.Unauthenticated, "raygo: wrong cluster token")
+		}
+		return nil
+	}
+	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if err := check(ctx); err != nil {
+			return nil, err
+		}
+		resp, err := h(ctx, req)
+		return resp, ToStatus(err)
+	}
+	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if err := check(ss.Context()); err != nil {
+			return err
+		}
+		return ToStatus(h(srv, ss))
+	}
+	return grpc.NewServer(
+		grpc.UnaryInterceptor(unary),
+		grpc.StreamInterceptor(stream),
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
+	)
+}
+
+type tokenCreds string
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{authKey: "Bearer " + string(t)}, nil
+}
+func (tokenCreds) RequireTransportSecurity() bool { return false }
+
+// Dial opens a client connection that sends the cluster token on every call
+// and rebuilds typed errors from statuses. It does not block: an
+// unreachable address fails the first call with ErrUnavailable.
+func Dial(addr, token string) (*grpc.ClientConn, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, errs.Invalidf("raygo: bad address %q: want host:port", addr)
+	}
+	unary := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return FromStatus(inv(ctx, method, req, reply, cc, opts...))
+	}
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(tokenCreds(token)),
+		grpc.WithUnaryInterceptor(unary),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithInitialWindowSize(4<<20), grpc.WithInitialConnWindowSize(16<<20),
+	)
+}
+
+// ToStatus converts a typed error to a gRPC status carrying its ErrorInfo.
+// Statuses and nil pass through.
+func ToStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, err.Error())
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	info := errs.ToInfo(err)
+	code := codes.Internal
+	switch info.Kind {
+	case errs.KindInvalid, errs.KindBadArgument:
+		code = codes.InvalidArgument
+	case errs.KindNotFound, errs.KindNotRegistered:
+		code = codes.NotFound
+	case errs.KindAlreadyExists:
+		code = codes.AlreadyExists
+	case errs.KindInfeasible:
+		code = codes.ResourceExhausted
+	case errs.KindTask, errs.KindWorkerCrashed, errs.KindActorDied, errs.KindCancelled,
+		errs.KindObjectFreed, errs.KindObjectLost, errs.KindOwnerDied, errs.KindWorkerStartup:
+		code = codes.FailedPrecondition
+	}
+	st, serr := status.New(code, err.Error()).WithDetails(info)
+	if serr != nil {
+		return status.Error(code, err.Error())
+	}
+	return st.Err()
+}
+
+// FromStatus rebuilds a typed error from a gRPC status.
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*pb.ErrorInfo); ok {
+			return errs.FromInfo(info)
+		}
+	}
+	switch st.Code() {
+	case codes.Unauthenticated:
+		return fmt.Errorf("%w: %s", errs.ErrUnauthenticated, st.Message())
+	case codes.Unavailable:
+		return fmt.Errorf("%w: %s", errs.ErrUnavailable, st.Message())
+	case codes.Canceled:
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// IsUnavailable reports whether err means the peer could not be reached
+// or the connection broke.
+func IsUnavailable(err error) bool {
+	if errors.Is(err, errs.ErrUnavailable) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable
+}
+
+// Pool caches one client connection per address. It is safe for
+// concurrent use.
+type Pool struct {
+	token string
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // guarded by mu
+}
+
+// NewPool returns an empty pool whose connections carry token.
+func NewPool(token string) *Pool { return &Pool{token: token, conns: map[string]*grpc.ClientConn{}} }
+
+// Get returns the connection to addr, dialing it on first use.
+func (p *Pool) Get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := Dial(addr, p.token)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+// Drop closes and forgets the connection to addr (after its peer died).
+func (p *Pool) Drop(addr string) {
+	p.mu.Lock()
+	c := p.conns[addr]
+	delete(p.conns, addr)
+	p.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = map[string]*grpc.ClientConn{}
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// Listen opens a TCP listener on addr ("127.0.0.1:0" picks a free port).
+// Listening beyond loopback is allowed but callers should warn.
+func Listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("raygo: listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// IsLoopback reports whether a listen address stays on this host.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1" {
+		return true
+	}
+	return false
+}
