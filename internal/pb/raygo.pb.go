@@ -648,6 +648,7 @@ type TaskReply struct {
 	Returns           []*Value               `protobuf:"bytes,2,rep,name=returns,proto3" json:"returns,omitempty"`
 	Error             *ErrorInfo             `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"` // system or application error for every return
 	RetryableAppError bool                   `protobuf:"varint,4,opt,name=retryable_app_error,json=retryableAppError,proto3" json:"retryable_app_error,omitempty"`
+	ExecMicros        int64                  `protobuf:"varint,5,opt,name=exec_micros,json=execMicros,proto3" json:"exec_micros,omitempty"` // time the function ran, for pipelining decisions
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -708,6 +709,13 @@ func (x *TaskReply) GetRetryableAppError() bool {
 		return x.RetryableAppError
 	}
 	return false
+}
+
+func (x *TaskReply) GetExecMicros() int64 {
+	if x != nil {
+		return x.ExecMicros
+	}
+	return 0
 }
 
 type NodeInfo struct {
@@ -4441,12 +4449,14 @@ const file_raygo_proto_rawDesc = "" +
 	"\x06seq_no\x18\x0e \x01(\x04R\x05seqNo\x12\x1b\n" +
 	"\tcaller_id\x18\x0f \x01(\fR\bcallerId\x12%\n" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
-	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\"\xaa\x01\n" +
+	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +
 	"\x05error\x18\x03 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12.\n" +
-	"\x13retryable_app_error\x18\x04 \x01(\bR\x11retryableAppError\"\xea\x03\n" +
+	"\x13retryable_app_error\x18\x04 \x01(\bR\x11retryableAppError\x12\x1f\n" +
+	"\vexec_micros\x18\x05 \x01(\x03R\n" +
+	"execMicros\"\xea\x03\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +

@@ -156,10 +156,11 @@ func (n *NodeResources) Release(a Allocation) error {
 // Add returns s to the available pool without an Allocation: a worker blocked
 // in Get or Wait lends back its CPUs this way, and takes them again with Sub
 // when it resumes. Available never rises above total. GPUs are not lent: a GPU
-// amount in s is ignored, since GPU instances stay with their holder.
+// amount in s is ignored, since GPU instances stay with their holder, as are
+// names the node does not have.
 func (n *NodeResources) Add(s Set) {
 	for k, v := range s {
-		if k != GPU && v != 0 {
+		if _, have := n.total[k]; have && k != GPU && v != 0 {
 			n.avail[k] = snap(n.avail[k]+v, n.total[k])
 		}
 	}
@@ -168,10 +169,10 @@ func (n *NodeResources) Add(s Set) {
 // Sub takes s from the available pool without an Allocation; see Add. It
 // succeeds even when s does not fit: available may go negative, meaning the
 // node is oversubscribed until enough work finishes, and nothing more fits
-// until then. A GPU amount in s is ignored.
+// until then. As with Add, GPU and names the node does not have are ignored.
 func (n *NodeResources) Sub(s Set) {
 	for k, v := range s {
-		if k != GPU && v != 0 {
+		if _, have := n.total[k]; have && k != GPU && v != 0 {
 			n.avail[k] = snap(n.avail[k]-v, math.Inf(1))
 		}
 	}

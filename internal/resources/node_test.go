@@ -72,7 +72,7 @@ func TestAllocate(t *testing.T) {
 			steps: []step{
 				{Set{GPU: 0.5}, true, []string{"0"}},
 				{Set{GPU: 0.25}, true, []string{"0"}},
-				{Set{GPU: 0.5}, true, []string{"1"}}, // GPU 0 has 0.25 left
+				{Set{GPU: 0.5}, true, []string{"1"}},  // GPU 0 has 0.25 left
 				{Set{GPU: 0.25}, true, []string{"0"}}, // best fit: 0.25 left on 0, 0.5 on 1
 				{Set{GPU: 0.5}, true, []string{"1"}},
 				{Set{GPU: 0.1}, false, nil},

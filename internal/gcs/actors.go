@@ -1,0 +1,395 @@
+package gcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/scheduler"
+)
+
+// Actor states.
+const (
+	StatePending    = "PENDING_CREATION"
+	StateAlive      = "ALIVE"
+	StateRestarting = "RESTARTING"
+	StateDead       = "DEAD"
+)
+
+func nameKey(ns, name string) string { return ns + "\x00" + name }
+
+// CreateActor registers an actor and schedules its creation in the
+// background. Named actors are unique per namespace: a second creation
+// fails with AlreadyExists, or returns the first when get_if_exists is set.
+func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb.CreateActorReply, error) {
+	a := req.GetActor()
+	aid, ok := ids.FromBytes(a.GetActorId())
+	if !ok || a.GetCreation() == nil {
+		return nil, errs.Invalidf("gcs: CreateActor needs an actor id and a creation task")
+	}
+	s.mu.Lock()
+	if a.GetName() != "" {
+		if existing, ok := s.names[nameKey(a.GetNamespace(), a.GetName())]; ok {
+			e := s.actors[existing]
+			if e.info.State != StateDead {
+				info := e.info
+				s.mu.Unlock()
+				if req.GetGetIfExists() {
+					return &pb.CreateActorReply{Actor: info, Existed: true}, nil
+				}
+				return nil, errs.AlreadyExistsf("gcs: an actor named %q already exists in namespace %q", a.GetName(), a.GetNamespace())
+			}
+		}
+		s.names[nameKey(a.GetNamespace(), a.GetName())] = aid
+	}
+	if _, dup := s.actors[aid]; dup {
+		s.mu.Unlock()
+		return nil, errs.AlreadyExistsf("gcs: actor %s already exists", aid)
+	}
+	a.State = StatePending
+	a.Version = 1
+	s.actors[aid] = &actorEntry{info: a, changed: make(chan struct{})}
+	s.mu.Unlock()
+	s.goOwned(func() { s.scheduleActor(aid) })
+	return &pb.CreateActorReply{Actor: a}, nil
+}
+
+func (s *Server) GetActor(_ context.Context, req *pb.GetActorRequest) (*pb.GetActorReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	aid, ok := ids.FromBytes(req.GetActorId())
+	if !ok {
+		aid, ok = s.names[nameKey(req.GetNamespace(), req.GetName())]
+		if !ok || req.GetName() == "" {
+			return nil, errs.NotFoundf("gcs: no actor named %q in namespace %q", req.GetName(), req.GetNamespace())
+		}
+	}
+	e, ok := s.actors[aid]
+	if !ok {
+		return nil, errs.NotFoundf("gcs: no actor %s", aid)
+	}
+	if req.GetName() != "" && e.info.State == StateDead {
+		return nil, errs.NotFoundf("gcs: actor named %q in namespace %q is dead", req.GetName(), req.GetNamespace())
+	}
+	return &pb.GetActorReply{Actor: e.info}, nil
+}
+
+// WaitActor returns the actor's info once its version exceeds
+// since_version, or its current info at the deadline (at most 30 s).
+func (s *Server) WaitActor(ctx context.Context, req *pb.WaitActorRequest) (*pb.WaitActorReply, error) {
+	aid := ids.MustFromBytes(req.GetActorId())
+	timeout := time.Duration(req.GetTimeoutMs()) * time.Millisecond
+	if timeout <= 0 || timeout > 30*time.Second {
+		timeout = 30 * time.Second
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		e, ok := s.actors[aid]
+		if !ok {
+			s.mu.Unlock()
+			return nil, errs.NotFoundf("gcs: no actor %s", aid)
+		}
+		info, ch := e.info, e.changed
+		s.mu.Unlock()
+		if info.Version > req.GetSinceVersion() {
+			return &pb.WaitActorReply{Actor: info}, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return &pb.WaitActorReply{Actor: info}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.ctx.Done():
+			return nil, errs.Systemf("gcs: shutting down")
+		}
+	}
+}
+
+func (s *Server) ListActors(context.Context, *pb.ListActorsRequest) (*pb.ListActorsReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &pb.ListActorsReply{}
+	for _, e := range s.actors {
+		out.Actors = append(out.Actors, e.info)
+	}
+	sort.Slice(out.Actors, func(i, j int) bool { return string(out.Actors[i].ActorId) < string(out.Actors[j].ActorId) })
+	return out, nil
+}
+
+// KillActor kills an actor's process. With no_restart the actor is dead at
+// once; otherwise it restarts if it has restarts left.
+func (s *Server) KillActor(_ context.Context, req *pb.KillActorRequest) (*pb.KillActorReply, error) {
+	aid, ok := ids.FromBytes(req.GetActorId())
+	if !ok {
+		return nil, errs.Invalidf("gcs: KillActor needs an actor id")
+	}
+	s.mu.Lock()
+	_, found := s.actors[aid]
+	s.mu.Unlock()
+	if !found {
+		return nil, errs.NotFoundf("gcs: no actor %s", aid)
+	}
+	if req.GetNoRestart() {
+		s.killActor(aid, "killed by ray.Kill")
+		return &pb.KillActorReply{}, nil
+	}
+	s.mu.Lock()
+	e := s.actors[aid]
+	node, worker := ids.MustFromBytes(e.info.NodeId), ids.MustFromBytes(e.info.WorkerId)
+	alive := e.info.State == StateAlive
+	s.mu.Unlock()
+	if alive {
+		s.killWorker(node, worker, "killed by ray.Kill (restart allowed)")
+	}
+	return &pb.KillActorReply{}, nil
+}
+
+// killActor marks an actor dead with reason and stops its process.
+func (s *Server) killActor(aid ids.ID, reason string) {
+	s.mu.Lock()
+	e, ok := s.actors[aid]
+	if !ok || e.info.State == StateDead {
+		s.mu.Unlock()
+		return
+	}
+	node, worker := ids.MustFromBytes(e.info.NodeId), ids.MustFromBytes(e.info.WorkerId)
+	hadWorker := !worker.IsNil()
+	e.killing = true
+	s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason})
+	s.mu.Unlock()
+	if hadWorker {
+		s.killWorker(node, worker, reason)
+	}
+}
+
+func (s *Server) killWorker(node, worker ids.ID, reason string) {
+	s.mu.Lock()
+	n, ok := s.nodes[node]
+	var addr string
+	if ok {
+		addr = n.info.Address
+	}
+	s.mu.Unlock()
+	if addr == "" {
+		return
+	}
+	conn, err := s.pool.Get(addr)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	_, _ = pb.NewNodeDaemonClient(conn).KillWorker(ctx, &pb.KillWorkerRequest{WorkerId: worker.Bytes(), Reason: reason})
+}
+
+func (s *Server) bumpLocked(e *actorEntry) {
+	e.info.Version++
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+func (s *Server) setDeadLocked(e *actorEntry, cause error) {
+	e.info.State = StateDead
+	e.info.Address = ""
+	e.info.DeathCause = errs.ToInfo(cause)
+	if wid, ok := ids.FromBytes(e.info.WorkerId); ok {
+		delete(s.workerAct, wid)
+	}
+	if e.info.Name != "" {
+		k := nameKey(e.info.Namespace, e.info.Name)
+		if s.names[k] == ids.MustFromBytes(e.info.ActorId) {
+			delete(s.names, k)
+		}
+	}
+	s.bumpLocked(e)
+}
+
+// WorkerDied is reported by node daemons for every worker process that
+// exits. The control store restarts or buries the actor the worker hosted
+// and kills the non-detached actors the worker owned.
+func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.WorkerDiedReply, error) {
+	wid := ids.MustFromBytes(req.GetWorkerId())
+	s.mu.Lock()
+	aid, hosted := s.workerAct[wid]
+	var owned []ids.ID
+	for id, e := range s.actors {
+		if ids.MustFromBytes(e.info.OwnerId) == wid && !e.info.Detached && e.info.State != StateDead {
+			owned = append(owned, id)
+		}
+	}
+	s.mu.Unlock()
+	if hosted {
+		reason := req.GetReason()
+		if reason == "" {
+			reason = fmt.Sprintf("its worker process exited with code %d", req.GetExitCode())
+		}
+		s.actorProcessDied(aid, reason, false)
+	}
+	for _, id := range owned {
+		s.killActor(id, "its owner died")
+	}
+	return &pb.WorkerDiedReply{}, nil
+}
+
+func (s *Server) actorProcessDied(aid ids.ID, reason string, noRestart bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.actors[aid]
+	if !ok || e.info.State == StateDead {
+		return
+	}
+	if wid, ok := ids.FromBytes(e.info.WorkerId); ok {
+		delete(s.workerAct, wid)
+	}
+	max := e.info.MaxRestarts
+	if e.killing || noRestart || (max >= 0 && e.info.NumRestarts >= max) {
+		s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason})
+		return
+	}
+	e.info.NumRestarts++
+	e.info.State = StateRestarting
+	e.info.Address = ""
+	e.info.WorkerId = nil
+	s.bumpLocked(e)
+	s.goOwned(func() { s.scheduleActor(aid) })
+}
+
+// scheduleActor leases a dedicated worker for the actor, runs its
+// constructor there, and publishes the result.
+func (s *Server) scheduleActor(aid ids.ID) {
+	backoff := 50 * time.Millisecond
+	var spill string
+	for s.ctx.Err() == nil {
+		s.mu.Lock()
+		e, ok := s.actors[aid]
+		if !ok || e.info.State == StateDead {
+			s.mu.Unlock()
+			return
+		}
+		spec := e.info.Creation
+		req := resources.Set(spec.GetResources().GetAmounts())
+		addr := spill
+		var infeasible error
+		if addr == "" {
+			addr, infeasible = s.pickNodeLocked(e.info.ClassName, req)
+		}
+		if infeasible != nil {
+			s.setDeadLocked(e, infeasible)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		spill = ""
+		lease, err := s.requestLease(addr, spec)
+		if err != nil {
+			if errors.Is(err, errs.ErrInfeasible) || errors.Is(err, errs.ErrWorkerStartup) || errors.Is(err, errs.ErrInvalidRequest) {
+				s.mu.Lock()
+				s.setDeadLocked(e, err)
+				s.mu.Unlock()
+				return
+			}
+			s.sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		if lease.GetSpillbackAddress() != "" {
+			spill = lease.GetSpillbackAddress()
+			continue
+		}
+		wid := ids.MustFromBytes(lease.GetWorkerId())
+		s.mu.Lock()
+		s.workerAct[wid] = aid
+		s.mu.Unlock()
+		cerr := s.runConstructor(lease.GetWorkerAddress(), spec)
+		s.mu.Lock()
+		if e.info.State == StateDead { // killed while being created
+			s.mu.Unlock()
+			s.killWorker(ids.MustFromBytes(lease.GetNodeId()), wid, "actor killed during creation")
+			return
+		}
+		if cerr != nil {
+			var te *errs.TaskError
+			if errors.As(cerr, &te) || errors.Is(cerr, errs.ErrNotRegistered) || errors.Is(cerr, errs.ErrBadArgument) {
+				e.killing = true
+				s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: "constructor failed: " + cerr.Error()})
+				s.mu.Unlock()
+				s.killWorker(ids.MustFromBytes(lease.GetNodeId()), wid, "actor constructor failed")
+				return
+			}
+			// The worker died during creation; WorkerDied drives the restart.
+			s.mu.Unlock()
+			return
+		}
+		e.info.State = StateAlive
+		e.info.Address = lease.GetWorkerAddress()
+		e.info.WorkerId = lease.GetWorkerId()
+		e.info.NodeId = lease.GetNodeId()
+		e.info.Pid = lease.GetWorkerPid()
+		s.bumpLocked(e)
+		s.mu.Unlock()
+		return
+	}
+}
+
+func (s *Server) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
+func (s *Server) requestLease(addr string, spec *pb.TaskSpec) (*pb.LeaseReply, error) {
+	conn, err := s.pool.Get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewNodeDaemonClient(conn).RequestLease(s.ctx, &pb.LeaseRequest{
+		JobId: spec.GetJobId(), Resources: spec.GetResources(), Actor: true, SchedulingKey: "actor:" + spec.GetFunction(),
+	})
+}
+
+func (s *Server) runConstructor(addr string, spec *pb.TaskSpec) error {
+	conn, err := s.pool.Get(addr)
+	if err != nil {
+		return err
+	}
+	reply, err := pb.NewCoreWorkerClient(conn).CreateActor(s.ctx, &pb.CreateActorTaskRequest{Spec: spec})
+	if err != nil {
+		return err
+	}
+	return errs.FromInfo(reply.GetError())
+}
+
+// pickNodeLocked chooses the node to lease an actor's worker on, or returns
+// an InfeasibleError when no alive node could ever hold the request.
+func (s *Server) pickNodeLocked(class string, req resources.Set) (string, error) {
+	nodes := make([]scheduler.Node, 0, len(s.nodes))
+	byID := map[string]string{}
+	var totals []string
+	for id, n := range s.nodes {
+		if n.info.State != StateAlive {
+			continue
+		}
+		nodes = append(nodes, scheduler.Node{ID: id.String(), Address: n.info.Address, Alive: true,
+			Total: resources.Set(n.info.GetTotal().GetAmounts()), Available: resources.Set(n.info.GetAvailable().GetAmounts()), Labels: n.info.Labels})
+		byID[id.String()] = n.info.Address
+		totals = append(totals, resources.Set(n.info.GetTotal().GetAmounts()).String())
+	}
+	s.rr++
+	d := scheduler.Pick(nodes, "", scheduler.Request{Resources: req}, scheduler.DefaultConfig(), s.rr)
+	if d.Kind == scheduler.Infeasible || d.Node == "" {
+		return "", &errs.InfeasibleError{Function: class, Request: req.String(), Cluster: fmt.Sprint(totals)}
+	}
+	return byID[d.Node], nil
+}

@@ -1,0 +1,341 @@
+// Package gcs is the control store: the head node's registry of nodes,
+// jobs, actors and job binaries, plus a small key-value store. It places
+// and restarts actors, watches node heartbeats, and publishes actor state
+// changes to callers through long polls (WaitActor).
+//
+// State lives in memory: a head restart loses the cluster. (An external
+// store behind the same managers is a later layer.)
+package gcs
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/rpc"
+)
+
+// Config tunes the control store.
+type Config struct {
+	// NodeTimeout marks a node dead when no heartbeat arrives for this long.
+	NodeTimeout time.Duration
+	// HealthCheckPeriod is how often heartbeats are checked.
+	HealthCheckPeriod time.Duration
+	// MaxBinaryBytes bounds one uploaded job binary.
+	MaxBinaryBytes int64
+	// MaxKVValueBytes bounds one key-value entry.
+	MaxKVValueBytes int
+}
+
+// DefaultConfig returns the defaults: nodes are dead after 10 s without a
+// heartbeat, checked every second; binaries up to 1 GiB; KV values up to 64 MiB.
+func DefaultConfig() Config {
+	return Config{NodeTimeout: 10 * time.Second, HealthCheckPeriod: time.Second, MaxBinaryBytes: 1 << 30, MaxKVValueBytes: 64 << 20}
+}
+
+// Server implements pb.ControlStoreServer. Create it with New, serve it on
+// a grpc.Server, and Close it to stop its background loops.
+type Server struct {
+	pb.UnimplementedControlStoreServer
+	cfg  Config
+	pool *rpc.Pool
+
+	mu        sync.Mutex
+	nodes     map[ids.ID]*nodeEntry      // guarded by mu
+	jobs      map[ids.ID]*pb.JobInfo     // guarded by mu
+	kv        map[string][]byte          // guarded by mu; key is ns + "\x00" + key
+	binaries  map[string][]byte          // guarded by mu; by sha256 hex
+	actors    map[ids.ID]*actorEntry     // guarded by mu
+	names     map[string]ids.ID          // guarded by mu; namespace + "\x00" + name
+	workerAct map[ids.ID]ids.ID          // guarded by mu; worker id -> actor it hosts
+	rr        uint64                     // guarded by mu; round-robin for placement
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type nodeEntry struct {
+	info     *pb.NodeInfo
+	lastBeat time.Time
+}
+
+type actorEntry struct {
+	info    *pb.ActorInfo
+	changed chan struct{} // closed and replaced on every change
+	killing bool          // a kill without restart is in progress
+}
+
+// New returns a control store using pool to reach node daemons and workers.
+func New(cfg Config, pool *rpc.Pool) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
+		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
+		names: map[string]ids.ID{}, workerAct: map[ids.ID]ids.ID{}, ctx: ctx, cancel: cancel}
+	s.wg.Add(1)
+	go s.healthLoop()
+	return s
+}
+
+// Close stops background work and waits for it.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Server) goOwned(f func()) {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); f() }()
+}
+
+// ---------------------------------------------------------------- nodes
+
+func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*pb.RegisterNodeReply, error) {
+	n := req.GetNode()
+	id, ok := ids.FromBytes(n.GetNodeId())
+	if !ok || n.GetAddress() == "" {
+		return nil, errs.Invalidf("gcs: RegisterNode needs a node id and address")
+	}
+	n.State = "ALIVE"
+	if n.Available == nil {
+		n.Available = n.Total
+	}
+	s.mu.Lock()
+	s.nodes[id] = &nodeEntry{info: n, lastBeat: time.Now()}
+	s.mu.Unlock()
+	return &pb.RegisterNodeReply{}, nil
+}
+
+func (s *Server) UnregisterNode(_ context.Context, req *pb.UnregisterNodeRequest) (*pb.UnregisterNodeReply, error) {
+	id := ids.MustFromBytes(req.GetNodeId())
+	s.markNodeDead(id, "node daemon stopped")
+	return &pb.UnregisterNodeReply{}, nil
+}
+
+func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) (*pb.NodeHeartbeatReply, error) {
+	id := ids.MustFromBytes(req.GetNodeId())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nodes[id]
+	if !ok || n.info.State != "ALIVE" {
+		return &pb.NodeHeartbeatReply{UnknownNode: true}, nil
+	}
+	n.lastBeat = time.Now()
+	n.info.Available = req.GetAvailable()
+	n.info.PendingLeases = req.GetPendingLeases()
+	n.info.PendingDemands = req.GetPendingDemands()
+	n.info.NumWorkers = req.GetNumWorkers()
+	return &pb.NodeHeartbeatReply{}, nil
+}
+
+func (s *Server) GetNodes(_ context.Context, req *pb.GetNodesRequest) (*pb.GetNodesReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &pb.GetNodesReply{}
+	for _, n := range s.nodes {
+		if n.info.State == "ALIVE" || req.GetIncludeDead() {
+			out.Nodes = append(out.Nodes, n.info)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) healthLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.HealthCheckPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var dead []ids.ID
+		s.mu.Lock()
+		for id, n := range s.nodes {
+			if n.info.State == "ALIVE" && time.Since(n.lastBeat) > s.cfg.NodeTimeout {
+				dead = append(dead, id)
+			}
+		}
+		s.mu.Unlock()
+		for _, id := range dead {
+			s.markNodeDead(id, fmt.Sprintf("no heartbeat for %s", s.cfg.NodeTimeout))
+		}
+	}
+}
+
+func (s *Server) markNodeDead(id ids.ID, reason string) {
+	s.mu.Lock()
+	n, ok := s.nodes[id]
+	if !ok || n.info.State == "DEAD" {
+		s.mu.Unlock()
+		return
+	}
+	n.info.State = "DEAD"
+	var lost []ids.ID
+	for aid, a := range s.actors {
+		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == "ALIVE" || a.info.State == "PENDING_CREATION") {
+			lost = append(lost, aid)
+		}
+	}
+	s.mu.Unlock()
+	for _, aid := range lost {
+		s.actorProcessDied(aid, "its node died: "+reason, false)
+	}
+}
+
+// ---------------------------------------------------------------- jobs
+
+func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
+	j := req.GetJob()
+	id, ok := ids.FromBytes(j.GetJobId())
+	if !ok {
+		id = ids.New()
+		j.JobId = id.Bytes()
+	}
+	j.State = "RUNNING"
+	j.StartUnixMs = time.Now().UnixMilli()
+	s.mu.Lock()
+	s.jobs[id] = j
+	s.mu.Unlock()
+	return &pb.RegisterJobReply{JobId: id.Bytes()}, nil
+}
+
+func (s *Server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[ids.MustFromBytes(req.GetJobId())]
+	if !ok {
+		return nil, errs.NotFoundf("gcs: no job %x", req.GetJobId())
+	}
+	return &pb.GetJobReply{Job: j}, nil
+}
+
+func (s *Server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &pb.ListJobsReply{}
+	for _, j := range s.jobs {
+		out.Jobs = append(out.Jobs, j)
+	}
+	return out, nil
+}
+
+// FinishJob marks a job finished and kills the actors its driver owns
+// that are not detached.
+func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.FinishJobReply, error) {
+	id := ids.MustFromBytes(req.GetJobId())
+	s.mu.Lock()
+	j, ok := s.jobs[id]
+	if ok && j.State == "RUNNING" {
+		j.State = "FINISHED"
+		j.EndUnixMs = time.Now().UnixMilli()
+	}
+	var owned []ids.ID
+	for aid, a := range s.actors {
+		if ids.MustFromBytes(a.info.JobId) == id && !a.info.Detached && a.info.State != "DEAD" {
+			owned = append(owned, aid)
+		}
+	}
+	s.mu.Unlock()
+	for _, aid := range owned {
+		s.killActor(aid, "its owner (the job's driver) exited")
+	}
+	return &pb.FinishJobReply{}, nil
+}
+
+// ---------------------------------------------------------------- kv and binaries
+
+func (s *Server) KVPut(_ context.Context, req *pb.KVPutRequest) (*pb.KVPutReply, error) {
+	if req.GetKey() == "" {
+		return nil, errs.Invalidf("gcs: KVPut: empty key")
+	}
+	if len(req.GetValue()) > s.cfg.MaxKVValueBytes {
+		return nil, errs.Invalidf("gcs: KVPut %q: value of %d bytes exceeds the %d-byte limit", req.GetKey(), len(req.GetValue()), s.cfg.MaxKVValueBytes)
+	}
+	k := req.GetNs() + "\x00" + req.GetKey()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.kv[k]; exists && !req.GetOverwrite() {
+		return &pb.KVPutReply{Added: false}, nil
+	}
+	s.kv[k] = req.GetValue()
+	return &pb.KVPutReply{Added: true}, nil
+}
+
+func (s *Server) KVGet(_ context.Context, req *pb.KVGetRequest) (*pb.KVGetReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.kv[req.GetNs()+"\x00"+req.GetKey()]
+	return &pb.KVGetReply{Value: v, Found: ok}, nil
+}
+
+func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
+	var (
+		hash string
+		buf  []byte
+	)
+	for {
+		c, err := stream.Recv()
+		if isEOF(err) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if hash == "" {
+			hash = c.GetHash()
+			if c.GetTotal() > s.cfg.MaxBinaryBytes {
+				return errs.Invalidf("gcs: binary of %d bytes exceeds the %d-byte limit", c.GetTotal(), s.cfg.MaxBinaryBytes)
+			}
+			buf = make([]byte, 0, c.GetTotal())
+		}
+		if c.GetOffset() != int64(len(buf)) {
+			return errs.Invalidf("gcs: binary chunk at offset %d, want %d", c.GetOffset(), len(buf))
+		}
+		buf = append(buf, c.GetData()...)
+	}
+	if hash == "" {
+		return errs.Invalidf("gcs: empty binary upload")
+	}
+	if got := sha256Hex(buf); got != hash {
+		return errs.Invalidf("gcs: binary hash mismatch: declared %s, content %s", hash, got)
+	}
+	s.mu.Lock()
+	s.binaries[hash] = buf
+	s.mu.Unlock()
+	return stream.SendAndClose(&pb.PutBinaryReply{Stored: true})
+}
+
+func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.HasBinaryReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.binaries[req.GetHash()]
+	return &pb.HasBinaryReply{Found: ok}, nil
+}
+
+// binaryChunk is the size of one streamed piece of a job binary.
+const binaryChunk = 1 << 20
+
+func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetBinaryServer) error {
+	s.mu.Lock()
+	b, ok := s.binaries[req.GetHash()]
+	s.mu.Unlock()
+	if !ok {
+		return errs.NotFoundf("gcs: no binary with hash %s", req.GetHash())
+	}
+	for off := 0; off < len(b) || off == 0; off += binaryChunk {
+		end := min(off+binaryChunk, len(b))
+		if err := stream.Send(&pb.BinaryChunk{Hash: req.GetHash(), Offset: int64(off), Data: b[off:end], Total: int64(len(b))}); err != nil {
+			return err
+		}
+		if end == len(b) {
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+// Package raylet is the node daemon: it accounts the node's resources,
+// grants worker leases (or points the caller at another node), runs the
+// pool of worker processes started from each job's binary, hosts the
+// node's object store, and reports to the control store.
+package raylet
+
+import (
+	"time"
+
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/resources"
+)
+
+// Config configures one node daemon.
+type Config struct {
+	// NodeID identifies the node; zero picks a fresh one.
+	NodeID ids.ID
+	// ListenAddress is where the daemon serves gRPC (default 127.0.0.1:0).
+	ListenAddress string
+	// GCSAddress is the control store's address.
+	GCSAddress string
+	// Token is the cluster token sent and required on every call.
+	Token string
+	// SessionDir holds logs and cached job binaries.
+	SessionDir string
+	// Resources are the node's totals (CPU, GPU, memory, custom).
+	Resources resources.Set
+	// GPUIDs name the node's GPUs, as CUDA_VISIBLE_DEVICES values; its
+	// length must equal Resources["GPU"].
+	GPUIDs []string
+	// Labels are matched by label selectors.
+	Labels map[string]string
+	// HeartbeatPeriod is how often the node reports to the control store.
+	HeartbeatPeriod time.Duration
+	// WorkerRegisterTimeout bounds the time from starting a worker process
+	// to its registration.
+	WorkerRegisterTimeout time.Duration
+	// MaxStartupFailures is how many workers of a job may exit before
+	// registering, in a row, before leases for the job fail.
+	MaxStartupFailures int
+	// IdleWorkerTimeout stops workers idle for this long.
+	IdleWorkerTimeout time.Duration
+	// ObjectStoreBytes caps the node's object store.
+	ObjectStoreBytes int64
+	// EchoWorkerOutput copies worker stdout/stderr, prefixed with
+	// "(pid=… node=…)", to this process's stderr (the embedded cluster
+	// sets it so a driver sees its workers' prints).
+	EchoWorkerOutput bool
+}
+
+// DefaultConfig returns defaults for everything but the addresses, token
+// and resources.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddress:         "127.0.0.1:0",
+		HeartbeatPeriod:       500 * time.Millisecond,
+		WorkerRegisterTimeout: 30 * time.Second,
+		MaxStartupFailures:    3,
+		IdleWorkerTimeout:     time.Minute,
+		ObjectStoreBytes:      2 << 30,
+	}
+}

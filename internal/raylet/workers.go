@@ -1,0 +1,395 @@
+package raylet
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
+)
+
+// Environment variables a node daemon sets for the worker processes it
+// starts. The ray package reads them to become a worker.
+const (
+	EnvWorker      = "RAYGO_WORKER"
+	EnvNodeAddress = "RAYGO_NODE_ADDRESS"
+	EnvGCSAddress  = "RAYGO_GCS_ADDRESS"
+	EnvToken       = "RAYGO_TOKEN"
+	EnvWorkerID    = "RAYGO_WORKER_ID"
+	EnvNodeID      = "RAYGO_NODE_ID"
+	EnvJobID       = "RAYGO_JOB_ID"
+	EnvSessionDir  = "RAYGO_SESSION_DIR"
+)
+
+// stderrTailBytes is how much of a worker's stderr is kept to explain a
+// startup failure.
+const stderrTailBytes = 4096
+
+type worker struct {
+	id         ids.ID
+	key        poolKey
+	cmd        *exec.Cmd
+	pid        int
+	addr       string        // set at registration
+	registered chan struct{} // closed at registration
+	exited     chan struct{} // closed after the process is reaped
+	exitCode   int
+	lease      *lease // guarded by Raylet.mu
+	idleSince  time.Time
+	dead       bool   // guarded by Raylet.mu
+	killReason string // guarded by Raylet.mu
+
+	tailMu sync.Mutex
+	tail   []byte
+}
+
+func (w *worker) kill() {
+	if w.cmd.Process != nil {
+		_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	}
+}
+
+func (w *worker) stderrTail() string {
+	w.tailMu.Lock()
+	defer w.tailMu.Unlock()
+	return string(w.tail)
+}
+
+// acquireWorker pops an idle worker of the job with the allocation's GPUs,
+// or starts one and waits for it to register.
+func (r *Raylet) acquireWorker(ctx context.Context, job ids.ID, alloc resources.Allocation, actor bool) (*worker, error) {
+	key := poolKey{job: job, gpus: strings.Join(alloc.GPUIDs, ",")}
+	for {
+		r.mu.Lock()
+		if q := r.idle[key]; len(q) > 0 {
+			w := q[len(q)-1]
+			r.idle[key] = q[:len(q)-1]
+			r.mu.Unlock()
+			return w, nil
+		}
+		r.mu.Unlock()
+		w, err := r.startWorker(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-w.registered:
+			r.mu.Lock()
+			delete(r.failures, job)
+			r.mu.Unlock()
+			return w, nil
+		case <-w.exited:
+			r.mu.Lock()
+			f := r.failures[job]
+			if f == nil {
+				f = &startupFailures{}
+				r.failures[job] = f
+			}
+			f.count++
+			f.lastCode = w.exitCode
+			f.stderr = w.stderrTail()
+			n := f.count
+			serr := r.startupErrorLocked(job)
+			r.mu.Unlock()
+			if n >= r.cfg.MaxStartupFailures {
+				r.failPendingForJob(job, serr)
+				return nil, serr
+			}
+			// Back off before the next try: 100 ms, 200 ms, ...
+			t := time.NewTimer(time.Duration(n) * 100 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
+		case <-time.After(r.cfg.WorkerRegisterTimeout):
+			w.kill()
+			return nil, errs.Systemf("raylet: worker pid %d did not register within %s", w.pid, r.cfg.WorkerRegisterTimeout)
+		case <-ctx.Done():
+			w.kill()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (r *Raylet) startupErrorLocked(job ids.ID) error {
+	f := r.failures[job]
+	return &errs.WorkerStartupError{Binary: r.binaries[job], ExitCode: f.lastCode, Attempts: f.count, Stderr: f.stderr}
+}
+
+// failPendingForJob fails the waiting leases of a job whose workers cannot start.
+func (r *Raylet) failPendingForJob(job ids.ID, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := r.pending[:0]
+	for _, p := range r.pending {
+		if ids.MustFromBytes(p.req.GetJobId()) == job {
+			p.ready <- leaseGrant{err: err}
+			continue
+		}
+		kept = append(kept, p)
+	}
+	r.pending = kept
+}
+
+// startWorker execs the job's binary as a worker process.
+func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) {
+	bin, err := r.jobBinary(ctx, key.job)
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{id: ids.New(), key: key, registered: make(chan struct{}), exited: make(chan struct{})}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		EnvWorker+"=1",
+		EnvNodeAddress+"="+r.address,
+		EnvGCSAddress+"="+r.cfg.GCSAddress,
+		EnvToken+"="+r.cfg.Token,
+		EnvWorkerID+"="+w.id.String(),
+		EnvNodeID+"="+r.nodeID.String(),
+		EnvJobID+"="+key.job.String(),
+		EnvSessionDir+"="+r.cfg.SessionDir,
+		"CUDA_VISIBLE_DEVICES="+key.gpus,
+		"RAYGO_ADDRESS=",
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		return nil, errs.Systemf("raylet: node is stopping")
+	}
+	if err := cmd.Start(); err != nil {
+		r.mu.Unlock()
+		return nil, &errs.WorkerStartupError{Binary: bin, ExitCode: -1, Attempts: 1, Stderr: err.Error()}
+	}
+	w.cmd, w.pid = cmd, cmd.Process.Pid
+	r.workers[w.id] = w
+	r.mu.Unlock()
+
+	logBase := filepath.Join(r.cfg.SessionDir, "logs", fmt.Sprintf("worker-%s-%d", w.id.Short(), w.pid))
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	r.wg.Add(1)
+	go func() { defer pipes.Done(); r.pump(w, stdout, logBase+".out", false) }()
+	go func() { defer pipes.Done(); r.pump(w, stderr, logBase+".err", true) }()
+	go func() {
+		defer r.wg.Done()
+		pipes.Wait()
+		err := cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		w.exitCode = code
+		r.workerExited(w)
+		close(w.exited)
+	}()
+	return w, nil
+}
+
+// pump copies one of a worker's output streams to its log file and, for
+// the embedded cluster, to this process's stderr with a prefix.
+func (r *Raylet) pump(w *worker, src io.Reader, path string, isErr bool) {
+	var f *os.File
+	if r.cfg.SessionDir != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			f, _ = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		}
+	}
+	if f != nil {
+		defer f.Close()
+	}
+	prefix := fmt.Sprintf("(pid=%d node=%s) ", w.pid, r.nodeID.Short())
+	sc := bufio.NewScanner(src)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if f != nil {
+			_, _ = f.Write(line)
+			_, _ = f.Write([]byte{'\n'})
+		}
+		if r.cfg.EchoWorkerOutput {
+			fmt.Fprintf(os.Stderr, "%s%s\n", prefix, line)
+		}
+		if isErr {
+			w.tailMu.Lock()
+			w.tail = append(w.tail, line...)
+			w.tail = append(w.tail, '\n')
+			if len(w.tail) > stderrTailBytes {
+				w.tail = w.tail[len(w.tail)-stderrTailBytes:]
+			}
+			w.tailMu.Unlock()
+		}
+	}
+	_, _ = io.Copy(io.Discard, src)
+}
+
+// workerExited frees what the worker held and reports its death.
+func (r *Raylet) workerExited(w *worker) {
+	r.mu.Lock()
+	w.dead = true
+	delete(r.workers, w.id)
+	q := r.idle[w.key]
+	for i, x := range q {
+		if x == w {
+			r.idle[w.key] = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if l := w.lease; l != nil {
+		delete(r.leases, l.id)
+		r.freeLeaseLocked(l)
+		w.lease = nil
+		r.dispatchLocked()
+	}
+	registered := w.addr != ""
+	reason := w.killReason
+	stopping := r.stopping
+	r.mu.Unlock()
+	if !registered || stopping {
+		return
+	}
+	if reason == "" {
+		reason = fmt.Sprintf("worker process pid %d exited with code %d", w.pid, w.exitCode)
+		if w.exitCode == -1 {
+			reason = fmt.Sprintf("worker process pid %d was killed by a signal", w.pid)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	_, _ = r.gcs.WorkerDied(ctx, &pb.WorkerDiedRequest{NodeId: r.nodeID.Bytes(), WorkerId: w.id.Bytes(),
+		Address: w.addr, ExitCode: int32(w.exitCode), Reason: reason})
+}
+
+// RegisterWorker is called by a worker process once it serves its
+// CoreWorker endpoint.
+func (r *Raylet) RegisterWorker(_ context.Context, req *pb.RegisterWorkerRequest) (*pb.RegisterWorkerReply, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, ok := r.workers[ids.MustFromBytes(req.GetWorkerId())]
+	if !ok {
+		return nil, errs.NotFoundf("raylet: unknown worker %x", req.GetWorkerId())
+	}
+	if w.addr == "" {
+		w.addr = req.GetAddress()
+		close(w.registered)
+	}
+	return &pb.RegisterWorkerReply{NodeId: r.nodeID.Bytes()}, nil
+}
+
+// jobBinary returns the path of the job's executable on this node: the
+// driver's own path when it is on this host with the same content, or a
+// copy fetched from the control store by content hash into the session's
+// binary cache.
+func (r *Raylet) jobBinary(ctx context.Context, job ids.ID) (string, error) {
+	r.mu.Lock()
+	if p, ok := r.binaries[job]; ok {
+		r.mu.Unlock()
+		return p, nil
+	}
+	r.mu.Unlock()
+	reply, err := r.gcs.GetJob(ctx, &pb.GetJobRequest{JobId: job.Bytes()})
+	if err != nil {
+		return "", fmt.Errorf("raylet: look up job %s: %w", job, err)
+	}
+	j := reply.GetJob()
+	path := j.GetBinaryPath()
+	if j.GetBinaryHash() != "" {
+		if h, err := fileSHA256(path); err != nil || h != j.GetBinaryHash() {
+			path, err = r.fetchBinary(ctx, j.GetBinaryHash())
+			if err != nil {
+				return "", err
+			}
+		}
+	}
+	r.mu.Lock()
+	r.binaries[job] = path
+	r.mu.Unlock()
+	return path, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (r *Raylet) fetchBinary(ctx context.Context, hash string) (string, error) {
+	dir := filepath.Join(r.cfg.SessionDir, "binaries")
+	dst := filepath.Join(dir, hash)
+	if h, err := fileSHA256(dst); err == nil && h == hash {
+		return dst, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	stream, err := r.gcs.GetBinary(ctx, &pb.GetBinaryRequest{Hash: hash})
+	if err != nil {
+		return "", fmt.Errorf("raylet: fetch binary %s: %w", hash, err)
+	}
+	tmp, err := os.CreateTemp(dir, hash+".*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			tmp.Close()
+			return "", fmt.Errorf("raylet: fetch binary %s: %w", hash, err)
+		}
+		_, _ = h.Write(c.GetData())
+		if _, err := tmp.Write(c.GetData()); err != nil {
+			tmp.Close()
+			return "", err
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != hash {
+		return "", errs.Systemf("raylet: binary %s arrived with hash %s", hash, got)
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
