@@ -1,0 +1,407 @@
+package coreworker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
+)
+
+// ActorOptions are the creation options of an actor.
+type ActorOptions struct {
+	Resources resources.Set
+	Name      string
+	Namespace string
+	// GetIfExists returns the existing live actor of that name instead of
+	// failing.
+	GetIfExists bool
+	// Detached actors outlive their creator; others die with it.
+	Detached bool
+	// MaxRestarts: times the actor is restarted after its process dies
+	// (-1: forever).
+	MaxRestarts int
+	// MaxTaskRetries: times a call is retried when the actor's process
+	// dies while it runs (-1: forever). 0 makes calls at-most-once.
+	MaxTaskRetries int
+	// MaxConcurrency: calls that may run at once (default 1).
+	MaxConcurrency int
+}
+
+// ActorHandle names an actor. It is a plain value: copy it, pass it to
+// tasks and other actors.
+type ActorHandle struct {
+	ID             ids.ID
+	Class          string
+	Name           string
+	MaxTaskRetries int
+}
+
+// CreateActor registers an actor with the control store, which places it
+// and runs its constructor. The handle is usable at once: calls wait for
+// the actor to be alive.
+func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg, opts ActorOptions) (ActorHandle, error) {
+	if err := resources.Validate(opts.Resources); err != nil {
+		return ActorHandle{}, fmt.Errorf("raygo: actor %s: %w", class, err)
+	}
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = 1
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = cw.cfg.Namespace
+	}
+	aid := ids.New()
+	spec := &pb.TaskSpec{
+		TaskId: ids.New().Bytes(), JobId: cw.cfg.JobID.Bytes(), Function: class, Name: opts.Name,
+		OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(), Resources: &pb.Resources{Amounts: opts.Resources},
+		ActorId: aid.Bytes(), ActorCreation: true, MaxConcurrency: int32(opts.MaxConcurrency), MaxRetries: int32(opts.MaxTaskRetries),
+	}
+	t := &task{spec: spec}
+	if _, err := cw.prepare(t, args); err != nil {
+		return ActorHandle{}, err
+	}
+	// Creation arguments stay pinned for the actor's life (restarts re-run
+	// the constructor with them); the task record itself is not pending.
+	cw.mu.Lock()
+	delete(cw.tasks, t.id())
+	cw.mu.Unlock()
+	done := make(chan struct{})
+	cw.resolveDeps(t, func(*task) { close(done) })
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ActorHandle{}, ctx.Err()
+	}
+	if t.depErr != nil {
+		return ActorHandle{}, errs.FromInfo(t.depErr)
+	}
+	maxRestarts := opts.MaxRestarts
+	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, Actor: &pb.ActorInfo{
+		ActorId: aid.Bytes(), JobId: cw.cfg.JobID.Bytes(), Name: opts.Name, Namespace: opts.Namespace, ClassName: class,
+		MaxRestarts: int32(maxRestarts), Detached: opts.Detached, OwnerId: cw.workerID.Bytes(), OwnerAddress: cw.address,
+		Creation: spec,
+	}})
+	if err != nil {
+		cw.mu.Lock()
+		cw.releaseHoldsLocked(t)
+		cw.mu.Unlock()
+		return ActorHandle{}, err
+	}
+	info := reply.GetActor()
+	if reply.GetExisted() {
+		cw.mu.Lock()
+		cw.releaseHoldsLocked(t)
+		cw.mu.Unlock()
+	}
+	return handleFromInfo(info), nil
+}
+
+func handleFromInfo(info *pb.ActorInfo) ActorHandle {
+	return ActorHandle{ID: ids.MustFromBytes(info.GetActorId()), Class: info.GetClassName(), Name: info.GetName(),
+		MaxTaskRetries: int(info.GetCreation().GetMaxRetries())}
+}
+
+// GetActor looks up a live named actor.
+func (cw *CoreWorker) GetActor(ctx context.Context, name, namespace string) (ActorHandle, error) {
+	if namespace == "" {
+		namespace = cw.cfg.Namespace
+	}
+	reply, err := cw.gcs.GetActor(ctx, &pb.GetActorRequest{Name: name, Namespace: namespace})
+	if err != nil {
+		return ActorHandle{}, err
+	}
+	return handleFromInfo(reply.GetActor()), nil
+}
+
+// KillActor kills an actor. Without restart it is dead at once for this
+// process and, through the control store, for everyone.
+func (cw *CoreWorker) KillActor(ctx context.Context, h ActorHandle, noRestart bool) error {
+	if _, err := cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: h.ID.Bytes(), NoRestart: noRestart}); err != nil {
+		return err
+	}
+	if noRestart {
+		a := cw.actorClient(h)
+		cw.mu.Lock()
+		a.dieLocked(&errs.ActorDiedError{ActorID: h.ID.String(), Name: h.Name, Reason: "killed by ray.Kill"})
+		cw.mu.Unlock()
+	}
+	return nil
+}
+
+// actorClient sends one process's calls to one actor, in order.
+type actorClient struct {
+	cw       *CoreWorker
+	h        ActorHandle
+	queue    []*task          // guarded by cw.mu; not yet sent, in call order
+	inflight map[ids.ID]*task // guarded by cw.mu
+	addr     string           // guarded by cw.mu; set while connected
+	version  uint64           // guarded by cw.mu; last actor version seen
+	sendCh   chan *pb.TaskSpec
+	cancel   context.CancelFunc
+	gen      int   // guarded by cw.mu; connection generation
+	watching bool  // guarded by cw.mu
+	dead     error // guarded by cw.mu
+	seq      uint64
+}
+
+func (cw *CoreWorker) actorClient(h ActorHandle) *actorClient {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	a, ok := cw.actors[h.ID]
+	if !ok {
+		a = &actorClient{cw: cw, h: h, inflight: map[ids.ID]*task{}}
+		cw.actors[h.ID] = a
+	}
+	return a
+}
+
+// SubmitActorTask calls method on the actor and returns handles on the
+// call's return objects.
+func (cw *CoreWorker) SubmitActorTask(h ActorHandle, method string, args []Arg, opts TaskOptions) ([]*Ref, error) {
+	if opts.NumReturns <= 0 {
+		opts.NumReturns = 1
+	}
+	a := cw.actorClient(h)
+	spec := &pb.TaskSpec{
+		TaskId: ids.New().Bytes(), JobId: cw.cfg.JobID.Bytes(), Function: h.Class + "." + method, Name: opts.Name,
+		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(),
+		ActorId: h.ID.Bytes(), CallerId: cw.workerID.Bytes(),
+	}
+	t := &task{spec: spec, actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	refs, err := cw.prepare(t, args)
+	if err != nil {
+		return nil, err
+	}
+	cw.mu.Lock()
+	a.seq++
+	spec.SeqNo = a.seq
+	a.queue = append(a.queue, t)
+	if a.dead != nil {
+		a.failQueuedLocked()
+		cw.mu.Unlock()
+		return refs, nil
+	}
+	cw.mu.Unlock()
+	cw.resolveDeps(t, func(t *task) {
+		cw.mu.Lock()
+		defer cw.mu.Unlock()
+		t.resolved = true
+		a.pumpLocked()
+	})
+	return refs, nil
+}
+
+func (a *actorClient) pumpLocked() {
+	if a.dead != nil {
+		a.failQueuedLocked()
+		return
+	}
+	if a.addr == "" {
+		a.watchLocked()
+		return
+	}
+	for len(a.queue) > 0 {
+		t := a.queue[0]
+		if !t.resolved {
+			return // head of line waits for its arguments
+		}
+		a.queue[0] = nil
+		a.queue = a.queue[1:]
+		if t.cancelled {
+			a.cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+			continue
+		}
+		if t.depErr != nil {
+			a.cw.finishLocked(t, t.depErr)
+			continue
+		}
+		a.inflight[t.id()] = t
+		a.sendCh <- t.spec
+	}
+}
+
+func (a *actorClient) failQueuedLocked() {
+	q := a.queue
+	a.queue = nil
+	info := errs.ToInfo(a.dead)
+	for _, t := range q {
+		a.cw.finishLocked(t, info)
+	}
+}
+
+func (a *actorClient) requeueLocked(t *task) {
+	a.queue = append([]*task{t}, a.queue...)
+}
+
+func (a *actorClient) dieLocked(err error) {
+	if a.dead != nil {
+		return
+	}
+	a.dead = err
+	a.disconnectLocked()
+	infl := a.inflight
+	a.inflight = map[ids.ID]*task{}
+	info := errs.ToInfo(err)
+	for _, t := range infl {
+		a.cw.finishLocked(t, info)
+	}
+	a.failQueuedLocked()
+}
+
+func (a *actorClient) disconnectLocked() {
+	if a.addr == "" {
+		return
+	}
+	a.addr = ""
+	a.gen++
+	close(a.sendCh)
+	a.cancel()
+}
+
+func (a *actorClient) close() {
+	a.cw.mu.Lock()
+	defer a.cw.mu.Unlock()
+	a.disconnectLocked()
+}
+
+// watchLocked starts following the actor's state in the control store
+// until it is alive (then connects) or dead.
+func (a *actorClient) watchLocked() {
+	if a.watching || a.cw.closed {
+		return
+	}
+	a.watching = true
+	since := a.version
+	a.cw.wg.Add(1)
+	go func() {
+		defer a.cw.wg.Done()
+		a.watch(since)
+	}()
+}
+
+func (a *actorClient) watch(since uint64) {
+	cw := a.cw
+	backoff := 10 * time.Millisecond
+	for cw.ctx.Err() == nil {
+		reply, err := cw.gcs.WaitActor(cw.ctx, &pb.WaitActorRequest{ActorId: a.h.ID.Bytes(), SinceVersion: since, TimeoutMs: 10000})
+		if err != nil {
+			if isUnavailable(err) {
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			cw.mu.Lock()
+			a.watching = false
+			a.dieLocked(&errs.ActorDiedError{ActorID: a.h.ID.String(), Name: a.h.Name, Reason: "control store: " + err.Error()})
+			cw.mu.Unlock()
+			return
+		}
+		info := reply.GetActor()
+		since = info.GetVersion()
+		switch info.GetState() {
+		case "DEAD":
+			cw.mu.Lock()
+			a.watching = false
+			a.version = since
+			cause := errs.FromInfo(info.GetDeathCause())
+			if cause == nil {
+				cause = &errs.ActorDiedError{ActorID: a.h.ID.String(), Name: a.h.Name, Reason: "dead"}
+			}
+			a.dieLocked(cause)
+			cw.mu.Unlock()
+			return
+		case "ALIVE":
+			if err := a.connect(info); err != nil {
+				// The process is gone already; wait for the next version.
+				continue
+			}
+			return
+		}
+	}
+}
+
+// connect opens a stream to the actor's worker and sends what is queued.
+func (a *actorClient) connect(info *pb.ActorInfo) error {
+	cw := a.cw
+	conn, err := cw.pool.Get(info.GetAddress())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(cw.ctx)
+	stream, err := pb.NewCoreWorkerClient(conn).PushTasks(ctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	sendCh := make(chan *pb.TaskSpec, 1024)
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	a.watching = false
+	a.version = info.GetVersion()
+	if a.dead != nil || cw.closed {
+		cancel()
+		close(sendCh)
+		return nil
+	}
+	a.addr, a.sendCh, a.cancel = info.GetAddress(), sendCh, cancel
+	a.gen++
+	gen := a.gen
+	cw.wg.Add(2)
+	go cw.sendLoop(stream, sendCh)
+	go a.recvLoop(stream, gen)
+	a.pumpLocked()
+	return nil
+}
+
+func (a *actorClient) recvLoop(stream pb.CoreWorker_PushTasksClient, gen int) {
+	cw := a.cw
+	defer cw.wg.Done()
+	for {
+		batch, err := stream.Recv()
+		cw.mu.Lock()
+		if err != nil {
+			if a.gen == gen {
+				a.connLostLocked(err)
+			}
+			cw.mu.Unlock()
+			return
+		}
+		for _, r := range batch.GetReplies() {
+			tid := ids.MustFromBytes(r.GetTaskId())
+			if t, ok := a.inflight[tid]; ok {
+				delete(a.inflight, tid)
+				cw.replyLocked(t, r)
+			}
+		}
+		a.pumpLocked()
+		cw.mu.Unlock()
+	}
+}
+
+// connLostLocked handles the actor's process going away: calls in flight
+// are retried (MaxTaskRetries) or fail with ActorDied, and the client
+// waits for the control store to restart or bury the actor.
+func (a *actorClient) connLostLocked(cause error) {
+	a.disconnectLocked()
+	failed := make([]*task, 0, len(a.inflight))
+	for _, t := range a.inflight {
+		failed = append(failed, t)
+	}
+	a.inflight = map[ids.ID]*task{}
+	sortBySeqDesc(failed)
+	for _, t := range failed {
+		switch {
+		case t.cancelled:
+			a.cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+		case t.retriesLeft != 0:
+			a.cw.retryLocked(t)
+		default:
+			a.cw.finishLocked(t, errs.ToInfo(&errs.ActorDiedError{ActorID: a.h.ID.String(), Name: a.h.Name,
+				Reason: fmt.Sprintf("the actor's process died while the call ran (%v); set MaxTaskRetries to retry calls", cause)}))
+		}
+	}
+	a.watchLocked()
+}

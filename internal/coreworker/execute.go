@@ -1,0 +1,427 @@
+package coreworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raygo/raygo/internal/codec"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// TaskInfo describes the task a function is running; the ray package
+// exposes it through the task's context.
+type TaskInfo struct {
+	TaskID   ids.ID
+	Function string
+	Attempt  int
+	NodeID   ids.ID
+	WorkerID ids.ID
+	ActorID  ids.ID
+}
+
+type taskInfoKey struct{}
+
+// InfoFrom returns the running task's info, if ctx belongs to a task.
+func InfoFrom(ctx context.Context) (TaskInfo, bool) {
+	ti, ok := ctx.Value(taskInfoKey{}).(TaskInfo)
+	return ti, ok
+}
+
+// executor runs tasks pushed to a worker process.
+type executor struct {
+	cw      *CoreWorker
+	running atomic.Int32
+
+	mu        sync.Mutex
+	cancels   map[ids.ID]context.CancelFunc // guarded by mu; running tasks
+	cancelled map[ids.ID]bool               // guarded by mu
+	actor     any                           // guarded by mu; the hosted actor instance
+	actorID   ids.ID                        // guarded by mu
+	sem       chan struct{}                 // actor concurrency slots
+}
+
+func newExecutor(cw *CoreWorker) *executor {
+	return &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}}
+}
+
+// PushTasks receives task batches on a stream, runs them in order (actor
+// calls up to the actor's concurrency) and streams replies back.
+func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
+	if cw.exec == nil {
+		return errs.Invalidf("coreworker: this process is a driver and runs no tasks")
+	}
+	e := cw.exec
+	replies := make(chan *pb.TaskReply, 1024)
+	sendDone := make(chan error, 1)
+	go func() {
+		var err error
+		batch := make([]*pb.TaskReply, 0, 64)
+		for r := range replies {
+			batch = append(batch[:0], r)
+		drain:
+			for len(batch) < 1024 {
+				select {
+				case r2, ok := <-replies:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, r2)
+				default:
+					break drain
+				}
+			}
+			if err == nil {
+				err = stream.Send(&pb.ReplyBatch{Replies: batch})
+			}
+		}
+		sendDone <- err
+	}()
+
+	queue := newSpecQueue()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			spec, ok := queue.pop()
+			if !ok {
+				return
+			}
+			if spec.GetActorId() != nil && e.sem != nil && cap(e.sem) > 1 {
+				e.sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-e.sem }()
+					replies <- e.run(stream.Context(), spec)
+				}()
+				continue
+			}
+			if e.sem != nil {
+				e.sem <- struct{}{}
+			}
+			replies <- e.run(stream.Context(), spec)
+			if e.sem != nil {
+				<-e.sem
+			}
+		}
+	}()
+	var recvErr error
+	for {
+		batch, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		for _, s := range batch.GetTasks() {
+			queue.push(s)
+		}
+	}
+	queue.close()
+	wg.Wait()
+	close(replies)
+	if err := <-sendDone; err != nil && recvErr == nil {
+		recvErr = err
+	}
+	if recvErr != nil && stream.Context().Err() != nil {
+		return nil // the caller went away
+	}
+	return recvErr
+}
+
+// run executes one task and builds its reply.
+func (e *executor) run(streamCtx context.Context, spec *pb.TaskSpec) *pb.TaskReply {
+	cw := e.cw
+	tid := ids.MustFromBytes(spec.GetTaskId())
+	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
+	e.mu.Lock()
+	if e.cancelled[tid] {
+		delete(e.cancelled, tid)
+		e.mu.Unlock()
+		reply.Error = errs.ToInfo(&errs.CancelledError{Function: spec.GetFunction(), TaskID: tid.String()})
+		return reply
+	}
+	ctx, cancel := context.WithCancel(cw.ctx)
+	e.cancels[tid] = cancel
+	instance := e.actor
+	e.mu.Unlock()
+	defer func() {
+		cancel()
+		e.mu.Lock()
+		delete(e.cancels, tid)
+		wasCancelled := e.cancelled[tid]
+		delete(e.cancelled, tid)
+		e.mu.Unlock()
+		if wasCancelled {
+			reply.Returns = nil
+			reply.Error = errs.ToInfo(&errs.CancelledError{Function: spec.GetFunction(), TaskID: tid.String()})
+		}
+	}()
+	ctx = context.WithValue(ctx, taskInfoKey{}, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
+		NodeID: cw.cfg.NodeID, WorkerID: cw.workerID, ActorID: ids.MustFromBytes(spec.GetActorId())})
+
+	args, err := e.resolveArgs(ctx, spec)
+	if err != nil {
+		reply.Error = errs.ToInfo(err)
+		return reply
+	}
+	var call func() ([]Encoded, error)
+	if spec.GetActorId() != nil {
+		m, ok := cw.registry.method(spec.GetFunction())
+		if !ok {
+			reply.Error = errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})
+			return reply
+		}
+		if instance == nil {
+			reply.Error = errs.ToInfo(&errs.ActorDiedError{ActorID: ids.MustFromBytes(spec.GetActorId()).String(), Reason: "this worker hosts no actor"})
+			return reply
+		}
+		call = func() ([]Encoded, error) { return m(ctx, instance, args) }
+	} else {
+		f, ok := cw.registry.fn(spec.GetFunction())
+		if !ok {
+			reply.Error = errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})
+			return reply
+		}
+		call = func() ([]Encoded, error) { return f(ctx, args) }
+	}
+	start := time.Now()
+	e.running.Add(1)
+	rets, err, stack := protect(call)
+	e.running.Add(-1)
+	reply.ExecMicros = time.Since(start).Microseconds()
+	if err != nil {
+		reply.Error = e.appError(spec, err, stack)
+		return reply
+	}
+	if len(rets) != len(spec.GetReturnIds()) {
+		reply.Error = errs.ToInfo(errs.Systemf("raygo: %s returned %d values, want %d", spec.GetFunction(), len(rets), len(spec.GetReturnIds())))
+		return reply
+	}
+	reply.Returns, err = e.storeReturns(ctx, spec, rets)
+	if err != nil {
+		reply.Error = errs.ToInfo(err)
+		return reply
+	}
+	cw.flushBorrows(ctx)
+	return reply
+}
+
+func (e *executor) appError(spec *pb.TaskSpec, err error, stack string) *pb.ErrorInfo {
+	var (
+		ae *errs.ArgumentError
+		nr *errs.NotRegisteredError
+	)
+	if errors.As(err, &ae) || errors.As(err, &nr) {
+		return errs.ToInfo(err)
+	}
+	return errs.FromAppError(spec.GetFunction(), err, stack, stack != "", e.cw.cfg.NodeID.String(), e.cw.workerID.String(), int(spec.GetAttempt()))
+}
+
+// protect runs f, turning a panic into an error with its stack.
+func protect(f func() ([]Encoded, error)) (rets []Encoded, err error, stack string) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+			stack = string(debug.Stack())
+		}
+	}()
+	rets, err = f()
+	return
+}
+
+// resolveArgs returns each argument's encoded bytes, fetching refs from
+// their owners or object stores.
+func (e *executor) resolveArgs(ctx context.Context, spec *pb.TaskSpec) ([][]byte, error) {
+	args := make([][]byte, len(spec.GetArgs()))
+	for i, a := range spec.GetArgs() {
+		if v := a.GetValue(); v != nil {
+			if v.GetError() != nil {
+				return nil, errs.FromInfo(v.GetError())
+			}
+			d, err := e.cw.valueBytes(ctx, ids.Nil, v)
+			if err != nil {
+				return nil, err
+			}
+			args[i] = d
+			continue
+		}
+		r := a.GetRef()
+		ref := &Ref{ID: ids.MustFromBytes(r.GetId()), OwnerAddr: r.GetOwnerAddress(), OwnerID: ids.MustFromBytes(r.GetOwnerId())}
+		data, objErrs, err := e.cw.getUncounted(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if objErrs != nil {
+			return nil, objErrs
+		}
+		args[i] = data
+	}
+	return args, nil
+}
+
+// storeReturns turns encoded results into reply values: large ones into
+// the node's store, and nested refs registered with their owners as
+// borrowed by the caller.
+func (e *executor) storeReturns(ctx context.Context, spec *pb.TaskSpec, rets []Encoded) ([]*pb.Value, error) {
+	out := make([]*pb.Value, len(rets))
+	caller := spec.GetOwnerAddress()
+	byOwner := map[string][]ids.ID{}
+	for i, r := range rets {
+		v, err := e.cw.makeValue(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), r.Data)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range r.Nested {
+			v.Nested = append(v.Nested, &pb.ObjectRef{Id: n.ID, OwnerId: n.OwnerID, OwnerAddress: n.OwnerAddress})
+			if n.OwnerAddress != caller {
+				byOwner[n.OwnerAddress] = append(byOwner[n.OwnerAddress], ids.MustFromBytes(n.ID))
+			}
+		}
+		out[i] = v
+	}
+	for owner, list := range byOwner {
+		e.cw.registerBorrower(ctx, owner, list, caller)
+	}
+	return out, nil
+}
+
+// getUncounted fetches an object's bytes for a task argument; the caller
+// holds the reference for the task's duration, so no handle is made.
+func (cw *CoreWorker) getUncounted(ctx context.Context, ref *Ref) ([]byte, error, error) {
+	cw.mu.Lock()
+	o, ok := cw.objects[ref.ID]
+	cw.mu.Unlock()
+	var v *pb.Value
+	var err error
+	if ok && o.ready {
+		v = o.value
+	} else if ref.OwnerID == cw.workerID {
+		v, err = cw.waitValue(ctx, ref, ok, o)
+	} else {
+		v, err = cw.askOwner(ctx, ref)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := cw.valueBytes(ctx, ref.ID, v)
+	return d, errs.FromInfo(v.GetError()), err
+}
+
+// CancelTask cancels a running or queued task; with force the worker
+// process exits.
+func (cw *CoreWorker) cancelTask(_ context.Context, req *pb.CancelTaskRequest) (*pb.CancelTaskReply, error) {
+	if cw.exec == nil {
+		return &pb.CancelTaskReply{}, nil
+	}
+	e := cw.exec
+	tid := ids.MustFromBytes(req.GetTaskId())
+	e.mu.Lock()
+	cancel, running := e.cancels[tid]
+	e.cancelled[tid] = true
+	e.mu.Unlock()
+	if req.GetForce() {
+		go func() {
+			time.Sleep(5 * time.Millisecond) // let the reply go out
+			exitProcess(1)
+		}()
+		return &pb.CancelTaskReply{Found: true}, nil
+	}
+	if running {
+		cancel()
+	}
+	return &pb.CancelTaskReply{Found: running}, nil
+}
+
+// CreateActor runs an actor's constructor in this worker, which then hosts
+// the actor for the rest of its life.
+func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequest) (*pb.CreateActorTaskReply, error) {
+	if cw.exec == nil {
+		return nil, errs.Invalidf("coreworker: a driver cannot host an actor")
+	}
+	e := cw.exec
+	spec := req.GetSpec()
+	ctor, ok := cw.registry.class(spec.GetFunction())
+	if !ok {
+		return &pb.CreateActorTaskReply{Error: errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})}, nil
+	}
+	aid := ids.MustFromBytes(spec.GetActorId())
+	tctx := context.WithValue(cw.ctx, taskInfoKey{}, TaskInfo{TaskID: ids.MustFromBytes(spec.GetTaskId()), Function: spec.GetFunction(),
+		NodeID: cw.cfg.NodeID, WorkerID: cw.workerID, ActorID: aid})
+	args, err := e.resolveArgs(tctx, spec)
+	if err != nil {
+		return &pb.CreateActorTaskReply{Error: errs.ToInfo(err)}, nil
+	}
+	var instance any
+	_, err, stack := protect(func() ([]Encoded, error) {
+		var err error
+		instance, err = ctor(tctx, args)
+		return nil, err
+	})
+	if err != nil {
+		return &pb.CreateActorTaskReply{Error: e.appError(spec, err, stack)}, nil
+	}
+	cw.flushBorrows(ctx)
+	n := max(1, int(spec.GetMaxConcurrency()))
+	e.mu.Lock()
+	e.actor, e.actorID = instance, aid
+	e.sem = make(chan struct{}, n)
+	e.mu.Unlock()
+	return &pb.CreateActorTaskReply{}, nil
+}
+
+// specQueue is an unbounded FIFO of task specs between a stream's reader
+// and its executor.
+type specQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*pb.TaskSpec
+	closed bool
+}
+
+func newSpecQueue() *specQueue {
+	q := &specQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *specQueue) push(s *pb.TaskSpec) {
+	q.mu.Lock()
+	q.items = append(q.items, s)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *specQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+func (q *specQueue) pop() (*pb.TaskSpec, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return nil, false
+	}
+	s := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	return s, true
+}
+
+var _ = codec.Ref{}

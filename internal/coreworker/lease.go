@@ -1,0 +1,267 @@
+package coreworker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// leasedWorker is a worker leased from a node daemon, with the stream that
+// carries tasks to it and replies back.
+type leasedWorker struct {
+	key        *schedKey
+	leaseID    ids.ID
+	workerID   ids.ID
+	nodeID     ids.ID
+	addr       string
+	rayletAddr string
+	stream     pb.CoreWorker_PushTasksClient
+	cancel     context.CancelFunc
+	sendCh     chan *pb.TaskSpec
+	inflight   map[ids.ID]*task // guarded by CoreWorker.mu
+	lastUsed   time.Time        // guarded by CoreWorker.mu
+	dead       bool             // guarded by CoreWorker.mu
+	returned   bool             // guarded by CoreWorker.mu
+}
+
+// shortExec is the run time under which a class's tasks count as short:
+// short tasks are pipelined deeper to each worker.
+const shortExec = time.Millisecond
+
+func (cw *CoreWorker) connectWorker(k *schedKey, reply *pb.LeaseReply, rayletAddr string) (*leasedWorker, error) {
+	lw := &leasedWorker{
+		key: k, leaseID: ids.MustFromBytes(reply.GetLeaseId()), workerID: ids.MustFromBytes(reply.GetWorkerId()),
+		nodeID: ids.MustFromBytes(reply.GetNodeId()), addr: reply.GetWorkerAddress(), rayletAddr: rayletAddr,
+		sendCh: make(chan *pb.TaskSpec, cw.cfg.MaxPipeline+1), inflight: map[ids.ID]*task{}, lastUsed: time.Now(),
+	}
+	conn, err := cw.pool.Get(lw.addr)
+	if err == nil {
+		ctx, cancel := context.WithCancel(cw.ctx)
+		lw.cancel = cancel
+		lw.stream, err = pb.NewCoreWorkerClient(conn).PushTasks(ctx)
+		if err != nil {
+			cancel()
+		}
+	}
+	if err != nil {
+		cw.returnLeaseRPC(lw, true)
+		return nil, err
+	}
+	cw.wg.Add(2)
+	go cw.sendLoop(lw.stream, lw.sendCh)
+	go cw.recvLoop(lw)
+	return lw, nil
+}
+
+// sendLoop batches specs from ch onto a stream until ch is closed.
+func (cw *CoreWorker) sendLoop(stream pb.CoreWorker_PushTasksClient, ch chan *pb.TaskSpec) {
+	defer cw.wg.Done()
+	batch := make([]*pb.TaskSpec, 0, 64)
+	for spec := range ch {
+		batch = append(batch[:0], spec)
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case s, ok := <-ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, s)
+			default:
+				break drain
+			}
+		}
+		if err := stream.Send(&pb.TaskBatch{Tasks: batch}); err != nil {
+			for range ch { // the receiver sees the failure; drain until closed
+			}
+			return
+		}
+	}
+	_ = stream.CloseSend()
+}
+
+func (cw *CoreWorker) recvLoop(lw *leasedWorker) {
+	defer cw.wg.Done()
+	for {
+		batch, err := lw.stream.Recv()
+		if err != nil {
+			cw.leaseFailed(lw, err)
+			return
+		}
+		cw.mu.Lock()
+		for _, r := range batch.GetReplies() {
+			cw.handleReplyLocked(lw, r)
+		}
+		cw.pumpLocked(lw.key)
+		cw.mu.Unlock()
+	}
+}
+
+func (cw *CoreWorker) handleReplyLocked(lw *leasedWorker, r *pb.TaskReply) {
+	tid := ids.MustFromBytes(r.GetTaskId())
+	t, ok := lw.inflight[tid]
+	if !ok {
+		return
+	}
+	delete(lw.inflight, tid)
+	lw.lastUsed = time.Now()
+	k := lw.key
+	if time.Duration(r.GetExecMicros())*time.Microsecond < shortExec {
+		k.depth = min(2*k.depth, cw.cfg.MaxPipeline)
+	} else {
+		k.depth = 1
+	}
+	t.lw = nil
+	cw.replyLocked(t, r)
+}
+
+// replyLocked completes (or retries) a task from its worker's reply.
+func (cw *CoreWorker) replyLocked(t *task, r *pb.TaskReply) {
+	if info := r.GetError(); info != nil {
+		switch {
+		case t.cancelled:
+			cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+		case info.Kind == errs.KindTask && t.retryApp && t.retriesLeft != 0 && retryableType(t.retryTypes, info.TypeName):
+			cw.retryLocked(t)
+		default:
+			cw.finishLocked(t, info)
+		}
+		return
+	}
+	cw.completeLocked(t, r.GetReturns())
+}
+
+func retryableType(types []string, name string) bool {
+	if len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+// retryLocked resubmits a task for another attempt.
+func (cw *CoreWorker) retryLocked(t *task) {
+	if t.retriesLeft > 0 {
+		t.retriesLeft--
+	}
+	t.spec.Attempt++
+	t.lw = nil
+	if t.actor != nil {
+		t.actor.requeueLocked(t)
+		return
+	}
+	k := t.key
+	k.queue = append([]*task{t}, k.queue...)
+}
+
+// leaseFailed handles a broken stream: the worker (or its node) died, or
+// the lease was returned and the stream closed normally.
+func (cw *CoreWorker) leaseFailed(lw *leasedWorker, cause error) {
+	cw.mu.Lock()
+	if lw.returned && len(lw.inflight) == 0 {
+		cw.mu.Unlock()
+		return
+	}
+	lw.dead = true
+	k := lw.key
+	for i, x := range k.leases {
+		if x == lw {
+			k.leases = append(k.leases[:i], k.leases[i+1:]...)
+			break
+		}
+	}
+	failed := make([]*task, 0, len(lw.inflight))
+	for _, t := range lw.inflight {
+		failed = append(failed, t)
+	}
+	lw.inflight = map[ids.ID]*task{}
+	sort.Slice(failed, func(i, j int) bool { return failed[i].seq > failed[j].seq })
+	for _, t := range failed { // newest first, so requeued tasks keep their order at the front
+		t.lw = nil
+		switch {
+		case t.cancelled:
+			cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+		case t.retriesLeft != 0:
+			cw.retryLocked(t)
+		default:
+			cw.finishLocked(t, errs.ToInfo(&errs.WorkerCrashedError{
+				Function: t.spec.Function, NodeID: lw.nodeID.String(), WorkerID: lw.workerID.String(),
+				Attempts: int(t.spec.Attempt) + 1, Reason: fmt.Sprintf("the worker's connection broke: %v", cause),
+			}))
+		}
+	}
+	wasReturned := lw.returned
+	if !wasReturned {
+		lw.returned = true
+		close(lw.sendCh)
+	}
+	cw.pumpLocked(k)
+	cw.mu.Unlock()
+	if !wasReturned {
+		lw.cancel()
+		cw.returnLeaseRPC(lw, true)
+	}
+}
+
+// returnIdleLeases gives back workers that have had nothing to do for
+// LeaseIdleTimeout.
+func (cw *CoreWorker) returnIdleLeases() {
+	now := time.Now()
+	var idle []*leasedWorker
+	cw.mu.Lock()
+	for _, k := range cw.keys {
+		if len(k.queue) > 0 {
+			continue
+		}
+		kept := k.leases[:0]
+		for _, lw := range k.leases {
+			if len(lw.inflight) == 0 && now.Sub(lw.lastUsed) >= cw.cfg.LeaseIdleTimeout {
+				lw.returned = true
+				close(lw.sendCh)
+				idle = append(idle, lw)
+				continue
+			}
+			kept = append(kept, lw)
+		}
+		k.leases = kept
+	}
+	cw.mu.Unlock()
+	for _, lw := range idle {
+		cw.returnLeaseRPC(lw, false)
+	}
+}
+
+// returnLease closes a lease's stream and gives the worker back (used at
+// shutdown).
+func (cw *CoreWorker) returnLease(lw *leasedWorker, exiting bool) {
+	cw.mu.Lock()
+	if !lw.returned {
+		lw.returned = true
+		close(lw.sendCh)
+	}
+	cw.mu.Unlock()
+	cw.returnLeaseRPC(lw, exiting)
+}
+
+func (cw *CoreWorker) returnLeaseRPC(lw *leasedWorker, exiting bool) {
+	conn, err := cw.pool.Get(lw.rayletAddr)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = pb.NewNodeDaemonClient(conn).ReturnLease(ctx, &pb.ReturnLeaseRequest{LeaseId: lw.leaseID.Bytes(), WorkerExiting: exiting})
+}
+
+func sortBySeqDesc(ts []*task) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].seq > ts[j].seq })
+}

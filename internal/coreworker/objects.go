@@ -1,0 +1,409 @@
+package coreworker
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/raygo/raygo/internal/codec"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// object is this process's record of one object: an object it owns, or one
+// it borrows (holds refs to) from another owner.
+//
+// An entry lives while any of its counts is positive (or, for an owned
+// object, while any other process borrows it). When the last count drops,
+// an owned object is freed (its store copy deleted); a borrowed one is
+// forgotten and its owner told.
+type object struct {
+	id        ids.ID
+	owned     bool
+	ownerAddr string
+	ownerID   ids.ID
+
+	ready   bool
+	readyCh chan struct{} // closed when ready
+	value   *pb.Value     // inline bytes or a store location; error objects carry Error
+
+	local     int                 // live ObjectRef handles in this process
+	submitted int                 // in-flight tasks that use the object as (or inside) an argument
+	contained int                 // values (owned or cached here) that contain a ref to it
+	borrowers map[string]struct{} // owner side: processes borrowing it
+	nested    []ids.ID            // refs contained in this object's value
+
+	registered bool  // borrower side: the owner knows this process borrows it
+	task       *task // owner side: the task that produces it, while pending
+}
+
+func (o *object) deadLocked() bool {
+	return o.local == 0 && o.submitted == 0 && o.contained == 0 && len(o.borrowers) == 0
+}
+
+// Ref is a counted handle on an object. The ray package wraps it in its
+// typed ObjectRef[T]; every copy of an ObjectRef shares one *Ref, and when
+// the last copy becomes unreachable the garbage collector's cleanup drops
+// the process's local count.
+type Ref struct {
+	ID        ids.ID
+	OwnerAddr string
+	OwnerID   ids.ID
+}
+
+// Wire returns the ref's codec form for nesting in values.
+func (r *Ref) Wire() codec.Ref {
+	return codec.Ref{ID: r.ID.Bytes(), OwnerID: r.OwnerID.Bytes(), OwnerAddress: r.OwnerAddr}
+}
+
+// Proto returns the ref's wire form.
+func (r *Ref) Proto() *pb.ObjectRef {
+	return &pb.ObjectRef{Id: r.ID.Bytes(), OwnerAddress: r.OwnerAddr, OwnerId: r.OwnerID.Bytes()}
+}
+
+// newHandleLocked returns a fresh handle on id and counts it.
+func (cw *CoreWorker) newHandleLocked(o *object) *Ref {
+	o.local++
+	h := &Ref{ID: o.id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID}
+	runtime.AddCleanup(h, cw.dropLocal, o.id)
+	return h
+}
+
+// dropLocal runs when a handle becomes unreachable.
+func (cw *CoreWorker) dropLocal(id ids.ID) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if o, ok := cw.objects[id]; ok && o.local > 0 {
+		o.local--
+		cw.maybeFreeLocked(o)
+	}
+}
+
+// entryLocked returns the entry for a ref, creating a borrowed one for refs
+// owned elsewhere. For a ref owned here whose entry is gone, it returns nil
+// (the object was freed).
+func (cw *CoreWorker) entryLocked(id ids.ID, ownerAddr string, ownerID ids.ID) *object {
+	if o, ok := cw.objects[id]; ok {
+		return o
+	}
+	if ownerID == cw.workerID {
+		return nil
+	}
+	o := &object{id: id, ownerAddr: ownerAddr, ownerID: ownerID, readyCh: make(chan struct{})}
+	cw.objects[id] = o
+	return o
+}
+
+// HandleFromWire turns a deserialized ref into a counted handle. A ref
+// owned elsewhere makes this process a borrower; the owner is told before
+// the current task replies (see flushBorrows). A ref owned here whose
+// object was freed yields a handle whose Get fails with ObjectFreed.
+func (cw *CoreWorker) HandleFromWire(r codec.Ref) *Ref {
+	id, _ := ids.FromBytes(r.ID)
+	ownerID, _ := ids.FromBytes(r.OwnerID)
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	o := cw.entryLocked(id, r.OwnerAddress, ownerID)
+	if o == nil {
+		return &Ref{ID: id, OwnerAddr: r.OwnerAddress, OwnerID: ownerID}
+	}
+	if !o.owned && !o.registered {
+		o.registered = true
+		cw.pendingBorrows[o.ownerAddr] = append(cw.pendingBorrows[o.ownerAddr], id)
+	}
+	return cw.newHandleLocked(o)
+}
+
+// maybeFreeLocked frees or forgets an object once nothing refers to it.
+func (cw *CoreWorker) maybeFreeLocked(o *object) {
+	if !o.deadLocked() {
+		return
+	}
+	delete(cw.objects, o.id)
+	if o.owned {
+		if o.value != nil && o.value.InStore {
+			cw.storeFrees[o.value.StoreAddress] = append(cw.storeFrees[o.value.StoreAddress], o.id)
+			cw.kickBackground()
+		}
+	} else if o.registered {
+		cw.borrowRemovals[o.ownerAddr] = append(cw.borrowRemovals[o.ownerAddr], o.id)
+		cw.kickBackground()
+	}
+	for _, n := range o.nested {
+		if c, ok := cw.objects[n]; ok && c.contained > 0 {
+			c.contained--
+			cw.maybeFreeLocked(c)
+		}
+	}
+}
+
+// addContainedLocked records that a value now holds refs to nested.
+func (cw *CoreWorker) addContainedLocked(nested []codec.Ref) []ids.ID {
+	out := make([]ids.ID, 0, len(nested))
+	for _, r := range nested {
+		id, _ := ids.FromBytes(r.ID)
+		ownerID, _ := ids.FromBytes(r.OwnerID)
+		o := cw.entryLocked(id, r.OwnerAddress, ownerID)
+		if o == nil {
+			continue
+		}
+		o.contained++
+		out = append(out, id)
+	}
+	return out
+}
+
+// setReadyLocked stores an object's value and wakes its waiters.
+func (cw *CoreWorker) setReadyLocked(o *object, v *pb.Value) {
+	if o.ready {
+		return
+	}
+	o.value = v
+	o.ready = true
+	o.task = nil
+	close(o.readyCh)
+}
+
+// ownedEntryLocked creates an owned object entry with one local handle.
+func (cw *CoreWorker) ownedEntryLocked(id ids.ID) (*object, *Ref) {
+	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID, readyCh: make(chan struct{})}
+	cw.objects[id] = o
+	return o, cw.newHandleLocked(o)
+}
+
+// Put stores an encoded value owned by this process and returns its handle.
+// Values above the inline threshold go to the local node's store.
+func (cw *CoreWorker) Put(ctx context.Context, data []byte, nested []codec.Ref) (*Ref, error) {
+	id := ids.New()
+	v, err := cw.makeValue(ctx, id, data)
+	if err != nil {
+		return nil, err
+	}
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	o, h := cw.ownedEntryLocked(id)
+	o.nested = cw.addContainedLocked(nested)
+	cw.setReadyLocked(o, v)
+	return h, nil
+}
+
+// makeValue wraps encoded bytes as a Value, putting large ones into the
+// local node's object store.
+func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, data []byte) (*pb.Value, error) {
+	if len(data) <= cw.cfg.InlineThreshold {
+		return &pb.Value{Data: data, Size: int64(len(data))}, nil
+	}
+	if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.workerID.Bytes(), OwnerAddress: cw.address}); err != nil {
+		return nil, err
+	}
+	return &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: int64(len(data))}, nil
+}
+
+// Free deletes owned objects now, whatever refers to them: later Gets fail
+// with ObjectFreed.
+func (cw *CoreWorker) Free(refs []*Ref) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	for _, r := range refs {
+		o, ok := cw.objects[r.ID]
+		if !ok || !o.owned {
+			continue
+		}
+		o.local, o.submitted, o.contained, o.borrowers = 0, 0, 0, nil
+		cw.maybeFreeLocked(o)
+	}
+}
+
+// Get waits for each object and returns its encoded bytes (or its error).
+func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) ([][]byte, []error, error) {
+	data := make([][]byte, len(refs))
+	objErrs := make([]error, len(refs))
+	blocked := false
+	defer func() {
+		if blocked {
+			cw.notifyBlocked(false)
+		}
+	}()
+	for i, r := range refs {
+		cw.mu.Lock()
+		o, ok := cw.objects[r.ID]
+		if ok && o.ready {
+			v := o.value
+			cw.mu.Unlock()
+			d, err := cw.valueBytes(ctx, r.ID, v)
+			if err != nil {
+				return nil, nil, err
+			}
+			data[i], objErrs[i] = d, errs.FromInfo(v.GetError())
+			continue
+		}
+		cw.mu.Unlock()
+		if !blocked && cw.inTask() {
+			blocked = true
+			cw.notifyBlocked(true)
+		}
+		v, err := cw.waitValue(ctx, r, ok, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := cw.valueBytes(ctx, r.ID, v)
+		if err != nil {
+			return nil, nil, err
+		}
+		data[i], objErrs[i] = d, errs.FromInfo(v.GetError())
+	}
+	return data, objErrs, nil
+}
+
+// waitValue waits until the object is ready: locally for owned objects,
+// through the owner otherwise.
+func (cw *CoreWorker) waitValue(ctx context.Context, r *Ref, known bool, o *object) (*pb.Value, error) {
+	if r.OwnerID == cw.workerID {
+		if !known {
+			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed, Detail: "no reference to it remained, or ray.Free deleted it"}
+		}
+		select {
+		case <-o.readyCh:
+		case <-ctx.Done():
+			return nil, getTimeout(ctx, r)
+		}
+		cw.mu.Lock()
+		defer cw.mu.Unlock()
+		if cur, ok := cw.objects[r.ID]; !ok || cur != o {
+			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed}
+		}
+		return o.value, nil
+	}
+	v, err := cw.askOwner(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	cw.mu.Lock()
+	if o, ok := cw.objects[r.ID]; ok {
+		cw.setReadyLocked(o, v)
+	}
+	cw.mu.Unlock()
+	return v, nil
+}
+
+func getTimeout(ctx context.Context, r *Ref) error {
+	if ctx.Err() == context.DeadlineExceeded {
+		return &errs.Status{Kind: "timeout", Message: "raygo: Get timed out waiting for object " + r.ID.String()}
+	}
+	return ctx.Err()
+}
+
+// askOwner asks a remote owner for an object's value, waiting until it is ready.
+func (cw *CoreWorker) askOwner(ctx context.Context, r *Ref) (*pb.Value, error) {
+	conn, err := cw.pool.Get(r.OwnerAddr)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := pb.NewCoreWorkerClient(conn).WaitObject(ctx, &pb.WaitObjectRequest{ObjectId: r.ID.Bytes()})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, getTimeout(ctx, r)
+		}
+		if isUnavailable(err) {
+			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindOwnerDied, Detail: "owner at " + r.OwnerAddr + " is unreachable"}
+		}
+		return nil, err
+	}
+	return reply.GetValue(), nil
+}
+
+// valueBytes returns a value's bytes, fetching it from a node's store if needed.
+func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) ([]byte, error) {
+	if v.GetError() != nil || !v.GetInStore() {
+		return v.GetData(), nil
+	}
+	conn, err := cw.pool.Get(v.GetStoreAddress())
+	if err != nil {
+		return nil, err
+	}
+	reply, err := pb.NewNodeDaemonClient(conn).GetObject(ctx, &pb.GetObjectRequest{ObjectId: id.Bytes()})
+	if err != nil {
+		if isUnavailable(err) {
+			return nil, &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "its node at " + v.GetStoreAddress() + " is unreachable"}
+		}
+		return nil, err
+	}
+	if !reply.GetFound() {
+		return nil, &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "not in the object store of " + v.GetStoreAddress()}
+	}
+	return reply.GetData(), nil
+}
+
+// Wait returns the indexes of refs that are ready, at most numReturns of
+// them, once numReturns are ready or the timeout passes (negative: none).
+func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, timeout time.Duration) ([]bool, error) {
+	ready := make([]bool, len(refs))
+	done := make(chan int, len(refs))
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	count := 0
+	pendingRemote := 0
+	for i, r := range refs {
+		cw.mu.Lock()
+		o, ok := cw.objects[r.ID]
+		switch {
+		case ok && o.ready:
+			ready[i] = true
+			count++
+		case r.OwnerID == cw.workerID && !ok:
+			cw.mu.Unlock()
+			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed}
+		case r.OwnerID == cw.workerID:
+			ch := o.readyCh
+			pendingRemote++
+			go func(i int) {
+				select {
+				case <-ch:
+					done <- i
+				case <-wctx.Done():
+				}
+			}(i)
+		default:
+			pendingRemote++
+			go func(i int, r *Ref) {
+				if _, err := cw.waitValue(wctx, r, ok, o); err == nil || wctx.Err() == nil {
+					done <- i
+				}
+			}(i, r)
+		}
+		cw.mu.Unlock()
+	}
+	var timer <-chan time.Time
+	if timeout >= 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	for count < numReturns && pendingRemote > 0 {
+		select {
+		case i := <-done:
+			ready[i] = true
+			count++
+			pendingRemote--
+		case <-timer:
+			return trimReady(ready, numReturns), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return trimReady(ready, numReturns), nil
+}
+
+func trimReady(ready []bool, n int) []bool {
+	c := 0
+	for i, r := range ready {
+		if r {
+			if c >= n {
+				ready[i] = false
+			}
+			c++
+		}
+	}
+	return ready
+}

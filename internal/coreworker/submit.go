@@ -1,0 +1,476 @@
+package coreworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/raygo/raygo/internal/codec"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
+)
+
+// Arg is one task argument: an encoded value, or a ref whose value the
+// task receives (resolved before it runs).
+type Arg struct {
+	Data   []byte
+	Nested []codec.Ref
+	Ref    *Ref
+}
+
+// TaskOptions are the per-call options of a task or actor call.
+type TaskOptions struct {
+	Resources  resources.Set
+	NumReturns int
+	// MaxRetries counts retries after system failures (-1: forever).
+	MaxRetries int
+	// RetryExceptions retries application errors too; RetryErrorTypes, if
+	// set, limits that to errors whose registered type name is listed.
+	RetryExceptions bool
+	RetryErrorTypes []string
+	Name            string
+	Strategy        string
+}
+
+// task is an owned task from submission to its last reply.
+type task struct {
+	spec        *pb.TaskSpec
+	seq         uint64   // submission order, for ordered retries
+	holds       []ids.ID // ids whose submitted count this task holds
+	retriesLeft int
+	retryApp    bool
+	retryTypes  []string
+	cancelled   bool
+	pendingDeps int
+	resolved    bool // actor calls: arguments resolved, ready to send in order
+	key         *schedKey
+	lw          *leasedWorker
+	actor       *actorClient
+	depErr      *pb.ErrorInfo // an argument resolved to an error
+}
+
+func (t *task) id() ids.ID { return ids.MustFromBytes(t.spec.TaskId) }
+
+// schedKey queues tasks with the same resource shape and holds the
+// workers leased for them.
+type schedKey struct {
+	name          string
+	req           *pb.LeaseRequest
+	queue         []*task
+	leases        []*leasedWorker
+	pendingLeases int
+	depth         int // tasks in flight per worker: grows while tasks are short
+	leaseCtx      context.Context
+	cancelLeases  context.CancelFunc
+}
+
+var taskSeq uint64
+
+// SubmitTask submits a call of the registered function fn and returns
+// handles on its return objects.
+func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Ref, error) {
+	if err := resources.Validate(opts.Resources); err != nil {
+		return nil, fmt.Errorf("raygo: %s: %w", fn, err)
+	}
+	if opts.NumReturns <= 0 {
+		opts.NumReturns = 1
+	}
+	if opts.NumReturns > 255 {
+		return nil, errs.Invalidf("raygo: %s: %d returns exceed the limit of 255", fn, opts.NumReturns)
+	}
+	taskID := ids.New()
+	spec := &pb.TaskSpec{
+		TaskId: taskID.Bytes(), JobId: cw.cfg.JobID.Bytes(), Function: fn, Name: opts.Name,
+		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(),
+		Resources: &pb.Resources{Amounts: opts.Resources}, MaxRetries: int32(opts.MaxRetries),
+	}
+	t := &task{spec: spec, retriesLeft: opts.MaxRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	refs, err := cw.prepare(t, args)
+	if err != nil {
+		return nil, err
+	}
+	cw.mu.Lock()
+	t.key = cw.keyLocked(opts)
+	cw.mu.Unlock()
+	cw.resolveDeps(t, cw.queueTask)
+	return refs, nil
+}
+
+// prepare fills the task's args and return ids, counts the refs it holds,
+// and records it as pending.
+func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
+	spec := t.spec
+	taskID := ids.MustFromBytes(spec.TaskId)
+	spec.Args = make([]*pb.Arg, len(args))
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if cw.closed {
+		return nil, errs.Systemf("raygo: not connected (Shutdown was called)")
+	}
+	taskSeq++
+	t.seq = taskSeq
+	for i, a := range args {
+		if a.Ref != nil {
+			o, ok := cw.objects[a.Ref.ID]
+			if !ok {
+				return nil, errObjectFreed(a.Ref.ID)
+			}
+			o.submitted++
+			t.holds = append(t.holds, a.Ref.ID)
+			spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Ref{Ref: a.Ref.Proto()}}
+			if !o.ready {
+				t.pendingDeps++
+			}
+			continue
+		}
+		v := &pb.Value{Data: a.Data, Size: int64(len(a.Data))}
+		for _, n := range a.Nested {
+			id, _ := ids.FromBytes(n.ID)
+			if o, ok := cw.objects[id]; ok {
+				o.submitted++
+				t.holds = append(t.holds, id)
+			}
+			v.Nested = append(v.Nested, &pb.ObjectRef{Id: n.ID, OwnerId: n.OwnerID, OwnerAddress: n.OwnerAddress})
+		}
+		spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Value{Value: v}}
+	}
+	n := int(spec.NumReturns)
+	if spec.ActorCreation {
+		n = 0
+	}
+	refs := make([]*Ref, n)
+	spec.ReturnIds = make([][]byte, n)
+	for i := range n {
+		rid := ids.ForReturn(taskID, i)
+		spec.ReturnIds[i] = rid.Bytes()
+		o, h := cw.ownedEntryLocked(rid)
+		o.task = t
+		refs[i] = h
+	}
+	cw.tasks[taskID] = t
+	return refs, nil
+}
+
+// resolveDeps waits for the task's ref arguments, inlines the small ones,
+// then calls next. Tasks whose arguments are all ready go straight on.
+func (cw *CoreWorker) resolveDeps(t *task, next func(*task)) {
+	if t.pendingDeps == 0 {
+		cw.inlineArgs(t)
+		next(t)
+		return
+	}
+	cw.wg.Add(1)
+	go func() {
+		defer cw.wg.Done()
+		for _, a := range t.spec.Args {
+			r := a.GetRef()
+			if r == nil {
+				continue
+			}
+			ref := &Ref{ID: ids.MustFromBytes(r.Id), OwnerAddr: r.OwnerAddress, OwnerID: ids.MustFromBytes(r.OwnerId)}
+			cw.mu.Lock()
+			o, ok := cw.objects[ref.ID]
+			cw.mu.Unlock()
+			if !ok {
+				continue
+			}
+			if _, err := cw.waitValue(cw.ctx, ref, true, o); err != nil {
+				cw.mu.Lock()
+				if t.depErr == nil {
+					t.depErr = errs.ToInfo(err)
+				}
+				cw.mu.Unlock()
+			}
+		}
+		cw.inlineArgs(t)
+		next(t)
+	}()
+}
+
+// inlineArgs replaces ref arguments whose values are ready and inline with
+// the values themselves, so the worker need not ask the owner.
+func (cw *CoreWorker) inlineArgs(t *task) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	for i, a := range t.spec.Args {
+		r := a.GetRef()
+		if r == nil {
+			continue
+		}
+		o, ok := cw.objects[ids.MustFromBytes(r.Id)]
+		if !ok || !o.ready {
+			continue
+		}
+		if o.value.GetError() != nil {
+			if t.depErr == nil {
+				t.depErr = o.value.GetError()
+			}
+			continue
+		}
+		if !o.value.GetInStore() {
+			t.spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Value{Value: o.value}}
+		}
+	}
+}
+
+func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
+	names := make([]string, 0, len(opts.Resources))
+	for n, v := range opts.Resources {
+		if v != 0 {
+			names = append(names, fmt.Sprintf("%s=%g", n, v))
+		}
+	}
+	sort.Strings(names)
+	name := strings.Join(names, ",") + "|" + opts.Strategy
+	if k, ok := cw.keys[name]; ok {
+		return k
+	}
+	k := &schedKey{name: name, depth: 1, req: &pb.LeaseRequest{
+		JobId: cw.cfg.JobID.Bytes(), Resources: &pb.Resources{Amounts: opts.Resources}, SchedulingKey: name, Strategy: opts.Strategy,
+	}}
+	cw.keys[name] = k
+	return k
+}
+
+// queueTask puts a task whose arguments are resolved in its class's queue.
+func (cw *CoreWorker) queueTask(t *task) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if t.cancelled {
+		cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+		return
+	}
+	if t.depErr != nil {
+		cw.finishLocked(t, t.depErr)
+		return
+	}
+	t.key.queue = append(t.key.queue, t)
+	cw.pumpLocked(t.key)
+}
+
+// pumpLocked sends queued tasks to leased workers with room, and asks for
+// more leases while tasks wait.
+func (cw *CoreWorker) pumpLocked(k *schedKey) {
+	for len(k.queue) > 0 {
+		var best *leasedWorker
+		for _, lw := range k.leases {
+			if !lw.dead && !lw.returned && len(lw.inflight) < k.depth && (best == nil || len(lw.inflight) < len(best.inflight)) {
+				best = lw
+			}
+		}
+		if best == nil {
+			break
+		}
+		t := k.queue[0]
+		k.queue[0] = nil
+		k.queue = k.queue[1:]
+		t.lw = best
+		best.inflight[t.id()] = t
+		best.lastUsed = time.Now()
+		best.sendCh <- t.spec
+	}
+	if len(k.queue) == 0 {
+		if k.pendingLeases > 0 && k.cancelLeases != nil {
+			k.cancelLeases()
+			k.cancelLeases, k.leaseCtx = nil, nil
+		}
+		return
+	}
+	want := min(cw.cfg.MaxPendingLeases, len(k.queue)) - k.pendingLeases
+	if cw.closed || want <= 0 {
+		return
+	}
+	if k.leaseCtx == nil {
+		k.leaseCtx, k.cancelLeases = context.WithCancel(cw.ctx)
+	}
+	for range want {
+		k.pendingLeases++
+		ctx := k.leaseCtx
+		cw.wg.Add(1)
+		go func() { defer cw.wg.Done(); cw.requestLease(ctx, k) }()
+	}
+}
+
+// requestLease asks the local node daemon (then, on spillback, another
+// node) for a worker, and starts pushing tasks to it.
+func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
+	addr := cw.rayletAddr
+	req := k.req
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		conn, err := cw.pool.Get(addr)
+		var reply *pb.LeaseReply
+		if err == nil {
+			reply, err = pb.NewNodeDaemonClient(conn).RequestLease(ctx, req)
+		}
+		if err == nil && reply.GetSpillbackAddress() != "" {
+			addr = reply.GetSpillbackAddress()
+			req = &pb.LeaseRequest{JobId: k.req.JobId, Resources: k.req.Resources, SchedulingKey: k.req.SchedulingKey, Strategy: k.req.Strategy, GrantOrReject: true}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				cw.leaseDone(k, nil)
+				return
+			}
+			retryable := isUnavailable(err) && attempt < 50
+			if !retryable {
+				cw.leaseDone(k, err)
+				return
+			}
+			if addr != cw.rayletAddr {
+				addr, req = cw.rayletAddr, k.req
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				cw.leaseDone(k, nil)
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		lw, err := cw.connectWorker(k, reply, addr)
+		if err != nil {
+			cw.leaseDone(k, nil)
+			return
+		}
+		cw.mu.Lock()
+		k.pendingLeases--
+		if cw.closed {
+			lw.returned = true
+			cw.mu.Unlock()
+			cw.returnLease(lw, false)
+			return
+		}
+		k.leases = append(k.leases, lw)
+		cw.pumpLocked(k)
+		cw.mu.Unlock()
+		return
+	}
+}
+
+// leaseDone ends a lease request that produced no lease; err, if set, can
+// never be satisfied and fails the class's queued tasks.
+func (cw *CoreWorker) leaseDone(k *schedKey, err error) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	k.pendingLeases--
+	if err != nil {
+		var ie *errs.InfeasibleError
+		if errors.As(err, &ie) && len(k.queue) > 0 {
+			ie.Function = k.queue[0].spec.Function
+		}
+		info := errs.ToInfo(err)
+		q := k.queue
+		k.queue = nil
+		for _, t := range q {
+			cw.finishLocked(t, info)
+		}
+		return
+	}
+	cw.pumpLocked(k)
+}
+
+// finishLocked completes a task with one error for all its returns.
+func (cw *CoreWorker) finishLocked(t *task, info *pb.ErrorInfo) {
+	vals := make([]*pb.Value, len(t.spec.ReturnIds))
+	for i := range vals {
+		vals[i] = &pb.Value{Error: info}
+	}
+	cw.completeLocked(t, vals)
+}
+
+// completeLocked stores a task's return values and releases its holds.
+func (cw *CoreWorker) completeLocked(t *task, vals []*pb.Value) {
+	for i, rid := range t.spec.ReturnIds {
+		o, ok := cw.objects[ids.MustFromBytes(rid)]
+		if !ok || i >= len(vals) {
+			continue
+		}
+		if n := vals[i].GetNested(); len(n) > 0 {
+			wire := make([]codec.Ref, len(n))
+			for j, r := range n {
+				wire[j] = codec.Ref{ID: r.Id, OwnerID: r.OwnerId, OwnerAddress: r.OwnerAddress}
+			}
+			o.nested = cw.addContainedLocked(wire)
+			for _, id := range o.nested {
+				if c := cw.objects[id]; c != nil && !c.owned {
+					c.registered = true // the executing worker registered us with the owner
+				}
+			}
+		}
+		cw.setReadyLocked(o, vals[i])
+	}
+	cw.releaseHoldsLocked(t)
+	delete(cw.tasks, t.id())
+}
+
+func (cw *CoreWorker) releaseHoldsLocked(t *task) {
+	for _, id := range t.holds {
+		if o, ok := cw.objects[id]; ok && o.submitted > 0 {
+			o.submitted--
+			cw.maybeFreeLocked(o)
+		}
+	}
+	t.holds = nil
+}
+
+// Cancel stops the task that produces ref. A queued task is dropped; a
+// running one has its context cancelled, or with force its worker killed.
+// Cancelled tasks are never retried. Cancelling a finished task does
+// nothing.
+func (cw *CoreWorker) Cancel(ctx context.Context, ref *Ref, force bool) error {
+	if ref.OwnerID != cw.workerID {
+		return errs.Invalidf("raygo: Cancel: only the owner of a ref (the process that submitted the task) can cancel it")
+	}
+	cw.mu.Lock()
+	o, ok := cw.objects[ref.ID]
+	if !ok || o.task == nil {
+		cw.mu.Unlock()
+		return nil
+	}
+	t := o.task
+	t.cancelled = true
+	if t.actor != nil && force {
+		cw.mu.Unlock()
+		return errs.Invalidf("raygo: Cancel: force is not supported for actor calls; use Kill")
+	}
+	if t.lw == nil && t.actor == nil {
+		if k := t.key; k != nil {
+			for i, q := range k.queue {
+				if q == t {
+					k.queue = append(k.queue[:i], k.queue[i+1:]...)
+					cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+					break
+				}
+			}
+		}
+		cw.mu.Unlock()
+		return nil
+	}
+	addr := ""
+	if t.lw != nil {
+		addr = t.lw.addr
+	} else if t.actor != nil {
+		addr = t.actor.addr
+	}
+	cw.mu.Unlock()
+	if addr == "" {
+		return nil
+	}
+	conn, err := cw.pool.Get(addr)
+	if err != nil {
+		return err
+	}
+	_, err = pb.NewCoreWorkerClient(conn).CancelTask(ctx, &pb.CancelTaskRequest{TaskId: t.spec.TaskId, Force: force})
+	if err != nil && isUnavailable(err) {
+		return nil // the worker is gone; the failure path reports Cancelled
+	}
+	return err
+}
