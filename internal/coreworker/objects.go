@@ -289,7 +289,7 @@ func (cw *CoreWorker) waitValue(ctx context.Context, r *Ref, known bool, o *obje
 
 func getTimeout(ctx context.Context, r *Ref) error {
 	if ctx.Err() == context.DeadlineExceeded {
-		return &errs.Status{Kind: "timeout", Message: "raygo: Get timed out waiting for object " + r.ID.String()}
+		return &errs.Status{Kind: errs.KindTimeout, Message: "raygo: Get timed out waiting for object " + r.ID.String()}
 	}
 	return ctx.Err()
 }

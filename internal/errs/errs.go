@@ -50,6 +50,7 @@ const (
 	KindNotFound      = "not_found"
 	KindAlreadyExists = "already_exists"
 	KindSystem        = "system"
+	KindTimeout       = "timeout"
 )
 
 // TaskError is a remote function's (or actor method's) own failure: the
@@ -232,6 +233,8 @@ func (e *Status) Is(target error) bool {
 		return target == ErrNotFound
 	case KindAlreadyExists:
 		return target == ErrAlreadyExists
+	case KindTimeout:
+		return target == ErrTimeout
 	}
 	return target == ErrSystem
 }

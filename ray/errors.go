@@ -1,0 +1,76 @@
+package ray
+
+import (
+	"errors"
+	"reflect"
+
+	"github.com/raygo/raygo/internal/errs"
+)
+
+// Sentinel errors, for errors.Is. Each typed error below matches its
+// sentinel: errors.Is(err, ray.ErrWorkerCrashed) holds for a
+// *WorkerCrashedError.
+var (
+	ErrNotInitialized     = errors.New("ray: not initialized (call ray.Init first)")
+	ErrAlreadyInitialized = errors.New("ray: already initialized (call ray.Shutdown before Init again)")
+	ErrTaskFailed         = errs.ErrTaskFailed
+	ErrWorkerCrashed      = errs.ErrWorkerCrashed
+	ErrActorDied          = errs.ErrActorDied
+	ErrTaskCancelled      = errs.ErrTaskCancelled
+	ErrObjectFreed        = errs.ErrObjectFreed
+	ErrObjectLost         = errs.ErrObjectLost
+	ErrOwnerDied          = errs.ErrOwnerDied
+	ErrNotRegistered      = errs.ErrNotRegistered
+	ErrBadArgument        = errs.ErrBadArgument
+	ErrInfeasible         = errs.ErrInfeasible
+	ErrWorkerStartup      = errs.ErrWorkerStartup
+	ErrInvalidRequest     = errs.ErrInvalidRequest
+	ErrUnauthenticated    = errs.ErrUnauthenticated
+	ErrUnavailable        = errs.ErrUnavailable
+	ErrNotFound           = errs.ErrNotFound
+	ErrAlreadyExists      = errs.ErrAlreadyExists
+	ErrTimeout            = errs.ErrTimeout
+)
+
+// Typed errors, for errors.As.
+type (
+	// TaskError is a task's or actor method's own failure: the error it
+	// returned or the panic it raised, with the function name, the remote
+	// stack (for panics), and the node and worker it ran on. Unwrap gives
+	// the user's error value when its type is registered with
+	// RegisterError, else a *RemoteError.
+	TaskError = errs.TaskError
+	// RemoteError stands for a remote error whose type is not registered.
+	RemoteError = errs.RemoteError
+	// WorkerCrashedError: the task's worker died on every allowed attempt.
+	WorkerCrashedError = errs.WorkerCrashedError
+	// ActorDiedError: the actor is dead, or died during the call.
+	ActorDiedError = errs.ActorDiedError
+	// CancelledError: the task was cancelled.
+	CancelledError = errs.CancelledError
+	// ObjectError: the object was freed, lost, or its owner died.
+	ObjectError = errs.ObjectError
+	// NotRegisteredError: the worker binary does not register the name.
+	NotRegisteredError = errs.NotRegisteredError
+	// ArgumentError: arguments do not match the function's parameters.
+	ArgumentError = errs.ArgumentError
+	// InfeasibleError: no node can ever satisfy the resource request.
+	InfeasibleError = errs.InfeasibleError
+	// WorkerStartupError: the job's workers exit before registering.
+	WorkerStartupError = errs.WorkerStartupError
+)
+
+// RegisterError makes errors of type E cross the wire with their type and
+// exported fields intact (msgpack), so errors.As(err, &e) works on the
+// caller's side. Register at package init, in every binary of the job
+// (drivers and workers run the same binary, so once is enough). name must
+// be stable; RetryExceptions refers to it.
+func RegisterError[E error](name string) {
+	errs.RegisterType(name, reflect.TypeFor[E]())
+}
+
+// RegisterSentinel makes a sentinel error value cross the wire so that
+// errors.Is(err, sentinel) holds on the caller's side.
+func RegisterSentinel(name string, sentinel error) {
+	errs.RegisterSentinel(name, sentinel)
+}

@@ -1,0 +1,375 @@
+package ray
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/raygo/raygo/internal/codec"
+	"github.com/raygo/raygo/internal/coreworker"
+	"github.com/raygo/raygo/internal/resources"
+)
+
+// call is what every remote function handle shares: its registered name
+// and the options given with Options.
+type call struct {
+	name string
+	opts []Option
+}
+
+func (c call) with(opts []Option) call {
+	return call{name: c.name, opts: append(append([]Option(nil), c.opts...), opts...)}
+}
+
+func taskOptions(name string, opts []Option) (coreworker.TaskOptions, error) {
+	o, err := buildOptions("a task call ("+name+")", forTask, opts)
+	if err != nil {
+		return coreworker.TaskOptions{}, err
+	}
+	res := resources.Set{resources.CPU: 1}
+	for k, v := range o.res {
+		res[k] = v
+	}
+	retries := 3
+	if o.maxRetries != nil {
+		retries = *o.maxRetries
+	}
+	if retries < -1 {
+		return coreworker.TaskOptions{}, fmt.Errorf("%w: %s: MaxRetries(%d): want -1 or more", ErrInvalidRequest, name, retries)
+	}
+	return coreworker.TaskOptions{Resources: res, MaxRetries: retries, RetryExceptions: o.retryExceptions,
+		RetryErrorTypes: o.retryTypes, Name: o.name, Strategy: o.strategy}, nil
+}
+
+// submit sends a task call and returns refs to its n results.
+func (c call) submit(args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
+	cw, err := current()
+	if err != nil {
+		return nil, err
+	}
+	topts, err := taskOptions(c.name, c.opts)
+	if err != nil {
+		return nil, err
+	}
+	topts.NumReturns = n
+	return cw.SubmitTask(c.name, args, topts)
+}
+
+func ref1[R any](hs []*coreworker.Ref, err error) ObjectRef[R] {
+	if err != nil {
+		return ObjectRef[R]{err: err}
+	}
+	return ObjectRef[R]{h: hs[0]}
+}
+
+func ref2[R1, R2 any](hs []*coreworker.Ref, err error) (ObjectRef[R1], ObjectRef[R2]) {
+	if err != nil {
+		return ObjectRef[R1]{err: err}, ObjectRef[R2]{err: err}
+	}
+	return ObjectRef[R1]{h: hs[0]}, ObjectRef[R2]{h: hs[1]}
+}
+
+// args encodes typed arguments for a call.
+type args struct {
+	fn   string
+	list []coreworker.Arg
+	err  error
+}
+
+func addArg[A any](a *args, v A) {
+	if a.err != nil {
+		return
+	}
+	data, nested, err := codec.Encode(v)
+	if err != nil {
+		a.err = &ArgumentError{Function: a.fn, Index: len(a.list), Detail: err.Error()}
+		return
+	}
+	a.list = append(a.list, coreworker.Arg{Data: data, Nested: nested})
+}
+
+// dynamicArgs checks untyped arguments against the parameter types: each
+// must be a value of the parameter's type or an ObjectRef of it.
+func dynamicArgs(fn string, want []reflect.Type, vals []any) ([]coreworker.Arg, error) {
+	if len(vals) != len(want) {
+		return nil, &ArgumentError{Function: fn, Index: len(vals), Detail: fmt.Sprintf("got %d arguments, want %d", len(vals), len(want))}
+	}
+	out := make([]coreworker.Arg, len(vals))
+	for i, v := range vals {
+		if r, ok := v.(AnyRef); ok {
+			if r.elemType() != want[i] {
+				return nil, &ArgumentError{Function: fn, Index: i, Detail: fmt.Sprintf("got ObjectRef[%s], want %s or ObjectRef[%s]", r.elemType(), want[i], want[i])}
+			}
+			h, err := r.handle()
+			if err != nil {
+				return nil, err
+			}
+			out[i] = coreworker.Arg{Ref: h}
+			continue
+		}
+		if v == nil || !reflect.TypeOf(v).AssignableTo(want[i]) {
+			return nil, &ArgumentError{Function: fn, Index: i, Detail: fmt.Sprintf("got %T, want %s or ObjectRef[%s]", v, want[i], want[i])}
+		}
+		data, nested, err := codec.Encode(v)
+		if err != nil {
+			return nil, &ArgumentError{Function: fn, Index: i, Detail: err.Error()}
+		}
+		out[i] = coreworker.Arg{Data: data, Nested: nested}
+	}
+	return out, nil
+}
+
+func decodeArg[A any](fn string, args [][]byte, i int) (A, error) {
+	var a A
+	if i >= len(args) {
+		return a, &ArgumentError{Function: fn, Index: i, Detail: fmt.Sprintf("missing: got %d arguments", len(args))}
+	}
+	if err := codec.Decode(args[i], &a); err != nil {
+		return a, &ArgumentError{Function: fn, Index: i, Detail: fmt.Sprintf("cannot decode into %s: %v", reflect.TypeFor[A](), err)}
+	}
+	return a, nil
+}
+
+func checkArity(fn string, args [][]byte, n int) error {
+	if len(args) != n {
+		return &ArgumentError{Function: fn, Index: len(args), Detail: fmt.Sprintf("got %d arguments, want %d", len(args), n)}
+	}
+	return nil
+}
+
+func encodeRets(vals ...any) ([]coreworker.Encoded, error) {
+	out := make([]coreworker.Encoded, len(vals))
+	for i, v := range vals {
+		data, nested, err := codec.Encode(v)
+		if err != nil {
+			return nil, fmt.Errorf("ray: encode result %d: %w", i, err)
+		}
+		out[i] = coreworker.Encoded{Data: data, Nested: nested}
+	}
+	return out, nil
+}
+
+func types(ts ...reflect.Type) []reflect.Type { return ts }
+
+// ---------------------------------------------------------------- arities
+
+// Function0 is a remote function with no arguments, made by Func0.
+type Function0[R any] struct{ c call }
+
+// Func0 registers fn under name and returns its remote handle. Call it at
+// package init (in a var declaration), so workers started from the same
+// binary register it too.
+func Func0[R any](name string, fn func(context.Context) (R, error)) *Function0[R] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		if err := checkArity(name, a, 0); err != nil {
+			return nil, err
+		}
+		r, err := fn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return encodeRets(r)
+	})
+	return &Function0[R]{c: call{name: name}}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *Function0[R]) Options(opts ...Option) *Function0[R] { return &Function0[R]{c: f.c.with(opts)} }
+
+// Remote submits a call and returns a ref to its result.
+func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] { return ref1[R](f.c.submit(nil, 1)) }
+
+// Function1 is a remote function of one argument, made by Func1.
+type Function1[A, R any] struct{ c call }
+
+// Func1 registers fn under name; see Func0.
+func Func1[A, R any](name string, fn func(context.Context, A) (R, error)) *Function1[A, R] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		if err := checkArity(name, a, 1); err != nil {
+			return nil, err
+		}
+		x, err := decodeArg[A](name, a, 0)
+		if err != nil {
+			return nil, err
+		}
+		r, err := fn(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		return encodeRets(r)
+	})
+	return &Function1[A, R]{c: call{name: name}}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *Function1[A, R]) Options(opts ...Option) *Function1[A, R] {
+	return &Function1[A, R]{c: f.c.with(opts)}
+}
+
+// Remote submits a call with a value and returns a ref to its result.
+func (f *Function1[A, R]) Remote(ctx context.Context, a A) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	addArg(as, a)
+	if as.err != nil {
+		return ObjectRef[R]{err: as.err}
+	}
+	return ref1[R](f.c.submit(as.list, 1))
+}
+
+// RemoteArgs submits a call whose argument may be an A or an ObjectRef[A]
+// (resolved to its value before the function runs). A wrong type fails
+// with an *ArgumentError.
+func (f *Function1[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
+	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A]()), args)
+	if err != nil {
+		return ObjectRef[R]{err: err}
+	}
+	return ref1[R](f.c.submit(list, 1))
+}
+
+// Function2 is a remote function of two arguments, made by Func2.
+type Function2[A, B, R any] struct{ c call }
+
+// Func2 registers fn under name; see Func0.
+func Func2[A, B, R any](name string, fn func(context.Context, A, B) (R, error)) *Function2[A, B, R] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		if err := checkArity(name, a, 2); err != nil {
+			return nil, err
+		}
+		x, err := decodeArg[A](name, a, 0)
+		if err != nil {
+			return nil, err
+		}
+		y, err := decodeArg[B](name, a, 1)
+		if err != nil {
+			return nil, err
+		}
+		r, err := fn(ctx, x, y)
+		if err != nil {
+			return nil, err
+		}
+		return encodeRets(r)
+	})
+	return &Function2[A, B, R]{c: call{name: name}}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *Function2[A, B, R]) Options(opts ...Option) *Function2[A, B, R] {
+	return &Function2[A, B, R]{c: f.c.with(opts)}
+}
+
+// Remote submits a call with values and returns a ref to its result.
+func (f *Function2[A, B, R]) Remote(ctx context.Context, a A, b B) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	addArg(as, a)
+	addArg(as, b)
+	if as.err != nil {
+		return ObjectRef[R]{err: as.err}
+	}
+	return ref1[R](f.c.submit(as.list, 1))
+}
+
+// RemoteArgs submits a call whose arguments may be values or ObjectRefs of
+// the parameter types; see Function1.RemoteArgs.
+func (f *Function2[A, B, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
+	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A](), reflect.TypeFor[B]()), args)
+	if err != nil {
+		return ObjectRef[R]{err: err}
+	}
+	return ref1[R](f.c.submit(list, 1))
+}
+
+// Function3 is a remote function of three arguments, made by Func3.
+type Function3[A, B, C, R any] struct{ c call }
+
+// Func3 registers fn under name; see Func0.
+func Func3[A, B, C, R any](name string, fn func(context.Context, A, B, C) (R, error)) *Function3[A, B, C, R] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		if err := checkArity(name, a, 3); err != nil {
+			return nil, err
+		}
+		x, err := decodeArg[A](name, a, 0)
+		if err != nil {
+			return nil, err
+		}
+		y, err := decodeArg[B](name, a, 1)
+		if err != nil {
+			return nil, err
+		}
+		z, err := decodeArg[C](name, a, 2)
+		if err != nil {
+			return nil, err
+		}
+		r, err := fn(ctx, x, y, z)
+		if err != nil {
+			return nil, err
+		}
+		return encodeRets(r)
+	})
+	return &Function3[A, B, C, R]{c: call{name: name}}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *Function3[A, B, C, R]) Options(opts ...Option) *Function3[A, B, C, R] {
+	return &Function3[A, B, C, R]{c: f.c.with(opts)}
+}
+
+// Remote submits a call with values and returns a ref to its result.
+func (f *Function3[A, B, C, R]) Remote(ctx context.Context, a A, b B, c C) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	addArg(as, a)
+	addArg(as, b)
+	addArg(as, c)
+	if as.err != nil {
+		return ObjectRef[R]{err: as.err}
+	}
+	return ref1[R](f.c.submit(as.list, 1))
+}
+
+// RemoteArgs submits a call whose arguments may be values or ObjectRefs of
+// the parameter types; see Function1.RemoteArgs.
+func (f *Function3[A, B, C, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
+	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A](), reflect.TypeFor[B](), reflect.TypeFor[C]()), args)
+	if err != nil {
+		return ObjectRef[R]{err: err}
+	}
+	return ref1[R](f.c.submit(list, 1))
+}
+
+// Function1x2 is a remote function of one argument with two results,
+// made by Func1x2; each result has its own ref.
+type Function1x2[A, R1, R2 any] struct{ c call }
+
+// Func1x2 registers a function with two results; see Func0.
+func Func1x2[A, R1, R2 any](name string, fn func(context.Context, A) (R1, R2, error)) *Function1x2[A, R1, R2] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		if err := checkArity(name, a, 1); err != nil {
+			return nil, err
+		}
+		x, err := decodeArg[A](name, a, 0)
+		if err != nil {
+			return nil, err
+		}
+		r1, r2, err := fn(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		return encodeRets(r1, r2)
+	})
+	return &Function1x2[A, R1, R2]{c: call{name: name}}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *Function1x2[A, R1, R2]) Options(opts ...Option) *Function1x2[A, R1, R2] {
+	return &Function1x2[A, R1, R2]{c: f.c.with(opts)}
+}
+
+// Remote submits a call and returns refs to its two results.
+func (f *Function1x2[A, R1, R2]) Remote(ctx context.Context, a A) (ObjectRef[R1], ObjectRef[R2]) {
+	as := &args{fn: f.c.name}
+	addArg(as, a)
+	if as.err != nil {
+		return ObjectRef[R1]{err: as.err}, ObjectRef[R2]{err: as.err}
+	}
+	return ref2[R1, R2](f.c.submit(as.list, 2))
+}

@@ -1,0 +1,340 @@
+package ray
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raygo/raygo/internal/coreworker"
+	"github.com/raygo/raygo/internal/gcs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/node"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/session"
+)
+
+// Environment variables read by Init.
+const (
+	// EnvAddress names the cluster to join, like the Address option.
+	EnvAddress = "RAYGO_ADDRESS"
+	// EnvToken carries the cluster token, like the Token option.
+	EnvToken = "RAYGO_TOKEN"
+)
+
+// connectTimeout bounds Init's first contact with a cluster.
+const connectTimeout = 5 * time.Second
+
+var registry = coreworker.NewRegistry()
+
+var global struct {
+	mu      sync.Mutex
+	cw      *coreworker.CoreWorker
+	head    *node.Head
+	session session.Dir
+	jobID   ids.ID
+}
+
+func current() (*coreworker.CoreWorker, error) {
+	global.mu.Lock()
+	defer global.mu.Unlock()
+	if global.cw == nil {
+		return nil, ErrNotInitialized
+	}
+	return global.cw, nil
+}
+
+// IsWorker reports whether this process was started by a node daemon to
+// run tasks. Programs whose main does work before Init (and test binaries,
+// in TestMain) check it, or simply call Init first.
+func IsWorker() bool { return os.Getenv(raylet.EnvWorker) == "1" }
+
+// Init connects this program to a cluster as its driver.
+//
+// With no Address option and no RAYGO_ADDRESS, Init starts an embedded
+// local cluster (control store, node daemon, worker processes) that
+// Shutdown tears down. With an address, it joins that cluster.
+//
+// In a worker process (one started by a node daemon from this same
+// binary) Init never returns: it serves tasks until the node tells it to
+// exit, then exits the process.
+//
+// Calling Init twice without Shutdown fails with ErrAlreadyInitialized.
+func Init(ctx context.Context, opts ...Option) error {
+	if IsWorker() {
+		runWorker()
+	}
+	o, err := buildOptions("Init", forInit, opts)
+	if err != nil {
+		return err
+	}
+	global.mu.Lock()
+	defer global.mu.Unlock()
+	if global.cw != nil {
+		return ErrAlreadyInitialized
+	}
+	addr := o.address
+	if addr == "" {
+		addr = os.Getenv(EnvAddress)
+	}
+	token := o.token
+	if token == "" {
+		token = os.Getenv(EnvToken)
+	}
+	var (
+		head       *node.Head
+		sess       session.Dir
+		nodeAddr   string
+		nodeID     ids.ID
+		binaryHash string
+	)
+	if addr == "" {
+		head, sess, token, err = startEmbedded(o)
+		if err != nil {
+			return err
+		}
+		addr = head.GCSAddress()
+		nodeAddr, nodeID = head.Raylet().Address(), head.Raylet().NodeID()
+	} else {
+		if addr == "auto" {
+			d, err := session.Latest()
+			if err != nil {
+				return err
+			}
+			if addr, err = d.ReadFile("address"); err != nil {
+				return fmt.Errorf("ray: read cluster address: %w", err)
+			}
+		}
+		if token == "" {
+			if d, err := session.Latest(); err == nil {
+				if a, _ := d.ReadFile("address"); a == addr {
+					token, _ = d.ReadFile("token")
+				}
+			}
+		}
+		if token == "" {
+			return fmt.Errorf("%w: no cluster token for %s (set RAYGO_TOKEN or the Token option)", ErrUnauthenticated, addr)
+		}
+		nodeAddr, nodeID, err = findLocalNode(ctx, addr, token)
+		if err != nil {
+			return err
+		}
+		if binaryHash, err = uploadBinary(ctx, addr, token); err != nil {
+			return err
+		}
+	}
+	fail := func(err error) error {
+		if head != nil {
+			head.Stop()
+			_ = sess.Remove()
+		}
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(fmt.Errorf("ray: find own executable: %w", err))
+	}
+	pool := rpc.NewPool(token)
+	defer pool.Close()
+	conn, err := pool.Get(addr)
+	if err != nil {
+		return fail(err)
+	}
+	jobID := ids.New()
+	rctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if _, err := pb.NewControlStoreClient(conn).RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
+		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
+	}}); err != nil {
+		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
+	}
+	cw, err := coreworker.Start(coreworker.Config{
+		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
+		InlineThreshold: o.inlineThreshold, Namespace: o.namespace,
+	}, registry)
+	if err != nil {
+		return fail(err)
+	}
+	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
+	return nil
+}
+
+func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
+	for name := range o.res {
+		if err := resources.Validate(resources.Set{name: o.res[name]}); err != nil {
+			return nil, "", "", fmt.Errorf("ray: Init: %w", err)
+		}
+	}
+	det := resources.Detect()
+	total := resources.Set{resources.CPU: det.CPUs, resources.Memory: float64(det.MemoryBytes)}
+	gpuIDs := make([]string, 0, len(det.GPUs))
+	for _, g := range det.GPUs {
+		gpuIDs = append(gpuIDs, fmt.Sprint(g.Index))
+	}
+	total[resources.GPU] = float64(len(gpuIDs))
+	for k, v := range o.res {
+		total[k] = v
+	}
+	if n := int(total[resources.GPU]); n != len(gpuIDs) {
+		gpuIDs = gpuIDs[:0]
+		for i := range n {
+			gpuIDs = append(gpuIDs, fmt.Sprint(i))
+		}
+	}
+	sess, err := session.New()
+	if err != nil {
+		return nil, "", "", err
+	}
+	token := session.NewToken()
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.GPUIDs, rc.SessionDir = total, gpuIDs, string(sess)
+	rc.EchoWorkerOutput = o.logWorkers == nil || *o.logWorkers
+	if o.storeBytes > 0 {
+		rc.ObjectStoreBytes = o.storeBytes
+	}
+	head, err := node.StartHead(node.HeadConfig{GCS: gcs.DefaultConfig(), Raylet: rc, Token: token})
+	if err != nil {
+		_ = sess.Remove()
+		return nil, "", "", err
+	}
+	return head, sess, token, nil
+}
+
+// findLocalNode contacts the cluster and picks the node daemon on this
+// host (the first alive node if none is).
+func findLocalNode(ctx context.Context, addr, token string) (string, ids.ID, error) {
+	conn, err := rpc.Dial(addr, token)
+	if err != nil {
+		return "", ids.Nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	reply, err := pb.NewControlStoreClient(conn).GetNodes(ctx, &pb.GetNodesRequest{})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || rpc.IsUnavailable(err) {
+			return "", ids.Nil, fmt.Errorf("%w: cannot reach a raygo cluster at %s: %v", ErrUnavailable, addr, err)
+		}
+		return "", ids.Nil, fmt.Errorf("ray: connect to %s: %w", addr, err)
+	}
+	host, _ := os.Hostname()
+	var pick *pb.NodeInfo
+	for _, n := range reply.GetNodes() {
+		if pick == nil || (n.GetHostname() == host && pick.GetHostname() != host) {
+			pick = n
+		}
+	}
+	if pick == nil {
+		return "", ids.Nil, fmt.Errorf("%w: the cluster at %s has no alive nodes", ErrUnavailable, addr)
+	}
+	return pick.GetAddress(), ids.MustFromBytes(pick.GetNodeId()), nil
+}
+
+// uploadBinary makes this executable available to every node by content
+// hash, uploading it unless the control store has it already.
+func uploadBinary(ctx context.Context, addr, token string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		return "", fmt.Errorf("ray: read own executable: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	conn, err := rpc.Dial(addr, token)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	c := pb.NewControlStoreClient(conn)
+	has, err := c.HasBinary(ctx, &pb.HasBinaryRequest{Hash: hash})
+	if err != nil {
+		return "", fmt.Errorf("ray: check job binary: %w", err)
+	}
+	if has.GetFound() {
+		return hash, nil
+	}
+	stream, err := c.PutBinary(ctx)
+	if err != nil {
+		return "", err
+	}
+	const chunk = 1 << 20
+	for off := 0; off < len(data); off += chunk {
+		end := min(off+chunk, len(data))
+		if err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: int64(off), Data: data[off:end], Total: int64(len(data))}); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return "", err
+		}
+	}
+	if _, err := stream.CloseAndRecv(); err != nil {
+		return "", fmt.Errorf("ray: upload job binary: %w", err)
+	}
+	return hash, nil
+}
+
+// Shutdown disconnects the driver: its job ends, actors it owns that are
+// not detached die, and an embedded cluster stops, leaving no processes
+// or files behind. It is safe to call more than once.
+func Shutdown() {
+	global.mu.Lock()
+	cw, head, sess, job := global.cw, global.head, global.session, global.jobID
+	global.cw, global.head, global.session = nil, nil, ""
+	global.mu.Unlock()
+	if cw == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, _ = cw.GCS().FinishJob(ctx, &pb.FinishJobRequest{JobId: job.Bytes()})
+	cancel()
+	cw.Close()
+	if head != nil {
+		head.Stop()
+		_ = sess.Remove()
+	}
+}
+
+// runWorker serves tasks in a process started by a node daemon, then
+// exits the process.
+func runWorker() {
+	env := func(k string) string { return os.Getenv(k) }
+	wid, _ := ids.Parse(env(raylet.EnvWorkerID))
+	job, _ := ids.Parse(env(raylet.EnvJobID))
+	nid, _ := ids.Parse(env(raylet.EnvNodeID))
+	cw, err := coreworker.Start(coreworker.Config{
+		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),
+		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
+	}, registry)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "raygo worker:", err)
+		os.Exit(3)
+	}
+	global.mu.Lock()
+	global.cw = cw
+	global.mu.Unlock()
+	ppid := os.Getppid()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-cw.Done():
+			os.Exit(0)
+		case <-t.C:
+			if os.Getppid() != ppid { // the node daemon died
+				os.Exit(0)
+			}
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package ray
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/raygo/raygo/internal/codec"
+	"github.com/raygo/raygo/internal/coreworker"
+)
+
+// ObjectRef is a future for a value of type T held in the cluster. The
+// process that created it (by Remote or Put) owns the object; every other
+// process that holds a copy borrows it. The object is freed when no copy
+// remains anywhere: copies are tracked with the garbage collector, so an
+// ObjectRef needs no Close.
+//
+// ObjectRefs can be passed to tasks (resolved to their values before the
+// task runs) and nested inside values (passed as refs, borrowed).
+type ObjectRef[T any] struct {
+	h   *coreworker.Ref
+	err error // submission failed
+}
+
+// AnyRef is implemented by every ObjectRef[T].
+type AnyRef interface {
+	handle() (*coreworker.Ref, error)
+	elemType() reflect.Type
+}
+
+func (r ObjectRef[T]) handle() (*coreworker.Ref, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.h == nil {
+		return nil, fmt.Errorf("%w: zero ObjectRef", ErrInvalidRequest)
+	}
+	return r.h, nil
+}
+
+func (r ObjectRef[T]) elemType() reflect.Type { return reflect.TypeFor[T]() }
+
+// ID returns the object's id in hex ("" for a failed submission).
+func (r ObjectRef[T]) ID() string {
+	if r.h == nil {
+		return ""
+	}
+	return r.h.ID.String()
+}
+
+// Err returns the error that prevented the call producing this ref from
+// being submitted, if any. Get returns it too.
+func (r ObjectRef[T]) Err() error { return r.err }
+
+// Get waits for the object and returns its value, or the error of the
+// task that produced it. The wait ends with ctx: a deadline turns into an
+// error matching ErrTimeout.
+func (r ObjectRef[T]) Get(ctx context.Context) (T, error) {
+	vs, err := Get(ctx, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return vs[0], nil
+}
+
+// EncodeMsgpack writes the ref inside a value (codec hook).
+func (r ObjectRef[T]) EncodeMsgpack(enc *msgpack.Encoder) error {
+	h, err := r.handle()
+	if err != nil {
+		return err
+	}
+	return codec.EncodeRef(enc, h.Wire())
+}
+
+// DecodeMsgpack reads a ref nested in a value, making this process a
+// borrower (codec hook).
+func (r *ObjectRef[T]) DecodeMsgpack(dec *msgpack.Decoder) error {
+	w, err := codec.DecodeRef(dec)
+	if err != nil {
+		return err
+	}
+	if w.ID == nil {
+		*r = ObjectRef[T]{}
+		return nil
+	}
+	cw, err := current()
+	if err != nil {
+		return err
+	}
+	*r = ObjectRef[T]{h: cw.HandleFromWire(w)}
+	return nil
+}
+
+// Get waits for every ref and returns their values in order. The first
+// failed object's error is returned.
+func Get[T any](ctx context.Context, refs ...ObjectRef[T]) ([]T, error) {
+	cw, err := current()
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]*coreworker.Ref, len(refs))
+	for i, r := range refs {
+		if hs[i], err = r.handle(); err != nil {
+			return nil, err
+		}
+	}
+	data, objErrs, err := cw.Get(ctx, hs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(refs))
+	for i := range refs {
+		if objErrs[i] != nil {
+			return nil, objErrs[i]
+		}
+		if err := codec.Decode(data[i], &out[i]); err != nil {
+			return nil, fmt.Errorf("ray: Get: object %s: %w", hs[i].ID, err)
+		}
+	}
+	return out, nil
+}
+
+// Put stores v in the cluster, owned by this process, and returns a ref
+// to it. Values up to the inline threshold stay in this process; larger
+// ones go to the local node's object store.
+func Put[T any](ctx context.Context, v T) (ObjectRef[T], error) {
+	cw, err := current()
+	if err != nil {
+		return ObjectRef[T]{}, err
+	}
+	data, nested, err := codec.Encode(v)
+	if err != nil {
+		return ObjectRef[T]{}, fmt.Errorf("ray: Put: %w", err)
+	}
+	h, err := cw.Put(ctx, data, nested)
+	if err != nil {
+		return ObjectRef[T]{}, err
+	}
+	return ObjectRef[T]{h: h}, nil
+}
+
+// Wait returns, in input order, the refs that are ready (at most
+// numReturns of them) and those that are not, once numReturns are ready
+// or timeout has passed (a negative timeout waits without limit). Like
+// Ray's ray.wait, it does not fail on objects whose tasks failed: they
+// count as ready.
+func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeout time.Duration) (ready, notReady []ObjectRef[T], err error) {
+	if numReturns < 0 || numReturns > len(refs) {
+		return nil, nil, fmt.Errorf("%w: Wait: numReturns %d is outside [0, %d]", ErrInvalidRequest, numReturns, len(refs))
+	}
+	cw, err := current()
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := make([]*coreworker.Ref, len(refs))
+	seen := make(map[string]bool, len(refs))
+	for i, r := range refs {
+		if hs[i], err = r.handle(); err != nil {
+			return nil, nil, err
+		}
+		if seen[r.ID()] {
+			return nil, nil, fmt.Errorf("%w: Wait: ref %s appears twice", ErrInvalidRequest, r.ID())
+		}
+		seen[r.ID()] = true
+	}
+	flags, err := cw.Wait(ctx, hs, numReturns, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, ok := range flags {
+		if ok {
+			ready = append(ready, refs[i])
+		} else {
+			notReady = append(notReady, refs[i])
+		}
+	}
+	return ready, notReady, nil
+}
+
+// Cancel stops the task that produces ref: a queued task never runs, a
+// running one sees its context cancelled, and with Force its worker
+// process is killed. Get on the ref then fails with ErrTaskCancelled.
+// Cancelled tasks are never retried; cancelling a finished task does
+// nothing.
+func Cancel(ctx context.Context, ref AnyRef, opts ...Option) error {
+	o := &options{}
+	for _, opt := range opts {
+		opt(o)
+	}
+	cw, err := current()
+	if err != nil {
+		return err
+	}
+	h, err := ref.handle()
+	if err != nil {
+		return err
+	}
+	return cw.Cancel(ctx, h, o.force)
+}
+
+// Free deletes objects owned by this process now, even while refs to them
+// remain: a later Get fails with ErrObjectFreed.
+func Free(refs ...AnyRef) error {
+	cw, err := current()
+	if err != nil {
+		return err
+	}
+	hs := make([]*coreworker.Ref, 0, len(refs))
+	for _, r := range refs {
+		h, err := r.handle()
+		if err != nil {
+			return err
+		}
+		hs = append(hs, h)
+	}
+	cw.Free(hs)
+	return nil
+}
