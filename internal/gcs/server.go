@@ -45,14 +45,14 @@ type Server struct {
 	pool *rpc.Pool
 
 	mu        sync.Mutex
-	nodes     map[ids.ID]*nodeEntry      // guarded by mu
-	jobs      map[ids.ID]*pb.JobInfo     // guarded by mu
-	kv        map[string][]byte          // guarded by mu; key is ns + "\x00" + key
-	binaries  map[string][]byte          // guarded by mu; by sha256 hex
-	actors    map[ids.ID]*actorEntry     // guarded by mu
-	names     map[string]ids.ID          // guarded by mu; namespace + "\x00" + name
-	workerAct map[ids.ID]ids.ID          // guarded by mu; worker id -> actor it hosts
-	rr        uint64                     // guarded by mu; round-robin for placement
+	nodes     map[ids.ID]*nodeEntry  // guarded by mu
+	jobs      map[ids.ID]*pb.JobInfo // guarded by mu
+	kv        map[string][]byte      // guarded by mu; key is ns + "\x00" + key
+	binaries  map[string][]byte      // guarded by mu; by sha256 hex
+	actors    map[ids.ID]*actorEntry // guarded by mu
+	names     map[string]ids.ID      // guarded by mu; namespace + "\x00" + name
+	workerAct map[ids.ID]ids.ID      // guarded by mu; worker id -> actor it hosts
+	rr        uint64                 // guarded by mu; round-robin for placement
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -34,17 +34,17 @@ type Raylet struct {
 	store    objstore.Store
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	res       *resources.NodeResources     // guarded by mu
-	workers   map[ids.ID]*worker           // guarded by mu
-	idle      map[poolKey][]*worker        // guarded by mu
-	leases    map[ids.ID]*lease            // guarded by mu
-	pending   []*pendingLease              // guarded by mu; FIFO of leases waiting for resources
-	failures  map[ids.ID]*startupFailures  // guarded by mu; by job
-	binaries  map[ids.ID]string            // guarded by mu; job -> executable path
-	cluster   []scheduler.Node             // guarded by mu; last view from the control store
-	tie       uint64                       // guarded by mu
-	stopping  bool                         // guarded by mu
+	mu       sync.Mutex
+	res      *resources.NodeResources    // guarded by mu
+	workers  map[ids.ID]*worker          // guarded by mu
+	idle     map[poolKey][]*worker       // guarded by mu
+	leases   map[ids.ID]*lease           // guarded by mu
+	pending  []*pendingLease             // guarded by mu; FIFO of leases waiting for resources
+	failures map[ids.ID]*startupFailures // guarded by mu; by job
+	binaries map[ids.ID]string           // guarded by mu; job -> executable path
+	cluster  []scheduler.Node            // guarded by mu; last view from the control store
+	tie      uint64                      // guarded by mu
+	stopping bool                        // guarded by mu
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,9 +102,9 @@ func Start(cfg Config) (*Raylet, error) {
 	r := &Raylet{
 		cfg: cfg, nodeID: cfg.NodeID, address: lis.Addr().String(), hostname: host,
 		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token),
-		store: objstore.NewMemory(cfg.ObjectStoreBytes),
-		log:   slog.Default().With("component", "raylet"),
-		res:   resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
+		store:   objstore.NewMemory(cfg.ObjectStoreBytes),
+		log:     slog.Default().With("component", "raylet"),
+		res:     resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
 		workers: map[ids.ID]*worker{}, idle: map[poolKey][]*worker{}, leases: map[ids.ID]*lease{},
 		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{},
 		ctx: ctx, cancel: cancel,
@@ -474,4 +474,3 @@ func (r *Raylet) FreeObjects(_ context.Context, req *pb.FreeObjectsRequest) (*pb
 
 // Store exposes the node's object store (for stats).
 func (r *Raylet) Store() objstore.Store { return r.store }
-

@@ -58,7 +58,9 @@ func NewToken() string {
 }
 
 // Path joins name onto the session directory.
-func (d Dir) Path(name ...string) string { return filepath.Join(append([]string{string(d)}, name...)...) }
+func (d Dir) Path(name ...string) string {
+	return filepath.Join(append([]string{string(d)}, name...)...)
+}
 
 // WriteFile writes a small file in the session with mode 0600.
 func (d Dir) WriteFile(name, content string) error {
