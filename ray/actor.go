@@ -56,7 +56,22 @@ type ActorType[T any] interface {
 	instance(*T)
 }
 
-var classNames sync.Map // reflect.Type of T -> class name
+// classNames maps an instance type T to the actor classes built on it.
+var classNames = struct {
+	sync.RWMutex
+	m map[reflect.Type][]string
+}{m: map[reflect.Type][]string{}}
+
+func classIs[T any](class string) bool {
+	classNames.RLock()
+	defer classNames.RUnlock()
+	for _, c := range classNames.m[reflect.TypeFor[T]()] {
+		if c == class {
+			return true
+		}
+	}
+	return false
+}
 
 type actorClass[T any] struct {
 	name string
@@ -68,7 +83,9 @@ func (c actorClass[T]) instance(*T)       {}
 
 func registerClass[T any](name string, ctor coreworker.Constructor) actorClass[T] {
 	registry.AddClass(name, ctor)
-	classNames.Store(reflect.TypeFor[T](), name)
+	classNames.Lock()
+	classNames.m[reflect.TypeFor[T]()] = append(classNames.m[reflect.TypeFor[T]()], name)
+	classNames.Unlock()
 	return actorClass[T]{name: name}
 }
 
@@ -182,7 +199,7 @@ func GetActor[T any](ctx context.Context, name string, opts ...Option) (ActorHan
 	if err != nil {
 		return ActorHandle[T]{}, err
 	}
-	if want, ok := classNames.Load(reflect.TypeFor[T]()); !ok || want.(string) != h.Class {
+	if !classIs[T](h.Class) {
 		return ActorHandle[T]{}, fmt.Errorf("%w: actor %q is a %s, not a %s", ErrInvalidRequest, name, h.Class, reflect.TypeFor[T]())
 	}
 	return ActorHandle[T]{h: h}, nil

@@ -32,3 +32,5 @@ func CurrentTask(ctx context.Context) (TaskContext, bool) {
 	}
 	return tc, true
 }
+
+func bg() context.Context { return context.Background() }

@@ -171,7 +171,7 @@ func Init(ctx context.Context, opts ...Option) error {
 func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 	for name := range o.res {
 		if err := resources.Validate(resources.Set{name: o.res[name]}); err != nil {
-			return nil, "", "", fmt.Errorf("ray: Init: %w", err)
+			return nil, "", "", fmt.Errorf("%w: Init: %v", ErrInvalidRequest, err)
 		}
 	}
 	det := resources.Detect()

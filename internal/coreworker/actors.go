@@ -45,7 +45,7 @@ type ActorHandle struct {
 // the actor to be alive.
 func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg, opts ActorOptions) (ActorHandle, error) {
 	if err := resources.Validate(opts.Resources); err != nil {
-		return ActorHandle{}, fmt.Errorf("raygo: actor %s: %w", class, err)
+		return ActorHandle{}, errs.Invalidf("raygo: actor %s: %v", class, err)
 	}
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = 1

@@ -75,7 +75,7 @@ var taskSeq uint64
 // handles on its return objects.
 func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Ref, error) {
 	if err := resources.Validate(opts.Resources); err != nil {
-		return nil, fmt.Errorf("raygo: %s: %w", fn, err)
+		return nil, errs.Invalidf("raygo: %s: %v", fn, err)
 	}
 	if opts.NumReturns <= 0 {
 		opts.NumReturns = 1

@@ -71,7 +71,21 @@ type actorEntry struct {
 }
 
 // New returns a control store using pool to reach node daemons and workers.
+// Zero fields of cfg take their defaults.
 func New(cfg Config, pool *rpc.Pool) *Server {
+	def := DefaultConfig()
+	if cfg.NodeTimeout <= 0 {
+		cfg.NodeTimeout = def.NodeTimeout
+	}
+	if cfg.HealthCheckPeriod <= 0 {
+		cfg.HealthCheckPeriod = def.HealthCheckPeriod
+	}
+	if cfg.MaxBinaryBytes <= 0 {
+		cfg.MaxBinaryBytes = def.MaxBinaryBytes
+	}
+	if cfg.MaxKVValueBytes <= 0 {
+		cfg.MaxKVValueBytes = def.MaxKVValueBytes
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},

@@ -1,0 +1,267 @@
+package ray_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/ray"
+)
+
+type counter struct {
+	n       int
+	created int64
+	active  atomic.Int32
+	peak    atomic.Int32
+}
+
+var (
+	Counter = ray.Actor0("test.Counter", func(ctx context.Context) (*counter, error) {
+		return &counter{created: time.Now().UnixNano()}, nil
+	})
+	CounterFrom = ray.Actor1("test.CounterFrom", func(ctx context.Context, start int) (*counter, error) {
+		if start < 0 {
+			return nil, errors.New("negative start")
+		}
+		return &counter{n: start}, nil
+	})
+	Inc = ray.Method0(Counter, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
+	AddN = ray.Method1(Counter, "AddN", func(c *counter, ctx context.Context, k int) (int, error) {
+		c.n += k
+		return c.n, nil
+	})
+	Value      = ray.Method0(Counter, "Value", func(c *counter, ctx context.Context) (int, error) { return c.n, nil })
+	ActorPid   = ray.Method0(Counter, "Pid", func(c *counter, ctx context.Context) (int, error) { return os.Getpid(), nil })
+	IncFrom    = ray.Method0(CounterFrom, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
+	SlowPeak   = ray.Method1(Counter, "SlowPeak", func(c *counter, ctx context.Context, ms int) (int32, error) {
+		cur := c.active.Add(1)
+		for {
+			p := c.peak.Load()
+			if cur <= p || c.peak.CompareAndSwap(p, cur) {
+				break
+			}
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		c.active.Add(-1)
+		return c.peak.Load(), nil
+	})
+	// Exit kills the actor's process mid-call.
+	Exit = ray.Method0(Counter, "Exit", func(c *counter, ctx context.Context) (int, error) {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	})
+	// CallCounter calls an actor whose handle it was given.
+	CallCounter = ray.Func1("test.CallCounter", func(ctx context.Context, h ray.ActorHandle[counter]) (int, error) {
+		return AddN.Remote(ctx, h, 100).Get(ctx)
+	})
+)
+
+func TestActorBasics(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+
+	c, err := Counter.Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Calls from one caller run in order.
+	refs := make([]ray.ObjectRef[int], 100)
+	for i := range refs {
+		refs[i] = Inc.Remote(ctx, c)
+	}
+	vals, err := ray.Get(ctx, refs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		if v != i+1 {
+			t.Fatalf("call %d returned %d: calls ran out of order", i, v)
+		}
+	}
+	// Handles can be passed to tasks.
+	if v, err := CallCounter.Remote(ctx, c).Get(ctx); err != nil || v != 200 {
+		t.Fatalf("call through a task: %v, %v", v, err)
+	}
+	// Constructor arguments; constructor failures kill the actor with the cause.
+	c2, err := CounterFrom.Remote(ctx, 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := IncFrom.Remote(ctx, c2).Get(ctx); err != nil || v != 42 {
+		t.Fatalf("IncFrom = %v, %v", v, err)
+	}
+	bad, err := CounterFrom.Remote(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = IncFrom.Remote(ctx, bad).Get(ctx)
+	var ad *ray.ActorDiedError
+	if !errors.As(err, &ad) || !errors.Is(err, ray.ErrActorDied) || !contains(ad.Reason, "negative start") {
+		t.Fatalf("constructor failure: %v", err)
+	}
+}
+
+func TestActorConcurrency(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	serial, _ := Counter.Remote(ctx)
+	conc, _ := Counter.Options(ray.MaxConcurrency(4)).Remote(ctx)
+	var sRefs, cRefs []ray.ObjectRef[int32]
+	for range 8 {
+		sRefs = append(sRefs, SlowPeak.Remote(ctx, serial, 20))
+		cRefs = append(cRefs, SlowPeak.Remote(ctx, conc, 50))
+	}
+	s, err := ray.Get(ctx, sRefs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ray.Get(ctx, cRefs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s[len(s)-1] != 1 {
+		t.Fatalf("default actor ran %d calls at once", s[len(s)-1])
+	}
+	if c[len(c)-1] < 2 || c[len(c)-1] > 4 {
+		t.Fatalf("MaxConcurrency(4) actor peaked at %d concurrent calls", c[len(c)-1])
+	}
+}
+
+func TestNamedActors(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2), ray.Namespace("ns1"))
+	a, err := Counter.Options(ray.Name("shared")).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	AddN.Remote(ctx, a, 5)
+	// Same name, same namespace: an error, or the same actor with GetIfExists.
+	if _, err := Counter.Options(ray.Name("shared")).Remote(ctx); !errors.Is(err, ray.ErrAlreadyExists) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	b, err := Counter.Options(ray.Name("shared"), ray.GetIfExists()).Remote(ctx)
+	if err != nil || b.ID() != a.ID() {
+		t.Fatalf("GetIfExists gave %v, %v", b.ID(), err)
+	}
+	g, err := ray.GetActor[counter](ctx, "shared")
+	if err != nil || g.ID() != a.ID() {
+		t.Fatalf("GetActor: %v", err)
+	}
+	if v, err := Value.Remote(ctx, g).Get(ctx); err != nil || v != 5 {
+		t.Fatalf("Value via GetActor = %v, %v", v, err)
+	}
+	// Namespaces separate names.
+	if _, err := ray.GetActor[counter](ctx, "shared", ray.Namespace("other")); !errors.Is(err, ray.ErrNotFound) {
+		t.Fatalf("GetActor in another namespace: %v", err)
+	}
+	o, err := Counter.Options(ray.Name("shared"), ray.Namespace("other")).Remote(ctx)
+	if err != nil || o.ID() == a.ID() {
+		t.Fatalf("same name in another namespace: %v", err)
+	}
+	if _, err := ray.GetActor[counter](ctx, "missing"); !errors.Is(err, ray.ErrNotFound) {
+		t.Fatalf("GetActor(missing): %v", err)
+	}
+	// The wrong type is refused.
+	type other struct{}
+	if _, err := ray.GetActor[other](ctx, "shared"); !errors.Is(err, ray.ErrInvalidRequest) {
+		t.Fatalf("GetActor with the wrong type: %v", err)
+	}
+}
+
+func TestKillActor(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	c, _ := Counter.Options(ray.Name("victim"), ray.MaxRestarts(3)).Remote(ctx)
+	pid, err := ActorPid.Remote(ctx, c).Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ray.Kill(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Inc.Remote(ctx, c).Get(ctx)
+	var ad *ray.ActorDiedError
+	if !errors.As(err, &ad) || !contains(ad.Reason, "ray.Kill") {
+		t.Fatalf("call on a killed actor: %v", err)
+	}
+	eventually(t, 10*time.Second, "the killed actor's process to exit", func() bool { return !pidAlive(pid) })
+	// A killed actor's name is free again.
+	if _, err := ray.GetActor[counter](ctx, "victim"); !errors.Is(err, ray.ErrNotFound) {
+		t.Fatalf("GetActor of a killed actor: %v", err)
+	}
+}
+
+func TestActorRestart(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+
+	// MaxRestarts(1): the first death restarts the actor (state reset by
+	// its constructor), the second is final.
+	c, _ := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
+	if v, _ := AddN.Remote(ctx, c, 10).Get(ctx); v != 10 {
+		t.Fatalf("AddN = %d", v)
+	}
+	pid1, _ := ActorPid.Remote(ctx, c).Get(ctx)
+	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the actor to restart", func() bool {
+		v, err := Value.Remote(ctx, c).Get(ctx)
+		return err == nil && v == 0
+	})
+	pid2, err := ActorPid.Remote(ctx, c).Get(ctx)
+	if err != nil || pid2 == pid1 {
+		t.Fatalf("restarted actor pid %d (was %d), %v", pid2, pid1, err)
+	}
+	// A call in flight when the process dies fails (at-most-once)...
+	if _, err := Exit.Remote(ctx, c).Get(ctx); !errors.Is(err, ray.ErrActorDied) {
+		t.Fatalf("call during death: %v", err)
+	}
+	// ...and with no restarts left the actor stays dead.
+	_, err = Value.Remote(ctx, c).Get(ctx)
+	var ad *ray.ActorDiedError
+	if !errors.As(err, &ad) {
+		t.Fatalf("call after final death: %v", err)
+	}
+
+	// Kill with AllowRestart restarts the actor.
+	k, _ := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
+	if v, err := AddN.Remote(ctx, k, 3).Get(ctx); err != nil || v != 3 {
+		t.Fatalf("AddN = %v, %v", v, err)
+	}
+	if err := ray.Kill(ctx, k, ray.AllowRestart()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the killed actor to restart", func() bool {
+		v, err := Value.Remote(ctx, k).Get(ctx)
+		return err == nil && v == 0
+	})
+}
+
+func TestActorTaskRetries(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	// With MaxTaskRetries, a call in flight when the process dies runs
+	// again on the restarted actor.
+	c, _ := Counter.Options(ray.MaxRestarts(-1), ray.MaxTaskRetries(-1)).Remote(ctx)
+	pid, _ := ActorPid.Remote(ctx, c).Get(ctx)
+	slow := SlowPeak.Remote(ctx, c, 1000)
+	time.Sleep(200 * time.Millisecond) // let the call start (a retry covers either case)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	if _, err := slow.Get(ctx); err != nil {
+		t.Fatalf("retried call: %v", err)
+	}
+	pid2, _ := ActorPid.Remote(ctx, c).Get(ctx)
+	if pid2 == pid {
+		t.Fatal("actor was not restarted")
+	}
+}
+
+func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}

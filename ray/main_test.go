@@ -1,0 +1,63 @@
+package ray_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/ray"
+)
+
+// envCrashAtStart makes worker processes of this test binary exit before
+// registering, to test the node's handling of broken worker binaries.
+const envCrashAtStart = "RAYGO_TEST_CRASH_AT_START"
+
+func TestMain(m *testing.M) {
+	if ray.IsWorker() {
+		if os.Getenv(envCrashAtStart) == "1" {
+			fmt.Fprintln(os.Stderr, "test worker: crashing at start on purpose")
+			os.Exit(7)
+		}
+		_ = ray.Init(context.Background()) // serves tasks; never returns
+	}
+	os.Exit(m.Run())
+}
+
+// initCluster starts an embedded cluster for one test and shuts it down at
+// the test's end.
+func initCluster(t *testing.T, opts ...ray.Option) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	opts = append([]ray.Option{ray.LogWorkers(testing.Verbose())}, opts...)
+	if err := ray.Init(ctx, opts...); err != nil {
+		cancel()
+		t.Fatalf("Init: %v", err)
+	}
+	t.Cleanup(func() {
+		ray.Shutdown()
+		cancel()
+	})
+	return ctx
+}
+
+// eventually polls cond every 10 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func pidAlive(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}
