@@ -29,15 +29,15 @@ var (
 		}
 		return &counter{n: start}, nil
 	})
-	Inc = ray.Method0(Counter, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
+	Inc  = ray.Method0(Counter, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
 	AddN = ray.Method1(Counter, "AddN", func(c *counter, ctx context.Context, k int) (int, error) {
 		c.n += k
 		return c.n, nil
 	})
-	Value      = ray.Method0(Counter, "Value", func(c *counter, ctx context.Context) (int, error) { return c.n, nil })
-	ActorPid   = ray.Method0(Counter, "Pid", func(c *counter, ctx context.Context) (int, error) { return os.Getpid(), nil })
-	IncFrom    = ray.Method0(CounterFrom, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
-	SlowPeak   = ray.Method1(Counter, "SlowPeak", func(c *counter, ctx context.Context, ms int) (int32, error) {
+	Value    = ray.Method0(Counter, "Value", func(c *counter, ctx context.Context) (int, error) { return c.n, nil })
+	ActorPid = ray.Method0(Counter, "Pid", func(c *counter, ctx context.Context) (int, error) { return os.Getpid(), nil })
+	IncFrom  = ray.Method0(CounterFrom, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
+	SlowPeak = ray.Method1(Counter, "SlowPeak", func(c *counter, ctx context.Context, ms int) (int32, error) {
 		cur := c.active.Add(1)
 		for {
 			p := c.peak.Load()
@@ -255,7 +255,9 @@ func TestActorTaskRetries(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {

@@ -60,7 +60,7 @@ var (
 type badBinary struct{}
 
 func (badBinary) MarshalBinary() ([]byte, error) { return []byte("x"), nil }
-func (*badBinary) UnmarshalBinary([]byte) error   { return errors.New("refusing to decode") }
+func (*badBinary) UnmarshalBinary([]byte) error  { return errors.New("refusing to decode") }
 
 var TakesBad = ray.Func1("test.TakesBad", func(ctx context.Context, b badBinary) (int, error) { return 1, nil })
 

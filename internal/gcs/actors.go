@@ -2,8 +2,10 @@ package gcs
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"sort"
 	"time"
 
@@ -24,6 +26,9 @@ const (
 
 func nameKey(ns, name string) string { return ns + "\x00" + name }
 
+// cloneActor copies actor info for use outside the lock.
+func cloneActor(a *pb.ActorInfo) *pb.ActorInfo { return proto.Clone(a).(*pb.ActorInfo) }
+
 // CreateActor registers an actor and schedules its creation in the
 // background. Named actors are unique per namespace: a second creation
 // fails with AlreadyExists, or returns the first when get_if_exists is set.
@@ -38,7 +43,7 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 		if existing, ok := s.names[nameKey(a.GetNamespace(), a.GetName())]; ok {
 			e := s.actors[existing]
 			if e.info.State != StateDead {
-				info := e.info
+				info := cloneActor(e.info)
 				s.mu.Unlock()
 				if req.GetGetIfExists() {
 					return &pb.CreateActorReply{Actor: info, Existed: true}, nil
@@ -55,9 +60,10 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 	a.State = StatePending
 	a.Version = 1
 	s.actors[aid] = &actorEntry{info: a, changed: make(chan struct{})}
+	reply := &pb.CreateActorReply{Actor: cloneActor(a)}
 	s.mu.Unlock()
 	s.goOwned(func() { s.scheduleActor(aid) })
-	return &pb.CreateActorReply{Actor: a}, nil
+	return reply, nil
 }
 
 func (s *Server) GetActor(_ context.Context, req *pb.GetActorRequest) (*pb.GetActorReply, error) {
@@ -77,7 +83,7 @@ func (s *Server) GetActor(_ context.Context, req *pb.GetActorRequest) (*pb.GetAc
 	if req.GetName() != "" && e.info.State == StateDead {
 		return nil, errs.NotFoundf("gcs: actor named %q in namespace %q is dead", req.GetName(), req.GetNamespace())
 	}
-	return &pb.GetActorReply{Actor: e.info}, nil
+	return &pb.GetActorReply{Actor: cloneActor(e.info)}, nil
 }
 
 // WaitActor returns the actor's info once its version exceeds
@@ -97,7 +103,7 @@ func (s *Server) WaitActor(ctx context.Context, req *pb.WaitActorRequest) (*pb.W
 			s.mu.Unlock()
 			return nil, errs.NotFoundf("gcs: no actor %s", aid)
 		}
-		info, ch := e.info, e.changed
+		info, ch := cloneActor(e.info), e.changed
 		s.mu.Unlock()
 		if info.Version > req.GetSinceVersion() {
 			return &pb.WaitActorReply{Actor: info}, nil
@@ -119,7 +125,7 @@ func (s *Server) ListActors(context.Context, *pb.ListActorsRequest) (*pb.ListAct
 	defer s.mu.Unlock()
 	out := &pb.ListActorsReply{}
 	for _, e := range s.actors {
-		out.Actors = append(out.Actors, e.info)
+		out.Actors = append(out.Actors, cloneActor(e.info))
 	}
 	sort.Slice(out.Actors, func(i, j int) bool { return string(out.Actors[i].ActorId) < string(out.Actors[j].ActorId) })
 	return out, nil

@@ -9,7 +9,9 @@ package gcs
 
 import (
 	"context"
+
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"sync"
 	"time"
 
@@ -152,7 +154,7 @@ func (s *Server) GetNodes(_ context.Context, req *pb.GetNodesRequest) (*pb.GetNo
 	out := &pb.GetNodesReply{}
 	for _, n := range s.nodes {
 		if n.info.State == "ALIVE" || req.GetIncludeDead() {
-			out.Nodes = append(out.Nodes, n.info)
+			out.Nodes = append(out.Nodes, proto.Clone(n.info).(*pb.NodeInfo))
 		}
 	}
 	return out, nil
@@ -226,7 +228,7 @@ func (s *Server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobRep
 	if !ok {
 		return nil, errs.NotFoundf("gcs: no job %x", req.GetJobId())
 	}
-	return &pb.GetJobReply{Job: j}, nil
+	return &pb.GetJobReply{Job: proto.Clone(j).(*pb.JobInfo)}, nil
 }
 
 func (s *Server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsReply, error) {
@@ -234,7 +236,7 @@ func (s *Server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsRep
 	defer s.mu.Unlock()
 	out := &pb.ListJobsReply{}
 	for _, j := range s.jobs {
-		out.Jobs = append(out.Jobs, j)
+		out.Jobs = append(out.Jobs, proto.Clone(j).(*pb.JobInfo))
 	}
 	return out, nil
 }
