@@ -1,0 +1,159 @@
+package ray_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/ray"
+)
+
+// Record writes "<pid>" to dir/<key>.<attempt> and sleeps ms, so a test
+// can find the worker running each attempt and kill it mid-task.
+var Record = ray.Func3("test.Record", func(ctx context.Context, dir string, key int, ms int) (int, error) {
+	tc, _ := ray.CurrentTask(ctx)
+	name := filepath.Join(dir, strconv.Itoa(key)+"."+strconv.Itoa(tc.Attempt))
+	if err := os.WriteFile(name, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return 0, err
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return key * 10, nil
+})
+
+func readPid(t *testing.T, path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// TestKillWorkersMidTask SIGKILLs the workers running tasks and checks that
+// each task is retried exactly once per kill and every result is right.
+func TestKillWorkersMidTask(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	dir := t.TempDir()
+	const n = 6
+	refs := make([]ray.ObjectRef[int], n)
+	for i := range refs {
+		refs[i] = Record.Remote(ctx, dir, i, 400)
+	}
+	// Kill the first attempt of tasks 0 and 1 (they start first, one per
+	// CPU), and then the second attempt of task 0.
+	kill := func(key, attempt int) {
+		path := filepath.Join(dir, strconv.Itoa(key)+"."+strconv.Itoa(attempt))
+		eventually(t, 20*time.Second, "task "+path+" to start", func() bool { return readPid(t, path) > 0 })
+		if err := syscall.Kill(readPid(t, path), syscall.SIGKILL); err != nil {
+			t.Fatalf("kill: %v", err)
+		}
+	}
+	kill(0, 0)
+	kill(1, 0)
+	kill(0, 1)
+	vals, err := ray.Get(ctx, refs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		if v != i*10 {
+			t.Fatalf("task %d returned %d", i, v)
+		}
+	}
+	wantAttempts := map[int]int{0: 3, 1: 2}
+	for i := range n {
+		matches, _ := filepath.Glob(filepath.Join(dir, strconv.Itoa(i)+".*"))
+		want := wantAttempts[i]
+		if want == 0 {
+			want = 1
+		}
+		if len(matches) != want {
+			t.Fatalf("task %d ran %d attempts, want %d", i, len(matches), want)
+		}
+	}
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(1))
+	dir := t.TempDir()
+	ref := Record.Options(ray.MaxRetries(1)).Remote(ctx, dir, 7, 5000)
+	for attempt := range 2 {
+		path := filepath.Join(dir, "7."+strconv.Itoa(attempt))
+		eventually(t, 20*time.Second, "attempt to start", func() bool { return readPid(t, path) > 0 })
+		_ = syscall.Kill(readPid(t, path), syscall.SIGKILL)
+	}
+	_, err := ref.Get(ctx)
+	var wc *ray.WorkerCrashedError
+	if !errors.As(err, &wc) || wc.Attempts != 2 || wc.Function != "test.Record" || !errors.Is(err, ray.ErrWorkerCrashed) {
+		t.Fatalf("want WorkerCrashedError after 2 attempts, got %v", err)
+	}
+	// MaxRetries(0): the first crash is final.
+	ref = Record.Options(ray.MaxRetries(0)).Remote(ctx, dir, 8, 5000)
+	eventually(t, 20*time.Second, "task to start", func() bool { return readPid(t, filepath.Join(dir, "8.0")) > 0 })
+	_ = syscall.Kill(readPid(t, filepath.Join(dir, "8.0")), syscall.SIGKILL)
+	if _, err := ref.Get(ctx); !errors.As(err, &wc) || wc.Attempts != 1 {
+		t.Fatalf("MaxRetries(0): %v", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(1))
+	dir := t.TempDir()
+
+	// Cooperative: the running task's context is cancelled.
+	running := Record.Remote(ctx, dir, 1, 30000)
+	queued := Record.Remote(ctx, dir, 2, 0) // waits behind it on the only CPU
+	eventually(t, 20*time.Second, "task to start", func() bool { return readPid(t, filepath.Join(dir, "1.0")) > 0 })
+	if err := ray.Cancel(ctx, queued); err != nil {
+		t.Fatal(err)
+	}
+	if err := ray.Cancel(ctx, running); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []ray.ObjectRef[int]{running, queued} {
+		_, err := r.Get(ctx)
+		var ce *ray.CancelledError
+		if !errors.As(err, &ce) || !errors.Is(err, ray.ErrTaskCancelled) {
+			t.Fatalf("cancelled task: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2.0")); err == nil {
+		t.Fatal("a task cancelled while queued ran")
+	}
+
+	// Force: the worker is killed, and the task is not retried.
+	forced := Record.Remote(ctx, dir, 3, 30000)
+	eventually(t, 20*time.Second, "task to start", func() bool { return readPid(t, filepath.Join(dir, "3.0")) > 0 })
+	pid := readPid(t, filepath.Join(dir, "3.0"))
+	if err := ray.Cancel(ctx, forced, ray.Force()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := forced.Get(ctx); !errors.Is(err, ray.ErrTaskCancelled) {
+		t.Fatalf("force-cancelled task: %v", err)
+	}
+	eventually(t, 10*time.Second, "the worker to die", func() bool { return !pidAlive(pid) })
+	if _, err := os.Stat(filepath.Join(dir, "3.1")); err == nil {
+		t.Fatal("a cancelled task was retried")
+	}
+	// Cancelling a finished task does nothing.
+	done := Square.Remote(ctx, 3)
+	if v, err := done.Get(ctx); err != nil || v != 9 {
+		t.Fatal(err)
+	}
+	if err := ray.Cancel(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := done.Get(ctx); err != nil || v != 9 {
+		t.Fatalf("finished task after Cancel: %v, %v", v, err)
+	}
+}

@@ -1,0 +1,173 @@
+package ray_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/raygo/raygo/internal/node"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/session"
+	"github.com/raygo/raygo/ray"
+)
+
+// TestShutdownLeavesNothing checks that an embedded cluster leaves no
+// worker processes, session files or goroutines behind.
+func TestShutdownLeavesNothing(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(2), ray.LogWorkers(false)); err != nil {
+		t.Fatal(err)
+	}
+	sess := ray.SessionDirForTest()
+	var pids []int
+	for range 4 {
+		pid, err := Pid.Remote(ctx).Get(ctx)
+		if err != nil {
+			ray.Shutdown()
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	c, err := Counter.Remote(ctx)
+	if err != nil {
+		ray.Shutdown()
+		t.Fatal(err)
+	}
+	apid, _ := ActorPid.Remote(ctx, c).Get(ctx)
+	pids = append(pids, apid)
+	ray.Shutdown()
+	for _, pid := range pids {
+		if pidAlive(pid) {
+			t.Fatalf("worker pid %d survived Shutdown", pid)
+		}
+	}
+	if _, err := os.Stat(sess); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("session dir %s survived Shutdown: %v", sess, err)
+	}
+	goleak.VerifyNone(t, before)
+	// Init works again after Shutdown.
+	if err := ray.Init(ctx, ray.NumCPUs(1), ray.LogWorkers(false)); err != nil {
+		t.Fatal(err)
+	}
+	ray.Shutdown()
+}
+
+// TestReferenceCounting checks that objects are freed when the last
+// reference anywhere goes, and not before.
+func TestReferenceCounting(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	base := ray.ObjectCountForTest()
+
+	func() {
+		refs := make([]ray.ObjectRef[int], 50)
+		for i := range refs {
+			refs[i] = Square.Remote(ctx, i)
+		}
+		if _, err := ray.Get(ctx, refs...); err != nil {
+			t.Fatal(err)
+		}
+		if n := ray.ObjectCountForTest(); n < base+50 {
+			t.Fatalf("%d objects tracked with 50 live refs", n)
+		}
+	}()
+	eventually(t, 10*time.Second, "dropped task results to be freed", func() bool { return ray.ObjectCountForTest() <= base })
+
+	// A large object lives in the node's store until its last ref goes.
+	func() {
+		big, err := ray.Put(ctx, make([]byte, 1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := ray.StoreObjectsForTest(); n != 1 {
+			t.Fatalf("store holds %d objects, want 1", n)
+		}
+		// A task borrows it inside a value; it must survive the driver's
+		// own handle being the only one left.
+		if n, err := Len.RemoteArgs(ctx, big).Get(ctx); err != nil || n != 1<<20 {
+			t.Fatalf("Len = %v, %v", n, err)
+		}
+		runtime.KeepAlive(big)
+	}()
+	eventually(t, 10*time.Second, "the stored object to be freed", func() bool { return ray.StoreObjectsForTest() == 0 })
+
+	// Refs borrowed by a worker keep objects alive until the worker drops
+	// them; returned refs owned by a worker stay readable while held.
+	inner, err := MakeRefs.Remote(ctx, 5).Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond)
+	runtime.GC()
+	if vals, err := ray.Get(ctx, inner...); err != nil || vals[4] != 40 {
+		t.Fatalf("borrowed refs after GC: %v, %v", vals, err)
+	}
+}
+
+// TestDetachedActors checks that a detached actor outlives its driver and
+// an owned one dies with it.
+func TestDetachedActors(t *testing.T) {
+	sess, err := session.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Remove()
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 2}, string(sess)
+	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer head.Stop()
+	ctx := context.Background()
+	opts := []ray.Option{ray.Address(head.GCSAddress()), ray.Token("tok"), ray.Namespace("app")}
+
+	if err := ray.Init(ctx, opts...); err != nil {
+		t.Fatal(err)
+	}
+	det, err := Counter.Options(ray.Name("keeper"), ray.Detached()).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := Counter.Options(ray.Name("temp")).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	AddN.Remote(ctx, det, 7)
+	opid, err := ActorPid.Remote(ctx, owned).Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Value.Remote(ctx, det).Get(ctx); err != nil || v != 7 {
+		t.Fatalf("detached actor value %v, %v", v, err)
+	}
+	ray.Shutdown()
+	eventually(t, 10*time.Second, "the owned actor's process to exit", func() bool { return !pidAlive(opid) })
+
+	if err := ray.Init(ctx, opts...); err != nil {
+		t.Fatal(err)
+	}
+	defer ray.Shutdown()
+	again, err := ray.GetActor[counter](ctx, "keeper")
+	if err != nil {
+		t.Fatalf("detached actor after its driver left: %v", err)
+	}
+	if v, err := Value.Remote(ctx, again).Get(ctx); err != nil || v != 7 {
+		t.Fatalf("detached actor kept state %v, %v", v, err)
+	}
+	if _, err := ray.GetActor[counter](ctx, "temp"); !errors.Is(err, ray.ErrNotFound) {
+		t.Fatalf("owned actor after its driver left: %v", err)
+	}
+	if err := ray.Kill(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	_ = filepath.Join
+}
