@@ -1,0 +1,136 @@
+package ray_test
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/ray"
+)
+
+var (
+	Noop = ray.Func0("bench.Noop", func(ctx context.Context) ([]byte, error) { return []byte("ok"), nil })
+
+	BenchActor = ray.Actor0("bench.Actor", func(ctx context.Context) (*struct{}, error) { return &struct{}{}, nil })
+	BenchCall  = ray.Method0(BenchActor, "Call", func(_ *struct{}, ctx context.Context) ([]byte, error) { return []byte("ok"), nil })
+)
+
+func benchInit(b *testing.B) context.Context {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.LogWorkers(false)); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ray.Shutdown)
+	// Warm up: start the workers.
+	refs := make([]ray.ObjectRef[[]byte], 1000)
+	for i := range refs {
+		refs[i] = Noop.Remote(ctx)
+	}
+	if _, err := ray.Get(ctx, refs...); err != nil {
+		b.Fatal(err)
+	}
+	return ctx
+}
+
+// BenchmarkTasksAsync is single_client_tasks_async: submit many trivial
+// tasks, then wait for all of them.
+func BenchmarkTasksAsync(b *testing.B) {
+	ctx := benchInit(b)
+	b.ResetTimer()
+	const batch = 1000
+	for done := 0; done < b.N; done += batch {
+		n := min(batch, b.N-done)
+		refs := make([]ray.ObjectRef[[]byte], n)
+		for i := range refs {
+			refs[i] = Noop.Remote(ctx)
+		}
+		if _, err := ray.Get(ctx, refs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkTasksSync is single_client_tasks_sync: one task at a time.
+func BenchmarkTasksSync(b *testing.B) {
+	ctx := benchInit(b)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if _, err := Noop.Remote(ctx).Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkActorCallsAsync is 1_1_actor_calls_async.
+func BenchmarkActorCallsAsync(b *testing.B) {
+	ctx := benchInit(b)
+	a, err := BenchActor.Remote(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := BenchCall.Remote(ctx, a).Get(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	const batch = 1000
+	for done := 0; done < b.N; done += batch {
+		n := min(batch, b.N-done)
+		refs := make([]ray.ObjectRef[[]byte], n)
+		for i := range refs {
+			refs[i] = BenchCall.Remote(ctx, a)
+		}
+		if _, err := ray.Get(ctx, refs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// BenchmarkActorCallsSync is 1_1_actor_calls_sync.
+func BenchmarkActorCallsSync(b *testing.B) {
+	ctx := benchInit(b)
+	a, err := BenchActor.Remote(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := BenchCall.Remote(ctx, a).Get(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := BenchCall.Remote(ctx, a).Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// BenchmarkInit measures a cold Init of the embedded cluster until it
+// can run a task, and its Shutdown.
+func BenchmarkInit(b *testing.B) {
+	ctx := context.Background()
+	var initTotal, firstTask time.Duration
+	for range b.N {
+		t0 := time.Now()
+		if err := ray.Init(ctx, ray.LogWorkers(false)); err != nil {
+			b.Fatal(err)
+		}
+		initTotal += time.Since(t0)
+		if _, err := Noop.Remote(ctx).Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+		firstTask += time.Since(t0)
+		ray.Shutdown()
+	}
+	b.ReportMetric(float64(initTotal.Milliseconds())/float64(b.N), "init-ms")
+	b.ReportMetric(float64(firstTask.Milliseconds())/float64(b.N), "first-task-ms")
+}
