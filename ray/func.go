@@ -11,14 +11,22 @@ import (
 )
 
 // call is what every remote function handle shares: its registered name
-// and the options given with Options.
+// and the options given with Options, checked once when the handle is made.
 type call struct {
-	name string
-	opts []Option
+	name  string
+	opts  []Option
+	topts coreworker.TaskOptions
+	err   error
+}
+
+func newCall(name string, opts []Option) call {
+	c := call{name: name, opts: opts}
+	c.topts, c.err = taskOptions(name, opts)
+	return c
 }
 
 func (c call) with(opts []Option) call {
-	return call{name: c.name, opts: append(append([]Option(nil), c.opts...), opts...)}
+	return newCall(c.name, append(append([]Option(nil), c.opts...), opts...))
 }
 
 func taskOptions(name string, opts []Option) (coreworker.TaskOptions, error) {
@@ -47,10 +55,10 @@ func (c call) submit(args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
 	if err != nil {
 		return nil, err
 	}
-	topts, err := taskOptions(c.name, c.opts)
-	if err != nil {
-		return nil, err
+	if c.err != nil {
+		return nil, c.err
 	}
+	topts := c.topts
 	topts.NumReturns = n
 	return cw.SubmitTask(c.name, args, topts)
 }
@@ -170,7 +178,7 @@ func Func0[R any](name string, fn func(context.Context) (R, error)) *Function0[R
 		}
 		return encodeRets(r)
 	})
-	return &Function0[R]{c: call{name: name}}
+	return &Function0[R]{c: newCall(name, nil)}
 }
 
 // Options returns a copy of the handle whose calls use opts.
@@ -198,7 +206,7 @@ func Func1[A, R any](name string, fn func(context.Context, A) (R, error)) *Funct
 		}
 		return encodeRets(r)
 	})
-	return &Function1[A, R]{c: call{name: name}}
+	return &Function1[A, R]{c: newCall(name, nil)}
 }
 
 // Options returns a copy of the handle whose calls use opts.
@@ -250,7 +258,7 @@ func Func2[A, B, R any](name string, fn func(context.Context, A, B) (R, error)) 
 		}
 		return encodeRets(r)
 	})
-	return &Function2[A, B, R]{c: call{name: name}}
+	return &Function2[A, B, R]{c: newCall(name, nil)}
 }
 
 // Options returns a copy of the handle whose calls use opts.
@@ -306,7 +314,7 @@ func Func3[A, B, C, R any](name string, fn func(context.Context, A, B, C) (R, er
 		}
 		return encodeRets(r)
 	})
-	return &Function3[A, B, C, R]{c: call{name: name}}
+	return &Function3[A, B, C, R]{c: newCall(name, nil)}
 }
 
 // Options returns a copy of the handle whose calls use opts.
@@ -356,7 +364,7 @@ func Func1x2[A, R1, R2 any](name string, fn func(context.Context, A) (R1, R2, er
 		}
 		return encodeRets(r1, r2)
 	})
-	return &Function1x2[A, R1, R2]{c: call{name: name}}
+	return &Function1x2[A, R1, R2]{c: newCall(name, nil)}
 }
 
 // Options returns a copy of the handle whose calls use opts.

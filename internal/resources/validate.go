@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strings"
 )
 
@@ -15,7 +14,23 @@ const (
 	MaxAmount = 1e6  // any other resource
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$`)
+// validName reports whether name matches ^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$
+// (by hand: Validate runs on every task submission).
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '/' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks a request: names match ^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$,
 // amounts are finite, at least 0, at most MaxMemory for memory and MaxAmount
@@ -30,7 +45,7 @@ func Validate(req Set) error {
 			limit = MaxMemory
 		}
 		switch {
-		case !nameRE.MatchString(k):
+		case !validName(k):
 			return fmt.Errorf("%w: bad resource name %q (want a letter, then up to 63 of letters, digits, _ . : / -)", ErrInvalidRequest, k)
 		case math.IsNaN(v) || math.IsInf(v, 0):
 			return fmt.Errorf("%w: %s = %v is not finite", ErrInvalidRequest, k, v)
