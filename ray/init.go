@@ -150,19 +150,21 @@ func Init(ctx context.Context, opts ...Option) error {
 		return fail(err)
 	}
 	jobID := ids.New()
-	rctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	if _, err := pb.NewControlStoreClient(conn).RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
-		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
-	}}); err != nil {
-		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
-	}
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
 		InlineThreshold: o.inlineThreshold, Namespace: o.namespace,
 	}, registry)
 	if err != nil {
 		return fail(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if _, err := pb.NewControlStoreClient(conn).RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
+		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
+		DriverAddress: cw.Address(),
+	}}); err != nil {
+		cw.Close()
+		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
 	}
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
 	return nil

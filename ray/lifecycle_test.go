@@ -1,9 +1,13 @@
 package ray_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -170,4 +174,82 @@ func TestDetachedActors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = filepath.Join
+}
+
+// envDriverOf makes the test binary a driver of the cluster at its value
+// (see runDriverProcess).
+const envDriverOf = "RAYGO_TEST_DRIVER_OF"
+
+// runDriverProcess joins a cluster, creates an owned and a detached named
+// actor, says "ready", and waits to be killed.
+func runDriverProcess(addr string) int {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.Address(addr), ray.Namespace("crash")); err != nil {
+		fmt.Println("init:", err)
+		return 1
+	}
+	for _, o := range [][]ray.Option{{ray.Name("owned")}, {ray.Name("detached"), ray.Detached()}} {
+		c, err := Counter.Options(o...).Remote(ctx)
+		if err == nil {
+			_, err = Inc.Remote(ctx, c).Get(ctx)
+		}
+		if err != nil {
+			fmt.Println("actor:", err)
+			return 1
+		}
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+// TestDriverCrash kills a driver process and checks that the actors it
+// owned die with it while its detached actor lives on.
+func TestDriverCrash(t *testing.T) {
+	sess, err := session.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Remove()
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 2}, string(sess)
+	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer head.Stop()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envDriverOf+"="+head.GCSAddress(), ray.EnvToken+"=tok")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		_ = cmd.Process.Kill()
+		t.Fatalf("driver process said %q", line)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("tok"), ray.Namespace("crash")); err != nil {
+		t.Fatal(err)
+	}
+	defer ray.Shutdown()
+	eventually(t, 15*time.Second, "the dead driver's owned actor to die", func() bool {
+		_, err := ray.GetActor[counter](ctx, "owned")
+		return errors.Is(err, ray.ErrNotFound)
+	})
+	d, err := ray.GetActor[counter](ctx, "detached")
+	if err != nil {
+		t.Fatalf("detached actor after its driver crashed: %v", err)
+	}
+	if v, err := Value.Remote(ctx, d).Get(ctx); err != nil || v != 1 {
+		t.Fatalf("detached actor state: %v, %v", v, err)
+	}
+	_ = ray.Kill(ctx, d)
 }

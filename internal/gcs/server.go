@@ -92,8 +92,9 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]ids.ID{}, ctx: ctx, cancel: cancel}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.healthLoop()
+	go s.driverLoop()
 	return s
 }
 
@@ -205,6 +206,61 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 }
 
 // ---------------------------------------------------------------- jobs
+
+// driverMisses is how many failed health checks in a row end a job whose
+// driver went away without finishing it.
+const driverMisses = 3
+
+// driverLoop checks the drivers of running jobs once a second; a driver
+// that cannot be reached driverMisses times in a row has died, and its job
+// is finished (killing the actors it owned).
+func (s *Server) driverLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	misses := map[ids.ID]int{}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		type driver struct {
+			job  ids.ID
+			addr string
+		}
+		var running []driver
+		s.mu.Lock()
+		for id, j := range s.jobs {
+			if j.State == "RUNNING" && j.DriverAddress != "" {
+				running = append(running, driver{id, j.DriverAddress})
+			}
+		}
+		s.mu.Unlock()
+		for _, d := range running {
+			if s.driverAlive(d.addr) {
+				delete(misses, d.job)
+				continue
+			}
+			misses[d.job]++
+			if misses[d.job] >= driverMisses {
+				delete(misses, d.job)
+				_, _ = s.FinishJob(s.ctx, &pb.FinishJobRequest{JobId: d.job.Bytes()})
+			}
+		}
+	}
+}
+
+func (s *Server) driverAlive(addr string) bool {
+	conn, err := s.pool.Get(addr)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
+	defer cancel()
+	_, err = pb.NewCoreWorkerClient(conn).Borrow(ctx, &pb.BorrowRequest{})
+	return err == nil
+}
 
 func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
 	j := req.GetJob()

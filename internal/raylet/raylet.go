@@ -189,11 +189,14 @@ func (r *Raylet) heartbeatLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.HeartbeatPeriod)
 	defer t.Stop()
-	for {
+	for beat := 1; ; beat++ {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if beat%10 == 0 {
+			r.reapIdleWorkers()
 		}
 		r.mu.Lock()
 		req := &pb.NodeHeartbeatRequest{NodeId: r.nodeID.Bytes(), Available: &pb.Resources{Amounts: r.res.Available()},

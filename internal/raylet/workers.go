@@ -393,3 +393,50 @@ func (r *Raylet) fetchBinary(ctx context.Context, hash string) (string, error) {
 	}
 	return dst, nil
 }
+
+// reapIdleWorkers stops workers idle longer than IdleWorkerTimeout and the
+// idle workers of jobs that have finished.
+func (r *Raylet) reapIdleWorkers() {
+	now := time.Now()
+	var stop []*worker
+	jobs := map[ids.ID]bool{}
+	r.mu.Lock()
+	for key, q := range r.idle {
+		jobs[key.job] = true
+		kept := q[:0]
+		for _, w := range q {
+			if now.Sub(w.idleSince) > r.cfg.IdleWorkerTimeout {
+				w.killReason = "idle"
+				stop = append(stop, w)
+				continue
+			}
+			kept = append(kept, w)
+		}
+		r.idle[key] = kept
+	}
+	r.mu.Unlock()
+	for job := range jobs {
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+		reply, err := r.gcs.GetJob(ctx, &pb.GetJobRequest{JobId: job.Bytes()})
+		cancel()
+		if err != nil || reply.GetJob().GetState() != "FINISHED" {
+			continue
+		}
+		r.mu.Lock()
+		for key, q := range r.idle {
+			if key.job == job {
+				for _, w := range q {
+					w.killReason = "its job finished"
+				}
+				stop = append(stop, q...)
+				delete(r.idle, key)
+			}
+		}
+		delete(r.binaries, job)
+		delete(r.failures, job)
+		r.mu.Unlock()
+	}
+	for _, w := range stop {
+		w.kill()
+	}
+}
