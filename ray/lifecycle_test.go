@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
