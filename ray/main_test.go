@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 		}
 		_ = ray.Init(context.Background()) // serves tasks; never returns
 	}
+	if os.Getenv(envEcho) != "" {
+		os.Exit(runEchoServer())
+	}
 	if addr := os.Getenv(envDriverOf); addr != "" {
 		os.Exit(runDriverProcess(addr))
 	}
