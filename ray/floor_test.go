@@ -19,7 +19,9 @@ const envEcho = "RAYGO_TEST_ECHO"
 
 // echoServer answers every task batch with empty replies and every Exit
 // call at once: the transport alone, for a floor under task round trips.
-type echoServer struct{ pb.UnimplementedCoreWorkerServer }
+type echoServer struct {
+	pb.UnimplementedCoreWorkerServer
+}
 
 func (echoServer) PushTasks(s pb.CoreWorker_PushTasksServer) error {
 	for {
