@@ -72,8 +72,12 @@ func (id ID) Bytes() []byte { b := make([]byte, Size); copy(b, id[:]); return b 
 // String prints the id as 32 hex digits.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// Short prints the first 8 hex digits of the random part, for logs.
-func (id ID) Short() string { return hex.EncodeToString(id[8:12]) }
+// Short prints 8 hex digits for logs: two bytes of the creating process's
+// random prefix and the two low bytes of its counter, so ids from one
+// process and from different processes both tell apart.
+func (id ID) Short() string {
+	return hex.EncodeToString([]byte{id[2], id[3], id[14], id[15]})
+}
 
 // IsNil reports whether id is the zero id.
 func (id ID) IsNil() bool { return id == Nil }

@@ -1,0 +1,609 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/raygo/raygo/internal/gcs"
+	"github.com/raygo/raygo/internal/node"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/session"
+)
+
+// startReadyTimeout bounds how long `raygo start` waits for the detached
+// node process to come up.
+const startReadyTimeout = 10 * time.Second
+
+// defaultGCSPort is the head's default port (Ray's GCS uses 6379).
+const defaultGCSPort = 6380
+
+// startOptions holds the flags of `raygo start`.
+type startOptions struct {
+	head              bool
+	address           string
+	token             string
+	host              string
+	port              int
+	numCPUs           float64
+	numGPUs           int
+	memory            int64
+	resources         string
+	objectStoreMemory int64
+	block             bool
+
+	// Hidden flags passed by a detaching `raygo start` to its child.
+	sessionDir string // the session the parent chose; also marks the child
+	gpuIDs     string // comma-separated GPU ids, resolved by the parent
+}
+
+// isChild reports whether this process was started by a detaching
+// `raygo start`, which already printed warnings and chose the session.
+func (o *startOptions) isChild() bool { return o.sessionDir != "" }
+
+// newStartCmd builds `raygo start`.
+func newStartCmd() *cobra.Command {
+	o := &startOptions{}
+	cmd := &cobra.Command{
+		Use:   "start (--head | --address HOST:PORT)",
+		Short: "Start a head node or join a node to a cluster",
+		Long: `Start a raygo node on this machine.
+
+With --head it starts a new cluster: the control store and a node daemon. It
+creates a session directory holding the cluster address and a fresh cluster
+token (mode 0600), and points session_latest at it so that programs, 'raygo
+status' and 'raygo stop' on this machine find the cluster.
+
+With --address it joins an existing cluster as a worker node. The token comes
+from --token, else RAYGO_TOKEN, else the local session when its address
+matches.
+
+The node runs in a background process logging to <session>/logs/ unless
+--block keeps it in the foreground. Resources are detected (CPUs and memory
+from the cgroup or the machine, GPUs with nvidia-smi) unless given by flags.`,
+		Example: `  raygo start --head --num-cpus 8 --resources '{"TPU": 4}'
+  raygo start --address 10.0.0.1:6380 --num-gpus 2
+  raygo start --head --block`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runStart(cmd.Context(), o, cmd.Flags(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+// addFlags registers the flags of `raygo start` on fs, bound to o.
+func (o *startOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.head, "head", false, "start a new cluster's head node")
+	fs.StringVar(&o.address, "address", "", "join the cluster whose head is at `HOST:PORT`")
+	fs.StringVar(&o.token, "token", "", "cluster token to join with (default $RAYGO_TOKEN, else the local session's)")
+	fs.StringVar(&o.host, "host", "127.0.0.1", "interface to listen on; other than loopback, traffic is not encrypted")
+	fs.IntVar(&o.port, "port", defaultGCSPort, "head only: control store port (0 picks a free one)")
+	fs.Float64Var(&o.numCPUs, "num-cpus", 0, "CPUs to offer (default: detected)")
+	fs.IntVar(&o.numGPUs, "num-gpus", 0, "GPUs to offer, as ids 0..N-1 (default: detected)")
+	fs.Int64Var(&o.memory, "memory", 0, "memory to offer, in `bytes` (default: detected)")
+	fs.StringVar(&o.resources, "resources", "", `custom resources as a JSON object, e.g. '{"TPU": 4}'`)
+	fs.Int64Var(&o.objectStoreMemory, "object-store-memory", raylet.DefaultConfig().ObjectStoreBytes, "object store capacity in `bytes`")
+	fs.BoolVar(&o.block, "block", false, "run in the foreground until interrupted")
+	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
+	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
+	_ = fs.MarkHidden("session-dir")
+	_ = fs.MarkHidden("gpu-ids")
+}
+
+// validate checks flag combinations; errors are usage errors.
+func (o *startOptions) validate(fs *pflag.FlagSet) error {
+	switch {
+	case o.head && o.address != "":
+		return usageErrorf("--head and --address cannot be used together")
+	case !o.head && o.address == "":
+		return usageErrorf("start needs --head (to start a new cluster) or --address HOST:PORT (to join one)")
+	case o.head && o.token != "":
+		return usageErrorf("--token is for joining a cluster with --address; a head makes a new token")
+	case !o.head && changed(fs, "port"):
+		return usageErrorf("--port is for --head; a joining node picks a free port")
+	case o.port < 0 || o.port > 65535:
+		return usageErrorf("--port must be in 0..65535, got %d", o.port)
+	case o.host == "":
+		return usageErrorf("--host must not be empty")
+	}
+	if !o.head {
+		if _, _, err := net.SplitHostPort(o.address); err != nil {
+			return usageErrorf("--address %q: want HOST:PORT", o.address)
+		}
+	}
+	return nil
+}
+
+// nodePlan is a node's resolved configuration.
+type nodePlan struct {
+	total      resources.Set // everything the node offers
+	custom     resources.Set // the custom part of total
+	gpuIDs     []string
+	storeBytes int64
+	warnings   []string
+}
+
+// planNode resolves the node's resources from the flags (isSet tells which
+// were given) and, for what they leave out, from detect, which it calls
+// only when needed. Errors are usage errors naming the flag.
+func planNode(o *startOptions, isSet func(string) bool, detect func() resources.Detected) (nodePlan, error) {
+	var p nodePlan
+	if isSet("num-cpus") && (math.IsNaN(o.numCPUs) || math.IsInf(o.numCPUs, 0) || o.numCPUs < 0) {
+		return p, usageErrorf("--num-cpus must be a number ≥ 0, got %v", o.numCPUs)
+	}
+	if isSet("num-gpus") && o.numGPUs < 0 {
+		return p, usageErrorf("--num-gpus must be ≥ 0, got %d", o.numGPUs)
+	}
+	if isSet("memory") && o.memory < 0 {
+		return p, usageErrorf("--memory must be ≥ 0 bytes, got %d", o.memory)
+	}
+	if o.objectStoreMemory <= 0 {
+		return p, usageErrorf("--object-store-memory must be > 0 bytes, got %d", o.objectStoreMemory)
+	}
+	custom, err := resources.ParseJSON(o.resources)
+	if err != nil {
+		return p, usageErrorf("invalid --resources: %w", err)
+	}
+	var gpuIDs []string
+	if isSet("gpu-ids") {
+		for _, id := range strings.Split(o.gpuIDs, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				gpuIDs = append(gpuIDs, id)
+			}
+		}
+		if isSet("num-gpus") && len(gpuIDs) != o.numGPUs {
+			return p, usageErrorf("--gpu-ids names %d GPUs but --num-gpus is %d", len(gpuIDs), o.numGPUs)
+		}
+	}
+
+	var det resources.Detected
+	if !isSet("num-cpus") || !isSet("memory") || (!isSet("num-gpus") && !isSet("gpu-ids")) {
+		det = detect()
+		for _, w := range det.Warnings {
+			p.warnings = append(p.warnings, w.Error())
+		}
+	}
+	cpus, mem := det.CPUs, det.MemoryBytes
+	if isSet("num-cpus") {
+		cpus = o.numCPUs
+	}
+	if isSet("memory") {
+		mem = o.memory
+	}
+	switch {
+	case isSet("gpu-ids"):
+	case isSet("num-gpus"):
+		for i := range o.numGPUs {
+			gpuIDs = append(gpuIDs, strconv.Itoa(i))
+		}
+	default:
+		for _, g := range det.GPUs {
+			gpuIDs = append(gpuIDs, strconv.Itoa(g.Index))
+		}
+	}
+
+	total := custom.Clone()
+	total[resources.CPU] = cpus
+	total[resources.GPU] = float64(len(gpuIDs))
+	if mem > 0 {
+		total[resources.Memory] = float64(mem)
+	}
+	if err := resources.Validate(total); err != nil {
+		return p, usageErrorf("invalid node resources: %w", err)
+	}
+	p.total, p.custom, p.gpuIDs, p.storeBytes = total, custom, gpuIDs, o.objectStoreMemory
+	return p, nil
+}
+
+// runStart implements `raygo start`.
+func runStart(ctx context.Context, o *startOptions, fs *pflag.FlagSet, stdout, stderr io.Writer) error {
+	if err := o.validate(fs); err != nil {
+		return err
+	}
+	plan, err := planNode(o, func(name string) bool { return changed(fs, name) }, resources.Detect)
+	if err != nil {
+		return err
+	}
+	var cluster clusterRef
+	if !o.head {
+		cluster.address, cluster.addressFrom = o.address, "--address"
+		if cluster.token, cluster.tokenFrom, err = resolveToken(o.token, o.address); err != nil {
+			return err
+		}
+		// Fail here, on the user's terminal, rather than in a detached log.
+		if _, err := getNodes(ctx, cluster, false); err != nil {
+			return err
+		}
+	}
+	if !o.isChild() {
+		printStartWarnings(stderr, o, plan)
+	}
+	// In the foreground, a signal stops the node; while detaching, it kills
+	// the half-started child.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if !o.block {
+		return startDetached(ctx, o, plan, cluster, stdout)
+	}
+	if o.head {
+		return runHead(ctx, stop, o, plan, stdout)
+	}
+	return runWorkerNode(ctx, stop, o, plan, cluster, stdout)
+}
+
+// printStartWarnings prints what the user should know before the node starts.
+func printStartWarnings(w io.Writer, o *startOptions, plan nodePlan) {
+	for _, msg := range plan.warnings {
+		fmt.Fprintf(w, "raygo: warning: %s\n", msg)
+	}
+	listen := net.JoinHostPort(o.host, "0")
+	if !rpc.IsLoopback(listen) {
+		fmt.Fprintf(w, "raygo: warning: listening on %s, beyond loopback: cluster traffic is not encrypted (every call still needs the cluster token)\n", o.host)
+	}
+	if !o.head && !rpc.IsLoopback(o.address) && rpc.IsLoopback(listen) {
+		fmt.Fprintf(w, "raygo: warning: this node listens on %s only, so nodes on other machines cannot reach it; pass --host with this machine's address\n", o.host)
+	}
+	if o.head || !isLocalSession(o.address) {
+		if d, err := session.Latest(); err == nil && len(liveNodes(d)) > 0 {
+			fmt.Fprintf(w, "raygo: warning: a raygo cluster is already running on this machine (session %s); `raygo status` and `raygo stop` will address the new one first\n", d)
+		}
+	}
+}
+
+// localSession returns session_latest when it belongs to the cluster at
+// addr, so that a node joining a cluster started on this machine shares the
+// head's session (and `raygo stop` stops both).
+func localSession(addr string) (session.Dir, bool) {
+	d, err := session.Latest()
+	if err != nil {
+		return "", false
+	}
+	if a, err := d.ReadFile(addressFile); err != nil || !sameAddress(a, addr) {
+		return "", false
+	}
+	return d, true
+}
+
+func isLocalSession(addr string) bool {
+	_, ok := localSession(addr)
+	return ok
+}
+
+// startDetached re-executes raygo as `raygo start ... --block` in a new
+// process session with its output in <session>/logs/, waits until the child
+// records its pid in the session (it does so once its node is up), and
+// prints how to use the cluster. A child that exits or stalls first fails
+// the start with the tail of its log.
+func startDetached(ctx context.Context, o *startOptions, plan nodePlan, cluster clusterRef, stdout io.Writer) error {
+	var (
+		sess    session.Dir
+		created bool
+		logName = "head.log"
+		err     error
+	)
+	if !o.head {
+		logName = fmt.Sprintf("node_%d.log", os.Getpid())
+		sess, _ = localSession(o.address)
+	}
+	if sess == "" {
+		if sess, err = session.New(); err != nil {
+			return err
+		}
+		created = true
+	}
+	cleanup := func() {
+		if created {
+			_ = sess.Remove()
+		}
+	}
+	if err := os.MkdirAll(sess.Path(logsDir), 0o700); err != nil {
+		cleanup()
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	logPath := sess.Path(logsDir, logName)
+	exe, err := os.Executable()
+	if err != nil {
+		cleanup()
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		cleanup()
+		return fmt.Errorf("open log: %w", err)
+	}
+	child := exec.Command(exe, childArgs(o, plan, sess)...)
+	child.Stdout, child.Stderr = logFile, logFile
+	child.Env = os.Environ()
+	if !o.head {
+		// Through the environment, not argv, where any local user could read it.
+		child.Env = append(child.Env, envToken+"="+cluster.token)
+	}
+	// A session of its own: the node outlives this terminal and its signals.
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = child.Start()
+	logFile.Close()
+	if err != nil {
+		cleanup()
+		return fmt.Errorf("start node process: %w", err)
+	}
+	pid := child.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+
+	fail := func(format string, a ...any) error {
+		msg := fmt.Sprintf(format, a...)
+		tail := logTail(logPath, 20)
+		cleanup()
+		return fmt.Errorf("%s; last lines of %s:\n%s", msg, logPath, tail)
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(startReadyTimeout)
+	defer deadline.Stop()
+	for !hasPID(sess, pid) {
+		select {
+		case err := <-exited:
+			return fail("the node process exited during startup (%v)", err)
+		case <-deadline.C:
+			_ = child.Process.Kill()
+			<-exited
+			return fail("the node process did not come up within %s and was killed", startReadyTimeout)
+		case <-ctx.Done():
+			_ = child.Process.Kill()
+			<-exited
+			cleanup()
+			return errors.New("interrupted; the node process was killed")
+		case <-tick.C:
+		}
+	}
+
+	if o.head {
+		addr, err := sess.ReadFile(addressFile)
+		if err != nil {
+			return fmt.Errorf("read cluster address: %w", err)
+		}
+		printHeadInfo(stdout, o, addr, sess, pid, logPath, plan)
+		return nil
+	}
+	printNodeInfo(stdout, o.address, sess, pid, logPath, plan, !created)
+	return nil
+}
+
+// childArgs are the arguments of the detached child: the parent's choices,
+// fully resolved, plus --block. The token is not among them (see
+// startDetached).
+func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
+	args := []string{"start", "--block", "--session-dir=" + string(sess), "--host=" + o.host}
+	if o.head {
+		args = append(args, "--head", "--port="+strconv.Itoa(o.port))
+	} else {
+		args = append(args, "--address="+o.address)
+	}
+	args = append(args,
+		"--num-cpus="+strconv.FormatFloat(plan.total[resources.CPU], 'g', -1, 64),
+		"--num-gpus="+strconv.Itoa(len(plan.gpuIDs)),
+		"--memory="+strconv.FormatInt(int64(plan.total[resources.Memory]), 10),
+		"--object-store-memory="+strconv.FormatInt(plan.storeBytes, 10),
+	)
+	if len(plan.gpuIDs) > 0 {
+		args = append(args, "--gpu-ids="+strings.Join(plan.gpuIDs, ","))
+	}
+	if len(plan.custom) > 0 {
+		b, _ := json.Marshal(plan.custom) // a map of string to finite float64 always encodes
+		args = append(args, "--resources="+string(b))
+	}
+	return args
+}
+
+// rayletConfig is the node daemon's configuration for plan.
+func rayletConfig(o *startOptions, plan nodePlan, sess session.Dir) raylet.Config {
+	rc := raylet.DefaultConfig()
+	rc.Resources = plan.total
+	rc.GPUIDs = plan.gpuIDs
+	rc.SessionDir = string(sess)
+	rc.ListenAddress = net.JoinHostPort(o.host, "0")
+	rc.ObjectStoreBytes = plan.storeBytes
+	return rc
+}
+
+// runHead runs a head node in the foreground until ctx is done (a signal),
+// then stops it, killing its workers, and removes the session's address
+// file; `raygo stop` removes the rest. stopSignals restores the default
+// signal handling, so that a second Ctrl-C kills at once.
+func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan nodePlan, stdout io.Writer) error {
+	sess, created, err := openSession(o.sessionDir)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		if created {
+			_ = sess.Remove()
+		}
+		return err
+	}
+	if err := os.MkdirAll(sess.Path(logsDir), 0o700); err != nil {
+		return fail(fmt.Errorf("create log directory: %w", err))
+	}
+	token := session.NewToken()
+	if err := sess.WriteFile(tokenFile, token); err != nil {
+		return fail(fmt.Errorf("write token file: %w", err))
+	}
+	head, err := node.StartHead(node.HeadConfig{
+		GCSAddress: net.JoinHostPort(o.host, strconv.Itoa(o.port)),
+		GCS:        gcs.DefaultConfig(),
+		Raylet:     rayletConfig(o, plan, sess),
+		Token:      token,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("start head node: %w", err))
+	}
+	addr := head.GCSAddress()
+	// In this order: the pid is what a detaching parent waits for, and
+	// session_latest must never point at a session without an address.
+	err = sess.WriteFile(addressFile, addr)
+	if err == nil {
+		err = sess.MarkLatest()
+	}
+	if err == nil {
+		err = addPID(sess, os.Getpid())
+	}
+	if err != nil {
+		head.Stop()
+		return fail(fmt.Errorf("record the head in %s: %w", sess, err))
+	}
+	printHeadInfo(stdout, o, addr, sess, os.Getpid(), "", plan)
+	fmt.Fprintf(stdout, "\nRunning in the foreground (node %s); stop with Ctrl-C or `raygo stop`.\n", head.Raylet().NodeID().Short())
+
+	<-ctx.Done()
+	stopSignals()
+	fmt.Fprintln(stdout, "Stopping the head node...")
+	head.Stop()
+	_ = os.Remove(sess.Path(addressFile))
+	_ = removePID(sess, os.Getpid())
+	fmt.Fprintln(stdout, "Stopped.")
+	return nil
+}
+
+// runWorkerNode runs a node daemon that joins the cluster in the
+// foreground until ctx is done, then stops it. It shares the head's session
+// when the head runs on this machine; otherwise it has its own, holding the
+// cluster's address and token for local programs and `raygo stop`.
+func runWorkerNode(ctx context.Context, stopSignals func(), o *startOptions, plan nodePlan, cluster clusterRef, stdout io.Writer) error {
+	sess, created := session.Dir(o.sessionDir), false
+	if sess == "" {
+		sess, _ = localSession(o.address)
+	}
+	if sess == "" {
+		var err error
+		if sess, err = session.New(); err != nil {
+			return err
+		}
+		created = true
+	}
+	fail := func(err error) error {
+		if created {
+			_ = sess.Remove()
+		}
+		return err
+	}
+	addr, _ := sess.ReadFile(addressFile)
+	own := addr == "" || !sameAddress(addr, o.address) // not the session of a local head
+	if err := os.MkdirAll(sess.Path(logsDir), 0o700); err != nil {
+		return fail(fmt.Errorf("create log directory: %w", err))
+	}
+	if own {
+		if err := errors.Join(sess.WriteFile(tokenFile, cluster.token), sess.WriteFile(addressFile, o.address)); err != nil {
+			return fail(fmt.Errorf("write session files: %w", err))
+		}
+	}
+	rc := rayletConfig(o, plan, sess)
+	rc.GCSAddress, rc.Token = o.address, cluster.token
+	r, err := raylet.Start(rc)
+	if err != nil {
+		if own {
+			_ = os.Remove(sess.Path(addressFile))
+		}
+		return fail(fmt.Errorf("start node: %w", err))
+	}
+	if own {
+		err = sess.MarkLatest()
+	}
+	if err == nil {
+		err = addPID(sess, os.Getpid())
+	}
+	if err != nil {
+		r.Stop()
+		return fail(fmt.Errorf("record the node in %s: %w", sess, err))
+	}
+	printNodeInfo(stdout, o.address, sess, os.Getpid(), "", plan, !own)
+	fmt.Fprintf(stdout, "\nRunning in the foreground (node %s at %s); stop with Ctrl-C or `raygo stop`.\n", r.NodeID().Short(), r.Address())
+
+	<-ctx.Done()
+	stopSignals()
+	fmt.Fprintln(stdout, "Stopping the node...")
+	r.Stop()
+	if own {
+		_ = os.Remove(sess.Path(addressFile))
+	}
+	_ = removePID(sess, os.Getpid())
+	fmt.Fprintln(stdout, "Stopped.")
+	return nil
+}
+
+// openSession returns the session at dir, or a new one when dir is empty
+// (created reports which).
+func openSession(dir string) (d session.Dir, created bool, err error) {
+	if dir == "" {
+		d, err = session.New()
+		return d, err == nil, err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", false, fmt.Errorf("session directory %s: not a directory", dir)
+	}
+	return session.Dir(dir), false, nil
+}
+
+// printHeadInfo tells the user where the new cluster is and how to use it.
+// logPath is empty for a foreground head.
+func printHeadInfo(w io.Writer, o *startOptions, addr string, sess session.Dir, pid int, logPath string, plan nodePlan) {
+	fmt.Fprintf(w, "Started a raygo head node (pid %d).\n\n", pid)
+	fmt.Fprintf(w, "  Cluster address:  %s\n", addr)
+	fmt.Fprintf(w, "  Token file:       %s (mode 0600)\n", sess.Path(tokenFile))
+	fmt.Fprintf(w, "  Session:          %s\n", sess)
+	if logPath != "" {
+		fmt.Fprintf(w, "  Log:              %s\n", logPath)
+	}
+	fmt.Fprintf(w, "  Resources:        %v\n", plan.total)
+	fmt.Fprintf(w, "\nRun a Go program on this cluster (on this machine it finds the token through\n%s):\n", session.LatestLink())
+	fmt.Fprintf(w, "  RAYGO_ADDRESS=%s go run ./yourprogram\n", addr)
+	remote := addr
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(strings.Trim(o.host, "[]")); ip != nil && ip.IsUnspecified() {
+			remote = net.JoinHostPort("<this machine's IP>", port)
+		}
+	}
+	if rpc.IsLoopback(addr) {
+		fmt.Fprintf(w, "\nTo add nodes on other machines, restart with --host set to this machine's IP.\n")
+	} else {
+		fmt.Fprintf(w, "\nAdd a node from another machine:\n")
+		fmt.Fprintf(w, "  RAYGO_TOKEN=<contents of the token file> raygo start --address %s\n", remote)
+	}
+	fmt.Fprintf(w, "\nSee the cluster:  raygo status\n")
+	fmt.Fprintf(w, "Stop it:          raygo stop\n")
+}
+
+// printNodeInfo tells the user that a node joined the cluster at addr.
+// shared reports whether the node joined the session of a head on this
+// machine, so that `raygo stop` stops both.
+func printNodeInfo(w io.Writer, addr string, sess session.Dir, pid int, logPath string, plan nodePlan, shared bool) {
+	fmt.Fprintf(w, "Started a raygo node (pid %d) in the cluster at %s.\n\n", pid, addr)
+	fmt.Fprintf(w, "  Session:    %s\n", sess)
+	if logPath != "" {
+		fmt.Fprintf(w, "  Log:        %s\n", logPath)
+	}
+	fmt.Fprintf(w, "  Resources:  %v\n", plan.total)
+	fmt.Fprintf(w, "\nSee the cluster:  raygo status --address %s\n", addr)
+	if shared {
+		fmt.Fprintf(w, "Stop it:          raygo stop (stops the local head too)\n")
+	} else {
+		fmt.Fprintf(w, "Stop this node:   raygo stop\n")
+	}
+}

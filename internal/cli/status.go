@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"cmp"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
+)
+
+// newStatusCmd builds `raygo status`.
+func newStatusCmd() *cobra.Command {
+	var addr, token string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster's nodes, resource usage and pending demands",
+		Long: `Show the cluster's nodes, resource usage and pending demands.
+
+The address comes from --address, else RAYGO_ADDRESS, else the cluster last
+started on this machine (session_latest). The token comes from --token, else
+RAYGO_TOKEN, else session_latest's token file when its address matches.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := resolveCluster(addr, token)
+			if err != nil {
+				return err
+			}
+			nodes, err := getNodes(cmd.Context(), c, true)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "======== Cluster status: %s ========\n", c.address)
+			fmt.Fprint(out, formatStatus(nodes))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "address", "", "cluster address host:port (default $RAYGO_ADDRESS, else the cluster started on this machine)")
+	cmd.Flags().StringVar(&token, "token", "", "cluster token (default $RAYGO_TOKEN, else the local session's token file)")
+	return cmd
+}
+
+const nodeAlive = "ALIVE"
+
+// formatStatus renders nodes like `ray status`: a table of nodes (alive
+// ones first) with used/total per resource, the alive nodes' totals, and the
+// resource requests still waiting for a node. It is pure, for tests.
+func formatStatus(nodes []*pb.NodeInfo) string {
+	nodes = slices.Clone(nodes)
+	slices.SortStableFunc(nodes, func(a, b *pb.NodeInfo) int {
+		if aa, ba := a.GetState() == nodeAlive, b.GetState() == nodeAlive; aa != ba {
+			if aa {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(
+			cmp.Compare(a.GetStartUnixMs(), b.GetStartUnixMs()),
+			strings.Compare(a.GetAddress(), b.GetAddress()),
+		)
+	})
+
+	var b strings.Builder
+	alive := 0
+	for _, n := range nodes {
+		if n.GetState() == nodeAlive {
+			alive++
+		}
+	}
+	fmt.Fprintf(&b, "Nodes: %d alive", alive)
+	if dead := len(nodes) - alive; dead > 0 {
+		fmt.Fprintf(&b, ", %d dead", dead)
+	}
+	b.WriteString("\n")
+	if len(nodes) > 0 {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, " NODE\tADDRESS\tSTATE\tCPU\tGPU\tMEMORY\tWORKERS\tCUSTOM")
+		for _, n := range nodes {
+			cpu, gpu, mem, custom := "-", "-", "-", "-"
+			if n.GetState() == nodeAlive {
+				total, used := nodeUsage(n)
+				cpu = usedOfTotal(resources.CPU, used, total)
+				gpu = usedOfTotal(resources.GPU, used, total)
+				mem = usedOfTotal(resources.Memory, used, total)
+				var cs []string
+				for _, k := range customNames(total) {
+					cs = append(cs, k+" "+usedOfTotal(k, used, total))
+				}
+				if len(cs) > 0 {
+					custom = strings.Join(cs, ", ")
+				}
+			}
+			fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortNodeID(n.GetNodeId()), n.GetAddress(),
+				n.GetState(), cpu, gpu, mem, n.GetNumWorkers(), custom)
+		}
+		_ = tw.Flush()
+	}
+
+	total, used := resources.Set{}, resources.Set{}
+	for _, n := range nodes {
+		if n.GetState() != nodeAlive {
+			continue
+		}
+		t, u := nodeUsage(n)
+		total.Add(t)
+		used.Add(u)
+	}
+	b.WriteString("\nResources (alive nodes)\n")
+	b.WriteString(strings.Repeat("-", 60) + "\n")
+	b.WriteString("Usage:\n")
+	fmt.Fprintf(&b, " %s %s\n", formatPair(resources.CPU, used[resources.CPU], total[resources.CPU]), resources.CPU)
+	for _, k := range []string{resources.GPU, resources.Memory} {
+		if total[k] > 0 {
+			fmt.Fprintf(&b, " %s %s\n", formatPair(k, used[k], total[k]), k)
+		}
+	}
+	for _, k := range customNames(total) {
+		fmt.Fprintf(&b, " %s %s\n", formatPair(k, used[k], total[k]), k)
+	}
+
+	b.WriteString("\nPending demands:\n")
+	demands := pendingDemands(nodes)
+	if len(demands) == 0 {
+		b.WriteString(" (no pending demands)\n")
+	}
+	for _, d := range demands {
+		fmt.Fprintf(&b, " %s: %d pending\n", d.shape, d.count)
+	}
+	return b.String()
+}
+
+// nodeUsage returns a node's totals and how much of each is in use.
+func nodeUsage(n *pb.NodeInfo) (total, used resources.Set) {
+	total = resources.Set(n.GetTotal().GetAmounts()).Clone()
+	avail := resources.Set(n.GetAvailable().GetAmounts())
+	used = resources.Set{}
+	for k, t := range total {
+		u := t - avail[k]
+		if n.GetAvailable() == nil {
+			u = 0 // no report yet: nothing known to be in use
+		}
+		used[k] = max(u, 0)
+	}
+	return total, used
+}
+
+// customNames lists the resources in s other than CPU, GPU and memory,
+// sorted.
+func customNames(s resources.Set) []string {
+	var names []string
+	for k := range s {
+		if k != resources.CPU && k != resources.GPU && k != resources.Memory {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// usedOfTotal formats one resource of a node for the table: "-" when the
+// node has none.
+func usedOfTotal(name string, used, total resources.Set) string {
+	if total[name] <= 0 && used[name] <= 0 {
+		return "-"
+	}
+	return formatPair(name, used[name], total[name])
+}
+
+// formatPair formats "used/total", memory in binary units.
+func formatPair(name string, used, total float64) string {
+	if name == resources.Memory {
+		return humanBytes(used) + "/" + humanBytes(total)
+	}
+	return formatAmount(used) + "/" + formatAmount(total)
+}
+
+// formatAmount prints whole amounts with one decimal, as Ray does ("3.0"),
+// and fractional ones with up to four ("0.25").
+func formatAmount(v float64) string {
+	if r := math.Round(v); math.Abs(v-r) < resources.Epsilon {
+		return strconv.FormatFloat(r, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(math.Round(v*1e4)/1e4, 'f', -1, 64)
+}
+
+// humanBytes formats a byte count in binary units: 0B, 512B, 1.5KiB, 15.5GiB.
+func humanBytes(v float64) string {
+	if v < 1024 {
+		return strconv.FormatFloat(math.Round(v), 'f', 0, 64) + "B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	i := -1
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
+}
+
+// shortNodeID returns the short form of a node id, as logs print it.
+func shortNodeID(b []byte) string {
+	if id, ok := ids.FromBytes(b); ok {
+		return id.Short()
+	}
+	if len(b) == 0 {
+		return "?"
+	}
+	return hex.EncodeToString(b)
+}
+
+// demand is one shape of pending resource request and how many wait for it.
+type demand struct {
+	shape string
+	count int
+}
+
+// pendingDemands groups the alive nodes' pending requests by shape, most
+// frequent first.
+func pendingDemands(nodes []*pb.NodeInfo) []demand {
+	counts := map[string]int{}
+	for _, n := range nodes {
+		if n.GetState() != nodeAlive {
+			continue
+		}
+		for _, r := range n.GetPendingDemands() {
+			counts[resources.Set(r.GetAmounts()).String()]++
+		}
+	}
+	out := make([]demand, 0, len(counts))
+	for s, c := range counts {
+		out = append(out, demand{s, c})
+	}
+	slices.SortFunc(out, func(a, b demand) int {
+		return cmp.Or(cmp.Compare(b.count, a.count), strings.Compare(a.shape, b.shape))
+	})
+	return out
+}

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// nodeID is a 16-byte node id whose short form is hex(b[8:12]).
+func nodeID(short byte) []byte {
+	b := make([]byte, 16)
+	b[15] = short
+	return b
+}
+
+func res(kv map[string]float64) *pb.Resources { return &pb.Resources{Amounts: kv} }
+
+func TestFormatStatus(t *testing.T) {
+	const gib = 1 << 30
+	nodes := []*pb.NodeInfo{
+		{
+			// Listed second: started later.
+			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: "ALIVE", StartUnixMs: 2000, NumWorkers: 3,
+			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2}),
+			Available:      res(map[string]float64{"CPU": 5.5, "GPU": 1.75, "memory": 24 * gib, "widget": 2}),
+			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4}), res(map[string]float64{"GPU": 1})},
+		},
+		{
+			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: "DEAD", StartUnixMs: 500,
+			Total:          res(map[string]float64{"CPU": 64}),
+			Available:      res(map[string]float64{"CPU": 64}),
+			PendingDemands: []*pb.Resources{res(map[string]float64{"TPU": 1})}, // dead: not listed
+		},
+		{
+			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: "ALIVE", StartUnixMs: 1000, NumWorkers: 1,
+			Total:          res(map[string]float64{"CPU": 4, "memory": 16 * gib}),
+			Available:      res(map[string]float64{"CPU": 3, "memory": 16 * gib}),
+			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4})},
+		},
+	}
+	want := `Nodes: 2 alive, 1 dead
+ NODE      ADDRESS        STATE  CPU      GPU       MEMORY          WORKERS  CUSTOM
+ 00000001  10.0.0.1:4000  ALIVE  1.0/4.0  -         0B/16.0GiB      1        -
+ 00000002  10.0.0.2:4000  ALIVE  2.5/8.0  0.25/2.0  8.0GiB/32.0GiB  3        widget 0.0/2.0
+ 00000009  10.0.0.9:4000  DEAD   -        -         -               0        -
+
+Resources (alive nodes)
+------------------------------------------------------------
+Usage:
+ 3.5/12.0 CPU
+ 0.25/2.0 GPU
+ 8.0GiB/48.0GiB memory
+ 0.0/2.0 widget
+
+Pending demands:
+ {CPU: 4}: 2 pending
+ {GPU: 1}: 1 pending
+`
+	if got := formatStatus(nodes); got != want {
+		t.Errorf("formatStatus:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestFormatStatusEmpty(t *testing.T) {
+	got := formatStatus(nil)
+	for _, want := range []string{"Nodes: 0 alive\n", " 0.0/0.0 CPU\n", " (no pending demands)\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("formatStatus(nil) lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "NODE") {
+		t.Errorf("formatStatus(nil) prints a table header:\n%s", got)
+	}
+}
+
+func TestFormatAmounts(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{formatAmount(0), "0.0"},
+		{formatAmount(3), "3.0"},
+		{formatAmount(0.25), "0.25"},
+		{formatAmount(1.0 / 3), "0.3333"},
+		{formatAmount(2 - 1e-12), "2.0"},
+		{humanBytes(0), "0B"},
+		{humanBytes(1023), "1023B"},
+		{humanBytes(1536), "1.5KiB"},
+		{humanBytes(15.5 * (1 << 30)), "15.5GiB"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
