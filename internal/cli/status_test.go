@@ -10,7 +10,7 @@ import (
 // nodeID is a 16-byte node id whose short form is hex(b[8:12]).
 func nodeID(short byte) []byte {
 	b := make([]byte, 16)
-	b[15] = short
+	b[14] = short
 	return b
 }
 

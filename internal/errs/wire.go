@@ -46,7 +46,7 @@ func encodeUser(err error) (name string, payload []byte) {
 	registry.RLock()
 	defer registry.RUnlock()
 	for e := err; e != nil; e = errors.Unwrap(e) {
-		if n, ok := registry.sentName[e]; ok {
+		if n, ok := sentinelName(e); ok {
 			return "sentinel:" + n, nil
 		}
 		if n, ok := registry.byType[reflect.TypeOf(e)]; ok {
@@ -57,6 +57,22 @@ func encodeUser(err error) (name string, payload []byte) {
 		}
 	}
 	return "", nil
+}
+
+// sentinelName looks e up among registered sentinels. Errors of
+// unhashable types (slices, maps, or structs holding them) are never
+// sentinels; the lookup recovers from the panic hashing them raises.
+func sentinelName(e error) (name string, ok bool) {
+	if !reflect.TypeOf(e).Comparable() {
+		return "", false
+	}
+	defer func() {
+		if recover() != nil {
+			name, ok = "", false
+		}
+	}()
+	name, ok = registry.sentName[e]
+	return name, ok
 }
 
 func decodeUser(name string, payload []byte, msg string) error {
@@ -125,8 +141,8 @@ func ToInfo(err error) *pb.ErrorInfo {
 		if te.Cause != nil {
 			if re, ok := te.Cause.(*RemoteError); ok {
 				info.TypeName = re.TypeName
-			} else {
-				info.TypeName, info.Payload = encodeUser(te.Cause)
+			} else if info.TypeName, info.Payload = encodeUser(te.Cause); info.TypeName == "" {
+				info.TypeName = fmt.Sprintf("%T", te.Cause)
 			}
 		}
 		return info

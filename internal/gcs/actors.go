@@ -39,6 +39,10 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 		return nil, errs.Invalidf("gcs: CreateActor needs an actor id and a creation task")
 	}
 	s.mu.Lock()
+	if _, dup := s.actors[aid]; dup {
+		s.mu.Unlock()
+		return nil, errs.AlreadyExistsf("gcs: actor %s already exists", aid)
+	}
 	if a.GetName() != "" {
 		if existing, ok := s.names[nameKey(a.GetNamespace(), a.GetName())]; ok {
 			e := s.actors[existing]
@@ -52,10 +56,6 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 			}
 		}
 		s.names[nameKey(a.GetNamespace(), a.GetName())] = aid
-	}
-	if _, dup := s.actors[aid]; dup {
-		s.mu.Unlock()
-		return nil, errs.AlreadyExistsf("gcs: actor %s already exists", aid)
 	}
 	a.State = StatePending
 	a.Version = 1

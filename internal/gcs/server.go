@@ -264,6 +264,9 @@ func (s *Server) driverAlive(addr string) bool {
 
 func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
 	j := req.GetJob()
+	if j == nil {
+		return nil, errs.Invalidf("gcs: RegisterJob needs a job")
+	}
 	id, ok := ids.FromBytes(j.GetJobId())
 	if !ok {
 		id = ids.New()
@@ -348,8 +351,9 @@ func (s *Server) KVGet(_ context.Context, req *pb.KVGetRequest) (*pb.KVGetReply,
 
 func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 	var (
-		hash string
-		buf  []byte
+		hash  string
+		total int64
+		buf   []byte
 	)
 	for {
 		c, err := stream.Recv()
@@ -360,19 +364,25 @@ func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 			return err
 		}
 		if hash == "" {
-			hash = c.GetHash()
-			if c.GetTotal() > s.cfg.MaxBinaryBytes {
-				return errs.Invalidf("gcs: binary of %d bytes exceeds the %d-byte limit", c.GetTotal(), s.cfg.MaxBinaryBytes)
+			hash, total = c.GetHash(), c.GetTotal()
+			if total < 0 || total > s.cfg.MaxBinaryBytes {
+				return errs.Invalidf("gcs: binary of %d bytes: want 0 to %d bytes", total, s.cfg.MaxBinaryBytes)
 			}
-			buf = make([]byte, 0, c.GetTotal())
+			buf = make([]byte, 0, min(total, 64<<20))
 		}
 		if c.GetOffset() != int64(len(buf)) {
 			return errs.Invalidf("gcs: binary chunk at offset %d, want %d", c.GetOffset(), len(buf))
+		}
+		if int64(len(buf)+len(c.GetData())) > total {
+			return errs.Invalidf("gcs: binary chunks exceed the declared %d bytes", total)
 		}
 		buf = append(buf, c.GetData()...)
 	}
 	if hash == "" {
 		return errs.Invalidf("gcs: empty binary upload")
+	}
+	if int64(len(buf)) != total {
+		return errs.Invalidf("gcs: binary upload ended at %d of %d bytes", len(buf), total)
 	}
 	if got := sha256Hex(buf); got != hash {
 		return errs.Invalidf("gcs: binary hash mismatch: declared %s, content %s", hash, got)

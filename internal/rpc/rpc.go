@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -99,6 +100,7 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(tokenCreds(token)),
 		grpc.WithUnaryInterceptor(unary),
+		grpc.WithStreamInterceptor(streamErrors),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(connWindowBytes),
@@ -248,3 +250,34 @@ func IsLoopback(addr string) bool {
 	}
 	return false
 }
+
+// streamErrors makes streaming calls return typed errors too: stream
+// creation, SendMsg, RecvMsg (except io.EOF, the normal end) and
+// CloseSend go through FromStatus.
+func streamErrors(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, FromStatus(err)
+	}
+	return typedStream{cs}, nil
+}
+
+type typedStream struct{ grpc.ClientStream }
+
+func (s typedStream) SendMsg(m any) error {
+	if err := s.ClientStream.SendMsg(m); err != nil && !errors.Is(err, io.EOF) {
+		return FromStatus(err)
+	} else {
+		return err
+	}
+}
+
+func (s typedStream) RecvMsg(m any) error {
+	if err := s.ClientStream.RecvMsg(m); err != nil && !errors.Is(err, io.EOF) {
+		return FromStatus(err)
+	} else {
+		return err
+	}
+}
+
+func (s typedStream) CloseSend() error { return FromStatus(s.ClientStream.CloseSend()) }

@@ -40,9 +40,9 @@ func New() (Dir, error) {
 	if err := os.MkdirAll(Root(), 0o700); err != nil {
 		return "", fmt.Errorf("session: %w", err)
 	}
-	name := fmt.Sprintf("session_%s_%d", time.Now().Format("2006-01-02_15-04-05.000000"), os.Getpid())
-	d := filepath.Join(Root(), name)
-	if err := os.MkdirAll(d, 0o700); err != nil {
+	prefix := fmt.Sprintf("session_%s_%d_", time.Now().Format("2006-01-02_15-04-05.000000"), os.Getpid())
+	d, err := os.MkdirTemp(Root(), prefix) // unique even for concurrent calls
+	if err != nil {
 		return "", fmt.Errorf("session: %w", err)
 	}
 	return Dir(d), nil

@@ -1,0 +1,254 @@
+package gcs_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/gcs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/rpc"
+)
+
+// stalledNode is a node daemon whose leases never come: actors placed on
+// it stay PENDING_CREATION until the control store shuts down.
+type stalledNode struct {
+	pb.UnimplementedNodeDaemonServer
+}
+
+func (stalledNode) RequestLease(ctx context.Context, _ *pb.LeaseRequest) (*pb.LeaseReply, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// startGCSWithStalledNode returns a control store that knows one 4-CPU
+// node, a stalledNode.
+func startGCSWithStalledNode(t *testing.T) pb.ControlStoreClient {
+	t.Helper()
+	srv := rpc.NewServer(token)
+	pb.RegisterNodeDaemonServer(srv, stalledNode{})
+	addr := serve(t, srv) // registered first, so stopped after the store
+	c := startGCS(t, gcs.DefaultConfig())
+	if _, err := c.RegisterNode(testCtx(t), &pb.RegisterNodeRequest{Node: nodeInfo(ids.New(), addr, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newActor(name, ns string, job ids.ID) *pb.ActorInfo {
+	return &pb.ActorInfo{
+		ActorId: ids.New().Bytes(), JobId: job.Bytes(), Name: name, Namespace: ns, ClassName: "Counter",
+		Creation: &pb.TaskSpec{TaskId: ids.New().Bytes(), JobId: job.Bytes(), Function: "Counter", ActorCreation: true,
+			Resources: &pb.Resources{Amounts: map[string]float64{"CPU": 1}}},
+	}
+}
+
+func createActor(t *testing.T, c pb.ControlStoreClient, a *pb.ActorInfo) *pb.ActorInfo {
+	t.Helper()
+	r, err := c.CreateActor(testCtx(t), &pb.CreateActorRequest{Actor: a})
+	if err != nil {
+		t.Fatalf("CreateActor(%q): %v", a.GetName(), err)
+	}
+	return r.GetActor()
+}
+
+// waitActorState long-polls WaitActor until the actor reaches state.
+func waitActorState(t *testing.T, c pb.ControlStoreClient, id []byte, state string) *pb.ActorInfo {
+	t.Helper()
+	ctx := testCtx(t)
+	var since uint64
+	for {
+		r, err := c.WaitActor(ctx, &pb.WaitActorRequest{ActorId: id, SinceVersion: since, TimeoutMs: 1000})
+		if err != nil {
+			t.Fatalf("waiting for actor state %s: %v", state, err)
+		}
+		if a := r.GetActor(); a.GetState() == state {
+			return a
+		}
+		since = r.GetActor().GetVersion()
+	}
+}
+
+func TestCreateActorValidation(t *testing.T) {
+	c := startGCSWithStalledNode(t)
+	ctx := testCtx(t)
+	noCreation := newActor("", "", ids.New())
+	noCreation.Creation = nil
+	if _, err := c.CreateActor(ctx, &pb.CreateActorRequest{Actor: noCreation}); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("no creation task: err = %v", err)
+	}
+	a := createActor(t, c, newActor("", "", ids.New()))
+	if a.GetState() != gcs.StatePending || a.GetVersion() != 1 {
+		t.Fatalf("new actor = %v, want PENDING_CREATION version 1", a)
+	}
+	if _, err := c.CreateActor(ctx, &pb.CreateActorRequest{Actor: a}); !errors.Is(err, errs.ErrAlreadyExists) {
+		t.Fatalf("same actor id twice: err = %v", err)
+	}
+}
+
+func TestNamedActors(t *testing.T) {
+	c := startGCSWithStalledNode(t)
+	ctx := testCtx(t)
+	job := ids.New()
+	first := createActor(t, c, newActor("counter", "ns1", job))
+
+	_, err := c.CreateActor(ctx, &pb.CreateActorRequest{Actor: newActor("counter", "ns1", job)})
+	if !errors.Is(err, errs.ErrAlreadyExists) {
+		t.Fatalf("second actor with the same name: err = %v, want ErrAlreadyExists", err)
+	}
+
+	r, err := c.CreateActor(ctx, &pb.CreateActorRequest{Actor: newActor("counter", "ns1", job), GetIfExists: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.GetExisted() || string(r.GetActor().GetActorId()) != string(first.GetActorId()) {
+		t.Fatalf("get_if_exists = existed %v actor %x, want the first (%x)", r.GetExisted(), r.GetActor().GetActorId(), first.GetActorId())
+	}
+
+	other := createActor(t, c, newActor("counter", "ns2", job))
+	if string(other.GetActorId()) == string(first.GetActorId()) {
+		t.Fatal("names must be unique per namespace, not globally")
+	}
+
+	g, err := c.GetActor(ctx, &pb.GetActorRequest{Name: "counter", Namespace: "ns1"})
+	if err != nil || string(g.GetActor().GetActorId()) != string(first.GetActorId()) {
+		t.Fatalf("GetActor by name = %v, %v", g.GetActor(), err)
+	}
+	g, err = c.GetActor(ctx, &pb.GetActorRequest{ActorId: first.GetActorId()})
+	if err != nil || g.GetActor().GetName() != "counter" {
+		t.Fatalf("GetActor by id = %v, %v", g.GetActor(), err)
+	}
+	for _, req := range []*pb.GetActorRequest{
+		{Name: "counter", Namespace: "elsewhere"},
+		{Name: "nobody", Namespace: "ns1"},
+		{Namespace: "ns1"},
+		{ActorId: ids.New().Bytes()},
+	} {
+		if _, err := c.GetActor(ctx, req); !errors.Is(err, errs.ErrNotFound) {
+			t.Fatalf("GetActor(%v): err = %v, want ErrNotFound", req, err)
+		}
+	}
+}
+
+func TestKillActor(t *testing.T) {
+	c := startGCSWithStalledNode(t)
+	ctx := testCtx(t)
+	a := createActor(t, c, newActor("victim", "ns", ids.New()))
+
+	// Without no_restart a pending actor has no process to kill.
+	if _, err := c.KillActor(ctx, &pb.KillActorRequest{ActorId: a.GetActorId()}); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := c.GetActor(ctx, &pb.GetActorRequest{ActorId: a.GetActorId()})
+	if g.GetActor().GetState() != gcs.StatePending {
+		t.Fatalf("restartable kill of a pending actor changed it: %v", g.GetActor())
+	}
+
+	if _, err := c.KillActor(ctx, &pb.KillActorRequest{ActorId: a.GetActorId(), NoRestart: true}); err != nil {
+		t.Fatal(err)
+	}
+	dead := waitActorState(t, c, a.GetActorId(), gcs.StateDead)
+	var died *errs.ActorDiedError
+	if cause := errs.FromInfo(dead.GetDeathCause()); !errors.As(cause, &died) || died.Name != "victim" {
+		t.Fatalf("death cause = %v, want *ActorDiedError for victim", cause)
+	}
+
+	// Killing the dead is harmless; the name is free again.
+	if _, err := c.KillActor(ctx, &pb.KillActorRequest{ActorId: a.GetActorId(), NoRestart: true}); err != nil {
+		t.Fatalf("second kill: %v", err)
+	}
+	if _, err := c.GetActor(ctx, &pb.GetActorRequest{Name: "victim", Namespace: "ns"}); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("GetActor of a dead named actor: err = %v, want ErrNotFound", err)
+	}
+	createActor(t, c, newActor("victim", "ns", ids.New()))
+
+	if _, err := c.KillActor(ctx, &pb.KillActorRequest{ActorId: ids.New().Bytes(), NoRestart: true}); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("kill of an unknown actor: err = %v", err)
+	}
+	if _, err := c.KillActor(ctx, &pb.KillActorRequest{ActorId: []byte{1, 2}}); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("kill with a malformed id: err = %v", err)
+	}
+}
+
+func TestFinishJobKillsOwnedActors(t *testing.T) {
+	c := startGCSWithStalledNode(t)
+	ctx := testCtx(t)
+	job := ids.New()
+	owned := createActor(t, c, newActor("", "", job))
+	det := newActor("", "", job)
+	det.Detached = true
+	detached := createActor(t, c, det)
+	otherJob := createActor(t, c, newActor("", "", ids.New()))
+
+	if _, err := c.FinishJob(ctx, &pb.FinishJobRequest{JobId: job.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	waitActorState(t, c, owned.GetActorId(), gcs.StateDead)
+	for _, a := range []*pb.ActorInfo{detached, otherJob} {
+		g, err := c.GetActor(ctx, &pb.GetActorRequest{ActorId: a.GetActorId()})
+		if err != nil || g.GetActor().GetState() != gcs.StatePending {
+			t.Fatalf("FinishJob touched an actor it does not own: %v, %v", g.GetActor(), err)
+		}
+	}
+}
+
+func TestWaitActor(t *testing.T) {
+	c := startGCSWithStalledNode(t)
+	ctx := testCtx(t)
+	a := createActor(t, c, newActor("", "", ids.New()))
+
+	start := time.Now()
+	r, err := c.WaitActor(ctx, &pb.WaitActorRequest{ActorId: a.GetActorId(), SinceVersion: a.GetVersion() - 1, TimeoutMs: 5000})
+	if err != nil || r.GetActor().GetVersion() != a.GetVersion() {
+		t.Fatalf("WaitActor(since < version) = %v, %v", r.GetActor(), err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("WaitActor with an old version blocked for %v", d)
+	}
+
+	start = time.Now()
+	r, err = c.WaitActor(ctx, &pb.WaitActorRequest{ActorId: a.GetActorId(), SinceVersion: a.GetVersion(), TimeoutMs: 150})
+	if err != nil || r.GetActor().GetVersion() != a.GetVersion() || r.GetActor().GetState() != gcs.StatePending {
+		t.Fatalf("WaitActor(since = version) = %v, %v", r.GetActor(), err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("WaitActor returned after %v, before its 150ms timeout", d)
+	}
+
+	if _, err := c.WaitActor(ctx, &pb.WaitActorRequest{ActorId: ids.New().Bytes(), TimeoutMs: 10}); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("WaitActor of an unknown actor: err = %v", err)
+	}
+}
+
+func TestInfeasibleActorDies(t *testing.T) {
+	tests := []struct {
+		name  string
+		nodes int // 4-CPU nodes registered
+		cpus  float64
+	}{
+		{"no nodes", 0, 1},
+		{"too big for every node", 1, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startGCS(t, gcs.DefaultConfig())
+			for range tt.nodes {
+				if _, err := c.RegisterNode(testCtx(t), &pb.RegisterNodeRequest{Node: nodeInfo(ids.New(), "127.0.0.1:7", 4)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			spec := newActor("big", "ns", ids.New())
+			spec.Creation.Resources.Amounts["CPU"] = tt.cpus
+			a := createActor(t, c, spec)
+			dead := waitActorState(t, c, a.GetActorId(), gcs.StateDead)
+			cause := errs.FromInfo(dead.GetDeathCause())
+			var ie *errs.InfeasibleError
+			if !errors.Is(cause, errs.ErrInfeasible) || !errors.As(cause, &ie) || ie.Function != "Counter" {
+				t.Fatalf("death cause = %#v, want *InfeasibleError for Counter", cause)
+			}
+		})
+	}
+}

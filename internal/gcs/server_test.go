@@ -1,0 +1,443 @@
+package gcs_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/gcs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/rpc"
+)
+
+const token = "tok"
+
+// serve runs srv on a fresh loopback port until the test ends.
+func serve(t *testing.T, srv *grpc.Server) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	return lis.Addr().String()
+}
+
+// startGCS serves a control store with cfg and returns a client for it.
+func startGCS(t *testing.T, cfg gcs.Config) pb.ControlStoreClient {
+	t.Helper()
+	pool := rpc.NewPool(token)
+	g := gcs.New(cfg, pool)
+	srv := rpc.NewServer(token)
+	pb.RegisterControlStoreServer(srv, g)
+	addr := serve(t, srv)
+	// Cleanups run last-in first-out: stop the store's loops before its server.
+	t.Cleanup(func() { g.Close(); pool.Close() })
+	conn, err := rpc.Dial(addr, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pb.NewControlStoreClient(conn)
+}
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond every 10 ms until it holds or 5 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func sha(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// ---------------------------------------------------------------- kv
+
+func TestKV(t *testing.T) {
+	cfg := gcs.DefaultConfig()
+	cfg.MaxKVValueBytes = 16
+	c := startGCS(t, cfg)
+	ctx := testCtx(t)
+
+	put := func(ns, key, val string, overwrite bool) (bool, error) {
+		r, err := c.KVPut(ctx, &pb.KVPutRequest{Ns: ns, Key: key, Value: []byte(val), Overwrite: overwrite})
+		return r.GetAdded(), err
+	}
+	get := func(ns, key string) (string, bool) {
+		r, err := c.KVGet(ctx, &pb.KVGetRequest{Ns: ns, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.GetValue()), r.GetFound()
+	}
+
+	if v, ok := get("ns", "k"); ok {
+		t.Fatalf("missing key found: %q", v)
+	}
+	if added, err := put("ns", "k", "v1", false); err != nil || !added {
+		t.Fatalf("first put: added=%v err=%v", added, err)
+	}
+	if added, err := put("ns", "k", "v2", false); err != nil || added {
+		t.Fatalf("put without overwrite: added=%v err=%v", added, err)
+	}
+	if v, _ := get("ns", "k"); v != "v1" {
+		t.Fatalf("value after put without overwrite = %q, want v1", v)
+	}
+	if _, err := put("ns", "k", "v3", true); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := get("ns", "k"); v != "v3" {
+		t.Fatalf("value after overwrite = %q, want v3", v)
+	}
+	if _, ok := get("other", "k"); ok {
+		t.Fatal("key leaked across namespaces")
+	}
+
+	if _, err := put("ns", "", "v", false); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("empty key: %v", err)
+	}
+	if _, err := put("ns", "exact", string(make([]byte, 16)), false); err != nil {
+		t.Fatalf("value at the limit: %v", err)
+	}
+	if _, err := put("ns", "big", string(make([]byte, 17)), false); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("value over the limit: err = %v, want ErrInvalidRequest", err)
+	}
+	if _, ok := get("ns", "big"); ok {
+		t.Fatal("rejected value was stored")
+	}
+}
+
+// ---------------------------------------------------------------- jobs
+
+func TestJobs(t *testing.T) {
+	c := startGCS(t, gcs.DefaultConfig())
+	ctx := testCtx(t)
+
+	r1, err := c.RegisterJob(ctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{BinaryHash: "h", Namespace: "ns", Entrypoint: "./app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1, ok := ids.FromBytes(r1.GetJobId())
+	if !ok || id1.IsNil() {
+		t.Fatalf("RegisterJob without an id assigned %x", r1.GetJobId())
+	}
+	id2 := ids.New()
+	r2, err := c.RegisterJob(ctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{JobId: id2.Bytes()}})
+	if err != nil || ids.MustFromBytes(r2.GetJobId()) != id2 {
+		t.Fatalf("RegisterJob with an id: %x, %v", r2.GetJobId(), err)
+	}
+
+	j, err := c.GetJob(ctx, &pb.GetJobRequest{JobId: id1.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := j.GetJob(); got.GetState() != "RUNNING" || got.GetStartUnixMs() == 0 ||
+		got.GetBinaryHash() != "h" || got.GetNamespace() != "ns" || got.GetEntrypoint() != "./app" {
+		t.Fatalf("GetJob = %v", got)
+	}
+
+	list, err := c.ListJobs(ctx, &pb.ListJobsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[ids.ID]bool{}
+	for _, j := range list.GetJobs() {
+		listed[ids.MustFromBytes(j.GetJobId())] = true
+	}
+	if len(listed) != 2 || !listed[id1] || !listed[id2] {
+		t.Fatalf("ListJobs = %v, want %s and %s", list.GetJobs(), id1, id2)
+	}
+
+	if _, err := c.FinishJob(ctx, &pb.FinishJobRequest{JobId: id1.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	j, _ = c.GetJob(ctx, &pb.GetJobRequest{JobId: id1.Bytes()})
+	if got := j.GetJob(); got.GetState() != "FINISHED" || got.GetEndUnixMs() < got.GetStartUnixMs() {
+		t.Fatalf("after FinishJob: %v", got)
+	}
+	j, _ = c.GetJob(ctx, &pb.GetJobRequest{JobId: id2.Bytes()})
+	if j.GetJob().GetState() != "RUNNING" {
+		t.Fatalf("FinishJob finished another job: %v", j.GetJob())
+	}
+
+	if _, err := c.GetJob(ctx, &pb.GetJobRequest{JobId: ids.New().Bytes()}); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("unknown job: err = %v, want ErrNotFound", err)
+	}
+}
+
+// ---------------------------------------------------------------- nodes
+
+func nodeInfo(id ids.ID, addr string, cpus float64) *pb.NodeInfo {
+	return &pb.NodeInfo{NodeId: id.Bytes(), Address: addr, Total: &pb.Resources{Amounts: map[string]float64{"CPU": cpus}}}
+}
+
+// nodeState returns the node's state as GetNodes(include_dead) reports
+// it, or "" when it is not listed.
+func nodeState(t *testing.T, c pb.ControlStoreClient, id ids.ID) (string, *pb.NodeInfo) {
+	t.Helper()
+	r, err := c.GetNodes(testCtx(t), &pb.GetNodesRequest{IncludeDead: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r.GetNodes() {
+		if ids.MustFromBytes(n.GetNodeId()) == id {
+			return n.GetState(), n
+		}
+	}
+	return "", nil
+}
+
+func TestNodeRegisterHeartbeatUnregister(t *testing.T) {
+	c := startGCS(t, gcs.DefaultConfig())
+	ctx := testCtx(t)
+	id := ids.New()
+
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(id, "", 4)}); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("node without address: err = %v", err)
+	}
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: &pb.NodeInfo{Address: "x:1"}}); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("node without id: err = %v", err)
+	}
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(id, "127.0.0.1:7", 4)}); err != nil {
+		t.Fatal(err)
+	}
+	state, n := nodeState(t, c, id)
+	if state != "ALIVE" || n.GetAddress() != "127.0.0.1:7" || n.GetAvailable().GetAmounts()["CPU"] != 4 {
+		t.Fatalf("registered node = %v, want ALIVE with available = total", n)
+	}
+
+	hb, err := c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: id.Bytes(), NumWorkers: 3, PendingLeases: 1,
+		Available: &pb.Resources{Amounts: map[string]float64{"CPU": 1}}})
+	if err != nil || hb.GetUnknownNode() {
+		t.Fatalf("heartbeat: %v %v", hb, err)
+	}
+	_, n = nodeState(t, c, id)
+	if n.GetAvailable().GetAmounts()["CPU"] != 1 || n.GetNumWorkers() != 3 || n.GetPendingLeases() != 1 ||
+		n.GetTotal().GetAmounts()["CPU"] != 4 {
+		t.Fatalf("after heartbeat: %v", n)
+	}
+
+	if hb, _ := c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: ids.New().Bytes()}); !hb.GetUnknownNode() {
+		t.Fatal("heartbeat of an unknown node accepted")
+	}
+
+	if _, err := c.UnregisterNode(ctx, &pb.UnregisterNodeRequest{NodeId: id.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if state, _ := nodeState(t, c, id); state != "DEAD" {
+		t.Fatalf("after unregister state = %q, want DEAD", state)
+	}
+	alive, _ := c.GetNodes(ctx, &pb.GetNodesRequest{})
+	if len(alive.GetNodes()) != 0 {
+		t.Fatalf("GetNodes lists dead nodes: %v", alive.GetNodes())
+	}
+	if hb, _ := c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: id.Bytes()}); !hb.GetUnknownNode() {
+		t.Fatal("a dead node's heartbeat was accepted; it must re-register")
+	}
+}
+
+func TestNodeTimeout(t *testing.T) {
+	c := startGCS(t, gcs.Config{NodeTimeout: 200 * time.Millisecond, HealthCheckPeriod: 20 * time.Millisecond})
+	ctx := testCtx(t)
+	silent, beating := ids.New(), ids.New()
+	for _, id := range []ids.ID{silent, beating} {
+		if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(id, "127.0.0.1:7", 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Keep one node heartbeating while the other goes silent.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			_, _ = c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: beating.Bytes()})
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	start := time.Now()
+	eventually(t, "the silent node to be marked DEAD", func() bool {
+		s, _ := nodeState(t, c, silent)
+		return s == "DEAD"
+	})
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("node marked dead after %v, before its 200ms timeout", d)
+	}
+	if s, _ := nodeState(t, c, beating); s != "ALIVE" {
+		t.Fatalf("heartbeating node state = %q, want ALIVE", s)
+	}
+}
+
+// ---------------------------------------------------------------- binaries
+
+// putBinary uploads data declared as hash and total bytes, in chunks.
+func putBinary(ctx context.Context, c pb.ControlStoreClient, data []byte, hash string, total int64, chunk int) error {
+	stream, err := c.PutBinary(ctx)
+	if err != nil {
+		return rpc.FromStatus(err)
+	}
+	for off := 0; off == 0 || off < len(data); off += chunk {
+		end := min(off+chunk, len(data))
+		err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: int64(off), Data: data[off:end], Total: total})
+		if errors.Is(err, io.EOF) { // the server gave up; CloseAndRecv says why
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err = stream.CloseAndRecv()
+	// Streams bypass Dial's unary interceptor: rebuild the typed error here.
+	return rpc.FromStatus(err)
+}
+
+func getBinary(ctx context.Context, c pb.ControlStoreClient, hash string) ([]byte, error) {
+	stream, err := c.GetBinary(ctx, &pb.GetBinaryRequest{Hash: hash})
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	var out []byte
+	for {
+		ch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, rpc.FromStatus(err)
+		}
+		if ch.GetOffset() != int64(len(out)) {
+			return nil, errors.New("chunk out of order")
+		}
+		out = append(out, ch.GetData()...)
+	}
+}
+
+func hasBinary(t *testing.T, c pb.ControlStoreClient, hash string) bool {
+	t.Helper()
+	r, err := c.HasBinary(testCtx(t), &pb.HasBinaryRequest{Hash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetFound()
+}
+
+func TestBinaryUploadAndFetch(t *testing.T) {
+	cfg := gcs.DefaultConfig()
+	cfg.MaxBinaryBytes = 4 << 20
+	c := startGCS(t, cfg)
+	ctx := testCtx(t)
+
+	data := make([]byte, 2<<20+12345) // spans several fetch chunks (1 MiB each)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	hash := sha(data)
+	if hasBinary(t, c, hash) {
+		t.Fatal("HasBinary before upload")
+	}
+	if err := putBinary(ctx, c, data, hash, int64(len(data)), 300<<10); err != nil {
+		t.Fatal(err)
+	}
+	if !hasBinary(t, c, hash) {
+		t.Fatal("HasBinary false after upload")
+	}
+	got, err := getBinary(ctx, c, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("GetBinary returned %d bytes that differ from the %d uploaded", len(got), len(data))
+	}
+
+	empty := sha(nil)
+	if err := putBinary(ctx, c, nil, empty, 0, 1); err != nil {
+		t.Fatalf("empty binary: %v", err)
+	}
+	if got, err := getBinary(ctx, c, empty); err != nil || len(got) != 0 {
+		t.Fatalf("GetBinary(empty) = %d bytes, %v", len(got), err)
+	}
+
+	if _, err := getBinary(ctx, c, sha([]byte("never uploaded"))); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("GetBinary of an unknown hash: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestBinaryUploadRejected(t *testing.T) {
+	cfg := gcs.DefaultConfig()
+	cfg.MaxBinaryBytes = 1 << 10
+	c := startGCS(t, cfg)
+	ctx := testCtx(t)
+	small := []byte("#!/bin/sh\nexit 0\n")
+	big := make([]byte, 2<<10)
+
+	tests := []struct {
+		name  string
+		data  []byte
+		hash  string
+		total int64
+	}{
+		{"wrong hash", small, sha([]byte("something else")), int64(len(small))},
+		{"over limit", big, sha(big), int64(len(big))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := putBinary(ctx, c, tt.data, tt.hash, tt.total, 256)
+			if !errors.Is(err, errs.ErrInvalidRequest) {
+				t.Fatalf("err = %v, want ErrInvalidRequest", err)
+			}
+			if hasBinary(t, c, tt.hash) {
+				t.Fatal("rejected binary was stored")
+			}
+		})
+	}
+
+	t.Run("chunk out of order", func(t *testing.T) {
+		stream, err := c.PutBinary(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = stream.Send(&pb.BinaryChunk{Hash: sha(small), Offset: 5, Data: small, Total: int64(len(small))})
+		_, err = stream.CloseAndRecv()
+		if !errors.Is(rpc.FromStatus(err), errs.ErrInvalidRequest) {
+			t.Fatalf("err = %v, want ErrInvalidRequest", err)
+		}
+	})
+}
