@@ -113,7 +113,7 @@ func (c actorClass[T]) create(ctx context.Context, args []coreworker.Arg) (Actor
 	}
 	h, err := cw.CreateActor(ctx, c.name, args, coreworker.ActorOptions{
 		Resources: res, Name: o.name, Namespace: o.namespace, GetIfExists: o.getIfExists, Detached: o.detached,
-		MaxRestarts: o.maxRestarts, MaxTaskRetries: o.maxTaskRetries, MaxConcurrency: o.maxConcurrency,
+		MaxRestarts: o.maxRestarts, MaxTaskRetries: o.maxTaskRetries, MaxConcurrency: o.maxConcurrency, Strategy: o.strategy,
 	})
 	if err != nil {
 		return ActorHandle[T]{}, err
@@ -239,6 +239,9 @@ func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) (
 	}
 	if a.ID.IsNil() {
 		return nil, fmt.Errorf("%w: %s.%s on a zero ActorHandle", ErrInvalidRequest, m.class, m.name)
+	}
+	if a.Class != m.class {
+		return nil, fmt.Errorf("%w: method %s.%s called on an actor of class %s", ErrInvalidRequest, m.class, m.name, a.Class)
 	}
 	return cw.SubmitActorTask(a, m.name, args, coreworker.TaskOptions{NumReturns: n, Name: o.name,
 		RetryExceptions: o.retryExceptions, RetryErrorTypes: o.retryTypes})

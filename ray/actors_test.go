@@ -267,3 +267,39 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+var (
+	// FindCounter looks up a named actor from inside a task: workers use
+	// the job's namespace.
+	FindCounter = ray.Func1("test.FindCounter", func(ctx context.Context, name string) (int, error) {
+		h, err := ray.GetActor[counter](ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		return Value.Remote(ctx, h).Get(ctx)
+	})
+)
+
+func TestActorsFromTasksAndMisuse(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2), ray.Namespace("jobns"))
+	c, err := Counter.Options(ray.Name("findme")).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddN.Remote(ctx, c, 3).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := FindCounter.Remote(ctx, "findme").Get(ctx); err != nil || v != 3 {
+		t.Fatalf("GetActor inside a task: %v, %v", v, err)
+	}
+	// A method of one actor type on a handle of another type with the
+	// same Go type is refused.
+	other, err := CounterFrom.Remote(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h ray.ActorHandle[counter] = other
+	if err := Inc.Remote(ctx, h).Err(); !errors.Is(err, ray.ErrInvalidRequest) {
+		t.Fatalf("method on an actor of another class: %v", err)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,10 @@ const (
 	// EnvToken carries the cluster token, like the Token option.
 	EnvToken = "RAYGO_TOKEN"
 )
+
+// maxInlineThreshold bounds InlineThreshold: inline values ride in task
+// and reply messages, which must stay well under rpc.MaxMessageBytes.
+const maxInlineThreshold = 64 << 20
 
 // connectTimeout bounds Init's first contact with a cluster.
 const connectTimeout = 5 * time.Second
@@ -76,6 +82,9 @@ func Init(ctx context.Context, opts ...Option) error {
 	o, err := buildOptions("Init", forInit, opts)
 	if err != nil {
 		return err
+	}
+	if o.inlineThreshold < 0 || o.inlineThreshold > maxInlineThreshold {
+		return fmt.Errorf("%w: InlineThreshold(%d): want 0 (default) to %d bytes", ErrInvalidRequest, o.inlineThreshold, maxInlineThreshold)
 	}
 	global.mu.Lock()
 	defer global.mu.Unlock()
@@ -150,9 +159,10 @@ func Init(ctx context.Context, opts ...Option) error {
 		return fail(err)
 	}
 	jobID := ids.New()
+	listenHost, _, _ := net.SplitHostPort(nodeAddr) // serve where the local node daemon does
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
-		InlineThreshold: o.inlineThreshold, Namespace: o.namespace,
+		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost,
 	}, registry)
 	if err != nil {
 		return fail(err)
@@ -161,7 +171,7 @@ func Init(ctx context.Context, opts ...Option) error {
 	defer cancel()
 	if _, err := pb.NewControlStoreClient(conn).RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
-		DriverAddress: cw.Address(),
+		DriverAddress: cw.Address(), InlineThreshold: int64(o.inlineThreshold),
 	}}); err != nil {
 		cw.Close()
 		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
@@ -315,9 +325,11 @@ func runWorker() {
 	wid, _ := ids.Parse(env(raylet.EnvWorkerID))
 	job, _ := ids.Parse(env(raylet.EnvJobID))
 	nid, _ := ids.Parse(env(raylet.EnvNodeID))
+	inline, _ := strconv.Atoi(env(raylet.EnvInline))
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),
 		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
+		ListenHost: env(raylet.EnvNodeIP), Namespace: env(raylet.EnvNamespace), InlineThreshold: inline,
 	}, registry)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raygo worker:", err)

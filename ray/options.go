@@ -2,7 +2,6 @@ package ray
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/raygo/raygo/internal/resources"
 )
@@ -105,7 +104,7 @@ func Namespace(ns string) Option {
 
 // InlineThreshold sets (in Init) the largest encoded value, in bytes, that
 // travels inline with its owner instead of through the object store.
-// Default 100 KiB.
+// Default (and 0): 100 KiB. Workers of the job use the same threshold.
 func InlineThreshold(n int) Option {
 	return func(o *options) { o.inlineThreshold = n; o.mark("InlineThreshold", forInit) }
 }
@@ -210,6 +209,3 @@ func Force() Option { return func(o *options) { o.force = true } }
 
 // AllowRestart makes Kill let the actor restart (if it has restarts left).
 func AllowRestart() Option { return func(o *options) { o.allowRestart = true } }
-
-// defaultGetTimeout bounds nothing: Get waits for its context.
-var _ = time.Second

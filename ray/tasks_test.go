@@ -266,3 +266,26 @@ func TestResources(t *testing.T) {
 	}
 	_ = sort.Ints
 }
+
+func TestLargeArguments(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	big := make([]byte, 3<<20)
+	big[len(big)-1] = 7
+	refs := make([]ray.ObjectRef[int], 8)
+	for i := range refs {
+		refs[i] = Len.Remote(ctx, big) // passed through the object store, not inline
+	}
+	vals, err := ray.Get(ctx, refs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vals {
+		if v != len(big) {
+			t.Fatalf("Len = %d", v)
+		}
+	}
+	eventually(t, 10*time.Second, "stored arguments to be freed", func() bool { return ray.StoreObjectsForTest() == 0 })
+	if err := ray.Init(ctx, ray.InlineThreshold(-1)); !errors.Is(err, ray.ErrAlreadyInitialized) && !errors.Is(err, ray.ErrInvalidRequest) {
+		t.Fatalf("InlineThreshold(-1): %v", err)
+	}
+}

@@ -29,6 +29,8 @@ type ActorOptions struct {
 	MaxTaskRetries int
 	// MaxConcurrency: calls that may run at once (default 1).
 	MaxConcurrency int
+	// Strategy is DEFAULT or SPREAD placement.
+	Strategy string
 }
 
 // ActorHandle names an actor. It is a plain value: copy it, pass it to
@@ -58,8 +60,13 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		TaskId: ids.New().Bytes(), JobId: cw.cfg.JobID.Bytes(), Function: class, Name: opts.Name,
 		OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(), Resources: &pb.Resources{Amounts: opts.Resources},
 		ActorId: aid.Bytes(), ActorCreation: true, MaxConcurrency: int32(opts.MaxConcurrency), MaxRetries: int32(opts.MaxTaskRetries),
+		Strategy: opts.Strategy,
 	}
 	t := &task{spec: spec}
+	args, err := cw.storeLargeArgs(args)
+	if err != nil {
+		return ActorHandle{}, err
+	}
 	if _, err := cw.prepare(t, args); err != nil {
 		return ActorHandle{}, err
 	}
@@ -171,6 +178,10 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, method string, args []Arg, 
 		ActorId: h.ID.Bytes(), CallerId: cw.workerID.Bytes(),
 	}
 	t := &task{spec: spec, actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	args, err := cw.storeLargeArgs(args)
+	if err != nil {
+		return nil, err
+	}
 	refs, err := cw.prepare(t, args)
 	if err != nil {
 		return nil, err

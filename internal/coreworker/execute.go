@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
@@ -423,5 +422,3 @@ func (q *specQueue) pop() (*pb.TaskSpec, bool) {
 	q.items = q.items[1:]
 	return s, true
 }
-
-var _ = codec.Ref{}

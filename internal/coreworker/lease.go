@@ -141,7 +141,7 @@ func retryableType(types []string, name string) bool {
 		return true
 	}
 	for _, t := range types {
-		if t == name {
+		if t == name || "sentinel:"+t == name {
 			return true
 		}
 	}
@@ -184,7 +184,7 @@ func (cw *CoreWorker) leaseFailed(lw *leasedWorker, cause error) {
 		failed = append(failed, t)
 	}
 	lw.inflight = map[ids.ID]*task{}
-	sort.Slice(failed, func(i, j int) bool { return failed[i].seq > failed[j].seq })
+	sortBySeqDesc(failed)
 	for _, t := range failed { // newest first, so requeued tasks keep their order at the front
 		t.lw = nil
 		switch {

@@ -357,7 +357,9 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 		case r.OwnerID == cw.workerID:
 			ch := o.readyCh
 			pendingRemote++
+			cw.wg.Add(1)
 			go func(i int) {
+				defer cw.wg.Done()
 				select {
 				case <-ch:
 					done <- i
@@ -366,7 +368,9 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 			}(i)
 		default:
 			pendingRemote++
+			cw.wg.Add(1)
 			go func(i int, r *Ref) {
+				defer cw.wg.Done()
 				if _, err := cw.waitValue(wctx, r, ok, o); err == nil || wctx.Err() == nil {
 					done <- i
 				}

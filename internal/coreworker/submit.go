@@ -90,6 +90,10 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 		Resources: &pb.Resources{Amounts: opts.Resources}, MaxRetries: int32(opts.MaxRetries),
 	}
 	t := &task{spec: spec, retriesLeft: opts.MaxRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	args, err := cw.storeLargeArgs(args)
+	if err != nil {
+		return nil, err
+	}
 	refs, err := cw.prepare(t, args)
 	if err != nil {
 		return nil, err
@@ -99,6 +103,30 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	cw.mu.Unlock()
 	cw.resolveDeps(t, cw.queueTask)
 	return refs, nil
+}
+
+// storeLargeArgs puts arguments larger than the inline threshold into the
+// object store and passes them by ref, so task specs stay small. The task
+// holds the refs until it finishes.
+func (cw *CoreWorker) storeLargeArgs(args []Arg) ([]Arg, error) {
+	var out []Arg
+	for i, a := range args {
+		if a.Ref != nil || len(a.Data) <= cw.cfg.InlineThreshold {
+			continue
+		}
+		if out == nil {
+			out = append([]Arg(nil), args...)
+		}
+		h, err := cw.Put(cw.ctx, a.Data, a.Nested)
+		if err != nil {
+			return nil, fmt.Errorf("raygo: store argument %d: %w", i, err)
+		}
+		out[i] = Arg{Ref: h}
+	}
+	if out == nil {
+		return args, nil
+	}
+	return out, nil
 }
 
 // prepare fills the task's args and return ids, counts the refs it holds,
@@ -232,6 +260,7 @@ func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
 	}
 	k := &schedKey{name: name, depth: 1, req: &pb.LeaseRequest{
 		JobId: cw.cfg.JobID.Bytes(), Resources: &pb.Resources{Amounts: opts.Resources}, SchedulingKey: name, Strategy: opts.Strategy,
+		OwnerId: cw.workerID.Bytes(),
 	}}
 	cw.keys[name] = k
 	return k
@@ -310,7 +339,8 @@ func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 		}
 		if err == nil && reply.GetSpillbackAddress() != "" {
 			addr = reply.GetSpillbackAddress()
-			req = &pb.LeaseRequest{JobId: k.req.JobId, Resources: k.req.Resources, SchedulingKey: k.req.SchedulingKey, Strategy: k.req.Strategy, GrantOrReject: true}
+			req = &pb.LeaseRequest{JobId: k.req.JobId, Resources: k.req.Resources, SchedulingKey: k.req.SchedulingKey,
+				Strategy: k.req.Strategy, OwnerId: k.req.OwnerId, GrantOrReject: true}
 			continue
 		}
 		if err != nil {

@@ -286,7 +286,7 @@ func (s *Server) scheduleActor(aid ids.ID) {
 		addr := spill
 		var infeasible error
 		if addr == "" {
-			addr, infeasible = s.pickNodeLocked(e.info.ClassName, req)
+			addr, infeasible = s.pickNodeLocked(e.info.ClassName, req, spec.GetStrategy())
 		}
 		if infeasible != nil {
 			s.setDeadLocked(e, infeasible)
@@ -294,8 +294,9 @@ func (s *Server) scheduleActor(aid ids.ID) {
 			return
 		}
 		s.mu.Unlock()
+		spilled := spill != ""
 		spill = ""
-		lease, err := s.requestLease(addr, spec)
+		lease, err := s.requestLease(addr, spec, spilled)
 		if err != nil {
 			if errors.Is(err, errs.ErrInfeasible) || errors.Is(err, errs.ErrWorkerStartup) || errors.Is(err, errs.ErrInvalidRequest) {
 				s.mu.Lock()
@@ -355,13 +356,14 @@ func (s *Server) sleep(d time.Duration) {
 	}
 }
 
-func (s *Server) requestLease(addr string, spec *pb.TaskSpec) (*pb.LeaseReply, error) {
+func (s *Server) requestLease(addr string, spec *pb.TaskSpec, spilled bool) (*pb.LeaseReply, error) {
 	conn, err := s.pool.Get(addr)
 	if err != nil {
 		return nil, err
 	}
 	return pb.NewNodeDaemonClient(conn).RequestLease(s.ctx, &pb.LeaseRequest{
 		JobId: spec.GetJobId(), Resources: spec.GetResources(), Actor: true, SchedulingKey: "actor:" + spec.GetFunction(),
+		Strategy: spec.GetStrategy(), GrantOrReject: spilled,
 	})
 }
 
@@ -379,7 +381,7 @@ func (s *Server) runConstructor(addr string, spec *pb.TaskSpec) error {
 
 // pickNodeLocked chooses the node to lease an actor's worker on, or returns
 // an InfeasibleError when no alive node could ever hold the request.
-func (s *Server) pickNodeLocked(class string, req resources.Set) (string, error) {
+func (s *Server) pickNodeLocked(class string, req resources.Set, strategy string) (string, error) {
 	nodes := make([]scheduler.Node, 0, len(s.nodes))
 	byID := map[string]string{}
 	var totals []string
@@ -393,7 +395,11 @@ func (s *Server) pickNodeLocked(class string, req resources.Set) (string, error)
 		totals = append(totals, resources.Set(n.info.GetTotal().GetAmounts()).String())
 	}
 	s.rr++
-	d := scheduler.Pick(nodes, "", scheduler.Request{Resources: req}, scheduler.DefaultConfig(), s.rr)
+	r := scheduler.Request{Resources: req}
+	if strategy == "SPREAD" {
+		r.Strategy = scheduler.Spread
+	}
+	d := scheduler.Pick(nodes, "", r, scheduler.DefaultConfig(), s.rr)
 	if d.Kind == scheduler.Infeasible || d.Node == "" {
 		return "", &errs.InfeasibleError{Function: class, Request: req.String(), Cluster: fmt.Sprint(totals)}
 	}

@@ -72,7 +72,7 @@ func (x *Resources) GetAmounts() map[string]float64 {
 }
 
 // ErrorInfo is how a typed error crosses the wire. kind selects the Go error
-// type on the receiving side (see internal/rpc/errors.go); never match on
+// type on the receiving side (see internal/errs/wire.go); never match on
 // message.
 type ErrorInfo struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -489,6 +489,7 @@ type TaskSpec struct {
 	CallerId       []byte `protobuf:"bytes,15,opt,name=caller_id,json=callerId,proto3" json:"caller_id,omitempty"`
 	ActorCreation  bool   `protobuf:"varint,16,opt,name=actor_creation,json=actorCreation,proto3" json:"actor_creation,omitempty"`
 	MaxConcurrency int32  `protobuf:"varint,17,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	Strategy       string `protobuf:"bytes,18,opt,name=strategy,proto3" json:"strategy,omitempty"` // DEFAULT or SPREAD (actor placement)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -640,6 +641,13 @@ func (x *TaskSpec) GetMaxConcurrency() int32 {
 		return x.MaxConcurrency
 	}
 	return 0
+}
+
+func (x *TaskSpec) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
 }
 
 type TaskReply struct {
@@ -1211,19 +1219,20 @@ func (*UnregisterNodeReply) Descriptor() ([]byte, []int) {
 }
 
 type JobInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	BinaryHash    string                 `protobuf:"bytes,2,opt,name=binary_hash,json=binaryHash,proto3" json:"binary_hash,omitempty"` // sha256 of the job's executable
-	BinaryPath    string                 `protobuf:"bytes,3,opt,name=binary_path,json=binaryPath,proto3" json:"binary_path,omitempty"` // path on the driver's host
-	DriverAddress string                 `protobuf:"bytes,4,opt,name=driver_address,json=driverAddress,proto3" json:"driver_address,omitempty"`
-	Namespace     string                 `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	StartUnixMs   int64                  `protobuf:"varint,6,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
-	EndUnixMs     int64                  `protobuf:"varint,7,opt,name=end_unix_ms,json=endUnixMs,proto3" json:"end_unix_ms,omitempty"`
-	State         string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"` // RUNNING or FINISHED
-	Entrypoint    string                 `protobuf:"bytes,9,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
-	Env           []string               `protobuf:"bytes,10,rep,name=env,proto3" json:"env,omitempty"` // extra KEY=VALUE for workers
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	JobId           []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	BinaryHash      string                 `protobuf:"bytes,2,opt,name=binary_hash,json=binaryHash,proto3" json:"binary_hash,omitempty"` // sha256 of the job's executable
+	BinaryPath      string                 `protobuf:"bytes,3,opt,name=binary_path,json=binaryPath,proto3" json:"binary_path,omitempty"` // path on the driver's host
+	DriverAddress   string                 `protobuf:"bytes,4,opt,name=driver_address,json=driverAddress,proto3" json:"driver_address,omitempty"`
+	Namespace       string                 `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	StartUnixMs     int64                  `protobuf:"varint,6,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
+	EndUnixMs       int64                  `protobuf:"varint,7,opt,name=end_unix_ms,json=endUnixMs,proto3" json:"end_unix_ms,omitempty"`
+	State           string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"` // RUNNING or FINISHED
+	Entrypoint      string                 `protobuf:"bytes,9,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Env             []string               `protobuf:"bytes,10,rep,name=env,proto3" json:"env,omitempty"` // extra KEY=VALUE for workers
+	InlineThreshold int64                  `protobuf:"varint,11,opt,name=inline_threshold,json=inlineThreshold,proto3" json:"inline_threshold,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JobInfo) Reset() {
@@ -1324,6 +1333,13 @@ func (x *JobInfo) GetEnv() []string {
 		return x.Env
 	}
 	return nil
+}
+
+func (x *JobInfo) GetInlineThreshold() int64 {
+	if x != nil {
+		return x.InlineThreshold
+	}
+	return 0
 }
 
 type RegisterJobRequest struct {
@@ -2913,6 +2929,7 @@ type LeaseRequest struct {
 	SchedulingKey string                 `protobuf:"bytes,4,opt,name=scheduling_key,json=schedulingKey,proto3" json:"scheduling_key,omitempty"`
 	GrantOrReject bool                   `protobuf:"varint,5,opt,name=grant_or_reject,json=grantOrReject,proto3" json:"grant_or_reject,omitempty"` // after a spillback: do not spill again
 	Strategy      string                 `protobuf:"bytes,6,opt,name=strategy,proto3" json:"strategy,omitempty"`                                   // DEFAULT or SPREAD
+	OwnerId       []byte                 `protobuf:"bytes,7,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`                      // the requesting process: its death frees the lease
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2987,6 +3004,13 @@ func (x *LeaseRequest) GetStrategy() string {
 		return x.Strategy
 	}
 	return ""
+}
+
+func (x *LeaseRequest) GetOwnerId() []byte {
+	if x != nil {
+		return x.OwnerId
+	}
+	return nil
 }
 
 type LeaseReply struct {
@@ -4427,7 +4451,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03Arg\x12'\n" +
 	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueH\x00R\x05value\x12'\n" +
 	"\x03ref\x18\x02 \x01(\v2\x13.raygo.v1.ObjectRefH\x00R\x03refB\x06\n" +
-	"\x04kind\"\x9a\x04\n" +
+	"\x04kind\"\xb6\x04\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -4449,7 +4473,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x06seq_no\x18\x0e \x01(\x04R\x05seqNo\x12\x1b\n" +
 	"\tcaller_id\x18\x0f \x01(\fR\bcallerId\x12%\n" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
-	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\"\xcb\x01\n" +
+	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x12\x1a\n" +
+	"\bstrategy\x18\x12 \x01(\tR\bstrategy\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +
@@ -4492,7 +4517,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05nodes\x18\x01 \x03(\v2\x12.raygo.v1.NodeInfoR\x05nodes\"0\n" +
 	"\x15UnregisterNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\"\x15\n" +
-	"\x13UnregisterNodeReply\"\xb3\x02\n" +
+	"\x13UnregisterNodeReply\"\xde\x02\n" +
 	"\aJobInfo\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1f\n" +
 	"\vbinary_hash\x18\x02 \x01(\tR\n" +
@@ -4508,7 +4533,8 @@ const file_raygo_proto_rawDesc = "" +
 	"entrypoint\x18\t \x01(\tR\n" +
 	"entrypoint\x12\x10\n" +
 	"\x03env\x18\n" +
-	" \x03(\tR\x03env\"9\n" +
+	" \x03(\tR\x03env\x12)\n" +
+	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\"9\n" +
 	"\x12RegisterJobRequest\x12#\n" +
 	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\")\n" +
 	"\x10RegisterJobReply\x12\x15\n" +
@@ -4607,14 +4633,15 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12 \n" +
 	"\vintentional\x18\x06 \x01(\bR\vintentional\"\x11\n" +
-	"\x0fWorkerDiedReply\"\xd9\x01\n" +
+	"\x0fWorkerDiedReply\"\xf4\x01\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\bR\x05actor\x12%\n" +
 	"\x0escheduling_key\x18\x04 \x01(\tR\rschedulingKey\x12&\n" +
 	"\x0fgrant_or_reject\x18\x05 \x01(\bR\rgrantOrReject\x12\x1a\n" +
-	"\bstrategy\x18\x06 \x01(\tR\bstrategy\"\xc6\x02\n" +
+	"\bstrategy\x18\x06 \x01(\tR\bstrategy\x12\x19\n" +
+	"\bowner_id\x18\a \x01(\fR\aownerId\"\xc6\x02\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +

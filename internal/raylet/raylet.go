@@ -42,6 +42,7 @@ type Raylet struct {
 	pending  []*pendingLease             // guarded by mu; FIFO of leases waiting for resources
 	failures map[ids.ID]*startupFailures // guarded by mu; by job
 	binaries map[ids.ID]string           // guarded by mu; job -> executable path
+	jobEnv   map[ids.ID][]string         // guarded by mu; job -> extra worker environment
 	cluster  []scheduler.Node            // guarded by mu; last view from the control store
 	tie      uint64                      // guarded by mu
 	stopping bool                        // guarded by mu
@@ -62,6 +63,7 @@ type lease struct {
 	alloc   resources.Allocation
 	actor   bool
 	blocked resources.Set // CPU released while the worker is blocked in Get
+	owner   ids.ID        // the process holding the lease (zero: the control store, for actors)
 }
 
 type pendingLease struct {
@@ -106,7 +108,7 @@ func Start(cfg Config) (*Raylet, error) {
 		log:     slog.Default().With("component", "raylet"),
 		res:     resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
 		workers: map[ids.ID]*worker{}, idle: map[poolKey][]*worker{}, leases: map[ids.ID]*lease{},
-		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{},
+		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{}, jobEnv: map[ids.ID][]string{},
 		ctx: ctx, cancel: cancel,
 	}
 	conn, err := r.pool.Get(cfg.GCSAddress)
@@ -311,7 +313,7 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 		r.releaseAlloc(grant.alloc)
 		return nil, err
 	}
-	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor()}
+	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor(), owner: ids.MustFromBytes(req.GetOwnerId())}
 	r.mu.Lock()
 	if w.dead {
 		r.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,9 @@ const (
 	EnvNodeID      = "RAYGO_NODE_ID"
 	EnvJobID       = "RAYGO_JOB_ID"
 	EnvSessionDir  = "RAYGO_SESSION_DIR"
+	EnvNodeIP      = "RAYGO_NODE_IP"          // the interface workers listen on
+	EnvNamespace   = "RAYGO_NAMESPACE"        // the job's default namespace
+	EnvInline      = "RAYGO_INLINE_THRESHOLD" // the job's inline threshold in bytes
 )
 
 // stderrTailBytes is how much of a worker's stderr is kept to explain a
@@ -155,7 +159,12 @@ func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) 
 	}
 	w := &worker{id: ids.New(), key: key, registered: make(chan struct{}), exited: make(chan struct{})}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	r.mu.Lock()
+	jobEnv := r.jobEnv[key.job]
+	r.mu.Unlock()
+	cmd.Env = append(os.Environ(), jobEnv...)
+	cmd.Env = append(cmd.Env,
+		EnvNodeIP+"="+r.nodeIP(),
 		EnvWorker+"=1",
 		EnvNodeAddress+"="+r.address,
 		EnvGCSAddress+"="+r.cfg.GCSAddress,
@@ -268,8 +277,20 @@ func (r *Raylet) workerExited(w *worker) {
 	}
 	registered := w.addr != ""
 	reason := w.killReason
+	// Leases the dead worker held (for tasks it submitted) have no owner
+	// any more: stop those workers so their resources come back.
+	var orphans []*worker
+	for _, l := range r.leases {
+		if l.owner == w.id {
+			l.w.killReason = "the process that leased it died"
+			orphans = append(orphans, l.w)
+		}
+	}
 	stopping := r.stopping
 	r.mu.Unlock()
+	for _, o := range orphans {
+		o.kill()
+	}
 	if !registered || stopping {
 		return
 	}
@@ -317,6 +338,11 @@ func (r *Raylet) jobBinary(ctx context.Context, job ids.ID) (string, error) {
 		return "", fmt.Errorf("raylet: look up job %s: %w", job, err)
 	}
 	j := reply.GetJob()
+	env := []string{EnvNamespace + "=" + j.GetNamespace()}
+	if j.GetInlineThreshold() > 0 {
+		env = append(env, fmt.Sprintf("%s=%d", EnvInline, j.GetInlineThreshold()))
+	}
+	env = append(env, j.GetEnv()...)
 	path := j.GetBinaryPath()
 	if j.GetBinaryHash() != "" {
 		if h, err := fileSHA256(path); err != nil || h != j.GetBinaryHash() {
@@ -328,6 +354,7 @@ func (r *Raylet) jobBinary(ctx context.Context, job ids.ID) (string, error) {
 	}
 	r.mu.Lock()
 	r.binaries[job] = path
+	r.jobEnv[job] = env
 	r.mu.Unlock()
 	return path, nil
 }
@@ -432,11 +459,32 @@ func (r *Raylet) reapIdleWorkers() {
 				delete(r.idle, key)
 			}
 		}
+		for _, l := range r.leases {
+			if !l.actor && l.w.key.job == job {
+				l.w.killReason = "its job finished while it was leased"
+				stop = append(stop, l.w)
+			}
+		}
 		delete(r.binaries, job)
+		delete(r.jobEnv, job)
 		delete(r.failures, job)
 		r.mu.Unlock()
 	}
 	for _, w := range stop {
 		w.kill()
 	}
+}
+
+// nodeIP is the interface this node's workers listen on: the host of the
+// daemon's own address (loopback unless the node was started on another
+// interface).
+func (r *Raylet) nodeIP() string {
+	host, _, err := net.SplitHostPort(r.address)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return host
 }

@@ -26,8 +26,8 @@ import (
 )
 
 // MaxMessageBytes bounds one gRPC message (a task batch, a reply batch, an
-// object transfer). Objects larger than this travel through the object
-// store in chunks.
+// object transfer). An object moves between a node's store and a process
+// in one message for now, so this is also the largest object.
 const MaxMessageBytes = 512 << 20
 
 const authKey = "authorization"

@@ -1,0 +1,171 @@
+package ray_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/raygo/raygo/ray"
+)
+
+// Functions and actor types are registered at package level, so that the
+// worker processes (this same test binary, started by the node daemon)
+// register them too. Names are unique across the package's test files.
+var (
+	exampleSquare = ray.Func1("example.Square", func(ctx context.Context, x int) (int, error) {
+		return x * x, nil
+	})
+
+	exampleSumRange = ray.Func3("example.SumRange", func(ctx context.Context, data []int, lo, hi int) (int, error) {
+		sum := 0
+		for _, v := range data[lo:hi] {
+			sum += v
+		}
+		return sum, nil
+	})
+
+	exampleNap = ray.Func1("example.Nap", func(ctx context.Context, ms int) (int, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			return ms, nil
+		case <-ctx.Done(): // ray.Cancel cancels the task's context
+			return 0, ctx.Err()
+		}
+	})
+)
+
+// tally is the state of an example actor.
+type tally struct{ n int }
+
+func (t *tally) Add(ctx context.Context, k int) (int, error) { t.n += k; return t.n, nil }
+func (t *tally) Total(ctx context.Context) (int, error)      { return t.n, nil }
+
+var (
+	exampleTally = ray.Actor0("example.Tally", func(ctx context.Context) (*tally, error) {
+		return &tally{}, nil
+	})
+	exampleAdd   = ray.Method1(exampleTally, "Add", (*tally).Add)
+	exampleTotal = ray.Method0(exampleTally, "Total", (*tally).Total)
+)
+
+// Square numbers in parallel: each Remote call returns a future at once,
+// and ray.Get collects the results in submission order.
+func ExampleFunc1() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(2), ray.LogWorkers(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	refs := make([]ray.ObjectRef[int], 6)
+	for i := range refs {
+		refs[i] = exampleSquare.Remote(ctx, i)
+	}
+	squares, err := ray.Get(ctx, refs...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(squares)
+	// Output: [0 1 4 9 16 25]
+}
+
+// A counter actor: its state lives in one worker process, and the calls
+// one process makes run in the order they were made.
+func ExampleActor0() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(2), ray.LogWorkers(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	counter, err := exampleTally.Remote(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for k := 1; k <= 3; k++ {
+		exampleAdd.Remote(ctx, counter, k) // fire and forget; still runs in order
+	}
+	total, err := exampleTotal.Remote(ctx, counter).Get(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("total:", total)
+	// Output: total: 6
+}
+
+// Put a large value in the cluster once and pass its ref to many tasks
+// with RemoteArgs: each task receives the value, not the ref, and the
+// value is not copied into every task's arguments by the driver.
+func ExamplePut() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(2), ray.LogWorkers(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	data := make([]int, 100_000) // ~360 KiB encoded: above InlineThreshold, so it lives in the object store
+	for i := range data {
+		data[i] = i
+	}
+	dataRef, err := ray.Put(ctx, data)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	const chunk = 25_000
+	parts := make([]ray.ObjectRef[int], 0, len(data)/chunk)
+	for lo := 0; lo < len(data); lo += chunk {
+		parts = append(parts, exampleSumRange.RemoteArgs(ctx, dataRef, lo, lo+chunk))
+	}
+	sums, err := ray.Get(ctx, parts...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	total := 0
+	for _, s := range sums {
+		total += s
+	}
+	fmt.Println(len(sums), "chunks, total", total)
+	// Output: 4 chunks, total 4999950000
+}
+
+// Wait for the first of several tasks to finish, then cancel the rest.
+// Ready and not-ready refs keep their input order.
+func ExampleWait() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(2), ray.LogWorkers(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	slow := exampleNap.Remote(ctx, 30_000)
+	fast := exampleNap.Remote(ctx, 10)
+	ready, notReady, err := ray.Wait(ctx, []ray.ObjectRef[int]{slow, fast}, 1, -1) // negative timeout: no limit
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("ready:", len(ready), "not ready:", len(notReady))
+	ms, _ := ready[0].Get(ctx)
+	fmt.Println("first result:", ms)
+
+	if err := ray.Cancel(ctx, slow); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = slow.Get(ctx)
+	fmt.Println("slow task cancelled:", errors.Is(err, ray.ErrTaskCancelled))
+	// Output:
+	// ready: 1 not ready: 1
+	// first result: 10
+	// slow task cancelled: true
+}
