@@ -2,6 +2,7 @@ package ray_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,4 +254,64 @@ func TestDriverCrash(t *testing.T) {
 		t.Fatalf("detached actor state: %v, %v", v, err)
 	}
 	_ = ray.Kill(ctx, d)
+}
+
+// syncBuffer is a bytes.Buffer safe for the node daemon's output pumps.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var Say = ray.Func1("test.Say", func(ctx context.Context, s string) (int, error) {
+	fmt.Println(s)
+	fmt.Fprintln(os.Stderr, s+" on stderr")
+	return os.Getpid(), nil
+})
+
+// TestWorkerOutputPrefix checks that worker output reaches the node's log
+// echo with the task's name, pid and node.
+func TestWorkerOutputPrefix(t *testing.T) {
+	sess, err := session.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Remove()
+	var out syncBuffer
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1}, string(sess)
+	rc.EchoWorkerOutput, rc.EchoTo = true, &out
+	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer head.Stop()
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("tok")); err != nil {
+		t.Fatal(err)
+	}
+	defer ray.Shutdown()
+	pid, err := Say.Remote(ctx, "hello from a task").Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("(test.Say pid=%d node=", pid)
+	eventually(t, 10*time.Second, "the task's output", func() bool {
+		s := out.String()
+		return strings.Contains(s, want) && strings.Contains(s, ") hello from a task\n") && strings.Contains(s, ") hello from a task on stderr\n")
+	})
+	if strings.Contains(out.String(), "raygo:name") {
+		t.Fatalf("name markers leaked into the output:\n%s", out.String())
+	}
 }

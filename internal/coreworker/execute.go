@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/workerlog"
 )
 
 // TaskInfo describes the task a function is running; the ray package
@@ -42,6 +45,7 @@ type executor struct {
 	mu        sync.Mutex
 	cancels   map[ids.ID]context.CancelFunc // guarded by mu; running tasks
 	cancelled map[ids.ID]bool               // guarded by mu
+	lastName  string                        // guarded by mu; the name last announced to the node's log reader
 	actor     any                           // guarded by mu; the hosted actor instance
 	actorID   ids.ID                        // guarded by mu
 	sem       chan struct{}                 // actor concurrency slots
@@ -194,6 +198,7 @@ func (e *executor) run(streamCtx context.Context, spec *pb.TaskSpec) *pb.TaskRep
 		}
 		call = func() ([]Encoded, error) { return f(ctx, args) }
 	}
+	e.announce(spec)
 	start := time.Now()
 	e.running.Add(1)
 	rets, err, stack := protect(call)
@@ -225,6 +230,25 @@ func (e *executor) appError(spec *pb.TaskSpec, err error, stack string) *pb.Erro
 		return errs.ToInfo(err)
 	}
 	return errs.FromAppError(spec.GetFunction(), err, stack, stack != "", e.cw.cfg.NodeID.String(), e.cw.workerID.String(), int(spec.GetAttempt()))
+}
+
+// announce tells the node daemon reading this process's output which
+// function (or actor class) the following lines come from, when it changes.
+func (e *executor) announce(spec *pb.TaskSpec) {
+	name := spec.GetFunction()
+	if spec.GetActorId() != nil && !spec.GetActorCreation() {
+		if i := strings.LastIndexByte(name, '.'); i > 0 {
+			name = name[:i] // "Class.Method" -> "Class"
+		}
+	}
+	e.mu.Lock()
+	changed := name != e.lastName
+	e.lastName = name
+	e.mu.Unlock()
+	if changed {
+		workerlog.WriteName(os.Stdout, name)
+		workerlog.WriteName(os.Stderr, name)
+	}
 }
 
 // protect runs f, turning a panic into an error with its stack.
@@ -361,6 +385,7 @@ func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequ
 	if err != nil {
 		return &pb.CreateActorTaskReply{Error: errs.ToInfo(err)}, nil
 	}
+	e.announce(spec)
 	var instance any
 	_, err, stack := protect(func() ([]Encoded, error) {
 		var err error

@@ -5,6 +5,7 @@
 package raylet
 
 import (
+	"io"
 	"time"
 
 	"github.com/raygo/raygo/internal/ids"
@@ -46,6 +47,9 @@ type Config struct {
 	// "(pid=… node=…)", to this process's stderr (the embedded cluster
 	// sets it so a driver sees its workers' prints).
 	EchoWorkerOutput bool
+	// EchoTo receives the echoed output (default os.Stderr); lines are
+	// written whole, one Write each.
+	EchoTo io.Writer
 }
 
 // DefaultConfig returns defaults for everything but the addresses, token

@@ -21,6 +21,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/workerlog"
 )
 
 // Environment variables a node daemon sets for the worker processes it
@@ -232,17 +233,26 @@ func (r *Raylet) pump(w *worker, src io.Reader, path string, isErr bool) {
 	if f != nil {
 		defer f.Close()
 	}
-	prefix := fmt.Sprintf("(pid=%d node=%s) ", w.pid, r.nodeID.Short())
+	tag := fmt.Sprintf("pid=%d node=%s", w.pid, r.nodeID.Short())
+	prefix := "(" + tag + ") "
 	sc := bufio.NewScanner(src)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
+		if name, ok := workerlog.ParseName(line); ok {
+			prefix = "(" + name + " " + tag + ") "
+			continue
+		}
 		if f != nil {
 			_, _ = f.Write(line)
 			_, _ = f.Write([]byte{'\n'})
 		}
 		if r.cfg.EchoWorkerOutput {
-			fmt.Fprintf(os.Stderr, "%s%s\n", prefix, line)
+			out := r.cfg.EchoTo
+			if out == nil {
+				out = os.Stderr
+			}
+			_, _ = out.Write([]byte(prefix + string(line) + "\n"))
 		}
 		if isErr {
 			w.tailMu.Lock()
