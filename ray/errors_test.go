@@ -8,10 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/raygo/raygo/internal/node"
-	"github.com/raygo/raygo/internal/raylet"
-	"github.com/raygo/raygo/internal/resources"
-	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -193,18 +189,7 @@ func TestConnectErrors(t *testing.T) {
 		t.Fatal("malformed address accepted")
 	}
 
-	sess, err := session.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Remove()
-	rc := raylet.DefaultConfig()
-	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1}, string(sess)
-	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "right-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer head.Stop()
+	head := startHead(t, 1, "right-token", nil)
 	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("wrong-token")); !errors.Is(err, ray.ErrUnauthenticated) {
 		t.Fatalf("wrong token: %v", err)
 	}

@@ -17,10 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/raylet"
-	"github.com/raygo/raygo/internal/resources"
-	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -121,18 +118,7 @@ func TestReferenceCounting(t *testing.T) {
 // TestDetachedActors checks that a detached actor outlives its driver and
 // an owned one dies with it.
 func TestDetachedActors(t *testing.T) {
-	sess, err := session.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Remove()
-	rc := raylet.DefaultConfig()
-	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 2}, string(sess)
-	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer head.Stop()
+	head := startHead(t, 2, "tok", nil)
 	ctx := context.Background()
 	opts := []ray.Option{ray.Address(head.GCSAddress()), ray.Token("tok"), ray.Namespace("app")}
 
@@ -207,18 +193,7 @@ func runDriverProcess(addr string) int {
 // TestDriverCrash kills a driver process and checks that the actors it
 // owned die with it while its detached actor lives on.
 func TestDriverCrash(t *testing.T) {
-	sess, err := session.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Remove()
-	rc := raylet.DefaultConfig()
-	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 2}, string(sess)
-	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer head.Stop()
+	head := startHead(t, 2, "tok", nil)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envDriverOf+"="+head.GCSAddress(), ray.EnvToken+"=tok")
@@ -283,20 +258,8 @@ var Say = ray.Func1("test.Say", func(ctx context.Context, s string) (int, error)
 // TestWorkerOutputPrefix checks that worker output reaches the node's log
 // echo with the task's name, pid and node.
 func TestWorkerOutputPrefix(t *testing.T) {
-	sess, err := session.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Remove()
 	var out syncBuffer
-	rc := raylet.DefaultConfig()
-	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1}, string(sess)
-	rc.EchoWorkerOutput, rc.EchoTo = true, &out
-	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer head.Stop()
+	head := startHead(t, 1, "tok", func(rc *raylet.Config) { rc.EchoWorkerOutput, rc.EchoTo = true, &out })
 	ctx := context.Background()
 	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("tok")); err != nil {
 		t.Fatal(err)

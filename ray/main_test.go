@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raygo/raygo/internal/node"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -66,4 +70,26 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 func pidAlive(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
+}
+
+// startHead starts a standalone head node (as `raygo start --head` would)
+// with the given CPUs and token; edit may adjust its node daemon's config.
+func startHead(t *testing.T, cpus float64, token string, edit func(*raylet.Config)) *node.Head {
+	t.Helper()
+	sess, err := session.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Remove() })
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: cpus}, string(sess)
+	if edit != nil {
+		edit(&rc)
+	}
+	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(head.Stop)
+	return head
 }
