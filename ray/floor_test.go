@@ -53,10 +53,9 @@ func runEchoServer() int {
 		fmt.Println(err)
 		return 1
 	}
-	fmt.Println(lis.Addr().String())
+	fmt.Println(lis.Addr())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = srv.Serve(lis) }()
+	lis.Serve(srv, &wg)
 	wg.Wait()
 	return 0
 }

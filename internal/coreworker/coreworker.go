@@ -120,7 +120,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cw := &CoreWorker{
-		cfg: cfg, workerID: cfg.WorkerID, address: lis.Addr().String(), rayletAddr: cfg.NodeAddress,
+		cfg: cfg, workerID: cfg.WorkerID, address: lis.Addr(), rayletAddr: cfg.NodeAddress,
 		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), registry: reg,
 		objects: map[ids.ID]*object{}, pendingBorrows: map[string][]ids.ID{}, borrowRemovals: map[string][]ids.ID{},
 		storeFrees: map[string][]ids.ID{}, keys: map[string]*schedKey{}, tasks: map[ids.ID]*task{},
@@ -144,8 +144,8 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 		cw.exec = newExecutor(cw)
 	}
 	pb.RegisterCoreWorkerServer(cw.server, service{cw: cw})
-	cw.wg.Add(2)
-	go func() { defer cw.wg.Done(); _ = cw.server.Serve(lis) }()
+	lis.Serve(cw.server, &cw.wg)
+	cw.wg.Add(1)
 	go cw.background()
 	if cfg.Mode == Worker {
 		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)

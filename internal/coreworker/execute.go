@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -41,6 +43,7 @@ func InfoFrom(ctx context.Context) (TaskInfo, bool) {
 type executor struct {
 	cw      *CoreWorker
 	running atomic.Int32
+	procs   atomic.Int32 // GOMAXPROCS set for the current lease
 
 	mu        sync.Mutex
 	cancels   map[ids.ID]context.CancelFunc // guarded by mu; running tasks
@@ -199,6 +202,7 @@ func (e *executor) run(streamCtx context.Context, spec *pb.TaskSpec) *pb.TaskRep
 		call = func() ([]Encoded, error) { return f(ctx, args) }
 	}
 	e.announce(spec)
+	e.fitProcs(spec)
 	start := time.Now()
 	e.running.Add(1)
 	rets, err, stack := protect(call)
@@ -230,6 +234,23 @@ func (e *executor) appError(spec *pb.TaskSpec, err error, stack string) *pb.Erro
 		return errs.ToInfo(err)
 	}
 	return errs.FromAppError(spec.GetFunction(), err, stack, stack != "", e.cw.cfg.NodeID.String(), e.cw.workerID.String(), int(spec.GetAttempt()))
+}
+
+// fitProcs sizes the Go scheduler to the CPUs the task was granted (at
+// least one), as Ray sets OMP_NUM_THREADS for its workers: a one-CPU task
+// gets one P. Besides keeping a worker within its share, this is what makes
+// short tasks fast: with a single P, handing a reply from the task to the
+// gRPC writer never wakes a second OS thread, which on a VM costs tens of
+// microseconds per hand-off.
+func (e *executor) fitProcs(spec *pb.TaskSpec) {
+	if spec.GetActorId() != nil && !spec.GetActorCreation() {
+		return // an actor's calls run with what its creation set
+	}
+	want := min(max(1, int(math.Ceil(spec.GetResources().GetAmounts()["CPU"]))), runtime.NumCPU())
+	if e.procs.Load() != int32(want) {
+		e.procs.Store(int32(want))
+		runtime.GOMAXPROCS(want)
+	}
 }
 
 // announce tells the node daemon reading this process's output which
@@ -386,6 +407,7 @@ func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequ
 		return &pb.CreateActorTaskReply{Error: errs.ToInfo(err)}, nil
 	}
 	e.announce(spec)
+	e.fitProcs(spec)
 	var instance any
 	_, err, stack := protect(func() ([]Encoded, error) {
 		var err error

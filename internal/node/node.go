@@ -48,11 +48,10 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Head{pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), address: lis.Addr().String()}
+	h := &Head{pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), address: lis.Addr()}
 	h.gcs = gcs.New(cfg.GCS, h.pool)
 	pb.RegisterControlStoreServer(h.server, h.gcs)
-	h.wg.Add(1)
-	go func() { defer h.wg.Done(); _ = h.server.Serve(lis) }()
+	lis.Serve(h.server, &h.wg)
 	rc := cfg.Raylet
 	rc.GCSAddress, rc.Token = h.address, cfg.Token
 	h.raylet, err = raylet.Start(rc)

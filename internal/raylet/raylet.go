@@ -102,7 +102,7 @@ func Start(cfg Config) (*Raylet, error) {
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Raylet{
-		cfg: cfg, nodeID: cfg.NodeID, address: lis.Addr().String(), hostname: host,
+		cfg: cfg, nodeID: cfg.NodeID, address: lis.Addr(), hostname: host,
 		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token),
 		store:   objstore.NewMemory(cfg.ObjectStoreBytes),
 		log:     slog.Default().With("component", "raylet"),
@@ -119,8 +119,7 @@ func Start(cfg Config) (*Raylet, error) {
 	}
 	r.gcs = pb.NewControlStoreClient(conn)
 	pb.RegisterNodeDaemonServer(r.server, r)
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); _ = r.server.Serve(lis) }()
+	lis.Serve(r.server, &r.wg)
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
 	if err := r.register(rctx); err != nil {

@@ -98,6 +98,7 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 	}
 	return grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dialLocalFirst),
 		grpc.WithPerRPCCredentials(tokenCreds(token)),
 		grpc.WithUnaryInterceptor(unary),
 		grpc.WithStreamInterceptor(streamErrors),
@@ -229,14 +230,8 @@ func (p *Pool) Close() {
 	}
 }
 
-// Listen opens a TCP listener on addr ("127.0.0.1:0" picks a free port).
-// Listening beyond loopback is allowed but callers should warn.
-func Listen(addr string) (net.Listener, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("raygo: listen on %s: %w", addr, err)
-	}
-	return l, nil
+func errsListen(addr string, err error) error {
+	return fmt.Errorf("raygo: listen on %s: %w", addr, err)
 }
 
 // IsLoopback reports whether a listen address stays on this host.
