@@ -217,6 +217,11 @@ func (s *Server) setDeadLocked(e *actorEntry, cause error) {
 		}
 	}
 	s.bumpLocked(e)
+	s.deadOrder = append(s.deadOrder, ids.MustFromBytes(e.info.ActorId))
+	for len(s.deadOrder) > s.cfg.MaxDeadActors {
+		delete(s.actors, s.deadOrder[0])
+		s.deadOrder = s.deadOrder[1:]
+	}
 }
 
 // WorkerDied is reported by node daemons for every worker process that

@@ -29,14 +29,23 @@ type Config struct {
 	HealthCheckPeriod time.Duration
 	// MaxBinaryBytes bounds one uploaded job binary.
 	MaxBinaryBytes int64
+	// MaxBinaryStoreBytes bounds all stored binaries; past it, the oldest
+	// binaries no running job uses are dropped.
+	MaxBinaryStoreBytes int64
+	// MaxDeadActors bounds how many dead actors are remembered (for
+	// listing and for callers asking why an actor died); older ones are
+	// forgotten first.
+	MaxDeadActors int
 	// MaxKVValueBytes bounds one key-value entry.
 	MaxKVValueBytes int
 }
 
 // DefaultConfig returns the defaults: nodes are dead after 10 s without a
-// heartbeat, checked every second; binaries up to 1 GiB; KV values up to 64 MiB.
+// heartbeat, checked every second; binaries up to 1 GiB each and 4 GiB in
+// all; KV values up to 64 MiB; 10,000 dead actors remembered.
 func DefaultConfig() Config {
-	return Config{NodeTimeout: 10 * time.Second, HealthCheckPeriod: time.Second, MaxBinaryBytes: 1 << 30, MaxKVValueBytes: 64 << 20}
+	return Config{NodeTimeout: 10 * time.Second, HealthCheckPeriod: time.Second, MaxBinaryBytes: 1 << 30,
+		MaxBinaryStoreBytes: 4 << 30, MaxKVValueBytes: 64 << 20, MaxDeadActors: 10000}
 }
 
 // Server implements pb.ControlStoreServer. Create it with New, serve it on
@@ -51,6 +60,9 @@ type Server struct {
 	jobs      map[ids.ID]*pb.JobInfo // guarded by mu
 	kv        map[string][]byte      // guarded by mu; key is ns + "\x00" + key
 	binaries  map[string][]byte      // guarded by mu; by sha256 hex
+	binOrder  []string               // guarded by mu; binary hashes, oldest first
+	binBytes  int64                  // guarded by mu; total size of binaries
+	deadOrder []ids.ID               // guarded by mu; dead actors, oldest first
 	actors    map[ids.ID]*actorEntry // guarded by mu
 	names     map[string]ids.ID      // guarded by mu; namespace + "\x00" + name
 	workerAct map[ids.ID]ids.ID      // guarded by mu; worker id -> actor it hosts
@@ -84,6 +96,12 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	}
 	if cfg.MaxBinaryBytes <= 0 {
 		cfg.MaxBinaryBytes = def.MaxBinaryBytes
+	}
+	if cfg.MaxBinaryStoreBytes <= 0 {
+		cfg.MaxBinaryStoreBytes = def.MaxBinaryStoreBytes
+	}
+	if cfg.MaxDeadActors <= 0 {
+		cfg.MaxDeadActors = def.MaxDeadActors
 	}
 	if cfg.MaxKVValueBytes <= 0 {
 		cfg.MaxKVValueBytes = def.MaxKVValueBytes
@@ -388,7 +406,12 @@ func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 		return errs.Invalidf("gcs: binary hash mismatch: declared %s, content %s", hash, got)
 	}
 	s.mu.Lock()
-	s.binaries[hash] = buf
+	if _, had := s.binaries[hash]; !had {
+		s.binaries[hash] = buf
+		s.binOrder = append(s.binOrder, hash)
+		s.binBytes += int64(len(buf))
+		s.evictBinariesLocked()
+	}
 	s.mu.Unlock()
 	return stream.SendAndClose(&pb.PutBinaryReply{Stored: true})
 }
@@ -420,4 +443,28 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 		}
 	}
 	return nil
+}
+
+// evictBinariesLocked drops the oldest binaries that no running job uses
+// until the store fits MaxBinaryStoreBytes.
+func (s *Server) evictBinariesLocked() {
+	if s.binBytes <= s.cfg.MaxBinaryStoreBytes {
+		return
+	}
+	inUse := map[string]bool{}
+	for _, j := range s.jobs {
+		if j.State == "RUNNING" {
+			inUse[j.BinaryHash] = true
+		}
+	}
+	kept := s.binOrder[:0]
+	for _, h := range s.binOrder {
+		if s.binBytes > s.cfg.MaxBinaryStoreBytes && !inUse[h] {
+			s.binBytes -= int64(len(s.binaries[h]))
+			delete(s.binaries, h)
+			continue
+		}
+		kept = append(kept, h)
+	}
+	s.binOrder = kept
 }
