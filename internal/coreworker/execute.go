@@ -58,8 +58,10 @@ func newExecutor(cw *CoreWorker) *executor {
 	return &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}}
 }
 
-// PushTasks receives task batches on a stream, runs them in order (actor
-// calls up to the actor's concurrency) and streams replies back.
+// pushTasks receives task batches on a stream and runs them in order on
+// the receiving goroutine (calls of an actor with MaxConcurrency > 1 on
+// goroutines of their own, up to that many); a sender goroutine streams
+// the replies back in batches.
 func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 	if cw.exec == nil {
 		return errs.Invalidf("coreworker: this process is a driver and runs no tasks")
@@ -91,35 +93,7 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 		sendDone <- err
 	}()
 
-	queue := newSpecQueue()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			spec, ok := queue.pop()
-			if !ok {
-				return
-			}
-			if spec.GetActorId() != nil && e.sem != nil && cap(e.sem) > 1 {
-				e.sem <- struct{}{}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-e.sem }()
-					replies <- e.run(stream.Context(), spec)
-				}()
-				continue
-			}
-			if e.sem != nil {
-				e.sem <- struct{}{}
-			}
-			replies <- e.run(stream.Context(), spec)
-			if e.sem != nil {
-				<-e.sem
-			}
-		}
-	}()
 	var recvErr error
 	for {
 		batch, err := stream.Recv()
@@ -129,11 +103,26 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 			}
 			break
 		}
-		for _, s := range batch.GetTasks() {
-			queue.push(s)
+		for _, spec := range batch.GetTasks() {
+			if spec.GetActorId() != nil && e.sem != nil && cap(e.sem) > 1 {
+				e.sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-e.sem }()
+					replies <- e.run(spec)
+				}()
+				continue
+			}
+			if e.sem != nil {
+				e.sem <- struct{}{}
+			}
+			replies <- e.run(spec)
+			if e.sem != nil {
+				<-e.sem
+			}
 		}
 	}
-	queue.close()
 	wg.Wait()
 	close(replies)
 	if err := <-sendDone; err != nil && recvErr == nil {
@@ -146,7 +135,7 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 }
 
 // run executes one task and builds its reply.
-func (e *executor) run(streamCtx context.Context, spec *pb.TaskSpec) *pb.TaskReply {
+func (e *executor) run(spec *pb.TaskSpec) *pb.TaskReply {
 	cw := e.cw
 	tid := ids.MustFromBytes(spec.GetTaskId())
 	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
@@ -424,48 +413,4 @@ func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequ
 	e.sem = make(chan struct{}, n)
 	e.mu.Unlock()
 	return &pb.CreateActorTaskReply{}, nil
-}
-
-// specQueue is an unbounded FIFO of task specs between a stream's reader
-// and its executor.
-type specQueue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	items  []*pb.TaskSpec
-	closed bool
-}
-
-func newSpecQueue() *specQueue {
-	q := &specQueue{}
-	q.cond = sync.NewCond(&q.mu)
-	return q
-}
-
-func (q *specQueue) push(s *pb.TaskSpec) {
-	q.mu.Lock()
-	q.items = append(q.items, s)
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-func (q *specQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.cond.Broadcast()
-}
-
-func (q *specQueue) pop() (*pb.TaskSpec, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.items) == 0 && !q.closed {
-		q.cond.Wait()
-	}
-	if len(q.items) == 0 {
-		return nil, false
-	}
-	s := q.items[0]
-	q.items[0] = nil
-	q.items = q.items[1:]
-	return s, true
 }
