@@ -289,3 +289,54 @@ func TestLargeArguments(t *testing.T) {
 		t.Fatalf("InlineThreshold(-1): %v", err)
 	}
 }
+
+type mailbox struct{ refs []ray.ObjectRef[int] }
+
+var (
+	Mailbox     = ray.Actor0("test.Mailbox", func(ctx context.Context) (*mailbox, error) { return &mailbox{}, nil })
+	MailboxPost = ray.Method1(Mailbox, "Post", func(m *mailbox, ctx context.Context, refs []ray.ObjectRef[int]) (int, error) {
+		m.refs = refs
+		return len(refs), nil
+	})
+	MailboxPeek = ray.Method0(Mailbox, "Peek", func(m *mailbox, ctx context.Context) ([]ray.ObjectRef[int], error) { return m.refs, nil })
+	// AwaitMail waits until a ref is posted, then for its value.
+	AwaitMail = ray.Func1("test.AwaitMail", func(ctx context.Context, box ray.ActorHandle[mailbox]) (int, error) {
+		for {
+			refs, err := MailboxPeek.Remote(ctx, box).Get(ctx)
+			if err != nil {
+				return 0, err
+			}
+			if len(refs) > 0 {
+				return refs[0].Get(ctx)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+)
+
+// TestBlockedTaskDoesNotStallPipeline: a task that waits for the result of
+// a task pipelined behind it on the same worker must not deadlock.
+func TestBlockedTaskDoesNotStallPipeline(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(1))
+	warm := make([]ray.ObjectRef[int], 300)
+	for i := range warm {
+		warm[i] = Square.Remote(ctx, i) // short tasks deepen the pipeline
+	}
+	if _, err := ray.Get(ctx, warm...); err != nil {
+		t.Fatal(err)
+	}
+	box, err := Mailbox.Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := AwaitMail.Remote(ctx, box)
+	later := Square.Remote(ctx, 12) // queued behind the waiter
+	if _, err := MailboxPost.Remote(ctx, box, []ray.ObjectRef[int]{later}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if v, err := waiter.Get(tctx); err != nil || v != 144 {
+		t.Fatalf("waiter = %v, %v", v, err)
+	}
+}

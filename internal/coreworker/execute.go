@@ -33,6 +33,10 @@ type TaskInfo struct {
 
 type taskInfoKey struct{}
 
+// blockHookKey carries the function a task calls when it first blocks in
+// Get or Wait (see pushTasks).
+type blockHookKey struct{}
+
 // InfoFrom returns the running task's info, if ctx belongs to a task.
 func InfoFrom(ctx context.Context) (TaskInfo, bool) {
 	ti, ok := ctx.Value(taskInfoKey{}).(TaskInfo)
@@ -58,10 +62,8 @@ func newExecutor(cw *CoreWorker) *executor {
 	return &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}}
 }
 
-// pushTasks receives task batches on a stream and runs them in order on
-// the receiving goroutine (calls of an actor with MaxConcurrency > 1 on
-// goroutines of their own, up to that many); a sender goroutine streams
-// the replies back in batches.
+// PushTasks receives task batches on a stream, runs them in order (actor
+// calls up to the actor's concurrency) and streams replies back.
 func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 	if cw.exec == nil {
 		return errs.Invalidf("coreworker: this process is a driver and runs no tasks")
@@ -93,7 +95,53 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 		sendDone <- err
 	}()
 
+	queue := newSpecQueue()
 	var wg sync.WaitGroup
+	// drain runs queued tasks one at a time. A normal task that blocks in
+	// Get or Wait hands the queue to a fresh drain goroutine (its CPU is
+	// lent back meanwhile), so tasks pipelined behind it still run: one of
+	// them may be what it waits for. The blocked goroutine finishes its own
+	// task and exits.
+	var drain func()
+	drain = func() {
+		defer wg.Done()
+		var handedOff atomic.Bool
+		handOff := func() { // may be called from the task's own goroutines
+			if handedOff.CompareAndSwap(false, true) {
+				wg.Add(1)
+				go drain()
+			}
+		}
+		for !handedOff.Load() {
+			spec, ok := queue.pop()
+			if !ok {
+				return
+			}
+			if spec.GetActorId() != nil && e.sem != nil && cap(e.sem) > 1 {
+				e.sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-e.sem }()
+					replies <- e.run(spec, nil)
+				}()
+				continue
+			}
+			if e.sem != nil {
+				e.sem <- struct{}{}
+			}
+			var hook func()
+			if spec.GetActorId() == nil {
+				hook = handOff // actor calls stay strictly serial
+			}
+			replies <- e.run(spec, hook)
+			if e.sem != nil {
+				<-e.sem
+			}
+		}
+	}
+	wg.Add(1)
+	go drain()
 	var recvErr error
 	for {
 		batch, err := stream.Recv()
@@ -103,26 +151,11 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 			}
 			break
 		}
-		for _, spec := range batch.GetTasks() {
-			if spec.GetActorId() != nil && e.sem != nil && cap(e.sem) > 1 {
-				e.sem <- struct{}{}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-e.sem }()
-					replies <- e.run(spec)
-				}()
-				continue
-			}
-			if e.sem != nil {
-				e.sem <- struct{}{}
-			}
-			replies <- e.run(spec)
-			if e.sem != nil {
-				<-e.sem
-			}
+		for _, s := range batch.GetTasks() {
+			queue.push(s)
 		}
 	}
+	queue.close()
 	wg.Wait()
 	close(replies)
 	if err := <-sendDone; err != nil && recvErr == nil {
@@ -135,7 +168,7 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 }
 
 // run executes one task and builds its reply.
-func (e *executor) run(spec *pb.TaskSpec) *pb.TaskReply {
+func (e *executor) run(spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
 	cw := e.cw
 	tid := ids.MustFromBytes(spec.GetTaskId())
 	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
@@ -164,6 +197,9 @@ func (e *executor) run(spec *pb.TaskSpec) *pb.TaskReply {
 	}()
 	ctx = context.WithValue(ctx, taskInfoKey{}, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
 		NodeID: cw.cfg.NodeID, WorkerID: cw.workerID, ActorID: ids.MustFromBytes(spec.GetActorId())})
+	if onBlock != nil {
+		ctx = context.WithValue(ctx, blockHookKey{}, onBlock)
+	}
 
 	args, err := e.resolveArgs(ctx, spec)
 	if err != nil {
@@ -413,4 +449,48 @@ func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequ
 	e.sem = make(chan struct{}, n)
 	e.mu.Unlock()
 	return &pb.CreateActorTaskReply{}, nil
+}
+
+// specQueue is an unbounded FIFO of task specs between a stream's reader
+// and its executor.
+type specQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*pb.TaskSpec
+	closed bool
+}
+
+func newSpecQueue() *specQueue {
+	q := &specQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *specQueue) push(s *pb.TaskSpec) {
+	q.mu.Lock()
+	q.items = append(q.items, s)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *specQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+func (q *specQueue) pop() (*pb.TaskSpec, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return nil, false
+	}
+	s := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	return s, true
 }

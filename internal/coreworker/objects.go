@@ -241,7 +241,7 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) ([][]byte, []error, 
 		cw.mu.Unlock()
 		if !blocked && cw.inTask() {
 			blocked = true
-			cw.notifyBlocked(true)
+			cw.blocking(ctx)
 		}
 		v, err := cw.waitValue(ctx, r, ok, o)
 		if err != nil {
@@ -378,6 +378,10 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 		}
 		cw.mu.Unlock()
 	}
+	if count < numReturns && pendingRemote > 0 && timeout != 0 && cw.inTask() {
+		cw.blocking(ctx)
+		defer cw.notifyBlocked(false)
+	}
 	var timer <-chan time.Time
 	if timeout >= 0 {
 		t := time.NewTimer(timeout)
@@ -410,4 +414,14 @@ func trimReady(ready []bool, n int) []bool {
 		}
 	}
 	return ready
+}
+
+// blocking is called when a task starts waiting for objects: the node
+// daemon lends its CPU to others, and its stream's queue moves on (see
+// pushTasks).
+func (cw *CoreWorker) blocking(ctx context.Context) {
+	cw.notifyBlocked(true)
+	if hook, ok := ctx.Value(blockHookKey{}).(func()); ok {
+		hook()
+	}
 }
