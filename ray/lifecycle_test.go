@@ -274,6 +274,13 @@ func TestWorkerOutputPrefix(t *testing.T) {
 		s := out.String()
 		return strings.Contains(s, want) && strings.Contains(s, ") hello from a task\n") && strings.Contains(s, ") hello from a task on stderr\n")
 	})
+	pid, err = Say.Options(ray.Name("greeter")).Remote(ctx, "named task").Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the named task's output", func() bool {
+		return strings.Contains(out.String(), fmt.Sprintf("(greeter pid=%d node=", pid))
+	})
 	if strings.Contains(out.String(), "raygo:name") {
 		t.Fatalf("name markers leaked into the output:\n%s", out.String())
 	}

@@ -282,6 +282,9 @@ func (e *executor) fitProcs(spec *pb.TaskSpec) {
 // function (or actor class) the following lines come from, when it changes.
 func (e *executor) announce(spec *pb.TaskSpec) {
 	name := spec.GetFunction()
+	if spec.GetName() != "" && spec.GetActorId() == nil {
+		name = spec.GetName() // the task's display name (ray.Name)
+	}
 	if spec.GetActorId() != nil && !spec.GetActorCreation() {
 		if i := strings.LastIndexByte(name, '.'); i > 0 {
 			name = name[:i] // "Class.Method" -> "Class"
