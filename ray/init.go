@@ -113,33 +113,8 @@ func Init(ctx context.Context, opts ...Option) error {
 		}
 		addr = head.GCSAddress()
 		nodeAddr, nodeID = head.Raylet().Address(), head.Raylet().NodeID()
-	} else {
-		if addr == "auto" {
-			d, err := session.Latest()
-			if err != nil {
-				return err
-			}
-			if addr, err = d.ReadFile("address"); err != nil {
-				return fmt.Errorf("ray: read cluster address: %w", err)
-			}
-		}
-		if token == "" {
-			if d, err := session.Latest(); err == nil {
-				if a, _ := d.ReadFile("address"); a == addr {
-					token, _ = d.ReadFile("token")
-				}
-			}
-		}
-		if token == "" {
-			return fmt.Errorf("%w: no cluster token for %s (set RAYGO_TOKEN or the Token option)", ErrUnauthenticated, addr)
-		}
-		nodeAddr, nodeID, err = findLocalNode(ctx, addr, token)
-		if err != nil {
-			return err
-		}
-		if binaryHash, err = uploadBinary(ctx, addr, token); err != nil {
-			return err
-		}
+	} else if addr, token, err = resolveCluster(addr, token); err != nil {
+		return err
 	}
 	fail := func(err error) error {
 		if head != nil {
@@ -148,15 +123,24 @@ func Init(ctx context.Context, opts ...Option) error {
 		}
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fail(fmt.Errorf("ray: find own executable: %w", err))
-	}
-	pool := rpc.NewPool(token)
+	pool := rpc.NewPool(token) // Init's own calls to the control store
 	defer pool.Close()
 	conn, err := pool.Get(addr)
 	if err != nil {
 		return fail(err)
+	}
+	gcs := pb.NewControlStoreClient(conn)
+	if head == nil {
+		if nodeAddr, nodeID, err = findLocalNode(ctx, gcs, addr); err != nil {
+			return err
+		}
+		if binaryHash, err = uploadBinary(ctx, gcs); err != nil {
+			return err
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(fmt.Errorf("ray: find own executable: %w", err))
 	}
 	jobID := ids.New()
 	listenHost, _, _ := net.SplitHostPort(nodeAddr) // serve where the local node daemon does
@@ -169,7 +153,7 @@ func Init(ctx context.Context, opts ...Option) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if _, err := pb.NewControlStoreClient(conn).RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
+	if _, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
 		DriverAddress: cw.Address(), InlineThreshold: int64(o.inlineThreshold),
 	}}); err != nil {
@@ -221,17 +205,37 @@ func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 	return head, sess, token, nil
 }
 
+// resolveCluster turns "auto" into the address of the head started on
+// this machine and finds the token (given, or from that head's session).
+func resolveCluster(addr, token string) (string, string, error) {
+	if addr == "auto" {
+		d, err := session.Latest()
+		if err != nil {
+			return "", "", err
+		}
+		if addr, err = d.ReadFile("address"); err != nil {
+			return "", "", fmt.Errorf("ray: read cluster address: %w", err)
+		}
+	}
+	if token == "" {
+		if d, err := session.Latest(); err == nil {
+			if a, _ := d.ReadFile("address"); a == addr {
+				token, _ = d.ReadFile("token")
+			}
+		}
+	}
+	if token == "" {
+		return "", "", fmt.Errorf("%w: no cluster token for %s (set RAYGO_TOKEN or the Token option)", ErrUnauthenticated, addr)
+	}
+	return addr, token, nil
+}
+
 // findLocalNode contacts the cluster and picks the node daemon on this
 // host (the first alive node if none is).
-func findLocalNode(ctx context.Context, addr, token string) (string, ids.ID, error) {
-	conn, err := rpc.Dial(addr, token)
-	if err != nil {
-		return "", ids.Nil, err
-	}
-	defer conn.Close()
+func findLocalNode(ctx context.Context, gcs pb.ControlStoreClient, addr string) (string, ids.ID, error) {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	reply, err := pb.NewControlStoreClient(conn).GetNodes(ctx, &pb.GetNodesRequest{})
+	reply, err := gcs.GetNodes(ctx, &pb.GetNodesRequest{})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || rpc.IsUnavailable(err) {
 			return "", ids.Nil, fmt.Errorf("%w: cannot reach a raygo cluster at %s: %v", ErrUnavailable, addr, err)
@@ -253,7 +257,7 @@ func findLocalNode(ctx context.Context, addr, token string) (string, ids.ID, err
 
 // uploadBinary makes this executable available to every node by content
 // hash, uploading it unless the control store has it already.
-func uploadBinary(ctx context.Context, addr, token string) (string, error) {
+func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", err
@@ -264,12 +268,6 @@ func uploadBinary(ctx context.Context, addr, token string) (string, error) {
 	}
 	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
-	conn, err := rpc.Dial(addr, token)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	c := pb.NewControlStoreClient(conn)
 	has, err := c.HasBinary(ctx, &pb.HasBinaryRequest{Hash: hash})
 	if err != nil {
 		return "", fmt.Errorf("ray: check job binary: %w", err)
