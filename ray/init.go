@@ -186,8 +186,13 @@ func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 			gpuIDs = append(gpuIDs, fmt.Sprint(i))
 		}
 	}
+	session.CleanStale() // sessions of embedded clusters whose drivers were killed
 	sess, err := session.New()
 	if err != nil {
+		return nil, "", "", err
+	}
+	if err := sess.MarkEmbedded(); err != nil {
+		_ = sess.Remove()
 		return nil, "", "", err
 	}
 	token := session.NewToken()

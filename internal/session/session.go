@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -110,4 +112,50 @@ func Latest() (Dir, error) {
 		return "", ErrNoCluster
 	}
 	return Dir(p), nil
+}
+
+// embeddedMark names the file that marks a session as an embedded
+// cluster's and holds the pid of the driver that owns it.
+const embeddedMark = "embedded_pid"
+
+// MarkEmbedded records that the session belongs to the embedded cluster of
+// this process, so a later CleanStale can remove it if the process dies
+// without Shutdown.
+func (d Dir) MarkEmbedded() error {
+	return d.WriteFile(embeddedMark, strconv.Itoa(os.Getpid()))
+}
+
+// CleanStale removes the sessions of embedded clusters whose driver
+// process is gone (killed before it could Shutdown). Sessions started by
+// `raygo start` are left alone. It returns how many it removed.
+func CleanStale() int {
+	entries, err := os.ReadDir(Root())
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "session_") {
+			continue
+		}
+		d := Dir(filepath.Join(Root(), e.Name()))
+		s, err := d.ReadFile(embeddedMark)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(s)
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		if os.RemoveAll(string(d)) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// processAlive reports whether a process with pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -147,3 +147,27 @@ func TestNewToken(t *testing.T) {
 		seen[tok] = true
 	}
 }
+
+func TestCleanStaleRemovesOnlyDeadEmbeddedSessions(t *testing.T) {
+	t.Setenv("RAYGO_TMPDIR", t.TempDir())
+	mine, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mine.MarkEmbedded(); err != nil {
+		t.Fatal(err)
+	}
+	dead, _ := New()
+	if err := dead.WriteFile("embedded_pid", "999999999"); err != nil { // no such process
+		t.Fatal(err)
+	}
+	cli, _ := New() // a `raygo start` session: no mark
+	if n := CleanStale(); n != 1 {
+		t.Fatalf("CleanStale removed %d sessions, want 1", n)
+	}
+	for d, want := range map[Dir]bool{mine: true, dead: false, cli: true} {
+		if _, err := os.Stat(string(d)); (err == nil) != want {
+			t.Fatalf("%s exists=%v, want %v", d, err == nil, want)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package microbench
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/raygo/raygo/ray"
+)
+
+// The remote functions and actor types below are registered at package
+// initialization, so every process started from a binary that imports this
+// package (the raygo binary, or a test binary) can run them. Their names
+// are stable and prefixed "microbench.".
+
+// ok is what every trivial task and method returns, as Ray's benchmarks
+// return b"ok".
+var ok = []byte("ok")
+
+// smallValue is Ray's small_value task.
+var smallValue = ray.Func0("microbench.SmallValue", func(context.Context) ([]byte, error) {
+	return ok, nil
+})
+
+// server is Ray's Actor: trivial methods, plus batches that a client actor
+// runs from inside the actor (multi_client_tasks_async,
+// multi_client_put_calls).
+type server struct{}
+
+var (
+	serverActor = ray.Actor0("microbench.Server", func(context.Context) (*server, error) {
+		return &server{}, nil
+	})
+	serverSmallValue    = ray.Method0(serverActor, "SmallValue", (*server).smallValue)
+	serverSmallValueArg = ray.Method1(serverActor, "SmallValueArg", (*server).smallValueArg)
+	serverTaskBatch     = ray.Method1(serverActor, "TaskBatch", (*server).taskBatch)
+	serverPutBatch      = ray.Method1(serverActor, "PutBatch", (*server).putBatch)
+)
+
+func (*server) smallValue(context.Context) ([]byte, error) { return ok, nil }
+
+func (*server) smallValueArg(context.Context, []byte) ([]byte, error) { return ok, nil }
+
+// taskBatch submits n trivial tasks and waits for all of them.
+func (*server) taskBatch(ctx context.Context, n int) (int, error) {
+	refs := make([]ray.ObjectRef[[]byte], n)
+	for i := range refs {
+		refs[i] = smallValue.Remote(ctx)
+	}
+	if _, err := ray.Get(ctx, refs...); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// putBatch puts n small values.
+func (*server) putBatch(ctx context.Context, n int) (int, error) {
+	for range n {
+		if _, err := ray.Put(ctx, 0); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// client is Ray's Client actor: it calls its servers' methods
+// asynchronously from inside an actor.
+type client struct{ servers []ray.ActorHandle[server] }
+
+var (
+	clientActor = ray.Actor1("microbench.Client", func(_ context.Context, servers []ray.ActorHandle[server]) (*client, error) {
+		if len(servers) == 0 {
+			return nil, fmt.Errorf("microbench: a client needs at least one server")
+		}
+		return &client{servers: servers}, nil
+	})
+	clientCallBatch    = ray.Method1(clientActor, "CallBatch", (*client).callBatch)
+	clientCallBatchArg = ray.Method1(clientActor, "CallBatchArg", (*client).callBatchArg)
+)
+
+// callBatch makes n calls to each server, then waits for all of them.
+func (c *client) callBatch(ctx context.Context, n int) (int, error) {
+	refs := make([]ray.ObjectRef[[]byte], 0, n*len(c.servers))
+	for _, s := range c.servers {
+		for range n {
+			refs = append(refs, serverSmallValue.Remote(ctx, s))
+		}
+	}
+	if _, err := ray.Get(ctx, refs...); err != nil {
+		return 0, err
+	}
+	return len(refs), nil
+}
+
+// callBatchArg is callBatch with an argument: like Ray's
+// small_value_batch_arg it puts one small value and passes its ref to
+// every call, so each call resolves an argument.
+func (c *client) callBatchArg(ctx context.Context, n int) (int, error) {
+	arg, err := ray.Put(ctx, make([]byte, argBytes))
+	if err != nil {
+		return 0, err
+	}
+	refs := make([]ray.ObjectRef[[]byte], 0, n*len(c.servers))
+	for _, s := range c.servers {
+		for range n {
+			refs = append(refs, serverSmallValueArg.RemoteArgs(ctx, s, arg))
+		}
+	}
+	if _, err := ray.Get(ctx, refs...); err != nil {
+		return 0, err
+	}
+	return len(refs), nil
+}
+
+// argBytes is the size of the argument of n_n_actor_calls_with_arg_async.
+const argBytes = 16
+
+// roundRobin is Ray's `work` task of n_n_actor_calls_async: n calls spread
+// round-robin over servers, then a wait for all of them.
+var roundRobin = ray.Func2("microbench.RoundRobin", func(ctx context.Context, servers []ray.ActorHandle[server], n int) (int, error) {
+	if len(servers) == 0 {
+		return 0, fmt.Errorf("microbench: RoundRobin needs at least one server")
+	}
+	refs := make([]ray.ObjectRef[[]byte], n)
+	for i := range refs {
+		refs[i] = serverSmallValue.Remote(ctx, servers[i%len(servers)])
+	}
+	if _, err := ray.Get(ctx, refs...); err != nil {
+		return 0, err
+	}
+	return n, nil
+})
+
+// refsObject is Ray's create_object_containing_ref: a task that puts n
+// small values and returns their refs, so the caller gets a value holding
+// n refs owned by a worker.
+var refsObject = ray.Func1("microbench.RefsObject", func(ctx context.Context, n int) ([]ray.ObjectRef[int], error) {
+	refs := make([]ray.ObjectRef[int], n)
+	for i := range refs {
+		r, err := ray.Put(ctx, 1)
+		if err != nil {
+			return nil, err
+		}
+		refs[i] = r
+	}
+	return refs, nil
+})
