@@ -4,6 +4,7 @@
 //	raygo start --address HOST:PORT [--num-gpus 2]
 //	raygo status [--address HOST:PORT] [--token T]
 //	raygo stop [--force]
+//	raygo microbenchmark [--filter REGEX] [--duration 2s] [--json FILE] [--address A] [--clients N]
 //	raygo version
 //
 // `raygo start` runs a node in a detached background process (or in the
@@ -100,7 +101,7 @@ RAYGO_ADDRESS=HOST:PORT.`,
 	})
 	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newMicrobenchmarkCmd(), newVersionCmd())
 	return root
 }
 

@@ -12,13 +12,13 @@ import (
 // package (the raygo binary, or a test binary) can run them. Their names
 // are stable and prefixed "microbench.".
 
-// ok is what every trivial task and method returns, as Ray's benchmarks
+// okValue is what every trivial task and method returns, as Ray's benchmarks
 // return b"ok".
-var ok = []byte("ok")
+var okValue = []byte("ok")
 
 // smallValue is Ray's small_value task.
 var smallValue = ray.Func0("microbench.SmallValue", func(context.Context) ([]byte, error) {
-	return ok, nil
+	return okValue, nil
 })
 
 // server is Ray's Actor: trivial methods, plus batches that a client actor
@@ -36,9 +36,9 @@ var (
 	serverPutBatch      = ray.Method1(serverActor, "PutBatch", (*server).putBatch)
 )
 
-func (*server) smallValue(context.Context) ([]byte, error) { return ok, nil }
+func (*server) smallValue(context.Context) ([]byte, error) { return okValue, nil }
 
-func (*server) smallValueArg(context.Context, []byte) ([]byte, error) { return ok, nil }
+func (*server) smallValueArg(context.Context, []byte) ([]byte, error) { return okValue, nil }
 
 // taskBatch submits n trivial tasks and waits for all of them.
 func (*server) taskBatch(ctx context.Context, n int) (int, error) {
@@ -73,9 +73,13 @@ var (
 		}
 		return &client{servers: servers}, nil
 	})
+	clientPing         = ray.Method0(clientActor, "Ping", (*client).ping)
 	clientCallBatch    = ray.Method1(clientActor, "CallBatch", (*client).callBatch)
 	clientCallBatchArg = ray.Method1(clientActor, "CallBatchArg", (*client).callBatchArg)
 )
+
+// ping returns the number of servers; a reply means the actor is up.
+func (c *client) ping(context.Context) (int, error) { return len(c.servers), nil }
 
 // callBatch makes n calls to each server, then waits for all of them.
 func (c *client) callBatch(ctx context.Context, n int) (int, error) {

@@ -84,7 +84,11 @@ func Select(suite []Benchmark, filter *regexp.Regexp) ([]Benchmark, error) {
 		}
 	}
 	if len(picked) == 0 {
-		return nil, fmt.Errorf("%w %q", ErrNoMatch, filter)
+		expr := ""
+		if filter != nil {
+			expr = filter.String()
+		}
+		return nil, fmt.Errorf("%w %q", ErrNoMatch, expr)
 	}
 	var out []Benchmark
 	for _, b := range suite {

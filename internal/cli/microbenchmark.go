@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raygo/raygo/internal/microbench"
+	"github.com/raygo/raygo/ray"
+)
+
+// microbenchOptions holds the flags of `raygo microbenchmark`.
+type microbenchOptions struct {
+	filter   string
+	duration time.Duration
+	jsonPath string
+	address  string
+	clients  int
+}
+
+// microbenchPlan is what the flags ask for, checked.
+type microbenchPlan struct {
+	benches []microbench.Benchmark
+	cfg     microbench.Config
+}
+
+// plan checks the flags and selects the benchmarks to run. Every error is
+// a usage error. It is pure, for tests.
+func (o *microbenchOptions) plan(suite []microbench.Benchmark) (microbenchPlan, error) {
+	var filter *regexp.Regexp
+	if o.filter != "" {
+		var err error
+		if filter, err = regexp.Compile(o.filter); err != nil {
+			return microbenchPlan{}, usageErrorf("bad --filter: %v", err)
+		}
+	}
+	if o.duration <= 0 || o.duration > microbench.MaxDuration {
+		return microbenchPlan{}, usageErrorf("--duration %s: want more than 0 and at most %s", o.duration, microbench.MaxDuration)
+	}
+	if o.clients < 1 || o.clients > microbench.MaxClients {
+		return microbenchPlan{}, usageErrorf("--clients %d: want 1 to %d", o.clients, microbench.MaxClients)
+	}
+	cfg := microbench.Config{Duration: o.duration, Clients: o.clients}
+	if err := cfg.Validate(); err != nil { // a limit added to Config but not here
+		return microbenchPlan{}, &usageError{err}
+	}
+	benches, err := microbench.Select(suite, filter)
+	if errors.Is(err, microbench.ErrNoMatch) {
+		return microbenchPlan{}, usageErrorf("--filter %q matches no benchmark (see 'raygo microbenchmark --list')", o.filter)
+	}
+	if err != nil {
+		return microbenchPlan{}, &usageError{err}
+	}
+	return microbenchPlan{benches: benches, cfg: cfg}, nil
+}
+
+// newMicrobenchmarkCmd builds `raygo microbenchmark`.
+func newMicrobenchmarkCmd() *cobra.Command {
+	def := microbench.NewConfig()
+	o := &microbenchOptions{duration: def.Duration, clients: def.Clients}
+	var list bool
+	cmd := &cobra.Command{
+		Use:   "microbenchmark",
+		Short: "Run Ray's microbenchmarks on raygo and compare with Ray's figures",
+		Long: `Run raygo's counterpart of Ray's microbenchmark suite (ray_perf.py): trivial
+tasks, actor calls, puts, gets and waits, under Ray's names. Each benchmark
+runs for --duration after a short warm-up. The table on stdout sets each
+figure beside Ray's published one (64-vCPU m5.16xlarge) and raygo's target
+from TARGETS.md; progress goes to stderr.
+
+Without --address (and without RAYGO_ADDRESS) it starts an embedded cluster
+on this machine and stops it at the end; with one it joins that cluster as a
+job, and the raygo binary serves as the job's worker binary.`,
+		Example: `  raygo microbenchmark
+  raygo microbenchmark --filter 'actor_calls' --duration 5s
+  raygo microbenchmark --json results.json --address auto`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if list {
+				for _, b := range microbench.All() {
+					fmt.Fprintln(cmd.OutOrStdout(), b.Name)
+				}
+				return nil
+			}
+			return runMicrobenchmark(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.filter, "filter", "", "run only the benchmarks whose names match this Go regular expression")
+	fs.DurationVar(&o.duration, "duration", o.duration, fmt.Sprintf("how long to measure each benchmark (at most %s)", microbench.MaxDuration))
+	fs.StringVar(&o.jsonPath, "json", "", `also write the results to this file as a JSON array of {"name","value","unit"}`)
+	fs.StringVar(&o.address, "address", "", `cluster to run on: host:port of its head, or "auto" (default $RAYGO_ADDRESS, else an embedded cluster)`)
+	fs.IntVar(&o.clients, "clients", o.clients, "client and server actors of the multi-client and n:n benchmarks")
+	fs.BoolVar(&list, "list", false, "list the benchmarks' names and exit")
+	return cmd
+}
+
+// runMicrobenchmark checks the options, connects, runs and reports.
+func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr io.Writer) error {
+	p, err := o.plan(microbench.All())
+	if err != nil {
+		return err
+	}
+	if o.jsonPath != "" {
+		// Fail before a long run, not after it.
+		if st, err := os.Stat(filepath.Dir(o.jsonPath)); err != nil || !st.IsDir() {
+			return fmt.Errorf("cannot write --json %s: its directory does not exist", o.jsonPath)
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	where := "embedded cluster"
+	if built(p.benches) {
+		opts := []ray.Option{ray.LogWorkers(false)}
+		verb := "start an"
+		addr := o.address
+		if addr == "" {
+			addr = os.Getenv(envAddress)
+		}
+		if addr != "" {
+			opts = append(opts, ray.Address(addr))
+			where, verb = "cluster at "+addr, "join the"
+		}
+		if err := ray.Init(ctx, opts...); err != nil {
+			return fmt.Errorf("%s %s: %w", verb, where, err)
+		}
+		defer ray.Shutdown()
+	}
+
+	fmt.Fprintf(stdout, "raygo microbenchmark: %d benchmarks, %s each after a warm-up, %d clients; %s; driver on %d CPUs, %s %s/%s\n\n",
+		len(p.benches), p.cfg.Duration, p.cfg.Clients, where, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	results := microbench.Run(ctx, p.cfg, p.benches, newProgressLine(stderr))
+	fmt.Fprint(stdout, microbench.FormatTable(results))
+
+	if o.jsonPath != "" {
+		data, err := microbench.JSON(results)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonPath, data, 0o644); err != nil {
+			return fmt.Errorf("write --json: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	failed := 0
+	for _, r := range results {
+		if r.Failed() {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d benchmarks failed (see the notes under the table)", failed, len(results))
+	}
+	return nil
+}
+
+// built reports whether any of benches needs a cluster to run.
+func built(benches []microbench.Benchmark) bool {
+	for _, b := range benches {
+		if b.Built() {
+			return true
+		}
+	}
+	return false
+}
+
+// progressLine shows which benchmark runs: one line updated in place on a
+// terminal, a line per benchmark (finished with its figure) otherwise.
+type progressLine struct {
+	w     io.Writer
+	tty   bool
+	start time.Time
+}
+
+func newProgressLine(w io.Writer) *progressLine {
+	return &progressLine{w: w, tty: isTerminal(w)}
+}
+
+// Start implements microbench.Progress.
+func (p *progressLine) Start(i, n int, name string) {
+	p.start = time.Now()
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K[%d/%d] %s ...", i, n, name)
+		return
+	}
+	fmt.Fprintf(p.w, "[%d/%d] %s ... ", i, n, name)
+}
+
+// Done implements microbench.Progress.
+func (p *progressLine) Done(i, n int, r microbench.Result) {
+	if p.tty {
+		if i == n {
+			fmt.Fprint(p.w, "\r\033[K")
+		}
+		return
+	}
+	fmt.Fprintln(p.w, progressOutcome(r, time.Since(p.start)))
+}
+
+// progressOutcome says how one benchmark ended, for the progress line.
+func progressOutcome(r microbench.Result, took time.Duration) string {
+	switch {
+	case r.NotBuilt():
+		return "not built"
+	case r.Err != nil:
+		return fmt.Sprintf("failed after %s: %v", took.Round(time.Millisecond), r.Err)
+	}
+	return fmt.Sprintf("%s %s (%s)", microbench.FormatValue(r.Value), r.Unit, took.Round(time.Millisecond))
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
