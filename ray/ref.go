@@ -10,6 +10,7 @@ import (
 
 	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/coreworker"
+	"github.com/raygo/raygo/internal/ids"
 )
 
 // ObjectRef is a future for a value of type T held in the cluster. The
@@ -157,15 +158,15 @@ func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeo
 		return nil, nil, err
 	}
 	hs := make([]*coreworker.Ref, len(refs))
-	seen := make(map[string]bool, len(refs))
+	seen := make(map[ids.ID]struct{}, len(refs))
 	for i, r := range refs {
 		if hs[i], err = r.handle(); err != nil {
 			return nil, nil, err
 		}
-		if seen[r.ID()] {
-			return nil, nil, fmt.Errorf("%w: Wait: ref %s appears twice", ErrInvalidRequest, r.ID())
+		if _, dup := seen[hs[i].ID]; dup {
+			return nil, nil, fmt.Errorf("%w: Wait: ref %s appears twice", ErrInvalidRequest, hs[i].ID)
 		}
-		seen[r.ID()] = true
+		seen[hs[i].ID] = struct{}{}
 	}
 	flags, err := cw.Wait(ctx, hs, numReturns, timeout)
 	if err != nil {

@@ -34,8 +34,9 @@ type object struct {
 	borrowers map[string]struct{} // owner side: processes borrowing it
 	nested    []ids.ID            // refs contained in this object's value
 
-	registered bool  // borrower side: the owner knows this process borrows it
-	task       *task // owner side: the task that produces it, while pending
+	registered bool          // borrower side: the owner knows this process borrows it
+	task       *task         // owner side: the task that produces it, while pending
+	waiters    []waiterEntry // Wait calls to tell when it is ready
 }
 
 func (o *object) deadLocked() bool {
@@ -163,6 +164,10 @@ func (cw *CoreWorker) setReadyLocked(o *object, v *pb.Value) {
 	o.ready = true
 	o.task = nil
 	close(o.readyCh)
+	for _, e := range o.waiters {
+		e.w.ch <- e.index // buffered for every index: never blocks
+	}
+	o.waiters = nil
 }
 
 // ownedEntryLocked creates an owned object entry with one local handle.
@@ -339,61 +344,68 @@ func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) ([
 // them, once numReturns are ready or the timeout passes (negative: none).
 func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, timeout time.Duration) ([]bool, error) {
 	ready := make([]bool, len(refs))
-	done := make(chan int, len(refs))
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	w := &waiter{ch: make(chan int, len(refs))}
 	count := 0
-	pendingRemote := 0
+	var owned []*object // pending owned objects w is registered with
+	var remote []int    // pending borrowed refs
+	cw.mu.Lock()
 	for i, r := range refs {
-		cw.mu.Lock()
 		o, ok := cw.objects[r.ID]
 		switch {
 		case ok && o.ready:
 			ready[i] = true
 			count++
 		case r.OwnerID == cw.workerID && !ok:
+			cw.removeWaiterLocked(w, owned)
 			cw.mu.Unlock()
 			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed}
 		case r.OwnerID == cw.workerID:
-			ch := o.readyCh
-			pendingRemote++
-			cw.wg.Add(1)
-			go func(i int) {
-				defer cw.wg.Done()
-				select {
-				case <-ch:
-					done <- i
-				case <-wctx.Done():
-				}
-			}(i)
+			o.waiters = append(o.waiters, waiterEntry{w: w, index: i})
+			owned = append(owned, o)
 		default:
-			pendingRemote++
-			cw.wg.Add(1)
-			go func(i int, r *Ref) {
-				defer cw.wg.Done()
-				if _, err := cw.waitValue(wctx, r, ok, o); err == nil || wctx.Err() == nil {
-					done <- i
-				}
-			}(i, r)
+			remote = append(remote, i)
 		}
-		cw.mu.Unlock()
 	}
-	if count < numReturns && pendingRemote > 0 && timeout != 0 && cw.inTask() {
+	cw.mu.Unlock()
+	defer func() {
+		cw.mu.Lock()
+		cw.removeWaiterLocked(w, owned)
+		cw.mu.Unlock()
+	}()
+	pending := len(owned) + len(remote)
+	if count >= numReturns || pending == 0 || timeout == 0 {
+		return trimReady(ready, numReturns), nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, i := range remote {
+		r := refs[i]
+		cw.wg.Add(1)
+		go func() {
+			defer cw.wg.Done()
+			if _, err := cw.waitValue(wctx, r, false, nil); err == nil || wctx.Err() == nil {
+				w.ch <- i
+			}
+		}()
+	}
+	if cw.inTask() {
 		cw.blocking(ctx)
 		defer cw.notifyBlocked(false)
 	}
 	var timer <-chan time.Time
-	if timeout >= 0 {
+	if timeout > 0 {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		timer = t.C
 	}
-	for count < numReturns && pendingRemote > 0 {
+	for count < numReturns && pending > 0 {
 		select {
-		case i := <-done:
-			ready[i] = true
-			count++
-			pendingRemote--
+		case i := <-w.ch:
+			if !ready[i] {
+				ready[i] = true
+				count++
+				pending--
+			}
 		case <-timer:
 			return trimReady(ready, numReturns), nil
 		case <-ctx.Done():
@@ -401,6 +413,28 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 		}
 	}
 	return trimReady(ready, numReturns), nil
+}
+
+// waiter is one Wait call: objects it waits for send their index in the
+// call's ref list on ch (buffered for all of them) when they become ready.
+type waiter struct{ ch chan int }
+
+type waiterEntry struct {
+	w     *waiter
+	index int
+}
+
+// removeWaiterLocked unregisters w from objects.
+func (cw *CoreWorker) removeWaiterLocked(w *waiter, objects []*object) {
+	for _, o := range objects {
+		kept := o.waiters[:0]
+		for _, e := range o.waiters {
+			if e.w != w {
+				kept = append(kept, e)
+			}
+		}
+		o.waiters = kept
+	}
 }
 
 func trimReady(ready []bool, n int) []bool {
