@@ -381,3 +381,66 @@ func (f *Function1x2[A, R1, R2]) Remote(ctx context.Context, a A) (ObjectRef[R1]
 	}
 	return ref2[R1, R2](f.c.submit(as.list, 2))
 }
+
+// Function1xN is a remote function of one argument whose results, chosen
+// in number by the caller, each get their own ref (Ray's num_returns).
+// Made by Func1xN.
+type Function1xN[A, R any] struct{ c call }
+
+// Func1xN registers a function returning a slice whose elements become
+// separate objects; see Func0. The function must return exactly as many
+// elements as the call asked for, or the call fails.
+func Func1xN[A, R any](name string, fn func(context.Context, A) ([]R, error)) *Function1xN[A, R] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		if err := checkArity(name, a, 1); err != nil {
+			return nil, err
+		}
+		x, err := decodeArg[A](name, a, 0)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := fn(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		vals := make([]any, len(rs))
+		for i, r := range rs {
+			vals[i] = r
+		}
+		return encodeRets(vals...)
+	})
+	return &Function1xN[A, R]{c: newCall(name, nil)}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *Function1xN[A, R]) Options(opts ...Option) *Function1xN[A, R] {
+	return &Function1xN[A, R]{c: f.c.with(opts)}
+}
+
+// Remote submits a call expecting n results (1 to 65,535) and returns a
+// ref to each.
+func (f *Function1xN[A, R]) Remote(ctx context.Context, a A, n int) []ObjectRef[R] {
+	out := make([]ObjectRef[R], max(n, 1))
+	fail := func(err error) []ObjectRef[R] {
+		for i := range out {
+			out[i] = ObjectRef[R]{err: err}
+		}
+		return out
+	}
+	if n < 1 {
+		return fail(fmt.Errorf("%w: %s: %d results requested, want at least 1", ErrInvalidRequest, f.c.name, n))
+	}
+	as := &args{fn: f.c.name}
+	addArg(as, a)
+	if as.err != nil {
+		return fail(as.err)
+	}
+	hs, err := f.c.submit(as.list, n)
+	if err != nil {
+		return fail(err)
+	}
+	for i, h := range hs {
+		out[i] = ObjectRef[R]{h: h}
+	}
+	return out
+}

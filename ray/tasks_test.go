@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -338,5 +339,32 @@ func TestBlockedTaskDoesNotStallPipeline(t *testing.T) {
 	defer cancel()
 	if v, err := waiter.Get(tctx); err != nil || v != 144 {
 		t.Fatalf("waiter = %v, %v", v, err)
+	}
+}
+
+var Split = ray.Func1xN("test.Split", func(ctx context.Context, n int) ([]int, error) {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i * i
+	}
+	return out, nil
+})
+
+func TestManyReturns(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(1))
+	refs := Split.Remote(ctx, 3000, 3000)
+	vals, err := ray.Get(ctx, refs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) != 3000 || vals[2999] != 2999*2999 {
+		t.Fatalf("got %d values, last %d", len(vals), vals[len(vals)-1])
+	}
+	// A count that does not match what the function returns fails the call.
+	if _, err := Split.Remote(ctx, 3, 4)[0].Get(ctx); err == nil || !strings.Contains(err.Error(), "returned 3 values, want 4") {
+		t.Fatalf("mismatched count: %v", err)
+	}
+	if err := Split.Remote(ctx, 1, 0)[0].Err(); !errors.Is(err, ray.ErrInvalidRequest) {
+		t.Fatalf("zero results: %v", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // nodeID is a 16-byte node id whose short form is hex(b[8:12]).
 func nodeID(short byte) []byte {
 	b := make([]byte, 16)
-	b[14] = short
+	b[13] = short
 	return b
 }
 

@@ -165,8 +165,8 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	if _, err := cw.SubmitTask("f", nil, TaskOptions{Resources: resources.Set{"CPU": -1}}); !errors.Is(err, errs.ErrInvalidRequest) {
 		t.Fatalf("negative CPU: %v", err)
 	}
-	if _, err := cw.SubmitTask("f", nil, TaskOptions{NumReturns: 256}); !errors.Is(err, errs.ErrInvalidRequest) {
-		t.Fatalf("256 returns: %v", err)
+	if _, err := cw.SubmitTask("f", nil, TaskOptions{NumReturns: 1 << 16}); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("65536 returns: %v", err)
 	}
 	// A request no node can satisfy fails its returns, not the submission.
 	refs, err := cw.SubmitTask("f", nil, TaskOptions{Resources: resources.Set{"CPU": 64}})

@@ -80,8 +80,8 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	if opts.NumReturns <= 0 {
 		opts.NumReturns = 1
 	}
-	if opts.NumReturns > 255 {
-		return nil, errs.Invalidf("raygo: %s: %d returns exceed the limit of 255", fn, opts.NumReturns)
+	if opts.NumReturns > ids.MaxReturns {
+		return nil, errs.Invalidf("raygo: %s: %d returns exceed the limit of %d", fn, opts.NumReturns, ids.MaxReturns)
 	}
 	taskID := ids.New()
 	spec := &pb.TaskSpec{

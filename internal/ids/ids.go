@@ -35,20 +35,24 @@ func init() {
 
 // New returns a fresh id: a per-process random prefix and a counter, which is
 // unique cluster-wide with overwhelming probability and cheap on hot paths.
-// Its last byte is always zero: ForReturn uses it to number a task's returns.
+// Its last two bytes are always zero: ForReturn uses them to number a
+// task's returns.
 func New() ID {
 	var id ID
 	copy(id[:8], prefix[:])
-	binary.BigEndian.PutUint64(id[8:], counter.Add(1)<<8)
+	binary.BigEndian.PutUint64(id[8:], counter.Add(1)<<16)
 	return id
 }
 
+// MaxReturns is the most return objects one task can have.
+const MaxReturns = 1<<16 - 1
+
 // ForReturn derives the id of a task's i-th return object: the task id with
-// i+1 in its last byte, so return ids of different tasks never collide and
-// never equal a task id. i must be in [0, 255).
+// i+1 in its last two bytes, so return ids of different tasks never
+// collide and never equal a task id. i must be in [0, MaxReturns).
 func ForReturn(task ID, i int) ID {
 	id := task
-	id[Size-1] = byte(i + 1)
+	binary.BigEndian.PutUint16(id[Size-2:], uint16(i+1))
 	return id
 }
 
@@ -78,7 +82,7 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 // random prefix and the two low bytes of its counter, so ids from one
 // process and from different processes both tell apart.
 func (id ID) Short() string {
-	return hex.EncodeToString([]byte{id[2], id[3], id[13], id[14]})
+	return hex.EncodeToString([]byte{id[2], id[3], id[12], id[13]})
 }
 
 // IsNil reports whether id is the zero id.

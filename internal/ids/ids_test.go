@@ -36,8 +36,8 @@ func TestNewIsUnique(t *testing.T) {
 func TestForReturnDistinctPerIndexAndFromTask(t *testing.T) {
 	task := New()
 	seen := map[ID]int{task: -1}
-	// A task has at most 255 returns: indexes 0..254.
-	for i := range 255 {
+	// A task has at most MaxReturns returns.
+	for i := range MaxReturns {
 		r := ForReturn(task, i)
 		if prev, dup := seen[r]; dup {
 			t.Fatalf("ForReturn(task, %d) = %s, same as index %d (-1 is the task id)", i, r, prev)
