@@ -444,3 +444,59 @@ func (f *Function1xN[A, R]) Remote(ctx context.Context, a A, n int) []ObjectRef[
 	}
 	return out
 }
+
+// FunctionV is a remote function of any number of arguments of one type,
+// made by FuncV.
+type FunctionV[A, R any] struct{ c call }
+
+// FuncV registers a variadic function; see Func0. Calls may pass values
+// of type A and ObjectRef[A]s in any mix (RemoteArgs); refs are resolved
+// to their values before the function runs.
+func FuncV[A, R any](name string, fn func(context.Context, ...A) (R, error)) *FunctionV[A, R] {
+	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+		xs := make([]A, len(a))
+		for i := range a {
+			x, err := decodeArg[A](name, a, i)
+			if err != nil {
+				return nil, err
+			}
+			xs[i] = x
+		}
+		r, err := fn(ctx, xs...)
+		if err != nil {
+			return nil, err
+		}
+		return encodeRets(r)
+	})
+	return &FunctionV[A, R]{c: newCall(name, nil)}
+}
+
+// Options returns a copy of the handle whose calls use opts.
+func (f *FunctionV[A, R]) Options(opts ...Option) *FunctionV[A, R] {
+	return &FunctionV[A, R]{c: f.c.with(opts)}
+}
+
+// Remote submits a call with values and returns a ref to its result.
+func (f *FunctionV[A, R]) Remote(ctx context.Context, xs ...A) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	for _, x := range xs {
+		addArg(as, x)
+	}
+	if as.err != nil {
+		return ObjectRef[R]{err: as.err}
+	}
+	return ref1[R](f.c.submit(as.list, 1))
+}
+
+// RemoteArgs submits a call whose arguments are As or ObjectRef[A]s.
+func (f *FunctionV[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
+	want := make([]reflect.Type, len(args))
+	for i := range want {
+		want[i] = reflect.TypeFor[A]()
+	}
+	list, err := dynamicArgs(f.c.name, want, args)
+	if err != nil {
+		return ObjectRef[R]{err: err}
+	}
+	return ref1[R](f.c.submit(list, 1))
+}

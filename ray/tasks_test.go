@@ -368,3 +368,37 @@ func TestManyReturns(t *testing.T) {
 		t.Fatalf("zero results: %v", err)
 	}
 }
+
+var SumAll = ray.FuncV("test.SumAll", func(ctx context.Context, xs ...int) (int, error) {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s, nil
+})
+
+func TestVariadicWithManyRefArguments(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	if v, err := SumAll.Remote(ctx, 1, 2, 3).Get(ctx); err != nil || v != 6 {
+		t.Fatalf("SumAll(1,2,3) = %v, %v", v, err)
+	}
+	if v, err := SumAll.Remote(ctx).Get(ctx); err != nil || v != 0 {
+		t.Fatalf("SumAll() = %v, %v", v, err)
+	}
+	args := make([]any, 0, 2000)
+	want := 0
+	for i := range 1000 {
+		r, err := ray.Put(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, r, i)
+		want += 2 * i
+	}
+	if v, err := SumAll.RemoteArgs(ctx, args...).Get(ctx); err != nil || v != want {
+		t.Fatalf("SumAll(1000 refs, 1000 values) = %v, %v; want %d", v, err, want)
+	}
+	if err := SumAll.RemoteArgs(ctx, 1, "two").Err(); !errors.Is(err, ray.ErrBadArgument) {
+		t.Fatalf("wrong type: %v", err)
+	}
+}
