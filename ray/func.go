@@ -22,6 +22,7 @@ type call struct {
 func newCall(name string, opts []Option) call {
 	c := call{name: name, opts: opts}
 	c.topts, c.err = taskOptions(name, opts)
+	c.topts.Key = coreworker.SchedulingKey(c.topts)
 	return c
 }
 

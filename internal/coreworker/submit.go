@@ -35,6 +35,8 @@ type TaskOptions struct {
 	RetryErrorTypes []string
 	Name            string
 	Strategy        string
+	// Key caches SchedulingKey(opts); empty means compute it.
+	Key string
 }
 
 // task is an owned task from submission to its last reply.
@@ -246,7 +248,10 @@ func (cw *CoreWorker) inlineArgs(t *task) {
 	}
 }
 
-func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
+// SchedulingKey names the scheduling class of tasks with these options:
+// their resource shape and strategy. Callers that submit many tasks with
+// the same options compute it once (TaskOptions.Key).
+func SchedulingKey(opts TaskOptions) string {
 	names := make([]string, 0, len(opts.Resources))
 	for n, v := range opts.Resources {
 		if v != 0 {
@@ -254,7 +259,14 @@ func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
 		}
 	}
 	sort.Strings(names)
-	name := strings.Join(names, ",") + "|" + opts.Strategy
+	return strings.Join(names, ",") + "|" + opts.Strategy
+}
+
+func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
+	name := opts.Key
+	if name == "" {
+		name = SchedulingKey(opts)
+	}
 	if k, ok := cw.keys[name]; ok {
 		return k
 	}
