@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -26,12 +27,22 @@ type microbenchOptions struct {
 	jsonPath string
 	address  string
 	clients  int
+
+	envelope bool    // run the scalability envelope instead
+	scale    float64 // --envelope-scale
+	scaleSet bool    // --envelope-scale was given
+
+	cpuProfile string // hidden: write a CPU profile of the run here
 }
 
-// microbenchPlan is what the flags ask for, checked.
+// microbenchPlan is what the flags ask for, checked: benchmarks, or
+// envelope rows with --envelope.
 type microbenchPlan struct {
 	benches []microbench.Benchmark
 	cfg     microbench.Config
+
+	rows []microbench.EnvelopeRow
+	ecfg microbench.EnvelopeConfig
 }
 
 // plan checks the flags and selects the benchmarks to run. Every error is
@@ -43,6 +54,12 @@ func (o *microbenchOptions) plan(suite []microbench.Benchmark) (microbenchPlan, 
 		if filter, err = regexp.Compile(o.filter); err != nil {
 			return microbenchPlan{}, usageErrorf("bad --filter: %v", err)
 		}
+	}
+	if o.envelope {
+		return o.envelopePlan(filter)
+	}
+	if o.scaleSet {
+		return microbenchPlan{}, usageErrorf("--envelope-scale needs --envelope")
 	}
 	if o.duration <= 0 || o.duration > microbench.MaxDuration {
 		return microbenchPlan{}, usageErrorf("--duration %s: want more than 0 and at most %s", o.duration, microbench.MaxDuration)
@@ -64,10 +81,26 @@ func (o *microbenchOptions) plan(suite []microbench.Benchmark) (microbenchPlan, 
 	return microbenchPlan{benches: benches, cfg: cfg}, nil
 }
 
+// envelopePlan is plan for --envelope.
+func (o *microbenchOptions) envelopePlan(filter *regexp.Regexp) (microbenchPlan, error) {
+	ecfg := microbench.EnvelopeConfig{Scale: o.scale}
+	if err := ecfg.Validate(); err != nil {
+		return microbenchPlan{}, usageErrorf("--envelope-scale %v: want more than %v and at most %v", o.scale, microbench.MinEnvelopeScale, microbench.MaxEnvelopeScale)
+	}
+	rows, err := microbench.SelectEnvelope(microbench.Envelope(), filter)
+	if errors.Is(err, microbench.ErrNoMatch) {
+		return microbenchPlan{}, usageErrorf("--filter %q matches no envelope row (see 'raygo microbenchmark --envelope --list')", o.filter)
+	}
+	if err != nil {
+		return microbenchPlan{}, &usageError{err}
+	}
+	return microbenchPlan{rows: rows, ecfg: ecfg}, nil
+}
+
 // newMicrobenchmarkCmd builds `raygo microbenchmark`.
 func newMicrobenchmarkCmd() *cobra.Command {
 	def := microbench.NewConfig()
-	o := &microbenchOptions{duration: def.Duration, clients: def.Clients}
+	o := &microbenchOptions{duration: def.Duration, clients: def.Clients, scale: microbench.NewEnvelopeConfig().Scale}
 	var list bool
 	cmd := &cobra.Command{
 		Use:   "microbenchmark",
@@ -78,14 +111,31 @@ runs for --duration after a short warm-up. The table on stdout sets each
 figure beside Ray's published one (64-vCPU m5.16xlarge) and raygo's target
 from TARGETS.md; progress goes to stderr.
 
+With --envelope it runs instead the single-node scalability envelope of Ray's
+release/benchmarks, each row once: 1,000,000 queued tasks, 10,000 actors
+created and called once (fewer where memory runs short: raygo runs a process
+per actor), one task with 10,000 object arguments, one with 3,000 returns, a
+Get of 10,000 refs, and the largest object. Each row reports its wall time and
+the peak memory of the driver and of the worker processes, judged against
+TARGETS.md; --envelope-scale shrinks every count for a quick run.
+
 Without --address (and without RAYGO_ADDRESS) it starts an embedded cluster
 on this machine and stops it at the end; with one it joins that cluster as a
 job, and the raygo binary serves as the job's worker binary.`,
 		Example: `  raygo microbenchmark
   raygo microbenchmark --filter 'actor_calls' --duration 5s
-  raygo microbenchmark --json results.json --address auto`,
+  raygo microbenchmark --json results.json --address auto
+  raygo microbenchmark --envelope
+  raygo microbenchmark --envelope --envelope-scale 0.01 --filter 'tasks|args'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.scaleSet = cmd.Flags().Changed("envelope-scale")
+			if list && o.envelope {
+				for _, r := range microbench.Envelope() {
+					fmt.Fprintln(cmd.OutOrStdout(), r.Name)
+				}
+				return nil
+			}
 			if list {
 				for _, b := range microbench.All() {
 					fmt.Fprintln(cmd.OutOrStdout(), b.Name)
@@ -101,7 +151,11 @@ job, and the raygo binary serves as the job's worker binary.`,
 	fs.StringVar(&o.jsonPath, "json", "", `also write the results to this file as a JSON array of {"name","value","unit"}`)
 	fs.StringVar(&o.address, "address", "", `cluster to run on: host:port of its head, or "auto" (default $RAYGO_ADDRESS, else an embedded cluster)`)
 	fs.IntVar(&o.clients, "clients", o.clients, "client and server actors of the multi-client and n:n benchmarks")
-	fs.BoolVar(&list, "list", false, "list the benchmarks' names and exit")
+	fs.BoolVar(&list, "list", false, "list the benchmarks' names (with --envelope, the rows') and exit")
+	fs.BoolVar(&o.envelope, "envelope", false, "run Ray's single-node scalability envelope instead of the microbenchmarks (--filter selects its rows)")
+	fs.Float64Var(&o.scale, "envelope-scale", o.scale, "with --envelope, multiply every count by this (more than 0, at most 1) for a quick run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (this process) to this file")
+	_ = fs.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -117,11 +171,22 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 			return fmt.Errorf("cannot write --json %s: its directory does not exist", o.jsonPath)
 		}
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	where := "embedded cluster"
-	if built(p.benches) {
+	if p.rows != nil || built(p.benches) {
 		opts := []ray.Option{ray.LogWorkers(false)}
 		verb := "start an"
 		addr := o.address
@@ -136,6 +201,9 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 			return fmt.Errorf("%s %s: %w", verb, where, err)
 		}
 		defer ray.Shutdown()
+	}
+	if p.rows != nil {
+		return runEnvelope(ctx, o, p, where, stdout, stderr)
 	}
 
 	fmt.Fprintf(stdout, "raygo microbenchmark: %d benchmarks, %s each after a warm-up, %d clients; %s; driver on %d CPUs, %s %s/%s\n\n",
@@ -165,6 +233,61 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 		return fmt.Errorf("%d of %d benchmarks failed (see the notes under the table)", failed, len(results))
 	}
 	return nil
+}
+
+// runEnvelope runs and reports the envelope rows of p, with ray
+// initialized on the cluster where names.
+func runEnvelope(ctx context.Context, o *microbenchOptions, p microbenchPlan, where string, stdout, stderr io.Writer) error {
+	fmt.Fprintf(stdout, "raygo microbenchmark --envelope: %d rows at scale %v; %s; driver on %d CPUs, %s %s/%s\n\n",
+		len(p.rows), p.ecfg.Scale, where, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	results := microbench.RunEnvelope(ctx, p.ecfg, p.rows, envelopeProgress{newProgressLine(stderr)})
+	fmt.Fprint(stdout, microbench.FormatEnvelopeTable(results))
+	if where != "embedded cluster" {
+		fmt.Fprintln(stdout, "Joined a cluster: its workers are not this process's children, so the workers peak does not count them.")
+	}
+	if o.jsonPath != "" {
+		data, err := microbench.EnvelopeJSON(results)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonPath, data, 0o644); err != nil {
+			return fmt.Errorf("write --json: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d envelope rows failed (see the notes under the table)", failed, len(results))
+	}
+	return nil
+}
+
+// envelopeProgress shows envelope rows on a progressLine.
+type envelopeProgress struct{ p *progressLine }
+
+// Start implements microbench.EnvelopeProgress.
+func (e envelopeProgress) Start(i, n int, name string) { e.p.Start(i, n, name) }
+
+// Done implements microbench.EnvelopeProgress.
+func (e envelopeProgress) Done(i, n int, r microbench.EnvelopeResult) {
+	if e.p.tty {
+		if i == n {
+			fmt.Fprint(e.p.w, "\r\033[K")
+		}
+		return
+	}
+	if r.Err != nil {
+		fmt.Fprintf(e.p.w, "failed after %s: %v\n", time.Since(e.p.start).Round(time.Millisecond), r.Err)
+		return
+	}
+	fmt.Fprintf(e.p.w, "%s (%s in all)\n", microbench.FormatDuration(r.Time), time.Since(e.p.start).Round(time.Millisecond))
 }
 
 // built reports whether any of benches needs a cluster to run.

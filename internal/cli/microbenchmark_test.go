@@ -59,6 +59,40 @@ func TestMicrobenchPlan(t *testing.T) {
 	}
 }
 
+func TestMicrobenchPlanEnvelope(t *testing.T) {
+	for _, tc := range []struct {
+		opts microbenchOptions
+		want string   // "" for success, else part of the usage error
+		rows []string // on success
+	}{
+		{microbenchOptions{envelope: true, scale: 1}, "", []string{"tasks_1m_queued", "actors_10k", "task_10k_args", "task_3k_returns", "get_10k_refs", "largest_object"}},
+		{microbenchOptions{envelope: true, scale: 0.001, filter: "tasks_1m|task_3k|get_10k|task_10k"}, "", []string{"tasks_1m_queued", "task_10k_args", "task_3k_returns", "get_10k_refs"}},
+		{microbenchOptions{envelope: true, scale: 1e-9, filter: "^actors"}, "", []string{"actors_10k"}},
+		{microbenchOptions{envelope: true, scale: 0}, "--envelope-scale 0", nil},
+		{microbenchOptions{envelope: true, scale: -0.5}, "--envelope-scale", nil},
+		{microbenchOptions{envelope: true, scale: 1.01}, "at most 1", nil},
+		{microbenchOptions{envelope: true, scale: 1, filter: "single_client"}, "matches no envelope row", nil},
+		{microbenchOptions{envelope: true, scale: 1, filter: "("}, "bad --filter", nil},
+		{microbenchOptions{scale: 0.5, scaleSet: true, duration: time.Second, clients: 2}, "needs --envelope", nil},
+	} {
+		p, err := tc.opts.plan(microbench.All())
+		if tc.want == "" {
+			var got []string
+			for _, r := range p.rows {
+				got = append(got, r.Name)
+			}
+			if err != nil || !slices.Equal(got, tc.rows) || p.ecfg.Scale != tc.opts.scale || p.benches != nil {
+				t.Errorf("plan(%+v) = %v, %v; want rows %v", tc.opts, got, err, tc.rows)
+			}
+			continue
+		}
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("plan(%+v) = %v, want a usage error containing %q", tc.opts, err, tc.want)
+		}
+	}
+}
+
 // TestMicrobenchmarkUsage runs the command in this process: every case
 // fails (or finishes) before a cluster would be started.
 func TestMicrobenchmarkUsage(t *testing.T) {
@@ -76,6 +110,12 @@ func TestMicrobenchmarkUsage(t *testing.T) {
 		{[]string{"--clients", "0"}, 2, "--clients 0"},
 		{[]string{"extra"}, 2, "takes no arguments"},
 		{[]string{"--json", filepath.Join(dir, "missing", "out.json")}, 1, "directory does not exist"},
+		{[]string{"--envelope", "--envelope-scale", "0"}, 2, "--envelope-scale 0"},
+		{[]string{"--envelope", "--envelope-scale", "2"}, 2, "at most 1"},
+		{[]string{"--envelope", "--envelope-scale", "big"}, 2, "invalid argument"},
+		{[]string{"--envelope-scale", "0.5"}, 2, "needs --envelope"},
+		{[]string{"--envelope", "--filter", "single_client_tasks_sync"}, 2, "matches no envelope row"},
+		{[]string{"--envelope", "--json", filepath.Join(dir, "missing", "out.json")}, 1, "directory does not exist"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"microbenchmark"}, tc.args...), &stdout, &stderr)
@@ -108,6 +148,35 @@ func TestMicrobenchmarkList(t *testing.T) {
 	got := strings.Fields(stdout.String())
 	if len(got) != len(microbench.All()) || !slices.Contains(got, "single_client_wait_1k_refs") {
 		t.Errorf("--list printed %v", got)
+	}
+}
+
+func TestMicrobenchmarkEnvelopeList(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"microbenchmark", "--envelope", "--list"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--envelope --list: exit %d: %s", code, stderr.String())
+	}
+	var want []string
+	for _, r := range microbench.Envelope() {
+		want = append(want, r.Name)
+	}
+	if got := strings.Fields(stdout.String()); !slices.Equal(got, want) {
+		t.Errorf("--envelope --list printed %v, want %v", got, want)
+	}
+}
+
+func TestEnvelopeProgress(t *testing.T) {
+	var b bytes.Buffer
+	p := envelopeProgress{newProgressLine(&b)}
+	rows := microbench.Envelope()
+	p.Start(1, 2, rows[0].Name)
+	p.Done(1, 2, microbench.EnvelopeResult{EnvelopeRow: rows[0], Outcome: microbench.Outcome{Units: 1, Time: 9560 * time.Millisecond}})
+	p.Start(2, 2, rows[1].Name)
+	p.Done(2, 2, microbench.EnvelopeResult{EnvelopeRow: rows[1], Err: errors.New("boom")})
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "[1/2] tasks_1m_queued ... 9.56 s (") ||
+		!strings.HasPrefix(lines[1], "[2/2] actors_10k ... failed after ") || !strings.HasSuffix(lines[1], ": boom") {
+		t.Errorf("envelope progress:\n%s", b.String())
 	}
 }
 
@@ -196,6 +265,63 @@ func TestMicrobenchmarkRuns(t *testing.T) {
 		t.Errorf("no progress lines on stderr:\n%s", r.stderr)
 	}
 	// Shutdown removed the embedded cluster's session.
+	if left, _ := filepath.Glob(filepath.Join(e.root, "session_*")); len(left) > 0 {
+		t.Errorf("sessions left behind: %v", left)
+	}
+}
+
+// TestMicrobenchmarkEnvelope runs four envelope rows, scaled down, for
+// real on an embedded cluster started by the raygo binary.
+func TestMicrobenchmarkEnvelope(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	out := filepath.Join(t.TempDir(), "envelope.json")
+	r := e.raygo("microbenchmark", "--envelope", "--envelope-scale", "0.001",
+		"--filter", "tasks_1m|task_3k|get_10k|task_10k", "--json", out)
+	if r.code != 0 {
+		t.Fatalf("microbenchmark --envelope: %v", r)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(data, &rows); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, data)
+	}
+	var got []string
+	for _, row := range rows {
+		name, _ := row["name"].(string)
+		value, _ := row["value"].(float64)
+		unit, _ := row["unit"].(string)
+		wantUnit := microbench.UnitSeconds
+		if strings.HasSuffix(name, "_peak_mem") {
+			wantUnit = microbench.UnitBytes
+		}
+		if len(row) != 3 || unit != wantUnit || !(value > 0) {
+			t.Errorf("JSON row %v: want exactly name, a positive value and unit %q", row, wantUnit)
+		}
+		got = append(got, name)
+	}
+	want := []string{
+		"tasks_1m_queued", "tasks_1m_queued_peak_mem", "task_10k_args", "task_10k_args_peak_mem",
+		"task_3k_returns", "task_3k_returns_peak_mem", "get_10k_refs", "get_10k_refs_peak_mem",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("JSON names = %v, want %v", got, want)
+	}
+	// The table: scaled counts, not judged.
+	for _, want := range []string{"1,000 tasks", "10 args", "3 returns", "10 refs", "n/a", "DRIVER PEAK", "Scaled run (×0.001)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "actors_10k") || strings.Contains(r.stdout, "largest_object") {
+		t.Errorf("rows outside the filter ran:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "[1/4] tasks_1m_queued") || !strings.Contains(r.stderr, "[4/4] get_10k_refs") {
+		t.Errorf("no progress lines on stderr:\n%s", r.stderr)
+	}
 	if left, _ := filepath.Glob(filepath.Join(e.root, "session_*")); len(left) > 0 {
 		t.Errorf("sessions left behind: %v", left)
 	}

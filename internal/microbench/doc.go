@@ -12,6 +12,12 @@
 // submit from inside the cluster. Where raygo's workload differs from
 // Ray's, the benchmark's comment says how.
 //
+// Envelope is the other suite: the single-node scalability envelope of
+// Ray's release/benchmarks (a million queued tasks, ten thousand actors,
+// arguments, returns and refs, the largest object), each row run once by
+// RunEnvelope and reported with its wall time and the peak memory of the
+// driver and of the worker processes (`raygo microbenchmark --envelope`).
+//
 // The package registers its remote functions and actor types (named
 // "microbench.…") at initialization, so a binary that imports it is a
 // worker binary for them: its main must call ray.Init first when

@@ -1,0 +1,415 @@
+package microbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/ray"
+)
+
+// The rows of the envelope. Each does its setup (puts, a probe actor)
+// outside its measured time, and checks what it gets back.
+
+// envelopeSum is the task of task_10k_args: it sums its arguments.
+var envelopeSum = ray.FuncV("microbench.EnvelopeSum", func(_ context.Context, xs ...int) (int, error) {
+	sum := 0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum, nil
+})
+
+// envelopeReturns is the task of task_3k_returns: n returns, 0 to n-1.
+var envelopeReturns = ray.Func1xN("microbench.EnvelopeReturns", func(_ context.Context, n int) ([]int, error) {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out, nil
+})
+
+// getSlice is how many results of tasks_1m_queued one Get takes: the
+// driver gets them a slice at a time and drops each slice's refs at once,
+// so that a million results never sit in memory together.
+const getSlice = 10_000
+
+// tasksQueued is tasks_1m_queued: submit n trivial tasks, all of them
+// before any Get, then get them all; the time from the first submission
+// to the last result. (Ray blocks its CPUs with a task until all are
+// submitted, so that every task is queued; here the first tasks may run
+// while the last are submitted.)
+func tasksQueued(ctx context.Context, n int) (Outcome, error) {
+	refs := make([]ray.ObjectRef[[]byte], n)
+	start := time.Now()
+	for i := range refs {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return Outcome{}, fmt.Errorf("after %d submissions: %w", i, err)
+			}
+		}
+		refs[i] = smallValue.Remote(ctx)
+		if err := refs[i].Err(); err != nil {
+			return Outcome{}, fmt.Errorf("submission %d: %w", i, err)
+		}
+	}
+	submitted := time.Since(start)
+	for lo := 0; lo < n; lo += getSlice {
+		hi := min(lo+getSlice, n)
+		vals, err := ray.Get(ctx, refs[lo:hi]...)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("get of results %d to %d: %w", lo, hi-1, err)
+		}
+		for i, v := range vals {
+			if !bytes.Equal(v, okValue) {
+				return Outcome{}, fmt.Errorf("task %d returned %q, want %q", lo+i, v, okValue)
+			}
+		}
+		clear(refs[lo:hi])
+	}
+	took := time.Since(start)
+	return Outcome{Units: n, Time: took, Notes: []string{
+		fmt.Sprintf("all submitted after %s (%s tasks/s), all results after %s (%s tasks/s overall)",
+			FormatDuration(submitted), FormatValue(float64(n)/submitted.Seconds()), FormatDuration(took), FormatValue(float64(n)/took.Seconds())),
+	}}, nil
+}
+
+// Sizing of actors_10k to the machine. raygo runs each actor in a process
+// of its own, so a node holds as many actors as it has memory for
+// processes; the row creates fewer than asked rather than swap.
+const (
+	// actorMemShare is the share of the memory available at the start that
+	// the actors may fill.
+	actorMemShare = 0.5
+	// actorMemGuard is the share of that memory below which the row stops
+	// at once: estimates can be wrong, a machine brought to swapping is
+	// worse than a failed row.
+	actorMemGuard = 0.2
+	// actorRSSMargin multiplies the first actor's resident set, for growth
+	// and the kernel's own memory per process.
+	actorRSSMargin = 1.25
+	// minFilesPerActor is the fewest file descriptors this process is
+	// assumed to hold per actor (pipes and log files of its process,
+	// connections to and from it).
+	minFilesPerActor = 8
+	// actorFileShare is the share of the free file descriptors the actors
+	// may take.
+	actorFileShare = 0.8
+)
+
+// actorsCreated is actors_10k: create n actors and call each once; the
+// time from the first creation to the last reply. A probe actor, created
+// and called first outside the measured time, sizes the row: n is capped
+// so that all the actors' processes fit in half the available memory and
+// in the file descriptors left. The actors are killed at the end and the
+// row waits for their processes to exit.
+func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
+	before, err := children()
+	if err != nil {
+		return Outcome{}, fmt.Errorf("need /proc to size the row: %w", err)
+	}
+	avail, err := memAvailable()
+	if err != nil {
+		return Outcome{}, fmt.Errorf("need /proc/meminfo to size the row: %w", err)
+	}
+	filesBefore := openFiles()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopGuard := guardMemory(ctx, cancel, int64(float64(avail)*actorMemGuard), avail)
+	defer stopGuard()
+
+	var hs []ray.ActorHandle[server]
+	defer func() {
+		if kerr := killAndWait(hs, before); kerr != nil && err == nil {
+			err = kerr
+		}
+	}()
+	probe, err := serverActor.Remote(ctx)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("probe actor: %w", withCause(ctx, err))
+	}
+	hs = append(hs, probe)
+	if _, err := serverSmallValue.Remote(ctx, probe).Get(ctx); err != nil {
+		return Outcome{}, fmt.Errorf("probe actor's call: %w", withCause(ctx, err))
+	}
+
+	// Size the row from the probe.
+	after, err := children()
+	if err != nil {
+		return Outcome{}, err
+	}
+	var perActor, newest int64
+	for pid, rss := range after {
+		perActor = max(perActor, rss)
+		if _, old := before[pid]; !old {
+			newest = max(newest, rss)
+		}
+	}
+	if newest > 0 { // the probe has a process of its own (else it took an idle worker's)
+		perActor = newest
+	}
+	if perActor <= 0 {
+		return Outcome{}, fmt.Errorf("found no worker process of the probe actor")
+	}
+	perActor = int64(float64(perActor) * actorRSSMargin)
+	var notes []string
+	want := n
+	byMem := int(float64(avail)*actorMemShare/float64(perActor)) - 1 // less the probe
+	if byMem < n {
+		n = byMem
+		out.Capped = "memory: one process per actor"
+	}
+	notes = append(notes, fmt.Sprintf("sized from the probe actor: %s per actor process (resident set × %v); %s available, %v of it for actors",
+		FormatBytes(perActor), actorRSSMargin, FormatBytes(avail), actorMemShare))
+	if filesAfter := openFiles(); filesBefore >= 0 && filesAfter >= 0 {
+		var lim syscall.Rlimit
+		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<40 {
+			per := max(filesAfter-filesBefore, minFilesPerActor)
+			if byFiles := int(float64(int(lim.Cur)-filesAfter)*actorFileShare) / per; byFiles < n {
+				n = byFiles
+				out.Capped = fmt.Sprintf("open files: %d allowed, %d per actor", lim.Cur, per)
+			}
+		}
+	}
+	if n < 1 {
+		return Outcome{}, fmt.Errorf("no room for actors beyond the probe (%s per actor process, %s available)", FormatBytes(perActor), FormatBytes(avail))
+	}
+
+	// The measured part: n creations, n calls, the replies.
+	start := time.Now()
+	for range n {
+		h, err := serverActor.Remote(ctx)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("creation %d: %w", len(hs), withCause(ctx, err))
+		}
+		hs = append(hs, h)
+	}
+	created := time.Since(start)
+	refs := make([]ray.ObjectRef[[]byte], n)
+	for i, h := range hs[1:] {
+		refs[i] = serverSmallValue.Remote(ctx, h)
+	}
+	vals, err := ray.Get(ctx, refs...)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("calls: %w", withCause(ctx, err))
+	}
+	took := time.Since(start)
+	for i, v := range vals {
+		if !bytes.Equal(v, okValue) {
+			return Outcome{}, fmt.Errorf("actor %d returned %q, want %q", i, v, okValue)
+		}
+	}
+	notes = append(notes, fmt.Sprintf("creations submitted after %s; %s actors/s", FormatDuration(created), FormatValue(float64(n)/took.Seconds())))
+	if n < want {
+		notes = append(notes, fmt.Sprintf("%s actors at that rate would take %s",
+			thousands(int64(want)), FormatDuration(time.Duration(float64(took)*float64(want)/float64(n)))))
+	}
+	out.Units, out.Time, out.Notes = n, took, notes
+	return out, nil
+}
+
+// withCause prefers the cause of ctx's end (the memory guard's) to err.
+func withCause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+		return c
+	}
+	return err
+}
+
+// guardMemory cancels ctx, with an error saying why, when the memory
+// available falls below floor, checking every sampleInterval until the
+// returned stop is called.
+func guardMemory(ctx context.Context, cancel context.CancelCauseFunc, floor, start int64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(sampleInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if a, err := memAvailable(); err == nil && a < floor {
+					cancel(fmt.Errorf("stopped by the memory guard: %s available, down from %s at the start", FormatBytes(a), FormatBytes(start)))
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// killTimeoutPerActor is added to killTimeout per actor killed.
+const killTimeoutPerActor = 10 * time.Millisecond
+
+// killAndWait kills actors and waits until every child process of this
+// one that is not in before has exited: the actors' processes.
+func killAndWait(hs []ray.ActorHandle[server], before map[int]int64) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	limit := killTimeout + time.Duration(len(hs))*killTimeoutPerActor
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for _, h := range hs {
+		_ = ray.Kill(ctx, h) // errors show as processes left below
+	}
+	for {
+		cs, err := children()
+		if err != nil {
+			return nil // nothing to wait on
+		}
+		left := 0
+		for pid := range cs {
+			if _, old := before[pid]; !old {
+				left++
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d actor processes still running %s after their actors were killed", left, limit)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// taskManyArgs is task_10k_args: put n small ints, then time one task
+// called with the n refs as its arguments, and the Get of its result.
+func taskManyArgs(ctx context.Context, n int) (Outcome, error) {
+	args := make([]any, n)
+	for i := range args {
+		r, err := ray.Put(ctx, 1)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("put %d: %w", i, err)
+		}
+		args[i] = r
+	}
+	start := time.Now()
+	sum, err := envelopeSum.RemoteArgs(ctx, args...).Get(ctx)
+	took := time.Since(start)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if sum != n {
+		return Outcome{}, fmt.Errorf("the task summed its %d args to %d, want %d", n, sum, n)
+	}
+	return Outcome{Units: n, Time: took}, nil
+}
+
+// taskManyReturns is task_3k_returns: one task with n returns, and the
+// Get of all of them. (Ray's returns are lists of 10,000 ints; these are
+// ints.)
+func taskManyReturns(ctx context.Context, n int) (Outcome, error) {
+	start := time.Now()
+	refs := envelopeReturns.Remote(ctx, n, n)
+	vals, err := ray.Get(ctx, refs...)
+	took := time.Since(start)
+	if err != nil {
+		return Outcome{}, err
+	}
+	for i, v := range vals {
+		if v != i {
+			return Outcome{}, fmt.Errorf("return %d is %d", i, v)
+		}
+	}
+	return Outcome{Units: n, Time: took}, nil
+}
+
+// getManyRefs is get_10k_refs: put n small ints, then time one Get of all
+// of them. (Ray's objects are lists of 10,000 ints; these are ints, which
+// stay inline in the driver.)
+func getManyRefs(ctx context.Context, n int) (Outcome, error) {
+	refs := make([]ray.ObjectRef[int], n)
+	for i := range refs {
+		var err error
+		if refs[i], err = ray.Put(ctx, i); err != nil {
+			return Outcome{}, fmt.Errorf("put %d: %w", i, err)
+		}
+	}
+	start := time.Now()
+	vals, err := ray.Get(ctx, refs...)
+	took := time.Since(start)
+	if err != nil {
+		return Outcome{}, err
+	}
+	for i, v := range vals {
+		if v != i {
+			return Outcome{}, fmt.Errorf("object %d is %d", i, v)
+		}
+	}
+	return Outcome{Units: n, Time: took}, nil
+}
+
+// largestObjectMargin is left of rpc.MaxMessageBytes for the rest of the
+// message that carries an object (its id, owner, encoding).
+const largestObjectMargin = 1 << 20
+
+// largestObjectBytes is the largest []byte raygo moves: an object goes
+// between a process and its node's store in one gRPC message.
+const largestObjectBytes = rpc.MaxMessageBytes - largestObjectMargin
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// largestObject is largest_object: put a []byte of n bytes, drop it, get
+// it back and check its checksum; the time of the Put and the Get.
+func largestObject(ctx context.Context, n int) (Outcome, error) {
+	v := make([]byte, n)
+	fill(v)
+	sum := crc32.Checksum(v, castagnoli)
+	start := time.Now()
+	ref, err := ray.Put(ctx, v)
+	put := time.Since(start)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("put: %w", err)
+	}
+	defer func() { _ = ray.Free(ref) }()
+	v = nil
+	runtime.GC() // the driver's copy is gone, as Ray's test deletes it
+	start = time.Now()
+	got, err := ref.Get(ctx)
+	get := time.Since(start)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("get: %w", err)
+	}
+	if len(got) != n || crc32.Checksum(got, castagnoli) != sum {
+		return Outcome{}, fmt.Errorf("got back %d bytes that differ from the %d put", len(got), n)
+	}
+	return Outcome{Units: n, Time: put + get, Notes: []string{
+		fmt.Sprintf("put %s, get %s; contents checked (CRC-32C). An object moves in one gRPC message of at most %s (rpc.MaxMessageBytes), so raygo's largest object is that less %s for the message's other fields; Ray's is 100 GiB+",
+			FormatDuration(put), FormatDuration(get), FormatBytes(rpc.MaxMessageBytes), FormatBytes(largestObjectMargin)),
+	}}, nil
+}
+
+// fill writes a pattern that differs in every 8-byte word (splitmix64).
+func fill(b []byte) {
+	x := uint64(0x9e3779b97f4a7c15)
+	var w [8]byte
+	for len(b) > 0 {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		z ^= z >> 31
+		if len(b) >= 8 {
+			binary.LittleEndian.PutUint64(b, z)
+			b = b[8:]
+			continue
+		}
+		binary.LittleEndian.PutUint64(w[:], z)
+		b = b[copy(b, w[:]):]
+	}
+}
