@@ -59,7 +59,9 @@ type executor struct {
 }
 
 func newExecutor(cw *CoreWorker) *executor {
-	return &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}}
+	e := &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}}
+	e.procs.Store(int32(runtime.GOMAXPROCS(0)))
+	return e
 }
 
 // PushTasks receives task batches on a stream, runs them in order (actor
