@@ -303,3 +303,85 @@ func TestActorsFromTasksAndMisuse(t *testing.T) {
 		t.Fatalf("method on an actor of another class: %v", err)
 	}
 }
+
+// TestActorsShareProcesses: actors that ask for no CPU and no GPU share
+// worker processes; killing one leaves the others; an actor that asks for
+// a CPU gets a process of its own.
+func TestActorsShareProcesses(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	hs := make([]ray.ActorHandle[counter], 20)
+	for i := range hs {
+		h, err := Counter.Remote(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs[i] = h
+		AddN.Remote(ctx, h, i)
+	}
+	pids := map[int]bool{}
+	for i, h := range hs {
+		pid, err := ActorPid.Remote(ctx, h).Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids[pid] = true
+		if v, err := Value.Remote(ctx, h).Get(ctx); err != nil || v != i {
+			t.Fatalf("actor %d value %v, %v: state leaked between actors", i, v, err)
+		}
+	}
+	if len(pids) != 1 {
+		t.Fatalf("20 zero-CPU actors ran in %d processes, want 1", len(pids))
+	}
+	var shared int
+	for p := range pids {
+		shared = p
+	}
+	// Killing one leaves the process and the other actors alone.
+	if err := ray.Kill(ctx, hs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Value.Remote(ctx, hs[0]).Get(ctx); !errors.Is(err, ray.ErrActorDied) {
+		t.Fatalf("call on a killed shared actor: %v", err)
+	}
+	if v, err := Value.Remote(ctx, hs[1]).Get(ctx); err != nil || v != 1 || !pidAlive(shared) {
+		t.Fatalf("neighbour after a kill: %v, %v (process alive %v)", v, err, pidAlive(shared))
+	}
+	// Kill with restart: the actor comes back (state reset), the others stay.
+	r, err := Counter.Options(ray.MaxRestarts(2)).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := AddN.Remote(ctx, r, 5).Get(ctx); err != nil || v != 5 {
+		t.Fatalf("AddN = %v, %v", v, err)
+	}
+	if err := ray.Kill(ctx, r, ray.AllowRestart()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the shared actor to restart", func() bool {
+		v, err := Value.Remote(ctx, r).Get(ctx)
+		return err == nil && v == 0
+	})
+	if v, err := Value.Remote(ctx, hs[2]).Get(ctx); err != nil || v != 2 {
+		t.Fatalf("neighbour after a restart: %v, %v", v, err)
+	}
+	// A CPU request buys a process of its own.
+	own, err := Counter.Options(ray.NumCPUs(1)).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := ActorPid.Remote(ctx, own).Get(ctx); err != nil || pids[pid] {
+		t.Fatalf("a one-CPU actor shared a process (pid %d), %v", pid, err)
+	}
+	// When the shared process dies, each of its actors restarts or dies
+	// on its own terms.
+	if err := syscall.Kill(shared, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Value.Remote(ctx, hs[3]).Get(ctx); !errors.Is(err, ray.ErrActorDied) {
+		t.Fatalf("actor of a dead shared process: %v", err)
+	}
+	eventually(t, 10*time.Second, "the restartable actor to come back", func() bool {
+		v, err := Value.Remote(ctx, r).Get(ctx)
+		return err == nil && v == 0
+	})
+}

@@ -2,6 +2,7 @@ package coreworker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -380,12 +381,22 @@ func (a *actorClient) recvLoop(stream pb.CoreWorker_PushTasksClient, gen int) {
 			cw.mu.Unlock()
 			return
 		}
+		moved := false
 		for _, r := range batch.GetReplies() {
+			if r.GetError().GetKind() == errs.KindActorNotHere {
+				moved = true // the call never ran; connLostLocked requeues or fails it
+				continue
+			}
 			tid := ids.MustFromBytes(r.GetTaskId())
 			if t, ok := a.inflight[tid]; ok {
 				delete(a.inflight, tid)
 				cw.replyLocked(t, r)
 			}
+		}
+		if moved && a.gen == gen {
+			a.connLostLocked(errors.New("the actor left this worker process"))
+			cw.mu.Unlock()
+			return
 		}
 		a.pumpLocked()
 		cw.mu.Unlock()

@@ -359,6 +359,10 @@ func (cw *CoreWorker) exit(_ context.Context, req *pb.ExitRequest) (*pb.ExitRepl
 	if cw.cfg.Mode != Worker {
 		return nil, errors.New("coreworker: Exit is for workers")
 	}
+	if req.GetActorId() != nil { // one actor leaves a shared process
+		cw.exec.drop(req.GetActorId())
+		return &pb.ExitReply{}, nil
+	}
 	go func() {
 		time.Sleep(10 * time.Millisecond) // let the reply go out
 		os.Exit(0)

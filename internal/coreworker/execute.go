@@ -53,13 +53,11 @@ type executor struct {
 	cancels   map[ids.ID]context.CancelFunc // guarded by mu; running tasks
 	cancelled map[ids.ID]bool               // guarded by mu
 	lastName  string                        // guarded by mu; the name last announced to the node's log reader
-	actor     any                           // guarded by mu; the hosted actor instance
-	actorID   ids.ID                        // guarded by mu
-	sem       chan struct{}                 // actor concurrency slots
+	actors    map[ids.ID]*hostedActor       // guarded by mu; the actors this process hosts
 }
 
 func newExecutor(cw *CoreWorker) *executor {
-	e := &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}}
+	e := &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}, actors: map[ids.ID]*hostedActor{}}
 	e.procs.Store(int32(runtime.GOMAXPROCS(0)))
 	return e
 }
@@ -119,26 +117,30 @@ func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
 			if !ok {
 				return
 			}
-			if spec.GetActorId() != nil && e.sem != nil && cap(e.sem) > 1 {
-				e.sem <- struct{}{}
+			var ha *hostedActor
+			if spec.GetActorId() != nil {
+				ha = e.hosted(spec.GetActorId())
+			}
+			if ha != nil && cap(ha.sem) > 1 {
+				ha.sem <- struct{}{}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					defer func() { <-e.sem }()
+					defer func() { <-ha.sem }()
 					replies <- e.run(spec, nil)
 				}()
 				continue
 			}
-			if e.sem != nil {
-				e.sem <- struct{}{}
+			if ha != nil {
+				ha.sem <- struct{}{}
 			}
 			var hook func()
 			if spec.GetActorId() == nil {
 				hook = handOff // actor calls stay strictly serial
 			}
 			replies <- e.run(spec, hook)
-			if e.sem != nil {
-				<-e.sem
+			if ha != nil {
+				<-ha.sem
 			}
 		}
 	}
@@ -183,7 +185,10 @@ func (e *executor) run(spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
 	}
 	ctx, cancel := context.WithCancel(cw.ctx)
 	e.cancels[tid] = cancel
-	instance := e.actor
+	var instance any
+	if ha := e.actors[ids.MustFromBytes(spec.GetActorId())]; ha != nil {
+		instance = ha.instance
+	}
 	e.mu.Unlock()
 	defer func() {
 		cancel()
@@ -216,7 +221,9 @@ func (e *executor) run(spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
 			return reply
 		}
 		if instance == nil {
-			reply.Error = errs.ToInfo(&errs.ActorDiedError{ActorID: ids.MustFromBytes(spec.GetActorId()).String(), Reason: "this worker hosts no actor"})
+			// Killed here, or restarted elsewhere: the caller reconnects.
+			reply.Error = &pb.ErrorInfo{Kind: errs.KindActorNotHere, ActorId: ids.MustFromBytes(spec.GetActorId()).String(),
+				Message: "the actor is not hosted by this worker (killed or restarted elsewhere)"}
 			return reply
 		}
 		call = func() ([]Encoded, error) { return m(ctx, instance, args) }
@@ -278,6 +285,27 @@ func (e *executor) fitProcs(spec *pb.TaskSpec) {
 		e.procs.Store(int32(want))
 		runtime.GOMAXPROCS(want)
 	}
+}
+
+// hostedActor is an actor living in this process.
+type hostedActor struct {
+	instance any
+	sem      chan struct{} // one slot per call that may run at once
+}
+
+// hosted returns the actor with the wire id, or nil.
+func (e *executor) hosted(id []byte) *hostedActor {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.actors[ids.MustFromBytes(id)]
+}
+
+// drop removes an actor from this process (killed while sharing it with
+// others); calls already running finish, later ones are refused.
+func (e *executor) drop(id []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.actors, ids.MustFromBytes(id))
 }
 
 // announce tells the node daemon reading this process's output which
@@ -450,8 +478,7 @@ func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequ
 	cw.flushBorrows(ctx)
 	n := max(1, int(spec.GetMaxConcurrency()))
 	e.mu.Lock()
-	e.actor, e.actorID = instance, aid
-	e.sem = make(chan struct{}, n)
+	e.actors[aid] = &hostedActor{instance: instance, sem: make(chan struct{}, n)}
 	e.mu.Unlock()
 	return &pb.CreateActorTaskReply{}, nil
 }

@@ -224,6 +224,9 @@ func (cw *CoreWorker) returnIdleLeases() {
 		}
 		kept := k.leases[:0]
 		for _, lw := range k.leases {
+			if lw.returned { // returned by Close meanwhile
+				continue
+			}
 			if len(lw.inflight) == 0 && now.Sub(lw.lastUsed) >= cw.cfg.LeaseIdleTimeout {
 				lw.returned = true
 				close(lw.sendCh)

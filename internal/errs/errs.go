@@ -51,6 +51,10 @@ const (
 	KindAlreadyExists = "already_exists"
 	KindSystem        = "system"
 	KindTimeout       = "timeout"
+	// KindActorNotHere answers a call sent to a process that no longer
+	// hosts the actor; callers reconnect through the control store. It
+	// reaches users, if ever, as an ActorDiedError.
+	KindActorNotHere = "actor_not_here"
 )
 
 // TaskError is a remote function's (or actor method's) own failure: the

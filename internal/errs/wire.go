@@ -183,7 +183,7 @@ func FromInfo(info *pb.ErrorInfo) error {
 		return te
 	case KindWorkerCrashed:
 		return &WorkerCrashedError{Function: info.Function, NodeID: info.NodeId, WorkerID: info.WorkerId, Attempts: int(info.Attempt), Reason: info.Message}
-	case KindActorDied:
+	case KindActorDied, KindActorNotHere:
 		return &ActorDiedError{ActorID: info.ActorId, Name: info.Function, Reason: info.Message}
 	case KindCancelled:
 		return &CancelledError{Function: info.Function, TaskID: info.TaskId}

@@ -13,6 +13,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/scheduler"
 )
 
@@ -148,13 +149,17 @@ func (s *Server) KillActor(_ context.Context, req *pb.KillActorRequest) (*pb.Kil
 		s.killActor(aid, "killed by ray.Kill")
 		return &pb.KillActorReply{}, nil
 	}
+	const reason = "killed by ray.Kill (restart allowed)"
 	s.mu.Lock()
 	e := s.actors[aid]
-	node, worker := ids.MustFromBytes(e.info.NodeId), ids.MustFromBytes(e.info.WorkerId)
+	p := e.place
 	alive := e.info.State == StateAlive
 	s.mu.Unlock()
 	if alive {
-		s.killWorker(node, worker, "killed by ray.Kill (restart allowed)")
+		s.release(p, reason)
+		if p.shared { // its process lives on: no WorkerDied will come
+			s.actorProcessDied(aid, reason, false)
+		}
 	}
 	return &pb.KillActorReply{}, nil
 }
@@ -167,14 +172,57 @@ func (s *Server) killActor(aid ids.ID, reason string) {
 		s.mu.Unlock()
 		return
 	}
-	node, worker := ids.MustFromBytes(e.info.NodeId), ids.MustFromBytes(e.info.WorkerId)
-	hadWorker := !worker.IsNil()
+	p := e.place
 	e.killing = true
 	s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason})
 	s.mu.Unlock()
-	if hadWorker {
-		s.killWorker(node, worker, reason)
+	s.release(p, reason)
+}
+
+// release stops an actor where it runs: a dedicated process is killed; on
+// a process shared with other actors, only this actor is dropped and its
+// lease returned. A zero placement (no worker yet) does nothing.
+func (s *Server) release(p placement, reason string) {
+	if p.worker.IsNil() {
+		return
 	}
+	if !p.shared {
+		s.killWorker(p.node, p.worker, reason)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	if conn, err := s.pool.Get(p.addr); err == nil {
+		_, _ = pb.NewCoreWorkerClient(conn).Exit(ctx, &pb.ExitRequest{ActorId: p.actor.Bytes(), Reason: reason})
+	}
+	s.mu.Lock()
+	n := s.nodes[p.node]
+	s.mu.Unlock()
+	if n == nil {
+		return
+	}
+	if conn, err := s.pool.Get(n.info.Address); err == nil {
+		_, _ = pb.NewNodeDaemonClient(conn).ReturnLease(ctx, &pb.ReturnLeaseRequest{LeaseId: p.lease.Bytes()})
+	}
+}
+
+// hostLocked records that worker hosts actor.
+func (s *Server) hostLocked(worker, actor ids.ID) {
+	if s.workerAct[worker] == nil {
+		s.workerAct[worker] = map[ids.ID]bool{}
+	}
+	s.workerAct[worker][actor] = true
+}
+
+// unhostLocked forgets where e ran.
+func (s *Server) unhostLocked(e *actorEntry) {
+	if set := s.workerAct[e.place.worker]; set != nil {
+		delete(set, e.place.actor)
+		if len(set) == 0 {
+			delete(s.workerAct, e.place.worker)
+		}
+	}
+	e.place = placement{}
 }
 
 func (s *Server) killWorker(node, worker ids.ID, reason string) {
@@ -207,9 +255,7 @@ func (s *Server) setDeadLocked(e *actorEntry, cause error) {
 	e.info.State = StateDead
 	e.info.Address = ""
 	e.info.DeathCause = errs.ToInfo(cause)
-	if wid, ok := ids.FromBytes(e.info.WorkerId); ok {
-		delete(s.workerAct, wid)
-	}
+	s.unhostLocked(e)
 	if e.info.Name != "" {
 		k := nameKey(e.info.Namespace, e.info.Name)
 		if s.names[k] == ids.MustFromBytes(e.info.ActorId) {
@@ -230,7 +276,10 @@ func (s *Server) setDeadLocked(e *actorEntry, cause error) {
 func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.WorkerDiedReply, error) {
 	wid := ids.MustFromBytes(req.GetWorkerId())
 	s.mu.Lock()
-	aid, hosted := s.workerAct[wid]
+	var hosted []ids.ID
+	for aid := range s.workerAct[wid] {
+		hosted = append(hosted, aid)
+	}
 	var owned []ids.ID
 	for id, e := range s.actors {
 		if ids.MustFromBytes(e.info.OwnerId) == wid && !e.info.Detached && e.info.State != StateDead {
@@ -238,11 +287,11 @@ func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.W
 		}
 	}
 	s.mu.Unlock()
-	if hosted {
-		reason := req.GetReason()
-		if reason == "" {
-			reason = fmt.Sprintf("its worker process exited with code %d", req.GetExitCode())
-		}
+	reason := req.GetReason()
+	if reason == "" {
+		reason = fmt.Sprintf("its worker process exited with code %d", req.GetExitCode())
+	}
+	for _, aid := range hosted {
 		s.actorProcessDied(aid, reason, false)
 	}
 	for _, id := range owned {
@@ -258,9 +307,7 @@ func (s *Server) actorProcessDied(aid ids.ID, reason string, noRestart bool) {
 	if !ok || e.info.State == StateDead {
 		return
 	}
-	if wid, ok := ids.FromBytes(e.info.WorkerId); ok {
-		delete(s.workerAct, wid)
-	}
+	s.unhostLocked(e)
 	max := e.info.MaxRestarts
 	if e.killing || noRestart || (max >= 0 && e.info.NumRestarts >= max) {
 		s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason})
@@ -318,14 +365,17 @@ func (s *Server) scheduleActor(aid ids.ID) {
 			continue
 		}
 		wid := ids.MustFromBytes(lease.GetWorkerId())
+		place := placement{actor: aid, node: ids.MustFromBytes(lease.GetNodeId()), worker: wid,
+			lease: ids.MustFromBytes(lease.GetLeaseId()), addr: lease.GetWorkerAddress(), shared: lease.GetShared()}
 		s.mu.Lock()
-		s.workerAct[wid] = aid
+		e.place = place
+		s.hostLocked(wid, aid)
 		s.mu.Unlock()
 		cerr := s.runConstructor(lease.GetWorkerAddress(), spec)
 		s.mu.Lock()
 		if e.info.State == StateDead { // killed while being created
 			s.mu.Unlock()
-			s.killWorker(ids.MustFromBytes(lease.GetNodeId()), wid, "actor killed during creation")
+			s.release(place, "actor killed during creation")
 			return
 		}
 		if cerr != nil {
@@ -334,8 +384,19 @@ func (s *Server) scheduleActor(aid ids.ID) {
 				e.killing = true
 				s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: "constructor failed: " + cerr.Error()})
 				s.mu.Unlock()
-				s.killWorker(ids.MustFromBytes(lease.GetNodeId()), wid, "actor constructor failed")
+				s.release(place, "actor constructor failed")
 				return
+			}
+			if rpc.IsUnavailable(cerr) {
+				// The worker was gone before the constructor could run (it
+				// died but was not reaped yet): place the actor again,
+				// without spending one of its restarts.
+				s.unhostLocked(e)
+				s.mu.Unlock()
+				s.release(place, "worker unreachable at actor creation")
+				s.sleep(backoff)
+				backoff = min(2*backoff, 2*time.Second)
+				continue
 			}
 			// The worker died during creation; WorkerDied drives the restart.
 			s.mu.Unlock()

@@ -56,17 +56,17 @@ type Server struct {
 	pool *rpc.Pool
 
 	mu        sync.Mutex
-	nodes     map[ids.ID]*nodeEntry  // guarded by mu
-	jobs      map[ids.ID]*pb.JobInfo // guarded by mu
-	kv        map[string][]byte      // guarded by mu; key is ns + "\x00" + key
-	binaries  map[string][]byte      // guarded by mu; by sha256 hex
-	binOrder  []string               // guarded by mu; binary hashes, oldest first
-	binBytes  int64                  // guarded by mu; total size of binaries
-	deadOrder []ids.ID               // guarded by mu; dead actors, oldest first
-	actors    map[ids.ID]*actorEntry // guarded by mu
-	names     map[string]ids.ID      // guarded by mu; namespace + "\x00" + name
-	workerAct map[ids.ID]ids.ID      // guarded by mu; worker id -> actor it hosts
-	rr        uint64                 // guarded by mu; round-robin for placement
+	nodes     map[ids.ID]*nodeEntry      // guarded by mu
+	jobs      map[ids.ID]*pb.JobInfo     // guarded by mu
+	kv        map[string][]byte          // guarded by mu; key is ns + "\x00" + key
+	binaries  map[string][]byte          // guarded by mu; by sha256 hex
+	binOrder  []string                   // guarded by mu; binary hashes, oldest first
+	binBytes  int64                      // guarded by mu; total size of binaries
+	deadOrder []ids.ID                   // guarded by mu; dead actors, oldest first
+	actors    map[ids.ID]*actorEntry     // guarded by mu
+	names     map[string]ids.ID          // guarded by mu; namespace + "\x00" + name
+	workerAct map[ids.ID]map[ids.ID]bool // guarded by mu; worker id -> actors it hosts
+	rr        uint64                     // guarded by mu; round-robin for placement
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -82,6 +82,15 @@ type actorEntry struct {
 	info    *pb.ActorInfo
 	changed chan struct{} // closed and replaced on every change
 	killing bool          // a kill without restart is in progress
+	place   placement     // where it runs, while it has a worker
+}
+
+// placement is where an actor runs: its worker, the lease that holds the
+// worker's resources, and whether the process hosts other actors too.
+type placement struct {
+	actor, node, worker, lease ids.ID
+	addr                       string // the worker's address
+	shared                     bool
 }
 
 // New returns a control store using pool to reach node daemons and workers.
@@ -109,7 +118,7 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
-		names: map[string]ids.ID{}, workerAct: map[ids.ID]ids.ID{}, ctx: ctx, cancel: cancel}
+		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, ctx: ctx, cancel: cancel}
 	s.wg.Add(2)
 	go s.healthLoop()
 	go s.driverLoop()

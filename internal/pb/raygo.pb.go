@@ -3022,8 +3022,11 @@ type LeaseReply struct {
 	SpillbackAddress string                 `protobuf:"bytes,5,opt,name=spillback_address,json=spillbackAddress,proto3" json:"spillback_address,omitempty"` // ask this raylet instead
 	GpuIds           map[string]string      `protobuf:"bytes,6,rep,name=gpu_ids,json=gpuIds,proto3" json:"gpu_ids,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	WorkerPid        int32                  `protobuf:"varint,7,opt,name=worker_pid,json=workerPid,proto3" json:"worker_pid,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// shared: the actor was placed on a worker process that hosts other
+	// actors too (actors that request no CPU and no GPU share processes).
+	Shared        bool `protobuf:"varint,8,opt,name=shared,proto3" json:"shared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseReply) Reset() {
@@ -3103,6 +3106,13 @@ func (x *LeaseReply) GetWorkerPid() int32 {
 		return x.WorkerPid
 	}
 	return 0
+}
+
+func (x *LeaseReply) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
 }
 
 type ReturnLeaseRequest struct {
@@ -4321,10 +4331,13 @@ func (x *CreateActorTaskReply) GetError() *ErrorInfo {
 	return nil
 }
 
+// ExitRequest stops a worker process, or with actor_id only drops that
+// actor from a process that hosts several.
 type ExitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Force         bool                   `protobuf:"varint,1,opt,name=force,proto3" json:"force,omitempty"`
 	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	ActorId       []byte                 `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4371,6 +4384,13 @@ func (x *ExitRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ExitRequest) GetActorId() []byte {
+	if x != nil {
+		return x.ActorId
+	}
+	return nil
 }
 
 type ExitReply struct {
@@ -4641,7 +4661,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0escheduling_key\x18\x04 \x01(\tR\rschedulingKey\x12&\n" +
 	"\x0fgrant_or_reject\x18\x05 \x01(\bR\rgrantOrReject\x12\x1a\n" +
 	"\bstrategy\x18\x06 \x01(\tR\bstrategy\x12\x19\n" +
-	"\bowner_id\x18\a \x01(\fR\aownerId\"\xc6\x02\n" +
+	"\bowner_id\x18\a \x01(\fR\aownerId\"\xde\x02\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +
@@ -4651,7 +4671,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x11spillback_address\x18\x05 \x01(\tR\x10spillbackAddress\x129\n" +
 	"\agpu_ids\x18\x06 \x03(\v2 .raygo.v1.LeaseReply.GpuIdsEntryR\x06gpuIds\x12\x1d\n" +
 	"\n" +
-	"worker_pid\x18\a \x01(\x05R\tworkerPid\x1a9\n" +
+	"worker_pid\x18\a \x01(\x05R\tworkerPid\x12\x16\n" +
+	"\x06shared\x18\b \x01(\bR\x06shared\x1a9\n" +
 	"\vGpuIdsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"v\n" +
@@ -4722,10 +4743,11 @@ const file_raygo_proto_rawDesc = "" +
 	"\x16CreateActorTaskRequest\x12&\n" +
 	"\x04spec\x18\x01 \x01(\v2\x12.raygo.v1.TaskSpecR\x04spec\"A\n" +
 	"\x14CreateActorTaskReply\x12)\n" +
-	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\";\n" +
+	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"V\n" +
 	"\vExitRequest\x12\x14\n" +
 	"\x05force\x18\x01 \x01(\bR\x05force\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\v\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\fR\aactorId\"\v\n" +
 	"\tExitReply2\x8f\n" +
 	"\n" +
 	"\fControlStore\x12J\n" +

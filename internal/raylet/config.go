@@ -41,6 +41,9 @@ type Config struct {
 	MaxStartupFailures int
 	// IdleWorkerTimeout stops workers idle for this long.
 	IdleWorkerTimeout time.Duration
+	// MaxActorsPerProcess bounds how many actors that request no CPU and
+	// no GPU share one worker process (1 gives every actor its own).
+	MaxActorsPerProcess int
 	// ObjectStoreBytes caps the node's object store.
 	ObjectStoreBytes int64
 	// EchoWorkerOutput copies worker stdout/stderr, prefixed with
@@ -61,6 +64,7 @@ func DefaultConfig() Config {
 		WorkerRegisterTimeout: 30 * time.Second,
 		MaxStartupFailures:    3,
 		IdleWorkerTimeout:     time.Minute,
+		MaxActorsPerProcess:   1000,
 		ObjectStoreBytes:      2 << 30,
 	}
 }

@@ -34,18 +34,20 @@ type Raylet struct {
 	store    objstore.Store
 	log      *slog.Logger
 
-	mu       sync.Mutex
-	res      *resources.NodeResources    // guarded by mu
-	workers  map[ids.ID]*worker          // guarded by mu
-	idle     map[poolKey][]*worker       // guarded by mu
-	leases   map[ids.ID]*lease           // guarded by mu
-	pending  []*pendingLease             // guarded by mu; FIFO of leases waiting for resources
-	failures map[ids.ID]*startupFailures // guarded by mu; by job
-	binaries map[ids.ID]string           // guarded by mu; job -> executable path
-	jobEnv   map[ids.ID][]string         // guarded by mu; job -> extra worker environment
-	cluster  []scheduler.Node            // guarded by mu; last view from the control store
-	tie      uint64                      // guarded by mu
-	stopping bool                        // guarded by mu
+	mu           sync.Mutex
+	res          *resources.NodeResources    // guarded by mu
+	workers      map[ids.ID]*worker          // guarded by mu
+	idle         map[poolKey][]*worker       // guarded by mu
+	leases       map[ids.ID]*lease           // guarded by mu
+	pending      []*pendingLease             // guarded by mu; FIFO of leases waiting for resources
+	failures     map[ids.ID]*startupFailures // guarded by mu; by job
+	binaries     map[ids.ID]string           // guarded by mu; job -> executable path
+	jobEnv       map[ids.ID][]string         // guarded by mu; job -> extra worker environment
+	hosts        map[ids.ID][]*worker        // guarded by mu; job -> processes hosting shared actors
+	hostStarting map[ids.ID]chan struct{}    // guarded by mu; job -> closed when its new host is up
+	cluster      []scheduler.Node            // guarded by mu; last view from the control store
+	tie          uint64                      // guarded by mu
+	stopping     bool                        // guarded by mu
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -64,6 +66,7 @@ type lease struct {
 	actor   bool
 	blocked resources.Set // CPU released while the worker is blocked in Get
 	owner   ids.ID        // the process holding the lease (zero: the control store, for actors)
+	shared  bool          // an actor on a process shared with other actors
 }
 
 type pendingLease struct {
@@ -109,6 +112,7 @@ func Start(cfg Config) (*Raylet, error) {
 		res:     resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
 		workers: map[ids.ID]*worker{}, idle: map[poolKey][]*worker{}, leases: map[ids.ID]*lease{},
 		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{}, jobEnv: map[ids.ID][]string{},
+		hosts: map[ids.ID][]*worker{}, hostStarting: map[ids.ID]chan struct{}{},
 		ctx: ctx, cancel: cancel,
 	}
 	conn, err := r.pool.Get(cfg.GCSAddress)
@@ -307,26 +311,39 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 	if grant.err != nil {
 		return nil, grant.err
 	}
-	w, err := r.acquireWorker(ctx, jobID, grant.alloc, req.GetActor())
+	shared := req.GetActor() && r.cfg.MaxActorsPerProcess > 1 &&
+		grant.alloc.Resources[resources.CPU] == 0 && len(grant.alloc.GPUIDs) == 0
+	var (
+		w   *worker
+		err error
+	)
+	if shared {
+		w, err = r.acquireHost(ctx, jobID)
+	} else {
+		w, err = r.acquireWorker(ctx, jobID, grant.alloc, req.GetActor())
+	}
 	if err != nil {
 		r.releaseAlloc(grant.alloc)
 		return nil, err
 	}
-	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor(), owner: ids.MustFromBytes(req.GetOwnerId())}
+	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId())}
 	r.mu.Lock()
 	if w.dead {
 		r.mu.Unlock()
 		r.releaseAlloc(grant.alloc)
 		return nil, errs.Systemf("raylet: worker died while being leased")
 	}
-	w.lease = l
+	if !shared {
+		w.lease = l
+	}
 	r.leases[l.id] = l
 	r.mu.Unlock()
 	gpus := map[string]string{}
 	if len(grant.alloc.GPUIDs) > 0 {
 		gpus["GPU"] = strings.Join(grant.alloc.GPUIDs, ",")
 	}
-	return &pb.LeaseReply{LeaseId: l.id.Bytes(), WorkerAddress: w.addr, WorkerId: w.id.Bytes(), NodeId: r.nodeID.Bytes(), GpuIds: gpus, WorkerPid: int32(w.pid)}, nil
+	return &pb.LeaseReply{LeaseId: l.id.Bytes(), WorkerAddress: w.addr, WorkerId: w.id.Bytes(), NodeId: r.nodeID.Bytes(),
+		GpuIds: gpus, WorkerPid: int32(w.pid), Shared: shared}, nil
 }
 
 func (r *Raylet) removePendingLocked(p *pendingLease) bool {
@@ -376,8 +393,23 @@ func (r *Raylet) ReturnLease(_ context.Context, req *pb.ReturnLeaseRequest) (*pb
 	}
 	delete(r.leases, id)
 	w := l.w
-	w.lease = nil
 	r.freeLeaseLocked(l)
+	if l.shared {
+		// One actor left a shared process; the process goes with its last.
+		w.hosted--
+		kill := w.hosted <= 0 && !w.dead
+		if kill {
+			r.removeHostLocked(w)
+			w.killReason = "its last actor left"
+		}
+		r.dispatchLocked()
+		r.mu.Unlock()
+		if kill {
+			w.kill()
+		}
+		return &pb.ReturnLeaseReply{}, nil
+	}
+	w.lease = nil
 	kill := req.GetWorkerExiting() || l.actor || w.dead
 	if !kill {
 		w.idleSince = time.Now()

@@ -2,6 +2,7 @@ package raylet
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,13 +55,26 @@ type worker struct {
 	registered chan struct{} // closed at registration
 	exited     chan struct{} // closed after the process is reaped
 	exitCode   int
-	lease      *lease // guarded by Raylet.mu
+	lease      *lease // guarded by Raylet.mu; the lease of a dedicated worker
+	hosted     int    // guarded by Raylet.mu; actors on a shared process
 	idleSince  time.Time
 	dead       bool   // guarded by Raylet.mu
 	killReason string // guarded by Raylet.mu
 
 	tailMu sync.Mutex
 	tail   []byte
+}
+
+// gone reports whether the worker's process has exited, even if the
+// daemon has not reaped it yet (a zombie).
+func (w *worker) gone() bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesized command name: "pid (comm) S ...".
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 func (w *worker) kill() {
@@ -84,6 +99,9 @@ func (r *Raylet) acquireWorker(ctx context.Context, job ids.ID, alloc resources.
 			w := q[len(q)-1]
 			r.idle[key] = q[:len(q)-1]
 			r.mu.Unlock()
+			if w.gone() {
+				continue // died idle, not reaped yet
+			}
 			return w, nil
 		}
 		r.mu.Unlock()
@@ -279,12 +297,15 @@ func (r *Raylet) workerExited(w *worker) {
 			break
 		}
 	}
-	if l := w.lease; l != nil {
-		delete(r.leases, l.id)
-		r.freeLeaseLocked(l)
-		w.lease = nil
-		r.dispatchLocked()
+	for id, l := range r.leases { // its own lease, or its actors' on a shared process
+		if l.w == w {
+			delete(r.leases, id)
+			r.freeLeaseLocked(l)
+		}
 	}
+	w.lease = nil
+	r.removeHostLocked(w)
+	r.dispatchLocked()
 	registered := w.addr != ""
 	reason := w.killReason
 	// Leases the dead worker held (for tasks it submitted) have no owner
@@ -497,4 +518,59 @@ func (r *Raylet) nodeIP() string {
 		return "127.0.0.1"
 	}
 	return host
+}
+
+// acquireHost returns a worker process of the job that hosts shared actors
+// and has room for one more (counting it), starting one if none has.
+// Concurrent requests wait for a host being started rather than each
+// starting their own.
+func (r *Raylet) acquireHost(ctx context.Context, job ids.ID) (*worker, error) {
+	for {
+		r.mu.Lock()
+		for _, w := range r.hosts[job] {
+			if !w.dead && w.hosted < r.cfg.MaxActorsPerProcess && !w.gone() {
+				w.hosted++
+				r.mu.Unlock()
+				return w, nil
+			}
+		}
+		if starting := r.hostStarting[job]; starting != nil {
+			r.mu.Unlock()
+			select {
+			case <-starting:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		starting := make(chan struct{})
+		r.hostStarting[job] = starting
+		r.mu.Unlock()
+		w, err := r.acquireWorker(ctx, job, resources.Allocation{}, true)
+		r.mu.Lock()
+		delete(r.hostStarting, job)
+		close(starting)
+		if err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		w.hosted++
+		r.hosts[job] = append(r.hosts[job], w)
+		r.mu.Unlock()
+		return w, nil
+	}
+}
+
+// removeHostLocked forgets w as a host of shared actors.
+func (r *Raylet) removeHostLocked(w *worker) {
+	q := r.hosts[w.key.job]
+	for i, x := range q {
+		if x == w {
+			r.hosts[w.key.job] = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(r.hosts[w.key.job]) == 0 {
+		delete(r.hosts, w.key.job)
+	}
 }
