@@ -94,20 +94,18 @@ const (
 	// actorRSSMargin multiplies the first actor's resident set, for growth
 	// and the kernel's own memory per process.
 	actorRSSMargin = 1.25
-	// minFilesPerActor is the fewest file descriptors this process is
-	// assumed to hold per actor (pipes and log files of its process,
-	// connections to and from it).
-	minFilesPerActor = 8
 	// actorFileShare is the share of the free file descriptors the actors
 	// may take.
 	actorFileShare = 0.8
+	// minActorBytes is the least memory an actor is assumed to cost.
+	minActorBytes = 32 << 10
 )
 
 // actorsCreated is actors_10k: create n actors and call each once; the
-// time from the first creation to the last reply. A probe actor, created
-// and called first outside the measured time, sizes the row: n is capped
-// so that all the actors' processes fit in half the available memory and
-// in the file descriptors left. The actors are killed at the end and the
+// time from the first creation to the last reply. A probe actor and a
+// calibration batch, created and called outside the measured time, size
+// the row: n is capped so that the actors fit in half the available memory
+// and in the file descriptors left. The actors are killed at the end and the
 // row waits for their processes to exit.
 func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 	before, err := children()
@@ -140,38 +138,49 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 		return Outcome{}, fmt.Errorf("probe actor's call: %w", withCause(ctx, err))
 	}
 
-	// Size the row from the probe.
+	// Size the row: actors that ask for no CPU share worker processes (up
+	// to 1,000 each), so the cost of one is the growth of the workers'
+	// memory over a calibration batch, not a process.
+	sum := func(m map[int]int64) (t int64) {
+		for _, v := range m {
+			t += v
+		}
+		return t
+	}
+	base, err := children()
+	if err != nil {
+		return Outcome{}, err
+	}
+	const calibration = 50
+	for range calibration {
+		h, err := serverActor.Remote(ctx)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("calibration actor: %w", withCause(ctx, err))
+		}
+		hs = append(hs, h)
+		if _, err := serverSmallValue.Remote(ctx, h).Get(ctx); err != nil {
+			return Outcome{}, fmt.Errorf("calibration actor's call: %w", withCause(ctx, err))
+		}
+	}
 	after, err := children()
 	if err != nil {
 		return Outcome{}, err
 	}
-	var perActor, newest int64
-	for pid, rss := range after {
-		perActor = max(perActor, rss)
-		if _, old := before[pid]; !old {
-			newest = max(newest, rss)
-		}
-	}
-	if newest > 0 { // the probe has a process of its own (else it took an idle worker's)
-		perActor = newest
-	}
-	if perActor <= 0 {
-		return Outcome{}, fmt.Errorf("found no worker process of the probe actor")
-	}
+	perActor := max((sum(after)-sum(base))/calibration, minActorBytes)
 	perActor = int64(float64(perActor) * actorRSSMargin)
 	var notes []string
 	want := n
-	byMem := int(float64(avail)*actorMemShare/float64(perActor)) - 1 // less the probe
+	byMem := int(float64(avail) * actorMemShare / float64(perActor))
 	if byMem < n {
 		n = byMem
-		out.Capped = "memory: one process per actor"
+		out.Capped = "memory"
 	}
-	notes = append(notes, fmt.Sprintf("sized from the probe actor: %s per actor process (resident set × %v); %s available, %v of it for actors",
-		FormatBytes(perActor), actorRSSMargin, FormatBytes(avail), actorMemShare))
+	notes = append(notes, fmt.Sprintf("sized from %d calibration actors: %s per actor (workers' memory growth × %v, at least %s); %d worker processes",
+		calibration, FormatBytes(perActor), actorRSSMargin, FormatBytes(minActorBytes), len(after)))
 	if filesAfter := openFiles(); filesBefore >= 0 && filesAfter >= 0 {
 		var lim syscall.Rlimit
 		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<40 {
-			per := max(filesAfter-filesBefore, minFilesPerActor)
+			per := max((filesAfter-filesBefore+calibration)/(calibration+1), 1) // rounded up
 			if byFiles := int(float64(int(lim.Cur)-filesAfter)*actorFileShare) / per; byFiles < n {
 				n = byFiles
 				out.Capped = fmt.Sprintf("open files: %d allowed, %d per actor", lim.Cur, per)
@@ -179,7 +188,7 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 		}
 	}
 	if n < 1 {
-		return Outcome{}, fmt.Errorf("no room for actors beyond the probe (%s per actor process, %s available)", FormatBytes(perActor), FormatBytes(avail))
+		return Outcome{}, fmt.Errorf("no room for actors beyond the probe (%s per actor, %s available)", FormatBytes(perActor), FormatBytes(avail))
 	}
 
 	// The measured part: n creations, n calls, the replies.
@@ -193,7 +202,7 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 	}
 	created := time.Since(start)
 	refs := make([]ray.ObjectRef[[]byte], n)
-	for i, h := range hs[1:] {
+	for i, h := range hs[len(hs)-n:] {
 		refs[i] = serverSmallValue.Remote(ctx, h)
 	}
 	vals, err := ray.Get(ctx, refs...)
