@@ -415,9 +415,10 @@ func (r *Raylet) ReturnLease(_ context.Context, req *pb.ReturnLeaseRequest) (*pb
 		w.idleSince = time.Now()
 		r.idle[w.key] = append(r.idle[w.key], w)
 	}
+	killNow := kill && !w.dead // w.dead is guarded by r.mu
 	r.dispatchLocked()
 	r.mu.Unlock()
-	if kill && !w.dead {
+	if killNow {
 		w.kill()
 	}
 	return &pb.ReturnLeaseReply{}, nil
