@@ -211,26 +211,32 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 	results := microbench.Run(ctx, p.cfg, p.benches, newProgressLine(stderr))
 	fmt.Fprint(stdout, microbench.FormatTable(results))
 
-	if o.jsonPath != "" {
-		data, err := microbench.JSON(results)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonPath, data, 0o644); err != nil {
-			return fmt.Errorf("write --json: %w", err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("interrupted: %w", err)
-	}
 	failed := 0
 	for _, r := range results {
 		if r.Failed() {
 			failed++
 		}
 	}
+	return finishRun(ctx, o.jsonPath, func() ([]byte, error) { return microbench.JSON(results) }, failed, len(results), "benchmarks")
+}
+
+// finishRun writes the --json file, then reports an interruption or the
+// number of failed rows (what) as the command's error.
+func finishRun(ctx context.Context, jsonPath string, encode func() ([]byte, error), failed, total int, what string) error {
+	if jsonPath != "" {
+		data, err := encode()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonPath, data, 0o644); err != nil {
+			return fmt.Errorf("write --json: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted: %w", err)
+	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d benchmarks failed (see the notes under the table)", failed, len(results))
+		return fmt.Errorf("%d of %d %s failed (see the notes under the table)", failed, total, what)
 	}
 	return nil
 }
@@ -245,28 +251,13 @@ func runEnvelope(ctx context.Context, o *microbenchOptions, p microbenchPlan, wh
 	if where != "embedded cluster" {
 		fmt.Fprintln(stdout, "Joined a cluster: its workers are not this process's children, so the workers peak does not count them.")
 	}
-	if o.jsonPath != "" {
-		data, err := microbench.EnvelopeJSON(results)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonPath, data, 0o644); err != nil {
-			return fmt.Errorf("write --json: %w", err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("interrupted: %w", err)
-	}
 	failed := 0
 	for _, r := range results {
 		if r.Err != nil {
 			failed++
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d envelope rows failed (see the notes under the table)", failed, len(results))
-	}
-	return nil
+	return finishRun(ctx, o.jsonPath, func() ([]byte, error) { return microbench.EnvelopeJSON(results) }, failed, len(results), "envelope rows")
 }
 
 // envelopeProgress shows envelope rows on a progressLine.
