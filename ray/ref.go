@@ -10,7 +10,6 @@ import (
 
 	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/coreworker"
-	"github.com/raygo/raygo/internal/ids"
 )
 
 // ObjectRef is a future for a value of type T held in the cluster. The
@@ -158,20 +157,17 @@ func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeo
 		return nil, nil, err
 	}
 	hs := make([]*coreworker.Ref, len(refs))
-	seen := make(map[ids.ID]struct{}, len(refs))
 	for i, r := range refs {
 		if hs[i], err = r.handle(); err != nil {
 			return nil, nil, err
 		}
-		if _, dup := seen[hs[i].ID]; dup {
-			return nil, nil, fmt.Errorf("%w: Wait: ref %s appears twice", ErrInvalidRequest, hs[i].ID)
-		}
-		seen[hs[i].ID] = struct{}{}
 	}
-	flags, err := cw.Wait(ctx, hs, numReturns, timeout)
+	flags, err := cw.Wait(ctx, hs, numReturns, timeout) // also refuses duplicates
 	if err != nil {
 		return nil, nil, err
 	}
+	ready = make([]ObjectRef[T], 0, numReturns)
+	notReady = make([]ObjectRef[T], 0, len(refs)-numReturns)
 	for i, ok := range flags {
 		if ok {
 			ready = append(ready, refs[i])

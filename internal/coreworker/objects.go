@@ -37,6 +37,7 @@ type object struct {
 	registered bool          // borrower side: the owner knows this process borrows it
 	task       *task         // owner side: the task that produces it, while pending
 	waiters    []waiterEntry // Wait calls to tell when it is ready
+	lastWait   *waitMark     // the last Wait call that looked at it (finds duplicates)
 }
 
 func (o *object) deadLocked() bool {
@@ -344,13 +345,21 @@ func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) ([
 // them, once numReturns are ready or the timeout passes (negative: none).
 func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, timeout time.Duration) ([]bool, error) {
 	ready := make([]bool, len(refs))
-	w := &waiter{ch: make(chan int, len(refs))}
+	w := &waiter{ch: make(chan int, len(refs)), mark: &waitMark{}}
 	count := 0
 	var owned []*object // pending owned objects w is registered with
 	var remote []int    // pending borrowed refs
 	cw.mu.Lock()
 	for i, r := range refs {
 		o, ok := cw.objects[r.ID]
+		if ok {
+			if o.lastWait == w.mark { // seen earlier in this call
+				cw.removeWaiterLocked(w, owned)
+				cw.mu.Unlock()
+				return nil, errs.Invalidf("raygo: Wait: ref %s appears twice", r.ID)
+			}
+			o.lastWait = w.mark
+		}
 		switch {
 		case ok && o.ready:
 			ready[i] = true
@@ -417,7 +426,14 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 
 // waiter is one Wait call: objects it waits for send their index in the
 // call's ref list on ch (buffered for all of them) when they become ready.
-type waiter struct{ ch chan int }
+type waiter struct {
+	ch   chan int
+	mark *waitMark
+}
+
+// waitMark identifies one Wait call on the objects it looked at; it is
+// tiny, so the objects that keep the last one keep nothing else alive.
+type waitMark struct{ _ byte }
 
 type waiterEntry struct {
 	w     *waiter
