@@ -184,7 +184,7 @@ func TestKillActor(t *testing.T) {
 	if !errors.As(err, &ad) || !contains(ad.Reason, "ray.Kill") {
 		t.Fatalf("call on a killed actor: %v", err)
 	}
-	eventually(t, 10*time.Second, "the killed actor's process to exit", func() bool { return !pidAlive(pid) })
+	eventually(t, 30*time.Second, "the killed actor's process to exit", func() bool { return !pidAlive(pid) })
 	// A killed actor's name is free again.
 	if _, err := ray.GetActor[counter](ctx, "victim"); !errors.Is(err, ray.ErrNotFound) {
 		t.Fatalf("GetActor of a killed actor: %v", err)
@@ -204,7 +204,7 @@ func TestActorRestart(t *testing.T) {
 	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the actor to restart", func() bool {
+	eventually(t, 30*time.Second, "the actor to restart", func() bool {
 		v, err := Value.Remote(ctx, c).Get(ctx)
 		return err == nil && v == 0
 	})
@@ -231,7 +231,7 @@ func TestActorRestart(t *testing.T) {
 	if err := ray.Kill(ctx, k, ray.AllowRestart()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the killed actor to restart", func() bool {
+	eventually(t, 30*time.Second, "the killed actor to restart", func() bool {
 		v, err := Value.Remote(ctx, k).Get(ctx)
 		return err == nil && v == 0
 	})
@@ -357,7 +357,7 @@ func TestActorsShareProcesses(t *testing.T) {
 	if err := ray.Kill(ctx, r, ray.AllowRestart()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the shared actor to restart", func() bool {
+	eventually(t, 30*time.Second, "the shared actor to restart", func() bool {
 		v, err := Value.Remote(ctx, r).Get(ctx)
 		return err == nil && v == 0
 	})
@@ -380,7 +380,7 @@ func TestActorsShareProcesses(t *testing.T) {
 	if _, err := Value.Remote(ctx, hs[3]).Get(ctx); !errors.Is(err, ray.ErrActorDied) {
 		t.Fatalf("actor of a dead shared process: %v", err)
 	}
-	eventually(t, 10*time.Second, "the restartable actor to come back", func() bool {
+	eventually(t, 30*time.Second, "the restartable actor to come back", func() bool {
 		v, err := Value.Remote(ctx, r).Get(ctx)
 		return err == nil && v == 0
 	})

@@ -141,7 +141,7 @@ func TestCancel(t *testing.T) {
 	if _, err := forced.Get(ctx); !errors.Is(err, ray.ErrTaskCancelled) {
 		t.Fatalf("force-cancelled task: %v", err)
 	}
-	eventually(t, 10*time.Second, "the worker to die", func() bool { return !pidAlive(pid) })
+	eventually(t, 30*time.Second, "the worker to die", func() bool { return !pidAlive(pid) })
 	if _, err := os.Stat(filepath.Join(dir, "3.1")); err == nil {
 		t.Fatal("a cancelled task was retried")
 	}

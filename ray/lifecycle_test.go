@@ -81,7 +81,7 @@ func TestReferenceCounting(t *testing.T) {
 			t.Fatalf("%d objects tracked with 50 live refs", n)
 		}
 	}()
-	eventually(t, 10*time.Second, "dropped task results to be freed", func() bool { return ray.ObjectCountForTest() <= base })
+	eventually(t, 30*time.Second, "dropped task results to be freed", func() bool { return ray.ObjectCountForTest() <= base })
 
 	// A large object lives in the node's store until its last ref goes.
 	func() {
@@ -99,7 +99,7 @@ func TestReferenceCounting(t *testing.T) {
 		}
 		runtime.KeepAlive(big)
 	}()
-	eventually(t, 10*time.Second, "the stored object to be freed", func() bool { return ray.StoreObjectsForTest() == 0 })
+	eventually(t, 30*time.Second, "the stored object to be freed", func() bool { return ray.StoreObjectsForTest() == 0 })
 
 	// Refs borrowed by a worker keep objects alive until the worker drops
 	// them; returned refs owned by a worker stay readable while held.
@@ -270,7 +270,7 @@ func TestWorkerOutputPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("(test.Say pid=%d node=", pid)
-	eventually(t, 10*time.Second, "the task's output", func() bool {
+	eventually(t, 30*time.Second, "the task's output", func() bool {
 		s := out.String()
 		return strings.Contains(s, want) && strings.Contains(s, ") hello from a task\n") && strings.Contains(s, ") hello from a task on stderr\n")
 	})
@@ -278,7 +278,7 @@ func TestWorkerOutputPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the named task's output", func() bool {
+	eventually(t, 30*time.Second, "the named task's output", func() bool {
 		return strings.Contains(out.String(), fmt.Sprintf("(greeter pid=%d node=", pid))
 	})
 	if strings.Contains(out.String(), "raygo:name") {

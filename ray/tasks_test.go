@@ -285,7 +285,7 @@ func TestLargeArguments(t *testing.T) {
 			t.Fatalf("Len = %d", v)
 		}
 	}
-	eventually(t, 10*time.Second, "stored arguments to be freed", func() bool { return ray.StoreObjectsForTest() == 0 })
+	eventually(t, 30*time.Second, "stored arguments to be freed", func() bool { return ray.StoreObjectsForTest() == 0 })
 	if err := ray.Init(ctx, ray.InlineThreshold(-1)); !errors.Is(err, ray.ErrAlreadyInitialized) && !errors.Is(err, ray.ErrInvalidRequest) {
 		t.Fatalf("InlineThreshold(-1): %v", err)
 	}
