@@ -157,3 +157,40 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("finished task after Cancel: %v, %v", v, err)
 	}
 }
+
+// Parent submits a long child task, writes the child's eventual pid file
+// path's directory, and waits for it.
+var Parent = ray.Func1("test.Parent", func(ctx context.Context, dir string) (int, error) {
+	if err := os.WriteFile(filepath.Join(dir, "parent"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return 0, err
+	}
+	return Record.Remote(ctx, dir, 99, 60000).Get(ctx)
+})
+
+// TestOrphanedLeasesAreReclaimed: when a worker that leased other workers
+// (for tasks it submitted) dies, the node daemon stops those workers so
+// their resources come back.
+func TestOrphanedLeasesAreReclaimed(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	dir := t.TempDir()
+	ref := Parent.Options(ray.MaxRetries(0)).Remote(ctx, dir)
+	child := filepath.Join(dir, "99.0")
+	eventually(t, 30*time.Second, "the child task to start", func() bool { return readPid(t, child) > 0 })
+	parentPid, childPid := readPid(t, filepath.Join(dir, "parent")), readPid(t, child)
+	if err := syscall.Kill(parentPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.Get(ctx); !errors.Is(err, ray.ErrWorkerCrashed) {
+		t.Fatalf("parent after its worker was killed: %v", err)
+	}
+	eventually(t, 30*time.Second, "the orphaned child's worker to be stopped", func() bool { return !pidAlive(childPid) })
+	// Both CPUs are usable again.
+	refs := []ray.ObjectRef[int]{Sleep.Remote(ctx, 200), Sleep.Remote(ctx, 200)}
+	start := time.Now()
+	if _, err := ray.Get(ctx, refs...); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Fatal("resources did not come back")
+	}
+}
