@@ -40,52 +40,30 @@ func NewRegistry() *Registry {
 
 // AddFunc registers a function; registering a name twice panics (it is a
 // programming error found at init).
-func (r *Registry) AddFunc(name string, f Func) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.funcs[name]; dup {
-		panic(fmt.Sprintf("raygo: function %q registered twice", name))
-	}
-	r.funcs[name] = f
-}
+func (r *Registry) AddFunc(name string, f Func) { add(r, r.funcs, "function", name, f) }
 
 // AddClass registers an actor type's constructor.
-func (r *Registry) AddClass(name string, c Constructor) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.classes[name]; dup {
-		panic(fmt.Sprintf("raygo: actor type %q registered twice", name))
-	}
-	r.classes[name] = c
-}
+func (r *Registry) AddClass(name string, c Constructor) { add(r, r.classes, "actor type", name, c) }
 
 // AddMethod registers an actor method under "Class.Method".
-func (r *Registry) AddMethod(name string, m Method) {
+func (r *Registry) AddMethod(name string, m Method) { add(r, r.methods, "actor method", name, m) }
+
+func (r *Registry) fn(name string) (Func, bool)           { return get(r, r.funcs, name) }
+func (r *Registry) class(name string) (Constructor, bool) { return get(r, r.classes, name) }
+func (r *Registry) method(name string) (Method, bool)     { return get(r, r.methods, name) }
+
+func add[V any](r *Registry, m map[string]V, what, name string, v V) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.methods[name]; dup {
-		panic(fmt.Sprintf("raygo: actor method %q registered twice", name))
+	if _, dup := m[name]; dup {
+		panic(fmt.Sprintf("raygo: %s %q registered twice", what, name))
 	}
-	r.methods[name] = m
+	m[name] = v
 }
 
-func (r *Registry) fn(name string) (Func, bool) {
+func get[V any](r *Registry, m map[string]V, name string) (V, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	f, ok := r.funcs[name]
-	return f, ok
-}
-
-func (r *Registry) class(name string) (Constructor, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	c, ok := r.classes[name]
-	return c, ok
-}
-
-func (r *Registry) method(name string) (Method, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	m, ok := r.methods[name]
-	return m, ok
+	v, ok := m[name]
+	return v, ok
 }

@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/raygo/raygo/bench/internal/table"
 )
 
 // row is one element of either JSON file; kind is only in peers'.
@@ -137,28 +139,7 @@ func write(w io.Writer, raygo, peers map[string]row, markdown bool) {
 		}
 		return
 	}
-	right := []bool{true, false, true, false, true, false, true, false, false}
-	widths := make([]int, len(header))
-	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
-	for _, r := range rows {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if right[i] {
-				b.WriteString(pad + c)
-			} else {
-				b.WriteString(c + pad)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
+	table.WriteColumns(w, rows, []bool{true, false, true, false, true, false, true, false, false})
 	fmt.Fprintln(w, "\ncall = a request and its reply; oneway = a message or queued task delivered one way, no reply.")
 	for _, n := range notes {
 		fmt.Fprintln(w, n)

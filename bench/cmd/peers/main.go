@@ -28,7 +28,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -37,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/raygo/raygo/bench/internal/table"
 )
 
 // Kinds of figures.
@@ -252,37 +253,12 @@ func formatTable(results []result) string {
 		rows = append(rows, []string{r.name, r.kind, fig, r.what})
 	}
 	var b strings.Builder
-	writeColumns(&b, rows, []bool{false, false, true, false})
+	table.WriteColumns(&b, rows, []bool{false, false, true, false})
 	b.WriteString("\ncall = a request and its reply; oneway = a message or queued task delivered one way.\n")
 	for _, n := range notes {
 		b.WriteString(n + "\n")
 	}
 	return b.String()
-}
-
-// writeColumns writes rows as space-separated columns.
-func writeColumns(w io.Writer, rows [][]string, right []bool) {
-	widths := make([]int, len(right))
-	for _, row := range rows {
-		for i, c := range row {
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
-	for _, row := range rows {
-		var line strings.Builder
-		for i, c := range row {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i > 0 {
-				line.WriteString("  ")
-			}
-			if right[i] {
-				line.WriteString(pad + c)
-			} else {
-				line.WriteString(c + pad)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(line.String(), " "))
-	}
 }
 
 // formatValue prints a rate: thousands separators from 100 up, three
