@@ -32,5 +32,3 @@ func CurrentTask(ctx context.Context) (TaskContext, bool) {
 	}
 	return tc, true
 }
-
-func bg() context.Context { return context.Background() }

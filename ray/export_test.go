@@ -1,6 +1,10 @@
 package ray
 
-import "github.com/raygo/raygo/internal/pb"
+import (
+	"context"
+
+	"github.com/raygo/raygo/internal/pb"
+)
 
 // ObjectCountForTest reports how many objects the driver's core worker tracks.
 func ObjectCountForTest() int {
@@ -17,7 +21,7 @@ func StoreObjectsForTest() int64 {
 	if err != nil {
 		return -1
 	}
-	st, err := cw.Raylet().NodeStats(bg(), &pb.NodeStatsRequest{})
+	st, err := cw.Raylet().NodeStats(context.Background(), &pb.NodeStatsRequest{})
 	if err != nil {
 		return -1
 	}
