@@ -31,6 +31,9 @@ var (
 	ErrAlreadyExists   = errors.New("raygo: already exists")
 	ErrTimeout         = errors.New("raygo: timed out")
 	ErrSystem          = errors.New("raygo: system error")
+	ErrObjectStoreFull = errors.New("raygo: object store full")
+	ErrObjectTooLarge  = errors.New("raygo: object too large")
+	ErrOutOfMemory     = errors.New("raygo: out of memory")
 )
 
 // Kinds name each error type on the wire (pb.ErrorInfo.kind).
@@ -51,6 +54,15 @@ const (
 	KindAlreadyExists = "already_exists"
 	KindSystem        = "system"
 	KindTimeout       = "timeout"
+	// KindObjectStoreFull: an object did not fit in its node's store even
+	// after spilling, within the put timeout.
+	KindObjectStoreFull = "object_store_full"
+	// KindObjectTooLarge: an object larger than its node's store and its
+	// spill directory together.
+	KindObjectTooLarge = "object_too_large"
+	// KindOutOfMemory: the node's memory monitor killed the worker running
+	// the task.
+	KindOutOfMemory = "out_of_memory"
 	// KindActorNotHere answers a call sent to a process that no longer
 	// hosts the actor; callers reconnect through the control store. It
 	// reaches users, if ever, as an ActorDiedError.
@@ -220,6 +232,41 @@ func (e *WorkerStartupError) Error() string {
 	return s
 }
 func (e *WorkerStartupError) Is(target error) bool { return target == ErrWorkerStartup }
+
+// ObjectStoreFullError reports an object that a node's store could not
+// take: full after spilling and waiting (Kind KindObjectStoreFull), or
+// larger than the store and its spill directory (KindObjectTooLarge).
+// Message states the store's size, what is pinned and by whom.
+type ObjectStoreFullError struct {
+	Kind     string
+	ObjectID string
+	Message  string
+}
+
+func (e *ObjectStoreFullError) Error() string { return e.Message }
+func (e *ObjectStoreFullError) Is(target error) bool {
+	if e.Kind == KindObjectTooLarge {
+		return target == ErrObjectTooLarge
+	}
+	return target == ErrObjectStoreFull
+}
+
+// OutOfMemoryError reports a task whose worker the node's memory monitor
+// killed, once its out-of-memory retries are spent. Message names the
+// node's memory use and its top consumers.
+type OutOfMemoryError struct {
+	Function string
+	NodeID   string
+	WorkerID string
+	Attempts int
+	Message  string
+}
+
+func (e *OutOfMemoryError) Error() string {
+	return fmt.Sprintf("raygo: task %s was killed by the memory monitor of node %s (worker %s) %d time(s): %s",
+		e.Function, short(e.NodeID), short(e.WorkerID), e.Attempts, e.Message)
+}
+func (e *OutOfMemoryError) Is(target error) bool { return target == ErrOutOfMemory }
 
 // Status is a generic typed error for control-plane failures
 // (invalid request, not found, already exists, system).

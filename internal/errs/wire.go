@@ -132,6 +132,8 @@ func ToInfo(err error) *pb.ErrorInfo {
 		ae *ArgumentError
 		ie *InfeasibleError
 		ws *WorkerStartupError
+		sf *ObjectStoreFullError
+		om *OutOfMemoryError
 		st *Status
 	)
 	switch {
@@ -162,6 +164,10 @@ func ToInfo(err error) *pb.ErrorInfo {
 		return &pb.ErrorInfo{Kind: KindInfeasible, Function: ie.Function, Request: ie.Request, Message: ie.Cluster}
 	case errors.As(err, &ws):
 		return &pb.ErrorInfo{Kind: KindWorkerStartup, Function: ws.Binary, Attempt: int32(ws.Attempts), Stack: ws.Stderr, ExitCode: int32(ws.ExitCode)}
+	case errors.As(err, &sf):
+		return &pb.ErrorInfo{Kind: sf.Kind, ObjectId: sf.ObjectID, Message: sf.Message}
+	case errors.As(err, &om):
+		return &pb.ErrorInfo{Kind: KindOutOfMemory, Function: om.Function, NodeId: om.NodeID, WorkerId: om.WorkerID, Attempt: int32(om.Attempts), Message: om.Message}
 	case errors.As(err, &st):
 		return &pb.ErrorInfo{Kind: st.Kind, Message: st.Message}
 	}
@@ -195,6 +201,10 @@ func FromInfo(info *pb.ErrorInfo) error {
 		return &ArgumentError{Function: info.Function, Index: int(info.Attempt), Detail: info.Message}
 	case KindInfeasible:
 		return &InfeasibleError{Function: info.Function, Request: info.Request, Cluster: info.Message}
+	case KindObjectStoreFull, KindObjectTooLarge:
+		return &ObjectStoreFullError{Kind: info.Kind, ObjectID: info.ObjectId, Message: info.Message}
+	case KindOutOfMemory:
+		return &OutOfMemoryError{Function: info.Function, NodeID: info.NodeId, WorkerID: info.WorkerId, Attempts: int(info.Attempt), Message: info.Message}
 	case KindWorkerStartup:
 		return &WorkerStartupError{Binary: info.Function, Attempts: int(info.Attempt), Stderr: info.Stack, ExitCode: int(info.ExitCode)}
 	}

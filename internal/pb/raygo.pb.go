@@ -3603,6 +3603,60 @@ func (x *GetObjectReply) GetFound() bool {
 	return false
 }
 
+// FetchObject streams an object in chunks (any size); the first chunk
+// carries the total size.
+type ObjectChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectChunk) Reset() {
+	*x = ObjectChunk{}
+	mi := &file_raygo_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectChunk) ProtoMessage() {}
+
+func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectChunk.ProtoReflect.Descriptor instead.
+func (*ObjectChunk) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ObjectChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ObjectChunk) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 type FreeObjectsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ObjectIds     [][]byte               `protobuf:"bytes,1,rep,name=object_ids,json=objectIds,proto3" json:"object_ids,omitempty"`
@@ -3612,7 +3666,7 @@ type FreeObjectsRequest struct {
 
 func (x *FreeObjectsRequest) Reset() {
 	*x = FreeObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3678,7 @@ func (x *FreeObjectsRequest) String() string {
 func (*FreeObjectsRequest) ProtoMessage() {}
 
 func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3691,7 @@ func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FreeObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{59}
+	return file_raygo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *FreeObjectsRequest) GetObjectIds() [][]byte {
@@ -3655,7 +3709,7 @@ type FreeObjectsReply struct {
 
 func (x *FreeObjectsReply) Reset() {
 	*x = FreeObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3667,7 +3721,7 @@ func (x *FreeObjectsReply) String() string {
 func (*FreeObjectsReply) ProtoMessage() {}
 
 func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3680,7 +3734,7 @@ func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsReply.ProtoReflect.Descriptor instead.
 func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{60}
+	return file_raygo_proto_rawDescGZIP(), []int{61}
 }
 
 type KillWorkerRequest struct {
@@ -3693,7 +3747,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +3759,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +3772,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{61}
+	return file_raygo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -3743,7 +3797,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3755,7 +3809,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3768,18 +3822,19 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{62}
+	return file_raygo_proto_rawDescGZIP(), []int{63}
 }
 
 type NodeStatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Largest       int32                  `protobuf:"varint,1,opt,name=largest,proto3" json:"largest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3791,7 +3846,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3804,7 +3859,14 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *NodeStatsRequest) GetLargest() int32 {
+	if x != nil {
+		return x.Largest
+	}
+	return 0
 }
 
 type NodeStatsReply struct {
@@ -3812,13 +3874,15 @@ type NodeStatsReply struct {
 	Node          *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	StoreObjects  int64                  `protobuf:"varint,2,opt,name=store_objects,json=storeObjects,proto3" json:"store_objects,omitempty"`
 	StoreBytes    int64                  `protobuf:"varint,3,opt,name=store_bytes,json=storeBytes,proto3" json:"store_bytes,omitempty"`
+	Store         *StoreStats            `protobuf:"bytes,4,opt,name=store,proto3" json:"store,omitempty"`
+	Memory        *MemoryUsage           `protobuf:"bytes,5,opt,name=memory,proto3" json:"memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3830,7 +3894,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3843,7 +3907,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -3867,6 +3931,1001 @@ func (x *NodeStatsReply) GetStoreBytes() int64 {
 	return 0
 }
 
+func (x *NodeStatsReply) GetStore() *StoreStats {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+func (x *NodeStatsReply) GetMemory() *MemoryUsage {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
+}
+
+// MemoryUsage is the node's memory as its memory monitor sees it.
+type MemoryUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Used          int64                  `protobuf:"varint,1,opt,name=used,proto3" json:"used,omitempty"`
+	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	Threshold     float64                `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	OomKills      int64                  `protobuf:"varint,5,opt,name=oom_kills,json=oomKills,proto3" json:"oom_kills,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryUsage) Reset() {
+	*x = MemoryUsage{}
+	mi := &file_raygo_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryUsage) ProtoMessage() {}
+
+func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
+func (*MemoryUsage) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *MemoryUsage) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *MemoryUsage) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *MemoryUsage) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *MemoryUsage) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *MemoryUsage) GetOomKills() int64 {
+	if x != nil {
+		return x.OomKills
+	}
+	return 0
+}
+
+// WorkerDeathCauseRequest asks why a worker of this node died (an owner
+// whose push failed asks, so a task killed by the memory monitor is
+// retried on its own counter and fails with an out-of-memory error).
+type WorkerDeathCauseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId      []byte                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerDeathCauseRequest) Reset() {
+	*x = WorkerDeathCauseRequest{}
+	mi := &file_raygo_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerDeathCauseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerDeathCauseRequest) ProtoMessage() {}
+
+func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
+func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
+	if x != nil {
+		return x.WorkerId
+	}
+	return nil
+}
+
+type WorkerDeathCauseReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cause         *ErrorInfo             `protobuf:"bytes,1,opt,name=cause,proto3" json:"cause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerDeathCauseReply) Reset() {
+	*x = WorkerDeathCauseReply{}
+	mi := &file_raygo_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerDeathCauseReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerDeathCauseReply) ProtoMessage() {}
+
+func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
+func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
+	if x != nil {
+		return x.Cause
+	}
+	return nil
+}
+
+type StoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*StoreRequest_Hello
+	//	*StoreRequest_Create
+	//	*StoreRequest_Seal
+	//	*StoreRequest_Abort
+	//	*StoreRequest_Get
+	//	*StoreRequest_Release
+	//	*StoreRequest_Delete
+	//	*StoreRequest_Contains
+	Op            isStoreRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreRequest) Reset() {
+	*x = StoreRequest{}
+	mi := &file_raygo_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreRequest) ProtoMessage() {}
+
+func (x *StoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
+func (*StoreRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *StoreRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *StoreRequest) GetOp() isStoreRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetHello() *StoreHello {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetCreate() *StoreCreate {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetSeal() *StoreObjectIDs {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Seal); ok {
+			return x.Seal
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetAbort() *StoreObjectIDs {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Abort); ok {
+			return x.Abort
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetGet() *StoreObjectIDs {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetRelease() *StoreObjectIDs {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetDelete() *StoreObjectIDs {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *StoreRequest) GetContains() *StoreObjectIDs {
+	if x != nil {
+		if x, ok := x.Op.(*StoreRequest_Contains); ok {
+			return x.Contains
+		}
+	}
+	return nil
+}
+
+type isStoreRequest_Op interface {
+	isStoreRequest_Op()
+}
+
+type StoreRequest_Hello struct {
+	Hello *StoreHello `protobuf:"bytes,2,opt,name=hello,proto3,oneof"`
+}
+
+type StoreRequest_Create struct {
+	Create *StoreCreate `protobuf:"bytes,3,opt,name=create,proto3,oneof"`
+}
+
+type StoreRequest_Seal struct {
+	Seal *StoreObjectIDs `protobuf:"bytes,4,opt,name=seal,proto3,oneof"`
+}
+
+type StoreRequest_Abort struct {
+	Abort *StoreObjectIDs `protobuf:"bytes,5,opt,name=abort,proto3,oneof"`
+}
+
+type StoreRequest_Get struct {
+	Get *StoreObjectIDs `protobuf:"bytes,6,opt,name=get,proto3,oneof"`
+}
+
+type StoreRequest_Release struct {
+	Release *StoreObjectIDs `protobuf:"bytes,7,opt,name=release,proto3,oneof"`
+}
+
+type StoreRequest_Delete struct {
+	Delete *StoreObjectIDs `protobuf:"bytes,8,opt,name=delete,proto3,oneof"`
+}
+
+type StoreRequest_Contains struct {
+	Contains *StoreObjectIDs `protobuf:"bytes,9,opt,name=contains,proto3,oneof"`
+}
+
+func (*StoreRequest_Hello) isStoreRequest_Op() {}
+
+func (*StoreRequest_Create) isStoreRequest_Op() {}
+
+func (*StoreRequest_Seal) isStoreRequest_Op() {}
+
+func (*StoreRequest_Abort) isStoreRequest_Op() {}
+
+func (*StoreRequest_Get) isStoreRequest_Op() {}
+
+func (*StoreRequest_Release) isStoreRequest_Op() {}
+
+func (*StoreRequest_Delete) isStoreRequest_Op() {}
+
+func (*StoreRequest_Contains) isStoreRequest_Op() {}
+
+// StoreHello authenticates a connection (the cluster token) and names the
+// client for reports (a worker or driver id, and its pid).
+type StoreHello struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
+	Pid           int32                  `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreHello) Reset() {
+	*x = StoreHello{}
+	mi := &file_raygo_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreHello) ProtoMessage() {}
+
+func (x *StoreHello) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreHello.ProtoReflect.Descriptor instead.
+func (*StoreHello) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *StoreHello) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *StoreHello) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *StoreHello) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+// StoreCreate reserves space for an object the client then writes and seals.
+type StoreCreate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	OwnerAddress  string                 `protobuf:"bytes,3,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
+	CallSite      string                 `protobuf:"bytes,4,opt,name=call_site,json=callSite,proto3" json:"call_site,omitempty"` // the function that created the object
+	Secondary     bool                   `protobuf:"varint,5,opt,name=secondary,proto3" json:"secondary,omitempty"`              // a copy of an object whose primary is elsewhere: evictable
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreCreate) Reset() {
+	*x = StoreCreate{}
+	mi := &file_raygo_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreCreate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreCreate) ProtoMessage() {}
+
+func (x *StoreCreate) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
+func (*StoreCreate) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *StoreCreate) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *StoreCreate) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *StoreCreate) GetOwnerAddress() string {
+	if x != nil {
+		return x.OwnerAddress
+	}
+	return ""
+}
+
+func (x *StoreCreate) GetCallSite() string {
+	if x != nil {
+		return x.CallSite
+	}
+	return ""
+}
+
+func (x *StoreCreate) GetSecondary() bool {
+	if x != nil {
+		return x.Secondary
+	}
+	return false
+}
+
+type StoreObjectIDs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectIds     [][]byte               `protobuf:"bytes,1,rep,name=object_ids,json=objectIds,proto3" json:"object_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreObjectIDs) Reset() {
+	*x = StoreObjectIDs{}
+	mi := &file_raygo_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreObjectIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreObjectIDs) ProtoMessage() {}
+
+func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
+func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *StoreObjectIDs) GetObjectIds() [][]byte {
+	if x != nil {
+		return x.ObjectIds
+	}
+	return nil
+}
+
+// StoreLocation says where an object's bytes are: at offset in the shared
+// region, or (path set) in a file of its own (objects larger than the
+// region). exists answers a create of an object already present.
+type StoreLocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Path          string                 `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	Exists        bool                   `protobuf:"varint,5,opt,name=exists,proto3" json:"exists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreLocation) Reset() {
+	*x = StoreLocation{}
+	mi := &file_raygo_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreLocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreLocation) ProtoMessage() {}
+
+func (x *StoreLocation) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
+func (*StoreLocation) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *StoreLocation) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *StoreLocation) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *StoreLocation) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *StoreLocation) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *StoreLocation) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
+type StoreReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Error         *ErrorInfo             `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Capacity      int64                  `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`          // hello
+	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"` // hello
+	Locations     []*StoreLocation       `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreReply) Reset() {
+	*x = StoreReply{}
+	mi := &file_raygo_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreReply) ProtoMessage() {}
+
+func (x *StoreReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
+func (*StoreReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *StoreReply) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *StoreReply) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *StoreReply) GetCapacity() int64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *StoreReply) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StoreReply) GetLocations() []*StoreLocation {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
+// StoreStats is a store's use, for NodeStats and `raygo memory`.
+type StoreStats struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Capacity       int64                  `protobuf:"varint,1,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Used           int64                  `protobuf:"varint,2,opt,name=used,proto3" json:"used,omitempty"`                                     // bytes allocated in the shared region
+	Objects        int64                  `protobuf:"varint,3,opt,name=objects,proto3" json:"objects,omitempty"`                               // objects in the store, in memory or on disk
+	PrimaryBytes   int64                  `protobuf:"varint,4,opt,name=primary_bytes,json=primaryBytes,proto3" json:"primary_bytes,omitempty"` // primary copies in memory (pinned: never evicted, only spilled)
+	PrimaryCount   int64                  `protobuf:"varint,5,opt,name=primary_count,json=primaryCount,proto3" json:"primary_count,omitempty"`
+	SecondaryBytes int64                  `protobuf:"varint,6,opt,name=secondary_bytes,json=secondaryBytes,proto3" json:"secondary_bytes,omitempty"` // copies of remote objects (evictable, LRU)
+	SecondaryCount int64                  `protobuf:"varint,7,opt,name=secondary_count,json=secondaryCount,proto3" json:"secondary_count,omitempty"`
+	InUseBytes     int64                  `protobuf:"varint,8,opt,name=in_use_bytes,json=inUseBytes,proto3" json:"in_use_bytes,omitempty"` // mapped by readers right now
+	InUseCount     int64                  `protobuf:"varint,9,opt,name=in_use_count,json=inUseCount,proto3" json:"in_use_count,omitempty"`
+	SpilledBytes   int64                  `protobuf:"varint,10,opt,name=spilled_bytes,json=spilledBytes,proto3" json:"spilled_bytes,omitempty"` // objects whose only copy is on disk
+	SpilledCount   int64                  `protobuf:"varint,11,opt,name=spilled_count,json=spilledCount,proto3" json:"spilled_count,omitempty"`
+	FileBytes      int64                  `protobuf:"varint,12,opt,name=file_bytes,json=fileBytes,proto3" json:"file_bytes,omitempty"` // objects larger than the region, kept in files
+	FileCount      int64                  `protobuf:"varint,13,opt,name=file_count,json=fileCount,proto3" json:"file_count,omitempty"`
+	CreatingBytes  int64                  `protobuf:"varint,14,opt,name=creating_bytes,json=creatingBytes,proto3" json:"creating_bytes,omitempty"`
+	CreatingCount  int64                  `protobuf:"varint,15,opt,name=creating_count,json=creatingCount,proto3" json:"creating_count,omitempty"`
+	SpillsTotal    int64                  `protobuf:"varint,16,opt,name=spills_total,json=spillsTotal,proto3" json:"spills_total,omitempty"` // objects spilled since start
+	RestoresTotal  int64                  `protobuf:"varint,17,opt,name=restores_total,json=restoresTotal,proto3" json:"restores_total,omitempty"`
+	EvictionsTotal int64                  `protobuf:"varint,18,opt,name=evictions_total,json=evictionsTotal,proto3" json:"evictions_total,omitempty"`
+	SpillDir       string                 `protobuf:"bytes,19,opt,name=spill_dir,json=spillDir,proto3" json:"spill_dir,omitempty"`
+	Largest        []*StoreObjectInfo     `protobuf:"bytes,20,rep,name=largest,proto3" json:"largest,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StoreStats) Reset() {
+	*x = StoreStats{}
+	mi := &file_raygo_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreStats) ProtoMessage() {}
+
+func (x *StoreStats) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
+func (*StoreStats) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *StoreStats) GetCapacity() int64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *StoreStats) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *StoreStats) GetObjects() int64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *StoreStats) GetPrimaryBytes() int64 {
+	if x != nil {
+		return x.PrimaryBytes
+	}
+	return 0
+}
+
+func (x *StoreStats) GetPrimaryCount() int64 {
+	if x != nil {
+		return x.PrimaryCount
+	}
+	return 0
+}
+
+func (x *StoreStats) GetSecondaryBytes() int64 {
+	if x != nil {
+		return x.SecondaryBytes
+	}
+	return 0
+}
+
+func (x *StoreStats) GetSecondaryCount() int64 {
+	if x != nil {
+		return x.SecondaryCount
+	}
+	return 0
+}
+
+func (x *StoreStats) GetInUseBytes() int64 {
+	if x != nil {
+		return x.InUseBytes
+	}
+	return 0
+}
+
+func (x *StoreStats) GetInUseCount() int64 {
+	if x != nil {
+		return x.InUseCount
+	}
+	return 0
+}
+
+func (x *StoreStats) GetSpilledBytes() int64 {
+	if x != nil {
+		return x.SpilledBytes
+	}
+	return 0
+}
+
+func (x *StoreStats) GetSpilledCount() int64 {
+	if x != nil {
+		return x.SpilledCount
+	}
+	return 0
+}
+
+func (x *StoreStats) GetFileBytes() int64 {
+	if x != nil {
+		return x.FileBytes
+	}
+	return 0
+}
+
+func (x *StoreStats) GetFileCount() int64 {
+	if x != nil {
+		return x.FileCount
+	}
+	return 0
+}
+
+func (x *StoreStats) GetCreatingBytes() int64 {
+	if x != nil {
+		return x.CreatingBytes
+	}
+	return 0
+}
+
+func (x *StoreStats) GetCreatingCount() int64 {
+	if x != nil {
+		return x.CreatingCount
+	}
+	return 0
+}
+
+func (x *StoreStats) GetSpillsTotal() int64 {
+	if x != nil {
+		return x.SpillsTotal
+	}
+	return 0
+}
+
+func (x *StoreStats) GetRestoresTotal() int64 {
+	if x != nil {
+		return x.RestoresTotal
+	}
+	return 0
+}
+
+func (x *StoreStats) GetEvictionsTotal() int64 {
+	if x != nil {
+		return x.EvictionsTotal
+	}
+	return 0
+}
+
+func (x *StoreStats) GetSpillDir() string {
+	if x != nil {
+		return x.SpillDir
+	}
+	return ""
+}
+
+func (x *StoreStats) GetLargest() []*StoreObjectInfo {
+	if x != nil {
+		return x.Largest
+	}
+	return nil
+}
+
+type StoreObjectInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	OwnerAddress  string                 `protobuf:"bytes,3,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
+	CallSite      string                 `protobuf:"bytes,4,opt,name=call_site,json=callSite,proto3" json:"call_site,omitempty"`
+	State         string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`      // creating, in_memory, spilled, file
+	Readers       int32                  `protobuf:"varint,6,opt,name=readers,proto3" json:"readers,omitempty"` // pins held by readers
+	Secondary     bool                   `protobuf:"varint,7,opt,name=secondary,proto3" json:"secondary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreObjectInfo) Reset() {
+	*x = StoreObjectInfo{}
+	mi := &file_raygo_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreObjectInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreObjectInfo) ProtoMessage() {}
+
+func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
+func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *StoreObjectInfo) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *StoreObjectInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *StoreObjectInfo) GetOwnerAddress() string {
+	if x != nil {
+		return x.OwnerAddress
+	}
+	return ""
+}
+
+func (x *StoreObjectInfo) GetCallSite() string {
+	if x != nil {
+		return x.CallSite
+	}
+	return ""
+}
+
+func (x *StoreObjectInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StoreObjectInfo) GetReaders() int32 {
+	if x != nil {
+		return x.Readers
+	}
+	return 0
+}
+
+func (x *StoreObjectInfo) GetSecondary() bool {
+	if x != nil {
+		return x.Secondary
+	}
+	return false
+}
+
 type TaskBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*TaskSpec            `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -3876,7 +4935,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4947,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4960,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -3920,7 +4979,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3932,7 +4991,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3945,7 +5004,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -3964,7 +5023,7 @@ type WaitObjectRequest struct {
 
 func (x *WaitObjectRequest) Reset() {
 	*x = WaitObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3976,7 +5035,7 @@ func (x *WaitObjectRequest) String() string {
 func (*WaitObjectRequest) ProtoMessage() {}
 
 func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3989,7 +5048,7 @@ func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectRequest.ProtoReflect.Descriptor instead.
 func (*WaitObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WaitObjectRequest) GetObjectId() []byte {
@@ -4008,7 +5067,7 @@ type WaitObjectReply struct {
 
 func (x *WaitObjectReply) Reset() {
 	*x = WaitObjectReply{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4020,7 +5079,7 @@ func (x *WaitObjectReply) String() string {
 func (*WaitObjectReply) ProtoMessage() {}
 
 func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4033,7 +5092,7 @@ func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectReply.ProtoReflect.Descriptor instead.
 func (*WaitObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WaitObjectReply) GetValue() *Value {
@@ -4055,7 +5114,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4067,7 +5126,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4080,7 +5139,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -4119,7 +5178,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4131,7 +5190,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4144,7 +5203,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 type CancelTaskRequest struct {
@@ -4157,7 +5216,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +5228,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +5241,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -4208,7 +5267,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +5279,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +5292,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -4252,7 +5311,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4264,7 +5323,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4277,7 +5336,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -4296,7 +5355,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +5367,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +5380,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -4344,7 +5403,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4356,7 +5415,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4369,7 +5428,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -4401,7 +5460,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4413,7 +5472,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4426,7 +5485,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -4703,7 +5762,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\":\n" +
 	"\x0eGetObjectReply\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\"3\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\"7\n" +
+	"\vObjectChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\"3\n" +
 	"\x12FreeObjectsRequest\x12\x1d\n" +
 	"\n" +
 	"object_ids\x18\x01 \x03(\fR\tobjectIds\"\x12\n" +
@@ -4711,13 +5773,99 @@ const file_raygo_proto_rawDesc = "" +
 	"\x11KillWorkerRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x11\n" +
-	"\x0fKillWorkerReply\"\x12\n" +
-	"\x10NodeStatsRequest\"~\n" +
+	"\x0fKillWorkerReply\",\n" +
+	"\x10NodeStatsRequest\x12\x18\n" +
+	"\alargest\x18\x01 \x01(\x05R\alargest\"\xd9\x01\n" +
 	"\x0eNodeStatsReply\x12&\n" +
 	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\x12#\n" +
 	"\rstore_objects\x18\x02 \x01(\x03R\fstoreObjects\x12\x1f\n" +
 	"\vstore_bytes\x18\x03 \x01(\x03R\n" +
-	"storeBytes\"5\n" +
+	"storeBytes\x12*\n" +
+	"\x05store\x18\x04 \x01(\v2\x14.raygo.v1.StoreStatsR\x05store\x12-\n" +
+	"\x06memory\x18\x05 \x01(\v2\x15.raygo.v1.MemoryUsageR\x06memory\"\x8a\x01\n" +
+	"\vMemoryUsage\x12\x12\n" +
+	"\x04used\x18\x01 \x01(\x03R\x04used\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12\x1b\n" +
+	"\toom_kills\x18\x05 \x01(\x03R\boomKills\"6\n" +
+	"\x17WorkerDeathCauseRequest\x12\x1b\n" +
+	"\tworker_id\x18\x01 \x01(\fR\bworkerId\"B\n" +
+	"\x15WorkerDeathCauseReply\x12)\n" +
+	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\xb7\x03\n" +
+	"\fStoreRequest\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
+	"\x05hello\x18\x02 \x01(\v2\x14.raygo.v1.StoreHelloH\x00R\x05hello\x12/\n" +
+	"\x06create\x18\x03 \x01(\v2\x15.raygo.v1.StoreCreateH\x00R\x06create\x12.\n" +
+	"\x04seal\x18\x04 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x04seal\x120\n" +
+	"\x05abort\x18\x05 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x05abort\x12,\n" +
+	"\x03get\x18\x06 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x03get\x124\n" +
+	"\arelease\x18\a \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\arelease\x122\n" +
+	"\x06delete\x18\b \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x06delete\x126\n" +
+	"\bcontains\x18\t \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\bcontainsB\x04\n" +
+	"\x02op\"L\n" +
+	"\n" +
+	"StoreHello\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x16\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\x12\x10\n" +
+	"\x03pid\x18\x03 \x01(\x05R\x03pid\"\x9e\x01\n" +
+	"\vStoreCreate\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
+	"\rowner_address\x18\x03 \x01(\tR\fownerAddress\x12\x1b\n" +
+	"\tcall_site\x18\x04 \x01(\tR\bcallSite\x12\x1c\n" +
+	"\tsecondary\x18\x05 \x01(\bR\tsecondary\"/\n" +
+	"\x0eStoreObjectIDs\x12\x1d\n" +
+	"\n" +
+	"object_ids\x18\x01 \x03(\fR\tobjectIds\"}\n" +
+	"\rStoreLocation\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x16\n" +
+	"\x06exists\x18\x05 \x01(\bR\x06exists\"\xb5\x01\n" +
+	"\n" +
+	"StoreReply\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12)\n" +
+	"\x05error\x18\x02 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12\x1a\n" +
+	"\bcapacity\x18\x03 \x01(\x03R\bcapacity\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x125\n" +
+	"\tlocations\x18\x05 \x03(\v2\x17.raygo.v1.StoreLocationR\tlocations\"\xd1\x05\n" +
+	"\n" +
+	"StoreStats\x12\x1a\n" +
+	"\bcapacity\x18\x01 \x01(\x03R\bcapacity\x12\x12\n" +
+	"\x04used\x18\x02 \x01(\x03R\x04used\x12\x18\n" +
+	"\aobjects\x18\x03 \x01(\x03R\aobjects\x12#\n" +
+	"\rprimary_bytes\x18\x04 \x01(\x03R\fprimaryBytes\x12#\n" +
+	"\rprimary_count\x18\x05 \x01(\x03R\fprimaryCount\x12'\n" +
+	"\x0fsecondary_bytes\x18\x06 \x01(\x03R\x0esecondaryBytes\x12'\n" +
+	"\x0fsecondary_count\x18\a \x01(\x03R\x0esecondaryCount\x12 \n" +
+	"\fin_use_bytes\x18\b \x01(\x03R\n" +
+	"inUseBytes\x12 \n" +
+	"\fin_use_count\x18\t \x01(\x03R\n" +
+	"inUseCount\x12#\n" +
+	"\rspilled_bytes\x18\n" +
+	" \x01(\x03R\fspilledBytes\x12#\n" +
+	"\rspilled_count\x18\v \x01(\x03R\fspilledCount\x12\x1d\n" +
+	"\n" +
+	"file_bytes\x18\f \x01(\x03R\tfileBytes\x12\x1d\n" +
+	"\n" +
+	"file_count\x18\r \x01(\x03R\tfileCount\x12%\n" +
+	"\x0ecreating_bytes\x18\x0e \x01(\x03R\rcreatingBytes\x12%\n" +
+	"\x0ecreating_count\x18\x0f \x01(\x03R\rcreatingCount\x12!\n" +
+	"\fspills_total\x18\x10 \x01(\x03R\vspillsTotal\x12%\n" +
+	"\x0erestores_total\x18\x11 \x01(\x03R\rrestoresTotal\x12'\n" +
+	"\x0fevictions_total\x18\x12 \x01(\x03R\x0eevictionsTotal\x12\x1b\n" +
+	"\tspill_dir\x18\x13 \x01(\tR\bspillDir\x123\n" +
+	"\alargest\x18\x14 \x03(\v2\x19.raygo.v1.StoreObjectInfoR\alargest\"\xd2\x01\n" +
+	"\x0fStoreObjectInfo\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
+	"\rowner_address\x18\x03 \x01(\tR\fownerAddress\x12\x1b\n" +
+	"\tcall_site\x18\x04 \x01(\tR\bcallSite\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x18\n" +
+	"\areaders\x18\x06 \x01(\x05R\areaders\x12\x1c\n" +
+	"\tsecondary\x18\a \x01(\bR\tsecondary\"5\n" +
 	"\tTaskBatch\x12(\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x12.raygo.v1.TaskSpecR\x05tasks\";\n" +
 	"\n" +
@@ -4771,7 +5919,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"ListActors\x12\x1b.raygo.v1.ListActorsRequest\x1a\x19.raygo.v1.ListActorsReply\x12D\n" +
 	"\n" +
-	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\x80\x05\n" +
+	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\x9c\x06\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -4779,11 +5927,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0eRegisterWorker\x12\x1f.raygo.v1.RegisterWorkerRequest\x1a\x1d.raygo.v1.RegisterWorkerReply\x12A\n" +
 	"\rNotifyBlocked\x12\x18.raygo.v1.BlockedRequest\x1a\x16.raygo.v1.BlockedReply\x12A\n" +
 	"\tPutObject\x12\x1a.raygo.v1.PutObjectRequest\x1a\x18.raygo.v1.PutObjectReply\x12A\n" +
-	"\tGetObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x18.raygo.v1.GetObjectReply\x12G\n" +
+	"\tGetObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x18.raygo.v1.GetObjectReply\x12B\n" +
+	"\vFetchObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x15.raygo.v1.ObjectChunk0\x01\x12G\n" +
 	"\vFreeObjects\x12\x1c.raygo.v1.FreeObjectsRequest\x1a\x1a.raygo.v1.FreeObjectsReply\x12D\n" +
 	"\n" +
 	"KillWorker\x12\x1b.raygo.v1.KillWorkerRequest\x1a\x19.raygo.v1.KillWorkerReply\x12A\n" +
-	"\tNodeStats\x12\x1a.raygo.v1.NodeStatsRequest\x1a\x18.raygo.v1.NodeStatsReply2\x93\x03\n" +
+	"\tNodeStats\x12\x1a.raygo.v1.NodeStatsRequest\x1a\x18.raygo.v1.NodeStatsReply\x12V\n" +
+	"\x10WorkerDeathCause\x12!.raygo.v1.WorkerDeathCauseRequest\x1a\x1f.raygo.v1.WorkerDeathCauseReply2\x93\x03\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12D\n" +
@@ -4807,91 +5957,103 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_raygo_proto_goTypes = []any{
-	(*Resources)(nil),              // 0: raygo.v1.Resources
-	(*ErrorInfo)(nil),              // 1: raygo.v1.ErrorInfo
-	(*ObjectRef)(nil),              // 2: raygo.v1.ObjectRef
-	(*Value)(nil),                  // 3: raygo.v1.Value
-	(*Arg)(nil),                    // 4: raygo.v1.Arg
-	(*TaskSpec)(nil),               // 5: raygo.v1.TaskSpec
-	(*TaskReply)(nil),              // 6: raygo.v1.TaskReply
-	(*NodeInfo)(nil),               // 7: raygo.v1.NodeInfo
-	(*RegisterNodeRequest)(nil),    // 8: raygo.v1.RegisterNodeRequest
-	(*RegisterNodeReply)(nil),      // 9: raygo.v1.RegisterNodeReply
-	(*NodeHeartbeatRequest)(nil),   // 10: raygo.v1.NodeHeartbeatRequest
-	(*NodeHeartbeatReply)(nil),     // 11: raygo.v1.NodeHeartbeatReply
-	(*GetNodesRequest)(nil),        // 12: raygo.v1.GetNodesRequest
-	(*GetNodesReply)(nil),          // 13: raygo.v1.GetNodesReply
-	(*UnregisterNodeRequest)(nil),  // 14: raygo.v1.UnregisterNodeRequest
-	(*UnregisterNodeReply)(nil),    // 15: raygo.v1.UnregisterNodeReply
-	(*JobInfo)(nil),                // 16: raygo.v1.JobInfo
-	(*RegisterJobRequest)(nil),     // 17: raygo.v1.RegisterJobRequest
-	(*RegisterJobReply)(nil),       // 18: raygo.v1.RegisterJobReply
-	(*GetJobRequest)(nil),          // 19: raygo.v1.GetJobRequest
-	(*GetJobReply)(nil),            // 20: raygo.v1.GetJobReply
-	(*FinishJobRequest)(nil),       // 21: raygo.v1.FinishJobRequest
-	(*FinishJobReply)(nil),         // 22: raygo.v1.FinishJobReply
-	(*ListJobsRequest)(nil),        // 23: raygo.v1.ListJobsRequest
-	(*ListJobsReply)(nil),          // 24: raygo.v1.ListJobsReply
-	(*KVPutRequest)(nil),           // 25: raygo.v1.KVPutRequest
-	(*KVPutReply)(nil),             // 26: raygo.v1.KVPutReply
-	(*KVGetRequest)(nil),           // 27: raygo.v1.KVGetRequest
-	(*KVGetReply)(nil),             // 28: raygo.v1.KVGetReply
-	(*BinaryChunk)(nil),            // 29: raygo.v1.BinaryChunk
-	(*PutBinaryReply)(nil),         // 30: raygo.v1.PutBinaryReply
-	(*HasBinaryRequest)(nil),       // 31: raygo.v1.HasBinaryRequest
-	(*HasBinaryReply)(nil),         // 32: raygo.v1.HasBinaryReply
-	(*GetBinaryRequest)(nil),       // 33: raygo.v1.GetBinaryRequest
-	(*ActorInfo)(nil),              // 34: raygo.v1.ActorInfo
-	(*CreateActorRequest)(nil),     // 35: raygo.v1.CreateActorRequest
-	(*CreateActorReply)(nil),       // 36: raygo.v1.CreateActorReply
-	(*GetActorRequest)(nil),        // 37: raygo.v1.GetActorRequest
-	(*GetActorReply)(nil),          // 38: raygo.v1.GetActorReply
-	(*WaitActorRequest)(nil),       // 39: raygo.v1.WaitActorRequest
-	(*WaitActorReply)(nil),         // 40: raygo.v1.WaitActorReply
-	(*KillActorRequest)(nil),       // 41: raygo.v1.KillActorRequest
-	(*KillActorReply)(nil),         // 42: raygo.v1.KillActorReply
-	(*ListActorsRequest)(nil),      // 43: raygo.v1.ListActorsRequest
-	(*ListActorsReply)(nil),        // 44: raygo.v1.ListActorsReply
-	(*WorkerDiedRequest)(nil),      // 45: raygo.v1.WorkerDiedRequest
-	(*WorkerDiedReply)(nil),        // 46: raygo.v1.WorkerDiedReply
-	(*LeaseRequest)(nil),           // 47: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),             // 48: raygo.v1.LeaseReply
-	(*ReturnLeaseRequest)(nil),     // 49: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),       // 50: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),  // 51: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),    // 52: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),         // 53: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),           // 54: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),       // 55: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),         // 56: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),       // 57: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),         // 58: raygo.v1.GetObjectReply
-	(*FreeObjectsRequest)(nil),     // 59: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),       // 60: raygo.v1.FreeObjectsReply
-	(*KillWorkerRequest)(nil),      // 61: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),        // 62: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),       // 63: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),         // 64: raygo.v1.NodeStatsReply
-	(*TaskBatch)(nil),              // 65: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),             // 66: raygo.v1.ReplyBatch
-	(*WaitObjectRequest)(nil),      // 67: raygo.v1.WaitObjectRequest
-	(*WaitObjectReply)(nil),        // 68: raygo.v1.WaitObjectReply
-	(*BorrowRequest)(nil),          // 69: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),            // 70: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),      // 71: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),        // 72: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil), // 73: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),   // 74: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),            // 75: raygo.v1.ExitRequest
-	(*ExitReply)(nil),              // 76: raygo.v1.ExitReply
-	nil,                            // 77: raygo.v1.Resources.AmountsEntry
-	nil,                            // 78: raygo.v1.NodeInfo.LabelsEntry
-	nil,                            // 79: raygo.v1.LeaseReply.GpuIdsEntry
+	(*Resources)(nil),               // 0: raygo.v1.Resources
+	(*ErrorInfo)(nil),               // 1: raygo.v1.ErrorInfo
+	(*ObjectRef)(nil),               // 2: raygo.v1.ObjectRef
+	(*Value)(nil),                   // 3: raygo.v1.Value
+	(*Arg)(nil),                     // 4: raygo.v1.Arg
+	(*TaskSpec)(nil),                // 5: raygo.v1.TaskSpec
+	(*TaskReply)(nil),               // 6: raygo.v1.TaskReply
+	(*NodeInfo)(nil),                // 7: raygo.v1.NodeInfo
+	(*RegisterNodeRequest)(nil),     // 8: raygo.v1.RegisterNodeRequest
+	(*RegisterNodeReply)(nil),       // 9: raygo.v1.RegisterNodeReply
+	(*NodeHeartbeatRequest)(nil),    // 10: raygo.v1.NodeHeartbeatRequest
+	(*NodeHeartbeatReply)(nil),      // 11: raygo.v1.NodeHeartbeatReply
+	(*GetNodesRequest)(nil),         // 12: raygo.v1.GetNodesRequest
+	(*GetNodesReply)(nil),           // 13: raygo.v1.GetNodesReply
+	(*UnregisterNodeRequest)(nil),   // 14: raygo.v1.UnregisterNodeRequest
+	(*UnregisterNodeReply)(nil),     // 15: raygo.v1.UnregisterNodeReply
+	(*JobInfo)(nil),                 // 16: raygo.v1.JobInfo
+	(*RegisterJobRequest)(nil),      // 17: raygo.v1.RegisterJobRequest
+	(*RegisterJobReply)(nil),        // 18: raygo.v1.RegisterJobReply
+	(*GetJobRequest)(nil),           // 19: raygo.v1.GetJobRequest
+	(*GetJobReply)(nil),             // 20: raygo.v1.GetJobReply
+	(*FinishJobRequest)(nil),        // 21: raygo.v1.FinishJobRequest
+	(*FinishJobReply)(nil),          // 22: raygo.v1.FinishJobReply
+	(*ListJobsRequest)(nil),         // 23: raygo.v1.ListJobsRequest
+	(*ListJobsReply)(nil),           // 24: raygo.v1.ListJobsReply
+	(*KVPutRequest)(nil),            // 25: raygo.v1.KVPutRequest
+	(*KVPutReply)(nil),              // 26: raygo.v1.KVPutReply
+	(*KVGetRequest)(nil),            // 27: raygo.v1.KVGetRequest
+	(*KVGetReply)(nil),              // 28: raygo.v1.KVGetReply
+	(*BinaryChunk)(nil),             // 29: raygo.v1.BinaryChunk
+	(*PutBinaryReply)(nil),          // 30: raygo.v1.PutBinaryReply
+	(*HasBinaryRequest)(nil),        // 31: raygo.v1.HasBinaryRequest
+	(*HasBinaryReply)(nil),          // 32: raygo.v1.HasBinaryReply
+	(*GetBinaryRequest)(nil),        // 33: raygo.v1.GetBinaryRequest
+	(*ActorInfo)(nil),               // 34: raygo.v1.ActorInfo
+	(*CreateActorRequest)(nil),      // 35: raygo.v1.CreateActorRequest
+	(*CreateActorReply)(nil),        // 36: raygo.v1.CreateActorReply
+	(*GetActorRequest)(nil),         // 37: raygo.v1.GetActorRequest
+	(*GetActorReply)(nil),           // 38: raygo.v1.GetActorReply
+	(*WaitActorRequest)(nil),        // 39: raygo.v1.WaitActorRequest
+	(*WaitActorReply)(nil),          // 40: raygo.v1.WaitActorReply
+	(*KillActorRequest)(nil),        // 41: raygo.v1.KillActorRequest
+	(*KillActorReply)(nil),          // 42: raygo.v1.KillActorReply
+	(*ListActorsRequest)(nil),       // 43: raygo.v1.ListActorsRequest
+	(*ListActorsReply)(nil),         // 44: raygo.v1.ListActorsReply
+	(*WorkerDiedRequest)(nil),       // 45: raygo.v1.WorkerDiedRequest
+	(*WorkerDiedReply)(nil),         // 46: raygo.v1.WorkerDiedReply
+	(*LeaseRequest)(nil),            // 47: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),              // 48: raygo.v1.LeaseReply
+	(*ReturnLeaseRequest)(nil),      // 49: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),        // 50: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),   // 51: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),     // 52: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),          // 53: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),            // 54: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),        // 55: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),          // 56: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),        // 57: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),          // 58: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),             // 59: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),      // 60: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),        // 61: raygo.v1.FreeObjectsReply
+	(*KillWorkerRequest)(nil),       // 62: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),         // 63: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),        // 64: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),          // 65: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),             // 66: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil), // 67: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),   // 68: raygo.v1.WorkerDeathCauseReply
+	(*StoreRequest)(nil),            // 69: raygo.v1.StoreRequest
+	(*StoreHello)(nil),              // 70: raygo.v1.StoreHello
+	(*StoreCreate)(nil),             // 71: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 72: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 73: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 74: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 75: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 76: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 77: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 78: raygo.v1.ReplyBatch
+	(*WaitObjectRequest)(nil),       // 79: raygo.v1.WaitObjectRequest
+	(*WaitObjectReply)(nil),         // 80: raygo.v1.WaitObjectReply
+	(*BorrowRequest)(nil),           // 81: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 82: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 83: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 84: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 85: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 86: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 87: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 88: raygo.v1.ExitReply
+	nil,                             // 89: raygo.v1.Resources.AmountsEntry
+	nil,                             // 90: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 91: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	77, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	89, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	1,  // 1: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	2,  // 2: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
 	1,  // 3: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
@@ -4903,7 +6065,7 @@ var file_raygo_proto_depIdxs = []int32{
 	1,  // 9: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	0,  // 10: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	0,  // 11: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	78, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	90, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	0,  // 13: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	7,  // 14: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
 	0,  // 15: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
@@ -4920,86 +6082,104 @@ var file_raygo_proto_depIdxs = []int32{
 	34, // 26: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
 	34, // 27: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
 	0,  // 28: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	79, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	91, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	7,  // 30: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	5,  // 31: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	6,  // 32: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	3,  // 33: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
-	5,  // 34: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	1,  // 35: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	8,  // 36: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	14, // 37: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	10, // 38: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	12, // 39: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	17, // 40: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	19, // 41: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	21, // 42: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	23, // 43: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	25, // 44: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	27, // 45: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	29, // 46: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	31, // 47: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	33, // 48: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	35, // 49: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	37, // 50: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	39, // 51: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	41, // 52: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	43, // 53: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	45, // 54: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	47, // 55: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	49, // 56: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	51, // 57: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	53, // 58: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	55, // 59: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	57, // 60: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	59, // 61: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	61, // 62: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	63, // 63: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	65, // 64: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	67, // 65: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	69, // 66: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	71, // 67: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	73, // 68: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	75, // 69: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	9,  // 70: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	15, // 71: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	11, // 72: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	13, // 73: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	18, // 74: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	20, // 75: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	22, // 76: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	24, // 77: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	26, // 78: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	28, // 79: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	30, // 80: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	32, // 81: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	29, // 82: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	36, // 83: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	38, // 84: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	40, // 85: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	42, // 86: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	44, // 87: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	46, // 88: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	48, // 89: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	50, // 90: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	52, // 91: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	54, // 92: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	56, // 93: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	58, // 94: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	60, // 95: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	62, // 96: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	64, // 97: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	66, // 98: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	68, // 99: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	70, // 100: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	72, // 101: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	74, // 102: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	76, // 103: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	70, // [70:104] is the sub-list for method output_type
-	36, // [36:70] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	75, // 31: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	66, // 32: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	1,  // 33: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	70, // 34: raygo.v1.StoreRequest.hello:type_name -> raygo.v1.StoreHello
+	71, // 35: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	72, // 36: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	72, // 37: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	72, // 38: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	72, // 39: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	72, // 40: raygo.v1.StoreRequest.delete:type_name -> raygo.v1.StoreObjectIDs
+	72, // 41: raygo.v1.StoreRequest.contains:type_name -> raygo.v1.StoreObjectIDs
+	1,  // 42: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	73, // 43: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	76, // 44: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	5,  // 45: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	6,  // 46: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	3,  // 47: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
+	5,  // 48: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	1,  // 49: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	8,  // 50: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	14, // 51: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	10, // 52: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	12, // 53: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	17, // 54: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	19, // 55: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	21, // 56: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	23, // 57: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	25, // 58: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	27, // 59: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	29, // 60: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	31, // 61: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	33, // 62: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	35, // 63: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	37, // 64: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	39, // 65: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	41, // 66: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	43, // 67: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	45, // 68: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	47, // 69: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	49, // 70: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	51, // 71: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	53, // 72: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	55, // 73: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	57, // 74: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	57, // 75: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	60, // 76: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	62, // 77: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	64, // 78: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	67, // 79: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	77, // 80: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	79, // 81: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
+	81, // 82: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	83, // 83: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	85, // 84: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	87, // 85: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	9,  // 86: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	15, // 87: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	11, // 88: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	13, // 89: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	18, // 90: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	20, // 91: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	22, // 92: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	24, // 93: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	26, // 94: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	28, // 95: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	30, // 96: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	32, // 97: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	29, // 98: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	36, // 99: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	38, // 100: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	40, // 101: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	42, // 102: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	44, // 103: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	46, // 104: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	48, // 105: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	50, // 106: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	52, // 107: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	54, // 108: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	56, // 109: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	58, // 110: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	59, // 111: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	61, // 112: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	63, // 113: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	65, // 114: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	68, // 115: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	78, // 116: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	80, // 117: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
+	82, // 118: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	84, // 119: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	86, // 120: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	88, // 121: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	86, // [86:122] is the sub-list for method output_type
+	50, // [50:86] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -5011,13 +6191,23 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
+	file_raygo_proto_msgTypes[69].OneofWrappers = []any{
+		(*StoreRequest_Hello)(nil),
+		(*StoreRequest_Create)(nil),
+		(*StoreRequest_Seal)(nil),
+		(*StoreRequest_Abort)(nil),
+		(*StoreRequest_Get)(nil),
+		(*StoreRequest_Release)(nil),
+		(*StoreRequest_Delete)(nil),
+		(*StoreRequest_Contains)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   80,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

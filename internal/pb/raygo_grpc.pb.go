@@ -806,15 +806,17 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	NodeDaemon_RequestLease_FullMethodName   = "/raygo.v1.NodeDaemon/RequestLease"
-	NodeDaemon_ReturnLease_FullMethodName    = "/raygo.v1.NodeDaemon/ReturnLease"
-	NodeDaemon_RegisterWorker_FullMethodName = "/raygo.v1.NodeDaemon/RegisterWorker"
-	NodeDaemon_NotifyBlocked_FullMethodName  = "/raygo.v1.NodeDaemon/NotifyBlocked"
-	NodeDaemon_PutObject_FullMethodName      = "/raygo.v1.NodeDaemon/PutObject"
-	NodeDaemon_GetObject_FullMethodName      = "/raygo.v1.NodeDaemon/GetObject"
-	NodeDaemon_FreeObjects_FullMethodName    = "/raygo.v1.NodeDaemon/FreeObjects"
-	NodeDaemon_KillWorker_FullMethodName     = "/raygo.v1.NodeDaemon/KillWorker"
-	NodeDaemon_NodeStats_FullMethodName      = "/raygo.v1.NodeDaemon/NodeStats"
+	NodeDaemon_RequestLease_FullMethodName     = "/raygo.v1.NodeDaemon/RequestLease"
+	NodeDaemon_ReturnLease_FullMethodName      = "/raygo.v1.NodeDaemon/ReturnLease"
+	NodeDaemon_RegisterWorker_FullMethodName   = "/raygo.v1.NodeDaemon/RegisterWorker"
+	NodeDaemon_NotifyBlocked_FullMethodName    = "/raygo.v1.NodeDaemon/NotifyBlocked"
+	NodeDaemon_PutObject_FullMethodName        = "/raygo.v1.NodeDaemon/PutObject"
+	NodeDaemon_GetObject_FullMethodName        = "/raygo.v1.NodeDaemon/GetObject"
+	NodeDaemon_FetchObject_FullMethodName      = "/raygo.v1.NodeDaemon/FetchObject"
+	NodeDaemon_FreeObjects_FullMethodName      = "/raygo.v1.NodeDaemon/FreeObjects"
+	NodeDaemon_KillWorker_FullMethodName       = "/raygo.v1.NodeDaemon/KillWorker"
+	NodeDaemon_NodeStats_FullMethodName        = "/raygo.v1.NodeDaemon/NodeStats"
+	NodeDaemon_WorkerDeathCause_FullMethodName = "/raygo.v1.NodeDaemon/WorkerDeathCause"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -827,9 +829,11 @@ type NodeDaemonClient interface {
 	NotifyBlocked(ctx context.Context, in *BlockedRequest, opts ...grpc.CallOption) (*BlockedReply, error)
 	PutObject(ctx context.Context, in *PutObjectRequest, opts ...grpc.CallOption) (*PutObjectReply, error)
 	GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (*GetObjectReply, error)
+	FetchObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ObjectChunk], error)
 	FreeObjects(ctx context.Context, in *FreeObjectsRequest, opts ...grpc.CallOption) (*FreeObjectsReply, error)
 	KillWorker(ctx context.Context, in *KillWorkerRequest, opts ...grpc.CallOption) (*KillWorkerReply, error)
 	NodeStats(ctx context.Context, in *NodeStatsRequest, opts ...grpc.CallOption) (*NodeStatsReply, error)
+	WorkerDeathCause(ctx context.Context, in *WorkerDeathCauseRequest, opts ...grpc.CallOption) (*WorkerDeathCauseReply, error)
 }
 
 type nodeDaemonClient struct {
@@ -900,6 +904,25 @@ func (c *nodeDaemonClient) GetObject(ctx context.Context, in *GetObjectRequest, 
 	return out, nil
 }
 
+func (c *nodeDaemonClient) FetchObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ObjectChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeDaemon_ServiceDesc.Streams[0], NodeDaemon_FetchObject_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetObjectRequest, ObjectChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeDaemon_FetchObjectClient = grpc.ServerStreamingClient[ObjectChunk]
+
 func (c *nodeDaemonClient) FreeObjects(ctx context.Context, in *FreeObjectsRequest, opts ...grpc.CallOption) (*FreeObjectsReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(FreeObjectsReply)
@@ -930,6 +953,16 @@ func (c *nodeDaemonClient) NodeStats(ctx context.Context, in *NodeStatsRequest, 
 	return out, nil
 }
 
+func (c *nodeDaemonClient) WorkerDeathCause(ctx context.Context, in *WorkerDeathCauseRequest, opts ...grpc.CallOption) (*WorkerDeathCauseReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WorkerDeathCauseReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_WorkerDeathCause_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
 // for forward compatibility.
@@ -940,9 +973,11 @@ type NodeDaemonServer interface {
 	NotifyBlocked(context.Context, *BlockedRequest) (*BlockedReply, error)
 	PutObject(context.Context, *PutObjectRequest) (*PutObjectReply, error)
 	GetObject(context.Context, *GetObjectRequest) (*GetObjectReply, error)
+	FetchObject(*GetObjectRequest, grpc.ServerStreamingServer[ObjectChunk]) error
 	FreeObjects(context.Context, *FreeObjectsRequest) (*FreeObjectsReply, error)
 	KillWorker(context.Context, *KillWorkerRequest) (*KillWorkerReply, error)
 	NodeStats(context.Context, *NodeStatsRequest) (*NodeStatsReply, error)
+	WorkerDeathCause(context.Context, *WorkerDeathCauseRequest) (*WorkerDeathCauseReply, error)
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -971,6 +1006,9 @@ func (UnimplementedNodeDaemonServer) PutObject(context.Context, *PutObjectReques
 func (UnimplementedNodeDaemonServer) GetObject(context.Context, *GetObjectRequest) (*GetObjectReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetObject not implemented")
 }
+func (UnimplementedNodeDaemonServer) FetchObject(*GetObjectRequest, grpc.ServerStreamingServer[ObjectChunk]) error {
+	return status.Error(codes.Unimplemented, "method FetchObject not implemented")
+}
 func (UnimplementedNodeDaemonServer) FreeObjects(context.Context, *FreeObjectsRequest) (*FreeObjectsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method FreeObjects not implemented")
 }
@@ -979,6 +1017,9 @@ func (UnimplementedNodeDaemonServer) KillWorker(context.Context, *KillWorkerRequ
 }
 func (UnimplementedNodeDaemonServer) NodeStats(context.Context, *NodeStatsRequest) (*NodeStatsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method NodeStats not implemented")
+}
+func (UnimplementedNodeDaemonServer) WorkerDeathCause(context.Context, *WorkerDeathCauseRequest) (*WorkerDeathCauseReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method WorkerDeathCause not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -1109,6 +1150,17 @@ func _NodeDaemon_GetObject_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_FetchObject_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetObjectRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeDaemonServer).FetchObject(m, &grpc.GenericServerStream[GetObjectRequest, ObjectChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeDaemon_FetchObjectServer = grpc.ServerStreamingServer[ObjectChunk]
+
 func _NodeDaemon_FreeObjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FreeObjectsRequest)
 	if err := dec(in); err != nil {
@@ -1163,6 +1215,24 @@ func _NodeDaemon_NodeStats_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_WorkerDeathCause_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WorkerDeathCauseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).WorkerDeathCause(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_WorkerDeathCause_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).WorkerDeathCause(ctx, req.(*WorkerDeathCauseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1206,8 +1276,18 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "NodeStats",
 			Handler:    _NodeDaemon_NodeStats_Handler,
 		},
+		{
+			MethodName: "WorkerDeathCause",
+			Handler:    _NodeDaemon_WorkerDeathCause_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FetchObject",
+			Handler:       _NodeDaemon_FetchObject_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "raygo.proto",
 }
 

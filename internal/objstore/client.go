@@ -1,0 +1,518 @@
+package objstore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// Client is a process's connection to its node's store. It maps the
+// shared region once (for the process's own copies in and out) and maps
+// each Buffer handed to user code on its own (see mapView). Safe for
+// concurrent use.
+type Client struct {
+	nc       *net.UnixConn
+	fd       int    // the region's memfd
+	mem      []byte // this process's mapping of the whole region
+	capacity int64
+	nodeID   string
+
+	wmu sync.Mutex // serializes request frames
+
+	mu       sync.Mutex
+	seq      uint64                         // guarded by mu
+	pending  map[uint64]chan *pb.StoreReply // guarded by mu
+	buffers  map[*bufferState]struct{}      // guarded by mu; live Buffers and Writers
+	err      error                          // guarded by mu; set once the connection is gone
+	done     chan struct{}
+	readerWG sync.WaitGroup
+}
+
+// ErrNotFound: the object is not in this node's store.
+var ErrNotFound = errors.New("objstore: object not in this node's store")
+
+// Dial connects to the store serving the abstract socket name, presenting
+// the cluster token; client names this process in the store's reports.
+func Dial(name, token, client string) (*Client, error) {
+	nc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: name, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("objstore: connect to %s: %w", name, err)
+	}
+	c := &Client{nc: nc, fd: -1, pending: map[uint64]chan *pb.StoreReply{}, buffers: map[*bufferState]struct{}{}, done: make(chan struct{})}
+	if err := c.hello(token, client); err != nil {
+		nc.Close()
+		if c.fd >= 0 {
+			unix.Close(c.fd)
+		}
+		return nil, err
+	}
+	c.readerWG.Add(1)
+	go c.readLoop(bufio.NewReader(nc))
+	return c, nil
+}
+
+func (c *Client) hello(token, client string) error {
+	frame, err := encodeFrame(&pb.StoreRequest{Seq: 1, Op: &pb.StoreRequest_Hello{Hello: &pb.StoreHello{Token: token, Client: client, Pid: int32(os.Getpid())}}})
+	if err != nil {
+		return err
+	}
+	if _, err := c.nc.Write(frame); err != nil {
+		return fmt.Errorf("objstore: hello: %w", err)
+	}
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	var got []byte
+	for {
+		n, oobn, _, _, err := c.nc.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return fmt.Errorf("objstore: hello reply: %w", err)
+		}
+		if oobn > 0 {
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				if fds, err := unix.ParseUnixRights(&m); err == nil && len(fds) > 0 {
+					c.fd = fds[0]
+				}
+			}
+			oob = oob[:0:0] // the fd comes once
+		}
+		got = append(got, buf[:n]...)
+		if len(got) >= 4 {
+			size := int(uint32(got[0]) | uint32(got[1])<<8 | uint32(got[2])<<16 | uint32(got[3])<<24)
+			if len(got) >= 4+size {
+				reply := &pb.StoreReply{}
+				if err := readFrame(bytes.NewReader(got), reply); err != nil {
+					return err
+				}
+				if e := reply.GetError(); e != nil {
+					return errs.FromInfo(e)
+				}
+				if c.fd < 0 {
+					return errors.New("objstore: the store sent no region")
+				}
+				c.capacity, c.nodeID = reply.GetCapacity(), reply.GetNodeId()
+				mem, err := unix.Mmap(c.fd, 0, int(c.capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+				if err != nil {
+					return fmt.Errorf("objstore: map the shared region (%d bytes): %w", c.capacity, err)
+				}
+				c.mem = mem
+				return nil
+			}
+		}
+		if n == 0 {
+			return errors.New("objstore: connection closed during hello")
+		}
+	}
+}
+
+// Capacity is the store's region size.
+func (c *Client) Capacity() int64 { return c.capacity }
+
+// NodeID is the node the store belongs to.
+func (c *Client) NodeID() string { return c.nodeID }
+
+func (c *Client) readLoop(r *bufio.Reader) {
+	defer c.readerWG.Done()
+	var err error
+	for {
+		reply := &pb.StoreReply{}
+		if err = readFrame(r, reply); err != nil {
+			break
+		}
+		c.mu.Lock()
+		ch := c.pending[reply.Seq]
+		delete(c.pending, reply.Seq)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- reply
+		}
+	}
+	c.mu.Lock()
+	c.err = fmt.Errorf("objstore: connection to the node's store lost: %w", err)
+	c.mu.Unlock()
+	close(c.done)
+}
+
+// call sends a request and waits for its reply.
+func (c *Client) call(req *pb.StoreRequest) (*pb.StoreReply, error) {
+	ch := make(chan *pb.StoreReply, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, c.err
+	}
+	c.seq++
+	req.Seq = c.seq + 1 // 1 was hello; 0 means no reply
+	c.pending[req.Seq] = ch
+	c.mu.Unlock()
+	if err := c.send(req); err != nil {
+		c.mu.Lock()
+		delete(c.pending, req.Seq)
+		c.mu.Unlock()
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		if e := r.GetError(); e != nil {
+			return r, errs.FromInfo(e)
+		}
+		return r, nil
+	case <-c.done:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return nil, c.err
+	}
+}
+
+func (c *Client) send(req *pb.StoreRequest) error {
+	frame, err := encodeFrame(req)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.nc.Write(frame); err != nil {
+		return fmt.Errorf("objstore: send to the node's store: %w", err)
+	}
+	return nil
+}
+
+func idsMsg(idList ...ids.ID) *pb.StoreObjectIDs {
+	m := &pb.StoreObjectIDs{ObjectIds: make([][]byte, len(idList))}
+	for i, id := range idList {
+		m.ObjectIds[i] = id.Bytes()
+	}
+	return m
+}
+
+// Info describes an object being created.
+type Info struct {
+	Owner     string // the owner's address
+	CallSite  string // the function that created it
+	Secondary bool   // a copy of an object whose primary lives on another node
+}
+
+func (c *Client) create(id ids.ID, size int64, info Info) (*pb.StoreLocation, error) {
+	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Create{Create: &pb.StoreCreate{ObjectId: id.Bytes(), Size: size,
+		OwnerAddress: info.Owner, CallSite: info.CallSite, Secondary: info.Secondary}}})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Locations) != 1 {
+		return nil, errs.Systemf("objstore: create reply has %d locations", len(r.Locations))
+	}
+	return r.Locations[0], nil
+}
+
+// Put creates an object from the concatenation of parts and seals it.
+// Putting an object that is already in the store is a no-op.
+func (c *Client) Put(id ids.ID, parts [][]byte, info Info) error {
+	var size int64
+	for _, p := range parts {
+		size += int64(len(p))
+	}
+	loc, err := c.create(id, size, info)
+	if err != nil || loc.Exists {
+		return err
+	}
+	if err := c.fill(loc, parts); err != nil {
+		c.abort(id)
+		return err
+	}
+	return c.seal(id)
+}
+
+// fill copies parts into a created object.
+func (c *Client) fill(loc *pb.StoreLocation, parts [][]byte) error {
+	if loc.Path == "" {
+		copyParts(c.mem[loc.Offset:loc.Offset+loc.Size], parts)
+		return nil
+	}
+	return withFileMap(loc.Path, loc.Size, true, func(dst []byte) error {
+		copyParts(dst, parts)
+		return nil
+	})
+}
+
+// withFileMap maps an object's own file for the duration of fn.
+func withFileMap(path string, size int64, writable bool, fn func([]byte) error) error {
+	if size == 0 {
+		return fn(nil)
+	}
+	flag, prot := os.O_RDONLY, unix.PROT_READ
+	if writable {
+		flag, prot = os.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return fmt.Errorf("objstore: open object file: %w", err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), prot, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("objstore: map object file %s: %w", path, err)
+	}
+	defer unix.Munmap(m)
+	return fn(m)
+}
+
+// copyParts copies parts into dst, splitting large copies across CPUs.
+func copyParts(dst []byte, parts [][]byte) {
+	const parallelAbove = 8 << 20
+	for _, p := range parts {
+		n := len(p)
+		workers := min(runtime.GOMAXPROCS(0), 8)
+		if n < parallelAbove || workers < 2 {
+			copy(dst, p)
+		} else {
+			var wg sync.WaitGroup
+			chunk := (n/workers + PageSize - 1) &^ (PageSize - 1)
+			for lo := 0; lo < n; lo += chunk {
+				hi := min(lo+chunk, n)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					copy(dst[lo:hi], p[lo:hi])
+				}()
+			}
+			wg.Wait()
+		}
+		dst = dst[n:]
+	}
+}
+
+func (c *Client) seal(id ids.ID) error {
+	_, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Seal{Seal: idsMsg(id)}})
+	return err
+}
+
+func (c *Client) abort(id ids.ID) {
+	c.send(&pb.StoreRequest{Op: &pb.StoreRequest_Abort{Abort: idsMsg(id)}})
+}
+
+// Release drops this process's pins (sent without waiting).
+func (c *Client) Release(idList ...ids.ID) {
+	c.send(&pb.StoreRequest{Op: &pb.StoreRequest_Release{Release: idsMsg(idList...)}})
+}
+
+// Delete frees objects this process owns (sent without waiting).
+func (c *Client) Delete(idList ...ids.ID) {
+	c.send(&pb.StoreRequest{Op: &pb.StoreRequest_Delete{Delete: idsMsg(idList...)}})
+}
+
+// Contains reports whether the store holds a sealed object.
+func (c *Client) Contains(id ids.ID) (bool, error) {
+	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Contains{Contains: idsMsg(id)}})
+	if err != nil {
+		return false, err
+	}
+	return len(r.Locations) == 1 && r.Locations[0].Found, nil
+}
+
+// pin asks the store for an object, pinning it for this process.
+func (c *Client) pin(id ids.ID) (*pb.StoreLocation, error) {
+	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Get{Get: idsMsg(id)}})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Locations) != 1 || !r.Locations[0].Found {
+		return nil, ErrNotFound
+	}
+	return r.Locations[0], nil
+}
+
+// Read pins an object and gives fn its bytes, which alias shared memory
+// and are valid only during fn (the process's own decoding uses it).
+func (c *Client) Read(id ids.ID, fn func([]byte) error) error {
+	loc, err := c.pin(id)
+	if err != nil {
+		return err
+	}
+	defer c.Release(id)
+	if loc.Path != "" {
+		return withFileMap(loc.Path, loc.Size, false, fn)
+	}
+	return fn(c.mem[loc.Offset : loc.Offset+loc.Size : loc.Offset+loc.Size])
+}
+
+// ---------------------------------------------------------------- buffers
+
+// bufferState is what a Buffer's cleanup needs (not the Buffer itself).
+type bufferState struct {
+	c        *Client
+	id       ids.ID
+	addr     unsafe.Pointer
+	span     uintptr
+	pinned   bool // a reader pin to release (writers have none)
+	released bool // guarded by c.mu
+}
+
+// retire unmaps the view and drops the pin, once.
+func (st *bufferState) retire() bool {
+	st.c.mu.Lock()
+	if st.released {
+		st.c.mu.Unlock()
+		return false
+	}
+	st.released = true
+	delete(st.c.buffers, st)
+	st.c.mu.Unlock()
+	unmapView(st.addr, st.span)
+	if st.pinned {
+		st.c.Release(st.id)
+	}
+	return true
+}
+
+// Buffer is a zero-copy view of a sealed object in shared memory.
+//
+// Lifetime: Bytes stays valid until Release (or until the Buffer is
+// garbage collected, or the process's connection to the store closes).
+// The view is mapped at an address never reused in this process, and
+// Release makes it inaccessible: touching a released Buffer's bytes faults
+// at once ("unexpected fault address"), it never reads another object.
+type Buffer struct {
+	st   *bufferState
+	data []byte
+}
+
+// Bytes returns the object's bytes. They are read-only: writing faults.
+func (b *Buffer) Bytes() []byte { return b.data }
+
+// Release ends the view. It is safe to call more than once.
+func (b *Buffer) Release() { b.st.retire() }
+
+// Get returns a zero-copy Buffer of an object, pinned until released.
+func (c *Client) Get(id ids.ID) (*Buffer, error) {
+	loc, err := c.pin(id)
+	if err != nil {
+		return nil, err
+	}
+	data, addr, span, err := c.mapLocation(loc, false)
+	if err != nil {
+		c.Release(id)
+		return nil, err
+	}
+	return c.newBuffer(id, data, addr, span, true), nil
+}
+
+func (c *Client) mapLocation(loc *pb.StoreLocation, writable bool) ([]byte, unsafe.Pointer, uintptr, error) {
+	if loc.Path == "" {
+		return mapView(c.fd, loc.Offset, loc.Size, writable)
+	}
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(loc.Path, flag, 0)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("objstore: open object file: %w", err)
+	}
+	defer f.Close() // the mapping keeps the file
+	return mapView(int(f.Fd()), 0, loc.Size, writable)
+}
+
+func (c *Client) newBuffer(id ids.ID, data []byte, addr unsafe.Pointer, span uintptr, pinned bool) *Buffer {
+	st := &bufferState{c: c, id: id, addr: addr, span: span, pinned: pinned}
+	c.mu.Lock()
+	c.buffers[st] = struct{}{}
+	c.mu.Unlock()
+	b := &Buffer{st: st, data: data}
+	runtime.AddCleanup(b, func(st *bufferState) { st.retire() }, st)
+	return b
+}
+
+// Writer is an object being created: fill Bytes, then Seal (or Abort).
+// Bytes is valid until Seal or Abort; after either, touching it faults.
+type Writer struct {
+	c    *Client
+	id   ids.ID
+	buf  *Buffer
+	done bool
+}
+
+// Create reserves size bytes for a new object. When the object already
+// exists the Writer's Exists reports it and Bytes is nil.
+func (c *Client) Create(id ids.ID, size int64, info Info) (*Writer, error) {
+	loc, err := c.create(id, size, info)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{c: c, id: id}
+	if loc.Exists {
+		w.done = true
+		return w, nil
+	}
+	data, addr, span, err := c.mapLocation(loc, true)
+	if err != nil {
+		c.abort(id)
+		return nil, err
+	}
+	w.buf = c.newBuffer(id, data, addr, span, false)
+	return w, nil
+}
+
+// Exists reports that the object was already in the store (nothing to write).
+func (w *Writer) Exists() bool { return w.buf == nil }
+
+// Bytes is the object's memory to fill.
+func (w *Writer) Bytes() []byte {
+	if w.buf == nil {
+		return nil
+	}
+	return w.buf.data
+}
+
+// Seal makes the object immutable and visible.
+func (w *Writer) Seal() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.buf.Release()
+	return w.c.seal(w.id)
+}
+
+// Abort drops the object.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.buf.Release()
+	w.c.abort(w.id)
+}
+
+// Close ends the connection: the store releases this process's pins and
+// drops objects it was still creating. Live Buffers are retired first, so
+// touching them afterwards faults.
+func (c *Client) Close() {
+	c.mu.Lock()
+	live := make([]*bufferState, 0, len(c.buffers))
+	for st := range c.buffers {
+		live = append(live, st)
+	}
+	c.mu.Unlock()
+	for _, st := range live {
+		st.retire()
+	}
+	c.nc.Close()
+	c.readerWG.Wait()
+	unix.Munmap(c.mem)
+	unix.Close(c.fd)
+}

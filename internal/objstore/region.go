@@ -1,0 +1,200 @@
+package objstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// PageSize is the alignment of every object in the shared region, so that
+// any object can be mapped on its own (see views).
+const PageSize = 4096
+
+// region is the node's shared memory: an anonymous memfd (no file in
+// /dev/shm to leak; it is freed when the last process holding it exits),
+// mapped read-write into the node daemon. Other processes receive the fd
+// over the store socket and map it themselves.
+type region struct {
+	fd   int
+	mem  []byte // the daemon's mapping of the whole region
+	size int64
+
+	stopFault chan struct{}
+	faultDone chan struct{}
+}
+
+// newRegion creates a region of size bytes (a multiple of PageSize).
+func newRegion(size int64) (*region, error) {
+	if size <= 0 || size%PageSize != 0 {
+		return nil, fmt.Errorf("objstore: region size %d is not a positive multiple of %d", size, PageSize)
+	}
+	fd, err := unix.MemfdCreate("raygo-object-store", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: memfd_create: %w", err)
+	}
+	if err := unix.Ftruncate(fd, size); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("objstore: size the shared region to %d bytes: %w", size, err)
+	}
+	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("objstore: map the shared region (%d bytes): %w", size, err)
+	}
+	return &region{fd: fd, mem: mem, size: size}, nil
+}
+
+// prefault populates the region's pages in the background, 64 MiB at a
+// time, so that first writes into it run at memory speed instead of taking
+// a page fault (and a page zeroing) per 4 KiB. It stops early on close.
+func (r *region) prefault() {
+	r.stopFault = make(chan struct{})
+	r.faultDone = make(chan struct{})
+	go func() {
+		defer close(r.faultDone)
+		const chunk = 64 << 20
+		for off := int64(0); off < r.size; off += chunk {
+			select {
+			case <-r.stopFault:
+				return
+			default:
+			}
+			end := min(off+chunk, r.size)
+			if err := unix.Madvise(r.mem[off:end], unix.MADV_POPULATE_WRITE); err != nil {
+				// Kernels before 5.14: touch one byte per page instead.
+				if errors.Is(err, unix.EINVAL) {
+					for p := off; p < end; p += PageSize {
+						r.mem[p] = 0
+					}
+					continue
+				}
+				return
+			}
+		}
+	}()
+}
+
+func (r *region) close() {
+	if r.stopFault != nil {
+		close(r.stopFault)
+		<-r.faultDone
+	}
+	unix.Munmap(r.mem)
+	unix.Close(r.fd)
+}
+
+// ---------------------------------------------------------------- views
+
+// Views give user code zero-copy slices whose misuse is loud. Each view is
+// mapped at a fresh virtual address inside a reserved arena, and address
+// ranges are never handed out twice: when a view is released its range is
+// remapped PROT_NONE (not unmapped, so nothing else can be mapped there),
+// and a later access through a stale slice faults at once instead of
+// reading another object's bytes.
+const (
+	arenaSize = 1 << 40 // virtual address space per arena; costs no memory
+	// MaxViews bounds the views one process holds at once (each is one
+	// kernel memory map; the kernel's default limit is 65,530 per process).
+	MaxViews = 16384
+)
+
+type viewArena struct {
+	mu     sync.Mutex
+	base   unsafe.Pointer // current arena (memory outside the Go heap)
+	next   uintptr        // offset of the next free address in it
+	end    uintptr        // the arena's size
+	live   int
+	arenas int
+}
+
+var views viewArena
+
+// ErrTooManyViews is returned when a process holds MaxViews views.
+var ErrTooManyViews = fmt.Errorf("objstore: more than %d buffers held at once; release some", MaxViews)
+
+// mapView maps length bytes of fd at offset (page aligned) at a fresh
+// address and returns the bytes and the mapped range.
+func mapView(fd int, offset, length int64, writable bool) ([]byte, unsafe.Pointer, uintptr, error) {
+	if length == 0 {
+		return []byte{}, nil, 0, nil
+	}
+	span := uintptr((length + PageSize - 1) &^ (PageSize - 1))
+	views.mu.Lock()
+	if views.live >= MaxViews {
+		views.mu.Unlock()
+		return nil, nil, 0, ErrTooManyViews
+	}
+	if views.base == nil || views.next+span > views.end {
+		size := uintptr(arenaSize)
+		if span > size {
+			size = span
+		}
+		p, err := unix.MmapPtr(-1, 0, nil, size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			views.mu.Unlock()
+			return nil, nil, 0, fmt.Errorf("objstore: reserve view address space: %w", err)
+		}
+		views.base, views.next, views.end = p, 0, size
+		views.arenas++
+	}
+	addr := unsafe.Add(views.base, views.next)
+	views.next += span
+	views.live++
+	views.mu.Unlock()
+
+	prot := unix.PROT_READ
+	if writable {
+		prot |= unix.PROT_WRITE
+	}
+	flags := unix.MAP_SHARED | unix.MAP_FIXED
+	if writable {
+		flags |= unix.MAP_POPULATE
+	}
+	p, err := unix.MmapPtr(fd, offset, addr, span, prot, flags)
+	if err != nil {
+		views.mu.Lock()
+		views.live--
+		views.mu.Unlock()
+		return nil, nil, 0, fmt.Errorf("objstore: map object view (%d bytes at %d): %w", length, offset, err)
+	}
+	return unsafe.Slice((*byte)(p), length), addr, span, nil
+}
+
+// unmapView turns a view's range into inaccessible reserved space.
+func unmapView(addr unsafe.Pointer, span uintptr) {
+	if span == 0 {
+		return
+	}
+	if _, err := unix.MmapPtr(-1, 0, addr, span, unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE|unix.MAP_FIXED); err != nil {
+		// Leave it mapped rather than unmapped-and-reusable.
+		fmt.Fprintf(os.Stderr, "objstore: could not retire a view at %#x: %v\n", addr, err)
+	}
+	views.mu.Lock()
+	views.live--
+	views.mu.Unlock()
+}
+
+// LiveViews reports how many views this process holds (for tests and leak
+// checks).
+func LiveViews() int {
+	views.mu.Lock()
+	defer views.mu.Unlock()
+	return views.live
+}
+
+// InView reports whether p lies inside the view address space (tests
+// assert zero copy with it).
+func InView(p unsafe.Pointer) bool {
+	views.mu.Lock()
+	defer views.mu.Unlock()
+	if views.base == nil {
+		return false
+	}
+	a, base := uintptr(p), uintptr(views.base)
+	return a >= base && a < base+views.end
+}

@@ -1,0 +1,473 @@
+package objstore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+)
+
+const testToken = "test-token"
+
+var socketSeq int
+
+var sink byte // keeps test reads from being optimized away
+
+// newTestStore starts a store serving a fresh socket, and checks after the
+// test that nothing leaked: no views, no spill files, no /dev/shm files.
+func newTestStore(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	socketSeq++
+	cfg.SocketName = fmt.Sprintf("@raygo-test/%d/%s/%d", os.Getpid(), t.Name(), socketSeq)
+	cfg.Token = testToken
+	if cfg.NodeID == "" {
+		cfg.NodeID = "node0001"
+	}
+	shmBefore := shmFiles(t)
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dir := s.SpillPath()
+		s.Close()
+		if dir != "" {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("spill directory %s left behind", dir)
+			}
+		}
+		if n := LiveViews(); n != 0 {
+			t.Errorf("%d views still mapped after the test", n)
+		}
+		if after := shmFiles(t); after > shmBefore {
+			t.Errorf("/dev/shm has %d files, had %d", after, shmBefore)
+		}
+	})
+	return s
+}
+
+func shmFiles(t *testing.T) int {
+	list, err := os.ReadDir("/dev/shm")
+	if err != nil {
+		return 0
+	}
+	return len(list)
+}
+
+func dial(t *testing.T, s *Store) *Client {
+	t.Helper()
+	c, err := Dial(s.cfg.SocketName, testToken, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+func TestPutGetZeroCopy(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 8 << 20})
+	c := dial(t, s)
+	id := ids.New()
+	data := randomBytes(1<<20, 1)
+	if err := c.Put(id, [][]byte{data[:10], data[10:]}, Info{Owner: "o", CallSite: "main.f"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Bytes(), data) {
+		t.Fatal("bytes differ")
+	}
+	if !InView(unsafe.Pointer(&b.Bytes()[0])) {
+		t.Fatal("Get copied: the buffer is not in the mapped view space")
+	}
+	st := s.Stats(5)
+	if st.InUseCount != 1 || st.PrimaryCount != 1 || len(st.Largest) != 1 || st.Largest[0].CallSite != "main.f" {
+		t.Fatalf("stats while pinned: %+v", st)
+	}
+	b.Release()
+	b.Release() // twice is fine
+	// A second put of the same id is a no-op.
+	if err := c.Put(id, [][]byte{[]byte("other")}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Delete(id)
+	waitFor(t, func() bool { return s.Stats(0).Used == 0 })
+	if _, err := c.Get(id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+}
+
+// A released Buffer's bytes fault when touched: misuse is loud, never a
+// silent read of another object.
+func TestReleasedBufferFaults(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 1 << 20})
+	c := dial(t, s)
+	id := ids.New()
+	if err := c.Put(id, [][]byte{randomBytes(200<<10, 2)}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := b.Bytes()
+	b.Release()
+	s.Delete(id)
+	// Reuse the memory for another object.
+	if err := c.Put(ids.New(), [][]byte{randomBytes(200<<10, 3)}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	if !faults(func() { sink = stale[100] }) {
+		t.Fatal("reading a released buffer did not fault")
+	}
+	w, err := c.Create(ids.New(), 8192, Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb := w.Bytes()
+	wb[0] = 1
+	if err := w.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if !faults(func() { wb[1] = 2 }) {
+		t.Fatal("writing to a sealed object did not fault")
+	}
+}
+
+func faults(f func()) (faulted bool) {
+	done := make(chan bool)
+	go func() {
+		defer func() { done <- recover() != nil }()
+		debug.SetPanicOnFault(true)
+		f()
+	}()
+	return <-done
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// More objects than the store holds spill to disk and come back intact.
+func TestSpillAndRestore(t *testing.T) {
+	spill := t.TempDir()
+	s := newTestStore(t, Config{Capacity: 16 << 20, SpillDir: spill})
+	c := dial(t, s)
+	const n, size = 12, 3 << 20
+	idList := make([]ids.ID, n)
+	sums := make([][32]byte, n)
+	for i := range idList {
+		idList[i] = ids.New()
+		data := randomBytes(size, uint64(i+10))
+		sums[i] = sha256.Sum256(data)
+		if err := c.Put(idList[i], [][]byte{data}, Info{CallSite: "spill"}); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	st := s.Stats(0)
+	if st.SpillsTotal == 0 || st.SpilledCount == 0 {
+		t.Fatalf("nothing spilled: %+v", st)
+	}
+	for round := 0; round < 2; round++ {
+		for i, id := range idList {
+			b, err := c.Get(id)
+			if err != nil {
+				t.Fatalf("get %d: %v", i, err)
+			}
+			if sha256.Sum256(b.Bytes()) != sums[i] {
+				t.Fatalf("object %d came back different", i)
+			}
+			b.Release()
+		}
+	}
+	if st := s.Stats(0); st.RestoresTotal == 0 {
+		t.Fatalf("nothing restored: %+v", st)
+	}
+	s.Delete(idList...)
+	waitFor(t, func() bool { st := s.Stats(0); return st.Objects == 0 && st.Used == 0 })
+	files, _ := os.ReadDir(s.SpillPath())
+	if len(files) != 0 {
+		t.Fatalf("spill files left after delete: %d", len(files))
+	}
+}
+
+// An object larger than the whole store lives in a file of its own; with
+// spilling disabled it fails at once.
+func TestObjectLargerThanStore(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 1 << 20, SpillDir: t.TempDir()})
+	c := dial(t, s)
+	id := ids.New()
+	data := randomBytes(5<<20, 4)
+	if err := c.Put(id, [][]byte{data}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(0); st.FileCount != 1 || st.Used != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	b, err := c.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Bytes(), data) {
+		t.Fatal("file-backed object differs")
+	}
+	b.Release()
+	err = c.Read(id, func(d []byte) error {
+		if !bytes.Equal(d, data) {
+			return errors.New("Read differs")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Delete(id)
+
+	s2 := newTestStore(t, Config{Capacity: 1 << 20})
+	c2 := dial(t, s2)
+	start := time.Now()
+	err = c2.Put(ids.New(), [][]byte{data}, Info{})
+	var full *errs.ObjectStoreFullError
+	if !errors.Is(err, errs.ErrObjectTooLarge) || !errors.As(err, &full) || !strings.Contains(err.Error(), "larger than the object store") {
+		t.Fatalf("put of an object larger than the store: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("too-large put took %v; it must fail at once", time.Since(start))
+	}
+}
+
+// With nothing spillable, a put waits, then fails with a report of what
+// holds the memory; space freed during the wait lets it through.
+func TestBackPressure(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 8 << 20, PutTimeout: 300 * time.Millisecond})
+	c := dial(t, s)
+	first := ids.New()
+	if err := c.Put(first, [][]byte{make([]byte, 6<<20)}, Info{CallSite: "main.big"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Get(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Put(ids.New(), [][]byte{make([]byte, 6<<20)}, Info{})
+	if !errors.Is(err, errs.ErrObjectStoreFull) {
+		t.Fatalf("put into a full store: %v", err)
+	}
+	for _, want := range []string{"8.0 MiB", "mapped by readers", "main.big", "test pid", "spilling is disabled"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("full error %q does not mention %q", err, want)
+		}
+	}
+	b.Release()
+
+	s.cfg.PutTimeout = 10 * time.Second
+	done := make(chan error, 1)
+	go func() { done <- c.Put(ids.New(), [][]byte{make([]byte, 6<<20)}, Info{}) }()
+	time.Sleep(50 * time.Millisecond)
+	s.Delete(first)
+	if err := <-done; err != nil {
+		t.Fatalf("put waiting for space: %v", err)
+	}
+}
+
+func TestConcurrentReaders(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 8 << 20})
+	writer := dial(t, s)
+	id := ids.New()
+	data := randomBytes(2<<20, 5)
+	sum := sha256.Sum256(data)
+	if err := writer.Put(id, [][]byte{data}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	clients := []*Client{writer, dial(t, s), dial(t, s)}
+	var wg sync.WaitGroup
+	errc := make(chan error, 64)
+	for g := 0; g < 24; g++ {
+		c := clients[g%len(clients)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				b, err := c.Get(id)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if sha256.Sum256(b.Bytes()) != sum {
+					errc <- errors.New("reader saw different bytes")
+				}
+				b.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Stats(0).InUseCount == 0 })
+}
+
+// Deleting an object readers still map keeps it until they release it;
+// a client that disconnects releases everything it held.
+func TestDeleteWhilePinnedAndDisconnect(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 4 << 20})
+	c := dial(t, s)
+	id := ids.New()
+	data := randomBytes(1<<20, 6)
+	if err := c.Put(id, [][]byte{data}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Delete(id)
+	if !bytes.Equal(b.Bytes(), data) || s.Stats(0).Used == 0 {
+		t.Fatal("a deleted object vanished while mapped")
+	}
+	b.Release()
+	waitFor(t, func() bool { return s.Stats(0).Used == 0 })
+
+	other, err := Dial(s.cfg.SocketName, testToken, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2 := ids.New()
+	if err := other.Put(id2, [][]byte{data}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Get(id2); err != nil {
+		t.Fatal(err)
+	}
+	w, err := other.Create(ids.New(), 1<<20, Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w
+	other.Close()
+	s.Delete(id2)
+	waitFor(t, func() bool { st := s.Stats(0); return st.Used == 0 && st.Objects == 0 })
+}
+
+func TestBadToken(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 1 << 20})
+	if _, err := Dial(s.cfg.SocketName, "wrong", "x"); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("dial with a bad token: %v", err)
+	}
+}
+
+// Secondary copies are evicted least recently used first; primaries stay.
+func TestEvictSecondaryLRU(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 4 << 20, PutTimeout: 200 * time.Millisecond})
+	c := dial(t, s)
+	sec := []ids.ID{ids.New(), ids.New(), ids.New()}
+	for _, id := range sec {
+		if err := c.Put(id, [][]byte{make([]byte, 1<<20)}, Info{Secondary: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Touch the first so the second is the least recently used.
+	b, err := c.Get(sec[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	waitFor(t, func() bool { return s.Stats(0).InUseCount == 0 })
+	if err := c.Put(ids.New(), [][]byte{make([]byte, 2<<20)}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Contains(sec[1]) || !s.Contains(sec[0]) {
+		t.Fatalf("eviction order: has[0]=%v has[1]=%v has[2]=%v", s.Contains(sec[0]), s.Contains(sec[1]), s.Contains(sec[2]))
+	}
+	if st := s.Stats(0); st.EvictionsTotal == 0 {
+		t.Fatalf("no evictions counted: %+v", st)
+	}
+}
+
+// A writer killed in the middle of a create leaves no space behind.
+func TestWriterKilledMidCreate(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 8 << 20})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
+	cmd.Env = append(os.Environ(), "OBJSTORE_HELPER_SOCKET="+s.cfg.SocketName)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "created") {
+		t.Fatalf("helper writer: err=%v output=%s", err, out)
+	}
+	waitFor(t, func() bool { st := s.Stats(0); return st.Used == 0 && st.CreatingCount == 0 && st.Objects == 0 })
+	// The space is usable again.
+	c := dial(t, s)
+	if err := c.Put(ids.New(), [][]byte{make([]byte, 7<<20)}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHelperWriter is the child of TestWriterKilledMidCreate: it creates an
+// object, writes half of it and kills itself.
+func TestHelperWriter(t *testing.T) {
+	name := os.Getenv("OBJSTORE_HELPER_SOCKET")
+	if name == "" {
+		t.Skip("helper process only")
+	}
+	c, err := Dial(name, testToken, "doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Create(ids.New(), 6<<20, Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(w.Bytes(), make([]byte, 3<<20))
+	fmt.Println("created")
+	os.Stdout.Sync()
+	p, _ := os.FindProcess(os.Getpid())
+	p.Kill()
+	select {}
+}
+
+func TestStaleSpillDirsRemoved(t *testing.T) {
+	root := t.TempDir()
+	dead := filepath.Join(root, "node-dead-999999999")
+	if err := os.MkdirAll(dead, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dead, "x.spill"), []byte("x"), 0o600)
+	newTestStore(t, Config{Capacity: 1 << 20, SpillDir: root})
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatal("a dead daemon's spill directory survived node start")
+	}
+}
