@@ -108,10 +108,11 @@ func Get[T any](ctx context.Context, refs ...ObjectRef[T]) ([]T, error) {
 			return nil, err
 		}
 	}
-	data, objErrs, err := cw.Get(ctx, hs)
+	data, objErrs, release, err := cw.Get(ctx, hs)
 	if err != nil {
 		return nil, err
 	}
+	defer release() // decoding copies; store bytes are pinned until then
 	out := make([]T, len(refs))
 	for i := range refs {
 		if objErrs[i] != nil {
@@ -132,11 +133,11 @@ func Put[T any](ctx context.Context, v T) (ObjectRef[T], error) {
 	if err != nil {
 		return ObjectRef[T]{}, err
 	}
-	data, nested, err := codec.Encode(v)
+	parts, nested, err := codec.EncodeParts(v)
 	if err != nil {
 		return ObjectRef[T]{}, fmt.Errorf("ray: Put: %w", err)
 	}
-	h, err := cw.Put(ctx, data, nested)
+	h, err := cw.Put(ctx, parts, nested, callSite(cw, parts, 2))
 	if err != nil {
 		return ObjectRef[T]{}, err
 	}

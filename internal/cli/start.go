@@ -21,6 +21,7 @@ import (
 
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/node"
+	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
@@ -46,6 +47,9 @@ type startOptions struct {
 	memory            int64
 	resources         string
 	objectStoreMemory int64
+	spillDir          string
+	prefault          bool
+	memoryThreshold   float64
 	block             bool
 
 	// Hidden flags passed by a detaching `raygo start` to its child.
@@ -56,6 +60,9 @@ type startOptions struct {
 // isChild reports whether this process was started by a detaching
 // `raygo start`, which already printed warnings and chose the session.
 func (o *startOptions) isChild() bool { return o.sessionDir != "" }
+
+// minStoreBytes is the smallest object store a node accepts.
+const minStoreBytes = 1 << 20
 
 // newStartCmd builds `raygo start`.
 func newStartCmd() *cobra.Command {
@@ -100,7 +107,10 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.numGPUs, "num-gpus", 0, "GPUs to offer, as ids 0..N-1 (default: detected)")
 	fs.Int64Var(&o.memory, "memory", 0, "memory to offer, in `bytes` (default: detected)")
 	fs.StringVar(&o.resources, "resources", "", `custom resources as a JSON object, e.g. '{"TPU": 4}'`)
-	fs.Int64Var(&o.objectStoreMemory, "object-store-memory", raylet.DefaultConfig().ObjectStoreBytes, "object store capacity in `bytes`")
+	fs.Int64Var(&o.objectStoreMemory, "object-store-memory", 0, "shared-memory object store capacity in `bytes` (default: 30% of memory, capped by /dev/shm)")
+	fs.StringVar(&o.spillDir, "spill-dir", "", "`directory` for objects spilled from a full store (default: the session's spill/)")
+	fs.BoolVar(&o.prefault, "object-store-prefault", true, "populate the object store's memory at start, so first writes run at memory speed")
+	fs.Float64Var(&o.memoryThreshold, "memory-usage-threshold", raylet.DefaultConfig().MemoryUsageThreshold, "fraction of node memory above which the memory monitor kills a worker (-1 disables)")
 	fs.BoolVar(&o.block, "block", false, "run in the foreground until interrupted")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
 	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
@@ -155,8 +165,11 @@ func planNode(o *startOptions, isSet func(string) bool, detect func() resources.
 	if isSet("memory") && o.memory < 0 {
 		return p, usageErrorf("--memory must be ≥ 0 bytes, got %d", o.memory)
 	}
-	if o.objectStoreMemory <= 0 {
-		return p, usageErrorf("--object-store-memory must be > 0 bytes, got %d", o.objectStoreMemory)
+	if isSet("object-store-memory") && o.objectStoreMemory < minStoreBytes {
+		return p, usageErrorf("--object-store-memory must be ≥ %d bytes (1 MiB), got %d", minStoreBytes, o.objectStoreMemory)
+	}
+	if t := o.memoryThreshold; t != -1 && !(t > 0 && t <= 1) {
+		return p, usageErrorf("--memory-usage-threshold must be in (0, 1], or -1 to disable, got %v", t)
 	}
 	custom, err := resources.ParseJSON(o.resources)
 	if err != nil {
@@ -210,6 +223,9 @@ func planNode(o *startOptions, isSet func(string) bool, detect func() resources.
 		return p, usageErrorf("invalid node resources: %w", err)
 	}
 	p.total, p.custom, p.gpuIDs, p.storeBytes = total, custom, gpuIDs, o.objectStoreMemory
+	if p.storeBytes == 0 {
+		p.storeBytes = objstore.DefaultCapacity()
+	}
 	return p, nil
 }
 
@@ -402,7 +418,12 @@ func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 		"--num-gpus="+strconv.Itoa(len(plan.gpuIDs)),
 		"--memory="+strconv.FormatInt(int64(plan.total[resources.Memory]), 10),
 		"--object-store-memory="+strconv.FormatInt(plan.storeBytes, 10),
+		"--object-store-prefault="+strconv.FormatBool(o.prefault),
+		"--memory-usage-threshold="+strconv.FormatFloat(o.memoryThreshold, 'g', -1, 64),
 	)
+	if o.spillDir != "" {
+		args = append(args, "--spill-dir="+o.spillDir)
+	}
 	if len(plan.gpuIDs) > 0 {
 		args = append(args, "--gpu-ids="+strings.Join(plan.gpuIDs, ","))
 	}
@@ -421,6 +442,9 @@ func rayletConfig(o *startOptions, plan nodePlan, sess session.Dir) raylet.Confi
 	rc.SessionDir = string(sess)
 	rc.ListenAddress = net.JoinHostPort(o.host, "0")
 	rc.ObjectStoreBytes = plan.storeBytes
+	rc.SpillDir = o.spillDir
+	rc.PrefaultObjectStore = o.prefault
+	rc.MemoryUsageThreshold = o.memoryThreshold
 	return rc
 }
 

@@ -99,7 +99,7 @@ func TestChildArgs(t *testing.T) {
 	det := resources.Detected{CPUs: 6, MemoryBytes: 1 << 34, GPUs: []resources.GPUDevice{{Index: 1}, {Index: 3}}}
 	for _, args := range [][]string{
 		{"--head", "--port", "0", "--resources", `{"widget": 2, "b.c/d": 0.5}`},
-		{"--address", "10.0.0.1:6380", "--host", "10.0.0.2", "--num-cpus", "0.5", "--object-store-memory", "1024"},
+		{"--address", "10.0.0.1:6380", "--host", "10.0.0.2", "--num-cpus", "0.5", "--object-store-memory", "1048576"},
 	} {
 		o, isSet := parseStart(t, args...)
 		parent, err := planNode(o, isSet, func() resources.Detected { return det })

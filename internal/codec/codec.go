@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -48,6 +49,39 @@ var (
 	bytesType  = reflect.TypeFor[[]byte]()
 	stringType = reflect.TypeFor[string]()
 )
+
+var rawHeader = []byte{tagRaw}
+
+// EncodeParts encodes v like Encode, as parts whose concatenation is the
+// encoding: raw bytes and strings come back as a one-byte header and the
+// value's own memory, uncopied (callers copy the parts once, into the
+// object store). The parts must not be modified.
+func EncodeParts(v any) ([][]byte, []Ref, error) {
+	switch x := v.(type) {
+	case []byte:
+		return [][]byte{rawHeader, x}, nil, nil
+	case string:
+		return [][]byte{rawHeader, unsafe.Slice(unsafe.StringData(x), len(x))}, nil, nil
+	}
+	data, refs, err := Encode(v)
+	return [][]byte{data}, refs, err
+}
+
+// RawPayload returns the bytes of an encoded []byte or string value
+// (aliasing data), or false for other encodings.
+func RawPayload(data []byte) ([]byte, bool) {
+	if len(data) == 0 || data[0] != tagRaw {
+		return nil, false
+	}
+	return data[1:], true
+}
+
+// WriteRawHeader prepares dst, of 1+n bytes, to hold an n-byte raw value
+// written at dst[1:]; it returns that payload slice.
+func WriteRawHeader(dst []byte) []byte {
+	dst[0] = tagRaw
+	return dst[1:]
+}
 
 // Encode encodes v and returns the refs it contains.
 func Encode(v any) ([]byte, []Ref, error) {

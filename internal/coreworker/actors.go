@@ -64,7 +64,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		Strategy: opts.Strategy,
 	}
 	t := &task{spec: spec}
-	args, err := cw.storeLargeArgs(args)
+	args, err := cw.storeLargeArgs(args, class)
 	if err != nil {
 		return ActorHandle{}, err
 	}
@@ -179,7 +179,7 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, method string, args []Arg, 
 		ActorId: h.ID.Bytes(), CallerId: cw.workerID.Bytes(),
 	}
 	t := &task{spec: spec, actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
-	args, err := cw.storeLargeArgs(args)
+	args, err := cw.storeLargeArgs(args, spec.Function)
 	if err != nil {
 		return nil, err
 	}

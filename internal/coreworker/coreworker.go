@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
 )
@@ -91,6 +92,7 @@ type CoreWorker struct {
 	gcs        pb.ControlStoreClient
 	server     *grpc.Server
 	registry   *Registry
+	store      *objstore.Client // the local node's shared-memory store; nil when the node is remote
 
 	mu             sync.Mutex
 	objects        map[ids.ID]*object      // guarded by mu
@@ -140,6 +142,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 		return nil, err
 	}
 	cw.gcs = pb.NewControlStoreClient(gconn)
+	cw.connectStore()
 	if cfg.Mode == Worker {
 		cw.exec = newExecutor(cw)
 	}
@@ -219,6 +222,9 @@ func (cw *CoreWorker) Close() {
 		cw.server.Stop()
 	}
 	cw.wg.Wait()
+	if cw.store != nil {
+		cw.store.Close()
+	}
 	cw.pool.Close()
 }
 

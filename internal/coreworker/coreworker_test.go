@@ -59,27 +59,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPutGetFree(t *testing.T) {
 	cw := startDriver(t)
 	ctx := context.Background()
-	small, err := cw.Put(ctx, []byte("small"), nil)
+	small, err := cw.Put(ctx, [][]byte{[]byte("small")}, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	big, err := cw.Put(ctx, make([]byte, 4096), nil) // above the 1 KiB threshold: into the node's store
+	big, err := cw.Put(ctx, [][]byte{make([]byte, 4096)}, nil, "test") // above the 1 KiB threshold: into the node's store
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, objErrs, err := cw.Get(ctx, []*Ref{small, big})
+	data, objErrs, release, err := cw.Get(ctx, []*Ref{small, big})
 	if err != nil || objErrs[0] != nil || objErrs[1] != nil {
 		t.Fatalf("Get: %v %v", err, objErrs)
 	}
 	if string(data[0]) != "small" || len(data[1]) != 4096 {
 		t.Fatalf("Get returned %q and %d bytes", data[0], len(data[1]))
 	}
+	release()
 	st, _ := cw.raylet.NodeStats(ctx, &pb.NodeStatsRequest{})
 	if st.GetStoreObjects() != 1 {
 		t.Fatalf("store holds %d objects, want 1", st.GetStoreObjects())
 	}
 	cw.Free([]*Ref{big})
-	if _, _, err := cw.Get(ctx, []*Ref{big}); !errors.Is(err, errs.ErrObjectFreed) {
+	if _, _, _, err := cw.Get(ctx, []*Ref{big}); !errors.Is(err, errs.ErrObjectFreed) {
 		t.Fatalf("Get after Free: %v", err)
 	}
 	waitFor(t, "the store copy to be deleted", func() bool {
@@ -93,7 +94,7 @@ func TestHandlesAreCountedByTheCollector(t *testing.T) {
 	ctx := context.Background()
 	func() {
 		for range 100 {
-			if _, err := cw.Put(ctx, []byte("x"), nil); err != nil {
+			if _, err := cw.Put(ctx, [][]byte{[]byte("x")}, nil, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -101,8 +102,8 @@ func TestHandlesAreCountedByTheCollector(t *testing.T) {
 	waitFor(t, "unreachable handles to free their objects", func() bool { return cw.ObjectCount() == 0 })
 
 	// A value holding a ref keeps it alive until the value itself goes.
-	inner, _ := cw.Put(ctx, []byte("inner"), nil)
-	outer, _ := cw.Put(ctx, []byte("outer"), []codec.Ref{inner.Wire()})
+	inner, _ := cw.Put(ctx, [][]byte{[]byte("inner")}, nil, "")
+	outer, _ := cw.Put(ctx, [][]byte{[]byte("outer")}, []codec.Ref{inner.Wire()}, "")
 	innerID := inner.ID
 	inner = nil
 	runtime.GC()
@@ -122,7 +123,7 @@ func TestHandlesAreCountedByTheCollector(t *testing.T) {
 func TestBorrowersKeepObjectsAlive(t *testing.T) {
 	cw := startDriver(t)
 	ctx := context.Background()
-	h, _ := cw.Put(ctx, []byte("lent"), nil)
+	h, _ := cw.Put(ctx, [][]byte{[]byte("lent")}, nil, "")
 	id := h.ID
 	if _, err := (service{cw: cw}).Borrow(ctx, &pb.BorrowRequest{ObjectIds: [][]byte{id.Bytes()}, BorrowerAddress: "127.0.0.1:9"}); err != nil {
 		t.Fatal(err)
@@ -148,8 +149,8 @@ func TestBorrowersKeepObjectsAlive(t *testing.T) {
 func TestWaitOnOwnedObjects(t *testing.T) {
 	cw := startDriver(t)
 	ctx := context.Background()
-	a, _ := cw.Put(ctx, []byte("a"), nil)
-	b, _ := cw.Put(ctx, []byte("b"), nil)
+	a, _ := cw.Put(ctx, [][]byte{[]byte("a")}, nil, "")
+	b, _ := cw.Put(ctx, [][]byte{[]byte("b")}, nil, "")
 	ready, err := cw.Wait(ctx, []*Ref{a, b}, 1, 0)
 	if err != nil || !ready[0] || ready[1] {
 		t.Fatalf("Wait(1) = %v, %v: want only the first ready", ready, err)
@@ -173,7 +174,7 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, objErrs, err := cw.Get(context.Background(), refs)
+	_, objErrs, _, err := cw.Get(context.Background(), refs)
 	if err != nil || !errors.Is(objErrs[0], errs.ErrInfeasible) {
 		t.Fatalf("infeasible task: %v %v", err, objErrs)
 	}

@@ -208,7 +208,8 @@ func (e *executor) run(spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
 		ctx = context.WithValue(ctx, blockHookKey{}, onBlock)
 	}
 
-	args, err := e.resolveArgs(ctx, spec)
+	args, releaseArgs, err := e.resolveArgs(ctx, spec)
+	defer releaseArgs()
 	if err != nil {
 		reply.Error = errs.ToInfo(err)
 		return reply
@@ -343,33 +344,40 @@ func protect(f func() ([]Encoded, error)) (rets []Encoded, err error, stack stri
 }
 
 // resolveArgs returns each argument's encoded bytes, fetching refs from
-// their owners or object stores.
-func (e *executor) resolveArgs(ctx context.Context, spec *pb.TaskSpec) ([][]byte, error) {
-	args := make([][]byte, len(spec.GetArgs()))
+// their owners or object stores. Arguments in the local store alias shared
+// memory until release, which the caller calls when the task is done
+// (decoding copies what the function keeps).
+func (e *executor) resolveArgs(ctx context.Context, spec *pb.TaskSpec) (args [][]byte, release func(), err error) {
+	args = make([][]byte, len(spec.GetArgs()))
+	var releases []func()
+	release = func() {
+		for _, f := range releases {
+			f()
+		}
+	}
 	for i, a := range spec.GetArgs() {
 		if v := a.GetValue(); v != nil {
 			if v.GetError() != nil {
-				return nil, errs.FromInfo(v.GetError())
+				return nil, release, errs.FromInfo(v.GetError())
 			}
-			d, err := e.cw.valueBytes(ctx, ids.Nil, v)
-			if err != nil {
-				return nil, err
-			}
-			args[i] = d
+			args[i] = v.GetData() // by value: always inline
 			continue
 		}
 		r := a.GetRef()
 		ref := &Ref{ID: ids.MustFromBytes(r.GetId()), OwnerAddr: r.GetOwnerAddress(), OwnerID: ids.MustFromBytes(r.GetOwnerId())}
-		data, objErrs, err := e.cw.getUncounted(ctx, ref)
-		if err != nil {
-			return nil, err
+		data, rel, objErr, err := e.cw.getUncounted(ctx, ref)
+		if rel != nil {
+			releases = append(releases, rel)
 		}
-		if objErrs != nil {
-			return nil, objErrs
+		if err != nil {
+			return nil, release, err
+		}
+		if objErr != nil {
+			return nil, release, objErr
 		}
 		args[i] = data
 	}
-	return args, nil
+	return args, release, nil
 }
 
 // storeReturns turns encoded results into reply values: large ones into
@@ -380,7 +388,7 @@ func (e *executor) storeReturns(ctx context.Context, spec *pb.TaskSpec, rets []E
 	caller := spec.GetOwnerAddress()
 	byOwner := map[string][]ids.ID{}
 	for i, r := range rets {
-		v, err := e.cw.makeValue(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), r.Data)
+		v, err := e.cw.makeValue(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), [][]byte{r.Data}, spec.GetFunction())
 		if err != nil {
 			return nil, err
 		}
@@ -400,12 +408,11 @@ func (e *executor) storeReturns(ctx context.Context, spec *pb.TaskSpec, rets []E
 
 // getUncounted fetches an object's bytes for a task argument; the caller
 // holds the reference for the task's duration, so no handle is made.
-func (cw *CoreWorker) getUncounted(ctx context.Context, ref *Ref) ([]byte, error, error) {
+func (cw *CoreWorker) getUncounted(ctx context.Context, ref *Ref) (data []byte, release func(), objErr, err error) {
 	cw.mu.Lock()
 	o, ok := cw.objects[ref.ID]
 	cw.mu.Unlock()
 	var v *pb.Value
-	var err error
 	if ok && o.ready {
 		v = o.value
 	} else if ref.OwnerID == cw.workerID {
@@ -414,10 +421,10 @@ func (cw *CoreWorker) getUncounted(ctx context.Context, ref *Ref) ([]byte, error
 		v, err = cw.askOwner(ctx, ref)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	d, err := cw.valueBytes(ctx, ref.ID, v)
-	return d, errs.FromInfo(v.GetError()), err
+	d, rel, err := cw.valueBytes(ctx, ref.ID, v)
+	return d, rel, errs.FromInfo(v.GetError()), err
 }
 
 // CancelTask cancels a running or queued task; with force the worker
@@ -460,7 +467,8 @@ func (cw *CoreWorker) hostActor(ctx context.Context, req *pb.CreateActorTaskRequ
 	aid := ids.MustFromBytes(spec.GetActorId())
 	tctx := context.WithValue(cw.ctx, taskInfoKey{}, TaskInfo{TaskID: ids.MustFromBytes(spec.GetTaskId()), Function: spec.GetFunction(),
 		NodeID: cw.cfg.NodeID, WorkerID: cw.workerID, ActorID: aid})
-	args, err := e.resolveArgs(tctx, spec)
+	args, releaseArgs, err := e.resolveArgs(tctx, spec)
+	defer releaseArgs()
 	if err != nil {
 		return &pb.CreateActorTaskReply{Error: errs.ToInfo(err)}, nil
 	}

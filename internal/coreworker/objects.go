@@ -178,11 +178,13 @@ func (cw *CoreWorker) ownedEntryLocked(id ids.ID) (*object, *Ref) {
 	return o, cw.newHandleLocked(o)
 }
 
-// Put stores an encoded value owned by this process and returns its handle.
-// Values above the inline threshold go to the local node's store.
-func (cw *CoreWorker) Put(ctx context.Context, data []byte, nested []codec.Ref) (*Ref, error) {
+// Put stores an encoded value, the concatenation of parts, owned by this
+// process, and returns its handle. Values above the inline threshold go to
+// the local node's store; callSite names the function that made it (for
+// `raygo memory`).
+func (cw *CoreWorker) Put(ctx context.Context, parts [][]byte, nested []codec.Ref, callSite string) (*Ref, error) {
 	id := ids.New()
-	v, err := cw.makeValue(ctx, id, data)
+	v, err := cw.makeValue(ctx, id, parts, callSite)
 	if err != nil {
 		return nil, err
 	}
@@ -192,18 +194,6 @@ func (cw *CoreWorker) Put(ctx context.Context, data []byte, nested []codec.Ref) 
 	o.nested = cw.addContainedLocked(nested)
 	cw.setReadyLocked(o, v)
 	return h, nil
-}
-
-// makeValue wraps encoded bytes as a Value, putting large ones into the
-// local node's object store.
-func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, data []byte) (*pb.Value, error) {
-	if len(data) <= cw.cfg.InlineThreshold {
-		return &pb.Value{Data: data, Size: int64(len(data))}, nil
-	}
-	if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.workerID.Bytes(), OwnerAddress: cw.address}); err != nil {
-		return nil, err
-	}
-	return &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: int64(len(data))}, nil
 }
 
 // Free deletes owned objects now, whatever refers to them: later Gets fail
@@ -222,13 +212,26 @@ func (cw *CoreWorker) Free(refs []*Ref) {
 }
 
 // Get waits for each object and returns its encoded bytes (or its error).
-func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) ([][]byte, []error, error) {
-	data := make([][]byte, len(refs))
-	objErrs := make([]error, len(refs))
+// Bytes of objects in the local store alias shared memory: they are valid
+// until release is called, which the caller must do once it has decoded
+// them (also when Get fails).
+func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, objErrs []error, release func(), err error) {
+	data = make([][]byte, len(refs))
+	objErrs = make([]error, len(refs))
+	var releases []func()
+	release = func() {
+		for _, f := range releases {
+			f()
+		}
+		releases = nil
+	}
 	blocked := false
 	defer func() {
 		if blocked {
 			cw.notifyBlocked(false)
+		}
+		if err != nil {
+			release()
 		}
 	}()
 	for i, r := range refs {
@@ -237,9 +240,12 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) ([][]byte, []error, 
 		if ok && o.ready {
 			v := o.value
 			cw.mu.Unlock()
-			d, err := cw.valueBytes(ctx, r.ID, v)
+			d, rel, err := cw.valueBytes(ctx, r.ID, v)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, release, err
+			}
+			if rel != nil {
+				releases = append(releases, rel)
 			}
 			data[i], objErrs[i] = d, errs.FromInfo(v.GetError())
 			continue
@@ -251,15 +257,18 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) ([][]byte, []error, 
 		}
 		v, err := cw.waitValue(ctx, r, ok, o)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, release, err
 		}
-		d, err := cw.valueBytes(ctx, r.ID, v)
+		d, rel, err := cw.valueBytes(ctx, r.ID, v)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, release, err
+		}
+		if rel != nil {
+			releases = append(releases, rel)
 		}
 		data[i], objErrs[i] = d, errs.FromInfo(v.GetError())
 	}
-	return data, objErrs, nil
+	return data, objErrs, release, nil
 }
 
 // waitValue waits until the object is ready: locally for owned objects,
@@ -317,28 +326,6 @@ func (cw *CoreWorker) askOwner(ctx context.Context, r *Ref) (*pb.Value, error) {
 		return nil, err
 	}
 	return reply.GetValue(), nil
-}
-
-// valueBytes returns a value's bytes, fetching it from a node's store if needed.
-func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) ([]byte, error) {
-	if v.GetError() != nil || !v.GetInStore() {
-		return v.GetData(), nil
-	}
-	conn, err := cw.pool.Get(v.GetStoreAddress())
-	if err != nil {
-		return nil, err
-	}
-	reply, err := pb.NewNodeDaemonClient(conn).GetObject(ctx, &pb.GetObjectRequest{ObjectId: id.Bytes()})
-	if err != nil {
-		if isUnavailable(err) {
-			return nil, &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "its node at " + v.GetStoreAddress() + " is unreachable"}
-		}
-		return nil, err
-	}
-	if !reply.GetFound() {
-		return nil, &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "not in the object store of " + v.GetStoreAddress()}
-	}
-	return reply.GetData(), nil
 }
 
 // Wait returns the indexes of refs that are ready, at most numReturns of

@@ -92,7 +92,7 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 		Resources: &pb.Resources{Amounts: opts.Resources}, MaxRetries: int32(opts.MaxRetries),
 	}
 	t := &task{spec: spec, retriesLeft: opts.MaxRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
-	args, err := cw.storeLargeArgs(args)
+	args, err := cw.storeLargeArgs(args, fn)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 // storeLargeArgs puts arguments larger than the inline threshold into the
 // object store and passes them by ref, so task specs stay small. The task
 // holds the refs until it finishes.
-func (cw *CoreWorker) storeLargeArgs(args []Arg) ([]Arg, error) {
+func (cw *CoreWorker) storeLargeArgs(args []Arg, fn string) ([]Arg, error) {
 	var out []Arg
 	for i, a := range args {
 		if a.Ref != nil || len(a.Data) <= cw.cfg.InlineThreshold {
@@ -119,7 +119,7 @@ func (cw *CoreWorker) storeLargeArgs(args []Arg) ([]Arg, error) {
 		if out == nil {
 			out = append([]Arg(nil), args...)
 		}
-		h, err := cw.Put(cw.ctx, a.Data, a.Nested)
+		h, err := cw.Put(cw.ctx, [][]byte{a.Data}, a.Nested, fmt.Sprintf("argument %d of %s", i, fn))
 		if err != nil {
 			return nil, fmt.Errorf("raygo: store argument %d: %w", i, err)
 		}

@@ -239,14 +239,34 @@ func (c *Client) Put(id ids.ID, parts [][]byte, info Info) error {
 
 // fill copies parts into a created object.
 func (c *Client) fill(loc *pb.StoreLocation, parts [][]byte) error {
-	if loc.Path == "" {
-		copyParts(c.mem[loc.Offset:loc.Offset+loc.Size], parts)
-		return nil
-	}
-	return withFileMap(loc.Path, loc.Size, true, func(dst []byte) error {
+	return c.withCreated(loc, func(dst []byte) error {
 		copyParts(dst, parts)
 		return nil
 	})
+}
+
+// withCreated gives fn a created object's memory (this process's own
+// writes, through its mapping of the region).
+func (c *Client) withCreated(loc *pb.StoreLocation, fn func([]byte) error) error {
+	if loc.Path == "" {
+		return fn(c.mem[loc.Offset : loc.Offset+loc.Size : loc.Offset+loc.Size])
+	}
+	return withFileMap(loc.Path, loc.Size, true, fn)
+}
+
+// PutFill creates an object of size bytes, lets fill write it, and seals
+// it; a fill error aborts the object. An object already present is left
+// as it is and fill is not called.
+func (c *Client) PutFill(id ids.ID, size int64, info Info, fill func([]byte) error) error {
+	loc, err := c.create(id, size, info)
+	if err != nil || loc.Exists {
+		return err
+	}
+	if err := c.withCreated(loc, fill); err != nil {
+		c.abort(id)
+		return err
+	}
+	return c.seal(id)
 }
 
 // withFileMap maps an object's own file for the duration of fn.
@@ -339,15 +359,40 @@ func (c *Client) pin(id ids.ID) (*pb.StoreLocation, error) {
 // Read pins an object and gives fn its bytes, which alias shared memory
 // and are valid only during fn (the process's own decoding uses it).
 func (c *Client) Read(id ids.ID, fn func([]byte) error) error {
-	loc, err := c.pin(id)
+	data, release, err := c.Pin(id)
 	if err != nil {
 		return err
 	}
-	defer c.Release(id)
-	if loc.Path != "" {
-		return withFileMap(loc.Path, loc.Size, false, fn)
+	defer release()
+	return fn(data)
+}
+
+// Pin returns an object's bytes, aliasing shared memory, valid until
+// release is called. It is for the process's own decoding, which never
+// keeps the bytes; user code gets a Buffer (Get).
+func (c *Client) Pin(id ids.ID) (data []byte, release func(), err error) {
+	loc, err := c.pin(id)
+	if err != nil {
+		return nil, nil, err
 	}
-	return fn(c.mem[loc.Offset : loc.Offset+loc.Size : loc.Offset+loc.Size])
+	if loc.Path == "" {
+		return c.mem[loc.Offset : loc.Offset+loc.Size : loc.Offset+loc.Size], func() { c.Release(id) }, nil
+	}
+	if loc.Size == 0 {
+		return nil, func() { c.Release(id) }, nil
+	}
+	f, err := os.Open(loc.Path)
+	if err != nil {
+		c.Release(id)
+		return nil, nil, fmt.Errorf("objstore: open object file: %w", err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, int(loc.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		c.Release(id)
+		return nil, nil, fmt.Errorf("objstore: map object file %s: %w", loc.Path, err)
+	}
+	return m, func() { unix.Munmap(m); c.Release(id) }, nil
 }
 
 // ---------------------------------------------------------------- buffers

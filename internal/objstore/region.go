@@ -198,3 +198,21 @@ func InView(p unsafe.Pointer) bool {
 	a, base := uintptr(p), uintptr(views.base)
 	return a >= base && a < base+views.end
 }
+
+// DefaultCapacity is the default store size: 30% of the machine's memory,
+// capped by what /dev/shm can hold, and never below 64 MiB.
+func DefaultCapacity() int64 {
+	var info unix.Sysinfo_t
+	total := int64(8 << 30)
+	if unix.Sysinfo(&info) == nil {
+		total = int64(info.Totalram) * int64(info.Unit)
+	}
+	c := total * 3 / 10
+	var st unix.Statfs_t
+	if unix.Statfs("/dev/shm", &st) == nil {
+		if free := int64(st.Bavail) * st.Bsize; free > 0 && free < c {
+			c = free
+		}
+	}
+	return max(c, 64<<20) &^ (PageSize - 1)
+}

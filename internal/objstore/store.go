@@ -60,7 +60,8 @@ type Store struct {
 	spillErr error                                       // guarded by mu; the last spill failure
 	closed   bool                                        // guarded by mu
 
-	srv *server
+	srv  *server
+	self *conn // the daemon's own use (gRPC puts and reads for remote processes)
 }
 
 // entry is one object in the store.
@@ -108,6 +109,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, reg: reg, alloc: a, objects: map[ids.ID]*entry{}, changed: make(chan struct{}),
 		clients: map[*conn]struct{}{}, log: cfg.Log.With("component", "objstore")}
+	s.self = &conn{s: s, client: "node daemon", creating: map[ids.ID]*entry{}, pins: map[ids.ID]int{}}
 	if cfg.SpillDir != "" {
 		if s.spill, err = newSpillDir(cfg.SpillDir, cfg.NodeID); err != nil {
 			reg.close()
@@ -545,6 +547,36 @@ func (s *Store) disconnect(c *conn) {
 		}
 		delete(c.pins, id)
 	}
+}
+
+// Put stores an object on behalf of a process without a local store
+// (one on another machine, through the daemon's gRPC endpoint).
+func (s *Store) Put(id ids.ID, data []byte, owner string) error {
+	loc, err := s.create(s.self, &pb.StoreCreate{ObjectId: id.Bytes(), Size: int64(len(data)), OwnerAddress: owner, CallSite: "remote put"})
+	if err != nil || loc.Exists {
+		return err
+	}
+	if loc.Path == "" {
+		copy(s.reg.mem[loc.Offset:], data)
+	} else if err := withFileMap(loc.Path, loc.Size, true, func(dst []byte) error { copy(dst, data); return nil }); err != nil {
+		s.abort(s.self, id)
+		return err
+	}
+	return s.seal(s.self, id)
+}
+
+// Read pins an object for the duration of fn (which must not keep the
+// bytes); found is false when the store does not hold it.
+func (s *Store) Read(id ids.ID, fn func([]byte) error) (found bool, err error) {
+	loc := s.getOne(s.self, id)
+	if !loc.Found {
+		return false, nil
+	}
+	defer s.release(s.self, []ids.ID{id})
+	if loc.Path != "" {
+		return true, withFileMap(loc.Path, loc.Size, false, fn)
+	}
+	return true, fn(s.reg.mem[loc.Offset : loc.Offset+loc.Size : loc.Offset+loc.Size])
 }
 
 // Contains reports whether a sealed object is in the store.

@@ -2930,6 +2930,7 @@ type LeaseRequest struct {
 	GrantOrReject bool                   `protobuf:"varint,5,opt,name=grant_or_reject,json=grantOrReject,proto3" json:"grant_or_reject,omitempty"` // after a spillback: do not spill again
 	Strategy      string                 `protobuf:"bytes,6,opt,name=strategy,proto3" json:"strategy,omitempty"`                                   // DEFAULT or SPREAD
 	OwnerId       []byte                 `protobuf:"bytes,7,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`                      // the requesting process: its death frees the lease
+	Retriable     bool                   `protobuf:"varint,8,opt,name=retriable,proto3" json:"retriable,omitempty"`                                // its tasks are retried if the worker dies (memory monitor prefers these)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3011,6 +3012,13 @@ func (x *LeaseRequest) GetOwnerId() []byte {
 		return x.OwnerId
 	}
 	return nil
+}
+
+func (x *LeaseRequest) GetRetriable() bool {
+	if x != nil {
+		return x.Retriable
+	}
+	return false
 }
 
 type LeaseReply struct {
@@ -5712,7 +5720,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12 \n" +
 	"\vintentional\x18\x06 \x01(\bR\vintentional\"\x11\n" +
-	"\x0fWorkerDiedReply\"\xf4\x01\n" +
+	"\x0fWorkerDiedReply\"\x92\x02\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
@@ -5720,7 +5728,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0escheduling_key\x18\x04 \x01(\tR\rschedulingKey\x12&\n" +
 	"\x0fgrant_or_reject\x18\x05 \x01(\bR\rgrantOrReject\x12\x1a\n" +
 	"\bstrategy\x18\x06 \x01(\tR\bstrategy\x12\x19\n" +
-	"\bowner_id\x18\a \x01(\fR\aownerId\"\xde\x02\n" +
+	"\bowner_id\x18\a \x01(\fR\aownerId\x12\x1c\n" +
+	"\tretriable\x18\b \x01(\bR\tretriable\"\xde\x02\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +

@@ -44,8 +44,24 @@ type Config struct {
 	// MaxActorsPerProcess bounds how many actors that request no CPU and
 	// no GPU share one worker process (1 gives every actor its own).
 	MaxActorsPerProcess int
-	// ObjectStoreBytes caps the node's object store.
+	// ObjectStoreBytes sizes the node's shared-memory object store; 0
+	// picks objstore.DefaultCapacity (30% of memory, capped by /dev/shm).
 	ObjectStoreBytes int64
+	// SpillDir receives objects spilled from a full store, and objects
+	// larger than the store (default: "spill" in the session directory).
+	SpillDir string
+	// PrefaultObjectStore populates the store's memory at start, in the
+	// background, so first writes run at memory speed.
+	PrefaultObjectStore bool
+	// ObjectPutTimeout bounds how long a put waits for store space when
+	// nothing can be spilled (default 10 s).
+	ObjectPutTimeout time.Duration
+	// MemoryUsageThreshold is the fraction of node memory above which the
+	// memory monitor kills a worker (default 0.95; negative disables).
+	MemoryUsageThreshold float64
+	// MemoryMonitorInterval is how often the monitor reads memory use
+	// (default 250 ms).
+	MemoryMonitorInterval time.Duration
 	// EchoWorkerOutput copies worker stdout/stderr, prefixed with
 	// "(pid=… node=…)", to this process's stderr (the embedded cluster
 	// sets it so a driver sees its workers' prints).
@@ -65,6 +81,7 @@ func DefaultConfig() Config {
 		MaxStartupFailures:    3,
 		IdleWorkerTimeout:     time.Minute,
 		MaxActorsPerProcess:   1000,
-		ObjectStoreBytes:      2 << 30,
+		MemoryUsageThreshold:  0.95,
+		MemoryMonitorInterval: 250 * time.Millisecond,
 	}
 }

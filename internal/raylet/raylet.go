@@ -13,6 +13,7 @@ import (
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/memmonitor"
 	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
@@ -31,7 +32,7 @@ type Raylet struct {
 	pool     *rpc.Pool
 	gcs      pb.ControlStoreClient
 	server   *grpc.Server
-	store    objstore.Store
+	store    *objstore.Store
 	log      *slog.Logger
 
 	mu           sync.Mutex
@@ -48,6 +49,11 @@ type Raylet struct {
 	cluster      []scheduler.Node            // guarded by mu; last view from the control store
 	tie          uint64                      // guarded by mu
 	stopping     bool                        // guarded by mu
+	deathCauses  map[ids.ID]*pb.ErrorInfo    // guarded by mu; workers killed for a reason owners should see
+	causeOrder   []ids.ID                    // guarded by mu; oldest first, bounds deathCauses
+	oomKills     int64                       // guarded by mu
+
+	monitor *memmonitor.Monitor // nil when disabled
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -67,6 +73,10 @@ type lease struct {
 	blocked resources.Set // CPU released while the worker is blocked in Get
 	owner   ids.ID        // the process holding the lease (zero: the control store, for actors)
 	shared  bool          // an actor on a process shared with other actors
+	// retriable: the owner retries its tasks if the worker dies; the
+	// memory monitor kills these first, newest first.
+	retriable bool
+	started   time.Time
 }
 
 type pendingLease struct {
@@ -107,17 +117,22 @@ func Start(cfg Config) (*Raylet, error) {
 	r := &Raylet{
 		cfg: cfg, nodeID: cfg.NodeID, address: lis.Addr(), hostname: host,
 		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token),
-		store:   objstore.NewMemory(cfg.ObjectStoreBytes),
 		log:     slog.Default().With("component", "raylet"),
 		res:     resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
 		workers: map[ids.ID]*worker{}, idle: map[poolKey][]*worker{}, leases: map[ids.ID]*lease{},
 		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{}, jobEnv: map[ids.ID][]string{},
-		hosts: map[ids.ID][]*worker{}, hostStarting: map[ids.ID]chan struct{}{},
+		hosts: map[ids.ID][]*worker{}, hostStarting: map[ids.ID]chan struct{}{}, deathCauses: map[ids.ID]*pb.ErrorInfo{},
 		ctx: ctx, cancel: cancel,
+	}
+	if r.store, err = newStore(cfg, lis.Addr()); err != nil {
+		lis.Close()
+		cancel()
+		return nil, err
 	}
 	conn, err := r.pool.Get(cfg.GCSAddress)
 	if err != nil {
 		lis.Close()
+		r.store.Close()
 		cancel()
 		return nil, err
 	}
@@ -129,6 +144,10 @@ func Start(cfg Config) (*Raylet, error) {
 	if err := r.register(rctx); err != nil {
 		r.Stop()
 		return nil, fmt.Errorf("raylet: register with control store at %s: %w", cfg.GCSAddress, err)
+	}
+	if err := r.startMonitor(); err != nil {
+		r.Stop()
+		return nil, err
 	}
 	r.wg.Add(1)
 	go r.heartbeatLoop()
@@ -149,6 +168,7 @@ func (r *Raylet) Stop() {
 		return
 	}
 	r.stopping = true
+	mon := r.monitor
 	all := make([]*worker, 0, len(r.workers))
 	for _, w := range r.workers {
 		all = append(all, w)
@@ -156,6 +176,9 @@ func (r *Raylet) Stop() {
 	pend := r.pending
 	r.pending = nil
 	r.mu.Unlock()
+	if mon != nil {
+		mon.Stop()
+	}
 	for _, p := range pend {
 		p.ready <- leaseGrant{err: errs.Systemf("raylet: node is stopping")}
 	}
@@ -171,6 +194,7 @@ func (r *Raylet) Stop() {
 	r.cancel()
 	r.server.Stop()
 	r.wg.Wait()
+	r.store.Close()
 	r.pool.Close()
 }
 
@@ -326,7 +350,8 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 		r.releaseAlloc(grant.alloc)
 		return nil, err
 	}
-	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId())}
+	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId()),
+		retriable: req.GetRetriable(), started: time.Now()}
 	r.mu.Lock()
 	if w.dead {
 		r.mu.Unlock()
@@ -471,9 +496,9 @@ func (r *Raylet) KillWorker(_ context.Context, req *pb.KillWorkerRequest) (*pb.K
 	return &pb.KillWorkerReply{}, nil
 }
 
-// NodeStats reports the node's resources and store use.
-func (r *Raylet) NodeStats(context.Context, *pb.NodeStatsRequest) (*pb.NodeStatsReply, error) {
-	st := r.store.Stats()
+// NodeStats reports the node's resources, store use and memory.
+func (r *Raylet) NodeStats(_ context.Context, req *pb.NodeStatsRequest) (*pb.NodeStatsReply, error) {
+	st := r.store.Stats(int(max(req.GetLargest(), 0)))
 	info := r.nodeInfo()
 	r.mu.Lock()
 	info.PendingLeases = int32(len(r.pending))
@@ -481,33 +506,8 @@ func (r *Raylet) NodeStats(context.Context, *pb.NodeStatsRequest) (*pb.NodeStats
 		info.PendingDemands = append(info.PendingDemands, &pb.Resources{Amounts: p.res})
 	}
 	r.mu.Unlock()
-	return &pb.NodeStatsReply{Node: info, StoreObjects: st.Objects, StoreBytes: st.Bytes}, nil
+	return &pb.NodeStatsReply{Node: info, StoreObjects: st.Objects, StoreBytes: st.Used, Store: st, Memory: r.memoryUsage()}, nil
 }
 
-// ---------------------------------------------------------------- objects
-
-func (r *Raylet) PutObject(_ context.Context, req *pb.PutObjectRequest) (*pb.PutObjectReply, error) {
-	id, ok := ids.FromBytes(req.GetObjectId())
-	if !ok {
-		return nil, errs.Invalidf("raylet: PutObject needs an object id")
-	}
-	if err := r.store.Put(id, req.GetData(), req.GetOwnerAddress()); err != nil {
-		return nil, errs.Systemf("raylet: %v", err)
-	}
-	return &pb.PutObjectReply{}, nil
-}
-
-func (r *Raylet) GetObject(_ context.Context, req *pb.GetObjectRequest) (*pb.GetObjectReply, error) {
-	d, ok := r.store.Get(ids.MustFromBytes(req.GetObjectId()))
-	return &pb.GetObjectReply{Data: d, Found: ok}, nil
-}
-
-func (r *Raylet) FreeObjects(_ context.Context, req *pb.FreeObjectsRequest) (*pb.FreeObjectsReply, error) {
-	for _, b := range req.GetObjectIds() {
-		r.store.Delete(ids.MustFromBytes(b))
-	}
-	return &pb.FreeObjectsReply{}, nil
-}
-
-// Store exposes the node's object store (for stats).
-func (r *Raylet) Store() objstore.Store { return r.store }
+// Store exposes the node's object store.
+func (r *Raylet) Store() *objstore.Store { return r.store }

@@ -158,8 +158,11 @@ func TestObjects(t *testing.T) {
 		t.Fatalf("GetObject = %v, %v", got, err)
 	}
 	st, _ := c.raylet.NodeStats(ctx, &pb.NodeStatsRequest{})
-	if st.GetStoreObjects() != 1 || st.GetStoreBytes() != 5 {
-		t.Fatalf("store stats = %d objects %d bytes, want 1 and 5", st.GetStoreObjects(), st.GetStoreBytes())
+	if st.GetStoreObjects() != 1 || st.GetStore().GetPrimaryBytes() != 5 || st.GetStoreBytes() < 5 {
+		t.Fatalf("store stats = %d objects %d bytes (%v), want 1 object of 5 bytes", st.GetStoreObjects(), st.GetStoreBytes(), st.GetStore())
+	}
+	if st.GetMemory().GetTotal() <= 0 {
+		t.Fatalf("node stats carry no memory reading: %v", st.GetMemory())
 	}
 
 	if _, err := c.raylet.FreeObjects(ctx, &pb.FreeObjectsRequest{ObjectIds: [][]byte{id.Bytes(), ids.New().Bytes()}}); err != nil {

@@ -1,0 +1,224 @@
+package coreworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/objstore"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// connectStore connects to the local node's shared-memory store. A process
+// whose node daemon is on another machine has none; it then moves objects
+// through the daemon's gRPC endpoint (copies).
+func (cw *CoreWorker) connectStore() {
+	kind := "driver"
+	if cw.cfg.Mode == Worker {
+		kind = "worker"
+	}
+	c, err := objstore.Dial(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token, kind+" "+cw.workerID.String()[len(cw.workerID.String())-8:])
+	if err != nil {
+		return
+	}
+	cw.store = c
+}
+
+// HasLocalStore reports whether this process maps its node's store.
+func (cw *CoreWorker) HasLocalStore() bool { return cw.store != nil }
+
+// InlineThreshold is the largest encoded value kept inline.
+func (cw *CoreWorker) InlineThreshold() int { return cw.cfg.InlineThreshold }
+
+// makeValue wraps an encoded value (the concatenation of parts) as a
+// Value, putting large ones into the local node's store.
+func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, callSite string) (*pb.Value, error) {
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
+	if size <= cw.cfg.InlineThreshold {
+		data := parts[0]
+		if len(parts) > 1 {
+			data = make([]byte, 0, size)
+			for _, p := range parts {
+				data = append(data, p...)
+			}
+		}
+		return &pb.Value{Data: data, Size: int64(size)}, nil
+	}
+	if cw.store != nil {
+		if err := cw.store.Put(id, parts, objstore.Info{Owner: cw.address, CallSite: callSite}); err != nil {
+			return nil, err
+		}
+	} else {
+		data := make([]byte, 0, size)
+		for _, p := range parts {
+			data = append(data, p...)
+		}
+		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.workerID.Bytes(), OwnerAddress: cw.address}); err != nil {
+			return nil, err
+		}
+	}
+	return &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: int64(size)}, nil
+}
+
+// PutFill creates an object of size encoded bytes directly in the local
+// store, filled by fill (no intermediate copy), owned by this process.
+func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte) error, callSite string) (*Ref, error) {
+	if cw.store == nil {
+		buf := make([]byte, size)
+		if err := fill(buf); err != nil {
+			return nil, err
+		}
+		return cw.Put(ctx, [][]byte{buf}, nil, callSite)
+	}
+	id := ids.New()
+	if err := cw.store.PutFill(id, size, objstore.Info{Owner: cw.address, CallSite: callSite}, fill); err != nil {
+		return nil, err
+	}
+	v := &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: size}
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	o, h := cw.ownedEntryLocked(id)
+	cw.setReadyLocked(o, v)
+	return h, nil
+}
+
+// valueBytes returns a value's encoded bytes. Objects in a store are read
+// from the local store (zero-copy: the bytes alias shared memory until
+// release is called) or fetched from the node that holds them.
+func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) (data []byte, release func(), err error) {
+	if v.GetError() != nil || !v.GetInStore() {
+		return v.GetData(), nil, nil
+	}
+	if cw.store != nil {
+		data, release, err := cw.store.Pin(id)
+		if err == nil {
+			return data, release, nil
+		}
+		if !errors.Is(err, objstore.ErrNotFound) {
+			return nil, nil, err
+		}
+		if v.GetStoreAddress() == cw.rayletAddr {
+			return nil, nil, lostInStore(id, v)
+		}
+		// Fetch a copy into this node's store (a secondary copy, evictable).
+		if err := cw.fetchToStore(ctx, id, v); err != nil {
+			return nil, nil, err
+		}
+		data, release, err = cw.store.Pin(id)
+		if errors.Is(err, objstore.ErrNotFound) { // evicted at once: the store is very busy
+			err = lostInStore(id, v)
+		}
+		return data, release, err
+	}
+	data, err = cw.fetch(ctx, id, v, nil)
+	return data, nil, err
+}
+
+func lostInStore(id ids.ID, v *pb.Value) error {
+	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "not in the object store of " + v.GetStoreAddress()}
+}
+
+// fetchToStore copies a remote object into the local store.
+func (cw *CoreWorker) fetchToStore(ctx context.Context, id ids.ID, v *pb.Value) error {
+	err := cw.store.PutFill(id, v.GetSize(), objstore.Info{Secondary: true}, func(dst []byte) error {
+		_, err := cw.fetch(ctx, id, v, dst)
+		return err
+	})
+	return err
+}
+
+// fetch streams an object from the node daemon holding it, into dst when
+// given (it must be the object's size), else into a new buffer.
+func (cw *CoreWorker) fetch(ctx context.Context, id ids.ID, v *pb.Value, dst []byte) ([]byte, error) {
+	conn, err := cw.pool.Get(v.GetStoreAddress())
+	if err != nil {
+		return nil, err
+	}
+	stream, err := pb.NewNodeDaemonClient(conn).FetchObject(ctx, &pb.GetObjectRequest{ObjectId: id.Bytes()})
+	if err != nil {
+		return nil, cw.fetchErr(id, v, err)
+	}
+	var n int64
+	for {
+		chunk, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, cw.fetchErr(id, v, err)
+		}
+		if dst == nil {
+			dst = make([]byte, chunk.GetTotal())
+		}
+		if n+int64(len(chunk.GetData())) > int64(len(dst)) {
+			return nil, errs.Systemf("raygo: object %s from %s is larger than its recorded size %d", id, v.GetStoreAddress(), len(dst))
+		}
+		n += int64(copy(dst[n:], chunk.GetData()))
+	}
+	if n != int64(len(dst)) {
+		return nil, errs.Systemf("raygo: object %s from %s: got %d of %d bytes", id, v.GetStoreAddress(), n, len(dst))
+	}
+	return dst, nil
+}
+
+func (cw *CoreWorker) fetchErr(id ids.ID, v *pb.Value, err error) error {
+	if isUnavailable(err) {
+		return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "its node at " + v.GetStoreAddress() + " is unreachable"}
+	}
+	if errors.Is(err, errs.ErrNotFound) {
+		return lostInStore(id, v)
+	}
+	return fmt.Errorf("raygo: fetch object %s from %s: %w", id, v.GetStoreAddress(), err)
+}
+
+// Buffer is a zero-copy view of an object: Data aliases shared memory
+// until Release (see objstore.Buffer). Inline objects are plain memory.
+type Buffer struct {
+	Data    []byte
+	release func()
+}
+
+// Release ends the view.
+func (b *Buffer) Release() {
+	if b.release != nil {
+		b.release()
+	}
+}
+
+// GetBuffer waits for an object and returns a zero-copy view of its
+// encoded bytes (with error values reported as errors).
+func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
+	data, objErrs, release, err := cw.Get(ctx, []*Ref{r})
+	if err != nil {
+		return nil, err
+	}
+	if objErrs[0] != nil {
+		release()
+		return nil, objErrs[0]
+	}
+	release()
+	cw.mu.Lock()
+	o, ok := cw.objects[r.ID]
+	var v *pb.Value
+	if ok {
+		v = o.value
+	}
+	cw.mu.Unlock()
+	if v == nil || !v.GetInStore() || cw.store == nil {
+		return &Buffer{Data: data[0]}, nil
+	}
+	b, err := cw.store.Get(r.ID)
+	if err != nil {
+		if errors.Is(err, objstore.ErrNotFound) {
+			return nil, lostInStore(r.ID, v)
+		}
+		return nil, err
+	}
+	return &Buffer{Data: b.Bytes(), release: b.Release}, nil
+}
