@@ -30,6 +30,9 @@ var (
 	ErrNotFound           = errs.ErrNotFound
 	ErrAlreadyExists      = errs.ErrAlreadyExists
 	ErrTimeout            = errs.ErrTimeout
+	ErrObjectStoreFull    = errs.ErrObjectStoreFull
+	ErrObjectTooLarge     = errs.ErrObjectTooLarge
+	ErrOutOfMemory        = errs.ErrOutOfMemory
 )
 
 // Typed errors, for errors.As.
@@ -58,6 +61,13 @@ type (
 	InfeasibleError = errs.InfeasibleError
 	// WorkerStartupError: the job's workers exit before registering.
 	WorkerStartupError = errs.WorkerStartupError
+	// ObjectStoreFullError: a node's object store could not take an
+	// object (full after spilling and waiting, or larger than the store
+	// and its spill directory); the message says what holds the memory.
+	ObjectStoreFullError = errs.ObjectStoreFullError
+	// OutOfMemoryError: the node's memory monitor killed the task's worker
+	// on every allowed attempt (see OOMRetries).
+	OutOfMemoryError = errs.OutOfMemoryError
 )
 
 // RegisterError makes errors of type E cross the wire with their type and

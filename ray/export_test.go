@@ -34,3 +34,16 @@ func SessionDirForTest() string {
 	defer global.mu.Unlock()
 	return string(global.session)
 }
+
+// StoreStatsForTest reports the local node's store use.
+func StoreStatsForTest() *pb.StoreStats {
+	cw, err := current()
+	if err != nil {
+		return nil
+	}
+	st, err := cw.Raylet().NodeStats(context.Background(), &pb.NodeStatsRequest{Largest: 5})
+	if err != nil {
+		return nil
+	}
+	return st.GetStore()
+}

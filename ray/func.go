@@ -46,7 +46,14 @@ func taskOptions(name string, opts []Option) (coreworker.TaskOptions, error) {
 	if retries < -1 {
 		return coreworker.TaskOptions{}, fmt.Errorf("%w: %s: MaxRetries(%d): want -1 or more", ErrInvalidRequest, name, retries)
 	}
-	return coreworker.TaskOptions{Resources: res, MaxRetries: retries, RetryExceptions: o.retryExceptions,
+	oom := DefaultOOMRetries
+	if o.oomRetries != nil {
+		oom = *o.oomRetries
+	}
+	if oom < -1 {
+		return coreworker.TaskOptions{}, fmt.Errorf("%w: %s: OOMRetries(%d): want -1 or more", ErrInvalidRequest, name, oom)
+	}
+	return coreworker.TaskOptions{Resources: res, MaxRetries: retries, OOMRetries: oom, RetryExceptions: o.retryExceptions,
 		RetryErrorTypes: o.retryTypes, Name: o.name, Strategy: o.strategy}, nil
 }
 

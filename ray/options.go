@@ -40,6 +40,7 @@ type options struct {
 	// tasks and calls
 	numReturns      int
 	maxRetries      *int
+	oomRetries      *int
 	retryExceptions bool
 	retryTypes      []string
 	name            string
@@ -151,6 +152,19 @@ func Resources(r map[string]float64) Option {
 // (worker or node death); default 3, -1 for no limit.
 func MaxRetries(n int) Option {
 	return func(o *options) { o.maxRetries = &n; o.mark("MaxRetries", forTask) }
+}
+
+// DefaultOOMRetries is how often a task whose worker the memory monitor
+// killed is retried, by default.
+const DefaultOOMRetries = 5
+
+// OOMRetries sets how often a task is retried after the node's memory
+// monitor killed its worker (default DefaultOOMRetries, -1 for no limit).
+// These retries have their own counter, separate from MaxRetries, and
+// wait a little longer each time (1 s, 2 s, … up to 10 s) so memory can
+// come back.
+func OOMRetries(n int) Option {
+	return func(o *options) { o.oomRetries = &n; o.mark("OOMRetries", forTask) }
 }
 
 // RetryExceptions makes application errors retryable too (within

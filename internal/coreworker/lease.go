@@ -171,6 +171,12 @@ func (cw *CoreWorker) leaseFailed(lw *leasedWorker, cause error) {
 		cw.mu.Unlock()
 		return
 	}
+	var oom *pb.ErrorInfo
+	if len(lw.inflight) > 0 {
+		cw.mu.Unlock()
+		oom = cw.deathCause(lw)
+		cw.mu.Lock()
+	}
 	lw.dead = true
 	k := lw.key
 	for i, x := range k.leases {
@@ -190,6 +196,8 @@ func (cw *CoreWorker) leaseFailed(lw *leasedWorker, cause error) {
 		switch {
 		case t.cancelled:
 			cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+		case oom != nil:
+			cw.oomLocked(t, oom)
 		case t.retriesLeft != 0:
 			cw.retryLocked(t)
 		default:
@@ -210,6 +218,57 @@ func (cw *CoreWorker) leaseFailed(lw *leasedWorker, cause error) {
 		lw.cancel()
 		cw.returnLeaseRPC(lw, true)
 	}
+}
+
+// deathCause asks the node daemon whether it killed the worker, and why
+// (the memory monitor); nil when it did not say.
+func (cw *CoreWorker) deathCause(lw *leasedWorker) *pb.ErrorInfo {
+	conn, err := cw.pool.Get(lw.rayletAddr)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(cw.ctx, 2*time.Second)
+	defer cancel()
+	reply, err := pb.NewNodeDaemonClient(conn).WorkerDeathCause(ctx, &pb.WorkerDeathCauseRequest{WorkerId: lw.workerID.Bytes()})
+	if err != nil || reply.GetCause().GetKind() != errs.KindOutOfMemory {
+		return nil
+	}
+	return reply.GetCause()
+}
+
+// oomLocked handles a task whose worker the memory monitor killed: retry
+// it on its own counter after a growing pause, or fail it with an
+// out-of-memory error.
+func (cw *CoreWorker) oomLocked(t *task, cause *pb.ErrorInfo) {
+	t.oomKills++
+	if t.oomLeft == 0 {
+		cw.finishLocked(t, errs.ToInfo(&errs.OutOfMemoryError{Function: t.spec.Function, NodeID: cause.GetNodeId(),
+			WorkerID: cause.GetWorkerId(), Attempts: t.oomKills, Message: cause.GetMessage()}))
+		return
+	}
+	if t.oomLeft > 0 {
+		t.oomLeft--
+	}
+	t.spec.Attempt++
+	t.lw = nil
+	delay := min(time.Duration(t.oomKills)*time.Second, 10*time.Second)
+	cw.wg.Add(1)
+	go func() {
+		defer cw.wg.Done()
+		select {
+		case <-time.After(delay):
+		case <-cw.ctx.Done():
+		}
+		cw.mu.Lock()
+		defer cw.mu.Unlock()
+		if cw.closed {
+			cw.finishLocked(t, errs.ToInfo(&errs.OutOfMemoryError{Function: t.spec.Function, NodeID: cause.GetNodeId(),
+				WorkerID: cause.GetWorkerId(), Attempts: t.oomKills, Message: cause.GetMessage()}))
+			return
+		}
+		t.key.queue = append([]*task{t}, t.key.queue...)
+		cw.pumpLocked(t.key)
+	}()
 }
 
 // returnIdleLeases gives back workers that have had nothing to do for

@@ -29,6 +29,9 @@ type TaskOptions struct {
 	NumReturns int
 	// MaxRetries counts retries after system failures (-1: forever).
 	MaxRetries int
+	// OOMRetries counts retries after the memory monitor killed the
+	// worker (-1: forever); a separate counter from MaxRetries.
+	OOMRetries int
 	// RetryExceptions retries application errors too; RetryErrorTypes, if
 	// set, limits that to errors whose registered type name is listed.
 	RetryExceptions bool
@@ -45,6 +48,8 @@ type task struct {
 	seq         uint64   // submission order, for ordered retries
 	holds       []ids.ID // ids whose submitted count this task holds
 	retriesLeft int
+	oomLeft     int // retries left after out-of-memory kills
+	oomKills    int
 	retryApp    bool
 	retryTypes  []string
 	cancelled   bool
@@ -91,7 +96,7 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(),
 		Resources: &pb.Resources{Amounts: opts.Resources}, MaxRetries: int32(opts.MaxRetries),
 	}
-	t := &task{spec: spec, retriesLeft: opts.MaxRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	t := &task{spec: spec, retriesLeft: opts.MaxRetries, oomLeft: opts.OOMRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
 	args, err := cw.storeLargeArgs(args, fn)
 	if err != nil {
 		return nil, err
@@ -259,8 +264,14 @@ func SchedulingKey(opts TaskOptions) string {
 		}
 	}
 	sort.Strings(names)
-	return strings.Join(names, ",") + "|" + opts.Strategy
+	key := strings.Join(names, ",") + "|" + opts.Strategy
+	if !retriable(opts) {
+		key += "|once" // leases of retriable work are the memory monitor's first choice
+	}
+	return key
 }
+
+func retriable(opts TaskOptions) bool { return opts.MaxRetries != 0 || opts.OOMRetries != 0 }
 
 func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
 	name := opts.Key
@@ -272,7 +283,7 @@ func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
 	}
 	k := &schedKey{name: name, depth: 1, req: &pb.LeaseRequest{
 		JobId: cw.cfg.JobID.Bytes(), Resources: &pb.Resources{Amounts: opts.Resources}, SchedulingKey: name, Strategy: opts.Strategy,
-		OwnerId: cw.workerID.Bytes(),
+		OwnerId: cw.workerID.Bytes(), Retriable: retriable(opts),
 	}}
 	cw.keys[name] = k
 	return k
