@@ -81,6 +81,9 @@ func (o *microbenchOptions) plan(suite []microbench.Benchmark) (microbenchPlan, 
 	return microbenchPlan{benches: benches, cfg: cfg}, nil
 }
 
+// envelopeStoreBytes is the object store of the envelope's embedded node.
+const envelopeStoreBytes = 2 << 30
+
 // envelopePlan is plan for --envelope.
 func (o *microbenchOptions) envelopePlan(filter *regexp.Regexp) (microbenchPlan, error) {
 	ecfg := microbench.EnvelopeConfig{Scale: o.scale}
@@ -188,6 +191,11 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 	where := "embedded cluster"
 	if p.rows != nil || built(p.benches) {
 		opts := []ray.Option{ray.LogWorkers(false)}
+		if p.rows != nil {
+			// The envelope's node has a 2 GiB store, so largest_object
+			// (4 GiB) shows an object larger than the store.
+			opts = append(opts, ray.ObjectStoreMemory(envelopeStoreBytes))
+		}
 		verb := "start an"
 		addr := o.address
 		if addr == "" {

@@ -135,3 +135,78 @@ func wait1kRefs(ctx context.Context, cfg Config) (float64, error) {
 		return nil
 	})
 }
+
+// multiClientPutGigabytes is multi_client_put_gigabytes: cfg.Clients
+// actors each put a 100 MiB []byte (made once per actor) and free it, in
+// parallel; GB/s over all of them.
+func multiClientPutGigabytes(ctx context.Context, cfg Config) (float64, error) {
+	servers, err := newServers(ctx, cfg.Clients, serverActor)
+	if err != nil {
+		return 0, err
+	}
+	defer killAll(servers)
+	return measure(ctx, cfg, gigabytes(len(servers)*largeBytes), func(ctx context.Context) error {
+		refs := make([]ray.ObjectRef[int], len(servers))
+		for i, s := range servers {
+			refs[i] = serverPutLarge.Remote(ctx, s, 1)
+		}
+		return checkCounts(ctx, refs, 1)
+	})
+}
+
+// storeBytes is the size of the store-backed put and get rows: just over
+// the default inline threshold (100 KiB), so each object lives in the
+// node's shared memory.
+const storeBytes = 128 << 10
+
+// putCallsStore is single_client_put_calls_store: Put of a 128 KiB []byte
+// (into the shared-memory store: create, copy, seal) and its Free.
+func putCallsStore(ctx context.Context, cfg Config) (float64, error) {
+	v := make([]byte, storeBytes)
+	return measure(ctx, cfg, 1, func(ctx context.Context) error {
+		ref, err := ray.Put(ctx, v)
+		if err != nil {
+			return err
+		}
+		return ray.Free(ref)
+	})
+}
+
+// getCallsStore is single_client_get_calls_store: zero-copy GetBuffer (pin
+// and map) and Release of a 128 KiB object in the store.
+func getCallsStore(ctx context.Context, cfg Config) (float64, error) {
+	return getBufferCalls(ctx, cfg, storeBytes)
+}
+
+// getBuffer1MiB and getBuffer1GiB are get_buffer_1mib / get_buffer_1gib:
+// zero-copy GetBuffer and Release of a 1 MiB and a 1 GiB object. A
+// zero-copy read costs the same whatever the size.
+func getBuffer1MiB(ctx context.Context, cfg Config) (float64, error) {
+	return getBufferCalls(ctx, cfg, 1<<20)
+}
+
+func getBuffer1GiB(ctx context.Context, cfg Config) (float64, error) {
+	return getBufferCalls(ctx, cfg, 1<<30)
+}
+
+func getBufferCalls(ctx context.Context, cfg Config, size int) (float64, error) {
+	ref, err := ray.PutBuffer(ctx, size, func(b []byte) error {
+		fill(b)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = ray.Free(ref) }()
+	return measure(ctx, cfg, 1, func(ctx context.Context) error {
+		b, err := ray.GetBuffer(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if b.Len() != size {
+			return fmt.Errorf("microbench: GetBuffer gave %d bytes, want %d", b.Len(), size)
+		}
+		b.Release()
+		return nil
+	})
+}

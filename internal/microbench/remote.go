@@ -24,7 +24,9 @@ var smallValue = ray.Func0("microbench.SmallValue", func(context.Context) ([]byt
 // server is Ray's Actor: trivial methods, plus batches that a client actor
 // runs from inside the actor (multi_client_tasks_async,
 // multi_client_put_calls).
-type server struct{}
+type server struct {
+	large []byte // putLarge's value, made on first use
+}
 
 var (
 	serverActor = ray.Actor0("microbench.Server", func(context.Context) (*server, error) {
@@ -34,6 +36,7 @@ var (
 	serverSmallValueArg = ray.Method1(serverActor, "SmallValueArg", (*server).smallValueArg)
 	serverTaskBatch     = ray.Method1(serverActor, "TaskBatch", (*server).taskBatch)
 	serverPutBatch      = ray.Method1(serverActor, "PutBatch", (*server).putBatch)
+	serverPutLarge      = ray.Method1(serverActor, "PutLarge", (*server).putLarge)
 )
 
 func (*server) smallValue(context.Context) ([]byte, error) { return okValue, nil }
@@ -56,6 +59,23 @@ func (*server) taskBatch(ctx context.Context, n int) (int, error) {
 func (*server) putBatch(ctx context.Context, n int) (int, error) {
 	for range n {
 		if _, err := ray.Put(ctx, 0); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// putLarge puts n 100 MiB values, freeing each.
+func (s *server) putLarge(ctx context.Context, n int) (int, error) {
+	if s.large == nil {
+		s.large = largeValue()
+	}
+	for range n {
+		ref, err := ray.Put(ctx, s.large)
+		if err != nil {
+			return 0, err
+		}
+		if err := ray.Free(ref); err != nil {
 			return 0, err
 		}
 	}

@@ -60,6 +60,11 @@ func All() []Benchmark {
 		{Name: "multi_client_put_calls", Unit: UnitOps, RayFigure: 16526, Target: "≥ 150,000", Run: multiClientPutCalls},
 		{Name: "single_client_put_gigabytes", Unit: UnitGBps, RayFigure: 19.9, Target: "≥ 0.7 × memcpy", Run: putGigabytes},
 		{Name: "memcpy_gigabytes", Unit: UnitGBps, Target: "baseline", With: "single_client_put_gigabytes", Run: memcpyGigabytes},
+		{Name: "multi_client_put_gigabytes", Unit: UnitGBps, Target: "—", Run: multiClientPutGigabytes},
+		{Name: "single_client_put_calls_store", Unit: UnitOps, Target: "—", Run: putCallsStore},
+		{Name: "single_client_get_calls_store", Unit: UnitOps, Target: "—", Run: getCallsStore},
+		{Name: "get_buffer_1mib", Unit: UnitOps, Target: "= get_buffer_1gib", Run: getBuffer1MiB},
+		{Name: "get_buffer_1gib", Unit: UnitOps, Target: "= get_buffer_1mib", With: "get_buffer_1mib", Run: getBuffer1GiB},
 		{Name: "single_client_get_object_containing_10k_refs", Unit: UnitOps, RayFigure: 13.4, Target: "≥ 100", Run: getObjectContaining10kRefs},
 		{Name: "single_client_wait_1k_refs", Unit: UnitOps, RayFigure: 5.1, Target: "≥ 100", Run: wait1kRefs},
 		{Name: "placement_group_create/removal", Unit: UnitOps, RayFigure: 765, Target: "≥ 10,000"}, // raygo has no placement groups yet
