@@ -39,6 +39,8 @@ func testMain(m *testing.M) int {
 	os.Setenv("RAYGO_TMPDIR", filepath.Join(dir, "sessions"))
 	// No nvidia-smi calls: faster, and the same on machines with GPUs.
 	os.Setenv(resources.FakeGPUsEnv, "0")
+	// Small stores: nodes pre-fault theirs, and tests start several.
+	os.Setenv("RAYGO_OBJECT_STORE_MEMORY", "67108864")
 	os.Unsetenv(envAddress)
 	os.Unsetenv(envToken)
 	return m.Run()

@@ -227,7 +227,7 @@ func TestMicrobenchmarkRuns(t *testing.T) {
 	t.Parallel()
 	e := newCLIEnv(t)
 	out := filepath.Join(t.TempDir(), "out.json")
-	r := e.raygo("microbenchmark", "--filter", "single_client_tasks_sync|single_client_put_calls|single_client_wait_1k_refs",
+	r := e.raygo("microbenchmark", "--filter", "single_client_tasks_sync|single_client_put_calls$|single_client_wait_1k_refs",
 		"--duration", "200ms", "--json", out)
 	if r.code != 0 {
 		t.Fatalf("microbenchmark: %v", r)

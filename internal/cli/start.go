@@ -224,7 +224,9 @@ func planNode(o *startOptions, isSet func(string) bool, detect func() resources.
 	}
 	p.total, p.custom, p.gpuIDs, p.storeBytes = total, custom, gpuIDs, o.objectStoreMemory
 	if p.storeBytes == 0 {
-		p.storeBytes = objstore.DefaultCapacity()
+		if p.storeBytes, err = objstore.DefaultCapacity(); err != nil {
+			return p, usageErrorf("%v", err)
+		}
 	}
 	return p, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -199,9 +200,21 @@ func InView(p unsafe.Pointer) bool {
 	return a >= base && a < base+views.end
 }
 
-// DefaultCapacity is the default store size: 30% of the machine's memory,
-// capped by what /dev/shm can hold, and never below 64 MiB.
-func DefaultCapacity() int64 {
+// EnvCapacity names the environment variable that, when set, gives the
+// default store size in bytes (for nodes started without a size).
+const EnvCapacity = "RAYGO_OBJECT_STORE_MEMORY"
+
+// DefaultCapacity is the default store size: $RAYGO_OBJECT_STORE_MEMORY
+// when set, else 30% of the machine's memory, capped by what /dev/shm can
+// hold, and never below 64 MiB.
+func DefaultCapacity() (int64, error) {
+	if v := os.Getenv(EnvCapacity); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < PageSize {
+			return 0, fmt.Errorf("objstore: %s=%q: want a size in bytes of at least %d", EnvCapacity, v, PageSize)
+		}
+		return n &^ (PageSize - 1), nil
+	}
 	var info unix.Sysinfo_t
 	total := int64(8 << 30)
 	if unix.Sysinfo(&info) == nil {
@@ -214,5 +227,5 @@ func DefaultCapacity() int64 {
 			c = free
 		}
 	}
-	return max(c, 64<<20) &^ (PageSize - 1)
+	return max(c, 64<<20) &^ (PageSize - 1), nil
 }

@@ -18,7 +18,10 @@ const fetchChunk = 4 << 20
 func newStore(cfg Config, addr string) (*objstore.Store, error) {
 	capacity := cfg.ObjectStoreBytes
 	if capacity <= 0 {
-		capacity = objstore.DefaultCapacity()
+		var err error
+		if capacity, err = objstore.DefaultCapacity(); err != nil {
+			return nil, err
+		}
 	}
 	spill := cfg.SpillDir
 	if spill == "" && cfg.SessionDir != "" {
