@@ -46,6 +46,10 @@ func newRegion(size int64) (*region, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("objstore: map the shared region (%d bytes): %w", size, err)
 	}
+	// Where the machine allows transparent huge pages for shared memory
+	// (/sys/kernel/mm/transparent_hugepage/shmem_enabled: advise), 2 MiB
+	// pages cut page faults 512-fold; elsewhere this is a no-op.
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
 	return &region{fd: fd, mem: mem, size: size}, nil
 }
 
