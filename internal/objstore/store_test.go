@@ -436,8 +436,28 @@ func TestWriterKilledMidCreate(t *testing.T) {
 	}
 }
 
-// TestHelperWriter is the child of TestWriterKilledMidCreate: it creates an
-// object, writes half of it and kills itself.
+// A reader killed while it maps an object releases its pin: the object
+// goes once its owner deletes it.
+func TestReaderKilledWhileMapping(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 8 << 20})
+	c := dial(t, s)
+	id := ids.New()
+	if err := c.Put(id, [][]byte{make([]byte, 4<<20)}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
+	cmd.Env = append(os.Environ(), "OBJSTORE_HELPER_SOCKET="+s.cfg.SocketName, "OBJSTORE_HELPER_READ="+id.String())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "mapped") {
+		t.Fatalf("helper reader: err=%v output=%s", err, out)
+	}
+	s.Delete(id)
+	waitFor(t, func() bool { st := s.Stats(0); return st.Used == 0 && st.Objects == 0 && st.InUseCount == 0 })
+}
+
+// TestHelperWriter is the child of TestWriterKilledMidCreate and
+// TestReaderKilledWhileMapping: it creates an object and writes half of
+// it, or maps one, then kills itself.
 func TestHelperWriter(t *testing.T) {
 	name := os.Getenv("OBJSTORE_HELPER_SOCKET")
 	if name == "" {
@@ -447,16 +467,56 @@ func TestHelperWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := c.Create(ids.New(), 6<<20, Info{})
-	if err != nil {
-		t.Fatal(err)
+	if hex := os.Getenv("OBJSTORE_HELPER_READ"); hex != "" {
+		id, ok := ids.Parse(hex)
+		if !ok {
+			t.Fatalf("bad id %q", hex)
+		}
+		b, err := c.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink = b.Bytes()[0]
+		fmt.Println("mapped")
+	} else {
+		w, err := c.Create(ids.New(), 6<<20, Info{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(w.Bytes(), make([]byte, 3<<20))
+		fmt.Println("created")
 	}
-	copy(w.Bytes(), make([]byte, 3<<20))
-	fmt.Println("created")
 	os.Stdout.Sync()
 	p, _ := os.FindProcess(os.Getpid())
 	p.Kill()
 	select {}
+}
+
+// A spill that cannot be written fails the put with a clear error after
+// a bounded number of tries, never an endless loop.
+func TestSpillFailureIsBounded(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 8 << 20, SpillDir: t.TempDir(), PutTimeout: 200 * time.Millisecond})
+	c := dial(t, s)
+	if err := c.Put(ids.New(), [][]byte{make([]byte, 6<<20)}, Info{}); err != nil {
+		t.Fatal(err)
+	}
+	// Break the spill directory: a file where the directory was.
+	dir := s.SpillPath()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(dir)
+	start := time.Now()
+	err := c.Put(ids.New(), [][]byte{make([]byte, 6<<20)}, Info{})
+	if !errors.Is(err, errs.ErrObjectStoreFull) || !strings.Contains(err.Error(), "spilling failed") || !strings.Contains(err.Error(), "3 times") {
+		t.Fatalf("put with a broken spill directory: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("failing put took %v", d)
+	}
 }
 
 func TestStaleSpillDirsRemoved(t *testing.T) {
