@@ -18,6 +18,8 @@ import (
 	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -240,4 +242,56 @@ func TestMemoryMonitorKillsTask(t *testing.T) {
 	if oom.Function != "test.Hog" {
 		t.Fatalf("error names function %q", oom.Function)
 	}
+}
+
+// An object made on one node and needed on another is fetched in chunks
+// into the second node's store, as an evictable secondary copy, and read
+// there zero-copy.
+func TestObjectsAcrossNodes(t *testing.T) {
+	head := startHead(t, 1, "tok", func(c *raylet.Config) {
+		c.Resources["a"] = 1
+		c.ObjectStoreBytes = 64 << 20
+	})
+	sess, err := session.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Remove() })
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1, "b": 1}, string(sess)
+	rc.GCSAddress, rc.Token, rc.ObjectStoreBytes = head.GCSAddress(), "tok", 64<<20
+	second, err := raylet.Start(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Stop)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("tok")); err != nil {
+		t.Fatal(err)
+	}
+	defer ray.Shutdown()
+	eventually(t, 30*time.Second, "both nodes to be seen", func() bool {
+		res, err := ray.ClusterResources(ctx)
+		return err == nil && res["a"] == 1 && res["b"] == 1
+	})
+	const size = 9<<20 + 123 // more than two fetch chunks
+	made := MakeBytes.Options(ray.Resources(map[string]float64{"b": 1})).Remote(ctx, size, 42)
+	want := sha256.Sum256(seeded(size, 42))
+	got, err := Checksum.Options(ray.Resources(map[string]float64{"a": 1})).RemoteArgs(ctx, made).Get(ctx)
+	if err != nil || got != want {
+		t.Fatalf("checksum on the other node: %v (match %v)", err, got == want)
+	}
+	headStats := head.Raylet().Store().Stats(0)
+	secondStats := second.Store().Stats(0)
+	if headStats.GetSecondaryCount() != 1 || secondStats.GetPrimaryCount() != 1 {
+		t.Fatalf("copies: head %v; second node %v", headStats, secondStats)
+	}
+	buf, err := ray.GetBuffer(ctx, made)
+	if err != nil || sha256.Sum256(buf.Bytes()) != want || !objstore.InView(unsafe.Pointer(&buf.Bytes()[0])) {
+		t.Fatalf("driver GetBuffer: %v", err)
+	}
+	buf.Release()
+	runtime.KeepAlive(made)
 }

@@ -275,6 +275,8 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 	if !ok {
 		return nil, errs.Invalidf("raylet: lease request without a job id")
 	}
+	refreshed := false
+pick:
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
@@ -298,6 +300,13 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 		strategy = scheduler.Spread
 	}
 	d := scheduler.Pick(nodes, local.ID, scheduler.Request{Resources: want, Strategy: strategy}, scheduler.DefaultConfig(), r.tie)
+	if d.Kind == scheduler.Infeasible && !refreshed {
+		// The view may predate a node that just joined: look again once.
+		r.mu.Unlock()
+		refreshed = true
+		r.refreshCluster(ctx)
+		goto pick
+	}
 	if d.Kind == scheduler.Infeasible {
 		totals := make([]string, 0, len(nodes))
 		for _, n := range nodes {
