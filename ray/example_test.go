@@ -169,3 +169,33 @@ func ExampleWait() {
 	// first result: 10
 	// slow task cancelled: true
 }
+
+// Write a large []byte object in place in the node's shared memory, then
+// read it back without a copy.
+func ExampleGetBuffer() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(1), ray.LogWorkers(false), ray.ObjectStoreMemory(64<<20)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	ref, err := ray.PutBuffer(ctx, 8<<20, func(b []byte) error {
+		for i := range b {
+			b[i] = byte(i % 251)
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	buf, err := ray.GetBuffer(ctx, ref)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer buf.Release() // the bytes are valid until here
+	fmt.Println(buf.Len(), buf.Bytes()[252])
+	// Output: 8388608 1
+}
