@@ -73,7 +73,8 @@ type entry struct {
 	secondary bool
 
 	sealed  bool
-	creator *conn // while being created
+	creator *conn         // while being created
+	done    chan struct{} // closed when sealed or dropped: gets of an object being created wait on it
 
 	off      int64  // offset in the region, or -1 when not in memory
 	file     string // the object's own file (objects larger than the region)
@@ -181,7 +182,7 @@ func (s *Store) create(c *conn, req *pb.StoreCreate) (*pb.StoreLocation, error) 
 		return nil, errs.Invalidf("objstore: create %s with negative size %d", id, size)
 	}
 	e := &entry{id: id, size: size, owner: req.GetOwnerAddress(), callSite: req.GetCallSite(),
-		secondary: req.GetSecondary(), creator: c, off: -1}
+		secondary: req.GetSecondary(), creator: c, off: -1, done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -338,6 +339,7 @@ func (s *Store) seal(c *conn, id ids.ID) error {
 	delete(c.creating, id)
 	e.creator = nil
 	e.sealed = true
+	close(e.done)
 	if e.deleted {
 		s.destroyLocked(e)
 	} else if e.pins == 0 && e.inMemory() {
@@ -378,6 +380,13 @@ func (s *Store) Delete(idList ...ids.ID) {
 func (s *Store) destroyLocked(e *entry) {
 	if s.objects[e.id] == e {
 		delete(s.objects, e.id)
+	}
+	if !e.sealed && e.done != nil {
+		select {
+		case <-e.done:
+		default:
+			close(e.done) // wakes gets waiting for it; they find it gone
+		}
 	}
 	s.dropMemoryLocked(e)
 	if e.file != "" {
@@ -449,8 +458,20 @@ func (s *Store) getOne(c *conn, id ids.ID) *pb.StoreLocation {
 	defer s.mu.Unlock()
 	for {
 		e, ok := s.objects[id]
-		if !ok || !e.sealed || e.deleted {
+		if !ok || e.deleted {
 			return &pb.StoreLocation{}
+		}
+		if !e.sealed && e.creator == c {
+			return &pb.StoreLocation{} // its own unsealed object: never visible to itself
+		}
+		if !e.sealed {
+			// Another process is writing it (say, two readers fetched the
+			// same remote object at once): wait for its seal or abort.
+			ch := e.done
+			s.mu.Unlock()
+			<-ch
+			s.mu.Lock()
+			continue
 		}
 		if e.restored != nil { // a restore is running
 			ch := e.restored
