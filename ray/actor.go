@@ -323,7 +323,7 @@ func (f *ActorMethod1[T, A, R]) Remote(ctx context.Context, a ActorHandle[T], x 
 	as := &args{fn: f.m.class + "." + f.m.name}
 	addArg(as, x)
 	if as.err != nil {
-		return ObjectRef[R]{err: as.err}
+		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref1[R](f.m.submit(a.h, as.list, 1))
 }
@@ -332,7 +332,7 @@ func (f *ActorMethod1[T, A, R]) Remote(ctx context.Context, a ActorHandle[T], x 
 func (f *ActorMethod1[T, A, R]) RemoteArgs(ctx context.Context, a ActorHandle[T], args ...any) ObjectRef[R] {
 	list, err := dynamicArgs(f.m.class+"."+f.m.name, types(reflect.TypeFor[A]()), args)
 	if err != nil {
-		return ObjectRef[R]{err: err}
+		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
 	return ref1[R](f.m.submit(a.h, list, 1))
 }
@@ -375,7 +375,7 @@ func (f *ActorMethod2[T, A, B, R]) Remote(ctx context.Context, a ActorHandle[T],
 	addArg(as, x)
 	addArg(as, y)
 	if as.err != nil {
-		return ObjectRef[R]{err: as.err}
+		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref1[R](f.m.submit(a.h, as.list, 1))
 }

@@ -134,3 +134,23 @@ func BenchmarkInit(b *testing.B) {
 	b.ReportMetric(float64(initTotal.Milliseconds())/float64(b.N), "init-ms")
 	b.ReportMetric(float64(firstTask.Milliseconds())/float64(b.N), "first-task-ms")
 }
+
+// BenchmarkWait1kRefs is single_client_wait_1k_refs: submit 1000 tasks,
+// then Wait for one ready ref at a time on those not yet returned.
+func BenchmarkWait1kRefs(b *testing.B) {
+	ctx := benchInit(b)
+	b.ResetTimer()
+	for range b.N {
+		notReady := make([]ray.ObjectRef[[]byte], 1000)
+		for i := range notReady {
+			notReady[i] = Noop.Remote(ctx)
+		}
+		for len(notReady) > 0 {
+			var err error
+			if _, notReady, err = ray.Wait(ctx, notReady, 1, -1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rounds/s")
+}

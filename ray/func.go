@@ -73,14 +73,14 @@ func (c call) submit(args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
 
 func ref1[R any](hs []*coreworker.Ref, err error) ObjectRef[R] {
 	if err != nil {
-		return ObjectRef[R]{err: err}
+		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
 	return ObjectRef[R]{h: hs[0]}
 }
 
 func ref2[R1, R2 any](hs []*coreworker.Ref, err error) (ObjectRef[R1], ObjectRef[R2]) {
 	if err != nil {
-		return ObjectRef[R1]{err: err}, ObjectRef[R2]{err: err}
+		return ObjectRef[R1]{h: coreworker.FailedRef(err)}, ObjectRef[R2]{h: coreworker.FailedRef(err)}
 	}
 	return ObjectRef[R1]{h: hs[0]}, ObjectRef[R2]{h: hs[1]}
 }
@@ -227,7 +227,7 @@ func (f *Function1[A, R]) Remote(ctx context.Context, a A) ObjectRef[R] {
 	as := &args{fn: f.c.name}
 	addArg(as, a)
 	if as.err != nil {
-		return ObjectRef[R]{err: as.err}
+		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref1[R](f.c.submit(as.list, 1))
 }
@@ -238,7 +238,7 @@ func (f *Function1[A, R]) Remote(ctx context.Context, a A) ObjectRef[R] {
 func (f *Function1[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
 	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A]()), args)
 	if err != nil {
-		return ObjectRef[R]{err: err}
+		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
 	return ref1[R](f.c.submit(list, 1))
 }
@@ -280,7 +280,7 @@ func (f *Function2[A, B, R]) Remote(ctx context.Context, a A, b B) ObjectRef[R] 
 	addArg(as, a)
 	addArg(as, b)
 	if as.err != nil {
-		return ObjectRef[R]{err: as.err}
+		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref1[R](f.c.submit(as.list, 1))
 }
@@ -290,7 +290,7 @@ func (f *Function2[A, B, R]) Remote(ctx context.Context, a A, b B) ObjectRef[R] 
 func (f *Function2[A, B, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
 	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A](), reflect.TypeFor[B]()), args)
 	if err != nil {
-		return ObjectRef[R]{err: err}
+		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
 	return ref1[R](f.c.submit(list, 1))
 }
@@ -337,7 +337,7 @@ func (f *Function3[A, B, C, R]) Remote(ctx context.Context, a A, b B, c C) Objec
 	addArg(as, b)
 	addArg(as, c)
 	if as.err != nil {
-		return ObjectRef[R]{err: as.err}
+		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref1[R](f.c.submit(as.list, 1))
 }
@@ -347,7 +347,7 @@ func (f *Function3[A, B, C, R]) Remote(ctx context.Context, a A, b B, c C) Objec
 func (f *Function3[A, B, C, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
 	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A](), reflect.TypeFor[B](), reflect.TypeFor[C]()), args)
 	if err != nil {
-		return ObjectRef[R]{err: err}
+		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
 	return ref1[R](f.c.submit(list, 1))
 }
@@ -385,7 +385,7 @@ func (f *Function1x2[A, R1, R2]) Remote(ctx context.Context, a A) (ObjectRef[R1]
 	as := &args{fn: f.c.name}
 	addArg(as, a)
 	if as.err != nil {
-		return ObjectRef[R1]{err: as.err}, ObjectRef[R2]{err: as.err}
+		return ObjectRef[R1]{h: coreworker.FailedRef(as.err)}, ObjectRef[R2]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref2[R1, R2](f.c.submit(as.list, 2))
 }
@@ -431,7 +431,7 @@ func (f *Function1xN[A, R]) Remote(ctx context.Context, a A, n int) []ObjectRef[
 	out := make([]ObjectRef[R], max(n, 1))
 	fail := func(err error) []ObjectRef[R] {
 		for i := range out {
-			out[i] = ObjectRef[R]{err: err}
+			out[i] = ObjectRef[R]{h: coreworker.FailedRef(err)}
 		}
 		return out
 	}
@@ -491,7 +491,7 @@ func (f *FunctionV[A, R]) Remote(ctx context.Context, xs ...A) ObjectRef[R] {
 		addArg(as, x)
 	}
 	if as.err != nil {
-		return ObjectRef[R]{err: as.err}
+		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
 	return ref1[R](f.c.submit(as.list, 1))
 }
@@ -504,7 +504,7 @@ func (f *FunctionV[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef
 	}
 	list, err := dynamicArgs(f.c.name, want, args)
 	if err != nil {
-		return ObjectRef[R]{err: err}
+		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
 	return ref1[R](f.c.submit(list, 1))
 }

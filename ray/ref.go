@@ -21,8 +21,7 @@ import (
 // ObjectRefs can be passed to tasks (resolved to their values before the
 // task runs) and nested inside values (passed as refs, borrowed).
 type ObjectRef[T any] struct {
-	h   *coreworker.Ref
-	err error // submission failed
+	h *coreworker.Ref // one word, so lists of refs stay small; Err set: submission failed
 }
 
 // AnyRef is implemented by every ObjectRef[T].
@@ -32,11 +31,11 @@ type AnyRef interface {
 }
 
 func (r ObjectRef[T]) handle() (*coreworker.Ref, error) {
-	if r.err != nil {
-		return nil, r.err
-	}
 	if r.h == nil {
 		return nil, fmt.Errorf("%w: zero ObjectRef", ErrInvalidRequest)
+	}
+	if r.h.Err != nil {
+		return nil, r.h.Err
 	}
 	return r.h, nil
 }
@@ -45,7 +44,7 @@ func (r ObjectRef[T]) elemType() reflect.Type { return reflect.TypeFor[T]() }
 
 // ID returns the object's id in hex ("" for a failed submission).
 func (r ObjectRef[T]) ID() string {
-	if r.h == nil {
+	if r.h == nil || r.h.Err != nil {
 		return ""
 	}
 	return r.h.ID.String()
@@ -53,7 +52,12 @@ func (r ObjectRef[T]) ID() string {
 
 // Err returns the error that prevented the call producing this ref from
 // being submitted, if any. Get returns it too.
-func (r ObjectRef[T]) Err() error { return r.err }
+func (r ObjectRef[T]) Err() error {
+	if r.h == nil {
+		return nil
+	}
+	return r.h.Err
+}
 
 // Get waits for the object and returns its value, or the error of the
 // task that produced it. The wait ends with ctx: a deadline turns into an
@@ -157,25 +161,27 @@ func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeo
 	if err != nil {
 		return nil, nil, err
 	}
-	hs := make([]*coreworker.Ref, len(refs))
-	for i, r := range refs {
-		if hs[i], err = r.handle(); err != nil {
+	for _, r := range refs {
+		if _, err := r.handle(); err != nil {
 			return nil, nil, err
 		}
 	}
-	flags, err := cw.Wait(ctx, hs, numReturns, timeout) // also refuses duplicates
+	flags, err := cw.WaitFunc(ctx, len(refs), func(i int) *coreworker.Ref { return refs[i].h }, numReturns, timeout) // also refuses duplicates
 	if err != nil {
 		return nil, nil, err
 	}
+	// notReady is most of refs: copy it in runs between the few ready ones.
 	ready = make([]ObjectRef[T], 0, numReturns)
-	notReady = make([]ObjectRef[T], 0, len(refs)-numReturns)
+	notReady = make([]ObjectRef[T], 0, len(refs)-len(ready))
+	start := 0
 	for i, ok := range flags {
 		if ok {
+			notReady = append(notReady, refs[start:i]...)
 			ready = append(ready, refs[i])
-		} else {
-			notReady = append(notReady, refs[i])
+			start = i + 1
 		}
 	}
+	notReady = append(notReady, refs[start:]...)
 	return ready, notReady, nil
 }
 

@@ -103,6 +103,7 @@ type CoreWorker struct {
 	tasks          map[ids.ID]*task        // guarded by mu; owned tasks not yet finished
 	actors         map[ids.ID]*actorClient // guarded by mu
 	closed         bool                    // guarded by mu
+	waitCalls      uint64                  // guarded by mu; numbers Wait calls (duplicate detection)
 
 	exec *executor // worker mode
 

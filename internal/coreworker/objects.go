@@ -34,10 +34,11 @@ type object struct {
 	borrowers map[string]struct{} // owner side: processes borrowing it
 	nested    []ids.ID            // refs contained in this object's value
 
+	gone       bool          // removed from CoreWorker.objects (handles may still point at it)
 	registered bool          // borrower side: the owner knows this process borrows it
 	task       *task         // owner side: the task that produces it, while pending
 	waiters    []waiterEntry // Wait calls to tell when it is ready
-	lastWait   *waitMark     // the last Wait call that looked at it (finds duplicates)
+	lastWait   uint64        // the last Wait call that looked at it (finds duplicates)
 }
 
 func (o *object) deadLocked() bool {
@@ -52,6 +53,26 @@ type Ref struct {
 	ID        ids.ID
 	OwnerAddr string
 	OwnerID   ids.ID
+
+	// Err is set on a handle for a call that could not be submitted
+	// (FailedRef); such a handle names no object.
+	Err error
+
+	obj *object // the entry this handle counts on (nil: none); check gone
+}
+
+// FailedRef returns a handle standing for a call that failed before it
+// was submitted.
+func FailedRef(err error) *Ref { return &Ref{Err: err} }
+
+// lookupLocked finds the entry of a handle: the one it points at while
+// that is still in the table, else by id.
+func (cw *CoreWorker) lookupLocked(r *Ref) (*object, bool) {
+	if o := r.obj; o != nil {
+		return o, !o.gone
+	}
+	o, ok := cw.objects[r.ID]
+	return o, ok
 }
 
 // Wire returns the ref's codec form for nesting in values.
@@ -67,7 +88,7 @@ func (r *Ref) Proto() *pb.ObjectRef {
 // newHandleLocked returns a fresh handle on id and counts it.
 func (cw *CoreWorker) newHandleLocked(o *object) *Ref {
 	o.local++
-	h := &Ref{ID: o.id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID}
+	h := &Ref{ID: o.id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
 	runtime.AddCleanup(h, cw.dropLocal, o.id)
 	return h
 }
@@ -123,6 +144,7 @@ func (cw *CoreWorker) maybeFreeLocked(o *object) {
 		return
 	}
 	delete(cw.objects, o.id)
+	o.gone = true
 	if o.owned {
 		if o.value != nil && o.value.InStore {
 			cw.storeFrees[o.value.StoreAddress] = append(cw.storeFrees[o.value.StoreAddress], o.id)
@@ -236,7 +258,7 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, objE
 	}()
 	for i, r := range refs {
 		cw.mu.Lock()
-		o, ok := cw.objects[r.ID]
+		o, ok := cw.lookupLocked(r)
 		if ok && o.ready {
 			v := o.value
 			cw.mu.Unlock()
@@ -285,7 +307,7 @@ func (cw *CoreWorker) waitValue(ctx context.Context, r *Ref, known bool, o *obje
 		}
 		cw.mu.Lock()
 		defer cw.mu.Unlock()
-		if cur, ok := cw.objects[r.ID]; !ok || cur != o {
+		if o.gone {
 			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed}
 		}
 		return o.value, nil
@@ -331,51 +353,76 @@ func (cw *CoreWorker) askOwner(ctx context.Context, r *Ref) (*pb.Value, error) {
 // Wait returns the indexes of refs that are ready, at most numReturns of
 // them, once numReturns are ready or the timeout passes (negative: none).
 func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, timeout time.Duration) ([]bool, error) {
-	ready := make([]bool, len(refs))
-	w := &waiter{ch: make(chan int, len(refs)), mark: &waitMark{}}
-	count := 0
-	var owned []*object // pending owned objects w is registered with
-	var remote []int    // pending borrowed refs
+	return cw.WaitFunc(ctx, len(refs), func(i int) *Ref { return refs[i] }, numReturns, timeout)
+}
+
+// WaitFunc is Wait over n refs given by ref(i), for callers that hold
+// their refs in another form (it spares them building a slice).
+func (cw *CoreWorker) WaitFunc(ctx context.Context, n int, ref func(i int) *Ref, numReturns int, timeout time.Duration) ([]bool, error) {
+	ready := make([]bool, n)
+	count, pending := 0, 0
 	cw.mu.Lock()
-	for i, r := range refs {
-		o, ok := cw.objects[r.ID]
+	cw.waitCalls++
+	mark := cw.waitCalls
+	// First pass: what is ready, duplicates, freed objects.
+	for i := range n {
+		r := ref(i)
+		o, ok := cw.lookupLocked(r)
 		if ok {
-			if o.lastWait == w.mark { // seen earlier in this call
-				cw.removeWaiterLocked(w, owned)
+			if o.lastWait == mark { // seen earlier in this call
 				cw.mu.Unlock()
 				return nil, errs.Invalidf("raygo: Wait: ref %s appears twice", r.ID)
 			}
-			o.lastWait = w.mark
+			o.lastWait = mark
 		}
 		switch {
 		case ok && o.ready:
 			ready[i] = true
 			count++
 		case r.OwnerID == cw.workerID && !ok:
-			cw.removeWaiterLocked(w, owned)
 			cw.mu.Unlock()
 			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed}
-		case r.OwnerID == cw.workerID:
-			o.waiters = append(o.waiters, waiterEntry{w: w, index: i})
-			owned = append(owned, o)
 		default:
+			pending++
+		}
+	}
+	if count >= numReturns || pending == 0 || timeout == 0 {
+		cw.mu.Unlock()
+		return trimReady(ready, numReturns), nil
+	}
+	// Second pass, only when it must block: the pending refs, owned ones
+	// (woken through their entries) and borrowed ones (asked of owners).
+	var owned, remote []int
+	var ownedObjs []*object
+	for i := range n {
+		if ready[i] {
+			continue
+		}
+		r := ref(i)
+		if r.OwnerID == cw.workerID {
+			o, _ := cw.lookupLocked(r)
+			owned = append(owned, i)
+			ownedObjs = append(ownedObjs, o)
+		} else {
 			remote = append(remote, i)
 		}
+	}
+	// Not enough are ready: hear of the rest. The channel holds an index
+	// for every ref, so a wake-up never blocks.
+	w := &waiter{ch: make(chan int, n)}
+	for k, o := range ownedObjs {
+		o.waiters = append(o.waiters, waiterEntry{w: w, index: owned[k]})
 	}
 	cw.mu.Unlock()
 	defer func() {
 		cw.mu.Lock()
-		cw.removeWaiterLocked(w, owned)
+		cw.removeWaiterLocked(w, ownedObjs)
 		cw.mu.Unlock()
 	}()
-	pending := len(owned) + len(remote)
-	if count >= numReturns || pending == 0 || timeout == 0 {
-		return trimReady(ready, numReturns), nil
-	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for _, i := range remote {
-		r := refs[i]
+		r := ref(i)
 		cw.wg.Add(1)
 		go func() {
 			defer cw.wg.Done()
@@ -414,13 +461,8 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 // waiter is one Wait call: objects it waits for send their index in the
 // call's ref list on ch (buffered for all of them) when they become ready.
 type waiter struct {
-	ch   chan int
-	mark *waitMark
+	ch chan int
 }
-
-// waitMark identifies one Wait call on the objects it looked at; it is
-// tiny, so the objects that keep the last one keep nothing else alive.
-type waitMark struct{ _ byte }
 
 type waiterEntry struct {
 	w     *waiter
