@@ -226,20 +226,7 @@ func (c *Client) Put(id ids.ID, parts [][]byte, info Info) error {
 	for _, p := range parts {
 		size += int64(len(p))
 	}
-	loc, err := c.create(id, size, info)
-	if err != nil || loc.Exists {
-		return err
-	}
-	if err := c.fill(loc, parts); err != nil {
-		c.abort(id)
-		return err
-	}
-	return c.seal(id)
-}
-
-// fill copies parts into a created object.
-func (c *Client) fill(loc *pb.StoreLocation, parts [][]byte) error {
-	return c.withCreated(loc, func(dst []byte) error {
+	return c.PutFill(id, size, info, func(dst []byte) error {
 		copyParts(dst, parts)
 		return nil
 	})
