@@ -194,3 +194,17 @@ func TestOrphanedLeasesAreReclaimed(t *testing.T) {
 		t.Fatal("resources did not come back")
 	}
 }
+
+// Workers on other machines get their tasks over gRPC instead of a framed
+// unix socket; the same tests pass on that path.
+func TestGRPCPushTransport(t *testing.T) {
+	t.Setenv(ray.EnvPushTransport, "grpc")
+	t.Run("tasks", TestTasks)
+	t.Run("blocked-task", TestBlockedTaskDoesNotStallPipeline)
+	t.Run("worker-killed", TestKillWorkersMidTask)
+	t.Run("retries", TestRetriesExhausted)
+	t.Run("cancel", TestCancel)
+	t.Run("actors", TestActorBasics)
+	t.Run("actor-restart", TestActorRestart)
+	t.Run("actor-task-retries", TestActorTaskRetries)
+}

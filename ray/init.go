@@ -31,6 +31,10 @@ const (
 	EnvAddress = "RAYGO_ADDRESS"
 	// EnvToken carries the cluster token, like the Token option.
 	EnvToken = "RAYGO_TOKEN"
+	// EnvPushTransport set to "grpc" sends tasks to workers on the same
+	// machine over gRPC too, instead of a framed unix socket (for tests
+	// of the gRPC path, which workers on other machines take).
+	EnvPushTransport = "RAYGO_PUSH_TRANSPORT"
 )
 
 // maxInlineThreshold bounds InlineThreshold: inline values ride in task
@@ -147,6 +151,7 @@ func Init(ctx context.Context, opts ...Option) error {
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
 		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost,
+		PushTransport: os.Getenv(EnvPushTransport),
 	}, registry)
 	if err != nil {
 		return fail(err)
@@ -333,6 +338,7 @@ func runWorker() {
 		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),
 		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
 		ListenHost: env(raylet.EnvNodeIP), Namespace: env(raylet.EnvNamespace), InlineThreshold: inline,
+		PushTransport: os.Getenv(EnvPushTransport),
 	}, registry)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raygo worker:", err)

@@ -338,12 +338,8 @@ func (a *actorClient) watch(since uint64) {
 // connect opens a stream to the actor's worker and sends what is queued.
 func (a *actorClient) connect(info *pb.ActorInfo) error {
 	cw := a.cw
-	conn, err := cw.pool.Get(info.GetAddress())
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(cw.ctx)
-	stream, err := pb.NewCoreWorkerClient(conn).PushTasks(ctx)
+	stream, err := cw.openTaskStream(ctx, info.GetAddress())
 	if err != nil {
 		cancel()
 		return err
@@ -368,7 +364,7 @@ func (a *actorClient) connect(info *pb.ActorInfo) error {
 	return nil
 }
 
-func (a *actorClient) recvLoop(stream pb.CoreWorker_PushTasksClient, gen int) {
+func (a *actorClient) recvLoop(stream taskStream, gen int) {
 	cw := a.cw
 	defer cw.wg.Done()
 	for {

@@ -57,6 +57,8 @@ type Config struct {
 	MaxPipeline int
 	// Namespace is the default namespace for named actors.
 	Namespace string
+	// PushTransport picks how tasks reach workers: PushAuto or PushGRPC.
+	PushTransport string
 }
 
 // Defaults fills unset fields with their defaults.
@@ -93,6 +95,7 @@ type CoreWorker struct {
 	server     *grpc.Server
 	registry   *Registry
 	store      *objstore.Client // the local node's shared-memory store; nil when the node is remote
+	pushSrv    *taskServer      // worker mode: framed push streams from owners on this machine
 
 	mu             sync.Mutex
 	objects        map[ids.ID]*object      // guarded by mu
@@ -149,6 +152,13 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	}
 	pb.RegisterCoreWorkerServer(cw.server, service{cw: cw})
 	lis.Serve(cw.server, &cw.wg)
+	if cfg.Mode == Worker {
+		if err := cw.serveTasks(); err != nil {
+			lis.Close()
+			cancel()
+			return nil, err
+		}
+	}
 	cw.wg.Add(1)
 	go cw.background()
 	if cfg.Mode == Worker {
@@ -214,6 +224,9 @@ func (cw *CoreWorker) Close() {
 		a.close()
 	}
 	cw.cancel()
+	if cw.pushSrv != nil {
+		cw.pushSrv.close()
+	}
 	cw.flushBackground()
 	stopped := make(chan struct{})
 	go func() { cw.server.GracefulStop(); close(stopped) }()

@@ -64,7 +64,7 @@ func newExecutor(cw *CoreWorker) *executor {
 
 // PushTasks receives task batches on a stream, runs them in order (actor
 // calls up to the actor's concurrency) and streams replies back.
-func (cw *CoreWorker) pushTasks(stream pb.CoreWorker_PushTasksServer) error {
+func (cw *CoreWorker) pushTasks(stream taskServerStream) error {
 	if cw.exec == nil {
 		return errs.Invalidf("coreworker: this process is a driver and runs no tasks")
 	}

@@ -20,7 +20,7 @@ type leasedWorker struct {
 	nodeID     ids.ID
 	addr       string
 	rayletAddr string
-	stream     pb.CoreWorker_PushTasksClient
+	stream     taskStream
 	cancel     context.CancelFunc
 	sendCh     chan *pb.TaskSpec
 	inflight   map[ids.ID]*task // guarded by CoreWorker.mu
@@ -39,16 +39,11 @@ func (cw *CoreWorker) connectWorker(k *schedKey, reply *pb.LeaseReply, rayletAdd
 		nodeID: ids.MustFromBytes(reply.GetNodeId()), addr: reply.GetWorkerAddress(), rayletAddr: rayletAddr,
 		sendCh: make(chan *pb.TaskSpec, cw.cfg.MaxPipeline+1), inflight: map[ids.ID]*task{}, lastUsed: time.Now(),
 	}
-	conn, err := cw.pool.Get(lw.addr)
-	if err == nil {
-		ctx, cancel := context.WithCancel(cw.ctx)
-		lw.cancel = cancel
-		lw.stream, err = pb.NewCoreWorkerClient(conn).PushTasks(ctx)
-		if err != nil {
-			cancel()
-		}
-	}
-	if err != nil {
+	ctx, cancel := context.WithCancel(cw.ctx)
+	lw.cancel = cancel
+	var err error
+	if lw.stream, err = cw.openTaskStream(ctx, lw.addr); err != nil {
+		cancel()
 		cw.returnLeaseRPC(lw, true)
 		return nil, err
 	}
@@ -59,7 +54,7 @@ func (cw *CoreWorker) connectWorker(k *schedKey, reply *pb.LeaseReply, rayletAdd
 }
 
 // sendLoop batches specs from ch onto a stream until ch is closed.
-func (cw *CoreWorker) sendLoop(stream pb.CoreWorker_PushTasksClient, ch chan *pb.TaskSpec) {
+func (cw *CoreWorker) sendLoop(stream taskStream, ch chan *pb.TaskSpec) {
 	defer cw.wg.Done()
 	batch := make([]*pb.TaskSpec, 0, 64)
 	for spec := range ch {

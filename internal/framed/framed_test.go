@@ -1,0 +1,152 @@
+package framed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+func listen(t *testing.T) (*Listener, string) {
+	t.Helper()
+	name := fmt.Sprintf("@raygo-test/framed/%d/%s", os.Getpid(), t.Name())
+	l, err := Listen(name, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, name
+}
+
+func TestRoundTrip(t *testing.T) {
+	l, name := listen(t)
+	done := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		purpose, err := l.Hello(c)
+		if err != nil || purpose != "echo" {
+			done <- fmt.Errorf("hello: %q %v", purpose, err)
+			return
+		}
+		for {
+			var m pb.StoreObjectIDs
+			if err := c.Read(&m); err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			if err := c.Write(&m); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	c, err := Dial(context.Background(), name, "secret", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range []int{0, 1, 1000, 70000} { // 70k ids: a frame larger than the read buffer
+		out := &pb.StoreObjectIDs{}
+		for i := range n {
+			out.ObjectIds = append(out.ObjectIds, []byte{byte(i), byte(i >> 8)})
+		}
+		if err := c.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		var in pb.StoreObjectIDs
+		if err := c.Read(&in); err != nil {
+			t.Fatal(err)
+		}
+		if len(in.ObjectIds) != n {
+			t.Fatalf("echoed %d ids, sent %d", len(in.ObjectIds), n)
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadTokenRefused(t *testing.T) {
+	l, name := listen(t)
+	got := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		_, err = l.Hello(c)
+		got <- err
+	}()
+	if _, err := Dial(context.Background(), name, "wrong", "x"); !errors.Is(err, errs.ErrUnauthenticated) {
+		t.Fatalf("dial with a bad token: %v", err)
+	}
+	if err := <-got; !errors.Is(err, errs.ErrUnauthenticated) {
+		t.Fatalf("listener side: %v", err)
+	}
+}
+
+func TestSilentPeerTimesOut(t *testing.T) {
+	l, name := listen(t)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			time.Sleep(HelloTimeout + 2*time.Second) // never answers
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	_, err := Dial(context.Background(), name, "secret", "x")
+	if err == nil || time.Since(start) > HelloTimeout+3*time.Second {
+		t.Fatalf("dial to a silent listener: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestOversizedFrameRejected(t *testing.T) {
+	l, name := listen(t)
+	got := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		if _, err := l.Hello(c); err != nil {
+			got <- err
+			return
+		}
+		var m pb.StoreObjectIDs
+		got <- c.Read(&m)
+	}()
+	c, err := Dial(context.Background(), name, "secret", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.nc.Write([]byte{0xff, 0xff, 0xff, 0x7f}); err != nil { // a 2 GiB length
+		t.Fatal(err)
+	}
+	if err := <-got; err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("oversized frame: %v", err)
+	}
+}
