@@ -49,7 +49,7 @@ const pushPurpose = "push-tasks"
 // is on this machine, gRPC otherwise. Cancelling ctx breaks it.
 func (cw *CoreWorker) openTaskStream(ctx context.Context, addr string) (taskStream, error) {
 	if cw.cfg.PushTransport != PushGRPC {
-		if c, err := framed.Dial(ctx, taskSocketName(addr), cw.cfg.Token, pushPurpose); err == nil {
+		if c, err := framed.Dial(ctx, taskSocketName(addr), cw.cfg.Token, pushPurpose, cw.workerID.String()); err == nil {
 			return &framedClient{c: c, stop: context.AfterFunc(ctx, func() { c.Close() })}, nil
 		}
 	}
@@ -128,8 +128,8 @@ func (ts *taskServer) serve(c *framed.Conn) {
 		delete(ts.conns, c)
 		ts.mu.Unlock()
 	}()
-	purpose, err := ts.lis.Hello(c)
-	if err != nil || purpose != pushPurpose {
+	peer, err := ts.lis.Hello(c)
+	if err != nil || peer.Purpose != pushPurpose {
 		return
 	}
 	ctx, cancel := context.WithCancel(ts.cw.ctx)

@@ -41,6 +41,7 @@ const HelloTimeout = 5 * time.Second
 // Write; Read must be called from one goroutine at a time.
 type Conn struct {
 	nc   *net.UnixConn
+	src  *source // what r reads: bytes left over by ReadWithFD, then nc
 	r    *bufio.Reader
 	rbuf []byte
 
@@ -78,42 +79,66 @@ func (l *Listener) Accept() (*Conn, error) {
 func (l *Listener) Close() error { return l.l.Close() }
 
 func newConn(nc *net.UnixConn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	src := &source{nc: nc}
+	return &Conn{nc: nc, src: src, r: bufio.NewReaderSize(src, 64<<10)}
+}
+
+// source reads bytes a ReadWithFD took beyond its frame, then the socket.
+type source struct {
+	pending []byte
+	nc      *net.UnixConn
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if len(s.pending) > 0 {
+		n := copy(p, s.pending)
+		s.pending = s.pending[n:]
+		return n, nil
+	}
+	return s.nc.Read(p)
+}
+
+// Peer is what a listener learns in the hello.
+type Peer struct {
+	Purpose string // what the connection is for
+	Name    string // who the peer says it is
+	PID     int    // its process, from the kernel
 }
 
 // Hello runs the listener's side of the hello: it checks the peer's uid
-// and token and returns what the peer says the connection is for.
-func (l *Listener) Hello(c *Conn) (purpose string, err error) {
+// and token and returns who the peer is.
+func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 	_ = c.nc.SetDeadline(time.Now().Add(HelloTimeout))
 	defer c.nc.SetDeadline(time.Time{})
 	raw, err := c.nc.SyscallConn()
 	if err != nil {
-		return "", err
+		return peer, err
 	}
 	var cred *unix.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return "", err
+		return peer, err
 	}
 	if credErr != nil {
-		return "", fmt.Errorf("framed: peer credentials: %w", credErr)
+		return peer, fmt.Errorf("framed: peer credentials: %w", credErr)
 	}
 	if uid := uint32(os.Getuid()); cred.Uid != uid && cred.Uid != 0 {
-		return "", fmt.Errorf("framed: peer pid %d runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
+		return peer, fmt.Errorf("framed: peer pid %d runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
 	}
 	var h pb.FramedHello
 	if err := c.Read(&h); err != nil {
-		return "", fmt.Errorf("framed: hello: %w", err)
+		return peer, fmt.Errorf("framed: hello: %w", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(h.GetToken()), []byte(l.token)) != 1 {
 		_ = c.Write(&pb.FramedHelloReply{Error: errs.ToInfo(&errs.Status{Kind: errs.KindInvalid, Message: "framed: bad token"})})
-		return "", fmt.Errorf("%w: framed: peer pid %d sent a bad token", errs.ErrUnauthenticated, cred.Pid)
+		return peer, fmt.Errorf("%w: framed: peer pid %d sent a bad token", errs.ErrUnauthenticated, cred.Pid)
 	}
-	return h.GetPurpose(), c.Write(&pb.FramedHelloReply{})
+	return Peer{Purpose: h.GetPurpose(), Name: h.GetName(), PID: int(cred.Pid)}, c.Write(&pb.FramedHelloReply{})
 }
 
-// Dial connects to name and says hello with token and purpose.
-func Dial(ctx context.Context, name, token, purpose string) (*Conn, error) {
+// Dial connects to the socket name and says hello: the token, what the
+// connection is for, and who is calling.
+func Dial(ctx context.Context, name, token, purpose, who string) (*Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", name)
 	if err != nil {
@@ -122,9 +147,11 @@ func Dial(ctx context.Context, name, token, purpose string) (*Conn, error) {
 	c := newConn(nc.(*net.UnixConn))
 	_ = c.nc.SetDeadline(time.Now().Add(HelloTimeout))
 	var reply pb.FramedHelloReply
-	err = c.Write(&pb.FramedHello{Token: token, Purpose: purpose})
+	err = c.Write(&pb.FramedHello{Token: token, Purpose: purpose, Name: who})
 	if err == nil {
-		err = c.Read(&reply)
+		// Unbuffered: the listener's next message may carry a descriptor
+		// (ReadWithFD), which a buffered read would lose.
+		err = c.readFrom(c.src, &reply)
 	}
 	if err == nil && reply.GetError() != nil {
 		err = fmt.Errorf("%w: %v", errs.ErrUnauthenticated, errs.FromInfo(reply.GetError()))
@@ -157,9 +184,11 @@ func (c *Conn) Write(m proto.Message) error {
 }
 
 // Read receives one message into m.
-func (c *Conn) Read(m proto.Message) error {
+func (c *Conn) Read(m proto.Message) error { return c.readFrom(c.r, m) }
+
+func (c *Conn) readFrom(r io.Reader, m proto.Message) error {
 	var hdr [4]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.LittleEndian.Uint32(hdr[:])
@@ -170,7 +199,7 @@ func (c *Conn) Read(m proto.Message) error {
 		c.rbuf = make([]byte, n)
 	}
 	buf := c.rbuf[:n]
-	if _, err := io.ReadFull(c.r, buf); err != nil {
+	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
@@ -181,6 +210,86 @@ func (c *Conn) Read(m proto.Message) error {
 		c.rbuf = nil // do not hold on to a large one
 	}
 	return err
+}
+
+// WriteWithFD sends one message with a file descriptor attached
+// (SCM_RIGHTS); the peer takes it with ReadWithFD.
+func (c *Conn) WriteWithFD(m proto.Message, fd int) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b, err := proto.MarshalOptions{}.MarshalAppend([]byte{0, 0, 0, 0}, m)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
+	_, _, err = c.nc.WriteMsgUnix(b, unix.UnixRights(fd), nil)
+	return err
+}
+
+// ReadWithFD receives one message sent with WriteWithFD, and its file
+// descriptor (-1 if none came). It must be the connection's first read
+// after the hello.
+func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
+	if c.r.Buffered() > 0 || len(c.src.pending) > 0 {
+		return -1, errors.New("framed: ReadWithFD after other reads")
+	}
+	fd = -1
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	var got []byte
+	for {
+		n, oobn, _, _, err := c.nc.ReadMsgUnix(buf, oob)
+		if err != nil {
+			closeFD(fd)
+			return -1, err
+		}
+		if oobn > 0 {
+			msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, cm := range msgs {
+				if fds, err := unix.ParseUnixRights(&cm); err == nil {
+					for _, f := range fds {
+						if fd < 0 {
+							fd = f
+						} else {
+							unix.Close(f) // one was asked for
+						}
+					}
+				}
+			}
+			if perr != nil {
+				closeFD(fd)
+				return -1, perr
+			}
+			oob = nil // ancillary data comes with the first bytes only
+		}
+		if n == 0 {
+			closeFD(fd)
+			return -1, io.ErrUnexpectedEOF
+		}
+		got = append(got, buf[:n]...)
+		if len(got) < 4 {
+			continue
+		}
+		size := int(binary.LittleEndian.Uint32(got))
+		if size > MaxFrame {
+			closeFD(fd)
+			return -1, fmt.Errorf("framed: frame of %d bytes exceeds the %d-byte limit", size, MaxFrame)
+		}
+		if len(got) >= 4+size {
+			c.src.pending = got[4+size:]
+			if err := proto.Unmarshal(got[4:4+size], m); err != nil {
+				closeFD(fd)
+				return -1, err
+			}
+			return fd, nil
+		}
+	}
+}
+
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
 }
 
 // CloseWrite half-closes the connection: the peer's Read sees io.EOF.

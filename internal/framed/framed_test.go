@@ -35,9 +35,9 @@ func TestRoundTrip(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		purpose, err := l.Hello(c)
-		if err != nil || purpose != "echo" {
-			done <- fmt.Errorf("hello: %q %v", purpose, err)
+		peer, err := l.Hello(c)
+		if err != nil || peer.Purpose != "echo" || peer.Name != "tester" || peer.PID != os.Getpid() {
+			done <- fmt.Errorf("hello: %+v %v", peer, err)
 			return
 		}
 		for {
@@ -55,7 +55,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 		}
 	}()
-	c, err := Dial(context.Background(), name, "secret", "echo")
+	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestBadTokenRefused(t *testing.T) {
 		_, err = l.Hello(c)
 		got <- err
 	}()
-	if _, err := Dial(context.Background(), name, "wrong", "x"); !errors.Is(err, errs.ErrUnauthenticated) {
+	if _, err := Dial(context.Background(), name, "wrong", "x", ""); !errors.Is(err, errs.ErrUnauthenticated) {
 		t.Fatalf("dial with a bad token: %v", err)
 	}
 	if err := <-got; !errors.Is(err, errs.ErrUnauthenticated) {
@@ -115,7 +115,7 @@ func TestSilentPeerTimesOut(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err := Dial(context.Background(), name, "secret", "x")
+	_, err := Dial(context.Background(), name, "secret", "x", "")
 	if err == nil || time.Since(start) > HelloTimeout+3*time.Second {
 		t.Fatalf("dial to a silent listener: %v after %v", err, time.Since(start))
 	}
@@ -138,7 +138,7 @@ func TestOversizedFrameRejected(t *testing.T) {
 		var m pb.StoreObjectIDs
 		got <- c.Read(&m)
 	}()
-	c, err := Dial(context.Background(), name, "secret", "x")
+	c, err := Dial(context.Background(), name, "secret", "x", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,5 +148,50 @@ func TestOversizedFrameRejected(t *testing.T) {
 	}
 	if err := <-got; err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("oversized frame: %v", err)
+	}
+}
+
+// A descriptor sent with the first message after the hello arrives with
+// it, and later messages read normally.
+func TestDescriptorPassing(t *testing.T) {
+	l, name := listen(t)
+	f, err := os.CreateTemp(t.TempDir(), "fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("through the socket")
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := l.Hello(c); err != nil {
+			return
+		}
+		c.WriteWithFD(&pb.StoreReply{NodeId: "first"}, int(f.Fd()))
+		c.Write(&pb.StoreReply{NodeId: "second"})
+		var m pb.StoreReply
+		c.Read(&m) // until the client closes
+	}()
+	c, err := Dial(context.Background(), name, "secret", "fd", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var first, second pb.StoreReply
+	fd, err := c.ReadWithFD(&first)
+	if err != nil || fd < 0 || first.NodeId != "first" {
+		t.Fatalf("ReadWithFD: fd %d, %v, %v", fd, &first, err)
+	}
+	got := os.NewFile(uintptr(fd), "passed")
+	defer got.Close()
+	b := make([]byte, 64)
+	n, _ := got.ReadAt(b, 0)
+	if string(b[:n]) != "through the socket" {
+		t.Fatalf("passed descriptor reads %q", b[:n])
+	}
+	if err := c.Read(&second); err != nil || second.NodeId != "second" {
+		t.Fatalf("message after the descriptor: %v %v", &second, err)
 	}
 }

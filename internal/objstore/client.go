@@ -1,11 +1,9 @@
 package objstore
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/framed"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 )
@@ -23,13 +22,11 @@ import (
 // each Buffer handed to user code on its own (see mapView). Safe for
 // concurrent use.
 type Client struct {
-	nc       *net.UnixConn
+	fc       *framed.Conn
 	fd       int    // the region's memfd
 	mem      []byte // this process's mapping of the whole region
 	capacity int64
 	nodeID   string
-
-	wmu sync.Mutex // serializes request frames
 
 	mu       sync.Mutex
 	seq      uint64                         // guarded by mu
@@ -46,78 +43,43 @@ var ErrNotFound = errors.New("objstore: object not in this node's store")
 // Dial connects to the store serving the abstract socket name, presenting
 // the cluster token; client names this process in the store's reports.
 func Dial(name, token, client string) (*Client, error) {
-	nc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: name, Net: "unix"})
+	ctx, cancel := context.WithTimeout(context.Background(), framed.HelloTimeout)
+	defer cancel()
+	fc, err := framed.Dial(ctx, name, token, storePurpose, client)
 	if err != nil {
-		return nil, fmt.Errorf("objstore: connect to %s: %w", name, err)
+		return nil, fmt.Errorf("objstore: %w", err)
 	}
-	c := &Client{nc: nc, fd: -1, pending: map[uint64]chan *pb.StoreReply{}, buffers: map[*bufferState]struct{}{}, done: make(chan struct{})}
-	if err := c.hello(token, client); err != nil {
-		nc.Close()
+	c := &Client{fc: fc, fd: -1, pending: map[uint64]chan *pb.StoreReply{}, buffers: map[*bufferState]struct{}{}, done: make(chan struct{})}
+	if err := c.greeting(); err != nil {
+		fc.Close()
 		if c.fd >= 0 {
 			unix.Close(c.fd)
 		}
 		return nil, err
 	}
 	c.readerWG.Add(1)
-	go c.readLoop(bufio.NewReader(nc))
+	go c.readLoop()
 	return c, nil
 }
 
-func (c *Client) hello(token, client string) error {
-	frame, err := encodeFrame(&pb.StoreRequest{Seq: 1, Op: &pb.StoreRequest_Hello{Hello: &pb.StoreHello{Token: token, Client: client, Pid: int32(os.Getpid())}}})
+// greeting takes the store's first message: its size and the region's fd.
+func (c *Client) greeting() error {
+	var first pb.StoreReply
+	fd, err := c.fc.ReadWithFD(&first)
 	if err != nil {
-		return err
+		return fmt.Errorf("objstore: greeting: %w", err)
 	}
-	if _, err := c.nc.Write(frame); err != nil {
-		return fmt.Errorf("objstore: hello: %w", err)
+	c.fd = fd
+	if fd < 0 {
+		return errors.New("objstore: the store sent no region")
 	}
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	var got []byte
-	for {
-		n, oobn, _, _, err := c.nc.ReadMsgUnix(buf, oob)
-		if err != nil {
-			return fmt.Errorf("objstore: hello reply: %w", err)
-		}
-		if oobn > 0 {
-			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err != nil {
-				return err
-			}
-			for _, m := range msgs {
-				if fds, err := unix.ParseUnixRights(&m); err == nil && len(fds) > 0 {
-					c.fd = fds[0]
-				}
-			}
-			oob = oob[:0:0] // the fd comes once
-		}
-		got = append(got, buf[:n]...)
-		if len(got) >= 4 {
-			size := int(uint32(got[0]) | uint32(got[1])<<8 | uint32(got[2])<<16 | uint32(got[3])<<24)
-			if len(got) >= 4+size {
-				reply := &pb.StoreReply{}
-				if err := readFrame(bytes.NewReader(got), reply); err != nil {
-					return err
-				}
-				if e := reply.GetError(); e != nil {
-					return errs.FromInfo(e)
-				}
-				if c.fd < 0 {
-					return errors.New("objstore: the store sent no region")
-				}
-				c.capacity, c.nodeID = reply.GetCapacity(), reply.GetNodeId()
-				mem, err := unix.Mmap(c.fd, 0, int(c.capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-				if err != nil {
-					return fmt.Errorf("objstore: map the shared region (%d bytes): %w", c.capacity, err)
-				}
-				c.mem = mem
-				return nil
-			}
-		}
-		if n == 0 {
-			return errors.New("objstore: connection closed during hello")
-		}
+	c.capacity, c.nodeID = first.GetCapacity(), first.GetNodeId()
+	mem, err := unix.Mmap(c.fd, 0, int(c.capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("objstore: map the shared region (%d bytes): %w", c.capacity, err)
 	}
+	c.mem = mem
+	return nil
 }
 
 // Capacity is the store's region size.
@@ -126,12 +88,12 @@ func (c *Client) Capacity() int64 { return c.capacity }
 // NodeID is the node the store belongs to.
 func (c *Client) NodeID() string { return c.nodeID }
 
-func (c *Client) readLoop(r *bufio.Reader) {
+func (c *Client) readLoop() {
 	defer c.readerWG.Done()
 	var err error
 	for {
 		reply := &pb.StoreReply{}
-		if err = readFrame(r, reply); err != nil {
+		if err = c.fc.Read(reply); err != nil {
 			break
 		}
 		c.mu.Lock()
@@ -157,7 +119,7 @@ func (c *Client) call(req *pb.StoreRequest) (*pb.StoreReply, error) {
 		return nil, c.err
 	}
 	c.seq++
-	req.Seq = c.seq + 1 // 1 was hello; 0 means no reply
+	req.Seq = c.seq // 0 means no reply
 	c.pending[req.Seq] = ch
 	c.mu.Unlock()
 	if err := c.send(req); err != nil {
@@ -180,13 +142,7 @@ func (c *Client) call(req *pb.StoreRequest) (*pb.StoreReply, error) {
 }
 
 func (c *Client) send(req *pb.StoreRequest) error {
-	frame, err := encodeFrame(req)
-	if err != nil {
-		return err
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(frame); err != nil {
+	if err := c.fc.Write(req); err != nil {
 		return fmt.Errorf("objstore: send to the node's store: %w", err)
 	}
 	return nil
@@ -559,7 +515,7 @@ func (c *Client) Close() {
 	for _, st := range live {
 		st.retire()
 	}
-	c.nc.Close()
+	c.fc.Close()
 	c.readerWG.Wait()
 	unix.Munmap(c.mem)
 	unix.Close(c.fd)

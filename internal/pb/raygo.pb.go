@@ -4127,6 +4127,7 @@ type FramedHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"` // who is calling, for the listener's reports ("worker 1a2b3c4d")
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4171,6 +4172,13 @@ func (x *FramedHello) GetToken() string {
 func (x *FramedHello) GetPurpose() string {
 	if x != nil {
 		return x.Purpose
+	}
+	return ""
+}
+
+func (x *FramedHello) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -4224,7 +4232,6 @@ type StoreRequest struct {
 	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// Types that are valid to be assigned to Op:
 	//
-	//	*StoreRequest_Hello
 	//	*StoreRequest_Create
 	//	*StoreRequest_Seal
 	//	*StoreRequest_Abort
@@ -4277,15 +4284,6 @@ func (x *StoreRequest) GetSeq() uint64 {
 func (x *StoreRequest) GetOp() isStoreRequest_Op {
 	if x != nil {
 		return x.Op
-	}
-	return nil
-}
-
-func (x *StoreRequest) GetHello() *StoreHello {
-	if x != nil {
-		if x, ok := x.Op.(*StoreRequest_Hello); ok {
-			return x.Hello
-		}
 	}
 	return nil
 }
@@ -4357,10 +4355,6 @@ type isStoreRequest_Op interface {
 	isStoreRequest_Op()
 }
 
-type StoreRequest_Hello struct {
-	Hello *StoreHello `protobuf:"bytes,2,opt,name=hello,proto3,oneof"`
-}
-
 type StoreRequest_Create struct {
 	Create *StoreCreate `protobuf:"bytes,3,opt,name=create,proto3,oneof"`
 }
@@ -4389,8 +4383,6 @@ type StoreRequest_Contains struct {
 	Contains *StoreObjectIDs `protobuf:"bytes,9,opt,name=contains,proto3,oneof"`
 }
 
-func (*StoreRequest_Hello) isStoreRequest_Op() {}
-
 func (*StoreRequest_Create) isStoreRequest_Op() {}
 
 func (*StoreRequest_Seal) isStoreRequest_Op() {}
@@ -4404,68 +4396,6 @@ func (*StoreRequest_Release) isStoreRequest_Op() {}
 func (*StoreRequest_Delete) isStoreRequest_Op() {}
 
 func (*StoreRequest_Contains) isStoreRequest_Op() {}
-
-// StoreHello authenticates a connection (the cluster token) and names the
-// client for reports (a worker or driver id, and its pid).
-type StoreHello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`
-	Pid           int32                  `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StoreHello) Reset() {
-	*x = StoreHello{}
-	mi := &file_raygo_proto_msgTypes[72]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StoreHello) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StoreHello) ProtoMessage() {}
-
-func (x *StoreHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StoreHello.ProtoReflect.Descriptor instead.
-func (*StoreHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
-}
-
-func (x *StoreHello) GetToken() string {
-	if x != nil {
-		return x.Token
-	}
-	return ""
-}
-
-func (x *StoreHello) GetClient() string {
-	if x != nil {
-		return x.Client
-	}
-	return ""
-}
-
-func (x *StoreHello) GetPid() int32 {
-	if x != nil {
-		return x.Pid
-	}
-	return 0
-}
 
 // StoreCreate reserves space for an object the client then writes and seals.
 type StoreCreate struct {
@@ -4481,7 +4411,7 @@ type StoreCreate struct {
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4493,7 +4423,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4506,7 +4436,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -4553,7 +4483,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +4495,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +4508,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -4604,7 +4534,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4616,7 +4546,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4629,7 +4559,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -4671,8 +4601,8 @@ type StoreReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	Error         *ErrorInfo             `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Capacity      int64                  `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`          // hello
-	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"` // hello
+	Capacity      int64                  `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`          // first reply
+	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"` // first reply
 	Locations     []*StoreLocation       `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4680,7 +4610,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +4622,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +4635,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -4772,7 +4702,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4784,7 +4714,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4797,7 +4727,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -4955,7 +4885,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4967,7 +4897,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4980,7 +4910,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -5041,7 +4971,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5053,7 +4983,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5066,7 +4996,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -5085,7 +5015,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5097,7 +5027,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5110,7 +5040,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -5129,7 +5059,7 @@ type WaitObjectRequest struct {
 
 func (x *WaitObjectRequest) Reset() {
 	*x = WaitObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5141,7 +5071,7 @@ func (x *WaitObjectRequest) String() string {
 func (*WaitObjectRequest) ProtoMessage() {}
 
 func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5154,7 +5084,7 @@ func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectRequest.ProtoReflect.Descriptor instead.
 func (*WaitObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WaitObjectRequest) GetObjectId() []byte {
@@ -5173,7 +5103,7 @@ type WaitObjectReply struct {
 
 func (x *WaitObjectReply) Reset() {
 	*x = WaitObjectReply{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5185,7 +5115,7 @@ func (x *WaitObjectReply) String() string {
 func (*WaitObjectReply) ProtoMessage() {}
 
 func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5198,7 +5128,7 @@ func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectReply.ProtoReflect.Descriptor instead.
 func (*WaitObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *WaitObjectReply) GetValue() *Value {
@@ -5220,7 +5150,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5232,7 +5162,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5245,7 +5175,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -5284,7 +5214,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5296,7 +5226,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5309,7 +5239,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 type CancelTaskRequest struct {
@@ -5322,7 +5252,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5334,7 +5264,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5347,7 +5277,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -5373,7 +5303,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5385,7 +5315,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5398,7 +5328,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -5417,7 +5347,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5429,7 +5359,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5442,7 +5372,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -5461,7 +5391,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5473,7 +5403,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5486,7 +5416,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -5509,7 +5439,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5521,7 +5451,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5534,7 +5464,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -5566,7 +5496,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5578,7 +5508,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5591,7 +5521,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{90}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -5899,15 +5829,15 @@ const file_raygo_proto_rawDesc = "" +
 	"\x17WorkerDeathCauseRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\"B\n" +
 	"\x15WorkerDeathCauseReply\x12)\n" +
-	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"=\n" +
+	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"Q\n" +
 	"\vFramedHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
-	"\apurpose\x18\x02 \x01(\tR\apurpose\"=\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"=\n" +
 	"\x10FramedHelloReply\x12)\n" +
-	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\xb7\x03\n" +
+	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\x89\x03\n" +
 	"\fStoreRequest\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
-	"\x05hello\x18\x02 \x01(\v2\x14.raygo.v1.StoreHelloH\x00R\x05hello\x12/\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
 	"\x06create\x18\x03 \x01(\v2\x15.raygo.v1.StoreCreateH\x00R\x06create\x12.\n" +
 	"\x04seal\x18\x04 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x04seal\x120\n" +
 	"\x05abort\x18\x05 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x05abort\x12,\n" +
@@ -5915,12 +5845,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\arelease\x18\a \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\arelease\x122\n" +
 	"\x06delete\x18\b \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x06delete\x126\n" +
 	"\bcontains\x18\t \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\bcontainsB\x04\n" +
-	"\x02op\"L\n" +
-	"\n" +
-	"StoreHello\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\x12\x16\n" +
-	"\x06client\x18\x02 \x01(\tR\x06client\x12\x10\n" +
-	"\x03pid\x18\x03 \x01(\x05R\x03pid\"\x9e\x01\n" +
+	"\x02op\"\x9e\x01\n" +
 	"\vStoreCreate\x12\x1b\n" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
@@ -6069,7 +5994,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_raygo_proto_goTypes = []any{
 	(*Resources)(nil),               // 0: raygo.v1.Resources
 	(*ErrorInfo)(nil),               // 1: raygo.v1.ErrorInfo
@@ -6143,31 +6068,30 @@ var file_raygo_proto_goTypes = []any{
 	(*FramedHello)(nil),             // 69: raygo.v1.FramedHello
 	(*FramedHelloReply)(nil),        // 70: raygo.v1.FramedHelloReply
 	(*StoreRequest)(nil),            // 71: raygo.v1.StoreRequest
-	(*StoreHello)(nil),              // 72: raygo.v1.StoreHello
-	(*StoreCreate)(nil),             // 73: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 74: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 75: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 76: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 77: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 78: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 79: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 80: raygo.v1.ReplyBatch
-	(*WaitObjectRequest)(nil),       // 81: raygo.v1.WaitObjectRequest
-	(*WaitObjectReply)(nil),         // 82: raygo.v1.WaitObjectReply
-	(*BorrowRequest)(nil),           // 83: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 84: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 85: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 86: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 87: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 88: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 89: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 90: raygo.v1.ExitReply
-	nil,                             // 91: raygo.v1.Resources.AmountsEntry
-	nil,                             // 92: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 93: raygo.v1.LeaseReply.GpuIdsEntry
+	(*StoreCreate)(nil),             // 72: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 73: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 74: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 75: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 76: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 77: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 78: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 79: raygo.v1.ReplyBatch
+	(*WaitObjectRequest)(nil),       // 80: raygo.v1.WaitObjectRequest
+	(*WaitObjectReply)(nil),         // 81: raygo.v1.WaitObjectReply
+	(*BorrowRequest)(nil),           // 82: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 83: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 84: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 85: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 86: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 87: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 88: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 89: raygo.v1.ExitReply
+	nil,                             // 90: raygo.v1.Resources.AmountsEntry
+	nil,                             // 91: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 92: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	91, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	90, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	1,  // 1: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	2,  // 2: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
 	1,  // 3: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
@@ -6179,7 +6103,7 @@ var file_raygo_proto_depIdxs = []int32{
 	1,  // 9: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	0,  // 10: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	0,  // 11: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	92, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	91, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	0,  // 13: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	7,  // 14: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
 	0,  // 15: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
@@ -6196,105 +6120,104 @@ var file_raygo_proto_depIdxs = []int32{
 	34, // 26: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
 	34, // 27: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
 	0,  // 28: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	93, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	92, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	7,  // 30: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	77, // 31: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	76, // 31: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
 	66, // 32: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
 	1,  // 33: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
 	1,  // 34: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	72, // 35: raygo.v1.StoreRequest.hello:type_name -> raygo.v1.StoreHello
-	73, // 36: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	74, // 37: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	74, // 38: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	74, // 39: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	74, // 40: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	74, // 41: raygo.v1.StoreRequest.delete:type_name -> raygo.v1.StoreObjectIDs
-	74, // 42: raygo.v1.StoreRequest.contains:type_name -> raygo.v1.StoreObjectIDs
-	1,  // 43: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	75, // 44: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	78, // 45: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	5,  // 46: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	6,  // 47: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	3,  // 48: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
-	5,  // 49: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	1,  // 50: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	8,  // 51: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	14, // 52: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	10, // 53: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	12, // 54: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	17, // 55: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	19, // 56: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	21, // 57: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	23, // 58: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	25, // 59: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	27, // 60: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	29, // 61: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	31, // 62: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	33, // 63: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	35, // 64: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	37, // 65: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	39, // 66: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	41, // 67: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	43, // 68: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	45, // 69: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	47, // 70: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	49, // 71: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	51, // 72: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	53, // 73: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	55, // 74: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	57, // 75: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	57, // 76: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	60, // 77: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	62, // 78: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	64, // 79: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	67, // 80: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	79, // 81: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	81, // 82: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	83, // 83: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	85, // 84: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	87, // 85: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	89, // 86: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	9,  // 87: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	15, // 88: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	11, // 89: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	13, // 90: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	18, // 91: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	20, // 92: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	22, // 93: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	24, // 94: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	26, // 95: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	28, // 96: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	30, // 97: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	32, // 98: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	29, // 99: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	36, // 100: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	38, // 101: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	40, // 102: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	42, // 103: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	44, // 104: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	46, // 105: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	48, // 106: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	50, // 107: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	52, // 108: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	54, // 109: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	56, // 110: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	58, // 111: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	59, // 112: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	61, // 113: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	63, // 114: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	65, // 115: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	68, // 116: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	80, // 117: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	82, // 118: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	84, // 119: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	86, // 120: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	88, // 121: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	90, // 122: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	87, // [87:123] is the sub-list for method output_type
-	51, // [51:87] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	72, // 35: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	73, // 36: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	73, // 37: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	73, // 38: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	73, // 39: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	73, // 40: raygo.v1.StoreRequest.delete:type_name -> raygo.v1.StoreObjectIDs
+	73, // 41: raygo.v1.StoreRequest.contains:type_name -> raygo.v1.StoreObjectIDs
+	1,  // 42: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	74, // 43: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	77, // 44: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	5,  // 45: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	6,  // 46: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	3,  // 47: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
+	5,  // 48: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	1,  // 49: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	8,  // 50: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	14, // 51: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	10, // 52: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	12, // 53: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	17, // 54: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	19, // 55: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	21, // 56: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	23, // 57: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	25, // 58: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	27, // 59: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	29, // 60: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	31, // 61: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	33, // 62: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	35, // 63: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	37, // 64: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	39, // 65: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	41, // 66: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	43, // 67: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	45, // 68: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	47, // 69: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	49, // 70: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	51, // 71: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	53, // 72: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	55, // 73: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	57, // 74: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	57, // 75: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	60, // 76: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	62, // 77: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	64, // 78: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	67, // 79: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	78, // 80: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	80, // 81: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
+	82, // 82: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	84, // 83: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	86, // 84: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	88, // 85: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	9,  // 86: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	15, // 87: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	11, // 88: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	13, // 89: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	18, // 90: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	20, // 91: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	22, // 92: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	24, // 93: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	26, // 94: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	28, // 95: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	30, // 96: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	32, // 97: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	29, // 98: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	36, // 99: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	38, // 100: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	40, // 101: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	42, // 102: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	44, // 103: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	46, // 104: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	48, // 105: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	50, // 106: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	52, // 107: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	54, // 108: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	56, // 109: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	58, // 110: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	59, // 111: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	61, // 112: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	63, // 113: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	65, // 114: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	68, // 115: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	79, // 116: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	81, // 117: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
+	83, // 118: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	85, // 119: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	87, // 120: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	89, // 121: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	86, // [86:122] is the sub-list for method output_type
+	50, // [50:86] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -6307,7 +6230,6 @@ func file_raygo_proto_init() {
 		(*Arg_Ref)(nil),
 	}
 	file_raygo_proto_msgTypes[71].OneofWrappers = []any{
-		(*StoreRequest_Hello)(nil),
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -6322,7 +6244,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   94,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
