@@ -339,14 +339,18 @@ func runWorker() {
 		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
 		ListenHost: env(raylet.EnvNodeIP), Namespace: env(raylet.EnvNamespace), InlineThreshold: inline,
 		PushTransport: os.Getenv(EnvPushTransport),
+		// Set before registering: a task may arrive right after, and its
+		// function may call the API.
+		Ready: func(cw *coreworker.CoreWorker) {
+			global.mu.Lock()
+			global.cw = cw
+			global.mu.Unlock()
+		},
 	}, registry)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raygo worker:", err)
 		os.Exit(3)
 	}
-	global.mu.Lock()
-	global.cw = cw
-	global.mu.Unlock()
 	ppid := os.Getppid()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()

@@ -59,6 +59,10 @@ type Config struct {
 	Namespace string
 	// PushTransport picks how tasks reach workers: PushAuto or PushGRPC.
 	PushTransport string
+	// Ready, in worker mode, runs after the core worker is built and
+	// before it registers with its node daemon (after which tasks may
+	// arrive): the ray package makes the process's API usable there.
+	Ready func(*CoreWorker)
 }
 
 // Defaults fills unset fields with their defaults.
@@ -161,6 +165,9 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	}
 	cw.wg.Add(1)
 	go cw.background()
+	if cfg.Ready != nil {
+		cfg.Ready(cw)
+	}
 	if cfg.Mode == Worker {
 		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 		defer rcancel()
