@@ -207,6 +207,7 @@ func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 	if o.storeBytes > 0 {
 		rc.ObjectStoreBytes = o.storeBytes
 	}
+	rc.SpillDir = o.spillDir
 	head, err := node.StartHead(node.HeadConfig{GCS: gcs.DefaultConfig(), Raylet: rc, Token: token})
 	if err != nil {
 		_ = sess.Remove()

@@ -187,7 +187,8 @@ func TestSpillEndToEnd(t *testing.T) {
 
 // An object larger than the whole store lives on disk, and reads back.
 func TestObjectLargerThanStore(t *testing.T) {
-	ctx := initCluster(t, ray.NumCPUs(1), ray.ObjectStoreMemory(8<<20))
+	spill := t.TempDir()
+	ctx := initCluster(t, ray.NumCPUs(1), ray.ObjectStoreMemory(8<<20), ray.SpillDir(spill))
 	const size = 40 << 20
 	ref, err := ray.PutBuffer(ctx, size, func(b []byte) error {
 		copy(b, seeded(size, 5))
@@ -201,12 +202,15 @@ func TestObjectLargerThanStore(t *testing.T) {
 	if err != nil || got != want {
 		t.Fatalf("worker read of a file-backed object: %v", err)
 	}
-	if st := ray.StoreStatsForTest(); st.GetFileCount() != 1 {
+	if st := ray.StoreStatsForTest(); st.GetFileCount() != 1 || !strings.HasPrefix(st.GetSpillDir(), spill) {
 		t.Fatalf("store stats: %v", st)
 	}
-	sess := ray.SessionDirForTest()
+	if matches, _ := filepath.Glob(filepath.Join(spill, "*", "*")); len(matches) != 1 {
+		t.Fatalf("files in the spill directory: %v", matches)
+	}
+	runtime.KeepAlive(ref) // from here on the object may go
 	eventually(t, 30*time.Second, "the file to go with its object", func() bool {
-		matches, _ := filepath.Glob(filepath.Join(sess, "spill", "*", "*"))
+		matches, _ := filepath.Glob(filepath.Join(spill, "*", "*"))
 		return len(matches) == 0
 	})
 }

@@ -32,6 +32,7 @@ type options struct {
 	namespace       string
 	inlineThreshold int
 	storeBytes      int64
+	spillDir        string
 	logWorkers      *bool
 
 	// resources (Init: node totals; calls: requests)
@@ -113,6 +114,13 @@ func InlineThreshold(n int) Option {
 // ObjectStoreMemory sets (in Init) the embedded node's object store size.
 func ObjectStoreMemory(bytes int64) Option {
 	return func(o *options) { o.storeBytes = bytes; o.mark("ObjectStoreMemory", forInit) }
+}
+
+// SpillDir sets (in Init) where the embedded node spills objects when its
+// store is full, and keeps objects larger than the store (default: the
+// session directory's spill/). Its files are removed at Shutdown.
+func SpillDir(dir string) Option {
+	return func(o *options) { o.spillDir = dir; o.mark("SpillDir", forInit) }
 }
 
 // LogWorkers sets (in Init) whether worker output is copied to the
