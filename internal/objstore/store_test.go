@@ -666,3 +666,30 @@ func TestRandomWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A pre-faulted region has its pages in memory before anything is put.
+func TestPrefault(t *testing.T) {
+	before := rssShmem(t)
+	s := newTestStore(t, Config{Capacity: 64 << 20, Prefault: true})
+	<-s.reg.faultDone
+	if got := rssShmem(t) - before; got < 60<<20 {
+		t.Fatalf("after pre-faulting a 64 MiB region, this process maps %d more bytes of shared memory", got)
+	}
+}
+
+func rssShmem(t *testing.T) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RssShmem:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	t.Skip("no RssShmem in /proc/self/status")
+	return 0
+}
