@@ -316,10 +316,21 @@ func (s *Store) makeRoomLocked(size int64) (bool, error) {
 		if paths[i] != "" {
 			e.spilled = paths[i]
 			s.counts.spills++
-			freed = true
 		}
-		s.unpinLocked(e) // drops the memory when nobody maps it
+		e.pins--
+		switch {
+		case e.pins > 0: // a reader mapped it meanwhile: its memory goes later
+		case e.deleted:
+			s.destroyLocked(e)
+			freed = true
+		case e.spilled != "":
+			s.dropMemoryLocked(e)
+			freed = true
+		default: // not spilled (the disk failed): evictable again
+			e.elem = s.lru.PushFront(e)
+		}
 	}
+	s.signalLocked()
 	if spillErr != nil {
 		s.spillErr = spillErr
 		s.log.Warn("spilling failed", "err", spillErr)
