@@ -25,8 +25,9 @@ func listen(t *testing.T) (*Listener, string) {
 	return l, name
 }
 
-func TestRoundTrip(t *testing.T) {
-	l, name := listen(t)
+// serveOne accepts one connection, runs the hello, and hands both to fn
+// (the hello's error too); fn's result comes back on the channel.
+func serveOne(l *Listener, fn func(c *Conn, peer Peer, helloErr error) error) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		c, err := l.Accept()
@@ -36,25 +37,30 @@ func TestRoundTrip(t *testing.T) {
 		}
 		defer c.Close()
 		peer, err := l.Hello(c)
+		done <- fn(c, peer, err)
+	}()
+	return done
+}
+
+func TestRoundTrip(t *testing.T) {
+	l, name := listen(t)
+	done := serveOne(l, func(c *Conn, peer Peer, err error) error {
 		if err != nil || peer.Purpose != "echo" || peer.Name != "tester" || peer.PID != os.Getpid() {
-			done <- fmt.Errorf("hello: %+v %v", peer, err)
-			return
+			return fmt.Errorf("hello: %+v %v", peer, err)
 		}
 		for {
 			var m pb.StoreObjectIDs
 			if err := c.Read(&m); err != nil {
 				if errors.Is(err, io.EOF) {
-					err = nil
+					return nil
 				}
-				done <- err
-				return
+				return err
 			}
 			if err := c.Write(&m); err != nil {
-				done <- err
-				return
+				return err
 			}
 		}
-	}()
+	})
 	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
 	if err != nil {
 		t.Fatal(err)
@@ -86,17 +92,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestBadTokenRefused(t *testing.T) {
 	l, name := listen(t)
-	got := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			got <- err
-			return
-		}
-		defer c.Close()
-		_, err = l.Hello(c)
-		got <- err
-	}()
+	got := serveOne(l, func(_ *Conn, _ Peer, err error) error { return err })
 	if _, err := Dial(context.Background(), name, "wrong", "x", ""); !errors.Is(err, errs.ErrUnauthenticated) {
 		t.Fatalf("dial with a bad token: %v", err)
 	}
@@ -123,21 +119,13 @@ func TestSilentPeerTimesOut(t *testing.T) {
 
 func TestOversizedFrameRejected(t *testing.T) {
 	l, name := listen(t)
-	got := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
+	got := serveOne(l, func(c *Conn, _ Peer, err error) error {
 		if err != nil {
-			got <- err
-			return
-		}
-		defer c.Close()
-		if _, err := l.Hello(c); err != nil {
-			got <- err
-			return
+			return err
 		}
 		var m pb.StoreObjectIDs
-		got <- c.Read(&m)
-	}()
+		return c.Read(&m)
+	})
 	c, err := Dial(context.Background(), name, "secret", "x", "")
 	if err != nil {
 		t.Fatal(err)
@@ -160,20 +148,15 @@ func TestDescriptorPassing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WriteString("through the socket")
-	go func() {
-		c, err := l.Accept()
+	serveOne(l, func(c *Conn, _ Peer, err error) error {
 		if err != nil {
-			return
-		}
-		defer c.Close()
-		if _, err := l.Hello(c); err != nil {
-			return
+			return err
 		}
 		c.WriteWithFD(&pb.StoreReply{NodeId: "first"}, int(f.Fd()))
 		c.Write(&pb.StoreReply{NodeId: "second"})
 		var m pb.StoreReply
-		c.Read(&m) // until the client closes
-	}()
+		return c.Read(&m) // until the client closes
+	})
 	c, err := Dial(context.Background(), name, "secret", "fd", "")
 	if err != nil {
 		t.Fatal(err)
