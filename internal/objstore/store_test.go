@@ -693,3 +693,24 @@ func rssShmem(t *testing.T) int64 {
 	t.Skip("no RssShmem in /proc/self/status")
 	return 0
 }
+
+func TestDefaultCapacity(t *testing.T) {
+	t.Setenv(EnvCapacity, "")
+	c, err := DefaultCapacity()
+	if err != nil || c < 64<<20 || c%PageSize != 0 {
+		t.Fatalf("DefaultCapacity() = %d, %v", c, err)
+	}
+	t.Setenv(EnvCapacity, "1048577")
+	if c, err := DefaultCapacity(); err != nil || c != 1<<20 {
+		t.Fatalf("with %s=1048577: %d, %v; want 1 MiB (page-rounded)", EnvCapacity, c, err)
+	}
+	for _, bad := range []string{"lots", "-5", "100"} {
+		t.Setenv(EnvCapacity, bad)
+		if _, err := DefaultCapacity(); err == nil || !strings.Contains(err.Error(), EnvCapacity) {
+			t.Fatalf("%s=%q: %v, want an error naming the variable", EnvCapacity, bad, err)
+		}
+	}
+	if _, err := New(Config{Capacity: 100}); err == nil || !strings.Contains(err.Error(), "below one page") {
+		t.Fatalf("a store of 100 bytes: %v", err)
+	}
+}
