@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,20 +39,42 @@ func TestMain(m *testing.M) {
 }
 
 // initCluster starts an embedded cluster for one test and shuts it down at
-// the test's end.
+// the test's end, then checks that it left nothing behind: no session
+// directory (logs, spill files) and no new files in /dev/shm.
 func initCluster(t *testing.T, opts ...ray.Option) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	opts = append([]ray.Option{ray.LogWorkers(testing.Verbose())}, opts...)
+	shm := shmEntries()
 	if err := ray.Init(ctx, opts...); err != nil {
 		cancel()
 		t.Fatalf("Init: %v", err)
 	}
+	sess := ray.SessionDirForTest()
 	t.Cleanup(func() {
 		ray.Shutdown()
 		cancel()
+		if _, err := os.Stat(sess); sess != "" && !os.IsNotExist(err) {
+			t.Errorf("session directory %s left after Shutdown", sess)
+		}
+		if n := shmEntries(); n > shm {
+			t.Errorf("/dev/shm has %d entries after Shutdown, %d before", n, shm)
+		}
 	})
 	return ctx
+}
+
+// shmEntries counts raygo's files in /dev/shm (other programs' files come
+// and go on their own).
+func shmEntries() int {
+	list, _ := os.ReadDir("/dev/shm")
+	n := 0
+	for _, e := range list {
+		if strings.Contains(e.Name(), "raygo") {
+			n++
+		}
+	}
+	return n
 }
 
 // eventually polls cond every 10 ms until it holds or timeout passes.
