@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/framed"
@@ -30,6 +31,11 @@ type server struct {
 // storePurpose names store connections in the framed hello.
 const storePurpose = "objstore"
 
+// MaxPendingPerClient bounds the creates and gets one connection may have
+// waiting at once (each may wait for space or a restore); more are refused
+// with an error rather than queued without limit.
+const MaxPendingPerClient = 4096
+
 // conn is one client connection and what it holds in the store.
 type conn struct {
 	s        *Store
@@ -38,7 +44,25 @@ type conn struct {
 	creating map[ids.ID]*entry // guarded by s.mu
 	pins     map[ids.ID]int    // guarded by s.mu
 
-	wg sync.WaitGroup
+	wg      sync.WaitGroup
+	pending atomic.Int32 // creates and gets in flight
+}
+
+// startAsync admits a request that runs on its own goroutine, or refuses
+// it when the client already has MaxPendingPerClient in flight.
+func (c *conn) startAsync(seq uint64) bool {
+	if c.pending.Add(1) > MaxPendingPerClient {
+		c.pending.Add(-1)
+		c.reply(seq, errs.Invalidf("objstore: client %s has %d creates and gets in flight, the limit", c.name(), MaxPendingPerClient))
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
+func (c *conn) endAsync() {
+	c.pending.Add(-1)
+	c.wg.Done()
 }
 
 func (c *conn) name() string {
@@ -114,16 +138,20 @@ func (c *conn) serve(lis *framed.Listener) {
 		}
 		switch op := req.Op.(type) {
 		case *pb.StoreRequest_Create:
-			c.wg.Add(1)
+			if !c.startAsync(req.Seq) {
+				continue
+			}
 			go func() {
-				defer c.wg.Done()
+				defer c.endAsync()
 				loc, err := c.s.create(c, op.Create)
 				c.reply(req.Seq, err, loc)
 			}()
 		case *pb.StoreRequest_Get:
-			c.wg.Add(1)
+			if !c.startAsync(req.Seq) {
+				continue
+			}
 			go func() {
-				defer c.wg.Done()
+				defer c.endAsync()
 				idList, err := parseIDs(op.Get.GetObjectIds())
 				if err != nil {
 					c.reply(req.Seq, err)

@@ -722,3 +722,32 @@ func TestDefaultCapacity(t *testing.T) {
 		t.Fatalf("a store of 100 bytes: %v", err)
 	}
 }
+
+// A client may have at most MaxPendingPerClient creates and gets waiting;
+// the rest are refused at once.
+func TestPendingLimit(t *testing.T) {
+	s := newTestStore(t, Config{Capacity: 1 << 20, PutTimeout: 4 * time.Second})
+	c := dial(t, s)
+	if err := c.Put(ids.New(), [][]byte{make([]byte, 1<<20)}, Info{}); err != nil { // fills the store
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	refused := 0
+	for range MaxPendingPerClient + 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.Put(ids.New(), [][]byte{make([]byte, 8192)}, Info{})
+			if err != nil && strings.Contains(err.Error(), "in flight") {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if refused < 10 {
+		t.Fatalf("%d creates refused, want at least 10 beyond the limit of %d", refused, MaxPendingPerClient)
+	}
+}
