@@ -157,8 +157,8 @@ func (s *Server) KillActor(_ context.Context, req *pb.KillActorRequest) (*pb.Kil
 	s.mu.Unlock()
 	if alive {
 		s.release(p, reason)
-		if p.shared { // its process lives on: no WorkerDied will come
-			s.actorProcessDied(aid, reason, false)
+		if p.shared { // its process may live on: no WorkerDied need come
+			s.actorProcessDied(aid, p.worker, reason, false)
 		}
 	}
 	return &pb.KillActorReply{}, nil
@@ -292,7 +292,7 @@ func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.W
 		reason = fmt.Sprintf("its worker process exited with code %d", req.GetExitCode())
 	}
 	for _, aid := range hosted {
-		s.actorProcessDied(aid, reason, false)
+		s.actorProcessDied(aid, wid, reason, false)
 	}
 	for _, id := range owned {
 		s.killActor(id, "its owner died")
@@ -300,11 +300,22 @@ func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.W
 	return &pb.WorkerDiedReply{}, nil
 }
 
-func (s *Server) actorProcessDied(aid ids.ID, reason string, noRestart bool) {
+// actorProcessDied handles the death of an actor's process: the actor
+// restarts while it has restarts left, else it is dead with reason.
+//
+// worker names the process that died (zero: any, as when its node died).
+// A death reported for a process the actor no longer lives in is ignored:
+// a shared host killed as its last actor leaves may report its death after
+// the actor was already restarted elsewhere, and that must not count as a
+// second death.
+func (s *Server) actorProcessDied(aid, worker ids.ID, reason string, noRestart bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.actors[aid]
 	if !ok || e.info.State == StateDead {
+		return
+	}
+	if !worker.IsNil() && e.place.worker != worker {
 		return
 	}
 	s.unhostLocked(e)

@@ -228,7 +228,7 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 	}
 	s.mu.Unlock()
 	for _, aid := range lost {
-		s.actorProcessDied(aid, "its node died: "+reason, false)
+		s.actorProcessDied(aid, ids.Nil, "its node died: "+reason, false)
 	}
 }
 
