@@ -161,7 +161,7 @@ func TestMonitorFiresAgainAfterCooldown(t *testing.T) {
 
 func TestMonitorStopWaitsForCallback(t *testing.T) {
 	var reads atomic.Int64
-	entered := make(chan struct{})
+	entered := make(chan struct{}, 1) // buffered: the callback's send never depends on timing
 	unblock := make(chan struct{})
 	m, err := New(Config{Interval: time.Millisecond, Cooldown: time.Millisecond, Read: func() (Usage, error) {
 		reads.Add(1)
