@@ -257,27 +257,7 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, objE
 		}
 	}()
 	for i, r := range refs {
-		cw.mu.Lock()
-		o, ok := cw.lookupLocked(r)
-		if ok && o.ready {
-			v := o.value
-			cw.mu.Unlock()
-			d, rel, err := cw.valueBytes(ctx, r.ID, v)
-			if err != nil {
-				return nil, nil, release, err
-			}
-			if rel != nil {
-				releases = append(releases, rel)
-			}
-			data[i], objErrs[i] = d, errs.FromInfo(v.GetError())
-			continue
-		}
-		cw.mu.Unlock()
-		if !blocked && cw.inTask() {
-			blocked = true
-			cw.blocking(ctx)
-		}
-		v, err := cw.waitValue(ctx, r, ok, o)
+		v, err := cw.valueOf(ctx, r, &blocked)
 		if err != nil {
 			return nil, nil, release, err
 		}
@@ -291,6 +271,26 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, objE
 		data[i], objErrs[i] = d, errs.FromInfo(v.GetError())
 	}
 	return data, objErrs, release, nil
+}
+
+// valueOf returns an object's value (inline bytes, a store location, or
+// an error), waiting until it is ready. The first time a task's Get has
+// to wait, it tells the node daemon the task is blocked (*blocked is set;
+// the caller reports the end).
+func (cw *CoreWorker) valueOf(ctx context.Context, r *Ref, blocked *bool) (*pb.Value, error) {
+	cw.mu.Lock()
+	o, ok := cw.lookupLocked(r)
+	if ok && o.ready {
+		v := o.value
+		cw.mu.Unlock()
+		return v, nil
+	}
+	cw.mu.Unlock()
+	if !*blocked && cw.inTask() {
+		*blocked = true
+		cw.blocking(ctx)
+	}
+	return cw.waitValue(ctx, r, ok, o)
 }
 
 // waitValue waits until the object is ready: locally for owned objects,

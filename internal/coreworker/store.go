@@ -192,28 +192,33 @@ func (b *Buffer) Release() {
 }
 
 // GetBuffer waits for an object and returns a zero-copy view of its
-// encoded bytes (with error values reported as errors).
+// encoded bytes (with error values reported as errors): one pin in the
+// local store, the object fetched into it first if it lives elsewhere.
 func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
-	data, objErrs, release, err := cw.Get(ctx, []*Ref{r})
+	blocked := false
+	v, err := cw.valueOf(ctx, r, &blocked)
+	if blocked {
+		defer cw.notifyBlocked(false)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if objErrs[0] != nil {
-		release()
-		return nil, objErrs[0]
+	if e := v.GetError(); e != nil {
+		return nil, errs.FromInfo(e)
 	}
-	release()
-	cw.mu.Lock()
-	o, ok := cw.objects[r.ID]
-	var v *pb.Value
-	if ok {
-		v = o.value
-	}
-	cw.mu.Unlock()
-	if v == nil || !v.GetInStore() || cw.store == nil {
-		return &Buffer{Data: data[0]}, nil
+	if !v.GetInStore() || cw.store == nil {
+		data, release, err := cw.valueBytes(ctx, r.ID, v) // inline, or copied from a remote node
+		if err != nil {
+			return nil, err
+		}
+		return &Buffer{Data: data, release: release}, nil
 	}
 	b, err := cw.store.Get(r.ID)
+	if errors.Is(err, objstore.ErrNotFound) && v.GetStoreAddress() != cw.rayletAddr {
+		if err = cw.fetchToStore(ctx, r.ID, v); err == nil {
+			b, err = cw.store.Get(r.ID)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, objstore.ErrNotFound) {
 			return nil, lostInStore(r.ID, v)
