@@ -225,7 +225,27 @@ func Kill[T any](ctx context.Context, a ActorHandle[T], opts ...Option) error {
 type method struct {
 	class string
 	name  string
+	full  string // class.name
 	opts  []Option
+	// topts and err are opts resolved once, when the handle is made.
+	topts coreworker.TaskOptions
+	err   error
+}
+
+func newMethod(class, name string, opts []Option) method {
+	m := method{class: class, name: name, full: class + "." + name, opts: opts}
+	o, err := buildOptions("an actor call ("+m.full+")", forMethod, opts)
+	if err != nil {
+		m.err = err
+		return m
+	}
+	m.topts = coreworker.TaskOptions{NumReturns: 1, Name: o.name, RetryExceptions: o.retryExceptions, RetryErrorTypes: o.retryTypes}
+	return m
+}
+
+// with returns the method with more options.
+func (m method) with(opts []Option) method {
+	return newMethod(m.class, m.name, append(append([]Option(nil), m.opts...), opts...))
 }
 
 func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
@@ -233,9 +253,8 @@ func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) (
 	if err != nil {
 		return nil, err
 	}
-	o, err := buildOptions("an actor call ("+m.class+"."+m.name+")", forMethod, m.opts)
-	if err != nil {
-		return nil, err
+	if m.err != nil {
+		return nil, m.err
 	}
 	if a.ID.IsNil() {
 		return nil, fmt.Errorf("%w: %s.%s on a zero ActorHandle", ErrInvalidRequest, m.class, m.name)
@@ -243,8 +262,9 @@ func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) (
 	if a.Class != m.class {
 		return nil, fmt.Errorf("%w: method %s.%s called on an actor of class %s", ErrInvalidRequest, m.class, m.name, a.Class)
 	}
-	return cw.SubmitActorTask(a, m.name, args, coreworker.TaskOptions{NumReturns: n, Name: o.name,
-		RetryExceptions: o.retryExceptions, RetryErrorTypes: o.retryTypes})
+	topts := m.topts
+	topts.NumReturns = n
+	return cw.SubmitActorTask(a, m.name, args, topts)
 }
 
 func registerMethod[T any](class ActorType[T], name string, fn func(ctx context.Context, self *T, a [][]byte) ([]coreworker.Encoded, error)) method {
@@ -255,7 +275,7 @@ func registerMethod[T any](class ActorType[T], name string, fn func(ctx context.
 		}
 		return fn(ctx, t, a)
 	})
-	return method{class: class.className(), name: name}
+	return newMethod(class.className(), name, nil)
 }
 
 // ActorMethod0 is an actor method with no arguments, made by Method0.
@@ -279,9 +299,7 @@ func Method0[T, R any](class ActorType[T], name string, m func(*T, context.Conte
 
 // Options returns a copy of the method whose calls use opts.
 func (f *ActorMethod0[T, R]) Options(opts ...Option) *ActorMethod0[T, R] {
-	m := f.m
-	m.opts = append(append([]Option(nil), m.opts...), opts...)
-	return &ActorMethod0[T, R]{m}
+	return &ActorMethod0[T, R]{f.m.with(opts)}
 }
 
 // Remote calls the method on the actor a. Calls from one process run in
@@ -313,14 +331,12 @@ func Method1[T, A, R any](class ActorType[T], name string, m func(*T, context.Co
 
 // Options returns a copy of the method whose calls use opts.
 func (f *ActorMethod1[T, A, R]) Options(opts ...Option) *ActorMethod1[T, A, R] {
-	m := f.m
-	m.opts = append(append([]Option(nil), m.opts...), opts...)
-	return &ActorMethod1[T, A, R]{m}
+	return &ActorMethod1[T, A, R]{f.m.with(opts)}
 }
 
 // Remote calls the method on the actor a with x.
 func (f *ActorMethod1[T, A, R]) Remote(ctx context.Context, a ActorHandle[T], x A) ObjectRef[R] {
-	as := &args{fn: f.m.class + "." + f.m.name}
+	as := &args{fn: f.m.full}
 	addArg(as, x)
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
@@ -364,14 +380,12 @@ func Method2[T, A, B, R any](class ActorType[T], name string, m func(*T, context
 
 // Options returns a copy of the method whose calls use opts.
 func (f *ActorMethod2[T, A, B, R]) Options(opts ...Option) *ActorMethod2[T, A, B, R] {
-	m := f.m
-	m.opts = append(append([]Option(nil), m.opts...), opts...)
-	return &ActorMethod2[T, A, B, R]{m}
+	return &ActorMethod2[T, A, B, R]{f.m.with(opts)}
 }
 
 // Remote calls the method on the actor a with x and y.
 func (f *ActorMethod2[T, A, B, R]) Remote(ctx context.Context, a ActorHandle[T], x A, y B) ObjectRef[R] {
-	as := &args{fn: f.m.class + "." + f.m.name}
+	as := &args{fn: f.m.full}
 	addArg(as, x)
 	addArg(as, y)
 	if as.err != nil {
