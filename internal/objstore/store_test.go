@@ -115,6 +115,9 @@ func TestPutGetZeroCopy(t *testing.T) {
 	if !InView(unsafe.Pointer(&b.Bytes()[0])) {
 		t.Fatal("Get copied: the buffer is not in the mapped view space")
 	}
+	if m := mappingOf(t, unsafe.Pointer(&b.Bytes()[0])); !strings.Contains(m, "memfd:raygo-object-store") {
+		t.Fatalf("the buffer's memory is not a mapping of the store's region: %q", m)
+	}
 	st := s.Stats(5)
 	if st.InUseCount != 1 || st.PrimaryCount != 1 || len(st.Largest) != 1 || st.Largest[0].CallSite != "main.f" {
 		t.Fatalf("stats while pinned: %+v", st)
@@ -750,4 +753,21 @@ func TestPendingLimit(t *testing.T) {
 	if refused < 10 {
 		t.Fatalf("%d creates refused, want at least 10 beyond the limit of %d", refused, MaxPendingPerClient)
 	}
+}
+
+// mappingOf returns the /proc/self/maps line of the mapping holding p.
+func mappingOf(t *testing.T, p unsafe.Pointer) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip("no /proc/self/maps")
+	}
+	a := uint64(uintptr(p))
+	for _, line := range strings.Split(string(data), "\n") {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil && a >= lo && a < hi {
+			return line
+		}
+	}
+	return ""
 }
