@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"time"
+	"weak"
 
 	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/errs"
@@ -34,11 +35,12 @@ type object struct {
 	borrowers map[string]struct{} // owner side: processes borrowing it
 	nested    []ids.ID            // refs contained in this object's value
 
-	gone       bool          // removed from CoreWorker.objects (handles may still point at it)
-	registered bool          // borrower side: the owner knows this process borrows it
-	task       *task         // owner side: the task that produces it, while pending
-	waiters    []waiterEntry // Wait calls to tell when it is ready
-	lastWait   uint64        // the last Wait call that looked at it (finds duplicates)
+	gone       bool              // removed from CoreWorker.objects (handles may still point at it)
+	decoded    weak.Pointer[Ref] // the handle the last decode of a ref to it made
+	registered bool              // borrower side: the owner knows this process borrows it
+	task       *task             // owner side: the task that produces it, while pending
+	waiters    []waiterEntry     // Wait calls to tell when it is ready
+	lastWait   uint64            // the last Wait call that looked at it (finds duplicates)
 }
 
 func (o *object) deadLocked() bool {
@@ -135,7 +137,15 @@ func (cw *CoreWorker) HandleFromWire(r codec.Ref) *Ref {
 		o.registered = true
 		cw.pendingBorrows[o.ownerAddr] = append(cw.pendingBorrows[o.ownerAddr], id)
 	}
-	return cw.newHandleLocked(o)
+	// A ref decoded again while an earlier decode's handle lives gets that
+	// handle: copies share one handle, and no new cleanup is registered
+	// (values holding many refs are often read more than once).
+	if h := o.decoded.Value(); h != nil {
+		return h
+	}
+	h := cw.newHandleLocked(o)
+	o.decoded = weak.Make(h)
+	return h
 }
 
 // maybeFreeLocked frees or forgets an object once nothing refers to it.
