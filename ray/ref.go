@@ -153,6 +153,11 @@ func Put[T any](ctx context.Context, v T) (ObjectRef[T], error) {
 // or timeout has passed (a negative timeout waits without limit). Like
 // Ray's ray.wait, it does not fail on objects whose tasks failed: they
 // count as ready.
+//
+// notReady may share storage with refs: when the ready refs are the first
+// ones, it is the rest of refs (capacity capped, so appending to it
+// copies). The loop `_, rest, err = ray.Wait(ctx, rest, 1, -1)` then costs
+// no allocation per call; copy notReady before changing refs in place.
 func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeout time.Duration) (ready, notReady []ObjectRef[T], err error) {
 	if numReturns < 0 || numReturns > len(refs) {
 		return nil, nil, fmt.Errorf("%w: Wait: numReturns %d is outside [0, %d]", ErrInvalidRequest, numReturns, len(refs))
@@ -170,9 +175,25 @@ func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeo
 	if err != nil {
 		return nil, nil, err
 	}
-	// notReady is most of refs: copy it in runs between the few ready ones.
+	// notReady is most of refs. When the ready ones all come first (the
+	// usual case when tasks finish in order) it is the rest of refs itself;
+	// otherwise it is copied in runs between the ready ones.
 	ready = make([]ObjectRef[T], 0, numReturns)
-	notReady = make([]ObjectRef[T], 0, len(refs)-len(ready))
+	lead := 0
+	for lead < len(flags) && flags[lead] {
+		lead++
+	}
+	rest := 0
+	for _, ok := range flags[lead:] {
+		if ok {
+			rest++
+		}
+	}
+	if rest == 0 {
+		ready = append(ready, refs[:lead]...)
+		return ready, refs[lead:len(refs):len(refs)], nil
+	}
+	notReady = make([]ObjectRef[T], 0, len(refs))
 	start := 0
 	for i, ok := range flags {
 		if ok {

@@ -402,3 +402,22 @@ func TestVariadicWithManyRefArguments(t *testing.T) {
 		t.Fatalf("wrong type: %v", err)
 	}
 }
+
+// Wait's notReady may be the tail of its input; appending to it must not
+// write into the input.
+func TestWaitNotReadyAliasing(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(1))
+	refs := []ray.ObjectRef[int]{Square.Remote(ctx, 1), Sleep.Remote(ctx, 2000), Square.Remote(ctx, 3)}
+	if _, err := refs[0].Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ready, notReady, err := ray.Wait(ctx, refs[:2], 1, 0)
+	if err != nil || len(ready) != 1 || len(notReady) != 1 || notReady[0].ID() != refs[1].ID() {
+		t.Fatalf("Wait: %d ready, %d not, %v", len(ready), len(notReady), err)
+	}
+	notReady = append(notReady, refs[0])
+	if refs[2].ID() == refs[0].ID() {
+		t.Fatal("appending to notReady overwrote the caller's slice")
+	}
+	_ = notReady
+}
