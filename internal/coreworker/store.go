@@ -27,9 +27,6 @@ func (cw *CoreWorker) connectStore() {
 	cw.store = c
 }
 
-// HasLocalStore reports whether this process maps its node's store.
-func (cw *CoreWorker) HasLocalStore() bool { return cw.store != nil }
-
 // InlineThreshold is the largest encoded value kept inline.
 func (cw *CoreWorker) InlineThreshold() int { return cw.cfg.InlineThreshold }
 

@@ -23,10 +23,8 @@ import (
 // concurrent use.
 type Client struct {
 	fc       *framed.Conn
-	fd       int    // the region's memfd
-	mem      []byte // this process's mapping of the whole region
-	capacity int64
-	nodeID   string
+	fd  int    // the region's memfd
+	mem []byte // this process's mapping of the whole region
 
 	mu       sync.Mutex
 	seq      uint64                         // guarded by mu
@@ -73,20 +71,14 @@ func (c *Client) greeting() error {
 	if fd < 0 {
 		return errors.New("objstore: the store sent no region")
 	}
-	c.capacity, c.nodeID = first.GetCapacity(), first.GetNodeId()
-	mem, err := unix.Mmap(c.fd, 0, int(c.capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	capacity := first.GetCapacity()
+	mem, err := unix.Mmap(c.fd, 0, int(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return fmt.Errorf("objstore: map the shared region (%d bytes): %w", c.capacity, err)
+		return fmt.Errorf("objstore: map the shared region (%d bytes): %w", capacity, err)
 	}
 	c.mem = mem
 	return nil
 }
-
-// Capacity is the store's region size.
-func (c *Client) Capacity() int64 { return c.capacity }
-
-// NodeID is the node the store belongs to.
-func (c *Client) NodeID() string { return c.nodeID }
 
 func (c *Client) readLoop() {
 	defer c.readerWG.Done()
@@ -289,20 +281,6 @@ func (c *Client) Release(idList ...ids.ID) {
 	c.send(&pb.StoreRequest{Op: &pb.StoreRequest_Release{Release: idsMsg(idList...)}})
 }
 
-// Delete frees objects this process owns (sent without waiting).
-func (c *Client) Delete(idList ...ids.ID) {
-	c.send(&pb.StoreRequest{Op: &pb.StoreRequest_Delete{Delete: idsMsg(idList...)}})
-}
-
-// Contains reports whether the store holds a sealed object.
-func (c *Client) Contains(id ids.ID) (bool, error) {
-	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Contains{Contains: idsMsg(id)}})
-	if err != nil {
-		return false, err
-	}
-	return len(r.Locations) == 1 && r.Locations[0].Found, nil
-}
-
 // pin asks the store for an object, pinning it for this process.
 func (c *Client) pin(id ids.ID) (*pb.StoreLocation, error) {
 	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Get{Get: idsMsg(id)}})
@@ -313,17 +291,6 @@ func (c *Client) pin(id ids.ID) (*pb.StoreLocation, error) {
 		return nil, ErrNotFound
 	}
 	return r.Locations[0], nil
-}
-
-// Read pins an object and gives fn its bytes, which alias shared memory
-// and are valid only during fn (the process's own decoding uses it).
-func (c *Client) Read(id ids.ID, fn func([]byte) error) error {
-	data, release, err := c.Pin(id)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return fn(data)
 }
 
 // Pin returns an object's bytes, aliasing shared memory, valid until

@@ -10,7 +10,7 @@
 // Processes talk to it over an abstract unix socket (SocketName) with a
 // small framed protocol (pb.StoreRequest / pb.StoreReply): hello (token
 // and uid checked; the reply carries the region's fd), create, seal,
-// abort, get (pin), release, delete, contains.
+// abort, get (pin), release; owners delete through the daemon (FreeObjects).
 //
 // Life of an object: a writer creates it (space reserved; it waits up to
 // Config.PutTimeout for room, evicting secondary copies and spilling

@@ -182,17 +182,6 @@ func (c *conn) serve(lis *framed.Listener) {
 			idList, err := parseIDs(op.Release.GetObjectIds())
 			c.s.release(c, idList)
 			c.reply(req.Seq, err)
-		case *pb.StoreRequest_Delete:
-			idList, err := parseIDs(op.Delete.GetObjectIds())
-			c.s.Delete(idList...)
-			c.reply(req.Seq, err)
-		case *pb.StoreRequest_Contains:
-			idList, err := parseIDs(op.Contains.GetObjectIds())
-			locs := make([]*pb.StoreLocation, len(idList))
-			for i, id := range idList {
-				locs[i] = &pb.StoreLocation{Found: c.s.Contains(id)}
-			}
-			c.reply(req.Seq, err, locs...)
 		default:
 			c.reply(req.Seq, errs.Invalidf("objstore: unknown request %T", req.Op))
 		}

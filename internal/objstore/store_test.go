@@ -257,15 +257,14 @@ func TestObjectLargerThanStore(t *testing.T) {
 		t.Fatal("file-backed object differs")
 	}
 	b.Release()
-	err = c.Read(id, func(d []byte) error {
-		if !bytes.Equal(d, data) {
-			return errors.New("Read differs")
-		}
-		return nil
-	})
+	d, release, err := c.Pin(id)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !bytes.Equal(d, data) {
+		t.Fatal("Pin differs")
+	}
+	release()
 	s.Delete(id)
 
 	s2 := newTestStore(t, Config{Capacity: 1 << 20})

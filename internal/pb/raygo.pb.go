@@ -4237,8 +4237,6 @@ type StoreRequest struct {
 	//	*StoreRequest_Abort
 	//	*StoreRequest_Get
 	//	*StoreRequest_Release
-	//	*StoreRequest_Delete
-	//	*StoreRequest_Contains
 	Op            isStoreRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4333,24 +4331,6 @@ func (x *StoreRequest) GetRelease() *StoreObjectIDs {
 	return nil
 }
 
-func (x *StoreRequest) GetDelete() *StoreObjectIDs {
-	if x != nil {
-		if x, ok := x.Op.(*StoreRequest_Delete); ok {
-			return x.Delete
-		}
-	}
-	return nil
-}
-
-func (x *StoreRequest) GetContains() *StoreObjectIDs {
-	if x != nil {
-		if x, ok := x.Op.(*StoreRequest_Contains); ok {
-			return x.Contains
-		}
-	}
-	return nil
-}
-
 type isStoreRequest_Op interface {
 	isStoreRequest_Op()
 }
@@ -4375,14 +4355,6 @@ type StoreRequest_Release struct {
 	Release *StoreObjectIDs `protobuf:"bytes,7,opt,name=release,proto3,oneof"`
 }
 
-type StoreRequest_Delete struct {
-	Delete *StoreObjectIDs `protobuf:"bytes,8,opt,name=delete,proto3,oneof"`
-}
-
-type StoreRequest_Contains struct {
-	Contains *StoreObjectIDs `protobuf:"bytes,9,opt,name=contains,proto3,oneof"`
-}
-
 func (*StoreRequest_Create) isStoreRequest_Op() {}
 
 func (*StoreRequest_Seal) isStoreRequest_Op() {}
@@ -4392,10 +4364,6 @@ func (*StoreRequest_Abort) isStoreRequest_Op() {}
 func (*StoreRequest_Get) isStoreRequest_Op() {}
 
 func (*StoreRequest_Release) isStoreRequest_Op() {}
-
-func (*StoreRequest_Delete) isStoreRequest_Op() {}
-
-func (*StoreRequest_Contains) isStoreRequest_Op() {}
 
 // StoreCreate reserves space for an object the client then writes and seals.
 type StoreCreate struct {
@@ -5835,16 +5803,14 @@ const file_raygo_proto_rawDesc = "" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"=\n" +
 	"\x10FramedHelloReply\x12)\n" +
-	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\x89\x03\n" +
+	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\x9d\x02\n" +
 	"\fStoreRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
 	"\x06create\x18\x03 \x01(\v2\x15.raygo.v1.StoreCreateH\x00R\x06create\x12.\n" +
 	"\x04seal\x18\x04 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x04seal\x120\n" +
 	"\x05abort\x18\x05 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x05abort\x12,\n" +
 	"\x03get\x18\x06 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x03get\x124\n" +
-	"\arelease\x18\a \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\arelease\x122\n" +
-	"\x06delete\x18\b \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x06delete\x126\n" +
-	"\bcontains\x18\t \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\bcontainsB\x04\n" +
+	"\arelease\x18\a \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\areleaseB\x04\n" +
 	"\x02op\"\x9e\x01\n" +
 	"\vStoreCreate\x12\x1b\n" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
@@ -6131,93 +6097,91 @@ var file_raygo_proto_depIdxs = []int32{
 	73, // 37: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
 	73, // 38: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
 	73, // 39: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	73, // 40: raygo.v1.StoreRequest.delete:type_name -> raygo.v1.StoreObjectIDs
-	73, // 41: raygo.v1.StoreRequest.contains:type_name -> raygo.v1.StoreObjectIDs
-	1,  // 42: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	74, // 43: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	77, // 44: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	5,  // 45: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	6,  // 46: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	3,  // 47: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
-	5,  // 48: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	1,  // 49: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	8,  // 50: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	14, // 51: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	10, // 52: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	12, // 53: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	17, // 54: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	19, // 55: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	21, // 56: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	23, // 57: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	25, // 58: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	27, // 59: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	29, // 60: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	31, // 61: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	33, // 62: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	35, // 63: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	37, // 64: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	39, // 65: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	41, // 66: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	43, // 67: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	45, // 68: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	47, // 69: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	49, // 70: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	51, // 71: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	53, // 72: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	55, // 73: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	57, // 74: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	57, // 75: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	60, // 76: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	62, // 77: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	64, // 78: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	67, // 79: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	78, // 80: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	80, // 81: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	82, // 82: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	84, // 83: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	86, // 84: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	88, // 85: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	9,  // 86: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	15, // 87: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	11, // 88: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	13, // 89: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	18, // 90: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	20, // 91: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	22, // 92: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	24, // 93: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	26, // 94: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	28, // 95: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	30, // 96: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	32, // 97: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	29, // 98: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	36, // 99: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	38, // 100: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	40, // 101: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	42, // 102: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	44, // 103: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	46, // 104: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	48, // 105: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	50, // 106: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	52, // 107: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	54, // 108: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	56, // 109: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	58, // 110: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	59, // 111: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	61, // 112: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	63, // 113: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	65, // 114: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	68, // 115: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	79, // 116: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	81, // 117: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	83, // 118: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	85, // 119: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	87, // 120: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	89, // 121: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	86, // [86:122] is the sub-list for method output_type
-	50, // [50:86] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	1,  // 40: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	74, // 41: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	77, // 42: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	5,  // 43: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	6,  // 44: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	3,  // 45: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
+	5,  // 46: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	1,  // 47: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	8,  // 48: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	14, // 49: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	10, // 50: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	12, // 51: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	17, // 52: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	19, // 53: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	21, // 54: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	23, // 55: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	25, // 56: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	27, // 57: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	29, // 58: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	31, // 59: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	33, // 60: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	35, // 61: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	37, // 62: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	39, // 63: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	41, // 64: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	43, // 65: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	45, // 66: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	47, // 67: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	49, // 68: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	51, // 69: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	53, // 70: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	55, // 71: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	57, // 72: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	57, // 73: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	60, // 74: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	62, // 75: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	64, // 76: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	67, // 77: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	78, // 78: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	80, // 79: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
+	82, // 80: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	84, // 81: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	86, // 82: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	88, // 83: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	9,  // 84: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	15, // 85: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	11, // 86: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	13, // 87: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	18, // 88: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	20, // 89: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	22, // 90: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	24, // 91: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	26, // 92: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	28, // 93: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	30, // 94: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	32, // 95: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	29, // 96: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	36, // 97: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	38, // 98: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	40, // 99: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	42, // 100: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	44, // 101: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	46, // 102: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	48, // 103: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	50, // 104: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	52, // 105: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	54, // 106: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	56, // 107: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	58, // 108: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	59, // 109: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	61, // 110: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	63, // 111: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	65, // 112: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	68, // 113: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	79, // 114: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	81, // 115: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
+	83, // 116: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	85, // 117: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	87, // 118: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	89, // 119: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	84, // [84:120] is the sub-list for method output_type
+	48, // [48:84] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -6235,8 +6199,6 @@ func file_raygo_proto_init() {
 		(*StoreRequest_Abort)(nil),
 		(*StoreRequest_Get)(nil),
 		(*StoreRequest_Release)(nil),
-		(*StoreRequest_Delete)(nil),
-		(*StoreRequest_Contains)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
