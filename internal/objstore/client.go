@@ -22,7 +22,7 @@ import (
 // each Buffer handed to user code on its own (see mapView). Safe for
 // concurrent use.
 type Client struct {
-	fc       *framed.Conn
+	fc  *framed.Conn
 	fd  int    // the region's memfd
 	mem []byte // this process's mapping of the whole region
 
