@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -298,4 +299,31 @@ func TestObjectsAcrossNodes(t *testing.T) {
 	}
 	buf.Release()
 	runtime.KeepAlive(made)
+}
+
+// The slice PutBuffer hands to fill is the object's memory only until fill
+// returns: writing it afterwards faults instead of changing a sealed object.
+func TestPutBufferSliceFaultsAfterSeal(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(1), ray.ObjectStoreMemory(16<<20))
+	var kept []byte
+	ref, err := ray.PutBuffer(ctx, 1<<20, func(b []byte) error {
+		b[0] = 7
+		kept = b
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulted := make(chan bool)
+	go func() {
+		defer func() { faulted <- recover() != nil }()
+		debug.SetPanicOnFault(true)
+		kept[0] = 8
+	}()
+	if !<-faulted {
+		t.Fatal("writing PutBuffer's slice after the object was sealed did not fault")
+	}
+	if got, err := ref.Get(ctx); err != nil || got[0] != 7 {
+		t.Fatalf("sealed object changed or unreadable: %v", err)
+	}
 }

@@ -65,6 +65,7 @@ func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, 
 
 // PutFill creates an object of size encoded bytes directly in the local
 // store, filled by fill (no intermediate copy), owned by this process.
+// fill gets a Writer's view: writing it after fill returns faults.
 func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte) error, callSite string) (*Ref, error) {
 	if cw.store == nil {
 		buf := make([]byte, size)
@@ -74,7 +75,15 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 		return cw.Put(ctx, [][]byte{buf}, nil, callSite)
 	}
 	id := ids.New()
-	if err := cw.store.PutFill(id, size, objstore.Info{Owner: cw.address, CallSite: callSite}, fill); err != nil {
+	w, err := cw.store.Create(id, size, objstore.Info{Owner: cw.address, CallSite: callSite})
+	if err != nil {
+		return nil, err
+	}
+	if err := fill(w.Bytes()); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	if err := w.Seal(); err != nil {
 		return nil, err
 	}
 	v := &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: size}

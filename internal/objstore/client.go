@@ -193,7 +193,9 @@ func (c *Client) withCreated(loc *pb.StoreLocation, fn func([]byte) error) error
 
 // PutFill creates an object of size bytes, lets fill write it, and seals
 // it; a fill error aborts the object. An object already present is left
-// as it is and fill is not called.
+// as it is and fill is not called. fill writes through this process's own
+// mapping: it is for the runtime's copies; user code writes through a
+// Writer (Create), whose memory faults once sealed.
 func (c *Client) PutFill(id ids.ID, size int64, info Info, fill func([]byte) error) error {
 	loc, err := c.create(id, size, info)
 	if err != nil || loc.Exists {
@@ -384,7 +386,7 @@ func (c *Client) Get(id ids.ID) (*Buffer, error) {
 
 func (c *Client) mapLocation(loc *pb.StoreLocation, writable bool) ([]byte, unsafe.Pointer, uintptr, error) {
 	if loc.Path == "" {
-		return mapView(c.fd, loc.Offset, loc.Size, writable)
+		return mapView(c.fd, loc.Offset, loc.Size, writable, writable)
 	}
 	flag := os.O_RDONLY
 	if writable {
@@ -395,7 +397,7 @@ func (c *Client) mapLocation(loc *pb.StoreLocation, writable bool) ([]byte, unsa
 		return nil, nil, 0, fmt.Errorf("objstore: open object file: %w", err)
 	}
 	defer f.Close() // the mapping keeps the file
-	return mapView(int(f.Fd()), 0, loc.Size, writable)
+	return mapView(int(f.Fd()), 0, loc.Size, writable, false) // file pages come as they are written
 }
 
 func (c *Client) newBuffer(id ids.ID, data []byte, addr unsafe.Pointer, span uintptr, pinned bool) *Buffer {

@@ -122,8 +122,10 @@ var views viewArena
 var ErrTooManyViews = fmt.Errorf("objstore: more than %d buffers held at once; release some", MaxViews)
 
 // mapView maps length bytes of fd at offset (page aligned) at a fresh
-// address and returns the bytes and the mapped range.
-func mapView(fd int, offset, length int64, writable bool) ([]byte, unsafe.Pointer, uintptr, error) {
+// address and returns the bytes and the mapped range. populate maps the
+// pages at once (for a writer into the region, which would otherwise take
+// a fault per page).
+func mapView(fd int, offset, length int64, writable, populate bool) ([]byte, unsafe.Pointer, uintptr, error) {
 	if length == 0 {
 		return []byte{}, nil, 0, nil
 	}
@@ -156,7 +158,7 @@ func mapView(fd int, offset, length int64, writable bool) ([]byte, unsafe.Pointe
 		prot |= unix.PROT_WRITE
 	}
 	flags := unix.MAP_SHARED | unix.MAP_FIXED
-	if writable {
+	if populate {
 		flags |= unix.MAP_POPULATE
 	}
 	p, err := unix.MmapPtr(fd, offset, addr, span, prot, flags)
