@@ -396,7 +396,7 @@ func (c *Client) mapLocation(loc *pb.StoreLocation, writable bool) ([]byte, unsa
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("objstore: open object file: %w", err)
 	}
-	defer f.Close() // the mapping keeps the file
+	defer f.Close()                                           // the mapping keeps the file
 	return mapView(int(f.Fd()), 0, loc.Size, writable, false) // file pages come as they are written
 }
 
