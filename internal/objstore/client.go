@@ -396,8 +396,9 @@ func (c *Client) mapLocation(loc *pb.StoreLocation, writable bool) ([]byte, unsa
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("objstore: open object file: %w", err)
 	}
-	defer f.Close()                                           // the mapping keeps the file
-	return mapView(int(f.Fd()), 0, loc.Size, writable, false) // file pages come as they are written
+	// The mapping keeps the file open; its pages come as they are used.
+	defer f.Close()
+	return mapView(int(f.Fd()), 0, loc.Size, writable, false)
 }
 
 func (c *Client) newBuffer(id ids.ID, data []byte, addr unsafe.Pointer, span uintptr, pinned bool) *Buffer {
