@@ -152,9 +152,9 @@ func TestDescriptorPassing(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		c.WriteWithFD(&pb.StoreReply{NodeId: "first"}, int(f.Fd()))
-		c.Write(&pb.StoreReply{NodeId: "second"})
-		var m pb.StoreReply
+		c.WriteWithFD(&pb.FramedHello{Name: "first"}, int(f.Fd()))
+		c.Write(&pb.FramedHello{Name: "second"})
+		var m pb.FramedHello
 		return c.Read(&m) // until the client closes
 	})
 	c, err := Dial(context.Background(), name, "secret", "fd", "")
@@ -162,9 +162,9 @@ func TestDescriptorPassing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var first, second pb.StoreReply
+	var first, second pb.FramedHello
 	fd, err := c.ReadWithFD(&first)
-	if err != nil || fd < 0 || first.NodeId != "first" {
+	if err != nil || fd < 0 || first.Name != "first" {
 		t.Fatalf("ReadWithFD: fd %d, %v, %v", fd, &first, err)
 	}
 	got := os.NewFile(uintptr(fd), "passed")
@@ -174,7 +174,7 @@ func TestDescriptorPassing(t *testing.T) {
 	if string(b[:n]) != "through the socket" {
 		t.Fatalf("passed descriptor reads %q", b[:n])
 	}
-	if err := c.Read(&second); err != nil || second.NodeId != "second" {
+	if err := c.Read(&second); err != nil || second.Name != "second" {
 		t.Fatalf("message after the descriptor: %v %v", &second, err)
 	}
 }

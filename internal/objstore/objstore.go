@@ -8,9 +8,10 @@
 // places objects in it (package alloc), the object table with its pins,
 // an LRU of evictable copies, spilling to disk, and back-pressure.
 // Processes talk to it over an abstract unix socket (SocketName) with a
-// small framed protocol (pb.StoreRequest / pb.StoreReply): hello (token
-// and uid checked; the reply carries the region's fd), create, seal,
-// abort, get (pin), release; owners delete through the daemon (FreeObjects).
+// small framed protocol (package framed; pb.StoreRequest / pb.StoreReply):
+// hello (token and uid checked), a greeting carrying the region's fd, then
+// create, seal, abort, get (pin), release; owners delete through the
+// daemon (FreeObjects).
 //
 // Life of an object: a writer creates it (space reserved; it waits up to
 // Config.PutTimeout for room, evicting secondary copies and spilling

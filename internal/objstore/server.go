@@ -202,7 +202,7 @@ func (c *conn) hello(lis *framed.Listener) error {
 	c.s.mu.Lock()
 	c.s.clients[c] = struct{}{}
 	c.s.mu.Unlock()
-	return c.fc.WriteWithFD(&pb.StoreReply{Capacity: c.s.cfg.Capacity, NodeId: c.s.cfg.NodeID}, c.s.reg.fd)
+	return c.fc.WriteWithFD(&pb.StoreReply{Capacity: c.s.cfg.Capacity}, c.s.reg.fd)
 }
 
 // reply answers request seq (0: the client wants no answer).

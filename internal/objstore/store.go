@@ -31,7 +31,7 @@ type Config struct {
 	// written, or mapped by readers). Default 10 s.
 	PutTimeout time.Duration
 	// NodeID names the node in errors, reports and spill directories.
-	NodeID string
+	NodeID ids.ID
 	// Token authenticates socket clients.
 	Token string
 	// SocketName is the abstract unix socket the store serves on (see
@@ -112,7 +112,7 @@ func New(cfg Config) (*Store, error) {
 		clients: map[*conn]struct{}{}, log: cfg.Log.With("component", "objstore")}
 	s.self = &conn{s: s, client: "node daemon", creating: map[ids.ID]*entry{}, pins: map[ids.ID]int{}}
 	if cfg.SpillDir != "" {
-		if s.spill, err = newSpillDir(cfg.SpillDir, cfg.NodeID); err != nil {
+		if s.spill, err = newSpillDir(cfg.SpillDir, cfg.NodeID.String()); err != nil {
 			reg.close()
 			return nil, err
 		}
@@ -240,13 +240,13 @@ func (s *Store) createFileLocked(e *entry) (*pb.StoreLocation, error) {
 		}
 		return nil, &errs.ObjectStoreFullError{Kind: errs.KindObjectTooLarge, ObjectID: e.id.String(),
 			Message: fmt.Sprintf("raygo: object %s of %s is larger than the object store of node %s (%s) and %s",
-				e.id, human(e.size), short(s.cfg.NodeID), human(s.cfg.Capacity), where)}
+				e.id, human(e.size), s.cfg.NodeID.Short(), human(s.cfg.Capacity), where)}
 	}
 	p, err := s.spill.createFile(e.id, e.size)
 	if err != nil {
 		return nil, &errs.ObjectStoreFullError{Kind: errs.KindObjectTooLarge, ObjectID: e.id.String(),
 			Message: fmt.Sprintf("raygo: object %s of %s does not fit in node %s's store (%s) and could not be placed on disk: %v",
-				e.id, human(e.size), short(s.cfg.NodeID), human(s.cfg.Capacity), err)}
+				e.id, human(e.size), s.cfg.NodeID.Short(), human(s.cfg.Capacity), err)}
 	}
 	e.file = p
 	s.objects[e.id] = e
@@ -655,6 +655,9 @@ func (s *Store) Stats(largest int) *pb.StoreStats {
 			st.InUseCount++
 		}
 	}
+	if largest <= 0 {
+		return st
+	}
 	sort.Slice(all, func(i, j int) bool { return all[i].size > all[j].size })
 	for _, e := range all[:min(largest, len(all))] {
 		st.Largest = append(st.Largest, &pb.StoreObjectInfo{ObjectId: e.id.Bytes(), Size: e.size, OwnerAddress: e.owner,
@@ -695,21 +698,21 @@ func (s *Store) fullReportLocked(size int64, spillErr error) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "raygo: object store of node %s is full: an object of %s does not fit in %s (%s in use, largest free block %s) after waiting %s",
-		short(s.cfg.NodeID), human(size), human(s.cfg.Capacity), human(s.alloc.Stats().Used), human(s.alloc.LargestFree()), s.cfg.PutTimeout)
+		s.cfg.NodeID.Short(), human(size), human(s.cfg.Capacity), human(s.alloc.Stats().Used), human(s.alloc.LargestFree()), s.cfg.PutTimeout)
 	sort.Slice(pinned, func(i, j int) bool { return pinned[i].size > pinned[j].size })
 	fmt.Fprintf(&b, "; %d objects are mapped by readers", len(pinned))
 	for i, e := range pinned[:min(5, len(pinned))] {
 		if i == 0 {
 			b.WriteString(":")
 		}
-		fmt.Fprintf(&b, " %s (%s, created by %s, owner %s, read by %s)", short(e.id.String()), human(e.size), orUnknown(e.callSite), orUnknown(e.owner), s.readersLocked(e.id))
+		fmt.Fprintf(&b, " %s (%s, created by %s, owner %s, read by %s)", e.id.Short(), human(e.size), orUnknown(e.callSite), orUnknown(e.owner), s.readersLocked(e.id))
 	}
 	fmt.Fprintf(&b, "; %d objects are being written", len(creating))
 	for i, e := range creating[:min(5, len(creating))] {
 		if i == 0 {
 			b.WriteString(":")
 		}
-		fmt.Fprintf(&b, " %s (%s by %s)", short(e.id.String()), human(e.size), e.creator.name())
+		fmt.Fprintf(&b, " %s (%s by %s)", e.id.Short(), human(e.size), e.creator.name())
 	}
 	switch {
 	case s.spill == nil:
@@ -739,13 +742,6 @@ func orUnknown(s string) string {
 		return "?"
 	}
 	return s
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[len(id)-8:]
-	}
-	return id
 }
 
 // human formats a byte count.

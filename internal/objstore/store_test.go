@@ -33,8 +33,8 @@ func newTestStore(t *testing.T, cfg Config) *Store {
 	socketSeq++
 	cfg.SocketName = fmt.Sprintf("@raygo-test/%d/%s/%d", os.Getpid(), t.Name(), socketSeq)
 	cfg.Token = testToken
-	if cfg.NodeID == "" {
-		cfg.NodeID = "node0001"
+	if cfg.NodeID.IsNil() {
+		cfg.NodeID = ids.New()
 	}
 	shmBefore := shmFiles(t)
 	s, err := New(cfg)

@@ -4569,8 +4569,7 @@ type StoreReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	Error         *ErrorInfo             `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Capacity      int64                  `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`          // first reply
-	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"` // first reply
+	Capacity      int64                  `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"` // first reply
 	Locations     []*StoreLocation       `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4625,13 +4624,6 @@ func (x *StoreReply) GetCapacity() int64 {
 		return x.Capacity
 	}
 	return 0
-}
-
-func (x *StoreReply) GetNodeId() string {
-	if x != nil {
-		return x.NodeId
-	}
-	return ""
 }
 
 func (x *StoreReply) GetLocations() []*StoreLocation {
@@ -5826,13 +5818,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x16\n" +
-	"\x06exists\x18\x05 \x01(\bR\x06exists\"\xb5\x01\n" +
+	"\x06exists\x18\x05 \x01(\bR\x06exists\"\x9c\x01\n" +
 	"\n" +
 	"StoreReply\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12\x1a\n" +
-	"\bcapacity\x18\x03 \x01(\x03R\bcapacity\x12\x17\n" +
-	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x125\n" +
+	"\bcapacity\x18\x03 \x01(\x03R\bcapacity\x125\n" +
 	"\tlocations\x18\x05 \x03(\v2\x17.raygo.v1.StoreLocationR\tlocations\"\xd1\x05\n" +
 	"\n" +
 	"StoreStats\x12\x1a\n" +

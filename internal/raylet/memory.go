@@ -58,7 +58,7 @@ func (r *Raylet) onMemoryPressure(u memmonitor.Usage) {
 		if pm, err := memmonitor.ReadProc("/", cands[i].PID); err == nil {
 			cands[i].Mem = pm.Anon
 			procs = append(procs, pm)
-			names[pm.PID] = "worker " + short(cands[i].ID)
+			names[pm.PID] = "worker " + ws[i].id.Short()
 		}
 	}
 	i := memmonitor.PickVictim(cands)
@@ -116,11 +116,4 @@ func (r *Raylet) memoryUsage() *pb.MemoryUsage {
 		return &pb.MemoryUsage{Threshold: m.Threshold(), OomKills: kills}
 	}
 	return &pb.MemoryUsage{Used: u.Used, Total: u.Total, Source: u.Source, Threshold: m.Threshold(), OomKills: kills}
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[len(id)-8:]
-	}
-	return id
 }

@@ -28,7 +28,7 @@ func newStore(cfg Config, addr string) (*objstore.Store, error) {
 		spill = filepath.Join(cfg.SessionDir, "spill")
 	}
 	return objstore.New(objstore.Config{Capacity: capacity, SpillDir: spill, Prefault: cfg.PrefaultObjectStore,
-		PutTimeout: cfg.ObjectPutTimeout, NodeID: cfg.NodeID.String(), Token: cfg.Token, SocketName: objstore.SocketName(addr)})
+		PutTimeout: cfg.ObjectPutTimeout, NodeID: cfg.NodeID, Token: cfg.Token, SocketName: objstore.SocketName(addr)})
 }
 
 // PutObject stores an object sent by a process without a local store.
