@@ -3,9 +3,10 @@ package memmonitor
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
+
+	"github.com/raygo/raygo/internal/units"
 )
 
 // reportTop is how many processes Report lists.
@@ -24,7 +25,7 @@ const reportTop = 5
 func Report(u Usage, threshold float64, procs []ProcMem, names map[int]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node memory used %s of %s (%s, threshold %s, from %s)",
-		formatBytes(u.Used), formatBytes(u.Total),
+		units.Bytes(u.Used), units.Bytes(u.Total),
 		formatPercent(u.Fraction()), formatPercent(threshold), u.Source)
 	if len(procs) == 0 {
 		return b.String()
@@ -42,7 +43,7 @@ func Report(u Usage, threshold float64, procs []ProcMem, names map[int]string) s
 		if name := names[p.PID]; name != "" {
 			fmt.Fprintf(&b, "%s, ", name)
 		}
-		fmt.Fprintf(&b, "%s)", formatBytes(p.Anon+p.File))
+		fmt.Fprintf(&b, "%s)", units.Bytes(p.Anon+p.File))
 	}
 	return b.String()
 }
@@ -50,21 +51,4 @@ func Report(u Usage, threshold float64, procs []ProcMem, names map[int]string) s
 // formatPercent writes a fraction as a whole percentage: 0.955 -> "96%".
 func formatPercent(f float64) string {
 	return fmt.Sprintf("%.0f%%", f*100)
-}
-
-// formatBytes writes n bytes with one decimal in the largest binary unit
-// up to GiB in which the rounded number is at least 1: "10.2 GiB",
-// "512.0 MiB", "700 B".
-func formatBytes(n int64) string {
-	units := []struct {
-		size float64
-		name string
-	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}}
-	for _, u := range units {
-		// Round before choosing, so that 2^30-1 is "1.0 GiB", not "1024.0 MiB".
-		if v := math.Round(float64(n)/u.size*10) / 10; v >= 1 {
-			return fmt.Sprintf("%.1f %s", v, u.name)
-		}
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/objstore/alloc"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/units"
 )
 
 // Config configures a node's store.
@@ -236,17 +237,17 @@ func (s *Store) createFileLocked(e *entry) (*pb.StoreLocation, error) {
 	if s.spill == nil || !s.spill.fits(e.size) {
 		where := "spilling is disabled"
 		if s.spill != nil {
-			where = fmt.Sprintf("its spill directory %s has %s free", s.spill.dir, human(s.spill.free()))
+			where = fmt.Sprintf("its spill directory %s has %s free", s.spill.dir, units.Bytes(s.spill.free()))
 		}
 		return nil, &errs.ObjectStoreFullError{Kind: errs.KindObjectTooLarge, ObjectID: e.id.String(),
 			Message: fmt.Sprintf("raygo: object %s of %s is larger than the object store of node %s (%s) and %s",
-				e.id, human(e.size), s.cfg.NodeID.Short(), human(s.cfg.Capacity), where)}
+				e.id, units.Bytes(e.size), s.cfg.NodeID.Short(), units.Bytes(s.cfg.Capacity), where)}
 	}
 	p, err := s.spill.createFile(e.id, e.size)
 	if err != nil {
 		return nil, &errs.ObjectStoreFullError{Kind: errs.KindObjectTooLarge, ObjectID: e.id.String(),
 			Message: fmt.Sprintf("raygo: object %s of %s does not fit in node %s's store (%s) and could not be placed on disk: %v",
-				e.id, human(e.size), s.cfg.NodeID.Short(), human(s.cfg.Capacity), err)}
+				e.id, units.Bytes(e.size), s.cfg.NodeID.Short(), units.Bytes(s.cfg.Capacity), err)}
 	}
 	e.file = p
 	s.objects[e.id] = e
@@ -301,7 +302,7 @@ func (s *Store) makeRoomLocked(size int64) (bool, error) {
 	var spillErr error
 	for i, e := range victims {
 		if !s.spill.fits(e.size) {
-			spillErr = fmt.Errorf("objstore: spill directory %s is full (%s free)", s.spill.dir, human(s.spill.free()))
+			spillErr = fmt.Errorf("objstore: spill directory %s is full (%s free)", s.spill.dir, units.Bytes(s.spill.free()))
 			break
 		}
 		p, err := s.spill.write(e.id, s.reg.mem[e.off:e.off+e.size])
@@ -698,25 +699,25 @@ func (s *Store) fullReportLocked(size int64, spillErr error) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "raygo: object store of node %s is full: an object of %s does not fit in %s (%s in use, largest free block %s) after waiting %s",
-		s.cfg.NodeID.Short(), human(size), human(s.cfg.Capacity), human(s.alloc.Stats().Used), human(s.alloc.LargestFree()), s.cfg.PutTimeout)
+		s.cfg.NodeID.Short(), units.Bytes(size), units.Bytes(s.cfg.Capacity), units.Bytes(s.alloc.Stats().Used), units.Bytes(s.alloc.LargestFree()), s.cfg.PutTimeout)
 	sort.Slice(pinned, func(i, j int) bool { return pinned[i].size > pinned[j].size })
 	fmt.Fprintf(&b, "; %d objects are mapped by readers", len(pinned))
 	for i, e := range pinned[:min(5, len(pinned))] {
 		if i == 0 {
 			b.WriteString(":")
 		}
-		fmt.Fprintf(&b, " %s (%s, created by %s, owner %s, read by %s)", e.id.Short(), human(e.size), orUnknown(e.callSite), orUnknown(e.owner), s.readersLocked(e.id))
+		fmt.Fprintf(&b, " %s (%s, created by %s, owner %s, read by %s)", e.id.Short(), units.Bytes(e.size), orUnknown(e.callSite), orUnknown(e.owner), s.readersLocked(e.id))
 	}
 	fmt.Fprintf(&b, "; %d objects are being written", len(creating))
 	for i, e := range creating[:min(5, len(creating))] {
 		if i == 0 {
 			b.WriteString(":")
 		}
-		fmt.Fprintf(&b, " %s (%s by %s)", e.id.Short(), human(e.size), e.creator.name())
+		fmt.Fprintf(&b, " %s (%s by %s)", e.id.Short(), units.Bytes(e.size), e.creator.name())
 	}
 	switch {
 	case s.spill == nil:
-		fmt.Fprintf(&b, "; spilling is disabled (%s of unpinned primary copies cannot move)", human(primaryBytes))
+		fmt.Fprintf(&b, "; spilling is disabled (%s of unpinned primary copies cannot move)", units.Bytes(primaryBytes))
 	case spillErr != nil:
 		fmt.Fprintf(&b, "; spilling failed: %v", spillErr)
 	}
@@ -742,18 +743,4 @@ func orUnknown(s string) string {
 		return "?"
 	}
 	return s
-}
-
-// human formats a byte count.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
