@@ -208,3 +208,22 @@ func TestGRPCPushTransport(t *testing.T) {
 	t.Run("actor-restart", TestActorRestart)
 	t.Run("actor-task-retries", TestActorTaskRetries)
 }
+
+// TestPushSpinOff runs the push paths with busy-polling turned off
+// (RAYGO_PUSH_SPIN=0; the default polls), and checks a bad value is
+// refused by name.
+func TestPushSpinOff(t *testing.T) {
+	t.Setenv(ray.EnvPushSpin, "0")
+	t.Run("tasks", TestTasks)
+	t.Run("worker-killed", TestKillWorkersMidTask)
+	t.Run("actors", TestActorBasics)
+	t.Setenv(ray.EnvPushSpin, "lots")
+	err := ray.Init(context.Background())
+	if err == nil {
+		ray.Shutdown()
+		t.Fatal("Init accepted RAYGO_PUSH_SPIN=lots")
+	}
+	if !errors.Is(err, ray.ErrInvalidRequest) || !strings.Contains(err.Error(), "RAYGO_PUSH_SPIN") {
+		t.Fatalf("Init: %v; want an ErrInvalidRequest naming RAYGO_PUSH_SPIN", err)
+	}
+}

@@ -35,7 +35,28 @@ const (
 	// machine over gRPC too, instead of a framed unix socket (for tests
 	// of the gRPC path, which workers on other machines take).
 	EnvPushTransport = "RAYGO_PUSH_TRANSPORT"
+	// EnvPushSpin sets how long a reader of a push stream (tasks to a
+	// worker on this machine, replies back) busy-polls before sleeping: a
+	// Go duration such as "100us" (the default), or "0" for never. See
+	// docs/benchmarks.md.
+	EnvPushSpin = "RAYGO_PUSH_SPIN"
 )
+
+// pushSpin reads EnvPushSpin: zero means the default, negative never.
+func pushSpin() (time.Duration, error) {
+	v := os.Getenv(EnvPushSpin)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if v == "0" || (err == nil && d == 0) {
+		return -1, nil
+	}
+	if err != nil || d < 0 || d > time.Second {
+		return 0, fmt.Errorf("%w: %s=%q: want a duration from 0 to 1s, such as 100us", ErrInvalidRequest, EnvPushSpin, v)
+	}
+	return d, nil
+}
 
 // maxInlineThreshold bounds InlineThreshold: inline values ride in task
 // and reply messages, which must stay well under rpc.MaxMessageBytes.
@@ -146,12 +167,16 @@ func Init(ctx context.Context, opts ...Option) error {
 	if err != nil {
 		return fail(fmt.Errorf("ray: find own executable: %w", err))
 	}
+	spin, err := pushSpin()
+	if err != nil {
+		return fail(err)
+	}
 	jobID := ids.New()
 	listenHost, _, _ := net.SplitHostPort(nodeAddr) // serve where the local node daemon does
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
 		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost,
-		PushTransport: os.Getenv(EnvPushTransport),
+		PushTransport: os.Getenv(EnvPushTransport), PushSpin: spin,
 	}, registry)
 	if err != nil {
 		return fail(err)
@@ -335,11 +360,15 @@ func runWorker() {
 	job, _ := ids.Parse(env(raylet.EnvJobID))
 	nid, _ := ids.Parse(env(raylet.EnvNodeID))
 	inline, _ := strconv.Atoi(env(raylet.EnvInline))
+	spin, err := pushSpin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "raygo worker:", err, "(using the default)")
+	}
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),
 		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
 		ListenHost: env(raylet.EnvNodeIP), Namespace: env(raylet.EnvNamespace), InlineThreshold: inline,
-		PushTransport: os.Getenv(EnvPushTransport),
+		PushTransport: os.Getenv(EnvPushTransport), PushSpin: spin,
 		// Set before registering: a task may arrive right after, and its
 		// function may call the API.
 		Ready: func(cw *coreworker.CoreWorker) {

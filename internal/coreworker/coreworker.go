@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -59,6 +60,10 @@ type Config struct {
 	Namespace string
 	// PushTransport picks how tasks reach workers: PushAuto or PushGRPC.
 	PushTransport string
+	// PushSpin is how long a framed push stream's reader busy-polls for
+	// the next message before sleeping (see framed.Conn.SetSpin); zero
+	// picks DefaultPushSpin, negative turns polling off.
+	PushSpin time.Duration
 	// Ready, in worker mode, runs after the core worker is built and
 	// before it registers with its node daemon (after which tasks may
 	// arrive): the ray package makes the process's API usable there.
@@ -85,7 +90,17 @@ func (c *Config) Defaults() {
 	if c.MaxPipeline == 0 {
 		c.MaxPipeline = 256
 	}
+	if c.PushSpin == 0 {
+		c.PushSpin = DefaultPushSpin
+	}
+	if c.PushSpin < 0 || runtime.NumCPU() < 2 {
+		c.PushSpin = 0 // with one CPU, polling would only delay the peer
+	}
 }
+
+// DefaultPushSpin is the default Config.PushSpin: long enough to cover a
+// trivial task's round trip between two processes on one machine.
+const DefaultPushSpin = 200 * time.Microsecond
 
 // CoreWorker is one process's runtime. It is safe for concurrent use.
 type CoreWorker struct {

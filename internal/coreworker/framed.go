@@ -50,6 +50,7 @@ const pushPurpose = "push-tasks"
 func (cw *CoreWorker) openTaskStream(ctx context.Context, addr string) (taskStream, error) {
 	if cw.cfg.PushTransport != PushGRPC {
 		if c, err := framed.Dial(ctx, taskSocketName(addr), cw.cfg.Token, pushPurpose, cw.workerID.String()); err == nil {
+			c.SetSpin(cw.cfg.PushSpin)
 			return &framedClient{c: c, stop: context.AfterFunc(ctx, func() { c.Close() })}, nil
 		}
 	}
@@ -132,6 +133,7 @@ func (ts *taskServer) serve(c *framed.Conn) {
 	if err != nil || peer.Purpose != pushPurpose {
 		return
 	}
+	c.SetSpin(ts.cw.cfg.PushSpin)
 	ctx, cancel := context.WithCancel(ts.cw.ctx)
 	defer cancel()
 	_ = ts.cw.pushTasks(&framedServer{c: c, ctx: ctx, cancel: cancel})

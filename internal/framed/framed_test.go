@@ -178,3 +178,143 @@ func TestDescriptorPassing(t *testing.T) {
 		t.Fatalf("message after the descriptor: %v %v", &second, err)
 	}
 }
+
+// TestSpinRead runs an echo exchange with polling readers on both ends:
+// every message arrives whole and in order, a large frame too, and the
+// half-close still reads as io.EOF.
+func TestSpinRead(t *testing.T) {
+	l, name := listen(t)
+	done := serveOne(l, func(c *Conn, _ Peer, err error) error {
+		if err != nil {
+			return err
+		}
+		c.SetSpin(time.Millisecond)
+		for {
+			var m pb.StoreObjectIDs
+			if err := c.Read(&m); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+			if err := c.Write(&m); err != nil {
+				return err
+			}
+		}
+	})
+	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetSpin(time.Millisecond)
+	for i := range 2000 {
+		n := 1 + i%3
+		if i == 1000 {
+			n = 70000 // a frame larger than the read buffer, read in many pieces
+		}
+		out := &pb.StoreObjectIDs{}
+		for j := range n {
+			out.ObjectIds = append(out.ObjectIds, []byte{byte(i), byte(j), byte(j >> 8)})
+		}
+		if err := c.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		var in pb.StoreObjectIDs
+		if err := c.Read(&in); err != nil {
+			t.Fatal(err)
+		}
+		if len(in.ObjectIds) != n || in.ObjectIds[n-1][0] != byte(i) {
+			t.Fatalf("message %d: got %d ids", i, len(in.ObjectIds))
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSpinReadStopsWhenIdle: reads that wait longer than the budget stop
+// polling after maxSpinMisses of them, and one quick read turns it back on.
+func TestSpinReadStopsWhenIdle(t *testing.T) {
+	l, name := listen(t)
+	send := make(chan time.Duration)
+	done := serveOne(l, func(c *Conn, _ Peer, err error) error {
+		if err != nil {
+			return err
+		}
+		for d := range send {
+			time.Sleep(d)
+			if err := c.Write(&pb.StoreObjectIDs{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const budget = 2 * time.Millisecond
+	c.SetSpin(budget)
+	read := func(after time.Duration) {
+		t.Helper()
+		send <- after
+		var m pb.StoreObjectIDs
+		if err := c.Read(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range maxSpinMisses + 1 {
+		read(20 * budget)
+		if want := min(i+1, maxSpinMisses); c.src.misses != want {
+			t.Fatalf("after %d slow reads: %d misses, want %d", i+1, c.src.misses, want)
+		}
+	}
+	read(0)
+	if c.src.misses != 0 {
+		t.Fatalf("after a quick read: %d misses, want 0", c.src.misses)
+	}
+	close(send)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSpinReadClose: closing a connection whose reader is polling ends
+// the read with an error, not a hang.
+func TestSpinReadClose(t *testing.T) {
+	l, name := listen(t)
+	hold := make(chan struct{})
+	done := serveOne(l, func(c *Conn, _ Peer, err error) error {
+		<-hold
+		return err
+	})
+	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetSpin(100 * time.Millisecond) // a Close is seen at the latest when the budget ends
+	got := make(chan error, 1)
+	go func() {
+		var m pb.StoreObjectIDs
+		got <- c.Read(&m)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("Read on a closed connection returned no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read did not return after Close")
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

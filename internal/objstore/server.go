@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/framed"
@@ -125,6 +126,12 @@ func (c *conn) serve(lis *framed.Listener) {
 		c.s.disconnect(c)
 	}()
 	if err := c.hello(lis); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+			errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			// It went away before its hello: a process killed or exiting.
+			c.s.log.Debug("object store client left before its hello", "err", err)
+			return
+		}
 		c.s.log.Warn("object store client refused", "err", err)
 		return
 	}
