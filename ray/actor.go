@@ -264,7 +264,7 @@ func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) (
 	}
 	topts := m.topts
 	topts.NumReturns = n
-	return cw.SubmitActorTask(a, m.name, args, topts)
+	return cw.SubmitActorTask(a, m.full, args, topts)
 }
 
 func registerMethod[T any](class ActorType[T], name string, fn func(ctx context.Context, self *T, a [][]byte) ([]coreworker.Encoded, error)) method {

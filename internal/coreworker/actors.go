@@ -72,10 +72,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		return ActorHandle{}, err
 	}
 	// Creation arguments stay pinned for the actor's life (restarts re-run
-	// the constructor with them); the task record itself is not pending.
-	cw.mu.Lock()
-	delete(cw.tasks, t.id())
-	cw.mu.Unlock()
+	// the constructor with them).
 	done := make(chan struct{})
 	cw.resolveDeps(t, func(*task) { close(done) })
 	select {
@@ -143,6 +140,7 @@ func (cw *CoreWorker) KillActor(ctx context.Context, h ActorHandle, noRestart bo
 type actorClient struct {
 	cw       *CoreWorker
 	h        ActorHandle
+	idWire   []byte           // h.ID.Bytes(), shared by the calls' specs
 	queue    []*task          // guarded by cw.mu; not yet sent, in call order
 	inflight map[ids.ID]*task // guarded by cw.mu
 	addr     string           // guarded by cw.mu; set while connected
@@ -160,23 +158,24 @@ func (cw *CoreWorker) actorClient(h ActorHandle) *actorClient {
 	defer cw.mu.Unlock()
 	a, ok := cw.actors[h.ID]
 	if !ok {
-		a = &actorClient{cw: cw, h: h, inflight: map[ids.ID]*task{}}
+		a = &actorClient{cw: cw, h: h, idWire: h.ID.Bytes(), inflight: map[ids.ID]*task{}}
 		cw.actors[h.ID] = a
 	}
 	return a
 }
 
-// SubmitActorTask calls method on the actor and returns handles on the
-// call's return objects.
-func (cw *CoreWorker) SubmitActorTask(h ActorHandle, method string, args []Arg, opts TaskOptions) ([]*Ref, error) {
+// SubmitActorTask calls a method on the actor and returns handles on the
+// call's return objects; fn is the method's registered name,
+// "Class.method".
+func (cw *CoreWorker) SubmitActorTask(h ActorHandle, fn string, args []Arg, opts TaskOptions) ([]*Ref, error) {
 	if opts.NumReturns <= 0 {
 		opts.NumReturns = 1
 	}
 	a := cw.actorClient(h)
 	spec := &pb.TaskSpec{
-		TaskId: ids.New().Bytes(), JobId: cw.cfg.JobID.Bytes(), Function: h.Class + "." + method, Name: opts.Name,
-		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(),
-		ActorId: h.ID.Bytes(), CallerId: cw.workerID.Bytes(),
+		TaskId: ids.New().Bytes(), JobId: cw.jobIDWire, Function: fn, Name: opts.Name,
+		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerIDWire,
+		ActorId: a.idWire, CallerId: cw.workerIDWire,
 	}
 	t := &task{spec: spec, actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
 	args, err := cw.storeLargeArgs(args, spec.Function)

@@ -104,17 +104,20 @@ const DefaultPushSpin = 200 * time.Microsecond
 
 // CoreWorker is one process's runtime. It is safe for concurrent use.
 type CoreWorker struct {
-	cfg        Config
-	workerID   ids.ID
-	address    string
-	rayletAddr string
-	pool       *rpc.Pool
-	raylet     pb.NodeDaemonClient
-	gcs        pb.ControlStoreClient
-	server     *grpc.Server
-	registry   *Registry
-	store      *objstore.Client // the local node's shared-memory store; nil when the node is remote
-	pushSrv    *taskServer      // worker mode: framed push streams from owners on this machine
+	cfg      Config
+	workerID ids.ID
+	// The wire forms of workerID and the job's id, shared by every task
+	// spec this process sends (never written to).
+	workerIDWire, jobIDWire []byte
+	address                 string
+	rayletAddr              string
+	pool                    *rpc.Pool
+	raylet                  pb.NodeDaemonClient
+	gcs                     pb.ControlStoreClient
+	server                  *grpc.Server
+	registry                *Registry
+	store                   *objstore.Client // the local node's shared-memory store; nil when the node is remote
+	pushSrv                 *taskServer      // worker mode: framed push streams from owners on this machine
 
 	mu             sync.Mutex
 	objects        map[ids.ID]*object      // guarded by mu
@@ -122,7 +125,6 @@ type CoreWorker struct {
 	borrowRemovals map[string][]ids.ID     // guarded by mu; owner -> ids no longer borrowed
 	storeFrees     map[string][]ids.ID     // guarded by mu; node -> ids to delete
 	keys           map[string]*schedKey    // guarded by mu
-	tasks          map[ids.ID]*task        // guarded by mu; owned tasks not yet finished
 	actors         map[ids.ID]*actorClient // guarded by mu
 	closed         bool                    // guarded by mu
 	waitCalls      uint64                  // guarded by mu; numbers Wait calls (duplicate detection)
@@ -145,10 +147,10 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cw := &CoreWorker{
-		cfg: cfg, workerID: cfg.WorkerID, address: lis.Addr(), rayletAddr: cfg.NodeAddress,
+		cfg: cfg, workerID: cfg.WorkerID, workerIDWire: cfg.WorkerID.Bytes(), jobIDWire: cfg.JobID.Bytes(), address: lis.Addr(), rayletAddr: cfg.NodeAddress,
 		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), registry: reg,
 		objects: map[ids.ID]*object{}, pendingBorrows: map[string][]ids.ID{}, borrowRemovals: map[string][]ids.ID{},
-		storeFrees: map[string][]ids.ID{}, keys: map[string]*schedKey{}, tasks: map[ids.ID]*task{},
+		storeFrees: map[string][]ids.ID{}, keys: map[string]*schedKey{},
 		actors: map[ids.ID]*actorClient{}, bgKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
 	rconn, err := cw.pool.Get(cfg.NodeAddress)
@@ -360,12 +362,16 @@ func (cw *CoreWorker) waitObject(ctx context.Context, req *pb.WaitObjectRequest)
 	id := ids.MustFromBytes(req.GetObjectId())
 	cw.mu.Lock()
 	o, ok := cw.objects[id]
+	var ready <-chan struct{}
+	if ok {
+		ready = o.readyChanLocked()
+	}
 	cw.mu.Unlock()
 	if !ok {
 		return nil, errObjectFreed(id)
 	}
 	select {
-	case <-o.readyCh:
+	case <-ready:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-cw.ctx.Done():

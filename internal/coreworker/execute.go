@@ -50,14 +50,14 @@ type executor struct {
 	procs   atomic.Int32 // GOMAXPROCS set for the current lease
 
 	mu        sync.Mutex
-	cancels   map[ids.ID]context.CancelFunc // guarded by mu; running tasks
-	cancelled map[ids.ID]bool               // guarded by mu
-	lastName  string                        // guarded by mu; the name last announced to the node's log reader
-	actors    map[ids.ID]*hostedActor       // guarded by mu; the actors this process hosts
+	cancels   map[ids.ID]*taskContext // guarded by mu; running tasks
+	cancelled map[ids.ID]bool         // guarded by mu
+	lastName  string                  // guarded by mu; the name last announced to the node's log reader
+	actors    map[ids.ID]*hostedActor // guarded by mu; the actors this process hosts
 }
 
 func newExecutor(cw *CoreWorker) *executor {
-	e := &executor{cw: cw, cancels: map[ids.ID]context.CancelFunc{}, cancelled: map[ids.ID]bool{}, actors: map[ids.ID]*hostedActor{}}
+	e := &executor{cw: cw, cancels: map[ids.ID]*taskContext{}, cancelled: map[ids.ID]bool{}, actors: map[ids.ID]*hostedActor{}}
 	e.procs.Store(int32(runtime.GOMAXPROCS(0)))
 	return e
 }
@@ -183,15 +183,16 @@ func (e *executor) run(spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
 		reply.Error = errs.ToInfo(&errs.CancelledError{Function: spec.GetFunction(), TaskID: tid.String()})
 		return reply
 	}
-	ctx, cancel := context.WithCancel(cw.ctx)
-	e.cancels[tid] = cancel
+	tc := newTaskContext(cw.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
+		NodeID: cw.cfg.NodeID, WorkerID: cw.workerID, ActorID: ids.MustFromBytes(spec.GetActorId())}, onBlock)
+	e.cancels[tid] = tc
 	var instance any
 	if ha := e.actors[ids.MustFromBytes(spec.GetActorId())]; ha != nil {
 		instance = ha.instance
 	}
 	e.mu.Unlock()
 	defer func() {
-		cancel()
+		tc.cancel(context.Canceled)
 		e.mu.Lock()
 		delete(e.cancels, tid)
 		wasCancelled := e.cancelled[tid]
@@ -202,11 +203,7 @@ func (e *executor) run(spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
 			reply.Error = errs.ToInfo(&errs.CancelledError{Function: spec.GetFunction(), TaskID: tid.String()})
 		}
 	}()
-	ctx = context.WithValue(ctx, taskInfoKey{}, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
-		NodeID: cw.cfg.NodeID, WorkerID: cw.workerID, ActorID: ids.MustFromBytes(spec.GetActorId())})
-	if onBlock != nil {
-		ctx = context.WithValue(ctx, blockHookKey{}, onBlock)
-	}
+	var ctx context.Context = tc
 
 	args, releaseArgs, err := e.resolveArgs(ctx, spec)
 	defer releaseArgs()
@@ -436,7 +433,7 @@ func (cw *CoreWorker) cancelTask(_ context.Context, req *pb.CancelTaskRequest) (
 	e := cw.exec
 	tid := ids.MustFromBytes(req.GetTaskId())
 	e.mu.Lock()
-	cancel, running := e.cancels[tid]
+	tc, running := e.cancels[tid]
 	e.cancelled[tid] = true
 	e.mu.Unlock()
 	if req.GetForce() {
@@ -447,7 +444,7 @@ func (cw *CoreWorker) cancelTask(_ context.Context, req *pb.CancelTaskRequest) (
 		return &pb.CancelTaskReply{Found: true}, nil
 	}
 	if running {
-		cancel()
+		tc.cancel(context.Canceled)
 	}
 	return &pb.CancelTaskReply{Found: running}, nil
 }

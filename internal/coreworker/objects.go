@@ -26,7 +26,7 @@ type object struct {
 	ownerID   ids.ID
 
 	ready   bool
-	readyCh chan struct{} // closed when ready
+	readyCh chan struct{} // closed when ready; made when first waited for (readyChanLocked)
 	value   *pb.Value     // inline bytes or a store location; error objects carry Error
 
 	local     int                 // live ObjectRef handles in this process
@@ -41,6 +41,18 @@ type object struct {
 	task       *task             // owner side: the task that produces it, while pending
 	waiters    []waiterEntry     // Wait calls to tell when it is ready
 	lastWait   uint64            // the last Wait call that looked at it (finds duplicates)
+}
+
+// readyChanLocked returns a channel closed when the object is ready. Most
+// objects are never waited for, so the channel is made on first use.
+func (o *object) readyChanLocked() <-chan struct{} {
+	if o.readyCh == nil {
+		o.readyCh = make(chan struct{})
+		if o.ready {
+			close(o.readyCh)
+		}
+	}
+	return o.readyCh
 }
 
 func (o *object) deadLocked() bool {
@@ -115,7 +127,7 @@ func (cw *CoreWorker) entryLocked(id ids.ID, ownerAddr string, ownerID ids.ID) *
 	if ownerID == cw.workerID {
 		return nil
 	}
-	o := &object{id: id, ownerAddr: ownerAddr, ownerID: ownerID, readyCh: make(chan struct{})}
+	o := &object{id: id, ownerAddr: ownerAddr, ownerID: ownerID}
 	cw.objects[id] = o
 	return o
 }
@@ -196,7 +208,9 @@ func (cw *CoreWorker) setReadyLocked(o *object, v *pb.Value) {
 	o.value = v
 	o.ready = true
 	o.task = nil
-	close(o.readyCh)
+	if o.readyCh != nil {
+		close(o.readyCh)
+	}
 	for _, e := range o.waiters {
 		e.w.ch <- e.index // buffered for every index: never blocks
 	}
@@ -205,7 +219,7 @@ func (cw *CoreWorker) setReadyLocked(o *object, v *pb.Value) {
 
 // ownedEntryLocked creates an owned object entry with one local handle.
 func (cw *CoreWorker) ownedEntryLocked(id ids.ID) (*object, *Ref) {
-	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID, readyCh: make(chan struct{})}
+	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID}
 	cw.objects[id] = o
 	return o, cw.newHandleLocked(o)
 }
@@ -310,8 +324,11 @@ func (cw *CoreWorker) waitValue(ctx context.Context, r *Ref, known bool, o *obje
 		if !known {
 			return nil, &errs.ObjectError{ObjectID: r.ID.String(), Kind: errs.KindObjectFreed, Detail: "no reference to it remained, or ray.Free deleted it"}
 		}
+		cw.mu.Lock()
+		ready := o.readyChanLocked()
+		cw.mu.Unlock()
 		select {
-		case <-o.readyCh:
+		case <-ready:
 		case <-ctx.Done():
 			return nil, getTimeout(ctx, r)
 		}

@@ -92,8 +92,8 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	}
 	taskID := ids.New()
 	spec := &pb.TaskSpec{
-		TaskId: taskID.Bytes(), JobId: cw.cfg.JobID.Bytes(), Function: fn, Name: opts.Name,
-		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerID.Bytes(),
+		TaskId: taskID.Bytes(), JobId: cw.jobIDWire, Function: fn, Name: opts.Name,
+		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerIDWire,
 		Resources: &pb.Resources{Amounts: opts.Resources}, MaxRetries: int32(opts.MaxRetries),
 	}
 	t := &task{spec: spec, retriesLeft: opts.MaxRetries, oomLeft: opts.OOMRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
@@ -180,14 +180,15 @@ func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
 	}
 	refs := make([]*Ref, n)
 	spec.ReturnIds = make([][]byte, n)
+	wire := make([]byte, n*ids.Size) // one allocation for the return ids' wire forms
 	for i := range n {
 		rid := ids.ForReturn(taskID, i)
-		spec.ReturnIds[i] = rid.Bytes()
+		spec.ReturnIds[i] = wire[i*ids.Size : (i+1)*ids.Size : (i+1)*ids.Size]
+		copy(spec.ReturnIds[i], rid[:])
 		o, h := cw.ownedEntryLocked(rid)
 		o.task = t
 		refs[i] = h
 	}
-	cw.tasks[taskID] = t
 	return refs, nil
 }
 
@@ -461,7 +462,6 @@ func (cw *CoreWorker) completeLocked(t *task, vals []*pb.Value) {
 		cw.setReadyLocked(o, vals[i])
 	}
 	cw.releaseHoldsLocked(t)
-	delete(cw.tasks, t.id())
 }
 
 func (cw *CoreWorker) releaseHoldsLocked(t *task) {

@@ -1,0 +1,91 @@
+package coreworker
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// taskContext is the context a pushed task runs with: the worker's
+// context, the task's TaskInfo and block hook as values, and a
+// cancellation of its own (CancelTask, or the task's end). It does what
+// context.WithCancel and two context.WithValue calls would, in one
+// allocation, and it registers with the worker's context only if someone
+// waits on Done: most tasks never do, and a trivial task's run costs
+// about as much as those three contexts did.
+type taskContext struct {
+	parent  context.Context
+	info    TaskInfo
+	onBlock func() // nil for none
+
+	mu   sync.Mutex
+	done chan struct{} // made by the first Done
+	err  error         // set by cancel
+	stop func() bool   // undoes the registration with parent
+}
+
+func newTaskContext(parent context.Context, info TaskInfo, onBlock func()) *taskContext {
+	return &taskContext{parent: parent, info: info, onBlock: onBlock}
+}
+
+func (c *taskContext) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+
+func (c *taskContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.err != nil {
+			close(c.done)
+		} else {
+			c.stop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
+		}
+	}
+	return c.done
+}
+
+func (c *taskContext) Err() error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := c.parent.Err(); err != nil {
+		c.cancel(err)
+		return err
+	}
+	return nil
+}
+
+func (c *taskContext) Value(key any) any {
+	switch key.(type) {
+	case taskInfoKey:
+		return c.info
+	case blockHookKey:
+		if c.onBlock == nil {
+			return nil
+		}
+		return c.onBlock
+	}
+	return c.parent.Value(key)
+}
+
+// cancel ends the context with err (the first error wins).
+func (c *taskContext) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+}
+
+// String names the context in panics and logs, as the standard ones do.
+func (c *taskContext) String() string { return "coreworker.taskContext(" + c.info.Function + ")" }

@@ -1,0 +1,84 @@
+package coreworker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestTaskContext(t *testing.T) {
+	type otherKey struct{}
+	parent, cancelParent := context.WithCancel(context.WithValue(context.Background(), otherKey{}, "from parent"))
+	defer cancelParent()
+	hooked := false
+	tc := newTaskContext(parent, TaskInfo{Function: "f"}, func() { hooked = true })
+
+	if ti, ok := InfoFrom(tc); !ok || ti.Function != "f" {
+		t.Fatalf("InfoFrom: %+v %v", ti, ok)
+	}
+	if v := tc.Value(otherKey{}); v != "from parent" {
+		t.Fatalf("parent's value: %v", v)
+	}
+	tc.Value(blockHookKey{}).(func())()
+	if !hooked {
+		t.Fatal("block hook not returned")
+	}
+	if v := newTaskContext(parent, TaskInfo{}, nil).Value(blockHookKey{}); v != nil {
+		t.Fatalf("no hook: Value = %v, want nil", v)
+	}
+	if tc.Err() != nil {
+		t.Fatalf("Err before cancel: %v", tc.Err())
+	}
+
+	// A context derived by the task sees the task's cancellation.
+	child, stop := context.WithTimeout(tc, time.Minute)
+	defer stop()
+	tc.cancel(context.Canceled)
+	tc.cancel(errors.New("second")) // the first error wins
+	select {
+	case <-tc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after cancel")
+	}
+	select {
+	case <-child.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("derived context not cancelled")
+	}
+	if !errors.Is(tc.Err(), context.Canceled) {
+		t.Fatalf("Err: %v", tc.Err())
+	}
+
+	// Done made after cancel is closed at once.
+	late := newTaskContext(parent, TaskInfo{}, nil)
+	late.cancel(context.Canceled)
+	select {
+	case <-late.Done():
+	default:
+		t.Fatal("Done made after cancel is open")
+	}
+}
+
+// TestTaskContextParent: the worker's context ending ends every task's,
+// whether it was waited on before (Done) or only asked (Err).
+func TestTaskContextParent(t *testing.T) {
+	parent, cancelParent := context.WithCancel(context.Background())
+	waited := newTaskContext(parent, TaskInfo{}, nil)
+	done := waited.Done()
+	asked := newTaskContext(parent, TaskInfo{}, nil)
+	cancelParent()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed when the parent ended")
+	}
+	if !errors.Is(waited.Err(), context.Canceled) || !errors.Is(asked.Err(), context.Canceled) {
+		t.Fatalf("Err: %v, %v", waited.Err(), asked.Err())
+	}
+	select {
+	case <-asked.Done():
+	default:
+		t.Fatal("Done of a context whose Err saw the parent end is open")
+	}
+}
