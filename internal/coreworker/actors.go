@@ -63,7 +63,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		ActorId: aid.Bytes(), ActorCreation: true, MaxConcurrency: int32(opts.MaxConcurrency), MaxRetries: int32(opts.MaxTaskRetries),
 		Strategy: opts.Strategy,
 	}
-	t := &task{spec: spec}
+	t := &task{tid: ids.MustFromBytes(spec.TaskId), spec: spec}
 	args, err := cw.storeLargeArgs(args, class)
 	if err != nil {
 		return ActorHandle{}, err
@@ -74,7 +74,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	// Creation arguments stay pinned for the actor's life (restarts re-run
 	// the constructor with them).
 	done := make(chan struct{})
-	cw.resolveDeps(t, func(*task) { close(done) })
+	cw.resolveDeps(t, func(*CoreWorker, *task) { close(done) })
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -172,12 +172,11 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, fn string, args []Arg, opts
 		opts.NumReturns = 1
 	}
 	a := cw.actorClient(h)
-	spec := &pb.TaskSpec{
-		TaskId: ids.New().Bytes(), JobId: cw.jobIDWire, Function: fn, Name: opts.Name,
-		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerIDWire,
-		ActorId: a.idWire, CallerId: cw.workerIDWire,
-	}
-	t := &task{spec: spec, actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	// The job, the owner, the caller and the actor travel once per batch
+	// on the actor's stream (streamCommon).
+	t := &task{tid: ids.New(), actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	spec := &pb.TaskSpec{TaskId: t.tid[:], Function: fn, Name: opts.Name, NumReturns: int32(opts.NumReturns)}
+	t.spec = spec
 	args, err := cw.storeLargeArgs(args, spec.Function)
 	if err != nil {
 		return nil, err
@@ -196,13 +195,17 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, fn string, args []Arg, opts
 		return refs, nil
 	}
 	cw.mu.Unlock()
-	cw.resolveDeps(t, func(t *task) {
-		cw.mu.Lock()
-		defer cw.mu.Unlock()
-		t.resolved = true
-		a.pumpLocked()
-	})
+	cw.resolveDeps(t, sendResolvedCall)
 	return refs, nil
+}
+
+// sendResolvedCall marks an actor call's arguments resolved and sends
+// what can go, in call order.
+func sendResolvedCall(cw *CoreWorker, t *task) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	t.resolved = true
+	t.actor.pumpLocked()
 }
 
 func (a *actorClient) pumpLocked() {
@@ -357,7 +360,9 @@ func (a *actorClient) connect(info *pb.ActorInfo) error {
 	a.gen++
 	gen := a.gen
 	cw.wg.Add(2)
-	go cw.sendLoop(stream, sendCh)
+	common := cw.streamCommon()
+	common.ActorId, common.CallerId = a.idWire, cw.workerIDWire
+	go cw.sendLoop(stream, sendCh, common)
 	go a.recvLoop(stream, gen)
 	a.pumpLocked()
 	return nil

@@ -109,15 +109,18 @@ type CoreWorker struct {
 	// The wire forms of workerID and the job's id, shared by every task
 	// spec this process sends (never written to).
 	workerIDWire, jobIDWire []byte
-	address                 string
-	rayletAddr              string
-	pool                    *rpc.Pool
-	raylet                  pb.NodeDaemonClient
-	gcs                     pb.ControlStoreClient
-	server                  *grpc.Server
-	registry                *Registry
-	store                   *objstore.Client // the local node's shared-memory store; nil when the node is remote
-	pushSrv                 *taskServer      // worker mode: framed push streams from owners on this machine
+	// dropLocalFn is cw.dropLocal, made once: a method value passed to
+	// runtime.AddCleanup per handle would be allocated per handle.
+	dropLocalFn func(ids.ID)
+	address     string
+	rayletAddr  string
+	pool        *rpc.Pool
+	raylet      pb.NodeDaemonClient
+	gcs         pb.ControlStoreClient
+	server      *grpc.Server
+	registry    *Registry
+	store       *objstore.Client // the local node's shared-memory store; nil when the node is remote
+	pushSrv     *taskServer      // worker mode: framed push streams from owners on this machine
 
 	mu             sync.Mutex
 	objects        map[ids.ID]*object      // guarded by mu
@@ -153,6 +156,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 		storeFrees: map[string][]ids.ID{}, keys: map[string]*schedKey{},
 		actors: map[ids.ID]*actorClient{}, bgKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
+	cw.dropLocalFn = cw.dropLocal
 	rconn, err := cw.pool.Get(cfg.NodeAddress)
 	if err != nil {
 		lis.Close()

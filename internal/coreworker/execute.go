@@ -156,6 +156,7 @@ func (cw *CoreWorker) pushTasks(stream taskServerStream) error {
 			break
 		}
 		for _, s := range batch.GetTasks() {
+			fillFromCommon(s, batch.GetCommon())
 			queue.push(s)
 		}
 	}

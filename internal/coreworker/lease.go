@@ -48,13 +48,60 @@ func (cw *CoreWorker) connectWorker(k *schedKey, reply *pb.LeaseReply, rayletAdd
 		return nil, err
 	}
 	cw.wg.Add(2)
-	go cw.sendLoop(lw.stream, lw.sendCh)
+	common := cw.streamCommon()
+	common.Resources = k.req.Resources // one scheduling class: one resource shape
+	go cw.sendLoop(lw.stream, lw.sendCh, common)
 	go cw.recvLoop(lw)
 	return lw, nil
 }
 
-// sendLoop batches specs from ch onto a stream until ch is closed.
-func (cw *CoreWorker) sendLoop(stream taskStream, ch chan *pb.TaskSpec) {
+// streamCommon returns what every task this process sends shares: the
+// job and the owner (see TaskBatch.common).
+func (cw *CoreWorker) streamCommon() *pb.TaskSpec {
+	return &pb.TaskSpec{JobId: cw.jobIDWire, OwnerAddress: cw.address, OwnerId: cw.workerIDWire}
+}
+
+// fillFromCommon completes a spec received in a batch: fields the batch's
+// tasks share, and the return ids (see TaskBatch.common).
+func fillFromCommon(spec, common *pb.TaskSpec) {
+	if common != nil {
+		if spec.JobId == nil {
+			spec.JobId = common.JobId
+		}
+		if spec.OwnerAddress == "" {
+			spec.OwnerAddress = common.OwnerAddress
+		}
+		if spec.OwnerId == nil {
+			spec.OwnerId = common.OwnerId
+		}
+		if spec.CallerId == nil {
+			spec.CallerId = common.CallerId
+		}
+		if spec.ActorId == nil {
+			spec.ActorId = common.ActorId
+		}
+		if spec.Resources == nil {
+			spec.Resources = common.Resources
+		}
+	}
+	if n := int(spec.NumReturns); len(spec.ReturnIds) == 0 && n > 0 && !spec.ActorCreation {
+		tid, ok := ids.FromBytes(spec.TaskId)
+		if !ok {
+			return // malformed (this binary never sends one): no return ids
+		}
+		wire := make([]byte, n*ids.Size) // one allocation for all of them
+		spec.ReturnIds = make([][]byte, n)
+		for i := range n {
+			rid := ids.ForReturn(tid, i)
+			spec.ReturnIds[i] = wire[i*ids.Size : (i+1)*ids.Size : (i+1)*ids.Size]
+			copy(spec.ReturnIds[i], rid[:])
+		}
+	}
+}
+
+// sendLoop batches specs from ch onto a stream until ch is closed; common
+// goes with every batch.
+func (cw *CoreWorker) sendLoop(stream taskStream, ch chan *pb.TaskSpec, common *pb.TaskSpec) {
 	defer cw.wg.Done()
 	batch := make([]*pb.TaskSpec, 0, 64)
 	for spec := range ch {
@@ -71,7 +118,7 @@ func (cw *CoreWorker) sendLoop(stream taskStream, ch chan *pb.TaskSpec) {
 				break drain
 			}
 		}
-		if err := stream.Send(&pb.TaskBatch{Tasks: batch}); err != nil {
+		if err := stream.Send(&pb.TaskBatch{Tasks: batch, Common: common}); err != nil {
 			for range ch { // the receiver sees the failure; drain until closed
 			}
 			return

@@ -103,7 +103,7 @@ func (r *Ref) Proto() *pb.ObjectRef {
 func (cw *CoreWorker) newHandleLocked(o *object) *Ref {
 	o.local++
 	h := &Ref{ID: o.id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
-	runtime.AddCleanup(h, cw.dropLocal, o.id)
+	runtime.AddCleanup(h, cw.dropLocalFn, o.id)
 	return h
 }
 

@@ -44,6 +44,7 @@ type TaskOptions struct {
 
 // task is an owned task from submission to its last reply.
 type task struct {
+	tid         ids.ID // the id; spec.TaskId is its bytes
 	spec        *pb.TaskSpec
 	seq         uint64   // submission order, for ordered retries
 	holds       []ids.ID // ids whose submitted count this task holds
@@ -61,7 +62,17 @@ type task struct {
 	depErr      *pb.ErrorInfo // an argument resolved to an error
 }
 
-func (t *task) id() ids.ID { return ids.MustFromBytes(t.spec.TaskId) }
+func (t *task) id() ids.ID { return t.tid }
+
+// returnCount is how many objects the task returns: none for an actor
+// creation (its result is the actor). Return i's id is
+// ids.ForReturn(t.id(), i).
+func (t *task) returnCount() int {
+	if t.spec.ActorCreation {
+		return 0
+	}
+	return int(t.spec.NumReturns)
+}
 
 // schedKey queues tasks with the same resource shape and holds the
 // workers leased for them.
@@ -90,13 +101,13 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	if opts.NumReturns > ids.MaxReturns {
 		return nil, errs.Invalidf("raygo: %s: %d returns exceed the limit of %d", fn, opts.NumReturns, ids.MaxReturns)
 	}
-	taskID := ids.New()
-	spec := &pb.TaskSpec{
-		TaskId: taskID.Bytes(), JobId: cw.jobIDWire, Function: fn, Name: opts.Name,
-		NumReturns: int32(opts.NumReturns), OwnerAddress: cw.address, OwnerId: cw.workerIDWire,
-		Resources: &pb.Resources{Amounts: opts.Resources}, MaxRetries: int32(opts.MaxRetries),
+	t := &task{tid: ids.New(), retriesLeft: opts.MaxRetries, oomLeft: opts.OOMRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	// The job, the owner and the resources travel once per batch on the
+	// push stream (streamCommon); the return ids are derived from the id.
+	t.spec = &pb.TaskSpec{
+		TaskId: t.tid[:], Function: fn, Name: opts.Name,
+		NumReturns: int32(opts.NumReturns), MaxRetries: int32(opts.MaxRetries),
 	}
-	t := &task{spec: spec, retriesLeft: opts.MaxRetries, oomLeft: opts.OOMRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
 	args, err := cw.storeLargeArgs(args, fn)
 	if err != nil {
 		return nil, err
@@ -108,7 +119,7 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	cw.mu.Lock()
 	t.key = cw.keyLocked(opts)
 	cw.mu.Unlock()
-	cw.resolveDeps(t, cw.queueTask)
+	cw.resolveDeps(t, (*CoreWorker).queueTask)
 	return refs, nil
 }
 
@@ -136,11 +147,11 @@ func (cw *CoreWorker) storeLargeArgs(args []Arg, fn string) ([]Arg, error) {
 	return out, nil
 }
 
-// prepare fills the task's args and return ids, counts the refs it holds,
+// prepare fills the task's args, makes its return objects, counts the refs it holds,
 // and records it as pending.
 func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
 	spec := t.spec
-	taskID := ids.MustFromBytes(spec.TaskId)
+	taskID := t.tid
 	spec.Args = make([]*pb.Arg, len(args))
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
@@ -174,18 +185,9 @@ func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
 		}
 		spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Value{Value: v}}
 	}
-	n := int(spec.NumReturns)
-	if spec.ActorCreation {
-		n = 0
-	}
-	refs := make([]*Ref, n)
-	spec.ReturnIds = make([][]byte, n)
-	wire := make([]byte, n*ids.Size) // one allocation for the return ids' wire forms
-	for i := range n {
-		rid := ids.ForReturn(taskID, i)
-		spec.ReturnIds[i] = wire[i*ids.Size : (i+1)*ids.Size : (i+1)*ids.Size]
-		copy(spec.ReturnIds[i], rid[:])
-		o, h := cw.ownedEntryLocked(rid)
+	refs := make([]*Ref, t.returnCount())
+	for i := range refs {
+		o, h := cw.ownedEntryLocked(ids.ForReturn(taskID, i))
 		o.task = t
 		refs[i] = h
 	}
@@ -194,10 +196,12 @@ func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
 
 // resolveDeps waits for the task's ref arguments, inlines the small ones,
 // then calls next. Tasks whose arguments are all ready go straight on.
-func (cw *CoreWorker) resolveDeps(t *task, next func(*task)) {
+// (next takes the core worker as an argument so that the common callers
+// pass a static function, not a closure made per call.)
+func (cw *CoreWorker) resolveDeps(t *task, next func(*CoreWorker, *task)) {
 	if t.pendingDeps == 0 {
 		cw.inlineArgs(t)
-		next(t)
+		next(cw, t)
 		return
 	}
 	cw.wg.Add(1)
@@ -224,7 +228,7 @@ func (cw *CoreWorker) resolveDeps(t *task, next func(*task)) {
 			}
 		}
 		cw.inlineArgs(t)
-		next(t)
+		next(cw, t)
 	}()
 }
 
@@ -433,7 +437,7 @@ func (cw *CoreWorker) leaseDone(k *schedKey, err error) {
 
 // finishLocked completes a task with one error for all its returns.
 func (cw *CoreWorker) finishLocked(t *task, info *pb.ErrorInfo) {
-	vals := make([]*pb.Value, len(t.spec.ReturnIds))
+	vals := make([]*pb.Value, t.returnCount())
 	for i := range vals {
 		vals[i] = &pb.Value{Error: info}
 	}
@@ -442,8 +446,9 @@ func (cw *CoreWorker) finishLocked(t *task, info *pb.ErrorInfo) {
 
 // completeLocked stores a task's return values and releases its holds.
 func (cw *CoreWorker) completeLocked(t *task, vals []*pb.Value) {
-	for i, rid := range t.spec.ReturnIds {
-		o, ok := cw.objects[ids.MustFromBytes(rid)]
+	tid := t.id()
+	for i := range t.returnCount() {
+		o, ok := cw.objects[ids.ForReturn(tid, i)]
 		if !ok || i >= len(vals) {
 			continue
 		}

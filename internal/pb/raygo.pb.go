@@ -4922,9 +4922,16 @@ func (x *StoreObjectInfo) GetSecondary() bool {
 	return false
 }
 
+// TaskBatch carries tasks on a push stream. What every task on the stream
+// shares (the job, the owner, the caller, the actor, a lease's resources)
+// travels once per batch in common; a task's unset job_id, owner_address,
+// owner_id, caller_id, actor_id and resources take common's values, and
+// its return_ids, when empty, are derived from task_id and num_returns
+// (ids.ForReturn). The receiver fills them in before anything reads them.
 type TaskBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*TaskSpec            `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Common        *TaskSpec              `protobuf:"bytes,2,opt,name=common,proto3" json:"common,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4962,6 +4969,13 @@ func (*TaskBatch) Descriptor() ([]byte, []int) {
 func (x *TaskBatch) GetTasks() []*TaskSpec {
 	if x != nil {
 		return x.Tasks
+	}
+	return nil
+}
+
+func (x *TaskBatch) GetCommon() *TaskSpec {
+	if x != nil {
+		return x.Common
 	}
 	return nil
 }
@@ -5859,9 +5873,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\tcall_site\x18\x04 \x01(\tR\bcallSite\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x18\n" +
 	"\areaders\x18\x06 \x01(\x05R\areaders\x12\x1c\n" +
-	"\tsecondary\x18\a \x01(\bR\tsecondary\"5\n" +
+	"\tsecondary\x18\a \x01(\bR\tsecondary\"a\n" +
 	"\tTaskBatch\x12(\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x12.raygo.v1.TaskSpecR\x05tasks\";\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x12.raygo.v1.TaskSpecR\x05tasks\x12*\n" +
+	"\x06common\x18\x02 \x01(\v2\x12.raygo.v1.TaskSpecR\x06common\";\n" +
 	"\n" +
 	"ReplyBatch\x12-\n" +
 	"\areplies\x18\x01 \x03(\v2\x13.raygo.v1.TaskReplyR\areplies\"0\n" +
@@ -6092,87 +6107,88 @@ var file_raygo_proto_depIdxs = []int32{
 	74, // 41: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
 	77, // 42: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
 	5,  // 43: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	6,  // 44: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	3,  // 45: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
-	5,  // 46: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	1,  // 47: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	8,  // 48: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	14, // 49: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	10, // 50: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	12, // 51: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	17, // 52: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	19, // 53: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	21, // 54: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	23, // 55: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	25, // 56: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	27, // 57: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	29, // 58: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	31, // 59: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	33, // 60: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	35, // 61: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	37, // 62: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	39, // 63: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	41, // 64: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	43, // 65: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	45, // 66: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	47, // 67: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	49, // 68: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	51, // 69: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	53, // 70: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	55, // 71: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	57, // 72: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	57, // 73: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	60, // 74: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	62, // 75: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	64, // 76: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	67, // 77: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	78, // 78: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	80, // 79: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	82, // 80: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	84, // 81: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	86, // 82: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	88, // 83: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	9,  // 84: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	15, // 85: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	11, // 86: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	13, // 87: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	18, // 88: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	20, // 89: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	22, // 90: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	24, // 91: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	26, // 92: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	28, // 93: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	30, // 94: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	32, // 95: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	29, // 96: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	36, // 97: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	38, // 98: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	40, // 99: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	42, // 100: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	44, // 101: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	46, // 102: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	48, // 103: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	50, // 104: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	52, // 105: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	54, // 106: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	56, // 107: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	58, // 108: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	59, // 109: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	61, // 110: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	63, // 111: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	65, // 112: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	68, // 113: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	79, // 114: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	81, // 115: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	83, // 116: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	85, // 117: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	87, // 118: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	89, // 119: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	84, // [84:120] is the sub-list for method output_type
-	48, // [48:84] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	5,  // 44: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	6,  // 45: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	3,  // 46: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
+	5,  // 47: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	1,  // 48: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	8,  // 49: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	14, // 50: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	10, // 51: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	12, // 52: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	17, // 53: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	19, // 54: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	21, // 55: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	23, // 56: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	25, // 57: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	27, // 58: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	29, // 59: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	31, // 60: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	33, // 61: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	35, // 62: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	37, // 63: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	39, // 64: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	41, // 65: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	43, // 66: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	45, // 67: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	47, // 68: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	49, // 69: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	51, // 70: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	53, // 71: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	55, // 72: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	57, // 73: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	57, // 74: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	60, // 75: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	62, // 76: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	64, // 77: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	67, // 78: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	78, // 79: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	80, // 80: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
+	82, // 81: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	84, // 82: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	86, // 83: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	88, // 84: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	9,  // 85: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	15, // 86: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	11, // 87: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	13, // 88: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	18, // 89: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	20, // 90: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	22, // 91: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	24, // 92: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	26, // 93: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	28, // 94: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	30, // 95: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	32, // 96: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	29, // 97: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	36, // 98: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	38, // 99: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	40, // 100: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	42, // 101: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	44, // 102: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	46, // 103: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	48, // 104: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	50, // 105: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	52, // 106: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	54, // 107: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	56, // 108: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	58, // 109: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	59, // 110: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	61, // 111: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	63, // 112: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	65, // 113: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	68, // 114: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	79, // 115: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	81, // 116: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
+	83, // 117: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	85, // 118: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	87, // 119: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	89, // 120: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	85, // [85:121] is the sub-list for method output_type
+	49, // [49:85] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
