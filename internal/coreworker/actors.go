@@ -156,6 +156,10 @@ type actorClient struct {
 func (cw *CoreWorker) actorClient(h ActorHandle) *actorClient {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
+	return cw.actorClientLocked(h)
+}
+
+func (cw *CoreWorker) actorClientLocked(h ActorHandle) *actorClient {
 	a, ok := cw.actors[h.ID]
 	if !ok {
 		a = &actorClient{cw: cw, h: h, idWire: h.ID.Bytes(), inflight: map[ids.ID]*task{}}
@@ -171,31 +175,39 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, fn string, args []Arg, opts
 	if opts.NumReturns <= 0 {
 		opts.NumReturns = 1
 	}
-	a := cw.actorClient(h)
 	// The job, the owner, the caller and the actor travel once per batch
 	// on the actor's stream (streamCommon).
-	t := &task{tid: ids.New(), actor: a, retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
+	t := &task{tid: ids.New(), retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
 	spec := &pb.TaskSpec{TaskId: t.tid[:], Function: fn, Name: opts.Name, NumReturns: int32(opts.NumReturns)}
 	t.spec = spec
 	args, err := cw.storeLargeArgs(args, spec.Function)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := cw.prepare(t, args)
+	cw.mu.Lock()
+	a := cw.actorClientLocked(h)
+	t.actor = a
+	refs, err := cw.prepareLocked(t, args)
 	if err != nil {
+		cw.mu.Unlock()
 		return nil, err
 	}
-	cw.mu.Lock()
 	a.seq++
 	spec.SeqNo = a.seq
 	a.queue = append(a.queue, t)
-	if a.dead != nil {
+	switch {
+	case a.dead != nil:
 		a.failQueuedLocked()
+	case t.pendingDeps == 0: // the common case: on its way under this one lock
+		cw.inlineArgsLocked(t)
+		t.resolved = true
+		a.pumpLocked()
+	default:
 		cw.mu.Unlock()
+		cw.resolveDeps(t, sendResolvedCall)
 		return refs, nil
 	}
 	cw.mu.Unlock()
-	cw.resolveDeps(t, sendResolvedCall)
 	return refs, nil
 }
 
@@ -217,13 +229,15 @@ func (a *actorClient) pumpLocked() {
 		a.watchLocked()
 		return
 	}
-	for len(a.queue) > 0 {
-		t := a.queue[0]
+	// Sent calls leave from the front; what is left moves to the start of
+	// the slice, so that appends reuse its array instead of allocating as
+	// the front advances.
+	n := 0
+	for ; n < len(a.queue); n++ {
+		t := a.queue[n]
 		if !t.resolved {
-			return // head of line waits for its arguments
+			break // head of line waits for its arguments
 		}
-		a.queue[0] = nil
-		a.queue = a.queue[1:]
 		if t.cancelled {
 			a.cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
 			continue
@@ -235,6 +249,17 @@ func (a *actorClient) pumpLocked() {
 		a.inflight[t.id()] = t
 		a.sendCh <- t.spec
 	}
+	a.queue = dropFront(a.queue, n)
+}
+
+// dropFront removes q's first n tasks, moving the rest to the start of
+// its array: a queue that is appended to at the back and taken from at
+// the front then reuses one array instead of allocating a new one each
+// time the front has advanced to the end.
+func dropFront(q []*task, n int) []*task {
+	rest := copy(q, q[n:])
+	clear(q[rest:])
+	return q[:rest]
 }
 
 func (a *actorClient) failQueuedLocked() {

@@ -112,12 +112,19 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	if err != nil {
 		return nil, err
 	}
-	refs, err := cw.prepare(t, args)
+	cw.mu.Lock()
+	refs, err := cw.prepareLocked(t, args)
 	if err != nil {
+		cw.mu.Unlock()
 		return nil, err
 	}
-	cw.mu.Lock()
 	t.key = cw.keyLocked(opts)
+	if t.pendingDeps == 0 { // the common case: on its way under this one lock
+		cw.inlineArgsLocked(t)
+		cw.queueTaskLocked(t)
+		cw.mu.Unlock()
+		return refs, nil
+	}
 	cw.mu.Unlock()
 	cw.resolveDeps(t, (*CoreWorker).queueTask)
 	return refs, nil
@@ -150,11 +157,15 @@ func (cw *CoreWorker) storeLargeArgs(args []Arg, fn string) ([]Arg, error) {
 // prepare fills the task's args, makes its return objects, counts the refs it holds,
 // and records it as pending.
 func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	return cw.prepareLocked(t, args)
+}
+
+func (cw *CoreWorker) prepareLocked(t *task, args []Arg) ([]*Ref, error) {
 	spec := t.spec
 	taskID := t.tid
 	spec.Args = make([]*pb.Arg, len(args))
-	cw.mu.Lock()
-	defer cw.mu.Unlock()
 	if cw.closed {
 		return nil, errs.Systemf("raygo: not connected (Shutdown was called)")
 	}
@@ -237,6 +248,10 @@ func (cw *CoreWorker) resolveDeps(t *task, next func(*CoreWorker, *task)) {
 func (cw *CoreWorker) inlineArgs(t *task) {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
+	cw.inlineArgsLocked(t)
+}
+
+func (cw *CoreWorker) inlineArgsLocked(t *task) {
 	for i, a := range t.spec.Args {
 		r := a.GetRef()
 		if r == nil {
@@ -298,6 +313,10 @@ func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
 func (cw *CoreWorker) queueTask(t *task) {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
+	cw.queueTaskLocked(t)
+}
+
+func (cw *CoreWorker) queueTaskLocked(t *task) {
 	if t.cancelled {
 		cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
 		return
@@ -313,7 +332,8 @@ func (cw *CoreWorker) queueTask(t *task) {
 // pumpLocked sends queued tasks to leased workers with room, and asks for
 // more leases while tasks wait.
 func (cw *CoreWorker) pumpLocked(k *schedKey) {
-	for len(k.queue) > 0 {
+	n := 0
+	for ; n < len(k.queue); n++ {
 		var best *leasedWorker
 		for _, lw := range k.leases {
 			if !lw.dead && !lw.returned && len(lw.inflight) < k.depth && (best == nil || len(lw.inflight) < len(best.inflight)) {
@@ -323,14 +343,13 @@ func (cw *CoreWorker) pumpLocked(k *schedKey) {
 		if best == nil {
 			break
 		}
-		t := k.queue[0]
-		k.queue[0] = nil
-		k.queue = k.queue[1:]
+		t := k.queue[n]
 		t.lw = best
 		best.inflight[t.id()] = t
 		best.lastUsed = time.Now()
 		best.sendCh <- t.spec
 	}
+	k.queue = dropFront(k.queue, n)
 	if len(k.queue) == 0 {
 		if k.pendingLeases > 0 && k.cancelLeases != nil {
 			k.cancelLeases()
