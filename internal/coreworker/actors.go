@@ -184,11 +184,11 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, fn string, args []Arg, opts
 	if err != nil {
 		return nil, err
 	}
+	refs := cw.buildTask(t, args)
 	cw.mu.Lock()
 	a := cw.actorClientLocked(h)
 	t.actor = a
-	refs, err := cw.prepareLocked(t, args)
-	if err != nil {
+	if err := cw.prepareLocked(t, args); err != nil {
 		cw.mu.Unlock()
 		return nil, err
 	}

@@ -219,9 +219,20 @@ func (cw *CoreWorker) setReadyLocked(o *object, v *pb.Value) {
 
 // ownedEntryLocked creates an owned object entry with one local handle.
 func (cw *CoreWorker) ownedEntryLocked(id ids.ID) (*object, *Ref) {
-	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID}
+	o, h := cw.newOwned(id)
 	cw.objects[id] = o
-	return o, cw.newHandleLocked(o)
+	return o, h
+}
+
+// newOwned makes an owned object entry with one handle on it, without the
+// lock: the caller adds the entry to cw.objects (under cw.mu) before
+// anything can look it up. (A handle's GC cleanup costs more than the rest
+// of a submission's bookkeeping, so the submit path makes it unlocked.)
+func (cw *CoreWorker) newOwned(id ids.ID) (*object, *Ref) {
+	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID, local: 1}
+	h := &Ref{ID: id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
+	runtime.AddCleanup(h, cw.dropLocalFn, id)
+	return o, h
 }
 
 // Put stores an encoded value, the concatenation of parts, owned by this

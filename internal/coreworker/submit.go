@@ -46,6 +46,7 @@ type TaskOptions struct {
 type task struct {
 	tid         ids.ID // the id; spec.TaskId is its bytes
 	spec        *pb.TaskSpec
+	rets        []*object // its return objects (gone once freed)
 	seq         uint64   // submission order, for ordered retries
 	holds       []ids.ID // ids whose submitted count this task holds
 	retriesLeft int
@@ -112,9 +113,9 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	if err != nil {
 		return nil, err
 	}
+	refs := cw.buildTask(t, args)
 	cw.mu.Lock()
-	refs, err := cw.prepareLocked(t, args)
-	if err != nil {
+	if err := cw.prepareLocked(t, args); err != nil {
 		cw.mu.Unlock()
 		return nil, err
 	}
@@ -154,55 +155,79 @@ func (cw *CoreWorker) storeLargeArgs(args []Arg, fn string) ([]Arg, error) {
 	return out, nil
 }
 
-// prepare fills the task's args, makes its return objects, counts the refs it holds,
-// and records it as pending.
+// prepare readies a task for submission: its wire arguments and its
+// return objects and handles (made outside the lock: a handle's GC cleanup
+// is the costliest part), then, under the lock, counts the refs it holds
+// and adds its return objects to the object table.
 func (cw *CoreWorker) prepare(t *task, args []Arg) ([]*Ref, error) {
+	refs := cw.buildTask(t, args)
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	return cw.prepareLocked(t, args)
+	return refs, cw.prepareLocked(t, args)
 }
 
-func (cw *CoreWorker) prepareLocked(t *task, args []Arg) ([]*Ref, error) {
+// buildTask fills the spec's arguments and makes the task's return
+// objects (t.rets) with one handle each; nothing is shared yet.
+func (cw *CoreWorker) buildTask(t *task, args []Arg) []*Ref {
 	spec := t.spec
-	taskID := t.tid
 	spec.Args = make([]*pb.Arg, len(args))
+	for i, a := range args {
+		if a.Ref != nil {
+			spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Ref{Ref: a.Ref.Proto()}}
+			continue
+		}
+		v := &pb.Value{Data: a.Data, Size: int64(len(a.Data))}
+		for _, n := range a.Nested {
+			v.Nested = append(v.Nested, &pb.ObjectRef{Id: n.ID, OwnerId: n.OwnerID, OwnerAddress: n.OwnerAddress})
+		}
+		spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Value{Value: v}}
+	}
+	n := t.returnCount()
+	refs := make([]*Ref, n)
+	t.rets = make([]*object, n)
+	for i := range n {
+		o, h := cw.newOwned(ids.ForReturn(t.tid, i))
+		o.task = t
+		t.rets[i], refs[i] = o, h
+	}
+	return refs
+}
+
+// prepareLocked counts the refs the task holds (its ref arguments and the
+// refs inside its value arguments), notes the arguments not ready yet, and
+// adds its return objects to the object table.
+func (cw *CoreWorker) prepareLocked(t *task, args []Arg) error {
 	if cw.closed {
-		return nil, errs.Systemf("raygo: not connected (Shutdown was called)")
+		return errs.Systemf("raygo: not connected (Shutdown was called)")
 	}
 	taskSeq++
 	t.seq = taskSeq
-	for i, a := range args {
+	for _, a := range args {
 		if a.Ref != nil {
 			o, ok := cw.objects[a.Ref.ID]
 			if !ok {
-				return nil, errObjectFreed(a.Ref.ID)
+				cw.releaseHoldsLocked(t) // what earlier arguments took
+				return errObjectFreed(a.Ref.ID)
 			}
 			o.submitted++
 			t.holds = append(t.holds, a.Ref.ID)
-			spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Ref{Ref: a.Ref.Proto()}}
 			if !o.ready {
 				t.pendingDeps++
 			}
 			continue
 		}
-		v := &pb.Value{Data: a.Data, Size: int64(len(a.Data))}
 		for _, n := range a.Nested {
 			id, _ := ids.FromBytes(n.ID)
 			if o, ok := cw.objects[id]; ok {
 				o.submitted++
 				t.holds = append(t.holds, id)
 			}
-			v.Nested = append(v.Nested, &pb.ObjectRef{Id: n.ID, OwnerId: n.OwnerID, OwnerAddress: n.OwnerAddress})
 		}
-		spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Value{Value: v}}
 	}
-	refs := make([]*Ref, t.returnCount())
-	for i := range refs {
-		o, h := cw.ownedEntryLocked(ids.ForReturn(taskID, i))
-		o.task = t
-		refs[i] = h
+	for _, o := range t.rets {
+		cw.objects[o.id] = o
 	}
-	return refs, nil
+	return nil
 }
 
 // resolveDeps waits for the task's ref arguments, inlines the small ones,
@@ -465,10 +490,8 @@ func (cw *CoreWorker) finishLocked(t *task, info *pb.ErrorInfo) {
 
 // completeLocked stores a task's return values and releases its holds.
 func (cw *CoreWorker) completeLocked(t *task, vals []*pb.Value) {
-	tid := t.id()
-	for i := range t.returnCount() {
-		o, ok := cw.objects[ids.ForReturn(tid, i)]
-		if !ok || i >= len(vals) {
+	for i, o := range t.rets {
+		if o.gone || i >= len(vals) { // freed: every handle was dropped
 			continue
 		}
 		if n := vals[i].GetNested(); len(n) > 0 {
