@@ -47,8 +47,8 @@ type task struct {
 	tid         ids.ID // the id; spec.TaskId is its bytes
 	spec        *pb.TaskSpec
 	rets        []*object // its return objects (gone once freed)
-	seq         uint64   // submission order, for ordered retries
-	holds       []ids.ID // ids whose submitted count this task holds
+	seq         uint64    // submission order, for ordered retries
+	holds       []ids.ID  // ids whose submitted count this task holds
 	retriesLeft int
 	oomLeft     int // retries left after out-of-memory kills
 	oomKills    int
