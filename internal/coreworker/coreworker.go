@@ -111,7 +111,7 @@ type CoreWorker struct {
 	workerIDWire, jobIDWire []byte
 	// dropLocalFn is cw.dropLocal, made once: a method value passed to
 	// runtime.AddCleanup per handle would be allocated per handle.
-	dropLocalFn func(ids.ID)
+	dropLocalFn func(*object)
 	address     string
 	rayletAddr  string
 	pool        *rpc.Pool

@@ -103,15 +103,17 @@ func (r *Ref) Proto() *pb.ObjectRef {
 func (cw *CoreWorker) newHandleLocked(o *object) *Ref {
 	o.local++
 	h := &Ref{ID: o.id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
-	runtime.AddCleanup(h, cw.dropLocalFn, o.id)
+	runtime.AddCleanup(h, cw.dropLocalFn, o)
 	return h
 }
 
-// dropLocal runs when a handle becomes unreachable.
-func (cw *CoreWorker) dropLocal(id ids.ID) {
+// dropLocal runs when a handle on o becomes unreachable. (The cleanup's
+// argument is the entry itself, which never points back at its handles:
+// its weak pointer does not count.)
+func (cw *CoreWorker) dropLocal(o *object) {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	if o, ok := cw.objects[id]; ok && o.local > 0 {
+	if !o.gone && o.local > 0 {
 		o.local--
 		cw.maybeFreeLocked(o)
 	}
@@ -231,7 +233,7 @@ func (cw *CoreWorker) ownedEntryLocked(id ids.ID) (*object, *Ref) {
 func (cw *CoreWorker) newOwned(id ids.ID) (*object, *Ref) {
 	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID, local: 1}
 	h := &Ref{ID: id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
-	runtime.AddCleanup(h, cw.dropLocalFn, id)
+	runtime.AddCleanup(h, cw.dropLocalFn, o)
 	return o, h
 }
 
