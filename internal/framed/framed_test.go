@@ -42,24 +42,29 @@ func serveOne(l *Listener, fn func(c *Conn, peer Peer, helloErr error) error) <-
 	return done
 }
 
+// echo sends every message back until the peer half-closes.
+func echo(c *Conn) error {
+	for {
+		var m pb.StoreObjectIDs
+		if err := c.Read(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if err := c.Write(&m); err != nil {
+			return err
+		}
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	l, name := listen(t)
 	done := serveOne(l, func(c *Conn, peer Peer, err error) error {
 		if err != nil || peer.Purpose != "echo" || peer.Name != "tester" || peer.PID != os.Getpid() {
 			return fmt.Errorf("hello: %+v %v", peer, err)
 		}
-		for {
-			var m pb.StoreObjectIDs
-			if err := c.Read(&m); err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-			if err := c.Write(&m); err != nil {
-				return err
-			}
-		}
+		return echo(c)
 	})
 	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
 	if err != nil {
@@ -189,18 +194,7 @@ func TestSpinRead(t *testing.T) {
 			return err
 		}
 		c.SetSpin(time.Millisecond)
-		for {
-			var m pb.StoreObjectIDs
-			if err := c.Read(&m); err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-			if err := c.Write(&m); err != nil {
-				return err
-			}
-		}
+		return echo(c)
 	})
 	c, err := Dial(context.Background(), name, "secret", "echo", "tester")
 	if err != nil {
