@@ -178,7 +178,8 @@ func (cw *CoreWorker) SubmitActorTask(h ActorHandle, fn string, args []Arg, opts
 	// The job, the owner, the caller and the actor travel once per batch
 	// on the actor's stream (streamCommon).
 	t := &task{tid: ids.New(), retriesLeft: h.MaxTaskRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
-	spec := &pb.TaskSpec{TaskId: t.tid[:], Function: fn, Name: opts.Name, NumReturns: int32(opts.NumReturns)}
+	spec := &t.specBuf
+	spec.TaskId, spec.Function, spec.Name, spec.NumReturns = t.tid[:], fn, opts.Name, int32(opts.NumReturns)
 	t.spec = spec
 	args, err := cw.storeLargeArgs(args, spec.Function)
 	if err != nil {

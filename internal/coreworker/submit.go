@@ -47,6 +47,11 @@ type task struct {
 	tid         ids.ID // the id; spec.TaskId is its bytes
 	spec        *pb.TaskSpec
 	rets        []*object // its return objects (gone once freed)
+
+	// Storage for the common case, allocated with the task: its spec, and
+	// its one return object's pointer.
+	specBuf pb.TaskSpec
+	ret1    [1]*object
 	seq         uint64    // submission order, for ordered retries
 	holds       []ids.ID  // ids whose submitted count this task holds
 	retriesLeft int
@@ -105,10 +110,9 @@ func (cw *CoreWorker) SubmitTask(fn string, args []Arg, opts TaskOptions) ([]*Re
 	t := &task{tid: ids.New(), retriesLeft: opts.MaxRetries, oomLeft: opts.OOMRetries, retryApp: opts.RetryExceptions, retryTypes: opts.RetryErrorTypes}
 	// The job, the owner and the resources travel once per batch on the
 	// push stream (streamCommon); the return ids are derived from the id.
-	t.spec = &pb.TaskSpec{
-		TaskId: t.tid[:], Function: fn, Name: opts.Name,
-		NumReturns: int32(opts.NumReturns), MaxRetries: int32(opts.MaxRetries),
-	}
+	t.spec = &t.specBuf
+	t.spec.TaskId, t.spec.Function, t.spec.Name = t.tid[:], fn, opts.Name
+	t.spec.NumReturns, t.spec.MaxRetries = int32(opts.NumReturns), int32(opts.MaxRetries)
 	args, err := cw.storeLargeArgs(args, fn)
 	if err != nil {
 		return nil, err
@@ -184,7 +188,11 @@ func (cw *CoreWorker) buildTask(t *task, args []Arg) []*Ref {
 	}
 	n := t.returnCount()
 	refs := make([]*Ref, n)
-	t.rets = make([]*object, n)
+	if n == 1 {
+		t.rets = t.ret1[:]
+	} else {
+		t.rets = make([]*object, n)
+	}
 	for i := range n {
 		o, h := cw.newOwned(ids.ForReturn(t.tid, i))
 		o.task = t
