@@ -179,10 +179,13 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 	if filesAfter := openFiles(); filesBefore >= 0 && filesAfter >= 0 {
 		var lim syscall.Rlimit
 		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<40 {
-			per := max((filesAfter-filesBefore+calibration)/(calibration+1), 1) // rounded up
-			if byFiles := int(float64(int(lim.Cur)-filesAfter)*actorFileShare) / per; byFiles < n {
+			// Per actor, with the same margin as memory (a socket to its
+			// process, about one; rounding it up to whole files halved the
+			// actors the envelope would try).
+			per := max(float64(filesAfter-filesBefore)/calibration*actorRSSMargin, 0.1)
+			if byFiles := int(float64(int(lim.Cur)-filesAfter) * actorFileShare / per); byFiles < n {
 				n = byFiles
-				out.Capped = fmt.Sprintf("open files: %d allowed, %d per actor", lim.Cur, per)
+				out.Capped = fmt.Sprintf("open files: %d allowed, %.2g per actor", lim.Cur, per)
 			}
 		}
 	}
