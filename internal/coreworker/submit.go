@@ -44,16 +44,16 @@ type TaskOptions struct {
 
 // task is an owned task from submission to its last reply.
 type task struct {
-	tid         ids.ID // the id; spec.TaskId is its bytes
-	spec        *pb.TaskSpec
-	rets        []*object // its return objects (gone once freed)
+	tid  ids.ID // the id; spec.TaskId is its bytes
+	spec *pb.TaskSpec
+	rets []*object // its return objects (gone once freed)
 
 	// Storage for the common case, allocated with the task: its spec, and
 	// its one return object's pointer.
-	specBuf pb.TaskSpec
-	ret1    [1]*object
-	seq         uint64    // submission order, for ordered retries
-	holds       []ids.ID  // ids whose submitted count this task holds
+	specBuf     pb.TaskSpec
+	ret1        [1]*object
+	seq         uint64   // submission order, for ordered retries
+	holds       []ids.ID // ids whose submitted count this task holds
 	retriesLeft int
 	oomLeft     int // retries left after out-of-memory kills
 	oomKills    int
