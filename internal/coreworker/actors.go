@@ -140,11 +140,11 @@ func (cw *CoreWorker) KillActor(ctx context.Context, h ActorHandle, noRestart bo
 type actorClient struct {
 	cw       *CoreWorker
 	h        ActorHandle
-	idWire   []byte           // h.ID.Bytes(), shared by the calls' specs
-	queue    []*task          // guarded by cw.mu; not yet sent, in call order
-	inflight map[ids.ID]*task // guarded by cw.mu
-	addr     string           // guarded by cw.mu; set while connected
-	version  uint64           // guarded by cw.mu; last actor version seen
+	idWire   []byte    // h.ID.Bytes(), shared by the calls' specs
+	queue    []*task   // guarded by cw.mu; not yet sent, in call order
+	inflight sentCalls // guarded by cw.mu
+	addr     string    // guarded by cw.mu; set while connected
+	version  uint64    // guarded by cw.mu; last actor version seen
 	sendCh   chan *pb.TaskSpec
 	cancel   context.CancelFunc
 	gen      int   // guarded by cw.mu; connection generation
@@ -162,7 +162,7 @@ func (cw *CoreWorker) actorClient(h ActorHandle) *actorClient {
 func (cw *CoreWorker) actorClientLocked(h ActorHandle) *actorClient {
 	a, ok := cw.actors[h.ID]
 	if !ok {
-		a = &actorClient{cw: cw, h: h, idWire: h.ID.Bytes(), inflight: map[ids.ID]*task{}}
+		a = &actorClient{cw: cw, h: h, idWire: h.ID.Bytes()}
 		cw.actors[h.ID] = a
 	}
 	return a
@@ -247,7 +247,7 @@ func (a *actorClient) pumpLocked() {
 			a.cw.finishLocked(t, t.depErr)
 			continue
 		}
-		a.inflight[t.id()] = t
+		a.inflight.add(t)
 		a.sendCh <- t.spec
 	}
 	a.queue = dropFront(a.queue, n)
@@ -282,10 +282,8 @@ func (a *actorClient) dieLocked(err error) {
 	}
 	a.dead = err
 	a.disconnectLocked()
-	infl := a.inflight
-	a.inflight = map[ids.ID]*task{}
 	info := errs.ToInfo(err)
-	for _, t := range infl {
+	for _, t := range a.inflight.drain() {
 		a.cw.finishLocked(t, info)
 	}
 	a.failQueuedLocked()
@@ -413,9 +411,7 @@ func (a *actorClient) recvLoop(stream taskStream, gen int) {
 				moved = true // the call never ran; connLostLocked requeues or fails it
 				continue
 			}
-			tid := ids.MustFromBytes(r.GetTaskId())
-			if t, ok := a.inflight[tid]; ok {
-				delete(a.inflight, tid)
+			if t := a.inflight.take(ids.MustFromBytes(r.GetTaskId())); t != nil {
 				cw.replyLocked(t, r)
 			}
 		}
@@ -434,11 +430,7 @@ func (a *actorClient) recvLoop(stream taskStream, gen int) {
 // waits for the control store to restart or bury the actor.
 func (a *actorClient) connLostLocked(cause error) {
 	a.disconnectLocked()
-	failed := make([]*task, 0, len(a.inflight))
-	for _, t := range a.inflight {
-		failed = append(failed, t)
-	}
-	a.inflight = map[ids.ID]*task{}
+	failed := a.inflight.drain()
 	sortBySeqDesc(failed)
 	for _, t := range failed {
 		switch {
@@ -452,4 +444,55 @@ func (a *actorClient) connLostLocked(cause error) {
 		}
 	}
 	a.watchLocked()
+}
+
+// sentCalls holds an actor's calls in flight in the order they were sent.
+// Replies come back in that order unless the actor runs calls
+// concurrently, so take finds a reply's call at the front in the common
+// case (no map insert, lookup and delete per call) and scans otherwise.
+type sentCalls struct {
+	q    []*task // nil: taken out of order
+	head int     // q[:head] are all taken
+	n    int     // calls in q
+}
+
+func (s *sentCalls) add(t *task) {
+	s.q = append(s.q, t)
+	s.n++
+}
+
+// take removes and returns the call with id tid, or nil.
+func (s *sentCalls) take(tid ids.ID) *task {
+	for i := s.head; i < len(s.q); i++ {
+		t := s.q[i]
+		if t == nil || t.tid != tid {
+			continue
+		}
+		s.q[i] = nil
+		s.n--
+		for s.head < len(s.q) && s.q[s.head] == nil {
+			s.head++
+		}
+		switch {
+		case s.head == len(s.q): // empty: reuse the array from its start
+			s.q, s.head = s.q[:0], 0
+		case s.head >= 1024 && s.head*2 >= len(s.q):
+			s.q = dropFront(s.q, s.head)
+			s.head = 0
+		}
+		return t
+	}
+	return nil
+}
+
+// drain removes and returns every call, in the order sent.
+func (s *sentCalls) drain() []*task {
+	out := make([]*task, 0, s.n)
+	for _, t := range s.q[s.head:] {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	*s = sentCalls{}
+	return out
 }
