@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -226,4 +227,40 @@ func TestPushSpinOff(t *testing.T) {
 	if !errors.Is(err, ray.ErrInvalidRequest) || !strings.Contains(err.Error(), "RAYGO_PUSH_SPIN") {
 		t.Fatalf("Init: %v; want an ErrInvalidRequest naming RAYGO_PUSH_SPIN", err)
 	}
+}
+
+// GCPercent reports the worker's GOGC (setting it back at once).
+var GCPercent = ray.Func0("test.GCPercent", func(ctx context.Context) (int, error) {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p, nil
+})
+
+// TestWorkerGCHeadroom: workers raise GOGC while their live heap is small
+// (package gctune), unless the user set GOGC, which then stands.
+func TestWorkerGCHeadroom(t *testing.T) {
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set in this environment; the user-set case below covers it")
+	}
+	t.Run("default", func(t *testing.T) {
+		ctx := initCluster(t)
+		p, err := GCPercent.Remote(ctx).Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p <= 100 {
+			t.Fatalf("worker GOGC %d, want it raised above 100 for a small heap", p)
+		}
+	})
+	t.Run("user-set", func(t *testing.T) {
+		t.Setenv("GOGC", "150")
+		ctx := initCluster(t)
+		p, err := GCPercent.Remote(ctx).Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != 150 {
+			t.Fatalf("worker GOGC %d, want the user's 150", p)
+		}
+	})
 }

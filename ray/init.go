@@ -16,6 +16,7 @@ import (
 
 	"github.com/raygo/raygo/internal/coreworker"
 	"github.com/raygo/raygo/internal/gcs"
+	"github.com/raygo/raygo/internal/gctune"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/pb"
@@ -356,6 +357,12 @@ func Shutdown() {
 // exits the process.
 func runWorker() {
 	env := func(k string) string { return os.Getenv(k) }
+	if env("GOGC") == "" {
+		// For the life of the process: collect no sooner than 32 MiB of
+		// new allocation while the live heap is small (see gctune). A GOGC
+		// set by the user stands as it is.
+		gctune.Start(gctune.DefaultHeadroom)
+	}
 	wid, _ := ids.Parse(env(raylet.EnvWorkerID))
 	job, _ := ids.Parse(env(raylet.EnvJobID))
 	nid, _ := ids.Parse(env(raylet.EnvNodeID))
