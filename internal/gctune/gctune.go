@@ -8,9 +8,11 @@
 // of times a second, and with one P (a worker sized to one CPU) the
 // collector's share comes straight out of the tasks. While the live heap
 // is small, the tuner raises GOGC so that the next cycle waits for at
-// least Headroom bytes of new allocation; once the live heap is Headroom
-// or more, GOGC is back at its base and nothing changes. The memory it
-// costs is bounded by Headroom.
+// least Headroom bytes of new allocation (GOGC at most 400: the tuner sets
+// GOGC from the last cycle's live heap, and a heap that grows fast would
+// overshoot a higher one); once the live heap is Headroom or more, GOGC is
+// back at its base and nothing changes. The memory it costs is bounded by
+// Headroom.
 //
 // It watches the collector with a cleanup on a sentinel object, made anew
 // after each cycle, and reads the live heap from runtime/metrics.
@@ -28,7 +30,7 @@ import (
 const DefaultHeadroom = 32 << 20
 
 // maxPercent bounds the GOGC the tuner sets.
-const maxPercent = 5000
+const maxPercent = 400
 
 // Tuner adjusts GOGC after every collection until Stop.
 type Tuner struct {

@@ -12,7 +12,8 @@ func TestPercentFor(t *testing.T) {
 		live, headroom uint64
 		base, want     int
 	}{
-		{live: 4 << 20, headroom: 32 << 20, base: 100, want: 800},
+		{live: 16 << 20, headroom: 32 << 20, base: 100, want: 200},
+		{live: 4 << 20, headroom: 32 << 20, base: 100, want: maxPercent},
 		{live: 32 << 20, headroom: 32 << 20, base: 100, want: 100},
 		{live: 1 << 30, headroom: 32 << 20, base: 100, want: 100},
 		{live: 1 << 30, headroom: 32 << 20, base: 300, want: 300},
