@@ -38,7 +38,7 @@ const (
 	EnvPushTransport = "RAYGO_PUSH_TRANSPORT"
 	// EnvPushSpin sets how long a reader of a push stream (tasks to a
 	// worker on this machine, replies back) busy-polls before sleeping: a
-	// Go duration such as "100us" (the default), or "0" for never. See
+	// Go duration up to 1s (default 200us), or "0" for never. See
 	// docs/benchmarks.md.
 	EnvPushSpin = "RAYGO_PUSH_SPIN"
 )
@@ -50,7 +50,7 @@ func pushSpin() (time.Duration, error) {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
-	if v == "0" || (err == nil && d == 0) {
+	if err == nil && d == 0 {
 		return -1, nil
 	}
 	if err != nil || d < 0 || d > time.Second {
@@ -358,9 +358,9 @@ func Shutdown() {
 func runWorker() {
 	env := func(k string) string { return os.Getenv(k) }
 	if env("GOGC") == "" {
-		// For the life of the process: collect no sooner than 32 MiB of
-		// new allocation while the live heap is small (see gctune). A GOGC
-		// set by the user stands as it is.
+		// For the life of the process: keep up to 32 MiB of headroom
+		// before the next collection while the live heap is small (see
+		// gctune). A GOGC set by the user stands as it is.
 		gctune.Start(gctune.DefaultHeadroom)
 	}
 	wid, _ := ids.Parse(env(raylet.EnvWorkerID))

@@ -99,9 +99,15 @@ func (r *Ref) Proto() *pb.ObjectRef {
 	return &pb.ObjectRef{Id: r.ID.Bytes(), OwnerAddress: r.OwnerAddr, OwnerId: r.OwnerID.Bytes()}
 }
 
-// newHandleLocked returns a fresh handle on id and counts it.
+// newHandleLocked returns a fresh handle on o and counts it.
 func (cw *CoreWorker) newHandleLocked(o *object) *Ref {
 	o.local++
+	return cw.handleOn(o)
+}
+
+// handleOn makes a handle on o whose collection drops one of o's local
+// counts; the caller has counted it.
+func (cw *CoreWorker) handleOn(o *object) *Ref {
 	h := &Ref{ID: o.id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
 	runtime.AddCleanup(h, cw.dropLocalFn, o)
 	return h
@@ -232,9 +238,7 @@ func (cw *CoreWorker) ownedEntryLocked(id ids.ID) (*object, *Ref) {
 // of a submission's bookkeeping, so the submit path makes it unlocked.)
 func (cw *CoreWorker) newOwned(id ids.ID) (*object, *Ref) {
 	o := &object{id: id, owned: true, ownerAddr: cw.address, ownerID: cw.workerID, local: 1}
-	h := &Ref{ID: id, OwnerAddr: o.ownerAddr, OwnerID: o.ownerID, obj: o}
-	runtime.AddCleanup(h, cw.dropLocalFn, o)
-	return o, h
+	return o, cw.handleOn(o)
 }
 
 // Put stores an encoded value, the concatenation of parts, owned by this

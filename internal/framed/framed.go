@@ -392,8 +392,9 @@ func closeFD(fd int) {
 }
 
 // SetSpin makes reads busy-poll the socket for up to d before sleeping in
-// the kernel, when the previous read waited less than d (so a connection
-// that carries a request-reply exchange spins, and an idle one does not).
+// the kernel. After maxSpinMisses reads in a row find nothing within d,
+// reads stop polling until one waits less than d, so a connection that
+// carries a request-reply exchange polls and an idle one does not.
 // A sleeping reader is woken by the kernel, which on a virtual machine
 // whose other CPUs are halted costs tens of microseconds per message;
 // polling avoids the wake-up at the price of up to d of CPU per read.
