@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/coreworker"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/resources"
@@ -15,37 +16,75 @@ import (
 
 // ActorHandle names a live (or dead) actor whose instances are *T. It is
 // a small value: copy it, store it, pass it to tasks and other actors.
-type ActorHandle[T any] struct{ h coreworker.ActorHandle }
+type ActorHandle[T any] struct{ h *coreworker.ActorRef }
 
-// ID returns the actor's id in hex.
-func (a ActorHandle[T]) ID() string { return a.h.ID.String() }
+// ID returns the actor's id in hex ("" for the zero handle).
+func (a ActorHandle[T]) ID() string {
+	if a.h == nil {
+		return ""
+	}
+	return a.h.ID.String()
+}
 
 // Name returns the actor's name ("" if unnamed).
-func (a ActorHandle[T]) Name() string { return a.h.Name }
+func (a ActorHandle[T]) Name() string {
+	if a.h == nil {
+		return ""
+	}
+	return a.h.Name
+}
 
 type handleWire struct {
-	ID      []byte `msgpack:"i"`
-	Class   string `msgpack:"c"`
-	Name    string `msgpack:"n"`
-	Retries int    `msgpack:"r"`
+	ID        []byte `msgpack:"i"`
+	Class     string `msgpack:"c"`
+	Name      string `msgpack:"n"`
+	Namespace string `msgpack:"s,omitempty"`
+	Retries   int    `msgpack:"r"`
+	OwnerAddr string `msgpack:"oa,omitempty"`
+	OwnerID   []byte `msgpack:"oi,omitempty"`
+	Detached  bool   `msgpack:"d,omitempty"`
+	Counted   bool   `msgpack:"k,omitempty"`
 }
 
-// EncodeMsgpack writes the handle inside a value (codec hook).
+// EncodeMsgpack writes the handle inside a value (codec hook). A counted
+// handle is recorded as a reference the value holds, so the actor lives
+// while the value does.
 func (a ActorHandle[T]) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return enc.Encode(handleWire{ID: a.h.ID.Bytes(), Class: a.h.Class, Name: a.h.Name, Retries: a.h.MaxTaskRetries})
+	if a.h == nil {
+		return enc.EncodeNil()
+	}
+	h := a.h
+	if h.Counted {
+		codec.Collect(enc, codec.Ref{ID: h.ID.Bytes(), OwnerID: h.Owner.ID.Bytes(), OwnerAddress: h.Owner.Addr})
+	}
+	return enc.Encode(handleWire{ID: h.ID.Bytes(), Class: h.Class, Name: h.Name, Namespace: h.Namespace, Retries: h.MaxTaskRetries,
+		OwnerAddr: h.Owner.Addr, OwnerID: h.Owner.ID.Bytes(), Detached: h.Detached, Counted: h.Counted})
 }
 
-// DecodeMsgpack reads a handle (codec hook).
+// DecodeMsgpack reads a handle (codec hook); a counted one makes this
+// process a borrower of the actor.
 func (a *ActorHandle[T]) DecodeMsgpack(dec *msgpack.Decoder) error {
-	var w handleWire
+	var w *handleWire
 	if err := dec.Decode(&w); err != nil {
 		return err
+	}
+	if w == nil {
+		*a = ActorHandle[T]{}
+		return nil
 	}
 	id, ok := ids.FromBytes(w.ID)
 	if !ok {
 		return fmt.Errorf("ray: malformed actor handle")
 	}
-	a.h = coreworker.ActorHandle{ID: id, Class: w.Class, Name: w.Name, MaxTaskRetries: w.Retries}
+	owner, _ := ids.FromBytes(w.OwnerID)
+	r := coreworker.ActorRef{ID: id, Class: w.Class, Name: w.Name, Namespace: w.Namespace, MaxTaskRetries: w.Retries,
+		Detached: w.Detached, Counted: w.Counted}
+	r.Owner.Addr, r.Owner.ID = w.OwnerAddr, owner
+	cw, err := current()
+	if err != nil {
+		return err
+	}
+	a.h = cw.ActorFromWire(r)
 	return nil
 }
 
@@ -239,7 +278,8 @@ func newMethod(class, name string, opts []Option) method {
 		m.err = err
 		return m
 	}
-	m.topts = coreworker.TaskOptions{NumReturns: 1, Name: o.name, RetryExceptions: o.retryExceptions, RetryErrorTypes: o.retryTypes}
+	m.topts = coreworker.TaskOptions{NumReturns: 1, Name: o.name, RetryExceptions: o.retryExceptions, RetryErrorTypes: o.retryTypes,
+		MaxRetries: coreworker.UseActorRetries}
 	return m
 }
 
@@ -248,7 +288,7 @@ func (m method) with(opts []Option) method {
 	return newMethod(m.class, m.name, append(append([]Option(nil), m.opts...), opts...))
 }
 
-func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
+func (m method) submit(ctx context.Context, a *coreworker.ActorRef, args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
 	cw, err := current()
 	if err != nil {
 		return nil, err
@@ -256,7 +296,7 @@ func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) (
 	if m.err != nil {
 		return nil, m.err
 	}
-	if a.ID.IsNil() {
+	if a == nil || a.ID.IsNil() {
 		return nil, fmt.Errorf("%w: %s.%s on a zero ActorHandle", ErrInvalidRequest, m.class, m.name)
 	}
 	if a.Class != m.class {
@@ -264,7 +304,7 @@ func (m method) submit(a coreworker.ActorHandle, args []coreworker.Arg, n int) (
 	}
 	topts := m.topts
 	topts.NumReturns = n
-	return cw.SubmitActorTask(a, m.full, args, topts)
+	return cw.SubmitActorTask(ctx, a, m.full, args, topts)
 }
 
 func registerMethod[T any](class ActorType[T], name string, fn func(ctx context.Context, self *T, a [][]byte) ([]coreworker.Encoded, error)) method {
@@ -305,7 +345,7 @@ func (f *ActorMethod0[T, R]) Options(opts ...Option) *ActorMethod0[T, R] {
 // Remote calls the method on the actor a. Calls from one process run in
 // the order they were made.
 func (f *ActorMethod0[T, R]) Remote(ctx context.Context, a ActorHandle[T]) ObjectRef[R] {
-	return ref1[R](f.m.submit(a.h, nil, 1))
+	return ref1[R](f.m.submit(ctx, a.h, nil, 1))
 }
 
 // ActorMethod1 is an actor method with one argument, made by Method1.
@@ -341,7 +381,7 @@ func (f *ActorMethod1[T, A, R]) Remote(ctx context.Context, a ActorHandle[T], x 
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref1[R](f.m.submit(a.h, as.list, 1))
+	return ref1[R](f.m.submit(ctx, a.h, as.list, 1))
 }
 
 // RemoteArgs calls the method with an A or an ObjectRef[A].
@@ -350,7 +390,7 @@ func (f *ActorMethod1[T, A, R]) RemoteArgs(ctx context.Context, a ActorHandle[T]
 	if err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
-	return ref1[R](f.m.submit(a.h, list, 1))
+	return ref1[R](f.m.submit(ctx, a.h, list, 1))
 }
 
 // ActorMethod2 is an actor method with two arguments, made by Method2.
@@ -391,5 +431,5 @@ func (f *ActorMethod2[T, A, B, R]) Remote(ctx context.Context, a ActorHandle[T],
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref1[R](f.m.submit(a.h, as.list, 1))
+	return ref1[R](f.m.submit(ctx, a.h, as.list, 1))
 }

@@ -58,7 +58,7 @@ func taskOptions(name string, opts []Option) (coreworker.TaskOptions, error) {
 }
 
 // submit sends a task call and returns refs to its n results.
-func (c call) submit(args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
+func (c call) submit(ctx context.Context, args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
 	cw, err := current()
 	if err != nil {
 		return nil, err
@@ -68,7 +68,7 @@ func (c call) submit(args []coreworker.Arg, n int) ([]*coreworker.Ref, error) {
 	}
 	topts := c.topts
 	topts.NumReturns = n
-	return cw.SubmitTask(c.name, args, topts)
+	return cw.SubmitTask(ctx, c.name, args, topts)
 }
 
 func ref1[R any](hs []*coreworker.Ref, err error) ObjectRef[R] {
@@ -193,7 +193,7 @@ func Func0[R any](name string, fn func(context.Context) (R, error)) *Function0[R
 func (f *Function0[R]) Options(opts ...Option) *Function0[R] { return &Function0[R]{c: f.c.with(opts)} }
 
 // Remote submits a call and returns a ref to its result.
-func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] { return ref1[R](f.c.submit(nil, 1)) }
+func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] { return ref1[R](f.c.submit(ctx, nil, 1)) }
 
 // Function1 is a remote function of one argument, made by Func1.
 type Function1[A, R any] struct{ c call }
@@ -229,7 +229,7 @@ func (f *Function1[A, R]) Remote(ctx context.Context, a A) ObjectRef[R] {
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref1[R](f.c.submit(as.list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // RemoteArgs submits a call whose argument may be an A or an ObjectRef[A]
@@ -240,7 +240,7 @@ func (f *Function1[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef
 	if err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
-	return ref1[R](f.c.submit(list, 1))
+	return ref1[R](f.c.submit(ctx, list, 1))
 }
 
 // Function2 is a remote function of two arguments, made by Func2.
@@ -282,7 +282,7 @@ func (f *Function2[A, B, R]) Remote(ctx context.Context, a A, b B) ObjectRef[R] 
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref1[R](f.c.submit(as.list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // RemoteArgs submits a call whose arguments may be values or ObjectRefs of
@@ -292,7 +292,7 @@ func (f *Function2[A, B, R]) RemoteArgs(ctx context.Context, args ...any) Object
 	if err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
-	return ref1[R](f.c.submit(list, 1))
+	return ref1[R](f.c.submit(ctx, list, 1))
 }
 
 // Function3 is a remote function of three arguments, made by Func3.
@@ -339,7 +339,7 @@ func (f *Function3[A, B, C, R]) Remote(ctx context.Context, a A, b B, c C) Objec
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref1[R](f.c.submit(as.list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // RemoteArgs submits a call whose arguments may be values or ObjectRefs of
@@ -349,7 +349,7 @@ func (f *Function3[A, B, C, R]) RemoteArgs(ctx context.Context, args ...any) Obj
 	if err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
-	return ref1[R](f.c.submit(list, 1))
+	return ref1[R](f.c.submit(ctx, list, 1))
 }
 
 // Function1x2 is a remote function of one argument with two results,
@@ -387,7 +387,7 @@ func (f *Function1x2[A, R1, R2]) Remote(ctx context.Context, a A) (ObjectRef[R1]
 	if as.err != nil {
 		return ObjectRef[R1]{h: coreworker.FailedRef(as.err)}, ObjectRef[R2]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref2[R1, R2](f.c.submit(as.list, 2))
+	return ref2[R1, R2](f.c.submit(ctx, as.list, 2))
 }
 
 // Function1xN is a remote function of one argument whose results, chosen
@@ -443,7 +443,7 @@ func (f *Function1xN[A, R]) Remote(ctx context.Context, a A, n int) []ObjectRef[
 	if as.err != nil {
 		return fail(as.err)
 	}
-	hs, err := f.c.submit(as.list, n)
+	hs, err := f.c.submit(ctx, as.list, n)
 	if err != nil {
 		return fail(err)
 	}
@@ -493,7 +493,7 @@ func (f *FunctionV[A, R]) Remote(ctx context.Context, xs ...A) ObjectRef[R] {
 	if as.err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
 	}
-	return ref1[R](f.c.submit(as.list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // RemoteArgs submits a call whose arguments are As or ObjectRef[A]s.
@@ -506,5 +506,5 @@ func (f *FunctionV[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef
 	if err != nil {
 		return ObjectRef[R]{h: coreworker.FailedRef(err)}
 	}
-	return ref1[R](f.c.submit(list, 1))
+	return ref1[R](f.c.submit(ctx, list, 1))
 }

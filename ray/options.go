@@ -56,6 +56,7 @@ type options struct {
 
 	// Cancel / Kill
 	force        bool
+	noRecursive  bool
 	allowRestart bool
 }
 
@@ -228,6 +229,10 @@ func MaxConcurrency(n int) Option {
 
 // Force makes Cancel kill the worker running the task.
 func Force() Option { return func(o *options) { o.force = true } }
+
+// Recursive(false) makes Cancel leave alone the tasks the cancelled task
+// submitted; by default they are cancelled too, as in Ray.
+func Recursive(on bool) Option { return func(o *options) { o.noRecursive = !on } }
 
 // AllowRestart makes Kill let the actor restart (if it has restarts left).
 func AllowRestart() Option { return func(o *options) { o.allowRestart = true } }

@@ -112,16 +112,13 @@ func Get[T any](ctx context.Context, refs ...ObjectRef[T]) ([]T, error) {
 			return nil, err
 		}
 	}
-	data, objErrs, release, err := cw.Get(ctx, hs)
+	data, release, err := cw.Get(ctx, hs)
+	defer release() // decoding copies; store bytes are pinned until then
 	if err != nil {
 		return nil, err
 	}
-	defer release() // decoding copies; store bytes are pinned until then
 	out := make([]T, len(refs))
 	for i := range refs {
-		if objErrs[i] != nil {
-			return nil, objErrs[i]
-		}
 		if err := codec.Decode(data[i], &out[i]); err != nil {
 			return nil, fmt.Errorf("ray: Get: object %s: %w", hs[i].ID, err)
 		}
@@ -224,7 +221,7 @@ func Cancel(ctx context.Context, ref AnyRef, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	return cw.Cancel(ctx, h, o.force)
+	return cw.Cancel(ctx, h, o.force, !o.noRecursive)
 }
 
 // Free deletes objects owned by this process now, even while refs to them

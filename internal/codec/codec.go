@@ -166,13 +166,21 @@ func Decode(data []byte, ptr any) error {
 	return fmt.Errorf("codec: unknown format tag %d", data[0])
 }
 
-// EncodeRef writes r as a ref extension on enc and records it in the
-// encoding in progress. Object ref types call it from EncodeMsgpack.
-func EncodeRef(enc *msgpack.Encoder, r Ref) error {
+// Collect records r as a reference held by the value being encoded on
+// enc, without writing anything: types that carry a counted reference in
+// a form of their own (actor handles) call it from EncodeMsgpack, so the
+// owner's reference count follows the value.
+func Collect(enc *msgpack.Encoder, r Ref) {
 	if c, ok := collectors.Load(enc); ok {
 		p := c.(*[]Ref)
 		*p = append(*p, r)
 	}
+}
+
+// EncodeRef writes r as a ref extension on enc and records it in the
+// encoding in progress. Object ref types call it from EncodeMsgpack.
+func EncodeRef(enc *msgpack.Encoder, r Ref) error {
+	Collect(enc, r)
 	b := make([]byte, 0, 4+len(r.ID)+len(r.OwnerID)+len(r.OwnerAddress))
 	b = append(b, byte(len(r.ID)))
 	b = append(b, r.ID...)

@@ -1,10 +1,22 @@
 // Package coreworker is linked into every driver and worker process. It
-// owns the objects its process creates (values, reference counts, who
-// borrows them), submits tasks by leasing workers from node daemons and
-// pushing tasks straight to them, sends actor calls in order, and, in a
-// worker, executes the tasks pushed to it.
+// assembles Ray's core-worker parts, each in a package of its own that
+// owns its state:
 //
-// The public ray package is a typed layer over this one.
+//   - refcount: the reference counter (owned and borrowed objects, nested
+//     refs, actor handles, lineage references);
+//   - memstore: the in-process object store (values, and waiting for them);
+//   - taskmgr: the task manager (pending tasks, attempts, retries,
+//     results, lineage);
+//   - tasksubmit: the normal-task submitter (leases, pipelining, stealing,
+//     spillback);
+//   - actorsubmit: the actor-task submitter (ordered calls, restarts);
+//   - executor: the task executor of a worker process.
+//
+// The CoreWorker wires them to the network: it serves the process's
+// CoreWorker endpoint (gRPC, plus framed push streams from owners on the
+// same machine), fetches borrowed values from their owners (resolver),
+// moves large values through the node's shared-memory store, and gives
+// the public ray package one facade (Submit, Get, Put, Wait, actors).
 package coreworker
 
 import (
@@ -19,11 +31,36 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/raygo/raygo/internal/coreworker/actorsubmit"
+	"github.com/raygo/raygo/internal/coreworker/executor"
+	"github.com/raygo/raygo/internal/coreworker/memstore"
+	"github.com/raygo/raygo/internal/coreworker/refcount"
+	"github.com/raygo/raygo/internal/coreworker/registry"
+	"github.com/raygo/raygo/internal/coreworker/taskmgr"
+	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
+	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/stopper"
 )
+
+// Registry, and the types of registered code, are the registry package's.
+type (
+	Registry    = registry.Registry
+	Encoded     = registry.Encoded
+	Func        = registry.Func
+	Constructor = registry.Constructor
+	Method      = registry.Method
+	TaskInfo    = executor.TaskInfo
+)
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return registry.New() }
+
+// InfoFrom returns the running task's info, if ctx belongs to a task.
+func InfoFrom(ctx context.Context) (TaskInfo, bool) { return executor.InfoFrom(ctx) }
 
 // Mode says whether the process is a driver or a worker.
 type Mode int
@@ -56,6 +93,8 @@ type Config struct {
 	MaxPendingLeases int
 	// MaxPipeline bounds tasks in flight to one leased worker.
 	MaxPipeline int
+	// MaxLineage bounds how many finished tasks' lineage the owner keeps.
+	MaxLineage int
 	// Namespace is the default namespace for named actors.
 	Namespace string
 	// PushTransport picks how tasks reach workers: PushAuto or PushGRPC.
@@ -64,6 +103,13 @@ type Config struct {
 	// the next message before sleeping (see framed.Conn.SetSpin); zero
 	// picks DefaultPushSpin, negative turns polling off.
 	PushSpin time.Duration
+	// FailIfInfeasible makes tasks and actors whose request no node can
+	// satisfy fail at once; by default they wait for a node that fits,
+	// with a warning.
+	FailIfInfeasible bool
+	// Warn receives warnings for the user (a request no node can satisfy
+	// now); nil prints them to stderr.
+	Warn func(string)
 	// Ready, in worker mode, runs after the core worker is built and
 	// before it registers with its node daemon (after which tasks may
 	// arrive): the ray package makes the process's API usable there.
@@ -96,6 +142,9 @@ func (c *Config) Defaults() {
 	if c.PushSpin < 0 || runtime.NumCPU() < 2 {
 		c.PushSpin = 0 // with one CPU, polling would only delay the peer
 	}
+	if c.Warn == nil {
+		c.Warn = func(msg string) { fmt.Fprintln(os.Stderr, msg) }
+	}
 }
 
 // DefaultPushSpin is the default Config.PushSpin: long enough to cover a
@@ -105,39 +154,39 @@ const DefaultPushSpin = 200 * time.Microsecond
 // CoreWorker is one process's runtime. It is safe for concurrent use.
 type CoreWorker struct {
 	cfg      Config
-	workerID ids.ID
-	// The wire forms of workerID and the job's id, shared by every task
-	// spec this process sends (never written to).
-	workerIDWire, jobIDWire []byte
-	// dropLocalFn is cw.dropLocal, made once: a method value passed to
-	// runtime.AddCleanup per handle would be allocated per handle.
-	dropLocalFn func(*object)
-	address     string
-	rayletAddr  string
-	pool        *rpc.Pool
-	raylet      pb.NodeDaemonClient
-	gcs         pb.ControlStoreClient
-	server      *grpc.Server
-	registry    *Registry
-	store       *objstore.Client // the local node's shared-memory store; nil when the node is remote
-	pushSrv     *taskServer      // worker mode: framed push streams from owners on this machine
+	self     refcount.Owner
+	idWire   []byte // cfg.WorkerID's wire form, shared by specs (never written)
+	jobWire  []byte
+	address  string
+	stop     *stopper.Stopper
+	pool     *rpc.Pool
+	raylet   pb.NodeDaemonClient
+	gcs      pb.ControlStoreClient
+	server   *grpc.Server
+	registry *Registry
+	store    *objstore.Client // the local node's shared-memory store; nil when the node is remote
+	pushSrv  *taskServer      // worker mode: framed push streams from owners on this machine
 
-	mu             sync.Mutex
-	objects        map[ids.ID]*object      // guarded by mu
-	pendingBorrows map[string][]ids.ID     // guarded by mu; owner -> ids to register
-	borrowRemovals map[string][]ids.ID     // guarded by mu; owner -> ids no longer borrowed
-	storeFrees     map[string][]ids.ID     // guarded by mu; node -> ids to delete
-	keys           map[string]*schedKey    // guarded by mu
-	actors         map[ids.ID]*actorClient // guarded by mu
-	closed         bool                    // guarded by mu
-	waitCalls      uint64                  // guarded by mu; numbers Wait calls (duplicate detection)
+	refs     *refcount.Counter
+	mem      *memstore.Store
+	tasks    *taskmgr.Manager
+	normal   *tasksubmit.Submitter
+	actors   *actorsubmit.Submitter
+	exec     *executor.Executor // worker mode
+	resolver *resolver
+	bg       *background
+	// actorArgs keeps the arguments of actors this process created.
+	actorArgs actorArgs
 
-	exec *executor // worker mode
+	// dropLocalFn is refs.RemoveLocal as a func value made once: a method
+	// value passed to runtime.AddCleanup per handle would be allocated
+	// per handle.
+	dropLocalFn func(*refcount.Entry)
 
-	bgKick chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	serving   sync.WaitGroup // the endpoint's serving goroutines
+	closeOnce sync.Once
+	closed    chan struct{} // closed when Close begins
+	finished  chan struct{} // closed when Close is done
 }
 
 // Start creates the core worker, serves its endpoint, and in worker mode
@@ -148,51 +197,57 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cw := &CoreWorker{
-		cfg: cfg, workerID: cfg.WorkerID, workerIDWire: cfg.WorkerID.Bytes(), jobIDWire: cfg.JobID.Bytes(), address: lis.Addr(), rayletAddr: cfg.NodeAddress,
-		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), registry: reg,
-		objects: map[ids.ID]*object{}, pendingBorrows: map[string][]ids.ID{}, borrowRemovals: map[string][]ids.ID{},
-		storeFrees: map[string][]ids.ID{}, keys: map[string]*schedKey{},
-		actors: map[ids.ID]*actorClient{}, bgKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+	cw := &CoreWorker{cfg: cfg, idWire: cfg.WorkerID.Bytes(), jobWire: cfg.JobID.Bytes(), address: lis.Addr(),
+		stop: stopper.New(), pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), registry: reg,
+		closed: make(chan struct{}), finished: make(chan struct{})}
+	cw.self = refcount.Owner{Addr: cw.address, ID: cfg.WorkerID}
+	fail := func(err error) (*CoreWorker, error) {
+		lis.Close()
+		cw.stop.Stop()
+		cw.pool.Close()
+		return nil, err
 	}
-	cw.dropLocalFn = cw.dropLocal
 	rconn, err := cw.pool.Get(cfg.NodeAddress)
 	if err != nil {
-		lis.Close()
-		cancel()
-		return nil, err
+		return fail(err)
 	}
 	cw.raylet = pb.NewNodeDaemonClient(rconn)
 	gconn, err := cw.pool.Get(cfg.GCSAddress)
 	if err != nil {
-		lis.Close()
-		cancel()
-		return nil, err
+		return fail(err)
 	}
 	cw.gcs = pb.NewControlStoreClient(gconn)
 	cw.connectStore()
+
+	cw.mem = memstore.New()
+	cw.refs = refcount.New(cw.self, sink{cw})
+	cw.dropLocalFn = cw.refs.RemoveLocal
+	cw.tasks = taskmgr.New(taskmgr.Config{MaxLineage: cfg.MaxLineage}, cw.refs, cw.mem)
+	cl := &clients{cw: cw}
+	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address,
+		LeaseIdleTimeout: cfg.LeaseIdleTimeout, MaxPendingLeases: cfg.MaxPendingLeases, MaxPipeline: cfg.MaxPipeline,
+		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn}, cl, cw.tasks)
+	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address}, actorClients{cl}, cw.tasks)
+	cw.resolver = newResolver(cw)
+	cw.bg = newBackground(cw)
 	if cfg.Mode == Worker {
-		cw.exec = newExecutor(cw)
+		cw.exec = executor.New(executor.Config{NodeID: cfg.NodeID, WorkerID: cfg.WorkerID, FitProcs: true}, reg, env{cw})
 	}
 	pb.RegisterCoreWorkerServer(cw.server, service{cw: cw})
-	lis.Serve(cw.server, &cw.wg)
+	lis.Serve(cw.server, &cw.serving)
 	if cfg.Mode == Worker {
 		if err := cw.serveTasks(); err != nil {
-			lis.Close()
-			cancel()
+			cw.Close()
 			return nil, err
 		}
 	}
-	cw.wg.Add(1)
-	go cw.background()
 	if cfg.Ready != nil {
 		cfg.Ready(cw)
 	}
 	if cfg.Mode == Worker {
-		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		rctx, rcancel := context.WithTimeout(cw.stop.Ctx(), 30*time.Second)
 		defer rcancel()
-		if _, err := cw.raylet.RegisterWorker(rctx, &pb.RegisterWorkerRequest{WorkerId: cw.workerID.Bytes(), Address: cw.address, Pid: int32(os.Getpid())}); err != nil {
+		if _, err := cw.raylet.RegisterWorker(rctx, &pb.RegisterWorkerRequest{WorkerId: cw.idWire, Address: cw.address, Pid: int32(os.Getpid())}); err != nil {
 			cw.Close()
 			return nil, fmt.Errorf("coreworker: register with node daemon: %w", err)
 		}
@@ -204,7 +259,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 func (cw *CoreWorker) Address() string { return cw.address }
 
 // WorkerID is this process's worker id.
-func (cw *CoreWorker) WorkerID() ids.ID { return cw.workerID }
+func (cw *CoreWorker) WorkerID() ids.ID { return cw.cfg.WorkerID }
 
 // JobID is the job this process belongs to.
 func (cw *CoreWorker) JobID() ids.ID { return cw.cfg.JobID }
@@ -221,221 +276,180 @@ func (cw *CoreWorker) Raylet() pb.NodeDaemonClient { return cw.raylet }
 // Namespace is the default namespace for named actors.
 func (cw *CoreWorker) Namespace() string { return cw.cfg.Namespace }
 
-// Done is closed when the core worker shuts down (in a worker: when told
-// to exit).
-func (cw *CoreWorker) Done() <-chan struct{} { return cw.ctx.Done() }
+// InlineThreshold is the largest encoded value kept inline.
+func (cw *CoreWorker) InlineThreshold() int { return cw.cfg.InlineThreshold }
 
-// Close returns leases, fails what is pending, and stops serving.
-func (cw *CoreWorker) Close() {
-	cw.mu.Lock()
-	if cw.closed {
-		cw.mu.Unlock()
-		return
+// Done is closed once the core worker has shut down (in a worker: when
+// told to exit, after the reply went out).
+func (cw *CoreWorker) Done() <-chan struct{} { return cw.finished }
+
+// ErrClosed is what calls on a closed core worker fail with.
+var ErrClosed = errs.Systemf("raygo: not connected (Shutdown was called)")
+
+func (cw *CoreWorker) isClosed() bool {
+	select {
+	case <-cw.closed:
+		return true
+	default:
+		return false
 	}
-	cw.closed = true
-	var leases []*leasedWorker
-	for _, k := range cw.keys {
-		leases = append(leases, k.leases...)
-		if k.cancelLeases != nil {
-			k.cancelLeases()
-		}
+}
+
+// Close returns leases, fails what is pending, stops serving and waits
+// for every goroutine the core worker started. It returns the first
+// problem it met (an endpoint that would not stop in time).
+func (cw *CoreWorker) Close() error {
+	var err error
+	cw.closeOnce.Do(func() {
+		err = cw.close()
+		close(cw.finished)
+	})
+	<-cw.finished
+	return err
+}
+
+func (cw *CoreWorker) close() error {
+	close(cw.closed)
+	left := cw.normal.Close()
+	left = append(left, cw.actors.Close()...)
+	info := errs.ToInfo(ErrClosed)
+	for _, t := range left {
+		cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: info})
 	}
-	var actors []*actorClient
-	for _, a := range cw.actors {
-		actors = append(actors, a)
-	}
-	cw.mu.Unlock()
-	for _, l := range leases {
-		cw.returnLease(l, false)
-	}
-	for _, a := range actors {
-		a.close()
-	}
-	cw.cancel()
+	var err error
 	if cw.pushSrv != nil {
 		cw.pushSrv.close()
 	}
-	cw.flushBackground()
+	if cw.exec != nil {
+		if stuck := cw.exec.CloseWithin(closeWait); len(stuck) > 0 {
+			err = errs.Systemf("coreworker: tasks still running after %s (they ignore their context): %v", closeWait, stuck)
+		}
+	}
+	cw.resolver.close()
+	cw.bg.flush()
+	// Calls in flight (an Exit request's reply, say) get a moment to
+	// finish; long-lived streams (owners' pushes, borrowers' watches) are
+	// then cut.
 	stopped := make(chan struct{})
-	go func() { cw.server.GracefulStop(); close(stopped) }()
+	go func() { cw.server.GracefulStop(); close(stopped) }() // ends when the server does, just below
+	t := time.NewTimer(200 * time.Millisecond)
 	select {
 	case <-stopped:
-	case <-time.After(time.Second):
+	case <-t.C:
 		cw.server.Stop()
+		<-stopped
 	}
-	cw.wg.Wait()
+	t.Stop()
+	cw.serving.Wait()
+	if stuck := cw.stop.StopWithin(closeWait); len(stuck) > 0 && err == nil {
+		err = errs.Systemf("coreworker: goroutines still running after %s: %v", closeWait, stuck)
+	}
+	cw.bg.close()
 	if cw.store != nil {
 		cw.store.Close()
 	}
 	cw.pool.Close()
+	return err
 }
 
-func (cw *CoreWorker) kickBackground() {
-	select {
-	case cw.bgKick <- struct{}{}:
-	default:
-	}
-}
+// closeWait bounds how long Close waits for tasks and goroutines to end.
+const closeWait = 5 * time.Second
 
-// background sends batched frees and borrow removals and returns idle leases.
-func (cw *CoreWorker) background() {
-	defer cw.wg.Done()
-	t := time.NewTicker(cw.cfg.LeaseIdleTimeout / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-cw.ctx.Done():
-			return
-		case <-cw.bgKick:
-			cw.flushBackground()
-		case <-t.C:
-			cw.returnIdleLeases()
-		}
-	}
-}
-
-func (cw *CoreWorker) flushBackground() {
-	cw.mu.Lock()
-	frees, removals := cw.storeFrees, cw.borrowRemovals
-	cw.storeFrees, cw.borrowRemovals = map[string][]ids.ID{}, map[string][]ids.ID{}
-	cw.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for addr, list := range frees {
-		if conn, err := cw.pool.Get(addr); err == nil {
-			_, _ = pb.NewNodeDaemonClient(conn).FreeObjects(ctx, &pb.FreeObjectsRequest{ObjectIds: idBytes(list)})
-		}
-	}
-	for addr, list := range removals {
-		if conn, err := cw.pool.Get(addr); err == nil {
-			_, _ = pb.NewCoreWorkerClient(conn).Borrow(ctx, &pb.BorrowRequest{ObjectIds: idBytes(list), BorrowerAddress: cw.address, Remove: true})
-		}
-	}
-}
-
-// flushBorrows tells owners about refs this process started borrowing. A
-// task calls it before replying, while its caller still holds the refs.
-func (cw *CoreWorker) flushBorrows(ctx context.Context) {
-	cw.mu.Lock()
-	pending := cw.pendingBorrows
-	if len(pending) == 0 {
-		cw.mu.Unlock()
-		return
-	}
-	cw.pendingBorrows = map[string][]ids.ID{}
-	cw.mu.Unlock()
-	for addr, list := range pending {
-		cw.registerBorrower(ctx, addr, list, cw.address)
-	}
-}
-
-// registerBorrower tells the owner at addr that borrower holds refs to list.
-func (cw *CoreWorker) registerBorrower(ctx context.Context, owner string, list []ids.ID, borrower string) {
-	if owner == cw.address {
-		cw.mu.Lock()
-		for _, id := range list {
-			if o, ok := cw.objects[id]; ok {
-				if o.borrowers == nil {
-					o.borrowers = map[string]struct{}{}
-				}
-				o.borrowers[borrower] = struct{}{}
-			}
-		}
-		cw.mu.Unlock()
-		return
-	}
-	conn, err := cw.pool.Get(owner)
-	if err != nil {
-		return
-	}
-	_, _ = pb.NewCoreWorkerClient(conn).Borrow(ctx, &pb.BorrowRequest{ObjectIds: idBytes(list), BorrowerAddress: borrower})
-}
-
-func idBytes(list []ids.ID) [][]byte {
-	out := make([][]byte, len(list))
-	for i, id := range list {
-		out[i] = id.Bytes()
-	}
-	return out
-}
-
-// ---------------------------------------------------------------- owner-side RPCs
-
-// WaitObject returns an owned object's value once it is ready.
-func (cw *CoreWorker) waitObject(ctx context.Context, req *pb.WaitObjectRequest) (*pb.WaitObjectReply, error) {
-	id := ids.MustFromBytes(req.GetObjectId())
-	cw.mu.Lock()
-	o, ok := cw.objects[id]
-	var ready <-chan struct{}
-	if ok {
-		ready = o.readyChanLocked()
-	}
-	cw.mu.Unlock()
-	if !ok {
-		return nil, errObjectFreed(id)
-	}
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-cw.ctx.Done():
-		return nil, errors.New("coreworker: shutting down")
-	}
-	return &pb.WaitObjectReply{Value: o.value}, nil
-}
-
-// Borrow adds or removes a borrower of owned objects.
-func (cw *CoreWorker) borrow(_ context.Context, req *pb.BorrowRequest) (*pb.BorrowReply, error) {
-	cw.mu.Lock()
-	defer cw.mu.Unlock()
-	for _, b := range req.GetObjectIds() {
-		o, ok := cw.objects[ids.MustFromBytes(b)]
-		if !ok {
-			continue
-		}
-		if req.GetRemove() {
-			delete(o.borrowers, req.GetBorrowerAddress())
-			cw.maybeFreeLocked(o)
-			continue
-		}
-		if o.borrowers == nil {
-			o.borrowers = map[string]struct{}{}
-		}
-		o.borrowers[req.GetBorrowerAddress()] = struct{}{}
-	}
-	return &pb.BorrowReply{}, nil
-}
-
-// Exit stops a worker process.
-func (cw *CoreWorker) exit(_ context.Context, req *pb.ExitRequest) (*pb.ExitReply, error) {
-	if cw.cfg.Mode != Worker {
-		return nil, errors.New("coreworker: Exit is for workers")
-	}
-	if req.GetActorId() != nil { // one actor leaves a shared process
-		cw.exec.drop(req.GetActorId())
-		return &pb.ExitReply{}, nil
-	}
-	go func() {
-		time.Sleep(10 * time.Millisecond) // let the reply go out
-		os.Exit(0)
-	}()
-	return &pb.ExitReply{}, nil
-}
-
-func (cw *CoreWorker) notifyBlocked(blocked bool) {
-	ctx, cancel := context.WithTimeout(cw.ctx, 5*time.Second)
-	defer cancel()
-	_, _ = cw.raylet.NotifyBlocked(ctx, &pb.BlockedRequest{WorkerId: cw.workerID.Bytes(), Blocked: blocked})
-}
-
-func (cw *CoreWorker) inTask() bool {
-	return cw.exec != nil && cw.exec.running.Load() > 0
+// exitSoon closes the core worker in the background (a worker told to
+// exit): the reply to the request goes out first, since Close waits for
+// calls in flight.
+func (cw *CoreWorker) exitSoon() {
+	go func() { _ = cw.Close() }() // not owned by cw.stop: it stops cw.stop
 }
 
 // ObjectCount reports how many objects this process tracks (for tests and
 // leak checks).
-func (cw *CoreWorker) ObjectCount() int {
-	cw.mu.Lock()
-	defer cw.mu.Unlock()
-	return len(cw.objects)
+func (cw *CoreWorker) ObjectCount() int { return cw.refs.Len() }
+
+// Stats is a snapshot of the core worker's parts, for tests and reports.
+type Stats struct {
+	Objects, Values int
+	Tasks           taskmgr.Stats
+	Normal          tasksubmit.Stats
+	Actors          actorsubmit.Stats
+}
+
+// Stats returns a snapshot.
+func (cw *CoreWorker) Stats() Stats {
+	return Stats{Objects: cw.refs.Len(), Values: cw.mem.Len(), Tasks: cw.tasks.Stats(), Normal: cw.normal.Stats(), Actors: cw.actors.Stats()}
+}
+
+// sink receives the reference counter's events.
+type sink struct{ cw *CoreWorker }
+
+func (s sink) ObjectsFreed(list []ids.ID, owned bool) {
+	vals := s.cw.mem.Delete(list)
+	if !owned {
+		return
+	}
+	for i, v := range vals {
+		if v.GetInStore() {
+			s.cw.bg.freeInStore(v.GetStoreAddress(), list[i])
+		}
+	}
+}
+
+func (s sink) BorrowsEnded(owner string, list []ids.ID) { s.cw.bg.borrowEnded(owner, list) }
+
+func (s sink) ActorOutOfScope(id ids.ID) { s.cw.actorOutOfScope(id) }
+
+func (s sink) LineageReleased(list []ids.ID) { s.cw.tasks.LineageReleased(list) }
+
+// notifyBlocked tells the node daemon the process's task is blocked (its
+// CPU is lent to others) or running again.
+func (cw *CoreWorker) notifyBlocked(blocked bool) {
+	ctx, cancel := context.WithTimeout(cw.stop.Ctx(), 5*time.Second)
+	defer cancel()
+	_, _ = cw.raylet.NotifyBlocked(ctx, &pb.BlockedRequest{WorkerId: cw.idWire, Blocked: blocked})
+}
+
+// blockingFor returns what to do the first time ctx's caller blocks
+// waiting for objects, and what to do after: inside a task, the node
+// daemon lends the task's CPU to others meanwhile and the task's queue
+// moves on; elsewhere, nothing.
+func (cw *CoreWorker) blockingFor(ctx context.Context) (blocking func(), done func()) {
+	if cw.exec == nil {
+		return nil, func() {}
+	}
+	if _, ok := executor.InfoFrom(ctx); !ok {
+		return nil, func() {}
+	}
+	blocked := false
+	hook := executor.BlockHook(ctx)
+	return func() {
+			blocked = true
+			cw.notifyBlocked(true)
+			if hook != nil {
+				hook()
+			}
+		}, func() {
+			if blocked {
+				cw.notifyBlocked(false)
+			}
+		}
+}
+
+// ctxErr turns a context's end while waiting into the error to return:
+// a deadline matches both context.DeadlineExceeded and ErrTimeout.
+func ctxErr(ctx context.Context, what string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &TimeoutError{What: what}
+	}
+	return ctx.Err()
+}
+
+// TimeoutError reports a wait that reached its context's deadline. It
+// matches both context.DeadlineExceeded and errs.ErrTimeout.
+type TimeoutError struct{ What string }
+
+func (e *TimeoutError) Error() string { return "raygo: timed out waiting for " + e.What }
+
+// Is matches context.DeadlineExceeded and ErrTimeout.
+func (e *TimeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded || target == errs.ErrTimeout
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/rpc"
 )
 
 // connectStore connects to the local node's shared-memory store. A process
@@ -20,15 +22,12 @@ func (cw *CoreWorker) connectStore() {
 	if cw.cfg.Mode == Worker {
 		kind = "worker"
 	}
-	c, err := objstore.Dial(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token, kind+" "+cw.workerID.String()[len(cw.workerID.String())-8:])
+	c, err := objstore.Dial(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token, kind+" "+cw.cfg.WorkerID.Short())
 	if err != nil {
 		return
 	}
 	cw.store = c
 }
-
-// InlineThreshold is the largest encoded value kept inline.
-func (cw *CoreWorker) InlineThreshold() int { return cw.cfg.InlineThreshold }
 
 // makeValue wraps an encoded value (the concatenation of parts) as a
 // Value, putting large ones into the local node's store.
@@ -56,11 +55,11 @@ func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, 
 		for _, p := range parts {
 			data = append(data, p...)
 		}
-		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.workerID.Bytes(), OwnerAddress: cw.address}); err != nil {
+		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.idWire, OwnerAddress: cw.address}); err != nil {
 			return nil, err
 		}
 	}
-	return &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: int64(size)}, nil
+	return &pb.Value{InStore: true, StoreAddress: cw.cfg.NodeAddress, Size: int64(size)}, nil
 }
 
 // PutFill creates an object of size encoded bytes directly in the local
@@ -86,12 +85,7 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 	if err := w.Seal(); err != nil {
 		return nil, err
 	}
-	v := &pb.Value{InStore: true, StoreAddress: cw.rayletAddr, Size: size}
-	cw.mu.Lock()
-	defer cw.mu.Unlock()
-	o, h := cw.ownedEntryLocked(id)
-	cw.setReadyLocked(o, v)
-	return h, nil
+	return cw.own(id, &pb.Value{InStore: true, StoreAddress: cw.cfg.NodeAddress, Size: size}, nil), nil
 }
 
 // valueBytes returns a value's encoded bytes. Objects in a store are read
@@ -109,7 +103,7 @@ func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) (d
 		if !errors.Is(err, objstore.ErrNotFound) {
 			return nil, nil, err
 		}
-		if v.GetStoreAddress() == cw.rayletAddr {
+		if v.GetStoreAddress() == cw.cfg.NodeAddress {
 			return nil, nil, lostInStore(id, v)
 		}
 		// Fetch a copy into this node's store (a secondary copy, evictable).
@@ -174,7 +168,7 @@ func (cw *CoreWorker) fetch(ctx context.Context, id ids.ID, v *pb.Value, dst []b
 }
 
 func (cw *CoreWorker) fetchErr(id ids.ID, v *pb.Value, err error) error {
-	if isUnavailable(err) {
+	if rpc.IsUnavailable(err) {
 		return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "its node at " + v.GetStoreAddress() + " is unreachable"}
 	}
 	if errors.Is(err, errs.ErrNotFound) {
@@ -201,14 +195,17 @@ func (b *Buffer) Release() {
 // encoded bytes (with error values reported as errors): one pin in the
 // local store, the object fetched into it first if it lives elsewhere.
 func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
-	blocked := false
-	v, err := cw.valueOf(ctx, r, &blocked)
-	if blocked {
-		defer cw.notifyBlocked(false)
-	}
+	slot, err := cw.slotFor(r)
 	if err != nil {
 		return nil, err
 	}
+	blocking, done := cw.blockingFor(ctx)
+	vals, err := cw.mem.Get(ctx, []*memstore.Slot{slot}, blocking)
+	done()
+	if err != nil {
+		return nil, ctxErr(ctx, "object "+r.ID.String())
+	}
+	v := vals[0]
 	if e := v.GetError(); e != nil {
 		return nil, errs.FromInfo(e)
 	}
@@ -220,7 +217,7 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 		return &Buffer{Data: data, release: release}, nil
 	}
 	b, err := cw.store.Get(r.ID)
-	if errors.Is(err, objstore.ErrNotFound) && v.GetStoreAddress() != cw.rayletAddr {
+	if errors.Is(err, objstore.ErrNotFound) && v.GetStoreAddress() != cw.cfg.NodeAddress {
 		if err = cw.fetchToStore(ctx, r.ID, v); err == nil {
 			b, err = cw.store.Get(r.ID)
 		}

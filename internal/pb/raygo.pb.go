@@ -490,8 +490,11 @@ type TaskSpec struct {
 	ActorCreation  bool   `protobuf:"varint,16,opt,name=actor_creation,json=actorCreation,proto3" json:"actor_creation,omitempty"`
 	MaxConcurrency int32  `protobuf:"varint,17,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	Strategy       string `protobuf:"bytes,18,opt,name=strategy,proto3" json:"strategy,omitempty"` // DEFAULT or SPREAD (actor placement)
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// parent_task_id is the task that submitted this one (empty: a
+	// driver's top level); cancelling a task cancels its children.
+	ParentTaskId  []byte `protobuf:"bytes,19,opt,name=parent_task_id,json=parentTaskId,proto3" json:"parent_task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
@@ -648,6 +651,13 @@ func (x *TaskSpec) GetStrategy() string {
 		return x.Strategy
 	}
 	return ""
+}
+
+func (x *TaskSpec) GetParentTaskId() []byte {
+	if x != nil {
+		return x.ParentTaskId
+	}
+	return nil
 }
 
 type TaskReply struct {
@@ -2633,10 +2643,16 @@ func (x *WaitActorReply) GetActor() *ActorInfo {
 	return nil
 }
 
+// KillActorRequest stops an actor. no_restart: it is dead for good;
+// reason is recorded as its death cause. graceful: it ends after the calls
+// already queued for it (its handles went out of scope) instead of at
+// once.
 type KillActorRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ActorId       []byte                 `protobuf:"bytes,1,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	NoRestart     bool                   `protobuf:"varint,2,opt,name=no_restart,json=noRestart,proto3" json:"no_restart,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Graceful      bool                   `protobuf:"varint,4,opt,name=graceful,proto3" json:"graceful,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2681,6 +2697,20 @@ func (x *KillActorRequest) GetActorId() []byte {
 func (x *KillActorRequest) GetNoRestart() bool {
 	if x != nil {
 		return x.NoRestart
+	}
+	return false
+}
+
+func (x *KillActorRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *KillActorRequest) GetGraceful() bool {
+	if x != nil {
+		return x.Graceful
 	}
 	return false
 }
@@ -4928,10 +4958,15 @@ func (x *StoreObjectInfo) GetSecondary() bool {
 // owner_id, caller_id, actor_id and resources take common's values, and
 // its return_ids, when empty, are derived from task_id and num_returns
 // (ids.ForReturn). The receiver fills them in before anything reads them.
+//
+// steal asks the worker to give back up to that many tasks it has queued
+// but not started (the owner has an idle lease for them); the worker
+// answers with a ReplyBatch whose stolen lists their ids, newest last.
 type TaskBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*TaskSpec            `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	Common        *TaskSpec              `protobuf:"bytes,2,opt,name=common,proto3" json:"common,omitempty"`
+	Steal         int32                  `protobuf:"varint,3,opt,name=steal,proto3" json:"steal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4980,9 +5015,17 @@ func (x *TaskBatch) GetCommon() *TaskSpec {
 	return nil
 }
 
+func (x *TaskBatch) GetSteal() int32 {
+	if x != nil {
+		return x.Steal
+	}
+	return 0
+}
+
 type ReplyBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Replies       []*TaskReply           `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	Stolen        [][]byte               `protobuf:"bytes,2,rep,name=stolen,proto3" json:"stolen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5024,27 +5067,38 @@ func (x *ReplyBatch) GetReplies() []*TaskReply {
 	return nil
 }
 
-type WaitObjectRequest struct {
+func (x *ReplyBatch) GetStolen() [][]byte {
+	if x != nil {
+		return x.Stolen
+	}
+	return nil
+}
+
+// WatchObjects carries a borrower's requests for the values of objects
+// to their owner, and the values back as each becomes ready, in any
+// order. An object the owner no longer has comes back as an
+// object_freed error value.
+type WatchObjectsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	ObjectIds     [][]byte               `protobuf:"bytes,1,rep,name=object_ids,json=objectIds,proto3" json:"object_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WaitObjectRequest) Reset() {
-	*x = WaitObjectRequest{}
+func (x *WatchObjectsRequest) Reset() {
+	*x = WatchObjectsRequest{}
 	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WaitObjectRequest) String() string {
+func (x *WatchObjectsRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WaitObjectRequest) ProtoMessage() {}
+func (*WatchObjectsRequest) ProtoMessage() {}
 
-func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
+func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -5056,40 +5110,92 @@ func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WaitObjectRequest.ProtoReflect.Descriptor instead.
-func (*WaitObjectRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use WatchObjectsRequest.ProtoReflect.Descriptor instead.
+func (*WatchObjectsRequest) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
-func (x *WaitObjectRequest) GetObjectId() []byte {
+func (x *WatchObjectsRequest) GetObjectIds() [][]byte {
+	if x != nil {
+		return x.ObjectIds
+	}
+	return nil
+}
+
+type ObjectValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Value         *Value                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectValue) Reset() {
+	*x = ObjectValue{}
+	mi := &file_raygo_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectValue) ProtoMessage() {}
+
+func (x *ObjectValue) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectValue.ProtoReflect.Descriptor instead.
+func (*ObjectValue) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ObjectValue) GetObjectId() []byte {
 	if x != nil {
 		return x.ObjectId
 	}
 	return nil
 }
 
-type WaitObjectReply struct {
+func (x *ObjectValue) GetValue() *Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type WatchObjectsReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Value         *Value                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	Values        []*ObjectValue         `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *WaitObjectReply) Reset() {
-	*x = WaitObjectReply{}
-	mi := &file_raygo_proto_msgTypes[81]
+func (x *WatchObjectsReply) Reset() {
+	*x = WatchObjectsReply{}
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *WaitObjectReply) String() string {
+func (x *WatchObjectsReply) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*WaitObjectReply) ProtoMessage() {}
+func (*WatchObjectsReply) ProtoMessage() {}
 
-func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5100,14 +5206,14 @@ func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use WaitObjectReply.ProtoReflect.Descriptor instead.
-func (*WaitObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+// Deprecated: Use WatchObjectsReply.ProtoReflect.Descriptor instead.
+func (*WatchObjectsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
-func (x *WaitObjectReply) GetValue() *Value {
+func (x *WatchObjectsReply) GetValues() []*ObjectValue {
 	if x != nil {
-		return x.Value
+		return x.Values
 	}
 	return nil
 }
@@ -5124,7 +5230,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5136,7 +5242,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5149,7 +5255,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -5188,7 +5294,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5200,7 +5306,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5213,20 +5319,27 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
+// CancelTaskRequest cancels a task on the worker running it: its
+// context is cancelled (force: the process exits), and with recursive the
+// tasks it submitted are cancelled too.
+// With as_owner the receiver is the task's owner (the caller holds a ref
+// it does not own): it cancels the task as ray.Cancel does there.
 type CancelTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        []byte                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	Recursive     bool                   `protobuf:"varint,3,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	AsOwner       bool                   `protobuf:"varint,4,opt,name=as_owner,json=asOwner,proto3" json:"as_owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5238,7 +5351,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5251,7 +5364,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -5268,6 +5381,20 @@ func (x *CancelTaskRequest) GetForce() bool {
 	return false
 }
 
+func (x *CancelTaskRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+func (x *CancelTaskRequest) GetAsOwner() bool {
+	if x != nil {
+		return x.AsOwner
+	}
+	return false
+}
+
 type CancelTaskReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
@@ -5277,7 +5404,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5289,7 +5416,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5302,7 +5429,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -5321,7 +5448,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5333,7 +5460,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5346,7 +5473,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -5365,7 +5492,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5377,7 +5504,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5390,7 +5517,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -5413,7 +5540,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5425,7 +5552,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5438,7 +5565,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -5470,7 +5597,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5482,7 +5609,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5495,7 +5622,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -5540,7 +5667,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03Arg\x12'\n" +
 	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueH\x00R\x05value\x12'\n" +
 	"\x03ref\x18\x02 \x01(\v2\x13.raygo.v1.ObjectRefH\x00R\x03refB\x06\n" +
-	"\x04kind\"\xb6\x04\n" +
+	"\x04kind\"\xdc\x04\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -5563,7 +5690,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\tcaller_id\x18\x0f \x01(\fR\bcallerId\x12%\n" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
 	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x12\x1a\n" +
-	"\bstrategy\x18\x12 \x01(\tR\bstrategy\"\xcb\x01\n" +
+	"\bstrategy\x18\x12 \x01(\tR\bstrategy\x12$\n" +
+	"\x0eparent_task_id\x18\x13 \x01(\fR\fparentTaskId\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +
@@ -5706,11 +5834,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\";\n" +
 	"\x0eWaitActorReply\x12)\n" +
-	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\"L\n" +
+	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\"\x80\x01\n" +
 	"\x10KillActorRequest\x12\x19\n" +
 	"\bactor_id\x18\x01 \x01(\fR\aactorId\x12\x1d\n" +
 	"\n" +
-	"no_restart\x18\x02 \x01(\bR\tnoRestart\"\x10\n" +
+	"no_restart\x18\x02 \x01(\bR\tnoRestart\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bgraceful\x18\x04 \x01(\bR\bgraceful\"\x10\n" +
 	"\x0eKillActorReply\"\x13\n" +
 	"\x11ListActorsRequest\">\n" +
 	"\x0fListActorsReply\x12+\n" +
@@ -5873,17 +6003,23 @@ const file_raygo_proto_rawDesc = "" +
 	"\tcall_site\x18\x04 \x01(\tR\bcallSite\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x18\n" +
 	"\areaders\x18\x06 \x01(\x05R\areaders\x12\x1c\n" +
-	"\tsecondary\x18\a \x01(\bR\tsecondary\"a\n" +
+	"\tsecondary\x18\a \x01(\bR\tsecondary\"w\n" +
 	"\tTaskBatch\x12(\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x12.raygo.v1.TaskSpecR\x05tasks\x12*\n" +
-	"\x06common\x18\x02 \x01(\v2\x12.raygo.v1.TaskSpecR\x06common\";\n" +
+	"\x06common\x18\x02 \x01(\v2\x12.raygo.v1.TaskSpecR\x06common\x12\x14\n" +
+	"\x05steal\x18\x03 \x01(\x05R\x05steal\"S\n" +
 	"\n" +
 	"ReplyBatch\x12-\n" +
-	"\areplies\x18\x01 \x03(\v2\x13.raygo.v1.TaskReplyR\areplies\"0\n" +
-	"\x11WaitObjectRequest\x12\x1b\n" +
-	"\tobject_id\x18\x01 \x01(\fR\bobjectId\"8\n" +
-	"\x0fWaitObjectReply\x12%\n" +
-	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueR\x05value\"\x92\x01\n" +
+	"\areplies\x18\x01 \x03(\v2\x13.raygo.v1.TaskReplyR\areplies\x12\x16\n" +
+	"\x06stolen\x18\x02 \x03(\fR\x06stolen\"4\n" +
+	"\x13WatchObjectsRequest\x12\x1d\n" +
+	"\n" +
+	"object_ids\x18\x01 \x03(\fR\tobjectIds\"Q\n" +
+	"\vObjectValue\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12%\n" +
+	"\x05value\x18\x02 \x01(\v2\x0f.raygo.v1.ValueR\x05value\"B\n" +
+	"\x11WatchObjectsReply\x12-\n" +
+	"\x06values\x18\x01 \x03(\v2\x15.raygo.v1.ObjectValueR\x06values\"\x92\x01\n" +
 	"\rBorrowRequest\x12\x1d\n" +
 	"\n" +
 	"object_ids\x18\x01 \x03(\fR\tobjectIds\x12\x1f\n" +
@@ -5891,10 +6027,12 @@ const file_raygo_proto_rawDesc = "" +
 	"borrowerId\x12)\n" +
 	"\x10borrower_address\x18\x03 \x01(\tR\x0fborrowerAddress\x12\x16\n" +
 	"\x06remove\x18\x04 \x01(\bR\x06remove\"\r\n" +
-	"\vBorrowReply\"B\n" +
+	"\vBorrowReply\"{\n" +
 	"\x11CancelTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"'\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12\x1c\n" +
+	"\trecursive\x18\x03 \x01(\bR\trecursive\x12\x19\n" +
+	"\bas_owner\x18\x04 \x01(\bR\aasOwner\"'\n" +
 	"\x0fCancelTaskReply\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\"@\n" +
 	"\x16CreateActorTaskRequest\x12&\n" +
@@ -5942,12 +6080,11 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"KillWorker\x12\x1b.raygo.v1.KillWorkerRequest\x1a\x19.raygo.v1.KillWorkerReply\x12A\n" +
 	"\tNodeStats\x12\x1a.raygo.v1.NodeStatsRequest\x1a\x18.raygo.v1.NodeStatsReply\x12V\n" +
-	"\x10WorkerDeathCause\x12!.raygo.v1.WorkerDeathCauseRequest\x1a\x1f.raygo.v1.WorkerDeathCauseReply2\x93\x03\n" +
+	"\x10WorkerDeathCause\x12!.raygo.v1.WorkerDeathCauseRequest\x1a\x1f.raygo.v1.WorkerDeathCauseReply2\x9d\x03\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
-	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12D\n" +
-	"\n" +
-	"WaitObject\x12\x1b.raygo.v1.WaitObjectRequest\x1a\x19.raygo.v1.WaitObjectReply\x128\n" +
+	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
+	"\fWatchObjects\x12\x1d.raygo.v1.WatchObjectsRequest\x1a\x1b.raygo.v1.WatchObjectsReply(\x010\x01\x128\n" +
 	"\x06Borrow\x12\x17.raygo.v1.BorrowRequest\x1a\x15.raygo.v1.BorrowReply\x12D\n" +
 	"\n" +
 	"CancelTask\x12\x1b.raygo.v1.CancelTaskRequest\x1a\x19.raygo.v1.CancelTaskReply\x12O\n" +
@@ -5966,7 +6103,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
 var file_raygo_proto_goTypes = []any{
 	(*Resources)(nil),               // 0: raygo.v1.Resources
 	(*ErrorInfo)(nil),               // 1: raygo.v1.ErrorInfo
@@ -6048,22 +6185,23 @@ var file_raygo_proto_goTypes = []any{
 	(*StoreObjectInfo)(nil),         // 77: raygo.v1.StoreObjectInfo
 	(*TaskBatch)(nil),               // 78: raygo.v1.TaskBatch
 	(*ReplyBatch)(nil),              // 79: raygo.v1.ReplyBatch
-	(*WaitObjectRequest)(nil),       // 80: raygo.v1.WaitObjectRequest
-	(*WaitObjectReply)(nil),         // 81: raygo.v1.WaitObjectReply
-	(*BorrowRequest)(nil),           // 82: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 83: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 84: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 85: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 86: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 87: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 88: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 89: raygo.v1.ExitReply
-	nil,                             // 90: raygo.v1.Resources.AmountsEntry
-	nil,                             // 91: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 92: raygo.v1.LeaseReply.GpuIdsEntry
+	(*WatchObjectsRequest)(nil),     // 80: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),             // 81: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),       // 82: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),           // 83: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 84: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 85: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 86: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 87: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 88: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 89: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 90: raygo.v1.ExitReply
+	nil,                             // 91: raygo.v1.Resources.AmountsEntry
+	nil,                             // 92: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 93: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	90, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	91, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	1,  // 1: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	2,  // 2: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
 	1,  // 3: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
@@ -6075,7 +6213,7 @@ var file_raygo_proto_depIdxs = []int32{
 	1,  // 9: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	0,  // 10: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	0,  // 11: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	91, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	92, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	0,  // 13: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	7,  // 14: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
 	0,  // 15: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
@@ -6092,7 +6230,7 @@ var file_raygo_proto_depIdxs = []int32{
 	34, // 26: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
 	34, // 27: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
 	0,  // 28: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	92, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	93, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	7,  // 30: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
 	76, // 31: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
 	66, // 32: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
@@ -6109,86 +6247,87 @@ var file_raygo_proto_depIdxs = []int32{
 	5,  // 43: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
 	5,  // 44: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
 	6,  // 45: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	3,  // 46: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
-	5,  // 47: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	1,  // 48: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	8,  // 49: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	14, // 50: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	10, // 51: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	12, // 52: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	17, // 53: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	19, // 54: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	21, // 55: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	23, // 56: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	25, // 57: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	27, // 58: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	29, // 59: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	31, // 60: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	33, // 61: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	35, // 62: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	37, // 63: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	39, // 64: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	41, // 65: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	43, // 66: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	45, // 67: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	47, // 68: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	49, // 69: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	51, // 70: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	53, // 71: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	55, // 72: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	57, // 73: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	57, // 74: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	60, // 75: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	62, // 76: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	64, // 77: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	67, // 78: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	78, // 79: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	80, // 80: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	82, // 81: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	84, // 82: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	86, // 83: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	88, // 84: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	9,  // 85: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	15, // 86: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	11, // 87: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	13, // 88: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	18, // 89: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	20, // 90: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	22, // 91: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	24, // 92: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	26, // 93: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	28, // 94: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	30, // 95: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	32, // 96: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	29, // 97: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	36, // 98: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	38, // 99: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	40, // 100: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	42, // 101: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	44, // 102: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	46, // 103: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	48, // 104: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	50, // 105: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	52, // 106: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	54, // 107: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	56, // 108: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	58, // 109: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	59, // 110: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	61, // 111: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	63, // 112: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	65, // 113: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	68, // 114: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	79, // 115: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	81, // 116: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	83, // 117: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	85, // 118: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	87, // 119: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	89, // 120: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	85, // [85:121] is the sub-list for method output_type
-	49, // [49:85] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	3,  // 46: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
+	81, // 47: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	5,  // 48: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	1,  // 49: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	8,  // 50: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	14, // 51: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	10, // 52: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	12, // 53: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	17, // 54: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	19, // 55: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	21, // 56: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	23, // 57: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	25, // 58: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	27, // 59: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	29, // 60: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	31, // 61: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	33, // 62: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	35, // 63: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	37, // 64: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	39, // 65: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	41, // 66: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	43, // 67: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	45, // 68: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	47, // 69: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	49, // 70: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	51, // 71: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	53, // 72: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	55, // 73: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	57, // 74: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	57, // 75: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	60, // 76: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	62, // 77: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	64, // 78: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	67, // 79: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	78, // 80: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	80, // 81: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	83, // 82: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	85, // 83: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	87, // 84: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	89, // 85: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	9,  // 86: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	15, // 87: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	11, // 88: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	13, // 89: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	18, // 90: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	20, // 91: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	22, // 92: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	24, // 93: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	26, // 94: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	28, // 95: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	30, // 96: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	32, // 97: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	29, // 98: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	36, // 99: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	38, // 100: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	40, // 101: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	42, // 102: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	44, // 103: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	46, // 104: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	48, // 105: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	50, // 106: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	52, // 107: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	54, // 108: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	56, // 109: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	58, // 110: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	59, // 111: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	61, // 112: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	63, // 113: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	65, // 114: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	68, // 115: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	79, // 116: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	82, // 117: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	84, // 118: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	86, // 119: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	88, // 120: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	90, // 121: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	86, // [86:122] is the sub-list for method output_type
+	50, // [50:86] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -6213,7 +6352,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   93,
+			NumMessages:   94,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1292,12 +1292,12 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	CoreWorker_PushTasks_FullMethodName   = "/raygo.v1.CoreWorker/PushTasks"
-	CoreWorker_WaitObject_FullMethodName  = "/raygo.v1.CoreWorker/WaitObject"
-	CoreWorker_Borrow_FullMethodName      = "/raygo.v1.CoreWorker/Borrow"
-	CoreWorker_CancelTask_FullMethodName  = "/raygo.v1.CoreWorker/CancelTask"
-	CoreWorker_CreateActor_FullMethodName = "/raygo.v1.CoreWorker/CreateActor"
-	CoreWorker_Exit_FullMethodName        = "/raygo.v1.CoreWorker/Exit"
+	CoreWorker_PushTasks_FullMethodName    = "/raygo.v1.CoreWorker/PushTasks"
+	CoreWorker_WatchObjects_FullMethodName = "/raygo.v1.CoreWorker/WatchObjects"
+	CoreWorker_Borrow_FullMethodName       = "/raygo.v1.CoreWorker/Borrow"
+	CoreWorker_CancelTask_FullMethodName   = "/raygo.v1.CoreWorker/CancelTask"
+	CoreWorker_CreateActor_FullMethodName  = "/raygo.v1.CoreWorker/CreateActor"
+	CoreWorker_Exit_FullMethodName         = "/raygo.v1.CoreWorker/Exit"
 )
 
 // CoreWorkerClient is the client API for CoreWorker service.
@@ -1307,7 +1307,7 @@ type CoreWorkerClient interface {
 	// PushTasks carries batches of task specs from an owner (or an actor
 	// caller) to a leased worker and batches of replies back, in order.
 	PushTasks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TaskBatch, ReplyBatch], error)
-	WaitObject(ctx context.Context, in *WaitObjectRequest, opts ...grpc.CallOption) (*WaitObjectReply, error)
+	WatchObjects(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchObjectsRequest, WatchObjectsReply], error)
 	Borrow(ctx context.Context, in *BorrowRequest, opts ...grpc.CallOption) (*BorrowReply, error)
 	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskReply, error)
 	CreateActor(ctx context.Context, in *CreateActorTaskRequest, opts ...grpc.CallOption) (*CreateActorTaskReply, error)
@@ -1335,15 +1335,18 @@ func (c *coreWorkerClient) PushTasks(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CoreWorker_PushTasksClient = grpc.BidiStreamingClient[TaskBatch, ReplyBatch]
 
-func (c *coreWorkerClient) WaitObject(ctx context.Context, in *WaitObjectRequest, opts ...grpc.CallOption) (*WaitObjectReply, error) {
+func (c *coreWorkerClient) WatchObjects(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchObjectsRequest, WatchObjectsReply], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(WaitObjectReply)
-	err := c.cc.Invoke(ctx, CoreWorker_WaitObject_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &CoreWorker_ServiceDesc.Streams[1], CoreWorker_WatchObjects_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[WatchObjectsRequest, WatchObjectsReply]{ClientStream: stream}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CoreWorker_WatchObjectsClient = grpc.BidiStreamingClient[WatchObjectsRequest, WatchObjectsReply]
 
 func (c *coreWorkerClient) Borrow(ctx context.Context, in *BorrowRequest, opts ...grpc.CallOption) (*BorrowReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -1392,7 +1395,7 @@ type CoreWorkerServer interface {
 	// PushTasks carries batches of task specs from an owner (or an actor
 	// caller) to a leased worker and batches of replies back, in order.
 	PushTasks(grpc.BidiStreamingServer[TaskBatch, ReplyBatch]) error
-	WaitObject(context.Context, *WaitObjectRequest) (*WaitObjectReply, error)
+	WatchObjects(grpc.BidiStreamingServer[WatchObjectsRequest, WatchObjectsReply]) error
 	Borrow(context.Context, *BorrowRequest) (*BorrowReply, error)
 	CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskReply, error)
 	CreateActor(context.Context, *CreateActorTaskRequest) (*CreateActorTaskReply, error)
@@ -1410,8 +1413,8 @@ type UnimplementedCoreWorkerServer struct{}
 func (UnimplementedCoreWorkerServer) PushTasks(grpc.BidiStreamingServer[TaskBatch, ReplyBatch]) error {
 	return status.Error(codes.Unimplemented, "method PushTasks not implemented")
 }
-func (UnimplementedCoreWorkerServer) WaitObject(context.Context, *WaitObjectRequest) (*WaitObjectReply, error) {
-	return nil, status.Error(codes.Unimplemented, "method WaitObject not implemented")
+func (UnimplementedCoreWorkerServer) WatchObjects(grpc.BidiStreamingServer[WatchObjectsRequest, WatchObjectsReply]) error {
+	return status.Error(codes.Unimplemented, "method WatchObjects not implemented")
 }
 func (UnimplementedCoreWorkerServer) Borrow(context.Context, *BorrowRequest) (*BorrowReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Borrow not implemented")
@@ -1453,23 +1456,12 @@ func _CoreWorker_PushTasks_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CoreWorker_PushTasksServer = grpc.BidiStreamingServer[TaskBatch, ReplyBatch]
 
-func _CoreWorker_WaitObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(WaitObjectRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(CoreWorkerServer).WaitObject(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: CoreWorker_WaitObject_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(CoreWorkerServer).WaitObject(ctx, req.(*WaitObjectRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+func _CoreWorker_WatchObjects_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CoreWorkerServer).WatchObjects(&grpc.GenericServerStream[WatchObjectsRequest, WatchObjectsReply]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CoreWorker_WatchObjectsServer = grpc.BidiStreamingServer[WatchObjectsRequest, WatchObjectsReply]
 
 func _CoreWorker_Borrow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(BorrowRequest)
@@ -1551,10 +1543,6 @@ var CoreWorker_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*CoreWorkerServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
-			MethodName: "WaitObject",
-			Handler:    _CoreWorker_WaitObject_Handler,
-		},
-		{
 			MethodName: "Borrow",
 			Handler:    _CoreWorker_Borrow_Handler,
 		},
@@ -1575,6 +1563,12 @@ var CoreWorker_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "PushTasks",
 			Handler:       _CoreWorker_PushTasks_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchObjects",
+			Handler:       _CoreWorker_WatchObjects_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -1,4 +1,8 @@
-package coreworker
+// Package registry maps the stable names of remote functions, actor types
+// and actor methods to the code that runs them. Drivers and workers make
+// the same registrations at package init, because both run the same
+// binary.
+package registry
 
 import (
 	"context"
@@ -33,8 +37,8 @@ type Registry struct {
 	methods map[string]Method
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
+// New returns an empty registry.
+func New() *Registry {
 	return &Registry{funcs: map[string]Func{}, classes: map[string]Constructor{}, methods: map[string]Method{}}
 }
 
@@ -48,9 +52,12 @@ func (r *Registry) AddClass(name string, c Constructor) { add(r, r.classes, "act
 // AddMethod registers an actor method under "Class.Method".
 func (r *Registry) AddMethod(name string, m Method) { add(r, r.methods, "actor method", name, m) }
 
-func (r *Registry) fn(name string) (Func, bool)           { return get(r, r.funcs, name) }
-func (r *Registry) class(name string) (Constructor, bool) { return get(r, r.classes, name) }
-func (r *Registry) method(name string) (Method, bool)     { return get(r, r.methods, name) }
+// Func returns the function registered under name.
+func (r *Registry) Func(name string) (Func, bool)           { return get(r, r.funcs, name) }
+// Class returns the actor constructor registered under name.
+func (r *Registry) Class(name string) (Constructor, bool) { return get(r, r.classes, name) }
+// Method returns the actor method registered under name.
+func (r *Registry) Method(name string) (Method, bool)     { return get(r, r.methods, name) }
 
 func add[V any](r *Registry, m map[string]V, what, name string, v V) {
 	r.mu.Lock()

@@ -1,4 +1,4 @@
-package coreworker
+package executor
 
 import (
 	"context"

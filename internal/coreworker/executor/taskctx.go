@@ -1,7 +1,8 @@
-package coreworker
+package executor
 
 import (
 	"context"
+	"github.com/raygo/raygo/internal/ids"
 	"sync"
 	"time"
 )
@@ -89,3 +90,34 @@ func (c *taskContext) cancel(err error) {
 
 // String names the context in panics and logs, as the standard ones do.
 func (c *taskContext) String() string { return "coreworker.taskContext(" + c.info.Function + ")" }
+
+// TaskInfo describes the task a function is running; the ray package
+// exposes it through the task's context.
+type TaskInfo struct {
+	TaskID   ids.ID
+	Function string
+	Attempt  int
+	NodeID   ids.ID
+	WorkerID ids.ID
+	ActorID  ids.ID
+}
+
+type taskInfoKey struct{}
+
+// blockHookKey carries the function a task calls when it first blocks in
+// Get or Wait (see stream.run).
+type blockHookKey struct{}
+
+// InfoFrom returns the running task's info, if ctx belongs to a task.
+func InfoFrom(ctx context.Context) (TaskInfo, bool) {
+	ti, ok := ctx.Value(taskInfoKey{}).(TaskInfo)
+	return ti, ok
+}
+
+// BlockHook returns the function a task calls the first time it blocks
+// waiting for objects (it lets the task's queue move on); nil outside a
+// task or for tasks that have none.
+func BlockHook(ctx context.Context) func() {
+	f, _ := ctx.Value(blockHookKey{}).(func())
+	return f
+}

@@ -1,0 +1,677 @@
+// Package actorsubmit is the caller's actor-task submitter: it carries one
+// process's calls to each actor in the order they were made, follows the
+// actor through restarts, and resubmits or fails the calls a restart
+// interrupts. It is the counterpart of Ray's ActorTaskSubmitter.
+//
+// Per actor it keeps a queue of calls not sent yet (in call order; a call
+// waits while its arguments resolve, and the calls behind it wait too)
+// and the calls in flight on the stream to the actor's current process.
+// Until the actor is alive, and after its process goes away, it follows
+// the actor's state in the control store (Directory.WaitActor):
+//
+//   - ALIVE: connect and send what is queued;
+//   - the stream breaks: the calls in flight are held until the control
+//     store says what happened — RESTARTING or a new ALIVE: each is
+//     retried (it goes back to the queue, before later calls) while its
+//     retries allow (MaxTaskRetries), else it fails with an ActorDiedError
+//     saying the process died during the call; DEAD: everything fails with
+//     the death cause the control store recorded (killed, its owner died,
+//     its node died, ...);
+//   - calls made after the crash wait in the queue and run on the
+//     restarted actor. Results of calls that finished are never touched.
+//
+// What comes back goes to the task manager (Results), which decides
+// retries. All state is behind one mutex; calls into Results and RPCs
+// happen outside it.
+package actorsubmit
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/raygo/raygo/internal/coreworker/taskmgr"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/stopper"
+)
+
+// Stream is the caller's end of a push stream to an actor's process.
+type Stream interface {
+	Send(*pb.TaskBatch) error
+	Recv() (*pb.ReplyBatch, error)
+	CloseSend() error
+	Close()
+}
+
+// Clients are the RPCs the submitter makes.
+type Clients interface {
+	// WaitActor returns the actor's state once its version exceeds since,
+	// or at the server's deadline.
+	WaitActor(ctx context.Context, actor ids.ID, since uint64) (*pb.ActorInfo, error)
+	Dial(ctx context.Context, worker string) (Stream, error)
+	CancelTask(ctx context.Context, worker string, req *pb.CancelTaskRequest) error
+}
+
+// Results receives what happens to calls; the task manager implements it.
+type Results interface {
+	Complete(t *taskmgr.Task, r *pb.TaskReply) taskmgr.Decision
+	Fail(t *taskmgr.Task, f taskmgr.Failure) taskmgr.Decision
+}
+
+// Config configures a Submitter.
+type Config struct {
+	JobID    []byte
+	OwnerID  []byte // this process's worker id: the caller of every call
+	Owner    string // this process's address
+	// DeathInfoTimeout bounds how long calls interrupted by a broken
+	// stream wait to hear from the control store why (default 30 s).
+	DeathInfoTimeout time.Duration
+}
+
+// Submitter carries actor calls. It is safe for concurrent use.
+type Submitter struct {
+	cfg     Config
+	clients Clients
+	results Results
+	stop    *stopper.Stopper
+
+	mu     sync.Mutex
+	actors map[ids.ID]*actor // guarded by mu
+	closed bool              // guarded by mu
+}
+
+// actor is one actor as this process calls it.
+type actor struct {
+	id     ids.ID
+	idWire []byte
+	name   string
+
+	queue    []*taskmgr.Task // not sent, in call order
+	inflight sentCalls       // sent, in send order
+	lost     []*taskmgr.Task // in flight when the stream broke: awaiting the death cause
+	lostAt   time.Time
+	seq      uint64
+
+	addr     string // set while connected
+	stream   Stream
+	sendCh   chan *pb.TaskSpec
+	gen      int // connection generation
+	version  uint64
+	watching bool
+	dead     *pb.ErrorInfo
+}
+
+// call is a call's submitter state (taskmgr.Task.Submitter).
+type call struct {
+	a        *actor
+	resolved bool // arguments ready: may be sent
+	depErr   *pb.ErrorInfo
+	sent     bool
+}
+
+func cs(t *taskmgr.Task) *call { return t.Submitter.(*call) }
+
+// New returns a Submitter.
+func New(cfg Config, clients Clients, results Results) *Submitter {
+	if cfg.DeathInfoTimeout <= 0 {
+		cfg.DeathInfoTimeout = 30 * time.Second
+	}
+	return &Submitter{cfg: cfg, clients: clients, results: results, stop: stopper.New(), actors: map[ids.ID]*actor{}}
+}
+
+func (s *Submitter) actorLocked(id ids.ID, name string) *actor {
+	a, ok := s.actors[id]
+	if !ok {
+		a = &actor{id: id, idWire: id.Bytes(), name: name}
+		s.actors[id] = a
+	}
+	return a
+}
+
+// Submit queues a call to the actor id (named name, for errors) in call
+// order; it sets the call's sequence number. With resolved false the call
+// (and every later one) waits until Resolved is called for it.
+func (s *Submitter) Submit(t *taskmgr.Task, id ids.ID, name string, resolved bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errs.Systemf("raygo: not connected (Shutdown was called)")
+	}
+	a := s.actorLocked(id, name)
+	a.seq++
+	t.Spec.SeqNo = a.seq
+	t.Submitter = &call{a: a, resolved: resolved}
+	a.queue = append(a.queue, t)
+	fail := s.pumpLocked(a)
+	s.mu.Unlock()
+	s.failAll(fail)
+	return nil
+}
+
+// Resolved marks a call's arguments ready (depErr: one failed) and sends
+// what can go.
+func (s *Submitter) Resolved(t *taskmgr.Task, depErr *pb.ErrorInfo) {
+	s.mu.Lock()
+	c := cs(t)
+	c.resolved, c.depErr = true, depErr
+	fail := s.pumpLocked(c.a)
+	s.mu.Unlock()
+	s.failAll(fail)
+}
+
+// failed is a call to fail after unlock, with info.
+type failed struct {
+	t    *taskmgr.Task
+	info *pb.ErrorInfo
+	fc   taskmgr.Cause
+}
+
+func (s *Submitter) failAll(list []failed) {
+	for _, f := range list {
+		s.results.Fail(f.t, taskmgr.Failure{Cause: f.fc, Info: f.info})
+	}
+}
+
+// pumpLocked sends the queue's resolved head while connected, starts
+// following the actor while not, and returns calls to fail.
+func (s *Submitter) pumpLocked(a *actor) []failed {
+	if a.dead != nil {
+		return s.failQueuedLocked(a, a.dead)
+	}
+	if a.addr == "" {
+		s.watchLocked(a)
+		return nil
+	}
+	var out []failed
+	n := 0
+	for ; n < len(a.queue); n++ {
+		t := a.queue[n]
+		c := cs(t)
+		if !c.resolved {
+			break // head of line waits for its arguments
+		}
+		if c.depErr != nil {
+			out = append(out, failed{t, c.depErr, taskmgr.CauseDependency})
+			continue
+		}
+		c.sent = true
+		a.inflight.add(t)
+		a.sendCh <- t.Spec
+	}
+	a.queue = dropFront(a.queue, n)
+	return out
+}
+
+func (s *Submitter) failQueuedLocked(a *actor, info *pb.ErrorInfo) []failed {
+	out := make([]failed, 0, len(a.queue))
+	for _, t := range a.queue {
+		out = append(out, failed{t, info, taskmgr.CauseFatal})
+	}
+	a.queue = nil
+	return out
+}
+
+// watchLocked starts following the actor's state until it is alive (then
+// connects) or dead.
+func (s *Submitter) watchLocked(a *actor) {
+	if a.watching || s.closed {
+		return
+	}
+	a.watching = true
+	since := a.version
+	if err := s.stop.Go("actorsubmit.watch", func(ctx context.Context) { s.watch(ctx, a, since) }); err != nil {
+		a.watching = false
+	}
+}
+
+func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
+	backoff := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		info, err := s.clients.WaitActor(ctx, a.id, since)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if rpc.IsUnavailable(err) {
+				sleepCtx(ctx, backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			s.died(a, errs.ToInfo(&errs.ActorDiedError{ActorID: a.id.String(), Name: a.name,
+				Reason: "the control store cannot say where it is: " + err.Error()}), 0)
+			return
+		}
+		since = info.GetVersion()
+		switch info.GetState() {
+		case "DEAD":
+			cause := info.GetDeathCause()
+			if cause == nil {
+				cause = errs.ToInfo(&errs.ActorDiedError{ActorID: a.id.String(), Name: a.name, Reason: "dead"})
+			}
+			s.died(a, cause, since)
+			return
+		case "RESTARTING":
+			s.settleLost(a, "it is restarting")
+		case "ALIVE":
+			s.settleLost(a, "it restarted")
+			if s.connect(ctx, a, info) {
+				return
+			}
+		}
+		if s.lostOverdue(a) {
+			s.settleLost(a, "the control store did not say why within "+s.cfg.DeathInfoTimeout.String())
+		}
+	}
+	s.mu.Lock()
+	a.watching = false
+	s.mu.Unlock()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Submitter) lostOverdue(a *actor) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(a.lost) > 0 && time.Since(a.lostAt) > s.cfg.DeathInfoTimeout
+}
+
+// settleLost decides the calls that were in flight when the stream broke,
+// now that the actor is known to have restarted (or to be restarting):
+// retried while their retries allow, else failed.
+func (s *Submitter) settleLost(a *actor, what string) {
+	s.mu.Lock()
+	lost := a.lost
+	a.lost = nil
+	s.mu.Unlock()
+	if len(lost) == 0 {
+		return
+	}
+	info := errs.ToInfo(&errs.ActorDiedError{ActorID: a.id.String(), Name: a.name,
+		Reason: "its process died while the call ran and " + what + "; set MaxTaskRetries to retry such calls"})
+	var retry []*taskmgr.Task
+	for _, t := range lost {
+		if s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseActorDied, Info: info}).Action == taskmgr.Retry {
+			retry = append(retry, t)
+		}
+	}
+	s.mu.Lock()
+	s.requeueLocked(a, retry)
+	fail := s.pumpLocked(a)
+	s.mu.Unlock()
+	s.failAll(fail)
+}
+
+// requeueLocked puts calls back at the front of the queue, in call order.
+func (s *Submitter) requeueLocked(a *actor, ts []*taskmgr.Task) {
+	if len(ts) == 0 {
+		return
+	}
+	for _, t := range ts {
+		cs(t).sent = false
+	}
+	slices.SortFunc(ts, func(x, y *taskmgr.Task) int { return cmp.Compare(x.Spec.SeqNo, y.Spec.SeqNo) })
+	a.queue = append(ts, a.queue...)
+}
+
+// died records the actor's death: everything pending fails with cause.
+func (s *Submitter) died(a *actor, cause *pb.ErrorInfo, version uint64) {
+	s.mu.Lock()
+	a.watching = false
+	if version > a.version {
+		a.version = version
+	}
+	if a.dead == nil {
+		a.dead = cause
+	}
+	s.disconnectLocked(a)
+	var out []failed
+	for _, t := range a.inflight.drain() {
+		out = append(out, failed{t, a.dead, taskmgr.CauseFatal})
+	}
+	for _, t := range a.lost {
+		out = append(out, failed{t, a.dead, taskmgr.CauseFatal})
+	}
+	a.lost = nil
+	out = append(out, s.failQueuedLocked(a, a.dead)...)
+	s.mu.Unlock()
+	s.failAll(out)
+}
+
+// MarkDead fails the actor's calls with cause now (ray.Kill without
+// restart), before the control store's word arrives.
+func (s *Submitter) MarkDead(id ids.ID, name string, cause error) {
+	s.mu.Lock()
+	a := s.actorLocked(id, name)
+	s.mu.Unlock()
+	s.died(a, errs.ToInfo(cause), 0)
+}
+
+// connect opens a stream to the actor's process and sends what is
+// queued; false if the process is gone already (watching goes on).
+func (s *Submitter) connect(ctx context.Context, a *actor, info *pb.ActorInfo) bool {
+	stream, err := s.clients.Dial(ctx, info.GetAddress())
+	if err != nil {
+		return false
+	}
+	sendCh := make(chan *pb.TaskSpec, 1024)
+	s.mu.Lock()
+	a.watching = false
+	a.version = info.GetVersion()
+	if a.dead != nil || s.closed {
+		s.mu.Unlock()
+		stream.Close()
+		return true
+	}
+	a.addr, a.stream, a.sendCh = info.GetAddress(), stream, sendCh
+	a.gen++
+	gen := a.gen
+	common := &pb.TaskSpec{JobId: s.cfg.JobID, OwnerAddress: s.cfg.Owner, OwnerId: s.cfg.OwnerID, CallerId: s.cfg.OwnerID, ActorId: a.idWire}
+	if s.stop.Go("actorsubmit.send", func(context.Context) { sendLoop(stream, sendCh, common) }) != nil ||
+		s.stop.Go("actorsubmit.recv", func(context.Context) { s.recvLoop(a, stream, gen) }) != nil {
+		s.disconnectLocked(a)
+		s.mu.Unlock()
+		return true
+	}
+	fail := s.pumpLocked(a)
+	s.mu.Unlock()
+	s.failAll(fail)
+	return true
+}
+
+func (s *Submitter) disconnectLocked(a *actor) {
+	if a.addr == "" {
+		return
+	}
+	a.addr = ""
+	a.gen++
+	close(a.sendCh)
+	a.stream.Close()
+	a.stream, a.sendCh = nil, nil
+}
+
+// sendLoop batches specs onto a stream until ch is closed.
+func sendLoop(stream Stream, ch chan *pb.TaskSpec, common *pb.TaskSpec) {
+	batch := make([]*pb.TaskSpec, 0, 64)
+	for spec := range ch {
+		batch = append(batch[:0], spec)
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case sp, ok := <-ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, sp)
+			default:
+				break drain
+			}
+		}
+		if err := stream.Send(&pb.TaskBatch{Tasks: batch, Common: common}); err != nil {
+			for range ch { // the receiver sees the failure; drain until closed
+			}
+			return
+		}
+	}
+	_ = stream.CloseSend()
+}
+
+type replied struct {
+	t *taskmgr.Task
+	r *pb.TaskReply
+}
+
+func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
+	for {
+		batch, err := stream.Recv()
+		if err != nil {
+			s.connLost(a, gen, err)
+			return
+		}
+		var done []replied
+		moved := false
+		s.mu.Lock()
+		if a.gen != gen {
+			s.mu.Unlock()
+			return
+		}
+		for _, r := range batch.GetReplies() {
+			tid, _ := ids.FromBytes(r.GetTaskId())
+			t := a.inflight.take(tid)
+			if t == nil {
+				continue
+			}
+			if r.GetError().GetKind() == errs.KindActorNotHere {
+				// The call never ran: this process no longer hosts the
+				// actor. It goes back to the queue at no cost to its
+				// retries, and the stream is dropped.
+				moved = true
+				s.requeueLocked(a, []*taskmgr.Task{t})
+				continue
+			}
+			done = append(done, replied{t, r})
+		}
+		s.mu.Unlock()
+		var retry []*taskmgr.Task
+		for _, d := range done {
+			if s.results.Complete(d.t, d.r).Action == taskmgr.Retry {
+				retry = append(retry, d.t)
+			}
+		}
+		s.mu.Lock()
+		s.requeueLocked(a, retry)
+		var fail []failed
+		if a.gen == gen {
+			fail = s.pumpLocked(a)
+		}
+		s.mu.Unlock()
+		s.failAll(fail)
+		if moved {
+			s.connLost(a, gen, errors.New("the actor left that process"))
+			return
+		}
+	}
+}
+
+// connLost handles the stream of generation gen breaking: the calls in
+// flight wait for the control store's word on the actor (see watch).
+func (s *Submitter) connLost(a *actor, gen int, cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.gen != gen {
+		return
+	}
+	s.disconnectLocked(a)
+	lost := a.inflight.drain()
+	if len(lost) > 0 {
+		if len(a.lost) == 0 {
+			a.lostAt = time.Now()
+		}
+		a.lost = append(a.lost, lost...)
+	}
+	_ = cause
+	s.watchLocked(a)
+}
+
+// Where says where a call is.
+type Where uint8
+
+const (
+	// Unknown: not pending here.
+	Unknown Where = iota
+	// Queued: not sent yet; Cancel took it out of the queue.
+	Queued
+	// InFlight: sent; the actor's process was told.
+	InFlight
+)
+
+// Cancel takes a queued call out of its queue (the caller fails it as
+// cancelled), or asks the actor's process to cancel a call in flight.
+// Force is refused for actor calls, as in Ray (use Kill).
+func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (Where, error) {
+	if force {
+		return Unknown, errs.Invalidf("raygo: Cancel: force is not supported for actor calls; use Kill")
+	}
+	s.mu.Lock()
+	c, ok := t.Submitter.(*call)
+	if !ok {
+		s.mu.Unlock()
+		return Unknown, nil
+	}
+	a := c.a
+	for i, q := range a.queue {
+		if q == t {
+			a.queue = slices.Delete(a.queue, i, i+1)
+			fail := s.pumpLocked(a) // the call may have held up the line
+			s.mu.Unlock()
+			s.failAll(fail)
+			return Queued, nil
+		}
+	}
+	if !c.sent || a.addr == "" {
+		s.mu.Unlock()
+		return Unknown, nil
+	}
+	addr := a.addr
+	s.mu.Unlock()
+	err := s.clients.CancelTask(ctx, addr, &pb.CancelTaskRequest{TaskId: t.ID[:], Recursive: recursive})
+	if err != nil && rpc.IsUnavailable(err) {
+		err = nil
+	}
+	return InFlight, err
+}
+
+// Forget drops what the submitter knows of an actor that has no calls
+// pending (its handles are all gone).
+func (s *Submitter) Forget(id ids.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.actors[id]
+	if !ok || len(a.queue) > 0 || a.inflight.n > 0 || len(a.lost) > 0 || a.watching {
+		return
+	}
+	s.disconnectLocked(a)
+	delete(s.actors, id)
+}
+
+// Stats is a snapshot, for tests and reports.
+type Stats struct {
+	Actors, Queued, InFlight, Connected int
+}
+
+// Stats returns a snapshot.
+func (s *Submitter) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Stats{Actors: len(s.actors)}
+	for _, a := range s.actors {
+		out.Queued += len(a.queue)
+		out.InFlight += a.inflight.n + len(a.lost)
+		if a.addr != "" {
+			out.Connected++
+		}
+	}
+	return out
+}
+
+// Close disconnects from every actor and stops following them; calls
+// still pending are returned so that the caller can fail them.
+func (s *Submitter) Close() []*taskmgr.Task {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var left []*taskmgr.Task
+	for _, a := range s.actors {
+		s.disconnectLocked(a)
+		left = append(left, a.queue...)
+		left = append(left, a.inflight.drain()...)
+		left = append(left, a.lost...)
+		a.queue, a.lost = nil, nil
+	}
+	s.mu.Unlock()
+	s.stop.Stop()
+	return left
+}
+
+// sentCalls holds an actor's calls in flight in the order they were sent.
+// Replies come back in that order unless the actor runs calls
+// concurrently, so take finds a reply's call at the front in the common
+// case (no map insert, lookup and delete per call) and scans otherwise.
+type sentCalls struct {
+	q    []*taskmgr.Task // nil: taken out of order
+	head int             // q[:head] are all taken
+	n    int             // calls in q
+}
+
+func (s *sentCalls) add(t *taskmgr.Task) {
+	s.q = append(s.q, t)
+	s.n++
+}
+
+// take removes and returns the call with id tid, or nil.
+func (s *sentCalls) take(tid ids.ID) *taskmgr.Task {
+	for i := s.head; i < len(s.q); i++ {
+		t := s.q[i]
+		if t == nil || t.ID != tid {
+			continue
+		}
+		s.q[i] = nil
+		s.n--
+		for s.head < len(s.q) && s.q[s.head] == nil {
+			s.head++
+		}
+		switch {
+		case s.head == len(s.q): // empty: reuse the array from its start
+			s.q, s.head = s.q[:0], 0
+		case s.head >= 1024 && s.head*2 >= len(s.q):
+			s.q = dropFront(s.q, s.head)
+			s.head = 0
+		}
+		return t
+	}
+	return nil
+}
+
+// drain removes and returns every call, in the order sent.
+func (s *sentCalls) drain() []*taskmgr.Task {
+	out := make([]*taskmgr.Task, 0, s.n)
+	for _, t := range s.q[s.head:] {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	*s = sentCalls{}
+	return out
+}
+
+// dropFront removes q's first n calls, moving the rest to the start of
+// its array.
+func dropFront(q []*taskmgr.Task, n int) []*taskmgr.Task {
+	if n == 0 {
+		return q
+	}
+	rest := copy(q, q[n:])
+	clear(q[rest:])
+	return q[:rest]
+}
+
+// String describes an actor's queue, for debugging.
+func (a *actor) String() string {
+	return fmt.Sprintf("actor %s: %d queued, %d in flight, %d lost, addr %q", a.id.Short(), len(a.queue), a.inflight.n, len(a.lost), a.addr)
+}

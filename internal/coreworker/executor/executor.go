@@ -1,0 +1,713 @@
+// Package executor runs the tasks pushed to a worker process: it receives
+// them on push streams from their owners, runs normal tasks one at a time
+// per stream and actor calls by each actor's concurrency, answers cancels
+// and steals, and sends replies back in batches. It is the counterpart of
+// Ray's TaskReceiver and its scheduling queues.
+//
+// A push stream carries tasks of one owner: a lease's tasks (normal), or
+// one caller's calls to one actor. Per stream:
+//
+//   - the serving goroutine reads batches and queues their tasks;
+//   - a runner runs queued tasks in order. A normal task that blocks (in
+//     Get or Wait, through its context's block hook) hands the queue to a
+//     fresh runner, so tasks pipelined behind it still run — one of them
+//     may be what it waits for. Actor calls run one at a time per actor
+//     across all its callers' streams, or up to its MaxConcurrency;
+//   - a writer sends replies, batching what accumulates while it writes.
+//
+// Cancelling a queued task answers it at once (Cancelled); a running task
+// has its context cancelled and its reply is Cancelled whatever it
+// returns. A steal request gives back tasks queued but not started.
+//
+// The Executor reaches the rest of the process through Env: resolving
+// arguments, storing results, registering borrowed refs before a reply,
+// telling the node daemon a task is blocked.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raygo/raygo/internal/coreworker/registry"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/workerlog"
+)
+
+// TerminateMethod is the method name of a graceful terminate: queued
+// behind a caller's earlier calls, it ends the actor when it runs.
+const TerminateMethod = "__raygo_terminate__"
+
+// ServerStream is the worker's end of a push stream.
+type ServerStream interface {
+	Recv() (*pb.TaskBatch, error)
+	Send(*pb.ReplyBatch) error
+	Context() context.Context
+}
+
+// Env is what the executor needs from the rest of the process.
+type Env interface {
+	// ResolveArgs returns each argument's encoded bytes; release, called
+	// when the task is done, unpins what aliases shared memory.
+	ResolveArgs(ctx context.Context, spec *pb.TaskSpec) (args [][]byte, release func(), err error)
+	// StoreReturns turns encoded results into reply values (large ones go
+	// to the node's store) and registers the caller as borrower of refs
+	// nested in them.
+	StoreReturns(ctx context.Context, spec *pb.TaskSpec, rets []registry.Encoded) ([]*pb.Value, error)
+	// FlushBorrows tells owners of refs this process started borrowing,
+	// before a task's reply lets its caller drop them.
+	FlushBorrows(ctx context.Context)
+	// ActorExited reports that a hosted actor ended itself (ExitActor or
+	// a graceful terminate), so it is not restarted.
+	ActorExited(actor ids.ID, reason string)
+}
+
+// Config configures an Executor.
+type Config struct {
+	NodeID, WorkerID ids.ID
+	// AnnounceTo receives the name of the function whose output follows
+	// (the node daemon prefixes worker output with it); nil: the process's
+	// stdout and stderr.
+	AnnounceTo []io.Writer
+	// FitProcs sizes GOMAXPROCS to each task's CPUs (normal tasks) or to
+	// the node's cores (processes hosting shared actors).
+	FitProcs bool
+}
+
+// Executor runs tasks in a worker process. It is safe for concurrent use.
+type Executor struct {
+	cfg   Config
+	reg   *registry.Registry
+	env   Env
+	ctx   context.Context // the process's; tasks' contexts derive from it
+	stop  *stopper.Stopper
+	procs atomic.Int32
+
+	mu       sync.Mutex
+	streams  map[*stream]struct{}    // guarded by mu
+	actors   map[ids.ID]*hostedActor // guarded by mu
+	lastName string                  // guarded by mu
+}
+
+// hostedActor is an actor living in this process.
+type hostedActor struct {
+	id       ids.ID
+	instance any
+	sem      chan struct{} // one slot per call that may run at once
+	exiting  atomic.Bool   // ExitActor was called: drop after this call
+}
+
+// New returns an Executor running registered code from reg.
+func New(cfg Config, reg *registry.Registry, env Env) *Executor {
+	if cfg.AnnounceTo == nil {
+		cfg.AnnounceTo = []io.Writer{os.Stdout, os.Stderr}
+	}
+	st := stopper.New()
+	e := &Executor{cfg: cfg, reg: reg, env: env, ctx: st.Ctx(), stop: st, streams: map[*stream]struct{}{}, actors: map[ids.ID]*hostedActor{}}
+	e.procs.Store(int32(runtime.GOMAXPROCS(0)))
+	return e
+}
+
+// Close cancels running tasks and waits for the executor's goroutines.
+// Streams being served end with their callers.
+func (e *Executor) Close() { e.stop.Stop() }
+
+// CloseWithin is Close that waits at most d; it returns the names of the
+// goroutines still running then (tasks that ignore their context).
+func (e *Executor) CloseWithin(d time.Duration) []string { return e.stop.StopWithin(d) }
+
+// Running is the number of tasks running now.
+func (e *Executor) Running() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for s := range e.streams {
+		s.mu.Lock()
+		n += len(s.running)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// out is one message for a stream's writer: a reply, or the ids of
+// stolen tasks.
+type out struct {
+	reply  *pb.TaskReply
+	stolen [][]byte
+}
+
+// stream is one push stream being served.
+type stream struct {
+	e      *Executor
+	srv    ServerStream
+	outCh  chan out
+	unsent atomic.Int64 // when the oldest reply not yet taken by the writer was queued (unix ns; 0: none)
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*pb.TaskSpec // not started
+	running []*running     // started, not replied
+	closed  bool
+	runners sync.WaitGroup
+}
+
+// running is a task being run.
+type running struct {
+	id        ids.ID
+	tc        *taskContext
+	cancelled bool // guarded by stream.mu
+}
+
+// Serve serves one push stream until its owner closes it or goes away.
+func (e *Executor) Serve(srv ServerStream) error {
+	s := &stream{e: e, srv: srv, outCh: make(chan out, 1024)}
+	s.cond = sync.NewCond(&s.mu)
+	e.mu.Lock()
+	e.streams[s] = struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.streams, s)
+		e.mu.Unlock()
+	}()
+	sendDone := make(chan error, 1)
+	if err := e.stop.Go("executor.write", func(context.Context) { sendDone <- s.write() }); err != nil {
+		return errs.Systemf("raygo: worker is stopping")
+	}
+	s.startRunner()
+	var recvErr error
+	for {
+		batch, err := srv.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		s.accept(batch)
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cond.Broadcast()
+	s.runners.Wait()
+	close(s.outCh)
+	if err := <-sendDone; err != nil && recvErr == nil {
+		recvErr = err
+	}
+	if recvErr != nil && srv.Context().Err() != nil {
+		return nil // the caller went away
+	}
+	return recvErr
+}
+
+// accept queues a batch's tasks and answers its steal request.
+func (s *stream) accept(batch *pb.TaskBatch) {
+	s.mu.Lock()
+	for _, spec := range batch.GetTasks() {
+		FillFromCommon(spec, batch.GetCommon())
+		s.queue = append(s.queue, spec)
+	}
+	var stolen [][]byte
+	if n := int(batch.GetSteal()); n > 0 {
+		n = min(n, len(s.queue))
+		for _, spec := range s.queue[len(s.queue)-n:] {
+			stolen = append(stolen, spec.GetTaskId())
+		}
+		clear(s.queue[len(s.queue)-n:])
+		s.queue = s.queue[:len(s.queue)-n]
+	}
+	s.mu.Unlock()
+	s.cond.Signal()
+	if batch.GetSteal() > 0 {
+		s.outCh <- out{stolen: stolen} // an empty list too: the owner stops waiting
+	}
+}
+
+// pop takes the next queued task, waiting while the queue is empty.
+func (s *stream) pop() (*pb.TaskSpec, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) == 0 && !s.closed {
+		s.cond.Wait()
+	}
+	if len(s.queue) == 0 {
+		return nil, false
+	}
+	spec := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	return spec, true
+}
+
+func (s *stream) startRunner() {
+	s.runners.Add(1)
+	if err := s.e.stop.Go("executor.run", func(context.Context) { s.run() }); err != nil {
+		s.runners.Done()
+	}
+}
+
+// run runs queued tasks in order until the stream closes, or until a
+// normal task blocks and hands the queue to a new runner.
+func (s *stream) run() {
+	defer s.runners.Done()
+	for {
+		spec, ok := s.pop()
+		if !ok {
+			return
+		}
+		if spec.GetActorId() != nil {
+			s.runActorCall(spec)
+			continue
+		}
+		var handedOff atomic.Bool
+		hook := func() { // the task blocked: let the queue move on
+			if handedOff.CompareAndSwap(false, true) {
+				s.startRunner()
+			}
+		}
+		s.reply(s.e.runTask(s, spec, hook))
+		if handedOff.Load() {
+			return
+		}
+	}
+}
+
+// replyDelay bounds how long a reply waits for the writer while the
+// runner keeps running queued tasks: past it the runner yields. With one
+// P the writer otherwise runs only when the queue empties, and a crash
+// would lose the replies of tasks that had finished.
+const replyDelay = time.Millisecond
+
+func (s *stream) reply(r *pb.TaskReply) {
+	s.outCh <- out{reply: r}
+	now := time.Now().UnixNano()
+	first := s.unsent.Load()
+	switch {
+	case first == 0:
+		s.unsent.CompareAndSwap(0, now)
+	case now-first > int64(replyDelay):
+		runtime.Gosched()
+	}
+}
+
+// runActorCall runs one actor call: at once for actors that run one call
+// at a time, in a goroutine of its own up to MaxConcurrency otherwise.
+func (s *stream) runActorCall(spec *pb.TaskSpec) {
+	ha := s.e.hosted(spec.GetActorId())
+	if ha == nil || cap(ha.sem) <= 1 {
+		if ha != nil {
+			ha.sem <- struct{}{}
+			defer func() { <-ha.sem }()
+		}
+		s.reply(s.e.runTask(s, spec, nil))
+		return
+	}
+	ha.sem <- struct{}{}
+	s.runners.Add(1)
+	err := s.e.stop.Go("executor.call", func(context.Context) {
+		defer s.runners.Done()
+		defer func() { <-ha.sem }()
+		s.reply(s.e.runTask(s, spec, nil))
+	})
+	if err != nil {
+		s.runners.Done()
+		<-ha.sem
+	}
+}
+
+// write sends replies in batches until outCh is closed.
+func (s *stream) write() error {
+	var err error
+	batch := make([]*pb.TaskReply, 0, 64)
+	for o := range s.outCh {
+		msg := &pb.ReplyBatch{Stolen: o.stolen}
+		batch = batch[:0]
+		if o.reply != nil {
+			batch = append(batch, o.reply)
+		}
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case o2, ok := <-s.outCh:
+				if !ok {
+					break drain
+				}
+				if o2.reply != nil {
+					batch = append(batch, o2.reply)
+				}
+				if o2.stolen != nil {
+					msg.Stolen = append(msg.Stolen, o2.stolen...)
+				}
+			default:
+				break drain
+			}
+		}
+		msg.Replies = batch
+		s.unsent.Store(0)
+		if err == nil {
+			err = s.srv.Send(msg)
+		}
+	}
+	return err
+}
+
+// Cancel cancels a task of this process: one queued is answered Cancelled
+// at once, one running has its context cancelled (and is answered
+// Cancelled when it returns). It reports whether the task was found.
+func (e *Executor) Cancel(tid ids.ID) bool {
+	e.mu.Lock()
+	streams := make([]*stream, 0, len(e.streams))
+	for s := range e.streams {
+		streams = append(streams, s)
+	}
+	e.mu.Unlock()
+	for _, s := range streams {
+		if s.cancel(tid) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *stream) cancel(tid ids.ID) bool {
+	s.mu.Lock()
+	for i, spec := range s.queue {
+		if ids.MustFromBytes(spec.GetTaskId()) == tid {
+			s.queue = slices.Delete(s.queue, i, i+1)
+			s.mu.Unlock()
+			s.reply(cancelledReply(spec))
+			return true
+		}
+	}
+	for _, r := range s.running {
+		if r.id == tid {
+			r.cancelled = true
+			s.mu.Unlock()
+			r.tc.cancel(context.Canceled)
+			return true
+		}
+	}
+	s.mu.Unlock()
+	return false
+}
+
+func cancelledReply(spec *pb.TaskSpec) *pb.TaskReply {
+	return &pb.TaskReply{TaskId: spec.GetTaskId(), Error: errs.ToInfo(&errs.CancelledError{Function: spec.GetFunction(),
+		TaskID: ids.MustFromBytes(spec.GetTaskId()).String()})}
+}
+
+// runTask executes one task and builds its reply.
+func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
+	tid := ids.MustFromBytes(spec.GetTaskId())
+	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
+	aid := ids.MustFromBytes(spec.GetActorId())
+	tc := newTaskContext(e.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
+		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, onBlock)
+	r := &running{id: tid, tc: tc}
+	s.mu.Lock()
+	s.running = append(s.running, r)
+	s.mu.Unlock()
+	defer func() {
+		tc.cancel(context.Canceled)
+		s.mu.Lock()
+		for i, x := range s.running {
+			if x == r {
+				s.running = slices.Delete(s.running, i, i+1)
+				break
+			}
+		}
+		cancelled := r.cancelled
+		s.mu.Unlock()
+		if cancelled {
+			reply.Returns = nil
+			reply.Error = cancelledReply(spec).Error
+		}
+	}()
+	var ctx context.Context = tc
+
+	var ha *hostedActor
+	if !aid.IsNil() {
+		ha = e.hostedID(aid)
+		if ha == nil {
+			// Killed here, or restarted elsewhere: the caller reconnects.
+			reply.Error = &pb.ErrorInfo{Kind: errs.KindActorNotHere, ActorId: aid.String(),
+				Message: "the actor is not hosted by this worker (it exited, was killed or restarted elsewhere)"}
+			return reply
+		}
+		if spec.GetFunction() == TerminateMethod {
+			e.endActor(ha, "terminated gracefully after its earlier calls")
+			return reply
+		}
+	}
+	args, releaseArgs, err := e.env.ResolveArgs(ctx, spec)
+	defer func() {
+		if releaseArgs != nil {
+			releaseArgs()
+		}
+	}()
+	if err != nil {
+		reply.Error = errs.ToInfo(err)
+		return reply
+	}
+	var call func() ([]registry.Encoded, error)
+	if ha != nil {
+		m, ok := e.reg.Method(spec.GetFunction())
+		if !ok {
+			reply.Error = errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})
+			return reply
+		}
+		ctx = withActor(ctx, ha)
+		call = func() ([]registry.Encoded, error) { return m(ctx, ha.instance, args) }
+	} else {
+		f, ok := e.reg.Func(spec.GetFunction())
+		if !ok {
+			reply.Error = errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})
+			return reply
+		}
+		call = func() ([]registry.Encoded, error) { return f(ctx, args) }
+	}
+	e.announce(spec)
+	e.fitProcs(spec)
+	start := time.Now()
+	rets, err, stack := protect(call)
+	reply.ExecMicros = time.Since(start).Microseconds()
+	if ha != nil && ha.exiting.Load() {
+		e.endActor(ha, "exited by ray.ExitActor")
+	}
+	if err != nil {
+		reply.Error = e.appError(spec, err, stack)
+		return reply
+	}
+	if len(rets) != len(spec.GetReturnIds()) {
+		reply.Error = errs.ToInfo(errs.Systemf("raygo: %s returned %d values, want %d", spec.GetFunction(), len(rets), len(spec.GetReturnIds())))
+		return reply
+	}
+	reply.Returns, err = e.env.StoreReturns(ctx, spec, rets)
+	if err != nil {
+		reply.Error = errs.ToInfo(err)
+		return reply
+	}
+	e.env.FlushBorrows(ctx)
+	return reply
+}
+
+func (e *Executor) appError(spec *pb.TaskSpec, err error, stack string) *pb.ErrorInfo {
+	var (
+		ae *errs.ArgumentError
+		nr *errs.NotRegisteredError
+	)
+	if errors.As(err, &ae) || errors.As(err, &nr) {
+		return errs.ToInfo(err)
+	}
+	return errs.FromAppError(spec.GetFunction(), err, stack, stack != "", e.cfg.NodeID.String(), e.cfg.WorkerID.String(), int(spec.GetAttempt()))
+}
+
+// protect runs f, turning a panic into an error with its stack.
+func protect(f func() ([]registry.Encoded, error)) (rets []registry.Encoded, err error, stack string) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+			stack = string(debug.Stack())
+		}
+	}()
+	rets, err = f()
+	return
+}
+
+// fitProcs sizes the Go scheduler to the task: a normal task gets as many
+// Ps as its CPUs (at least one), as Ray sets OMP_NUM_THREADS — besides
+// keeping a worker within its share, a one-CPU task's replies then never
+// wake a second OS thread; an actor gets its CPUs, and a process hosting
+// actors that asked for none (they share processes) the node's cores, so
+// that many such actors are not squeezed onto one P.
+func (e *Executor) fitProcs(spec *pb.TaskSpec) {
+	if !e.cfg.FitProcs || (spec.GetActorId() != nil && !spec.GetActorCreation()) {
+		return // an actor's calls run with what its creation set
+	}
+	cpus := spec.GetResources().GetAmounts()["CPU"]
+	want := max(1, int(math.Ceil(cpus)))
+	if spec.GetActorCreation() && cpus == 0 {
+		want = runtime.NumCPU()
+	}
+	want = min(want, runtime.NumCPU())
+	if e.procs.Load() != int32(want) {
+		e.procs.Store(int32(want))
+		runtime.GOMAXPROCS(want)
+	}
+}
+
+// announce tells the node daemon reading this process's output which
+// function (or actor class) the following lines come from, when it
+// changes.
+func (e *Executor) announce(spec *pb.TaskSpec) {
+	name := spec.GetFunction()
+	if spec.GetName() != "" && spec.GetActorId() == nil {
+		name = spec.GetName() // the task's display name
+	}
+	if spec.GetActorId() != nil && !spec.GetActorCreation() {
+		if i := strings.LastIndexByte(name, '.'); i > 0 {
+			name = name[:i] // "Class.Method" -> "Class"
+		}
+	}
+	e.mu.Lock()
+	changed := name != e.lastName
+	e.lastName = name
+	e.mu.Unlock()
+	if changed {
+		for _, w := range e.cfg.AnnounceTo {
+			workerlog.WriteName(w, name)
+		}
+	}
+}
+
+// ---------------------------------------------------------------- actors
+
+// HostActor runs an actor's constructor in this process, which then hosts
+// the actor until it is dropped. A constructor's failure is returned as
+// the error to report (a TaskError for the constructor's own error).
+func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorInfo {
+	ctor, ok := e.reg.Class(spec.GetFunction())
+	if !ok {
+		return errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})
+	}
+	aid := ids.MustFromBytes(spec.GetActorId())
+	tctx := newTaskContext(e.ctx, TaskInfo{TaskID: ids.MustFromBytes(spec.GetTaskId()), Function: spec.GetFunction(),
+		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, nil)
+	defer tctx.cancel(context.Canceled)
+	args, release, err := e.env.ResolveArgs(tctx, spec)
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	if err != nil {
+		return errs.ToInfo(err)
+	}
+	e.announce(spec)
+	e.fitProcs(spec)
+	var instance any
+	_, err, stack := protect(func() ([]registry.Encoded, error) {
+		var err error
+		instance, err = ctor(tctx, args)
+		return nil, err
+	})
+	if err != nil {
+		return e.appError(spec, err, stack)
+	}
+	e.env.FlushBorrows(ctx)
+	n := max(1, int(spec.GetMaxConcurrency()))
+	e.mu.Lock()
+	e.actors[aid] = &hostedActor{id: aid, instance: instance, sem: make(chan struct{}, n)}
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Executor) hosted(wire []byte) *hostedActor { return e.hostedID(ids.MustFromBytes(wire)) }
+
+func (e *Executor) hostedID(id ids.ID) *hostedActor {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.actors[id]
+}
+
+// Hosts reports whether the actor id lives in this process.
+func (e *Executor) Hosts(id ids.ID) bool { return e.hostedID(id) != nil }
+
+// Actors is the number of actors this process hosts.
+func (e *Executor) Actors() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.actors)
+}
+
+// DropActor removes an actor from this process (killed while it shares
+// the process with others): calls already running finish, later ones are
+// answered "not here". It reports whether the actor was hosted.
+func (e *Executor) DropActor(id ids.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.actors[id]
+	delete(e.actors, id)
+	return ok
+}
+
+// endActor drops an actor that ended itself (later calls are answered
+// "not here") and reports it, in the background so that the call's reply
+// goes out first.
+func (e *Executor) endActor(ha *hostedActor, reason string) {
+	if e.DropActor(ha.id) {
+		_ = e.stop.Go("executor.actorexit", func(context.Context) { e.env.ActorExited(ha.id, reason) })
+	}
+}
+
+type actorKey struct{}
+
+func withActor(ctx context.Context, ha *hostedActor) context.Context {
+	return context.WithValue(ctx, actorKey{}, ha)
+}
+
+// ExitActor asks the actor whose method ctx belongs to to end once the
+// method returns: it is not restarted, and calls queued behind it fail
+// with an ActorDiedError. It fails outside an actor method.
+func ExitActor(ctx context.Context) error {
+	ha, ok := ctx.Value(actorKey{}).(*hostedActor)
+	if !ok {
+		return errs.Invalidf("raygo: ExitActor called outside an actor method")
+	}
+	ha.exiting.Store(true)
+	return nil
+}
+
+// ---------------------------------------------------------------- wire
+
+// FillFromCommon completes a spec received in a batch: fields the batch's
+// tasks share, and the return ids (see pb.TaskBatch).
+func FillFromCommon(spec, common *pb.TaskSpec) {
+	if common != nil {
+		if spec.JobId == nil {
+			spec.JobId = common.JobId
+		}
+		if spec.OwnerAddress == "" {
+			spec.OwnerAddress = common.OwnerAddress
+		}
+		if spec.OwnerId == nil {
+			spec.OwnerId = common.OwnerId
+		}
+		if spec.CallerId == nil {
+			spec.CallerId = common.CallerId
+		}
+		if spec.ActorId == nil {
+			spec.ActorId = common.ActorId
+		}
+		if spec.Resources == nil {
+			spec.Resources = common.Resources
+		}
+	}
+	if n := int(spec.NumReturns); len(spec.ReturnIds) == 0 && n > 0 && n <= ids.MaxReturns && !spec.ActorCreation {
+		tid, ok := ids.FromBytes(spec.TaskId)
+		if !ok {
+			return // malformed (this binary never sends one): no return ids
+		}
+		wire := make([]byte, n*ids.Size) // one allocation for all of them
+		spec.ReturnIds = make([][]byte, n)
+		for i := range n {
+			rid := ids.ForReturn(tid, i)
+			spec.ReturnIds[i] = wire[i*ids.Size : (i+1)*ids.Size : (i+1)*ids.Size]
+			copy(spec.ReturnIds[i], rid[:])
+		}
+	}
+}

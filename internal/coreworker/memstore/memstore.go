@@ -1,0 +1,360 @@
+// Package memstore is a process's in-memory object store: the values of
+// the objects it owns or has read (small values inline, and for large ones
+// the location of their copy in a node's shared-memory store), and the
+// waiting for values not there yet. It is the counterpart of Ray's
+// CoreWorkerMemoryStore.
+//
+// A Slot holds one object's value. It is made empty (pending) when a task
+// that returns the object is submitted, and filled once (Put) when the
+// value arrives; filling wakes every waiter. Waiting never starts a
+// goroutine: Get and Wait block the calling goroutine on one channel for
+// all the slots they wait for, and OnReady runs a callback in the
+// goroutine that fills the slot.
+//
+// Error values (a failed task's returns carry its error) count as ready.
+// Get fails fast: it returns as soon as any of its objects holds an error,
+// whatever its position, as Ray's ray.get does.
+package memstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// Slot holds one object's value. Its methods are safe for concurrent use.
+type Slot struct {
+	id    ids.ID
+	value atomic.Pointer[pb.Value] // nil until ready; set once
+
+	// Guarded by Store.mu:
+	waiters   []*waiter
+	callbacks []func(*pb.Value)
+	inTable   bool
+}
+
+// ID is the slot's object id.
+func (s *Slot) ID() ids.ID { return s.id }
+
+// Value returns the slot's value, or nil while it is pending.
+func (s *Slot) Value() *pb.Value { return s.value.Load() }
+
+// Ready reports whether the value has arrived.
+func (s *Slot) Ready() bool { return s.value.Load() != nil }
+
+// NewSlot makes an empty slot for id, not yet in any store: callers that
+// prepare many objects at once make slots outside the store's lock and add
+// them with Add.
+func NewSlot(id ids.ID) *Slot { return &Slot{id: id} }
+
+// NewReadySlot makes a slot that already holds v (a Put value), to add
+// with Add.
+func NewReadySlot(id ids.ID, v *pb.Value) *Slot {
+	s := &Slot{id: id}
+	s.value.Store(v)
+	return s
+}
+
+// waiter is one blocked Get or Wait.
+type waiter struct {
+	need     int  // more ready slots to wake for
+	failFast bool // wake on the first error value
+	woken    bool
+	ch       chan struct{}
+}
+
+func (w *waiter) wake() {
+	if !w.woken {
+		w.woken = true
+		close(w.ch)
+	}
+}
+
+// Store is the table of slots. It is safe for concurrent use.
+type Store struct {
+	mu      sync.Mutex
+	objects map[ids.ID]*Slot // guarded by mu
+}
+
+// New returns an empty store.
+func New() *Store { return &Store{objects: map[ids.ID]*Slot{}} }
+
+// Add puts slots made by NewSlot into the table.
+func (st *Store) Add(slots ...*Slot) {
+	st.mu.Lock()
+	for _, s := range slots {
+		st.objects[s.id] = s
+		s.inTable = true
+	}
+	st.mu.Unlock()
+}
+
+// Lookup returns the slot for id.
+func (st *Store) Lookup(id ids.ID) (*Slot, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.objects[id]
+	return s, ok
+}
+
+// GetOrCreate returns the slot for id, making an empty one if there is
+// none (created is then true: the caller arranges for its value to come).
+func (st *Store) GetOrCreate(id ids.ID) (s *Slot, created bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s, ok := st.objects[id]; ok {
+		return s, false
+	}
+	s = &Slot{id: id, inTable: true}
+	st.objects[id] = s
+	return s, true
+}
+
+// Put stores id's value, in its slot (made if need be), and wakes its
+// waiters. A slot is filled once: later Puts are ignored and return false.
+func (st *Store) Put(id ids.ID, v *pb.Value) bool {
+	st.mu.Lock()
+	s, ok := st.objects[id]
+	if !ok {
+		s = &Slot{id: id, inTable: true}
+		st.objects[id] = s
+	}
+	cbs, ok := st.fillLocked(s, v)
+	st.mu.Unlock()
+	runCallbacks(cbs, v)
+	return ok
+}
+
+// Fill stores a slot's value and wakes its waiters; false if it was
+// filled before.
+func (st *Store) Fill(s *Slot, v *pb.Value) bool {
+	st.mu.Lock()
+	cbs, ok := st.fillLocked(s, v)
+	st.mu.Unlock()
+	runCallbacks(cbs, v)
+	return ok
+}
+
+func (st *Store) fillLocked(s *Slot, v *pb.Value) ([]func(*pb.Value), bool) {
+	if s.value.Load() != nil {
+		return nil, false
+	}
+	s.value.Store(v)
+	isErr := v.GetError() != nil
+	for _, w := range s.waiters {
+		if isErr && w.failFast {
+			w.wake()
+			continue
+		}
+		if w.need--; w.need <= 0 {
+			w.wake()
+		}
+	}
+	s.waiters = nil
+	cbs := s.callbacks
+	s.callbacks = nil
+	return cbs, true
+}
+
+func runCallbacks(cbs []func(*pb.Value), v *pb.Value) {
+	for _, cb := range cbs {
+		cb(v)
+	}
+}
+
+// OnReady calls cb with the slot's value once it is ready: at once, in
+// this goroutine, if it is; otherwise in the goroutine that fills it. cb
+// must not block.
+func (st *Store) OnReady(s *Slot, cb func(*pb.Value)) {
+	if v := s.value.Load(); v != nil {
+		cb(v)
+		return
+	}
+	st.mu.Lock()
+	if v := s.value.Load(); v != nil {
+		st.mu.Unlock()
+		cb(v)
+		return
+	}
+	s.callbacks = append(s.callbacks, cb)
+	st.mu.Unlock()
+}
+
+// Delete removes the objects ids and returns the values they held, in
+// the order of list (nil for ids not in the table and for pending ones).
+// A pending slot is filled with an ObjectFreed error, so whoever waits for
+// it wakes.
+func (st *Store) Delete(list []ids.ID) []*pb.Value {
+	out := make([]*pb.Value, len(list))
+	var fire []struct {
+		cbs []func(*pb.Value)
+		v   *pb.Value
+	}
+	st.mu.Lock()
+	for i, id := range list {
+		s, ok := st.objects[id]
+		if !ok {
+			continue
+		}
+		delete(st.objects, id)
+		s.inTable = false
+		v := s.value.Load()
+		out[i] = v
+		if v == nil {
+			fv := FreedValue(id)
+			if cbs, _ := st.fillLocked(s, fv); len(cbs) > 0 {
+				fire = append(fire, struct {
+					cbs []func(*pb.Value)
+					v   *pb.Value
+				}{cbs, fv})
+			}
+		}
+	}
+	st.mu.Unlock()
+	for _, f := range fire {
+		runCallbacks(f.cbs, f.v)
+	}
+	return out
+}
+
+// Len is the number of slots in the table.
+func (st *Store) Len() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.objects)
+}
+
+// FreedValue is the value of an object deleted before its value came.
+func FreedValue(id ids.ID) *pb.Value {
+	return &pb.Value{Error: errs.ToInfo(&errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectFreed,
+		Detail: "it was freed while being waited for"})}
+}
+
+// Get waits until every slot is ready, or any holds an error, and returns
+// their values (nil for those still pending when an error cut the wait
+// short). It returns ctx's error if ctx ends first. blocking, if not nil,
+// is called once before the first time Get has to block.
+func (st *Store) Get(ctx context.Context, slots []*Slot, blocking func()) ([]*pb.Value, error) {
+	out := make([]*pb.Value, len(slots))
+	if !fillReady(slots, out) {
+		if blocking != nil {
+			blocking()
+		}
+		if err := st.block(ctx, slots, len(slots), true); err != nil {
+			return nil, err
+		}
+		fillReady(slots, out)
+	}
+	return out, nil
+}
+
+// fillReady copies ready values into out; it returns true if every slot
+// is ready or one holds an error (Get can return).
+func fillReady(slots []*Slot, out []*pb.Value) bool {
+	all := true
+	for i, s := range slots {
+		v := s.value.Load()
+		out[i] = v
+		if v == nil {
+			all = false
+		} else if v.GetError() != nil {
+			return true
+		}
+	}
+	return all
+}
+
+// Wait blocks until n of the slots are ready (errors count as ready), ctx
+// ends, or timeout fires (nil: never), then reports which are ready. It
+// returns ctx's error only when ctx ended.
+func (st *Store) Wait(ctx context.Context, slots []*Slot, n int, timeout <-chan time.Time, blocking func()) ([]bool, error) {
+	ready := make([]bool, len(slots))
+	count := 0
+	for i, s := range slots {
+		if s.Ready() {
+			ready[i] = true
+			count++
+		}
+	}
+	if count < n {
+		if blocking != nil {
+			blocking()
+		}
+		err := st.blockUntil(ctx, slots, n, false, timeout)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range slots {
+			ready[i] = s.Ready()
+		}
+	}
+	return ready, nil
+}
+
+func (st *Store) block(ctx context.Context, slots []*Slot, n int, failFast bool) error {
+	return st.blockUntil(ctx, slots, n, failFast, nil)
+}
+
+// blockUntil registers one waiter on the pending slots and waits until
+// n are ready (or, with failFast, one holds an error), ctx ends or done
+// fires.
+func (st *Store) blockUntil(ctx context.Context, slots []*Slot, n int, failFast bool, done <-chan time.Time) error {
+	w := &waiter{failFast: failFast, ch: make(chan struct{})}
+	st.mu.Lock()
+	ready := 0
+	for _, s := range slots {
+		v := s.value.Load()
+		if v == nil {
+			continue
+		}
+		if failFast && v.GetError() != nil {
+			st.mu.Unlock()
+			return nil
+		}
+		ready++
+	}
+	if ready >= n {
+		st.mu.Unlock()
+		return nil
+	}
+	w.need = n - ready
+	var pending []*Slot
+	for _, s := range slots {
+		if s.value.Load() == nil {
+			s.waiters = append(s.waiters, w)
+			pending = append(pending, s)
+		}
+	}
+	st.mu.Unlock()
+	var err error
+	select {
+	case <-w.ch:
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	st.mu.Lock()
+	w.woken = true // no wake from here on
+	for _, s := range pending {
+		s.removeWaiterLocked(w)
+	}
+	st.mu.Unlock()
+	return err
+}
+
+func (s *Slot) removeWaiterLocked(w *waiter) {
+	for i, x := range s.waiters {
+		if x == w {
+			last := len(s.waiters) - 1
+			s.waiters[i] = s.waiters[last]
+			s.waiters[last] = nil
+			s.waiters = s.waiters[:last]
+			return
+		}
+	}
+}

@@ -1,0 +1,648 @@
+// Package refcount is a process's reference counter: the table of every
+// object (and actor) the process owns or borrows, and why each is still
+// needed. It is the counterpart of Ray's ReferenceCounter
+// (src/ray/core_worker/reference_count.h).
+//
+// An entry counts, for one object:
+//
+//   - local: handles (ObjectRefs) alive in this process;
+//   - submitted: pending tasks that take the object as an argument (or
+//     inside one);
+//   - contained: values held here (owned, or cached borrowed ones) that
+//     contain a ref to it;
+//   - borrowers (owner side): other processes that told the owner they
+//     hold refs to it;
+//   - lineage (owner side): finished tasks whose outputs are still in
+//     scope and that took the object as an argument, so it may be needed
+//     to rebuild them.
+//
+// When every count but lineage is zero the object is out of scope: an
+// owned object's value can be freed (Sink.ObjectsFreed), a borrowed one's
+// owner is told (Sink.BorrowsEnded). The entry itself goes when lineage is
+// zero too (Sink.LineageReleased for owned objects that had lineage).
+//
+// Actors are counted the same way (Kind Actor): handles are local refs,
+// handles sent to other processes make them borrowers, and an owned
+// actor with no reference left anywhere is reported to the Sink
+// (ActorOutOfScope) so that its owner can end it, as Ray does.
+//
+// The Counter owns all of this state behind one mutex. It never calls out
+// while holding it: the events an operation produces are delivered to the
+// Sink after the lock is released, in the calling goroutine, so a Sink
+// must not block for long.
+package refcount
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+)
+
+// Kind says what an entry counts references to.
+type Kind uint8
+
+const (
+	// Object is an object (a task's return or a Put value).
+	Object Kind = iota
+	// Actor is an actor; its references are actor handles.
+	Actor
+)
+
+// Owner names the process that owns an object: its address and worker id.
+type Owner struct {
+	Addr string
+	ID   ids.ID
+}
+
+// Ref names an object and its owner, as refs travel on the wire.
+type Ref struct {
+	ID    ids.ID
+	Owner Owner
+}
+
+// Sink receives the counter's events. Calls come after the counter's lock
+// is released, from whichever goroutine made the change.
+type Sink interface {
+	// ObjectsFreed: objects went out of scope; drop their values (and,
+	// for owned ones, their copies in node stores).
+	ObjectsFreed(ids []ids.ID, owned bool)
+	// BorrowsEnded: this process holds no reference any more to ids owned
+	// by owner, which had been told that it borrowed them.
+	BorrowsEnded(owner string, ids []ids.ID)
+	// ActorOutOfScope: no reference to the owned actor id remains anywhere.
+	ActorOutOfScope(id ids.ID)
+	// LineageReleased: owned objects out of scope whose lineage is no
+	// longer needed either; their entries are gone.
+	LineageReleased(ids []ids.ID)
+}
+
+// Entry is the counter's record of one object. Handles keep a pointer to
+// their entry so that counting needs no lookup; its fields are read and
+// written only by the Counter, under its lock.
+type Entry struct {
+	id    ids.ID
+	owner Owner
+	owned bool
+	kind  Kind
+
+	local, submitted, contained, lineage int32
+	borrowers                            map[string]struct{} // owner side
+	nested                               []*Entry            // refs contained in this object's value
+	registered                           bool                // borrower side: the owner knows
+	pending                              bool                // borrower side: registration queued
+	outOfScope                           bool                // values freed, kept for lineage
+	gone                                 bool                // removed from the table
+	tracked                              bool                // owner side: report LineageReleased
+
+	aux any // the caller's, through Aux/SetAux
+}
+
+// ID is the entry's object (or actor) id.
+func (e *Entry) ID() ids.ID { return e.id }
+
+// Owner is the entry's owner.
+func (e *Entry) Owner() Owner { return e.owner }
+
+// Owned reports whether this process owns the object.
+func (e *Entry) Owned() bool { return e.owned }
+
+func (e *Entry) inScope() bool {
+	return e.local > 0 || e.submitted > 0 || e.contained > 0 || len(e.borrowers) > 0
+}
+
+// Counter is a process's reference table. It is safe for concurrent use.
+type Counter struct {
+	self Owner
+	sink Sink
+
+	mu      sync.Mutex
+	objects map[ids.ID]*Entry   // guarded by mu
+	borrows map[string][]ids.ID // guarded by mu; owner -> ids to register as borrowed
+}
+
+// New returns an empty counter for the process self, reporting to sink.
+func New(self Owner, sink Sink) *Counter {
+	return &Counter{self: self, sink: sink, objects: map[ids.ID]*Entry{}, borrows: map[string][]ids.ID{}}
+}
+
+// Self is the process the counter counts for.
+func (c *Counter) Self() Owner { return c.self }
+
+// events collects what an operation reports, delivered after unlock.
+type events struct {
+	freed    []ids.ID // owned
+	dropped  []ids.ID // borrowed
+	released []ids.ID
+	ended    map[string][]ids.ID
+	actors   []ids.ID
+}
+
+func (c *Counter) deliver(ev *events) {
+	if len(ev.freed) > 0 {
+		c.sink.ObjectsFreed(ev.freed, true)
+	}
+	if len(ev.dropped) > 0 {
+		c.sink.ObjectsFreed(ev.dropped, false)
+	}
+	for owner, list := range ev.ended {
+		c.sink.BorrowsEnded(owner, list)
+	}
+	for _, a := range ev.actors {
+		c.sink.ActorOutOfScope(a)
+	}
+	if len(ev.released) > 0 {
+		c.sink.LineageReleased(ev.released)
+	}
+}
+
+func (ev *events) any() bool {
+	return len(ev.freed) > 0 || len(ev.dropped) > 0 || len(ev.released) > 0 || len(ev.ended) > 0 || len(ev.actors) > 0
+}
+
+// unlock releases the lock and delivers what the operation produced.
+func (c *Counter) unlock(ev *events) {
+	c.mu.Unlock()
+	if ev.any() {
+		c.deliver(ev)
+	}
+}
+
+// NewOwned makes an entry for an object this process will own, with one
+// local reference, without adding it to the table: a caller preparing a
+// task makes its return entries outside the lock and adds them with
+// AddOwned.
+func (c *Counter) NewOwned(id ids.ID) *Entry {
+	return &Entry{id: id, owner: c.self, owned: true, local: 1}
+}
+
+// AddOwned adds entries made by NewOwned to the table.
+func (c *Counter) AddOwned(es ...*Entry) {
+	c.mu.Lock()
+	for _, e := range es {
+		c.objects[e.id] = e
+	}
+	c.mu.Unlock()
+}
+
+// Own makes and adds an owned entry with one local reference, recording
+// the refs its value contains.
+func (c *Counter) Own(id ids.ID, kind Kind, contains []Ref) *Entry {
+	e := c.NewOwned(id)
+	e.kind = kind
+	c.mu.Lock()
+	c.objects[id] = e
+	e.nested = c.containLocked(contains)
+	c.mu.Unlock()
+	return e
+}
+
+// SetContains records the refs an object's value contains (a task's
+// return value arrived); they stay in scope while it does. registered
+// says the owners of borrowed ones already know this process borrows them
+// (the worker that made the value told them before replying).
+func (c *Counter) SetContains(e *Entry, contains []Ref, registered bool) {
+	if len(contains) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if e.gone || e.outOfScope {
+		// Freed before its value arrived: nothing keeps the refs.
+		c.mu.Unlock()
+		return
+	}
+	nested := c.containLocked(contains)
+	if registered {
+		for _, n := range nested {
+			if !n.owned && !n.registered {
+				if n.pending {
+					c.dropPendingLocked(n)
+				}
+				n.registered = true
+			}
+		}
+	}
+	e.nested = append(e.nested, nested...)
+	c.mu.Unlock()
+}
+
+// containLocked counts one containing value for each ref, making borrowed
+// entries for refs owned elsewhere. Refs owned here whose entries are
+// gone are skipped (their objects were freed).
+func (c *Counter) containLocked(refs []Ref) []*Entry {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]*Entry, 0, len(refs))
+	for _, r := range refs {
+		e := c.entryLocked(r)
+		if e == nil {
+			continue
+		}
+		e.contained++
+		out = append(out, e)
+	}
+	return out
+}
+
+// entryLocked returns the live entry for a ref, making a borrowed one for
+// refs owned elsewhere; nil for a ref owned here whose entry is gone.
+func (c *Counter) entryLocked(r Ref) *Entry {
+	if e, ok := c.objects[r.ID]; ok && !e.outOfScope {
+		return e
+	}
+	if r.Owner.ID == c.self.ID {
+		return nil
+	}
+	e := &Entry{id: r.ID, owner: r.Owner}
+	c.objects[r.ID] = e
+	return e
+}
+
+// Lookup returns the live entry for id.
+func (c *Counter) Lookup(id ids.ID) (*Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.objects[id]
+	if !ok || e.outOfScope {
+		return nil, false
+	}
+	return e, true
+}
+
+// Live reports whether e is still in the table and in scope.
+func (c *Counter) Live(e *Entry) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !e.gone && !e.outOfScope
+}
+
+// AddLocal counts one more handle on e. It fails with ObjectFreed if e is
+// gone.
+func (c *Counter) AddLocal(e *Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.gone || e.outOfScope {
+		return freedErr(e.id)
+	}
+	e.local++
+	return nil
+}
+
+// RemoveLocal drops one handle on e (a handle was collected).
+func (c *Counter) RemoveLocal(e *Entry) {
+	var ev events
+	c.mu.Lock()
+	if !e.gone && !e.outOfScope && e.local > 0 {
+		e.local--
+		c.maybeReleaseLocked(e, &ev)
+	}
+	c.unlock(&ev)
+}
+
+// Decode returns the entry for a ref read off the wire with one more
+// local reference, making a borrowed entry for a ref owned elsewhere; a
+// borrowed entry seen for the first time is queued for registration with
+// its owner (TakeBorrows). For a ref owned here whose object was freed it
+// returns nil.
+//
+// reuse, if not nil, is offered the entry's Aux value (a handle cached by
+// an earlier decode, say); when it returns true the caller reuses that
+// handle and no reference is counted.
+func (c *Counter) Decode(r Ref, kind Kind, reuse func(aux any) bool) (e *Entry, reused bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e = c.entryLocked(r)
+	if e == nil {
+		return nil, false
+	}
+	if e.local == 0 && e.submitted == 0 && e.contained == 0 {
+		e.kind = kind
+	}
+	if !e.owned && !e.registered && !e.pending {
+		e.pending = true
+		c.borrows[e.owner.Addr] = append(c.borrows[e.owner.Addr], e.id)
+	}
+	if reuse != nil && e.aux != nil && reuse(e.aux) {
+		return e, true
+	}
+	e.local++
+	return e, false
+}
+
+// Aux returns the caller's value stored on e.
+func (c *Counter) Aux(e *Entry) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return e.aux
+}
+
+// SetAux stores a value of the caller's on e.
+func (c *Counter) SetAux(e *Entry, v any) {
+	c.mu.Lock()
+	e.aux = v
+	c.mu.Unlock()
+}
+
+// TakeBorrows returns the borrowed refs not yet registered with their
+// owners, by owner address, and marks them registered: the caller tells
+// the owners (a worker does before a task replies, while the task's
+// caller still holds the refs, so an object is never briefly unowned).
+func (c *Counter) TakeBorrows() map[string][]ids.ID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.borrows) == 0 {
+		return nil
+	}
+	out := c.borrows
+	c.borrows = map[string][]ids.ID{}
+	for _, list := range out {
+		for _, id := range list {
+			if e, ok := c.objects[id]; ok {
+				e.pending, e.registered = false, true
+			}
+		}
+	}
+	return out
+}
+
+// MarkRegistered records that the owners of these borrowed refs already
+// know this process borrows them (the worker that returned a value
+// containing them registered this process, its caller).
+func (c *Counter) MarkRegistered(refs []*Entry) {
+	c.mu.Lock()
+	for _, e := range refs {
+		if !e.owned {
+			e.registered = true
+		}
+	}
+	c.mu.Unlock()
+}
+
+// Hold counts one more pending use of each entry (a task argument, or an
+// actor with calls pending). It fails with ObjectFreed, and holds
+// nothing, if one of them is gone.
+func (c *Counter) Hold(es ...*Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range es {
+		if e.gone || e.outOfScope {
+			return freedErr(e.id)
+		}
+	}
+	for _, e := range es {
+		e.submitted++
+	}
+	return nil
+}
+
+// HoldIDs is Hold by id, for refs nested in argument values: ids not in
+// the table are skipped. It returns the entries it held.
+func (c *Counter) HoldIDs(list []ids.ID) []*Entry {
+	if len(list) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Entry, 0, len(list))
+	for _, id := range list {
+		if e, ok := c.objects[id]; ok && !e.outOfScope {
+			e.submitted++
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Release drops one pending use of each entry (the task finished). With
+// keepLineage, owned entries gain a lineage reference each instead: the
+// finished task's lineage may be needed to rebuild its outputs, and that
+// needs its arguments (see ReleaseLineage).
+func (c *Counter) Release(keepLineage bool, es ...*Entry) {
+	if len(es) == 0 {
+		return
+	}
+	var ev events
+	c.mu.Lock()
+	for _, e := range es {
+		if e.gone || e.submitted <= 0 {
+			continue
+		}
+		e.submitted--
+		if keepLineage && e.owned {
+			e.lineage++
+		}
+		c.maybeReleaseLocked(e, &ev)
+	}
+	c.unlock(&ev)
+}
+
+// ReleaseLineage drops a lineage reference from each entry (the lineage
+// of a task that took them as arguments was evicted or is no longer
+// needed).
+func (c *Counter) ReleaseLineage(es ...*Entry) {
+	var ev events
+	c.mu.Lock()
+	for _, e := range es {
+		if e.gone || e.lineage <= 0 {
+			continue
+		}
+		e.lineage--
+		c.maybeReleaseLocked(e, &ev)
+	}
+	c.unlock(&ev)
+}
+
+// AddBorrower records (owner side) that the process at addr holds refs to
+// the objects ids. Ids not owned here, or gone, are skipped; it returns
+// the ids it did not find, so the borrower can be told they are freed.
+func (c *Counter) AddBorrower(addr string, list []ids.ID) (missing []ids.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range list {
+		e, ok := c.objects[id]
+		if !ok || !e.owned || e.outOfScope {
+			missing = append(missing, id)
+			continue
+		}
+		if e.borrowers == nil {
+			e.borrowers = map[string]struct{}{}
+		}
+		e.borrowers[addr] = struct{}{}
+	}
+	return missing
+}
+
+// RemoveBorrower records (owner side) that the process at addr no longer
+// holds refs to ids.
+func (c *Counter) RemoveBorrower(addr string, list []ids.ID) {
+	var ev events
+	c.mu.Lock()
+	for _, id := range list {
+		if e, ok := c.objects[id]; ok && e.borrowers != nil {
+			delete(e.borrowers, addr)
+			c.maybeReleaseLocked(e, &ev)
+		}
+	}
+	c.unlock(&ev)
+}
+
+// BorrowerDied forgets the process at addr as a borrower of everything
+// (it died; its refs died with it).
+func (c *Counter) BorrowerDied(addr string) {
+	var ev events
+	c.mu.Lock()
+	for _, e := range c.objects {
+		if _, ok := e.borrowers[addr]; ok {
+			delete(e.borrowers, addr)
+			c.maybeReleaseLocked(e, &ev)
+		}
+	}
+	c.unlock(&ev)
+}
+
+// Free drops owned objects now, whatever still refers to them (ray.Free):
+// later reads fail with ObjectFreed. It returns how many it freed.
+func (c *Counter) Free(list []ids.ID) int {
+	var ev events
+	n := 0
+	c.mu.Lock()
+	for _, id := range list {
+		e, ok := c.objects[id]
+		if !ok || !e.owned || e.outOfScope {
+			continue
+		}
+		e.local, e.submitted, e.contained, e.borrowers = 0, 0, 0, nil
+		c.maybeReleaseLocked(e, &ev)
+		n++
+	}
+	c.unlock(&ev)
+	return n
+}
+
+// maybeReleaseLocked handles an entry whose counts dropped: out of scope
+// (free the value, or tell the owner) and, once lineage is gone too, out
+// of the table.
+func (c *Counter) maybeReleaseLocked(e *Entry, ev *events) {
+	if e.inScope() {
+		return
+	}
+	if !e.outOfScope {
+		e.outOfScope = true
+		switch {
+		case e.kind == Actor && e.owned:
+			ev.actors = append(ev.actors, e.id)
+		case e.owned:
+			ev.freed = append(ev.freed, e.id)
+		default:
+			if e.kind == Object {
+				ev.dropped = append(ev.dropped, e.id)
+			}
+			if e.pending {
+				c.dropPendingLocked(e)
+			}
+			if e.registered {
+				if ev.ended == nil {
+					ev.ended = map[string][]ids.ID{}
+				}
+				ev.ended[e.owner.Addr] = append(ev.ended[e.owner.Addr], e.id)
+			}
+		}
+		nested := e.nested
+		e.nested = nil
+		for _, n := range nested {
+			if !n.gone && n.contained > 0 {
+				n.contained--
+				c.maybeReleaseLocked(n, ev)
+			}
+		}
+	}
+	if e.lineage > 0 {
+		return
+	}
+	e.gone = true
+	if cur, ok := c.objects[e.id]; ok && cur == e {
+		delete(c.objects, e.id)
+	}
+	if e.tracked {
+		ev.released = append(ev.released, e.id)
+	}
+}
+
+// TrackLineage asks for a LineageReleased event when each owned entry
+// leaves the table (its owner keeps the lineage of the task that made it
+// until then). Entries already out of scope are skipped; it returns how
+// many it tracks, so the caller knows how many events to expect.
+func (c *Counter) TrackLineage(es ...*Entry) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, e := range es {
+		if e.gone || e.outOfScope || !e.owned {
+			continue
+		}
+		e.tracked = true
+		n++
+	}
+	return n
+}
+
+func (c *Counter) dropPendingLocked(e *Entry) {
+	list := c.borrows[e.owner.Addr]
+	for i, id := range list {
+		if id == e.id {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(c.borrows, e.owner.Addr)
+	} else {
+		c.borrows[e.owner.Addr] = list
+	}
+	e.pending = false
+}
+
+// Len is the number of entries in the table (in scope or kept for
+// lineage).
+func (c *Counter) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.objects)
+}
+
+// Counts is a snapshot of one entry's counts, for tests and reports.
+type Counts struct {
+	Local, Submitted, Contained, Lineage int
+	Borrowers                            []string
+	Owned, InScope, Gone                 bool
+}
+
+// CountsOf returns the counts of the entry for id (zero Counts, Gone set,
+// when there is none).
+func (c *Counter) CountsOf(id ids.ID) Counts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.objects[id]
+	if !ok {
+		return Counts{Gone: true}
+	}
+	out := Counts{Local: int(e.local), Submitted: int(e.submitted), Contained: int(e.contained), Lineage: int(e.lineage),
+		Owned: e.owned, InScope: !e.outOfScope}
+	for b := range e.borrowers {
+		out.Borrowers = append(out.Borrowers, b)
+	}
+	return out
+}
+
+func freedErr(id ids.ID) error {
+	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectFreed,
+		Detail: "no reference to it remained, or ray.Free deleted it"}
+}
+
+// String prints an entry's counts, for debugging.
+func (e *Entry) String() string {
+	return fmt.Sprintf("%s{local=%d submitted=%d contained=%d lineage=%d borrowers=%d owned=%v}",
+		e.id.Short(), e.local, e.submitted, e.contained, e.lineage, len(e.borrowers), e.owned)
+}

@@ -1,0 +1,472 @@
+// Package taskmgr is the owner's task manager: every task this process
+// submitted, from submission to its last reply, its attempts and retries,
+// its results, and the lineage that rebuilding lost results needs. It is
+// the counterpart of Ray's TaskManager
+// (src/ray/core_worker/task_manager.h).
+//
+// The submitters (normal tasks, actor calls) carry tasks to workers; what
+// comes back goes to the Manager: Complete with a reply, or Fail with a
+// failure. The Manager decides (Decide, a pure function) whether a failed
+// attempt is retried — and the submitter resubmits it — or the task fails,
+// and fills the task's return objects in the memory store either way. It
+// keeps the reference counter up to date: a task holds its arguments until
+// it finishes, and a finished task whose results live in a node's store
+// keeps its arguments' lineage (refcount lineage references) while those
+// results are in scope, up to Config.MaxLineage tasks.
+package taskmgr
+
+import (
+	"sync"
+	"time"
+
+	"github.com/raygo/raygo/internal/coreworker/memstore"
+	"github.com/raygo/raygo/internal/coreworker/refcount"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// Kind says what a task is.
+type Kind uint8
+
+const (
+	// Normal is a call of a remote function.
+	Normal Kind = iota
+	// ActorCall is a call of an actor method.
+	ActorCall
+	// ActorCreation runs an actor's constructor; it has no return objects.
+	ActorCreation
+)
+
+// Return is one of a task's return objects: its reference-counter entry
+// and its memory-store slot.
+type Return struct {
+	Entry *refcount.Entry
+	Slot  *memstore.Slot
+}
+
+// Policy is how a task's failures are handled.
+type Policy struct {
+	// MaxRetries: attempts after system failures (a worker or an actor's
+	// process died); -1 for no limit. For actor calls, MaxTaskRetries.
+	MaxRetries int
+	// OOMRetries: attempts after the memory monitor killed the worker; -1
+	// for no limit. A counter of its own.
+	OOMRetries int
+	// RetryExceptions retries application errors too (within MaxRetries),
+	// only those whose registered type name is in RetryTypes if it is set.
+	RetryExceptions bool
+	RetryTypes      []string
+}
+
+// Task is one submitted task. The submitter that carries it reads Spec
+// and the fields under "submitter"; the Manager owns the rest.
+type Task struct {
+	ID      ids.ID
+	Kind    Kind
+	Spec    *pb.TaskSpec
+	Returns []Return
+	// Args are the entries the task holds (refcount.Hold) until it
+	// finishes: its ref arguments and the refs inside its value ones.
+	Args   []*refcount.Entry
+	Parent ids.ID // the task that submitted it (zero: the driver)
+	Policy Policy
+
+	// Submitter is the submitter's own state for the task; the Manager
+	// never reads it.
+	Submitter any
+
+	// Guarded by Manager.mu:
+	retriesLeft int
+	oomLeft     int
+	oomKills    int
+	cancelled   bool
+	finished    bool
+	submitted   time.Time
+
+	// Storage for the common case, allocated with the task.
+	ret1    [1]Return
+	specBuf pb.TaskSpec
+}
+
+// Function is the task's registered name.
+func (t *Task) Function() string { return t.Spec.GetFunction() }
+
+// NewTask makes a task with n return objects (the caller fills Returns,
+// and Spec, which is allocated with the task unless spec is given).
+func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
+	t := &Task{ID: id, Kind: kind, Spec: spec, Policy: p, retriesLeft: p.MaxRetries, oomLeft: p.OOMRetries}
+	if spec == nil {
+		t.Spec = &t.specBuf
+		t.Spec.TaskId = t.ID[:]
+	}
+	switch {
+	case n == 1:
+		t.Returns = t.ret1[:]
+	case n > 1:
+		t.Returns = make([]Return, n)
+	}
+	return t
+}
+
+// Config bounds the Manager.
+type Config struct {
+	// MaxLineage bounds how many finished tasks are kept for lineage;
+	// past it the oldest lineage is dropped (its results can no longer be
+	// rebuilt). Default 100,000.
+	MaxLineage int
+	// OOMBackoff is the pause before the n-th retry after an out-of-memory
+	// kill: n × OOMBackoff, at most MaxOOMBackoff. Defaults 1 s and 10 s.
+	OOMBackoff, MaxOOMBackoff time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{MaxLineage: 100_000, OOMBackoff: time.Second, MaxOOMBackoff: 10 * time.Second}
+}
+
+// Manager tracks this process's submitted tasks. It is safe for
+// concurrent use.
+type Manager struct {
+	cfg   Config
+	refs  *refcount.Counter
+	store *memstore.Store
+
+	mu       sync.Mutex
+	pending  map[ids.ID]*Task             // guarded by mu; submitted, not finished
+	children map[ids.ID]map[ids.ID]*Task  // guarded by mu; parent -> its pending children
+	lineage  map[ids.ID]*lineageEntry     // guarded by mu; finished tasks kept for lineage
+	order    []ids.ID                     // guarded by mu; lineage, oldest first
+	stats    Stats                        // guarded by mu
+}
+
+type lineageEntry struct {
+	t    *Task
+	live int // results still tracked by the reference counter
+}
+
+// Stats counts tasks by outcome, for reports and tests.
+type Stats struct {
+	Submitted, Finished, Failed, Retried, Cancelled int
+	Lineage                                         int
+}
+
+// New returns a Manager that fills results into store and counts
+// references in refs. Zero fields of cfg take their defaults.
+func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
+	def := DefaultConfig()
+	if cfg.MaxLineage <= 0 {
+		cfg.MaxLineage = def.MaxLineage
+	}
+	if cfg.OOMBackoff <= 0 {
+		cfg.OOMBackoff = def.OOMBackoff
+	}
+	if cfg.MaxOOMBackoff <= 0 {
+		cfg.MaxOOMBackoff = def.MaxOOMBackoff
+	}
+	return &Manager{cfg: cfg, refs: refs, store: store, pending: map[ids.ID]*Task{},
+		children: map[ids.ID]map[ids.ID]*Task{}, lineage: map[ids.ID]*lineageEntry{}}
+}
+
+// Add records a submitted task. Its return entries and slots must be in
+// the reference counter and the memory store, and its Args held.
+func (m *Manager) Add(t *Task) {
+	m.mu.Lock()
+	t.submitted = time.Now()
+	m.pending[t.ID] = t
+	if !t.Parent.IsNil() {
+		c := m.children[t.Parent]
+		if c == nil {
+			c = map[ids.ID]*Task{}
+			m.children[t.Parent] = c
+		}
+		c[t.ID] = t
+	}
+	m.stats.Submitted++
+	m.mu.Unlock()
+}
+
+// Lookup returns a pending task.
+func (m *Manager) Lookup(id ids.ID) (*Task, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.pending[id]
+	return t, ok
+}
+
+// Pending is the number of tasks not finished.
+func (m *Manager) Pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending)
+}
+
+// Stats returns the counts so far.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	s.Lineage = len(m.lineage)
+	return s
+}
+
+// Children returns the pending tasks that the task parent submitted.
+func (m *Manager) Children(parent ids.ID) []*Task {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Task, 0, len(m.children[parent]))
+	for _, t := range m.children[parent] {
+		out = append(out, t)
+	}
+	return out
+}
+
+// MarkCancelled records that the task was cancelled: it is never retried
+// again, and any failure or reply it gets from now on ends it with a
+// CancelledError. It returns false if the task is not pending.
+func (m *Manager) MarkCancelled(id ids.ID) (*Task, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.pending[id]
+	if !ok {
+		return nil, false
+	}
+	t.cancelled = true
+	return t, true
+}
+
+// Cancelled reports whether the task was cancelled.
+func (m *Manager) Cancelled(t *Task) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return t.cancelled
+}
+
+// Complete ends a task with its worker's reply: the results go to the
+// memory store (or, for a reply carrying an error, Fail decides). It
+// returns the decision taken.
+func (m *Manager) Complete(t *Task, r *pb.TaskReply) Decision {
+	if info := r.GetError(); info != nil {
+		return m.Fail(t, Failure{Cause: CauseApp, Info: info})
+	}
+	m.mu.Lock()
+	if t.finished {
+		m.mu.Unlock()
+		return Decision{Action: Ignore}
+	}
+	m.finishLocked(t)
+	m.stats.Finished++
+	m.mu.Unlock()
+	vals := r.GetReturns()
+	inStore := false
+	for i, ret := range t.Returns {
+		if i >= len(vals) {
+			break
+		}
+		v := vals[i]
+		if v.GetInStore() {
+			inStore = true
+		}
+		if n := v.GetNested(); len(n) > 0 {
+			refs := WireRefs(n)
+			m.refs.SetContains(ret.Entry, refs, true)
+		}
+		m.store.Fill(ret.Slot, v)
+	}
+	m.release(t, inStore)
+	return Decision{Action: Done}
+}
+
+// release drops the task's holds on its arguments; a task whose results
+// live in a store keeps its lineage (and its arguments' lineage refs).
+func (m *Manager) release(t *Task, keepLineage bool) {
+	keepLineage = keepLineage && t.Kind == Normal && t.Policy.MaxRetries != 0
+	if keepLineage {
+		es := make([]*refcount.Entry, len(t.Returns))
+		for i, r := range t.Returns {
+			es[i] = r.Entry
+		}
+		if n := m.refs.TrackLineage(es...); n > 0 {
+			m.refs.Release(true, t.Args...)
+			m.addLineage(t, n)
+			return
+		}
+	}
+	m.refs.Release(false, t.Args...)
+}
+
+func (m *Manager) addLineage(t *Task, live int) {
+	var evict []*Task
+	m.mu.Lock()
+	m.lineage[t.ID] = &lineageEntry{t: t, live: live}
+	m.order = append(m.order, t.ID)
+	for len(m.lineage) > m.cfg.MaxLineage && len(m.order) > 0 {
+		id := m.order[0]
+		m.order = m.order[1:]
+		if le, ok := m.lineage[id]; ok {
+			delete(m.lineage, id)
+			evict = append(evict, le.t)
+		}
+	}
+	if len(m.order) > 2*len(m.lineage)+64 { // compact ids already released
+		kept := m.order[:0]
+		for _, id := range m.order {
+			if _, ok := m.lineage[id]; ok {
+				kept = append(kept, id)
+			}
+		}
+		clear(m.order[len(kept):])
+		m.order = kept
+	}
+	m.mu.Unlock()
+	for _, e := range evict {
+		m.refs.ReleaseLineage(e.Args...)
+	}
+}
+
+// LineageReleased is the reference counter's event: results whose lineage
+// is no longer needed. When all of a task's tracked results are released
+// its lineage goes, and with it its arguments' lineage refs.
+func (m *Manager) LineageReleased(list []ids.ID) {
+	var done []*Task
+	m.mu.Lock()
+	for _, oid := range list {
+		tid := TaskOf(oid)
+		le, ok := m.lineage[tid]
+		if !ok {
+			continue
+		}
+		if le.live--; le.live <= 0 {
+			delete(m.lineage, tid)
+			done = append(done, le.t)
+		}
+	}
+	m.mu.Unlock()
+	for _, t := range done {
+		m.refs.ReleaseLineage(t.Args...)
+	}
+}
+
+// LineageOf returns the spec of the finished task that produced object
+// oid, while its lineage is kept.
+func (m *Manager) LineageOf(oid ids.ID) (*pb.TaskSpec, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	le, ok := m.lineage[TaskOf(oid)]
+	if !ok {
+		return nil, false
+	}
+	return le.t.Spec, true
+}
+
+// TaskOf returns the id of the task whose return object oid is (see
+// ids.ForReturn).
+func TaskOf(oid ids.ID) ids.ID {
+	oid[ids.Size-2], oid[ids.Size-1] = 0, 0
+	return oid
+}
+
+func (m *Manager) finishLocked(t *Task) {
+	t.finished = true
+	delete(m.pending, t.ID)
+	if !t.Parent.IsNil() {
+		if c := m.children[t.Parent]; c != nil {
+			delete(c, t.ID)
+			if len(c) == 0 {
+				delete(m.children, t.Parent)
+			}
+		}
+	}
+}
+
+// Fail handles a failed attempt: it retries the task (Decision.Action is
+// Retry: the caller resubmits it, after Delay) or fails it, filling every
+// return object with the error.
+func (m *Manager) Fail(t *Task, f Failure) Decision {
+	m.mu.Lock()
+	if t.finished {
+		m.mu.Unlock()
+		return Decision{Action: Ignore}
+	}
+	st := State{RetriesLeft: t.retriesLeft, OOMLeft: t.oomLeft, OOMKills: t.oomKills, Cancelled: t.cancelled,
+		Attempt: int(t.Spec.GetAttempt())}
+	d := Decide(t.Policy, st, f, m.cfg)
+	switch d.Action {
+	case Retry:
+		if f.Cause == CauseOOM {
+			t.oomKills++
+			if t.oomLeft > 0 {
+				t.oomLeft--
+			}
+		} else if t.retriesLeft > 0 {
+			t.retriesLeft--
+		}
+		t.Spec.Attempt++
+		m.stats.Retried++
+		m.mu.Unlock()
+		return d
+	case Fail:
+		if f.Cause == CauseOOM {
+			t.oomKills++
+		}
+		m.finishLocked(t)
+		if st.Cancelled || f.Cause == CauseCancelled {
+			m.stats.Cancelled++
+		} else {
+			m.stats.Failed++
+		}
+	}
+	m.mu.Unlock()
+	info := d.Err
+	if info == nil {
+		info = m.failureInfo(t, f)
+	}
+	for _, r := range t.Returns {
+		m.store.Fill(r.Slot, &pb.Value{Error: info})
+	}
+	m.release(t, false)
+	return d
+}
+
+// failureInfo builds the error a failed task's results carry.
+func (m *Manager) failureInfo(t *Task, f Failure) *pb.ErrorInfo {
+	if t.cancelled || f.Cause == CauseCancelled {
+		return errs.ToInfo(&errs.CancelledError{Function: t.Function(), TaskID: t.ID.String()})
+	}
+	if f.Cause == CauseOOM {
+		return errs.ToInfo(&errs.OutOfMemoryError{Function: t.Function(), NodeID: f.Info.GetNodeId(), WorkerID: f.Info.GetWorkerId(),
+			Attempts: t.oomKills, Message: f.Info.GetMessage()})
+	}
+	if f.Cause == CauseDependency {
+		// Ray wraps an argument's failure in the dependent task's error:
+		// the result matches both (errors.Is and errors.As reach the cause).
+		return &pb.ErrorInfo{Kind: errs.KindTask, Function: t.Function(), TaskId: t.ID.String(),
+			Message: "an argument of " + t.Function() + " failed: " + errs.FromInfo(f.Info).Error(), Cause: f.Info}
+	}
+	if f.Info != nil {
+		return f.Info
+	}
+	return errs.ToInfo(errs.Systemf("raygo: task %s failed", t.Function()))
+}
+
+// FailDependency fails a task whose argument resolved to an error: the
+// task's results carry a TaskError of this task whose cause is the
+// argument's error, as Ray wraps it.
+func (m *Manager) FailDependency(t *Task, argErr *pb.ErrorInfo) {
+	m.Fail(t, Failure{Cause: CauseDependency, Info: argErr})
+}
+
+// WireRefs converts wire refs to the reference counter's form; malformed
+// ids are skipped.
+func WireRefs(list []*pb.ObjectRef) []refcount.Ref {
+	out := make([]refcount.Ref, 0, len(list))
+	for _, r := range list {
+		id, ok := ids.FromBytes(r.GetId())
+		if !ok {
+			continue
+		}
+		owner, _ := ids.FromBytes(r.GetOwnerId())
+		out = append(out, refcount.Ref{ID: id, Owner: refcount.Owner{Addr: r.GetOwnerAddress(), ID: owner}})
+	}
+	return out
+}

@@ -1,0 +1,902 @@
+// Package tasksubmit is the owner's normal-task submitter: it carries
+// tasks whose arguments are ready to leased workers, in the way of Ray's
+// NormalTaskSubmitter (src/ray/core_worker/task_submission).
+//
+// Tasks are queued by scheduling class (their resource shape and
+// strategy). While a class has work waiting, the submitter asks node
+// daemons for worker leases (the local one first, then wherever it is
+// spilled back to), at most Config.MaxPendingLeases at a time per class.
+// A granted lease carries a push stream to the worker; tasks go down it
+// in batches and replies come back the same way, so the node daemon is off
+// the per-task path. Leases idle for Config.LeaseIdleTimeout go back.
+//
+// Pipelining adapts: while replies report short run times a class sends
+// up to depth tasks to each worker before the first comes back (doubling
+// to Config.MaxPipeline), and one at a time as soon as a task runs longer.
+// Pipelining never leaves a granted CPU idle while work waits behind a busy
+// one: a lease whose pipeline has not moved for Config.StuckAfter counts
+// its queued tasks as demand (more leases are asked for), and a lease
+// that runs dry steals the tasks queued but not started on the busiest
+// lease of its class (TaskBatch.steal).
+//
+// What comes back goes to the task manager (Results), which decides
+// retries; the submitter requeues what it is told to retry. All of the
+// submitter's state is behind one mutex; calls into Results and RPCs
+// happen outside it.
+package tasksubmit
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raygo/raygo/internal/coreworker/taskmgr"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/stopper"
+)
+
+// Stream is the owner's end of a push stream to a worker.
+type Stream interface {
+	Send(*pb.TaskBatch) error
+	Recv() (*pb.ReplyBatch, error)
+	// CloseSend ends the sending side; the worker finishes what it has
+	// and the stream ends.
+	CloseSend() error
+	// Close breaks the stream now.
+	Close()
+}
+
+// Clients are the RPCs the submitter makes: to node daemons (leases) and
+// to workers (push streams, cancellation).
+type Clients interface {
+	RequestLease(ctx context.Context, raylet string, req *pb.LeaseRequest) (*pb.LeaseReply, error)
+	ReturnLease(ctx context.Context, raylet string, leaseID []byte, workerExiting bool) error
+	// WorkerDeathCause asks a node daemon why one of its workers died (nil:
+	// no particular reason); an error means the daemon could not be asked.
+	WorkerDeathCause(ctx context.Context, raylet string, workerID []byte) (*pb.ErrorInfo, error)
+	KillWorker(ctx context.Context, raylet string, workerID []byte, reason string) error
+	Dial(ctx context.Context, worker string) (Stream, error)
+	CancelTask(ctx context.Context, worker string, req *pb.CancelTaskRequest) error
+}
+
+// Results receives what happens to tasks; the task manager implements it.
+type Results interface {
+	Complete(t *taskmgr.Task, r *pb.TaskReply) taskmgr.Decision
+	Fail(t *taskmgr.Task, f taskmgr.Failure) taskmgr.Decision
+}
+
+// Config configures a Submitter.
+type Config struct {
+	// Raylet is the local node daemon, asked first for every lease.
+	Raylet string
+	// JobID and Owner fill lease requests and stream headers.
+	JobID   []byte
+	OwnerID []byte
+	Owner   string
+	// LeaseIdleTimeout returns a lease idle this long (default 50 ms).
+	LeaseIdleTimeout time.Duration
+	// MaxPendingLeases bounds lease requests in flight per class
+	// (default 10).
+	MaxPendingLeases int
+	// MaxPipeline bounds tasks in flight to one worker (default 256).
+	MaxPipeline int
+	// StuckAfter: a lease with tasks queued behind one that has run this
+	// long counts them as waiting (default 5 ms).
+	StuckAfter time.Duration
+	// FailIfInfeasible fails tasks whose request no node can satisfy at
+	// once; otherwise they wait for a node that fits (Warn is called once
+	// per class).
+	FailIfInfeasible bool
+	// Warn reports conditions the user should hear about (a request no
+	// node can satisfy); nil discards them.
+	Warn func(msg string)
+}
+
+func (c *Config) defaults() {
+	if c.LeaseIdleTimeout <= 0 {
+		c.LeaseIdleTimeout = 50 * time.Millisecond
+	}
+	if c.MaxPendingLeases <= 0 {
+		c.MaxPendingLeases = 10
+	}
+	if c.MaxPipeline <= 0 {
+		c.MaxPipeline = 256
+	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = 5 * time.Millisecond
+	}
+	if c.Warn == nil {
+		c.Warn = func(string) {}
+	}
+}
+
+// shortExec is the run time under which a class's tasks count as short
+// and are pipelined deeper.
+const shortExec = time.Millisecond
+
+// infeasibleRetry is how often a request no node could satisfy is asked
+// again.
+const infeasibleRetry = time.Second
+
+// Submitter carries normal tasks to leased workers. It is safe for
+// concurrent use.
+type Submitter struct {
+	cfg     Config
+	clients Clients
+	results Results
+	stop    *stopper.Stopper
+
+	kick chan struct{} // wakes idleLoop when work arrives
+
+	mu      sync.Mutex
+	classes map[string]*class // guarded by mu
+	closed  bool              // guarded by mu
+	active  bool              // guarded by mu; idleLoop is ticking
+	seq     uint64            // guarded by mu; submission order
+}
+
+// class queues tasks of one scheduling class and holds their leases.
+type class struct {
+	key           string
+	req           *pb.LeaseRequest
+	queue         []*taskmgr.Task
+	leases        []*lease
+	pendingLeases int
+	depth         int
+	leaseCtx      context.Context
+	cancelLeases  context.CancelFunc
+	warned        bool
+}
+
+// lease is a worker leased from a node daemon, with its push stream.
+type lease struct {
+	cls      *class
+	leaseID  []byte
+	workerID []byte
+	nodeID   []byte
+	addr     string // the worker's
+	raylet   string // the daemon that granted it
+	stream   Stream
+	sendCh   chan *pb.TaskSpec // nil spec: a wake-up to send a steal request
+	inflight map[ids.ID]*taskmgr.Task
+	lastUsed time.Time // last send or reply
+	moved    time.Time // last reply (or the first send after idling)
+	steal    int32     // tasks to ask back with the next send
+	dead     bool
+	returned bool
+}
+
+// state is a task's submitter state (taskmgr.Task.Submitter).
+type state struct {
+	seq   uint64
+	cls   *class
+	lease *lease // set while in flight
+}
+
+func st(t *taskmgr.Task) *state { return t.Submitter.(*state) }
+
+// New returns a Submitter. It starts its background loop at once; Close
+// stops it.
+func New(cfg Config, clients Clients, results Results) *Submitter {
+	cfg.defaults()
+	s := &Submitter{cfg: cfg, clients: clients, results: results, stop: stopper.New(), classes: map[string]*class{},
+		kick: make(chan struct{}, 1)}
+	_ = s.stop.Go("tasksubmit.idle", s.idleLoop)
+	return s
+}
+
+// ClassKey names the scheduling class of tasks with these resources and
+// strategy; retriable says whether their tasks are retried when the worker
+// dies (the memory monitor kills those first).
+func ClassKey(res resources.Set, strategy string, retriable bool) string {
+	names := make([]string, 0, len(res))
+	for n, v := range res {
+		if v != 0 {
+			names = append(names, fmt.Sprintf("%s=%g", n, v))
+		}
+	}
+	sort.Strings(names)
+	key := strings.Join(names, ",") + "|" + strategy
+	if !retriable {
+		key += "|once"
+	}
+	return key
+}
+
+// Submit queues a task whose arguments are resolved. key is its class
+// (ClassKey of res and strategy).
+func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strategy string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errs.Systemf("raygo: not connected (Shutdown was called)")
+	}
+	c := s.classLocked(key, res, strategy, t.Policy.MaxRetries != 0 || t.Policy.OOMRetries != 0)
+	s.seq++
+	t.Submitter = &state{seq: s.seq, cls: c}
+	c.queue = append(c.queue, t)
+	s.pumpLocked(c)
+	if !s.active {
+		s.active = true
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Submitter) classLocked(key string, res resources.Set, strategy string, retriable bool) *class {
+	if c, ok := s.classes[key]; ok {
+		return c
+	}
+	c := &class{key: key, depth: 1, req: &pb.LeaseRequest{
+		JobId: s.cfg.JobID, Resources: &pb.Resources{Amounts: res}, SchedulingKey: key, Strategy: strategy,
+		OwnerId: s.cfg.OwnerID, Retriable: retriable,
+	}}
+	s.classes[key] = c
+	return c
+}
+
+// pumpLocked sends queued tasks to leases with room and asks for more
+// leases while work waits.
+func (s *Submitter) pumpLocked(c *class) {
+	n := 0
+	now := time.Now()
+	for ; n < len(c.queue); n++ {
+		var best *lease
+		for _, l := range c.leases {
+			if !l.dead && !l.returned && len(l.inflight) < c.depth && (best == nil || len(l.inflight) < len(best.inflight)) {
+				best = l
+			}
+		}
+		if best == nil {
+			break
+		}
+		t := c.queue[n]
+		st(t).lease = best
+		if len(best.inflight) == 0 {
+			best.moved = now
+		}
+		best.inflight[t.ID] = t
+		best.lastUsed = now
+		best.sendCh <- t.Spec
+	}
+	c.queue = dropFront(c.queue, n)
+	s.requestLeasesLocked(c, now)
+}
+
+// waitingLocked is the work of a class waiting for a CPU: its queue, and
+// tasks queued behind a task that has run for StuckAfter on a lease.
+func (s *Submitter) waitingLocked(c *class, now time.Time) int {
+	w := len(c.queue)
+	for _, l := range c.leases {
+		if len(l.inflight) > 1 && now.Sub(l.moved) >= s.cfg.StuckAfter {
+			w += len(l.inflight) - 1
+		}
+	}
+	return w
+}
+
+func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
+	waiting := s.waitingLocked(c, now)
+	if waiting == 0 {
+		if c.pendingLeases > 0 && c.cancelLeases != nil {
+			c.cancelLeases()
+			c.cancelLeases, c.leaseCtx = nil, nil
+		}
+		return
+	}
+	want := min(s.cfg.MaxPendingLeases, waiting) - c.pendingLeases
+	if s.closed || want <= 0 {
+		return
+	}
+	if c.leaseCtx == nil {
+		c.leaseCtx, c.cancelLeases = context.WithCancel(s.stop.Ctx())
+	}
+	ctx := c.leaseCtx
+	for range want {
+		c.pendingLeases++
+		if err := s.stop.Go("tasksubmit.lease", func(context.Context) { s.requestLease(ctx, c) }); err != nil {
+			c.pendingLeases--
+			return
+		}
+	}
+}
+
+// requestLease asks the local node daemon (then, on spillback, another
+// node) for a worker, and starts pushing tasks to it.
+func (s *Submitter) requestLease(ctx context.Context, c *class) {
+	addr, req := s.cfg.Raylet, c.req
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		reply, err := s.clients.RequestLease(ctx, addr, req)
+		if err == nil && reply.GetSpillbackAddress() != "" {
+			addr = reply.GetSpillbackAddress()
+			req = spilled(c.req)
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				s.leaseDone(c, nil)
+				return
+			}
+			var wait time.Duration
+			switch {
+			case errors.Is(err, errs.ErrInfeasible):
+				if s.cfg.FailIfInfeasible {
+					s.leaseDone(c, err)
+					return
+				}
+				s.warnInfeasible(c, err)
+				wait = infeasibleRetry
+			case rpc.IsUnavailable(err) && attempt < 50:
+				wait = backoff
+				backoff = min(2*backoff, time.Second)
+			default:
+				s.leaseDone(c, err)
+				return
+			}
+			addr, req = s.cfg.Raylet, c.req
+			if !sleepCtx(ctx, wait) {
+				s.leaseDone(c, nil)
+				return
+			}
+			continue
+		}
+		s.connect(ctx, c, reply, addr)
+		return
+	}
+}
+
+func spilled(r *pb.LeaseRequest) *pb.LeaseRequest {
+	return &pb.LeaseRequest{JobId: r.JobId, Resources: r.Resources, SchedulingKey: r.SchedulingKey, Strategy: r.Strategy,
+		OwnerId: r.OwnerId, Retriable: r.Retriable, GrantOrReject: true}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Submitter) warnInfeasible(c *class, err error) {
+	s.mu.Lock()
+	first := !c.warned
+	c.warned = true
+	s.mu.Unlock()
+	if first {
+		s.cfg.Warn(fmt.Sprintf("raygo: warning: %v; the tasks wait until a node that can run them joins the cluster", err))
+	}
+}
+
+// connect opens the push stream of a granted lease and puts the lease to
+// work.
+func (s *Submitter) connect(ctx context.Context, c *class, reply *pb.LeaseReply, raylet string) {
+	l := &lease{cls: c, leaseID: reply.GetLeaseId(), workerID: reply.GetWorkerId(), nodeID: reply.GetNodeId(),
+		addr: reply.GetWorkerAddress(), raylet: raylet, inflight: map[ids.ID]*taskmgr.Task{},
+		sendCh: make(chan *pb.TaskSpec, s.cfg.MaxPipeline+2), lastUsed: time.Now()}
+	stream, err := s.clients.Dial(ctx, l.addr)
+	if err != nil {
+		s.returnLease(l, true)
+		s.leaseDone(c, nil)
+		return
+	}
+	l.stream = stream
+	common := &pb.TaskSpec{JobId: s.cfg.JobID, OwnerAddress: s.cfg.Owner, OwnerId: s.cfg.OwnerID, Resources: c.req.Resources}
+	s.mu.Lock()
+	c.pendingLeases--
+	if s.closed {
+		s.mu.Unlock()
+		stream.Close()
+		s.returnLease(l, false)
+		return
+	}
+	c.leases = append(c.leases, l)
+	started := s.stop.Go("tasksubmit.send", func(context.Context) { s.sendLoop(l, common) }) == nil &&
+		s.stop.Go("tasksubmit.recv", func(context.Context) { s.recvLoop(l) }) == nil
+	if !started {
+		s.mu.Unlock()
+		stream.Close()
+		return
+	}
+	s.pumpLocked(c)
+	if len(l.inflight) == 0 {
+		s.stealLocked(l)
+	}
+	s.mu.Unlock()
+}
+
+// leaseDone ends a lease request that produced no lease; err, if set, can
+// never be satisfied and fails the class's queued tasks.
+func (s *Submitter) leaseDone(c *class, err error) {
+	s.mu.Lock()
+	c.pendingLeases--
+	var failed []*taskmgr.Task
+	if err != nil {
+		var ie *errs.InfeasibleError
+		if errors.As(err, &ie) && len(c.queue) > 0 {
+			ie.Function = c.queue[0].Function()
+		}
+		failed = c.queue
+		c.queue = nil
+	} else {
+		s.pumpLocked(c)
+	}
+	s.mu.Unlock()
+	info := errs.ToInfo(err)
+	for _, t := range failed {
+		s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: info})
+	}
+}
+
+// sendLoop batches specs onto the lease's stream until its channel is
+// closed.
+func (s *Submitter) sendLoop(l *lease, common *pb.TaskSpec) {
+	batch := make([]*pb.TaskSpec, 0, 64)
+	for spec := range l.sendCh {
+		batch = batch[:0]
+		if spec != nil {
+			batch = append(batch, spec)
+		}
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case sp, ok := <-l.sendCh:
+				if !ok {
+					break drain
+				}
+				if sp != nil {
+					batch = append(batch, sp)
+				}
+			default:
+				break drain
+			}
+		}
+		s.mu.Lock()
+		steal := l.steal
+		l.steal = 0
+		s.mu.Unlock()
+		if len(batch) == 0 && steal == 0 {
+			continue
+		}
+		if err := l.stream.Send(&pb.TaskBatch{Tasks: batch, Common: common, Steal: steal}); err != nil {
+			for range l.sendCh { // the receiver sees the failure; drain until closed
+			}
+			return
+		}
+	}
+	_ = l.stream.CloseSend()
+}
+
+func (s *Submitter) recvLoop(l *lease) {
+	for {
+		batch, err := l.stream.Recv()
+		if err != nil {
+			s.leaseFailed(l, err)
+			return
+		}
+		s.handleBatch(l, batch)
+	}
+}
+
+type replied struct {
+	t *taskmgr.Task
+	r *pb.TaskReply
+}
+
+// handleBatch applies a batch of replies: results to the task manager,
+// stolen tasks back to the queue, room for more.
+func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
+	done := make([]replied, 0, len(batch.GetReplies()))
+	now := time.Now()
+	s.mu.Lock()
+	c := l.cls
+	for _, r := range batch.GetReplies() {
+		tid, _ := ids.FromBytes(r.GetTaskId())
+		t, ok := l.inflight[tid]
+		if !ok {
+			continue
+		}
+		delete(l.inflight, tid)
+		st(t).lease = nil
+		if time.Duration(r.GetExecMicros())*time.Microsecond < shortExec {
+			c.depth = min(2*c.depth, s.cfg.MaxPipeline)
+		} else {
+			c.depth = 1
+		}
+		done = append(done, replied{t, r})
+	}
+	if len(done) > 0 {
+		l.lastUsed, l.moved = now, now
+	}
+	if len(batch.GetStolen()) > 0 {
+		var back []*taskmgr.Task
+		for _, b := range batch.GetStolen() {
+			tid, _ := ids.FromBytes(b)
+			if t, ok := l.inflight[tid]; ok {
+				delete(l.inflight, tid)
+				st(t).lease = nil
+				back = append(back, t)
+			}
+		}
+		s.requeueLocked(c, back)
+	}
+	s.mu.Unlock()
+	var retry []*taskmgr.Task
+	for _, d := range done {
+		if s.results.Complete(d.t, d.r).Action == taskmgr.Retry {
+			retry = append(retry, d.t)
+		}
+	}
+	s.mu.Lock()
+	s.requeueLocked(c, retry)
+	s.pumpLocked(c)
+	if len(l.inflight) == 0 && !l.dead && !l.returned {
+		s.stealLocked(l)
+	}
+	s.mu.Unlock()
+}
+
+// requeueLocked puts tasks back at the front of their class's queue, in
+// submission order.
+func (s *Submitter) requeueLocked(c *class, ts []*taskmgr.Task) {
+	if len(ts) == 0 {
+		return
+	}
+	if s.closed {
+		return // Close fails what is left
+	}
+	slices.SortFunc(ts, func(a, b *taskmgr.Task) int { return cmp.Compare(st(a).seq, st(b).seq) })
+	c.queue = append(ts, c.queue...)
+}
+
+// stealLocked asks the busiest stuck lease of l's class (one whose
+// pipeline has not moved for StuckAfter) to give back half of the tasks
+// it has queued but not started, for the idle lease l.
+func (s *Submitter) stealLocked(l *lease) {
+	c := l.cls
+	if len(c.queue) > 0 {
+		return
+	}
+	var victim *lease
+	now := time.Now()
+	for _, o := range c.leases {
+		if o != l && !o.dead && !o.returned && len(o.inflight) > 1 && o.steal == 0 && now.Sub(o.moved) >= s.cfg.StuckAfter &&
+			(victim == nil || len(o.inflight) > len(victim.inflight)) {
+			victim = o
+		}
+	}
+	if victim == nil {
+		return
+	}
+	victim.steal = int32((len(victim.inflight)) / 2)
+	select {
+	case victim.sendCh <- nil: // wake its sender
+	default: // full: the sender is busy and will see the request
+	}
+}
+
+// leaseFailed handles a broken stream: the worker (or its node) died, or
+// the lease was returned and the stream closed normally.
+func (s *Submitter) leaseFailed(l *lease, cause error) {
+	s.mu.Lock()
+	if l.returned && len(l.inflight) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	n := len(l.inflight)
+	s.mu.Unlock()
+	var why *pb.ErrorInfo
+	nodeDead := false
+	if n > 0 {
+		why, nodeDead = s.deathCause(l)
+	}
+	s.mu.Lock()
+	l.dead = true
+	c := l.cls
+	for i, x := range c.leases {
+		if x == l {
+			c.leases = slices.Delete(c.leases, i, i+1)
+			break
+		}
+	}
+	failed := make([]*taskmgr.Task, 0, len(l.inflight))
+	for _, t := range l.inflight {
+		st(t).lease = nil
+		failed = append(failed, t)
+	}
+	clear(l.inflight)
+	wasReturned := l.returned
+	if !wasReturned {
+		l.returned = true
+		close(l.sendCh)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(failed, func(a, b *taskmgr.Task) int { return cmp.Compare(st(a).seq, st(b).seq) })
+	var retry []*taskmgr.Task
+	var delayed []delayedRetry
+	for _, t := range failed {
+		var f taskmgr.Failure
+		switch {
+		case why.GetKind() == errs.KindOutOfMemory:
+			f = taskmgr.Failure{Cause: taskmgr.CauseOOM, Info: why}
+		case nodeDead:
+			f = taskmgr.Failure{Cause: taskmgr.CauseWorkerDied, Info: errs.ToInfo(&errs.NodeDiedError{
+				NodeID: ids.MustFromBytes(l.nodeID).String(), Address: l.raylet, Function: t.Function(),
+				Attempts: int(t.Spec.GetAttempt()) + 1, Reason: fmt.Sprintf("its node daemon at %s is unreachable", l.raylet)})}
+		default:
+			f = taskmgr.Failure{Cause: taskmgr.CauseWorkerDied, Info: errs.ToInfo(&errs.WorkerCrashedError{
+				Function: t.Function(), NodeID: ids.MustFromBytes(l.nodeID).String(), WorkerID: ids.MustFromBytes(l.workerID).String(),
+				Attempts: int(t.Spec.GetAttempt()) + 1, Reason: fmt.Sprintf("the worker's connection broke: %v", cause)})}
+		}
+		d := s.results.Fail(t, f)
+		if d.Action != taskmgr.Retry {
+			continue
+		}
+		if d.Delay > 0 {
+			delayed = append(delayed, delayedRetry{t, d.Delay})
+		} else {
+			retry = append(retry, t)
+		}
+	}
+	s.mu.Lock()
+	s.requeueLocked(c, retry)
+	s.pumpLocked(c)
+	s.mu.Unlock()
+	for _, d := range delayed {
+		s.retryAfter(d.t, c, d.delay)
+	}
+	if !wasReturned {
+		l.stream.Close()
+		s.returnLease(l, true)
+	}
+}
+
+type delayedRetry struct {
+	t     *taskmgr.Task
+	delay time.Duration
+}
+
+// retryAfter requeues t after d (an out-of-memory kill's pause).
+func (s *Submitter) retryAfter(t *taskmgr.Task, c *class, d time.Duration) {
+	requeue := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.requeueLocked(c, []*taskmgr.Task{t})
+		s.pumpLocked(c)
+	}
+	if _, err := s.stop.AfterFunc("tasksubmit.oomretry", d, requeue); err != nil {
+		s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(errs.Systemf("raygo: shutting down"))})
+	}
+}
+
+// deathCause asks the node daemon why the lease's worker died. nodeDead
+// is true when the daemon cannot be reached: the node is gone.
+func (s *Submitter) deathCause(l *lease) (why *pb.ErrorInfo, nodeDead bool) {
+	ctx, cancel := context.WithTimeout(s.stop.Ctx(), 2*time.Second)
+	defer cancel()
+	why, err := s.clients.WorkerDeathCause(ctx, l.raylet, l.workerID)
+	if err != nil {
+		return nil, rpc.IsUnavailable(err) && s.stop.Ctx().Err() == nil
+	}
+	return why, false
+}
+
+// idleLoop returns leases idle for LeaseIdleTimeout and looks for
+// pipelines stuck behind a long task. It ticks only while the submitter
+// has work or leases: an idle process does not wake up.
+func (s *Submitter) idleLoop(ctx context.Context) {
+	period := min(s.cfg.LeaseIdleTimeout/2, s.cfg.StuckAfter)
+	t := time.NewTimer(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.tick(time.Now()) {
+			t.Reset(period)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			t.Reset(period)
+		}
+	}
+}
+
+// tick is one round of idleLoop at time now; it reports whether the
+// submitter still has work or leases (false: idleLoop sleeps until the
+// next Submit).
+func (s *Submitter) tick(now time.Time) (active bool) {
+	var idle []*lease
+	s.mu.Lock()
+	defer func() {
+		s.mu.Unlock()
+		for _, l := range idle {
+			s.returnLease(l, false)
+		}
+	}()
+	for _, c := range s.classes {
+		if len(c.leases) > 0 || len(c.queue) > 0 || c.pendingLeases > 0 {
+			active = true
+		}
+		if s.waitingLocked(c, now) > 0 {
+			s.requestLeasesLocked(c, now)
+			for _, l := range c.leases {
+				if len(l.inflight) == 0 && !l.dead && !l.returned {
+					s.stealLocked(l)
+				}
+			}
+			continue
+		}
+		kept := c.leases[:0]
+		for _, l := range c.leases {
+			if l.returned {
+				continue
+			}
+			if len(l.inflight) == 0 && now.Sub(l.lastUsed) >= s.cfg.LeaseIdleTimeout {
+				l.returned = true
+				close(l.sendCh)
+				idle = append(idle, l)
+				continue
+			}
+			kept = append(kept, l)
+		}
+		clear(c.leases[len(kept):])
+		c.leases = kept
+	}
+	if !active {
+		s.active = false
+	}
+	return active
+}
+
+func (s *Submitter) returnLease(l *lease, exiting bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.clients.ReturnLease(ctx, l.raylet, l.leaseID, exiting)
+}
+
+// Where says where a task is.
+type Where uint8
+
+const (
+	// Unknown: not this submitter's (finished, or never submitted here).
+	Unknown Where = iota
+	// Queued: waiting for a lease; Cancel dropped it.
+	Queued
+	// InFlight: pushed to a worker; the worker must be told.
+	InFlight
+)
+
+// Cancel takes a queued task out of its queue (the caller fails it as
+// cancelled) or, for one in flight, tells its worker: with force the
+// worker is killed (its node daemon kills it), else its context is
+// cancelled (and recursive cancels what it submitted).
+func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (Where, error) {
+	s.mu.Lock()
+	sst, ok := t.Submitter.(*state)
+	if !ok {
+		s.mu.Unlock()
+		return Unknown, nil
+	}
+	if l := sst.lease; l != nil {
+		addr, raylet, worker := l.addr, l.raylet, l.workerID
+		s.mu.Unlock()
+		if force {
+			return InFlight, s.clients.KillWorker(ctx, raylet, worker, "ray.Cancel with Force of task "+t.ID.Short())
+		}
+		err := s.clients.CancelTask(ctx, addr, &pb.CancelTaskRequest{TaskId: t.ID[:], Recursive: recursive})
+		if err != nil && rpc.IsUnavailable(err) {
+			err = nil // the worker is gone; its failure reports the task
+		}
+		return InFlight, err
+	}
+	c := sst.cls
+	for i, q := range c.queue {
+		if q == t {
+			c.queue = slices.Delete(c.queue, i, i+1)
+			s.requestLeasesLocked(c, time.Now())
+			s.mu.Unlock()
+			return Queued, nil
+		}
+	}
+	s.mu.Unlock()
+	return Unknown, nil
+}
+
+// Stats is a snapshot of the submitter, for tests and reports.
+type Stats struct {
+	Classes, Queued, InFlight, Leases, PendingLeases int
+}
+
+// Stats returns a snapshot.
+func (s *Submitter) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out Stats
+	out.Classes = len(s.classes)
+	for _, c := range s.classes {
+		out.Queued += len(c.queue)
+		out.PendingLeases += c.pendingLeases
+		for _, l := range c.leases {
+			if !l.dead && !l.returned {
+				out.Leases++
+			}
+			out.InFlight += len(l.inflight)
+		}
+	}
+	return out
+}
+
+// Close stops the submitter: lease requests are cancelled, leases
+// returned, streams closed. Tasks still queued or in flight are returned
+// so that the caller can fail them.
+func (s *Submitter) Close() []*taskmgr.Task {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var leases []*lease
+	var left []*taskmgr.Task
+	for _, c := range s.classes {
+		if c.cancelLeases != nil {
+			c.cancelLeases()
+		}
+		left = append(left, c.queue...)
+		c.queue = nil
+		for _, l := range c.leases {
+			for _, t := range l.inflight {
+				left = append(left, t)
+			}
+			clear(l.inflight)
+			if !l.returned {
+				l.returned = true
+				close(l.sendCh)
+				leases = append(leases, l)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range leases {
+		l.stream.Close()
+		s.returnLease(l, false)
+	}
+	s.stop.Stop()
+	return left
+}
+
+// dropFront removes q's first n tasks, moving the rest to the start of
+// its array, so that a queue appended at the back and taken from the
+// front reuses one array.
+func dropFront(q []*taskmgr.Task, n int) []*taskmgr.Task {
+	if n == 0 {
+		return q
+	}
+	rest := copy(q, q[n:])
+	clear(q[rest:])
+	return q[:rest]
+}
