@@ -187,3 +187,14 @@ func TestKindName(t *testing.T) {
 		}
 	}
 }
+
+// TestKindlessRichErrors: an ObjectError or ObjectStoreFullError without a
+// kind crosses as the kind its Is method reads it as.
+func TestKindlessRichErrors(t *testing.T) {
+	if got := FromInfo(ToInfo(&ObjectError{ObjectID: "o"})); !errors.Is(got, ErrObjectLost) {
+		t.Errorf("kindless ObjectError came back as %#v", got)
+	}
+	if got := FromInfo(ToInfo(&ObjectStoreFullError{ObjectID: "o", Message: "m"})); !errors.Is(got, ErrObjectStoreFull) {
+		t.Errorf("kindless ObjectStoreFullError came back as %#v", got)
+	}
+}

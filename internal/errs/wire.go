@@ -165,7 +165,11 @@ func (e *CancelledError) toInfo() *pb.ErrorInfo {
 }
 
 func (e *ObjectError) toInfo() *pb.ErrorInfo {
-	return &pb.ErrorInfo{Kind: e.Kind, ObjectId: e.ObjectID, Detail: e.Detail}
+	k := e.Kind
+	if k != KindObjectFreed && k != KindOwnerDied {
+		k = KindObjectLost // as Is reads any other kind
+	}
+	return &pb.ErrorInfo{Kind: k, ObjectId: e.ObjectID, Detail: e.Detail}
 }
 
 func (e *NotRegisteredError) toInfo() *pb.ErrorInfo {
@@ -186,7 +190,11 @@ func (e *WorkerStartupError) toInfo() *pb.ErrorInfo {
 }
 
 func (e *ObjectStoreFullError) toInfo() *pb.ErrorInfo {
-	return &pb.ErrorInfo{Kind: e.Kind, ObjectId: e.ObjectID, Message: e.Message}
+	k := e.Kind
+	if k != KindObjectTooLarge {
+		k = KindObjectStoreFull // as Is reads any other kind
+	}
+	return &pb.ErrorInfo{Kind: k, ObjectId: e.ObjectID, Message: e.Message}
 }
 
 func (e *OutOfMemoryError) toInfo() *pb.ErrorInfo {
