@@ -37,7 +37,7 @@ type ActorOptions struct {
 	// MaxConcurrency: calls that may run at once (default 1).
 	MaxConcurrency int
 	// Strategy is DEFAULT or SPREAD placement.
-	Strategy string
+	Strategy pb.SchedulingStrategy
 }
 
 // ActorRef is a handle on an actor. The ray package wraps it in its typed
@@ -313,7 +313,7 @@ func (cw *CoreWorker) ListNamedActors(ctx context.Context, namespace string, all
 	}
 	var out []NamedActor
 	for _, a := range reply.GetActors() {
-		if a.GetName() == "" || a.GetState() == "DEAD" || (!all && a.GetNamespace() != namespace) {
+		if a.GetName() == "" || a.GetState() == pb.ActorState_ACTOR_STATE_DEAD || (!all && a.GetNamespace() != namespace) {
 			continue
 		}
 		out = append(out, NamedActor{Name: a.GetName(), Namespace: a.GetNamespace(), Class: a.GetClassName(),

@@ -41,7 +41,7 @@ type TaskOptions struct {
 	RetryExceptions bool
 	RetryErrorTypes []string
 	Name            string
-	Strategy        string
+	Strategy        pb.SchedulingStrategy
 	// Key caches SchedulingKey(opts); empty means compute it.
 	Key string
 }

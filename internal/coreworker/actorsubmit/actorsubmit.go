@@ -250,16 +250,16 @@ func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
 		}
 		since = info.GetVersion()
 		switch info.GetState() {
-		case "DEAD":
+		case pb.ActorState_ACTOR_STATE_DEAD:
 			cause := info.GetDeathCause()
 			if cause == nil {
 				cause = errs.ToInfo(&errs.ActorDiedError{ActorID: a.id.String(), Name: a.name, Reason: "dead"})
 			}
 			s.died(a, cause, since)
 			return
-		case "RESTARTING":
+		case pb.ActorState_ACTOR_STATE_RESTARTING:
 			s.settleLost(a, "it is restarting")
-		case "ALIVE":
+		case pb.ActorState_ACTOR_STATE_ALIVE:
 			s.settleLost(a, "it restarted")
 			if s.connect(ctx, a, info) {
 				return

@@ -198,7 +198,7 @@ func New(cfg Config, clients Clients, results Results) *Submitter {
 // ClassKey names the scheduling class of tasks with these resources and
 // strategy; retriable says whether their tasks are retried when the worker
 // dies (the memory monitor kills those first).
-func ClassKey(res resources.Set, strategy string, retriable bool) string {
+func ClassKey(res resources.Set, strategy pb.SchedulingStrategy, retriable bool) string {
 	names := make([]string, 0, len(res))
 	for n, v := range res {
 		if v != 0 {
@@ -206,7 +206,7 @@ func ClassKey(res resources.Set, strategy string, retriable bool) string {
 		}
 	}
 	sort.Strings(names)
-	key := strings.Join(names, ",") + "|" + strategy
+	key := strings.Join(names, ",") + "|" + strategy.String()
 	if !retriable {
 		key += "|once"
 	}
@@ -215,7 +215,7 @@ func ClassKey(res resources.Set, strategy string, retriable bool) string {
 
 // Submit queues a task whose arguments are resolved. key is its class
 // (ClassKey of res and strategy).
-func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strategy string) error {
+func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strategy pb.SchedulingStrategy) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -237,7 +237,7 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strat
 	return nil
 }
 
-func (s *Submitter) classLocked(key string, res resources.Set, strategy string, retriable bool) *class {
+func (s *Submitter) classLocked(key string, res resources.Set, strategy pb.SchedulingStrategy, retriable bool) *class {
 	if c, ok := s.classes[key]; ok {
 		return c
 	}
@@ -639,7 +639,7 @@ func (s *Submitter) leaseFailed(l *lease, cause error) {
 			f = taskmgr.Failure{Cause: taskmgr.CauseOOM, Info: why}
 		case nodeDead:
 			f = taskmgr.Failure{Cause: taskmgr.CauseWorkerDied, Info: errs.ToInfo(&errs.NodeDiedError{
-				NodeID: ids.MustFromBytes(l.nodeID).String(), Address: l.raylet, Function: t.Function(),
+				NodeID: ids.MustFromBytes(l.nodeID).String(), NodeAddress: l.raylet, Function: t.Function(),
 				Attempts: int(t.Spec.GetAttempt()) + 1, Reason: fmt.Sprintf("its node daemon at %s is unreachable", l.raylet)})}
 		default:
 			f = taskmgr.Failure{Cause: taskmgr.CauseWorkerDied, Info: errs.ToInfo(&errs.WorkerCrashedError{
