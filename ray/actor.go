@@ -141,6 +141,9 @@ func (c actorClass[T]) create(ctx context.Context, args []coreworker.Arg) (Actor
 	for k, v := range o.res {
 		res[k] = v
 	}
+	if err := resources.Validate(res); err != nil {
+		return ActorHandle[T]{}, fmt.Errorf("%w: actor %s: %v", ErrInvalidRequest, c.name, err)
+	}
 	if o.maxConcurrency < 0 {
 		return ActorHandle[T]{}, fmt.Errorf("%w: %s: MaxConcurrency(%d) must be positive", ErrInvalidRequest, c.name, o.maxConcurrency)
 	}

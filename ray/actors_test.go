@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -292,6 +293,9 @@ func TestActorsFromTasksAndMisuse(t *testing.T) {
 	if v, err := FindCounter.Remote(ctx, "findme").Get(ctx); err != nil || v != 3 {
 		t.Fatalf("GetActor inside a task: %v, %v", v, err)
 	}
+	// The actor lives while a handle does; handles found by name do not
+	// count (as in Ray), so this test keeps its own.
+	runtime.KeepAlive(c)
 	// A method of one actor type on a handle of another type with the
 	// same Go type is refused.
 	other, err := CounterFrom.Remote(ctx, 1)

@@ -39,6 +39,9 @@ func taskOptions(name string, opts []Option) (coreworker.TaskOptions, error) {
 	for k, v := range o.res {
 		res[k] = v
 	}
+	if err := resources.Validate(res); err != nil {
+		return coreworker.TaskOptions{}, fmt.Errorf("%w: %s: %v", ErrInvalidRequest, name, err)
+	}
 	retries := 3
 	if o.maxRetries != nil {
 		retries = *o.maxRetries

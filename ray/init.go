@@ -176,7 +176,7 @@ func Init(ctx context.Context, opts ...Option) error {
 	listenHost, _, _ := net.SplitHostPort(nodeAddr) // serve where the local node daemon does
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
-		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost,
+		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost, FailIfInfeasible: o.failInfeasible,
 		PushTransport: os.Getenv(EnvPushTransport), PushSpin: spin,
 	}, registry)
 	if err != nil {

@@ -35,6 +35,7 @@ type options struct {
 	storeBytes      int64
 	spillDir        string
 	logWorkers      *bool
+	failInfeasible  bool
 
 	// resources (Init: node totals; calls: requests)
 	res resources.Set
@@ -130,6 +131,15 @@ func SpillDir(dir string) Option {
 // embedded cluster.
 func LogWorkers(on bool) Option {
 	return func(o *options) { o.logWorkers = &on; o.mark("LogWorkers", forInit) }
+}
+
+// FailIfInfeasible makes (in Init) tasks and actors whose resource
+// request no node of the cluster can satisfy fail at once with an
+// *InfeasibleError. By default they wait, as in Ray: the driver is warned
+// once per resource shape, the demand shows in `raygo status`, and they
+// run when a node that fits joins (Cancel ends them).
+func FailIfInfeasible() Option {
+	return func(o *options) { o.failInfeasible = true; o.mark("FailIfInfeasible", forInit) }
 }
 
 // NumCPUs requests CPUs for a task or actor (fractions allowed), or sets

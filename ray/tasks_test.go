@@ -242,16 +242,21 @@ func TestResources(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Requests no node can satisfy fail with a clear error, not a hang.
-	for name, opt := range map[string]ray.Option{
-		"cpus":   ray.NumCPUs(64),
-		"gpus":   ray.NumGPUs(3),
-		"custom": ray.Resources(map[string]float64{"unicorn": 1}),
-	} {
-		_, err := Square.Options(opt).Remote(ctx, 1).Get(ctx)
-		var ie *ray.InfeasibleError
-		if !errors.As(err, &ie) || !errors.Is(err, ray.ErrInfeasible) || ie.Function != "test.Square" {
-			t.Fatalf("%s: infeasible request gave %v", name, err)
+	// Requests no node can satisfy stay pending, as in Ray (a node that
+	// fits may join; the driver is warned), and Cancel ends them.
+	for name, opt := range infeasibleOptions() {
+		ref := Square.Options(opt).Remote(ctx, 1)
+		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err := ref.Get(wctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ray.ErrTimeout) {
+			t.Fatalf("%s: Get of a pending infeasible task: %v, want a timeout", name, err)
+		}
+		if err := ray.Cancel(ctx, ref); err != nil {
+			t.Fatalf("%s: Cancel: %v", name, err)
+		}
+		if _, err := ref.Get(ctx); !errors.Is(err, ray.ErrTaskCancelled) {
+			t.Fatalf("%s: Get after Cancel: %v, want cancelled", name, err)
 		}
 	}
 	// Negative or absurd requests are rejected at submission.
@@ -266,6 +271,27 @@ func TestResources(t *testing.T) {
 		}
 	}
 	_ = sort.Ints
+}
+
+func infeasibleOptions() map[string]ray.Option {
+	return map[string]ray.Option{
+		"cpus":   ray.NumCPUs(64),
+		"gpus":   ray.NumGPUs(3),
+		"custom": ray.Resources(map[string]float64{"unicorn": 1}),
+	}
+}
+
+// TestInfeasibleFailFast: with FailIfInfeasible (for scripts), a request
+// no node can satisfy fails at once with a clear error.
+func TestInfeasibleFailFast(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2), ray.NumGPUs(2), ray.FailIfInfeasible())
+	for name, opt := range infeasibleOptions() {
+		_, err := Square.Options(opt).Remote(ctx, 1).Get(ctx)
+		var ie *ray.InfeasibleError
+		if !errors.As(err, &ie) || !errors.Is(err, ray.ErrInfeasible) || ie.Function != "test.Square" {
+			t.Fatalf("%s: infeasible request gave %v", name, err)
+		}
+	}
 }
 
 func TestLargeArguments(t *testing.T) {

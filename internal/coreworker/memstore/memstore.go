@@ -203,9 +203,12 @@ func (st *Store) Delete(list []ids.ID) []*pb.Value {
 		}
 		delete(st.objects, id)
 		s.inTable = false
-		v := s.value.Load()
+		// A handle still holding the slot (ray.Free deletes objects that
+		// are referenced) reads the freed error from now on.
+		v := s.value.Swap(FreedValue(id))
 		out[i] = v
 		if v == nil {
+			s.value.Store(nil)
 			fv := FreedValue(id)
 			if cbs, _ := st.fillLocked(s, fv); len(cbs) > 0 {
 				fire = append(fire, struct {
