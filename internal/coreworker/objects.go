@@ -194,8 +194,11 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, rele
 	if err != nil {
 		return nil, release, ctxErr(ctx, "object "+refs[0].ID.String())
 	}
-	for _, v := range vals {
+	for i, v := range vals {
 		if v != nil && v.GetError() != nil {
+			if memstore.IsFreed(v) {
+				return nil, release, errObjectFreed(refs[i].ID)
+			}
 			return nil, release, errs.FromInfo(v.GetError())
 		}
 	}
@@ -226,17 +229,16 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 func (cw *CoreWorker) WaitFunc(ctx context.Context, n int, ref func(i int) *Ref, numReturns int, timeout time.Duration) ([]bool, error) {
 	want := numReturns
 	slots := make([]*memstore.Slot, n)
-	seen := make(map[*memstore.Slot]struct{}, n)
+	mark := memstore.NewMark()
 	for i := range n {
 		r := ref(i)
 		s, err := cw.slotFor(r)
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := seen[s]; dup {
+		if s.Mark(mark) {
 			return nil, errs.Invalidf("raygo: Wait: ref %s appears twice", r.ID)
 		}
-		seen[s] = struct{}{}
 		slots[i] = s
 	}
 	var timer <-chan time.Time

@@ -31,6 +31,7 @@ import (
 type Slot struct {
 	id    ids.ID
 	value atomic.Pointer[pb.Value] // nil until ready; set once
+	mark  atomic.Uint64            // the last Mark call that saw it
 
 	// Guarded by Store.mu:
 	waiters   []*waiter
@@ -51,6 +52,17 @@ func (s *Slot) Ready() bool { return s.value.Load() != nil }
 // prepare many objects at once make slots outside the store's lock and add
 // them with Add.
 func NewSlot(id ids.ID) *Slot { return &Slot{id: id} }
+
+var marks atomic.Uint64
+
+// NewMark returns a stamp for Mark, unique to the caller.
+func NewMark() uint64 { return marks.Add(1) }
+
+// Mark stamps the slot with m and reports whether it already bore m: a
+// caller going through a list of slots with one stamp finds the slots
+// that appear twice, without a map. (Two callers marking the same slot at
+// once may miss a duplicate, never invent one.)
+func (s *Slot) Mark(m uint64) (seen bool) { return s.mark.Swap(m) == m }
 
 // NewReadySlot makes a slot that already holds v (a Put value), to add
 // with Add.
@@ -205,11 +217,11 @@ func (st *Store) Delete(list []ids.ID) []*pb.Value {
 		s.inTable = false
 		// A handle still holding the slot (ray.Free deletes objects that
 		// are referenced) reads the freed error from now on.
-		v := s.value.Swap(FreedValue(id))
+		v := s.value.Swap(freed)
 		out[i] = v
 		if v == nil {
 			s.value.Store(nil)
-			fv := FreedValue(id)
+			fv := freed
 			if cbs, _ := st.fillLocked(s, fv); len(cbs) > 0 {
 				fire = append(fire, struct {
 					cbs []func(*pb.Value)
@@ -232,7 +244,16 @@ func (st *Store) Len() int {
 	return len(st.objects)
 }
 
-// FreedValue is the value of an object deleted before its value came.
+// freed is what a deleted slot holds: an ObjectFreed error naming no
+// object (one value for all: deleting must not allocate). Readers that
+// know the object's id say which (IsFreed, FreedValue).
+var freed = &pb.Value{Error: errs.ToInfo(&errs.ObjectError{Kind: errs.KindObjectFreed,
+	Detail: "no reference to it remained, or ray.Free deleted it"})}
+
+// IsFreed reports whether v is the value of a deleted slot.
+func IsFreed(v *pb.Value) bool { return v == freed }
+
+// FreedValue is the value of the object id once deleted.
 func FreedValue(id ids.ID) *pb.Value {
 	return &pb.Value{Error: errs.ToInfo(&errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectFreed,
 		Detail: "it was freed while being waited for"})}

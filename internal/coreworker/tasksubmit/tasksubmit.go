@@ -14,10 +14,10 @@
 // up to depth tasks to each worker before the first comes back (doubling
 // to Config.MaxPipeline), and one at a time as soon as a task runs longer.
 // Pipelining never leaves a granted CPU idle while work waits behind a busy
-// one: a lease whose pipeline has not moved for Config.StuckAfter counts
-// its queued tasks as demand (more leases are asked for), and a lease
-// that runs dry steals the tasks queued but not started on the busiest
-// lease of its class (TaskBatch.steal).
+// one: a lease that runs dry steals half of the tasks queued but not
+// started on the busiest lease of its class (TaskBatch.steal), and a lease
+// whose pipeline has not moved for Config.StuckAfter counts its queued
+// tasks as demand, so more leases are asked for them.
 //
 // What comes back goes to the task manager (Results), which decides
 // retries; the submitter requeues what it is told to retry. All of the
@@ -91,7 +91,8 @@ type Config struct {
 	// MaxPipeline bounds tasks in flight to one worker (default 256).
 	MaxPipeline int
 	// StuckAfter: a lease with tasks queued behind one that has run this
-	// long counts them as waiting (default 5 ms).
+	// long counts them as waiting, and more leases are asked for them
+	// (default 100 ms).
 	StuckAfter time.Duration
 	// FailIfInfeasible fails tasks whose request no node can satisfy at
 	// once; otherwise they wait for a node that fits (Warn is called once
@@ -113,7 +114,7 @@ func (c *Config) defaults() {
 		c.MaxPipeline = 256
 	}
 	if c.StuckAfter <= 0 {
-		c.StuckAfter = 5 * time.Millisecond
+		c.StuckAfter = 100 * time.Millisecond
 	}
 	if c.Warn == nil {
 		c.Warn = func(string) {}
@@ -567,18 +568,17 @@ func (s *Submitter) requeueLocked(c *class, ts []*taskmgr.Task) {
 	c.queue = append(ts, c.queue...)
 }
 
-// stealLocked asks the busiest stuck lease of l's class (one whose
-// pipeline has not moved for StuckAfter) to give back half of the tasks
-// it has queued but not started, for the idle lease l.
+// stealLocked asks the busiest lease of l's class to give back half of
+// the tasks it has queued but not started, for the idle lease l: a
+// granted CPU never idles while work waits behind a busy one.
 func (s *Submitter) stealLocked(l *lease) {
 	c := l.cls
 	if len(c.queue) > 0 {
 		return
 	}
 	var victim *lease
-	now := time.Now()
 	for _, o := range c.leases {
-		if o != l && !o.dead && !o.returned && len(o.inflight) > 1 && o.steal == 0 && now.Sub(o.moved) >= s.cfg.StuckAfter &&
+		if o != l && !o.dead && !o.returned && len(o.inflight) > 1 && o.steal == 0 &&
 			(victim == nil || len(o.inflight) > len(victim.inflight)) {
 			victim = o
 		}
