@@ -196,7 +196,9 @@ func Func0[R any](name string, fn func(context.Context) (R, error)) *Function0[R
 func (f *Function0[R]) Options(opts ...Option) *Function0[R] { return &Function0[R]{c: f.c.with(opts)} }
 
 // Remote submits a call and returns a ref to its result.
-func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] { return ref1[R](f.c.submit(ctx, nil, 1)) }
+func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] {
+	return ref1[R](f.c.submit(ctx, nil, 1))
+}
 
 // Function1 is a remote function of one argument, made by Func1.
 type Function1[A, R any] struct{ c call }

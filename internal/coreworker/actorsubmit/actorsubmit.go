@@ -67,9 +67,9 @@ type Results interface {
 
 // Config configures a Submitter.
 type Config struct {
-	JobID    []byte
-	OwnerID  []byte // this process's worker id: the caller of every call
-	Owner    string // this process's address
+	JobID   []byte
+	OwnerID []byte // this process's worker id: the caller of every call
+	Owner   string // this process's address
 	// DeathInfoTimeout bounds how long calls interrupted by a broken
 	// stream wait to hear from the control store why (default 30 s).
 	DeathInfoTimeout time.Duration

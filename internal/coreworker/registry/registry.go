@@ -53,11 +53,13 @@ func (r *Registry) AddClass(name string, c Constructor) { add(r, r.classes, "act
 func (r *Registry) AddMethod(name string, m Method) { add(r, r.methods, "actor method", name, m) }
 
 // Func returns the function registered under name.
-func (r *Registry) Func(name string) (Func, bool)           { return get(r, r.funcs, name) }
+func (r *Registry) Func(name string) (Func, bool) { return get(r, r.funcs, name) }
+
 // Class returns the actor constructor registered under name.
 func (r *Registry) Class(name string) (Constructor, bool) { return get(r, r.classes, name) }
+
 // Method returns the actor method registered under name.
-func (r *Registry) Method(name string) (Method, bool)     { return get(r, r.methods, name) }
+func (r *Registry) Method(name string) (Method, bool) { return get(r, r.methods, name) }
 
 func add[V any](r *Registry, m map[string]V, what, name string, v V) {
 	r.mu.Lock()

@@ -133,11 +133,11 @@ type Manager struct {
 	store *memstore.Store
 
 	mu       sync.Mutex
-	pending  map[ids.ID]*Task             // guarded by mu; submitted, not finished
-	children map[ids.ID]map[ids.ID]*Task  // guarded by mu; parent -> its pending children
-	lineage  map[ids.ID]*lineageEntry     // guarded by mu; finished tasks kept for lineage
-	order    []ids.ID                     // guarded by mu; lineage, oldest first
-	stats    Stats                        // guarded by mu
+	pending  map[ids.ID]*Task            // guarded by mu; submitted, not finished
+	children map[ids.ID]map[ids.ID]*Task // guarded by mu; parent -> its pending children
+	lineage  map[ids.ID]*lineageEntry    // guarded by mu; finished tasks kept for lineage
+	order    []ids.ID                    // guarded by mu; lineage, oldest first
+	stats    Stats                       // guarded by mu
 }
 
 type lineageEntry struct {
