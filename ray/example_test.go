@@ -13,26 +13,26 @@ import (
 // worker processes (this same test binary, started by the node daemon)
 // register them too. Names are unique across the package's test files.
 var (
-	exampleSquare = ray.Func1("example.Square", func(ctx context.Context, x int) (int, error) {
+	exampleSquare = ray.Func1(func(ctx context.Context, x int) (int, error) {
 		return x * x, nil
-	})
+	}, ray.RegisterName("example.Square"))
 
-	exampleSumRange = ray.Func3("example.SumRange", func(ctx context.Context, data []int, lo, hi int) (int, error) {
+	exampleSumRange = ray.Func3(func(ctx context.Context, data []int, lo, hi int) (int, error) {
 		sum := 0
 		for _, v := range data[lo:hi] {
 			sum += v
 		}
 		return sum, nil
-	})
+	}, ray.RegisterName("example.SumRange"))
 
-	exampleNap = ray.Func1("example.Nap", func(ctx context.Context, ms int) (int, error) {
+	exampleNap = ray.Func1(func(ctx context.Context, ms int) (int, error) {
 		select {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 			return ms, nil
 		case <-ctx.Done(): // ray.Cancel cancels the task's context
 			return 0, ctx.Err()
 		}
-	})
+	}, ray.RegisterName("example.Nap"))
 )
 
 // tally is the state of an example actor.
@@ -42,11 +42,11 @@ func (t *tally) Add(ctx context.Context, k int) (int, error) { t.n += k; return 
 func (t *tally) Total(ctx context.Context) (int, error)      { return t.n, nil }
 
 var (
-	exampleTally = ray.Actor0("example.Tally", func(ctx context.Context) (*tally, error) {
+	exampleTally = ray.Actor0(func(ctx context.Context) (*tally, error) {
 		return &tally{}, nil
-	})
-	exampleAdd   = ray.Method1(exampleTally, "Add", (*tally).Add)
-	exampleTotal = ray.Method0(exampleTally, "Total", (*tally).Total)
+	}, ray.RegisterName("example.Tally"))
+	exampleAdd   = ray.Method1(exampleTally, (*tally).Add)
+	exampleTotal = ray.Method0(exampleTally, (*tally).Total)
 )
 
 // Square numbers in parallel: each Remote call returns a future at once,
@@ -82,8 +82,8 @@ func ExampleActor0() {
 	}
 	defer ray.Shutdown()
 
-	counter, err := exampleTally.Remote(ctx)
-	if err != nil {
+	counter := exampleTally.Remote(ctx)
+	if err := counter.Err(); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -122,7 +122,7 @@ func ExamplePut() {
 	const chunk = 25_000
 	parts := make([]ray.ObjectRef[int], 0, len(data)/chunk)
 	for lo := 0; lo < len(data); lo += chunk {
-		parts = append(parts, exampleSumRange.RemoteArgs(ctx, dataRef, lo, lo+chunk))
+		parts = append(parts, exampleSumRange.RemoteArgs(ctx, dataRef, ray.Val(lo), ray.Val(lo+chunk)))
 	}
 	sums, err := ray.Get(ctx, parts...)
 	if err != nil {

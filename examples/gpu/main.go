@@ -20,7 +20,7 @@ import (
 )
 
 // View reports the GPUs visible to the task's process.
-var View = ray.Func0("gpu.View", func(ctx context.Context) (string, error) {
+var View = ray.Func0(func(ctx context.Context) (string, error) {
 	v, set := os.LookupEnv("CUDA_VISIBLE_DEVICES")
 	out := fmt.Sprintf("CUDA_VISIBLE_DEVICES=%q (set=%v)", v, set)
 	if _, err := exec.LookPath("python3"); err == nil {
@@ -33,7 +33,7 @@ var View = ray.Func0("gpu.View", func(ctx context.Context) (string, error) {
 		}
 	}
 	return out, nil
-})
+}, ray.RegisterName("gpu.View"))
 
 func main() {
 	ctx := context.Background()

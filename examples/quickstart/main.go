@@ -15,14 +15,14 @@ import (
 )
 
 // Process simulates work on one item: it sleeps item/10 seconds.
-var Process = ray.Func1("quickstart.Process", func(ctx context.Context, item int) (string, error) {
+var Process = ray.Func1(func(ctx context.Context, item int) (string, error) {
 	select {
 	case <-time.After(time.Duration(item) * 100 * time.Millisecond):
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 	return fmt.Sprintf("Processed %d", item), nil
-})
+}, ray.RegisterName("quickstart.Process"))
 
 // DataTracker is a stateful actor: a counter.
 type DataTracker struct{ count int }
@@ -34,21 +34,21 @@ func (d *DataTracker) Increment(ctx context.Context) (int, error) { d.count++; r
 func (d *DataTracker) Count(ctx context.Context) (int, error) { return d.count, nil }
 
 var (
-	Tracker = ray.Actor0("quickstart.DataTracker", func(ctx context.Context) (*DataTracker, error) {
+	Tracker = ray.Actor0(func(ctx context.Context) (*DataTracker, error) {
 		return &DataTracker{}, nil
-	})
-	Increment = ray.Method0(Tracker, "Increment", (*DataTracker).Increment)
-	Count     = ray.Method0(Tracker, "Count", (*DataTracker).Count)
+	}, ray.RegisterName("quickstart.DataTracker"))
+	Increment = ray.Method0(Tracker, (*DataTracker).Increment)
+	Count     = ray.Method0(Tracker, (*DataTracker).Count)
 )
 
 // SumChunk sums data[start:start+100]; data arrives resolved from a ref.
-var SumChunk = ray.Func2("quickstart.SumChunk", func(ctx context.Context, data []int, start int) (int, error) {
+var SumChunk = ray.Func2(func(ctx context.Context, data []int, start int) (int, error) {
 	sum := 0
 	for _, v := range data[start : start+100] {
 		sum += v
 	}
 	return sum, nil
-})
+}, ray.RegisterName("quickstart.SumChunk"))
 
 func main() {
 	ctx := context.Background()
@@ -75,8 +75,8 @@ func run(ctx context.Context) error {
 	fmt.Println("tasks:", results)
 
 	// 2. A stateful actor.
-	tracker, err := Tracker.Remote(ctx)
-	if err != nil {
+	tracker := Tracker.Remote(ctx)
+	if err := tracker.Err(); err != nil {
 		return err
 	}
 	for range 10 {
@@ -99,7 +99,7 @@ func run(ctx context.Context) error {
 	}
 	sums := make([]ray.ObjectRef[int], 10)
 	for i := range sums {
-		sums[i] = SumChunk.RemoteArgs(ctx, dataRef, i*100)
+		sums[i] = SumChunk.RemoteArgs(ctx, dataRef, ray.Val(i*100))
 	}
 	parts, err := ray.Get(ctx, sums...)
 	if err != nil {
