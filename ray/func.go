@@ -98,13 +98,32 @@ func addArg[A any](a *args, v A) {
 	if a.err != nil {
 		return
 	}
-	data, nested, err := codec.Encode(v)
+	arg, err := encodeArg(a.fn, len(a.list), v)
 	if err != nil {
-		a.err = &ArgumentError{Function: a.fn, Index: len(a.list), Detail: err.Error()}
+		a.err = err
 		return
 	}
-	a.list = append(a.list, coreworker.Arg{Data: data, Nested: nested})
+	a.list = append(a.list, arg)
 }
+
+func encodeArg(fn string, i int, v any) (coreworker.Arg, error) {
+	data, nested, err := codec.Encode(v)
+	if err != nil {
+		return coreworker.Arg{}, &argError{&ArgumentError{Function: fn, Index: i, Detail: err.Error()}, err}
+	}
+	return coreworker.Arg{Data: data, Nested: nested}, nil
+}
+
+// argError is an *ArgumentError for an argument that could not be
+// encoded, with the encoder's error kept in the chain: a failed
+// ActorHandle passed as an argument still matches its creation error.
+type argError struct {
+	arg   *ArgumentError
+	cause error
+}
+
+func (e *argError) Error() string   { return e.arg.Error() }
+func (e *argError) Unwrap() []error { return []error{e.arg, e.cause} }
 
 // add appends an Arg: a value to encode or a ref to pass.
 func add[A any](a *args, x Arg[A]) {

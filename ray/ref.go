@@ -46,13 +46,7 @@ type val[T any] struct{ v T }
 
 func (v val[T]) argOf(*T) {}
 
-func (v val[T]) toArg(fn string, i int) (coreworker.Arg, error) {
-	data, nested, err := codec.Encode(v.v)
-	if err != nil {
-		return coreworker.Arg{}, &ArgumentError{Function: fn, Index: i, Detail: err.Error()}
-	}
-	return coreworker.Arg{Data: data, Nested: nested}, nil
-}
+func (v val[T]) toArg(fn string, i int) (coreworker.Arg, error) { return encodeArg(fn, i, v.v) }
 
 func (r ObjectRef[T]) argOf(*T) {}
 
@@ -103,8 +97,12 @@ func (r ObjectRef[T]) Get(ctx context.Context) (T, error) {
 	return vs[0], nil
 }
 
-// EncodeMsgpack writes the ref inside a value (codec hook).
+// EncodeMsgpack writes the ref inside a value (codec hook). A zero ref
+// travels as a zero ref; a failed one fails the encoding with its error.
 func (r ObjectRef[T]) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if r.h == nil {
+		return enc.EncodeNil()
+	}
 	h, err := r.handle()
 	if err != nil {
 		return err
@@ -164,11 +162,11 @@ func Get[T any](ctx context.Context, refs ...ObjectRef[T]) ([]T, error) {
 // travel intact (a struct with unexported fields; see EncodingError) is
 // refused with an *EncodingError.
 func Put[T any](ctx context.Context, v T) (ObjectRef[T], error) {
-	cw, err := current()
-	if err != nil {
+	if err := checkTypeOf(v); err != nil {
 		return ObjectRef[T]{}, err
 	}
-	if err := checkTypeOf(v); err != nil {
+	cw, err := current()
+	if err != nil {
 		return ObjectRef[T]{}, err
 	}
 	parts, nested, err := codec.EncodeParts(v)
