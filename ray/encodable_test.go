@@ -3,6 +3,7 @@ package ray_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,11 @@ type fine struct {
 }
 
 type withChan struct{ C chan int }
+
+// lossyError would arrive without its code.
+type lossyError struct{ code int }
+
+func (e *lossyError) Error() string { return fmt.Sprint("code ", e.code) }
 
 // TestUnexportedFieldsRefused (behaviour 14): a struct with unexported
 // fields used to round-trip as zero values with no error. Now Put refuses
@@ -115,6 +121,7 @@ func TestUnexportedFieldsRefused(t *testing.T) {
 		"constructor": {func() {
 			ray.Actor1(func(ctx context.Context, p point) (*struct{}, error) { return nil, nil }, ray.RegisterName("test.PointActor"))
 		}, `"test.PointActor": argument 0`},
+		"error type": {func() { ray.RegisterError[*lossyError]("test.LossyError") }, `RegisterError "test.LossyError": ray: values of type *ray_test.lossyError cannot travel intact: at .code`},
 		"method": {func() {
 			ray.Method1(Counter, func(c *counter, ctx context.Context, o map[string]item) (int, error) { return 0, nil }, ray.RegisterName("ByItem"))
 		}, `"test.Counter.ByItem": argument 0: ray: values of type map[string]ray_test.item cannot travel intact: at [].secret`},

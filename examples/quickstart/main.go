@@ -14,15 +14,18 @@ import (
 	"github.com/raygo/raygo/ray"
 )
 
-// Process simulates work on one item: it sleeps item/10 seconds.
-var Process = ray.Func1(func(ctx context.Context, item int) (string, error) {
+// process simulates work on one item: it sleeps item/10 seconds.
+func process(ctx context.Context, item int) (string, error) {
 	select {
 	case <-time.After(time.Duration(item) * 100 * time.Millisecond):
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 	return fmt.Sprintf("Processed %d", item), nil
-}, ray.RegisterName("quickstart.Process"))
+}
+
+// Process is process as a remote function, registered as "main.process".
+var Process = ray.Func1(process)
 
 // DataTracker is a stateful actor: a counter.
 type DataTracker struct{ count int }
@@ -33,31 +36,37 @@ func (d *DataTracker) Increment(ctx context.Context) (int, error) { d.count++; r
 // Count returns the count.
 func (d *DataTracker) Count(ctx context.Context) (int, error) { return d.count, nil }
 
+func newDataTracker(ctx context.Context) (*DataTracker, error) { return &DataTracker{}, nil }
+
+// The actor class registers as "main.DataTracker", its methods as
+// "Increment" and "Count".
 var (
-	Tracker = ray.Actor0(func(ctx context.Context) (*DataTracker, error) {
-		return &DataTracker{}, nil
-	}, ray.RegisterName("quickstart.DataTracker"))
+	Tracker   = ray.Actor0(newDataTracker)
 	Increment = ray.Method0(Tracker, (*DataTracker).Increment)
 	Count     = ray.Method0(Tracker, (*DataTracker).Count)
 )
 
-// SumChunk sums data[start:start+100]; data arrives resolved from a ref.
-var SumChunk = ray.Func2(func(ctx context.Context, data []int, start int) (int, error) {
+// sumChunk sums data[start:start+100]; data arrives resolved from a ref.
+func sumChunk(ctx context.Context, data []int, start int) (int, error) {
 	sum := 0
 	for _, v := range data[start : start+100] {
 		sum += v
 	}
 	return sum, nil
-}, ray.RegisterName("quickstart.SumChunk"))
+}
+
+var SumChunk = ray.Func2(sumChunk)
 
 func main() {
 	ctx := context.Background()
 	if err := ray.Init(ctx); err != nil {
 		log.Fatal(err)
 	}
-	defer ray.Shutdown()
-	if err := run(ctx); err != nil {
-		ray.Shutdown()
+	err := run(ctx)
+	if serr := ray.Shutdown(); err == nil {
+		err = serr
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
