@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,30 @@ func TestSamples(t *testing.T) {
 	}
 	if got := orSamples([]string{"x"}); len(got) != 1 || got[0] != "x" {
 		t.Fatalf("named files: %v", got)
+	}
+}
+
+// TestDocsListing: docs/wordcount.md shows this program as it is, with
+// its line count.
+func TestDocsListing(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/wordcount.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```go\n"+string(src)+"```") {
+		t.Error("docs/wordcount.md does not show main.go as it is")
+	}
+	code := 0 // lines neither blank nor only a comment
+	for _, l := range strings.Split(string(src), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "//") {
+			code++
+		}
+	}
+	if want := fmt.Sprintf("Go (raygo): %d lines", code); !strings.Contains(string(doc), want) {
+		t.Errorf("docs/wordcount.md does not say %q", want)
 	}
 }
