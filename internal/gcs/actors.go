@@ -146,7 +146,14 @@ func (s *Server) KillActor(_ context.Context, req *pb.KillActorRequest) (*pb.Kil
 		return nil, errs.NotFoundf("gcs: no actor %s", aid)
 	}
 	if req.GetNoRestart() {
-		s.killActor(aid, "killed by ray.Kill")
+		reason, cause := req.GetReason(), req.GetCause()
+		if reason == "" {
+			reason = "killed by ray.Kill"
+		}
+		if cause == pb.ActorDeathCause_ACTOR_DEATH_CAUSE_UNSPECIFIED {
+			cause = errs.ActorKilled
+		}
+		s.killActor(aid, reason, cause)
 		return &pb.KillActorReply{}, nil
 	}
 	const reason = "killed by ray.Kill (restart allowed)"
@@ -164,8 +171,9 @@ func (s *Server) KillActor(_ context.Context, req *pb.KillActorRequest) (*pb.Kil
 	return &pb.KillActorReply{}, nil
 }
 
-// killActor marks an actor dead with reason and stops its process.
-func (s *Server) killActor(aid ids.ID, reason string) {
+// killActor marks an actor dead with reason and cause and stops its
+// process.
+func (s *Server) killActor(aid ids.ID, reason string, cause errs.ActorDeathCause) {
 	s.mu.Lock()
 	e, ok := s.actors[aid]
 	if !ok || e.info.State == StateDead {
@@ -174,7 +182,7 @@ func (s *Server) killActor(aid ids.ID, reason string) {
 	}
 	p := e.place
 	e.killing = true
-	s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason})
+	s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason, Cause: cause})
 	s.mu.Unlock()
 	s.release(p, reason)
 }
@@ -295,7 +303,7 @@ func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.W
 		s.actorProcessDied(aid, wid, reason, false)
 	}
 	for _, id := range owned {
-		s.killActor(id, "its owner died")
+		s.killActor(id, "its owner died", errs.ActorOwnerDied)
 	}
 	return &pb.WorkerDiedReply{}, nil
 }
@@ -321,7 +329,14 @@ func (s *Server) actorProcessDied(aid, worker ids.ID, reason string, noRestart b
 	s.unhostLocked(e)
 	max := e.info.MaxRestarts
 	if e.killing || noRestart || (max >= 0 && e.info.NumRestarts >= max) {
-		s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason})
+		cause := errs.ActorProcessDied
+		switch {
+		case e.killing || noRestart:
+			cause = errs.ActorKilled
+		case worker.IsNil():
+			cause = errs.ActorNodeDied
+		}
+		s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: reason, Cause: cause})
 		return
 	}
 	e.info.NumRestarts++
@@ -393,7 +408,8 @@ func (s *Server) scheduleActor(aid ids.ID) {
 			var te *errs.TaskError
 			if errors.As(cerr, &te) || errors.Is(cerr, errs.ErrNotRegistered) || errors.Is(cerr, errs.ErrBadArgument) {
 				e.killing = true
-				s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: "constructor failed: " + cerr.Error()})
+				s.setDeadLocked(e, &errs.ActorDiedError{ActorID: aid.String(), Name: e.info.Name, Reason: "constructor failed: " + cerr.Error(),
+					Cause: errs.ActorCreationFailed})
 				s.mu.Unlock()
 				s.release(place, "actor constructor failed")
 				return

@@ -345,7 +345,7 @@ func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.Fin
 	}
 	s.mu.Unlock()
 	for _, aid := range owned {
-		s.killActor(aid, "its owner (the job's driver) exited")
+		s.killActor(aid, "its owner (the job's driver) exited", errs.ActorOwnerDied)
 	}
 	return &pb.FinishJobReply{}, nil
 }

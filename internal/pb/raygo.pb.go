@@ -57,6 +57,11 @@ const (
 	ErrorKind_ERROR_KIND_NODE_DIED       ErrorKind = 21 // NodeDiedError
 	ErrorKind_ERROR_KIND_UNAUTHENTICATED ErrorKind = 22 // Status: a missing or wrong cluster token
 	ErrorKind_ERROR_KIND_UNAVAILABLE     ErrorKind = 23 // Status: the peer cannot be reached
+	// ACTOR_INTERRUPTED answers a call that was running when its actor left
+	// the process (killed while sharing it with other actors): the caller
+	// handles it as it would the death of the actor's process during the
+	// call (retried within MaxTaskRetries, else an ActorDiedError).
+	ErrorKind_ERROR_KIND_ACTOR_INTERRUPTED ErrorKind = 24
 )
 
 // Enum value maps for ErrorKind.
@@ -86,6 +91,7 @@ var (
 		21: "ERROR_KIND_NODE_DIED",
 		22: "ERROR_KIND_UNAUTHENTICATED",
 		23: "ERROR_KIND_UNAVAILABLE",
+		24: "ERROR_KIND_ACTOR_INTERRUPTED",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":       0,
@@ -112,6 +118,7 @@ var (
 		"ERROR_KIND_NODE_DIED":         21,
 		"ERROR_KIND_UNAUTHENTICATED":   22,
 		"ERROR_KIND_UNAVAILABLE":       23,
+		"ERROR_KIND_ACTOR_INTERRUPTED": 24,
 	}
 )
 
@@ -140,6 +147,71 @@ func (x ErrorKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use ErrorKind.Descriptor instead.
 func (ErrorKind) EnumDescriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{0}
+}
+
+// ActorDeathCause says why an actor died (ActorDiedError.Cause).
+type ActorDeathCause int32
+
+const (
+	ActorDeathCause_ACTOR_DEATH_CAUSE_UNSPECIFIED     ActorDeathCause = 0
+	ActorDeathCause_ACTOR_DEATH_CAUSE_PROCESS_DIED    ActorDeathCause = 1 // its process died with no restarts left
+	ActorDeathCause_ACTOR_DEATH_CAUSE_KILLED          ActorDeathCause = 2 // ray.Kill
+	ActorDeathCause_ACTOR_DEATH_CAUSE_OWNER_DIED      ActorDeathCause = 3 // its owner (the process that created it) died, or its job ended
+	ActorDeathCause_ACTOR_DEATH_CAUSE_OUT_OF_SCOPE    ActorDeathCause = 4 // no handle to it remained
+	ActorDeathCause_ACTOR_DEATH_CAUSE_EXITED          ActorDeathCause = 5 // it ended itself (ExitActor, a graceful terminate)
+	ActorDeathCause_ACTOR_DEATH_CAUSE_NODE_DIED       ActorDeathCause = 6 // its node died with no restarts left
+	ActorDeathCause_ACTOR_DEATH_CAUSE_CREATION_FAILED ActorDeathCause = 7 // its constructor failed
+)
+
+// Enum value maps for ActorDeathCause.
+var (
+	ActorDeathCause_name = map[int32]string{
+		0: "ACTOR_DEATH_CAUSE_UNSPECIFIED",
+		1: "ACTOR_DEATH_CAUSE_PROCESS_DIED",
+		2: "ACTOR_DEATH_CAUSE_KILLED",
+		3: "ACTOR_DEATH_CAUSE_OWNER_DIED",
+		4: "ACTOR_DEATH_CAUSE_OUT_OF_SCOPE",
+		5: "ACTOR_DEATH_CAUSE_EXITED",
+		6: "ACTOR_DEATH_CAUSE_NODE_DIED",
+		7: "ACTOR_DEATH_CAUSE_CREATION_FAILED",
+	}
+	ActorDeathCause_value = map[string]int32{
+		"ACTOR_DEATH_CAUSE_UNSPECIFIED":     0,
+		"ACTOR_DEATH_CAUSE_PROCESS_DIED":    1,
+		"ACTOR_DEATH_CAUSE_KILLED":          2,
+		"ACTOR_DEATH_CAUSE_OWNER_DIED":      3,
+		"ACTOR_DEATH_CAUSE_OUT_OF_SCOPE":    4,
+		"ACTOR_DEATH_CAUSE_EXITED":          5,
+		"ACTOR_DEATH_CAUSE_NODE_DIED":       6,
+		"ACTOR_DEATH_CAUSE_CREATION_FAILED": 7,
+	}
+)
+
+func (x ActorDeathCause) Enum() *ActorDeathCause {
+	p := new(ActorDeathCause)
+	*p = x
+	return p
+}
+
+func (x ActorDeathCause) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActorDeathCause) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[1].Descriptor()
+}
+
+func (ActorDeathCause) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[1]
+}
+
+func (x ActorDeathCause) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActorDeathCause.Descriptor instead.
+func (ActorDeathCause) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{1}
 }
 
 // SchedulingStrategy selects a placement policy (internal/scheduler).
@@ -176,11 +248,11 @@ func (x SchedulingStrategy) String() string {
 }
 
 func (SchedulingStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[1].Descriptor()
+	return file_raygo_proto_enumTypes[2].Descriptor()
 }
 
 func (SchedulingStrategy) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[1]
+	return &file_raygo_proto_enumTypes[2]
 }
 
 func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
@@ -189,7 +261,7 @@ func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SchedulingStrategy.Descriptor instead.
 func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{1}
+	return file_raygo_proto_rawDescGZIP(), []int{2}
 }
 
 type NodeState int32
@@ -225,11 +297,11 @@ func (x NodeState) String() string {
 }
 
 func (NodeState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[2].Descriptor()
+	return file_raygo_proto_enumTypes[3].Descriptor()
 }
 
 func (NodeState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[2]
+	return &file_raygo_proto_enumTypes[3]
 }
 
 func (x NodeState) Number() protoreflect.EnumNumber {
@@ -238,7 +310,7 @@ func (x NodeState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeState.Descriptor instead.
 func (NodeState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{2}
+	return file_raygo_proto_rawDescGZIP(), []int{3}
 }
 
 type JobState int32
@@ -274,11 +346,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[3].Descriptor()
+	return file_raygo_proto_enumTypes[4].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[3]
+	return &file_raygo_proto_enumTypes[4]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -287,7 +359,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{3}
+	return file_raygo_proto_rawDescGZIP(), []int{4}
 }
 
 type ActorState int32
@@ -329,11 +401,11 @@ func (x ActorState) String() string {
 }
 
 func (ActorState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[4].Descriptor()
+	return file_raygo_proto_enumTypes[5].Descriptor()
 }
 
 func (ActorState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[4]
+	return &file_raygo_proto_enumTypes[5]
 }
 
 func (x ActorState) Number() protoreflect.EnumNumber {
@@ -342,7 +414,7 @@ func (x ActorState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ActorState.Descriptor instead.
 func (ActorState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{4}
+	return file_raygo_proto_rawDescGZIP(), []int{5}
 }
 
 type StoreObjectState int32
@@ -384,11 +456,11 @@ func (x StoreObjectState) String() string {
 }
 
 func (StoreObjectState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[5].Descriptor()
+	return file_raygo_proto_enumTypes[6].Descriptor()
 }
 
 func (StoreObjectState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[5]
+	return &file_raygo_proto_enumTypes[6]
 }
 
 func (x StoreObjectState) Number() protoreflect.EnumNumber {
@@ -397,7 +469,7 @@ func (x StoreObjectState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreObjectState.Descriptor instead.
 func (StoreObjectState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{5}
+	return file_raygo_proto_rawDescGZIP(), []int{6}
 }
 
 // Resources maps a resource name ("CPU", "GPU", "memory", or a custom name)
@@ -467,22 +539,23 @@ type ErrorInfo struct {
 	Attempt  int32  `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"` // TaskError: the attempt that failed (0 is the first)
 	// cause: a TaskError's cause when it is itself a raygo error (an
 	// argument that failed, an object that was lost).
-	Cause         *ErrorInfo `protobuf:"bytes,11,opt,name=cause,proto3" json:"cause,omitempty"`
-	Panic         bool       `protobuf:"varint,12,opt,name=panic,proto3" json:"panic,omitempty"`
-	ObjectId      string     `protobuf:"bytes,13,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
-	TaskId        string     `protobuf:"bytes,14,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	ExitCode      int32      `protobuf:"varint,15,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`         // WorkerStartupError
-	Request       string     `protobuf:"bytes,16,opt,name=request,proto3" json:"request,omitempty"`                            // InfeasibleError: the resource request, printed
-	Attempts      int32      `protobuf:"varint,17,opt,name=attempts,proto3" json:"attempts,omitempty"`                         // attempts made (WorkerCrashed, WorkerStartup, OutOfMemory, NodeDied)
-	Reason        string     `protobuf:"bytes,18,opt,name=reason,proto3" json:"reason,omitempty"`                              // WorkerCrashed, ActorDied, Cancelled, NodeDied
-	ActorName     string     `protobuf:"bytes,19,opt,name=actor_name,json=actorName,proto3" json:"actor_name,omitempty"`       // ActorDiedError
-	Detail        string     `protobuf:"bytes,20,opt,name=detail,proto3" json:"detail,omitempty"`                              // ObjectError, ArgumentError
-	Name          string     `protobuf:"bytes,21,opt,name=name,proto3" json:"name,omitempty"`                                  // NotRegisteredError: the name the binary lacks
-	ArgIndex      int32      `protobuf:"varint,22,opt,name=arg_index,json=argIndex,proto3" json:"arg_index,omitempty"`         // ArgumentError: 0-based argument position
-	Cluster       string     `protobuf:"bytes,23,opt,name=cluster,proto3" json:"cluster,omitempty"`                            // InfeasibleError: the cluster's totals, printed
-	Binary        string     `protobuf:"bytes,24,opt,name=binary,proto3" json:"binary,omitempty"`                              // WorkerStartupError: the worker binary
-	Stderr        string     `protobuf:"bytes,25,opt,name=stderr,proto3" json:"stderr,omitempty"`                              // WorkerStartupError: the tail of its stderr
-	NodeAddress   string     `protobuf:"bytes,26,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"` // NodeDiedError: the node daemon's address
+	Cause         *ErrorInfo      `protobuf:"bytes,11,opt,name=cause,proto3" json:"cause,omitempty"`
+	Panic         bool            `protobuf:"varint,12,opt,name=panic,proto3" json:"panic,omitempty"`
+	ObjectId      string          `protobuf:"bytes,13,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	TaskId        string          `protobuf:"bytes,14,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ExitCode      int32           `protobuf:"varint,15,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`                                     // WorkerStartupError
+	Request       string          `protobuf:"bytes,16,opt,name=request,proto3" json:"request,omitempty"`                                                        // InfeasibleError: the resource request, printed
+	Attempts      int32           `protobuf:"varint,17,opt,name=attempts,proto3" json:"attempts,omitempty"`                                                     // attempts made (WorkerCrashed, WorkerStartup, OutOfMemory, NodeDied)
+	Reason        string          `protobuf:"bytes,18,opt,name=reason,proto3" json:"reason,omitempty"`                                                          // WorkerCrashed, ActorDied, Cancelled, NodeDied
+	ActorName     string          `protobuf:"bytes,19,opt,name=actor_name,json=actorName,proto3" json:"actor_name,omitempty"`                                   // ActorDiedError
+	Detail        string          `protobuf:"bytes,20,opt,name=detail,proto3" json:"detail,omitempty"`                                                          // ObjectError, ArgumentError
+	Name          string          `protobuf:"bytes,21,opt,name=name,proto3" json:"name,omitempty"`                                                              // NotRegisteredError: the name the binary lacks
+	ArgIndex      int32           `protobuf:"varint,22,opt,name=arg_index,json=argIndex,proto3" json:"arg_index,omitempty"`                                     // ArgumentError: 0-based argument position
+	Cluster       string          `protobuf:"bytes,23,opt,name=cluster,proto3" json:"cluster,omitempty"`                                                        // InfeasibleError: the cluster's totals, printed
+	Binary        string          `protobuf:"bytes,24,opt,name=binary,proto3" json:"binary,omitempty"`                                                          // WorkerStartupError: the worker binary
+	Stderr        string          `protobuf:"bytes,25,opt,name=stderr,proto3" json:"stderr,omitempty"`                                                          // WorkerStartupError: the tail of its stderr
+	NodeAddress   string          `protobuf:"bytes,26,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`                             // NodeDiedError: the node daemon's address
+	ActorDeath    ActorDeathCause `protobuf:"varint,27,opt,name=actor_death,json=actorDeath,proto3,enum=raygo.v1.ActorDeathCause" json:"actor_death,omitempty"` // ActorDiedError: why
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +770,13 @@ func (x *ErrorInfo) GetNodeAddress() string {
 		return x.NodeAddress
 	}
 	return ""
+}
+
+func (x *ErrorInfo) GetActorDeath() ActorDeathCause {
+	if x != nil {
+		return x.ActorDeath
+	}
+	return ActorDeathCause_ACTOR_DEATH_CAUSE_UNSPECIFIED
 }
 
 // ObjectRef names an object and the process that owns it.
@@ -3112,6 +3192,7 @@ type KillActorRequest struct {
 	NoRestart     bool                   `protobuf:"varint,2,opt,name=no_restart,json=noRestart,proto3" json:"no_restart,omitempty"`
 	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	Graceful      bool                   `protobuf:"varint,4,opt,name=graceful,proto3" json:"graceful,omitempty"`
+	Cause         ActorDeathCause        `protobuf:"varint,5,opt,name=cause,proto3,enum=raygo.v1.ActorDeathCause" json:"cause,omitempty"` // with no_restart: why (default KILLED)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3172,6 +3253,13 @@ func (x *KillActorRequest) GetGraceful() bool {
 		return x.Graceful
 	}
 	return false
+}
+
+func (x *KillActorRequest) GetCause() ActorDeathCause {
+	if x != nil {
+		return x.Cause
+	}
+	return ActorDeathCause_ACTOR_DEATH_CAUSE_UNSPECIFIED
 }
 
 type KillActorReply struct {
@@ -6093,7 +6181,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\aamounts\x18\x01 \x03(\v2 .raygo.v1.Resources.AmountsEntryR\aamounts\x1a:\n" +
 	"\fAmountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xd9\x05\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x95\x06\n" +
 	"\tErrorInfo\x12'\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x13.raygo.v1.ErrorKindR\x04kind\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
@@ -6122,7 +6210,9 @@ const file_raygo_proto_rawDesc = "" +
 	"\acluster\x18\x17 \x01(\tR\acluster\x12\x16\n" +
 	"\x06binary\x18\x18 \x01(\tR\x06binary\x12\x16\n" +
 	"\x06stderr\x18\x19 \x01(\tR\x06stderr\x12!\n" +
-	"\fnode_address\x18\x1a \x01(\tR\vnodeAddress\"[\n" +
+	"\fnode_address\x18\x1a \x01(\tR\vnodeAddress\x12:\n" +
+	"\vactor_death\x18\x1b \x01(\x0e2\x19.raygo.v1.ActorDeathCauseR\n" +
+	"actorDeath\"[\n" +
 	"\tObjectRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12#\n" +
 	"\rowner_address\x18\x02 \x01(\tR\fownerAddress\x12\x19\n" +
@@ -6304,13 +6394,14 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\";\n" +
 	"\x0eWaitActorReply\x12)\n" +
-	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\"\x80\x01\n" +
+	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\"\xb1\x01\n" +
 	"\x10KillActorRequest\x12\x19\n" +
 	"\bactor_id\x18\x01 \x01(\fR\aactorId\x12\x1d\n" +
 	"\n" +
 	"no_restart\x18\x02 \x01(\bR\tnoRestart\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
-	"\bgraceful\x18\x04 \x01(\bR\bgraceful\"\x10\n" +
+	"\bgraceful\x18\x04 \x01(\bR\bgraceful\x12/\n" +
+	"\x05cause\x18\x05 \x01(\x0e2\x19.raygo.v1.ActorDeathCauseR\x05cause\"\x10\n" +
 	"\x0eKillActorReply\"\x13\n" +
 	"\x11ListActorsRequest\">\n" +
 	"\x0fListActorsReply\x12+\n" +
@@ -6513,7 +6604,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05force\x18\x01 \x01(\bR\x05force\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\fR\aactorId\"\v\n" +
-	"\tExitReply*\xb0\x05\n" +
+	"\tExitReply*\xd2\x05\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x1d\n" +
@@ -6539,7 +6630,17 @@ const file_raygo_proto_rawDesc = "" +
 	"\x19ERROR_KIND_ACTOR_NOT_HERE\x10\x14\x12\x18\n" +
 	"\x14ERROR_KIND_NODE_DIED\x10\x15\x12\x1e\n" +
 	"\x1aERROR_KIND_UNAUTHENTICATED\x10\x16\x12\x1a\n" +
-	"\x16ERROR_KIND_UNAVAILABLE\x10\x17*U\n" +
+	"\x16ERROR_KIND_UNAVAILABLE\x10\x17\x12 \n" +
+	"\x1cERROR_KIND_ACTOR_INTERRUPTED\x10\x18*\xa2\x02\n" +
+	"\x0fActorDeathCause\x12!\n" +
+	"\x1dACTOR_DEATH_CAUSE_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eACTOR_DEATH_CAUSE_PROCESS_DIED\x10\x01\x12\x1c\n" +
+	"\x18ACTOR_DEATH_CAUSE_KILLED\x10\x02\x12 \n" +
+	"\x1cACTOR_DEATH_CAUSE_OWNER_DIED\x10\x03\x12\"\n" +
+	"\x1eACTOR_DEATH_CAUSE_OUT_OF_SCOPE\x10\x04\x12\x1c\n" +
+	"\x18ACTOR_DEATH_CAUSE_EXITED\x10\x05\x12\x1f\n" +
+	"\x1bACTOR_DEATH_CAUSE_NODE_DIED\x10\x06\x12%\n" +
+	"!ACTOR_DEATH_CAUSE_CREATION_FAILED\x10\a*U\n" +
 	"\x12SchedulingStrategy\x12\x1f\n" +
 	"\x1bSCHEDULING_STRATEGY_DEFAULT\x10\x00\x12\x1e\n" +
 	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01*R\n" +
@@ -6623,245 +6724,248 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                  // 0: raygo.v1.ErrorKind
-	(SchedulingStrategy)(0),         // 1: raygo.v1.SchedulingStrategy
-	(NodeState)(0),                  // 2: raygo.v1.NodeState
-	(JobState)(0),                   // 3: raygo.v1.JobState
-	(ActorState)(0),                 // 4: raygo.v1.ActorState
-	(StoreObjectState)(0),           // 5: raygo.v1.StoreObjectState
-	(*Resources)(nil),               // 6: raygo.v1.Resources
-	(*ErrorInfo)(nil),               // 7: raygo.v1.ErrorInfo
-	(*ObjectRef)(nil),               // 8: raygo.v1.ObjectRef
-	(*Value)(nil),                   // 9: raygo.v1.Value
-	(*Arg)(nil),                     // 10: raygo.v1.Arg
-	(*TaskSpec)(nil),                // 11: raygo.v1.TaskSpec
-	(*TaskReply)(nil),               // 12: raygo.v1.TaskReply
-	(*NodeInfo)(nil),                // 13: raygo.v1.NodeInfo
-	(*RegisterNodeRequest)(nil),     // 14: raygo.v1.RegisterNodeRequest
-	(*RegisterNodeReply)(nil),       // 15: raygo.v1.RegisterNodeReply
-	(*NodeHeartbeatRequest)(nil),    // 16: raygo.v1.NodeHeartbeatRequest
-	(*NodeHeartbeatReply)(nil),      // 17: raygo.v1.NodeHeartbeatReply
-	(*GetNodesRequest)(nil),         // 18: raygo.v1.GetNodesRequest
-	(*GetNodesReply)(nil),           // 19: raygo.v1.GetNodesReply
-	(*UnregisterNodeRequest)(nil),   // 20: raygo.v1.UnregisterNodeRequest
-	(*UnregisterNodeReply)(nil),     // 21: raygo.v1.UnregisterNodeReply
-	(*JobInfo)(nil),                 // 22: raygo.v1.JobInfo
-	(*RegisterJobRequest)(nil),      // 23: raygo.v1.RegisterJobRequest
-	(*RegisterJobReply)(nil),        // 24: raygo.v1.RegisterJobReply
-	(*GetJobRequest)(nil),           // 25: raygo.v1.GetJobRequest
-	(*GetJobReply)(nil),             // 26: raygo.v1.GetJobReply
-	(*FinishJobRequest)(nil),        // 27: raygo.v1.FinishJobRequest
-	(*FinishJobReply)(nil),          // 28: raygo.v1.FinishJobReply
-	(*ListJobsRequest)(nil),         // 29: raygo.v1.ListJobsRequest
-	(*ListJobsReply)(nil),           // 30: raygo.v1.ListJobsReply
-	(*KVPutRequest)(nil),            // 31: raygo.v1.KVPutRequest
-	(*KVPutReply)(nil),              // 32: raygo.v1.KVPutReply
-	(*KVGetRequest)(nil),            // 33: raygo.v1.KVGetRequest
-	(*KVGetReply)(nil),              // 34: raygo.v1.KVGetReply
-	(*BinaryChunk)(nil),             // 35: raygo.v1.BinaryChunk
-	(*PutBinaryReply)(nil),          // 36: raygo.v1.PutBinaryReply
-	(*HasBinaryRequest)(nil),        // 37: raygo.v1.HasBinaryRequest
-	(*HasBinaryReply)(nil),          // 38: raygo.v1.HasBinaryReply
-	(*GetBinaryRequest)(nil),        // 39: raygo.v1.GetBinaryRequest
-	(*ActorInfo)(nil),               // 40: raygo.v1.ActorInfo
-	(*CreateActorRequest)(nil),      // 41: raygo.v1.CreateActorRequest
-	(*CreateActorReply)(nil),        // 42: raygo.v1.CreateActorReply
-	(*GetActorRequest)(nil),         // 43: raygo.v1.GetActorRequest
-	(*GetActorReply)(nil),           // 44: raygo.v1.GetActorReply
-	(*WaitActorRequest)(nil),        // 45: raygo.v1.WaitActorRequest
-	(*WaitActorReply)(nil),          // 46: raygo.v1.WaitActorReply
-	(*KillActorRequest)(nil),        // 47: raygo.v1.KillActorRequest
-	(*KillActorReply)(nil),          // 48: raygo.v1.KillActorReply
-	(*ListActorsRequest)(nil),       // 49: raygo.v1.ListActorsRequest
-	(*ListActorsReply)(nil),         // 50: raygo.v1.ListActorsReply
-	(*WorkerDiedRequest)(nil),       // 51: raygo.v1.WorkerDiedRequest
-	(*WorkerDiedReply)(nil),         // 52: raygo.v1.WorkerDiedReply
-	(*LeaseRequest)(nil),            // 53: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),              // 54: raygo.v1.LeaseReply
-	(*ReturnLeaseRequest)(nil),      // 55: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),        // 56: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),   // 57: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),     // 58: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),          // 59: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),            // 60: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),        // 61: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),          // 62: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),        // 63: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),          // 64: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),             // 65: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),      // 66: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),        // 67: raygo.v1.FreeObjectsReply
-	(*KillWorkerRequest)(nil),       // 68: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),         // 69: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),        // 70: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),          // 71: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),             // 72: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil), // 73: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),   // 74: raygo.v1.WorkerDeathCauseReply
-	(*FramedHello)(nil),             // 75: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),        // 76: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),            // 77: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),             // 78: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 79: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 80: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 81: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 82: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 83: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 84: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 85: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),     // 86: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),             // 87: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),       // 88: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),           // 89: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 90: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 91: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 92: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 93: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 94: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 95: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 96: raygo.v1.ExitReply
-	nil,                             // 97: raygo.v1.Resources.AmountsEntry
-	nil,                             // 98: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 99: raygo.v1.LeaseReply.GpuIdsEntry
+	(ActorDeathCause)(0),            // 1: raygo.v1.ActorDeathCause
+	(SchedulingStrategy)(0),         // 2: raygo.v1.SchedulingStrategy
+	(NodeState)(0),                  // 3: raygo.v1.NodeState
+	(JobState)(0),                   // 4: raygo.v1.JobState
+	(ActorState)(0),                 // 5: raygo.v1.ActorState
+	(StoreObjectState)(0),           // 6: raygo.v1.StoreObjectState
+	(*Resources)(nil),               // 7: raygo.v1.Resources
+	(*ErrorInfo)(nil),               // 8: raygo.v1.ErrorInfo
+	(*ObjectRef)(nil),               // 9: raygo.v1.ObjectRef
+	(*Value)(nil),                   // 10: raygo.v1.Value
+	(*Arg)(nil),                     // 11: raygo.v1.Arg
+	(*TaskSpec)(nil),                // 12: raygo.v1.TaskSpec
+	(*TaskReply)(nil),               // 13: raygo.v1.TaskReply
+	(*NodeInfo)(nil),                // 14: raygo.v1.NodeInfo
+	(*RegisterNodeRequest)(nil),     // 15: raygo.v1.RegisterNodeRequest
+	(*RegisterNodeReply)(nil),       // 16: raygo.v1.RegisterNodeReply
+	(*NodeHeartbeatRequest)(nil),    // 17: raygo.v1.NodeHeartbeatRequest
+	(*NodeHeartbeatReply)(nil),      // 18: raygo.v1.NodeHeartbeatReply
+	(*GetNodesRequest)(nil),         // 19: raygo.v1.GetNodesRequest
+	(*GetNodesReply)(nil),           // 20: raygo.v1.GetNodesReply
+	(*UnregisterNodeRequest)(nil),   // 21: raygo.v1.UnregisterNodeRequest
+	(*UnregisterNodeReply)(nil),     // 22: raygo.v1.UnregisterNodeReply
+	(*JobInfo)(nil),                 // 23: raygo.v1.JobInfo
+	(*RegisterJobRequest)(nil),      // 24: raygo.v1.RegisterJobRequest
+	(*RegisterJobReply)(nil),        // 25: raygo.v1.RegisterJobReply
+	(*GetJobRequest)(nil),           // 26: raygo.v1.GetJobRequest
+	(*GetJobReply)(nil),             // 27: raygo.v1.GetJobReply
+	(*FinishJobRequest)(nil),        // 28: raygo.v1.FinishJobRequest
+	(*FinishJobReply)(nil),          // 29: raygo.v1.FinishJobReply
+	(*ListJobsRequest)(nil),         // 30: raygo.v1.ListJobsRequest
+	(*ListJobsReply)(nil),           // 31: raygo.v1.ListJobsReply
+	(*KVPutRequest)(nil),            // 32: raygo.v1.KVPutRequest
+	(*KVPutReply)(nil),              // 33: raygo.v1.KVPutReply
+	(*KVGetRequest)(nil),            // 34: raygo.v1.KVGetRequest
+	(*KVGetReply)(nil),              // 35: raygo.v1.KVGetReply
+	(*BinaryChunk)(nil),             // 36: raygo.v1.BinaryChunk
+	(*PutBinaryReply)(nil),          // 37: raygo.v1.PutBinaryReply
+	(*HasBinaryRequest)(nil),        // 38: raygo.v1.HasBinaryRequest
+	(*HasBinaryReply)(nil),          // 39: raygo.v1.HasBinaryReply
+	(*GetBinaryRequest)(nil),        // 40: raygo.v1.GetBinaryRequest
+	(*ActorInfo)(nil),               // 41: raygo.v1.ActorInfo
+	(*CreateActorRequest)(nil),      // 42: raygo.v1.CreateActorRequest
+	(*CreateActorReply)(nil),        // 43: raygo.v1.CreateActorReply
+	(*GetActorRequest)(nil),         // 44: raygo.v1.GetActorRequest
+	(*GetActorReply)(nil),           // 45: raygo.v1.GetActorReply
+	(*WaitActorRequest)(nil),        // 46: raygo.v1.WaitActorRequest
+	(*WaitActorReply)(nil),          // 47: raygo.v1.WaitActorReply
+	(*KillActorRequest)(nil),        // 48: raygo.v1.KillActorRequest
+	(*KillActorReply)(nil),          // 49: raygo.v1.KillActorReply
+	(*ListActorsRequest)(nil),       // 50: raygo.v1.ListActorsRequest
+	(*ListActorsReply)(nil),         // 51: raygo.v1.ListActorsReply
+	(*WorkerDiedRequest)(nil),       // 52: raygo.v1.WorkerDiedRequest
+	(*WorkerDiedReply)(nil),         // 53: raygo.v1.WorkerDiedReply
+	(*LeaseRequest)(nil),            // 54: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),              // 55: raygo.v1.LeaseReply
+	(*ReturnLeaseRequest)(nil),      // 56: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),        // 57: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),   // 58: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),     // 59: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),          // 60: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),            // 61: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),        // 62: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),          // 63: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),        // 64: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),          // 65: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),             // 66: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),      // 67: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),        // 68: raygo.v1.FreeObjectsReply
+	(*KillWorkerRequest)(nil),       // 69: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),         // 70: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),        // 71: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),          // 72: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),             // 73: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil), // 74: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),   // 75: raygo.v1.WorkerDeathCauseReply
+	(*FramedHello)(nil),             // 76: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),        // 77: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),            // 78: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),             // 79: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 80: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 81: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 82: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 83: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 84: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 85: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 86: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),     // 87: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),             // 88: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),       // 89: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),           // 90: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 91: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 92: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 93: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 94: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 95: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 96: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 97: raygo.v1.ExitReply
+	nil,                             // 98: raygo.v1.Resources.AmountsEntry
+	nil,                             // 99: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 100: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	97, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
-	0,  // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
-	7,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
-	8,  // 3: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
-	7,  // 4: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
-	9,  // 5: raygo.v1.Arg.value:type_name -> raygo.v1.Value
-	8,  // 6: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
-	10, // 7: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
-	6,  // 8: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
-	1,  // 9: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
-	9,  // 10: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
-	7,  // 11: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
-	6,  // 12: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
-	6,  // 13: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	98, // 14: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
-	2,  // 15: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
-	6,  // 16: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
-	13, // 17: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
-	6,  // 18: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
-	6,  // 19: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
-	13, // 20: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
-	3,  // 21: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
-	22, // 22: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
-	22, // 23: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
-	22, // 24: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
-	4,  // 25: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
-	7,  // 26: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
-	11, // 27: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
-	40, // 28: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
-	40, // 29: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
-	40, // 30: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
-	40, // 31: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
-	40, // 32: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
-	6,  // 33: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	1,  // 34: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
-	99, // 35: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
-	13, // 36: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	82, // 37: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	72, // 38: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
-	7,  // 39: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
-	7,  // 40: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	78, // 41: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	79, // 42: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	79, // 43: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	79, // 44: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	79, // 45: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	7,  // 46: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	80, // 47: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	83, // 48: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	5,  // 49: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
-	11, // 50: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	11, // 51: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
-	12, // 52: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	9,  // 53: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	87, // 54: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
-	11, // 55: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	7,  // 56: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	14, // 57: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	20, // 58: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	16, // 59: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	18, // 60: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	23, // 61: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	25, // 62: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	27, // 63: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	29, // 64: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	31, // 65: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	33, // 66: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	35, // 67: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	37, // 68: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	39, // 69: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	41, // 70: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	43, // 71: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	45, // 72: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	47, // 73: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	49, // 74: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	51, // 75: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	53, // 76: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	55, // 77: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	57, // 78: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	59, // 79: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	61, // 80: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	63, // 81: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	63, // 82: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	66, // 83: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	68, // 84: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	70, // 85: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	73, // 86: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	84, // 87: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	86, // 88: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	89, // 89: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	91, // 90: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	93, // 91: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	95, // 92: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	15, // 93: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	21, // 94: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	17, // 95: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	19, // 96: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	24, // 97: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	26, // 98: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	28, // 99: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	30, // 100: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	32, // 101: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	34, // 102: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	36, // 103: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	38, // 104: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	35, // 105: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	42, // 106: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	44, // 107: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	46, // 108: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	48, // 109: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	50, // 110: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	52, // 111: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	54, // 112: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	56, // 113: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	58, // 114: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	60, // 115: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	62, // 116: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	64, // 117: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	65, // 118: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	67, // 119: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	69, // 120: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	71, // 121: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	74, // 122: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	85, // 123: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	88, // 124: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	90, // 125: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	92, // 126: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	94, // 127: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	96, // 128: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	93, // [93:129] is the sub-list for method output_type
-	57, // [57:93] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	98,  // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
+	8,   // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
+	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
+	9,   // 4: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
+	8,   // 5: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
+	10,  // 6: raygo.v1.Arg.value:type_name -> raygo.v1.Value
+	9,   // 7: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
+	11,  // 8: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
+	7,   // 9: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
+	2,   // 10: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
+	10,  // 11: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
+	8,   // 12: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
+	7,   // 13: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
+	7,   // 14: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
+	99,  // 15: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	3,   // 16: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
+	7,   // 17: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
+	14,  // 18: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
+	7,   // 19: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
+	7,   // 20: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
+	14,  // 21: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
+	4,   // 22: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
+	23,  // 23: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
+	23,  // 24: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
+	23,  // 25: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
+	5,   // 26: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
+	8,   // 27: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
+	12,  // 28: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
+	41,  // 29: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
+	41,  // 30: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
+	41,  // 31: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
+	41,  // 32: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
+	1,   // 33: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
+	41,  // 34: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
+	7,   // 35: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
+	2,   // 36: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
+	100, // 37: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	14,  // 38: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
+	83,  // 39: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	73,  // 40: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	8,   // 41: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	8,   // 42: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
+	79,  // 43: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	80,  // 44: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	80,  // 45: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	80,  // 46: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	80,  // 47: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	8,   // 48: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	81,  // 49: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	84,  // 50: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	6,   // 51: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
+	12,  // 52: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	12,  // 53: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	13,  // 54: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	10,  // 55: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
+	88,  // 56: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	12,  // 57: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	8,   // 58: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	15,  // 59: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	21,  // 60: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	17,  // 61: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	19,  // 62: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	24,  // 63: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	26,  // 64: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	28,  // 65: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	30,  // 66: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	32,  // 67: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	34,  // 68: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	36,  // 69: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	38,  // 70: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	40,  // 71: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	42,  // 72: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	44,  // 73: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	46,  // 74: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	48,  // 75: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	50,  // 76: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	52,  // 77: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	54,  // 78: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	56,  // 79: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	58,  // 80: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	60,  // 81: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	62,  // 82: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	64,  // 83: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	64,  // 84: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	67,  // 85: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	69,  // 86: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	71,  // 87: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	74,  // 88: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	85,  // 89: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	87,  // 90: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	90,  // 91: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	92,  // 92: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	94,  // 93: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	96,  // 94: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	16,  // 95: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	22,  // 96: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	18,  // 97: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	20,  // 98: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	25,  // 99: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	27,  // 100: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	29,  // 101: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	31,  // 102: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	33,  // 103: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	35,  // 104: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	37,  // 105: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	39,  // 106: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	36,  // 107: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	43,  // 108: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	45,  // 109: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	47,  // 110: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	49,  // 111: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	51,  // 112: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	53,  // 113: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	55,  // 114: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	57,  // 115: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	59,  // 116: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	61,  // 117: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	63,  // 118: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	65,  // 119: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	66,  // 120: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	68,  // 121: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	70,  // 122: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	72,  // 123: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	75,  // 124: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	86,  // 125: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	89,  // 126: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	91,  // 127: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	93,  // 128: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	95,  // 129: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	97,  // 130: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	95,  // [95:131] is the sub-list for method output_type
+	59,  // [59:95] is the sub-list for method input_type
+	59,  // [59:59] is the sub-list for extension type_name
+	59,  // [59:59] is the sub-list for extension extendee
+	0,   // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -6885,7 +6989,7 @@ func file_raygo_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   94,
 			NumExtensions: 0,
 			NumServices:   3,

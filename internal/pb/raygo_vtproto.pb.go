@@ -101,6 +101,13 @@ func (m *ErrorInfo) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.ActorDeath != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ActorDeath))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xd8
+	}
 	if len(m.NodeAddress) > 0 {
 		i -= len(m.NodeAddress)
 		copy(dAtA[i:], m.NodeAddress)
@@ -2596,6 +2603,11 @@ func (m *KillActorRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.Cause != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Cause))
+		i--
+		dAtA[i] = 0x28
 	}
 	if m.Graceful {
 		i--
@@ -5459,6 +5471,9 @@ func (m *ErrorInfo) SizeVT() (n int) {
 	if l > 0 {
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
+	if m.ActorDeath != 0 {
+		n += 2 + protohelpers.SizeOfVarint(uint64(m.ActorDeath))
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -6357,6 +6372,9 @@ func (m *KillActorRequest) SizeVT() (n int) {
 	}
 	if m.Graceful {
 		n += 2
+	}
+	if m.Cause != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Cause))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -8347,6 +8365,25 @@ func (m *ErrorInfo) UnmarshalVT(dAtA []byte) error {
 			}
 			m.NodeAddress = string(dAtA[iNdEx:postIndex])
 			iNdEx = postIndex
+		case 27:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ActorDeath", wireType)
+			}
+			m.ActorDeath = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ActorDeath |= ActorDeathCause(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -14067,6 +14104,25 @@ func (m *KillActorRequest) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.Graceful = bool(v != 0)
+		case 5:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Cause", wireType)
+			}
+			m.Cause = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Cause |= ActorDeathCause(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

@@ -442,7 +442,7 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			return
 		}
 		var done []replied
-		moved := false
+		moved, interrupted := false, false
 		s.mu.Lock()
 		if a.gen != gen {
 			s.mu.Unlock()
@@ -454,12 +454,23 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			if t == nil {
 				continue
 			}
-			if r.GetError().GetKind() == errs.KindActorNotHere {
+			switch r.GetError().GetKind() {
+			case errs.KindActorNotHere:
 				// The call never ran: this process no longer hosts the
 				// actor. It goes back to the queue at no cost to its
 				// retries, and the stream is dropped.
 				moved = true
 				s.requeueLocked(a, []*taskmgr.Task{t})
+				continue
+			case errs.KindActorInterrupted:
+				// It was running when the actor was killed in a process
+				// it shared: like a call in flight when a process dies,
+				// it waits for the control store's word.
+				interrupted = true
+				if len(a.lost) == 0 {
+					a.lostAt = time.Now()
+				}
+				a.lost = append(a.lost, t)
 				continue
 			}
 			done = append(done, replied{t, r})
@@ -477,9 +488,10 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 		if a.gen == gen {
 			fail = s.pumpLocked(a)
 		}
+		drained := a.inflight.n == 0
 		s.mu.Unlock()
 		s.failAll(fail)
-		if moved {
+		if moved || interrupted && drained {
 			s.connLost(a, gen, errors.New("the actor left that process"))
 			return
 		}
