@@ -195,7 +195,6 @@ func TestBehaviour02KillWithRestartRerunsTheRunningCall(t *testing.T) {
 	}
 }
 
-
 var (
 	// SleepCtx sleeps ms unless its context is cancelled; it writes
 	// <dir>/<tag>-start, then <dir>/<tag>-cancelled or <dir>/<tag>-done.
