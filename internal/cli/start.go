@@ -219,7 +219,7 @@ func planNode(o *startOptions, isSet func(string) bool, detect func() resources.
 	if mem > 0 {
 		total[resources.Memory] = float64(mem)
 	}
-	if err := resources.Validate(total); err != nil {
+	if err := resources.ValidateTotal(total); err != nil {
 		return p, usageErrorf("invalid node resources: %w", err)
 	}
 	p.total, p.custom, p.gpuIDs, p.storeBytes = total, custom, gpuIDs, o.objectStoreMemory

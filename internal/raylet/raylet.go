@@ -102,7 +102,7 @@ func Start(cfg Config) (*Raylet, error) {
 	if cfg.NodeID.IsNil() {
 		cfg.NodeID = ids.New()
 	}
-	if err := resources.Validate(cfg.Resources); err != nil {
+	if err := resources.ValidateTotal(cfg.Resources); err != nil {
 		return nil, fmt.Errorf("raylet: node resources: %w", err)
 	}
 	if len(cfg.GPUIDs) != int(cfg.Resources[resources.GPU]) {
