@@ -180,7 +180,8 @@ func TestSameAddress(t *testing.T) {
 // machine used to claim 30% of its memory each), but at least an eighth.
 func TestShareStore(t *testing.T) {
 	const gib = 1 << 30
-	node := func(host string, store int64, state string) *pb.NodeInfo {
+	const alive, dead = pb.NodeState_NODE_STATE_ALIVE, pb.NodeState_NODE_STATE_DEAD
+	node := func(host string, store int64, state pb.NodeState) *pb.NodeInfo {
 		return &pb.NodeInfo{HostId: host, ObjectStoreCapacity: store, State: state}
 	}
 	for _, tt := range []struct {
@@ -189,10 +190,10 @@ func TestShareStore(t *testing.T) {
 		want  int64
 		note  bool
 	}{
-		{"alone on this machine", []*pb.NodeInfo{node("other", 7*gib, "ALIVE")}, 8 * gib, false},
-		{"a head took 3 GiB here", []*pb.NodeInfo{node("me", 3*gib, "ALIVE"), node("other", 7*gib, "ALIVE")}, 5 * gib, true},
-		{"a head took it all", []*pb.NodeInfo{node("me", 8*gib, "ALIVE")}, 1 * gib, true},
-		{"dead nodes hold nothing", []*pb.NodeInfo{node("me", 8*gib, "DEAD")}, 8 * gib, false},
+		{"alone on this machine", []*pb.NodeInfo{node("other", 7*gib, alive)}, 8 * gib, false},
+		{"a head took 3 GiB here", []*pb.NodeInfo{node("me", 3*gib, alive), node("other", 7*gib, alive)}, 5 * gib, true},
+		{"a head took it all", []*pb.NodeInfo{node("me", 8*gib, alive)}, 1 * gib, true},
+		{"dead nodes hold nothing", []*pb.NodeInfo{node("me", 8*gib, dead)}, 8 * gib, false},
 	} {
 		plan := nodePlan{storeBytes: 8 * gib}
 		shareStore(&plan, "me", tt.peers)

@@ -55,7 +55,7 @@ RAYGO_TOKEN, else session_latest's token file when its address matches.`,
 	return cmd
 }
 
-const nodeAlive = "ALIVE"
+const nodeAlive = pb.NodeState_NODE_STATE_ALIVE
 
 // listActors asks the control store at c for its actors.
 func listActors(ctx context.Context, c clusterRef) ([]*pb.ActorInfo, error) {
@@ -129,7 +129,7 @@ func formatStatus(nodes []*pb.NodeInfo, actors []*pb.ActorInfo) string {
 				}
 			}
 			fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortNodeID(n.GetNodeId()), n.GetAddress(),
-				n.GetState(), cpu, gpu, mem, n.GetNumWorkers(), custom)
+				nodeStateName(n.GetState()), cpu, gpu, mem, n.GetNumWorkers(), custom)
 		}
 		_ = tw.Flush()
 	}
@@ -184,7 +184,7 @@ func formatStatus(nodes []*pb.NodeInfo, actors []*pb.ActorInfo) string {
 	}
 	var infeasibleActors []string
 	for _, a := range actors {
-		if a.GetInfeasible() != nil && a.GetState() != "DEAD" {
+		if a.GetInfeasible() != nil && a.GetState() != pb.ActorState_ACTOR_STATE_DEAD {
 			infeasibleActors = append(infeasibleActors, a.GetInfeasible().GetRequest())
 		}
 	}

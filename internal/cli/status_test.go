@@ -21,19 +21,19 @@ func TestFormatStatus(t *testing.T) {
 	nodes := []*pb.NodeInfo{
 		{
 			// Listed second: started later.
-			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: "ALIVE", StartUnixMs: 2000, NumWorkers: 3,
+			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 2000, NumWorkers: 3,
 			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2}),
 			Available:      res(map[string]float64{"CPU": 5.5, "GPU": 1.75, "memory": 24 * gib, "widget": 2}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4}), res(map[string]float64{"GPU": 1})},
 		},
 		{
-			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: "DEAD", StartUnixMs: 500,
+			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: pb.NodeState_NODE_STATE_DEAD, StartUnixMs: 500,
 			Total:          res(map[string]float64{"CPU": 64}),
 			Available:      res(map[string]float64{"CPU": 64}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"TPU": 1})}, // dead: not listed
 		},
 		{
-			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: "ALIVE", StartUnixMs: 1000, NumWorkers: 1,
+			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 1000, NumWorkers: 1,
 			Total:          res(map[string]float64{"CPU": 4, "memory": 16 * gib}),
 			Available:      res(map[string]float64{"CPU": 3, "memory": 16 * gib}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4})},
@@ -82,7 +82,7 @@ func TestFormatStatusSharedMachine(t *testing.T) {
 	const gib = 1 << 30
 	node := func(id byte, usedMem float64) *pb.NodeInfo {
 		return &pb.NodeInfo{
-			NodeId: nodeID(id), Address: "127.0.0.1:400" + string('0'+rune(id)), State: "ALIVE", StartUnixMs: int64(id),
+			NodeId: nodeID(id), Address: "127.0.0.1:400" + string('0'+rune(id)), State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: int64(id),
 			HostId: "machine-a", HostMemory: 24 * gib,
 			Total:     res(map[string]float64{"CPU": 2, "memory": 23.5 * gib}),
 			Available: res(map[string]float64{"CPU": 2, "memory": 23.5*gib - usedMem}),
@@ -91,12 +91,12 @@ func TestFormatStatusSharedMachine(t *testing.T) {
 	a, b := node(1, 2*gib), node(2, 1*gib)
 	a.InfeasibleDemands = []*pb.Resources{res(map[string]float64{"CPU": 64})}
 	b.PendingDemands = []*pb.Resources{res(map[string]float64{"CPU": 1})}
-	other := &pb.NodeInfo{NodeId: nodeID(3), Address: "10.0.0.3:4000", State: "ALIVE", StartUnixMs: 3, HostId: "machine-b", HostMemory: 8 * gib,
+	other := &pb.NodeInfo{NodeId: nodeID(3), Address: "10.0.0.3:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 3, HostId: "machine-b", HostMemory: 8 * gib,
 		Total: res(map[string]float64{"CPU": 1, "memory": 8 * gib}), Available: res(map[string]float64{"CPU": 1, "memory": 8 * gib})}
 	actors := []*pb.ActorInfo{
-		{State: "PENDING_CREATION", Infeasible: &pb.ErrorInfo{Kind: "infeasible", Request: "{CPU: 64}"}},
-		{State: "RESTARTING", Infeasible: &pb.ErrorInfo{Kind: "infeasible", Request: "{GPU: 1}"}},
-		{State: "ALIVE"},
+		{State: pb.ActorState_ACTOR_STATE_PENDING_CREATION, Infeasible: &pb.ErrorInfo{Kind: pb.ErrorKind_ERROR_KIND_INFEASIBLE, Request: "{CPU: 64}"}},
+		{State: pb.ActorState_ACTOR_STATE_RESTARTING, Infeasible: &pb.ErrorInfo{Kind: pb.ErrorKind_ERROR_KIND_INFEASIBLE, Request: "{GPU: 1}"}},
+		{State: pb.ActorState_ACTOR_STATE_ALIVE},
 	}
 	got := formatStatus([]*pb.NodeInfo{a, b, other}, actors)
 	for _, want := range []string{

@@ -40,7 +40,7 @@ type TaskOptions struct {
 	RetryExceptions bool
 	RetryErrorTypes []string
 	Name            string
-	Strategy        string
+	Strategy        pb.SchedulingStrategy
 	// FailIfInfeasible fails the task at once with an InfeasibleError when
 	// no node can hold its resources; otherwise it waits for a node that
 	// can (a warning is logged once per scheduling class).
@@ -327,7 +327,7 @@ func SchedulingKey(opts TaskOptions) string {
 		}
 	}
 	sort.Strings(names)
-	key := strings.Join(names, ",") + "|" + opts.Strategy
+	key := strings.Join(names, ",") + "|" + opts.Strategy.String()
 	if !retriable(opts) {
 		key += "|once" // leases of retriable work are the memory monitor's first choice
 	}

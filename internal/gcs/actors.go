@@ -18,12 +18,12 @@ import (
 	"github.com/raygo/raygo/internal/scheduler"
 )
 
-// Actor states.
+// Actor states (pb.ActorInfo.state).
 const (
-	StatePending    = "PENDING_CREATION"
-	StateAlive      = "ALIVE"
-	StateRestarting = "RESTARTING"
-	StateDead       = "DEAD"
+	StatePending    = pb.ActorState_ACTOR_STATE_PENDING_CREATION
+	StateAlive      = pb.ActorState_ACTOR_STATE_ALIVE
+	StateRestarting = pb.ActorState_ACTOR_STATE_RESTARTING
+	StateDead       = pb.ActorState_ACTOR_STATE_DEAD
 )
 
 func nameKey(ns, name string) string { return ns + "\x00" + name }
@@ -545,12 +545,12 @@ func (s *Server) runConstructor(addr string, spec *pb.TaskSpec) error {
 // nodes' last heartbeats, and takes place from that node's view until its
 // next heartbeat (so a burst of actors is spread, not sent to one node). It
 // returns an InfeasibleError when no alive node could ever hold place.
-func (s *Server) pickNodeLocked(class string, place resources.Set, strategy string) (string, *errs.InfeasibleError) {
+func (s *Server) pickNodeLocked(class string, place resources.Set, strategy pb.SchedulingStrategy) (string, *errs.InfeasibleError) {
 	nodes := make([]scheduler.Node, 0, len(s.nodes))
 	byID := map[string]*nodeEntry{}
 	var totals []string
 	for id, n := range s.nodes {
-		if n.info.State != StateAlive {
+		if n.info.State != pb.NodeState_NODE_STATE_ALIVE {
 			continue
 		}
 		nodes = append(nodes, scheduler.Node{ID: id.String(), Address: n.info.Address, Alive: true,
@@ -561,7 +561,7 @@ func (s *Server) pickNodeLocked(class string, place resources.Set, strategy stri
 	sort.Strings(totals)
 	s.rr++
 	r := scheduler.Request{Resources: place}
-	if strategy == "SPREAD" {
+	if strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
 		r.Strategy = scheduler.Spread
 	}
 	d := scheduler.Pick(nodes, "", r, scheduler.DefaultConfig(), s.rr)

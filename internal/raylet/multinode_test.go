@@ -241,10 +241,10 @@ func TestQueuedLeaseSpillsToNodeThatFrees(t *testing.T) {
 }
 
 // waitActor polls the control store until the actor is in state.
-func waitActor(t *testing.T, c pb.ControlStoreClient, id []byte, state string) *pb.ActorInfo {
+func waitActor(t *testing.T, c pb.ControlStoreClient, id []byte, state pb.ActorState) *pb.ActorInfo {
 	t.Helper()
 	var info *pb.ActorInfo
-	eventually(t, "actor "+state, func() bool {
+	eventually(t, "actor "+state.String(), func() bool {
 		r, err := c.GetActor(testCtx(t), &pb.GetActorRequest{ActorId: id})
 		info = r.GetActor()
 		return err == nil && info.GetState() == state

@@ -200,7 +200,7 @@ func (r *Raylet) nodeInfo() *pb.NodeInfo {
 	return &pb.NodeInfo{
 		NodeId: r.nodeID.Bytes(), Address: r.address, Hostname: r.hostname,
 		Total: &pb.Resources{Amounts: r.res.Total()}, Available: &pb.Resources{Amounts: r.res.Available()},
-		Labels: r.cfg.Labels, State: "ALIVE", StartUnixMs: r.started.UnixMilli(),
+		Labels: r.cfg.Labels, State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: r.started.UnixMilli(),
 		NumWorkers: int32(len(r.workers)), PendingLeases: int32(len(pending)), PendingDemands: pending,
 		InfeasibleDemands: infeasible, HostId: r.cfg.HostID, HostMemory: r.cfg.HostMemory,
 		ObjectStoreCapacity: r.store.Capacity(),
@@ -249,7 +249,7 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	}
 	nodes := make([]scheduler.Node, 0, len(reply.GetNodes()))
 	for _, n := range reply.GetNodes() {
-		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == "ALIVE",
+		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == pb.NodeState_NODE_STATE_ALIVE,
 			Total: resources.Set(n.GetTotal().GetAmounts()), Available: resources.Set(n.GetAvailable().GetAmounts()), Labels: n.GetLabels()})
 	}
 	r.mu.Lock()
@@ -289,7 +289,7 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 		return nil, errs.Invalidf("raylet: lease request id of %d bytes exceeds %d", len(req.GetRequestId()), maxRequestIDBytes)
 	}
 	strategy := scheduler.Default
-	if req.GetStrategy() == "SPREAD" {
+	if req.GetStrategy() == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
 		strategy = scheduler.Spread
 	}
 	p := &pendingLease{req: req, res: want, place: place, strat: strategy, reply: make(chan leaseAnswer, 1), since: time.Now()}
