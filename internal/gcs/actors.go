@@ -380,13 +380,16 @@ func (s *Server) scheduleActor(aid ids.ID) {
 				if e.info.Infeasible == nil {
 					e.info.Infeasible = errs.ToInfo(ie)
 					s.bumpLocked(e)
-					s.log.Warn("actor is infeasible on every node; it waits for a node that can hold it",
+					s.log.Info("actor is infeasible on every node; it waits for a node that can hold it",
 						"actor", aid.Short(), "class", e.info.ClassName, "request", need.String(), "cluster", ie.Cluster)
 				}
-				joined := s.nodesChanged
+				// Look again when a node joins, or when the actor changes
+				// (killed meanwhile).
+				joined, changed := s.nodesChanged, e.changed
 				s.mu.Unlock()
 				select {
 				case <-joined:
+				case <-changed:
 				case <-s.ctx.Done():
 				}
 				continue

@@ -2,7 +2,6 @@ package raylet
 
 import (
 	"strings"
-	"time"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -44,7 +43,6 @@ type pendingLease struct {
 	// the grant is given back.
 	withdrawn bool
 	reply     chan leaseAnswer // buffered(1); receives exactly one answer
-	since     time.Time
 }
 
 // leaseAnswer ends a pending request: a grant of local resources, a
@@ -56,14 +54,15 @@ type leaseAnswer struct {
 	err      error
 }
 
-// answerLocked removes nothing; it sends p its one answer.
+// answer sends p its one answer (the caller has taken p out of the queue,
+// or never put it there).
 func (p *pendingLease) answer(a leaseAnswer) { p.reply <- a }
 
 // enqueueLocked adds p to the queue and grants what fits now.
 func (r *Raylet) enqueueLocked(p *pendingLease) {
 	r.queue = append(r.queue, p)
 	if p.infeasible {
-		r.log.Warn("lease request is infeasible on every node; it waits for a node that can hold it",
+		r.log.Debug("lease request is infeasible on every node; it waits for a node that can hold it",
 			"request", p.place.String(), "key", p.req.GetSchedulingKey())
 	}
 	r.dispatchLocked()
@@ -162,7 +161,7 @@ func (r *Raylet) rebalanceLocked() {
 			p.infeasible = true
 		case p.infeasible && d.Node == local:
 			p.infeasible = false
-			r.log.Info("infeasible lease request can now be placed here", "request", p.place.String())
+			r.log.Debug("infeasible lease request can now be placed here", "request", p.place.String())
 		case p.infeasible || (d.Kind == scheduler.Place && d.Node != local):
 			if r.spillLocked(nodes, d.Node, p) {
 				continue
@@ -204,7 +203,7 @@ func (r *Raylet) demandsLocked() (pending, infeasible []*pb.Resources) {
 	return pending, infeasible
 }
 
-// infeasibleErrorLocked describes a request no node can hold: the request
+// infeasibleError describes a request no node can hold: the request
 // and every alive node's totals.
 func infeasibleError(req *pb.LeaseRequest, place resources.Set, nodes []scheduler.Node) *errs.InfeasibleError {
 	totals := make([]string, 0, len(nodes))

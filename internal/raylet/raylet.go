@@ -292,7 +292,7 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 	if req.GetStrategy() == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
 		strategy = scheduler.Spread
 	}
-	p := &pendingLease{req: req, res: want, place: place, strat: strategy, reply: make(chan leaseAnswer, 1), since: time.Now()}
+	p := &pendingLease{req: req, res: want, place: place, strat: strategy, reply: make(chan leaseAnswer, 1)}
 	if rid := string(req.GetRequestId()); rid != "" {
 		r.mu.Lock()
 		if r.active[rid] != nil || r.leaseOf[rid] != nil {
