@@ -423,10 +423,12 @@ func (cw *CoreWorker) pumpLocked(k *schedKey) {
 func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 	addr := cw.rayletAddr
 	base := proto.Clone(k.req).(*pb.LeaseRequest)
-	base.RequestId = ids.New().Bytes() // for CancelLease, should this request be abandoned
 	req := base
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		// Each call gets its own id, for CancelLease should it be abandoned.
+		req = proto.Clone(req).(*pb.LeaseRequest)
+		req.RequestId = ids.New().Bytes()
 		conn, err := cw.pool.Get(addr)
 		var reply *pb.LeaseReply
 		if err == nil {
@@ -434,7 +436,6 @@ func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 		}
 		if err == nil && reply.GetSpillbackAddress() != "" {
 			addr = reply.GetSpillbackAddress()
-			req = proto.Clone(req).(*pb.LeaseRequest)
 			req.GrantOrReject = true
 			continue
 		}
@@ -444,7 +445,6 @@ func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 			// node that can hold it (the wire contract in raygo.proto).
 			cw.warnInfeasible(k, errs.FromInfo(reply.GetInfeasible()))
 			base.QueueIfInfeasible = true
-			req = proto.Clone(req).(*pb.LeaseRequest)
 			req.QueueIfInfeasible = true
 			continue
 		}
