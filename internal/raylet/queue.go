@@ -37,10 +37,10 @@ type pendingLease struct {
 	place resources.Set // what must be available to grant it: per name, the larger of res and placement_resources
 	strat scheduler.Strategy
 	// infeasible: no alive node's total can hold place; the request waits
-	// for one to join.
+	// for one to join. Guarded by Raylet.mu.
 	infeasible bool
 	// withdrawn: CancelLease came while the request was being granted;
-	// the grant is given back.
+	// the grant is given back. Guarded by Raylet.mu.
 	withdrawn bool
 	reply     chan leaseAnswer // buffered(1); receives exactly one answer
 }
