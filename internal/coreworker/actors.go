@@ -132,7 +132,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		cw.refs.Release(false, t.Args...)
 		return nil, errs.FromInfo(depErr)
 	}
-	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, Actor: &pb.ActorInfo{
+	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, FailIfInfeasible: cw.cfg.FailIfInfeasible, Actor: &pb.ActorInfo{
 		ActorId: aid.Bytes(), JobId: cw.jobWire, Name: opts.Name, Namespace: opts.Namespace, ClassName: class,
 		MaxRestarts: int32(opts.MaxRestarts), Detached: opts.Detached, OwnerId: cw.idWire, OwnerAddress: cw.address,
 		Creation: spec,
