@@ -23,6 +23,8 @@ import (
 
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/ray"
 )
@@ -35,6 +37,7 @@ const envScript = "RAYGO_TEST_SCRIPT"
 var scripts = map[string]func() int{
 	"detached-put":      func() int { return scriptDetachedPut(false) },
 	"detached-put-hang": func() int { return scriptDetachedPut(true) },
+	"node":              scriptNode,
 }
 
 func runScript(name string) int {
@@ -86,11 +89,13 @@ func killScriptAfter(t *testing.T, name, addr, want string) {
 var (
 	// CrashOn counts calls and kills its own process on call k, after a
 	// few milliseconds of work that never blocks (a crash in the middle of
-	// a computation).
+	// a computation; shorter than Go's 10 ms preemption slice, so a
+	// process whose reply writer waits for the running call to yield would
+	// lose the replies of the calls before).
 	CrashOn = ray.Method1(Counter, "CrashOn", func(c *counter, ctx context.Context, k int) (int, error) {
 		c.n++
 		if c.n == k {
-			for start := time.Now(); time.Since(start) < 5*time.Millisecond; {
+			for start := time.Now(); time.Since(start) < 8*time.Millisecond; {
 			}
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
@@ -590,5 +595,111 @@ func TestBehaviour11ArgumentErrorsAreWrapped(t *testing.T) {
 	}
 	if !errors.Is(err, ray.ErrTaskFailed) {
 		t.Fatal("errors.Is(ErrTaskFailed) fails")
+	}
+}
+
+var (
+	// Owner is an actor that creates (and so owns) another actor.
+	Owner     = ray.Actor0("test.Owner", func(ctx context.Context) (*owner, error) { return &owner{}, nil })
+	OwnerMake = ray.Method0(Owner, "Make", (*owner).Make)
+	OwnerPid  = ray.Method0(Owner, "Pid", func(o *owner, ctx context.Context) (int, error) { return os.Getpid(), nil })
+)
+
+type owner struct{ made ray.ActorHandle[counter] }
+
+func (o *owner) Make(ctx context.Context) (ray.ActorHandle[counter], error) {
+	c, err := Counter.Options(ray.NumCPUs(0)).Remote(ctx)
+	o.made = c
+	return c, err
+}
+
+// Behaviour 11: an actor that dies because its owner died reports that
+// cause (it matches ErrOwnerDied), even to a call that was running.
+func TestBehaviour11OwnerDiedIsTheCause(t *testing.T) {
+	ctx := initCluster(t, ray.NumCPUs(2))
+	o, err := Owner.Options(ray.NumCPUs(1)).Remote(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opid, err := OwnerPid.Remote(ctx, o).Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := OwnerMake.Remote(ctx, o).Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	slow := MarkSlow.Remote(ctx, c, dir, 30_000)
+	eventually(t, 30*time.Second, "the call to start", func() bool {
+		list, _ := os.ReadDir(dir)
+		return len(list) > 0
+	})
+	if err := syscall.Kill(opid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, err = slow.Get(ctx)
+	var ad *ray.ActorDiedError
+	if !errors.As(err, &ad) || !errors.Is(err, ray.ErrOwnerDied) {
+		t.Fatalf("call running when the actor's owner died: %v, want an ActorDiedError matching ErrOwnerDied", err)
+	}
+	if _, err := Value.Remote(ctx, c).Get(ctx); !errors.Is(err, ray.ErrOwnerDied) {
+		t.Fatalf("later call: %v", err)
+	}
+	runtime.KeepAlive(o)
+}
+
+// scriptNode runs a node daemon joining the cluster at $RAYGO_ADDRESS
+// with one CPU and the custom resource "far", then waits to be killed.
+func scriptNode() int {
+	rc := raylet.DefaultConfig()
+	rc.GCSAddress, rc.Token = os.Getenv(ray.EnvAddress), os.Getenv(ray.EnvToken)
+	rc.Resources = resources.Set{resources.CPU: 1, "far": 1}
+	dir, err := os.MkdirTemp("", "raygo-node-*")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	rc.SessionDir = dir
+	r, err := raylet.Start(rc)
+	if err != nil {
+		fmt.Println("node:", err)
+		return 1
+	}
+	defer r.Stop()
+	fmt.Println("ready")
+	select {}
+}
+
+// Behaviour 11: a node daemon killed while its worker runs a task gives a
+// NodeDiedError naming the node (not a worker crash).
+func TestBehaviour11NodeDied(t *testing.T) {
+	head := startHead(t, 2, "tok", nil)
+	cmd := scriptCmd("node", head.GCSAddress())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if line, _ := bufio.NewReader(out).ReadString('\n'); strings.TrimSpace(line) != "ready" {
+		t.Fatalf("node process said %q", line)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("tok")); err != nil {
+		t.Fatal(err)
+	}
+	defer ray.Shutdown()
+	dir := t.TempDir()
+	ref := SleepCtx.Options(ray.Resources(map[string]float64{"far": 1}), ray.MaxRetries(0)).Remote(ctx, dir, "far", 60_000)
+	eventually(t, 30*time.Second, "the task to start on the far node", func() bool { return exists(dir, "far-start") })
+	_ = cmd.Process.Kill()
+	_, err = ref.Get(ctx)
+	var nd *ray.NodeDiedError
+	if !errors.As(err, &nd) || !errors.Is(err, ray.ErrNodeDied) || nd.NodeID == "" {
+		t.Fatalf("task on a node that died: %v, want a NodeDiedError", err)
 	}
 }
