@@ -239,11 +239,8 @@ var (
 		return c.n, nil
 	}, ray.RegisterName("ExitAfter"))
 	// ExitOutside calls ExitActor from a task.
-	ExitOutside = ray.Func0(func(ctx context.Context) (string, error) {
-		if err := ray.ExitActor(ctx); err != nil {
-			return err.Error(), nil
-		}
-		return "", nil
+	ExitOutside = ray.Func0(func(ctx context.Context) (bool, error) {
+		return errors.Is(ray.ExitActor(ctx), ray.ErrInvalidRequest), nil
 	}, ray.RegisterName("test.ExitOutside"))
 	// MakeNamed creates a named actor from inside a task and reports
 	// whether it is detached.
@@ -285,8 +282,8 @@ func TestActorEnds(t *testing.T) {
 		_, err := ray.GetActor[counter](ctx, "leaver")
 		return errors.Is(err, ray.ErrNotFound)
 	})
-	if msg, err := ExitOutside.Remote(ctx).Get(ctx); err != nil || msg == "" {
-		t.Fatalf("ExitActor outside an actor: %q, %v; want an error", msg, err)
+	if invalid, err := ExitOutside.Remote(ctx).Get(ctx); err != nil || !invalid {
+		t.Fatalf("ExitActor outside an actor: ErrInvalidRequest %v, %v", invalid, err)
 	}
 
 	// Terminate: queued behind the calls already made, which finish.
