@@ -277,26 +277,29 @@ func (st *Store) Get(ctx context.Context, slots []*Slot, blocking func()) ([]*pb
 	return out, nil
 }
 
-// fillReady copies ready values into out; it returns true if every slot
-// is ready or one holds an error (Get can return).
+// fillReady copies ready values into out (all of them: the ones after an
+// error too); it returns true if every slot is ready or one holds an
+// error (Get can return).
 func fillReady(slots []*Slot, out []*pb.Value) bool {
-	all := true
+	all, failed := true, false
 	for i, s := range slots {
 		v := s.value.Load()
 		out[i] = v
 		if v == nil {
 			all = false
 		} else if v.GetError() != nil {
-			return true
+			failed = true
 		}
 	}
-	return all
+	return all || failed
 }
 
-// Wait blocks until n of the slots are ready (errors count as ready), ctx
-// ends, or timeout fires (nil: never), then reports which are ready. It
-// returns ctx's error only when ctx ended.
+// Wait blocks until n of the slots are ready (errors count as ready; an n
+// above len(slots) waits for all of them), ctx ends, or timeout fires
+// (nil: never), then reports which are ready. It returns ctx's error only
+// when ctx ended.
 func (st *Store) Wait(ctx context.Context, slots []*Slot, n int, timeout <-chan time.Time, blocking func()) ([]bool, error) {
+	n = min(n, len(slots)) // more could never be ready: it would block for ever
 	ready := make([]bool, len(slots))
 	count := 0
 	for i, s := range slots {
