@@ -51,7 +51,6 @@ func newSlots(st *Store, n int) []*Slot {
 	for i := range out {
 		out[i] = NewSlot(ids.New())
 	}
-	st.Add(out...)
 	return out
 }
 
@@ -85,68 +84,21 @@ func TestSlotBasics(t *testing.T) {
 	}
 }
 
-func TestAddLookupGetOrCreateLen(t *testing.T) {
+func TestFillOnce(t *testing.T) {
 	st := New()
-	a, b := NewSlot(ids.New()), NewReadySlot(ids.New(), val("b"))
-	st.Add(a, b)
-	if st.Len() != 2 {
-		t.Fatalf("Len = %d, want 2", st.Len())
-	}
-	if s, ok := st.Lookup(a.ID()); !ok || s != a {
-		t.Fatalf("Lookup(a) = %v, %v", s, ok)
-	}
-	if _, ok := st.Lookup(ids.New()); ok {
-		t.Fatal("Lookup of an unknown id found a slot")
-	}
-	if s, created := st.GetOrCreate(b.ID()); created || s != b {
-		t.Fatalf("GetOrCreate(b) = %v, created %v; want b, false", s, created)
-	}
-	id := ids.New()
-	s, created := st.GetOrCreate(id)
-	if !created || s.ID() != id || s.Ready() {
-		t.Fatalf("GetOrCreate(new) = %v ready %v, created %v", s.ID(), s.Ready(), created)
-	}
-	if s2, created := st.GetOrCreate(id); created || s2 != s {
-		t.Fatal("second GetOrCreate made another slot")
-	}
-	if st.Len() != 3 {
-		t.Fatalf("Len = %d, want 3", st.Len())
-	}
-}
-
-func TestPutAndFillFillOnce(t *testing.T) {
-	st := New()
-	id := ids.New()
 	first, second := val("1"), val("2")
-	if !st.Put(id, first) {
-		t.Fatal("first Put refused")
-	}
-	if st.Put(id, second) {
-		t.Fatal("second Put accepted")
-	}
-	s, ok := st.Lookup(id)
-	if !ok || s.Value() != first {
-		t.Fatalf("slot holds %v, want the first value", s.Value())
-	}
-	if st.Fill(s, second) {
-		t.Fatal("Fill of a filled slot accepted")
-	}
-
 	p := newSlots(st, 1)[0]
 	if !st.Fill(p, first) || p.Value() != first {
 		t.Fatal("Fill of a pending slot failed")
 	}
-	// Put into an existing pending slot fills that slot.
-	q := newSlots(st, 1)[0]
-	if !st.Put(q.ID(), second) || q.Value() != second {
-		t.Fatal("Put did not fill the existing slot")
+	if st.Fill(p, second) || p.Value() != first {
+		t.Fatal("Fill of a filled slot accepted")
 	}
 }
 
 func TestGetReadyDoesNotBlock(t *testing.T) {
 	st := New()
 	a, b := NewReadySlot(ids.New(), val("a")), NewReadySlot(ids.New(), val("b"))
-	st.Add(a, b)
 	vals, err := st.Get(context.Background(), []*Slot{a, b, a}, func() { t.Error("blocking called for ready slots") })
 	if err != nil {
 		t.Fatal(err)
@@ -441,8 +393,7 @@ func TestOnReady(t *testing.T) {
 		t.Fatal("callback ran before the value arrived")
 	}
 	st.Fill(s, val("x"))
-	st.Fill(s, val("y"))     // ignored
-	st.Put(s.ID(), val("z")) // ignored
+	st.Fill(s, val("y")) // ignored
 	if fmt.Sprint(calls) != "[1=x 2=x]" {
 		t.Fatalf("calls = %v, want each callback once with x", calls)
 	}
@@ -478,12 +429,10 @@ func TestOnReadyRacesFill(t *testing.T) {
 	}
 }
 
-func TestDelete(t *testing.T) {
+func TestFree(t *testing.T) {
 	st := New()
 	ready := NewReadySlot(ids.New(), val("r"))
-	st.Add(ready)
 	pending := newSlots(st, 1)[0]
-	unknown := ids.New()
 
 	var cbVal *pb.Value
 	st.OnReady(pending, func(v *pb.Value) { cbVal = v })
@@ -491,40 +440,29 @@ func TestDelete(t *testing.T) {
 	<-blocked
 	eventually(t, "Get's waiter", func() bool { return st.waiters(pending) == 1 })
 
-	out := st.Delete([]ids.ID{pending.ID(), unknown, ready.ID()})
-	if out[0] != nil || out[1] != nil || string(out[2].GetData()) != "r" {
-		t.Fatalf("Delete returned %v; want nil, nil, r", out)
+	if v := st.Free(pending); v != nil {
+		t.Fatalf("Free of a pending slot returned %v", v)
 	}
-	if st.Len() != 0 {
-		t.Fatalf("Len after Delete = %d", st.Len())
-	}
-	if _, ok := st.Lookup(ready.ID()); ok {
-		t.Fatal("deleted slot still found")
+	if v := st.Free(ready); string(v.GetData()) != "r" {
+		t.Fatalf("Free of a ready slot returned %v, want r", v)
 	}
 	// The waiter woke with the freed value; the callback ran with it.
 	r := <-res
 	if r.err != nil || !IsFreed(r.vals[0]) {
-		t.Fatalf("Get of a deleted pending slot = %v, %v; want the freed value", r.vals, r.err)
+		t.Fatalf("Get of a freed pending slot = %v, %v; want the freed value", r.vals, r.err)
 	}
 	if !IsFreed(cbVal) {
 		t.Fatalf("callback got %v, want the freed value", cbVal)
 	}
 	// Handles holding the slots read the freed value from now on.
 	if !IsFreed(ready.Value()) || !IsFreed(pending.Value()) {
-		t.Fatal("deleted slots do not read freed")
+		t.Fatal("freed slots do not read freed")
 	}
 	if err := errs.FromInfo(ready.Value().GetError()); !errors.Is(err, errs.ErrObjectFreed) {
 		t.Fatalf("freed value's error = %v, want ErrObjectFreed", err)
 	}
 	if st.Fill(pending, val("late")) || !IsFreed(pending.Value()) {
-		t.Fatal("a deleted slot accepted a value")
-	}
-	// The id can be stored again, in a new slot.
-	if !st.Put(ready.ID(), val("again")) {
-		t.Fatal("Put after Delete refused")
-	}
-	if s, _ := st.Lookup(ready.ID()); s == ready || string(s.Value().GetData()) != "again" {
-		t.Fatal("Put after Delete did not make a new slot")
+		t.Fatal("a freed slot accepted a value")
 	}
 	if IsFreed(val("x")) || IsFreed(nil) {
 		t.Fatal("IsFreed of another value")
@@ -660,7 +598,7 @@ func TestConcurrentGetWaitFill(t *testing.T) {
 			for k := f; k < nSlots; k += 4 {
 				i := order[k]
 				if deleted(i) {
-					st.Delete([]ids.ID{slots[i].ID()})
+					st.Free(slots[i])
 				} else {
 					st.Fill(slots[i], want[i])
 				}

@@ -16,12 +16,12 @@ import (
 // countingSink counts the counter's events per object.
 type countingSink struct {
 	mu       sync.Mutex
-	freed    map[ids.ID]int // ObjectsFreed
+	freed    map[ids.ID]int // ObjectFreed
 	owned    map[ids.ID]bool
-	ended    map[ids.ID]int // BorrowsEnded
+	ended    map[ids.ID]int // BorrowEnded
 	endedBy  map[ids.ID]string
 	lineage  map[ids.ID]int // LineageReleased
-	outOfOrd []string       // LineageReleased before ObjectsFreed
+	outOfOrd []string       // LineageReleased before ObjectFreed
 }
 
 func newCountingSink() *countingSink {
@@ -29,35 +29,30 @@ func newCountingSink() *countingSink {
 		endedBy: map[ids.ID]string{}, lineage: map[ids.ID]int{}}
 }
 
-func (s *countingSink) ObjectsFreed(list []ids.ID, owned bool) {
+func (s *countingSink) ObjectFreed(e *Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range list {
-		s.freed[id]++
-		s.owned[id] = owned
-	}
+	s.freed[e.ID()]++
+	s.owned[e.ID()] = e.Owned()
 }
 
-func (s *countingSink) BorrowsEnded(owner string, list []ids.ID) {
+func (s *countingSink) BorrowEnded(e *Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range list {
-		s.ended[id]++
-		s.endedBy[id] = owner
-	}
+	s.ended[e.ID()]++
+	s.endedBy[e.ID()] = e.Owner().Addr
 }
 
-func (s *countingSink) ActorOutOfScope(ids.ID) {}
+func (s *countingSink) ActorOutOfScope(*Entry) {}
 
-func (s *countingSink) LineageReleased(list []ids.ID) {
+func (s *countingSink) LineageReleased(e *Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range list {
-		if s.freed[id] == 0 {
-			s.outOfOrd = append(s.outOfOrd, id.Short())
-		}
-		s.lineage[id]++
+	id := e.ID()
+	if s.freed[id] == 0 {
+		s.outOfOrd = append(s.outOfOrd, id.Short())
 	}
+	s.lineage[id]++
 }
 
 // mObj is the model of one object: the references it has, stated by
@@ -125,7 +120,7 @@ func (m *model) check(t *rapid.T) {
 	m.sink.mu.Lock()
 	defer m.sink.mu.Unlock()
 	if len(m.sink.outOfOrd) > 0 {
-		t.Fatalf("LineageReleased before ObjectsFreed for %v", m.sink.outOfOrd)
+		t.Fatalf("LineageReleased before ObjectFreed for %v", m.sink.outOfOrd)
 	}
 	inTable := 0
 	for i, o := range m.objs {
@@ -225,7 +220,7 @@ func TestPropertyCounting(t *testing.T) {
 					}
 				}
 				id := ids.New()
-				e := m.c.Own(id, Object, refs)
+				e := m.c.Own(id, Object, refs, nil)
 				m.objs = append(m.objs, &mObj{id: id, e: e, owned: true, local: 1, contains: contains})
 			},
 			"decodeNew": func(t *rapid.T) {

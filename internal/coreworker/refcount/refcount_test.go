@@ -8,22 +8,23 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 )
 
-// event is one Sink call, printed for comparison.
-type event string
+// sinkEvent is one Sink call, printed for comparison.
+type sinkEvent string
 
 // fakeSink records the counter's events in order. hook, if set, runs
-// inside every event (to check that the counter calls out unlocked).
+// inside every sinkEvent (to check that the counter calls out unlocked).
 type fakeSink struct {
 	mu     sync.Mutex
-	events []event
+	events []sinkEvent
 	hook   func()
 }
 
-func (s *fakeSink) add(e event) {
+func (s *fakeSink) add(e sinkEvent) {
 	s.mu.Lock()
 	s.events = append(s.events, e)
 	hook := s.hook
@@ -65,21 +66,21 @@ func printed(list []ids.ID) string {
 	return names(list, idNames.m)
 }
 
-func (s *fakeSink) ObjectsFreed(list []ids.ID, owned bool) {
-	s.add(event(fmt.Sprintf("freed(%s owned=%v)", printed(list), owned)))
+func (s *fakeSink) ObjectFreed(e *Entry) {
+	s.add(sinkEvent(fmt.Sprintf("freed(%s owned=%v)", printed([]ids.ID{e.ID()}), e.Owned())))
 }
-func (s *fakeSink) BorrowsEnded(owner string, list []ids.ID) {
-	s.add(event(fmt.Sprintf("ended(%s: %s)", owner, printed(list))))
+func (s *fakeSink) BorrowEnded(e *Entry) {
+	s.add(sinkEvent(fmt.Sprintf("ended(%s: %s)", e.Owner().Addr, printed([]ids.ID{e.ID()}))))
 }
-func (s *fakeSink) ActorOutOfScope(id ids.ID) {
-	s.add(event(fmt.Sprintf("actor(%s)", printed([]ids.ID{id}))))
+func (s *fakeSink) ActorOutOfScope(e *Entry) {
+	s.add(sinkEvent(fmt.Sprintf("actor(%s)", printed([]ids.ID{e.ID()}))))
 }
-func (s *fakeSink) LineageReleased(list []ids.ID) {
-	s.add(event(fmt.Sprintf("lineage(%s)", printed(list))))
+func (s *fakeSink) LineageReleased(e *Entry) {
+	s.add(sinkEvent(fmt.Sprintf("lineage(%s)", printed([]ids.ID{e.ID()}))))
 }
 
 // take returns the events so far and forgets them.
-func (s *fakeSink) take() []event {
+func (s *fakeSink) take() []sinkEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := s.events
@@ -88,7 +89,7 @@ func (s *fakeSink) take() []event {
 }
 
 // expect checks the events since the last call.
-func (s *fakeSink) expect(t *testing.T, want ...event) {
+func (s *fakeSink) expect(t *testing.T, want ...sinkEvent) {
 	t.Helper()
 	got := s.take()
 	if !slices.Equal(got, want) {
@@ -124,7 +125,7 @@ func TestOwnedFreedWhenLastHandleGoes(t *testing.T) {
 		t.Fatal("Self")
 	}
 	id := name("A")
-	e := c.Own(id, Object, nil)
+	e := c.Own(id, Object, nil, nil)
 	if e.ID() != id || e.Owner() != self || !e.Owned() {
 		t.Fatalf("entry %v", e)
 	}
@@ -158,7 +159,7 @@ func TestOwnedFreedWhenLastHandleGoes(t *testing.T) {
 
 func TestNewOwnedAddOwned(t *testing.T) {
 	c, s := newCounter()
-	a, b := c.NewOwned(name("A")), c.NewOwned(name("B"))
+	a, b := c.NewOwned(name("A"), nil), c.NewOwned(name("B"), nil)
 	if c.Len() != 0 {
 		t.Fatal("NewOwned added to the table")
 	}
@@ -174,8 +175,8 @@ func TestNewOwnedAddOwned(t *testing.T) {
 // A pending task that takes the object keeps it after its handles go.
 func TestSubmittedKeepsObject(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
-	b := c.Own(name("B"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
+	b := c.Own(name("B"), Object, nil, nil)
 	if err := c.Hold(a, b); err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +200,8 @@ func TestSubmittedKeepsObject(t *testing.T) {
 // Hold fails on a freed entry and then holds nothing.
 func TestHoldIsAllOrNothing(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
-	b := c.Own(name("B"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
+	b := c.Own(name("B"), Object, nil, nil)
 	c.RemoveLocal(b)
 	s.expect(t, "freed(B owned=true)")
 	if err := c.Hold(a, b); !errors.Is(err, errs.ErrObjectFreed) {
@@ -211,8 +212,8 @@ func TestHoldIsAllOrNothing(t *testing.T) {
 
 func TestHoldIDs(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
-	b := c.Own(name("B"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
+	b := c.Own(name("B"), Object, nil, nil)
 	if got := c.HoldIDs(nil); got != nil {
 		t.Fatalf("HoldIDs(nil) = %v", got)
 	}
@@ -224,7 +225,7 @@ func TestHoldIDs(t *testing.T) {
 	c.RemoveLocal(b)
 	s.expect(t)
 	c.Release(false, held...)
-	s.expect(t, "freed(A,B owned=true)")
+	s.expect(t, "freed(A owned=true)", "freed(B owned=true)")
 	if got := c.HoldIDs([]ids.ID{a.ID()}); len(got) != 0 {
 		t.Fatalf("HoldIDs held a freed object: %v", got)
 	}
@@ -234,10 +235,10 @@ func TestHoldIDs(t *testing.T) {
 // inner objects in scope until it goes itself.
 func TestNestedRefsKeepInnerObjects(t *testing.T) {
 	c, s := newCounter()
-	inner := c.Own(name("inner"), Object, nil)
-	inner2 := c.Own(name("inner2"), Object, nil)
-	mid := c.Own(name("mid"), Object, []Ref{{ID: inner.ID(), Owner: self}})
-	outer := c.Own(name("outer"), Object, []Ref{{ID: mid.ID(), Owner: self}, {ID: inner2.ID(), Owner: self}})
+	inner := c.Own(name("inner"), Object, nil, nil)
+	inner2 := c.Own(name("inner2"), Object, nil, nil)
+	mid := c.Own(name("mid"), Object, []Ref{{ID: inner.ID(), Owner: self}}, nil)
+	outer := c.Own(name("outer"), Object, []Ref{{ID: mid.ID(), Owner: self}, {ID: inner2.ID(), Owner: self}}, nil)
 	c.RemoveLocal(inner)
 	c.RemoveLocal(inner2)
 	c.RemoveLocal(mid)
@@ -245,8 +246,8 @@ func TestNestedRefsKeepInnerObjects(t *testing.T) {
 	checkCounts(t, c, inner.ID(), Counts{Contained: 1, Owned: true, InScope: true})
 	checkCounts(t, c, mid.ID(), Counts{Contained: 1, Owned: true, InScope: true})
 	c.RemoveLocal(outer)
-	// One event for the whole cascade.
-	s.expect(t, "freed(outer,mid,inner,inner2 owned=true)")
+	// One sinkEvent for the whole cascade.
+	s.expect(t, "freed(outer owned=true)", "freed(mid owned=true)", "freed(inner owned=true)", "freed(inner2 owned=true)")
 	if c.Len() != 0 {
 		t.Fatalf("Len = %d after the outer object went", c.Len())
 	}
@@ -256,10 +257,10 @@ func TestNestedRefsKeepInnerObjects(t *testing.T) {
 // contains it is recorded.
 func TestContainsFreedOwnedRefIsSkipped(t *testing.T) {
 	c, s := newCounter()
-	gone := c.Own(name("gone"), Object, nil)
+	gone := c.Own(name("gone"), Object, nil, nil)
 	c.RemoveLocal(gone)
 	s.expect(t, "freed(gone owned=true)")
-	outer := c.Own(name("outer"), Object, []Ref{{ID: gone.ID(), Owner: self}})
+	outer := c.Own(name("outer"), Object, []Ref{{ID: gone.ID(), Owner: self}}, nil)
 	if c.Len() != 1 {
 		t.Fatalf("Len = %d: the freed ref came back", c.Len())
 	}
@@ -324,23 +325,23 @@ func TestBorrowDroppedBeforeRegistration(t *testing.T) {
 	s.expect(t, "freed(Y owned=false)", "ended(other:1: Y)")
 }
 
-// Several borrows of one owner end in one event.
-func TestBorrowsEndedGrouped(t *testing.T) {
+// Several borrows of one owner end in one sinkEvent.
+func TestBorrowsEndedInOrder(t *testing.T) {
 	c, s := newCounter()
 	x, _ := c.Decode(borrowedRef("X", other), Object, nil)
 	y, _ := c.Decode(borrowedRef("Y", other), Object, nil)
-	outer := c.Own(name("outer"), Object, []Ref{{ID: x.ID(), Owner: other}, {ID: y.ID(), Owner: other}})
+	outer := c.Own(name("outer"), Object, []Ref{{ID: x.ID(), Owner: other}, {ID: y.ID(), Owner: other}}, nil)
 	c.TakeBorrows()
 	c.RemoveLocal(x)
 	c.RemoveLocal(y)
 	s.expect(t)
 	c.RemoveLocal(outer)
-	s.expect(t, "freed(outer owned=true)", "freed(X,Y owned=false)", "ended(other:1: X,Y)")
+	s.expect(t, "freed(outer owned=true)", "freed(X owned=false)", "ended(other:1: X)", "freed(Y owned=false)", "ended(other:1: Y)")
 }
 
 func TestDecodeOwnedRef(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
 	e, reused := c.Decode(Ref{ID: a.ID(), Owner: self}, Object, nil)
 	if e != a || reused {
 		t.Fatalf("Decode of an owned ref = %v, %v", e, reused)
@@ -382,7 +383,7 @@ func TestDecodeReusesCachedHandle(t *testing.T) {
 // registered this process with their owners already.
 func TestSetContainsRegistered(t *testing.T) {
 	c, s := newCounter()
-	ret := c.NewOwned(name("ret"))
+	ret := c.NewOwned(name("ret"), nil)
 	c.AddOwned(ret)
 	// Y was decoded here before (queued); X is new.
 	y, _ := c.Decode(borrowedRef("Y", other), Object, nil)
@@ -395,13 +396,13 @@ func TestSetContainsRegistered(t *testing.T) {
 	c.RemoveLocal(y)
 	s.expect(t)
 	c.RemoveLocal(ret)
-	s.expect(t, "freed(ret owned=true)", "freed(X,Y owned=false)", "ended(other:1: X,Y)")
+	s.expect(t, "freed(ret owned=true)", "freed(X owned=false)", "ended(other:1: X)", "freed(Y owned=false)", "ended(other:1: Y)")
 }
 
 func TestSetContainsUnregisteredAndMarkRegistered(t *testing.T) {
 	c, s := newCounter()
-	ret := c.NewOwned(name("ret"))
-	own := c.Own(name("own"), Object, nil)
+	ret := c.NewOwned(name("ret"), nil)
+	own := c.Own(name("own"), Object, nil, nil)
 	c.AddOwned(ret)
 	c.SetContains(ret, nil, false) // nothing to record
 	x := borrowedRef("X", other)
@@ -411,10 +412,10 @@ func TestSetContainsUnregisteredAndMarkRegistered(t *testing.T) {
 	c.RemoveLocal(own)
 	s.expect(t)
 	c.RemoveLocal(ret)
-	s.expect(t, "freed(ret,own owned=true)", "freed(X owned=false)", "ended(other:1: X)")
+	s.expect(t, "freed(ret owned=true)", "freed(X owned=false)", "ended(other:1: X)", "freed(own owned=true)")
 
 	// Not registered: the owner is never told.
-	ret2 := c.Own(name("ret2"), Object, nil)
+	ret2 := c.Own(name("ret2"), Object, nil, nil)
 	c.SetContains(ret2, []Ref{borrowedRef("W", other)}, false)
 	c.RemoveLocal(ret2)
 	s.expect(t, "freed(ret2 owned=true)", "freed(W owned=false)")
@@ -423,7 +424,7 @@ func TestSetContainsUnregisteredAndMarkRegistered(t *testing.T) {
 // A value that arrives for an object already freed keeps nothing alive.
 func TestSetContainsAfterFree(t *testing.T) {
 	c, s := newCounter()
-	ret := c.Own(name("ret"), Object, nil)
+	ret := c.Own(name("ret"), Object, nil, nil)
 	c.RemoveLocal(ret)
 	s.expect(t, "freed(ret owned=true)")
 	c.SetContains(ret, []Ref{borrowedRef("X", other)}, true)
@@ -437,7 +438,7 @@ func TestSetContainsAfterFree(t *testing.T) {
 // lineage is released.
 func TestLineageKeepsEntryAfterOutOfScope(t *testing.T) {
 	c, s := newCounter()
-	arg := c.Own(name("arg"), Object, nil)
+	arg := c.Own(name("arg"), Object, nil, nil)
 	borrowed, _ := c.Decode(borrowedRef("B", other), Object, nil)
 	if n := c.TrackLineage(arg, borrowed); n != 1 {
 		t.Fatalf("TrackLineage = %d, want 1 (borrowed entries are not tracked)", n)
@@ -489,7 +490,7 @@ func TestLineageKeepsEntryAfterOutOfScope(t *testing.T) {
 // Two finished tasks took the object: both lineage refs must go.
 func TestLineageCountsEveryTask(t *testing.T) {
 	c, s := newCounter()
-	arg := c.Own(name("arg"), Object, nil)
+	arg := c.Own(name("arg"), Object, nil, nil)
 	c.TrackLineage(arg)
 	if err := c.Hold(arg, arg); err != nil {
 		t.Fatal(err)
@@ -508,7 +509,7 @@ func TestLineageCountsEveryTask(t *testing.T) {
 // An entry with lineage that is still in scope only loses the lineage ref.
 func TestReleaseLineageInScope(t *testing.T) {
 	c, s := newCounter()
-	arg := c.Own(name("arg"), Object, nil)
+	arg := c.Own(name("arg"), Object, nil, nil)
 	c.TrackLineage(arg)
 	c.Hold(arg)
 	c.Release(true, arg)
@@ -523,13 +524,13 @@ func TestReleaseLineageInScope(t *testing.T) {
 // its value.
 func TestLineageEntryReleasesNested(t *testing.T) {
 	c, s := newCounter()
-	inner := c.Own(name("inner"), Object, nil)
-	outer := c.Own(name("outer"), Object, []Ref{{ID: inner.ID(), Owner: self}})
+	inner := c.Own(name("inner"), Object, nil, nil)
+	outer := c.Own(name("outer"), Object, []Ref{{ID: inner.ID(), Owner: self}}, nil)
 	c.RemoveLocal(inner)
 	c.Hold(outer)
 	c.RemoveLocal(outer)
 	c.Release(true, outer)
-	s.expect(t, "freed(outer,inner owned=true)")
+	s.expect(t, "freed(outer owned=true)", "freed(inner owned=true)")
 	checkCounts(t, c, outer.ID(), Counts{Lineage: 1, Owned: true})
 	checkCounts(t, c, inner.ID(), Counts{Gone: true})
 }
@@ -538,7 +539,7 @@ func TestLineageEntryReleasesNested(t *testing.T) {
 // handle left anywhere is reported out of scope (its owner ends it).
 func TestActorOutOfScope(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("actor"), Actor, nil)
+	a := c.Own(name("actor"), Actor, nil, nil)
 	if err := c.AddLocal(a); err != nil {
 		t.Fatal(err)
 	}
@@ -572,8 +573,8 @@ func TestBorrowedActorHandle(t *testing.T) {
 // An actor handle contained in an object goes with it.
 func TestActorHandleInsideObject(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("actor"), Actor, nil)
-	obj := c.Own(name("obj"), Object, []Ref{{ID: a.ID(), Owner: self}})
+	a := c.Own(name("actor"), Actor, nil, nil)
+	obj := c.Own(name("obj"), Object, []Ref{{ID: a.ID(), Owner: self}}, nil)
 	c.RemoveLocal(a)
 	s.expect(t)
 	c.RemoveLocal(obj)
@@ -583,10 +584,10 @@ func TestActorHandleInsideObject(t *testing.T) {
 // Ray's borrower protocol, owner side.
 func TestBorrowersKeepOwnedObject(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
-	b := c.Own(name("B"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
+	b := c.Own(name("B"), Object, nil, nil)
 	x, _ := c.Decode(borrowedRef("X", other), Object, nil)
-	freed := c.Own(name("F"), Object, nil)
+	freed := c.Own(name("F"), Object, nil, nil)
 	c.RemoveLocal(freed)
 	s.take()
 	unknown := ids.New()
@@ -616,8 +617,8 @@ func TestBorrowersKeepOwnedObject(t *testing.T) {
 
 func TestBorrowerDiedLeavesOthers(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
-	b := c.Own(name("B"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
+	b := c.Own(name("B"), Object, nil, nil)
 	c.AddBorrower("p1", []ids.ID{a.ID(), b.ID()})
 	c.AddBorrower("p2", []ids.ID{b.ID()})
 	c.RemoveLocal(a)
@@ -630,8 +631,8 @@ func TestBorrowerDiedLeavesOthers(t *testing.T) {
 // Ray's Free: owned objects go now, whatever refers to them.
 func TestFree(t *testing.T) {
 	c, s := newCounter()
-	inner := c.Own(name("inner"), Object, nil)
-	a := c.Own(name("A"), Object, []Ref{{ID: inner.ID(), Owner: self}})
+	inner := c.Own(name("inner"), Object, nil, nil)
+	a := c.Own(name("A"), Object, []Ref{{ID: inner.ID(), Owner: self}}, nil)
 	c.RemoveLocal(inner)
 	c.AddLocal(a)
 	c.Hold(a)
@@ -641,7 +642,7 @@ func TestFree(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("Free = %d, want 1 (borrowed, unknown and repeated ids skipped)", n)
 	}
-	s.expect(t, "freed(A,inner owned=true)")
+	s.expect(t, "freed(A owned=true)", "freed(inner owned=true)")
 	if c.Live(a) {
 		t.Fatal("freed object still live")
 	}
@@ -660,7 +661,7 @@ func TestFree(t *testing.T) {
 // the lineage.
 func TestFreeKeepsLineage(t *testing.T) {
 	c, s := newCounter()
-	a := c.Own(name("A"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
 	c.TrackLineage(a)
 	c.Hold(a, a)
 	c.Release(true, a)
@@ -675,8 +676,8 @@ func TestFreeKeepsLineage(t *testing.T) {
 // its container goes.
 func TestFreeContainedThenContainerGoes(t *testing.T) {
 	c, s := newCounter()
-	inner := c.Own(name("inner"), Object, nil)
-	outer := c.Own(name("outer"), Object, []Ref{{ID: inner.ID(), Owner: self}})
+	inner := c.Own(name("inner"), Object, nil, nil)
+	outer := c.Own(name("outer"), Object, []Ref{{ID: inner.ID(), Owner: self}}, nil)
 	c.Free([]ids.ID{inner.ID()})
 	s.expect(t, "freed(inner owned=true)")
 	c.RemoveLocal(outer)
@@ -691,7 +692,7 @@ func TestSinkMayCallBack(t *testing.T) {
 	c, s := newCounter()
 	calls := 0
 	s.hook = func() { calls++; _ = c.Len(); c.TakeBorrows() }
-	a := c.Own(name("A"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
 	c.RemoveLocal(a)
 	if calls != 1 {
 		t.Fatalf("hook ran %d times", calls)
@@ -700,7 +701,7 @@ func TestSinkMayCallBack(t *testing.T) {
 
 func TestEntryString(t *testing.T) {
 	c, _ := newCounter()
-	a := c.Own(name("A"), Object, nil)
+	a := c.Own(name("A"), Object, nil, nil)
 	c.Hold(a)
 	got := a.String()
 	want := a.ID().Short() + "{local=1 submitted=1 contained=0 lineage=0 borrowers=0 owned=true}"
@@ -716,7 +717,7 @@ func TestConcurrentCounting(t *testing.T) {
 	const objects, workers, rounds = 8, 8, 200
 	es := make([]*Entry, objects)
 	for i := range es {
-		es[i] = c.Own(name(fmt.Sprint("o", i)), Object, nil)
+		es[i] = c.Own(name(fmt.Sprint("o", i)), Object, nil, nil)
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -747,5 +748,32 @@ func TestConcurrentCounting(t *testing.T) {
 	}
 	if got := len(s.take()); got != objects || c.Len() != 0 {
 		t.Fatalf("%d events for %d objects, %d entries left", got, objects, c.Len())
+	}
+}
+
+func TestSlotFor(t *testing.T) {
+	c, _ := newCounter()
+	slot := memstore.NewSlot(name("owned"))
+	own := c.Own(slot.ID(), Object, nil, slot)
+	if s, created := c.SlotFor(own); s != slot || created || own.Slot() != slot {
+		t.Fatalf("SlotFor(owned) = %v, %v; want its slot", s, created)
+	}
+	b, _ := c.Decode(borrowedRef("B", other), Object, nil)
+	if b.Slot() != nil {
+		t.Fatal("a borrowed entry has a slot before it is read")
+	}
+	s, created := c.SlotFor(b)
+	if s == nil || !created || s.ID() != b.ID() || b.Slot() != s {
+		t.Fatalf("SlotFor(borrowed) = %v, %v", s, created)
+	}
+	if s2, created := c.SlotFor(b); s2 != s || created {
+		t.Fatal("second SlotFor made another slot")
+	}
+	c.RemoveLocal(b)
+	if s, _ := c.SlotFor(b); s != nil {
+		t.Fatal("SlotFor of an entry out of scope")
+	}
+	if own.Kind() != Object || b.Kind() != Object {
+		t.Fatal("Kind")
 	}
 }

@@ -324,26 +324,23 @@ func (m *Manager) addLineage(t *Task, live int) {
 	}
 }
 
-// LineageReleased is the reference counter's event: results whose lineage
+// LineageReleased is the reference counter's event: result oid's lineage
 // is no longer needed. When all of a task's tracked results are released
 // its lineage goes, and with it its arguments' lineage refs.
-func (m *Manager) LineageReleased(list []ids.ID) {
-	var done []*Task
+func (m *Manager) LineageReleased(oid ids.ID) {
+	tid := TaskOf(oid)
 	m.mu.Lock()
-	for _, oid := range list {
-		tid := TaskOf(oid)
-		le, ok := m.lineage[tid]
-		if !ok {
-			continue
-		}
-		if le.live--; le.live <= 0 {
+	le, ok := m.lineage[tid]
+	done := ok && le.live <= 1
+	if ok {
+		le.live--
+		if done {
 			delete(m.lineage, tid)
-			done = append(done, le.t)
 		}
 	}
 	m.mu.Unlock()
-	for _, t := range done {
-		m.refs.ReleaseLineage(t.Args...)
+	if done {
+		m.refs.ReleaseLineage(le.t.Args...)
 	}
 }
 
