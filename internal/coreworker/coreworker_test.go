@@ -167,6 +167,36 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	}
 }
 
+// TestInfeasibleTaskWaits: by default a task no node can hold waits (its
+// demand reported as infeasible) instead of failing, and cancelling it
+// withdraws the demand.
+func TestInfeasibleTaskWaits(t *testing.T) {
+	cw := startDriver(t)
+	ctx := context.Background()
+	refs, err := cw.SubmitTask(ctx, "f", nil, TaskOptions{Resources: resources.Set{"CPU": 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	infeasible := func() int {
+		r, err := cw.GCS().GetNodes(ctx, &pb.GetNodesRequest{})
+		if err != nil || len(r.GetNodes()) != 1 {
+			t.Fatalf("GetNodes = %v, %v", r, err)
+		}
+		return len(r.GetNodes()[0].GetInfeasibleDemands())
+	}
+	waitFor(t, "the infeasible demand to be reported", func() bool { return infeasible() == 1 })
+	if ready, err := cw.Wait(ctx, refs, 1, 0); err != nil || ready[0] {
+		t.Fatalf("infeasible task finished: %v, %v", ready, err)
+	}
+	if err := cw.Cancel(ctx, refs[0], false, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cw.Get(ctx, refs); !errors.Is(err, errs.ErrTaskCancelled) {
+		t.Fatalf("cancelled infeasible task: %v", err)
+	}
+	waitFor(t, "the infeasible demand to be withdrawn", func() bool { return infeasible() == 0 })
+}
+
 func TestPureHelpers(t *testing.T) {
 	if got := trimReady([]bool{true, false, true, true}, 2); !got[0] || got[1] || !got[2] || got[3] {
 		t.Fatalf("trimReady = %v", got)

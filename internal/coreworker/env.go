@@ -173,5 +173,5 @@ func (e env) FlushBorrows(ctx context.Context) { e.cw.flushBorrows(ctx) }
 func (e env) ActorExited(actor ids.ID, reason string) {
 	ctx, cancel := context.WithTimeout(e.cw.stop.Ctx(), 10*time.Second)
 	defer cancel()
-	_, _ = e.cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: actor.Bytes(), NoRestart: true, Reason: reason})
+	_, _ = e.cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: actor.Bytes(), NoRestart: true, Reason: reason, Cause: errs.ActorExited})
 }

@@ -70,6 +70,9 @@ type Config struct {
 	JobID   []byte
 	OwnerID []byte // this process's worker id: the caller of every call
 	Owner   string // this process's address
+	// Warn reports conditions the user should hear about (an actor no
+	// node can hold); nil discards them.
+	Warn func(string)
 	// DeathInfoTimeout bounds how long calls interrupted by a broken
 	// stream wait to hear from the control store why (default 30 s).
 	DeathInfoTimeout time.Duration
@@ -105,6 +108,7 @@ type actor struct {
 	gen      int // connection generation
 	version  uint64
 	watching bool
+	warned   bool // told the user no node can hold it
 	dead     *pb.ErrorInfo
 }
 
@@ -122,6 +126,9 @@ func cs(t *taskmgr.Task) *call { return t.Submitter.(*call) }
 func New(cfg Config, clients Clients, results Results) *Submitter {
 	if cfg.DeathInfoTimeout <= 0 {
 		cfg.DeathInfoTimeout = 30 * time.Second
+	}
+	if cfg.Warn == nil {
+		cfg.Warn = func(string) {}
 	}
 	return &Submitter{cfg: cfg, clients: clients, results: results, stop: stopper.New(), actors: map[ids.ID]*actor{}}
 }
@@ -249,6 +256,16 @@ func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
 			return
 		}
 		since = info.GetVersion()
+		if inf := info.GetInfeasible(); inf != nil {
+			s.mu.Lock()
+			warn := !a.warned
+			a.warned = true
+			s.mu.Unlock()
+			if warn {
+				s.cfg.Warn(fmt.Sprintf("raygo: warning: actor %s waits for a node that can hold it: %v (its demand shows in `raygo status`; add a node, lower the request, or Kill it)",
+					a.id.Short(), errs.FromInfo(inf)))
+			}
+		}
 		switch info.GetState() {
 		case pb.ActorState_ACTOR_STATE_DEAD:
 			cause := info.GetDeathCause()
@@ -442,7 +459,7 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			return
 		}
 		var done []replied
-		moved := false
+		moved, interrupted := false, false
 		s.mu.Lock()
 		if a.gen != gen {
 			s.mu.Unlock()
@@ -454,12 +471,23 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			if t == nil {
 				continue
 			}
-			if r.GetError().GetKind() == errs.KindActorNotHere {
+			switch r.GetError().GetKind() {
+			case errs.KindActorNotHere:
 				// The call never ran: this process no longer hosts the
 				// actor. It goes back to the queue at no cost to its
 				// retries, and the stream is dropped.
 				moved = true
 				s.requeueLocked(a, []*taskmgr.Task{t})
+				continue
+			case errs.KindActorInterrupted:
+				// It was running when the actor was killed in a process
+				// it shared: like a call in flight when a process dies,
+				// it waits for the control store's word.
+				interrupted = true
+				if len(a.lost) == 0 {
+					a.lostAt = time.Now()
+				}
+				a.lost = append(a.lost, t)
 				continue
 			}
 			done = append(done, replied{t, r})
@@ -477,9 +505,10 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 		if a.gen == gen {
 			fail = s.pumpLocked(a)
 		}
+		drained := a.inflight.n == 0
 		s.mu.Unlock()
 		s.failAll(fail)
-		if moved {
+		if moved || interrupted && drained {
 			s.connLost(a, gen, errors.New("the actor left that process"))
 			return
 		}

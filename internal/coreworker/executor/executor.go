@@ -108,6 +108,7 @@ type hostedActor struct {
 	instance any
 	sem      chan struct{} // one slot per call that may run at once
 	exiting  atomic.Bool   // ExitActor was called: drop after this call
+	dropped  atomic.Bool   // no longer hosted: calls running now are interrupted
 }
 
 // New returns an Executor running registered code from reg.
@@ -167,6 +168,7 @@ type stream struct {
 // running is a task being run.
 type running struct {
 	id        ids.ID
+	actor     ids.ID // zero for a normal task
 	tc        *taskContext
 	cancelled bool // guarded by stream.mu
 }
@@ -289,8 +291,9 @@ func (s *stream) run() {
 // replyDelay bounds how long a reply waits for the writer while the
 // runner keeps running queued tasks: past it the runner yields. With one
 // P the writer otherwise runs only when the queue empties, and a crash
-// would lose the replies of tasks that had finished.
-const replyDelay = time.Millisecond
+// would lose the replies of tasks that had finished. (With more Ps the
+// writer runs beside the runner.)
+const replyDelay = 100 * time.Microsecond
 
 func (s *stream) reply(r *pb.TaskReply) {
 	s.outCh <- out{reply: r}
@@ -417,7 +420,7 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, onBlock func()) *pb.Tas
 	aid := ids.MustFromBytes(spec.GetActorId())
 	tc := newTaskContext(e.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
 		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, onBlock)
-	r := &running{id: tid, tc: tc}
+	r := &running{id: tid, actor: aid, tc: tc}
 	s.mu.Lock()
 	s.running = append(s.running, r)
 	s.mu.Unlock()
@@ -485,6 +488,13 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, onBlock func()) *pb.Tas
 	start := time.Now()
 	rets, err, stack := protect(call)
 	reply.ExecMicros = time.Since(start).Microseconds()
+	if ha != nil && ha.dropped.Load() && !ha.exiting.Load() {
+		// Killed while the call ran: whatever it returned, the caller
+		// handles this as the death of the actor's process.
+		reply.Error = &pb.ErrorInfo{Kind: errs.KindActorInterrupted, ActorId: aid.String(),
+			Reason: "the actor was killed while the call ran"}
+		return reply
+	}
 	if ha != nil && ha.exiting.Load() {
 		e.endActor(ha, "exited by ray.ExitActor")
 	}
@@ -635,14 +645,35 @@ func (e *Executor) Actors() int {
 }
 
 // DropActor removes an actor from this process (killed while it shares
-// the process with others): calls already running finish, later ones are
-// answered "not here". It reports whether the actor was hosted.
+// the process with others): calls running now have their contexts
+// cancelled and are answered "interrupted" (their callers retry or fail
+// them as if the process had died), later ones are answered "not here".
+// It reports whether the actor was hosted.
 func (e *Executor) DropActor(id ids.ID) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.actors[id]
+	ha, ok := e.actors[id]
 	delete(e.actors, id)
-	return ok
+	streams := make([]*stream, 0, len(e.streams))
+	for s := range e.streams {
+		streams = append(streams, s)
+	}
+	e.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if !ha.exiting.Load() {
+		ha.dropped.Store(true)
+		for _, s := range streams {
+			s.mu.Lock()
+			for _, r := range s.running {
+				if r.actor == id {
+					r.tc.cancel(context.Canceled)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+	return true
 }
 
 // endActor drops an actor that ended itself (later calls are answered
