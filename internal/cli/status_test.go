@@ -7,7 +7,7 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 )
 
-// nodeID is a 16-byte node id whose short form is hex(b[8:12]).
+// nodeID is a 16-byte node id whose short form is hex(b[10:16]).
 func nodeID(short byte) []byte {
 	b := make([]byte, 16)
 	b[13] = short
@@ -40,10 +40,10 @@ func TestFormatStatus(t *testing.T) {
 		},
 	}
 	want := `Nodes: 2 alive, 1 dead
- NODE      ADDRESS        STATE  CPU      GPU       MEMORY          WORKERS  CUSTOM
- 00000001  10.0.0.1:4000  ALIVE  1.0/4.0  -         0B/16.0GiB      1        -
- 00000002  10.0.0.2:4000  ALIVE  2.5/8.0  0.25/2.0  8.0GiB/32.0GiB  3        widget 0.0/2.0
- 00000009  10.0.0.9:4000  DEAD   -        -         -               0        -
+ NODE          ADDRESS        STATE  CPU      GPU       MEMORY          WORKERS  CUSTOM
+ 000000010000  10.0.0.1:4000  ALIVE  1.0/4.0  -         0B/16.0GiB      1        -
+ 000000020000  10.0.0.2:4000  ALIVE  2.5/8.0  0.25/2.0  8.0GiB/32.0GiB  3        widget 0.0/2.0
+ 000000090000  10.0.0.9:4000  DEAD   -        -         -               0        -
 
 Resources (alive nodes)
 ------------------------------------------------------------

@@ -150,7 +150,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	a := actorRefFromInfo(info)
 	if !opts.Detached {
 		a.Counted = true
-		a.entry = cw.refs.Own(aid, refcount.Actor, nil)
+		a.entry = cw.refs.Own(aid, refcount.Actor, nil, nil)
 		runtime.AddCleanup(a, cw.dropLocalFn, a.entry)
 	}
 	return a, nil

@@ -202,3 +202,58 @@ func TestPureHelpers(t *testing.T) {
 		t.Fatalf("trimReady = %v", got)
 	}
 }
+
+// BenchmarkPutSmall is single_client_put_calls inside one process: Put of
+// a small value whose handle is dropped at once.
+func BenchmarkPutSmall(b *testing.B) {
+	cw := startDriverB(b)
+	ctx := context.Background()
+	data := [][]byte{[]byte("x")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cw.Put(ctx, data, nil, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cw.ObjectCount()), "objects-left")
+}
+
+// BenchmarkGetSmall is single_client_get_calls inside one process.
+func BenchmarkGetSmall(b *testing.B) {
+	cw := startDriverB(b)
+	ctx := context.Background()
+	h, err := cw.Put(ctx, [][]byte{[]byte("x")}, nil, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	refs := []*Ref{h}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, release, err := cw.Get(ctx, refs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		release()
+	}
+}
+
+func startDriverB(b *testing.B) *CoreWorker {
+	b.Helper()
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1}, b.TempDir()
+	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cw, err := Start(Config{Mode: Driver, GCSAddress: head.GCSAddress(), NodeAddress: head.Raylet().Address(),
+		Token: "tok", JobID: ids.New(), NodeID: head.Raylet().NodeID(), InlineThreshold: 1024}, NewRegistry())
+	if err != nil {
+		head.Stop()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cw.Close()
+		head.Stop()
+	})
+	return cw
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -397,12 +398,5 @@ func Systemf(format string, args ...any) error {
 	return &Status{Kind: KindSystem, Message: fmt.Sprintf(format, args...)}
 }
 
-func short(id string) string {
-	if len(id) > 8 {
-		return id[len(id)-8:]
-	}
-	if id == "" {
-		return "?"
-	}
-	return id
-}
+// short prints an id the one way raygo prints short ids (ids.Short).
+func short(id string) string { return ids.ShortString(id) }
