@@ -51,14 +51,22 @@ func TestKillWorkersMidTask(t *testing.T) {
 		refs[i] = Record.Remote(ctx, dir, i, 400)
 	}
 	// Kill the first attempt of tasks 0 and 1 (they start first, one per
-	// CPU), and then the second attempt of task 0.
+	// CPU, once both workers are up), and then the second attempt of task
+	// 0.
+	path := func(key, attempt int) string {
+		return filepath.Join(dir, strconv.Itoa(key)+"."+strconv.Itoa(attempt))
+	}
+	started := func(key, attempt int) func() bool {
+		return func() bool { return readPid(t, path(key, attempt)) > 0 }
+	}
 	kill := func(key, attempt int) {
-		path := filepath.Join(dir, strconv.Itoa(key)+"."+strconv.Itoa(attempt))
-		eventually(t, 20*time.Second, "task "+path+" to start", func() bool { return readPid(t, path) > 0 })
-		if err := syscall.Kill(readPid(t, path), syscall.SIGKILL); err != nil {
+		p := path(key, attempt)
+		eventually(t, 20*time.Second, "task "+p+" to start", started(key, attempt))
+		if err := syscall.Kill(readPid(t, p), syscall.SIGKILL); err != nil {
 			t.Fatalf("kill: %v", err)
 		}
 	}
+	eventually(t, 20*time.Second, "tasks 0 and 1 to start", func() bool { return started(0, 0)() && started(1, 0)() })
 	kill(0, 0)
 	kill(1, 0)
 	kill(0, 1)
