@@ -16,8 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -38,17 +38,14 @@ type Counts map[string]int
 // countWords is a task: the counts of one file.
 func countWords(ctx context.Context, path string) (Counts, error) {
 	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	counts := Counts{}
 	for _, w := range strings.Fields(strings.ToLower(string(data))) {
 		counts[w]++
 	}
-	if len(counts) == 0 {
-		return nil, &EmptyFileError{Path: path}
+	if err == nil && len(counts) == 0 {
+		err = &EmptyFileError{Path: path}
 	}
-	return counts, nil
+	return counts, err
 }
 
 // As an actor, Counts merges the counts of many files.
@@ -62,43 +59,24 @@ func (c Counts) Add(ctx context.Context, more Counts) (int, error) {
 	return len(c), nil
 }
 
-// WordCount is a word and how often it occurs.
-type WordCount struct {
-	Word  string
-	Count int
-}
-
-// Top returns the n most frequent words, ties in alphabetical order.
-func (c Counts) Top(ctx context.Context, n int) ([]WordCount, error) {
-	top := make([]WordCount, 0, len(c))
-	for w, k := range c {
-		top = append(top, WordCount{w, k})
+// Top returns the n most frequent words with their counts, ties in
+// alphabetical order, one "count word" line each.
+func (c Counts) Top(ctx context.Context, n int) ([]string, error) {
+	words := slices.SortedFunc(maps.Keys(c), func(a, b string) int { return cmp.Or(c[b]-c[a], strings.Compare(a, b)) })[:min(n, len(c))]
+	for i, w := range words {
+		words[i] = fmt.Sprintf("%6d %s", c[w], w)
 	}
-	slices.SortFunc(top, func(a, b WordCount) int { return cmp.Or(b.Count-a.Count, strings.Compare(a.Word, b.Word)) })
-	return top[:min(n, len(top))], nil
+	return words, nil
 }
 
 // Registered as "main.countWords", "main.Counts", "Add" and "Top".
-var (
-	CountWords = ray.Func1(countWords)
-	Aggregator = ray.Actor0(NewCounts)
-	Add        = ray.Method1(Aggregator, (*Counts).Add)
-	Top        = ray.Method1(Aggregator, (*Counts).Top)
-)
-
-func main() {
-	ctx := context.Background()
-	if err := ray.Init(ctx); err != nil {
-		log.Fatal(err)
-	}
-	err := run(ctx, orSamples(os.Args[1:]), os.Stdout)
-	if err = errors.Join(err, ray.Shutdown()); err != nil {
-		log.Fatal(err)
-	}
-}
+var CountWords = ray.Func1(countWords)
+var Aggregator = ray.Actor0(NewCounts)
+var Add = ray.Method1(Aggregator, (*Counts).Add)
+var Top = ray.Method1(Aggregator, (*Counts).Top)
 
 // run counts the words of the files and prints the ten most frequent.
-func run(ctx context.Context, paths []string, out io.Writer) error {
+func run(ctx context.Context, paths []string) error {
 	totals := Aggregator.Remote(ctx)
 	adds := make([]ray.ObjectRef[int], len(paths))
 	for i, p := range paths {
@@ -107,14 +85,23 @@ func run(ctx context.Context, paths []string, out io.Writer) error {
 	for _, a := range adds {
 		var empty *EmptyFileError
 		if _, err := a.Get(ctx); errors.As(err, &empty) {
-			fmt.Fprintf(out, "skipped %s: no words\n", empty.Path)
+			fmt.Printf("skipped %s: no words\n", empty.Path)
 		} else if err != nil {
 			return err
 		}
 	}
 	top, err := Top.Remote(ctx, totals, 10).Get(ctx)
-	for _, wc := range top {
-		fmt.Fprintf(out, "%6d %s\n", wc.Count, wc.Word)
-	}
+	fmt.Println(strings.Join(top, "\n"))
 	return err
+}
+
+func main() {
+	ctx := context.Background()
+	if err := ray.Init(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer ray.Shutdown()
+	if err := run(ctx, orSamples(os.Args[1:])); err != nil {
+		log.Fatal(err)
+	}
 }

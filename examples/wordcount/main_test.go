@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,8 +49,8 @@ func TestWordCount(t *testing.T) {
 		write("empty.txt", " \n\t\n"),
 		write("c.txt", "a dog"),
 	}
-	var out bytes.Buffer
-	if err := run(ctx, paths, &out); err != nil {
+	out, err := stdout(t, func() error { return run(ctx, paths) })
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := "skipped " + paths[2] + ": no words\n" +
@@ -62,21 +62,40 @@ func TestWordCount(t *testing.T) {
 		"     1 end\n" +
 		"     1 of\n" +
 		"     1 story\n"
-	if out.String() != want {
-		t.Fatalf("output:\n%s\nwant:\n%s", out.String(), want)
+	if out != want {
+		t.Fatalf("output:\n%s\nwant:\n%s", out, want)
 	}
 
 	// The typed error crosses the wire intact.
-	_, err := CountWords.Remote(ctx, paths[2]).Get(ctx)
+	_, err = CountWords.Remote(ctx, paths[2]).Get(ctx)
 	var empty *EmptyFileError
 	if !errors.As(err, &empty) || empty.Path != paths[2] {
 		t.Fatalf("CountWords(empty) = %v, want an *EmptyFileError", err)
 	}
 	// Any other error ends the run.
-	out.Reset()
-	if err := run(ctx, []string{filepath.Join(dir, "missing.txt")}, &out); err == nil || !strings.Contains(err.Error(), "missing.txt") {
+	if _, err := stdout(t, func() error { return run(ctx, []string{filepath.Join(dir, "missing.txt")}) }); err == nil || !strings.Contains(err.Error(), "missing.txt") {
 		t.Fatalf("run(missing) = %v, want the file's error", err)
 	}
+}
+
+// stdout runs f with os.Stdout going to a pipe and returns what f
+// printed.
+func stdout(t *testing.T, f func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	read := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); read <- b }()
+	err = f()
+	os.Stdout = saved
+	w.Close()
+	out := <-read
+	r.Close()
+	return string(out), err
 }
 
 // TestSamples: with no files named, the samples are counted.
