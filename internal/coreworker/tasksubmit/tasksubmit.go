@@ -356,7 +356,7 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 			}
 			continue
 		}
-		s.connect(ctx, c, reply, addr)
+		s.connect(c, reply, addr)
 		return
 	}
 }
@@ -388,12 +388,15 @@ func (s *Submitter) warnInfeasible(c *class, err error) {
 }
 
 // connect opens the push stream of a granted lease and puts the lease to
-// work.
-func (s *Submitter) connect(ctx context.Context, c *class, reply *pb.LeaseReply, raylet string) {
+// work. It dials under the submitter's context, not the lease request's:
+// that one is cancelled as soon as the class's queue empties, which may
+// come just after the grant, and the worker is ours to use (it steals) or
+// to return idle all the same.
+func (s *Submitter) connect(c *class, reply *pb.LeaseReply, raylet string) {
 	l := &lease{cls: c, leaseID: reply.GetLeaseId(), workerID: reply.GetWorkerId(), nodeID: reply.GetNodeId(),
 		addr: reply.GetWorkerAddress(), raylet: raylet, inflight: map[ids.ID]*taskmgr.Task{},
 		sendCh: make(chan *pb.TaskSpec, s.cfg.MaxPipeline+2), lastUsed: time.Now()}
-	stream, err := s.clients.Dial(ctx, l.addr)
+	stream, err := s.clients.Dial(s.stop.Ctx(), l.addr)
 	if err != nil {
 		s.returnLease(l, true)
 		s.leaseDone(c, nil)
