@@ -151,6 +151,7 @@ type class struct {
 	key           string
 	req           *pb.LeaseRequest
 	queue         []*taskmgr.Task
+	paused        []*taskmgr.Task // waiting out a pause before their retry (out-of-memory kills)
 	leases        []*lease
 	pendingLeases int
 	depth         int
@@ -227,6 +228,14 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strat
 	t.Submitter = &state{seq: s.seq, cls: c}
 	c.queue = append(c.queue, t)
 	s.pumpLocked(c)
+	s.wakeLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// wakeLocked makes idleLoop tick if it sleeps: there is work, or soon a
+// lease, to watch.
+func (s *Submitter) wakeLocked() {
 	if !s.active {
 		s.active = true
 		select {
@@ -234,8 +243,6 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strat
 		default:
 		}
 	}
-	s.mu.Unlock()
-	return nil
 }
 
 func (s *Submitter) classLocked(key string, res resources.Set, strategy pb.SchedulingStrategy, retriable bool) *class {
@@ -303,6 +310,9 @@ func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
 	if s.closed || want <= 0 {
 		return
 	}
+	// Work requeued after a failure or a pause asks for leases without a
+	// Submit: the leases it gets must go back once idle.
+	s.wakeLocked()
 	if c.leaseCtx == nil {
 		c.leaseCtx, c.cancelLeases = context.WithCancel(s.stop.Ctx())
 	}
@@ -677,17 +687,39 @@ type delayedRetry struct {
 	delay time.Duration
 }
 
-// retryAfter requeues t after d (an out-of-memory kill's pause).
+// retryAfter requeues t after d (an out-of-memory kill's pause). Until
+// then t is in its class's paused list, where Cancel and Close find it.
 func (s *Submitter) retryAfter(t *taskmgr.Task, c *class, d time.Duration) {
 	requeue := func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if !unpauseLocked(c, t) {
+			return // cancelled, or handed back by Close
+		}
 		s.requeueLocked(c, []*taskmgr.Task{t})
 		s.pumpLocked(c)
 	}
+	s.mu.Lock()
+	c.paused = append(c.paused, t)
+	s.mu.Unlock()
 	if _, err := s.stop.AfterFunc("tasksubmit.oomretry", d, requeue); err != nil {
-		s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(errs.Systemf("raygo: shutting down"))})
+		s.mu.Lock()
+		mine := unpauseLocked(c, t)
+		s.mu.Unlock()
+		if mine {
+			s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(errs.Systemf("raygo: shutting down"))})
+		}
 	}
+}
+
+// unpauseLocked takes t out of c's paused list; false if it was not there.
+func unpauseLocked(c *class, t *taskmgr.Task) bool {
+	i := slices.Index(c.paused, t)
+	if i < 0 {
+		return false
+	}
+	c.paused = slices.Delete(c.paused, i, i+1)
+	return true
 }
 
 // deathCause asks the node daemon why the lease's worker died. nodeDead
@@ -787,7 +819,8 @@ type Where uint8
 const (
 	// Unknown: not this submitter's (finished, or never submitted here).
 	Unknown Where = iota
-	// Queued: waiting for a lease; Cancel dropped it.
+	// Queued: waiting for a lease (or out a pause before its retry);
+	// Cancel dropped it.
 	Queued
 	// InFlight: pushed to a worker; the worker must be told.
 	InFlight
@@ -817,6 +850,10 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 		return InFlight, err
 	}
 	c := sst.cls
+	if unpauseLocked(c, t) {
+		s.mu.Unlock()
+		return Queued, nil
+	}
 	for i, q := range c.queue {
 		if q == t {
 			c.queue = slices.Delete(c.queue, i, i+1)
@@ -841,7 +878,7 @@ func (s *Submitter) Stats() Stats {
 	var out Stats
 	out.Classes = len(s.classes)
 	for _, c := range s.classes {
-		out.Queued += len(c.queue)
+		out.Queued += len(c.queue) + len(c.paused)
 		out.PendingLeases += c.pendingLeases
 		for _, l := range c.leases {
 			if !l.dead && !l.returned {
@@ -870,7 +907,8 @@ func (s *Submitter) Close() []*taskmgr.Task {
 			c.cancelLeases()
 		}
 		left = append(left, c.queue...)
-		c.queue = nil
+		left = append(left, c.paused...)
+		c.queue, c.paused = nil, nil
 		for _, l := range c.leases {
 			for _, t := range l.inflight {
 				left = append(left, t)

@@ -674,6 +674,7 @@ func TestWorkerDeath(t *testing.T) {
 				if tc.cause == taskmgr.CauseOOM && r.at[1].Sub(killed) < taskmgr.DefaultConfig().OOMBackoff {
 					t.Fatalf("retried %v after the kill, before the out-of-memory pause", r.at[1].Sub(killed))
 				}
+				w.waitFor(t, "the retry's lease to go back once idle", func() bool { return w.c.held() == 0 })
 			})
 		})
 	}
@@ -908,4 +909,51 @@ func TestTasksSentToADyingWorker(t *testing.T) {
 			t.Fatal("failures not reported in submission order")
 		}
 	})
+}
+
+// TestOOMPause: a task waiting out the pause after an out-of-memory kill
+// can be cancelled (it does not run again), and Close hands it back.
+func TestOOMPause(t *testing.T) {
+	for _, how := range []string{"cancel", "close"} {
+		t.Run(how, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t, 1, Config{})
+				started := make(chan *fakeWorker, 2)
+				w.c.setRun(func(wk *fakeWorker, spec *pb.TaskSpec, cancelled <-chan struct{}) *pb.TaskReply {
+					started <- wk
+					if ok, _ := wk.block(nil, cancelled); !ok {
+						return nil
+					}
+					return &pb.TaskReply{TaskId: spec.GetTaskId()}
+				})
+				w.c.mu.Lock()
+				w.c.deathHook = func(context.Context, *fakeWorker) (*pb.ErrorInfo, error) {
+					return errs.ToInfo(&errs.OutOfMemoryError{Message: "killed"}), nil
+				}
+				w.c.mu.Unlock()
+				x := task("f", taskmgr.Policy{OOMRetries: -1})
+				w.submit(t, x)
+				(<-started).kill()
+				w.waitFor(t, "the out-of-memory kill", func() bool { return len(w.r.get(x).failures) == 1 })
+				synctest.Wait()
+				switch how {
+				case "cancel":
+					if where, err := w.s.Cancel(context.Background(), x, false, false); where != Queued || err != nil {
+						t.Fatalf("Cancel during the pause = %v, %v; want Queued", where, err)
+					}
+				case "close":
+					if left := w.s.Close(); len(left) != 1 || left[0] != x {
+						t.Fatalf("Close during the pause returned %v", left)
+					}
+				}
+				// Well past the pause, the task has not run again.
+				<-time.After(time.Minute)
+				select {
+				case <-started:
+					t.Fatal("the task ran again")
+				default:
+				}
+			})
+		})
+	}
 }
