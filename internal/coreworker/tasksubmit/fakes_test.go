@@ -218,7 +218,6 @@ func (r *fakeResults) done(ts ...*taskmgr.Task) bool {
 // a reader goroutine queues tasks and answers steal requests, a runner
 // goroutine runs them one at a time through run.
 type fakeCluster struct {
-	t *testing.T
 	n *notifier
 
 	mu       sync.Mutex
@@ -277,8 +276,8 @@ type cancelCall struct {
 	req    *pb.CancelTaskRequest
 }
 
-func newCluster(t *testing.T, n *notifier) *fakeCluster {
-	return &fakeCluster{t: t, n: n, nodes: map[string]*fakeNode{}, workers: map[string]*fakeWorker{},
+func newCluster(n *notifier) *fakeCluster {
+	return &fakeCluster{n: n, nodes: map[string]*fakeNode{}, workers: map[string]*fakeWorker{},
 		byLease: map[string]*fakeWorker{}}
 }
 
@@ -511,12 +510,11 @@ type fakeWorker struct {
 	leaseID  []byte
 	returned bool // guarded by c.mu
 
-	in      chan *pb.TaskBatch  // owner to worker
-	out     chan *pb.ReplyBatch // worker to owner; closed when the worker ends normally
-	wake    chan struct{}
-	dead    chan struct{} // closed by kill: the process died
-	gone    chan struct{} // closed by the owner's Close
-	stopped chan struct{} // closed when both goroutines have returned
+	in   chan *pb.TaskBatch  // owner to worker
+	out  chan *pb.ReplyBatch // worker to owner; closed when the worker ends normally
+	wake chan struct{}
+	dead chan struct{} // closed by kill: the process died
+	gone chan struct{} // closed by the owner's Close
 
 	killOnce, goneOnce, closeSendOnce sync.Once
 
@@ -538,12 +536,8 @@ func (w *fakeWorker) start() {
 	w.wake = make(chan struct{}, 1)
 	w.dead = make(chan struct{})
 	w.gone = make(chan struct{})
-	w.stopped = make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); w.read() }()
-	go func() { defer wg.Done(); w.runLoop() }()
-	go func() { wg.Wait(); close(w.stopped) }()
+	go w.read()
+	go w.runLoop()
 }
 
 func (w *fakeWorker) kill() {
@@ -787,7 +781,7 @@ type world struct {
 // submitter using it. The submitter is closed when the test ends.
 func newWorld(t *testing.T, slots int, cfg Config) *world {
 	n := &notifier{}
-	w := &world{n: n, c: newCluster(t, n), r: newResults(n)}
+	w := &world{n: n, c: newCluster(n), r: newResults(n)}
 	w.c.addNode("raylet-1", slots)
 	if cfg.Raylet == "" {
 		cfg.Raylet = "raylet-1"

@@ -807,7 +807,7 @@ func TestCancelInFlight(t *testing.T) {
 func TestClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := &notifier{}
-		c := newCluster(t, n)
+		c := newCluster(n)
 		c.addNode("raylet-1", 1)
 		r := newResults(n)
 		s := New(Config{Raylet: "raylet-1", OwnerID: ids.New().Bytes()}, c, r)
@@ -946,7 +946,8 @@ func TestOOMPause(t *testing.T) {
 						t.Fatalf("Close during the pause returned %v", left)
 					}
 				}
-				// Well past the pause, the task has not run again.
+				// The bubble's clock moves well past the pause (no real
+				// time passes): the task has not run again.
 				<-time.After(time.Minute)
 				select {
 				case <-started:
