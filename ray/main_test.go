@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envEcho) != "" {
 		os.Exit(runEchoServer())
 	}
+	if name := os.Getenv(envScript); name != "" {
+		os.Exit(runScript(name))
+	}
 	if addr := os.Getenv(envDriverOf); addr != "" {
 		os.Exit(runDriverProcess(addr))
 	}

@@ -264,6 +264,7 @@ func TestResources(t *testing.T) {
 		"negative": ray.NumCPUs(-1),
 		"absurd":   ray.NumCPUs(1e12),
 		"halfgpus": ray.NumGPUs(1.5),
+		"halfcpus": ray.NumCPUs(1.5),
 	} {
 		ref := Square.Options(opt).Remote(ctx, 1)
 		if !errors.Is(ref.Err(), ray.ErrInvalidRequest) {

@@ -77,7 +77,7 @@ func memoryFixture() []nodeMemory {
 func TestFormatMemory(t *testing.T) {
 	got := squash(formatMemory(memoryFixture(), false))
 	containsAll(t, "formatMemory", got,
-		"Node 00000001 10.0.0.1:4000 (host-a)\n",
+		"Node 000000010000 10.0.0.1:4000 (host-a)\n",
 		" Memory: 8.0GiB / 32.0GiB (25.0%), monitor threshold 95.0%, source /proc/meminfo, OOM kills 2\n",
 		" Object store: 48.0MiB / 64.0MiB used (75.0%), 7 objects\n",
 		" primary (pinned): 40.0MiB 3 objects\n",
@@ -90,17 +90,17 @@ func TestFormatMemory(t *testing.T) {
 		" spill directory: /tmp/sess/spill\n",
 		" Largest objects (2):\n",
 		" OBJECT SIZE STATE READERS SECONDARY OWNER CALL SITE\n",
-		" abcd0007 2.0GiB file 0 no 10.0.0.1:5001 main.makeBig\n",
-		" 00000003 8.0MiB in_memory 2 yes 10.0.0.2:5002 remote put\n",
+		" 000000070000 2.0GiB file 0 no 10.0.0.1:5001 main.makeBig\n",
+		" 000000030000 8.0MiB in_memory 2 yes 10.0.0.2:5002 remote put\n",
 		// The failed node is listed with its error.
-		"Node 00000002 10.0.0.2:4000 (host-b)\n Error: no answer from the node daemon at 10.0.0.2:4000 within 5s",
+		"Node 000000020000 10.0.0.2:4000 (host-b)\n Error: no answer from the node daemon at 10.0.0.2:4000 within 5s",
 		// The hostname falls back to the reply's; a negative threshold is a disabled monitor.
-		"Node 00000004 10.0.0.4:4000 (host-d)\n",
+		"Node 000000040000 10.0.0.4:4000 (host-d)\n",
 		" Memory: 1.0GiB / 4.0GiB (25.0%), monitor disabled, source cgroup v2 /a, OOM kills 0\n",
 		" Largest objects: (none)\n",
 		"\nCluster: 2 of 3 nodes answered; object store 64.0MiB / 128.0MiB used (50.0%), 8 objects, 100.0MiB spilled (2 objects)\n",
 	)
-	if !strings.HasPrefix(got, "Node 00000001") {
+	if !strings.HasPrefix(got, "Node 000000010000") {
 		t.Errorf("formatMemory does not keep the nodes' order:\n%s", got)
 	}
 

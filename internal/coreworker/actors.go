@@ -132,7 +132,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		cw.refs.Release(false, t.Args...)
 		return nil, errs.FromInfo(depErr)
 	}
-	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, Actor: &pb.ActorInfo{
+	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, FailIfInfeasible: cw.cfg.FailIfInfeasible, Actor: &pb.ActorInfo{
 		ActorId: aid.Bytes(), JobId: cw.jobWire, Name: opts.Name, Namespace: opts.Namespace, ClassName: class,
 		MaxRestarts: int32(opts.MaxRestarts), Detached: opts.Detached, OwnerId: cw.idWire, OwnerAddress: cw.address,
 		Creation: spec,
@@ -150,7 +150,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	a := actorRefFromInfo(info)
 	if !opts.Detached {
 		a.Counted = true
-		a.entry = cw.refs.Own(aid, refcount.Actor, nil)
+		a.entry = cw.refs.Own(aid, refcount.Actor, nil, nil)
 		runtime.AddCleanup(a, cw.dropLocalFn, a.entry)
 	}
 	return a, nil
@@ -205,7 +205,7 @@ func (cw *CoreWorker) actorOutOfScope(id ids.ID) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_, _ = cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: id.Bytes(), NoRestart: true,
-			Reason: "all its handles went out of scope"})
+			Reason: "all its handles went out of scope", Cause: errs.ActorOutOfScope})
 		cw.refs.Release(false, held...)
 		cw.actors.Forget(id)
 	})
@@ -339,7 +339,7 @@ func (cw *CoreWorker) KillActor(ctx context.Context, a *ActorRef, noRestart bool
 		return err
 	}
 	if noRestart {
-		cw.actors.MarkDead(a.ID, a.Name, &errs.ActorDiedError{ActorID: a.ID.String(), Name: a.Name, Reason: reason})
+		cw.actors.MarkDead(a.ID, a.Name, &errs.ActorDiedError{ActorID: a.ID.String(), Name: a.Name, Reason: reason, Cause: errs.ActorKilled})
 	}
 	return nil
 }

@@ -42,9 +42,9 @@ func (b *background) freeInStore(daemon string, id ids.ID) {
 	b.kick()
 }
 
-func (b *background) borrowEnded(owner string, list []ids.ID) {
+func (b *background) borrowEnded(owner string, id ids.ID) {
 	b.mu.Lock()
-	b.removals[owner] = append(b.removals[owner], list...)
+	b.removals[owner] = append(b.removals[owner], id)
 	b.mu.Unlock()
 	b.kick()
 }

@@ -227,7 +227,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address,
 		LeaseIdleTimeout: cfg.LeaseIdleTimeout, MaxPendingLeases: cfg.MaxPendingLeases, MaxPipeline: cfg.MaxPipeline,
 		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn}, cl, cw.tasks)
-	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address}, actorClients{cl}, cw.tasks)
+	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, Warn: cfg.Warn}, actorClients{cl}, cw.tasks)
 	cw.resolver = newResolver(cw)
 	cw.bg = newBackground(cw)
 	if cfg.Mode == Worker {
@@ -368,7 +368,7 @@ func (cw *CoreWorker) ObjectCount() int { return cw.refs.Len() }
 
 // Stats is a snapshot of the core worker's parts, for tests and reports.
 type Stats struct {
-	Objects, Values int
+	Objects int
 	Tasks           taskmgr.Stats
 	Normal          tasksubmit.Stats
 	Actors          actorsubmit.Stats
@@ -376,29 +376,28 @@ type Stats struct {
 
 // Stats returns a snapshot.
 func (cw *CoreWorker) Stats() Stats {
-	return Stats{Objects: cw.refs.Len(), Values: cw.mem.Len(), Tasks: cw.tasks.Stats(), Normal: cw.normal.Stats(), Actors: cw.actors.Stats()}
+	return Stats{Objects: cw.refs.Len(), Tasks: cw.tasks.Stats(), Normal: cw.normal.Stats(), Actors: cw.actors.Stats()}
 }
 
 // sink receives the reference counter's events.
 type sink struct{ cw *CoreWorker }
 
-func (s sink) ObjectsFreed(list []ids.ID, owned bool) {
-	vals := s.cw.mem.Delete(list)
-	if !owned {
+func (s sink) ObjectFreed(e *refcount.Entry) {
+	slot := e.Slot()
+	if slot == nil {
 		return
 	}
-	for i, v := range vals {
-		if v.GetInStore() {
-			s.cw.bg.freeInStore(v.GetStoreAddress(), list[i])
-		}
+	v := s.cw.mem.Free(slot)
+	if e.Owned() && v.GetInStore() {
+		s.cw.bg.freeInStore(v.GetStoreAddress(), e.ID())
 	}
 }
 
-func (s sink) BorrowsEnded(owner string, list []ids.ID) { s.cw.bg.borrowEnded(owner, list) }
+func (s sink) BorrowEnded(e *refcount.Entry) { s.cw.bg.borrowEnded(e.Owner().Addr, e.ID()) }
 
-func (s sink) ActorOutOfScope(id ids.ID) { s.cw.actorOutOfScope(id) }
+func (s sink) ActorOutOfScope(e *refcount.Entry) { s.cw.actorOutOfScope(e.ID()) }
 
-func (s sink) LineageReleased(list []ids.ID) { s.cw.tasks.LineageReleased(list) }
+func (s sink) LineageReleased(e *refcount.Entry) { s.cw.tasks.LineageReleased(e.ID()) }
 
 // notifyBlocked tells the node daemon the process's task is blocked (its
 // CPU is lent to others) or running again.

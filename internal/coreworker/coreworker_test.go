@@ -167,8 +167,93 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	}
 }
 
+// TestInfeasibleTaskWaits: by default a task no node can hold waits (its
+// demand reported as infeasible) instead of failing, and cancelling it
+// withdraws the demand.
+func TestInfeasibleTaskWaits(t *testing.T) {
+	cw := startDriver(t)
+	ctx := context.Background()
+	refs, err := cw.SubmitTask(ctx, "f", nil, TaskOptions{Resources: resources.Set{"CPU": 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	infeasible := func() int {
+		r, err := cw.GCS().GetNodes(ctx, &pb.GetNodesRequest{})
+		if err != nil || len(r.GetNodes()) != 1 {
+			t.Fatalf("GetNodes = %v, %v", r, err)
+		}
+		return len(r.GetNodes()[0].GetInfeasibleDemands())
+	}
+	waitFor(t, "the infeasible demand to be reported", func() bool { return infeasible() == 1 })
+	if ready, err := cw.Wait(ctx, refs, 1, 0); err != nil || ready[0] {
+		t.Fatalf("infeasible task finished: %v, %v", ready, err)
+	}
+	if err := cw.Cancel(ctx, refs[0], false, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cw.Get(ctx, refs); !errors.Is(err, errs.ErrTaskCancelled) {
+		t.Fatalf("cancelled infeasible task: %v", err)
+	}
+	waitFor(t, "the infeasible demand to be withdrawn", func() bool { return infeasible() == 0 })
+}
+
 func TestPureHelpers(t *testing.T) {
 	if got := trimReady([]bool{true, false, true, true}, 2); !got[0] || got[1] || !got[2] || got[3] {
 		t.Fatalf("trimReady = %v", got)
 	}
+}
+
+// BenchmarkPutSmall is single_client_put_calls inside one process: Put of
+// a small value whose handle is dropped at once.
+func BenchmarkPutSmall(b *testing.B) {
+	cw := startDriverB(b)
+	ctx := context.Background()
+	data := [][]byte{[]byte("x")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cw.Put(ctx, data, nil, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cw.ObjectCount()), "objects-left")
+}
+
+// BenchmarkGetSmall is single_client_get_calls inside one process.
+func BenchmarkGetSmall(b *testing.B) {
+	cw := startDriverB(b)
+	ctx := context.Background()
+	h, err := cw.Put(ctx, [][]byte{[]byte("x")}, nil, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	refs := []*Ref{h}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, release, err := cw.Get(ctx, refs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		release()
+	}
+}
+
+func startDriverB(b *testing.B) *CoreWorker {
+	b.Helper()
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1}, b.TempDir()
+	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "tok"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cw, err := Start(Config{Mode: Driver, GCSAddress: head.GCSAddress(), NodeAddress: head.Raylet().Address(),
+		Token: "tok", JobID: ids.New(), NodeID: head.Raylet().NodeID(), InlineThreshold: 1024}, NewRegistry())
+	if err != nil {
+		head.Stop()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cw.Close()
+		head.Stop()
+	})
+	return cw
 }

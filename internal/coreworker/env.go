@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/coreworker/registry"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -41,12 +42,12 @@ func (e env) ResolveArgs(ctx context.Context, spec *pb.TaskSpec) (args [][]byte,
 		if !ok {
 			return nil, release, errs.Invalidf("raygo: %s: argument %d: malformed object id", spec.GetFunction(), i)
 		}
-		if s, ok := cw.mem.Lookup(id); ok && s.Ready() {
+		if s := cw.knownSlot(id); s != nil && s.Ready() {
 			vals[i] = s.Value()
 			continue
 		}
 		if owner, _ := ids.FromBytes(r.GetOwnerId()); owner == cw.cfg.WorkerID {
-			if _, ok := cw.mem.Lookup(id); !ok {
+			if cw.knownSlot(id) == nil {
 				return nil, release, errObjectFreed(id)
 			}
 			byOwner[""] = append(byOwner[""], i) // owned here, pending: wait on its slot
@@ -96,8 +97,12 @@ func (e env) fetchArgs(ctx context.Context, spec *pb.TaskSpec, byOwner map[strin
 		}
 		if owner == "" {
 			for k, i := range idx {
-				s, _ := cw.mem.Lookup(list[k])
 				i := i
+				s := cw.knownSlot(list[k])
+				if s == nil { // freed meanwhile
+					ch <- got{i, memstore.FreedValue(list[k])}
+					continue
+				}
 				cw.mem.OnReady(s, func(v *pb.Value) { ch <- got{i, v} })
 			}
 			continue
@@ -173,5 +178,5 @@ func (e env) FlushBorrows(ctx context.Context) { e.cw.flushBorrows(ctx) }
 func (e env) ActorExited(actor ids.ID, reason string) {
 	ctx, cancel := context.WithTimeout(e.cw.stop.Ctx(), 10*time.Second)
 	defer cancel()
-	_, _ = e.cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: actor.Bytes(), NoRestart: true, Reason: reason})
+	_, _ = e.cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: actor.Bytes(), NoRestart: true, Reason: reason, Cause: errs.ActorExited})
 }

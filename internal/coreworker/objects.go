@@ -81,13 +81,10 @@ func (cw *CoreWorker) HandleFromWire(w codec.Ref) *Ref {
 	if ok {
 		return reused
 	}
-	var slot *memstore.Slot
-	if e.Owned() {
-		slot, _ = cw.mem.Lookup(id)
-	} else {
+	if !e.Owned() {
 		cw.bg.kick() // a driver registers borrows in the background
 	}
-	h := cw.handle(e, slot)
+	h := cw.handle(e, e.Slot())
 	cw.refs.SetAux(e, weak.Make(h))
 	return h
 }
@@ -111,8 +108,7 @@ func (cw *CoreWorker) Put(ctx context.Context, parts [][]byte, nested []codec.Re
 // own records a ready owned object with one handle.
 func (cw *CoreWorker) own(id ids.ID, v *pb.Value, nested []codec.Ref) *Ref {
 	slot := memstore.NewReadySlot(id, v)
-	cw.mem.Add(slot)
-	e := cw.refs.Own(id, refcount.Object, codecRefs(nested))
+	e := cw.refs.Own(id, refcount.Object, codecRefs(nested), slot)
 	return cw.handle(e, slot)
 }
 
@@ -155,14 +151,13 @@ func (cw *CoreWorker) slotFor(r *Ref) (*memstore.Slot, error) {
 	if r.slot != nil {
 		return r.slot, nil
 	}
-	if cw.owned(r) {
-		s, ok := cw.mem.Lookup(r.ID)
-		if !ok {
-			return nil, errObjectFreed(r.ID)
-		}
-		return s, nil
+	if r.entry == nil {
+		return nil, errObjectFreed(r.ID)
 	}
-	s, created := cw.mem.GetOrCreate(r.ID)
+	s, created := cw.refs.SlotFor(r.entry)
+	if s == nil {
+		return nil, errObjectFreed(r.ID)
+	}
 	if created {
 		cw.resolver.fill(s, r.OwnerAddr)
 	}

@@ -198,8 +198,8 @@ func (cw *CoreWorker) watchObjects(stream pb.CoreWorker_WatchObjectsServer) erro
 			if !ok {
 				continue
 			}
-			slot, ok := cw.mem.Lookup(id)
-			if !ok || !cw.ownsLive(id) {
+			slot := cw.ownedSlot(id)
+			if slot == nil {
 				w.push(id, memstore.FreedValue(id))
 				continue
 			}
@@ -213,11 +213,24 @@ func (cw *CoreWorker) watchObjects(stream pb.CoreWorker_WatchObjectsServer) erro
 	return err
 }
 
-// ownsLive reports whether id is an object this process owns and still
-// has in scope.
-func (cw *CoreWorker) ownsLive(id ids.ID) bool {
+// ownedSlot returns the value slot of an object this process owns and
+// still has in scope; nil otherwise.
+func (cw *CoreWorker) ownedSlot(id ids.ID) *memstore.Slot {
 	e, ok := cw.refs.Lookup(id)
-	return ok && e.Owned()
+	if !ok || !e.Owned() {
+		return nil
+	}
+	return e.Slot()
+}
+
+// knownSlot returns the value slot of an object in scope here (owned, or
+// borrowed and read before); nil otherwise.
+func (cw *CoreWorker) knownSlot(id ids.ID) *memstore.Slot {
+	e, ok := cw.refs.Lookup(id)
+	if !ok {
+		return nil
+	}
+	return e.Slot()
 }
 
 // watchOut queues values for one WatchObjects stream.

@@ -118,17 +118,15 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	if n > 0 {
 		p.refs = make([]*Ref, n)
 		p.rets = make([]*refcount.Entry, n)
-		slots := make([]*memstore.Slot, n)
 		for i := range n {
 			id := ids.ForReturn(t.ID, i)
-			e := cw.refs.NewOwned(id)
 			s := memstore.NewSlot(id)
+			e := cw.refs.NewOwned(id, s)
 			t.Returns[i] = taskmgr.Return{Entry: e, Slot: s}
-			p.rets[i], slots[i] = e, s
+			p.rets[i] = e
 			p.refs[i] = cw.handle(e, s)
 		}
 		cw.refs.AddOwned(p.rets...)
-		cw.mem.Add(slots...)
 	}
 	return p, nil
 }

@@ -103,6 +103,15 @@ func (c *clients) RequestLease(ctx context.Context, raylet string, req *pb.Lease
 	return d.RequestLease(ctx, req)
 }
 
+func (c *clients) CancelLease(ctx context.Context, raylet string, requestID []byte) error {
+	d, err := c.daemon(raylet)
+	if err != nil {
+		return err
+	}
+	_, err = d.CancelLease(ctx, &pb.CancelLeaseRequest{RequestId: requestID})
+	return err
+}
+
 func (c *clients) ReturnLease(ctx context.Context, raylet string, leaseID []byte, exiting bool) error {
 	d, err := c.daemon(raylet)
 	if err != nil {

@@ -18,6 +18,7 @@
 //	WORKER_CRASHED           FailedPrecondition  *WorkerCrashedError    ErrWorkerCrashed
 //	ACTOR_DIED               FailedPrecondition  *ActorDiedError        ErrActorDied
 //	ACTOR_NOT_HERE           FailedPrecondition  *ActorDiedError        ErrActorDied
+//	ACTOR_INTERRUPTED        FailedPrecondition  *ActorDiedError        ErrActorDied
 //	NODE_DIED                FailedPrecondition  *NodeDiedError         ErrNodeDied
 //	CANCELLED                Canceled            *CancelledError        ErrTaskCancelled, context.Canceled
 //	OBJECT_FREED/_LOST       FailedPrecondition  *ObjectError           ErrObjectFreed, ErrObjectLost

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -76,6 +77,11 @@ const (
 	// hosts the actor; callers reconnect through the control store. It
 	// reaches users, if ever, as an ActorDiedError.
 	KindActorNotHere = pb.ErrorKind_ERROR_KIND_ACTOR_NOT_HERE
+	// KindActorInterrupted answers a call that was running when its actor
+	// left the process (killed while sharing it with other actors): the
+	// caller handles it as the death of the actor's process during the
+	// call. It reaches users, if ever, as an ActorDiedError.
+	KindActorInterrupted = pb.ErrorKind_ERROR_KIND_ACTOR_INTERRUPTED
 	// KindNodeDied: the node running a task (its node daemon) died.
 	KindNodeDied = pb.ErrorKind_ERROR_KIND_NODE_DIED
 	// KindUnauthenticated: a missing or wrong cluster token.
@@ -142,12 +148,28 @@ func (e *WorkerCrashedError) Error() string {
 func (e *WorkerCrashedError) Is(target error) bool { return target == ErrWorkerCrashed }
 
 // ActorDiedError reports a call on an actor that is dead, or that died
-// while the call ran and may not be retried.
+// while the call ran and may not be retried. Cause says why, when known;
+// an actor that died because its owner did also matches ErrOwnerDied.
 type ActorDiedError struct {
 	ActorID string
 	Name    string
 	Reason  string
+	Cause   ActorDeathCause
 }
+
+// ActorDeathCause says why an actor died.
+type ActorDeathCause = pb.ActorDeathCause
+
+// Actor death causes.
+const (
+	ActorProcessDied    = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_PROCESS_DIED
+	ActorKilled         = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_KILLED
+	ActorOwnerDied      = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_OWNER_DIED
+	ActorOutOfScope     = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_OUT_OF_SCOPE
+	ActorExited         = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_EXITED
+	ActorNodeDied       = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_NODE_DIED
+	ActorCreationFailed = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_CREATION_FAILED
+)
 
 func (e *ActorDiedError) Error() string {
 	n := e.Name
@@ -156,7 +178,9 @@ func (e *ActorDiedError) Error() string {
 	}
 	return fmt.Sprintf("raygo: actor %s died: %s", n, e.Reason)
 }
-func (e *ActorDiedError) Is(target error) bool { return target == ErrActorDied }
+func (e *ActorDiedError) Is(target error) bool {
+	return target == ErrActorDied || (target == ErrOwnerDied && e.Cause == ActorOwnerDied)
+}
 
 // CancelledError reports a task stopped by ray.Cancel, or (Function and
 // TaskID empty) work stopped because a context was cancelled. Cancelled
@@ -374,12 +398,5 @@ func Systemf(format string, args ...any) error {
 	return &Status{Kind: KindSystem, Message: fmt.Sprintf(format, args...)}
 }
 
-func short(id string) string {
-	if len(id) > 8 {
-		return id[len(id)-8:]
-	}
-	if id == "" {
-		return "?"
-	}
-	return id
-}
+// short prints an id the one way raygo prints short ids (ids.Short).
+func short(id string) string { return ids.ShortString(id) }

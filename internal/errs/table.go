@@ -44,6 +44,7 @@ var table = []row{
 	}},
 	{kind: KindActorDied, code: codes.FailedPrecondition, sentinel: ErrActorDied, build: buildActorDied},
 	{kind: KindActorNotHere, code: codes.FailedPrecondition, sentinel: ErrActorDied, build: buildActorDied},
+	{kind: KindActorInterrupted, code: codes.FailedPrecondition, sentinel: ErrActorDied, build: buildActorDied},
 	{kind: KindNodeDied, code: codes.FailedPrecondition, sentinel: ErrNodeDied, build: func(i *pb.ErrorInfo) error {
 		return &NodeDiedError{Function: i.Function, NodeID: i.NodeId, NodeAddress: i.NodeAddress, Attempts: int(i.Attempts), Reason: i.Reason}
 	}},
@@ -124,7 +125,7 @@ func buildTask(i *pb.ErrorInfo) error {
 }
 
 func buildActorDied(i *pb.ErrorInfo) error {
-	return &ActorDiedError{ActorID: i.ActorId, Name: i.ActorName, Reason: i.Reason}
+	return &ActorDiedError{ActorID: i.ActorId, Name: i.ActorName, Reason: i.Reason, Cause: i.ActorDeath}
 }
 
 func buildObject(i *pb.ErrorInfo) error {

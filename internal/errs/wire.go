@@ -157,7 +157,7 @@ func (e *WorkerCrashedError) toInfo() *pb.ErrorInfo {
 }
 
 func (e *ActorDiedError) toInfo() *pb.ErrorInfo {
-	return &pb.ErrorInfo{Kind: KindActorDied, ActorId: e.ActorID, ActorName: e.Name, Reason: e.Reason}
+	return &pb.ErrorInfo{Kind: KindActorDied, ActorId: e.ActorID, ActorName: e.Name, Reason: e.Reason, ActorDeath: e.Cause}
 }
 
 func (e *CancelledError) toInfo() *pb.ErrorInfo {

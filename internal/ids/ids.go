@@ -78,11 +78,27 @@ func (id ID) Bytes() []byte { b := make([]byte, Size); copy(b, id[:]); return b 
 // String prints the id as 32 hex digits.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// Short prints 8 hex digits for logs: two bytes of the creating process's
-// random prefix and the two low bytes of its counter, so ids from one
-// process and from different processes both tell apart.
-func (id ID) Short() string {
-	return hex.EncodeToString([]byte{id[2], id[3], id[12], id[13]})
+// ShortLen is the length of Short's form.
+const ShortLen = 12
+
+// Short prints an id in 12 hex digits, the one short form raygo uses
+// everywhere (status, errors, log prefixes): the last 12 digits of String,
+// so that it is found by grepping for it in anything that prints full
+// ids. They hold the low 32 bits of the creating process's counter (which
+// starts at random) and the return index, so ids of one process differ for
+// the first 4 billion and objects of one task differ by their index.
+func (id ID) Short() string { return hex.EncodeToString(id[Size-ShortLen/2:]) }
+
+// ShortString is Short for an id already printed by String (or any hex
+// id): its last ShortLen digits; "?" for none.
+func ShortString(hexID string) string {
+	switch {
+	case hexID == "":
+		return "?"
+	case len(hexID) > ShortLen:
+		return hexID[len(hexID)-ShortLen:]
+	}
+	return hexID
 }
 
 // IsNil reports whether id is the zero id.

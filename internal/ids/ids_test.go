@@ -111,3 +111,29 @@ func TestBytesIsACopy(t *testing.T) {
 		t.Fatal("Bytes shares memory with the id")
 	}
 }
+
+// TestShortIsOneRule: the short form is a substring of the full id (so
+// grepping for it finds the full id), differs between consecutive ids and
+// between the returns of one task, and is the same whether made from the
+// id or from its printed form.
+func TestShortIsOneRule(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := New()
+		s := id.Short()
+		if len(s) != ShortLen || !strings.Contains(id.String(), s) || ShortString(id.String()) != s {
+			t.Fatalf("Short(%s) = %q", id, s)
+		}
+		if seen[s] {
+			t.Fatalf("two ids of one process share the short form %s", s)
+		}
+		seen[s] = true
+	}
+	task := New()
+	if ForReturn(task, 0).Short() == ForReturn(task, 1).Short() || ForReturn(task, 0).Short() == task.Short() {
+		t.Fatal("returns of one task share a short form")
+	}
+	if ShortString("") != "?" || ShortString("abc") != "abc" {
+		t.Fatal("ShortString of short input")
+	}
+}

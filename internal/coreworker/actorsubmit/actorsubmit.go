@@ -70,6 +70,9 @@ type Config struct {
 	JobID   []byte
 	OwnerID []byte // this process's worker id: the caller of every call
 	Owner   string // this process's address
+	// Warn reports conditions the user should hear about (an actor no
+	// node can hold); nil discards them.
+	Warn func(string)
 	// DeathInfoTimeout bounds how long calls interrupted by a broken
 	// stream wait to hear from the control store why (default 30 s).
 	DeathInfoTimeout time.Duration
@@ -105,10 +108,12 @@ type actor struct {
 	gen      int // connection generation
 	version  uint64
 	watching bool
+	warned   bool // told the user no node can hold it
 	dead     *pb.ErrorInfo
 	// moved: a reply said the connected process no longer hosts the
-	// actor. Nothing more is sent on the stream, which is dropped once
-	// every call in flight on it is answered.
+	// actor (not here, or interrupted). Nothing more is sent on the
+	// stream, which is dropped once every call in flight on it is
+	// answered.
 	moved bool
 }
 
@@ -126,6 +131,9 @@ func cs(t *taskmgr.Task) *call { return t.Submitter.(*call) }
 func New(cfg Config, clients Clients, results Results) *Submitter {
 	if cfg.DeathInfoTimeout <= 0 {
 		cfg.DeathInfoTimeout = 30 * time.Second
+	}
+	if cfg.Warn == nil {
+		cfg.Warn = func(string) {}
 	}
 	return &Submitter{cfg: cfg, clients: clients, results: results, stop: stopper.New(), actors: map[ids.ID]*actor{}}
 }
@@ -256,6 +264,16 @@ func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
 			return
 		}
 		since = info.GetVersion()
+		if inf := info.GetInfeasible(); inf != nil {
+			s.mu.Lock()
+			warn := !a.warned
+			a.warned = true
+			s.mu.Unlock()
+			if warn {
+				s.cfg.Warn(fmt.Sprintf("raygo: warning: actor %s waits for a node that can hold it: %v (its demand shows in `raygo status`; add a node, lower the request, or Kill it)",
+					a.id.Short(), errs.FromInfo(inf)))
+			}
+		}
 		switch info.GetState() {
 		case pb.ActorState_ACTOR_STATE_DEAD:
 			cause := info.GetDeathCause()
@@ -493,15 +511,26 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			if t == nil {
 				continue
 			}
-			if r.GetError().GetKind() == errs.KindActorNotHere {
+			switch r.GetError().GetKind() {
+			case errs.KindActorNotHere:
 				// The call never ran: this process no longer hosts the
 				// actor. It goes back to the queue at no cost to its
 				// retries. Nothing more is sent here; the stream is
 				// dropped once the calls in flight on it are answered
-				// (not here too, or with the results of calls that were
-				// running when the actor left).
+				// (not here too, or interrupted if they were running).
 				a.moved = true
 				s.requeueLocked(a, []*taskmgr.Task{t})
+				continue
+			case errs.KindActorInterrupted:
+				// It was running when the actor was killed in a process
+				// it shared: like a call in flight when a process dies,
+				// it waits for the control store's word. Nothing more is
+				// sent here, as for "not here".
+				a.moved = true
+				if len(a.lost) == 0 {
+					a.lostAt = time.Now()
+				}
+				a.lost = append(a.lost, t)
 				continue
 			}
 			done = append(done, replied{t, r})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -578,6 +580,75 @@ func TestRetryOnApplicationError(t *testing.T) {
 		}
 		if got := p.seqs(); len(got) != 3 || !slices.Contains(got, 2) {
 			t.Fatalf("ran %v", got)
+		}
+	})
+}
+
+// TestInfeasibleActorWarnsOnce: an actor no node can hold is reported to
+// the user once, and its calls run once it is placed.
+func TestInfeasibleActorWarnsOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var warnings []string
+		w := newWorld(t, Config{Warn: func(m string) { mu.Lock(); warnings = append(warnings, m); mu.Unlock() }})
+		actor := ids.New()
+		w.c.setInfeasible(actor)
+		c := newCall("m", 0)
+		w.submit(t, actor, c)
+		synctest.Wait()
+		w.c.setInfeasible(actor) // still pending: a new version, the same news
+		synctest.Wait()
+		w.alive(actor, "proc-1")
+		w.waitDone(t, c)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(warnings) != 1 || !strings.Contains(warnings[0], "GPU=8") || !strings.Contains(warnings[0], actor.Short()) {
+			t.Fatalf("warnings %q, want one naming the actor and its request", warnings)
+		}
+	})
+}
+
+// TestInterruptedCall: an actor killed in a process it shares: its
+// running call is answered "interrupted" and handled as a process death
+// (retried on the restarted actor here), the calls queued behind it are
+// answered "not here" and run there at no cost, in order.
+func TestInterruptedCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, Config{})
+		actor := ids.New()
+		p1 := w.alive(actor, "proc-1")
+		interrupt, started := make(chan struct{}), make(chan struct{})
+		w.c.setRun(func(cn *fakeConn, spec *pb.TaskSpec, cancelled <-chan struct{}) *pb.TaskReply {
+			if spec.GetSeqNo() == 1 && spec.GetAttempt() == 0 {
+				close(started)
+				if ok, _ := cn.block(interrupt, cancelled); !ok {
+					return nil
+				}
+				return &pb.TaskReply{TaskId: spec.GetTaskId(), Error: &pb.ErrorInfo{Kind: errs.KindActorInterrupted}}
+			}
+			return resultReply(spec)
+		})
+		first := newCall("m", 1)
+		behind := newCalls(2, "m", 0)
+		w.submit(t, actor, first)
+		<-started
+		w.submit(t, actor, behind...)
+		synctest.Wait()
+		p1.drop(actor)
+		p2 := w.alive(actor, "proc-2")
+		close(interrupt)
+		all := append([]*taskmgr.Task{first}, behind...)
+		w.waitDone(t, all...)
+		if got := p2.seqs(); !slices.Equal(got, []uint64{1, 2, 3}) {
+			t.Fatalf("proc-2 ran %v, want 1 2 3", got)
+		}
+		if r := w.r.get(first); len(r.failures) != 1 || r.failures[0].Cause != taskmgr.CauseActorDied || len(r.replies) != 1 {
+			t.Fatalf("interrupted call: %+v", r)
+		}
+		for _, x := range behind {
+			if r := w.r.get(x); len(r.failures) != 0 || x.Spec.GetAttempt() != 0 {
+				t.Fatalf("call %d: %+v", x.Spec.GetSeqNo(), r)
+			}
 		}
 	})
 }

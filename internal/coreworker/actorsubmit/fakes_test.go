@@ -200,17 +200,30 @@ func newCluster(n *notifier) *fakeCluster {
 // set records a new state of the actor (a new version, as the control
 // store bumps on every change) and wakes its long polls.
 func (c *fakeCluster) set(id ids.ID, state pb.ActorState, addr string, cause *pb.ErrorInfo) {
+	c.setWith(id, state, addr, cause, nil)
+}
+
+// setWith is set with the infeasible report of an actor no node can hold.
+func (c *fakeCluster) setWith(id ids.ID, state pb.ActorState, addr string, cause, infeasible *pb.ErrorInfo) {
 	c.mu.Lock()
 	rec, ok := c.actors[id]
 	if !ok {
 		rec = &actorRec{info: &pb.ActorInfo{ActorId: id.Bytes()}, changed: make(chan struct{})}
 		c.actors[id] = rec
 	}
-	rec.info = &pb.ActorInfo{ActorId: id.Bytes(), State: state, Address: addr, DeathCause: cause, Version: rec.info.GetVersion() + 1}
+	rec.info = &pb.ActorInfo{ActorId: id.Bytes(), State: state, Address: addr, DeathCause: cause, Infeasible: infeasible,
+		Version: rec.info.GetVersion() + 1}
 	close(rec.changed)
 	rec.changed = make(chan struct{})
 	c.mu.Unlock()
 	c.n.notify()
+}
+
+// setInfeasible records the actor pending creation with no node able to
+// hold it (a new version each time).
+func (c *fakeCluster) setInfeasible(id ids.ID) {
+	c.setWith(id, pb.ActorState_ACTOR_STATE_PENDING_CREATION, "", nil,
+		errs.ToInfo(&errs.InfeasibleError{Request: "GPU=8", Cluster: "GPU=0"}))
 }
 
 // addProc starts a worker process at addr hosting the given actors.

@@ -108,6 +108,7 @@ type hostedActor struct {
 	instance any
 	sem      chan struct{} // one slot per call that may run at once
 	exiting  atomic.Bool   // ExitActor was called: drop after this call
+	dropped  atomic.Bool   // no longer hosted: calls running now are interrupted
 }
 
 // New returns an Executor running registered code from reg.
@@ -172,6 +173,7 @@ type stream struct {
 // actor's turn. Cancel finds it here from the moment it leaves the queue.
 type running struct {
 	id        ids.ID
+	actor     ids.ID        // zero for a normal task
 	tc        *taskContext  // guarded by stream.mu; nil until the task starts
 	cancelled bool          // guarded by stream.mu
 	wake      chan struct{} // guarded by stream.mu; closed by cancel while waiting for the actor's turn
@@ -257,7 +259,7 @@ func (s *stream) pop() (*pb.TaskSpec, *running, bool) {
 	spec := s.queue[0]
 	s.queue[0] = nil
 	s.queue = s.queue[1:]
-	r := &running{id: ids.MustFromBytes(spec.GetTaskId())}
+	r := &running{id: ids.MustFromBytes(spec.GetTaskId()), actor: ids.MustFromBytes(spec.GetActorId())}
 	s.running = append(s.running, r)
 	return spec, r, true
 }
@@ -312,8 +314,9 @@ func (s *stream) run() {
 // replyDelay bounds how long a reply waits for the writer while the
 // runner keeps running queued tasks: past it the runner yields. With one
 // P the writer otherwise runs only when the queue empties, and a crash
-// would lose the replies of tasks that had finished.
-const replyDelay = time.Millisecond
+// would lose the replies of tasks that had finished. (With more Ps the
+// writer runs beside the runner.)
+const replyDelay = 100 * time.Microsecond
 
 func (s *stream) reply(r *pb.TaskReply) {
 	s.outCh <- out{reply: r}
@@ -539,6 +542,13 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	start := time.Now()
 	rets, err, stack := protect(call)
 	reply.ExecMicros = time.Since(start).Microseconds()
+	if ha != nil && ha.dropped.Load() && !ha.exiting.Load() {
+		// Killed while the call ran: whatever it returned, the caller
+		// handles this as the death of the actor's process.
+		reply.Error = &pb.ErrorInfo{Kind: errs.KindActorInterrupted, ActorId: aid.String(),
+			Reason: "the actor was killed while the call ran"}
+		return reply
+	}
 	if ha != nil && ha.exiting.Load() {
 		e.endActor(ha, "exited by ray.ExitActor")
 	}
@@ -689,14 +699,35 @@ func (e *Executor) Actors() int {
 }
 
 // DropActor removes an actor from this process (killed while it shares
-// the process with others): calls already running finish, later ones are
-// answered "not here". It reports whether the actor was hosted.
+// the process with others): calls running now have their contexts
+// cancelled and are answered "interrupted" (their callers retry or fail
+// them as if the process had died), later ones are answered "not here".
+// It reports whether the actor was hosted.
 func (e *Executor) DropActor(id ids.ID) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.actors[id]
+	ha, ok := e.actors[id]
 	delete(e.actors, id)
-	return ok
+	streams := make([]*stream, 0, len(e.streams))
+	for s := range e.streams {
+		streams = append(streams, s)
+	}
+	e.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if !ha.exiting.Load() {
+		ha.dropped.Store(true)
+		for _, s := range streams {
+			s.mu.Lock()
+			for _, r := range s.running {
+				if r.actor == id && r.tc != nil { // started; one waiting for its turn is answered "not here"
+					r.tc.cancel(context.Canceled)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+	return true
 }
 
 // endActor drops an actor that ended itself (later calls are answered

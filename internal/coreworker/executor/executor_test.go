@@ -138,6 +138,10 @@ func actorRegistry(release chan struct{}) *registry.Registry {
 		c.mu.Unlock()
 		return one([]byte{byte('0' + n)}), nil
 	})
+	reg.AddMethod("Counter.Wait", func(ctx context.Context, _ any, _ [][]byte) ([]registry.Encoded, error) {
+		<-ctx.Done()
+		return one([]byte("woke")), nil
+	})
 	reg.AddMethod("Counter.Exit", func(ctx context.Context, _ any, _ [][]byte) ([]registry.Encoded, error) {
 		return one([]byte("bye")), ExitActor(ctx)
 	})
@@ -737,5 +741,41 @@ func TestCancelCallWaitingForTurn(t *testing.T) {
 		if inst.n != 1 {
 			t.Fatalf("%d calls ran; the cancelled one ran too", inst.n)
 		}
+	})
+}
+
+// TestDropActorInterruptsRunningCalls: an actor dropped from a process it
+// shares has its running call's context cancelled and answered
+// "interrupted" whatever it returns; a call waiting for its turn is
+// answered "not here".
+func TestDropActorInterruptsRunningCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, _ := newExec(t, actorRegistry(nil), Config{})
+		actor := ids.New()
+		if info := e.HostActor(context.Background(), creation(actor, 1)); info != nil {
+			t.Fatal(info)
+		}
+		a, b := newSrv(), newSrv()
+		da, db := serve(e, a), serve(e, b)
+		running, waiting := method(actor, "Counter.Wait"), method(actor, "Counter.Add")
+		a.in <- batch(running)
+		synctest.Wait()
+		b.in <- batch(waiting)
+		synctest.Wait()
+		if !e.DropActor(actor) {
+			t.Fatal("DropActor: not hosted")
+		}
+		byID, _ := a.replies(t, 1)
+		if k := byID[idOf(running)].GetError().GetKind(); k != errs.KindActorInterrupted {
+			t.Fatalf("running call: %s", data(byID[idOf(running)]))
+		}
+		byID, _ = b.replies(t, 1)
+		if k := byID[idOf(waiting)].GetError().GetKind(); k != errs.KindActorNotHere {
+			t.Fatalf("waiting call: %s", data(byID[idOf(waiting)]))
+		}
+		close(a.in)
+		close(b.in)
+		<-da
+		<-db
 	})
 }

@@ -2,14 +2,18 @@
 // the objects it owns or has read (small values inline, and for large ones
 // the location of their copy in a node's shared-memory store), and the
 // waiting for values not there yet. It is the counterpart of Ray's
-// CoreWorkerMemoryStore.
+// CoreWorkerMemoryStore, without a table of its own: a Slot holds one
+// object's value and hangs off the object's entry in the reference
+// counter (refcount), the process's one table of objects, so an object
+// costs one map entry, not two.
 //
-// A Slot holds one object's value. It is made empty (pending) when a task
-// that returns the object is submitted, and filled once (Put) when the
-// value arrives; filling wakes every waiter. Waiting never starts a
-// goroutine: Get and Wait block the calling goroutine on one channel for
-// all the slots they wait for, and OnReady runs a callback in the
-// goroutine that fills the slot.
+// A Slot is made empty (pending) when a task that returns the object is
+// submitted, and filled once (Fill) when the value arrives; filling wakes
+// every waiter. Waiting never starts a goroutine: Get and Wait block the
+// calling goroutine on one channel for all the slots they wait for, and
+// OnReady runs a callback in the goroutine that fills the slot. Free
+// empties a slot whose object went away: readers still holding it get an
+// ObjectFreed error.
 //
 // Error values (a failed task's returns carry its error) count as ready.
 // Get fails fast: it returns as soon as any of its objects holds an error,
@@ -36,7 +40,6 @@ type Slot struct {
 	// Guarded by Store.mu:
 	waiters   []*waiter
 	callbacks []func(*pb.Value)
-	inTable   bool
 }
 
 // ID is the slot's object id.
@@ -48,9 +51,7 @@ func (s *Slot) Value() *pb.Value { return s.value.Load() }
 // Ready reports whether the value has arrived.
 func (s *Slot) Ready() bool { return s.value.Load() != nil }
 
-// NewSlot makes an empty slot for id, not yet in any store: callers that
-// prepare many objects at once make slots outside the store's lock and add
-// them with Add.
+// NewSlot makes an empty (pending) slot for the object id.
 func NewSlot(id ids.ID) *Slot { return &Slot{id: id} }
 
 var marks atomic.Uint64
@@ -64,8 +65,7 @@ func NewMark() uint64 { return marks.Add(1) }
 // once may miss a duplicate, never invent one.)
 func (s *Slot) Mark(m uint64) (seen bool) { return s.mark.Swap(m) == m }
 
-// NewReadySlot makes a slot that already holds v (a Put value), to add
-// with Add.
+// NewReadySlot makes a slot that already holds v (a Put value).
 func NewReadySlot(id ids.ID, v *pb.Value) *Slot {
 	s := &Slot{id: id}
 	s.value.Store(v)
@@ -87,60 +87,14 @@ func (w *waiter) wake() {
 	}
 }
 
-// Store is the table of slots. It is safe for concurrent use.
+// Store guards the waiting on slots: their waiters and callbacks. It is
+// safe for concurrent use.
 type Store struct {
-	mu      sync.Mutex
-	objects map[ids.ID]*Slot // guarded by mu
+	mu sync.Mutex // guards every slot's waiters and callbacks
 }
 
-// New returns an empty store.
-func New() *Store { return &Store{objects: map[ids.ID]*Slot{}} }
-
-// Add puts slots made by NewSlot into the table.
-func (st *Store) Add(slots ...*Slot) {
-	st.mu.Lock()
-	for _, s := range slots {
-		st.objects[s.id] = s
-		s.inTable = true
-	}
-	st.mu.Unlock()
-}
-
-// Lookup returns the slot for id.
-func (st *Store) Lookup(id ids.ID) (*Slot, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s, ok := st.objects[id]
-	return s, ok
-}
-
-// GetOrCreate returns the slot for id, making an empty one if there is
-// none (created is then true: the caller arranges for its value to come).
-func (st *Store) GetOrCreate(id ids.ID) (s *Slot, created bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if s, ok := st.objects[id]; ok {
-		return s, false
-	}
-	s = &Slot{id: id, inTable: true}
-	st.objects[id] = s
-	return s, true
-}
-
-// Put stores id's value, in its slot (made if need be), and wakes its
-// waiters. A slot is filled once: later Puts are ignored and return false.
-func (st *Store) Put(id ids.ID, v *pb.Value) bool {
-	st.mu.Lock()
-	s, ok := st.objects[id]
-	if !ok {
-		s = &Slot{id: id, inTable: true}
-		st.objects[id] = s
-	}
-	cbs, ok := st.fillLocked(s, v)
-	st.mu.Unlock()
-	runCallbacks(cbs, v)
-	return ok
-}
+// New returns a store.
+func New() *Store { return &Store{} }
 
 // Fill stores a slot's value and wakes its waiters; false if it was
 // filled before.
@@ -197,60 +151,30 @@ func (st *Store) OnReady(s *Slot, cb func(*pb.Value)) {
 	st.mu.Unlock()
 }
 
-// Delete removes the objects ids and returns the values they held, in
-// the order of list (nil for ids not in the table and for pending ones).
-// A pending slot is filled with an ObjectFreed error, so whoever waits for
-// it wakes.
-func (st *Store) Delete(list []ids.ID) []*pb.Value {
-	out := make([]*pb.Value, len(list))
-	var fire []struct {
-		cbs []func(*pb.Value)
-		v   *pb.Value
-	}
+// Free empties the slot of an object that went away and returns the
+// value it held (nil if it was pending). Readers that still hold the slot
+// (ray.Free deletes objects that are referenced) read an ObjectFreed error
+// from now on; a pending slot is filled with it, so whoever waits wakes.
+func (st *Store) Free(s *Slot) *pb.Value {
 	st.mu.Lock()
-	for i, id := range list {
-		s, ok := st.objects[id]
-		if !ok {
-			continue
-		}
-		delete(st.objects, id)
-		s.inTable = false
-		// A handle still holding the slot (ray.Free deletes objects that
-		// are referenced) reads the freed error from now on.
-		v := s.value.Swap(freed)
-		out[i] = v
-		if v == nil {
-			s.value.Store(nil)
-			fv := freed
-			if cbs, _ := st.fillLocked(s, fv); len(cbs) > 0 {
-				fire = append(fire, struct {
-					cbs []func(*pb.Value)
-					v   *pb.Value
-				}{cbs, fv})
-			}
-		}
+	v := s.value.Swap(freed)
+	var cbs []func(*pb.Value)
+	if v == nil {
+		s.value.Store(nil)
+		cbs, _ = st.fillLocked(s, freed)
 	}
 	st.mu.Unlock()
-	for _, f := range fire {
-		runCallbacks(f.cbs, f.v)
-	}
-	return out
+	runCallbacks(cbs, freed)
+	return v
 }
 
-// Len is the number of slots in the table.
-func (st *Store) Len() int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return len(st.objects)
-}
-
-// freed is what a deleted slot holds: an ObjectFreed error naming no
-// object (one value for all: deleting must not allocate). Readers that
+// freed is what a freed slot holds: an ObjectFreed error naming no
+// object (one value for all: freeing must not allocate). Readers that
 // know the object's id say which (IsFreed, FreedValue).
 var freed = &pb.Value{Error: errs.ToInfo(&errs.ObjectError{Kind: errs.KindObjectFreed,
 	Detail: "no reference to it remained, or ray.Free deleted it"})}
 
-// IsFreed reports whether v is the value of a deleted slot.
+// IsFreed reports whether v is the value of a freed slot.
 func IsFreed(v *pb.Value) bool { return v == freed }
 
 // FreedValue is the value of the object id once deleted.
@@ -277,26 +201,29 @@ func (st *Store) Get(ctx context.Context, slots []*Slot, blocking func()) ([]*pb
 	return out, nil
 }
 
-// fillReady copies ready values into out; it returns true if every slot
-// is ready or one holds an error (Get can return).
+// fillReady copies ready values into out (all of them: the ones after an
+// error too); it returns true if every slot is ready or one holds an
+// error (Get can return).
 func fillReady(slots []*Slot, out []*pb.Value) bool {
-	all := true
+	all, failed := true, false
 	for i, s := range slots {
 		v := s.value.Load()
 		out[i] = v
 		if v == nil {
 			all = false
 		} else if v.GetError() != nil {
-			return true
+			failed = true
 		}
 	}
-	return all
+	return all || failed
 }
 
-// Wait blocks until n of the slots are ready (errors count as ready), ctx
-// ends, or timeout fires (nil: never), then reports which are ready. It
-// returns ctx's error only when ctx ended.
+// Wait blocks until n of the slots are ready (errors count as ready; an n
+// above len(slots) waits for all of them), ctx ends, or timeout fires
+// (nil: never), then reports which are ready. It returns ctx's error only
+// when ctx ended.
 func (st *Store) Wait(ctx context.Context, slots []*Slot, n int, timeout <-chan time.Time, blocking func()) ([]bool, error) {
+	n = min(n, len(slots)) // more could never be ready: it would block for ever
 	ready := make([]bool, len(slots))
 	count := 0
 	for i, s := range slots {

@@ -16,10 +16,15 @@
 //     scope and that took the object as an argument, so it may be needed
 //     to rebuild them.
 //
-// When every count but lineage is zero the object is out of scope: an
-// owned object's value can be freed (Sink.ObjectsFreed), a borrowed one's
-// owner is told (Sink.BorrowsEnded). The entry itself goes when lineage is
-// zero too (Sink.LineageReleased for owned objects that had lineage).
+// When every count but lineage is zero the object is out of scope: its
+// value can be dropped, and an owned object's store copy freed
+// (Sink.ObjectFreed); a borrowed one's owner is told (Sink.BorrowEnded).
+// The entry itself goes when lineage is zero too (Sink.LineageReleased
+// for owned objects whose lineage was tracked).
+//
+// The Counter's table is the process's one table of objects: each entry
+// carries its object's value slot (memstore.Slot), so an object costs one
+// map entry.
 //
 // Actors are counted the same way (Kind Actor): handles are local refs,
 // handles sent to other processes make them borrowers, and an owned
@@ -36,6 +41,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 )
@@ -62,20 +68,22 @@ type Ref struct {
 	Owner Owner
 }
 
-// Sink receives the counter's events. Calls come after the counter's lock
-// is released, from whichever goroutine made the change.
+// Sink receives the counter's events, one call per entry (no slice is
+// made for them: an object's last handle going is the hot case). Calls
+// come after the counter's lock is released, from whichever goroutine
+// made the change.
 type Sink interface {
-	// ObjectsFreed: objects went out of scope; drop their values (and,
-	// for owned ones, their copies in node stores).
-	ObjectsFreed(ids []ids.ID, owned bool)
-	// BorrowsEnded: this process holds no reference any more to ids owned
-	// by owner, which had been told that it borrowed them.
-	BorrowsEnded(owner string, ids []ids.ID)
-	// ActorOutOfScope: no reference to the owned actor id remains anywhere.
-	ActorOutOfScope(id ids.ID)
-	// LineageReleased: owned objects out of scope whose lineage is no
-	// longer needed either; their entries are gone.
-	LineageReleased(ids []ids.ID)
+	// ObjectFreed: the object went out of scope; drop its value (e.Slot)
+	// and, if owned (e.Owned), its copy in a node's store.
+	ObjectFreed(e *Entry)
+	// BorrowEnded: this process holds no reference any more to the object,
+	// and its owner (e.Owner) had been told that it borrowed it.
+	BorrowEnded(e *Entry)
+	// ActorOutOfScope: no reference to the owned actor remains anywhere.
+	ActorOutOfScope(e *Entry)
+	// LineageReleased: an owned object out of scope whose lineage is no
+	// longer needed either (see TrackLineage); its entry is gone.
+	LineageReleased(e *Entry)
 }
 
 // Entry is the counter's record of one object. Handles keep a pointer to
@@ -96,7 +104,8 @@ type Entry struct {
 	gone                                 bool                // removed from the table
 	tracked                              bool                // owner side: report LineageReleased
 
-	aux any // the caller's, through Aux/SetAux
+	slot *memstore.Slot // the object's value; set at creation (owned) or on first need (borrowed)
+	aux  any            // the caller's, through Aux/SetAux
 }
 
 // ID is the entry's object (or actor) id.
@@ -107,6 +116,14 @@ func (e *Entry) Owner() Owner { return e.owner }
 
 // Owned reports whether this process owns the object.
 func (e *Entry) Owned() bool { return e.owned }
+
+// Kind says what the entry counts references to.
+func (e *Entry) Kind() Kind { return e.kind }
+
+// Slot is the object's value slot: set when the entry was made for an
+// owned object, else by SlotFor (nil until then). Once the entry is out
+// of scope it no longer changes.
+func (e *Entry) Slot() *memstore.Slot { return e.slot }
 
 func (e *Entry) inScope() bool {
 	return e.local > 0 || e.submitted > 0 || e.contained > 0 || len(e.borrowers) > 0
@@ -130,51 +147,62 @@ func New(self Owner, sink Sink) *Counter {
 // Self is the process the counter counts for.
 func (c *Counter) Self() Owner { return c.self }
 
-// events collects what an operation reports, delivered after unlock.
+// event is one Sink call to make after unlock.
+type event struct {
+	kind uint8 // evFreed, evEnded, evActor, evReleased
+	e    *Entry
+}
+
+const (
+	evFreed = iota
+	evEnded
+	evActor
+	evReleased
+)
+
+// events collects what an operation reports, delivered after unlock. The
+// first few sit in the struct itself, on the caller's stack.
 type events struct {
-	freed    []ids.ID // owned
-	dropped  []ids.ID // borrowed
-	released []ids.ID
-	ended    map[string][]ids.ID
-	actors   []ids.ID
+	inline [4]event
+	list   []event
+}
+
+func (ev *events) add(kind uint8, e *Entry) {
+	if ev.list == nil {
+		ev.list = ev.inline[:0]
+	}
+	ev.list = append(ev.list, event{kind, e})
 }
 
 func (c *Counter) deliver(ev *events) {
-	if len(ev.freed) > 0 {
-		c.sink.ObjectsFreed(ev.freed, true)
+	for _, x := range ev.list {
+		switch x.kind {
+		case evFreed:
+			c.sink.ObjectFreed(x.e)
+		case evEnded:
+			c.sink.BorrowEnded(x.e)
+		case evActor:
+			c.sink.ActorOutOfScope(x.e)
+		case evReleased:
+			c.sink.LineageReleased(x.e)
+		}
 	}
-	if len(ev.dropped) > 0 {
-		c.sink.ObjectsFreed(ev.dropped, false)
-	}
-	for owner, list := range ev.ended {
-		c.sink.BorrowsEnded(owner, list)
-	}
-	for _, a := range ev.actors {
-		c.sink.ActorOutOfScope(a)
-	}
-	if len(ev.released) > 0 {
-		c.sink.LineageReleased(ev.released)
-	}
-}
-
-func (ev *events) any() bool {
-	return len(ev.freed) > 0 || len(ev.dropped) > 0 || len(ev.released) > 0 || len(ev.ended) > 0 || len(ev.actors) > 0
 }
 
 // unlock releases the lock and delivers what the operation produced.
 func (c *Counter) unlock(ev *events) {
 	c.mu.Unlock()
-	if ev.any() {
+	if len(ev.list) > 0 {
 		c.deliver(ev)
 	}
 }
 
-// NewOwned makes an entry for an object this process will own, with one
-// local reference, without adding it to the table: a caller preparing a
-// task makes its return entries outside the lock and adds them with
-// AddOwned.
-func (c *Counter) NewOwned(id ids.ID) *Entry {
-	return &Entry{id: id, owner: c.self, owned: true, local: 1}
+// NewOwned makes an entry for an object this process will own, whose
+// value arrives in slot, with one local reference, without adding it to
+// the table: a caller preparing a task makes its return entries outside
+// the lock and adds them with AddOwned.
+func (c *Counter) NewOwned(id ids.ID, slot *memstore.Slot) *Entry {
+	return &Entry{id: id, owner: c.self, owned: true, local: 1, slot: slot}
 }
 
 // AddOwned adds entries made by NewOwned to the table.
@@ -187,9 +215,9 @@ func (c *Counter) AddOwned(es ...*Entry) {
 }
 
 // Own makes and adds an owned entry with one local reference, recording
-// the refs its value contains.
-func (c *Counter) Own(id ids.ID, kind Kind, contains []Ref) *Entry {
-	e := c.NewOwned(id)
+// the refs its value contains; slot holds its value (nil for an actor).
+func (c *Counter) Own(id ids.ID, kind Kind, contains []Ref, slot *memstore.Slot) *Entry {
+	e := c.NewOwned(id, slot)
 	e.kind = kind
 	c.mu.Lock()
 	c.objects[id] = e
@@ -329,6 +357,23 @@ func (c *Counter) Decode(r Ref, kind Kind, reuse func(aux any) bool) (e *Entry, 
 	}
 	e.local++
 	return e, false
+}
+
+// SlotFor returns e's value slot, making an empty one if e has none yet
+// (a borrowed object read for the first time: created is then true and
+// the caller asks the owner for the value). It returns nil for an entry
+// out of scope.
+func (c *Counter) SlotFor(e *Entry) (s *memstore.Slot, created bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.gone || e.outOfScope {
+		return nil, false
+	}
+	if e.slot == nil {
+		e.slot = memstore.NewSlot(e.id)
+		created = true
+	}
+	return e.slot, created
 }
 
 // Aux returns the caller's value stored on e.
@@ -532,21 +577,18 @@ func (c *Counter) maybeReleaseLocked(e *Entry, ev *events) {
 		e.outOfScope = true
 		switch {
 		case e.kind == Actor && e.owned:
-			ev.actors = append(ev.actors, e.id)
+			ev.add(evActor, e)
 		case e.owned:
-			ev.freed = append(ev.freed, e.id)
+			ev.add(evFreed, e)
 		default:
 			if e.kind == Object {
-				ev.dropped = append(ev.dropped, e.id)
+				ev.add(evFreed, e)
 			}
 			if e.pending {
 				c.dropPendingLocked(e)
 			}
 			if e.registered {
-				if ev.ended == nil {
-					ev.ended = map[string][]ids.ID{}
-				}
-				ev.ended[e.owner.Addr] = append(ev.ended[e.owner.Addr], e.id)
+				ev.add(evEnded, e)
 			}
 		}
 		nested := e.nested
@@ -566,7 +608,7 @@ func (c *Counter) maybeReleaseLocked(e *Entry, ev *events) {
 		delete(c.objects, e.id)
 	}
 	if e.tracked {
-		ev.released = append(ev.released, e.id)
+		ev.add(evReleased, e)
 	}
 }
 

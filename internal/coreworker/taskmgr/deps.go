@@ -16,10 +16,13 @@ import (
 // goroutine if everything is ready, else in the one that fills the last
 // slot (or the first error).
 func ResolveDeps(store *memstore.Store, t *Task, slots []*memstore.Slot, done func(*Task, *pb.ErrorInfo)) {
-	pending := 0
+	n, pending := 0, 0
 	for _, s := range slots {
-		if s != nil && !s.Ready() {
-			pending++
+		if s != nil {
+			n++
+			if !s.Ready() {
+				pending++
+			}
 		}
 	}
 	if pending == 0 {
@@ -28,7 +31,7 @@ func ResolveDeps(store *memstore.Store, t *Task, slots []*memstore.Slot, done fu
 	}
 	var left atomic.Int32
 	var fired atomic.Bool
-	left.Store(int32(pending))
+	left.Store(int32(n))
 	finish := func(v *pb.Value) {
 		if v.GetError() == nil && left.Add(-1) > 0 {
 			return
@@ -37,8 +40,11 @@ func ResolveDeps(store *memstore.Store, t *Task, slots []*memstore.Slot, done fu
 			done(t, InlineArgs(t.Spec, slots))
 		}
 	}
+	// Every slot is counted and registered, ready ones too (OnReady calls
+	// them back at once): a slot that fills between the count above and
+	// its registration must still count down.
 	for _, s := range slots {
-		if s != nil && !s.Ready() {
+		if s != nil {
 			store.OnReady(s, finish)
 		}
 	}

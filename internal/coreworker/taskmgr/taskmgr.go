@@ -222,8 +222,10 @@ func (m *Manager) Children(parent ids.ID) []*Task {
 }
 
 // MarkCancelled records that the task was cancelled: it is never retried
-// again, and any failure or reply it gets from now on ends it with a
-// CancelledError. It returns false if the task is not pending.
+// again, and any failure or error reply it gets from now on ends it with
+// a CancelledError (a reply with results, from an attempt that finished
+// before the cancel reached it, keeps them). It returns false if the task
+// is not pending.
 func (m *Manager) MarkCancelled(id ids.ID) (*Task, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -261,7 +263,11 @@ func (m *Manager) Complete(t *Task, r *pb.TaskReply) Decision {
 	inStore := false
 	for i, ret := range t.Returns {
 		if i >= len(vals) {
-			break
+			// A reply short of values (a peer out of step): the missing
+			// results fail instead of leaving their waiters blocked.
+			m.store.Fill(ret.Slot, &pb.Value{Error: errs.ToInfo(errs.Systemf("raygo: %s replied with %d of its %d return values",
+				t.Function(), len(vals), len(t.Returns)))})
+			continue
 		}
 		v := vals[i]
 		if v.GetInStore() {
@@ -281,23 +287,37 @@ func (m *Manager) Complete(t *Task, r *pb.TaskReply) Decision {
 // live in a store keeps its lineage (and its arguments' lineage refs).
 func (m *Manager) release(t *Task, keepLineage bool) {
 	keepLineage = keepLineage && t.Kind == Normal && t.Policy.MaxRetries != 0
-	if keepLineage {
-		es := make([]*refcount.Entry, len(t.Returns))
-		for i, r := range t.Returns {
-			es[i] = r.Entry
-		}
-		if n := m.refs.TrackLineage(es...); n > 0 {
-			m.refs.Release(true, t.Args...)
-			m.addLineage(t, n)
-			return
-		}
+	if !keepLineage {
+		m.refs.Release(false, t.Args...)
+		return
 	}
-	m.refs.Release(false, t.Args...)
+	// The arguments take their lineage refs before the lineage entry
+	// exists (an eviction or release of it drops refs that are there),
+	// and the entry exists before a tracked result can be reported
+	// released (addLineage tracks them under m.mu): a result dropped
+	// meanwhile by another goroutine still releases the lineage.
+	m.refs.Release(true, t.Args...)
+	es := make([]*refcount.Entry, len(t.Returns))
+	for i, r := range t.Returns {
+		es[i] = r.Entry
+	}
+	if !m.addLineage(t, es) {
+		m.refs.ReleaseLineage(t.Args...) // every result is gone already
+	}
 }
 
-func (m *Manager) addLineage(t *Task, live int) {
+// addLineage keeps t's lineage while the results es are in scope; false
+// if none is.
+func (m *Manager) addLineage(t *Task, es []*refcount.Entry) bool {
 	var evict []*Task
 	m.mu.Lock()
+	// The counter reports a tracked result's release after its own lock
+	// is released, and LineageReleased takes m.mu: it finds the entry.
+	live := m.refs.TrackLineage(es...)
+	if live == 0 {
+		m.mu.Unlock()
+		return false
+	}
 	m.lineage[t.ID] = &lineageEntry{t: t, live: live}
 	m.order = append(m.order, t.ID)
 	for len(m.lineage) > m.cfg.MaxLineage && len(m.order) > 0 {
@@ -322,28 +342,26 @@ func (m *Manager) addLineage(t *Task, live int) {
 	for _, e := range evict {
 		m.refs.ReleaseLineage(e.Args...)
 	}
+	return true
 }
 
-// LineageReleased is the reference counter's event: results whose lineage
+// LineageReleased is the reference counter's event: result oid's lineage
 // is no longer needed. When all of a task's tracked results are released
 // its lineage goes, and with it its arguments' lineage refs.
-func (m *Manager) LineageReleased(list []ids.ID) {
-	var done []*Task
+func (m *Manager) LineageReleased(oid ids.ID) {
+	tid := TaskOf(oid)
 	m.mu.Lock()
-	for _, oid := range list {
-		tid := TaskOf(oid)
-		le, ok := m.lineage[tid]
-		if !ok {
-			continue
-		}
-		if le.live--; le.live <= 0 {
+	le, ok := m.lineage[tid]
+	done := ok && le.live <= 1
+	if ok {
+		le.live--
+		if done {
 			delete(m.lineage, tid)
-			done = append(done, le.t)
 		}
 	}
 	m.mu.Unlock()
-	for _, t := range done {
-		m.refs.ReleaseLineage(t.Args...)
+	if done {
+		m.refs.ReleaseLineage(le.t.Args...)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
+	"google.golang.org/protobuf/proto"
 )
 
 // The tests run inside testing/synctest bubbles: the submitter's timers
@@ -227,11 +228,17 @@ type fakeCluster struct {
 	nworkers int
 	requests []leaseCall
 	ended    int // lease requests that ended with their context
-	returns  []returnCall
-	kills    []killCall
-	cancels  []cancelCall
-	dials    []string
-	asked    []string // WorkerDeathCause, by worker address
+	// infeasible: no node can ever hold a request (until it is cleared, as
+	// when a node that fits joins): answered as the daemon does, by the
+	// request's fail_if_infeasible / queue_if_infeasible.
+	infeasible bool
+	withdrawn  [][]byte               // CancelLease request ids
+	granted    map[string]*fakeWorker // by request id
+	returns    []returnCall
+	kills      []killCall
+	cancels    []cancelCall
+	dials      []string
+	asked      []string // WorkerDeathCause, by worker address
 
 	// Hooks, set before the submitter runs. leaseHook answers a request
 	// itself when it returns ok.
@@ -278,7 +285,7 @@ type cancelCall struct {
 
 func newCluster(n *notifier) *fakeCluster {
 	return &fakeCluster{n: n, nodes: map[string]*fakeNode{}, workers: map[string]*fakeWorker{},
-		byLease: map[string]*fakeWorker{}}
+		byLease: map[string]*fakeWorker{}, granted: map[string]*fakeWorker{}}
 }
 
 func (c *fakeCluster) addNode(addr string, slots int) *fakeNode {
@@ -287,6 +294,18 @@ func (c *fakeCluster) addNode(addr string, slots int) *fakeNode {
 	n := &fakeNode{addr: addr, id: ids.New(), slots: slots, freed: make(chan struct{})}
 	c.nodes[addr] = n
 	return n
+}
+
+// setInfeasible says whether no node can hold the requests; clearing it
+// wakes the requests that wait (queue_if_infeasible).
+func (c *fakeCluster) setInfeasible(v bool) {
+	c.mu.Lock()
+	c.infeasible = v
+	for _, n := range c.nodes {
+		c.freeLocked(n)
+	}
+	c.mu.Unlock()
+	c.n.notify()
 }
 
 // setSlots changes a node's capacity (a node grew, or joined with it).
@@ -304,6 +323,7 @@ func (c *fakeCluster) freeLocked(n *fakeNode) {
 }
 
 func (c *fakeCluster) RequestLease(ctx context.Context, raylet string, req *pb.LeaseRequest) (*pb.LeaseReply, error) {
+	req = proto.Clone(req).(*pb.LeaseRequest) // as the wire would: the caller may reuse it
 	c.mu.Lock()
 	c.requests = append(c.requests, leaseCall{raylet, req})
 	n := len(c.requests)
@@ -328,13 +348,24 @@ func (c *fakeCluster) grant(ctx context.Context, raylet string, req *pb.LeaseReq
 			c.mu.Unlock()
 			return nil, fmt.Errorf("%w: no node daemon at %s", errs.ErrUnavailable, raylet)
 		}
-		if node.spillTo != "" && !req.GetGrantOrReject() {
+		if c.infeasible && !req.GetQueueIfInfeasible() {
+			c.mu.Unlock()
+			ie := &errs.InfeasibleError{Request: "CPU=64", Cluster: "CPU=4"}
+			if req.GetFailIfInfeasible() {
+				return nil, ie
+			}
+			return &pb.LeaseReply{Infeasible: errs.ToInfo(ie)}, nil
+		}
+		if node.spillTo != "" && !req.GetGrantOrReject() && !c.infeasible {
 			c.mu.Unlock()
 			return &pb.LeaseReply{SpillbackAddress: node.spillTo}, nil
 		}
-		if node.used < node.slots {
+		if node.used < node.slots && !c.infeasible {
 			node.used++
 			w := c.newWorkerLocked(node)
+			if id := req.GetRequestId(); id != nil {
+				c.granted[string(id)] = w
+			}
 			c.mu.Unlock()
 			c.n.notify()
 			return &pb.LeaseReply{LeaseId: w.leaseID, WorkerAddress: w.addr, WorkerId: w.id.Bytes(), NodeId: node.id.Bytes()}, nil
@@ -360,6 +391,22 @@ func (c *fakeCluster) newWorkerLocked(node *fakeNode) *fakeWorker {
 	c.workers[w.addr] = w
 	c.byLease[string(w.leaseID)] = w
 	return w
+}
+
+// CancelLease withdraws a request. One still waiting here has already
+// ended with its call's context; one granted (the grant crossed the
+// withdrawal) has its lease given back.
+func (c *fakeCluster) CancelLease(_ context.Context, _ string, requestID []byte) error {
+	c.mu.Lock()
+	c.withdrawn = append(c.withdrawn, requestID)
+	if w := c.granted[string(requestID)]; w != nil && !w.returned {
+		w.returned = true
+		w.node.used--
+		c.freeLocked(w.node)
+	}
+	c.mu.Unlock()
+	c.n.notify()
+	return nil
 }
 
 func (c *fakeCluster) ReturnLease(_ context.Context, raylet string, leaseID []byte, exiting bool) error {

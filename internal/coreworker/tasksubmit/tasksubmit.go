@@ -36,6 +36,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -60,6 +62,9 @@ type Stream interface {
 // to workers (push streams, cancellation).
 type Clients interface {
 	RequestLease(ctx context.Context, raylet string, req *pb.LeaseRequest) (*pb.LeaseReply, error)
+	// CancelLease withdraws the RequestLease call with that request id
+	// (see pb.CancelLeaseRequest): a grant lost in transit is given back.
+	CancelLease(ctx context.Context, raylet string, requestID []byte) error
 	ReturnLease(ctx context.Context, raylet string, leaseID []byte, workerExiting bool) error
 	// WorkerDeathCause asks a node daemon why one of its workers died (nil:
 	// no particular reason); an error means the daemon could not be asked.
@@ -124,10 +129,6 @@ func (c *Config) defaults() {
 // shortExec is the run time under which a class's tasks count as short
 // and are pipelined deeper.
 const shortExec = time.Millisecond
-
-// infeasibleRetry is how often a request no node could satisfy is asked
-// again.
-const infeasibleRetry = time.Second
 
 // Submitter carries normal tasks to leased workers. It is safe for
 // concurrent use.
@@ -251,7 +252,7 @@ func (s *Submitter) classLocked(key string, res resources.Set, strategy pb.Sched
 	}
 	c := &class{key: key, depth: 1, req: &pb.LeaseRequest{
 		JobId: s.cfg.JobID, Resources: &pb.Resources{Amounts: res}, SchedulingKey: key, Strategy: strategy,
-		OwnerId: s.cfg.OwnerID, Retriable: retriable,
+		OwnerId: s.cfg.OwnerID, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible,
 	}}
 	s.classes[key] = c
 	return c
@@ -327,53 +328,54 @@ func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
 }
 
 // requestLease asks the local node daemon (then, on spillback, another
-// node) for a worker, and starts pushing tasks to it.
+// node) for a worker, and starts pushing tasks to it. Each call carries a
+// fresh request id; a call abandoned before its reply (the class's work
+// went away) is withdrawn with CancelLease, so that a grant crossing the
+// cancellation is given back. A request no node can satisfy is warned
+// about once and asked again to wait for a node that can
+// (queue_if_infeasible), unless the job fails such requests at once.
 func (s *Submitter) requestLease(ctx context.Context, c *class) {
-	addr, req := s.cfg.Raylet, c.req
+	base := proto.Clone(c.req).(*pb.LeaseRequest)
+	addr, req := s.cfg.Raylet, base
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		req = proto.Clone(req).(*pb.LeaseRequest)
+		req.RequestId = ids.New().Bytes()
 		reply, err := s.clients.RequestLease(ctx, addr, req)
-		if err == nil && reply.GetSpillbackAddress() != "" {
+		switch {
+		case err == nil && reply.GetSpillbackAddress() != "":
 			addr = reply.GetSpillbackAddress()
-			req = spilled(c.req)
+			req.GrantOrReject = true
 			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				s.leaseDone(c, nil)
-				return
-			}
-			var wait time.Duration
-			switch {
-			case errors.Is(err, errs.ErrInfeasible):
-				if s.cfg.FailIfInfeasible {
-					s.leaseDone(c, err)
-					return
-				}
-				s.warnInfeasible(c, err)
-				wait = infeasibleRetry
-			case rpc.IsUnavailable(err) && attempt < 50:
-				wait = backoff
-				backoff = min(2*backoff, time.Second)
-			default:
-				s.leaseDone(c, err)
-				return
-			}
-			addr, req = s.cfg.Raylet, c.req
-			if !sleepCtx(ctx, wait) {
-				s.leaseDone(c, nil)
-				return
-			}
+		case err == nil && reply.GetInfeasible() != nil:
+			s.warnInfeasible(c, errs.FromInfo(reply.GetInfeasible()))
+			base.QueueIfInfeasible, req.QueueIfInfeasible = true, true
 			continue
+		case err == nil && reply.GetCanceled():
+			s.leaseDone(c, nil)
+			return
+		case err == nil:
+			s.connect(c, reply, addr)
+			return
 		}
-		s.connect(c, reply, addr)
-		return
+		if ctx.Err() != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.clients.CancelLease(cctx, addr, req.RequestId)
+			cancel()
+			s.leaseDone(c, nil)
+			return
+		}
+		if !rpc.IsUnavailable(err) || attempt >= 50 {
+			s.leaseDone(c, err)
+			return
+		}
+		addr, req = s.cfg.Raylet, base
+		if !sleepCtx(ctx, backoff) {
+			s.leaseDone(c, nil)
+			return
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-}
-
-func spilled(r *pb.LeaseRequest) *pb.LeaseRequest {
-	return &pb.LeaseRequest{JobId: r.JobId, Resources: r.Resources, SchedulingKey: r.SchedulingKey, Strategy: r.Strategy,
-		OwnerId: r.OwnerId, Retriable: r.Retriable, GrantOrReject: true}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -393,7 +395,7 @@ func (s *Submitter) warnInfeasible(c *class, err error) {
 	c.warned = true
 	s.mu.Unlock()
 	if first {
-		s.cfg.Warn(fmt.Sprintf("raygo: warning: %v; the tasks wait until a node that can run them joins the cluster", err))
+		s.cfg.Warn(fmt.Sprintf("raygo: warning: %v; the tasks wait for a node that can hold them (their demand shows in `raygo status`; add a node, lower the request, or Cancel them)", err))
 	}
 }
 

@@ -229,38 +229,37 @@ func TestLeaseErrorFailsQueuedTasks(t *testing.T) {
 	})
 }
 
-// infeasible answers every request as no node can satisfy it while
-// *feasible is false.
-func infeasibleUntil(c *fakeCluster, feasible *bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.leaseHook = func(context.Context, int, string, *pb.LeaseRequest) (*pb.LeaseReply, error, bool) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if !*feasible {
-			return nil, &errs.InfeasibleError{Request: "CPU=64", Cluster: "CPU=4"}, true
-		}
-		return nil, nil, false
-	}
-}
-
-// TestInfeasibleWaits: a request no node can satisfy waits (warning once)
-// and is asked again until a node that fits joins.
+// TestInfeasibleWaits: a request no node can satisfy is answered so at
+// once; the submitter warns once and asks again to wait
+// (queue_if_infeasible), and the tasks run when a node that fits joins.
 func TestInfeasibleWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var warnings []string
 		w := newWorld(t, 1, Config{Warn: func(m string) { mu.Lock(); warnings = append(warnings, m); mu.Unlock() }})
-		feasible := false
-		infeasibleUntil(w.c, &feasible)
+		w.c.setInfeasible(true)
 		ts := tasks(2, "f", taskmgr.Policy{})
 		w.submit(t, ts...)
-		w.waitFor(t, "the request to be asked again", func() bool { return w.c.nRequests() >= 6 })
+		w.waitFor(t, "the requests to be asked again to wait", func() bool {
+			n := 0
+			for _, r := range w.c.requestList() {
+				if r.req.GetQueueIfInfeasible() {
+					n++
+				}
+			}
+			return n == 2
+		})
+		synctest.Wait()
 		if w.r.done(ts[0]) || w.r.done(ts[1]) {
 			t.Fatal("an infeasible task ended; it should wait")
 		}
-		if st := w.s.Stats(); st.Queued != 2 {
+		if st := w.s.Stats(); st.Queued != 2 || st.PendingLeases != 2 {
 			t.Fatalf("Stats while infeasible: %+v", st)
+		}
+		for _, r := range w.c.requestList() {
+			if r.req.GetFailIfInfeasible() {
+				t.Fatalf("request with fail_if_infeasible: %v", r.req)
+			}
 		}
 		mu.Lock()
 		if len(warnings) != 1 || !strings.Contains(warnings[0], "CPU=64") {
@@ -268,14 +267,15 @@ func TestInfeasibleWaits(t *testing.T) {
 		}
 		mu.Unlock()
 
-		w.c.mu.Lock()
-		feasible = true // a node that fits joined
-		w.c.mu.Unlock()
+		w.c.setInfeasible(false) // a node that fits joined
 		w.waitDone(t, ts...)
 		for _, x := range ts {
 			if r := w.r.get(x); len(r.replies) != 1 || len(r.failures) != 0 {
 				t.Fatalf("task after the node joined: %+v", r)
 			}
+		}
+		if n := w.c.nRequests(); n != 4 {
+			t.Fatalf("%d lease requests, want 4 (each asked twice)", n)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -285,13 +285,13 @@ func TestInfeasibleWaits(t *testing.T) {
 	})
 }
 
-// TestInfeasibleFailFast: with FailIfInfeasible the queued tasks fail at
-// once with an InfeasibleError naming the function.
+// TestInfeasibleFailFast: with FailIfInfeasible the requests say so and
+// the queued tasks fail at once with an InfeasibleError naming the
+// function.
 func TestInfeasibleFailFast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, 1, Config{FailIfInfeasible: true})
-		feasible := false
-		infeasibleUntil(w.c, &feasible)
+		w.c.setInfeasible(true)
 		x := task("big", taskmgr.Policy{MaxRetries: 3})
 		w.submit(t, x)
 		w.waitDone(t, x)
@@ -300,6 +300,31 @@ func TestInfeasibleFailFast(t *testing.T) {
 		if len(r.failures) != 1 || r.failures[0].Cause != taskmgr.CauseFatal || !errors.As(errs.FromInfo(r.final), &ie) ||
 			ie.Function != "big" || ie.Request != "CPU=64" {
 			t.Fatalf("failures %+v, final %v", r.failures, r.final)
+		}
+		if req := w.c.requestList()[0].req; !req.GetFailIfInfeasible() || req.GetQueueIfInfeasible() {
+			t.Fatalf("request: %v", req)
+		}
+	})
+}
+
+// TestCanceledReplyAsksAgain: a request the daemon answers as withdrawn
+// while work still waits is asked again.
+func TestCanceledReplyAsksAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 1, Config{})
+		w.c.mu.Lock()
+		w.c.leaseHook = func(_ context.Context, n int, _ string, _ *pb.LeaseRequest) (*pb.LeaseReply, error, bool) {
+			if n == 1 {
+				return &pb.LeaseReply{Canceled: true}, nil, true
+			}
+			return nil, nil, false
+		}
+		w.c.mu.Unlock()
+		x := task("f", taskmgr.Policy{})
+		w.submit(t, x)
+		w.waitDone(t, x)
+		if n := w.c.nRequests(); n != 2 {
+			t.Fatalf("%d requests, want 2", n)
 		}
 	})
 }
@@ -326,10 +351,20 @@ func TestCancelQueuedStopsLeaseRequests(t *testing.T) {
 		}
 		w.waitFor(t, "lease requests to be cancelled", func() bool { return w.s.Stats().PendingLeases == 0 })
 		w.c.mu.Lock()
-		ended := w.c.ended
+		ended, withdrawn := w.c.ended, slices.Clone(w.c.withdrawn)
 		w.c.mu.Unlock()
 		if ended != 2 {
 			t.Fatalf("%d lease requests ended by cancellation, want 2", ended)
+		}
+		// Each abandoned call is withdrawn by its request id, in case a
+		// grant crossed the cancellation.
+		var reqIDs [][]byte
+		for _, r := range w.c.requestList() {
+			reqIDs = append(reqIDs, r.req.GetRequestId())
+		}
+		if len(withdrawn) != 2 || !slices.ContainsFunc(reqIDs, func(b []byte) bool { return string(b) == string(withdrawn[0]) }) ||
+			!slices.ContainsFunc(reqIDs, func(b []byte) bool { return string(b) == string(withdrawn[1]) }) {
+			t.Fatalf("CancelLease for %x, want the two request ids %x", withdrawn, reqIDs)
 		}
 		if w.r.done(a) || w.r.done(b) {
 			t.Fatal("the submitter reported a cancelled queued task; the caller does")
