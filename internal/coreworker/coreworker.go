@@ -369,9 +369,9 @@ func (cw *CoreWorker) ObjectCount() int { return cw.refs.Len() }
 // Stats is a snapshot of the core worker's parts, for tests and reports.
 type Stats struct {
 	Objects int
-	Tasks           taskmgr.Stats
-	Normal          tasksubmit.Stats
-	Actors          actorsubmit.Stats
+	Tasks   taskmgr.Stats
+	Normal  tasksubmit.Stats
+	Actors  actorsubmit.Stats
 }
 
 // Stats returns a snapshot.

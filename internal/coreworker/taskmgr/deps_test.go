@@ -30,7 +30,6 @@ func depTask(st *memstore.Store, n int, byValue ...int) (*Task, []*memstore.Slot
 		id := ids.New()
 		t.Spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Ref{Ref: &pb.ObjectRef{Id: id[:]}}}
 		slots[i] = memstore.NewSlot(id)
-		st.Add(slots[i])
 	}
 	return t, slots
 }
@@ -127,13 +126,13 @@ func TestResolveDepsFailsFast(t *testing.T) {
 	}
 }
 
-// A deleted (freed) argument counts as failed.
+// A freed argument counts as failed.
 func TestResolveDepsArgumentFreed(t *testing.T) {
 	st := memstore.New()
 	tk, slots := depTask(st, 2)
 	done, calls := recorder()
 	ResolveDeps(st, tk, slots, done)
-	st.Delete([]ids.ID{slots[0].ID()})
+	st.Free(slots[0])
 	got := calls()
 	if len(got) != 1 || got[0].err == nil {
 		t.Fatalf("done calls %v, want the freed error", got)
@@ -203,6 +202,8 @@ func TestResolveDepsRacesFills(t *testing.T) {
 		if n.Load() != 1 {
 			t.Fatalf("round %d: done ran %d times", r, n.Load())
 		}
-		st.Delete([]ids.ID{slots[0].ID(), slots[1].ID(), slots[2].ID(), slots[3].ID()})
+		for _, s := range slots[:4] {
+			st.Free(s)
+		}
 	}
 }

@@ -35,7 +35,7 @@ type harness struct {
 
 	mu      sync.Mutex
 	freed   []ids.ID
-	onFreed func(list []ids.ID) // runs inside ObjectsFreed
+	onFreed func(list []ids.ID) // runs inside ObjectFreed
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -45,8 +45,11 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	return h
 }
 
-func (h *harness) ObjectsFreed(list []ids.ID, owned bool) {
-	h.store.Delete(list)
+func (h *harness) ObjectFreed(e *refcount.Entry) {
+	if s := e.Slot(); s != nil {
+		h.store.Free(s)
+	}
+	list := []ids.ID{e.ID()}
 	h.mu.Lock()
 	h.freed = append(h.freed, list...)
 	hook := h.onFreed
@@ -55,9 +58,9 @@ func (h *harness) ObjectsFreed(list []ids.ID, owned bool) {
 		hook(list)
 	}
 }
-func (h *harness) BorrowsEnded(string, []ids.ID) {}
-func (h *harness) ActorOutOfScope(ids.ID)        {}
-func (h *harness) LineageReleased(list []ids.ID) { h.m.LineageReleased(list) }
+func (h *harness) BorrowEnded(*refcount.Entry)       {}
+func (h *harness) ActorOutOfScope(*refcount.Entry)   {}
+func (h *harness) LineageReleased(e *refcount.Entry) { h.m.LineageReleased(e.ID()) }
 
 func (h *harness) wasFreed(id ids.ID) bool {
 	h.mu.Lock()
@@ -68,9 +71,8 @@ func (h *harness) wasFreed(id ids.ID) bool {
 // put makes an owned object with a value, as ray.Put does.
 func (h *harness) put(data string) (*refcount.Entry, *memstore.Slot) {
 	id := ids.New()
-	e := h.refs.Own(id, refcount.Object, nil)
 	s := memstore.NewReadySlot(id, &pb.Value{Data: []byte(data)})
-	h.store.Add(s)
+	e := h.refs.Own(id, refcount.Object, nil, s)
 	return e, s
 }
 
@@ -89,11 +91,10 @@ func (h *harness) submit(kind Kind, nret int, p Policy, parent ids.ID, args ...*
 	t.Args = args
 	for i := range t.Returns {
 		id := ids.ForReturn(t.ID, i)
-		e := h.refs.NewOwned(id)
 		s := memstore.NewSlot(id)
+		e := h.refs.NewOwned(id, s)
 		t.Returns[i] = Return{Entry: e, Slot: s}
 		h.refs.AddOwned(e)
-		h.store.Add(s)
 	}
 	h.m.Add(t)
 	return t
@@ -217,8 +218,8 @@ func TestCompleteFillsResultsAndReleasesArgs(t *testing.T) {
 		t.Fatal("a late reply replaced the result")
 	}
 	h.drop(tk)
-	if h.refs.Len() != 0 || h.store.Len() != 0 {
-		t.Fatalf("%d entries, %d slots left", h.refs.Len(), h.store.Len())
+	if h.refs.Len() != 0 || !memstore.IsFreed(tk.Returns[0].Slot.Value()) {
+		t.Fatalf("%d entries left, result slot holds %v", h.refs.Len(), tk.Returns[0].Slot.Value())
 	}
 }
 
@@ -725,7 +726,8 @@ func TestLineageOrderCompaction(t *testing.T) {
 // LineageReleased for objects of no kept task is ignored.
 func TestLineageReleasedUnknown(t *testing.T) {
 	h := newHarness(t, Config{})
-	h.m.LineageReleased([]ids.ID{ids.ForReturn(ids.New(), 0), ids.New()})
+	h.m.LineageReleased(ids.ForReturn(ids.New(), 0))
+	h.m.LineageReleased(ids.New())
 	if h.m.Stats().Lineage != 0 {
 		t.Fatal("lineage appeared")
 	}
