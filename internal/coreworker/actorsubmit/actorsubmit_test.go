@@ -134,7 +134,10 @@ func TestRestart(t *testing.T) {
 			t.Fatalf("%+v: want 3 calls in flight", st)
 		}
 		p1.kill()
-		w.waitFor(t, "the broken stream to be noticed", func() bool { return w.s.Stats().Connected == 0 })
+		synctest.Wait() // the broken stream is noticed (the submitter's state: no event to wait for)
+		if st := w.s.Stats(); st.Connected != 0 {
+			t.Fatalf("after the break: %+v", st)
+		}
 		later := newCalls(2, "m", 0)
 		w.submit(t, actor, later...)
 		synctest.Wait()
@@ -297,8 +300,11 @@ func TestConnectionBrokeProcessLives(t *testing.T) {
 		p.mu.Lock()
 		conn := p.conns[0]
 		p.mu.Unlock()
-		conn.Close() // the connection breaks; the process lives
-		w.waitFor(t, "the broken stream to be noticed", func() bool { return w.s.Stats().Connected == 0 })
+		conn.Close()    // the connection breaks; the process lives
+		synctest.Wait() // the broken stream is noticed (the submitter's state: no event to wait for)
+		if st := w.s.Stats(); st.Connected != 0 {
+			t.Fatalf("after the break: %+v", st)
+		}
 		if where, err := w.s.Cancel(context.Background(), failed, false, false); where != Unknown || err != nil {
 			t.Fatalf("Cancel of a call lost with the stream = %v, %v; want Unknown (the caller ends it)", where, err)
 		}
@@ -541,7 +547,10 @@ func TestClose(t *testing.T) {
 		w.submit(t, c, lost)
 		<-started2
 		pc.kill()
-		w.waitFor(t, "the broken stream", func() bool { return w.s.Stats().Connected == 1 })
+		synctest.Wait()
+		if st := w.s.Stats(); st.Connected != 1 {
+			t.Fatalf("after proc-c died: %+v", st)
+		}
 		left := w.s.Close()
 		if len(left) != 3 || !slices.Contains(left, queued) || !slices.Contains(left, inflight) || !slices.Contains(left, lost) {
 			t.Fatalf("Close returned %v", left)

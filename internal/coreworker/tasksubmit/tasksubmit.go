@@ -410,7 +410,9 @@ func (s *Submitter) connect(c *class, reply *pb.LeaseReply, raylet string) {
 		sendCh: make(chan *pb.TaskSpec, s.cfg.MaxPipeline+2), lastUsed: time.Now()}
 	stream, err := s.clients.Dial(s.stop.Ctx(), l.addr)
 	if err != nil {
-		s.returnLease(l, true)
+		// A worker that cannot be reached goes back as exiting (its
+		// daemon kills it); one not dialed because Close began is sound.
+		s.returnLease(l, s.stop.Ctx().Err() == nil)
 		s.leaseDone(c, nil)
 		return
 	}
