@@ -21,24 +21,24 @@ type counter struct {
 }
 
 var (
-	Counter = ray.Actor0("test.Counter", func(ctx context.Context) (*counter, error) {
+	Counter = ray.Actor0(func(ctx context.Context) (*counter, error) {
 		return &counter{created: time.Now().UnixNano()}, nil
-	})
-	CounterFrom = ray.Actor1("test.CounterFrom", func(ctx context.Context, start int) (*counter, error) {
+	}, ray.RegisterName("test.Counter"))
+	CounterFrom = ray.Actor1(func(ctx context.Context, start int) (*counter, error) {
 		if start < 0 {
 			return nil, errors.New("negative start")
 		}
 		return &counter{n: start}, nil
-	})
-	Inc  = ray.Method0(Counter, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
-	AddN = ray.Method1(Counter, "AddN", func(c *counter, ctx context.Context, k int) (int, error) {
+	}, ray.RegisterName("test.CounterFrom"))
+	Inc  = ray.Method0(Counter, func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil }, ray.RegisterName("Inc"))
+	AddN = ray.Method1(Counter, func(c *counter, ctx context.Context, k int) (int, error) {
 		c.n += k
 		return c.n, nil
-	})
-	Value    = ray.Method0(Counter, "Value", func(c *counter, ctx context.Context) (int, error) { return c.n, nil })
-	ActorPid = ray.Method0(Counter, "Pid", func(c *counter, ctx context.Context) (int, error) { return os.Getpid(), nil })
-	IncFrom  = ray.Method0(CounterFrom, "Inc", func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil })
-	SlowPeak = ray.Method1(Counter, "SlowPeak", func(c *counter, ctx context.Context, ms int) (int32, error) {
+	}, ray.RegisterName("AddN"))
+	Value    = ray.Method0(Counter, func(c *counter, ctx context.Context) (int, error) { return c.n, nil }, ray.RegisterName("Value"))
+	ActorPid = ray.Method0(Counter, func(c *counter, ctx context.Context) (int, error) { return os.Getpid(), nil }, ray.RegisterName("Pid"))
+	IncFrom  = ray.Method0(CounterFrom, func(c *counter, ctx context.Context) (int, error) { c.n++; return c.n, nil }, ray.RegisterName("Inc"))
+	SlowPeak = ray.Method1(Counter, func(c *counter, ctx context.Context, ms int) (int32, error) {
 		cur := c.active.Add(1)
 		for {
 			p := c.peak.Load()
@@ -49,23 +49,23 @@ var (
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		c.active.Add(-1)
 		return c.peak.Load(), nil
-	})
+	}, ray.RegisterName("SlowPeak"))
 	// Exit kills the actor's process mid-call.
-	Exit = ray.Method0(Counter, "Exit", func(c *counter, ctx context.Context) (int, error) {
+	Exit = ray.Method0(Counter, func(c *counter, ctx context.Context) (int, error) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
-	})
+	}, ray.RegisterName("Exit"))
 	// CallCounter calls an actor whose handle it was given.
-	CallCounter = ray.Func1("test.CallCounter", func(ctx context.Context, h ray.ActorHandle[counter]) (int, error) {
+	CallCounter = ray.Func1(func(ctx context.Context, h ray.ActorHandle[counter]) (int, error) {
 		return AddN.Remote(ctx, h, 100).Get(ctx)
-	})
+	}, ray.RegisterName("test.CallCounter"))
 )
 
 func TestActorBasics(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
 
-	c, err := Counter.Remote(ctx)
-	if err != nil {
+	c := Counter.Remote(ctx)
+	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
 	// Calls from one caller run in order.
@@ -87,15 +87,15 @@ func TestActorBasics(t *testing.T) {
 		t.Fatalf("call through a task: %v, %v", v, err)
 	}
 	// Constructor arguments; constructor failures kill the actor with the cause.
-	c2, err := CounterFrom.Remote(ctx, 41)
-	if err != nil {
+	c2 := CounterFrom.Remote(ctx, 41)
+	if err := c2.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := IncFrom.Remote(ctx, c2).Get(ctx); err != nil || v != 42 {
 		t.Fatalf("IncFrom = %v, %v", v, err)
 	}
-	bad, err := CounterFrom.Remote(ctx, -1)
-	if err != nil {
+	bad := CounterFrom.Remote(ctx, -1)
+	if err := bad.Err(); err != nil {
 		t.Fatal(err)
 	}
 	_, err = IncFrom.Remote(ctx, bad).Get(ctx)
@@ -107,8 +107,8 @@ func TestActorBasics(t *testing.T) {
 
 func TestActorConcurrency(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
-	serial, _ := Counter.Remote(ctx)
-	conc, _ := Counter.Options(ray.MaxConcurrency(4)).Remote(ctx)
+	serial := Counter.Remote(ctx)
+	conc := Counter.Options(ray.MaxConcurrency(4)).Remote(ctx)
 	var sRefs, cRefs []ray.ObjectRef[int32]
 	for range 8 {
 		sRefs = append(sRefs, SlowPeak.Remote(ctx, serial, 20))
@@ -132,16 +132,17 @@ func TestActorConcurrency(t *testing.T) {
 
 func TestNamedActors(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2), ray.Namespace("ns1"))
-	a, err := Counter.Options(ray.Name("shared")).Remote(ctx)
-	if err != nil {
+	a := Counter.Options(ray.Name("shared")).Remote(ctx)
+	if err := a.Err(); err != nil {
 		t.Fatal(err)
 	}
 	AddN.Remote(ctx, a, 5)
 	// Same name, same namespace: an error, or the same actor with GetIfExists.
-	if _, err := Counter.Options(ray.Name("shared")).Remote(ctx); !errors.Is(err, ray.ErrAlreadyExists) {
+	if err := Counter.Options(ray.Name("shared")).Remote(ctx).Err(); !errors.Is(err, ray.ErrAlreadyExists) {
 		t.Fatalf("duplicate name: %v", err)
 	}
-	b, err := Counter.Options(ray.Name("shared"), ray.GetIfExists()).Remote(ctx)
+	b := Counter.Options(ray.Name("shared"), ray.GetIfExists()).Remote(ctx)
+	err := b.Err()
 	if err != nil || b.ID() != a.ID() {
 		t.Fatalf("GetIfExists gave %v, %v", b.ID(), err)
 	}
@@ -156,8 +157,8 @@ func TestNamedActors(t *testing.T) {
 	if _, err := ray.GetActor[counter](ctx, "shared", ray.Namespace("other")); !errors.Is(err, ray.ErrNotFound) {
 		t.Fatalf("GetActor in another namespace: %v", err)
 	}
-	o, err := Counter.Options(ray.Name("shared"), ray.Namespace("other")).Remote(ctx)
-	if err != nil || o.ID() == a.ID() {
+	o := Counter.Options(ray.Name("shared"), ray.Namespace("other")).Remote(ctx)
+	if err := o.Err(); err != nil || o.ID() == a.ID() {
 		t.Fatalf("same name in another namespace: %v", err)
 	}
 	if _, err := ray.GetActor[counter](ctx, "missing"); !errors.Is(err, ray.ErrNotFound) {
@@ -172,7 +173,7 @@ func TestNamedActors(t *testing.T) {
 
 func TestKillActor(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
-	c, _ := Counter.Options(ray.Name("victim"), ray.MaxRestarts(3)).Remote(ctx)
+	c := Counter.Options(ray.Name("victim"), ray.MaxRestarts(3)).Remote(ctx)
 	pid, err := ActorPid.Remote(ctx, c).Get(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestActorRestart(t *testing.T) {
 
 	// MaxRestarts(1): the first death restarts the actor (state reset by
 	// its constructor), the second is final.
-	c, _ := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
+	c := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
 	if v, _ := AddN.Remote(ctx, c, 10).Get(ctx); v != 10 {
 		t.Fatalf("AddN = %d", v)
 	}
@@ -225,7 +226,7 @@ func TestActorRestart(t *testing.T) {
 	}
 
 	// Kill with AllowRestart restarts the actor.
-	k, _ := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
+	k := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
 	if v, err := AddN.Remote(ctx, k, 3).Get(ctx); err != nil || v != 3 {
 		t.Fatalf("AddN = %v, %v", v, err)
 	}
@@ -242,7 +243,7 @@ func TestActorTaskRetries(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
 	// With MaxTaskRetries, a call in flight when the process dies runs
 	// again on the restarted actor.
-	c, _ := Counter.Options(ray.MaxRestarts(-1), ray.MaxTaskRetries(-1)).Remote(ctx)
+	c := Counter.Options(ray.MaxRestarts(-1), ray.MaxTaskRetries(-1)).Remote(ctx)
 	pid, _ := ActorPid.Remote(ctx, c).Get(ctx)
 	slow := SlowPeak.Remote(ctx, c, 1000)
 	time.Sleep(200 * time.Millisecond) // let the call start (a retry covers either case)
@@ -272,19 +273,19 @@ func indexOf(s, sub string) int {
 var (
 	// FindCounter looks up a named actor from inside a task: workers use
 	// the job's namespace.
-	FindCounter = ray.Func1("test.FindCounter", func(ctx context.Context, name string) (int, error) {
+	FindCounter = ray.Func1(func(ctx context.Context, name string) (int, error) {
 		h, err := ray.GetActor[counter](ctx, name)
 		if err != nil {
 			return 0, err
 		}
 		return Value.Remote(ctx, h).Get(ctx)
-	})
+	}, ray.RegisterName("test.FindCounter"))
 )
 
 func TestActorsFromTasksAndMisuse(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2), ray.Namespace("jobns"))
-	c, err := Counter.Options(ray.Name("findme")).Remote(ctx)
-	if err != nil {
+	c := Counter.Options(ray.Name("findme")).Remote(ctx)
+	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := AddN.Remote(ctx, c, 3).Get(ctx); err != nil {
@@ -298,8 +299,8 @@ func TestActorsFromTasksAndMisuse(t *testing.T) {
 	runtime.KeepAlive(c)
 	// A method of one actor type on a handle of another type with the
 	// same Go type is refused.
-	other, err := CounterFrom.Remote(ctx, 1)
-	if err != nil {
+	other := CounterFrom.Remote(ctx, 1)
+	if err := other.Err(); err != nil {
 		t.Fatal(err)
 	}
 	var h ray.ActorHandle[counter] = other
@@ -315,8 +316,8 @@ func TestActorsShareProcesses(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
 	hs := make([]ray.ActorHandle[counter], 20)
 	for i := range hs {
-		h, err := Counter.Remote(ctx)
-		if err != nil {
+		h := Counter.Remote(ctx)
+		if err := h.Err(); err != nil {
 			t.Fatal(err)
 		}
 		hs[i] = h
@@ -351,8 +352,8 @@ func TestActorsShareProcesses(t *testing.T) {
 		t.Fatalf("neighbour after a kill: %v, %v (process alive %v)", v, err, pidAlive(shared))
 	}
 	// Kill with restart: the actor comes back (state reset), the others stay.
-	r, err := Counter.Options(ray.MaxRestarts(2)).Remote(ctx)
-	if err != nil {
+	r := Counter.Options(ray.MaxRestarts(2)).Remote(ctx)
+	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := AddN.Remote(ctx, r, 5).Get(ctx); err != nil || v != 5 {
@@ -369,8 +370,8 @@ func TestActorsShareProcesses(t *testing.T) {
 		t.Fatalf("neighbour after a restart: %v, %v", v, err)
 	}
 	// A CPU request buys a process of its own.
-	own, err := Counter.Options(ray.NumCPUs(1)).Remote(ctx)
-	if err != nil {
+	own := Counter.Options(ray.NumCPUs(1)).Remote(ctx)
+	if err := own.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if pid, err := ActorPid.Remote(ctx, own).Get(ctx); err != nil || pids[pid] {

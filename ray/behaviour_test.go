@@ -92,7 +92,7 @@ var (
 	// a computation; shorter than Go's 10 ms preemption slice, so a
 	// process whose reply writer waits for the running call to yield would
 	// lose the replies of the calls before).
-	CrashOn = ray.Method1(Counter, "CrashOn", func(c *counter, ctx context.Context, k int) (int, error) {
+	CrashOn = ray.Method1(Counter, func(c *counter, ctx context.Context, k int) (int, error) {
 		c.n++
 		if c.n == k {
 			for start := time.Now(); time.Since(start) < 8*time.Millisecond; {
@@ -101,10 +101,10 @@ var (
 			select {}
 		}
 		return c.n, nil
-	})
+	}, ray.RegisterName("CrashOn"))
 	// MarkSlow makes a new file in dir each time it starts, then sleeps
 	// ms; it returns its pid.
-	MarkSlow = ray.Method2(Counter, "MarkSlow", func(c *counter, ctx context.Context, dir string, ms int) (int, error) {
+	MarkSlow = ray.Method2(Counter, func(c *counter, ctx context.Context, dir string, ms int) (int, error) {
 		f, err := os.CreateTemp(dir, "start-"+strconv.Itoa(os.Getpid())+"-*")
 		if err != nil {
 			return 0, err
@@ -112,7 +112,7 @@ var (
 		f.Close()
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return os.Getpid(), nil
-	})
+	}, ray.RegisterName("MarkSlow"))
 )
 
 // Behaviour 1: an actor with MaxRestarts(1) that crashes on call 100 of
@@ -121,8 +121,8 @@ var (
 // run on the restarted actor.
 func TestBehaviour01ActorCrashKeepsFinishedCalls(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
-	c, err := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
-	if err != nil {
+	c := Counter.Options(ray.MaxRestarts(1)).Remote(ctx)
+	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
 	refs := make([]ray.ObjectRef[int], 200)
@@ -153,23 +153,23 @@ func TestBehaviour01ActorCrashKeepsFinishedCalls(t *testing.T) {
 // MaxTaskRetries(-1), re-runs the call that was running.
 func TestBehaviour02KillWithRestartRerunsTheRunningCall(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
-	for name, opts := range map[string][]ray.Option{
+	for name, opts := range map[string][]ray.ActorOption{
 		"own process":    {ray.NumCPUs(1)},
 		"shared process": nil, // actors that ask for no CPU share processes
 	} {
 		t.Run(name, func(t *testing.T) {
 			// A neighbour keeps a shared process alive when the killed
 			// actor leaves it.
-			neighbour, err := Counter.Options(opts...).Remote(ctx)
-			if err != nil {
+			neighbour := Counter.Options(opts...).Remote(ctx)
+			if err := neighbour.Err(); err != nil {
 				t.Fatal(err)
 			}
 			defer runtime.KeepAlive(neighbour)
 			if _, err := Inc.Remote(ctx, neighbour).Get(ctx); err != nil {
 				t.Fatal(err)
 			}
-			c, err := Counter.Options(append(opts, ray.MaxRestarts(-1), ray.MaxTaskRetries(-1))...).Remote(ctx)
-			if err != nil {
+			c := Counter.Options(append(opts, ray.MaxRestarts(-1), ray.MaxTaskRetries(-1))...).Remote(ctx)
+			if err := c.Err(); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := Inc.Remote(ctx, c).Get(ctx); err != nil {
@@ -203,7 +203,7 @@ func TestBehaviour02KillWithRestartRerunsTheRunningCall(t *testing.T) {
 var (
 	// SleepCtx sleeps ms unless its context is cancelled; it writes
 	// <dir>/<tag>-start, then <dir>/<tag>-cancelled or <dir>/<tag>-done.
-	SleepCtx = ray.Func3("test.SleepCtx", func(ctx context.Context, dir, tag string, ms int) (int, error) {
+	SleepCtx = ray.Func3(func(ctx context.Context, dir, tag string, ms int) (int, error) {
 		_ = os.WriteFile(filepath.Join(dir, tag+"-start"), nil, 0o600)
 		select {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
@@ -213,9 +213,9 @@ var (
 			_ = os.WriteFile(filepath.Join(dir, tag+"-cancelled"), nil, 0o600)
 			return 0, ctx.Err()
 		}
-	})
+	}, ray.RegisterName("test.SleepCtx"))
 	// SpawnChildren starts n SleepCtx children and waits for them.
-	SpawnChildren = ray.Func3("test.SpawnChildren", func(ctx context.Context, dir string, n, ms int) (int, error) {
+	SpawnChildren = ray.Func3(func(ctx context.Context, dir string, n, ms int) (int, error) {
 		refs := make([]ray.ObjectRef[int], n)
 		for i := range refs {
 			refs[i] = SleepCtx.Options(ray.NumCPUs(0)).Remote(ctx, dir, "child"+strconv.Itoa(i), ms)
@@ -225,11 +225,11 @@ var (
 			return 0, err
 		}
 		return len(vals), nil
-	})
+	}, ray.RegisterName("test.SpawnChildren"))
 	// SpawnLong returns a ref to a long task it submits (and so owns).
-	SpawnLong = ray.Func2("test.SpawnLong", func(ctx context.Context, dir string, ms int) (ray.ObjectRef[int], error) {
+	SpawnLong = ray.Func2(func(ctx context.Context, dir string, ms int) (ray.ObjectRef[int], error) {
 		return SleepCtx.Options(ray.NumCPUs(0)).Remote(ctx, dir, "owned-by-worker", ms), nil
-	})
+	}, ray.RegisterName("test.SpawnLong"))
 )
 
 func exists(dir, name string) bool {
@@ -318,11 +318,11 @@ func TestBehaviour03Cancel(t *testing.T) {
 }
 
 // Spans records when it ran: it returns its start and end (unix ns).
-var Spans = ray.Func1("test.Spans", func(ctx context.Context, ms int) ([2]int64, error) {
+var Spans = ray.Func1(func(ctx context.Context, ms int) ([2]int64, error) {
 	start := time.Now().UnixNano()
 	time.Sleep(time.Duration(ms) * time.Millisecond)
 	return [2]int64{start, time.Now().UnixNano()}, nil
-})
+}, ray.RegisterName("test.Spans"))
 
 // Behaviour 4 (and 13's tasks): after many tiny tasks raised the
 // pipelining depth, four long tasks on four CPUs all run at once: none
@@ -356,7 +356,7 @@ func TestBehaviour04LongTasksAfterTinyOnesRunAtOnce(t *testing.T) {
 }
 
 // Fail fails at once.
-var Fail = ray.Func1("test.Fail", func(ctx context.Context, msg string) (int, error) { return 0, errors.New(msg) })
+var Fail = ray.Func1(func(ctx context.Context, msg string) (int, error) { return 0, errors.New(msg) }, ray.RegisterName("test.Fail"))
 
 // Behaviour 5: Get fails fast on the first error in any position, not in
 // argument order.
@@ -379,10 +379,10 @@ func TestBehaviour05GetFailsFast(t *testing.T) {
 
 var (
 	// Keeper keeps a ref to a value it Put itself (it owns it).
-	Keeper   = ray.Actor0("test.Keeper", func(ctx context.Context) (*keeper, error) { return &keeper{}, nil })
-	KeepPut  = ray.Method1(Keeper, "KeepPut", (*keeper).KeepPut)
-	KeptRef  = ray.Method0(Keeper, "KeptRef", (*keeper).KeptRef)
-	KeptRead = ray.Method0(Keeper, "KeptRead", (*keeper).KeptRead)
+	Keeper   = ray.Actor0(func(ctx context.Context) (*keeper, error) { return &keeper{}, nil }, ray.RegisterName("test.Keeper"))
+	KeepPut  = ray.Method1(Keeper, (*keeper).KeepPut)
+	KeptRef  = ray.Method0(Keeper, (*keeper).KeptRef)
+	KeptRead = ray.Method0(Keeper, (*keeper).KeptRead)
 )
 
 type keeper struct{ ref ray.ObjectRef[string] }
@@ -406,8 +406,8 @@ func scriptDetachedPut(hang bool) int {
 		return 1
 	}
 	defer ray.Shutdown()
-	k, err := Keeper.Options(ray.Name("keeper"), ray.Namespace("b6"), ray.Detached()).Remote(ctx)
-	if err != nil {
+	k := Keeper.Options(ray.Name("keeper"), ray.Namespace("b6"), ray.Lifetime(ray.Detached)).Remote(ctx)
+	if err := k.Err(); err != nil {
 		fmt.Println("create:", err)
 		return 1
 	}
@@ -493,17 +493,17 @@ func runningJobs(t *testing.T, head *node.Head) int {
 
 var (
 	// Holder keeps an actor handle it was given.
-	Holder     = ray.Actor0("test.Holder", func(ctx context.Context) (*holder, error) { return &holder{}, nil })
-	HoldHandle = ray.Method1(Holder, "Hold", func(h *holder, ctx context.Context, c ray.ActorHandle[counter]) (int, error) {
+	Holder     = ray.Actor0(func(ctx context.Context) (*holder, error) { return &holder{}, nil }, ray.RegisterName("test.Holder"))
+	HoldHandle = ray.Method1(Holder, func(h *holder, ctx context.Context, c ray.ActorHandle[counter]) (int, error) {
 		h.c = c
 		return 0, nil
-	})
-	CallHeld = ray.Method0(Holder, "CallHeld", func(h *holder, ctx context.Context) (int, error) { return Inc.Remote(ctx, h.c).Get(ctx) })
-	DropHeld = ray.Method0(Holder, "DropHeld", func(h *holder, ctx context.Context) (int, error) {
+	}, ray.RegisterName("Hold"))
+	CallHeld = ray.Method0(Holder, func(h *holder, ctx context.Context) (int, error) { return Inc.Remote(ctx, h.c).Get(ctx) }, ray.RegisterName("CallHeld"))
+	DropHeld = ray.Method0(Holder, func(h *holder, ctx context.Context) (int, error) {
 		h.c = ray.ActorHandle[counter]{}
 		runtime.GC()
 		return 0, nil
-	})
+	}, ray.RegisterName("DropHeld"))
 )
 
 type holder struct{ c ray.ActorHandle[counter] }
@@ -520,8 +520,8 @@ func TestBehaviour08ActorsEndWithTheirLastHandle(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := func() int {
-		c, err := Counter.Options(ray.NumCPUs(1), ray.Name("gc-me")).Remote(ctx)
-		if err != nil {
+		c := Counter.Options(ray.NumCPUs(1), ray.Name("gc-me")).Remote(ctx)
+		if err := c.Err(); err != nil {
 			t.Fatal(err)
 		}
 		p, err := ActorPid.Remote(ctx, c).Get(ctx)
@@ -539,21 +539,21 @@ func TestBehaviour08ActorsEndWithTheirLastHandle(t *testing.T) {
 		_, err := ray.GetActor[counter](ctx, "gc-me")
 		return errors.Is(err, ray.ErrNotFound)
 	})
-	if c, err := Counter.Options(ray.Name("gc-me")).Remote(ctx); err != nil {
-		t.Fatalf("name reuse: %v", err)
+	if c := Counter.Options(ray.Name("gc-me")).Remote(ctx); c.Err() != nil {
+		t.Fatalf("name reuse: %v", c.Err())
 	} else {
 		runtime.KeepAlive(c)
 	}
 
 	// A borrowed handle keeps the actor alive; dropping it ends it.
-	h, err := Holder.Remote(ctx)
-	if err != nil {
+	h := Holder.Remote(ctx)
+	if err := h.Err(); err != nil {
 		t.Fatal(err)
 	}
 	var lentPid int
 	func() {
-		c, err := Counter.Options(ray.NumCPUs(1)).Remote(ctx)
-		if err != nil {
+		c := Counter.Options(ray.NumCPUs(1)).Remote(ctx)
+		if err := c.Err(); err != nil {
 			t.Fatal(err)
 		}
 		if lentPid, err = ActorPid.Remote(ctx, c).Get(ctx); err != nil {
@@ -600,15 +600,16 @@ func TestBehaviour11ArgumentErrorsAreWrapped(t *testing.T) {
 
 var (
 	// Owner is an actor that creates (and so owns) another actor.
-	Owner     = ray.Actor0("test.Owner", func(ctx context.Context) (*owner, error) { return &owner{}, nil })
-	OwnerMake = ray.Method0(Owner, "Make", (*owner).Make)
-	OwnerPid  = ray.Method0(Owner, "Pid", func(o *owner, ctx context.Context) (int, error) { return os.Getpid(), nil })
+	Owner     = ray.Actor0(func(ctx context.Context) (*owner, error) { return &owner{}, nil }, ray.RegisterName("test.Owner"))
+	OwnerMake = ray.Method0(Owner, (*owner).Make)
+	OwnerPid  = ray.Method0(Owner, func(o *owner, ctx context.Context) (int, error) { return os.Getpid(), nil }, ray.RegisterName("Pid"))
 )
 
 type owner struct{ made ray.ActorHandle[counter] }
 
 func (o *owner) Make(ctx context.Context) (ray.ActorHandle[counter], error) {
-	c, err := Counter.Options(ray.NumCPUs(0)).Remote(ctx)
+	c := Counter.Options(ray.NumCPUs(0)).Remote(ctx)
+	err := c.Err()
 	o.made = c
 	return c, err
 }
@@ -617,8 +618,8 @@ func (o *owner) Make(ctx context.Context) (ray.ActorHandle[counter], error) {
 // cause (it matches ErrOwnerDied), even to a call that was running.
 func TestBehaviour11OwnerDiedIsTheCause(t *testing.T) {
 	ctx := initCluster(t, ray.NumCPUs(2))
-	o, err := Owner.Options(ray.NumCPUs(1)).Remote(ctx)
-	if err != nil {
+	o := Owner.Options(ray.NumCPUs(1)).Remote(ctx)
+	if err := o.Err(); err != nil {
 		t.Fatal(err)
 	}
 	opid, err := OwnerPid.Remote(ctx, o).Get(ctx)

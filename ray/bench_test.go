@@ -10,10 +10,10 @@ import (
 )
 
 var (
-	Noop = ray.Func0("bench.Noop", func(ctx context.Context) ([]byte, error) { return []byte("ok"), nil })
+	Noop = ray.Func0(func(ctx context.Context) ([]byte, error) { return []byte("ok"), nil }, ray.RegisterName("bench.Noop"))
 
-	BenchActor = ray.Actor0("bench.Actor", func(ctx context.Context) (*struct{}, error) { return &struct{}{}, nil })
-	BenchCall  = ray.Method0(BenchActor, "Call", func(_ *struct{}, ctx context.Context) ([]byte, error) { return []byte("ok"), nil })
+	BenchActor = ray.Actor0(func(ctx context.Context) (*struct{}, error) { return &struct{}{}, nil }, ray.RegisterName("bench.Actor"))
+	BenchCall  = ray.Method0(BenchActor, func(_ *struct{}, ctx context.Context) ([]byte, error) { return []byte("ok"), nil }, ray.RegisterName("Call"))
 )
 
 func benchInit(b *testing.B) context.Context {
@@ -21,7 +21,11 @@ func benchInit(b *testing.B) context.Context {
 	if err := ray.Init(ctx, ray.LogWorkers(false)); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(ray.Shutdown)
+	b.Cleanup(func() {
+		if err := ray.Shutdown(); err != nil {
+			b.Error(err)
+		}
+	})
 	// Warm up: start the workers.
 	refs := make([]ray.ObjectRef[[]byte], 1000)
 	for i := range refs {
@@ -73,8 +77,8 @@ func BenchmarkTasksSync(b *testing.B) {
 // BenchmarkActorCallsAsync is 1_1_actor_calls_async.
 func BenchmarkActorCallsAsync(b *testing.B) {
 	ctx := benchInit(b)
-	a, err := BenchActor.Remote(ctx)
-	if err != nil {
+	a := BenchActor.Remote(ctx)
+	if err := a.Err(); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := BenchCall.Remote(ctx, a).Get(ctx); err != nil {
@@ -98,8 +102,8 @@ func BenchmarkActorCallsAsync(b *testing.B) {
 // BenchmarkActorCallsSync is 1_1_actor_calls_sync.
 func BenchmarkActorCallsSync(b *testing.B) {
 	ctx := benchInit(b)
-	a, err := BenchActor.Remote(ctx)
-	if err != nil {
+	a := BenchActor.Remote(ctx)
+	if err := a.Err(); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := BenchCall.Remote(ctx, a).Get(ctx); err != nil {

@@ -2,6 +2,7 @@ package ray
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 
 	"github.com/raygo/raygo/internal/errs"
@@ -76,11 +77,16 @@ type (
 )
 
 // RegisterError makes errors of type E cross the wire with their type and
-// exported fields intact (msgpack), so errors.As(err, &e) works on the
-// caller's side. Register at package init, in every binary of the job
-// (drivers and workers run the same binary, so once is enough). name must
-// be stable; RetryExceptions refers to it.
+// fields intact (msgpack), so errors.As(err, &e) works on the caller's
+// side. Register at package init, in every binary of the job (drivers and
+// workers run the same binary, so once is enough). name must be stable;
+// RetryExceptions refers to it. Like arguments, E must travel intact: a
+// type with an unexported field panics here, naming it (see
+// EncodingError).
 func RegisterError[E error](name string) {
+	if err := checkType(reflect.TypeFor[E]()); err != nil {
+		panic(fmt.Sprintf("ray: RegisterError %q: %v", name, err))
+	}
 	errs.RegisterType(name, reflect.TypeFor[E]())
 }
 

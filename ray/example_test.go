@@ -11,42 +11,48 @@ import (
 
 // Functions and actor types are registered at package level, so that the
 // worker processes (this same test binary, started by the node daemon)
-// register them too. Names are unique across the package's test files.
+// register them too. Without RegisterName, a function registers under its
+// full name ("github.com/raygo/raygo/ray_test.square"), an actor class
+// under its instance type's ("…ray_test.tally") and a method under its
+// own ("Add").
+
+func square(ctx context.Context, x int) (int, error) { return x * x, nil }
+
+func sumRange(ctx context.Context, data []int, lo, hi int) (int, error) {
+	sum := 0
+	for _, v := range data[lo:hi] {
+		sum += v
+	}
+	return sum, nil
+}
+
+func nap(ctx context.Context, ms int) (int, error) {
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return ms, nil
+	case <-ctx.Done(): // ray.Cancel cancels the task's context
+		return 0, ctx.Err()
+	}
+}
+
 var (
-	exampleSquare = ray.Func1("example.Square", func(ctx context.Context, x int) (int, error) {
-		return x * x, nil
-	})
-
-	exampleSumRange = ray.Func3("example.SumRange", func(ctx context.Context, data []int, lo, hi int) (int, error) {
-		sum := 0
-		for _, v := range data[lo:hi] {
-			sum += v
-		}
-		return sum, nil
-	})
-
-	exampleNap = ray.Func1("example.Nap", func(ctx context.Context, ms int) (int, error) {
-		select {
-		case <-time.After(time.Duration(ms) * time.Millisecond):
-			return ms, nil
-		case <-ctx.Done(): // ray.Cancel cancels the task's context
-			return 0, ctx.Err()
-		}
-	})
+	exampleSquare   = ray.Func1(square)
+	exampleSumRange = ray.Func3(sumRange)
+	exampleNap      = ray.Func1(nap)
 )
 
 // tally is the state of an example actor.
 type tally struct{ n int }
 
+func newTally(ctx context.Context) (*tally, error) { return &tally{}, nil }
+
 func (t *tally) Add(ctx context.Context, k int) (int, error) { t.n += k; return t.n, nil }
 func (t *tally) Total(ctx context.Context) (int, error)      { return t.n, nil }
 
 var (
-	exampleTally = ray.Actor0("example.Tally", func(ctx context.Context) (*tally, error) {
-		return &tally{}, nil
-	})
-	exampleAdd   = ray.Method1(exampleTally, "Add", (*tally).Add)
-	exampleTotal = ray.Method0(exampleTally, "Total", (*tally).Total)
+	exampleTally = ray.Actor0(newTally)
+	exampleAdd   = ray.Method1(exampleTally, (*tally).Add)
+	exampleTotal = ray.Method0(exampleTally, (*tally).Total)
 )
 
 // Square numbers in parallel: each Remote call returns a future at once,
@@ -82,8 +88,8 @@ func ExampleActor0() {
 	}
 	defer ray.Shutdown()
 
-	counter, err := exampleTally.Remote(ctx)
-	if err != nil {
+	counter := exampleTally.Remote(ctx)
+	if err := counter.Err(); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -101,7 +107,9 @@ func ExampleActor0() {
 
 // Put a large value in the cluster once and pass its ref to many tasks
 // with RemoteArgs: each task receives the value, not the ref, and the
-// value is not copied into every task's arguments by the driver.
+// value is not copied into every task's arguments by the driver. Plain
+// values go beside refs wrapped in Val; a ref of the wrong type does not
+// compile.
 func ExamplePut() {
 	ctx := context.Background()
 	if err := ray.Init(ctx, ray.NumCPUs(2), ray.LogWorkers(false)); err != nil {
@@ -122,7 +130,7 @@ func ExamplePut() {
 	const chunk = 25_000
 	parts := make([]ray.ObjectRef[int], 0, len(data)/chunk)
 	for lo := 0; lo < len(data); lo += chunk {
-		parts = append(parts, exampleSumRange.RemoteArgs(ctx, dataRef, lo, lo+chunk))
+		parts = append(parts, exampleSumRange.RemoteArgs(ctx, dataRef, ray.Val(lo), ray.Val(lo+chunk)))
 	}
 	sums, err := ray.Get(ctx, parts...)
 	if err != nil {
@@ -198,4 +206,49 @@ func ExampleGetBuffer() {
 	defer buf.Release() // the bytes are valid until here
 	fmt.Println(buf.Len(), buf.Bytes()[252])
 	// Output: 8388608 1
+}
+
+// End an actor gracefully: Terminate is queued behind the calls already
+// made, which finish first; later calls fail with ActorDiedError.
+func ExampleTerminate() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(1), ray.LogWorkers(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	counter := exampleTally.Remote(ctx)
+	last := exampleAdd.Remote(ctx, counter, 5)
+	if _, err := ray.Terminate(ctx, counter).Get(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	n, err := last.Get(ctx)
+	fmt.Println("call before Terminate:", n, err)
+	_, err = exampleTotal.Remote(ctx, counter).Get(ctx)
+	fmt.Println("call after Terminate fails:", errors.Is(err, ray.ErrActorDied))
+	// Output:
+	// call before Terminate: 5 <nil>
+	// call after Terminate fails: true
+}
+
+// An actor creation that cannot be submitted returns a handle carrying
+// its error, like a task's ref: Err reports it, and calls through the
+// handle fail with it.
+func ExampleActorHandle_Err() {
+	ctx := context.Background()
+	if err := ray.Init(ctx, ray.NumCPUs(1), ray.LogWorkers(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ray.Shutdown()
+
+	h := exampleTally.Options(ray.Lifetime(ray.Detached)).Remote(ctx) // detached actors need a name
+	fmt.Println(errors.Is(h.Err(), ray.ErrInvalidRequest))
+	_, err := exampleTotal.Remote(ctx, h).Get(ctx)
+	fmt.Println(errors.Is(err, h.Err()))
+	// Output:
+	// true
+	// true
 }

@@ -17,7 +17,7 @@ import (
 
 // Record writes "<pid>" to dir/<key>.<attempt> and sleeps ms, so a test
 // can find the worker running each attempt and kill it mid-task.
-var Record = ray.Func3("test.Record", func(ctx context.Context, dir string, key int, ms int) (int, error) {
+var Record = ray.Func3(func(ctx context.Context, dir string, key int, ms int) (int, error) {
 	tc, _ := ray.CurrentTask(ctx)
 	name := filepath.Join(dir, strconv.Itoa(key)+"."+strconv.Itoa(tc.Attempt))
 	if err := os.WriteFile(name, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
@@ -29,7 +29,7 @@ var Record = ray.Func3("test.Record", func(ctx context.Context, dir string, key 
 		return 0, ctx.Err()
 	}
 	return key * 10, nil
-})
+}, ray.RegisterName("test.Record"))
 
 func readPid(t *testing.T, path string) int {
 	b, err := os.ReadFile(path)
@@ -161,12 +161,12 @@ func TestCancel(t *testing.T) {
 
 // Parent submits a long child task, writes the child's eventual pid file
 // path's directory, and waits for it.
-var Parent = ray.Func1("test.Parent", func(ctx context.Context, dir string) (int, error) {
+var Parent = ray.Func1(func(ctx context.Context, dir string) (int, error) {
 	if err := os.WriteFile(filepath.Join(dir, "parent"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 		return 0, err
 	}
 	return Record.Remote(ctx, dir, 99, 60000).Get(ctx)
-})
+}, ray.RegisterName("test.Parent"))
 
 // TestOrphanedLeasesAreReclaimed: when a worker that leased other workers
 // (for tasks it submitted) dies, the node daemon stops those workers so
@@ -230,11 +230,11 @@ func TestPushSpinOff(t *testing.T) {
 }
 
 // GCPercent reports the worker's GOGC (setting it back at once).
-var GCPercent = ray.Func0("test.GCPercent", func(ctx context.Context) (int, error) {
+var GCPercent = ray.Func0(func(ctx context.Context) (int, error) {
 	p := debug.SetGCPercent(100)
 	debug.SetGCPercent(p)
 	return p, nil
-})
+}, ray.RegisterName("test.GCPercent"))
 
 // TestWorkerGCHeadroom: workers raise GOGC while their live heap is small
 // (package gctune), unless the user set GOGC, which then stands.

@@ -14,27 +14,24 @@ import (
 // and the options given with Options, checked once when the handle is made.
 type call struct {
 	name  string
-	opts  []Option
+	opts  []TaskOption
 	topts coreworker.TaskOptions
 	err   error
 }
 
-func newCall(name string, opts []Option) call {
+func newCall(name string, opts []TaskOption) call {
 	c := call{name: name, opts: opts}
 	c.topts, c.err = taskOptions(name, opts)
 	c.topts.Key = coreworker.SchedulingKey(c.topts)
 	return c
 }
 
-func (c call) with(opts []Option) call {
-	return newCall(c.name, append(append([]Option(nil), c.opts...), opts...))
+func (c call) with(opts []TaskOption) call {
+	return newCall(c.name, append(append([]TaskOption(nil), c.opts...), opts...))
 }
 
-func taskOptions(name string, opts []Option) (coreworker.TaskOptions, error) {
-	o, err := buildOptions("a task call ("+name+")", forTask, opts)
-	if err != nil {
-		return coreworker.TaskOptions{}, err
-	}
+func taskOptions(name string, opts []TaskOption) (coreworker.TaskOptions, error) {
+	o := collect(opts, TaskOption.applyTask)
 	res := resources.Set{resources.CPU: 1}
 	for k, v := range o.res {
 		res[k] = v
@@ -74,21 +71,23 @@ func (c call) submit(ctx context.Context, args []coreworker.Arg, n int) ([]*core
 	return cw.SubmitTask(ctx, c.name, args, topts)
 }
 
+func failed[R any](err error) ObjectRef[R] { return ObjectRef[R]{h: coreworker.FailedRef(err)} }
+
 func ref1[R any](hs []*coreworker.Ref, err error) ObjectRef[R] {
 	if err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(err)}
+		return failed[R](err)
 	}
 	return ObjectRef[R]{h: hs[0]}
 }
 
 func ref2[R1, R2 any](hs []*coreworker.Ref, err error) (ObjectRef[R1], ObjectRef[R2]) {
 	if err != nil {
-		return ObjectRef[R1]{h: coreworker.FailedRef(err)}, ObjectRef[R2]{h: coreworker.FailedRef(err)}
+		return failed[R1](err), failed[R2](err)
 	}
 	return ObjectRef[R1]{h: hs[0]}, ObjectRef[R2]{h: hs[1]}
 }
 
-// args encodes typed arguments for a call.
+// args encodes a call's arguments.
 type args struct {
 	fn   string
 	list []coreworker.Arg
@@ -99,43 +98,48 @@ func addArg[A any](a *args, v A) {
 	if a.err != nil {
 		return
 	}
-	data, nested, err := codec.Encode(v)
+	arg, err := encodeArg(a.fn, len(a.list), v)
 	if err != nil {
-		a.err = &ArgumentError{Function: a.fn, Index: len(a.list), Detail: err.Error()}
+		a.err = err
 		return
 	}
-	a.list = append(a.list, coreworker.Arg{Data: data, Nested: nested})
+	a.list = append(a.list, arg)
 }
 
-// dynamicArgs checks untyped arguments against the parameter types: each
-// must be a value of the parameter's type or an ObjectRef of it.
-func dynamicArgs(fn string, want []reflect.Type, vals []any) ([]coreworker.Arg, error) {
-	if len(vals) != len(want) {
-		return nil, &ArgumentError{Function: fn, Index: len(vals), Detail: fmt.Sprintf("got %d arguments, want %d", len(vals), len(want))}
+func encodeArg(fn string, i int, v any) (coreworker.Arg, error) {
+	data, nested, err := codec.Encode(v)
+	if err != nil {
+		return coreworker.Arg{}, &argError{&ArgumentError{Function: fn, Index: i, Detail: err.Error()}, err}
 	}
-	out := make([]coreworker.Arg, len(vals))
-	for i, v := range vals {
-		if r, ok := v.(AnyRef); ok {
-			if r.elemType() != want[i] {
-				return nil, &ArgumentError{Function: fn, Index: i, Detail: fmt.Sprintf("got ObjectRef[%s], want %s or ObjectRef[%s]", r.elemType(), want[i], want[i])}
-			}
-			h, err := r.handle()
-			if err != nil {
-				return nil, err
-			}
-			out[i] = coreworker.Arg{Ref: h}
-			continue
-		}
-		if v == nil || !reflect.TypeOf(v).AssignableTo(want[i]) {
-			return nil, &ArgumentError{Function: fn, Index: i, Detail: fmt.Sprintf("got %T, want %s or ObjectRef[%s]", v, want[i], want[i])}
-		}
-		data, nested, err := codec.Encode(v)
-		if err != nil {
-			return nil, &ArgumentError{Function: fn, Index: i, Detail: err.Error()}
-		}
-		out[i] = coreworker.Arg{Data: data, Nested: nested}
+	return coreworker.Arg{Data: data, Nested: nested}, nil
+}
+
+// argError is an *ArgumentError for an argument that could not be
+// encoded, with the encoder's error kept in the chain: a failed
+// ActorHandle passed as an argument still matches its creation error.
+type argError struct {
+	arg   *ArgumentError
+	cause error
+}
+
+func (e *argError) Error() string   { return e.arg.Error() }
+func (e *argError) Unwrap() []error { return []error{e.arg, e.cause} }
+
+// add appends an Arg: a value to encode or a ref to pass.
+func add[A any](a *args, x Arg[A]) {
+	if a.err != nil {
+		return
 	}
-	return out, nil
+	if x == nil {
+		a.err = &ArgumentError{Function: a.fn, Index: len(a.list), Detail: "nil Arg"}
+		return
+	}
+	arg, err := x.toArg(a.fn, len(a.list))
+	if err != nil {
+		a.err = err
+		return
+	}
+	a.list = append(a.list, arg)
 }
 
 func decodeArg[A any](fn string, args [][]byte, i int) (A, error) {
@@ -168,18 +172,62 @@ func encodeRets(vals ...any) ([]coreworker.Encoded, error) {
 	return out, nil
 }
 
-func types(ts ...reflect.Type) []reflect.Type { return ts }
+// sig lists the types a registered function takes and returns, for the
+// check that their values travel intact (see checkType).
+type sig struct {
+	args, results []reflect.Type
+}
+
+func in(ts ...reflect.Type) sig { return sig{args: ts} }
+
+func (s sig) out(ts ...reflect.Type) sig { s.results = ts; return s }
+
+// check panics when a value of one of s's types could not travel intact.
+func (s sig) check(what, name string) {
+	for i, t := range s.args {
+		if err := checkType(t); err != nil {
+			panic(fmt.Sprintf("ray: %s %q: argument %d: %v", what, name, i, err))
+		}
+	}
+	for i, t := range s.results {
+		if err := checkType(t); err != nil {
+			panic(fmt.Sprintf("ray: %s %q: result %d: %v", what, name, i, err))
+		}
+	}
+}
+
+// registerFunc registers a remote function's body under the name given
+// or derived from fn, after checking its types; called from FuncN only
+// (the user's call is three frames up from claim).
+func registerFunc(what string, fn any, opts []RegisterOption, s sig, body coreworker.Func) string {
+	name := regName(what, fn, opts)
+	s.check(what, name)
+	claim("function", name, 3)
+	registry.AddFunc(name, body)
+	return name
+}
+
+func typ[T any]() reflect.Type { return reflect.TypeFor[T]() }
 
 // ---------------------------------------------------------------- arities
 
 // Function0 is a remote function with no arguments, made by Func0.
 type Function0[R any] struct{ c call }
 
-// Func0 registers fn under name and returns its remote handle. Call it at
-// package init (in a var declaration), so workers started from the same
-// binary register it too.
-func Func0[R any](name string, fn func(context.Context) (R, error)) *Function0[R] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+// Func0 registers fn as a remote function and returns its handle. Call it
+// at package initialization (in a var declaration), so that worker
+// processes, started from the same binary, register it too.
+//
+// The function is registered under its full name as the runtime knows it
+// ("main.hello", "github.com/you/app/jobs.Hello"), or under the name given
+// with RegisterName. Give closures a name: theirs ("main.init.func3")
+// changes when closures are added above them. A name registered twice
+// panics, naming both places. The types fn takes and returns must travel
+// intact (exported fields only, unless a type encodes itself; see
+// EncodingError); one that cannot panics here, naming the type and field.
+func Func0[R any](fn func(context.Context) (R, error), opts ...RegisterOption) *Function0[R] {
+	var name string
+	name = registerFunc("ray.Func0", fn, opts, in().out(typ[R]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		if err := checkArity(name, a, 0); err != nil {
 			return nil, err
 		}
@@ -192,10 +240,18 @@ func Func0[R any](name string, fn func(context.Context) (R, error)) *Function0[R
 	return &Function0[R]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *Function0[R]) Options(opts ...Option) *Function0[R] { return &Function0[R]{c: f.c.with(opts)} }
+// Name returns the name the function is registered under.
+func (f *Function0[R]) Name() string { return f.c.name }
 
-// Remote submits a call and returns a ref to its result.
+// Options returns a copy of the handle whose calls use opts (after the
+// handle's own). A bad value makes every call of the copy fail with it.
+func (f *Function0[R]) Options(opts ...TaskOption) *Function0[R] {
+	return &Function0[R]{c: f.c.with(opts)}
+}
+
+// Remote submits a call and returns a ref to its result at once. A call
+// that cannot be submitted (bad options, not initialized) returns a ref
+// carrying the error: Err reports it and Get returns it.
 func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] {
 	return ref1[R](f.c.submit(ctx, nil, 1))
 }
@@ -203,9 +259,10 @@ func (f *Function0[R]) Remote(ctx context.Context) ObjectRef[R] {
 // Function1 is a remote function of one argument, made by Func1.
 type Function1[A, R any] struct{ c call }
 
-// Func1 registers fn under name; see Func0.
-func Func1[A, R any](name string, fn func(context.Context, A) (R, error)) *Function1[A, R] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+// Func1 registers a function of one argument; see Func0.
+func Func1[A, R any](fn func(context.Context, A) (R, error), opts ...RegisterOption) *Function1[A, R] {
+	var name string
+	name = registerFunc("ray.Func1", fn, opts, in(typ[A]()).out(typ[R]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		if err := checkArity(name, a, 1); err != nil {
 			return nil, err
 		}
@@ -222,38 +279,45 @@ func Func1[A, R any](name string, fn func(context.Context, A) (R, error)) *Funct
 	return &Function1[A, R]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *Function1[A, R]) Options(opts ...Option) *Function1[A, R] {
+// Name returns the name the function is registered under.
+func (f *Function1[A, R]) Name() string { return f.c.name }
+
+// Options returns a copy of the handle whose calls use opts; see
+// Function0.Options.
+func (f *Function1[A, R]) Options(opts ...TaskOption) *Function1[A, R] {
 	return &Function1[A, R]{c: f.c.with(opts)}
 }
 
-// Remote submits a call with a value and returns a ref to its result.
+// Remote submits a call with a value and returns a ref to its result; see
+// Function0.Remote.
 func (f *Function1[A, R]) Remote(ctx context.Context, a A) ObjectRef[R] {
 	as := &args{fn: f.c.name}
 	addArg(as, a)
 	if as.err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
+		return failed[R](as.err)
 	}
 	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
-// RemoteArgs submits a call whose argument may be an A or an ObjectRef[A]
-// (resolved to its value before the function runs). A wrong type fails
-// with an *ArgumentError.
-func (f *Function1[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
-	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A]()), args)
-	if err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(err)}
+// RemoteArgs submits a call whose argument is an ObjectRef[A] (the
+// function receives its value once it is ready, without a trip through
+// the caller) or a value given with Val.
+func (f *Function1[A, R]) RemoteArgs(ctx context.Context, a Arg[A]) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	add(as, a)
+	if as.err != nil {
+		return failed[R](as.err)
 	}
-	return ref1[R](f.c.submit(ctx, list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // Function2 is a remote function of two arguments, made by Func2.
 type Function2[A, B, R any] struct{ c call }
 
-// Func2 registers fn under name; see Func0.
-func Func2[A, B, R any](name string, fn func(context.Context, A, B) (R, error)) *Function2[A, B, R] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+// Func2 registers a function of two arguments; see Func0.
+func Func2[A, B, R any](fn func(context.Context, A, B) (R, error), opts ...RegisterOption) *Function2[A, B, R] {
+	var name string
+	name = registerFunc("ray.Func2", fn, opts, in(typ[A](), typ[B]()).out(typ[R]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		if err := checkArity(name, a, 2); err != nil {
 			return nil, err
 		}
@@ -274,38 +338,47 @@ func Func2[A, B, R any](name string, fn func(context.Context, A, B) (R, error)) 
 	return &Function2[A, B, R]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *Function2[A, B, R]) Options(opts ...Option) *Function2[A, B, R] {
+// Name returns the name the function is registered under.
+func (f *Function2[A, B, R]) Name() string { return f.c.name }
+
+// Options returns a copy of the handle whose calls use opts; see
+// Function0.Options.
+func (f *Function2[A, B, R]) Options(opts ...TaskOption) *Function2[A, B, R] {
 	return &Function2[A, B, R]{c: f.c.with(opts)}
 }
 
-// Remote submits a call with values and returns a ref to its result.
+// Remote submits a call with values and returns a ref to its result; see
+// Function0.Remote.
 func (f *Function2[A, B, R]) Remote(ctx context.Context, a A, b B) ObjectRef[R] {
 	as := &args{fn: f.c.name}
 	addArg(as, a)
 	addArg(as, b)
 	if as.err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
+		return failed[R](as.err)
 	}
 	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
-// RemoteArgs submits a call whose arguments may be values or ObjectRefs of
-// the parameter types; see Function1.RemoteArgs.
-func (f *Function2[A, B, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
-	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A](), reflect.TypeFor[B]()), args)
-	if err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(err)}
+// RemoteArgs submits a call whose arguments are ObjectRefs or values
+// given with Val; see Function1.RemoteArgs.
+func (f *Function2[A, B, R]) RemoteArgs(ctx context.Context, a Arg[A], b Arg[B]) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	add(as, a)
+	add(as, b)
+	if as.err != nil {
+		return failed[R](as.err)
 	}
-	return ref1[R](f.c.submit(ctx, list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // Function3 is a remote function of three arguments, made by Func3.
 type Function3[A, B, C, R any] struct{ c call }
 
-// Func3 registers fn under name; see Func0.
-func Func3[A, B, C, R any](name string, fn func(context.Context, A, B, C) (R, error)) *Function3[A, B, C, R] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+// Func3 registers a function of three arguments; see Func0. For more,
+// pass a struct.
+func Func3[A, B, C, R any](fn func(context.Context, A, B, C) (R, error), opts ...RegisterOption) *Function3[A, B, C, R] {
+	var name string
+	name = registerFunc("ray.Func3", fn, opts, in(typ[A](), typ[B](), typ[C]()).out(typ[R]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		if err := checkArity(name, a, 3); err != nil {
 			return nil, err
 		}
@@ -330,31 +403,39 @@ func Func3[A, B, C, R any](name string, fn func(context.Context, A, B, C) (R, er
 	return &Function3[A, B, C, R]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *Function3[A, B, C, R]) Options(opts ...Option) *Function3[A, B, C, R] {
+// Name returns the name the function is registered under.
+func (f *Function3[A, B, C, R]) Name() string { return f.c.name }
+
+// Options returns a copy of the handle whose calls use opts; see
+// Function0.Options.
+func (f *Function3[A, B, C, R]) Options(opts ...TaskOption) *Function3[A, B, C, R] {
 	return &Function3[A, B, C, R]{c: f.c.with(opts)}
 }
 
-// Remote submits a call with values and returns a ref to its result.
+// Remote submits a call with values and returns a ref to its result; see
+// Function0.Remote.
 func (f *Function3[A, B, C, R]) Remote(ctx context.Context, a A, b B, c C) ObjectRef[R] {
 	as := &args{fn: f.c.name}
 	addArg(as, a)
 	addArg(as, b)
 	addArg(as, c)
 	if as.err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
+		return failed[R](as.err)
 	}
 	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
-// RemoteArgs submits a call whose arguments may be values or ObjectRefs of
-// the parameter types; see Function1.RemoteArgs.
-func (f *Function3[A, B, C, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
-	list, err := dynamicArgs(f.c.name, types(reflect.TypeFor[A](), reflect.TypeFor[B](), reflect.TypeFor[C]()), args)
-	if err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(err)}
+// RemoteArgs submits a call whose arguments are ObjectRefs or values
+// given with Val; see Function1.RemoteArgs.
+func (f *Function3[A, B, C, R]) RemoteArgs(ctx context.Context, a Arg[A], b Arg[B], c Arg[C]) ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	add(as, a)
+	add(as, b)
+	add(as, c)
+	if as.err != nil {
+		return failed[R](as.err)
 	}
-	return ref1[R](f.c.submit(ctx, list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
 // Function1x2 is a remote function of one argument with two results,
@@ -362,8 +443,9 @@ func (f *Function3[A, B, C, R]) RemoteArgs(ctx context.Context, args ...any) Obj
 type Function1x2[A, R1, R2 any] struct{ c call }
 
 // Func1x2 registers a function with two results; see Func0.
-func Func1x2[A, R1, R2 any](name string, fn func(context.Context, A) (R1, R2, error)) *Function1x2[A, R1, R2] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+func Func1x2[A, R1, R2 any](fn func(context.Context, A) (R1, R2, error), opts ...RegisterOption) *Function1x2[A, R1, R2] {
+	var name string
+	name = registerFunc("ray.Func1x2", fn, opts, in(typ[A]()).out(typ[R1](), typ[R2]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		if err := checkArity(name, a, 1); err != nil {
 			return nil, err
 		}
@@ -380,17 +462,33 @@ func Func1x2[A, R1, R2 any](name string, fn func(context.Context, A) (R1, R2, er
 	return &Function1x2[A, R1, R2]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *Function1x2[A, R1, R2]) Options(opts ...Option) *Function1x2[A, R1, R2] {
+// Name returns the name the function is registered under.
+func (f *Function1x2[A, R1, R2]) Name() string { return f.c.name }
+
+// Options returns a copy of the handle whose calls use opts; see
+// Function0.Options.
+func (f *Function1x2[A, R1, R2]) Options(opts ...TaskOption) *Function1x2[A, R1, R2] {
 	return &Function1x2[A, R1, R2]{c: f.c.with(opts)}
 }
 
-// Remote submits a call and returns refs to its two results.
+// Remote submits a call and returns refs to its two results; see
+// Function0.Remote.
 func (f *Function1x2[A, R1, R2]) Remote(ctx context.Context, a A) (ObjectRef[R1], ObjectRef[R2]) {
 	as := &args{fn: f.c.name}
 	addArg(as, a)
 	if as.err != nil {
-		return ObjectRef[R1]{h: coreworker.FailedRef(as.err)}, ObjectRef[R2]{h: coreworker.FailedRef(as.err)}
+		return failed[R1](as.err), failed[R2](as.err)
+	}
+	return ref2[R1, R2](f.c.submit(ctx, as.list, 2))
+}
+
+// RemoteArgs is Remote with an ObjectRef or a value given with Val; see
+// Function1.RemoteArgs.
+func (f *Function1x2[A, R1, R2]) RemoteArgs(ctx context.Context, a Arg[A]) (ObjectRef[R1], ObjectRef[R2]) {
+	as := &args{fn: f.c.name}
+	add(as, a)
+	if as.err != nil {
+		return failed[R1](as.err), failed[R2](as.err)
 	}
 	return ref2[R1, R2](f.c.submit(ctx, as.list, 2))
 }
@@ -403,8 +501,9 @@ type Function1xN[A, R any] struct{ c call }
 // Func1xN registers a function returning a slice whose elements become
 // separate objects; see Func0. The function must return exactly as many
 // elements as the call asked for, or the call fails.
-func Func1xN[A, R any](name string, fn func(context.Context, A) ([]R, error)) *Function1xN[A, R] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+func Func1xN[A, R any](fn func(context.Context, A) ([]R, error), opts ...RegisterOption) *Function1xN[A, R] {
+	var name string
+	name = registerFunc("ray.Func1xN", fn, opts, in(typ[A]()).out(typ[R]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		if err := checkArity(name, a, 1); err != nil {
 			return nil, err
 		}
@@ -425,26 +524,42 @@ func Func1xN[A, R any](name string, fn func(context.Context, A) ([]R, error)) *F
 	return &Function1xN[A, R]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *Function1xN[A, R]) Options(opts ...Option) *Function1xN[A, R] {
+// Name returns the name the function is registered under.
+func (f *Function1xN[A, R]) Name() string { return f.c.name }
+
+// Options returns a copy of the handle whose calls use opts; see
+// Function0.Options.
+func (f *Function1xN[A, R]) Options(opts ...TaskOption) *Function1xN[A, R] {
 	return &Function1xN[A, R]{c: f.c.with(opts)}
 }
 
 // Remote submits a call expecting n results (1 to 65,535) and returns a
-// ref to each.
+// ref to each; see Function0.Remote.
 func (f *Function1xN[A, R]) Remote(ctx context.Context, a A, n int) []ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	addArg(as, a)
+	return f.submit(ctx, as, n)
+}
+
+// RemoteArgs is Remote with an ObjectRef or a value given with Val; see
+// Function1.RemoteArgs.
+func (f *Function1xN[A, R]) RemoteArgs(ctx context.Context, a Arg[A], n int) []ObjectRef[R] {
+	as := &args{fn: f.c.name}
+	add(as, a)
+	return f.submit(ctx, as, n)
+}
+
+func (f *Function1xN[A, R]) submit(ctx context.Context, as *args, n int) []ObjectRef[R] {
 	out := make([]ObjectRef[R], max(n, 1))
 	fail := func(err error) []ObjectRef[R] {
 		for i := range out {
-			out[i] = ObjectRef[R]{h: coreworker.FailedRef(err)}
+			out[i] = failed[R](err)
 		}
 		return out
 	}
 	if n < 1 {
 		return fail(fmt.Errorf("%w: %s: %d results requested, want at least 1", ErrInvalidRequest, f.c.name, n))
 	}
-	as := &args{fn: f.c.name}
-	addArg(as, a)
 	if as.err != nil {
 		return fail(as.err)
 	}
@@ -462,11 +577,10 @@ func (f *Function1xN[A, R]) Remote(ctx context.Context, a A, n int) []ObjectRef[
 // made by FuncV.
 type FunctionV[A, R any] struct{ c call }
 
-// FuncV registers a variadic function; see Func0. Calls may pass values
-// of type A and ObjectRef[A]s in any mix (RemoteArgs); refs are resolved
-// to their values before the function runs.
-func FuncV[A, R any](name string, fn func(context.Context, ...A) (R, error)) *FunctionV[A, R] {
-	registry.AddFunc(name, func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
+// FuncV registers a variadic function; see Func0.
+func FuncV[A, R any](fn func(context.Context, ...A) (R, error), opts ...RegisterOption) *FunctionV[A, R] {
+	var name string
+	name = registerFunc("ray.FuncV", fn, opts, in(typ[A]()).out(typ[R]()), func(ctx context.Context, a [][]byte) ([]coreworker.Encoded, error) {
 		xs := make([]A, len(a))
 		for i := range a {
 			x, err := decodeArg[A](name, a, i)
@@ -484,32 +598,37 @@ func FuncV[A, R any](name string, fn func(context.Context, ...A) (R, error)) *Fu
 	return &FunctionV[A, R]{c: newCall(name, nil)}
 }
 
-// Options returns a copy of the handle whose calls use opts.
-func (f *FunctionV[A, R]) Options(opts ...Option) *FunctionV[A, R] {
+// Name returns the name the function is registered under.
+func (f *FunctionV[A, R]) Name() string { return f.c.name }
+
+// Options returns a copy of the handle whose calls use opts; see
+// Function0.Options.
+func (f *FunctionV[A, R]) Options(opts ...TaskOption) *FunctionV[A, R] {
 	return &FunctionV[A, R]{c: f.c.with(opts)}
 }
 
-// Remote submits a call with values and returns a ref to its result.
+// Remote submits a call with values and returns a ref to its result; see
+// Function0.Remote.
 func (f *FunctionV[A, R]) Remote(ctx context.Context, xs ...A) ObjectRef[R] {
 	as := &args{fn: f.c.name}
 	for _, x := range xs {
 		addArg(as, x)
 	}
 	if as.err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(as.err)}
+		return failed[R](as.err)
 	}
 	return ref1[R](f.c.submit(ctx, as.list, 1))
 }
 
-// RemoteArgs submits a call whose arguments are As or ObjectRef[A]s.
-func (f *FunctionV[A, R]) RemoteArgs(ctx context.Context, args ...any) ObjectRef[R] {
-	want := make([]reflect.Type, len(args))
-	for i := range want {
-		want[i] = reflect.TypeFor[A]()
+// RemoteArgs submits a call whose arguments are ObjectRef[A]s and values
+// given with Val, in any mix; see Function1.RemoteArgs.
+func (f *FunctionV[A, R]) RemoteArgs(ctx context.Context, xs ...Arg[A]) ObjectRef[R] {
+	as := &args{fn: f.c.name, list: make([]coreworker.Arg, 0, len(xs))}
+	for _, x := range xs {
+		add(as, x)
 	}
-	list, err := dynamicArgs(f.c.name, want, args)
-	if err != nil {
-		return ObjectRef[R]{h: coreworker.FailedRef(err)}
+	if as.err != nil {
+		return failed[R](as.err)
 	}
-	return ref1[R](f.c.submit(ctx, list, 1))
+	return ref1[R](f.c.submit(ctx, as.list, 1))
 }

@@ -74,6 +74,22 @@ var global struct {
 	head    *node.Head
 	session session.Dir
 	jobID   ids.ID
+	// lifetime is the job's DefaultActorLifetime (0: NonDetached).
+	lifetime ActorLifetime
+}
+
+// envActorLifetime carries the job's DefaultActorLifetime to its workers
+// (through the job's worker environment).
+const envActorLifetime = "RAYGO_DEFAULT_ACTOR_LIFETIME"
+
+// jobActorLifetime is the lifetime of actors that do not choose one.
+func jobActorLifetime() ActorLifetime {
+	global.mu.Lock()
+	defer global.mu.Unlock()
+	if global.lifetime == 0 {
+		return NonDetached
+	}
+	return global.lifetime
 }
 
 func current() (*coreworker.CoreWorker, error) {
@@ -101,13 +117,16 @@ func IsWorker() bool { return os.Getenv(raylet.EnvWorker) == "1" }
 // exit, then exits the process.
 //
 // Calling Init twice without Shutdown fails with ErrAlreadyInitialized.
-func Init(ctx context.Context, opts ...Option) error {
+func Init(ctx context.Context, opts ...InitOption) error {
 	if IsWorker() {
 		runWorker()
 	}
-	o, err := buildOptions("Init", forInit, opts)
-	if err != nil {
-		return err
+	o := collect(opts, InitOption.applyInit)
+	var err error
+	switch o.defaultLifetime {
+	case 0, Detached, NonDetached:
+	default:
+		return fmt.Errorf("%w: DefaultActorLifetime(%d): want Detached or NonDetached", ErrInvalidRequest, int(o.defaultLifetime))
 	}
 	if o.inlineThreshold < 0 || o.inlineThreshold > maxInlineThreshold {
 		return fmt.Errorf("%w: InlineThreshold(%d): want 0 (default) to %d bytes", ErrInvalidRequest, o.inlineThreshold, maxInlineThreshold)
@@ -184,14 +203,19 @@ func Init(ctx context.Context, opts ...Option) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
+	var workerEnv []string
+	if o.defaultLifetime != 0 {
+		workerEnv = append(workerEnv, envActorLifetime+"="+strconv.Itoa(int(o.defaultLifetime)))
+	}
 	if _, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
-		DriverAddress: cw.Address(), InlineThreshold: int64(o.inlineThreshold),
+		DriverAddress: cw.Address(), InlineThreshold: int64(o.inlineThreshold), Env: workerEnv,
 	}}); err != nil {
-		cw.Close()
+		_ = cw.Close()
 		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
 	}
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
+	global.lifetime = o.defaultLifetime
 	return nil
 }
 
@@ -332,24 +356,65 @@ func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) 
 	return hash, nil
 }
 
+// headStopWait bounds how long Shutdown waits for an embedded cluster to
+// stop.
+const headStopWait = 30 * time.Second
+
 // Shutdown disconnects the driver: its job ends, actors it owns that are
 // not detached die, and an embedded cluster stops, leaving no processes
-// or files behind. It is safe to call more than once.
-func Shutdown() {
+// or files behind. It is safe to call more than once; calls after the
+// first do nothing and return nil.
+//
+// The process is disconnected whatever happens, so Init may be called
+// again. The error reports what did not end cleanly: the control store
+// not told that the job ended (it then ends the job when it finds the
+// driver gone), the core worker's goroutines or tasks still running after
+// 5 s, an embedded cluster still stopping after 30 s, or session files
+// that could not be removed. Several problems are joined (errors.Join).
+func Shutdown() error {
 	global.mu.Lock()
 	cw, head, sess, job := global.cw, global.head, global.session, global.jobID
-	global.cw, global.head, global.session = nil, nil, ""
+	global.cw, global.head, global.session, global.lifetime = nil, nil, "", 0
 	global.mu.Unlock()
 	if cw == nil {
-		return
+		return nil
 	}
+	var problems []error
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_, _ = cw.GCS().FinishJob(ctx, &pb.FinishJobRequest{JobId: job.Bytes()})
+	if _, err := cw.GCS().FinishJob(ctx, &pb.FinishJobRequest{JobId: job.Bytes()}); err != nil {
+		problems = append(problems, fmt.Errorf("ray: Shutdown: tell the control store the job ended: %w", err))
+	}
 	cancel()
-	cw.Close()
+	if err := cw.Close(); err != nil {
+		problems = append(problems, fmt.Errorf("ray: Shutdown: %w", err))
+	}
 	if head != nil {
+		if err := stopHead(head, headStopWait); err != nil {
+			problems = append(problems, err)
+		}
+		if err := sess.Remove(); err != nil {
+			problems = append(problems, fmt.Errorf("ray: Shutdown: remove the session directory: %w", err))
+		}
+	}
+	return errors.Join(problems...)
+}
+
+// stopHead stops an embedded cluster, waiting at most wait. A head that
+// is still stopping then is left to finish on its own and reported.
+func stopHead(head *node.Head, wait time.Duration) error {
+	done := make(chan struct{})
+	go func() { // ends with head.Stop; Shutdown waits for it up to wait
 		head.Stop()
-		_ = sess.Remove()
+		close(done)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("ray: Shutdown: the embedded cluster was still stopping after %s (its node daemon or control store "+
+			"is stuck; worker processes may remain)", wait)
 	}
 }
 
@@ -370,6 +435,11 @@ func runWorker() {
 	spin, err := pushSpin()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raygo worker:", err, "(using the default)")
+	}
+	if l, err := strconv.Atoi(env(envActorLifetime)); err == nil {
+		global.mu.Lock()
+		global.lifetime = ActorLifetime(l) // before the first task can create an actor
+		global.mu.Unlock()
 	}
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),

@@ -39,8 +39,8 @@ func TestShutdownLeavesNothing(t *testing.T) {
 		}
 		pids = append(pids, pid)
 	}
-	c, err := Counter.Remote(ctx)
-	if err != nil {
+	c := Counter.Remote(ctx)
+	if err := c.Err(); err != nil {
 		ray.Shutdown()
 		t.Fatal(err)
 	}
@@ -120,17 +120,17 @@ func TestReferenceCounting(t *testing.T) {
 func TestDetachedActors(t *testing.T) {
 	head := startHead(t, 2, "tok", nil)
 	ctx := context.Background()
-	opts := []ray.Option{ray.Address(head.GCSAddress()), ray.Token("tok"), ray.Namespace("app")}
+	opts := []ray.InitOption{ray.Address(head.GCSAddress()), ray.Token("tok"), ray.Namespace("app")}
 
 	if err := ray.Init(ctx, opts...); err != nil {
 		t.Fatal(err)
 	}
-	det, err := Counter.Options(ray.Name("keeper"), ray.Detached()).Remote(ctx)
-	if err != nil {
+	det := Counter.Options(ray.Name("keeper"), ray.Lifetime(ray.Detached)).Remote(ctx)
+	if err := det.Err(); err != nil {
 		t.Fatal(err)
 	}
-	owned, err := Counter.Options(ray.Name("temp")).Remote(ctx)
-	if err != nil {
+	owned := Counter.Options(ray.Name("temp")).Remote(ctx)
+	if err := owned.Err(); err != nil {
 		t.Fatal(err)
 	}
 	AddN.Remote(ctx, det, 7)
@@ -176,8 +176,9 @@ func runDriverProcess(addr string) int {
 		fmt.Println("init:", err)
 		return 1
 	}
-	for _, o := range [][]ray.Option{{ray.Name("owned")}, {ray.Name("detached"), ray.Detached()}} {
-		c, err := Counter.Options(o...).Remote(ctx)
+	for _, o := range [][]ray.ActorOption{{ray.Name("owned")}, {ray.Name("detached"), ray.Lifetime(ray.Detached)}} {
+		c := Counter.Options(o...).Remote(ctx)
+		err := c.Err()
 		if err == nil {
 			_, err = Inc.Remote(ctx, c).Get(ctx)
 		}
@@ -249,11 +250,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var Say = ray.Func1("test.Say", func(ctx context.Context, s string) (int, error) {
+var Say = ray.Func1(func(ctx context.Context, s string) (int, error) {
 	fmt.Println(s)
 	fmt.Fprintln(os.Stderr, s+" on stderr")
 	return os.Getpid(), nil
-})
+}, ray.RegisterName("test.Say"))
 
 // TestWorkerOutputPrefix checks that worker output reaches the node's log
 // echo with the task's name, pid and node.

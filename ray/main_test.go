@@ -44,10 +44,10 @@ func TestMain(m *testing.M) {
 // initCluster starts an embedded cluster for one test and shuts it down at
 // the test's end, then checks that it left nothing behind: no session
 // directory (logs, spill files) and no new files in /dev/shm.
-func initCluster(t *testing.T, opts ...ray.Option) context.Context {
+func initCluster(t *testing.T, opts ...ray.InitOption) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	opts = append([]ray.Option{ray.LogWorkers(testing.Verbose())}, opts...)
+	opts = append([]ray.InitOption{ray.LogWorkers(testing.Verbose())}, opts...)
 	shm := shmEntries()
 	if err := ray.Init(ctx, opts...); err != nil {
 		cancel()

@@ -26,16 +26,16 @@ import (
 
 var (
 	// MakeBytes returns n deterministic pseudo-random bytes.
-	MakeBytes = ray.Func2("test.MakeBytes", func(ctx context.Context, n int, seed uint64) ([]byte, error) {
+	MakeBytes = ray.Func2(func(ctx context.Context, n int, seed uint64) ([]byte, error) {
 		return seeded(n, seed), nil
-	})
+	}, ray.RegisterName("test.MakeBytes"))
 	// Checksum hashes a []byte argument (read from the store by a worker).
-	Checksum = ray.Func1("test.Checksum", func(ctx context.Context, b []byte) ([32]byte, error) {
+	Checksum = ray.Func1(func(ctx context.Context, b []byte) ([32]byte, error) {
 		return sha256.Sum256(b), nil
-	})
+	}, ray.RegisterName("test.Checksum"))
 	// Hog maps and touches memory 64 MiB at a time until it holds max
 	// bytes, then sleeps: the memory monitor is meant to kill it first.
-	Hog = ray.Func1("test.Hog", func(ctx context.Context, max int) (int, error) {
+	Hog = ray.Func1(func(ctx context.Context, max int) (int, error) {
 		const chunk = 64 << 20
 		var held [][]byte
 		for len(held)*chunk < max {
@@ -51,7 +51,7 @@ var (
 		}
 		time.Sleep(30 * time.Second)
 		return len(held), nil
-	})
+	}, ray.RegisterName("test.Hog"))
 )
 
 func seeded(n int, seed uint64) []byte {

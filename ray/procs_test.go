@@ -9,7 +9,7 @@ import (
 )
 
 // Procs reports the Go scheduler's Ps in the actor's process.
-var Procs = ray.Method0(Counter, "Procs", func(c *counter, ctx context.Context) (int, error) { return runtime.GOMAXPROCS(0), nil })
+var Procs = ray.Method0(Counter, func(c *counter, ctx context.Context) (int, error) { return runtime.GOMAXPROCS(0), nil }, ray.RegisterName("Procs"))
 
 // TestSharedActorsUseTheCores: default actors (no CPU asked) share a worker
 // process; with several of them it gets one P per actor, up to the
@@ -22,8 +22,8 @@ func TestSharedActorsUseTheCores(t *testing.T) {
 	const actors = 4
 	var hs []ray.ActorHandle[counter]
 	for range actors {
-		h, err := Counter.Remote(ctx)
-		if err != nil {
+		h := Counter.Remote(ctx)
+		if err := h.Err(); err != nil {
 			t.Fatal(err)
 		}
 		hs = append(hs, h)

@@ -3,7 +3,6 @@ package ray
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -24,10 +23,39 @@ type ObjectRef[T any] struct {
 	h *coreworker.Ref // one word, so lists of refs stay small; Err set: submission failed
 }
 
-// AnyRef is implemented by every ObjectRef[T].
+// AnyRef is implemented by every ObjectRef[T], whatever T: Cancel and
+// Free take it.
 type AnyRef interface {
 	handle() (*coreworker.Ref, error)
-	elemType() reflect.Type
+}
+
+// Arg is an argument of type T for RemoteArgs: an ObjectRef[T], whose
+// value the task receives once it is ready (without a trip through the
+// caller), or a plain value wrapped with Val. An ObjectRef of another
+// type does not compile.
+type Arg[T any] interface {
+	toArg(fn string, i int) (coreworker.Arg, error)
+	argOf(*T)
+}
+
+// Val wraps a plain value as an Arg, for RemoteArgs calls that mix values
+// and refs: Add.RemoteArgs(ctx, ref, ray.Val(1)).
+func Val[T any](v T) Arg[T] { return val[T]{v} }
+
+type val[T any] struct{ v T }
+
+func (v val[T]) argOf(*T) {}
+
+func (v val[T]) toArg(fn string, i int) (coreworker.Arg, error) { return encodeArg(fn, i, v.v) }
+
+func (r ObjectRef[T]) argOf(*T) {}
+
+func (r ObjectRef[T]) toArg(fn string, i int) (coreworker.Arg, error) {
+	h, err := r.handle()
+	if err != nil {
+		return coreworker.Arg{}, err
+	}
+	return coreworker.Arg{Ref: h}, nil
 }
 
 func (r ObjectRef[T]) handle() (*coreworker.Ref, error) {
@@ -39,8 +67,6 @@ func (r ObjectRef[T]) handle() (*coreworker.Ref, error) {
 	}
 	return r.h, nil
 }
-
-func (r ObjectRef[T]) elemType() reflect.Type { return reflect.TypeFor[T]() }
 
 // ID returns the object's id in hex ("" for a failed submission).
 func (r ObjectRef[T]) ID() string {
@@ -71,8 +97,12 @@ func (r ObjectRef[T]) Get(ctx context.Context) (T, error) {
 	return vs[0], nil
 }
 
-// EncodeMsgpack writes the ref inside a value (codec hook).
+// EncodeMsgpack writes the ref inside a value (codec hook). A zero ref
+// travels as a zero ref; a failed one fails the encoding with its error.
 func (r ObjectRef[T]) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if r.h == nil {
+		return enc.EncodeNil()
+	}
 	h, err := r.handle()
 	if err != nil {
 		return err
@@ -128,8 +158,13 @@ func Get[T any](ctx context.Context, refs ...ObjectRef[T]) ([]T, error) {
 
 // Put stores v in the cluster, owned by this process, and returns a ref
 // to it. Values up to the inline threshold stay in this process; larger
-// ones go to the local node's object store.
+// ones go to the local node's object store. A value whose type cannot
+// travel intact (a struct with unexported fields; see EncodingError) is
+// refused with an *EncodingError.
 func Put[T any](ctx context.Context, v T) (ObjectRef[T], error) {
+	if err := checkTypeOf(v); err != nil {
+		return ObjectRef[T]{}, err
+	}
 	cw, err := current()
 	if err != nil {
 		return ObjectRef[T]{}, err
@@ -206,13 +241,12 @@ func Wait[T any](ctx context.Context, refs []ObjectRef[T], numReturns int, timeo
 // Cancel stops the task that produces ref: a queued task never runs, a
 // running one sees its context cancelled, and with Force its worker
 // process is killed. Get on the ref then fails with ErrTaskCancelled.
-// Cancelled tasks are never retried; cancelling a finished task does
-// nothing.
-func Cancel(ctx context.Context, ref AnyRef, opts ...Option) error {
-	o := &options{}
-	for _, opt := range opts {
-		opt(o)
-	}
+// The tasks the cancelled task submitted are cancelled too, unless
+// Recursive(false) is given. Cancelled tasks are never retried;
+// cancelling a finished task does nothing. A ref this process does not
+// own is cancelled through its owner.
+func Cancel(ctx context.Context, ref AnyRef, opts ...CancelOption) error {
+	o := collect(opts, CancelOption.applyCancel)
 	cw, err := current()
 	if err != nil {
 		return err

@@ -19,16 +19,16 @@ const envSoak = "RAYGO_SOAK"
 
 var (
 	// SoakMake makes n bytes from seed; pid reports the worker.
-	SoakMake = ray.Func2("soak.Make", func(ctx context.Context, n int, seed uint64) ([]byte, error) {
+	SoakMake = ray.Func2(func(ctx context.Context, n int, seed uint64) ([]byte, error) {
 		return pattern(n, seed), nil
-	})
+	}, ray.RegisterName("soak.Make"))
 	// SoakCheck hashes its argument after a pause, so workers are killed
 	// while they map objects.
-	SoakCheck = ray.Func2("soak.Check", func(ctx context.Context, b []byte, ms int) ([32]byte, error) {
+	SoakCheck = ray.Func2(func(ctx context.Context, b []byte, ms int) ([32]byte, error) {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return sha256.Sum256(b), nil
-	})
-	SoakPid = ray.Func0("soak.Pid", func(ctx context.Context) (int, error) { return os.Getpid(), nil })
+	}, ray.RegisterName("soak.Check"))
+	SoakPid = ray.Func0(func(ctx context.Context) (int, error) { return os.Getpid(), nil }, ray.RegisterName("soak.Pid"))
 )
 
 // TestObjectStoreSoak: for RAYGO_SOAK seconds, tasks make objects of mixed
@@ -60,7 +60,7 @@ func TestObjectStoreSoak(t *testing.T) {
 		}
 		sums := make([]ray.ObjectRef[[32]byte], n)
 		for i := range made {
-			sums[i] = SoakCheck.Options(ray.MaxRetries(-1)).RemoteArgs(ctx, made[i], r.IntN(50))
+			sums[i] = SoakCheck.Options(ray.MaxRetries(-1)).RemoteArgs(ctx, made[i], ray.Val(r.IntN(50)))
 		}
 		if time.Since(lastKill) > time.Second {
 			if pid, err := SoakPid.Remote(ctx).Get(ctx); err == nil && pid != os.Getpid() {

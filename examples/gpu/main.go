@@ -19,8 +19,8 @@ import (
 	"github.com/raygo/raygo/ray"
 )
 
-// View reports the GPUs visible to the task's process.
-var View = ray.Func0("gpu.View", func(ctx context.Context) (string, error) {
+// view reports the GPUs visible to the task's process.
+func view(ctx context.Context) (string, error) {
 	v, set := os.LookupEnv("CUDA_VISIBLE_DEVICES")
 	out := fmt.Sprintf("CUDA_VISIBLE_DEVICES=%q (set=%v)", v, set)
 	if _, err := exec.LookPath("python3"); err == nil {
@@ -33,29 +33,42 @@ var View = ray.Func0("gpu.View", func(ctx context.Context) (string, error) {
 		}
 	}
 	return out, nil
-})
+}
+
+// View is view as a remote function.
+var View = ray.Func0(view)
 
 func main() {
 	ctx := context.Background()
 	if err := ray.Init(ctx); err != nil {
 		log.Fatal(err)
 	}
-	defer ray.Shutdown()
-	res, err := ray.ClusterResources(ctx)
+	err := run(ctx)
+	if serr := ray.Shutdown(); err == nil {
+		err = serr
+	}
 	if err != nil {
 		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
+	res, err := ray.ClusterResources(ctx)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("cluster: %v CPUs, %v GPUs\n", res["CPU"], res["GPU"])
 	if res["GPU"] >= 1 {
 		v, err := View.Options(ray.NumGPUs(1)).Remote(ctx).Get(ctx)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		fmt.Println("one-GPU task:", v)
 	}
 	v, err := View.Remote(ctx).Get(ctx)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	fmt.Println("zero-GPU task:", v)
+	return nil
 }

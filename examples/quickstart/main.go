@@ -14,15 +14,18 @@ import (
 	"github.com/raygo/raygo/ray"
 )
 
-// Process simulates work on one item: it sleeps item/10 seconds.
-var Process = ray.Func1("quickstart.Process", func(ctx context.Context, item int) (string, error) {
+// process simulates work on one item: it sleeps item/10 seconds.
+func process(ctx context.Context, item int) (string, error) {
 	select {
 	case <-time.After(time.Duration(item) * 100 * time.Millisecond):
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 	return fmt.Sprintf("Processed %d", item), nil
-})
+}
+
+// Process is process as a remote function, registered as "main.process".
+var Process = ray.Func1(process)
 
 // DataTracker is a stateful actor: a counter.
 type DataTracker struct{ count int }
@@ -33,31 +36,37 @@ func (d *DataTracker) Increment(ctx context.Context) (int, error) { d.count++; r
 // Count returns the count.
 func (d *DataTracker) Count(ctx context.Context) (int, error) { return d.count, nil }
 
+func newDataTracker(ctx context.Context) (*DataTracker, error) { return &DataTracker{}, nil }
+
+// The actor class registers as "main.DataTracker", its methods as
+// "Increment" and "Count".
 var (
-	Tracker = ray.Actor0("quickstart.DataTracker", func(ctx context.Context) (*DataTracker, error) {
-		return &DataTracker{}, nil
-	})
-	Increment = ray.Method0(Tracker, "Increment", (*DataTracker).Increment)
-	Count     = ray.Method0(Tracker, "Count", (*DataTracker).Count)
+	Tracker   = ray.Actor0(newDataTracker)
+	Increment = ray.Method0(Tracker, (*DataTracker).Increment)
+	Count     = ray.Method0(Tracker, (*DataTracker).Count)
 )
 
-// SumChunk sums data[start:start+100]; data arrives resolved from a ref.
-var SumChunk = ray.Func2("quickstart.SumChunk", func(ctx context.Context, data []int, start int) (int, error) {
+// sumChunk sums data[start:start+100]; data arrives resolved from a ref.
+func sumChunk(ctx context.Context, data []int, start int) (int, error) {
 	sum := 0
 	for _, v := range data[start : start+100] {
 		sum += v
 	}
 	return sum, nil
-})
+}
+
+var SumChunk = ray.Func2(sumChunk)
 
 func main() {
 	ctx := context.Background()
 	if err := ray.Init(ctx); err != nil {
 		log.Fatal(err)
 	}
-	defer ray.Shutdown()
-	if err := run(ctx); err != nil {
-		ray.Shutdown()
+	err := run(ctx)
+	if serr := ray.Shutdown(); err == nil {
+		err = serr
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }
@@ -75,8 +84,8 @@ func run(ctx context.Context) error {
 	fmt.Println("tasks:", results)
 
 	// 2. A stateful actor.
-	tracker, err := Tracker.Remote(ctx)
-	if err != nil {
+	tracker := Tracker.Remote(ctx)
+	if err := tracker.Err(); err != nil {
 		return err
 	}
 	for range 10 {
@@ -99,7 +108,7 @@ func run(ctx context.Context) error {
 	}
 	sums := make([]ray.ObjectRef[int], 10)
 	for i := range sums {
-		sums[i] = SumChunk.RemoteArgs(ctx, dataRef, i*100)
+		sums[i] = SumChunk.RemoteArgs(ctx, dataRef, ray.Val(i*100))
 	}
 	parts, err := ray.Get(ctx, sums...)
 	if err != nil {

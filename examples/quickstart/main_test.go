@@ -27,7 +27,11 @@ func TestQuickstart(t *testing.T) {
 	if err := ray.Init(ctx, ray.LogWorkers(false)); err != nil {
 		t.Fatal(err)
 	}
-	defer ray.Shutdown()
+	defer func() {
+		if err := ray.Shutdown(); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -163,7 +163,7 @@ job, and the raygo binary serves as the job's worker binary.`,
 }
 
 // runMicrobenchmark checks the options, connects, runs and reports.
-func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr io.Writer) error {
+func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr io.Writer) (err error) {
 	p, err := o.plan(microbench.All())
 	if err != nil {
 		return err
@@ -190,7 +190,7 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 
 	where := "embedded cluster"
 	if p.rows != nil || built(p.benches) {
-		opts := []ray.Option{ray.LogWorkers(false)}
+		opts := []ray.InitOption{ray.LogWorkers(false)}
 		if p.rows != nil {
 			// The envelope's node has a 2 GiB store, so largest_object
 			// (4 GiB) shows an object larger than the store.
@@ -208,7 +208,11 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 		if err := ray.Init(ctx, opts...); err != nil {
 			return fmt.Errorf("%s %s: %w", verb, where, err)
 		}
-		defer ray.Shutdown()
+		defer func() {
+			if serr := ray.Shutdown(); serr != nil && err == nil {
+				err = serr
+			}
+		}()
 	}
 	if p.rows != nil {
 		return runEnvelope(ctx, o, p, where, stdout, stderr)

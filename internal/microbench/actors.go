@@ -15,8 +15,8 @@ const killTimeout = 10 * time.Second
 func newServers(ctx context.Context, n int, class *ray.ActorClass0[server]) ([]ray.ActorHandle[server], error) {
 	hs := make([]ray.ActorHandle[server], 0, n)
 	for range n {
-		h, err := class.Remote(ctx)
-		if err != nil {
+		h := class.Remote(ctx)
+		if err := h.Err(); err != nil {
 			killAll(hs)
 			return nil, err
 		}
@@ -38,8 +38,8 @@ func newServers(ctx context.Context, n int, class *ray.ActorClass0[server]) ([]r
 func newClients(ctx context.Context, servers [][]ray.ActorHandle[server]) ([]ray.ActorHandle[client], error) {
 	hs := make([]ray.ActorHandle[client], 0, len(servers))
 	for _, ss := range servers {
-		h, err := clientActor.Remote(ctx, ss)
-		if err != nil {
+		h := clientActor.Remote(ctx, ss)
+		if err := h.Err(); err != nil {
 			killAll(hs)
 			return nil, err
 		}

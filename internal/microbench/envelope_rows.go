@@ -17,22 +17,22 @@ import (
 // outside its measured time, and checks what it gets back.
 
 // envelopeSum is the task of task_10k_args: it sums its arguments.
-var envelopeSum = ray.FuncV("microbench.EnvelopeSum", func(_ context.Context, xs ...int) (int, error) {
+var envelopeSum = ray.FuncV(func(_ context.Context, xs ...int) (int, error) {
 	sum := 0
 	for _, x := range xs {
 		sum += x
 	}
 	return sum, nil
-})
+}, ray.RegisterName("microbench.EnvelopeSum"))
 
 // envelopeReturns is the task of task_3k_returns: n returns, 0 to n-1.
-var envelopeReturns = ray.Func1xN("microbench.EnvelopeReturns", func(_ context.Context, n int) ([]int, error) {
+var envelopeReturns = ray.Func1xN(func(_ context.Context, n int) ([]int, error) {
 	out := make([]int, n)
 	for i := range out {
 		out[i] = i
 	}
 	return out, nil
-})
+}, ray.RegisterName("microbench.EnvelopeReturns"))
 
 // getSlice is how many results of tasks_1m_queued one Get takes: the
 // driver gets them a slice at a time and drops each slice's refs at once,
@@ -128,8 +128,8 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 			err = kerr
 		}
 	}()
-	probe, err := serverActor.Remote(ctx)
-	if err != nil {
+	probe := serverActor.Remote(ctx)
+	if err := probe.Err(); err != nil {
 		return Outcome{}, fmt.Errorf("probe actor: %w", withCause(ctx, err))
 	}
 	hs = append(hs, probe)
@@ -152,8 +152,8 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 	}
 	const calibration = 50
 	for range calibration {
-		h, err := serverActor.Remote(ctx)
-		if err != nil {
+		h := serverActor.Remote(ctx)
+		if err := h.Err(); err != nil {
 			return Outcome{}, fmt.Errorf("calibration actor: %w", withCause(ctx, err))
 		}
 		hs = append(hs, h)
@@ -196,8 +196,8 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 	// The measured part: n creations, n calls, the replies.
 	start := time.Now()
 	for range n {
-		h, err := serverActor.Remote(ctx)
-		if err != nil {
+		h := serverActor.Remote(ctx)
+		if err := h.Err(); err != nil {
 			return Outcome{}, fmt.Errorf("creation %d: %w", len(hs), withCause(ctx, err))
 		}
 		hs = append(hs, h)
@@ -301,7 +301,7 @@ func killAndWait(hs []ray.ActorHandle[server], before map[int]int64) error {
 // taskManyArgs is task_10k_args: put n small ints, then time one task
 // called with the n refs as its arguments, and the Get of its result.
 func taskManyArgs(ctx context.Context, n int) (Outcome, error) {
-	args := make([]any, n)
+	args := make([]ray.Arg[int], n)
 	for i := range args {
 		r, err := ray.Put(ctx, 1)
 		if err != nil {

@@ -17,9 +17,9 @@ import (
 var okValue = []byte("ok")
 
 // smallValue is Ray's small_value task.
-var smallValue = ray.Func0("microbench.SmallValue", func(context.Context) ([]byte, error) {
+var smallValue = ray.Func0(func(context.Context) ([]byte, error) {
 	return okValue, nil
-})
+}, ray.RegisterName("microbench.SmallValue"))
 
 // server is Ray's Actor: trivial methods, plus batches that a client actor
 // runs from inside the actor (multi_client_tasks_async,
@@ -29,14 +29,14 @@ type server struct {
 }
 
 var (
-	serverActor = ray.Actor0("microbench.Server", func(context.Context) (*server, error) {
+	serverActor = ray.Actor0(func(context.Context) (*server, error) {
 		return &server{}, nil
-	})
-	serverSmallValue    = ray.Method0(serverActor, "SmallValue", (*server).smallValue)
-	serverSmallValueArg = ray.Method1(serverActor, "SmallValueArg", (*server).smallValueArg)
-	serverTaskBatch     = ray.Method1(serverActor, "TaskBatch", (*server).taskBatch)
-	serverPutBatch      = ray.Method1(serverActor, "PutBatch", (*server).putBatch)
-	serverPutLarge      = ray.Method1(serverActor, "PutLarge", (*server).putLarge)
+	}, ray.RegisterName("microbench.Server"))
+	serverSmallValue    = ray.Method0(serverActor, (*server).smallValue, ray.RegisterName("SmallValue"))
+	serverSmallValueArg = ray.Method1(serverActor, (*server).smallValueArg, ray.RegisterName("SmallValueArg"))
+	serverTaskBatch     = ray.Method1(serverActor, (*server).taskBatch, ray.RegisterName("TaskBatch"))
+	serverPutBatch      = ray.Method1(serverActor, (*server).putBatch, ray.RegisterName("PutBatch"))
+	serverPutLarge      = ray.Method1(serverActor, (*server).putLarge, ray.RegisterName("PutLarge"))
 )
 
 func (*server) smallValue(context.Context) ([]byte, error) { return okValue, nil }
@@ -87,15 +87,15 @@ func (s *server) putLarge(ctx context.Context, n int) (int, error) {
 type client struct{ servers []ray.ActorHandle[server] }
 
 var (
-	clientActor = ray.Actor1("microbench.Client", func(_ context.Context, servers []ray.ActorHandle[server]) (*client, error) {
+	clientActor = ray.Actor1(func(_ context.Context, servers []ray.ActorHandle[server]) (*client, error) {
 		if len(servers) == 0 {
 			return nil, fmt.Errorf("microbench: a client needs at least one server")
 		}
 		return &client{servers: servers}, nil
-	})
-	clientPing         = ray.Method0(clientActor, "Ping", (*client).ping)
-	clientCallBatch    = ray.Method1(clientActor, "CallBatch", (*client).callBatch)
-	clientCallBatchArg = ray.Method1(clientActor, "CallBatchArg", (*client).callBatchArg)
+	}, ray.RegisterName("microbench.Client"))
+	clientPing         = ray.Method0(clientActor, (*client).ping, ray.RegisterName("Ping"))
+	clientCallBatch    = ray.Method1(clientActor, (*client).callBatch, ray.RegisterName("CallBatch"))
+	clientCallBatchArg = ray.Method1(clientActor, (*client).callBatchArg, ray.RegisterName("CallBatchArg"))
 )
 
 // ping returns the number of servers; a reply means the actor is up.
@@ -140,7 +140,7 @@ const argBytes = 16
 
 // roundRobin is Ray's `work` task of n_n_actor_calls_async: n calls spread
 // round-robin over servers, then a wait for all of them.
-var roundRobin = ray.Func2("microbench.RoundRobin", func(ctx context.Context, servers []ray.ActorHandle[server], n int) (int, error) {
+var roundRobin = ray.Func2(func(ctx context.Context, servers []ray.ActorHandle[server], n int) (int, error) {
 	if len(servers) == 0 {
 		return 0, fmt.Errorf("microbench: RoundRobin needs at least one server")
 	}
@@ -152,12 +152,12 @@ var roundRobin = ray.Func2("microbench.RoundRobin", func(ctx context.Context, se
 		return 0, err
 	}
 	return n, nil
-})
+}, ray.RegisterName("microbench.RoundRobin"))
 
 // refsObject is Ray's create_object_containing_ref: a task that puts n
 // small values and returns their refs, so the caller gets a value holding
 // n refs owned by a worker.
-var refsObject = ray.Func1("microbench.RefsObject", func(ctx context.Context, n int) ([]ray.ObjectRef[int], error) {
+var refsObject = ray.Func1(func(ctx context.Context, n int) ([]ray.ObjectRef[int], error) {
 	refs := make([]ray.ObjectRef[int], n)
 	for i := range refs {
 		r, err := ray.Put(ctx, 1)
@@ -167,4 +167,4 @@ var refsObject = ray.Func1("microbench.RefsObject", func(ctx context.Context, n 
 		refs[i] = r
 	}
 	return refs, nil
-})
+}, ray.RegisterName("microbench.RefsObject"))

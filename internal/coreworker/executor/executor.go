@@ -39,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/coreworker/registry"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -507,6 +508,16 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 		}
 		if spec.GetFunction() == TerminateMethod {
 			e.endActor(ha, "terminated gracefully after its earlier calls")
+			// The caller's refs become ready (nil values) now that the
+			// actor has ended.
+			nils := make([]registry.Encoded, len(spec.GetReturnIds()))
+			for i := range nils {
+				nils[i].Data, _, _ = codec.Encode(nil)
+			}
+			var err error
+			if reply.Returns, err = e.env.StoreReturns(ctx, spec, nils); err != nil {
+				reply.Error = errs.ToInfo(err)
+			}
 			return reply
 		}
 	}
