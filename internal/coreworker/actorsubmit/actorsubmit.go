@@ -110,6 +110,11 @@ type actor struct {
 	watching bool
 	warned   bool // told the user no node can hold it
 	dead     *pb.ErrorInfo
+	// moved: a reply said the connected process no longer hosts the
+	// actor (not here, or interrupted). Nothing more is sent on the
+	// stream, which is dropped once every call in flight on it is
+	// answered.
+	moved bool
 }
 
 // call is a call's submitter state (taskmgr.Task.Submitter).
@@ -196,6 +201,9 @@ func (s *Submitter) pumpLocked(a *actor) []failed {
 		s.watchLocked(a)
 		return nil
 	}
+	if a.moved {
+		return nil // sent once reconnected
+	}
 	var out []failed
 	n := 0
 	for ; n < len(a.queue); n++ {
@@ -277,7 +285,16 @@ func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
 		case pb.ActorState_ACTOR_STATE_RESTARTING:
 			s.settleLost(a, "it is restarting")
 		case pb.ActorState_ACTOR_STATE_ALIVE:
-			s.settleLost(a, "it restarted")
+			if !s.sameProcess(a, info) {
+				s.settleLost(a, "it restarted")
+			} else if s.lostOverdue(a) {
+				s.settleLost(a, "the control store did not say why within "+s.cfg.DeathInfoTimeout.String())
+			} else if s.hasLost(a) {
+				// No news (the long poll's deadline passed): the process
+				// the calls were lost with may be dead, its death not yet
+				// recorded. They wait for the control store's word.
+				continue
+			}
 			if s.connect(ctx, a, info) {
 				return
 			}
@@ -298,6 +315,20 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// sameProcess reports whether info is no newer than the state the
+// actor's last stream was opened at: the same process, nothing new.
+func (s *Submitter) sameProcess(a *actor, info *pb.ActorInfo) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return info.GetVersion() <= a.version
+}
+
+func (s *Submitter) hasLost(a *actor) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(a.lost) > 0
 }
 
 func (s *Submitter) lostOverdue(a *actor) bool {
@@ -332,7 +363,9 @@ func (s *Submitter) settleLost(a *actor, what string) {
 	s.failAll(fail)
 }
 
-// requeueLocked puts calls back at the front of the queue, in call order.
+// requeueLocked puts calls back in the queue, which stays in call order:
+// usually they go before every call not sent yet, but calls requeued one
+// reply at a time (answered "not here") may already be ahead of them.
 func (s *Submitter) requeueLocked(a *actor, ts []*taskmgr.Task) {
 	if len(ts) == 0 {
 		return
@@ -341,7 +374,14 @@ func (s *Submitter) requeueLocked(a *actor, ts []*taskmgr.Task) {
 		cs(t).sent = false
 	}
 	slices.SortFunc(ts, func(x, y *taskmgr.Task) int { return cmp.Compare(x.Spec.SeqNo, y.Spec.SeqNo) })
-	a.queue = append(ts, a.queue...)
+	if len(a.queue) == 0 || ts[len(ts)-1].Spec.SeqNo < a.queue[0].Spec.SeqNo {
+		a.queue = append(ts, a.queue...)
+		return
+	}
+	for _, t := range ts {
+		i, _ := slices.BinarySearchFunc(a.queue, t.Spec.SeqNo, func(q *taskmgr.Task, seq uint64) int { return cmp.Compare(q.Spec.SeqNo, seq) })
+		a.queue = slices.Insert(a.queue, i, t)
+	}
 }
 
 // died records the actor's death: everything pending fails with cause.
@@ -414,6 +454,7 @@ func (s *Submitter) disconnectLocked(a *actor) {
 		return
 	}
 	a.addr = ""
+	a.moved = false
 	a.gen++
 	close(a.sendCh)
 	a.stream.Close()
@@ -459,7 +500,6 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			return
 		}
 		var done []replied
-		moved, interrupted := false, false
 		s.mu.Lock()
 		if a.gen != gen {
 			s.mu.Unlock()
@@ -475,15 +515,18 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			case errs.KindActorNotHere:
 				// The call never ran: this process no longer hosts the
 				// actor. It goes back to the queue at no cost to its
-				// retries, and the stream is dropped.
-				moved = true
+				// retries. Nothing more is sent here; the stream is
+				// dropped once the calls in flight on it are answered
+				// (not here too, or interrupted if they were running).
+				a.moved = true
 				s.requeueLocked(a, []*taskmgr.Task{t})
 				continue
 			case errs.KindActorInterrupted:
 				// It was running when the actor was killed in a process
 				// it shared: like a call in flight when a process dies,
-				// it waits for the control store's word.
-				interrupted = true
+				// it waits for the control store's word. Nothing more is
+				// sent here, as for "not here".
+				a.moved = true
 				if len(a.lost) == 0 {
 					a.lostAt = time.Now()
 				}
@@ -502,13 +545,14 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 		s.mu.Lock()
 		s.requeueLocked(a, retry)
 		var fail []failed
+		drained := false
 		if a.gen == gen {
 			fail = s.pumpLocked(a)
+			drained = a.moved && a.inflight.n == 0
 		}
-		drained := a.inflight.n == 0
 		s.mu.Unlock()
 		s.failAll(fail)
-		if moved || interrupted && drained {
+		if drained {
 			s.connLost(a, gen, errors.New("the actor left that process"))
 			return
 		}

@@ -138,7 +138,11 @@ func (e *Executor) Running() int {
 	n := 0
 	for s := range e.streams {
 		s.mu.Lock()
-		n += len(s.running)
+		for _, r := range s.running {
+			if r.tc != nil {
+				n++
+			}
+		}
 		s.mu.Unlock()
 	}
 	return n
@@ -160,18 +164,20 @@ type stream struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	queue   []*pb.TaskSpec // not started
-	running []*running     // started, not replied
+	queue   []*pb.TaskSpec // not taken by a runner
+	running []*running     // taken (started, or waiting for its actor's turn), not replied
 	closed  bool
 	runners sync.WaitGroup
 }
 
-// running is a task being run.
+// running is a task taken from the queue: being run, or waiting for its
+// actor's turn. Cancel finds it here from the moment it leaves the queue.
 type running struct {
 	id        ids.ID
-	actor     ids.ID // zero for a normal task
-	tc        *taskContext
-	cancelled bool // guarded by stream.mu
+	actor     ids.ID        // zero for a normal task
+	tc        *taskContext  // guarded by stream.mu; nil until the task starts
+	cancelled bool          // guarded by stream.mu
+	wake      chan struct{} // guarded by stream.mu; closed by cancel while waiting for the actor's turn
 }
 
 // Serve serves one push stream until its owner closes it or goes away.
@@ -240,20 +246,37 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 	}
 }
 
-// pop takes the next queued task, waiting while the queue is empty.
-func (s *stream) pop() (*pb.TaskSpec, bool) {
+// pop takes the next queued task, waiting while the queue is empty, and
+// registers it as running.
+func (s *stream) pop() (*pb.TaskSpec, *running, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.queue) == 0 && !s.closed {
 		s.cond.Wait()
 	}
 	if len(s.queue) == 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	spec := s.queue[0]
 	s.queue[0] = nil
 	s.queue = s.queue[1:]
-	return spec, true
+	r := &running{id: ids.MustFromBytes(spec.GetTaskId()), actor: ids.MustFromBytes(spec.GetActorId())}
+	s.running = append(s.running, r)
+	return spec, r, true
+}
+
+// forget removes r from the running tasks and reports whether it was
+// cancelled.
+func (s *stream) forget(r *running) (cancelled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.running {
+		if x == r {
+			s.running = slices.Delete(s.running, i, i+1)
+			break
+		}
+	}
+	return r.cancelled
 }
 
 func (s *stream) startRunner() {
@@ -268,12 +291,12 @@ func (s *stream) startRunner() {
 func (s *stream) run() {
 	defer s.runners.Done()
 	for {
-		spec, ok := s.pop()
+		spec, r, ok := s.pop()
 		if !ok {
 			return
 		}
 		if spec.GetActorId() != nil {
-			s.runActorCall(spec)
+			s.runActorCall(spec, r)
 			continue
 		}
 		var handedOff atomic.Bool
@@ -282,7 +305,7 @@ func (s *stream) run() {
 				s.startRunner()
 			}
 		}
-		s.reply(s.e.runTask(s, spec, hook))
+		s.reply(s.e.runTask(s, spec, r, hook))
 		if handedOff.Load() {
 			return
 		}
@@ -308,28 +331,57 @@ func (s *stream) reply(r *pb.TaskReply) {
 	}
 }
 
-// runActorCall runs one actor call: at once for actors that run one call
-// at a time, in a goroutine of its own up to MaxConcurrency otherwise.
-func (s *stream) runActorCall(spec *pb.TaskSpec) {
+// runActorCall runs one actor call once the actor has a free slot: at
+// once for actors that run one call at a time, in a goroutine of its own
+// up to MaxConcurrency otherwise.
+func (s *stream) runActorCall(spec *pb.TaskSpec, r *running) {
 	ha := s.e.hosted(spec.GetActorId())
-	if ha == nil || cap(ha.sem) <= 1 {
-		if ha != nil {
-			ha.sem <- struct{}{}
-			defer func() { <-ha.sem }()
-		}
-		s.reply(s.e.runTask(s, spec, nil))
+	if ha != nil && !s.waitTurn(ha, r) {
+		s.forget(r)
+		s.reply(cancelledReply(spec))
 		return
 	}
-	ha.sem <- struct{}{}
+	if ha == nil || cap(ha.sem) <= 1 {
+		if ha != nil {
+			defer func() { <-ha.sem }()
+		}
+		s.reply(s.e.runTask(s, spec, r, nil))
+		return
+	}
 	s.runners.Add(1)
 	err := s.e.stop.Go("executor.call", func(context.Context) {
 		defer s.runners.Done()
 		defer func() { <-ha.sem }()
-		s.reply(s.e.runTask(s, spec, nil))
+		s.reply(s.e.runTask(s, spec, r, nil))
 	})
 	if err != nil {
 		s.runners.Done()
 		<-ha.sem
+		s.forget(r)
+	}
+}
+
+// waitTurn takes one of the actor's slots, waiting while its calls use
+// them all (another caller's, say); false if r is cancelled first.
+func (s *stream) waitTurn(ha *hostedActor, r *running) bool {
+	select {
+	case ha.sem <- struct{}{}:
+		return true
+	default:
+	}
+	s.mu.Lock()
+	if r.cancelled {
+		s.mu.Unlock()
+		return false
+	}
+	r.wake = make(chan struct{})
+	wake := r.wake
+	s.mu.Unlock()
+	select {
+	case ha.sem <- struct{}{}:
+		return true
+	case <-wake:
+		return false
 	}
 }
 
@@ -399,9 +451,16 @@ func (s *stream) cancel(tid ids.ID) bool {
 	}
 	for _, r := range s.running {
 		if r.id == tid {
+			first := !r.cancelled
 			r.cancelled = true
+			tc, wake := r.tc, r.wake
 			s.mu.Unlock()
-			r.tc.cancel(context.Canceled)
+			if tc != nil {
+				tc.cancel(context.Canceled)
+			}
+			if wake != nil && first {
+				close(wake)
+			}
 			return true
 		}
 	}
@@ -414,33 +473,28 @@ func cancelledReply(spec *pb.TaskSpec) *pb.TaskReply {
 		TaskID: ids.MustFromBytes(spec.GetTaskId()).String()})}
 }
 
-// runTask executes one task and builds its reply.
-func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, onBlock func()) *pb.TaskReply {
-	tid := ids.MustFromBytes(spec.GetTaskId())
+// runTask executes one task (r, registered by pop) and builds its reply.
+// A task cancelled before it starts does not run.
+func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock func()) *pb.TaskReply {
+	tid := r.id
 	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
 	aid := ids.MustFromBytes(spec.GetActorId())
 	tc := newTaskContext(e.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
 		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, onBlock)
-	r := &running{id: tid, actor: aid, tc: tc}
 	s.mu.Lock()
-	s.running = append(s.running, r)
+	r.tc = tc
+	cancelledEarly := r.cancelled
 	s.mu.Unlock()
 	defer func() {
 		tc.cancel(context.Canceled)
-		s.mu.Lock()
-		for i, x := range s.running {
-			if x == r {
-				s.running = slices.Delete(s.running, i, i+1)
-				break
-			}
-		}
-		cancelled := r.cancelled
-		s.mu.Unlock()
-		if cancelled {
+		if s.forget(r) {
 			reply.Returns = nil
 			reply.Error = cancelledReply(spec).Error
 		}
 	}()
+	if cancelledEarly {
+		return reply
+	}
 	var ctx context.Context = tc
 
 	var ha *hostedActor
@@ -677,7 +731,7 @@ func (e *Executor) DropActor(id ids.ID) bool {
 		for _, s := range streams {
 			s.mu.Lock()
 			for _, r := range s.running {
-				if r.actor == id {
+				if r.actor == id && r.tc != nil { // started; one waiting for its turn is answered "not here"
 					r.tc.cancel(context.Canceled)
 				}
 			}

@@ -152,6 +152,7 @@ type class struct {
 	key           string
 	req           *pb.LeaseRequest
 	queue         []*taskmgr.Task
+	paused        []*taskmgr.Task // waiting out a pause before their retry (out-of-memory kills)
 	leases        []*lease
 	pendingLeases int
 	depth         int
@@ -228,6 +229,14 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strat
 	t.Submitter = &state{seq: s.seq, cls: c}
 	c.queue = append(c.queue, t)
 	s.pumpLocked(c)
+	s.wakeLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// wakeLocked makes idleLoop tick if it sleeps: there is work, or soon a
+// lease, to watch.
+func (s *Submitter) wakeLocked() {
 	if !s.active {
 		s.active = true
 		select {
@@ -235,8 +244,6 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strat
 		default:
 		}
 	}
-	s.mu.Unlock()
-	return nil
 }
 
 func (s *Submitter) classLocked(key string, res resources.Set, strategy pb.SchedulingStrategy, retriable bool) *class {
@@ -304,6 +311,9 @@ func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
 	if s.closed || want <= 0 {
 		return
 	}
+	// Work requeued after a failure or a pause asks for leases without a
+	// Submit: the leases it gets must go back once idle.
+	s.wakeLocked()
 	if c.leaseCtx == nil {
 		c.leaseCtx, c.cancelLeases = context.WithCancel(s.stop.Ctx())
 	}
@@ -345,7 +355,7 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 			s.leaseDone(c, nil)
 			return
 		case err == nil:
-			s.connect(ctx, c, reply, addr)
+			s.connect(c, reply, addr)
 			return
 		}
 		if ctx.Err() != nil {
@@ -390,14 +400,19 @@ func (s *Submitter) warnInfeasible(c *class, err error) {
 }
 
 // connect opens the push stream of a granted lease and puts the lease to
-// work.
-func (s *Submitter) connect(ctx context.Context, c *class, reply *pb.LeaseReply, raylet string) {
+// work. It dials under the submitter's context, not the lease request's:
+// that one is cancelled as soon as the class's queue empties, which may
+// come just after the grant, and the worker is ours to use (it steals) or
+// to return idle all the same.
+func (s *Submitter) connect(c *class, reply *pb.LeaseReply, raylet string) {
 	l := &lease{cls: c, leaseID: reply.GetLeaseId(), workerID: reply.GetWorkerId(), nodeID: reply.GetNodeId(),
 		addr: reply.GetWorkerAddress(), raylet: raylet, inflight: map[ids.ID]*taskmgr.Task{},
 		sendCh: make(chan *pb.TaskSpec, s.cfg.MaxPipeline+2), lastUsed: time.Now()}
-	stream, err := s.clients.Dial(ctx, l.addr)
+	stream, err := s.clients.Dial(s.stop.Ctx(), l.addr)
 	if err != nil {
-		s.returnLease(l, true)
+		// A worker that cannot be reached goes back as exiting (its
+		// daemon kills it); one not dialed because Close began is sound.
+		s.returnLease(l, s.stop.Ctx().Err() == nil)
 		s.leaseDone(c, nil)
 		return
 	}
@@ -676,17 +691,39 @@ type delayedRetry struct {
 	delay time.Duration
 }
 
-// retryAfter requeues t after d (an out-of-memory kill's pause).
+// retryAfter requeues t after d (an out-of-memory kill's pause). Until
+// then t is in its class's paused list, where Cancel and Close find it.
 func (s *Submitter) retryAfter(t *taskmgr.Task, c *class, d time.Duration) {
 	requeue := func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if !unpauseLocked(c, t) {
+			return // cancelled, or handed back by Close
+		}
 		s.requeueLocked(c, []*taskmgr.Task{t})
 		s.pumpLocked(c)
 	}
+	s.mu.Lock()
+	c.paused = append(c.paused, t)
+	s.mu.Unlock()
 	if _, err := s.stop.AfterFunc("tasksubmit.oomretry", d, requeue); err != nil {
-		s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(errs.Systemf("raygo: shutting down"))})
+		s.mu.Lock()
+		mine := unpauseLocked(c, t)
+		s.mu.Unlock()
+		if mine {
+			s.results.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(errs.Systemf("raygo: shutting down"))})
+		}
 	}
+}
+
+// unpauseLocked takes t out of c's paused list; false if it was not there.
+func unpauseLocked(c *class, t *taskmgr.Task) bool {
+	i := slices.Index(c.paused, t)
+	if i < 0 {
+		return false
+	}
+	c.paused = slices.Delete(c.paused, i, i+1)
+	return true
 }
 
 // deathCause asks the node daemon why the lease's worker died. nodeDead
@@ -786,7 +823,8 @@ type Where uint8
 const (
 	// Unknown: not this submitter's (finished, or never submitted here).
 	Unknown Where = iota
-	// Queued: waiting for a lease; Cancel dropped it.
+	// Queued: waiting for a lease (or out a pause before its retry);
+	// Cancel dropped it.
 	Queued
 	// InFlight: pushed to a worker; the worker must be told.
 	InFlight
@@ -816,6 +854,10 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 		return InFlight, err
 	}
 	c := sst.cls
+	if unpauseLocked(c, t) {
+		s.mu.Unlock()
+		return Queued, nil
+	}
 	for i, q := range c.queue {
 		if q == t {
 			c.queue = slices.Delete(c.queue, i, i+1)
@@ -840,7 +882,7 @@ func (s *Submitter) Stats() Stats {
 	var out Stats
 	out.Classes = len(s.classes)
 	for _, c := range s.classes {
-		out.Queued += len(c.queue)
+		out.Queued += len(c.queue) + len(c.paused)
 		out.PendingLeases += c.pendingLeases
 		for _, l := range c.leases {
 			if !l.dead && !l.returned {
@@ -869,7 +911,8 @@ func (s *Submitter) Close() []*taskmgr.Task {
 			c.cancelLeases()
 		}
 		left = append(left, c.queue...)
-		c.queue = nil
+		left = append(left, c.paused...)
+		c.queue, c.paused = nil, nil
 		for _, l := range c.leases {
 			for _, t := range l.inflight {
 				left = append(left, t)
