@@ -6,7 +6,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/raygo/raygo/internal/coreworker/actorsubmit"
+	"github.com/raygo/raygo/internal/coreworker/push"
 	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
 	"github.com/raygo/raygo/internal/framed"
 	"github.com/raygo/raygo/internal/ids"
@@ -47,8 +47,7 @@ func (s *pushStream) Recv() (*pb.ReplyBatch, error) { return s.recv() }
 func (s *pushStream) CloseSend() error              { return s.closeSend() }
 func (s *pushStream) Close()                        { s.close() }
 
-var _ tasksubmit.Stream = (*pushStream)(nil)
-var _ actorsubmit.Stream = (*pushStream)(nil)
+var _ push.Stream = (*pushStream)(nil)
 
 // dialPush opens a push stream to the worker at addr: framed if it is on
 // this machine, gRPC otherwise. Close breaks it.
@@ -165,18 +164,6 @@ func (c *clients) WaitActor(ctx context.Context, actor ids.ID, since uint64) (*p
 		return nil, err
 	}
 	return reply.GetActor(), nil
-}
-
-// actorClients adapts clients to actorsubmit.Clients (its Dial returns
-// the actor submitter's Stream type).
-type actorClients struct{ *clients }
-
-func (c actorClients) Dial(ctx context.Context, worker string) (actorsubmit.Stream, error) {
-	s, err := c.cw.dialPush(ctx, worker)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // ---------------------------------------------------------------- worker side

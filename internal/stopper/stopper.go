@@ -159,6 +159,19 @@ func (s *Stopper) StopWithin(d time.Duration) []string {
 	}
 }
 
+// Sleep waits d, or until ctx is done; it reports whether the whole d
+// passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Running returns the names of the goroutines still running, sorted, a
 // name repeated once per goroutine.
 func (s *Stopper) Running() []string {

@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raygo/raygo/internal/coreworker/push"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -42,13 +43,8 @@ import (
 	"github.com/raygo/raygo/internal/stopper"
 )
 
-// Stream is the caller's end of a push stream to an actor's process.
-type Stream interface {
-	Send(*pb.TaskBatch) error
-	Recv() (*pb.ReplyBatch, error)
-	CloseSend() error
-	Close()
-}
+// Stream is the owner's end of a push stream to a worker.
+type Stream = push.Stream
 
 // Clients are the RPCs the submitter makes.
 type Clients interface {
@@ -59,11 +55,8 @@ type Clients interface {
 	CancelTask(ctx context.Context, worker string, req *pb.CancelTaskRequest) error
 }
 
-// Results receives what happens to calls; the task manager implements it.
-type Results interface {
-	Complete(t *taskmgr.Task, r *pb.TaskReply) taskmgr.Decision
-	Fail(t *taskmgr.Task, f taskmgr.Failure) taskmgr.Decision
-}
+// Results receives what happens to tasks; the task manager implements it.
+type Results = taskmgr.Results
 
 // Config configures a Submitter.
 type Config struct {
@@ -220,7 +213,7 @@ func (s *Submitter) pumpLocked(a *actor) []failed {
 		a.inflight.add(t)
 		a.sendCh <- t.Spec
 	}
-	a.queue = dropFront(a.queue, n)
+	a.queue = push.DropFront(a.queue, n)
 	return out
 }
 
@@ -255,7 +248,7 @@ func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
 				break
 			}
 			if rpc.IsUnavailable(err) {
-				sleepCtx(ctx, backoff)
+				stopper.Sleep(ctx, backoff)
 				backoff = min(2*backoff, time.Second)
 				continue
 			}
@@ -306,15 +299,6 @@ func (s *Submitter) watch(ctx context.Context, a *actor, since uint64) {
 	s.mu.Lock()
 	a.watching = false
 	s.mu.Unlock()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // sameProcess reports whether info is no newer than the state the
@@ -437,7 +421,7 @@ func (s *Submitter) connect(ctx context.Context, a *actor, info *pb.ActorInfo) b
 	a.gen++
 	gen := a.gen
 	common := &pb.TaskSpec{JobId: s.cfg.JobID, OwnerAddress: s.cfg.Owner, OwnerId: s.cfg.OwnerID, CallerId: s.cfg.OwnerID, ActorId: a.idWire}
-	if s.stop.Go("actorsubmit.send", func(context.Context) { sendLoop(stream, sendCh, common) }) != nil ||
+	if s.stop.Go("actorsubmit.send", func(context.Context) { push.SendLoop(stream, sendCh, common, nil) }) != nil ||
 		s.stop.Go("actorsubmit.recv", func(context.Context) { s.recvLoop(a, stream, gen) }) != nil {
 		s.disconnectLocked(a)
 		s.mu.Unlock()
@@ -459,32 +443,6 @@ func (s *Submitter) disconnectLocked(a *actor) {
 	close(a.sendCh)
 	a.stream.Close()
 	a.stream, a.sendCh = nil, nil
-}
-
-// sendLoop batches specs onto a stream until ch is closed.
-func sendLoop(stream Stream, ch chan *pb.TaskSpec, common *pb.TaskSpec) {
-	batch := make([]*pb.TaskSpec, 0, 64)
-	for spec := range ch {
-		batch = append(batch[:0], spec)
-	drain:
-		for len(batch) < 1024 {
-			select {
-			case sp, ok := <-ch:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, sp)
-			default:
-				break drain
-			}
-		}
-		if err := stream.Send(&pb.TaskBatch{Tasks: batch, Common: common}); err != nil {
-			for range ch { // the receiver sees the failure; drain until closed
-			}
-			return
-		}
-	}
-	_ = stream.CloseSend()
 }
 
 type replied struct {
@@ -713,7 +671,7 @@ func (s *sentCalls) take(tid ids.ID) *taskmgr.Task {
 		case s.head == len(s.q): // empty: reuse the array from its start
 			s.q, s.head = s.q[:0], 0
 		case s.head >= 1024 && s.head*2 >= len(s.q):
-			s.q = dropFront(s.q, s.head)
+			s.q = push.DropFront(s.q, s.head)
 			s.head = 0
 		}
 		return t
@@ -731,17 +689,6 @@ func (s *sentCalls) drain() []*taskmgr.Task {
 	}
 	*s = sentCalls{}
 	return out
-}
-
-// dropFront removes q's first n calls, moving the rest to the start of
-// its array.
-func dropFront(q []*taskmgr.Task, n int) []*taskmgr.Task {
-	if n == 0 {
-		return q
-	}
-	rest := copy(q, q[n:])
-	clear(q[rest:])
-	return q[:rest]
 }
 
 // String describes an actor's queue, for debugging.

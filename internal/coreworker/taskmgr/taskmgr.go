@@ -109,6 +109,14 @@ func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
 	return t
 }
 
+// Results is what the submitters tell the Manager of their tasks: a
+// reply, or a failed attempt; the decision says what to do next. The
+// Manager implements it; submitters' tests use fakes.
+type Results interface {
+	Complete(t *Task, r *pb.TaskReply) Decision
+	Fail(t *Task, f Failure) Decision
+}
+
 // Config bounds the Manager.
 type Config struct {
 	// MaxLineage bounds how many finished tasks are kept for lineage;

@@ -38,6 +38,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/raygo/raygo/internal/coreworker/push"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -48,15 +49,7 @@ import (
 )
 
 // Stream is the owner's end of a push stream to a worker.
-type Stream interface {
-	Send(*pb.TaskBatch) error
-	Recv() (*pb.ReplyBatch, error)
-	// CloseSend ends the sending side; the worker finishes what it has
-	// and the stream ends.
-	CloseSend() error
-	// Close breaks the stream now.
-	Close()
-}
+type Stream = push.Stream
 
 // Clients are the RPCs the submitter makes: to node daemons (leases) and
 // to workers (push streams, cancellation).
@@ -75,10 +68,7 @@ type Clients interface {
 }
 
 // Results receives what happens to tasks; the task manager implements it.
-type Results interface {
-	Complete(t *taskmgr.Task, r *pb.TaskReply) taskmgr.Decision
-	Fail(t *taskmgr.Task, f taskmgr.Failure) taskmgr.Decision
-}
+type Results = taskmgr.Results
 
 // Config configures a Submitter.
 type Config struct {
@@ -282,7 +272,7 @@ func (s *Submitter) pumpLocked(c *class) {
 		best.lastUsed = now
 		best.sendCh <- t.Spec
 	}
-	c.queue = dropFront(c.queue, n)
+	c.queue = push.DropFront(c.queue, n)
 	s.requestLeasesLocked(c, now)
 }
 
@@ -370,22 +360,11 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 			return
 		}
 		addr, req = s.cfg.Raylet, base
-		if !sleepCtx(ctx, backoff) {
+		if !stopper.Sleep(ctx, backoff) {
 			s.leaseDone(c, nil)
 			return
 		}
 		backoff = min(2*backoff, time.Second)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -427,7 +406,7 @@ func (s *Submitter) connect(c *class, reply *pb.LeaseReply, raylet string) {
 		return
 	}
 	c.leases = append(c.leases, l)
-	started := s.stop.Go("tasksubmit.send", func(context.Context) { s.sendLoop(l, common) }) == nil &&
+	started := s.stop.Go("tasksubmit.send", func(context.Context) { push.SendLoop(l.stream, l.sendCh, common, s.stealFor(l)) }) == nil &&
 		s.stop.Go("tasksubmit.recv", func(context.Context) { s.recvLoop(l) }) == nil
 	if !started {
 		s.mu.Unlock()
@@ -464,43 +443,16 @@ func (s *Submitter) leaseDone(c *class, err error) {
 	}
 }
 
-// sendLoop batches specs onto the lease's stream until its channel is
-// closed.
-func (s *Submitter) sendLoop(l *lease, common *pb.TaskSpec) {
-	batch := make([]*pb.TaskSpec, 0, 64)
-	for spec := range l.sendCh {
-		batch = batch[:0]
-		if spec != nil {
-			batch = append(batch, spec)
-		}
-	drain:
-		for len(batch) < 1024 {
-			select {
-			case sp, ok := <-l.sendCh:
-				if !ok {
-					break drain
-				}
-				if sp != nil {
-					batch = append(batch, sp)
-				}
-			default:
-				break drain
-			}
-		}
+// stealFor returns, for the lease's sender, how many tasks to ask back
+// with its next batch, and forgets the request.
+func (s *Submitter) stealFor(l *lease) func() int32 {
+	return func() int32 {
 		s.mu.Lock()
-		steal := l.steal
+		defer s.mu.Unlock()
+		n := l.steal
 		l.steal = 0
-		s.mu.Unlock()
-		if len(batch) == 0 && steal == 0 {
-			continue
-		}
-		if err := l.stream.Send(&pb.TaskBatch{Tasks: batch, Common: common, Steal: steal}); err != nil {
-			for range l.sendCh { // the receiver sees the failure; drain until closed
-			}
-			return
-		}
+		return n
 	}
-	_ = l.stream.CloseSend()
 }
 
 func (s *Submitter) recvLoop(l *lease) {
@@ -932,16 +884,4 @@ func (s *Submitter) Close() []*taskmgr.Task {
 	}
 	s.stop.Stop()
 	return left
-}
-
-// dropFront removes q's first n tasks, moving the rest to the start of
-// its array, so that a queue appended at the back and taken from the
-// front reuses one array.
-func dropFront(q []*taskmgr.Task, n int) []*taskmgr.Task {
-	if n == 0 {
-		return q
-	}
-	rest := copy(q, q[n:])
-	clear(q[rest:])
-	return q[:rest]
 }
