@@ -20,7 +20,11 @@ func (cw *CoreWorker) connectStore() {
 	if cw.cfg.Mode == Worker {
 		kind = "worker"
 	}
-	c, err := objstore.Dial(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token, kind+" "+cw.workerID.String()[len(cw.workerID.String())-8:])
+	name, err := objstore.SocketName(cw.cfg.NodeAddress)
+	if err != nil {
+		return // no local sockets here (windows): the daemon's gRPC path
+	}
+	c, err := objstore.Dial(name, cw.cfg.Token, kind+" "+cw.workerID.String()[len(cw.workerID.String())-8:])
 	if err != nil {
 		return
 	}

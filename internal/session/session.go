@@ -22,8 +22,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/raygo/raygo/internal/proc"
 )
 
 // Root is the directory holding all sessions.
@@ -144,7 +145,7 @@ func CleanStale() int {
 			continue
 		}
 		pid, err := strconv.Atoi(s)
-		if err != nil || pid <= 0 || processAlive(pid) {
+		if err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
 		if os.RemoveAll(string(d)) == nil {
@@ -152,10 +153,4 @@ func CleanStale() int {
 		}
 	}
 	return n
-}
-
-// processAlive reports whether a process with pid exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
