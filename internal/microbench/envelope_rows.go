@@ -409,7 +409,7 @@ func largestObject(ctx context.Context, n int) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("got back %d bytes that differ from the %d put", size, n)
 	}
 	node := "unknown"
-	if u, err := memmonitor.Read("/"); err == nil {
+	if u, err := memmonitor.System(); err == nil {
 		node = FormatBytes(u.Used) + " of " + FormatBytes(u.Total)
 	}
 	return Outcome{Units: n, Time: put + get, Notes: []string{
