@@ -258,6 +258,21 @@ func stale(name string) bool {
 	return isRefused(err)
 }
 
+// Forget removes the socket files of the endpoint at addr, one per
+// suffix, that no process listens on any more: a node daemon calls it for
+// a worker it reaped, whose files a SIGKILL left behind. Without socket
+// files it does nothing.
+func Forget(addr string, suffixes ...string) {
+	if m, err := CurrentMode(); err != nil || m != Files {
+		return
+	}
+	for _, sfx := range suffixes {
+		if name, err := Name(addr, sfx); err == nil && stale(name) {
+			os.Remove(name)
+		}
+	}
+}
+
 // StaleAge is how old a socket file must be before CleanStale looks at
 // it: a listener binds its file a moment before it listens, and a file
 // that young may be one.

@@ -253,3 +253,25 @@ func TestLongSessionRoot(t *testing.T) {
 		t.Fatalf("Dir() is not stable: %q then %q", d, again)
 	}
 }
+
+func TestForget(t *testing.T) {
+	filesOnly(t)
+	t.Setenv("RAYGO_TMPDIR", filepath.Dir(shortDir(t)))
+	dead, _ := Name("127.0.0.1:7", Tasks)
+	deadRPC, _ := Name("127.0.0.1:7", GRPC)
+	live, _ := Name("127.0.0.1:8", Tasks)
+	leaveStale(t, dead)
+	leaveStale(t, deadRPC)
+	l, err := Listen(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	Forget("127.0.0.1:7", GRPC, Tasks)
+	Forget("127.0.0.1:8", Tasks)
+	for p, want := range map[string]bool{dead: false, deadRPC: false, live: true} {
+		if _, err := os.Lstat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", p, err == nil, want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/resources"
@@ -323,6 +324,10 @@ func (r *Raylet) workerExited(w *worker) {
 	r.mu.Unlock()
 	for _, o := range orphans {
 		o.kill()
+	}
+	if registered {
+		// Socket files (darwin) of a process that died without closing them.
+		localsock.Forget(w.addr, localsock.GRPC, localsock.Tasks)
 	}
 	if !registered || stopping {
 		return
