@@ -13,8 +13,8 @@
 // read end, inherited as an extra descriptor: when the daemon dies,
 // however it dies, the kernel closes the write end and the worker reads
 // end-of-file. On Linux a worker also gets Pdeathsig (SIGKILL when the
-// daemon's thread that started it exits), which acts even when the worker
-// is too busy to notice.
+// daemon's thread that started it exits), which the kernel delivers even
+// to a worker whose runtime is wedged.
 package proc
 
 import (

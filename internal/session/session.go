@@ -11,6 +11,8 @@
 //	    logs/                  worker stdout/stderr
 //	    binaries/              job binaries fetched by hash
 //	session_latest -> session_<...>   the last head started by `raygo start`
+//	sock/                      local socket files where there are no
+//	                           abstract sockets (darwin; see localsock)
 package session
 
 import (
