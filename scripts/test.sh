@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: generated-code check, formatting, vet, cross-
 # builds for darwin and windows, and the whole test suite under the race
-# detector. Installs what it needs (protoc and its Go plugins)
-# idempotently.
+# detector. Installs what it needs (buf and the protoc plugins, built as
+# Go modules) idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

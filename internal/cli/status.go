@@ -49,7 +49,7 @@ RAYGO_TOKEN, else session_latest's token file when its address matches.`,
 	return cmd
 }
 
-const nodeAlive = "ALIVE"
+const nodeAlive = pb.NodeState_NODE_STATE_ALIVE
 
 // formatStatus renders nodes like `ray status`: a table of nodes (alive
 // ones first) with used/total per resource, the alive nodes' totals, and the
@@ -100,7 +100,7 @@ func formatStatus(nodes []*pb.NodeInfo) string {
 				}
 			}
 			fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortNodeID(n.GetNodeId()), n.GetAddress(),
-				n.GetState(), cpu, gpu, mem, n.GetNumWorkers(), custom)
+				nodeStateName(n.GetState()), cpu, gpu, mem, n.GetNumWorkers(), custom)
 		}
 		_ = tw.Flush()
 	}

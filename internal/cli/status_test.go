@@ -21,19 +21,19 @@ func TestFormatStatus(t *testing.T) {
 	nodes := []*pb.NodeInfo{
 		{
 			// Listed second: started later.
-			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: "ALIVE", StartUnixMs: 2000, NumWorkers: 3,
+			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 2000, NumWorkers: 3,
 			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2}),
 			Available:      res(map[string]float64{"CPU": 5.5, "GPU": 1.75, "memory": 24 * gib, "widget": 2}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4}), res(map[string]float64{"GPU": 1})},
 		},
 		{
-			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: "DEAD", StartUnixMs: 500,
+			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: pb.NodeState_NODE_STATE_DEAD, StartUnixMs: 500,
 			Total:          res(map[string]float64{"CPU": 64}),
 			Available:      res(map[string]float64{"CPU": 64}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"TPU": 1})}, // dead: not listed
 		},
 		{
-			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: "ALIVE", StartUnixMs: 1000, NumWorkers: 1,
+			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 1000, NumWorkers: 1,
 			Total:          res(map[string]float64{"CPU": 4, "memory": 16 * gib}),
 			Available:      res(map[string]float64{"CPU": 3, "memory": 16 * gib}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4})},

@@ -31,7 +31,7 @@ type ActorOptions struct {
 	// MaxConcurrency: calls that may run at once (default 1).
 	MaxConcurrency int
 	// Strategy is DEFAULT or SPREAD placement.
-	Strategy string
+	Strategy pb.SchedulingStrategy
 }
 
 // ActorHandle names an actor. It is a plain value: copy it, pass it to
@@ -340,7 +340,7 @@ func (a *actorClient) watch(since uint64) {
 		info := reply.GetActor()
 		since = info.GetVersion()
 		switch info.GetState() {
-		case "DEAD":
+		case pb.ActorState_ACTOR_STATE_DEAD:
 			cw.mu.Lock()
 			a.watching = false
 			a.version = since
@@ -351,7 +351,7 @@ func (a *actorClient) watch(since uint64) {
 			a.dieLocked(cause)
 			cw.mu.Unlock()
 			return
-		case "ALIVE":
+		case pb.ActorState_ACTOR_STATE_ALIVE:
 			if err := a.connect(info); err != nil {
 				// The process is gone already; wait for the next version.
 				continue

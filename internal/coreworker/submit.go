@@ -37,7 +37,7 @@ type TaskOptions struct {
 	RetryExceptions bool
 	RetryErrorTypes []string
 	Name            string
-	Strategy        string
+	Strategy        pb.SchedulingStrategy
 	// Key caches SchedulingKey(opts); empty means compute it.
 	Key string
 }
@@ -317,7 +317,7 @@ func SchedulingKey(opts TaskOptions) string {
 		}
 	}
 	sort.Strings(names)
-	key := strings.Join(names, ",") + "|" + opts.Strategy
+	key := strings.Join(names, ",") + "|" + opts.Strategy.String()
 	if !retriable(opts) {
 		key += "|once" // leases of retriable work are the memory monitor's first choice
 	}

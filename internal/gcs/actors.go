@@ -17,12 +17,12 @@ import (
 	"github.com/raygo/raygo/internal/scheduler"
 )
 
-// Actor states.
+// Actor states (pb.ActorInfo.state).
 const (
-	StatePending    = "PENDING_CREATION"
-	StateAlive      = "ALIVE"
-	StateRestarting = "RESTARTING"
-	StateDead       = "DEAD"
+	StatePending    = pb.ActorState_ACTOR_STATE_PENDING_CREATION
+	StateAlive      = pb.ActorState_ACTOR_STATE_ALIVE
+	StateRestarting = pb.ActorState_ACTOR_STATE_RESTARTING
+	StateDead       = pb.ActorState_ACTOR_STATE_DEAD
 )
 
 func nameKey(ns, name string) string { return ns + "\x00" + name }
@@ -458,12 +458,12 @@ func (s *Server) runConstructor(addr string, spec *pb.TaskSpec) error {
 
 // pickNodeLocked chooses the node to lease an actor's worker on, or returns
 // an InfeasibleError when no alive node could ever hold the request.
-func (s *Server) pickNodeLocked(class string, req resources.Set, strategy string) (string, error) {
+func (s *Server) pickNodeLocked(class string, req resources.Set, strategy pb.SchedulingStrategy) (string, error) {
 	nodes := make([]scheduler.Node, 0, len(s.nodes))
 	byID := map[string]string{}
 	var totals []string
 	for id, n := range s.nodes {
-		if n.info.State != StateAlive {
+		if n.info.State != pb.NodeState_NODE_STATE_ALIVE {
 			continue
 		}
 		nodes = append(nodes, scheduler.Node{ID: id.String(), Address: n.info.Address, Alive: true,
@@ -473,7 +473,7 @@ func (s *Server) pickNodeLocked(class string, req resources.Set, strategy string
 	}
 	s.rr++
 	r := scheduler.Request{Resources: req}
-	if strategy == "SPREAD" {
+	if strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
 		r.Strategy = scheduler.Spread
 	}
 	d := scheduler.Pick(nodes, "", r, scheduler.DefaultConfig(), s.rr)

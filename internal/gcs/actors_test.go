@@ -56,7 +56,7 @@ func createActor(t *testing.T, c pb.ControlStoreClient, a *pb.ActorInfo) *pb.Act
 }
 
 // waitActorState long-polls WaitActor until the actor reaches state.
-func waitActorState(t *testing.T, c pb.ControlStoreClient, id []byte, state string) *pb.ActorInfo {
+func waitActorState(t *testing.T, c pb.ControlStoreClient, id []byte, state pb.ActorState) *pb.ActorInfo {
 	t.Helper()
 	ctx := testCtx(t)
 	var since uint64

@@ -144,7 +144,7 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 	if !ok || n.GetAddress() == "" {
 		return nil, errs.Invalidf("gcs: RegisterNode needs a node id and address")
 	}
-	n.State = "ALIVE"
+	n.State = pb.NodeState_NODE_STATE_ALIVE
 	if n.Available == nil {
 		n.Available = n.Total
 	}
@@ -165,7 +165,7 @@ func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, ok := s.nodes[id]
-	if !ok || n.info.State != "ALIVE" {
+	if !ok || n.info.State != pb.NodeState_NODE_STATE_ALIVE {
 		return &pb.NodeHeartbeatReply{UnknownNode: true}, nil
 	}
 	n.lastBeat = time.Now()
@@ -181,7 +181,7 @@ func (s *Server) GetNodes(_ context.Context, req *pb.GetNodesRequest) (*pb.GetNo
 	defer s.mu.Unlock()
 	out := &pb.GetNodesReply{}
 	for _, n := range s.nodes {
-		if n.info.State == "ALIVE" || req.GetIncludeDead() {
+		if n.info.State == pb.NodeState_NODE_STATE_ALIVE || req.GetIncludeDead() {
 			out.Nodes = append(out.Nodes, proto.Clone(n.info).(*pb.NodeInfo))
 		}
 	}
@@ -201,7 +201,7 @@ func (s *Server) healthLoop() {
 		var dead []ids.ID
 		s.mu.Lock()
 		for id, n := range s.nodes {
-			if n.info.State == "ALIVE" && time.Since(n.lastBeat) > s.cfg.NodeTimeout {
+			if n.info.State == pb.NodeState_NODE_STATE_ALIVE && time.Since(n.lastBeat) > s.cfg.NodeTimeout {
 				dead = append(dead, id)
 			}
 		}
@@ -215,14 +215,14 @@ func (s *Server) healthLoop() {
 func (s *Server) markNodeDead(id ids.ID, reason string) {
 	s.mu.Lock()
 	n, ok := s.nodes[id]
-	if !ok || n.info.State == "DEAD" {
+	if !ok || n.info.State == pb.NodeState_NODE_STATE_DEAD {
 		s.mu.Unlock()
 		return
 	}
-	n.info.State = "DEAD"
+	n.info.State = pb.NodeState_NODE_STATE_DEAD
 	var lost []ids.ID
 	for aid, a := range s.actors {
-		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == "ALIVE" || a.info.State == "PENDING_CREATION") {
+		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == StateAlive || a.info.State == StatePending) {
 			lost = append(lost, aid)
 		}
 	}
@@ -259,7 +259,7 @@ func (s *Server) driverLoop() {
 		var running []driver
 		s.mu.Lock()
 		for id, j := range s.jobs {
-			if j.State == "RUNNING" && j.DriverAddress != "" {
+			if j.State == pb.JobState_JOB_STATE_RUNNING && j.DriverAddress != "" {
 				running = append(running, driver{id, j.DriverAddress})
 			}
 		}
@@ -299,7 +299,7 @@ func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb
 		id = ids.New()
 		j.JobId = id.Bytes()
 	}
-	j.State = "RUNNING"
+	j.State = pb.JobState_JOB_STATE_RUNNING
 	j.StartUnixMs = time.Now().UnixMilli()
 	s.mu.Lock()
 	s.jobs[id] = j
@@ -333,13 +333,13 @@ func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.Fin
 	id := ids.MustFromBytes(req.GetJobId())
 	s.mu.Lock()
 	j, ok := s.jobs[id]
-	if ok && j.State == "RUNNING" {
-		j.State = "FINISHED"
+	if ok && j.State == pb.JobState_JOB_STATE_RUNNING {
+		j.State = pb.JobState_JOB_STATE_FINISHED
 		j.EndUnixMs = time.Now().UnixMilli()
 	}
 	var owned []ids.ID
 	for aid, a := range s.actors {
-		if ids.MustFromBytes(a.info.JobId) == id && !a.info.Detached && a.info.State != "DEAD" {
+		if ids.MustFromBytes(a.info.JobId) == id && !a.info.Detached && a.info.State != StateDead {
 			owned = append(owned, aid)
 		}
 	}
@@ -462,7 +462,7 @@ func (s *Server) evictBinariesLocked() {
 	}
 	inUse := map[string]bool{}
 	for _, j := range s.jobs {
-		if j.State == "RUNNING" {
+		if j.State == pb.JobState_JOB_STATE_RUNNING {
 			inUse[j.BinaryHash] = true
 		}
 	}

@@ -707,16 +707,16 @@ func (s *Store) Stats(largest int) *pb.StoreStats {
 	return st
 }
 
-func (e *entry) state() string {
+func (e *entry) state() pb.StoreObjectState {
 	switch {
 	case !e.sealed:
-		return "creating"
+		return pb.StoreObjectState_STORE_OBJECT_STATE_CREATING
 	case e.file != "":
-		return "file"
+		return pb.StoreObjectState_STORE_OBJECT_STATE_FILE
 	case !e.inMemory():
-		return "spilled"
+		return pb.StoreObjectState_STORE_OBJECT_STATE_SPILLED
 	}
-	return "in_memory"
+	return pb.StoreObjectState_STORE_OBJECT_STATE_IN_MEMORY
 }
 
 // fullReportLocked explains why an object of size bytes does not fit:

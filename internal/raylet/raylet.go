@@ -219,7 +219,7 @@ func (r *Raylet) nodeInfo() *pb.NodeInfo {
 	return &pb.NodeInfo{
 		NodeId: r.nodeID.Bytes(), Address: r.address, Hostname: r.hostname,
 		Total: &pb.Resources{Amounts: r.res.Total()}, Available: &pb.Resources{Amounts: r.res.Available()},
-		Labels: r.cfg.Labels, State: "ALIVE", StartUnixMs: time.Now().UnixMilli(),
+		Labels: r.cfg.Labels, State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: time.Now().UnixMilli(),
 		NumWorkers: int32(len(r.workers)),
 	}
 }
@@ -268,7 +268,7 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	}
 	nodes := make([]scheduler.Node, 0, len(reply.GetNodes()))
 	for _, n := range reply.GetNodes() {
-		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == "ALIVE",
+		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == pb.NodeState_NODE_STATE_ALIVE,
 			Total: resources.Set(n.GetTotal().GetAmounts()), Available: resources.Set(n.GetAvailable().GetAmounts()), Labels: n.GetLabels()})
 	}
 	r.mu.Lock()
@@ -311,7 +311,7 @@ pick:
 	}
 	r.tie++
 	strategy := scheduler.Default
-	if req.GetStrategy() == "SPREAD" {
+	if req.GetStrategy() == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
 		strategy = scheduler.Spread
 	}
 	d := scheduler.Pick(nodes, local.ID, scheduler.Request{Resources: want, Strategy: strategy}, scheduler.DefaultConfig(), r.tie)

@@ -129,7 +129,7 @@ func TestNodeStatsAndControlStoreView(t *testing.T) {
 		t.Fatalf("control store lists %d nodes, want 1", len(nodes.GetNodes()))
 	}
 	g := nodes.GetNodes()[0]
-	if ids.MustFromBytes(g.GetNodeId()) != c.head.Raylet().NodeID() || g.GetState() != "ALIVE" || g.GetAddress() != c.head.Raylet().Address() {
+	if ids.MustFromBytes(g.GetNodeId()) != c.head.Raylet().NodeID() || g.GetState() != pb.NodeState_NODE_STATE_ALIVE || g.GetAddress() != c.head.Raylet().Address() {
 		t.Fatalf("control store's view: %v", g)
 	}
 	checkTotals(t, "GetNodes total", g.GetTotal())

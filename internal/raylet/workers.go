@@ -484,7 +484,7 @@ func (r *Raylet) reapIdleWorkers() {
 		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
 		reply, err := r.gcs.GetJob(ctx, &pb.GetJobRequest{JobId: job.Bytes()})
 		cancel()
-		if err != nil || reply.GetJob().GetState() != "FINISHED" {
+		if err != nil || reply.GetJob().GetState() != pb.JobState_JOB_STATE_FINISHED {
 			continue
 		}
 		r.mu.Lock()
