@@ -75,7 +75,8 @@ func (r *region) prefault() {
 				// No populate call (Linux before 5.14, darwin): touch one
 				// byte per page instead.
 				if errors.Is(err, errNoPopulate) {
-					for p := off; p < end; p += PageSize {
+					step := int64(os.Getpagesize()) // PageSize may span several
+					for p := off; p < end; p += step {
 						r.mem[p] = 0
 					}
 					continue
