@@ -9,11 +9,12 @@ package gcs
 
 import (
 	"context"
-
 	"fmt"
-	"google.golang.org/protobuf/proto"
+	"log/slog"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -67,6 +68,10 @@ type Server struct {
 	names     map[string]ids.ID          // guarded by mu; namespace + "\x00" + name
 	workerAct map[ids.ID]map[ids.ID]bool // guarded by mu; worker id -> actors it hosts
 	rr        uint64                     // guarded by mu; round-robin for placement
+	// nodesChanged is closed and replaced when a node registers: actors
+	// waiting for a node that can hold them look again.
+	nodesChanged chan struct{} // guarded by mu
+	log          *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,6 +88,11 @@ type actorEntry struct {
 	changed chan struct{} // closed and replaced on every change
 	killing bool          // a kill without restart is in progress
 	place   placement     // where it runs, while it has a worker
+	// failIfInfeasible: die at once when no node can hold the actor.
+	failIfInfeasible bool
+	// stopPlacing withdraws the lease request scheduleActor has in flight
+	// (nil when none).
+	stopPlacing context.CancelFunc
 }
 
 // placement is where an actor runs: its worker, the lease that holds the
@@ -118,7 +128,8 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
-		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, ctx: ctx, cancel: cancel}
+		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
+		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
 	s.wg.Add(2)
 	go s.healthLoop()
 	go s.driverLoop()
@@ -150,6 +161,8 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 	}
 	s.mu.Lock()
 	s.nodes[id] = &nodeEntry{info: n, lastBeat: time.Now()}
+	close(s.nodesChanged)
+	s.nodesChanged = make(chan struct{})
 	s.mu.Unlock()
 	return &pb.RegisterNodeReply{}, nil
 }
@@ -172,6 +185,7 @@ func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) 
 	n.info.Available = req.GetAvailable()
 	n.info.PendingLeases = req.GetPendingLeases()
 	n.info.PendingDemands = req.GetPendingDemands()
+	n.info.InfeasibleDemands = req.GetInfeasibleDemands()
 	n.info.NumWorkers = req.GetNumWorkers()
 	return &pb.NodeHeartbeatReply{}, nil
 }

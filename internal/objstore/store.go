@@ -25,8 +25,13 @@ type Config struct {
 	// SpillDir is where primary copies go when the region is full, and
 	// where objects larger than the region live. Empty disables both.
 	SpillDir string
-	// Prefault populates the whole region in the background at start.
+	// Prefault populates the region's first PrefaultLimit bytes in the
+	// background at start, so that first writes run at memory speed.
 	Prefault bool
+	// PrefaultLimit bounds what Prefault populates (default
+	// DefaultPrefaultLimit), so that a large store does not commit its
+	// whole size at start; the rest is populated as it is first written.
+	PrefaultLimit int64
 	// PutTimeout bounds how long a create waits for space to free up
 	// when the region is full of objects that cannot be spilled (being
 	// written, or mapped by readers). Default 10 s.
@@ -72,6 +77,10 @@ func fileRegion(cfg Config) (bool, error) {
 		return false, errs.Invalidf("objstore: %s=%q: want \"memfd\" or \"file\"", EnvRegion, v)
 	}
 }
+
+// DefaultPrefaultLimit is how much of a store Prefault populates when
+// Config.PrefaultLimit is unset: 1 GiB.
+const DefaultPrefaultLimit = 1 << 30
 
 // Store is a node's object store: sealed, immutable objects in a shared
 // memory region that every process on the node maps, with pinning,
@@ -155,7 +164,10 @@ func New(cfg Config) (*Store, error) {
 		}
 	}
 	if cfg.Prefault {
-		reg.prefault()
+		if cfg.PrefaultLimit <= 0 {
+			cfg.PrefaultLimit = DefaultPrefaultLimit
+		}
+		reg.prefault(cfg.PrefaultLimit)
 	}
 	if cfg.SocketName != "" {
 		if s.srv, err = serve(s, cfg.SocketName); err != nil {

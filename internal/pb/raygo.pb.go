@@ -949,8 +949,14 @@ type TaskSpec struct {
 	ActorCreation  bool               `protobuf:"varint,16,opt,name=actor_creation,json=actorCreation,proto3" json:"actor_creation,omitempty"`
 	MaxConcurrency int32              `protobuf:"varint,17,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	Strategy       SchedulingStrategy `protobuf:"varint,18,opt,name=strategy,proto3,enum=raygo.v1.SchedulingStrategy" json:"strategy,omitempty"` // actor placement
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// placement_resources, on an actor's creation task: what a node must have
+	// available to place the actor, while resources is what the actor holds
+	// for its life. Unset: the control store applies Ray's default, 1 CPU to
+	// place an actor whose resources map has no entries at all (it then holds
+	// nothing), else resources. Each amount is at least resources'.
+	PlacementResources *Resources `protobuf:"bytes,19,opt,name=placement_resources,json=placementResources,proto3" json:"placement_resources,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
@@ -1109,6 +1115,13 @@ func (x *TaskSpec) GetStrategy() SchedulingStrategy {
 	return SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT
 }
 
+func (x *TaskSpec) GetPlacementResources() *Resources {
+	if x != nil {
+		return x.PlacementResources
+	}
+	return nil
+}
+
 type TaskReply struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	TaskId            []byte                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -1196,10 +1209,19 @@ type NodeInfo struct {
 	State          NodeState              `protobuf:"varint,7,opt,name=state,proto3,enum=raygo.v1.NodeState" json:"state,omitempty"`
 	StartUnixMs    int64                  `protobuf:"varint,8,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
 	PendingLeases  int32                  `protobuf:"varint,9,opt,name=pending_leases,json=pendingLeases,proto3" json:"pending_leases,omitempty"`
-	PendingDemands []*Resources           `protobuf:"bytes,10,rep,name=pending_demands,json=pendingDemands,proto3" json:"pending_demands,omitempty"`
+	PendingDemands []*Resources           `protobuf:"bytes,10,rep,name=pending_demands,json=pendingDemands,proto3" json:"pending_demands,omitempty"` // queued lease requests some node can hold
 	NumWorkers     int32                  `protobuf:"varint,11,opt,name=num_workers,json=numWorkers,proto3" json:"num_workers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// infeasible_demands: lease requests queued here that no alive node can
+	// hold (an autoscaler would add a node for them); see
+	// LeaseRequest.queue_if_infeasible.
+	InfeasibleDemands []*Resources `protobuf:"bytes,12,rep,name=infeasible_demands,json=infeasibleDemands,proto3" json:"infeasible_demands,omitempty"`
+	// host_id names the machine the node runs on (/etc/machine-id, else the
+	// hostname), so that several nodes on one machine count its memory once.
+	HostId              string `protobuf:"bytes,13,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	HostMemory          int64  `protobuf:"varint,14,opt,name=host_memory,json=hostMemory,proto3" json:"host_memory,omitempty"`                              // the machine's memory in bytes (0: unknown)
+	ObjectStoreCapacity int64  `protobuf:"varint,15,opt,name=object_store_capacity,json=objectStoreCapacity,proto3" json:"object_store_capacity,omitempty"` // bytes of the node's shared-memory store
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -1309,6 +1331,34 @@ func (x *NodeInfo) GetNumWorkers() int32 {
 	return 0
 }
 
+func (x *NodeInfo) GetInfeasibleDemands() []*Resources {
+	if x != nil {
+		return x.InfeasibleDemands
+	}
+	return nil
+}
+
+func (x *NodeInfo) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetHostMemory() int64 {
+	if x != nil {
+		return x.HostMemory
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetObjectStoreCapacity() int64 {
+	if x != nil {
+		return x.ObjectStoreCapacity
+	}
+	return 0
+}
+
 type RegisterNodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1390,14 +1440,15 @@ func (*RegisterNodeReply) Descriptor() ([]byte, []int) {
 }
 
 type NodeHeartbeatRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	NodeId         []byte                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Available      *Resources             `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
-	PendingLeases  int32                  `protobuf:"varint,3,opt,name=pending_leases,json=pendingLeases,proto3" json:"pending_leases,omitempty"`
-	PendingDemands []*Resources           `protobuf:"bytes,4,rep,name=pending_demands,json=pendingDemands,proto3" json:"pending_demands,omitempty"`
-	NumWorkers     int32                  `protobuf:"varint,5,opt,name=num_workers,json=numWorkers,proto3" json:"num_workers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	NodeId            []byte                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Available         *Resources             `protobuf:"bytes,2,opt,name=available,proto3" json:"available,omitempty"`
+	PendingLeases     int32                  `protobuf:"varint,3,opt,name=pending_leases,json=pendingLeases,proto3" json:"pending_leases,omitempty"`
+	PendingDemands    []*Resources           `protobuf:"bytes,4,rep,name=pending_demands,json=pendingDemands,proto3" json:"pending_demands,omitempty"`
+	NumWorkers        int32                  `protobuf:"varint,5,opt,name=num_workers,json=numWorkers,proto3" json:"num_workers,omitempty"`
+	InfeasibleDemands []*Resources           `protobuf:"bytes,6,rep,name=infeasible_demands,json=infeasibleDemands,proto3" json:"infeasible_demands,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *NodeHeartbeatRequest) Reset() {
@@ -1463,6 +1514,13 @@ func (x *NodeHeartbeatRequest) GetNumWorkers() int32 {
 		return x.NumWorkers
 	}
 	return 0
+}
+
+func (x *NodeHeartbeatRequest) GetInfeasibleDemands() []*Resources {
+	if x != nil {
+		return x.InfeasibleDemands
+	}
+	return nil
 }
 
 type NodeHeartbeatReply struct {
@@ -2599,25 +2657,31 @@ func (x *GetBinaryRequest) GetHash() string {
 }
 
 type ActorInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ActorId       []byte                 `protobuf:"bytes,1,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
-	JobId         []byte                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Namespace     string                 `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	ClassName     string                 `protobuf:"bytes,5,opt,name=class_name,json=className,proto3" json:"class_name,omitempty"`
-	State         ActorState             `protobuf:"varint,6,opt,name=state,proto3,enum=raygo.v1.ActorState" json:"state,omitempty"`
-	Address       string                 `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"` // worker address while ALIVE
-	WorkerId      []byte                 `protobuf:"bytes,8,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	NodeId        []byte                 `protobuf:"bytes,9,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	MaxRestarts   int32                  `protobuf:"varint,10,opt,name=max_restarts,json=maxRestarts,proto3" json:"max_restarts,omitempty"` // -1: infinite
-	NumRestarts   int32                  `protobuf:"varint,11,opt,name=num_restarts,json=numRestarts,proto3" json:"num_restarts,omitempty"`
-	Detached      bool                   `protobuf:"varint,12,opt,name=detached,proto3" json:"detached,omitempty"`
-	OwnerId       []byte                 `protobuf:"bytes,13,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"` // worker that created it
-	OwnerAddress  string                 `protobuf:"bytes,14,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
-	DeathCause    *ErrorInfo             `protobuf:"bytes,15,opt,name=death_cause,json=deathCause,proto3" json:"death_cause,omitempty"`
-	Creation      *TaskSpec              `protobuf:"bytes,16,opt,name=creation,proto3" json:"creation,omitempty"`
-	Version       uint64                 `protobuf:"varint,17,opt,name=version,proto3" json:"version,omitempty"` // bumped on every state change
-	Pid           int32                  `protobuf:"varint,18,opt,name=pid,proto3" json:"pid,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ActorId      []byte                 `protobuf:"bytes,1,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	JobId        []byte                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Name         string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Namespace    string                 `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	ClassName    string                 `protobuf:"bytes,5,opt,name=class_name,json=className,proto3" json:"class_name,omitempty"`
+	State        ActorState             `protobuf:"varint,6,opt,name=state,proto3,enum=raygo.v1.ActorState" json:"state,omitempty"`
+	Address      string                 `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"` // worker address while ALIVE
+	WorkerId     []byte                 `protobuf:"bytes,8,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	NodeId       []byte                 `protobuf:"bytes,9,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	MaxRestarts  int32                  `protobuf:"varint,10,opt,name=max_restarts,json=maxRestarts,proto3" json:"max_restarts,omitempty"` // -1: infinite
+	NumRestarts  int32                  `protobuf:"varint,11,opt,name=num_restarts,json=numRestarts,proto3" json:"num_restarts,omitempty"`
+	Detached     bool                   `protobuf:"varint,12,opt,name=detached,proto3" json:"detached,omitempty"`
+	OwnerId      []byte                 `protobuf:"bytes,13,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"` // worker that created it
+	OwnerAddress string                 `protobuf:"bytes,14,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
+	DeathCause   *ErrorInfo             `protobuf:"bytes,15,opt,name=death_cause,json=deathCause,proto3" json:"death_cause,omitempty"`
+	Creation     *TaskSpec              `protobuf:"bytes,16,opt,name=creation,proto3" json:"creation,omitempty"`
+	Version      uint64                 `protobuf:"varint,17,opt,name=version,proto3" json:"version,omitempty"` // bumped on every state change
+	Pid          int32                  `protobuf:"varint,18,opt,name=pid,proto3" json:"pid,omitempty"`
+	// infeasible is set (an InfeasibleError: the actor's request and the
+	// cluster's totals) while the actor waits for placement and no alive node
+	// can ever hold it; it stays PENDING_CREATION or RESTARTING, its demand is
+	// reported, and it is placed when a node that can hold it joins. Cleared
+	// when it is placed. Callers warn about it once.
+	Infeasible    *ErrorInfo `protobuf:"bytes,19,opt,name=infeasible,proto3" json:"infeasible,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2778,12 +2842,23 @@ func (x *ActorInfo) GetPid() int32 {
 	return 0
 }
 
+func (x *ActorInfo) GetInfeasible() *ErrorInfo {
+	if x != nil {
+		return x.Infeasible
+	}
+	return nil
+}
+
+// CreateActorRequest registers an actor. fail_if_infeasible: an actor no
+// alive node can hold dies at once with an InfeasibleError (the fail-fast
+// option for scripts); otherwise it waits, with ActorInfo.infeasible set.
 type CreateActorRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Actor         *ActorInfo             `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
-	GetIfExists   bool                   `protobuf:"varint,2,opt,name=get_if_exists,json=getIfExists,proto3" json:"get_if_exists,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Actor            *ActorInfo             `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	GetIfExists      bool                   `protobuf:"varint,2,opt,name=get_if_exists,json=getIfExists,proto3" json:"get_if_exists,omitempty"`
+	FailIfInfeasible bool                   `protobuf:"varint,3,opt,name=fail_if_infeasible,json=failIfInfeasible,proto3" json:"fail_if_infeasible,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateActorRequest) Reset() {
@@ -2826,6 +2901,13 @@ func (x *CreateActorRequest) GetActor() *ActorInfo {
 func (x *CreateActorRequest) GetGetIfExists() bool {
 	if x != nil {
 		return x.GetIfExists
+	}
+	return false
+}
+
+func (x *CreateActorRequest) GetFailIfInfeasible() bool {
+	if x != nil {
+		return x.FailIfInfeasible
 	}
 	return false
 }
@@ -3380,16 +3462,54 @@ func (*WorkerDiedReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{46}
 }
 
+// LeaseRequest asks a node daemon for a worker.
+//
+// The daemon answers with one of: a lease (lease_id and the worker); a
+// spillback_address (ask that node instead, with grant_or_reject set); an
+// infeasible notice; canceled. It may queue the request first. A queued
+// request is re-evaluated whenever resources free up here and whenever the
+// daemon's view of the cluster changes (about every 500 ms): it is granted
+// here as soon as it fits, or answered with a spillback to a node that has
+// room for it now, whichever comes first.
+//
+// Infeasible requests (no alive node's total can ever hold them):
+//   - fail_if_infeasible: the call fails at once with an InfeasibleError
+//     (a typed error in the gRPC status), the fail-fast
+//     option for scripts;
+//   - queue_if_infeasible: the request waits, reported to the control store
+//     as an infeasible demand (NodeInfo.infeasible_demands, shown by
+//     `raygo status`), until a node that can hold it joins; then it is
+//     granted here or spilled back to that node. It waits until then or
+//     until the caller cancels (CancelLease, or cancelling the call);
+//   - neither: the reply comes at once with infeasible set (the request
+//     and the cluster's totals) and no lease, so that the caller can warn
+//     its user once and ask again with queue_if_infeasible.
+//
+// Setting both flags is an invalid request.
 type LeaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Resources     *Resources             `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
-	Actor         bool                   `protobuf:"varint,3,opt,name=actor,proto3" json:"actor,omitempty"` // dedicated worker for an actor
+	Resources     *Resources             `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"` // what the lease holds while it lives
+	Actor         bool                   `protobuf:"varint,3,opt,name=actor,proto3" json:"actor,omitempty"`        // dedicated worker for an actor
 	SchedulingKey string                 `protobuf:"bytes,4,opt,name=scheduling_key,json=schedulingKey,proto3" json:"scheduling_key,omitempty"`
-	GrantOrReject bool                   `protobuf:"varint,5,opt,name=grant_or_reject,json=grantOrReject,proto3" json:"grant_or_reject,omitempty"` // after a spillback: do not spill again
-	Strategy      SchedulingStrategy     `protobuf:"varint,6,opt,name=strategy,proto3,enum=raygo.v1.SchedulingStrategy" json:"strategy,omitempty"`
-	OwnerId       []byte                 `protobuf:"bytes,7,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"` // the requesting process: its death frees the lease
-	Retriable     bool                   `protobuf:"varint,8,opt,name=retriable,proto3" json:"retriable,omitempty"`           // its tasks are retried if the worker dies (memory monitor prefers these)
+	// grant_or_reject: this request was spilled back here; do not spill it
+	// on arrival (it may still be spilled later, from the queue, to a node
+	// with room when this one has none).
+	GrantOrReject bool               `protobuf:"varint,5,opt,name=grant_or_reject,json=grantOrReject,proto3" json:"grant_or_reject,omitempty"`
+	Strategy      SchedulingStrategy `protobuf:"varint,6,opt,name=strategy,proto3,enum=raygo.v1.SchedulingStrategy" json:"strategy,omitempty"`
+	OwnerId       []byte             `protobuf:"bytes,7,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"` // the requesting process: its death frees the lease
+	Retriable     bool               `protobuf:"varint,8,opt,name=retriable,proto3" json:"retriable,omitempty"`           // its tasks are retried if the worker dies (memory monitor prefers these)
+	// placement_resources, when set, is what a node must have available (and
+	// in total) to grant the lease; resources is what the lease then holds.
+	// A default actor is placed with 1 CPU and holds none. The daemon uses,
+	// per resource, the larger of the two amounts to place.
+	PlacementResources *Resources `protobuf:"bytes,9,opt,name=placement_resources,json=placementResources,proto3" json:"placement_resources,omitempty"`
+	FailIfInfeasible   bool       `protobuf:"varint,10,opt,name=fail_if_infeasible,json=failIfInfeasible,proto3" json:"fail_if_infeasible,omitempty"`
+	QueueIfInfeasible  bool       `protobuf:"varint,11,opt,name=queue_if_infeasible,json=queueIfInfeasible,proto3" json:"queue_if_infeasible,omitempty"`
+	// request_id names the request for CancelLease: up to 64 bytes, unique
+	// among the caller's requests (16 random bytes do). Empty: the request
+	// can be withdrawn only by cancelling the call.
+	RequestId     []byte `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3480,6 +3600,34 @@ func (x *LeaseRequest) GetRetriable() bool {
 	return false
 }
 
+func (x *LeaseRequest) GetPlacementResources() *Resources {
+	if x != nil {
+		return x.PlacementResources
+	}
+	return nil
+}
+
+func (x *LeaseRequest) GetFailIfInfeasible() bool {
+	if x != nil {
+		return x.FailIfInfeasible
+	}
+	return false
+}
+
+func (x *LeaseRequest) GetQueueIfInfeasible() bool {
+	if x != nil {
+		return x.QueueIfInfeasible
+	}
+	return false
+}
+
+func (x *LeaseRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
 type LeaseReply struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId          []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
@@ -3491,7 +3639,14 @@ type LeaseReply struct {
 	WorkerPid        int32                  `protobuf:"varint,7,opt,name=worker_pid,json=workerPid,proto3" json:"worker_pid,omitempty"`
 	// shared: the actor was placed on a worker process that hosts other
 	// actors too (actors that request no CPU and no GPU share processes).
-	Shared        bool `protobuf:"varint,8,opt,name=shared,proto3" json:"shared,omitempty"`
+	Shared bool `protobuf:"varint,8,opt,name=shared,proto3" json:"shared,omitempty"`
+	// infeasible: no lease was granted because no alive node can hold the
+	// request and the caller set neither fail_if_infeasible nor
+	// queue_if_infeasible. An InfeasibleError naming the request and the
+	// cluster's totals: warn once, then ask again with queue_if_infeasible.
+	Infeasible *ErrorInfo `protobuf:"bytes,9,opt,name=infeasible,proto3" json:"infeasible,omitempty"`
+	// canceled: no lease; the request was withdrawn with CancelLease.
+	Canceled      bool `protobuf:"varint,10,opt,name=canceled,proto3" json:"canceled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3582,6 +3737,119 @@ func (x *LeaseReply) GetShared() bool {
 	return false
 }
 
+func (x *LeaseReply) GetInfeasible() *ErrorInfo {
+	if x != nil {
+		return x.Infeasible
+	}
+	return nil
+}
+
+func (x *LeaseReply) GetCanceled() bool {
+	if x != nil {
+		return x.Canceled
+	}
+	return false
+}
+
+// CancelLease withdraws the RequestLease named by request_id, whatever its
+// state: still queued, that call returns at once with canceled; being
+// granted, the grant is given back and that call returns canceled; granted
+// already, the lease is given back (its reply may have been lost as the
+// caller gave up). found is false when the daemon knows no such request.
+// A caller that abandons a RequestLease call (cancels it, or its deadline
+// passes) without having seen a reply must send CancelLease for it: the
+// daemon cannot tell otherwise whether a grant racing with the abandonment
+// reached the caller, and a grant that did not would hold its resources
+// until the owner's job ends. A caller must not use a lease whose request
+// it cancelled.
+type CancelLeaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelLeaseRequest) Reset() {
+	*x = CancelLeaseRequest{}
+	mi := &file_raygo_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelLeaseRequest) ProtoMessage() {}
+
+func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelLeaseRequest.ProtoReflect.Descriptor instead.
+func (*CancelLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CancelLeaseRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
+type CancelLeaseReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelLeaseReply) Reset() {
+	*x = CancelLeaseReply{}
+	mi := &file_raygo_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelLeaseReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelLeaseReply) ProtoMessage() {}
+
+func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelLeaseReply.ProtoReflect.Descriptor instead.
+func (*CancelLeaseReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CancelLeaseReply) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
 type ReturnLeaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId       []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
@@ -3593,7 +3861,7 @@ type ReturnLeaseRequest struct {
 
 func (x *ReturnLeaseRequest) Reset() {
 	*x = ReturnLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3605,7 +3873,7 @@ func (x *ReturnLeaseRequest) String() string {
 func (*ReturnLeaseRequest) ProtoMessage() {}
 
 func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3618,7 +3886,7 @@ func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{49}
+	return file_raygo_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReturnLeaseRequest) GetLeaseId() []byte {
@@ -3650,7 +3918,7 @@ type ReturnLeaseReply struct {
 
 func (x *ReturnLeaseReply) Reset() {
 	*x = ReturnLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3662,7 +3930,7 @@ func (x *ReturnLeaseReply) String() string {
 func (*ReturnLeaseReply) ProtoMessage() {}
 
 func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3675,7 +3943,7 @@ func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseReply.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{50}
+	return file_raygo_proto_rawDescGZIP(), []int{52}
 }
 
 type RegisterWorkerRequest struct {
@@ -3689,7 +3957,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +3969,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +3982,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{51}
+	return file_raygo_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() []byte {
@@ -3747,7 +4015,7 @@ type RegisterWorkerReply struct {
 
 func (x *RegisterWorkerReply) Reset() {
 	*x = RegisterWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +4027,7 @@ func (x *RegisterWorkerReply) String() string {
 func (*RegisterWorkerReply) ProtoMessage() {}
 
 func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +4040,7 @@ func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerReply.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{52}
+	return file_raygo_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RegisterWorkerReply) GetNodeId() []byte {
@@ -3792,7 +4060,7 @@ type BlockedRequest struct {
 
 func (x *BlockedRequest) Reset() {
 	*x = BlockedRequest{}
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3804,7 +4072,7 @@ func (x *BlockedRequest) String() string {
 func (*BlockedRequest) ProtoMessage() {}
 
 func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3817,7 +4085,7 @@ func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedRequest.ProtoReflect.Descriptor instead.
 func (*BlockedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{53}
+	return file_raygo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BlockedRequest) GetWorkerId() []byte {
@@ -3842,7 +4110,7 @@ type BlockedReply struct {
 
 func (x *BlockedReply) Reset() {
 	*x = BlockedReply{}
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +4122,7 @@ func (x *BlockedReply) String() string {
 func (*BlockedReply) ProtoMessage() {}
 
 func (x *BlockedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +4135,7 @@ func (x *BlockedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedReply.ProtoReflect.Descriptor instead.
 func (*BlockedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{54}
+	return file_raygo_proto_rawDescGZIP(), []int{56}
 }
 
 type PutObjectRequest struct {
@@ -3882,7 +4150,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3894,7 +4162,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3907,7 +4175,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{55}
+	return file_raygo_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PutObjectRequest) GetObjectId() []byte {
@@ -3946,7 +4214,7 @@ type PutObjectReply struct {
 
 func (x *PutObjectReply) Reset() {
 	*x = PutObjectReply{}
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4226,7 @@ func (x *PutObjectReply) String() string {
 func (*PutObjectReply) ProtoMessage() {}
 
 func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4239,7 @@ func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectReply.ProtoReflect.Descriptor instead.
 func (*PutObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{56}
+	return file_raygo_proto_rawDescGZIP(), []int{58}
 }
 
 type GetObjectRequest struct {
@@ -3983,7 +4251,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4263,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4276,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{57}
+	return file_raygo_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetObjectRequest) GetObjectId() []byte {
@@ -4028,7 +4296,7 @@ type GetObjectReply struct {
 
 func (x *GetObjectReply) Reset() {
 	*x = GetObjectReply{}
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4040,7 +4308,7 @@ func (x *GetObjectReply) String() string {
 func (*GetObjectReply) ProtoMessage() {}
 
 func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4053,7 +4321,7 @@ func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectReply.ProtoReflect.Descriptor instead.
 func (*GetObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{58}
+	return file_raygo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetObjectReply) GetData() []byte {
@@ -4082,7 +4350,7 @@ type ObjectChunk struct {
 
 func (x *ObjectChunk) Reset() {
 	*x = ObjectChunk{}
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4094,7 +4362,7 @@ func (x *ObjectChunk) String() string {
 func (*ObjectChunk) ProtoMessage() {}
 
 func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4107,7 +4375,7 @@ func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectChunk.ProtoReflect.Descriptor instead.
 func (*ObjectChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{59}
+	return file_raygo_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ObjectChunk) GetData() []byte {
@@ -4133,7 +4401,7 @@ type FreeObjectsRequest struct {
 
 func (x *FreeObjectsRequest) Reset() {
 	*x = FreeObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +4413,7 @@ func (x *FreeObjectsRequest) String() string {
 func (*FreeObjectsRequest) ProtoMessage() {}
 
 func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +4426,7 @@ func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FreeObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{60}
+	return file_raygo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *FreeObjectsRequest) GetObjectIds() [][]byte {
@@ -4176,7 +4444,7 @@ type FreeObjectsReply struct {
 
 func (x *FreeObjectsReply) Reset() {
 	*x = FreeObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4188,7 +4456,7 @@ func (x *FreeObjectsReply) String() string {
 func (*FreeObjectsReply) ProtoMessage() {}
 
 func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4201,7 +4469,7 @@ func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsReply.ProtoReflect.Descriptor instead.
 func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{61}
+	return file_raygo_proto_rawDescGZIP(), []int{63}
 }
 
 type KillWorkerRequest struct {
@@ -4214,7 +4482,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +4494,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +4507,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{62}
+	return file_raygo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -4264,7 +4532,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4544,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4557,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{65}
 }
 
 type NodeStatsRequest struct {
@@ -4301,7 +4569,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4313,7 +4581,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4326,7 +4594,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -4349,7 +4617,7 @@ type NodeStatsReply struct {
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4361,7 +4629,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4374,7 +4642,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -4426,7 +4694,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4438,7 +4706,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4451,7 +4719,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -4501,7 +4769,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4513,7 +4781,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4526,7 +4794,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -4545,7 +4813,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4557,7 +4825,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4570,7 +4838,7 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
@@ -4593,7 +4861,7 @@ type FramedHello struct {
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4605,7 +4873,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4618,7 +4886,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -4651,7 +4919,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4663,7 +4931,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4676,7 +4944,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -4703,7 +4971,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4715,7 +4983,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4728,7 +4996,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -4838,7 +5106,7 @@ type StoreCreate struct {
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4850,7 +5118,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4863,7 +5131,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -4910,7 +5178,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4922,7 +5190,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4935,7 +5203,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -4961,7 +5229,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4973,7 +5241,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4986,7 +5254,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -5036,7 +5304,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5048,7 +5316,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5061,7 +5329,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -5121,7 +5389,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5133,7 +5401,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5146,7 +5414,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -5304,7 +5572,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5316,7 +5584,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5329,7 +5597,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -5397,7 +5665,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5409,7 +5677,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5422,7 +5690,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -5448,7 +5716,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5460,7 +5728,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5473,7 +5741,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -5492,7 +5760,7 @@ type WaitObjectRequest struct {
 
 func (x *WaitObjectRequest) Reset() {
 	*x = WaitObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5504,7 +5772,7 @@ func (x *WaitObjectRequest) String() string {
 func (*WaitObjectRequest) ProtoMessage() {}
 
 func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5517,7 +5785,7 @@ func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectRequest.ProtoReflect.Descriptor instead.
 func (*WaitObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *WaitObjectRequest) GetObjectId() []byte {
@@ -5536,7 +5804,7 @@ type WaitObjectReply struct {
 
 func (x *WaitObjectReply) Reset() {
 	*x = WaitObjectReply{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5548,7 +5816,7 @@ func (x *WaitObjectReply) String() string {
 func (*WaitObjectReply) ProtoMessage() {}
 
 func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5561,7 +5829,7 @@ func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectReply.ProtoReflect.Descriptor instead.
 func (*WaitObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *WaitObjectReply) GetValue() *Value {
@@ -5583,7 +5851,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5595,7 +5863,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5608,7 +5876,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -5647,7 +5915,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5659,7 +5927,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5672,7 +5940,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 type CancelTaskRequest struct {
@@ -5685,7 +5953,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5697,7 +5965,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5710,7 +5978,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -5736,7 +6004,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5748,7 +6016,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5761,7 +6029,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -5780,7 +6048,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5792,7 +6060,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5805,7 +6073,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -5824,7 +6092,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5836,7 +6104,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5849,7 +6117,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -5872,7 +6140,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5884,7 +6152,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5897,7 +6165,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -5929,7 +6197,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5941,7 +6209,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5954,7 +6222,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -6010,7 +6278,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03Arg\x12'\n" +
 	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueH\x00R\x05value\x12'\n" +
 	"\x03ref\x18\x02 \x01(\v2\x13.raygo.v1.ObjectRefH\x00R\x03refB\x06\n" +
-	"\x04kind\"\xd4\x04\n" +
+	"\x04kind\"\x9a\x05\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -6033,14 +6301,15 @@ const file_raygo_proto_rawDesc = "" +
 	"\tcaller_id\x18\x0f \x01(\fR\bcallerId\x12%\n" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
 	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x128\n" +
-	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\"\xcb\x01\n" +
+	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12D\n" +
+	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +
 	"\x05error\x18\x03 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12.\n" +
 	"\x13retryable_app_error\x18\x04 \x01(\bR\x11retryableAppError\x12\x1f\n" +
 	"\vexec_micros\x18\x05 \x01(\x03R\n" +
-	"execMicros\"\xff\x03\n" +
+	"execMicros\"\xb1\x05\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -6054,20 +6323,26 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0fpending_demands\x18\n" +
 	" \x03(\v2\x13.raygo.v1.ResourcesR\x0ependingDemands\x12\x1f\n" +
 	"\vnum_workers\x18\v \x01(\x05R\n" +
-	"numWorkers\x1a9\n" +
+	"numWorkers\x12B\n" +
+	"\x12infeasible_demands\x18\f \x03(\v2\x13.raygo.v1.ResourcesR\x11infeasibleDemands\x12\x17\n" +
+	"\ahost_id\x18\r \x01(\tR\x06hostId\x12\x1f\n" +
+	"\vhost_memory\x18\x0e \x01(\x03R\n" +
+	"hostMemory\x122\n" +
+	"\x15object_store_capacity\x18\x0f \x01(\x03R\x13objectStoreCapacity\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x13RegisterNodeRequest\x12&\n" +
 	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"\x13\n" +
-	"\x11RegisterNodeReply\"\xe8\x01\n" +
+	"\x11RegisterNodeReply\"\xac\x02\n" +
 	"\x14NodeHeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x121\n" +
 	"\tavailable\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tavailable\x12%\n" +
 	"\x0epending_leases\x18\x03 \x01(\x05R\rpendingLeases\x12<\n" +
 	"\x0fpending_demands\x18\x04 \x03(\v2\x13.raygo.v1.ResourcesR\x0ependingDemands\x12\x1f\n" +
 	"\vnum_workers\x18\x05 \x01(\x05R\n" +
-	"numWorkers\"7\n" +
+	"numWorkers\x12B\n" +
+	"\x12infeasible_demands\x18\x06 \x03(\v2\x13.raygo.v1.ResourcesR\x11infeasibleDemands\"7\n" +
 	"\x12NodeHeartbeatReply\x12!\n" +
 	"\funknown_node\x18\x01 \x01(\bR\vunknownNode\"4\n" +
 	"\x0fGetNodesRequest\x12!\n" +
@@ -6135,7 +6410,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0eHasBinaryReply\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\"&\n" +
 	"\x10GetBinaryRequest\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\tR\x04hash\"\xbe\x04\n" +
+	"\x04hash\x18\x01 \x01(\tR\x04hash\"\xf3\x04\n" +
 	"\tActorInfo\x12\x19\n" +
 	"\bactor_id\x18\x01 \x01(\fR\aactorId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x12\n" +
@@ -6157,10 +6432,14 @@ const file_raygo_proto_rawDesc = "" +
 	"deathCause\x12.\n" +
 	"\bcreation\x18\x10 \x01(\v2\x12.raygo.v1.TaskSpecR\bcreation\x12\x18\n" +
 	"\aversion\x18\x11 \x01(\x04R\aversion\x12\x10\n" +
-	"\x03pid\x18\x12 \x01(\x05R\x03pid\"c\n" +
+	"\x03pid\x18\x12 \x01(\x05R\x03pid\x123\n" +
+	"\n" +
+	"infeasible\x18\x13 \x01(\v2\x13.raygo.v1.ErrorInfoR\n" +
+	"infeasible\"\x91\x01\n" +
 	"\x12CreateActorRequest\x12)\n" +
 	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\x12\"\n" +
-	"\rget_if_exists\x18\x02 \x01(\bR\vgetIfExists\"W\n" +
+	"\rget_if_exists\x18\x02 \x01(\bR\vgetIfExists\x12,\n" +
+	"\x12fail_if_infeasible\x18\x03 \x01(\bR\x10failIfInfeasible\"W\n" +
 	"\x10CreateActorReply\x12)\n" +
 	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\x12\x18\n" +
 	"\aexisted\x18\x02 \x01(\bR\aexisted\"^\n" +
@@ -6192,7 +6471,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12 \n" +
 	"\vintentional\x18\x06 \x01(\bR\vintentional\"\x11\n" +
-	"\x0fWorkerDiedReply\"\xb0\x02\n" +
+	"\x0fWorkerDiedReply\"\xf3\x03\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
@@ -6201,7 +6480,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0fgrant_or_reject\x18\x05 \x01(\bR\rgrantOrReject\x128\n" +
 	"\bstrategy\x18\x06 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12\x19\n" +
 	"\bowner_id\x18\a \x01(\fR\aownerId\x12\x1c\n" +
-	"\tretriable\x18\b \x01(\bR\tretriable\"\xde\x02\n" +
+	"\tretriable\x18\b \x01(\bR\tretriable\x12D\n" +
+	"\x13placement_resources\x18\t \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\x12,\n" +
+	"\x12fail_if_infeasible\x18\n" +
+	" \x01(\bR\x10failIfInfeasible\x12.\n" +
+	"\x13queue_if_infeasible\x18\v \x01(\bR\x11queueIfInfeasible\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\f \x01(\fR\trequestId\"\xaf\x03\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +
@@ -6212,10 +6497,20 @@ const file_raygo_proto_rawDesc = "" +
 	"\agpu_ids\x18\x06 \x03(\v2 .raygo.v1.LeaseReply.GpuIdsEntryR\x06gpuIds\x12\x1d\n" +
 	"\n" +
 	"worker_pid\x18\a \x01(\x05R\tworkerPid\x12\x16\n" +
-	"\x06shared\x18\b \x01(\bR\x06shared\x1a9\n" +
+	"\x06shared\x18\b \x01(\bR\x06shared\x123\n" +
+	"\n" +
+	"infeasible\x18\t \x01(\v2\x13.raygo.v1.ErrorInfoR\n" +
+	"infeasible\x12\x1a\n" +
+	"\bcanceled\x18\n" +
+	" \x01(\bR\bcanceled\x1a9\n" +
 	"\vGpuIdsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"v\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"3\n" +
+	"\x12CancelLeaseRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\fR\trequestId\"(\n" +
+	"\x10CancelLeaseReply\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\"v\n" +
 	"\x12ReturnLeaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +
 	"\x0eworker_exiting\x18\x02 \x01(\bR\rworkerExiting\x12\x1e\n" +
@@ -6448,10 +6743,11 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"ListActors\x12\x1b.raygo.v1.ListActorsRequest\x1a\x19.raygo.v1.ListActorsReply\x12D\n" +
 	"\n" +
-	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\x9c\x06\n" +
+	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\xe5\x06\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
+	"\vCancelLease\x12\x1c.raygo.v1.CancelLeaseRequest\x1a\x1a.raygo.v1.CancelLeaseReply\x12G\n" +
 	"\vReturnLease\x12\x1c.raygo.v1.ReturnLeaseRequest\x1a\x1a.raygo.v1.ReturnLeaseReply\x12P\n" +
 	"\x0eRegisterWorker\x12\x1f.raygo.v1.RegisterWorkerRequest\x1a\x1d.raygo.v1.RegisterWorkerReply\x12A\n" +
 	"\rNotifyBlocked\x12\x18.raygo.v1.BlockedRequest\x1a\x16.raygo.v1.BlockedReply\x12A\n" +
@@ -6487,7 +6783,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                  // 0: raygo.v1.ErrorKind
 	(SchedulingStrategy)(0),         // 1: raygo.v1.SchedulingStrategy
@@ -6544,185 +6840,195 @@ var file_raygo_proto_goTypes = []any{
 	(*WorkerDiedReply)(nil),         // 52: raygo.v1.WorkerDiedReply
 	(*LeaseRequest)(nil),            // 53: raygo.v1.LeaseRequest
 	(*LeaseReply)(nil),              // 54: raygo.v1.LeaseReply
-	(*ReturnLeaseRequest)(nil),      // 55: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),        // 56: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),   // 57: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),     // 58: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),          // 59: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),            // 60: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),        // 61: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),          // 62: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),        // 63: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),          // 64: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),             // 65: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),      // 66: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),        // 67: raygo.v1.FreeObjectsReply
-	(*KillWorkerRequest)(nil),       // 68: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),         // 69: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),        // 70: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),          // 71: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),             // 72: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil), // 73: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),   // 74: raygo.v1.WorkerDeathCauseReply
-	(*FramedHello)(nil),             // 75: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),        // 76: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),            // 77: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),             // 78: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 79: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 80: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 81: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 82: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 83: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 84: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 85: raygo.v1.ReplyBatch
-	(*WaitObjectRequest)(nil),       // 86: raygo.v1.WaitObjectRequest
-	(*WaitObjectReply)(nil),         // 87: raygo.v1.WaitObjectReply
-	(*BorrowRequest)(nil),           // 88: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 89: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 90: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 91: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 92: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 93: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 94: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 95: raygo.v1.ExitReply
-	nil,                             // 96: raygo.v1.Resources.AmountsEntry
-	nil,                             // 97: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 98: raygo.v1.LeaseReply.GpuIdsEntry
+	(*CancelLeaseRequest)(nil),      // 55: raygo.v1.CancelLeaseRequest
+	(*CancelLeaseReply)(nil),        // 56: raygo.v1.CancelLeaseReply
+	(*ReturnLeaseRequest)(nil),      // 57: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),        // 58: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),   // 59: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),     // 60: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),          // 61: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),            // 62: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),        // 63: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),          // 64: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),        // 65: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),          // 66: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),             // 67: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),      // 68: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),        // 69: raygo.v1.FreeObjectsReply
+	(*KillWorkerRequest)(nil),       // 70: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),         // 71: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),        // 72: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),          // 73: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),             // 74: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil), // 75: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),   // 76: raygo.v1.WorkerDeathCauseReply
+	(*FramedHello)(nil),             // 77: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),        // 78: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),            // 79: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),             // 80: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 81: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 82: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 83: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 84: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 85: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 86: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 87: raygo.v1.ReplyBatch
+	(*WaitObjectRequest)(nil),       // 88: raygo.v1.WaitObjectRequest
+	(*WaitObjectReply)(nil),         // 89: raygo.v1.WaitObjectReply
+	(*BorrowRequest)(nil),           // 90: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 91: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 92: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 93: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 94: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 95: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 96: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 97: raygo.v1.ExitReply
+	nil,                             // 98: raygo.v1.Resources.AmountsEntry
+	nil,                             // 99: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 100: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	96, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
-	0,  // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
-	7,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
-	8,  // 3: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
-	7,  // 4: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
-	9,  // 5: raygo.v1.Arg.value:type_name -> raygo.v1.Value
-	8,  // 6: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
-	10, // 7: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
-	6,  // 8: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
-	1,  // 9: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
-	9,  // 10: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
-	7,  // 11: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
-	6,  // 12: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
-	6,  // 13: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	97, // 14: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
-	2,  // 15: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
-	6,  // 16: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
-	13, // 17: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
-	6,  // 18: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
-	6,  // 19: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
-	13, // 20: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
-	3,  // 21: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
-	22, // 22: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
-	22, // 23: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
-	22, // 24: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
-	4,  // 25: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
-	7,  // 26: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
-	11, // 27: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
-	40, // 28: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
-	40, // 29: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
-	40, // 30: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
-	40, // 31: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
-	40, // 32: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
-	6,  // 33: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	1,  // 34: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
-	98, // 35: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
-	13, // 36: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	82, // 37: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	72, // 38: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
-	7,  // 39: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
-	7,  // 40: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	78, // 41: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	79, // 42: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	79, // 43: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	79, // 44: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	79, // 45: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	7,  // 46: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	80, // 47: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	83, // 48: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	5,  // 49: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
-	11, // 50: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	11, // 51: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
-	12, // 52: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	9,  // 53: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
-	11, // 54: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	7,  // 55: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	14, // 56: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	20, // 57: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	16, // 58: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	18, // 59: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	23, // 60: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	25, // 61: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	27, // 62: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	29, // 63: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	31, // 64: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	33, // 65: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	35, // 66: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	37, // 67: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	39, // 68: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	41, // 69: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	43, // 70: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	45, // 71: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	47, // 72: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	49, // 73: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	51, // 74: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	53, // 75: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	55, // 76: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	57, // 77: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	59, // 78: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	61, // 79: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	63, // 80: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	63, // 81: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	66, // 82: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	68, // 83: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	70, // 84: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	73, // 85: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	84, // 86: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	86, // 87: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	88, // 88: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	90, // 89: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	92, // 90: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	94, // 91: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	15, // 92: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	21, // 93: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	17, // 94: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	19, // 95: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	24, // 96: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	26, // 97: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	28, // 98: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	30, // 99: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	32, // 100: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	34, // 101: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	36, // 102: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	38, // 103: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	35, // 104: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	42, // 105: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	44, // 106: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	46, // 107: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	48, // 108: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	50, // 109: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	52, // 110: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	54, // 111: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	56, // 112: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	58, // 113: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	60, // 114: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	62, // 115: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	64, // 116: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	65, // 117: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	67, // 118: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	69, // 119: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	71, // 120: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	74, // 121: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	85, // 122: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	87, // 123: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	89, // 124: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	91, // 125: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	93, // 126: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	95, // 127: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	92, // [92:128] is the sub-list for method output_type
-	56, // [56:92] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	98,  // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
+	7,   // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
+	8,   // 3: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
+	7,   // 4: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
+	9,   // 5: raygo.v1.Arg.value:type_name -> raygo.v1.Value
+	8,   // 6: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
+	10,  // 7: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
+	6,   // 8: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
+	1,   // 9: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
+	6,   // 10: raygo.v1.TaskSpec.placement_resources:type_name -> raygo.v1.Resources
+	9,   // 11: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
+	7,   // 12: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
+	6,   // 13: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
+	6,   // 14: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
+	99,  // 15: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	2,   // 16: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
+	6,   // 17: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
+	6,   // 18: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
+	13,  // 19: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
+	6,   // 20: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
+	6,   // 21: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
+	6,   // 22: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
+	13,  // 23: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
+	3,   // 24: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
+	22,  // 25: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
+	22,  // 26: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
+	22,  // 27: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
+	4,   // 28: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
+	7,   // 29: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
+	11,  // 30: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
+	7,   // 31: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
+	40,  // 32: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
+	40,  // 33: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
+	40,  // 34: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
+	40,  // 35: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
+	40,  // 36: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
+	6,   // 37: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
+	1,   // 38: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
+	6,   // 39: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
+	100, // 40: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	7,   // 41: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
+	13,  // 42: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
+	84,  // 43: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	74,  // 44: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	7,   // 45: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	7,   // 46: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
+	80,  // 47: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	81,  // 48: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	81,  // 49: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	81,  // 50: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	81,  // 51: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	7,   // 52: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	82,  // 53: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	85,  // 54: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	5,   // 55: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
+	11,  // 56: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	11,  // 57: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	12,  // 58: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	9,   // 59: raygo.v1.WaitObjectReply.value:type_name -> raygo.v1.Value
+	11,  // 60: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	7,   // 61: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	14,  // 62: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	20,  // 63: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	16,  // 64: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	18,  // 65: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	23,  // 66: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	25,  // 67: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	27,  // 68: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	29,  // 69: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	31,  // 70: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	33,  // 71: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	35,  // 72: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	37,  // 73: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	39,  // 74: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	41,  // 75: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	43,  // 76: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	45,  // 77: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	47,  // 78: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	49,  // 79: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	51,  // 80: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	53,  // 81: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	55,  // 82: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	57,  // 83: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	59,  // 84: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	61,  // 85: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	63,  // 86: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	65,  // 87: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	65,  // 88: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	68,  // 89: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	70,  // 90: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	72,  // 91: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	75,  // 92: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	86,  // 93: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	88,  // 94: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
+	90,  // 95: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	92,  // 96: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	94,  // 97: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	96,  // 98: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	15,  // 99: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	21,  // 100: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	17,  // 101: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	19,  // 102: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	24,  // 103: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	26,  // 104: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	28,  // 105: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	30,  // 106: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	32,  // 107: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	34,  // 108: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	36,  // 109: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	38,  // 110: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	35,  // 111: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	42,  // 112: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	44,  // 113: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	46,  // 114: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	48,  // 115: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	50,  // 116: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	52,  // 117: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	54,  // 118: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	56,  // 119: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	58,  // 120: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	60,  // 121: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	62,  // 122: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	64,  // 123: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	66,  // 124: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	67,  // 125: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	69,  // 126: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	71,  // 127: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	73,  // 128: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	76,  // 129: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	87,  // 130: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	89,  // 131: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
+	91,  // 132: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	93,  // 133: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	95,  // 134: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	97,  // 135: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	99,  // [99:136] is the sub-list for method output_type
+	62,  // [62:99] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -6734,7 +7040,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[71].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[73].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -6747,7 +7053,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   93,
+			NumMessages:   95,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -807,6 +807,7 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	NodeDaemon_RequestLease_FullMethodName     = "/raygo.v1.NodeDaemon/RequestLease"
+	NodeDaemon_CancelLease_FullMethodName      = "/raygo.v1.NodeDaemon/CancelLease"
 	NodeDaemon_ReturnLease_FullMethodName      = "/raygo.v1.NodeDaemon/ReturnLease"
 	NodeDaemon_RegisterWorker_FullMethodName   = "/raygo.v1.NodeDaemon/RegisterWorker"
 	NodeDaemon_NotifyBlocked_FullMethodName    = "/raygo.v1.NodeDaemon/NotifyBlocked"
@@ -824,6 +825,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type NodeDaemonClient interface {
 	RequestLease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseReply, error)
+	CancelLease(ctx context.Context, in *CancelLeaseRequest, opts ...grpc.CallOption) (*CancelLeaseReply, error)
 	ReturnLease(ctx context.Context, in *ReturnLeaseRequest, opts ...grpc.CallOption) (*ReturnLeaseReply, error)
 	RegisterWorker(ctx context.Context, in *RegisterWorkerRequest, opts ...grpc.CallOption) (*RegisterWorkerReply, error)
 	NotifyBlocked(ctx context.Context, in *BlockedRequest, opts ...grpc.CallOption) (*BlockedReply, error)
@@ -848,6 +850,16 @@ func (c *nodeDaemonClient) RequestLease(ctx context.Context, in *LeaseRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LeaseReply)
 	err := c.cc.Invoke(ctx, NodeDaemon_RequestLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) CancelLease(ctx context.Context, in *CancelLeaseRequest, opts ...grpc.CallOption) (*CancelLeaseReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelLeaseReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_CancelLease_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -968,6 +980,7 @@ func (c *nodeDaemonClient) WorkerDeathCause(ctx context.Context, in *WorkerDeath
 // for forward compatibility.
 type NodeDaemonServer interface {
 	RequestLease(context.Context, *LeaseRequest) (*LeaseReply, error)
+	CancelLease(context.Context, *CancelLeaseRequest) (*CancelLeaseReply, error)
 	ReturnLease(context.Context, *ReturnLeaseRequest) (*ReturnLeaseReply, error)
 	RegisterWorker(context.Context, *RegisterWorkerRequest) (*RegisterWorkerReply, error)
 	NotifyBlocked(context.Context, *BlockedRequest) (*BlockedReply, error)
@@ -990,6 +1003,9 @@ type UnimplementedNodeDaemonServer struct{}
 
 func (UnimplementedNodeDaemonServer) RequestLease(context.Context, *LeaseRequest) (*LeaseReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method RequestLease not implemented")
+}
+func (UnimplementedNodeDaemonServer) CancelLease(context.Context, *CancelLeaseRequest) (*CancelLeaseReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelLease not implemented")
 }
 func (UnimplementedNodeDaemonServer) ReturnLease(context.Context, *ReturnLeaseRequest) (*ReturnLeaseReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReturnLease not implemented")
@@ -1056,6 +1072,24 @@ func _NodeDaemon_RequestLease_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(NodeDaemonServer).RequestLease(ctx, req.(*LeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_CancelLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).CancelLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_CancelLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).CancelLease(ctx, req.(*CancelLeaseRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1243,6 +1277,10 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequestLease",
 			Handler:    _NodeDaemon_RequestLease_Handler,
+		},
+		{
+			MethodName: "CancelLease",
+			Handler:    _NodeDaemon_CancelLease_Handler,
 		},
 		{
 			MethodName: "ReturnLease",

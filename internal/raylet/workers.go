@@ -158,15 +158,7 @@ func (r *Raylet) startupErrorLocked(job ids.ID) error {
 func (r *Raylet) failPendingForJob(job ids.ID, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	kept := r.pending[:0]
-	for _, p := range r.pending {
-		if ids.MustFromBytes(p.req.GetJobId()) == job {
-			p.ready <- leaseGrant{err: err}
-			continue
-		}
-		kept = append(kept, p)
-	}
-	r.pending = kept
+	r.failQueuedLocked(func(p *pendingLease) bool { return p.jobOf() == job }, err)
 }
 
 // startWorker execs the job's binary as a worker process.
