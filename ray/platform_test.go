@@ -246,9 +246,11 @@ func testWorkersDieWithDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = nodeProc.Wait()
+	killed := time.Now()
 	for _, pid := range pids {
 		eventually(t, 20*time.Second, fmt.Sprintf("worker pid %d to exit with its node daemon", pid), func() bool { return !proc.Alive(pid) })
 	}
+	t.Logf("the node's workers exited %v after it was killed", time.Since(killed).Round(time.Millisecond))
 }
 
 // TestDriverWithoutLocalSockets runs a driver as on windows: no local
