@@ -22,7 +22,11 @@ func (cw *CoreWorker) connectStore() {
 	if cw.cfg.Mode == Worker {
 		kind = "worker"
 	}
-	c, err := objstore.Dial(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token, kind+" "+cw.cfg.WorkerID.Short())
+	name, err := objstore.SocketName(cw.cfg.NodeAddress)
+	if err != nil {
+		return // no local sockets here (windows): the daemon's gRPC path
+	}
+	c, err := objstore.Dial(name, cw.cfg.Token, kind+" "+cw.cfg.WorkerID.Short())
 	if err != nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
 	"github.com/raygo/raygo/internal/framed"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -29,8 +30,9 @@ const (
 	PushGRPC = "grpc"
 )
 
-// taskSocketName is the framed socket a worker serving at addr listens on.
-func taskSocketName(addr string) string { return "@raygo/" + addr + "/tasks" }
+// taskSocketName is the framed socket a worker serving at addr listens on
+// (package localsock); an error where there are no local sockets.
+func taskSocketName(addr string) (string, error) { return localsock.Name(addr, localsock.Tasks) }
 
 const pushPurpose = "push-tasks"
 
@@ -52,8 +54,8 @@ var _ push.Stream = (*pushStream)(nil)
 // dialPush opens a push stream to the worker at addr: framed if it is on
 // this machine, gRPC otherwise. Close breaks it.
 func (cw *CoreWorker) dialPush(ctx context.Context, addr string) (*pushStream, error) {
-	if cw.cfg.PushTransport != PushGRPC {
-		if c, err := framed.Dial(ctx, taskSocketName(addr), cw.cfg.Token, pushPurpose, cw.cfg.WorkerID.String()); err == nil {
+	if name, err := taskSocketName(addr); err == nil && cw.cfg.PushTransport != PushGRPC {
+		if c, err := framed.Dial(ctx, name, cw.cfg.Token, pushPurpose, cw.cfg.WorkerID.String()); err == nil {
 			c.SetSpin(cw.cfg.PushSpin)
 			return &pushStream{
 				send: func(b *pb.TaskBatch) error { return c.Write(b) },
@@ -179,7 +181,11 @@ type taskServer struct {
 }
 
 func (cw *CoreWorker) serveTasks() error {
-	lis, err := framed.Listen(taskSocketName(cw.address), cw.cfg.Token)
+	name, err := taskSocketName(cw.address)
+	if err != nil {
+		return err
+	}
+	lis, err := framed.Listen(name, cw.cfg.Token)
 	if err != nil {
 		return err
 	}

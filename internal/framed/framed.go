@@ -1,8 +1,12 @@
 // Package framed carries protobuf messages between two processes on one
-// machine over an abstract unix socket: each message is a little-endian
-// uint32 length and the message's bytes. A connection opens with a hello
-// that the listener checks: the peer must run as the same user (or root,
-// by SO_PEERCRED) and present the cluster token.
+// machine over a local unix socket (package localsock: abstract on Linux,
+// a socket file on darwin): each message is a little-endian uint32 length
+// and the message's bytes. A connection opens with a hello that the
+// listener checks: the peer must run as the same user (or root, by
+// SO_PEERCRED on Linux, LOCAL_PEERCRED on darwin) and present the cluster
+// token. Platforms without local sockets (windows) have no framed
+// connections: Listen and Dial fail with an error wrapping
+// localsock.ErrUnsupported.
 //
 // It exists for the task push path between an owner and a leased worker
 // on the same node, where a gRPC stream's machinery (a writer goroutine
@@ -28,10 +32,10 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -53,16 +57,16 @@ type Conn struct {
 	wbuf []byte // guarded by wmu
 }
 
-// Listener accepts framed connections on an abstract unix socket.
+// Listener accepts framed connections on a local unix socket.
 type Listener struct {
 	l     *net.UnixListener
 	token string
 }
 
-// Listen serves name (an abstract socket name, "@…") for peers that
-// present token.
+// Listen serves name (a local socket name from localsock.Name) for peers
+// that present token.
 func Listen(name, token string) (*Listener, error) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	l, err := localsock.Listen(name)
 	if err != nil {
 		return nil, fmt.Errorf("framed: listen on %s: %w", name, err)
 	}
@@ -162,40 +166,6 @@ func (s *source) Read(p []byte) (int, error) {
 // spin budget before reads stop polling (until one waits less than it).
 const maxSpinMisses = 2
 
-// poll reads p without sleeping in the kernel until bytes come or the
-// deadline passes (ok=false: nothing came; read normally). Between tries
-// it yields to the process's other goroutines.
-func (s *source) poll(p []byte, deadline time.Time) (n int, err error, ok bool) {
-	rerr := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, err = unix.Read(int(fd), p)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != unix.EAGAIN {
-				break
-			}
-			if time.Now().After(deadline) {
-				return true
-			}
-			runtime.Gosched()
-		}
-		ok = true
-		switch {
-		case err != nil:
-			n = 0
-			err = os.NewSyscallError("read", err)
-		case n == 0 && len(p) > 0:
-			err = io.EOF
-		}
-		return true
-	})
-	if !ok && rerr != nil {
-		return 0, rerr, true // closed
-	}
-	return n, err, ok
-}
-
 // Peer is what a listener learns in the hello.
 type Peer struct {
 	Purpose string // what the connection is for
@@ -212,9 +182,9 @@ func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 	if err != nil {
 		return peer, err
 	}
-	var cred *unix.Ucred
+	var cred peerCred
 	var credErr error
-	if err := raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+	if err := raw.Control(func(fd uintptr) { cred, credErr = peerCredentials(int(fd)) }); err != nil {
 		return peer, err
 	}
 	if credErr != nil {
@@ -237,12 +207,11 @@ func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 // Dial connects to the socket name and says hello: the token, what the
 // connection is for, and who is calling.
 func Dial(ctx context.Context, name, token, purpose, who string) (*Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", name)
+	nc, err := localsock.Dial(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("framed: connect to %s: %w", name, err)
 	}
-	c := newConn(nc.(*net.UnixConn))
+	c := newConn(nc)
 	_ = c.nc.SetDeadline(time.Now().Add(HelloTimeout))
 	var reply pb.FramedHelloReply
 	err = c.Write(&pb.FramedHello{Token: token, Purpose: purpose, Name: who})
@@ -356,7 +325,7 @@ func (c *Conn) WriteWithFD(m proto.Message, fd int) error {
 		return err
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
-	_, _, err = c.nc.WriteMsgUnix(b, unix.UnixRights(fd), nil)
+	_, _, err = c.nc.WriteMsgUnix(b, unixRights(fd), nil)
 	return err
 }
 
@@ -369,7 +338,7 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 	}
 	fd = -1
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4))
+	oob := make([]byte, rightsSpace(1))
 	var got []byte
 	for {
 		n, oobn, _, _, err := c.nc.ReadMsgUnix(buf, oob)
@@ -378,16 +347,12 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 			return -1, err
 		}
 		if oobn > 0 {
-			msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-			for _, cm := range msgs {
-				if fds, err := unix.ParseUnixRights(&cm); err == nil {
-					for _, f := range fds {
-						if fd < 0 {
-							fd = f
-						} else {
-							unix.Close(f) // one was asked for
-						}
-					}
+			fds, perr := parseUnixRights(oob[:oobn])
+			for _, f := range fds {
+				if fd < 0 {
+					fd = f
+				} else {
+					closeFD(f) // one was asked for
 				}
 			}
 			if perr != nil {
@@ -417,12 +382,6 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 			}
 			return fd, nil
 		}
-	}
-}
-
-func closeFD(fd int) {
-	if fd >= 0 {
-		unix.Close(fd)
 	}
 }
 

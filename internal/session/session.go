@@ -11,6 +11,8 @@
 //	    logs/                  worker stdout/stderr
 //	    binaries/              job binaries fetched by hash
 //	session_latest -> session_<...>   the last head started by `raygo start`
+//	sock/                      local socket files where there are no
+//	                           abstract sockets (darwin; see localsock)
 package session
 
 import (
@@ -22,8 +24,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/raygo/raygo/internal/proc"
 )
 
 // Root is the directory holding all sessions.
@@ -144,7 +147,7 @@ func CleanStale() int {
 			continue
 		}
 		pid, err := strconv.Atoi(s)
-		if err != nil || pid <= 0 || processAlive(pid) {
+		if err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
 		if os.RemoveAll(string(d)) == nil {
@@ -152,10 +155,4 @@ func CleanStale() int {
 		}
 	}
 	return n
-}
-
-// processAlive reports whether a process with pid exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
