@@ -233,8 +233,8 @@ func testWorkersDieWithDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Counter.Remote(ctx)
-	if err != nil {
+	c := Counter.Remote(ctx)
+	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
 	apid, err := ActorPid.Remote(ctx, c).Get(ctx)
@@ -293,8 +293,8 @@ func TestDriverWithoutLocalSockets(t *testing.T) {
 	if b, err := MakeBytes.Remote(ctx, 2<<20, 5).Get(ctx); err != nil || string(b) != string(seeded(2<<20, 5)) {
 		t.Fatalf("a large result: %v", err)
 	}
-	c, err := Counter.Remote(ctx)
-	if err != nil {
+	c := Counter.Remote(ctx)
+	if err := c.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := Inc.Remote(ctx, c).Get(ctx); err != nil || v != 1 {
