@@ -425,6 +425,7 @@ func stopHead(head *node.Head, wait time.Duration) error {
 // runWorker serves tasks in a process started by a node daemon, then
 // exits the process.
 func runWorker() {
+	profileWorker()
 	env := func(k string) string { return os.Getenv(k) }
 	if env("GOGC") == "" {
 		// For the life of the process: keep up to 32 MiB of headroom

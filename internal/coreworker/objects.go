@@ -107,9 +107,9 @@ func (cw *CoreWorker) Put(ctx context.Context, parts [][]byte, nested []codec.Re
 
 // own records a ready owned object with one handle.
 func (cw *CoreWorker) own(id ids.ID, v *pb.Value, nested []codec.Ref) *Ref {
-	slot := memstore.NewReadySlot(id, v)
-	e := cw.refs.Own(id, refcount.Object, codecRefs(nested), slot)
-	return cw.handle(e, slot)
+	e := cw.refs.NewOwnedSlot(id, v)
+	cw.refs.AddContaining(e, codecRefs(nested))
+	return cw.handle(e, e.Slot())
 }
 
 func codecRefs(list []codec.Ref) []refcount.Ref {

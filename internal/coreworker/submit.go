@@ -62,24 +62,23 @@ func SchedulingKey(opts TaskOptions) string {
 type prepared struct {
 	refs  []*Ref
 	slots []*memstore.Slot // per argument: the slot of an owned ref argument, else nil
-	rets  []*refcount.Entry
 }
 
 // prepare builds a task's spec arguments and return objects, and counts
 // the references it holds. On error nothing is held.
-func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) (*prepared, error) {
+func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) (prepared, error) {
+	var p prepared
 	if cw.isClosed() {
-		return nil, ErrClosed
+		return p, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("raygo: %s not submitted: %w", t.Function(), err)
+		return p, fmt.Errorf("raygo: %s not submitted: %w", t.Function(), err)
 	}
 	if ti, ok := executor.InfoFrom(ctx); ok {
 		t.Parent = ti.TaskID
 		t.Spec.ParentTaskId = ti.TaskID.Bytes()
 	}
 	spec := t.Spec
-	p := &prepared{}
 	spec.Args = make([]*pb.Arg, len(args))
 	var held []*refcount.Entry
 	var nested []ids.ID
@@ -87,7 +86,7 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 		if a.Ref != nil {
 			spec.Args[i] = &pb.Arg{Kind: &pb.Arg_Ref{Ref: a.Ref.Proto()}}
 			if a.Ref.entry == nil {
-				return nil, errObjectFreed(a.Ref.ID)
+				return p, errObjectFreed(a.Ref.ID)
 			}
 			held = append(held, a.Ref.entry)
 			if a.Ref.slot != nil {
@@ -109,7 +108,7 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	}
 	if len(held) > 0 {
 		if err := cw.refs.Hold(held...); err != nil {
-			return nil, err
+			return p, err
 		}
 	}
 	held = append(held, cw.refs.HoldIDs(nested)...)
@@ -117,16 +116,20 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	n := len(t.Returns)
 	if n > 0 {
 		p.refs = make([]*Ref, n)
-		p.rets = make([]*refcount.Entry, n)
 		for i := range n {
-			id := ids.ForReturn(t.ID, i)
-			s := memstore.NewSlot(id)
-			e := cw.refs.NewOwned(id, s)
-			t.Returns[i] = taskmgr.Return{Entry: e, Slot: s}
-			p.rets[i] = e
-			p.refs[i] = cw.handle(e, s)
+			e := cw.refs.NewOwnedSlot(ids.ForReturn(t.ID, i), nil)
+			t.Returns[i] = taskmgr.Return{Entry: e, Slot: e.Slot()}
+			p.refs[i] = cw.handle(e, e.Slot())
 		}
-		cw.refs.AddOwned(p.rets...)
+		if n == 1 {
+			cw.refs.AddOwned(t.Returns[0].Entry)
+		} else {
+			es := make([]*refcount.Entry, n)
+			for i, r := range t.Returns {
+				es[i] = r.Entry
+			}
+			cw.refs.AddOwned(es...)
+		}
 	}
 	return p, nil
 }

@@ -110,15 +110,10 @@ type actor struct {
 	moved bool
 }
 
-// call is a call's submitter state (taskmgr.Task.Submitter).
-type call struct {
-	a        *actor
-	resolved bool // arguments ready: may be sent
-	depErr   *pb.ErrorInfo
-	sent     bool
-}
-
-func cs(t *taskmgr.Task) *call { return t.Submitter.(*call) }
+// actorOf is the actor a call was submitted to (nil: not submitted
+// here). A call's state is in its task (taskmgr.Sub): Ready once its
+// arguments are resolved, DepErr if one failed, Sent once on a stream.
+func actorOf(t *taskmgr.Task) *actor { a, _ := t.Sub.Queue.(*actor); return a }
 
 // New returns a Submitter.
 func New(cfg Config, clients Clients, results Results) *Submitter {
@@ -152,7 +147,7 @@ func (s *Submitter) Submit(t *taskmgr.Task, id ids.ID, name string, resolved boo
 	a := s.actorLocked(id, name)
 	a.seq++
 	t.Spec.SeqNo = a.seq
-	t.Submitter = &call{a: a, resolved: resolved}
+	t.Sub.Queue, t.Sub.Ready, t.Sub.Sent = a, resolved, false
 	a.queue = append(a.queue, t)
 	fail := s.pumpLocked(a)
 	s.mu.Unlock()
@@ -164,9 +159,8 @@ func (s *Submitter) Submit(t *taskmgr.Task, id ids.ID, name string, resolved boo
 // what can go.
 func (s *Submitter) Resolved(t *taskmgr.Task, depErr *pb.ErrorInfo) {
 	s.mu.Lock()
-	c := cs(t)
-	c.resolved, c.depErr = true, depErr
-	fail := s.pumpLocked(c.a)
+	t.Sub.Ready, t.Sub.DepErr = true, depErr
+	fail := s.pumpLocked(actorOf(t))
 	s.mu.Unlock()
 	s.failAll(fail)
 }
@@ -201,15 +195,14 @@ func (s *Submitter) pumpLocked(a *actor) []failed {
 	n := 0
 	for ; n < len(a.queue); n++ {
 		t := a.queue[n]
-		c := cs(t)
-		if !c.resolved {
+		if !t.Sub.Ready {
 			break // head of line waits for its arguments
 		}
-		if c.depErr != nil {
-			out = append(out, failed{t, c.depErr, taskmgr.CauseDependency})
+		if t.Sub.DepErr != nil {
+			out = append(out, failed{t, t.Sub.DepErr, taskmgr.CauseDependency})
 			continue
 		}
-		c.sent = true
+		t.Sub.Sent = true
 		a.inflight.add(t)
 		a.sendCh <- t.Spec
 	}
@@ -355,7 +348,7 @@ func (s *Submitter) requeueLocked(a *actor, ts []*taskmgr.Task) {
 		return
 	}
 	for _, t := range ts {
-		cs(t).sent = false
+		t.Sub.Sent = false
 	}
 	slices.SortFunc(ts, func(x, y *taskmgr.Task) int { return cmp.Compare(x.Spec.SeqNo, y.Spec.SeqNo) })
 	if len(a.queue) == 0 || ts[len(ts)-1].Spec.SeqNo < a.queue[0].Spec.SeqNo {
@@ -557,12 +550,11 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 		return Unknown, errs.Invalidf("raygo: Cancel: force is not supported for actor calls; use Kill")
 	}
 	s.mu.Lock()
-	c, ok := t.Submitter.(*call)
-	if !ok {
+	a := actorOf(t)
+	if a == nil {
 		s.mu.Unlock()
 		return Unknown, nil
 	}
-	a := c.a
 	for i, q := range a.queue {
 		if q == t {
 			a.queue = slices.Delete(a.queue, i, i+1)
@@ -572,7 +564,7 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 			return Queued, nil
 		}
 	}
-	if !c.sent || a.addr == "" {
+	if !t.Sub.Sent || a.addr == "" {
 		s.mu.Unlock()
 		return Unknown, nil
 	}

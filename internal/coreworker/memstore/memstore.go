@@ -65,6 +65,16 @@ func NewMark() uint64 { return marks.Add(1) }
 // once may miss a duplicate, never invent one.)
 func (s *Slot) Mark(m uint64) (seen bool) { return s.mark.Swap(m) == m }
 
+// InitSlot readies a slot allocated with something else (a reference
+// counter's entry holds its object's slot) for the object id; v, if not
+// nil, is its value already. It must not be called on a slot in use.
+func InitSlot(s *Slot, id ids.ID, v *pb.Value) {
+	s.id = id
+	if v != nil {
+		s.value.Store(v)
+	}
+}
+
 // NewReadySlot makes a slot that already holds v (a Put value).
 func NewReadySlot(id ids.ID, v *pb.Value) *Slot {
 	s := &Slot{id: id}

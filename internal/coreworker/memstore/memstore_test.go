@@ -613,3 +613,18 @@ func TestConcurrentGetWaitFill(t *testing.T) {
 		}
 	}
 }
+
+func TestInitSlot(t *testing.T) {
+	var s Slot
+	id := ids.New()
+	InitSlot(&s, id, nil)
+	if s.ID() != id || s.Ready() {
+		t.Fatal("InitSlot(nil)")
+	}
+	var r Slot
+	v := val("v")
+	InitSlot(&r, id, v)
+	if r.Value() != v {
+		t.Fatal("InitSlot(v)")
+	}
+}

@@ -44,6 +44,7 @@ import (
 	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
 )
 
 // Kind says what an entry counts references to.
@@ -104,7 +105,8 @@ type Entry struct {
 	gone                                 bool                // removed from the table
 	tracked                              bool                // owner side: report LineageReleased
 
-	slot *memstore.Slot // the object's value; set at creation (owned) or on first need (borrowed)
+	slot    *memstore.Slot // the object's value; set at creation (owned) or on first need (borrowed)
+	slotBuf memstore.Slot  // storage for slot, allocated with the entry
 	aux  any            // the caller's, through Aux/SetAux
 }
 
@@ -164,35 +166,45 @@ const (
 // first few sit in the struct itself, on the caller's stack.
 type events struct {
 	inline [4]event
-	list   []event
+	n      int     // events in inline
+	more   []event // past the first four
 }
 
 func (ev *events) add(kind uint8, e *Entry) {
-	if ev.list == nil {
-		ev.list = ev.inline[:0]
+	if ev.n < len(ev.inline) {
+		ev.inline[ev.n] = event{kind, e}
+		ev.n++
+		return
 	}
-	ev.list = append(ev.list, event{kind, e})
+	ev.more = append(ev.more, event{kind, e})
 }
 
 func (c *Counter) deliver(ev *events) {
-	for _, x := range ev.list {
-		switch x.kind {
-		case evFreed:
-			c.sink.ObjectFreed(x.e)
-		case evEnded:
-			c.sink.BorrowEnded(x.e)
-		case evActor:
-			c.sink.ActorOutOfScope(x.e)
-		case evReleased:
-			c.sink.LineageReleased(x.e)
-		}
+	for i := range ev.n {
+		c.deliverOne(ev.inline[i])
+	}
+	for _, x := range ev.more {
+		c.deliverOne(x)
+	}
+}
+
+func (c *Counter) deliverOne(x event) {
+	switch x.kind {
+	case evFreed:
+		c.sink.ObjectFreed(x.e)
+	case evEnded:
+		c.sink.BorrowEnded(x.e)
+	case evActor:
+		c.sink.ActorOutOfScope(x.e)
+	case evReleased:
+		c.sink.LineageReleased(x.e)
 	}
 }
 
 // unlock releases the lock and delivers what the operation produced.
 func (c *Counter) unlock(ev *events) {
 	c.mu.Unlock()
-	if len(ev.list) > 0 {
+	if ev.n > 0 {
 		c.deliver(ev)
 	}
 }
@@ -214,6 +226,15 @@ func (c *Counter) AddOwned(es ...*Entry) {
 	c.mu.Unlock()
 }
 
+// NewOwnedSlot is NewOwned with the object's slot allocated with the
+// entry (one allocation for both); v, if not nil, is its value already.
+func (c *Counter) NewOwnedSlot(id ids.ID, v *pb.Value) *Entry {
+	e := &Entry{id: id, owner: c.self, owned: true, local: 1}
+	memstore.InitSlot(&e.slotBuf, id, v)
+	e.slot = &e.slotBuf
+	return e
+}
+
 // Own makes and adds an owned entry with one local reference, recording
 // the refs its value contains; slot holds its value (nil for an actor).
 func (c *Counter) Own(id ids.ID, kind Kind, contains []Ref, slot *memstore.Slot) *Entry {
@@ -224,6 +245,15 @@ func (c *Counter) Own(id ids.ID, kind Kind, contains []Ref, slot *memstore.Slot)
 	e.nested = c.containLocked(contains)
 	c.mu.Unlock()
 	return e
+}
+
+// AddContaining adds an entry made by NewOwned or NewOwnedSlot to the
+// table with the refs its value contains (a Put value holding refs).
+func (c *Counter) AddContaining(e *Entry, contains []Ref) {
+	c.mu.Lock()
+	c.objects[e.id] = e
+	e.nested = c.containLocked(contains)
+	c.mu.Unlock()
 }
 
 // SetContains records the refs an object's value contains (a task's
@@ -370,7 +400,8 @@ func (c *Counter) SlotFor(e *Entry) (s *memstore.Slot, created bool) {
 		return nil, false
 	}
 	if e.slot == nil {
-		e.slot = memstore.NewSlot(e.id)
+		memstore.InitSlot(&e.slotBuf, e.id, nil)
+		e.slot = &e.slotBuf
 		created = true
 	}
 	return e.slot, created

@@ -11,6 +11,7 @@ import (
 	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
 )
 
 // sinkEvent is one Sink call, printed for comparison.
@@ -776,4 +777,23 @@ func TestSlotFor(t *testing.T) {
 	if own.Kind() != Object || b.Kind() != Object {
 		t.Fatal("Kind")
 	}
+}
+
+func TestNewOwnedSlotAndAddContaining(t *testing.T) {
+	c, sink := newCounter()
+	v := &pb.Value{Data: []byte("v")}
+	inner := c.NewOwnedSlot(name("inner"), nil)
+	c.AddOwned(inner)
+	if inner.Slot() == nil || inner.Slot().Ready() || inner.Slot().ID() != inner.ID() {
+		t.Fatal("NewOwnedSlot(nil): want a pending slot of the entry's id")
+	}
+	outer := c.NewOwnedSlot(name("outer"), v)
+	if outer.Slot().Value() != v {
+		t.Fatal("NewOwnedSlot(v): slot does not hold v")
+	}
+	c.AddContaining(outer, []Ref{{ID: inner.ID(), Owner: self}})
+	c.RemoveLocal(inner)
+	sink.expect(t) // held by outer's value
+	c.RemoveLocal(outer)
+	sink.expect(t, "freed(outer owned=true)", "freed(inner owned=true)")
 }

@@ -72,9 +72,9 @@ type Task struct {
 	Parent ids.ID // the task that submitted it (zero: the driver)
 	Policy Policy
 
-	// Submitter is the submitter's own state for the task; the Manager
-	// never reads it.
-	Submitter any
+	// Sub is the submitter's own state for the task; the Manager never
+	// reads it.
+	Sub Sub
 
 	// Guarded by Manager.mu:
 	retriesLeft int
@@ -82,7 +82,6 @@ type Task struct {
 	oomKills    int
 	cancelled   bool
 	finished    bool
-	submitted   time.Time
 
 	// Storage for the common case, allocated with the task.
 	ret1    [1]Return
@@ -91,6 +90,18 @@ type Task struct {
 
 // Function is the task's registered name.
 func (t *Task) Function() string { return t.Spec.GetFunction() }
+
+// Sub is a submitter's own state for a task, kept in the task so that
+// submitting allocates nothing more; only the submitter carrying the task
+// reads or writes it, under its own lock.
+type Sub struct {
+	Seq    uint64        // submission (or call) order
+	Queue  any           // the queue the task belongs to (a scheduling class, an actor); nil: not submitted
+	At     any           // where it is in flight (a lease), nil otherwise
+	Ready  bool          // arguments resolved (actor calls wait for it in order)
+	Sent   bool          // sent on a stream (actor calls)
+	DepErr *pb.ErrorInfo // an argument failed (actor calls)
+}
 
 // NewTask makes a task with n return objects (the caller fills Returns,
 // and Spec, which is allocated with the task unless spec is given).
@@ -180,7 +191,6 @@ func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
 // the reference counter and the memory store, and its Args held.
 func (m *Manager) Add(t *Task) {
 	m.mu.Lock()
-	t.submitted = time.Now()
 	m.pending[t.ID] = t
 	if !t.Parent.IsNil() {
 		c := m.children[t.Parent]

@@ -169,14 +169,11 @@ type lease struct {
 	returned bool
 }
 
-// state is a task's submitter state (taskmgr.Task.Submitter).
-type state struct {
-	seq   uint64
-	cls   *class
-	lease *lease // set while in flight
-}
+// classOf is the scheduling class a task was submitted in (nil: not
+// submitted here), leaseOf the lease it is in flight on.
+func classOf(t *taskmgr.Task) *class { c, _ := t.Sub.Queue.(*class); return c }
 
-func st(t *taskmgr.Task) *state { return t.Submitter.(*state) }
+func leaseOf(t *taskmgr.Task) *lease { l, _ := t.Sub.At.(*lease); return l }
 
 // New returns a Submitter. It starts its background loop at once; Close
 // stops it.
@@ -216,7 +213,7 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strat
 	}
 	c := s.classLocked(key, res, strategy, t.Policy.MaxRetries != 0 || t.Policy.OOMRetries != 0)
 	s.seq++
-	t.Submitter = &state{seq: s.seq, cls: c}
+	t.Sub.Seq, t.Sub.Queue, t.Sub.At = s.seq, c, nil
 	c.queue = append(c.queue, t)
 	s.pumpLocked(c)
 	s.wakeLocked()
@@ -264,7 +261,7 @@ func (s *Submitter) pumpLocked(c *class) {
 			break
 		}
 		t := c.queue[n]
-		st(t).lease = best
+		t.Sub.At = best
 		if len(best.inflight) == 0 {
 			best.moved = now
 		}
@@ -485,7 +482,7 @@ func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
 			continue
 		}
 		delete(l.inflight, tid)
-		st(t).lease = nil
+		t.Sub.At = nil
 		if time.Duration(r.GetExecMicros())*time.Microsecond < shortExec {
 			c.depth = min(2*c.depth, s.cfg.MaxPipeline)
 		} else {
@@ -502,7 +499,7 @@ func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
 			tid, _ := ids.FromBytes(b)
 			if t, ok := l.inflight[tid]; ok {
 				delete(l.inflight, tid)
-				st(t).lease = nil
+				t.Sub.At = nil
 				back = append(back, t)
 			}
 		}
@@ -533,7 +530,7 @@ func (s *Submitter) requeueLocked(c *class, ts []*taskmgr.Task) {
 	if s.closed {
 		return // Close fails what is left
 	}
-	slices.SortFunc(ts, func(a, b *taskmgr.Task) int { return cmp.Compare(st(a).seq, st(b).seq) })
+	slices.SortFunc(ts, func(a, b *taskmgr.Task) int { return cmp.Compare(a.Sub.Seq, b.Sub.Seq) })
 	c.queue = append(ts, c.queue...)
 }
 
@@ -588,7 +585,7 @@ func (s *Submitter) leaseFailed(l *lease, cause error) {
 	}
 	failed := make([]*taskmgr.Task, 0, len(l.inflight))
 	for _, t := range l.inflight {
-		st(t).lease = nil
+		t.Sub.At = nil
 		failed = append(failed, t)
 	}
 	clear(l.inflight)
@@ -598,7 +595,7 @@ func (s *Submitter) leaseFailed(l *lease, cause error) {
 		close(l.sendCh)
 	}
 	s.mu.Unlock()
-	slices.SortFunc(failed, func(a, b *taskmgr.Task) int { return cmp.Compare(st(a).seq, st(b).seq) })
+	slices.SortFunc(failed, func(a, b *taskmgr.Task) int { return cmp.Compare(a.Sub.Seq, b.Sub.Seq) })
 	var retry []*taskmgr.Task
 	var delayed []delayedRetry
 	for _, t := range failed {
@@ -788,12 +785,12 @@ const (
 // cancelled (and recursive cancels what it submitted).
 func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (Where, error) {
 	s.mu.Lock()
-	sst, ok := t.Submitter.(*state)
-	if !ok {
+	c := classOf(t)
+	if c == nil {
 		s.mu.Unlock()
 		return Unknown, nil
 	}
-	if l := sst.lease; l != nil {
+	if l := leaseOf(t); l != nil {
 		addr, raylet, worker := l.addr, l.raylet, l.workerID
 		s.mu.Unlock()
 		if force {
@@ -805,7 +802,6 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 		}
 		return InFlight, err
 	}
-	c := sst.cls
 	if unpauseLocked(c, t) {
 		s.mu.Unlock()
 		return Queued, nil
