@@ -107,7 +107,7 @@ type Entry struct {
 
 	slot    *memstore.Slot // the object's value; set at creation (owned) or on first need (borrowed)
 	slotBuf memstore.Slot  // storage for slot, allocated with the entry
-	aux  any            // the caller's, through Aux/SetAux
+	aux     any            // the caller's, through Aux/SetAux
 }
 
 // ID is the entry's object (or actor) id.
