@@ -1231,6 +1231,7 @@ type JobInfo struct {
 	Entrypoint      string                 `protobuf:"bytes,9,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
 	Env             []string               `protobuf:"bytes,10,rep,name=env,proto3" json:"env,omitempty"` // extra KEY=VALUE for workers
 	InlineThreshold int64                  `protobuf:"varint,11,opt,name=inline_threshold,json=inlineThreshold,proto3" json:"inline_threshold,omitempty"`
+	DriverId        []byte                 `protobuf:"bytes,12,opt,name=driver_id,json=driverId,proto3" json:"driver_id,omitempty"` // the driver's worker id: the owner of its objects
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1340,6 +1341,13 @@ func (x *JobInfo) GetInlineThreshold() int64 {
 		return x.InlineThreshold
 	}
 	return 0
+}
+
+func (x *JobInfo) GetDriverId() []byte {
+	if x != nil {
+		return x.DriverId
+	}
+	return nil
 }
 
 type RegisterJobRequest struct {
@@ -3745,6 +3753,108 @@ func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{61}
 }
 
+// FreeOwnedRequest tells a node daemon that owners are gone. It frees every
+// object (primary or secondary copy, in memory, spilled or in a file) owned
+// by a dead owner. For a finished job it also stops the job's workers at
+// once, except those of keep_owner_ids (the processes of the job's detached
+// actors) and the workers they lease; objects owned by the stopped workers
+// go with them.
+type FreeOwnedRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	FinishedJobIds [][]byte               `protobuf:"bytes,1,rep,name=finished_job_ids,json=finishedJobIds,proto3" json:"finished_job_ids,omitempty"`
+	DeadOwnerIds   [][]byte               `protobuf:"bytes,2,rep,name=dead_owner_ids,json=deadOwnerIds,proto3" json:"dead_owner_ids,omitempty"` // worker ids (a driver's too)
+	KeepOwnerIds   [][]byte               `protobuf:"bytes,3,rep,name=keep_owner_ids,json=keepOwnerIds,proto3" json:"keep_owner_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FreeOwnedRequest) Reset() {
+	*x = FreeOwnedRequest{}
+	mi := &file_raygo_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreeOwnedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreeOwnedRequest) ProtoMessage() {}
+
+func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreeOwnedRequest.ProtoReflect.Descriptor instead.
+func (*FreeOwnedRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *FreeOwnedRequest) GetFinishedJobIds() [][]byte {
+	if x != nil {
+		return x.FinishedJobIds
+	}
+	return nil
+}
+
+func (x *FreeOwnedRequest) GetDeadOwnerIds() [][]byte {
+	if x != nil {
+		return x.DeadOwnerIds
+	}
+	return nil
+}
+
+func (x *FreeOwnedRequest) GetKeepOwnerIds() [][]byte {
+	if x != nil {
+		return x.KeepOwnerIds
+	}
+	return nil
+}
+
+type FreeOwnedReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreeOwnedReply) Reset() {
+	*x = FreeOwnedReply{}
+	mi := &file_raygo_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreeOwnedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreeOwnedReply) ProtoMessage() {}
+
+func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreeOwnedReply.ProtoReflect.Descriptor instead.
+func (*FreeOwnedReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{63}
+}
+
 type KillWorkerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId      []byte                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -3755,7 +3865,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3767,7 +3877,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3780,7 +3890,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{62}
+	return file_raygo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -3805,7 +3915,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +3927,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +3940,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{65}
 }
 
 type NodeStatsRequest struct {
@@ -3842,7 +3952,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +3964,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +3977,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -3890,7 +4000,7 @@ type NodeStatsReply struct {
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3902,7 +4012,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3915,7 +4025,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -3967,7 +4077,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3979,7 +4089,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3992,7 +4102,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -4042,7 +4152,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4054,7 +4164,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4067,7 +4177,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -4086,7 +4196,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4098,7 +4208,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4111,7 +4221,7 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
@@ -4121,20 +4231,23 @@ func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
 	return nil
 }
 
-// FramedHello opens a framed unix-socket connection (internal/framed): the
-// cluster token, and what the connection is for.
+// FramedHello opens a framed unix-socket connection (internal/framed), after
+// the token exchange (internal/tokenauth): what the connection is for and
+// who is calling. token is no longer sent (the exchange proves it).
 type FramedHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"` // who is calling, for the listener's reports ("worker 1a2b3c4d")
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`                         // who is calling, for the listener's reports ("worker 1a2b3c4d")
+	JobId         []byte                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`          // the caller's job
+	WorkerId      []byte                 `protobuf:"bytes,5,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"` // the caller's worker id: the owner of what it creates in a store
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4259,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4272,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -4183,6 +4296,20 @@ func (x *FramedHello) GetName() string {
 	return ""
 }
 
+func (x *FramedHello) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *FramedHello) GetWorkerId() []byte {
+	if x != nil {
+		return x.WorkerId
+	}
+	return nil
+}
+
 type FramedHelloReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *ErrorInfo             `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -4192,7 +4319,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4204,7 +4331,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4217,7 +4344,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -4244,7 +4371,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4256,7 +4383,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4269,7 +4396,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -4373,13 +4500,14 @@ type StoreCreate struct {
 	OwnerAddress  string                 `protobuf:"bytes,3,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
 	CallSite      string                 `protobuf:"bytes,4,opt,name=call_site,json=callSite,proto3" json:"call_site,omitempty"` // the function that created the object
 	Secondary     bool                   `protobuf:"varint,5,opt,name=secondary,proto3" json:"secondary,omitempty"`              // a copy of an object whose primary is elsewhere: evictable
+	OwnerId       []byte                 `protobuf:"bytes,6,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`    // the owner's worker id when it is not the caller (a task's returns, a secondary copy)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4391,7 +4519,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4404,7 +4532,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -4442,6 +4570,13 @@ func (x *StoreCreate) GetSecondary() bool {
 	return false
 }
 
+func (x *StoreCreate) GetOwnerId() []byte {
+	if x != nil {
+		return x.OwnerId
+	}
+	return nil
+}
+
 type StoreObjectIDs struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ObjectIds     [][]byte               `protobuf:"bytes,1,rep,name=object_ids,json=objectIds,proto3" json:"object_ids,omitempty"`
@@ -4451,7 +4586,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4598,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4611,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -4502,7 +4637,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4514,7 +4649,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4527,7 +4662,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -4577,7 +4712,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4589,7 +4724,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4602,7 +4737,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -4662,7 +4797,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4674,7 +4809,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4687,7 +4822,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -4845,7 +4980,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4857,7 +4992,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4870,7 +5005,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -4938,7 +5073,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4950,7 +5085,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4963,7 +5098,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -4989,7 +5124,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5001,7 +5136,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5014,7 +5149,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -5033,7 +5168,7 @@ type WaitObjectRequest struct {
 
 func (x *WaitObjectRequest) Reset() {
 	*x = WaitObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5180,7 @@ func (x *WaitObjectRequest) String() string {
 func (*WaitObjectRequest) ProtoMessage() {}
 
 func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5193,7 @@ func (x *WaitObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectRequest.ProtoReflect.Descriptor instead.
 func (*WaitObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *WaitObjectRequest) GetObjectId() []byte {
@@ -5077,7 +5212,7 @@ type WaitObjectReply struct {
 
 func (x *WaitObjectReply) Reset() {
 	*x = WaitObjectReply{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5089,7 +5224,7 @@ func (x *WaitObjectReply) String() string {
 func (*WaitObjectReply) ProtoMessage() {}
 
 func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5102,7 +5237,7 @@ func (x *WaitObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitObjectReply.ProtoReflect.Descriptor instead.
 func (*WaitObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *WaitObjectReply) GetValue() *Value {
@@ -5124,7 +5259,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5136,7 +5271,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5149,7 +5284,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -5188,7 +5323,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5200,7 +5335,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5213,7 +5348,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 type CancelTaskRequest struct {
@@ -5226,7 +5361,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5238,7 +5373,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5251,7 +5386,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -5277,7 +5412,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5289,7 +5424,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5302,7 +5437,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -5321,7 +5456,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5333,7 +5468,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5346,7 +5481,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -5365,7 +5500,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5377,7 +5512,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5390,7 +5525,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -5413,7 +5548,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5425,7 +5560,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5438,7 +5573,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -5470,7 +5605,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5482,7 +5617,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5495,7 +5630,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -5606,7 +5741,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05nodes\x18\x01 \x03(\v2\x12.raygo.v1.NodeInfoR\x05nodes\"0\n" +
 	"\x15UnregisterNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\"\x15\n" +
-	"\x13UnregisterNodeReply\"\xde\x02\n" +
+	"\x13UnregisterNodeReply\"\xfb\x02\n" +
 	"\aJobInfo\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1f\n" +
 	"\vbinary_hash\x18\x02 \x01(\tR\n" +
@@ -5623,7 +5758,8 @@ const file_raygo_proto_rawDesc = "" +
 	"entrypoint\x12\x10\n" +
 	"\x03env\x18\n" +
 	" \x03(\tR\x03env\x12)\n" +
-	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\"9\n" +
+	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\x12\x1b\n" +
+	"\tdriver_id\x18\f \x01(\fR\bdriverId\"9\n" +
 	"\x12RegisterJobRequest\x12#\n" +
 	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\")\n" +
 	"\x10RegisterJobReply\x12\x15\n" +
@@ -5780,7 +5916,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x12FreeObjectsRequest\x12\x1d\n" +
 	"\n" +
 	"object_ids\x18\x01 \x03(\fR\tobjectIds\"\x12\n" +
-	"\x10FreeObjectsReply\"H\n" +
+	"\x10FreeObjectsReply\"\x88\x01\n" +
+	"\x10FreeOwnedRequest\x12(\n" +
+	"\x10finished_job_ids\x18\x01 \x03(\fR\x0efinishedJobIds\x12$\n" +
+	"\x0edead_owner_ids\x18\x02 \x03(\fR\fdeadOwnerIds\x12$\n" +
+	"\x0ekeep_owner_ids\x18\x03 \x03(\fR\fkeepOwnerIds\"\x10\n" +
+	"\x0eFreeOwnedReply\"H\n" +
 	"\x11KillWorkerRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x11\n" +
@@ -5803,11 +5944,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\x17WorkerDeathCauseRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\"B\n" +
 	"\x15WorkerDeathCauseReply\x12)\n" +
-	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"Q\n" +
+	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\x85\x01\n" +
 	"\vFramedHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"=\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x15\n" +
+	"\x06job_id\x18\x04 \x01(\fR\x05jobId\x12\x1b\n" +
+	"\tworker_id\x18\x05 \x01(\fR\bworkerId\"=\n" +
 	"\x10FramedHelloReply\x12)\n" +
 	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\x9d\x02\n" +
 	"\fStoreRequest\x12\x10\n" +
@@ -5817,13 +5960,14 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05abort\x18\x05 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x05abort\x12,\n" +
 	"\x03get\x18\x06 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x03get\x124\n" +
 	"\arelease\x18\a \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\areleaseB\x04\n" +
-	"\x02op\"\x9e\x01\n" +
+	"\x02op\"\xb9\x01\n" +
 	"\vStoreCreate\x12\x1b\n" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
 	"\rowner_address\x18\x03 \x01(\tR\fownerAddress\x12\x1b\n" +
 	"\tcall_site\x18\x04 \x01(\tR\bcallSite\x12\x1c\n" +
-	"\tsecondary\x18\x05 \x01(\bR\tsecondary\"/\n" +
+	"\tsecondary\x18\x05 \x01(\bR\tsecondary\x12\x19\n" +
+	"\bowner_id\x18\x06 \x01(\fR\aownerId\"/\n" +
 	"\x0eStoreObjectIDs\x12\x1d\n" +
 	"\n" +
 	"object_ids\x18\x01 \x03(\fR\tobjectIds\"}\n" +
@@ -5928,7 +6072,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"ListActors\x12\x1b.raygo.v1.ListActorsRequest\x1a\x19.raygo.v1.ListActorsReply\x12D\n" +
 	"\n" +
-	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\x9c\x06\n" +
+	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\xdf\x06\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -5938,7 +6082,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\tPutObject\x12\x1a.raygo.v1.PutObjectRequest\x1a\x18.raygo.v1.PutObjectReply\x12A\n" +
 	"\tGetObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x18.raygo.v1.GetObjectReply\x12B\n" +
 	"\vFetchObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x15.raygo.v1.ObjectChunk0\x01\x12G\n" +
-	"\vFreeObjects\x12\x1c.raygo.v1.FreeObjectsRequest\x1a\x1a.raygo.v1.FreeObjectsReply\x12D\n" +
+	"\vFreeObjects\x12\x1c.raygo.v1.FreeObjectsRequest\x1a\x1a.raygo.v1.FreeObjectsReply\x12A\n" +
+	"\tFreeOwned\x12\x1a.raygo.v1.FreeOwnedRequest\x1a\x18.raygo.v1.FreeOwnedReply\x12D\n" +
 	"\n" +
 	"KillWorker\x12\x1b.raygo.v1.KillWorkerRequest\x1a\x19.raygo.v1.KillWorkerReply\x12A\n" +
 	"\tNodeStats\x12\x1a.raygo.v1.NodeStatsRequest\x1a\x18.raygo.v1.NodeStatsReply\x12V\n" +
@@ -5966,7 +6111,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
 var file_raygo_proto_goTypes = []any{
 	(*Resources)(nil),               // 0: raygo.v1.Resources
 	(*ErrorInfo)(nil),               // 1: raygo.v1.ErrorInfo
@@ -6030,40 +6175,42 @@ var file_raygo_proto_goTypes = []any{
 	(*ObjectChunk)(nil),             // 59: raygo.v1.ObjectChunk
 	(*FreeObjectsRequest)(nil),      // 60: raygo.v1.FreeObjectsRequest
 	(*FreeObjectsReply)(nil),        // 61: raygo.v1.FreeObjectsReply
-	(*KillWorkerRequest)(nil),       // 62: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),         // 63: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),        // 64: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),          // 65: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),             // 66: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil), // 67: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),   // 68: raygo.v1.WorkerDeathCauseReply
-	(*FramedHello)(nil),             // 69: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),        // 70: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),            // 71: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),             // 72: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 73: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 74: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 75: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 76: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 77: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 78: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 79: raygo.v1.ReplyBatch
-	(*WaitObjectRequest)(nil),       // 80: raygo.v1.WaitObjectRequest
-	(*WaitObjectReply)(nil),         // 81: raygo.v1.WaitObjectReply
-	(*BorrowRequest)(nil),           // 82: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 83: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 84: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 85: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 86: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 87: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 88: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 89: raygo.v1.ExitReply
-	nil,                             // 90: raygo.v1.Resources.AmountsEntry
-	nil,                             // 91: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 92: raygo.v1.LeaseReply.GpuIdsEntry
+	(*FreeOwnedRequest)(nil),        // 62: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),          // 63: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),       // 64: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),         // 65: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),        // 66: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),          // 67: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),             // 68: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil), // 69: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),   // 70: raygo.v1.WorkerDeathCauseReply
+	(*FramedHello)(nil),             // 71: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),        // 72: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),            // 73: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),             // 74: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 75: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 76: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 77: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 78: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 79: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 80: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 81: raygo.v1.ReplyBatch
+	(*WaitObjectRequest)(nil),       // 82: raygo.v1.WaitObjectRequest
+	(*WaitObjectReply)(nil),         // 83: raygo.v1.WaitObjectReply
+	(*BorrowRequest)(nil),           // 84: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 85: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 86: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 87: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 88: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 89: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 90: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 91: raygo.v1.ExitReply
+	nil,                             // 92: raygo.v1.Resources.AmountsEntry
+	nil,                             // 93: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 94: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	90, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	92, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	1,  // 1: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	2,  // 2: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
 	1,  // 3: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
@@ -6075,7 +6222,7 @@ var file_raygo_proto_depIdxs = []int32{
 	1,  // 9: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	0,  // 10: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	0,  // 11: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	91, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	93, // 12: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	0,  // 13: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	7,  // 14: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
 	0,  // 15: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
@@ -6092,20 +6239,20 @@ var file_raygo_proto_depIdxs = []int32{
 	34, // 26: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
 	34, // 27: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
 	0,  // 28: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	92, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	94, // 29: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	7,  // 30: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	76, // 31: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	66, // 32: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	78, // 31: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	68, // 32: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
 	1,  // 33: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
 	1,  // 34: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	72, // 35: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	73, // 36: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	73, // 37: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	73, // 38: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	73, // 39: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	74, // 35: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	75, // 36: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	75, // 37: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	75, // 38: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	75, // 39: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
 	1,  // 40: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	74, // 41: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	77, // 42: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	76, // 41: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	79, // 42: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
 	5,  // 43: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
 	5,  // 44: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
 	6,  // 45: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
@@ -6139,53 +6286,55 @@ var file_raygo_proto_depIdxs = []int32{
 	57, // 73: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
 	57, // 74: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
 	60, // 75: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	62, // 76: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	64, // 77: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	67, // 78: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	78, // 79: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	80, // 80: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
-	82, // 81: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	84, // 82: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	86, // 83: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	88, // 84: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	9,  // 85: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	15, // 86: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	11, // 87: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	13, // 88: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	18, // 89: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	20, // 90: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	22, // 91: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	24, // 92: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	26, // 93: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	28, // 94: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	30, // 95: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	32, // 96: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	29, // 97: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	36, // 98: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	38, // 99: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	40, // 100: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	42, // 101: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	44, // 102: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	46, // 103: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	48, // 104: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	50, // 105: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	52, // 106: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	54, // 107: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	56, // 108: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	58, // 109: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	59, // 110: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	61, // 111: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	63, // 112: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	65, // 113: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	68, // 114: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	79, // 115: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	81, // 116: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
-	83, // 117: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	85, // 118: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	87, // 119: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	89, // 120: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	85, // [85:121] is the sub-list for method output_type
-	49, // [49:85] is the sub-list for method input_type
+	62, // 76: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	64, // 77: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	66, // 78: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	69, // 79: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	80, // 80: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	82, // 81: raygo.v1.CoreWorker.WaitObject:input_type -> raygo.v1.WaitObjectRequest
+	84, // 82: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	86, // 83: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	88, // 84: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	90, // 85: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	9,  // 86: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	15, // 87: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	11, // 88: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	13, // 89: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	18, // 90: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	20, // 91: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	22, // 92: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	24, // 93: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	26, // 94: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	28, // 95: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	30, // 96: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	32, // 97: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	29, // 98: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	36, // 99: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	38, // 100: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	40, // 101: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	42, // 102: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	44, // 103: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	46, // 104: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	48, // 105: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	50, // 106: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	52, // 107: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	54, // 108: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	56, // 109: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	58, // 110: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	59, // 111: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	61, // 112: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	63, // 113: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	65, // 114: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	67, // 115: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	70, // 116: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	81, // 117: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	83, // 118: raygo.v1.CoreWorker.WaitObject:output_type -> raygo.v1.WaitObjectReply
+	85, // 119: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	87, // 120: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	89, // 121: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	91, // 122: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	86, // [86:123] is the sub-list for method output_type
+	49, // [49:86] is the sub-list for method input_type
 	49, // [49:49] is the sub-list for extension type_name
 	49, // [49:49] is the sub-list for extension extendee
 	0,  // [0:49] is the sub-list for field type_name
@@ -6200,7 +6349,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[71].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[73].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -6213,7 +6362,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   93,
+			NumMessages:   95,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
