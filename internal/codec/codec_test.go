@@ -76,4 +76,3 @@ func TestWrongTypeIsAnError(t *testing.T) {
 		t.Fatal("decoding empty succeeded")
 	}
 }
-

@@ -28,7 +28,11 @@ func TestTaskBatch(t *testing.T) {
 	if err := TaskBatch(ok); err != nil {
 		t.Fatalf("a valid batch: %v", err)
 	}
-	manyReturns := func(n int32) *pb.TaskBatch { s := spec(); s.NumReturns = n; return &pb.TaskBatch{Tasks: []*pb.TaskSpec{s}} }
+	manyReturns := func(n int32) *pb.TaskBatch {
+		s := spec()
+		s.NumReturns = n
+		return &pb.TaskBatch{Tasks: []*pb.TaskSpec{s}}
+	}
 	tooMany := &pb.TaskBatch{}
 	for range MaxBatchReturns/MaxReturns + 1 {
 		s := spec()
