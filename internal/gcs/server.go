@@ -19,6 +19,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // Config tunes the control store.
@@ -67,6 +68,7 @@ type Server struct {
 	names     map[string]ids.ID          // guarded by mu; namespace + "\x00" + name
 	workerAct map[ids.ID]map[ids.ID]bool // guarded by mu; worker id -> actors it hosts
 	rr        uint64                     // guarded by mu; round-robin for placement
+	cleanup   cleanupQueue               // job-end and owner-death notices for node daemons (cleanup.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -119,9 +121,11 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, ctx: ctx, cancel: cancel}
-	s.wg.Add(2)
+	s.cleanup.kick = make(chan struct{}, 1)
+	s.wg.Add(3)
 	go s.healthLoop()
 	go s.driverLoop()
+	go s.cleanupLoop()
 	return s
 }
 
@@ -138,7 +142,13 @@ func (s *Server) goOwned(f func()) {
 
 // ---------------------------------------------------------------- nodes
 
+// RegisterNode adds a node. Its resources are checked as the API checks
+// them (wirecheck.RegisterNode: finite, named as allowed, whole GPUs),
+// so nothing from the wire puts NaN or infinities in the cluster's view.
 func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*pb.RegisterNodeReply, error) {
+	if err := wirecheck.RegisterNode(req); err != nil {
+		return nil, err
+	}
 	n := req.GetNode()
 	id, ok := ids.FromBytes(n.GetNodeId())
 	if !ok || n.GetAddress() == "" {
@@ -160,7 +170,12 @@ func (s *Server) UnregisterNode(_ context.Context, req *pb.UnregisterNodeRequest
 	return &pb.UnregisterNodeReply{}, nil
 }
 
+// NodeHeartbeat records a node's load; its resources are checked as
+// RegisterNode's are (wirecheck.NodeHeartbeat).
 func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) (*pb.NodeHeartbeatReply, error) {
+	if err := wirecheck.NodeHeartbeat(req); err != nil {
+		return nil, err
+	}
 	id := ids.MustFromBytes(req.GetNodeId())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -327,23 +342,38 @@ func (s *Server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsRep
 	return out, nil
 }
 
-// FinishJob marks a job finished and kills the actors its driver owns
-// that are not detached.
+// FinishJob marks a job finished, kills the actors its driver owns that
+// are not detached, and tells every node daemon (cleanup.go): the driver's
+// objects go, and the job's workers stop, except the processes of its
+// detached actors, whose objects stay.
 func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.FinishJobReply, error) {
 	id := ids.MustFromBytes(req.GetJobId())
 	s.mu.Lock()
 	j, ok := s.jobs[id]
-	if ok && j.State == "RUNNING" {
+	ended := ok && j.State == "RUNNING"
+	if ended {
 		j.State = "FINISHED"
 		j.EndUnixMs = time.Now().UnixMilli()
 	}
-	var owned []ids.ID
+	var owned, keep []ids.ID
 	for aid, a := range s.actors {
-		if ids.MustFromBytes(a.info.JobId) == id && !a.info.Detached && a.info.State != "DEAD" {
+		if ids.MustFromBytes(a.info.JobId) != id || a.info.State == StateDead {
+			continue
+		}
+		if !a.info.Detached {
 			owned = append(owned, aid)
+		} else if !a.place.worker.IsNil() {
+			keep = append(keep, a.place.worker)
 		}
 	}
+	var driver ids.ID
+	if ok {
+		driver = ids.MustFromBytes(j.GetDriverId())
+	}
 	s.mu.Unlock()
+	if ended {
+		s.noticeOwners([]ids.ID{id}, []ids.ID{driver}, keep)
+	}
 	for _, aid := range owned {
 		s.killActor(aid, "its owner (the job's driver) exited")
 	}

@@ -93,11 +93,16 @@ func Server(c net.Conn, token string) error {
 	_ = c.SetDeadline(time.Now().Add(Timeout))
 	defer c.SetDeadline(time.Time{})
 	var hello [len(Magic) + nonceSize]byte
-	if _, err := io.ReadFull(c, hello[:]); err != nil {
+	// The magic first: a peer that speaks something else (a plain gRPC
+	// client sends its preface and waits) is refused at once.
+	if _, err := io.ReadFull(c, hello[:len(Magic)]); err != nil {
 		return fmt.Errorf("tokenauth: read challenge: %w", err)
 	}
 	if [len(Magic)]byte(hello[:len(Magic)]) != Magic {
 		return fmt.Errorf("%w: no raygo handshake", ErrBadPeer)
+	}
+	if _, err := io.ReadFull(c, hello[len(Magic):]); err != nil {
+		return fmt.Errorf("tokenauth: read challenge: %w", err)
 	}
 	cn := hello[len(Magic):]
 	var answer [nonceSize + macSize]byte
