@@ -168,10 +168,20 @@ func Decode(data []byte, ptr any) (err error) {
 		}
 		return u.UnmarshalBinary(data[1:])
 	case tagMsgpack:
-		if err := checkMsgpack(data[1:]); err != nil {
+		exts, err := checkMsgpack(data[1:])
+		if err != nil {
 			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
 		}
-		if err := msgpack.Unmarshal(data[1:], ptr); err != nil {
+		if len(exts) == 0 {
+			err = msgpack.Unmarshal(data[1:], ptr)
+		} else {
+			dec := msgpack.GetDecoder()
+			dec.Reset(&guardReader{data: data[1:], guard: exts})
+			dec.UsePreallocateValues(true) // as msgpack.Unmarshal does
+			err = dec.Decode(ptr)
+			msgpack.PutDecoder(dec)
+		}
+		if err != nil {
 			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
 		}
 		return nil

@@ -2,7 +2,10 @@ package codec
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"sort"
 )
 
 // Limits on what Decode accepts. A msgpack value is checked against them,
@@ -23,12 +26,19 @@ const (
 )
 
 // checkMsgpack walks data as a sequence of msgpack values without
-// allocating and without recursion, and reports the first thing that does
-// not fit: a length or count larger than the bytes left, nesting deeper
-// than MaxDepth, a reserved code, or an extension type other than an
-// object ref or a timestamp (raygo writes no others; msgpack would decode
-// an unknown one's payload as a map of unchecked size).
-func checkMsgpack(data []byte) error {
+// allocating (beyond extOffsets) and without recursion, and reports the
+// first thing that does not fit: a length or count larger than the bytes
+// left, nesting deeper than MaxDepth, a reserved code, or an extension
+// type other than an object ref or a timestamp (raygo writes no others).
+//
+// It also returns the offset of every extension's first payload byte.
+// msgpack reads a payload with Read, never a byte at a time, except when
+// it decodes an extension where it expects a map: then it skips the
+// header and reads the payload as a map header, out of step with this
+// walk, so none of the counts it reads from there on were checked (a
+// timestamp whose payload starts 0xdf claims up to 2^32 entries). Decode
+// makes a byte read at those offsets fail (guardReader).
+func checkMsgpack(data []byte) (extOffsets []int, err error) {
 	// pending[i] is how many values are still due at nesting level i;
 	// due is their sum over all levels: each takes at least a byte, so
 	// due never exceeds the bytes left.
@@ -42,7 +52,7 @@ func checkMsgpack(data []byte) error {
 			continue
 		}
 		if pos >= len(data) {
-			return fmt.Errorf("%w: %d values missing at the end (%d bytes)", ErrMalformed, due, len(data))
+			return nil, fmt.Errorf("%w: %d values missing at the end (%d bytes)", ErrMalformed, due, len(data))
 		}
 		if depth > 0 {
 			stack[depth-1]--
@@ -62,23 +72,23 @@ func checkMsgpack(data []byte) error {
 		case c >= 0xa0 && c <= 0xbf:
 			skip = uint64(c & 0x1f)
 		case c == 0xc1:
-			return fmt.Errorf("%w: reserved code 0xc1 at byte %d", ErrMalformed, start)
+			return nil, fmt.Errorf("%w: reserved code 0xc1 at byte %d", ErrMalformed, start)
 		case c == 0xc4, c == 0xd9: // bin8, str8
 			n, err := readLen(data, &pos, 1)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			skip = n
 		case c == 0xc5, c == 0xda:
 			n, err := readLen(data, &pos, 2)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			skip = n
 		case c == 0xc6, c == 0xdb:
 			n, err := readLen(data, &pos, 4)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			skip = n
 		case c >= 0xc7 && c <= 0xc9, c >= 0xd4 && c <= 0xd8: // ext
@@ -87,21 +97,24 @@ func checkMsgpack(data []byte) error {
 			case 0xc7, 0xc8, 0xc9:
 				var err error
 				if n, err = readLen(data, &pos, 1<<(c-0xc7)); err != nil {
-					return err
+					return nil, err
 				}
 			default:
 				n = 1 << (c - 0xd4)
 			}
 			if pos >= len(data) {
-				return fmt.Errorf("%w: extension at byte %d has no type", ErrMalformed, start)
+				return nil, fmt.Errorf("%w: extension at byte %d has no type", ErrMalformed, start)
 			}
 			typ := int8(data[pos])
 			pos++
 			if uint64(len(data)-pos) < n {
-				return fmt.Errorf("%w: extension at byte %d claims %d bytes, %d left", ErrMalformed, start, n, len(data)-pos)
+				return nil, fmt.Errorf("%w: extension at byte %d claims %d bytes, %d left", ErrMalformed, start, n, len(data)-pos)
 			}
 			if err := checkExt(typ, data[pos:pos+int(n)], start); err != nil {
-				return err
+				return nil, err
+			}
+			if n > 0 {
+				extOffsets = append(extOffsets, pos)
 			}
 			skip = n
 		case c == 0xca:
@@ -115,47 +128,47 @@ func checkMsgpack(data []byte) error {
 		case c == 0xdc:
 			n, err := readLen(data, &pos, 2)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			children = n
 		case c == 0xdd:
 			n, err := readLen(data, &pos, 4)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			children = n
 		case c == 0xde:
 			n, err := readLen(data, &pos, 2)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			children = 2 * n
 		case c == 0xdf:
 			n, err := readLen(data, &pos, 4)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			children = 2 * n
 		}
 		if skip > 0 {
 			if uint64(len(data)-pos) < skip {
-				return fmt.Errorf("%w: value at byte %d claims %d bytes, %d left", ErrMalformed, start, skip, len(data)-pos)
+				return nil, fmt.Errorf("%w: value at byte %d claims %d bytes, %d left", ErrMalformed, start, skip, len(data)-pos)
 			}
 			pos += int(skip)
 		}
 		if children > 0 {
 			if due+children > uint64(len(data)-pos) {
-				return fmt.Errorf("%w: container at byte %d claims %d elements, %d bytes left", ErrMalformed, start, children, len(data)-pos)
+				return nil, fmt.Errorf("%w: container at byte %d claims %d elements, %d bytes left", ErrMalformed, start, children, len(data)-pos)
 			}
 			if depth == MaxDepth {
-				return fmt.Errorf("%w: nesting deeper than %d at byte %d", ErrTooDeep, MaxDepth, start)
+				return nil, fmt.Errorf("%w: nesting deeper than %d at byte %d", ErrTooDeep, MaxDepth, start)
 			}
 			stack[depth] = children
 			depth++
 			due += children
 		}
 	}
-	return nil
+	return extOffsets, nil
 }
 
 // readLen reads a big-endian length of size bytes at *pos.
@@ -219,4 +232,40 @@ func parseRef(b []byte) (Ref, error) {
 	}
 	r.OwnerAddress = string(b[k:])
 	return r, nil
+}
+
+// guardReader feeds msgpack the checked bytes and fails a byte-at-a-time
+// read at an extension's payload (see checkMsgpack).
+type guardReader struct {
+	data  []byte
+	pos   int
+	guard []int // sorted offsets
+}
+
+func (r *guardReader) Read(p []byte) (int, error) {
+	if r.pos >= len(r.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.pos:])
+	r.pos += n
+	return n, nil
+}
+
+func (r *guardReader) ReadByte() (byte, error) {
+	if r.pos >= len(r.data) {
+		return 0, io.EOF
+	}
+	if i := sort.SearchInts(r.guard, r.pos); i < len(r.guard) && r.guard[i] == r.pos {
+		return 0, fmt.Errorf("%w: the extension at byte %d is read as another type", ErrMalformed, r.pos)
+	}
+	r.pos++
+	return r.data[r.pos-1], nil
+}
+
+func (r *guardReader) UnreadByte() error {
+	if r.pos == 0 {
+		return errors.New("codec: unread at the start")
+	}
+	r.pos--
+	return nil
 }

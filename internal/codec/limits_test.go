@@ -59,6 +59,8 @@ func TestDecodeBombs(t *testing.T) {
 		{"two million nested arrays into any", nested, func() any { return new(any) }, ErrTooDeep},
 		{"struct with a slice claiming 3e9 elements (fuzz find)", []byte("\x00\x92\xa40F\x000ݳ\xa5\xa2[\x19\xa1"), func() any { return new(withRefs) }, ErrMalformed},
 		{"unknown extension type", []byte{tagMsgpack, 0xd4, 5, 0}, func() any { return new(any) }, ErrMalformed},
+		{"timestamp read as a map (fuzz find)", []byte("\x00\xd7\xff\xdf0000000"), func() any { return new(map[string][]int) }, ErrMalformed},
+		{"timestamp read as a map of slices", []byte{tagMsgpack, 0xd7, 0xff, 0x81, 0xa0, 0xdd, 0xff, 0xff, 0xff, 0xff, 0}, func() any { return new(map[string][]int) }, ErrMalformed},
 		{"ref extension hiding a map header", []byte{tagMsgpack, 0xc7, 6, byte(RefExtID), 0xdf, 0xff, 0xff, 0xff, 0xff, 0}, func() any { return new(map[string]int) }, ErrMalformed},
 		{"truncated array", []byte{tagMsgpack, 0x93, 1, 2}, func() any { return new([]int) }, ErrMalformed},
 		{"reserved code", []byte{tagMsgpack, 0xc1}, func() any { return new(any) }, ErrMalformed},
@@ -99,7 +101,7 @@ func TestDecodeWithinLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := checkMsgpack(b[1:]); err != nil && b[0] == tagMsgpack {
+		if _, err := checkMsgpack(b[1:]); err != nil && b[0] == tagMsgpack {
 			t.Fatalf("value %d: %v", i, err)
 		}
 	}
@@ -162,7 +164,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{tagMsgpack, 0xdd, 0, 0, 0, 3, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 0 && data[0] == tagMsgpack {
-			_ = checkMsgpack(data[1:])
+			_, _ = checkMsgpack(data[1:])
 		}
 		var s withRefs
 		var a any
