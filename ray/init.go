@@ -186,7 +186,7 @@ func Init(ctx context.Context, opts ...Option) error {
 	defer cancel()
 	if _, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
-		DriverAddress: cw.Address(), InlineThreshold: int64(o.inlineThreshold),
+		DriverAddress: cw.Address(), DriverId: cw.WorkerID().Bytes(), InlineThreshold: int64(o.inlineThreshold),
 	}}); err != nil {
 		cw.Close()
 		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))

@@ -17,6 +17,7 @@ import (
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/wirecheck"
 	"github.com/raygo/raygo/internal/workerlog"
 )
 
@@ -153,6 +154,12 @@ func (cw *CoreWorker) pushTasks(stream taskServerStream) error {
 			if !errors.Is(err, io.EOF) {
 				recvErr = err
 			}
+			break
+		}
+		// Checked before anything acts on it: a num_returns of 2^31-1
+		// would make fillFromCommon allocate 32 GiB of return ids.
+		if err := wirecheck.TaskBatch(batch); err != nil {
+			recvErr = err
 			break
 		}
 		for _, s := range batch.GetTasks() {
@@ -386,7 +393,7 @@ func (e *executor) storeReturns(ctx context.Context, spec *pb.TaskSpec, rets []E
 	caller := spec.GetOwnerAddress()
 	byOwner := map[string][]ids.ID{}
 	for i, r := range rets {
-		v, err := e.cw.makeValue(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), [][]byte{r.Data}, spec.GetFunction())
+		v, err := e.cw.makeValueFor(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), [][]byte{r.Data}, spec.GetFunction(), ids.MustFromBytes(spec.GetOwnerId()), caller)
 		if err != nil {
 			return nil, err
 		}
@@ -421,7 +428,7 @@ func (cw *CoreWorker) getUncounted(ctx context.Context, ref *Ref) (data []byte, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	d, rel, err := cw.valueBytes(ctx, ref.ID, v)
+	d, rel, err := cw.valueBytes(ctx, ref, v)
 	return d, rel, errs.FromInfo(v.GetError()), err
 }
 

@@ -302,7 +302,7 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, objE
 		if err != nil {
 			return nil, nil, release, err
 		}
-		d, rel, err := cw.valueBytes(ctx, r.ID, v)
+		d, rel, err := cw.valueBytes(ctx, r, v)
 		if err != nil {
 			return nil, nil, release, err
 		}

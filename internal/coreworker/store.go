@@ -20,7 +20,10 @@ func (cw *CoreWorker) connectStore() {
 	if cw.cfg.Mode == Worker {
 		kind = "worker"
 	}
-	c, err := objstore.Dial(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token, kind+" "+cw.workerID.String()[len(cw.workerID.String())-8:])
+	// The hello names this process's job and worker id: the store frees
+	// what it owns when it is gone (objstore.md, "Job end").
+	c, err := objstore.DialAs(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token,
+		objstore.Who{Name: kind + " " + cw.workerID.String()[len(cw.workerID.String())-8:], Job: cw.cfg.JobID, Worker: cw.workerID})
 	if err != nil {
 		return
 	}
@@ -31,8 +34,16 @@ func (cw *CoreWorker) connectStore() {
 func (cw *CoreWorker) InlineThreshold() int { return cw.cfg.InlineThreshold }
 
 // makeValue wraps an encoded value (the concatenation of parts) as a
-// Value, putting large ones into the local node's store.
+// Value, putting large ones into the local node's store, owned by this
+// process.
 func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, callSite string) (*pb.Value, error) {
+	return cw.makeValueFor(ctx, id, parts, callSite, cw.workerID, cw.address)
+}
+
+// makeValueFor is makeValue for an object owned by another process (a
+// task's return, owned by its caller): the store frees it when that owner
+// is gone.
+func (cw *CoreWorker) makeValueFor(ctx context.Context, id ids.ID, parts [][]byte, callSite string, owner ids.ID, ownerAddr string) (*pb.Value, error) {
 	size := 0
 	for _, p := range parts {
 		size += len(p)
@@ -48,7 +59,7 @@ func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, 
 		return &pb.Value{Data: data, Size: int64(size)}, nil
 	}
 	if cw.store != nil {
-		if err := cw.store.Put(id, parts, objstore.Info{Owner: cw.address, CallSite: callSite}); err != nil {
+		if err := cw.store.Put(id, parts, objstore.Info{Owner: ownerAddr, OwnerID: owner, CallSite: callSite}); err != nil {
 			return nil, err
 		}
 	} else {
@@ -56,7 +67,7 @@ func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, 
 		for _, p := range parts {
 			data = append(data, p...)
 		}
-		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.workerID.Bytes(), OwnerAddress: cw.address}); err != nil {
+		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: owner.Bytes(), OwnerAddress: ownerAddr}); err != nil {
 			return nil, err
 		}
 	}
@@ -97,7 +108,8 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 // valueBytes returns a value's encoded bytes. Objects in a store are read
 // from the local store (zero-copy: the bytes alias shared memory until
 // release is called) or fetched from the node that holds them.
-func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) (data []byte, release func(), err error) {
+func (cw *CoreWorker) valueBytes(ctx context.Context, r *Ref, v *pb.Value) (data []byte, release func(), err error) {
+	id := r.ID
 	if v.GetError() != nil || !v.GetInStore() {
 		return v.GetData(), nil, nil
 	}
@@ -113,7 +125,7 @@ func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) (d
 			return nil, nil, lostInStore(id, v)
 		}
 		// Fetch a copy into this node's store (a secondary copy, evictable).
-		if err := cw.fetchToStore(ctx, id, v); err != nil {
+		if err := cw.fetchToStore(ctx, r, v); err != nil {
 			return nil, nil, err
 		}
 		data, release, err = cw.store.Pin(id)
@@ -130,9 +142,11 @@ func lostInStore(id ids.ID, v *pb.Value) error {
 	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "not in the object store of " + v.GetStoreAddress()}
 }
 
-// fetchToStore copies a remote object into the local store.
-func (cw *CoreWorker) fetchToStore(ctx context.Context, id ids.ID, v *pb.Value) error {
-	err := cw.store.PutFill(id, v.GetSize(), objstore.Info{Secondary: true}, func(dst []byte) error {
+// fetchToStore copies a remote object into the local store, as a
+// secondary copy owned by the object's owner (freed when it is gone).
+func (cw *CoreWorker) fetchToStore(ctx context.Context, r *Ref, v *pb.Value) error {
+	id := r.ID
+	err := cw.store.PutFill(id, v.GetSize(), objstore.Info{Secondary: true, Owner: r.OwnerAddr, OwnerID: r.OwnerID}, func(dst []byte) error {
 		_, err := cw.fetch(ctx, id, v, dst)
 		return err
 	})
@@ -213,7 +227,7 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 		return nil, errs.FromInfo(e)
 	}
 	if !v.GetInStore() || cw.store == nil {
-		data, release, err := cw.valueBytes(ctx, r.ID, v) // inline, or copied from a remote node
+		data, release, err := cw.valueBytes(ctx, r, v) // inline, or copied from a remote node
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +235,7 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 	}
 	b, err := cw.store.Get(r.ID)
 	if errors.Is(err, objstore.ErrNotFound) && v.GetStoreAddress() != cw.rayletAddr {
-		if err = cw.fetchToStore(ctx, r.ID, v); err == nil {
+		if err = cw.fetchToStore(ctx, r, v); err == nil {
 			b, err = cw.store.Get(r.ID)
 		}
 	}

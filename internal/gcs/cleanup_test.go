@@ -50,7 +50,9 @@ func (n *hostNode) KillWorker(_ context.Context, req *pb.KillWorkerRequest) (*pb
 	return &pb.KillWorkerReply{}, nil
 }
 
-type hostWorker struct{ pb.UnimplementedCoreWorkerServer }
+type hostWorker struct {
+	pb.UnimplementedCoreWorkerServer
+}
 
 func (hostWorker) CreateActor(context.Context, *pb.CreateActorTaskRequest) (*pb.CreateActorTaskReply, error) {
 	return &pb.CreateActorTaskReply{}, nil

@@ -17,7 +17,7 @@ func Message(m proto.Message) error {
 	case *pb.ReplyBatch:
 		return ReplyBatch(m)
 	case *pb.WaitObjectRequest:
-		return needID("object id", m.GetObjectId())
+		return id("object id", m.GetObjectId())
 	case *pb.BorrowRequest:
 		if err := idList("object id", m.GetObjectIds()); err != nil {
 			return err
@@ -27,7 +27,7 @@ func Message(m proto.Message) error {
 		}
 		return address("borrower address", m.GetBorrowerAddress())
 	case *pb.CancelTaskRequest:
-		return needID("task id", m.GetTaskId())
+		return id("task id", m.GetTaskId())
 	case *pb.CreateActorTaskRequest:
 		return TaskSpec(m.GetSpec())
 	case *pb.ExitRequest:
@@ -42,13 +42,13 @@ func Message(m proto.Message) error {
 	case *pb.NodeHeartbeatRequest:
 		return NodeHeartbeat(m)
 	case *pb.UnregisterNodeRequest:
-		return needID("node id", m.GetNodeId())
+		return id("node id", m.GetNodeId())
 	case *pb.RegisterJobRequest:
 		return JobInfo(m.GetJob())
 	case *pb.GetJobRequest:
-		return needID("job id", m.GetJobId())
+		return id("job id", m.GetJobId())
 	case *pb.FinishJobRequest:
-		return needID("job id", m.GetJobId())
+		return id("job id", m.GetJobId())
 	case *pb.KVPutRequest:
 		if err := name("namespace", m.GetNs()); err != nil {
 			return err
@@ -82,14 +82,14 @@ func Message(m proto.Message) error {
 		if m.GetTimeoutMs() < 0 {
 			return bad("negative timeout %d ms", m.GetTimeoutMs())
 		}
-		return needID("actor id", m.GetActorId())
+		return id("actor id", m.GetActorId())
 	case *pb.KillActorRequest:
-		return needID("actor id", m.GetActorId())
+		return id("actor id", m.GetActorId())
 	case *pb.WorkerDiedRequest:
-		if err := needID("node id", m.GetNodeId()); err != nil {
+		if err := id("node id", m.GetNodeId()); err != nil {
 			return err
 		}
-		if err := needID("worker id", m.GetWorkerId()); err != nil {
+		if err := id("worker id", m.GetWorkerId()); err != nil {
 			return err
 		}
 		if err := address("worker address", m.GetAddress()); err != nil {
@@ -113,16 +113,16 @@ func Message(m proto.Message) error {
 		}
 		return Request(m.GetResources())
 	case *pb.ReturnLeaseRequest:
-		return needID("lease id", m.GetLeaseId())
+		return id("lease id", m.GetLeaseId())
 	case *pb.RegisterWorkerRequest:
-		if err := needID("worker id", m.GetWorkerId()); err != nil {
+		if err := id("worker id", m.GetWorkerId()); err != nil {
 			return err
 		}
 		return address("worker address", m.GetAddress())
 	case *pb.BlockedRequest:
-		return needID("worker id", m.GetWorkerId())
+		return id("worker id", m.GetWorkerId())
 	case *pb.PutObjectRequest:
-		if err := needID("object id", m.GetObjectId()); err != nil {
+		if err := id("object id", m.GetObjectId()); err != nil {
 			return err
 		}
 		if err := id("owner id", m.GetOwnerId()); err != nil {
@@ -130,7 +130,7 @@ func Message(m proto.Message) error {
 		}
 		return address("owner address", m.GetOwnerAddress())
 	case *pb.GetObjectRequest:
-		return needID("object id", m.GetObjectId())
+		return id("object id", m.GetObjectId())
 	case *pb.FreeObjectsRequest:
 		return idList("object id", m.GetObjectIds())
 	case *pb.FreeOwnedRequest:
@@ -142,7 +142,7 @@ func Message(m proto.Message) error {
 		}
 		return idList("kept owner id", m.GetKeepOwnerIds())
 	case *pb.KillWorkerRequest:
-		if err := needID("worker id", m.GetWorkerId()); err != nil {
+		if err := id("worker id", m.GetWorkerId()); err != nil {
 			return err
 		}
 		return name("reason", m.GetReason())
@@ -152,7 +152,7 @@ func Message(m proto.Message) error {
 		}
 		return nil
 	case *pb.WorkerDeathCauseRequest:
-		return needID("worker id", m.GetWorkerId())
+		return id("worker id", m.GetWorkerId())
 
 	// framed sockets and the object store
 	case *pb.FramedHello:
@@ -184,7 +184,7 @@ func RegisterNode(r *pb.RegisterNodeRequest) error {
 	if n == nil {
 		return bad("RegisterNode without a node")
 	}
-	if err := needID("node id", n.GetNodeId()); err != nil {
+	if err := id("node id", n.GetNodeId()); err != nil {
 		return err
 	}
 	if err := address("node address", n.GetAddress()); err != nil {
@@ -217,7 +217,7 @@ func RegisterNode(r *pb.RegisterNodeRequest) error {
 // NodeHeartbeat checks a heartbeat: the node id, available resources
 // (finite), pending demands (as requests) and counts.
 func NodeHeartbeat(r *pb.NodeHeartbeatRequest) error {
-	if err := needID("node id", r.GetNodeId()); err != nil {
+	if err := id("node id", r.GetNodeId()); err != nil {
 		return err
 	}
 	if r.Available != nil {
@@ -311,7 +311,7 @@ func StoreRequest(r *pb.StoreRequest) error {
 	switch op := r.GetOp().(type) {
 	case *pb.StoreRequest_Create:
 		c := op.Create
-		if err := needID("object id", c.GetObjectId()); err != nil {
+		if err := id("object id", c.GetObjectId()); err != nil {
 			return err
 		}
 		if c.GetSize() < 0 {

@@ -72,7 +72,9 @@ func within(where string, err error) error {
 	return errs.Invalidf("%s: %v", where, err)
 }
 
-// id checks an optional id: empty or ids.Size bytes.
+// id checks an id's length: empty or ids.Size bytes. Whether an id must
+// be there is the receiver's business (it answers a clear error); what
+// matters here is that nothing of another length gets through.
 func id(what string, b []byte) error {
 	if len(b) != 0 && len(b) != ids.Size {
 		return bad("%s of %d bytes, want %d", what, len(b), ids.Size)
@@ -80,7 +82,8 @@ func id(what string, b []byte) error {
 	return nil
 }
 
-// needID checks a required id.
+// needID checks an id that must be there: a task's, from which return
+// ids are derived.
 func needID(what string, b []byte) error {
 	if len(b) != ids.Size {
 		return bad("%s of %d bytes, want %d", what, len(b), ids.Size)
@@ -153,7 +156,7 @@ func ErrorInfo(e *pb.ErrorInfo) error {
 
 // ObjectRef checks a ref's ids and owner address.
 func ObjectRef(r *pb.ObjectRef) error {
-	if err := needID("object ref id", r.GetId()); err != nil {
+	if err := id("object ref id", r.GetId()); err != nil {
 		return err
 	}
 	if err := id("object ref owner id", r.GetOwnerId()); err != nil {

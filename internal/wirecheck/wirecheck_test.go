@@ -48,7 +48,7 @@ func TestTaskBatch(t *testing.T) {
 		"bad common owner":             {Tasks: []*pb.TaskSpec{spec()}, Common: &pb.TaskSpec{OwnerId: []byte{1, 2}}},
 		"return ids mismatch":          {Tasks: []*pb.TaskSpec{{TaskId: newID(), NumReturns: 2, ReturnIds: [][]byte{newID()}}}},
 		"NaN resources":                {Tasks: []*pb.TaskSpec{{TaskId: newID(), Resources: &pb.Resources{Amounts: map[string]float64{"CPU": math.NaN()}}}}},
-		"ref argument without id":      {Tasks: []*pb.TaskSpec{{TaskId: newID(), Args: []*pb.Arg{{Kind: &pb.Arg_Ref{Ref: &pb.ObjectRef{}}}}}}},
+		"ref argument with a short id": {Tasks: []*pb.TaskSpec{{TaskId: newID(), Args: []*pb.Arg{{Kind: &pb.Arg_Ref{Ref: &pb.ObjectRef{Id: []byte{1}}}}}}}},
 	}
 	for name, b := range cases {
 		err := TaskBatch(b)
