@@ -254,11 +254,13 @@ func resolveCluster(addr, token string) (string, string, error) {
 			return "", "", fmt.Errorf("ray: read cluster address: %w", err)
 		}
 	}
-	if token == "" {
-		if d, err := session.Latest(); err == nil {
-			if a, _ := d.ReadFile("address"); a == addr {
-				token, _ = d.ReadFile("token")
-			}
+	if token == "" { // the token of the head at addr, however many run here
+		d, err := session.ForAddress(addr)
+		if errors.Is(err, session.ErrNotPrivate) {
+			return "", "", err
+		}
+		if err == nil {
+			token, _ = d.ReadFile("token")
 		}
 	}
 	if token == "" {

@@ -163,7 +163,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(byte(4), []byte{0xff, 0xff, 0xff, 0x1f, 0x0a})
 	f.Fuzz(func(t *testing.T, kind byte, data []byte) {
 		mk := kinds[int(kind)%len(kinds)]
-		n := allocated(func() {
+		limit := uint64(allocFactor*len(data) + allocSlack)
+		read := func() {
 			c := &Conn{maxFrame: MaxFrame}
 			r := bytes.NewReader(data)
 			for range 4 { // a few frames in a row, as a connection reads them
@@ -171,8 +172,14 @@ func FuzzReadFrame(f *testing.F) {
 					break
 				}
 			}
-		})
-		if limit := uint64(allocFactor*len(data) + allocSlack); n > limit {
+		}
+		// The counter is the process's: measure again when over, and keep
+		// the least (another goroutine may have allocated meanwhile).
+		n := allocated(read)
+		for i := 0; i < 2 && n > limit; i++ {
+			n = min(n, allocated(read))
+		}
+		if n > limit {
 			t.Fatalf("reading %d bytes allocated %d, over %d", len(data), n, limit)
 		}
 	})

@@ -173,7 +173,7 @@ func FuzzMessages(f *testing.F) {
 		}
 		mt := types[int(data[0])%len(types)]
 		in := data[1:]
-		n := allocated(func() {
+		decode := func() {
 			m := mt.New().Interface()
 			if proto.Unmarshal(in, m) == nil {
 				_ = Message(m)
@@ -184,8 +184,15 @@ func FuzzMessages(f *testing.F) {
 					_ = Message(m)
 				}
 			}
-		})
-		if limit := uint64(2*allocFactor*len(in) + allocSlack); n > limit {
+		}
+		// The counter is the process's: measure again when over, and keep
+		// the least (another goroutine may have allocated meanwhile).
+		limit := uint64(2*allocFactor*len(in) + allocSlack)
+		n := allocated(decode)
+		for i := 0; i < 2 && n > limit; i++ {
+			n = min(n, allocated(decode))
+		}
+		if n > limit {
 			t.Fatalf("%s: decoding %d bytes twice allocated %d bytes, over %d", mt.Descriptor().Name(), len(in), n, limit)
 		}
 	})
