@@ -249,18 +249,28 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 
 // ---------------------------------------------------------------- jobs
 
-// driverMisses is how many failed health checks in a row end a job whose
-// driver went away without finishing it.
-const driverMisses = 3
+// A driver that dies without FinishJob is noticed by its health checks
+// (an empty CoreWorker.Borrow once a second). driverMisses checks in a
+// row that find it unreachable (its port refuses connections: the process
+// is gone) end its job, about 3 s after its death; a driver that still
+// accepts connections but does not answer (stopped, or starved of CPU on
+// a loaded machine) keeps its job for driverHang before it is ended too.
+// A driver on a node's machine is noticed sooner where its objects are:
+// its store connection closes when it dies (objstore.md, "Job end").
+const (
+	driverMisses = 3
+	driverHang   = 30 * time.Second
+)
 
-// driverLoop checks the drivers of running jobs once a second; a driver
-// that cannot be reached driverMisses times in a row has died, and its job
-// is finished (killing the actors it owned).
+// driverLoop checks the drivers of running jobs once a second and
+// finishes the jobs of those that died (killing the actors they owned and
+// freeing their objects).
 func (s *Server) driverLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	misses := map[ids.ID]int{}
+	silentSince := map[ids.ID]time.Time{}
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -280,28 +290,52 @@ func (s *Server) driverLoop() {
 		}
 		s.mu.Unlock()
 		for _, d := range running {
-			if s.driverAlive(d.addr) {
+			end := false
+			switch s.checkDriver(d.addr) {
+			case driverAnswers:
 				delete(misses, d.job)
-				continue
+				delete(silentSince, d.job)
+			case driverGone:
+				misses[d.job]++
+				end = misses[d.job] >= driverMisses
+			case driverSilent:
+				if silentSince[d.job].IsZero() {
+					silentSince[d.job] = time.Now()
+				}
+				end = time.Since(silentSince[d.job]) >= driverHang
 			}
-			misses[d.job]++
-			if misses[d.job] >= driverMisses {
+			if end {
 				delete(misses, d.job)
+				delete(silentSince, d.job)
 				_, _ = s.FinishJob(s.ctx, &pb.FinishJobRequest{JobId: d.job.Bytes()})
 			}
 		}
 	}
 }
 
-func (s *Server) driverAlive(addr string) bool {
+type driverHealth int
+
+const (
+	driverAnswers driverHealth = iota
+	driverGone                 // unreachable: nothing listens at its address
+	driverSilent               // reachable, but no answer within a second
+)
+
+func (s *Server) checkDriver(addr string) driverHealth {
 	conn, err := s.pool.Get(addr)
 	if err != nil {
-		return false
+		return driverGone
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
 	defer cancel()
 	_, err = pb.NewCoreWorkerClient(conn).Borrow(ctx, &pb.BorrowRequest{})
-	return err == nil
+	switch {
+	case err == nil:
+		return driverAnswers
+	case rpc.IsUnavailable(err):
+		return driverGone
+	}
+	return driverSilent
 }
 
 func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
