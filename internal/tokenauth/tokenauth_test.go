@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingConn counts the bytes read through it.
@@ -100,4 +101,41 @@ func TestClientAgainstSilentServer(t *testing.T) {
 	if err := Client(a, "t"); !errors.Is(err, ErrBadPeer) {
 		t.Fatalf("Client = %v, want ErrBadPeer", err)
 	}
+}
+
+// scriptConn is a connection whose peer's bytes are given in advance;
+// what is written to it is counted and dropped.
+type scriptConn struct {
+	net.Conn
+	r       *bytes.Reader
+	read    int
+	written int
+}
+
+func (c *scriptConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += n
+	return n, err
+}
+func (c *scriptConn) Write(p []byte) (int, error)      { c.written += len(p); return len(p), nil }
+func (c *scriptConn) SetDeadline(time.Time) error      { return nil }
+func (c *scriptConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzServer: whatever a peer sends, the server's side never panics,
+// never reads more than ServerReads bytes or writes more than its 64-byte
+// proof, and never accepts a peer that does not hold the token.
+func FuzzServer(f *testing.F) {
+	f.Add(append(Magic[:], make([]byte, nonceSize+macSize)...))
+	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	f.Add(Magic[:])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &scriptConn{r: bytes.NewReader(data)}
+		if err := Server(c, "the token"); err == nil {
+			t.Fatal("accepted a peer that cannot know the token")
+		}
+		if c.read > ServerReads || c.written > nonceSize+macSize {
+			t.Fatalf("read %d, wrote %d", c.read, c.written)
+		}
+	})
 }
