@@ -12,8 +12,9 @@ const MaxDeadOwners = 1 << 16
 
 // deadOwners is a bounded set of owners known to be gone.
 type deadOwners struct {
-	set   map[ids.ID]struct{}
-	order []ids.ID // oldest first
+	set  map[ids.ID]struct{}
+	ring []ids.ID // the set's members in the order they came, up to MaxDeadOwners
+	next int      // where the next one goes once ring is full (the oldest)
 }
 
 func (d *deadOwners) has(id ids.ID) bool {
@@ -28,12 +29,42 @@ func (d *deadOwners) add(id ids.ID) {
 	if _, ok := d.set[id]; ok || id.IsNil() {
 		return
 	}
-	if len(d.order) == MaxDeadOwners {
-		delete(d.set, d.order[0])
-		d.order = append(d.order[:0], d.order[1:]...)
+	if len(d.ring) < MaxDeadOwners {
+		d.ring = append(d.ring, id)
+	} else {
+		delete(d.set, d.ring[d.next])
+		d.ring[d.next] = id
+		d.next = (d.next + 1) % MaxDeadOwners
 	}
 	d.set[id] = struct{}{}
-	d.order = append(d.order, id)
+}
+
+// ownerIndex maps an owner to its objects, so freeing an owner's objects
+// costs what it owns, not the size of the store.
+type ownerIndex map[ids.ID]map[*entry]struct{}
+
+func (x *ownerIndex) add(e *entry) {
+	if e.ownerID.IsNil() {
+		return
+	}
+	if *x == nil {
+		*x = ownerIndex{}
+	}
+	set := (*x)[e.ownerID]
+	if set == nil {
+		set = map[*entry]struct{}{}
+		(*x)[e.ownerID] = set
+	}
+	set[e] = struct{}{}
+}
+
+func (x ownerIndex) remove(e *entry) {
+	if set := x[e.ownerID]; set != nil {
+		delete(set, e)
+		if len(set) == 0 {
+			delete(x, e.ownerID)
+		}
+	}
 }
 
 // FreeOwners frees every object owned by the given owners, whose
@@ -49,30 +80,30 @@ func (s *Store) FreeOwners(owners ...ids.ID) int {
 }
 
 func (s *Store) freeOwnersLocked(owners []ids.ID) int {
-	gone := make(map[ids.ID]bool, len(owners))
-	for _, o := range owners {
-		if !o.IsNil() {
-			gone[o] = true
-			s.dead.add(o)
-		}
-	}
-	if len(gone) == 0 {
-		return 0
-	}
 	n := 0
-	for _, e := range s.objects {
-		if !gone[e.ownerID] || e.deleted {
+	for _, o := range owners {
+		if o.IsNil() {
 			continue
 		}
-		n++
-		if e.pins > 0 || !e.sealed {
-			e.deleted = true
-			continue
+		s.dead.add(o)
+		var list []*entry
+		for e := range s.byOwner[o] {
+			list = append(list, e)
 		}
-		s.destroyLocked(e)
+		for _, e := range list {
+			if e.deleted {
+				continue
+			}
+			n++
+			if e.pins > 0 || !e.sealed {
+				e.deleted = true
+				continue
+			}
+			s.destroyLocked(e)
+		}
 	}
 	if n > 0 {
-		s.log.Debug("freed the objects of dead owners", "owners", len(gone), "objects", n)
+		s.log.Debug("freed the objects of dead owners", "owners", len(owners), "objects", n)
 	}
 	return n
 }

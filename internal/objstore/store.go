@@ -61,6 +61,7 @@ type Store struct {
 	spillErr error                                       // guarded by mu; the last spill failure
 	closed   bool                                        // guarded by mu
 	dead     deadOwners                                  // guarded by mu
+	byOwner  ownerIndex                                  // guarded by mu; the objects of each known owner
 
 	srv  *server
 	self *conn // the daemon's own use (gRPC puts and reads for remote processes)
@@ -239,6 +240,7 @@ func (s *Store) create(c *conn, req *pb.StoreCreate) (*pb.StoreLocation, error) 
 		}
 	}
 	s.objects[id] = e
+	s.byOwner.add(e)
 	c.creating[id] = e
 	return &pb.StoreLocation{Found: true, Offset: e.off, Size: size}, nil
 }
@@ -263,6 +265,7 @@ func (s *Store) createFileLocked(e *entry) (*pb.StoreLocation, error) {
 	}
 	e.file = p
 	s.objects[e.id] = e
+	s.byOwner.add(e)
 	e.creator.creating[e.id] = e
 	return &pb.StoreLocation{Found: true, Path: p, Size: e.size}, nil
 }
@@ -404,6 +407,7 @@ func (s *Store) Delete(idList ...ids.ID) {
 func (s *Store) destroyLocked(e *entry) {
 	if s.objects[e.id] == e {
 		delete(s.objects, e.id)
+		s.byOwner.remove(e)
 	}
 	if !e.sealed && e.done != nil {
 		select {

@@ -75,11 +75,17 @@ const MaxProtoDepth = 100
 // part it only walks the top level's tags. Malformed bytes are left to
 // the decoder to report.
 func Depth(b []byte, md protoreflect.MessageDescriptor) error {
-	if !recursive(md) {
+	if !recursive(md) || !couldExceed(b, 1) {
 		return nil
 	}
 	return depth(b, md, 1)
 }
+
+// couldExceed reports whether a message at level, of len(b) bytes, could
+// hold enough levels to pass MaxProtoDepth: each level takes at least two
+// bytes (a tag and a length). Most messages are too short to, and are not
+// walked at all.
+func couldExceed(b []byte, level int) bool { return level+len(b)/2 > MaxProtoDepth }
 
 func depth(b []byte, md protoreflect.MessageDescriptor, level int) error {
 	if level > MaxProtoDepth {
@@ -104,6 +110,9 @@ func depth(b []byte, md protoreflect.MessageDescriptor, level int) error {
 			return nil
 		}
 		b = b[n:]
+		if !couldExceed(v, level+1) {
+			continue
+		}
 		if fd := fields.ByNumber(num); fd != nil && fd.Message() != nil && recursive(fd.Message()) {
 			if err := depth(v, fd.Message(), level+1); err != nil {
 				return err
