@@ -33,6 +33,7 @@ var (
 	ErrObjectStoreFull    = errs.ErrObjectStoreFull
 	ErrObjectTooLarge     = errs.ErrObjectTooLarge
 	ErrOutOfMemory        = errs.ErrOutOfMemory
+	ErrNodeDied           = errs.ErrNodeDied
 )
 
 // Typed errors, for errors.As.
@@ -49,7 +50,8 @@ type (
 	WorkerCrashedError = errs.WorkerCrashedError
 	// ActorDiedError: the actor is dead, or died during the call.
 	ActorDiedError = errs.ActorDiedError
-	// CancelledError: the task was cancelled.
+	// CancelledError: the task was cancelled. It matches ErrTaskCancelled
+	// and context.Canceled.
 	CancelledError = errs.CancelledError
 	// ObjectError: the object was freed, lost, or its owner died.
 	ObjectError = errs.ObjectError
@@ -68,6 +70,9 @@ type (
 	// OutOfMemoryError: the node's memory monitor killed the task's worker
 	// on every allowed attempt (see OOMRetries).
 	OutOfMemoryError = errs.OutOfMemoryError
+	// NodeDiedError: the node running the task died, on every allowed
+	// attempt; it names the node.
+	NodeDiedError = errs.NodeDiedError
 )
 
 // RegisterError makes errors of type E cross the wire with their type and

@@ -3,6 +3,7 @@ package ray
 import (
 	"fmt"
 
+	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
 )
 
@@ -45,7 +46,7 @@ type options struct {
 	retryExceptions bool
 	retryTypes      []string
 	name            string
-	strategy        string
+	strategy        pb.SchedulingStrategy
 
 	// actors
 	getIfExists    bool
@@ -194,7 +195,10 @@ func Name(name string) Option {
 
 // Spread asks the scheduler to spread tasks or actors across nodes.
 func Spread() Option {
-	return func(o *options) { o.strategy = "SPREAD"; o.mark("Spread", forTask|forActor) }
+	return func(o *options) {
+		o.strategy = pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD
+		o.mark("Spread", forTask|forActor)
+	}
 }
 
 // GetIfExists makes a named actor's creation return the existing live

@@ -61,7 +61,7 @@ func (r ObjectRef[T]) Err() error {
 
 // Get waits for the object and returns its value, or the error of the
 // task that produced it. The wait ends with ctx: a deadline turns into an
-// error matching ErrTimeout.
+// error matching ErrTimeout and context.DeadlineExceeded.
 func (r ObjectRef[T]) Get(ctx context.Context) (T, error) {
 	vs, err := Get(ctx, r)
 	if err != nil {

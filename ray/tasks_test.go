@@ -242,16 +242,22 @@ func TestResources(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Requests no node can satisfy fail with a clear error, not a hang.
+	// Requests no node can satisfy wait for a node that can (a warning is
+	// logged), as in Ray, until cancelled.
 	for name, opt := range map[string]ray.Option{
 		"cpus":   ray.NumCPUs(64),
 		"gpus":   ray.NumGPUs(3),
 		"custom": ray.Resources(map[string]float64{"unicorn": 1}),
 	} {
-		_, err := Square.Options(opt).Remote(ctx, 1).Get(ctx)
-		var ie *ray.InfeasibleError
-		if !errors.As(err, &ie) || !errors.Is(err, ray.ErrInfeasible) || ie.Function != "test.Square" {
-			t.Fatalf("%s: infeasible request gave %v", name, err)
+		ref := Square.Options(opt).Remote(ctx, 1)
+		if ready, _, err := ray.Wait(ctx, []ray.ObjectRef[int]{ref}, 1, 200*time.Millisecond); err != nil || len(ready) != 0 {
+			t.Fatalf("%s: infeasible request finished: %v, %v", name, ready, err)
+		}
+		if err := ray.Cancel(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ref.Get(ctx); !errors.Is(err, ray.ErrTaskCancelled) {
+			t.Fatalf("%s: cancelled infeasible request gave %v", name, err)
 		}
 	}
 	// Negative or absurd requests are rejected at submission.
@@ -259,6 +265,7 @@ func TestResources(t *testing.T) {
 		"negative": ray.NumCPUs(-1),
 		"absurd":   ray.NumCPUs(1e12),
 		"halfgpus": ray.NumGPUs(1.5),
+		"halfcpus": ray.NumCPUs(1.5),
 	} {
 		ref := Square.Options(opt).Remote(ctx, 1)
 		if !errors.Is(ref.Err(), ray.ErrInvalidRequest) {

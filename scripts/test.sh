@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: generated-code check, formatting, vet, and the
 # whole test suite under the race detector. Installs what it needs
-# (protoc and its Go plugins) idempotently.
+# (buf and the protoc plugins, built as Go modules) idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

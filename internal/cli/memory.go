@@ -261,7 +261,7 @@ func formatMemory(nodes []nodeMemory, statsOnly bool) string {
 		fmt.Fprintln(tw, "   OBJECT\tSIZE\tSTATE\tREADERS\tSECONDARY\tOWNER\tCALL SITE")
 		for _, o := range objs {
 			fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%s\t%s\t%s\n", shortNodeID(o.GetObjectId()), humanBytes(float64(o.GetSize())),
-				orDash(o.GetState()), o.GetReaders(), yesNo(o.GetSecondary()), orDash(o.GetOwnerAddress()), orDash(o.GetCallSite()))
+				orDash(objectStateName(o.GetState())), o.GetReaders(), yesNo(o.GetSecondary()), orDash(o.GetOwnerAddress()), orDash(o.GetCallSite()))
 		}
 		_ = tw.Flush()
 	}
@@ -415,7 +415,7 @@ func memoryJSON(nodes []nodeMemory, statsOnly bool) ([]byte, error) {
 				j.Store.Largest = []storeObjectJSON{}
 				for _, o := range st.GetLargest() {
 					j.Store.Largest = append(j.Store.Largest, storeObjectJSON{
-						ObjectID: hex.EncodeToString(o.GetObjectId()), Size: o.GetSize(), State: o.GetState(),
+						ObjectID: hex.EncodeToString(o.GetObjectId()), Size: o.GetSize(), State: objectStateName(o.GetState()),
 						Readers: o.GetReaders(), Secondary: o.GetSecondary(),
 						OwnerAddress: o.GetOwnerAddress(), CallSite: o.GetCallSite(),
 					})

@@ -43,7 +43,7 @@ func memoryFixture() []nodeMemory {
 	objID[2], objID[3], objID[12], objID[13] = 0xab, 0xcd, 0x00, 0x07
 	return []nodeMemory{
 		{
-			node: &pb.NodeInfo{NodeId: nodeID(1), Address: "10.0.0.1:4000", Hostname: "host-a", State: "ALIVE"},
+			node: &pb.NodeInfo{NodeId: nodeID(1), Address: "10.0.0.1:4000", Hostname: "host-a", State: pb.NodeState_NODE_STATE_ALIVE},
 			reply: &pb.NodeStatsReply{
 				Memory: &pb.MemoryUsage{Used: 8 * gib, Total: 32 * gib, Source: "/proc/meminfo", Threshold: 0.95, OomKills: 2},
 				Store: &pb.StoreStats{
@@ -53,18 +53,18 @@ func memoryFixture() []nodeMemory {
 					SpilledBytes: 100 * mib, SpilledCount: 2, FileBytes: 2 * gib, FileCount: 1,
 					SpillsTotal: 5, RestoresTotal: 1, EvictionsTotal: 4, SpillDir: "/tmp/sess/spill",
 					Largest: []*pb.StoreObjectInfo{
-						{ObjectId: objID, Size: 2 * gib, OwnerAddress: "10.0.0.1:5001", CallSite: "main.makeBig", State: "file"},
-						{ObjectId: nodeID(3), Size: 8 * mib, OwnerAddress: "10.0.0.2:5002", CallSite: "remote put", State: "in_memory", Readers: 2, Secondary: true},
+						{ObjectId: objID, Size: 2 * gib, OwnerAddress: "10.0.0.1:5001", CallSite: "main.makeBig", State: pb.StoreObjectState_STORE_OBJECT_STATE_FILE},
+						{ObjectId: nodeID(3), Size: 8 * mib, OwnerAddress: "10.0.0.2:5002", CallSite: "remote put", State: pb.StoreObjectState_STORE_OBJECT_STATE_IN_MEMORY, Readers: 2, Secondary: true},
 					},
 				},
 			},
 		},
 		{
-			node: &pb.NodeInfo{NodeId: nodeID(2), Address: "10.0.0.2:4000", Hostname: "host-b", State: "ALIVE"},
+			node: &pb.NodeInfo{NodeId: nodeID(2), Address: "10.0.0.2:4000", Hostname: "host-b", State: pb.NodeState_NODE_STATE_ALIVE},
 			err:  errors.New("no answer from the node daemon at 10.0.0.2:4000 within 5s: context deadline exceeded"),
 		},
 		{
-			node: &pb.NodeInfo{NodeId: nodeID(4), Address: "10.0.0.4:4000", State: "ALIVE"},
+			node: &pb.NodeInfo{NodeId: nodeID(4), Address: "10.0.0.4:4000", State: pb.NodeState_NODE_STATE_ALIVE},
 			reply: &pb.NodeStatsReply{
 				Node:   &pb.NodeInfo{Hostname: "host-d"},
 				Memory: &pb.MemoryUsage{Used: 1 * gib, Total: 4 * gib, Source: "cgroup v2 /a", Threshold: -1},

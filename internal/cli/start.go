@@ -22,6 +22,7 @@ import (
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/objstore"
+	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
@@ -109,7 +110,7 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.resources, "resources", "", `custom resources as a JSON object, e.g. '{"TPU": 4}'`)
 	fs.Int64Var(&o.objectStoreMemory, "object-store-memory", 0, "shared-memory object store capacity in `bytes` (default: 30% of memory, capped by /dev/shm)")
 	fs.StringVar(&o.spillDir, "spill-dir", "", "`directory` for objects spilled from a full store (default: the session's spill/)")
-	fs.BoolVar(&o.prefault, "object-store-prefault", true, "populate the object store's memory at start, so first writes run at memory speed")
+	fs.BoolVar(&o.prefault, "object-store-prefault", true, "populate the object store's first 1 GiB in the background at start, so first writes run at memory speed")
 	fs.Float64Var(&o.memoryThreshold, "memory-usage-threshold", raylet.DefaultConfig().MemoryUsageThreshold, "fraction of node memory above which the memory monitor kills a worker (-1 disables)")
 	fs.BoolVar(&o.block, "block", false, "run in the foreground until interrupted")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
@@ -219,7 +220,7 @@ func planNode(o *startOptions, isSet func(string) bool, detect func() resources.
 	if mem > 0 {
 		total[resources.Memory] = float64(mem)
 	}
-	if err := resources.Validate(total); err != nil {
+	if err := resources.ValidateTotal(total); err != nil {
 		return p, usageErrorf("invalid node resources: %w", err)
 	}
 	p.total, p.custom, p.gpuIDs, p.storeBytes = total, custom, gpuIDs, o.objectStoreMemory
@@ -229,6 +230,35 @@ func planNode(o *startOptions, isSet func(string) bool, detect func() resources.
 		}
 	}
 	return p, nil
+}
+
+// shareStore sizes the object store of a node joining a cluster that
+// already has nodes on this machine: the machine's budget (plan.storeBytes,
+// objstore.DefaultCapacity: 30% of its memory, capped by /dev/shm) less
+// what those nodes' stores hold, but at least an eighth of the budget (and
+// minStoreBytes), so that several nodes on one machine do not each claim
+// 30% of it. A note saying so joins plan.warnings.
+func shareStore(plan *nodePlan, host string, peers []*pb.NodeInfo) {
+	budget := plan.storeBytes
+	var held int64
+	n := 0
+	for _, p := range peers {
+		if p.GetState() == nodeAlive && p.GetHostId() == host && host != "" {
+			held += p.GetObjectStoreCapacity()
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	share := max(budget-held, budget/8, minStoreBytes) &^ (objstore.PageSize - 1)
+	if share >= budget {
+		return
+	}
+	plan.storeBytes = share
+	plan.warnings = append(plan.warnings, fmt.Sprintf(
+		"object store sized to %s: %s on this machine already hold %s of its %s default budget (pass --object-store-memory to choose)",
+		humanBytes(float64(share)), plural(int64(n), "other node"), humanBytes(float64(held)), humanBytes(float64(budget))))
 }
 
 // runStart implements `raygo start`.
@@ -247,8 +277,12 @@ func runStart(ctx context.Context, o *startOptions, fs *pflag.FlagSet, stdout, s
 			return err
 		}
 		// Fail here, on the user's terminal, rather than in a detached log.
-		if _, err := getNodes(ctx, cluster, false); err != nil {
+		peers, err := getNodes(ctx, cluster, false)
+		if err != nil {
 			return err
+		}
+		if !changed(fs, "object-store-memory") && !o.isChild() {
+			shareStore(&plan, resources.DetectHost().ID, peers)
 		}
 	}
 	if !o.isChild() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/session"
 )
@@ -170,6 +171,34 @@ func TestSameAddress(t *testing.T) {
 	} {
 		if got := sameAddress(tc.a, tc.b); got != tc.want {
 			t.Errorf("sameAddress(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestShareStore: a node joining a cluster with other nodes on its machine
+// takes what they left of the machine's store budget (two nodes on one
+// machine used to claim 30% of its memory each), but at least an eighth.
+func TestShareStore(t *testing.T) {
+	const gib = 1 << 30
+	const alive, dead = pb.NodeState_NODE_STATE_ALIVE, pb.NodeState_NODE_STATE_DEAD
+	node := func(host string, store int64, state pb.NodeState) *pb.NodeInfo {
+		return &pb.NodeInfo{HostId: host, ObjectStoreCapacity: store, State: state}
+	}
+	for _, tt := range []struct {
+		name  string
+		peers []*pb.NodeInfo
+		want  int64
+		note  bool
+	}{
+		{"alone on this machine", []*pb.NodeInfo{node("other", 7*gib, alive)}, 8 * gib, false},
+		{"a head took 3 GiB here", []*pb.NodeInfo{node("me", 3*gib, alive), node("other", 7*gib, alive)}, 5 * gib, true},
+		{"a head took it all", []*pb.NodeInfo{node("me", 8*gib, alive)}, 1 * gib, true},
+		{"dead nodes hold nothing", []*pb.NodeInfo{node("me", 8*gib, dead)}, 8 * gib, false},
+	} {
+		plan := nodePlan{storeBytes: 8 * gib}
+		shareStore(&plan, "me", tt.peers)
+		if plan.storeBytes != tt.want || (len(plan.warnings) > 0) != tt.note {
+			t.Errorf("%s: store %d bytes, notes %q; want %d bytes, a note: %v", tt.name, plan.storeBytes, plan.warnings, tt.want, tt.note)
 		}
 	}
 }

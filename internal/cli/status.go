@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/rpc"
 )
 
 // newStatusCmd builds `raygo status`.
@@ -38,9 +40,13 @@ RAYGO_TOKEN, else session_latest's token file when its address matches.`,
 			if err != nil {
 				return err
 			}
+			actors, err := listActors(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "======== Cluster status: %s ========\n", c.address)
-			fmt.Fprint(out, formatStatus(nodes))
+			fmt.Fprint(out, formatStatus(nodes, actors))
 			return nil
 		},
 	}
@@ -49,12 +55,31 @@ RAYGO_TOKEN, else session_latest's token file when its address matches.`,
 	return cmd
 }
 
-const nodeAlive = "ALIVE"
+const nodeAlive = pb.NodeState_NODE_STATE_ALIVE
+
+// listActors asks the control store at c for its actors.
+func listActors(ctx context.Context, c clusterRef) ([]*pb.ActorInfo, error) {
+	conn, err := rpc.Dial(c.address, c.token)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", c.address, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	reply, err := pb.NewControlStoreClient(conn).ListActors(ctx, &pb.ListActorsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list actors at %s: %w", c.address, err)
+	}
+	return reply.GetActors(), nil
+}
 
 // formatStatus renders nodes like `ray status`: a table of nodes (alive
-// ones first) with used/total per resource, the alive nodes' totals, and the
-// resource requests still waiting for a node. It is pure, for tests.
-func formatStatus(nodes []*pb.NodeInfo) string {
+// ones first) with used/total per resource, the alive nodes' totals (a
+// machine's memory counted once however many nodes share it), the
+// resource requests waiting for room, and those no node can hold
+// (infeasible tasks reported by the nodes, and infeasible actors). It is
+// pure, for tests.
+func formatStatus(nodes []*pb.NodeInfo, actors []*pb.ActorInfo) string {
 	nodes = slices.Clone(nodes)
 	slices.SortStableFunc(nodes, func(a, b *pb.NodeInfo) int {
 		if aa, ba := a.GetState() == nodeAlive, b.GetState() == nodeAlive; aa != ba {
@@ -80,6 +105,10 @@ func formatStatus(nodes []*pb.NodeInfo) string {
 	if dead := len(nodes) - alive; dead > 0 {
 		fmt.Fprintf(&b, ", %d dead", dead)
 	}
+	machines := machineGroups(nodes)
+	if len(machines) < alive {
+		fmt.Fprintf(&b, " (on %s)", plural(int64(len(machines)), "machine"))
+	}
 	b.WriteString("\n")
 	if len(nodes) > 0 {
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -100,42 +129,93 @@ func formatStatus(nodes []*pb.NodeInfo) string {
 				}
 			}
 			fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortNodeID(n.GetNodeId()), n.GetAddress(),
-				n.GetState(), cpu, gpu, mem, n.GetNumWorkers(), custom)
+				nodeStateName(n.GetState()), cpu, gpu, mem, n.GetNumWorkers(), custom)
 		}
 		_ = tw.Flush()
 	}
 
 	total, used := resources.Set{}, resources.Set{}
-	for _, n := range nodes {
-		if n.GetState() != nodeAlive {
-			continue
+	shared := 0 // machines whose memory several nodes report
+	for _, group := range machines {
+		var mt, mu float64
+		for _, n := range group {
+			t, u := nodeUsage(n)
+			mt, mu = mt+t[resources.Memory], mu+u[resources.Memory]
+			delete(t, resources.Memory)
+			delete(u, resources.Memory)
+			total.Add(t)
+			used.Add(u)
 		}
-		t, u := nodeUsage(n)
-		total.Add(t)
-		used.Add(u)
+		// Nodes on one machine share its memory: count it once.
+		if hm := float64(group[0].GetHostMemory()); len(group) > 1 && hm > 0 && mt > hm {
+			mt, mu = hm, min(mu, hm)
+			shared++
+		}
+		if mt > 0 {
+			total[resources.Memory] += mt
+			used[resources.Memory] += mu
+		}
 	}
 	b.WriteString("\nResources (alive nodes)\n")
 	b.WriteString(strings.Repeat("-", 60) + "\n")
 	b.WriteString("Usage:\n")
 	fmt.Fprintf(&b, " %s %s\n", formatPair(resources.CPU, used[resources.CPU], total[resources.CPU]), resources.CPU)
-	for _, k := range []string{resources.GPU, resources.Memory} {
-		if total[k] > 0 {
-			fmt.Fprintf(&b, " %s %s\n", formatPair(k, used[k], total[k]), k)
+	if total[resources.GPU] > 0 {
+		fmt.Fprintf(&b, " %s %s\n", formatPair(resources.GPU, used[resources.GPU], total[resources.GPU]), resources.GPU)
+	}
+	if total[resources.Memory] > 0 {
+		fmt.Fprintf(&b, " %s %s", formatPair(resources.Memory, used[resources.Memory], total[resources.Memory]), resources.Memory)
+		if shared > 0 {
+			fmt.Fprintf(&b, " (nodes sharing a machine count its memory once)")
 		}
+		b.WriteString("\n")
 	}
 	for _, k := range customNames(total) {
 		fmt.Fprintf(&b, " %s %s\n", formatPair(k, used[k], total[k]), k)
 	}
 
 	b.WriteString("\nPending demands:\n")
-	demands := pendingDemands(nodes)
+	demands := pendingDemands(nodes, func(n *pb.NodeInfo) []*pb.Resources { return n.GetPendingDemands() }, nil)
 	if len(demands) == 0 {
 		b.WriteString(" (no pending demands)\n")
 	}
 	for _, d := range demands {
 		fmt.Fprintf(&b, " %s: %d pending\n", d.shape, d.count)
 	}
+	var infeasibleActors []string
+	for _, a := range actors {
+		if a.GetInfeasible() != nil && a.GetState() != pb.ActorState_ACTOR_STATE_DEAD {
+			infeasibleActors = append(infeasibleActors, a.GetInfeasible().GetRequest())
+		}
+	}
+	if infeasible := pendingDemands(nodes, func(n *pb.NodeInfo) []*pb.Resources { return n.GetInfeasibleDemands() }, infeasibleActors); len(infeasible) > 0 {
+		b.WriteString("\nInfeasible demands (no node can hold these; they wait for one that can: add such a node, or lower the request):\n")
+		for _, d := range infeasible {
+			fmt.Fprintf(&b, " %s: %d waiting\n", d.shape, d.count)
+		}
+	}
 	return b.String()
+}
+
+// machineGroups groups the alive nodes by the machine they run on
+// (NodeInfo.host_id; a node without one is a machine of its own), in the
+// order of nodes.
+func machineGroups(nodes []*pb.NodeInfo) [][]*pb.NodeInfo {
+	var groups [][]*pb.NodeInfo
+	index := map[string]int{}
+	for _, n := range nodes {
+		if n.GetState() != nodeAlive {
+			continue
+		}
+		id := n.GetHostId()
+		if i, ok := index[id]; ok && id != "" {
+			groups[i] = append(groups[i], n)
+			continue
+		}
+		index[id] = len(groups)
+		groups = append(groups, []*pb.NodeInfo{n})
+	}
+	return groups
 }
 
 // nodeUsage returns a node's totals and how much of each is in use.
@@ -223,17 +303,20 @@ type demand struct {
 	count int
 }
 
-// pendingDemands groups the alive nodes' pending requests by shape, most
-// frequent first.
-func pendingDemands(nodes []*pb.NodeInfo) []demand {
+// pendingDemands groups the requests that of returns for each alive node,
+// plus the shapes in extra, by shape, most frequent first.
+func pendingDemands(nodes []*pb.NodeInfo, of func(*pb.NodeInfo) []*pb.Resources, extra []string) []demand {
 	counts := map[string]int{}
 	for _, n := range nodes {
 		if n.GetState() != nodeAlive {
 			continue
 		}
-		for _, r := range n.GetPendingDemands() {
+		for _, r := range of(n) {
 			counts[resources.Set(r.GetAmounts()).String()]++
 		}
+	}
+	for _, shape := range extra {
+		counts[shape]++
 	}
 	out := make([]demand, 0, len(counts))
 	for s, c := range counts {

@@ -21,19 +21,19 @@ func TestFormatStatus(t *testing.T) {
 	nodes := []*pb.NodeInfo{
 		{
 			// Listed second: started later.
-			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: "ALIVE", StartUnixMs: 2000, NumWorkers: 3,
+			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 2000, NumWorkers: 3,
 			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2}),
 			Available:      res(map[string]float64{"CPU": 5.5, "GPU": 1.75, "memory": 24 * gib, "widget": 2}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4}), res(map[string]float64{"GPU": 1})},
 		},
 		{
-			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: "DEAD", StartUnixMs: 500,
+			NodeId: nodeID(9), Address: "10.0.0.9:4000", State: pb.NodeState_NODE_STATE_DEAD, StartUnixMs: 500,
 			Total:          res(map[string]float64{"CPU": 64}),
 			Available:      res(map[string]float64{"CPU": 64}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"TPU": 1})}, // dead: not listed
 		},
 		{
-			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: "ALIVE", StartUnixMs: 1000, NumWorkers: 1,
+			NodeId: nodeID(1), Address: "10.0.0.1:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 1000, NumWorkers: 1,
 			Total:          res(map[string]float64{"CPU": 4, "memory": 16 * gib}),
 			Available:      res(map[string]float64{"CPU": 3, "memory": 16 * gib}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4})},
@@ -57,13 +57,13 @@ Pending demands:
  {CPU: 4}: 2 pending
  {GPU: 1}: 1 pending
 `
-	if got := formatStatus(nodes); got != want {
+	if got := formatStatus(nodes, nil); got != want {
 		t.Errorf("formatStatus:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func TestFormatStatusEmpty(t *testing.T) {
-	got := formatStatus(nil)
+	got := formatStatus(nil, nil)
 	for _, want := range []string{"Nodes: 0 alive\n", " 0.0/0.0 CPU\n", " (no pending demands)\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("formatStatus(nil) lacks %q:\n%s", want, got)
@@ -71,6 +71,44 @@ func TestFormatStatusEmpty(t *testing.T) {
 	}
 	if strings.Contains(got, "NODE") {
 		t.Errorf("formatStatus(nil) prints a table header:\n%s", got)
+	}
+}
+
+// TestFormatStatusSharedMachine: two nodes on one 24 GiB machine, each
+// reporting the machine's memory, count it once (the status showed 47 GiB
+// on a 24 GiB machine); infeasible tasks and actors are listed apart from
+// the demands that wait for room.
+func TestFormatStatusSharedMachine(t *testing.T) {
+	const gib = 1 << 30
+	node := func(id byte, usedMem float64) *pb.NodeInfo {
+		return &pb.NodeInfo{
+			NodeId: nodeID(id), Address: "127.0.0.1:400" + string('0'+rune(id)), State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: int64(id),
+			HostId: "machine-a", HostMemory: 24 * gib,
+			Total:     res(map[string]float64{"CPU": 2, "memory": 23.5 * gib}),
+			Available: res(map[string]float64{"CPU": 2, "memory": 23.5*gib - usedMem}),
+		}
+	}
+	a, b := node(1, 2*gib), node(2, 1*gib)
+	a.InfeasibleDemands = []*pb.Resources{res(map[string]float64{"CPU": 64})}
+	b.PendingDemands = []*pb.Resources{res(map[string]float64{"CPU": 1})}
+	other := &pb.NodeInfo{NodeId: nodeID(3), Address: "10.0.0.3:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 3, HostId: "machine-b", HostMemory: 8 * gib,
+		Total: res(map[string]float64{"CPU": 1, "memory": 8 * gib}), Available: res(map[string]float64{"CPU": 1, "memory": 8 * gib})}
+	actors := []*pb.ActorInfo{
+		{State: pb.ActorState_ACTOR_STATE_PENDING_CREATION, Infeasible: &pb.ErrorInfo{Kind: pb.ErrorKind_ERROR_KIND_INFEASIBLE, Request: "{CPU: 64}"}},
+		{State: pb.ActorState_ACTOR_STATE_RESTARTING, Infeasible: &pb.ErrorInfo{Kind: pb.ErrorKind_ERROR_KIND_INFEASIBLE, Request: "{GPU: 1}"}},
+		{State: pb.ActorState_ACTOR_STATE_ALIVE},
+	}
+	got := formatStatus([]*pb.NodeInfo{a, b, other}, actors)
+	for _, want := range []string{
+		"Nodes: 3 alive (on 2 machines)\n",
+		" 3.0GiB/32.0GiB memory (nodes sharing a machine count its memory once)\n",
+		"Pending demands:\n {CPU: 1}: 1 pending\n",
+		"Infeasible demands (no node can hold these; they wait for one that can: add such a node, or lower the request):\n" +
+			" {CPU: 64}: 2 waiting\n {GPU: 1}: 1 waiting\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("formatStatus lacks %q:\n%s", want, got)
+		}
 	}
 }
 

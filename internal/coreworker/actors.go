@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/raygo/raygo/internal/errs"
@@ -31,7 +32,7 @@ type ActorOptions struct {
 	// MaxConcurrency: calls that may run at once (default 1).
 	MaxConcurrency int
 	// Strategy is DEFAULT or SPREAD placement.
-	Strategy string
+	Strategy pb.SchedulingStrategy
 }
 
 // ActorHandle names an actor. It is a plain value: copy it, pass it to
@@ -151,6 +152,8 @@ type actorClient struct {
 	watching bool  // guarded by cw.mu
 	dead     error // guarded by cw.mu
 	seq      uint64
+	// warnedInfeasible: the user was told no node can hold the actor.
+	warnedInfeasible bool // guarded by cw.mu
 }
 
 func (cw *CoreWorker) actorClient(h ActorHandle) *actorClient {
@@ -339,8 +342,18 @@ func (a *actorClient) watch(since uint64) {
 		}
 		info := reply.GetActor()
 		since = info.GetVersion()
+		if info.GetInfeasible() != nil {
+			cw.mu.Lock()
+			warn := !a.warnedInfeasible
+			a.warnedInfeasible = true
+			cw.mu.Unlock()
+			if warn {
+				slog.Warn("raygo: actor waits for a node that can hold its resources; no node in the cluster can now (add one, or lower the request)",
+					"actor", a.h.Class, "error", errs.FromInfo(info.GetInfeasible()))
+			}
+		}
 		switch info.GetState() {
-		case "DEAD":
+		case pb.ActorState_ACTOR_STATE_DEAD:
 			cw.mu.Lock()
 			a.watching = false
 			a.version = since
@@ -351,7 +364,7 @@ func (a *actorClient) watch(since uint64) {
 			a.dieLocked(cause)
 			cw.mu.Unlock()
 			return
-		case "ALIVE":
+		case pb.ActorState_ACTOR_STATE_ALIVE:
 			if err := a.connect(info); err != nil {
 				// The process is gone already; wait for the next version.
 				continue

@@ -169,8 +169,12 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	if _, err := cw.SubmitTask("f", nil, TaskOptions{NumReturns: 1 << 16}); !errors.Is(err, errs.ErrInvalidRequest) {
 		t.Fatalf("65536 returns: %v", err)
 	}
-	// A request no node can satisfy fails its returns, not the submission.
-	refs, err := cw.SubmitTask("f", nil, TaskOptions{Resources: resources.Set{"CPU": 64}})
+	if _, err := cw.SubmitTask("f", nil, TaskOptions{Resources: resources.Set{"CPU": 1.5}}); !errors.Is(err, errs.ErrInvalidRequest) {
+		t.Fatalf("1.5 CPUs: %v", err)
+	}
+	// With FailIfInfeasible, a request no node can satisfy fails its
+	// returns, not the submission.
+	refs, err := cw.SubmitTask("f", nil, TaskOptions{Resources: resources.Set{"CPU": 64}, FailIfInfeasible: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +182,37 @@ func TestSubmitRejectsBadRequests(t *testing.T) {
 	if err != nil || !errors.Is(objErrs[0], errs.ErrInfeasible) {
 		t.Fatalf("infeasible task: %v %v", err, objErrs)
 	}
+}
+
+// TestInfeasibleTaskWaits: by default a task no node can hold waits (its
+// demand reported as infeasible) instead of failing, and cancelling it
+// withdraws the demand.
+func TestInfeasibleTaskWaits(t *testing.T) {
+	cw := startDriver(t)
+	ctx := context.Background()
+	refs, err := cw.SubmitTask("f", nil, TaskOptions{Resources: resources.Set{"CPU": 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	infeasible := func() int {
+		r, err := cw.GCS().GetNodes(ctx, &pb.GetNodesRequest{})
+		if err != nil || len(r.GetNodes()) != 1 {
+			t.Fatalf("GetNodes = %v, %v", r, err)
+		}
+		return len(r.GetNodes()[0].GetInfeasibleDemands())
+	}
+	waitFor(t, "the infeasible demand to be reported", func() bool { return infeasible() == 1 })
+	if ready, err := cw.Wait(ctx, refs, 1, 0); err != nil || ready[0] {
+		t.Fatalf("infeasible task finished: %v, %v", ready, err)
+	}
+	if err := cw.Cancel(ctx, refs[0], false); err != nil {
+		t.Fatal(err)
+	}
+	_, objErrs, _, err := cw.Get(ctx, refs)
+	if err != nil || !errors.Is(objErrs[0], errs.ErrTaskCancelled) {
+		t.Fatalf("cancelled infeasible task: %v %v", err, objErrs)
+	}
+	waitFor(t, "the infeasible demand to be withdrawn", func() bool { return infeasible() == 0 })
 }
 
 func TestPureHelpers(t *testing.T) {

@@ -282,11 +282,23 @@ func (e *executor) appError(spec *pb.TaskSpec, err error, stack string) *pb.Erro
 // short tasks fast: with a single P, handing a reply from the task to the
 // gRPC writer never wakes a second OS thread, which on a VM costs tens of
 // microseconds per hand-off.
+//
+// An actor that asks for no CPU shares its process with other such actors
+// (the node daemon's shared hosts): the process gets one P per actor it
+// hosts, up to the machine's CPUs, so that CPU-bound actors sharing a
+// process are not squeezed onto one P.
 func (e *executor) fitProcs(spec *pb.TaskSpec) {
 	if spec.GetActorId() != nil && !spec.GetActorCreation() {
 		return // an actor's calls run with what its creation set
 	}
-	want := min(max(1, int(math.Ceil(spec.GetResources().GetAmounts()["CPU"]))), runtime.NumCPU())
+	cpus := spec.GetResources().GetAmounts()["CPU"]
+	want := int(math.Ceil(cpus))
+	if spec.GetActorCreation() && cpus == 0 {
+		e.mu.Lock()
+		want = len(e.actors) + 1
+		e.mu.Unlock()
+	}
+	want = min(max(1, want), runtime.NumCPU())
 	if e.procs.Load() != int32(want) {
 		e.procs.Store(int32(want))
 		runtime.GOMAXPROCS(want)

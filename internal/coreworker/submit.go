@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/errs"
@@ -37,7 +40,11 @@ type TaskOptions struct {
 	RetryExceptions bool
 	RetryErrorTypes []string
 	Name            string
-	Strategy        string
+	Strategy        pb.SchedulingStrategy
+	// FailIfInfeasible fails the task at once with an InfeasibleError when
+	// no node can hold its resources; otherwise it waits for a node that
+	// can (a warning is logged once per scheduling class).
+	FailIfInfeasible bool
 	// Key caches SchedulingKey(opts); empty means compute it.
 	Key string
 }
@@ -91,6 +98,9 @@ type schedKey struct {
 	depth         int // tasks in flight per worker: grows while tasks are short
 	leaseCtx      context.Context
 	cancelLeases  context.CancelFunc
+	// warnedInfeasible: the user was told that no node can hold this
+	// class's resources.
+	warnedInfeasible bool
 }
 
 var taskSeq uint64
@@ -317,9 +327,12 @@ func SchedulingKey(opts TaskOptions) string {
 		}
 	}
 	sort.Strings(names)
-	key := strings.Join(names, ",") + "|" + opts.Strategy
+	key := strings.Join(names, ",") + "|" + opts.Strategy.String()
 	if !retriable(opts) {
 		key += "|once" // leases of retriable work are the memory monitor's first choice
+	}
+	if opts.FailIfInfeasible {
+		key += "|failfast"
 	}
 	return key
 }
@@ -336,7 +349,7 @@ func (cw *CoreWorker) keyLocked(opts TaskOptions) *schedKey {
 	}
 	k := &schedKey{name: name, depth: 1, req: &pb.LeaseRequest{
 		JobId: cw.cfg.JobID.Bytes(), Resources: &pb.Resources{Amounts: opts.Resources}, SchedulingKey: name, Strategy: opts.Strategy,
-		OwnerId: cw.workerID.Bytes(), Retriable: retriable(opts),
+		OwnerId: cw.workerID.Bytes(), Retriable: retriable(opts), FailIfInfeasible: opts.FailIfInfeasible,
 	}}
 	cw.keys[name] = k
 	return k
@@ -409,9 +422,13 @@ func (cw *CoreWorker) pumpLocked(k *schedKey) {
 // node) for a worker, and starts pushing tasks to it.
 func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 	addr := cw.rayletAddr
-	req := k.req
+	base := proto.Clone(k.req).(*pb.LeaseRequest)
+	req := base
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		// Each call gets its own id, for CancelLease should it be abandoned.
+		req = proto.Clone(req).(*pb.LeaseRequest)
+		req.RequestId = ids.New().Bytes()
 		conn, err := cw.pool.Get(addr)
 		var reply *pb.LeaseReply
 		if err == nil {
@@ -419,12 +436,31 @@ func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 		}
 		if err == nil && reply.GetSpillbackAddress() != "" {
 			addr = reply.GetSpillbackAddress()
-			req = &pb.LeaseRequest{JobId: k.req.JobId, Resources: k.req.Resources, SchedulingKey: k.req.SchedulingKey,
-				Strategy: k.req.Strategy, OwnerId: k.req.OwnerId, GrantOrReject: true}
+			req.GrantOrReject = true
 			continue
+		}
+		if err == nil && reply.GetInfeasible() != nil {
+			// No node can hold the request now: warn once for the class and
+			// ask again to wait, reported as an infeasible demand, for a
+			// node that can hold it (the wire contract in raygo.proto).
+			cw.warnInfeasible(k, errs.FromInfo(reply.GetInfeasible()))
+			base.QueueIfInfeasible = true
+			req.QueueIfInfeasible = true
+			continue
+		}
+		if err == nil && reply.GetCanceled() {
+			cw.leaseDone(k, nil)
+			return
 		}
 		if err != nil {
 			if ctx.Err() != nil {
+				// Abandoned (the class's queue drained) with no reply seen:
+				// withdraw it, so that a grant lost in transit is given back.
+				if cw.ctx.Err() == nil && conn != nil {
+					cctx, cancel := context.WithTimeout(cw.ctx, time.Second)
+					_, _ = pb.NewNodeDaemonClient(conn).CancelLease(cctx, &pb.CancelLeaseRequest{RequestId: req.RequestId})
+					cancel()
+				}
 				cw.leaseDone(k, nil)
 				return
 			}
@@ -434,7 +470,7 @@ func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 				return
 			}
 			if addr != cw.rayletAddr {
-				addr, req = cw.rayletAddr, k.req
+				addr, req = cw.rayletAddr, base
 			}
 			select {
 			case <-time.After(backoff):
@@ -462,6 +498,23 @@ func (cw *CoreWorker) requestLease(ctx context.Context, k *schedKey) {
 		cw.pumpLocked(k)
 		cw.mu.Unlock()
 		return
+	}
+}
+
+// warnInfeasible logs, once per scheduling class, that its tasks wait for
+// a node that can hold them.
+func (cw *CoreWorker) warnInfeasible(k *schedKey, err error) {
+	cw.mu.Lock()
+	warned := k.warnedInfeasible
+	k.warnedInfeasible = true
+	fn := ""
+	if len(k.queue) > 0 {
+		fn = k.queue[0].spec.Function
+	}
+	cw.mu.Unlock()
+	if !warned {
+		slog.Warn("raygo: tasks wait for a node that can hold their resources; no node in the cluster can now (add one, or lower the request)",
+			"function", fn, "error", err)
 	}
 }
 
@@ -555,6 +608,7 @@ func (cw *CoreWorker) Cancel(ctx context.Context, ref *Ref, force bool) error {
 				if q == t {
 					k.queue = append(k.queue[:i], k.queue[i+1:]...)
 					cw.finishLocked(t, errs.ToInfo(&errs.CancelledError{Function: t.spec.Function, TaskID: t.id().String()}))
+					cw.pumpLocked(k) // withdraws lease requests nothing waits for now
 					break
 				}
 			}

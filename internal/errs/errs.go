@@ -1,13 +1,12 @@
-// Package errs defines the error types that cross process boundaries in
-// raygo and converts them to and from the wire (pb.ErrorInfo). The public
-// ray package re-exports these types, so users test them with errors.Is and
-// errors.As; nothing in raygo matches error strings.
 package errs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/raygo/raygo/internal/pb"
 )
 
 // Sentinels usable with errors.Is. Each typed error below matches its
@@ -34,39 +33,56 @@ var (
 	ErrObjectStoreFull = errors.New("raygo: object store full")
 	ErrObjectTooLarge  = errors.New("raygo: object too large")
 	ErrOutOfMemory     = errors.New("raygo: out of memory")
+	ErrNodeDied        = errors.New("raygo: node died")
 )
 
-// Kinds name each error type on the wire (pb.ErrorInfo.kind).
+// Kind names an error's Go type on the wire (pb.ErrorInfo.kind). The
+// table in table.go maps each Kind to its gRPC code, sentinel and Go type.
+type Kind = pb.ErrorKind
+
+// The kinds. KindName gives each one's short readable name ("task",
+// "worker_crashed", ...).
 const (
-	KindTask          = "task"
-	KindWorkerCrashed = "worker_crashed"
-	KindActorDied     = "actor_died"
-	KindCancelled     = "cancelled"
-	KindObjectFreed   = "object_freed"
-	KindObjectLost    = "object_lost"
-	KindOwnerDied     = "owner_died"
-	KindNotRegistered = "not_registered"
-	KindBadArgument   = "bad_argument"
-	KindInfeasible    = "infeasible"
-	KindWorkerStartup = "worker_startup"
-	KindInvalid       = "invalid"
-	KindNotFound      = "not_found"
-	KindAlreadyExists = "already_exists"
-	KindSystem        = "system"
-	KindTimeout       = "timeout"
+	KindTask          = pb.ErrorKind_ERROR_KIND_TASK
+	KindWorkerCrashed = pb.ErrorKind_ERROR_KIND_WORKER_CRASHED
+	KindActorDied     = pb.ErrorKind_ERROR_KIND_ACTOR_DIED
+	KindCancelled     = pb.ErrorKind_ERROR_KIND_CANCELLED
+	KindObjectFreed   = pb.ErrorKind_ERROR_KIND_OBJECT_FREED
+	KindObjectLost    = pb.ErrorKind_ERROR_KIND_OBJECT_LOST
+	KindOwnerDied     = pb.ErrorKind_ERROR_KIND_OWNER_DIED
+	KindNotRegistered = pb.ErrorKind_ERROR_KIND_NOT_REGISTERED
+	KindBadArgument   = pb.ErrorKind_ERROR_KIND_BAD_ARGUMENT
+	KindInfeasible    = pb.ErrorKind_ERROR_KIND_INFEASIBLE
+	KindWorkerStartup = pb.ErrorKind_ERROR_KIND_WORKER_STARTUP
+	KindInvalid       = pb.ErrorKind_ERROR_KIND_INVALID
+	KindNotFound      = pb.ErrorKind_ERROR_KIND_NOT_FOUND
+	KindAlreadyExists = pb.ErrorKind_ERROR_KIND_ALREADY_EXISTS
+	// KindSystem is any error without a wire type of its own; an ErrorInfo
+	// with no kind (or one this binary does not know) reads as KindSystem.
+	KindSystem = pb.ErrorKind_ERROR_KIND_SYSTEM
+	// KindTimeout: a deadline passed. Its error matches both ErrTimeout and
+	// context.DeadlineExceeded.
+	KindTimeout = pb.ErrorKind_ERROR_KIND_TIMEOUT
 	// KindObjectStoreFull: an object did not fit in its node's store even
 	// after spilling, within the put timeout.
-	KindObjectStoreFull = "object_store_full"
+	KindObjectStoreFull = pb.ErrorKind_ERROR_KIND_OBJECT_STORE_FULL
 	// KindObjectTooLarge: an object larger than its node's store and its
 	// spill directory together.
-	KindObjectTooLarge = "object_too_large"
+	KindObjectTooLarge = pb.ErrorKind_ERROR_KIND_OBJECT_TOO_LARGE
 	// KindOutOfMemory: the node's memory monitor killed the worker running
 	// the task.
-	KindOutOfMemory = "out_of_memory"
+	KindOutOfMemory = pb.ErrorKind_ERROR_KIND_OUT_OF_MEMORY
 	// KindActorNotHere answers a call sent to a process that no longer
 	// hosts the actor; callers reconnect through the control store. It
 	// reaches users, if ever, as an ActorDiedError.
-	KindActorNotHere = "actor_not_here"
+	KindActorNotHere = pb.ErrorKind_ERROR_KIND_ACTOR_NOT_HERE
+	// KindNodeDied: the node running a task (its node daemon) died.
+	KindNodeDied = pb.ErrorKind_ERROR_KIND_NODE_DIED
+	// KindUnauthenticated: a missing or wrong cluster token.
+	KindUnauthenticated = pb.ErrorKind_ERROR_KIND_UNAUTHENTICATED
+	// KindUnavailable: the peer could not be reached or the connection
+	// broke.
+	KindUnavailable = pb.ErrorKind_ERROR_KIND_UNAVAILABLE
 )
 
 // TaskError is a remote function's (or actor method's) own failure: the
@@ -142,40 +158,59 @@ func (e *ActorDiedError) Error() string {
 }
 func (e *ActorDiedError) Is(target error) bool { return target == ErrActorDied }
 
-// CancelledError reports a task stopped by ray.Cancel. Cancelled tasks are
-// never retried.
+// CancelledError reports a task stopped by ray.Cancel, or (Function and
+// TaskID empty) work stopped because a context was cancelled. Cancelled
+// tasks are never retried. It matches ErrTaskCancelled and
+// context.Canceled.
 type CancelledError struct {
 	Function string
 	TaskID   string
+	Reason   string // optional: who or what cancelled
 }
 
 func (e *CancelledError) Error() string {
-	return fmt.Sprintf("raygo: task %s (%s) was cancelled", e.Function, short(e.TaskID))
+	s := "raygo: cancelled"
+	if e.Function != "" || e.TaskID != "" {
+		s = fmt.Sprintf("raygo: task %s (%s) was cancelled", e.Function, short(e.TaskID))
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
 }
-func (e *CancelledError) Is(target error) bool { return target == ErrTaskCancelled }
+func (e *CancelledError) Is(target error) bool {
+	return target == ErrTaskCancelled || target == context.Canceled
+}
 
 // ObjectError reports an object that cannot be read: freed, lost with no
 // way to rebuild it, or owned by a process that died.
 type ObjectError struct {
 	ObjectID string
-	Kind     string // KindObjectFreed, KindObjectLost or KindOwnerDied
+	Kind     Kind // KindObjectFreed, KindObjectLost or KindOwnerDied
 	Detail   string
 }
 
 func (e *ObjectError) Error() string {
-	what := map[string]string{KindObjectFreed: "was freed", KindObjectLost: "was lost", KindOwnerDied: "is unavailable: its owner died"}[e.Kind]
+	what := "was lost"
+	switch e.Kind {
+	case KindObjectFreed:
+		what = "was freed"
+	case KindOwnerDied:
+		what = "is unavailable: its owner died"
+	}
 	s := fmt.Sprintf("raygo: object %s %s", short(e.ObjectID), what)
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
 	return s
 }
+
+// Is matches the sentinel of e.Kind; an ObjectError of any other kind
+// counts as lost.
 func (e *ObjectError) Is(target error) bool {
 	switch e.Kind {
-	case KindObjectFreed:
-		return target == ErrObjectFreed
-	case KindOwnerDied:
-		return target == ErrOwnerDied
+	case KindObjectFreed, KindOwnerDied:
+		return target == Sentinel(e.Kind)
 	}
 	return target == ErrObjectLost
 }
@@ -238,7 +273,7 @@ func (e *WorkerStartupError) Is(target error) bool { return target == ErrWorkerS
 // larger than the store and its spill directory (KindObjectTooLarge).
 // Message states the store's size, what is pinned and by whom.
 type ObjectStoreFullError struct {
-	Kind     string
+	Kind     Kind
 	ObjectID string
 	Message  string
 }
@@ -268,26 +303,55 @@ func (e *OutOfMemoryError) Error() string {
 }
 func (e *OutOfMemoryError) Is(target error) bool { return target == ErrOutOfMemory }
 
-// Status is a generic typed error for control-plane failures
-// (invalid request, not found, already exists, system).
+// NodeDiedError reports a task whose node (its node daemon) died while
+// the task ran, on every allowed attempt.
+type NodeDiedError struct {
+	Function    string
+	NodeID      string
+	NodeAddress string
+	Attempts    int
+	Reason      string
+}
+
+func (e *NodeDiedError) Error() string {
+	s := fmt.Sprintf("raygo: node %s", short(e.NodeID))
+	if e.NodeAddress != "" {
+		s += " (" + e.NodeAddress + ")"
+	}
+	s += " died"
+	if e.Function != "" {
+		s += fmt.Sprintf(" while running %s (%d attempt(s))", e.Function, e.Attempts)
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+func (e *NodeDiedError) Is(target error) bool { return target == ErrNodeDied }
+
+// Status is a generic typed error for control-plane failures: invalid
+// request, not found, already exists, timeout, unauthenticated,
+// unavailable, system. It matches the sentinel of its Kind (and a timeout
+// matches context.DeadlineExceeded too); a Kind without a row of its own
+// in the table matches ErrSystem.
 type Status struct {
-	Kind    string
+	Kind    Kind
 	Message string
 }
 
 func (e *Status) Error() string { return e.Message }
 func (e *Status) Is(target error) bool {
-	switch e.Kind {
-	case KindInvalid:
-		return target == ErrInvalidRequest
-	case KindNotFound:
-		return target == ErrNotFound
-	case KindAlreadyExists:
-		return target == ErrAlreadyExists
-	case KindTimeout:
-		return target == ErrTimeout
+	r, ok := rowOf(e.Kind)
+	if !ok || r.sentinel == nil {
+		return target == ErrSystem
 	}
-	return target == ErrSystem
+	return target == r.sentinel || (r.std != nil && target == r.std)
+}
+
+// Timeoutf returns a timeout error; it matches ErrTimeout and
+// context.DeadlineExceeded.
+func Timeoutf(format string, args ...any) error {
+	return &Status{Kind: KindTimeout, Message: fmt.Sprintf(format, args...)}
 }
 
 // Invalidf returns an invalid-request error.

@@ -105,108 +105,147 @@ func decodeUser(name string, payload []byte, msg string) error {
 }
 
 // FromAppError wraps a user function's returned error (or panic) as the
-// wire form of a TaskError.
+// wire form of a TaskError. The cause travels as a registered user type
+// when err's chain holds one; otherwise, when the chain holds a raygo
+// error (a failed Get inside the function), as that error's own ErrorInfo
+// in cause, so callers still match it with errors.Is and errors.As; else
+// only its type name and message survive (a *RemoteError).
 func FromAppError(function string, err error, stack string, panicked bool, nodeID, workerID string, attempt int) *pb.ErrorInfo {
-	name, payload := encodeUser(err)
-	if name == "" {
-		name = fmt.Sprintf("%T", err)
-	}
-	return &pb.ErrorInfo{Kind: KindTask, Message: err.Error(), Function: function, Stack: stack,
-		NodeId: nodeID, WorkerId: workerID, TypeName: name, Payload: payload, Attempt: int32(attempt),
-		Panic: panicked}
+	info := &pb.ErrorInfo{Kind: KindTask, Message: err.Error(), Function: function, Stack: stack,
+		NodeId: nodeID, WorkerId: workerID, Attempt: int32(attempt), Panic: panicked}
+	setCause(info, err)
+	return info
 }
 
-// ToInfo converts any error to its wire form. Errors without a wire type
-// become KindSystem.
+// setCause records cause in info: a registered user error as type_name
+// and payload, a raygo error as cause (with its Go type's name in
+// type_name, for RetryExceptions), anything else by type name alone.
+func setCause(info *pb.ErrorInfo, cause error) {
+	if re, ok := cause.(*RemoteError); ok {
+		info.TypeName = re.TypeName
+		return
+	}
+	if info.TypeName, info.Payload = encodeUser(cause); info.TypeName != "" {
+		return
+	}
+	info.TypeName = fmt.Sprintf("%T", cause)
+	var we wireError
+	if errors.As(cause, &we) {
+		info.Cause = we.toInfo()
+	}
+}
+
+// wireError is implemented by every error type with a row in the table:
+// toInfo gives its wire form, every field in a field of its own.
+type wireError interface {
+	error
+	toInfo() *pb.ErrorInfo
+}
+
+func (e *TaskError) toInfo() *pb.ErrorInfo {
+	info := &pb.ErrorInfo{Kind: KindTask, Message: e.Message, Function: e.Function, Stack: e.Stack,
+		NodeId: e.NodeID, WorkerId: e.WorkerID, Attempt: int32(e.Attempt), Panic: e.Panic}
+	if e.Cause != nil {
+		setCause(info, e.Cause)
+	}
+	return info
+}
+
+func (e *WorkerCrashedError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindWorkerCrashed, Function: e.Function, NodeId: e.NodeID, WorkerId: e.WorkerID,
+		Attempts: int32(e.Attempts), Reason: e.Reason}
+}
+
+func (e *ActorDiedError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindActorDied, ActorId: e.ActorID, ActorName: e.Name, Reason: e.Reason}
+}
+
+func (e *CancelledError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindCancelled, Function: e.Function, TaskId: e.TaskID, Reason: e.Reason}
+}
+
+func (e *ObjectError) toInfo() *pb.ErrorInfo {
+	k := e.Kind
+	if k != KindObjectFreed && k != KindOwnerDied {
+		k = KindObjectLost // as Is reads any other kind
+	}
+	return &pb.ErrorInfo{Kind: k, ObjectId: e.ObjectID, Detail: e.Detail}
+}
+
+func (e *NotRegisteredError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindNotRegistered, Name: e.Name}
+}
+
+func (e *ArgumentError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindBadArgument, Function: e.Function, ArgIndex: int32(e.Index), Detail: e.Detail}
+}
+
+func (e *InfeasibleError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindInfeasible, Function: e.Function, Request: e.Request, Cluster: e.Cluster}
+}
+
+func (e *WorkerStartupError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindWorkerStartup, Binary: e.Binary, ExitCode: int32(e.ExitCode),
+		Attempts: int32(e.Attempts), Stderr: e.Stderr}
+}
+
+func (e *ObjectStoreFullError) toInfo() *pb.ErrorInfo {
+	k := e.Kind
+	if k != KindObjectTooLarge {
+		k = KindObjectStoreFull // as Is reads any other kind
+	}
+	return &pb.ErrorInfo{Kind: k, ObjectId: e.ObjectID, Message: e.Message}
+}
+
+func (e *OutOfMemoryError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindOutOfMemory, Function: e.Function, NodeId: e.NodeID, WorkerId: e.WorkerID,
+		Attempts: int32(e.Attempts), Message: e.Message}
+}
+
+func (e *NodeDiedError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindNodeDied, Function: e.Function, NodeId: e.NodeID, NodeAddress: e.NodeAddress,
+		Attempts: int32(e.Attempts), Reason: e.Reason}
+}
+
+func (e *Status) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: e.Kind, Message: e.Message}
+}
+
+// ToInfo converts any error to its wire form. The first raygo error in
+// err's chain gives it (with every field); an error without one that
+// matches a control-plane sentinel (fmt.Errorf("%w: …", ErrNotFound)) or a
+// context error takes that kind with err's message; anything else becomes
+// KindSystem.
 func ToInfo(err error) *pb.ErrorInfo {
 	if err == nil {
 		return nil
 	}
-	var (
-		te *TaskError
-		wc *WorkerCrashedError
-		ad *ActorDiedError
-		ce *CancelledError
-		oe *ObjectError
-		nr *NotRegisteredError
-		ae *ArgumentError
-		ie *InfeasibleError
-		ws *WorkerStartupError
-		sf *ObjectStoreFullError
-		om *OutOfMemoryError
-		st *Status
-	)
-	switch {
-	case errors.As(err, &te):
-		info := &pb.ErrorInfo{Kind: KindTask, Message: te.Message, Function: te.Function, Stack: te.Stack,
-			NodeId: te.NodeID, WorkerId: te.WorkerID, Attempt: int32(te.Attempt), Panic: te.Panic}
-		if te.Cause != nil {
-			if re, ok := te.Cause.(*RemoteError); ok {
-				info.TypeName = re.TypeName
-			} else if info.TypeName, info.Payload = encodeUser(te.Cause); info.TypeName == "" {
-				info.TypeName = fmt.Sprintf("%T", te.Cause)
-			}
+	var we wireError
+	if errors.As(err, &we) {
+		return we.toInfo()
+	}
+	for i := range table {
+		r := &table[i]
+		if r.untyped != nil && (errors.Is(err, r.sentinel) || (r.std != nil && errors.Is(err, r.std))) {
+			return r.untyped(err)
 		}
-		return info
-	case errors.As(err, &wc):
-		return &pb.ErrorInfo{Kind: KindWorkerCrashed, Function: wc.Function, NodeId: wc.NodeID, WorkerId: wc.WorkerID, Attempt: int32(wc.Attempts), Message: wc.Reason}
-	case errors.As(err, &ad):
-		return &pb.ErrorInfo{Kind: KindActorDied, ActorId: ad.ActorID, Function: ad.Name, Message: ad.Reason}
-	case errors.As(err, &ce):
-		return &pb.ErrorInfo{Kind: KindCancelled, Function: ce.Function, TaskId: ce.TaskID}
-	case errors.As(err, &oe):
-		return &pb.ErrorInfo{Kind: oe.Kind, ObjectId: oe.ObjectID, Message: oe.Detail}
-	case errors.As(err, &nr):
-		return &pb.ErrorInfo{Kind: KindNotRegistered, Function: nr.Name}
-	case errors.As(err, &ae):
-		return &pb.ErrorInfo{Kind: KindBadArgument, Function: ae.Function, Attempt: int32(ae.Index), Message: ae.Detail}
-	case errors.As(err, &ie):
-		return &pb.ErrorInfo{Kind: KindInfeasible, Function: ie.Function, Request: ie.Request, Message: ie.Cluster}
-	case errors.As(err, &ws):
-		return &pb.ErrorInfo{Kind: KindWorkerStartup, Function: ws.Binary, Attempt: int32(ws.Attempts), Stack: ws.Stderr, ExitCode: int32(ws.ExitCode)}
-	case errors.As(err, &sf):
-		return &pb.ErrorInfo{Kind: sf.Kind, ObjectId: sf.ObjectID, Message: sf.Message}
-	case errors.As(err, &om):
-		return &pb.ErrorInfo{Kind: KindOutOfMemory, Function: om.Function, NodeId: om.NodeID, WorkerId: om.WorkerID, Attempt: int32(om.Attempts), Message: om.Message}
-	case errors.As(err, &st):
-		return &pb.ErrorInfo{Kind: st.Kind, Message: st.Message}
 	}
 	return &pb.ErrorInfo{Kind: KindSystem, Message: err.Error()}
 }
 
-// FromInfo rebuilds the typed Go error from its wire form.
+// FromInfo rebuilds the typed Go error from its wire form, through the
+// kind's row in the table. An ErrorInfo without a kind reads as
+// KindSystem; a kind this binary does not know becomes a *Status that
+// matches ErrSystem.
 func FromInfo(info *pb.ErrorInfo) error {
 	if info == nil {
 		return nil
 	}
-	switch info.Kind {
-	case KindTask:
-		te := &TaskError{Function: info.Function, Message: info.Message, Stack: info.Stack, NodeID: info.NodeId,
-			WorkerID: info.WorkerId, Attempt: int(info.Attempt), Panic: info.Panic}
-		if info.TypeName != "" {
-			te.Cause = decodeUser(info.TypeName, info.Payload, info.Message)
-		}
-		return te
-	case KindWorkerCrashed:
-		return &WorkerCrashedError{Function: info.Function, NodeID: info.NodeId, WorkerID: info.WorkerId, Attempts: int(info.Attempt), Reason: info.Message}
-	case KindActorDied, KindActorNotHere:
-		return &ActorDiedError{ActorID: info.ActorId, Name: info.Function, Reason: info.Message}
-	case KindCancelled:
-		return &CancelledError{Function: info.Function, TaskID: info.TaskId}
-	case KindObjectFreed, KindObjectLost, KindOwnerDied:
-		return &ObjectError{ObjectID: info.ObjectId, Kind: info.Kind, Detail: info.Message}
-	case KindNotRegistered:
-		return &NotRegisteredError{Name: info.Function}
-	case KindBadArgument:
-		return &ArgumentError{Function: info.Function, Index: int(info.Attempt), Detail: info.Message}
-	case KindInfeasible:
-		return &InfeasibleError{Function: info.Function, Request: info.Request, Cluster: info.Message}
-	case KindObjectStoreFull, KindObjectTooLarge:
-		return &ObjectStoreFullError{Kind: info.Kind, ObjectID: info.ObjectId, Message: info.Message}
-	case KindOutOfMemory:
-		return &OutOfMemoryError{Function: info.Function, NodeID: info.NodeId, WorkerID: info.WorkerId, Attempts: int(info.Attempt), Message: info.Message}
-	case KindWorkerStartup:
-		return &WorkerStartupError{Binary: info.Function, Attempts: int(info.Attempt), Stderr: info.Stack, ExitCode: int(info.ExitCode)}
+	if info.Kind == pb.ErrorKind_ERROR_KIND_UNSPECIFIED {
+		return &Status{Kind: KindSystem, Message: info.Message}
+	}
+	if r, ok := rowOf(info.Kind); ok {
+		return r.build(info)
 	}
 	return &Status{Kind: info.Kind, Message: info.Message}
 }

@@ -6,45 +6,114 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/raygo/raygo/internal/pb"
 )
 
-func TestTypedErrorsRoundTrip(t *testing.T) {
-	tests := []struct {
-		name     string
-		err      error
-		sentinel error
-	}{
-		{"task", &TaskError{Function: "f", Message: "boom", Stack: "stack", NodeID: "n1", WorkerID: "w1", Attempt: 2, Panic: true}, ErrTaskFailed},
-		{"task with remote cause", &TaskError{Function: "f", Message: "boom", Cause: &RemoteError{TypeName: "*pkg.E", Message: "boom"}}, ErrTaskFailed},
-		{"worker crashed", &WorkerCrashedError{Function: "f", NodeID: "n", WorkerID: "w", Attempts: 3, Reason: "oom"}, ErrWorkerCrashed},
-		{"actor died", &ActorDiedError{ActorID: "a1", Name: "counter", Reason: "killed"}, ErrActorDied},
-		{"cancelled", &CancelledError{Function: "f", TaskID: "t1"}, ErrTaskCancelled},
-		{"object freed", &ObjectError{ObjectID: "o1", Kind: KindObjectFreed, Detail: "d"}, ErrObjectFreed},
-		{"object lost", &ObjectError{ObjectID: "o1", Kind: KindObjectLost, Detail: "d"}, ErrObjectLost},
-		{"owner died", &ObjectError{ObjectID: "o1", Kind: KindOwnerDied}, ErrOwnerDied},
-		{"not registered", &NotRegisteredError{Name: "pkg.F"}, ErrNotRegistered},
-		{"bad argument", &ArgumentError{Function: "f", Index: 2, Detail: "want int"}, ErrBadArgument},
-		{"infeasible", &InfeasibleError{Function: "f", Request: "{CPU: 100}", Cluster: "{CPU: 2}"}, ErrInfeasible},
-		{"worker startup", &WorkerStartupError{Binary: "/bin/x", ExitCode: 5, Attempts: 2, Stderr: "started"}, ErrWorkerStartup},
-		{"invalid", Invalidf("bad %d", 1), ErrInvalidRequest},
-		{"not found", NotFoundf("no %s", "x"), ErrNotFound},
-		{"already exists", AlreadyExistsf("dup"), ErrAlreadyExists},
-		{"timeout", &Status{Kind: KindTimeout, Message: "slow"}, ErrTimeout},
-		{"system", Systemf("disk"), ErrSystem},
+// roundTrips lists, for every kind, a Go error with every field set. A
+// kind added to the proto without a row here fails
+// TestEveryKindRoundTrips.
+var roundTrips = []struct {
+	kind Kind
+	err  error
+	// info, when set, is the wire form to start from instead of err
+	// (kinds no Go error is sent as); FromInfo(info) must equal err.
+	info *pb.ErrorInfo
+}{
+	{KindTask, &TaskError{Function: "f", Message: "boom", Stack: "stack", NodeID: "n1", WorkerID: "w1", Attempt: 2, Panic: true,
+		Cause: &RemoteError{TypeName: "*pkg.E", Message: "boom"}}, nil},
+	{KindWorkerCrashed, &WorkerCrashedError{Function: "f", NodeID: "n", WorkerID: "w", Attempts: 3, Reason: "oom"}, nil},
+	{KindActorDied, &ActorDiedError{ActorID: "a1", Name: "counter", Reason: "killed"}, nil},
+	{KindActorNotHere, &ActorDiedError{ActorID: "a1", Name: "counter", Reason: "moved"},
+		&pb.ErrorInfo{Kind: KindActorNotHere, ActorId: "a1", ActorName: "counter", Reason: "moved"}},
+	{KindNodeDied, &NodeDiedError{Function: "f", NodeID: "n1", NodeAddress: "127.0.0.1:7000", Attempts: 2, Reason: "heartbeats stopped"}, nil},
+	{KindCancelled, &CancelledError{Function: "f", TaskID: "t1", Reason: "by the driver"}, nil},
+	{KindObjectFreed, &ObjectError{ObjectID: "o1", Kind: KindObjectFreed, Detail: "d"}, nil},
+	{KindObjectLost, &ObjectError{ObjectID: "o1", Kind: KindObjectLost, Detail: "d"}, nil},
+	{KindOwnerDied, &ObjectError{ObjectID: "o1", Kind: KindOwnerDied, Detail: "d"}, nil},
+	{KindNotRegistered, &NotRegisteredError{Name: "pkg.F"}, nil},
+	{KindBadArgument, &ArgumentError{Function: "f", Index: 2, Detail: "want int"}, nil},
+	{KindInfeasible, &InfeasibleError{Function: "f", Request: "{CPU: 100}", Cluster: "{CPU: 2}"}, nil},
+	{KindWorkerStartup, &WorkerStartupError{Binary: "/bin/x", ExitCode: 5, Attempts: 2, Stderr: "started"}, nil},
+	{KindObjectStoreFull, &ObjectStoreFullError{Kind: KindObjectStoreFull, ObjectID: "o1", Message: "full"}, nil},
+	{KindObjectTooLarge, &ObjectStoreFullError{Kind: KindObjectTooLarge, ObjectID: "o1", Message: "large"}, nil},
+	{KindOutOfMemory, &OutOfMemoryError{Function: "f", NodeID: "n", WorkerID: "w", Attempts: 4, Message: "92% used"}, nil},
+	{KindInvalid, Invalidf("bad %d", 1), nil},
+	{KindNotFound, NotFoundf("no %s", "x"), nil},
+	{KindAlreadyExists, AlreadyExistsf("dup"), nil},
+	{KindTimeout, Timeoutf("slow"), nil},
+	{KindUnauthenticated, &Status{Kind: KindUnauthenticated, Message: "raygo: unauthenticated: wrong token"}, nil},
+	{KindUnavailable, &Status{Kind: KindUnavailable, Message: "raygo: unavailable: refused"}, nil},
+	{KindSystem, Systemf("disk"), nil},
+}
+
+// setFields counts the non-zero fields of a struct behind a pointer.
+func setFields(v any) (set, all int) {
+	rv := reflect.ValueOf(v).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		all++
+		if !rv.Field(i).IsZero() {
+			set++
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if !errors.Is(tt.err, tt.sentinel) {
-				t.Fatalf("original %v does not match its sentinel", tt.err)
+	return set, all
+}
+
+func TestEveryKindRoundTrips(t *testing.T) {
+	covered := map[Kind]bool{}
+	for _, tt := range roundTrips {
+		covered[tt.kind] = true
+		t.Run(KindName(tt.kind), func(t *testing.T) {
+			if set, all := setFields(tt.err); set != all {
+				t.Fatalf("test error %#v sets %d of its %d fields; set them all", tt.err, set, all)
 			}
-			got := FromInfo(ToInfo(tt.err))
-			if !errors.Is(got, tt.sentinel) {
-				t.Fatalf("after the trip %v does not match %v", got, tt.sentinel)
+			info := tt.info
+			if info == nil {
+				info = ToInfo(tt.err)
 			}
+			if info.GetKind() != tt.kind {
+				t.Fatalf("kind on the wire = %v, want %v", info.GetKind(), tt.kind)
+			}
+			// Through the bytes, as the wire carries it.
+			b, err := info.MarshalVT()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back pb.ErrorInfo
+			if err := back.UnmarshalVT(b); err != nil {
+				t.Fatal(err)
+			}
+			got := FromInfo(&back)
 			if !reflect.DeepEqual(got, tt.err) {
 				t.Fatalf("fields changed:\n got %#v\nwant %#v", got, tt.err)
 			}
+			if s := Sentinel(tt.kind); !errors.Is(tt.err, s) || !errors.Is(got, s) {
+				t.Fatalf("%v does not match its sentinel %v before and after the trip", got, s)
+			}
 		})
+	}
+	for v := range pb.ErrorKind_name {
+		if k := Kind(v); k != pb.ErrorKind_ERROR_KIND_UNSPECIFIED && !covered[k] {
+			t.Errorf("kind %v has no row in roundTrips", k)
+		}
+	}
+}
+
+func TestTaskErrorCarriesRaygoCause(t *testing.T) {
+	cause := &ObjectError{ObjectID: "o1", Kind: KindObjectLost, Detail: "node gone"}
+	want := &TaskError{Function: "f", Message: "arg 0: " + cause.Error(), Cause: cause}
+	got := FromInfo(ToInfo(want))
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %#v, want %#v", got, want)
+	}
+	if !errors.Is(got, ErrTaskFailed) || !errors.Is(got, ErrObjectLost) {
+		t.Fatalf("%v matches neither its own sentinel nor its cause's", got)
+	}
+	// A task that returns a Get error: the caller matches that error too.
+	te := trip(t, fmt.Errorf("loading: %w", cause), false)
+	var oe *ObjectError
+	if !errors.As(te, &oe) || *oe != *cause {
+		t.Fatalf("cause = %#v, want %#v", te.Cause, cause)
 	}
 }
 
@@ -64,6 +133,14 @@ func TestNilAndUntypedErrors(t *testing.T) {
 	got := FromInfo(ToInfo(errors.New("disk on fire")))
 	if !errors.Is(got, ErrSystem) || got.Error() != "disk on fire" {
 		t.Fatalf("untyped error became %#v", got)
+	}
+	got = FromInfo(&pb.ErrorInfo{Message: "no kind"})
+	if !errors.Is(got, ErrSystem) || got.Error() != "no kind" {
+		t.Fatalf("an ErrorInfo without a kind became %#v", got)
+	}
+	got = FromInfo(&pb.ErrorInfo{Kind: 999, Message: "from a newer peer"})
+	if !errors.Is(got, ErrSystem) || got.Error() != "from a newer peer" {
+		t.Fatalf("an unknown kind became %#v", got)
 	}
 }
 

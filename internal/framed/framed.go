@@ -33,6 +33,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -114,10 +115,39 @@ type source struct {
 	nc      *net.UnixConn
 
 	// Busy-polling (SetSpin): spin is the budget, zero for none; misses
-	// counts the reads in a row that waited longer than it.
-	spin   time.Duration
-	misses int
-	rc     syscall.RawConn
+	// counts the reads in a row that waited longer than it; maxSpin is
+	// how many reads of the process may poll at once (see spinners).
+	spin    time.Duration
+	misses  int
+	maxSpin int32
+	rc      syscall.RawConn
+}
+
+// spinners counts the reads of this process polling now. However many
+// connections poll, at most a few reads do at once (each connection's
+// maxSpin: half the process's Ps when SetSpin ran, at least 1, at most
+// maxSpinners); the others sleep in the kernel at once, so that polling
+// never takes more than a share of the process's CPUs from the work it
+// waits for. peakSpinners is the most seen at once, for tests.
+var spinners, peakSpinners atomic.Int32
+
+// maxSpinners bounds the reads of one process that poll at once.
+const maxSpinners = 4
+
+// acquireSpin takes a polling slot, or reports that limit reads poll
+// already.
+func acquireSpin(limit int32) bool {
+	n := spinners.Add(1)
+	if n > limit {
+		spinners.Add(-1)
+		return false
+	}
+	for {
+		p := peakSpinners.Load()
+		if n <= p || peakSpinners.CompareAndSwap(p, n) {
+			return true
+		}
+	}
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -130,7 +160,12 @@ func (s *source) Read(p []byte) (int, error) {
 		return s.nc.Read(p)
 	}
 	if s.misses < maxSpinMisses {
-		if n, err, ok := s.poll(p, time.Now().Add(s.spin)); ok {
+		if !acquireSpin(s.maxSpin) {
+			return s.nc.Read(p) // enough reads poll already
+		}
+		n, err, ok := s.poll(p, time.Now().Add(s.spin))
+		spinners.Add(-1)
+		if ok {
 			s.misses = 0
 			return n, err
 		}
@@ -475,14 +510,17 @@ func closeFD(fd int) {
 // A sleeping reader is woken by the kernel, which on a virtual machine
 // whose other CPUs are halted costs tens of microseconds per message;
 // polling avoids the wake-up at the price of up to d of CPU per read.
-// Zero (the default) turns polling off. Call it before the first Read,
-// from the reading goroutine.
+// Zero (the default) turns polling off. However many connections poll,
+// at most half the process's Ps (GOMAXPROCS, read here; at least one, at
+// most 4) of their reads poll at once; the others sleep in the kernel.
+// Call it before the first Read, from the reading goroutine.
 func (c *Conn) SetSpin(d time.Duration) {
 	rc, err := c.nc.SyscallConn()
 	if err != nil {
 		return
 	}
 	c.src.spin, c.src.rc = d, rc
+	c.src.maxSpin = int32(min(max(runtime.GOMAXPROCS(0)/2, 1), maxSpinners))
 }
 
 // CloseWrite half-closes the connection: the peer's Read sees io.EOF.

@@ -312,3 +312,77 @@ func TestSpinReadClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSpinnersBounded: however many connections poll, at most a few reads
+// of the process poll at once (every reader used to poll, so a process
+// with many streams could keep all its CPUs spinning).
+func TestSpinnersBounded(t *testing.T) {
+	l, name := listen(t)
+	const conns = 8
+	release := make(chan struct{})
+	var served []<-chan error
+	for range conns {
+		served = append(served, serveOne(l, func(c *Conn, _ Peer, err error) error {
+			if err != nil {
+				return err
+			}
+			<-release
+			return c.Write(&pb.StoreObjectIDs{})
+		}))
+	}
+	var clients []*Conn
+	for range conns {
+		c, err := Dial(context.Background(), name, "secret", "echo", "tester")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	peakSpinners.Store(0)
+	read := make(chan error, conns)
+	var limit int32
+	for _, c := range clients {
+		c.SetSpin(time.Second) // every read would poll until its message came
+		limit = c.src.maxSpin
+		go func() {
+			var m pb.StoreObjectIDs
+			read <- c.Read(&m)
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for spinners.Load() < limit { // the readers are polling
+		if time.Now().After(deadline) {
+			t.Fatal("no reader polls")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range conns {
+		if err := <-read; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range served {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := peakSpinners.Load(); got < 1 || got > limit || limit > maxSpinners {
+		t.Fatalf("%d of %d readers polled at once, want 1 to %d", got, conns, limit)
+	}
+}
+
+func TestAcquireSpin(t *testing.T) {
+	if !acquireSpin(2) || !acquireSpin(2) {
+		t.Fatal("two slots of two refused")
+	}
+	if acquireSpin(2) {
+		t.Fatal("a third slot of two granted")
+	}
+	spinners.Add(-1)
+	if !acquireSpin(2) {
+		t.Fatal("a freed slot refused")
+	}
+	spinners.Add(-2)
+}

@@ -2,12 +2,13 @@ package gcs
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
-	"google.golang.org/protobuf/proto"
 	"sort"
+	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -17,12 +18,12 @@ import (
 	"github.com/raygo/raygo/internal/scheduler"
 )
 
-// Actor states.
+// Actor states (pb.ActorInfo.state).
 const (
-	StatePending    = "PENDING_CREATION"
-	StateAlive      = "ALIVE"
-	StateRestarting = "RESTARTING"
-	StateDead       = "DEAD"
+	StatePending    = pb.ActorState_ACTOR_STATE_PENDING_CREATION
+	StateAlive      = pb.ActorState_ACTOR_STATE_ALIVE
+	StateRestarting = pb.ActorState_ACTOR_STATE_RESTARTING
+	StateDead       = pb.ActorState_ACTOR_STATE_DEAD
 )
 
 func nameKey(ns, name string) string { return ns + "\x00" + name }
@@ -38,6 +39,12 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 	aid, ok := ids.FromBytes(a.GetActorId())
 	if !ok || a.GetCreation() == nil {
 		return nil, errs.Invalidf("gcs: CreateActor needs an actor id and a creation task")
+	}
+	if err := resources.Validate(a.GetCreation().GetResources().GetAmounts()); err != nil {
+		return nil, errs.Invalidf("gcs: actor %s: %v", a.GetClassName(), err)
+	}
+	if err := resources.Validate(a.GetCreation().GetPlacementResources().GetAmounts()); err != nil {
+		return nil, errs.Invalidf("gcs: actor %s: placement resources: %v", a.GetClassName(), err)
 	}
 	s.mu.Lock()
 	if _, dup := s.actors[aid]; dup {
@@ -60,7 +67,8 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 	}
 	a.State = StatePending
 	a.Version = 1
-	s.actors[aid] = &actorEntry{info: a, changed: make(chan struct{})}
+	a.Infeasible = nil
+	s.actors[aid] = &actorEntry{info: a, changed: make(chan struct{}), failIfInfeasible: req.GetFailIfInfeasible()}
 	reply := &pb.CreateActorReply{Actor: cloneActor(a)}
 	s.mu.Unlock()
 	s.goOwned(func() { s.scheduleActor(aid) })
@@ -252,8 +260,13 @@ func (s *Server) bumpLocked(e *actorEntry) {
 }
 
 func (s *Server) setDeadLocked(e *actorEntry, cause error) {
+	if e.stopPlacing != nil {
+		e.stopPlacing() // withdraw a lease request still queued at a node
+		e.stopPlacing = nil
+	}
 	e.info.State = StateDead
 	e.info.Address = ""
+	e.info.Infeasible = nil
 	e.info.DeathCause = errs.ToInfo(cause)
 	s.unhostLocked(e)
 	if e.info.Name != "" {
@@ -335,8 +348,16 @@ func (s *Server) actorProcessDied(aid, worker ids.ID, reason string, noRestart b
 	s.goOwned(func() { s.scheduleActor(aid) })
 }
 
-// scheduleActor leases a dedicated worker for the actor, runs its
-// constructor there, and publishes the result.
+// scheduleActor leases a worker for the actor, runs its constructor there,
+// and publishes the result.
+//
+// Placement never waits on one node's stale view: the lease request goes
+// to the node the control store's view prefers, and a node that cannot
+// grant it queues it and re-evaluates it against its own, fresher view of
+// the cluster, answering with a spillback as soon as another node has room
+// (raylet queue.go). An actor no alive node can hold waits here, with
+// ActorInfo.infeasible set, until a node joins (unless it was created with
+// fail_if_infeasible: then it dies with the InfeasibleError).
 func (s *Server) scheduleActor(aid ids.ID) {
 	backoff := 50 * time.Millisecond
 	var spill string
@@ -348,21 +369,58 @@ func (s *Server) scheduleActor(aid ids.ID) {
 			return
 		}
 		spec := e.info.Creation
-		req := resources.Set(spec.GetResources().GetAmounts())
+		need := placementResources(spec)
 		addr := spill
-		var infeasible error
 		if addr == "" {
-			addr, infeasible = s.pickNodeLocked(e.info.ClassName, req, spec.GetStrategy())
+			var ie *errs.InfeasibleError
+			addr, ie = s.pickNodeLocked(e.info.ClassName, need, spec.GetStrategy())
+			if ie != nil {
+				if e.failIfInfeasible {
+					s.setDeadLocked(e, ie)
+					s.mu.Unlock()
+					return
+				}
+				if e.info.Infeasible == nil {
+					e.info.Infeasible = errs.ToInfo(ie)
+					s.bumpLocked(e)
+					s.log.Info("actor is infeasible on every node; it waits for a node that can hold it",
+						"actor", aid.Short(), "class", e.info.ClassName, "request", need.String(), "cluster", ie.Cluster)
+				}
+				// Look again when a node joins, or when the actor changes
+				// (killed meanwhile).
+				joined, changed := s.nodesChanged, e.changed
+				s.mu.Unlock()
+				select {
+				case <-joined:
+				case <-changed:
+				case <-s.ctx.Done():
+				}
+				continue
+			}
+			if e.info.Infeasible != nil {
+				e.info.Infeasible = nil
+				s.bumpLocked(e)
+			}
 		}
-		if infeasible != nil {
-			s.setDeadLocked(e, infeasible)
-			s.mu.Unlock()
-			return
-		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		e.stopPlacing = cancel
+		failFast := e.failIfInfeasible
 		s.mu.Unlock()
 		spilled := spill != ""
 		spill = ""
-		lease, err := s.requestLease(addr, spec, spilled)
+		lease, err := s.requestLease(ctx, addr, spec, need, spilled, failFast)
+		cancel()
+		s.mu.Lock()
+		e.stopPlacing = nil
+		dead := e.info.State == StateDead
+		s.mu.Unlock()
+		if dead {
+			if err == nil && len(lease.GetLeaseId()) > 0 { // granted as it was killed
+				s.release(placement{actor: aid, node: ids.MustFromBytes(lease.GetNodeId()), worker: ids.MustFromBytes(lease.GetWorkerId()),
+					lease: ids.MustFromBytes(lease.GetLeaseId()), addr: lease.GetWorkerAddress(), shared: lease.GetShared()}, "actor killed during creation")
+			}
+			return
+		}
 		if err != nil {
 			if errors.Is(err, errs.ErrInfeasible) || errors.Is(err, errs.ErrWorkerStartup) || errors.Is(err, errs.ErrInvalidRequest) {
 				s.mu.Lock()
@@ -378,6 +436,12 @@ func (s *Server) scheduleActor(aid ids.ID) {
 			spill = lease.GetSpillbackAddress()
 			continue
 		}
+		if len(lease.GetLeaseId()) == 0 { // canceled or infeasible by the node's view: place again
+			s.sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
 		wid := ids.MustFromBytes(lease.GetWorkerId())
 		place := placement{actor: aid, node: ids.MustFromBytes(lease.GetNodeId()), worker: wid,
 			lease: ids.MustFromBytes(lease.GetLeaseId()), addr: lease.GetWorkerAddress(), shared: lease.GetShared()}
@@ -427,6 +491,25 @@ func (s *Server) scheduleActor(aid ids.ID) {
 	}
 }
 
+// placementResources is what a node must have available to place the
+// actor: the creation task's placement_resources when set (each amount at
+// least the held one), else, as in Ray, 1 CPU for an actor that asked for
+// nothing at all (it holds none while it runs), else what it holds.
+func placementResources(spec *pb.TaskSpec) resources.Set {
+	held := resources.Set(spec.GetResources().GetAmounts())
+	if pr := spec.GetPlacementResources(); pr != nil {
+		place := held.Clone()
+		for k, v := range pr.GetAmounts() {
+			place[k] = max(place[k], v)
+		}
+		return place
+	}
+	if len(held) == 0 {
+		return resources.Set{resources.CPU: 1}
+	}
+	return held.Clone()
+}
+
 func (s *Server) sleep(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -436,14 +519,19 @@ func (s *Server) sleep(d time.Duration) {
 	}
 }
 
-func (s *Server) requestLease(addr string, spec *pb.TaskSpec, spilled bool) (*pb.LeaseReply, error) {
+// requestLease asks the node daemon at addr for the actor's worker. The
+// request waits in the daemon's queue while the daemon has no room (it is
+// spilled back from there when another node has room); an infeasible one
+// waits there too, unless failFast. Cancelling ctx withdraws it.
+func (s *Server) requestLease(ctx context.Context, addr string, spec *pb.TaskSpec, place resources.Set, spilled, failFast bool) (*pb.LeaseReply, error) {
 	conn, err := s.pool.Get(addr)
 	if err != nil {
 		return nil, err
 	}
-	return pb.NewNodeDaemonClient(conn).RequestLease(s.ctx, &pb.LeaseRequest{
-		JobId: spec.GetJobId(), Resources: spec.GetResources(), Actor: true, SchedulingKey: "actor:" + spec.GetFunction(),
-		Strategy: spec.GetStrategy(), GrantOrReject: spilled,
+	return pb.NewNodeDaemonClient(conn).RequestLease(ctx, &pb.LeaseRequest{
+		JobId: spec.GetJobId(), Resources: spec.GetResources(), PlacementResources: &pb.Resources{Amounts: place},
+		Actor: true, SchedulingKey: "actor:" + spec.GetFunction(), Strategy: spec.GetStrategy(), GrantOrReject: spilled,
+		FailIfInfeasible: failFast, QueueIfInfeasible: !failFast,
 	})
 }
 
@@ -459,29 +547,36 @@ func (s *Server) runConstructor(addr string, spec *pb.TaskSpec) error {
 	return errs.FromInfo(reply.GetError())
 }
 
-// pickNodeLocked chooses the node to lease an actor's worker on, or returns
-// an InfeasibleError when no alive node could ever hold the request.
-func (s *Server) pickNodeLocked(class string, req resources.Set, strategy string) (string, error) {
+// pickNodeLocked chooses the node to ask for the actor's lease, from the
+// nodes' last heartbeats, and takes place from that node's view until its
+// next heartbeat (so a burst of actors is spread, not sent to one node). It
+// returns an InfeasibleError when no alive node could ever hold place.
+func (s *Server) pickNodeLocked(class string, place resources.Set, strategy pb.SchedulingStrategy) (string, *errs.InfeasibleError) {
 	nodes := make([]scheduler.Node, 0, len(s.nodes))
-	byID := map[string]string{}
+	byID := map[string]*nodeEntry{}
 	var totals []string
 	for id, n := range s.nodes {
-		if n.info.State != StateAlive {
+		if n.info.State != pb.NodeState_NODE_STATE_ALIVE {
 			continue
 		}
 		nodes = append(nodes, scheduler.Node{ID: id.String(), Address: n.info.Address, Alive: true,
 			Total: resources.Set(n.info.GetTotal().GetAmounts()), Available: resources.Set(n.info.GetAvailable().GetAmounts()), Labels: n.info.Labels})
-		byID[id.String()] = n.info.Address
+		byID[id.String()] = n
 		totals = append(totals, resources.Set(n.info.GetTotal().GetAmounts()).String())
 	}
+	sort.Strings(totals)
 	s.rr++
-	r := scheduler.Request{Resources: req}
-	if strategy == "SPREAD" {
+	r := scheduler.Request{Resources: place}
+	if strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
 		r.Strategy = scheduler.Spread
 	}
 	d := scheduler.Pick(nodes, "", r, scheduler.DefaultConfig(), s.rr)
 	if d.Kind == scheduler.Infeasible || d.Node == "" {
-		return "", &errs.InfeasibleError{Function: class, Request: req.String(), Cluster: fmt.Sprint(totals)}
+		return "", &errs.InfeasibleError{Function: class, Request: place.String(), Cluster: strings.Join(totals, ", ")}
 	}
-	return byID[d.Node], nil
+	n := byID[d.Node]
+	avail := resources.Set(n.info.GetAvailable().GetAmounts()).Clone()
+	avail.Sub(place)
+	n.info.Available = &pb.Resources{Amounts: avail}
+	return n.info.Address, nil
 }

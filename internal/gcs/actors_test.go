@@ -56,7 +56,7 @@ func createActor(t *testing.T, c pb.ControlStoreClient, a *pb.ActorInfo) *pb.Act
 }
 
 // waitActorState long-polls WaitActor until the actor reaches state.
-func waitActorState(t *testing.T, c pb.ControlStoreClient, id []byte, state string) *pb.ActorInfo {
+func waitActorState(t *testing.T, c pb.ControlStoreClient, id []byte, state pb.ActorState) *pb.ActorInfo {
 	t.Helper()
 	ctx := testCtx(t)
 	var since uint64
@@ -223,7 +223,9 @@ func TestWaitActor(t *testing.T) {
 	}
 }
 
-func TestInfeasibleActorDies(t *testing.T) {
+// TestInfeasibleActorFailsFast: created with fail_if_infeasible, an actor
+// no node can hold dies at once with an InfeasibleError.
+func TestInfeasibleActorFailsFast(t *testing.T) {
 	tests := []struct {
 		name  string
 		nodes int // 4-CPU nodes registered
@@ -242,13 +244,134 @@ func TestInfeasibleActorDies(t *testing.T) {
 			}
 			spec := newActor("big", "ns", ids.New())
 			spec.Creation.Resources.Amounts["CPU"] = tt.cpus
-			a := createActor(t, c, spec)
-			dead := waitActorState(t, c, a.GetActorId(), gcs.StateDead)
+			r, err := c.CreateActor(testCtx(t), &pb.CreateActorRequest{Actor: spec, FailIfInfeasible: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead := waitActorState(t, c, r.GetActor().GetActorId(), gcs.StateDead)
 			cause := errs.FromInfo(dead.GetDeathCause())
 			var ie *errs.InfeasibleError
 			if !errors.Is(cause, errs.ErrInfeasible) || !errors.As(cause, &ie) || ie.Function != "Counter" {
 				t.Fatalf("death cause = %#v, want *InfeasibleError for Counter", cause)
 			}
 		})
+	}
+}
+
+// recordingNode is a node daemon that hands every lease request to the
+// test and then holds it until the caller gives up.
+type recordingNode struct {
+	pb.UnimplementedNodeDaemonServer
+	requests chan *pb.LeaseRequest
+	gone     chan *pb.LeaseRequest // requests whose caller cancelled
+}
+
+func (n recordingNode) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.LeaseReply, error) {
+	n.requests <- req
+	<-ctx.Done()
+	n.gone <- req
+	return nil, ctx.Err()
+}
+
+func startRecordingNode(t *testing.T) (recordingNode, string) {
+	t.Helper()
+	n := recordingNode{requests: make(chan *pb.LeaseRequest, 16), gone: make(chan *pb.LeaseRequest, 16)}
+	srv := rpc.NewServer(token)
+	pb.RegisterNodeDaemonServer(srv, n)
+	return n, serve(t, srv)
+}
+
+func nextRequest(t *testing.T, ch chan *pb.LeaseRequest, what string) *pb.LeaseRequest {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-testCtx(t).Done():
+		t.Fatalf("no lease request %s", what)
+		return nil
+	}
+}
+
+// TestInfeasibleActorWaitsForANode: an actor no node can hold stays
+// PENDING_CREATION with ActorInfo.infeasible naming its request (instead of
+// dying), and is placed when a node that can hold it registers.
+func TestInfeasibleActorWaitsForANode(t *testing.T) {
+	node, addr := startRecordingNode(t)
+	c := startGCS(t, gcs.DefaultConfig())
+	ctx := testCtx(t)
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(ids.New(), "127.0.0.1:7", 4)}); err != nil {
+		t.Fatal(err)
+	}
+	spec := newActor("big", "ns", ids.New())
+	spec.Creation.Resources.Amounts["CPU"] = 8
+	a := createActor(t, c, spec)
+
+	var info *pb.ActorInfo
+	eventually(t, "the actor to be marked infeasible", func() bool {
+		r, err := c.GetActor(ctx, &pb.GetActorRequest{ActorId: a.GetActorId()})
+		info = r.GetActor()
+		return err == nil && info.GetInfeasible() != nil
+	})
+	var ie *errs.InfeasibleError
+	if info.GetState() != gcs.StatePending || !errors.As(errs.FromInfo(info.GetInfeasible()), &ie) ||
+		ie.Request != "{CPU: 8}" || ie.Cluster != "{CPU: 4}" {
+		t.Fatalf("infeasible actor = %s, infeasible %v; want PENDING_CREATION with the request and the cluster", info.GetState(), info.GetInfeasible())
+	}
+
+	// A node that can hold it joins: the actor's lease goes there.
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(ids.New(), addr, 8)}); err != nil {
+		t.Fatal(err)
+	}
+	req := nextRequest(t, node.requests, "at the node that joined")
+	if req.GetPlacementResources().GetAmounts()["CPU"] != 8 || !req.GetQueueIfInfeasible() || req.GetFailIfInfeasible() {
+		t.Fatalf("lease request = %v, want 8 CPUs to place, queued if infeasible", req)
+	}
+	eventually(t, "the infeasible mark to clear", func() bool {
+		r, err := c.GetActor(ctx, &pb.GetActorRequest{ActorId: a.GetActorId()})
+		return err == nil && r.GetActor().GetInfeasible() == nil && r.GetActor().GetState() == gcs.StatePending
+	})
+
+	// Killing it withdraws the lease request waiting at the node.
+	if _, err := c.KillActor(ctx, &pb.KillActorRequest{ActorId: a.GetActorId(), NoRestart: true}); err != nil {
+		t.Fatal(err)
+	}
+	nextRequest(t, node.gone, "withdrawn after the kill")
+}
+
+// TestDefaultActorPlacement: an actor that asks for nothing needs 1 CPU to
+// be placed (and holds none), as in Ray, so a cluster without CPUs cannot
+// place it; one that asks for 0 CPUs explicitly, or sets placement
+// resources, is placed by those.
+func TestDefaultActorPlacement(t *testing.T) {
+	node, addr := startRecordingNode(t)
+	c := startGCS(t, gcs.DefaultConfig())
+	ctx := testCtx(t)
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(ids.New(), addr, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	def := newActor("", "", ids.New())
+	def.Creation.Resources = nil
+	a := createActor(t, c, def)
+	eventually(t, "the default actor to wait as infeasible on a 0-CPU cluster", func() bool {
+		r, err := c.GetActor(ctx, &pb.GetActorRequest{ActorId: a.GetActorId()})
+		return err == nil && r.GetActor().GetInfeasible() != nil && r.GetActor().GetState() == gcs.StatePending
+	})
+
+	zero := newActor("", "", ids.New())
+	zero.Creation.Resources.Amounts = map[string]float64{"CPU": 0}
+	createActor(t, c, zero)
+	req := nextRequest(t, node.requests, "for an actor asking 0 CPUs")
+	if len(req.GetResources().GetAmounts()) != 1 || req.GetPlacementResources().GetAmounts()["CPU"] != 0 {
+		t.Fatalf("explicit 0-CPU actor: lease request %v, want nothing to place or hold", req)
+	}
+
+	// A node with a CPU joins: the default actor is placed with 1 CPU and
+	// holds nothing.
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(ids.New(), addr, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	req = nextRequest(t, node.requests, "for the default actor")
+	if req.GetPlacementResources().GetAmounts()["CPU"] != 1 || len(req.GetResources().GetAmounts()) != 0 {
+		t.Fatalf("default actor: lease request %v, want 1 CPU to place and nothing held", req)
 	}
 }

@@ -73,7 +73,7 @@ func (s *Server) cleanupLoop() {
 		var addrs []string
 		s.mu.Lock()
 		for _, n := range s.nodes {
-			if n.info.State == "ALIVE" {
+			if n.info.State == pb.NodeState_NODE_STATE_ALIVE {
 				addrs = append(addrs, n.info.Address)
 			}
 		}

@@ -9,11 +9,12 @@ package gcs
 
 import (
 	"context"
-
 	"fmt"
-	"google.golang.org/protobuf/proto"
+	"log/slog"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -69,6 +70,10 @@ type Server struct {
 	workerAct map[ids.ID]map[ids.ID]bool // guarded by mu; worker id -> actors it hosts
 	rr        uint64                     // guarded by mu; round-robin for placement
 	cleanup   cleanupQueue               // job-end and owner-death notices for node daemons (cleanup.go)
+	// nodesChanged is closed and replaced when a node registers: actors
+	// waiting for a node that can hold them look again.
+	nodesChanged chan struct{} // guarded by mu
+	log          *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -85,6 +90,11 @@ type actorEntry struct {
 	changed chan struct{} // closed and replaced on every change
 	killing bool          // a kill without restart is in progress
 	place   placement     // where it runs, while it has a worker
+	// failIfInfeasible: die at once when no node can hold the actor.
+	failIfInfeasible bool
+	// stopPlacing withdraws the lease request scheduleActor has in flight
+	// (nil when none).
+	stopPlacing context.CancelFunc
 }
 
 // placement is where an actor runs: its worker, the lease that holds the
@@ -120,7 +130,8 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
-		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, ctx: ctx, cancel: cancel}
+		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
+		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
 	s.cleanup.kick = make(chan struct{}, 1)
 	s.wg.Add(3)
 	go s.healthLoop()
@@ -154,12 +165,14 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 	if !ok || n.GetAddress() == "" {
 		return nil, errs.Invalidf("gcs: RegisterNode needs a node id and address")
 	}
-	n.State = "ALIVE"
+	n.State = pb.NodeState_NODE_STATE_ALIVE
 	if n.Available == nil {
 		n.Available = n.Total
 	}
 	s.mu.Lock()
 	s.nodes[id] = &nodeEntry{info: n, lastBeat: time.Now()}
+	close(s.nodesChanged)
+	s.nodesChanged = make(chan struct{})
 	s.mu.Unlock()
 	return &pb.RegisterNodeReply{}, nil
 }
@@ -180,13 +193,14 @@ func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, ok := s.nodes[id]
-	if !ok || n.info.State != "ALIVE" {
+	if !ok || n.info.State != pb.NodeState_NODE_STATE_ALIVE {
 		return &pb.NodeHeartbeatReply{UnknownNode: true}, nil
 	}
 	n.lastBeat = time.Now()
 	n.info.Available = req.GetAvailable()
 	n.info.PendingLeases = req.GetPendingLeases()
 	n.info.PendingDemands = req.GetPendingDemands()
+	n.info.InfeasibleDemands = req.GetInfeasibleDemands()
 	n.info.NumWorkers = req.GetNumWorkers()
 	return &pb.NodeHeartbeatReply{}, nil
 }
@@ -196,7 +210,7 @@ func (s *Server) GetNodes(_ context.Context, req *pb.GetNodesRequest) (*pb.GetNo
 	defer s.mu.Unlock()
 	out := &pb.GetNodesReply{}
 	for _, n := range s.nodes {
-		if n.info.State == "ALIVE" || req.GetIncludeDead() {
+		if n.info.State == pb.NodeState_NODE_STATE_ALIVE || req.GetIncludeDead() {
 			out.Nodes = append(out.Nodes, proto.Clone(n.info).(*pb.NodeInfo))
 		}
 	}
@@ -216,7 +230,7 @@ func (s *Server) healthLoop() {
 		var dead []ids.ID
 		s.mu.Lock()
 		for id, n := range s.nodes {
-			if n.info.State == "ALIVE" && time.Since(n.lastBeat) > s.cfg.NodeTimeout {
+			if n.info.State == pb.NodeState_NODE_STATE_ALIVE && time.Since(n.lastBeat) > s.cfg.NodeTimeout {
 				dead = append(dead, id)
 			}
 		}
@@ -230,14 +244,14 @@ func (s *Server) healthLoop() {
 func (s *Server) markNodeDead(id ids.ID, reason string) {
 	s.mu.Lock()
 	n, ok := s.nodes[id]
-	if !ok || n.info.State == "DEAD" {
+	if !ok || n.info.State == pb.NodeState_NODE_STATE_DEAD {
 		s.mu.Unlock()
 		return
 	}
-	n.info.State = "DEAD"
+	n.info.State = pb.NodeState_NODE_STATE_DEAD
 	var lost []ids.ID
 	for aid, a := range s.actors {
-		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == "ALIVE" || a.info.State == "PENDING_CREATION") {
+		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == StateAlive || a.info.State == StatePending) {
 			lost = append(lost, aid)
 		}
 	}
@@ -284,7 +298,7 @@ func (s *Server) driverLoop() {
 		var running []driver
 		s.mu.Lock()
 		for id, j := range s.jobs {
-			if j.State == "RUNNING" && j.DriverAddress != "" {
+			if j.State == pb.JobState_JOB_STATE_RUNNING && j.DriverAddress != "" {
 				running = append(running, driver{id, j.DriverAddress})
 			}
 		}
@@ -348,7 +362,7 @@ func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb
 		id = ids.New()
 		j.JobId = id.Bytes()
 	}
-	j.State = "RUNNING"
+	j.State = pb.JobState_JOB_STATE_RUNNING
 	j.StartUnixMs = time.Now().UnixMilli()
 	s.mu.Lock()
 	s.jobs[id] = j
@@ -384,9 +398,9 @@ func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.Fin
 	id := ids.MustFromBytes(req.GetJobId())
 	s.mu.Lock()
 	j, ok := s.jobs[id]
-	ended := ok && j.State == "RUNNING"
+	ended := ok && j.State == pb.JobState_JOB_STATE_RUNNING
 	if ended {
-		j.State = "FINISHED"
+		j.State = pb.JobState_JOB_STATE_FINISHED
 		j.EndUnixMs = time.Now().UnixMilli()
 	}
 	var owned, keep []ids.ID
@@ -526,7 +540,7 @@ func (s *Server) evictBinariesLocked() {
 	}
 	inUse := map[string]bool{}
 	for _, j := range s.jobs {
-		if j.State == "RUNNING" {
+		if j.State == pb.JobState_JOB_STATE_RUNNING {
 			inUse[j.BinaryHash] = true
 		}
 	}

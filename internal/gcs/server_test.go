@@ -159,7 +159,7 @@ func TestJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := j.GetJob(); got.GetState() != "RUNNING" || got.GetStartUnixMs() == 0 ||
+	if got := j.GetJob(); got.GetState() != pb.JobState_JOB_STATE_RUNNING || got.GetStartUnixMs() == 0 ||
 		got.GetBinaryHash() != "h" || got.GetNamespace() != "ns" || got.GetEntrypoint() != "./app" {
 		t.Fatalf("GetJob = %v", got)
 	}
@@ -180,11 +180,11 @@ func TestJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _ = c.GetJob(ctx, &pb.GetJobRequest{JobId: id1.Bytes()})
-	if got := j.GetJob(); got.GetState() != "FINISHED" || got.GetEndUnixMs() < got.GetStartUnixMs() {
+	if got := j.GetJob(); got.GetState() != pb.JobState_JOB_STATE_FINISHED || got.GetEndUnixMs() < got.GetStartUnixMs() {
 		t.Fatalf("after FinishJob: %v", got)
 	}
 	j, _ = c.GetJob(ctx, &pb.GetJobRequest{JobId: id2.Bytes()})
-	if j.GetJob().GetState() != "RUNNING" {
+	if j.GetJob().GetState() != pb.JobState_JOB_STATE_RUNNING {
 		t.Fatalf("FinishJob finished another job: %v", j.GetJob())
 	}
 
@@ -200,8 +200,8 @@ func nodeInfo(id ids.ID, addr string, cpus float64) *pb.NodeInfo {
 }
 
 // nodeState returns the node's state as GetNodes(include_dead) reports
-// it, or "" when it is not listed.
-func nodeState(t *testing.T, c pb.ControlStoreClient, id ids.ID) (string, *pb.NodeInfo) {
+// it, or NODE_STATE_UNSPECIFIED when it is not listed.
+func nodeState(t *testing.T, c pb.ControlStoreClient, id ids.ID) (pb.NodeState, *pb.NodeInfo) {
 	t.Helper()
 	r, err := c.GetNodes(testCtx(t), &pb.GetNodesRequest{IncludeDead: true})
 	if err != nil {
@@ -212,7 +212,7 @@ func nodeState(t *testing.T, c pb.ControlStoreClient, id ids.ID) (string, *pb.No
 			return n.GetState(), n
 		}
 	}
-	return "", nil
+	return pb.NodeState_NODE_STATE_UNSPECIFIED, nil
 }
 
 func TestNodeRegisterHeartbeatUnregister(t *testing.T) {
@@ -230,7 +230,7 @@ func TestNodeRegisterHeartbeatUnregister(t *testing.T) {
 		t.Fatal(err)
 	}
 	state, n := nodeState(t, c, id)
-	if state != "ALIVE" || n.GetAddress() != "127.0.0.1:7" || n.GetAvailable().GetAmounts()["CPU"] != 4 {
+	if state != pb.NodeState_NODE_STATE_ALIVE || n.GetAddress() != "127.0.0.1:7" || n.GetAvailable().GetAmounts()["CPU"] != 4 {
 		t.Fatalf("registered node = %v, want ALIVE with available = total", n)
 	}
 
@@ -252,7 +252,7 @@ func TestNodeRegisterHeartbeatUnregister(t *testing.T) {
 	if _, err := c.UnregisterNode(ctx, &pb.UnregisterNodeRequest{NodeId: id.Bytes()}); err != nil {
 		t.Fatal(err)
 	}
-	if state, _ := nodeState(t, c, id); state != "DEAD" {
+	if state, _ := nodeState(t, c, id); state != pb.NodeState_NODE_STATE_DEAD {
 		t.Fatalf("after unregister state = %q, want DEAD", state)
 	}
 	alive, _ := c.GetNodes(ctx, &pb.GetNodesRequest{})
@@ -298,12 +298,12 @@ func TestNodeTimeout(t *testing.T) {
 	start := time.Now()
 	eventually(t, "the silent node to be marked DEAD", func() bool {
 		s, _ := nodeState(t, c, silent)
-		return s == "DEAD"
+		return s == pb.NodeState_NODE_STATE_DEAD
 	})
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Fatalf("node marked dead after %v, before its 1s timeout", d)
 	}
-	if s, _ := nodeState(t, c, beating); s != "ALIVE" {
+	if s, _ := nodeState(t, c, beating); s != pb.NodeState_NODE_STATE_ALIVE {
 		t.Fatalf("heartbeating node state = %q, want ALIVE", s)
 	}
 }

@@ -53,22 +53,27 @@ func newRegion(size int64) (*region, error) {
 	return &region{fd: fd, mem: mem, size: size}, nil
 }
 
-// prefault populates the region's pages in the background, 64 MiB at a
-// time, so that first writes into it run at memory speed instead of taking
-// a page fault (and a page zeroing) per 4 KiB. It stops early on close.
-func (r *region) prefault() {
+// prefault populates the region's first limit bytes (all of it when limit
+// is 0 or more than its size) in the background, 64 MiB at a time, so that
+// first writes into it run at memory speed instead of taking a page fault
+// (and a page zeroing) per 4 KiB. The allocator hands out the region from
+// its start, so the front is what gets used first. It stops early on close.
+func (r *region) prefault(limit int64) {
+	if limit <= 0 || limit > r.size {
+		limit = r.size
+	}
 	r.stopFault = make(chan struct{})
 	r.faultDone = make(chan struct{})
 	go func() {
 		defer close(r.faultDone)
 		const chunk = 64 << 20
-		for off := int64(0); off < r.size; off += chunk {
+		for off := int64(0); off < limit; off += chunk {
 			select {
 			case <-r.stopFault:
 				return
 			default:
 			}
-			end := min(off+chunk, r.size)
+			end := min(off+chunk, limit)
 			if err := unix.Madvise(r.mem[off:end], unix.MADV_POPULATE_WRITE); err != nil {
 				// Kernels before 5.14: touch one byte per page instead.
 				if errors.Is(err, unix.EINVAL) {

@@ -25,8 +25,13 @@ type Config struct {
 	// SpillDir is where primary copies go when the region is full, and
 	// where objects larger than the region live. Empty disables both.
 	SpillDir string
-	// Prefault populates the whole region in the background at start.
+	// Prefault populates the region's first PrefaultLimit bytes in the
+	// background at start, so that first writes run at memory speed.
 	Prefault bool
+	// PrefaultLimit bounds what Prefault populates (default
+	// DefaultPrefaultLimit), so that a large store does not commit its
+	// whole size at start; the rest is populated as it is first written.
+	PrefaultLimit int64
 	// PutTimeout bounds how long a create waits for space to free up
 	// when the region is full of objects that cannot be spilled (being
 	// written, or mapped by readers). Default 10 s.
@@ -40,6 +45,10 @@ type Config struct {
 	SocketName string
 	Log        *slog.Logger
 }
+
+// DefaultPrefaultLimit is how much of a store Prefault populates when
+// Config.PrefaultLimit is unset: 1 GiB.
+const DefaultPrefaultLimit = 1 << 30
 
 // Store is a node's object store: sealed, immutable objects in a shared
 // memory region that every process on the node maps, with pinning,
@@ -122,7 +131,10 @@ func New(cfg Config) (*Store, error) {
 		}
 	}
 	if cfg.Prefault {
-		reg.prefault()
+		if cfg.PrefaultLimit <= 0 {
+			cfg.PrefaultLimit = DefaultPrefaultLimit
+		}
+		reg.prefault(cfg.PrefaultLimit)
 	}
 	if cfg.SocketName != "" {
 		if s.srv, err = serve(s, cfg.SocketName); err != nil {
@@ -692,16 +704,16 @@ func (s *Store) Stats(largest int) *pb.StoreStats {
 	return st
 }
 
-func (e *entry) state() string {
+func (e *entry) state() pb.StoreObjectState {
 	switch {
 	case !e.sealed:
-		return "creating"
+		return pb.StoreObjectState_STORE_OBJECT_STATE_CREATING
 	case e.file != "":
-		return "file"
+		return pb.StoreObjectState_STORE_OBJECT_STATE_FILE
 	case !e.inMemory():
-		return "spilled"
+		return pb.StoreObjectState_STORE_OBJECT_STATE_SPILLED
 	}
-	return "in_memory"
+	return pb.StoreObjectState_STORE_OBJECT_STATE_IN_MEMORY
 }
 
 // fullReportLocked explains why an object of size bytes does not fit:

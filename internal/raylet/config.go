@@ -29,6 +29,13 @@ type Config struct {
 	// GPUIDs name the node's GPUs, as CUDA_VISIBLE_DEVICES values; its
 	// length must equal Resources["GPU"].
 	GPUIDs []string
+	// HostID names the machine the node runs on (reported to the control
+	// store, so that nodes sharing a machine count its memory once);
+	// empty: resources.DetectHost().
+	HostID string
+	// HostMemory is the machine's memory in bytes, reported with HostID;
+	// 0 with an empty HostID: detected.
+	HostMemory int64
 	// Labels are matched by label selectors.
 	Labels map[string]string
 	// HeartbeatPeriod is how often the node reports to the control store.

@@ -40,7 +40,9 @@ type Raylet struct {
 	workers      map[ids.ID]*worker          // guarded by mu
 	idle         map[poolKey][]*worker       // guarded by mu
 	leases       map[ids.ID]*lease           // guarded by mu
-	pending      []*pendingLease             // guarded by mu; FIFO of leases waiting for resources
+	queue        []*pendingLease             // guarded by mu; FIFO of lease requests waiting (queue.go)
+	active       map[string]*pendingLease    // guarded by mu; RequestLease calls in progress, by request id
+	leaseOf      map[string]*lease           // guarded by mu; granted leases, by request id
 	failures     map[ids.ID]*startupFailures // guarded by mu; by job
 	binaries     map[ids.ID]string           // guarded by mu; job -> executable path
 	jobEnv       map[ids.ID][]string         // guarded by mu; job -> extra worker environment
@@ -54,6 +56,8 @@ type Raylet struct {
 	oomKills     int64                       // guarded by mu
 
 	monitor *memmonitor.Monitor // nil when disabled
+
+	started time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -73,21 +77,11 @@ type lease struct {
 	blocked resources.Set // CPU released while the worker is blocked in Get
 	owner   ids.ID        // the process holding the lease (zero: the control store, for actors)
 	shared  bool          // an actor on a process shared with other actors
+	request string        // LeaseRequest.request_id, when given
 	// retriable: the owner retries its tasks if the worker dies; the
 	// memory monitor kills these first, newest first.
 	retriable bool
 	started   time.Time
-}
-
-type pendingLease struct {
-	req   *pb.LeaseRequest
-	res   resources.Set
-	ready chan leaseGrant // buffered(1)
-}
-
-type leaseGrant struct {
-	alloc resources.Allocation
-	err   error
 }
 
 type startupFailures struct {
@@ -102,11 +96,15 @@ func Start(cfg Config) (*Raylet, error) {
 	if cfg.NodeID.IsNil() {
 		cfg.NodeID = ids.New()
 	}
-	if err := resources.Validate(cfg.Resources); err != nil {
+	if err := resources.ValidateTotal(cfg.Resources); err != nil {
 		return nil, fmt.Errorf("raylet: node resources: %w", err)
 	}
 	if len(cfg.GPUIDs) != int(cfg.Resources[resources.GPU]) {
 		return nil, errs.Invalidf("raylet: %d GPU ids for %v GPUs", len(cfg.GPUIDs), cfg.Resources[resources.GPU])
+	}
+	if cfg.HostID == "" {
+		h := resources.DetectHost()
+		cfg.HostID, cfg.HostMemory = h.ID, h.MemoryBytes
 	}
 	lis, err := rpc.Listen(cfg.ListenAddress)
 	if err != nil {
@@ -120,9 +118,10 @@ func Start(cfg Config) (*Raylet, error) {
 		log:     slog.Default().With("component", "raylet"),
 		res:     resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
 		workers: map[ids.ID]*worker{}, idle: map[poolKey][]*worker{}, leases: map[ids.ID]*lease{},
+		active: map[string]*pendingLease{}, leaseOf: map[string]*lease{},
 		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{}, jobEnv: map[ids.ID][]string{},
 		hosts: map[ids.ID][]*worker{}, hostStarting: map[ids.ID]chan struct{}{}, deathCauses: map[ids.ID]*pb.ErrorInfo{},
-		ctx: ctx, cancel: cancel,
+		started: time.Now(), ctx: ctx, cancel: cancel,
 	}
 	if r.store, err = newStore(cfg, lis.Addr()); err != nil {
 		lis.Close()
@@ -173,14 +172,10 @@ func (r *Raylet) Stop() {
 	for _, w := range r.workers {
 		all = append(all, w)
 	}
-	pend := r.pending
-	r.pending = nil
+	r.failQueuedLocked(func(*pendingLease) bool { return true }, errs.Systemf("raylet: node is stopping"))
 	r.mu.Unlock()
 	if mon != nil {
 		mon.Stop()
-	}
-	for _, p := range pend {
-		p.ready <- leaseGrant{err: errs.Systemf("raylet: node is stopping")}
 	}
 	for _, w := range all {
 		w.kill()
@@ -201,11 +196,14 @@ func (r *Raylet) Stop() {
 func (r *Raylet) nodeInfo() *pb.NodeInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	pending, infeasible := r.demandsLocked()
 	return &pb.NodeInfo{
 		NodeId: r.nodeID.Bytes(), Address: r.address, Hostname: r.hostname,
 		Total: &pb.Resources{Amounts: r.res.Total()}, Available: &pb.Resources{Amounts: r.res.Available()},
-		Labels: r.cfg.Labels, State: "ALIVE", StartUnixMs: time.Now().UnixMilli(),
-		NumWorkers: int32(len(r.workers)),
+		Labels: r.cfg.Labels, State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: r.started.UnixMilli(),
+		NumWorkers: int32(len(r.workers)), PendingLeases: int32(len(pending)), PendingDemands: pending,
+		InfeasibleDemands: infeasible, HostId: r.cfg.HostID, HostMemory: r.cfg.HostMemory,
+		ObjectStoreCapacity: r.store.Capacity(),
 	}
 }
 
@@ -228,11 +226,9 @@ func (r *Raylet) heartbeatLoop() {
 			r.reapIdleWorkers()
 		}
 		r.mu.Lock()
+		pending, infeasible := r.demandsLocked()
 		req := &pb.NodeHeartbeatRequest{NodeId: r.nodeID.Bytes(), Available: &pb.Resources{Amounts: r.res.Available()},
-			PendingLeases: int32(len(r.pending)), NumWorkers: int32(len(r.workers))}
-		for _, p := range r.pending {
-			req.PendingDemands = append(req.PendingDemands, &pb.Resources{Amounts: p.res})
-		}
+			PendingLeases: int32(len(pending)), PendingDemands: pending, InfeasibleDemands: infeasible, NumWorkers: int32(len(r.workers))}
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 		reply, err := r.gcs.NodeHeartbeat(ctx, req)
@@ -253,27 +249,63 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	}
 	nodes := make([]scheduler.Node, 0, len(reply.GetNodes()))
 	for _, n := range reply.GetNodes() {
-		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == "ALIVE",
+		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == pb.NodeState_NODE_STATE_ALIVE,
 			Total: resources.Set(n.GetTotal().GetAmounts()), Available: resources.Set(n.GetAvailable().GetAmounts()), Labels: n.GetLabels()})
 	}
 	r.mu.Lock()
 	r.cluster = nodes
+	r.rebalanceLocked()
 	r.mu.Unlock()
 }
 
 // ---------------------------------------------------------------- leases
 
 // RequestLease grants a worker for the request's resources, tells the
-// caller to ask another node (spillback), waits for local resources, or
-// fails with InfeasibleError when no node can ever satisfy the request.
+// caller to ask another node (spillback), or queues the request until one
+// of those can be answered; see the LeaseRequest comment in raygo.proto
+// for the contract, infeasible requests included.
 func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.LeaseReply, error) {
 	want := resources.Set(req.GetResources().GetAmounts())
 	if err := resources.Validate(want); err != nil {
-		return nil, errs.Invalidf("raylet: %v", err)
+		return nil, errs.Invalidf("raylet: lease request: %v", err)
+	}
+	place := want.Clone()
+	if pr := req.GetPlacementResources(); pr != nil {
+		if err := resources.Validate(pr.GetAmounts()); err != nil {
+			return nil, errs.Invalidf("raylet: lease request: placement resources: %v", err)
+		}
+		for k, v := range pr.GetAmounts() {
+			place[k] = max(place[k], v)
+		}
 	}
 	jobID, ok := ids.FromBytes(req.GetJobId())
 	if !ok {
 		return nil, errs.Invalidf("raylet: lease request without a job id")
+	}
+	if req.GetFailIfInfeasible() && req.GetQueueIfInfeasible() {
+		return nil, errs.Invalidf("raylet: lease request sets both fail_if_infeasible and queue_if_infeasible")
+	}
+	if len(req.GetRequestId()) > maxRequestIDBytes {
+		return nil, errs.Invalidf("raylet: lease request id of %d bytes exceeds %d", len(req.GetRequestId()), maxRequestIDBytes)
+	}
+	strategy := scheduler.Default
+	if req.GetStrategy() == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
+		strategy = scheduler.Spread
+	}
+	p := &pendingLease{req: req, res: want, place: place, strat: strategy, reply: make(chan leaseAnswer, 1)}
+	if rid := string(req.GetRequestId()); rid != "" {
+		r.mu.Lock()
+		if r.active[rid] != nil || r.leaseOf[rid] != nil {
+			r.mu.Unlock()
+			return nil, errs.Invalidf("raylet: lease request id %x is in use", rid)
+		}
+		r.active[rid] = p
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			delete(r.active, rid)
+			r.mu.Unlock()
+		}()
 	}
 	refreshed := false
 pick:
@@ -287,19 +319,8 @@ pick:
 		r.mu.Unlock()
 		return nil, err
 	}
-	local := scheduler.Node{ID: r.nodeID.String(), Address: r.address, Alive: true, Total: r.res.Total(), Available: r.res.Available(), Labels: r.cfg.Labels}
-	nodes := []scheduler.Node{local}
-	for _, n := range r.cluster {
-		if n.ID != local.ID {
-			nodes = append(nodes, n)
-		}
-	}
-	r.tie++
-	strategy := scheduler.Default
-	if req.GetStrategy() == "SPREAD" {
-		strategy = scheduler.Spread
-	}
-	d := scheduler.Pick(nodes, local.ID, scheduler.Request{Resources: want, Strategy: strategy}, scheduler.DefaultConfig(), r.tie)
+	nodes := r.viewLocked()
+	d := r.pickLocked(nodes, place, strategy)
 	if d.Kind == scheduler.Infeasible && !refreshed {
 		// The view may predate a node that just joined: look again once.
 		r.mu.Unlock()
@@ -307,45 +328,61 @@ pick:
 		r.refreshCluster(ctx)
 		goto pick
 	}
-	if d.Kind == scheduler.Infeasible {
-		totals := make([]string, 0, len(nodes))
-		for _, n := range nodes {
-			totals = append(totals, n.Total.String())
-		}
+	switch {
+	case d.Kind == scheduler.Infeasible && req.GetQueueIfInfeasible():
+		p.infeasible = true
+	case d.Kind == scheduler.Infeasible:
+		ie := infeasibleError(req, place, nodes)
 		r.mu.Unlock()
-		return nil, &errs.InfeasibleError{Function: req.GetSchedulingKey(), Request: want.String(), Cluster: strings.Join(totals, ", ")}
-	}
-	if d.Node != local.ID && !req.GetGrantOrReject() && (d.Kind == scheduler.Place || !want.Fits(local.Total)) {
-		for _, n := range nodes {
-			if n.ID == d.Node {
-				r.mu.Unlock()
-				return &pb.LeaseReply{SpillbackAddress: n.Address}, nil
-			}
+		if req.GetFailIfInfeasible() {
+			return nil, ie
+		}
+		return &pb.LeaseReply{Infeasible: errs.ToInfo(ie)}, nil
+	case d.Node != nodes[0].ID && (!req.GetGrantOrReject() && d.Kind == scheduler.Place || !r.res.FitsTotal(place)):
+		// Another node has room now (or this one can never hold the
+		// request, even after a spillback here).
+		if r.spillLocked(nodes, d.Node, p) {
+			r.mu.Unlock()
+			return &pb.LeaseReply{SpillbackAddress: (<-p.reply).spill}, nil
 		}
 	}
-	p := &pendingLease{req: req, res: want, ready: make(chan leaseGrant, 1)}
-	r.pending = append(r.pending, p)
-	r.dispatchLocked()
+	r.enqueueLocked(p)
 	r.mu.Unlock()
-	var grant leaseGrant
+	var a leaseAnswer
 	select {
-	case grant = <-p.ready:
+	case a = <-p.reply:
 	case <-ctx.Done():
 		r.mu.Lock()
-		removed := r.removePendingLocked(p)
+		removed := r.removeQueuedLocked(p)
 		r.mu.Unlock()
-		if !removed { // granted concurrently: give it back
-			if g := <-p.ready; g.err == nil {
-				r.releaseAlloc(g.alloc)
+		if !removed { // answered concurrently: give a grant back
+			if a := <-p.reply; a.err == nil && a.spill == "" && !a.canceled {
+				r.releaseAlloc(a.alloc)
 			}
 		}
 		return nil, ctx.Err()
 	}
-	if grant.err != nil {
-		return nil, grant.err
+	switch {
+	case a.err != nil:
+		return nil, a.err
+	case a.canceled:
+		return &pb.LeaseReply{Canceled: true}, nil
+	case a.spill != "":
+		return &pb.LeaseReply{SpillbackAddress: a.spill}, nil
 	}
+	return r.grant(ctx, p, jobID, a.alloc)
+}
+
+// maxRequestIDBytes bounds LeaseRequest.request_id.
+const maxRequestIDBytes = 64
+
+// grant hands the caller a worker for alloc: a process hosting shared
+// actors for an actor that holds no CPU and no GPU, else a dedicated worker
+// of the job (an idle one, or a new one).
+func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc resources.Allocation) (*pb.LeaseReply, error) {
+	req := p.req
 	shared := req.GetActor() && r.cfg.MaxActorsPerProcess > 1 &&
-		grant.alloc.Resources[resources.CPU] == 0 && len(grant.alloc.GPUIDs) == 0
+		alloc.Resources[resources.CPU] == 0 && len(alloc.GPUIDs) == 0
 	var (
 		w   *worker
 		err error
@@ -353,41 +390,86 @@ pick:
 	if shared {
 		w, err = r.acquireHost(ctx, jobID)
 	} else {
-		w, err = r.acquireWorker(ctx, jobID, grant.alloc, req.GetActor())
+		w, err = r.acquireWorker(ctx, jobID, alloc, req.GetActor())
 	}
 	if err != nil {
-		r.releaseAlloc(grant.alloc)
+		r.releaseAlloc(alloc)
 		return nil, err
 	}
-	l := &lease{id: ids.New(), w: w, alloc: grant.alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId()),
-		retriable: req.GetRetriable(), started: time.Now()}
+	l := &lease{id: ids.New(), w: w, alloc: alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId()),
+		retriable: req.GetRetriable(), started: time.Now(), request: string(req.GetRequestId())}
 	r.mu.Lock()
 	if w.dead {
+		if shared {
+			w.hosted--
+		}
 		r.mu.Unlock()
-		r.releaseAlloc(grant.alloc)
+		r.releaseAlloc(alloc)
 		return nil, errs.Systemf("raylet: worker died while being leased")
 	}
 	if !shared {
 		w.lease = l
 	}
 	r.leases[l.id] = l
+	if l.request != "" {
+		r.leaseOf[l.request] = l
+	}
+	var kill *worker
+	gone := ctx.Err() != nil || p.withdrawn
+	if gone {
+		// The caller is gone (it cancelled, its deadline passed, or it
+		// withdrew the request with CancelLease): a reply would be lost
+		// with the lease in it, and the lease would stay held by nobody.
+		kill = r.returnLeaseLocked(l.id, false)
+	}
 	r.mu.Unlock()
+	if kill != nil {
+		kill.kill()
+	}
+	if gone {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return &pb.LeaseReply{Canceled: true}, nil
+	}
 	gpus := map[string]string{}
-	if len(grant.alloc.GPUIDs) > 0 {
-		gpus["GPU"] = strings.Join(grant.alloc.GPUIDs, ",")
+	if len(alloc.GPUIDs) > 0 {
+		gpus["GPU"] = strings.Join(alloc.GPUIDs, ",")
 	}
 	return &pb.LeaseReply{LeaseId: l.id.Bytes(), WorkerAddress: w.addr, WorkerId: w.id.Bytes(), NodeId: r.nodeID.Bytes(),
 		GpuIds: gpus, WorkerPid: int32(w.pid), Shared: shared}, nil
 }
 
-func (r *Raylet) removePendingLocked(p *pendingLease) bool {
-	for i, q := range r.pending {
-		if q == p {
-			r.pending = append(r.pending[:i], r.pending[i+1:]...)
-			return true
-		}
+// CancelLease withdraws a lease request by its request id, whatever its
+// state: queued, it is answered with canceled; being granted, the grant is
+// given back and the call answered with canceled; granted already (the
+// reply may have been lost as the caller gave up), the lease is given back.
+// found reports whether the daemon knew the request.
+func (r *Raylet) CancelLease(_ context.Context, req *pb.CancelLeaseRequest) (*pb.CancelLeaseReply, error) {
+	rid := string(req.GetRequestId())
+	if rid == "" {
+		return nil, errs.Invalidf("raylet: CancelLease needs a request id")
 	}
-	return false
+	r.mu.Lock()
+	if p := r.active[rid]; p != nil {
+		if r.removeQueuedLocked(p) {
+			p.answer(leaseAnswer{canceled: true})
+		} else {
+			p.withdrawn = true // grant gives it back
+		}
+		r.mu.Unlock()
+		return &pb.CancelLeaseReply{Found: true}, nil
+	}
+	l := r.leaseOf[rid]
+	var kill *worker
+	if l != nil {
+		kill = r.returnLeaseLocked(l.id, false)
+	}
+	r.mu.Unlock()
+	if kill != nil {
+		kill.kill()
+	}
+	return &pb.CancelLeaseReply{Found: l != nil}, nil
 }
 
 // releaseAlloc returns an allocation and grants waiting leases.
@@ -398,67 +480,56 @@ func (r *Raylet) releaseAlloc(a resources.Allocation) {
 	r.dispatchLocked()
 }
 
-// dispatchLocked grants pending leases, in order, while resources allow.
-// A request that does not fit yet does not block smaller ones behind it.
-func (r *Raylet) dispatchLocked() {
-	kept := r.pending[:0]
-	for _, p := range r.pending {
-		if alloc, ok := r.res.Allocate(p.res); ok {
-			p.ready <- leaseGrant{alloc: alloc}
-			continue
-		}
-		kept = append(kept, p)
-	}
-	for i := len(kept); i < len(r.pending); i++ {
-		r.pending[i] = nil
-	}
-	r.pending = kept
-}
-
 // ReturnLease puts the worker back in the idle pool (or stops it when the
 // caller says it is exiting) and frees the lease's resources.
 func (r *Raylet) ReturnLease(_ context.Context, req *pb.ReturnLeaseRequest) (*pb.ReturnLeaseReply, error) {
 	id := ids.MustFromBytes(req.GetLeaseId())
 	r.mu.Lock()
-	l, ok := r.leases[id]
-	if !ok {
-		r.mu.Unlock()
-		return &pb.ReturnLeaseReply{}, nil
-	}
-	delete(r.leases, id)
-	w := l.w
-	r.freeLeaseLocked(l)
-	if l.shared {
-		// One actor left a shared process; the process goes with its last.
-		w.hosted--
-		kill := w.hosted <= 0 && !w.dead
-		if kill {
-			r.removeHostLocked(w)
-			w.killReason = "its last actor left"
-		}
-		r.dispatchLocked()
-		r.mu.Unlock()
-		if kill {
-			w.kill()
-		}
-		return &pb.ReturnLeaseReply{}, nil
-	}
-	w.lease = nil
-	kill := req.GetWorkerExiting() || l.actor || w.dead
-	if !kill {
-		w.idleSince = time.Now()
-		r.idle[w.key] = append(r.idle[w.key], w)
-	}
-	killNow := kill && !w.dead // w.dead is guarded by r.mu
-	r.dispatchLocked()
+	kill := r.returnLeaseLocked(id, req.GetWorkerExiting())
 	r.mu.Unlock()
-	if killNow {
-		w.kill()
+	if kill != nil {
+		kill.kill()
 	}
 	return &pb.ReturnLeaseReply{}, nil
 }
 
+// returnLeaseLocked ends lease id (nothing if it is unknown), and returns
+// the worker to kill, if any, once r.mu is released.
+func (r *Raylet) returnLeaseLocked(id ids.ID, exiting bool) *worker {
+	l, ok := r.leases[id]
+	if !ok {
+		return nil
+	}
+	delete(r.leases, id)
+	w := l.w
+	r.freeLeaseLocked(l)
+	defer r.dispatchLocked()
+	if l.shared {
+		// One actor left a shared process; the process goes with its last.
+		w.hosted--
+		if w.hosted <= 0 && !w.dead {
+			r.removeHostLocked(w)
+			w.killReason = "its last actor left"
+			return w
+		}
+		return nil
+	}
+	w.lease = nil
+	kill := exiting || l.actor || w.dead
+	if !kill {
+		w.idleSince = time.Now()
+		r.idle[w.key] = append(r.idle[w.key], w)
+	}
+	if kill && !w.dead { // w.dead is guarded by r.mu
+		return w
+	}
+	return nil
+}
+
 func (r *Raylet) freeLeaseLocked(l *lease) {
+	if l.request != "" && r.leaseOf[l.request] == l {
+		delete(r.leaseOf, l.request)
+	}
 	if l.blocked != nil {
 		r.res.Sub(l.blocked)
 		l.blocked = nil
@@ -509,12 +580,6 @@ func (r *Raylet) KillWorker(_ context.Context, req *pb.KillWorkerRequest) (*pb.K
 func (r *Raylet) NodeStats(_ context.Context, req *pb.NodeStatsRequest) (*pb.NodeStatsReply, error) {
 	st := r.store.Stats(int(max(req.GetLargest(), 0)))
 	info := r.nodeInfo()
-	r.mu.Lock()
-	info.PendingLeases = int32(len(r.pending))
-	for _, p := range r.pending {
-		info.PendingDemands = append(info.PendingDemands, &pb.Resources{Amounts: p.res})
-	}
-	r.mu.Unlock()
 	return &pb.NodeStatsReply{Node: info, StoreObjects: st.Objects, StoreBytes: st.Used, Store: st, Memory: r.memoryUsage()}, nil
 }
 

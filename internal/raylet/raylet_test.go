@@ -88,8 +88,9 @@ func TestRequestLeaseRejects(t *testing.T) {
 		{"bad resource name", &pb.LeaseRequest{JobId: job, Resources: &pb.Resources{Amounts: map[string]float64{"9x": 1}}}, errs.ErrInvalidRequest},
 		{"short job id", &pb.LeaseRequest{JobId: []byte{1, 2, 3}, Resources: cpus(1)}, errs.ErrInvalidRequest},
 		{"no job id", &pb.LeaseRequest{Resources: cpus(1)}, errs.ErrInvalidRequest},
-		{"100 CPUs", &pb.LeaseRequest{JobId: job, Resources: cpus(100), SchedulingKey: "f"}, errs.ErrInfeasible},
-		{"2 GPUs", &pb.LeaseRequest{JobId: job, Resources: &pb.Resources{Amounts: map[string]float64{"GPU": 2}}}, errs.ErrInfeasible},
+		{"1.5 CPUs", &pb.LeaseRequest{JobId: job, Resources: cpus(1.5)}, errs.ErrInvalidRequest},
+		{"100 CPUs", &pb.LeaseRequest{JobId: job, Resources: cpus(100), SchedulingKey: "f", FailIfInfeasible: true}, errs.ErrInfeasible},
+		{"2 GPUs", &pb.LeaseRequest{JobId: job, Resources: &pb.Resources{Amounts: map[string]float64{"GPU": 2}}, FailIfInfeasible: true}, errs.ErrInfeasible},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +101,7 @@ func TestRequestLeaseRejects(t *testing.T) {
 		})
 	}
 
-	_, err := c.raylet.RequestLease(testCtx(t), &pb.LeaseRequest{JobId: job, Resources: cpus(100), SchedulingKey: "f"})
+	_, err := c.raylet.RequestLease(testCtx(t), &pb.LeaseRequest{JobId: job, Resources: cpus(100), SchedulingKey: "f", FailIfInfeasible: true})
 	var ie *errs.InfeasibleError
 	if !errors.As(err, &ie) || ie.Function != "f" || !strings.Contains(ie.Request, "100") || !strings.Contains(ie.Cluster, "CPU") {
 		t.Fatalf("err = %#v, want *InfeasibleError naming f, the request and the cluster", err)
@@ -129,7 +130,7 @@ func TestNodeStatsAndControlStoreView(t *testing.T) {
 		t.Fatalf("control store lists %d nodes, want 1", len(nodes.GetNodes()))
 	}
 	g := nodes.GetNodes()[0]
-	if ids.MustFromBytes(g.GetNodeId()) != c.head.Raylet().NodeID() || g.GetState() != "ALIVE" || g.GetAddress() != c.head.Raylet().Address() {
+	if ids.MustFromBytes(g.GetNodeId()) != c.head.Raylet().NodeID() || g.GetState() != pb.NodeState_NODE_STATE_ALIVE || g.GetAddress() != c.head.Raylet().Address() {
 		t.Fatalf("control store's view: %v", g)
 	}
 	checkTotals(t, "GetNodes total", g.GetTotal())

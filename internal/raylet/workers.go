@@ -159,15 +159,7 @@ func (r *Raylet) startupErrorLocked(job ids.ID) error {
 func (r *Raylet) failPendingForJob(job ids.ID, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	kept := r.pending[:0]
-	for _, p := range r.pending {
-		if ids.MustFromBytes(p.req.GetJobId()) == job {
-			p.ready <- leaseGrant{err: err}
-			continue
-		}
-		kept = append(kept, p)
-	}
-	r.pending = kept
+	r.failQueuedLocked(func(p *pendingLease) bool { return p.jobOf() == job }, err)
 }
 
 // startWorker execs the job's binary as a worker process.
@@ -480,7 +472,7 @@ func (r *Raylet) reapIdleWorkers() {
 		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
 		reply, err := r.gcs.GetJob(ctx, &pb.GetJobRequest{JobId: job.Bytes()})
 		cancel()
-		if err != nil || reply.GetJob().GetState() != "FINISHED" {
+		if err != nil || reply.GetJob().GetState() != pb.JobState_JOB_STATE_FINISHED {
 			continue
 		}
 		// Without the control store's notice this daemon does not know

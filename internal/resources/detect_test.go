@@ -214,3 +214,24 @@ func TestDetectHost(t *testing.T) {
 	}
 	t.Logf("Detect() = %+v", d)
 }
+
+func TestDetectHostMachine(t *testing.T) {
+	named := func() (string, error) { return "box", nil }
+	for _, tt := range []struct {
+		name  string
+		files fstest.MapFS
+		want  Host
+	}{
+		{"machine id", fstest.MapFS{"etc/machine-id": {Data: []byte("abc123\n")}, "proc/meminfo": {Data: []byte("MemTotal: 1024 kB\n")}},
+			Host{ID: "abc123", MemoryBytes: 1 << 20}},
+		{"dbus id", fstest.MapFS{"etc/machine-id": {Data: []byte("\n")}, "var/lib/dbus/machine-id": {Data: []byte("d")}}, Host{ID: "d"}},
+		{"hostname", fstest.MapFS{}, Host{ID: "host:box"}},
+	} {
+		if got := detectHost(tt.files, named); got != tt.want {
+			t.Errorf("%s: detectHost = %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+	if h := DetectHost(); h.ID == "" {
+		t.Errorf("DetectHost() = %+v: empty id", h)
+	}
+}

@@ -6,6 +6,12 @@
 // machine offers, and [NodeResources] is the per-node ledger a node daemon uses
 // to hand out resources, including specific GPU instances, to workers.
 //
+// Amounts are float64 at the edges (Set, the wire, users' options) and fixed
+// point inside: [Units] count 1/10,000ths (whole bytes for memory), as Ray's
+// FixedPoint does, so the ledger adds and subtracts exactly and always
+// returns to its totals. As in Ray, a requested amount above 1 must be a
+// whole number (0.5 CPU shares one CPU; 1.5 CPUs is an error).
+//
 // Everything here is pure except [Detect], which reads /proc, the cgroup v2
 // files under /sys/fs/cgroup, and runs nvidia-smi.
 //

@@ -4,7 +4,8 @@ import "errors"
 
 var (
 	// ErrInvalidRequest reports a malformed resource request: a bad name, a
-	// negative, non-finite or absurd amount, or a fractional GPU count above 1.
+	// negative, non-finite or absurd amount, a fractional amount above 1, an
+	// amount below 1/10,000, or a fraction of a byte.
 	ErrInvalidRequest = errors.New("resources: invalid resource request")
 
 	// ErrNotAllocated reports a Release of an Allocation that this

@@ -2,11 +2,11 @@ package resources
 
 import (
 	"errors"
-	"fmt"
 	"math"
-	"math/rand"
 	"reflect"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 func TestNewNodeResources(t *testing.T) {
@@ -213,85 +213,183 @@ func TestAddSub(t *testing.T) {
 	}
 }
 
-// TestAllocateReleaseProperty runs random Allocate/Release sequences and checks
-// the ledger's invariants after every step.
-func TestAllocateReleaseProperty(t *testing.T) {
-	rng := rand.New(rand.NewSource(1))
-	gpuAmounts := []float64{0, 0, 0.1, 0.25, 0.3, 0.5, 0.7, 1, 1, 2, 3}
-	for run := 0; run < 200; run++ {
-		total := Set{CPU: float64(1 + rng.Intn(16)), GPU: float64(rng.Intn(5)), Memory: 1 << 30, "TPU": 2}
-		n := NewNodeResources(total, nil)
-		var held []Allocation
-		for step := 0; step < 300; step++ {
-			if len(held) > 0 && rng.Intn(3) == 0 {
-				i := rng.Intn(len(held))
-				if err := n.Release(held[i]); err != nil {
-					t.Fatalf("run %d step %d: Release: %v", run, step, err)
-				}
-				if err := n.Release(held[i]); !errors.Is(err, ErrNotAllocated) {
-					t.Fatalf("run %d step %d: double Release = %v", run, step, err)
-				}
-				held = append(held[:i], held[i+1:]...)
-			} else {
-				req := Set{
-					CPU:    float64(rng.Intn(9)) / 4,
-					GPU:    gpuAmounts[rng.Intn(len(gpuAmounts))],
-					Memory: float64(rng.Intn(1 << 28)),
-				}
-				if rng.Intn(4) == 0 {
-					req["TPU"] = 0.5
-				}
-				before := n.Available()
-				a, ok := n.Allocate(req)
-				if ok {
-					held = append(held, a)
-				} else if !reflect.DeepEqual(before, n.Available()) {
-					t.Fatalf("run %d step %d: failed Allocate changed Available", run, step)
-				}
-			}
-			checkInvariants(t, n, held, fmt.Sprintf("run %d step %d", run, step))
+// TestFractionsAreExact: amounts are kept in fixed point, so 1 - 0.1 - 0.2
+// is 0.7, not 0.7000000000000001, and ten tenths leave exactly nothing.
+func TestFractionsAreExact(t *testing.T) {
+	n := NewNodeResources(Set{CPU: 1, "widget": 3}, nil)
+	a, _ := n.Allocate(Set{CPU: 0.1, "widget": 0.7})
+	b, _ := n.Allocate(Set{CPU: 0.2, "widget": 0.1})
+	if got := n.Available(); got[CPU] != 0.7 || got["widget"] != 2.2 {
+		t.Fatalf("Available() = %v, want CPU exactly 0.7 and widget exactly 2.2", got)
+	}
+	_ = n.Release(a)
+	_ = n.Release(b)
+	var held []Allocation
+	for range 10 {
+		a, ok := n.Allocate(Set{CPU: 0.1})
+		if !ok {
+			t.Fatalf("tenth %d of a CPU refused: %v available", len(held)+1, n.Available())
 		}
-		for _, a := range held {
-			_ = n.Release(a)
-		}
-		if !approxEqual(n.Available(), n.Total()) {
-			t.Fatalf("run %d: after releasing all, Available %v != Total %v", run, n.Available(), n.Total())
-		}
+		held = append(held, a)
+	}
+	if got := n.Available()[CPU]; got != 0 {
+		t.Fatalf("after ten tenths, CPU available = %v, want exactly 0", got)
+	}
+	for _, a := range held {
+		_ = n.Release(a)
+	}
+	if !reflect.DeepEqual(n.Available(), n.Total()) {
+		t.Fatalf("Available() = %v, want exactly the total %v", n.Available(), n.Total())
 	}
 }
 
-func checkInvariants(t *testing.T, n *NodeResources, held []Allocation, where string) {
-	t.Helper()
-	for k, v := range n.avail {
-		if v < 0 || v > n.total[k] {
-			t.Fatalf("%s: available %s = %v outside [0, %v]", where, k, v, n.total[k])
+// amountGen draws a resource amount as a user might write it: nothing, a
+// fraction (on the 1/10,000 grid or finer, which rounds), or a few wholes.
+func amountGen(maxWhole int) *rapid.Generator[float64] {
+	return rapid.OneOf(
+		rapid.Just(0.0),
+		rapid.Map(rapid.IntRange(1, UnitsPerWhole), func(k int) float64 { return float64(k) / UnitsPerWhole }),
+		rapid.Float64Range(0.0001, 1),
+		rapid.SampledFrom([]float64{0.1, 0.2, 0.25, 0.3, 1.0 / 3, 0.7}),
+		rapid.Map(rapid.IntRange(1, max(maxWhole, 1)), func(k int) float64 { return float64(k) }),
+	)
+}
+
+// TestLedgerProperty runs random sequences of Allocate, Release, lending
+// (Add, as a worker blocked in Get does) and resuming (Sub) on nodes with
+// fractional totals, and checks after every step that the ledger equals its
+// totals minus what is held plus what is lent, exactly; that nothing held
+// goes negative; and that GPU instances add up. At the end everything is
+// released and resumed, and the ledger must be back at its totals exactly.
+func TestLedgerProperty(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		total := Set{
+			CPU:      float64(rapid.IntRange(0, 64).Draw(rt, "cpu10")) / 10, // cgroup quotas: 2.5 CPUs
+			GPU:      float64(rapid.IntRange(0, 4).Draw(rt, "gpus")),
+			Memory:   float64(rapid.Int64Range(0, 1<<40).Draw(rt, "memory")),
+			"widget": float64(rapid.IntRange(0, 3).Draw(rt, "widgets")),
 		}
-	}
-	used := map[string]float64{}
+		n := NewNodeResources(total, nil)
+		type lease struct {
+			a    Allocation
+			lent bool
+		}
+		var held []*lease
+		// Lending may oversubscribe the node (a resumed worker takes back
+		// CPUs lent to others meanwhile), so only runs without it must
+		// stay at or above zero.
+		lends := rapid.Bool().Draw(rt, "lends")
+		ops := 8
+		if lends {
+			ops = 10
+		}
+		for step := range rapid.IntRange(1, 200).Draw(rt, "steps") {
+			switch op := rapid.IntRange(0, ops-1).Draw(rt, "op"); {
+			case op < 5 || len(held) == 0: // allocate
+				req := Set{
+					CPU:      amountGen(4).Draw(rt, "cpu"),
+					GPU:      amountGen(2).Draw(rt, "gpu"),
+					"widget": amountGen(2).Draw(rt, "widget"),
+				}
+				if rapid.Bool().Draw(rt, "asks memory") {
+					req[Memory] = float64(rapid.Int64Range(0, 1<<38).Draw(rt, "mem"))
+				}
+				if Validate(req) != nil {
+					continue // rejected at submission; never reaches a ledger
+				}
+				before := n.Available()
+				a, ok := n.Allocate(req)
+				if !ok {
+					if !reflect.DeepEqual(before, n.Available()) {
+						rt.Fatalf("step %d: a refused Allocate(%v) changed Available", step, req)
+					}
+					continue
+				}
+				held = append(held, &lease{a: a})
+			case op < 8: // release
+				i := rapid.IntRange(0, len(held)-1).Draw(rt, "release")
+				l := held[i]
+				if l.lent { // a lease returned while blocked: resume first, as the raylet does
+					n.Sub(Set{CPU: l.a.Resources[CPU]})
+				}
+				if err := n.Release(l.a); err != nil {
+					rt.Fatalf("step %d: Release: %v", step, err)
+				}
+				if err := n.Release(l.a); !errors.Is(err, ErrNotAllocated) {
+					rt.Fatalf("step %d: double Release = %v", step, err)
+				}
+				held = append(held[:i], held[i+1:]...)
+			default: // block (lend the CPU back) or resume
+				l := held[rapid.IntRange(0, len(held)-1).Draw(rt, "lend")]
+				if l.lent {
+					n.Sub(Set{CPU: l.a.Resources[CPU]})
+				} else {
+					n.Add(Set{CPU: l.a.Resources[CPU]})
+				}
+				l.lent = !l.lent
+			}
+			want := n.total.clone()
+			for _, l := range held {
+				for k, v := range l.a.units {
+					want[k] -= v
+				}
+				if l.lent {
+					want[CPU] += l.a.units[CPU]
+				}
+			}
+			for k := range n.total {
+				if n.avail[k] != want[k] {
+					rt.Fatalf("step %d: available %s = %d units, want total - held + lent = %d", step, k, n.avail[k], want[k])
+				}
+				if n.avail[k] > n.total[k] || (!lends && n.avail[k] < 0) {
+					rt.Fatalf("step %d: available %s = %d units outside [0, %d]", step, k, n.avail[k], n.total[k])
+				}
+			}
+			var ls []Allocation
+			for _, l := range held {
+				ls = append(ls, l.a)
+			}
+			checkGPUs(rt, n, ls, step)
+		}
+		for _, l := range held {
+			if l.lent {
+				n.Sub(Set{CPU: l.a.Resources[CPU]})
+			}
+			_ = n.Release(l.a)
+		}
+		if !reflect.DeepEqual(n.Available(), n.Total()) || !reflect.DeepEqual(n.avail, n.total) {
+			rt.Fatalf("after releasing everything, Available %v != Total %v", n.Available(), n.Total())
+		}
+	})
+}
+
+// checkGPUs checks the GPU instances against the allocations holding them.
+func checkGPUs(t interface{ Fatalf(string, ...any) }, n *NodeResources, held []Allocation, step int) {
+	used := map[string]Units{}
 	wholeOwner := map[string]int{}
 	for i, a := range held {
 		for _, s := range a.gpuShares {
 			id := n.gpuIDs[s.gpu]
 			used[id] += s.amount
-			if s.amount == 1 {
+			if s.amount == UnitsPerWhole {
 				if j, dup := wholeOwner[id]; dup {
-					t.Fatalf("%s: whole GPU %s held by allocations %d and %d", where, id, j, i)
+					t.Fatalf("step %d: whole GPU %s held by allocations %d and %d", step, id, j, i)
 				}
 				wholeOwner[id] = i
 			}
 		}
 	}
-	sumFree := 0.0
+	var sumFree Units
 	for i, id := range n.gpuIDs {
-		if used[id] > 1+Epsilon {
-			t.Fatalf("%s: GPU %s over-shared: %v", where, id, used[id])
+		if used[id] > UnitsPerWhole {
+			t.Fatalf("step %d: GPU %s over-shared: %d units", step, id, used[id])
 		}
-		if math.Abs(n.gpuFree[i]-(1-used[id])) > 1e-6 {
-			t.Fatalf("%s: GPU %s free %v, but %v is handed out", where, id, n.gpuFree[i], used[id])
+		if n.gpuFree[i] != UnitsPerWhole-used[id] {
+			t.Fatalf("step %d: GPU %s has %d units free, but %d are handed out", step, id, n.gpuFree[i], used[id])
 		}
 		sumFree += n.gpuFree[i]
 	}
-	if math.Abs(sumFree-n.avail[GPU]) > 1e-6 {
-		t.Fatalf("%s: GPU instances free %v, available GPU %v", where, sumFree, n.avail[GPU])
+	if sumFree != n.avail[GPU] {
+		t.Fatalf("step %d: GPU instances free %d units, available GPU %d", step, sumFree, n.avail[GPU])
 	}
 }

@@ -15,8 +15,9 @@ const (
 	Memory = "memory" // bytes
 )
 
-// Epsilon is the slack allowed when comparing amounts, so that fractional
-// arithmetic (ten requests of 0.1 GPU) does not fail by rounding.
+// Epsilon is the slack allowed when comparing quantities derived from
+// amounts in floating point, such as utilizations. Amounts themselves are
+// compared exactly, in fixed point (see Units).
 const Epsilon = 1e-9
 
 // Set maps a resource name to an amount. A missing name means zero.
@@ -32,39 +33,40 @@ func (s Set) Clone() Set {
 	return c
 }
 
-// Add adds every amount of o to s in place. s must be non-nil unless o is
-// empty.
+// Add adds every amount of o to s in place, in fixed point: the results are
+// on the 1/10,000 grid (whole bytes for memory), so 0.1 + 0.2 is 0.3. s must
+// be non-nil unless o is empty.
 func (s Set) Add(o Set) {
 	for k, v := range o {
-		s[k] += v
+		s[k] = FromUnits(k, ToUnits(k, s[k])+ToUnits(k, v))
 	}
 }
 
-// Sub subtracts every amount of o from s in place; results may go negative.
-// s must be non-nil unless o is empty.
+// Sub subtracts every amount of o from s in place, in fixed point as Add;
+// results may go negative. s must be non-nil unless o is empty.
 func (s Set) Sub(o Set) {
 	for k, v := range o {
-		s[k] -= v
+		s[k] = FromUnits(k, ToUnits(k, s[k])-ToUnits(k, v))
 	}
 }
 
 // Fits reports whether every amount requested by s is at most the amount in
-// avail, within Epsilon. A zero (or negative) amount always fits, even when
-// avail lacks the name.
+// avail, compared exactly in fixed point (Units). A zero (or negative)
+// amount always fits, even when avail lacks the name.
 func (s Set) Fits(avail Set) bool {
 	for k, v := range s {
-		if v > 0 && v > avail[k]+Epsilon {
+		if u := ToUnits(k, v); u > 0 && u > ToUnits(k, avail[k]) {
 			return false
 		}
 	}
 	return true
 }
 
-// IsZero reports whether every amount in s is zero within Epsilon; an empty or
-// nil Set is zero.
+// IsZero reports whether every amount in s rounds to zero units; an empty
+// or nil Set is zero.
 func (s Set) IsZero() bool {
-	for _, v := range s {
-		if math.Abs(v) > Epsilon {
+	for k, v := range s {
+		if ToUnits(k, v) != 0 {
 			return false
 		}
 	}

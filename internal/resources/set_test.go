@@ -94,7 +94,14 @@ func TestValidate(t *testing.T) {
 		{"absurd CPU", Set{CPU: 2e6}, "CPU = 2e+06 is absurd"},
 		{"absurd memory", Set{Memory: 2e15}, "memory = 2e+15 is absurd"},
 		{"big memory ok", Set{Memory: 1e15}, ""},
-		{"GPU 1.5", Set{GPU: 1.5}, "GPU = 1.5: GPU amounts above 1 must be whole"},
+		{"GPU 1.5", Set{GPU: 1.5}, "GPU = 1.5: amounts above 1 must be whole numbers"},
+		{"CPU 1.5", Set{CPU: 1.5}, "CPU = 1.5: amounts above 1 must be whole numbers"},
+		{"custom 2.25", Set{"TPU": 2.25}, "TPU = 2.25: amounts above 1 must be whole numbers"},
+		{"CPU 2", Set{CPU: 2}, ""},
+		{"CPU 0.0001", Set{CPU: 0.0001}, ""},
+		{"CPU 0.33333 rounds", Set{CPU: 0.33333}, ""},
+		{"CPU 0.00004", Set{CPU: 0.00004}, "CPU = 4e-05 is below the smallest amount, 1/10000"},
+		{"half a byte", Set{Memory: 0.5}, "memory = 0.5: memory is a whole number of bytes"},
 		{"empty name", Set{"": 1}, `bad resource name ""`},
 		{"digit first", Set{"1x": 1}, `bad resource name "1x"`},
 		{"space", Set{"a b": 1}, `bad resource name "a b"`},
@@ -147,5 +154,58 @@ func TestParseJSON(t *testing.T) {
 		if !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("ParseJSON(%q) error = %v, want ErrInvalidRequest containing %q", tt.in, err, tt.wantErr)
 		}
+	}
+}
+
+func TestValidateTotal(t *testing.T) {
+	for _, tt := range []struct {
+		total   Set
+		wantErr string
+	}{
+		{Set{CPU: 2.5, GPU: 1, Memory: 1 << 30}, ""},
+		{Set{"TPU": 1.5}, ""},
+		{Set{CPU: -1}, "CPU = -1 is negative"},
+		{Set{"bad name": 1}, "bad resource name"},
+	} {
+		err := ValidateTotal(tt.total)
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Errorf("ValidateTotal(%v) = %v", tt.total, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("ValidateTotal(%v) = %v, want ErrInvalidRequest containing %q", tt.total, err, tt.wantErr)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		v    float64
+		want Units
+	}{
+		{CPU, 1, UnitsPerWhole},
+		{CPU, 0.1, 1000},
+		{GPU, 0.33333, 3333},
+		{GPU, 0.00005, 1}, // half a unit rounds away from zero
+		{"TPU", 1e6, 1e10},
+		{Memory, 1 << 40, 1 << 40}, // bytes, not 1/10,000ths: 1e15 bytes must not overflow
+		{Memory, MaxMemory, MaxMemory},
+		{CPU, math.NaN(), 0},
+	} {
+		u := ToUnits(tt.name, tt.v)
+		if u != tt.want {
+			t.Errorf("ToUnits(%s, %v) = %d, want %d", tt.name, tt.v, u, tt.want)
+		}
+		if back := ToUnits(tt.name, FromUnits(tt.name, u)); back != u {
+			t.Errorf("ToUnits(FromUnits(%d)) = %d", u, back)
+		}
+	}
+	s := Set{CPU: 0.1}
+	s.Add(Set{CPU: 0.2})
+	if s[CPU] != 0.3 {
+		t.Errorf("0.1 + 0.2 = %v, want exactly 0.3", s[CPU])
 	}
 }

@@ -140,8 +140,10 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 	)
 }
 
-// ToStatus converts a typed error to a gRPC status carrying its ErrorInfo.
-// Statuses and nil pass through.
+// ToStatus converts a typed error to a gRPC status carrying its ErrorInfo,
+// with the code the error table in internal/errs gives its kind (context
+// errors included: context.Canceled becomes Canceled, DeadlineExceeded
+// DeadlineExceeded). Statuses and nil pass through.
 func ToStatus(err error) error {
 	if err == nil {
 		return nil
@@ -149,27 +151,8 @@ func ToStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if errors.Is(err, context.Canceled) {
-		return status.Error(codes.Canceled, err.Error())
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
 	info := errs.ToInfo(err)
-	code := codes.Internal
-	switch info.Kind {
-	case errs.KindInvalid, errs.KindBadArgument:
-		code = codes.InvalidArgument
-	case errs.KindNotFound, errs.KindNotRegistered:
-		code = codes.NotFound
-	case errs.KindAlreadyExists:
-		code = codes.AlreadyExists
-	case errs.KindInfeasible:
-		code = codes.ResourceExhausted
-	case errs.KindTask, errs.KindWorkerCrashed, errs.KindActorDied, errs.KindCancelled,
-		errs.KindObjectFreed, errs.KindObjectLost, errs.KindOwnerDied, errs.KindWorkerStartup:
-		code = codes.FailedPrecondition
-	}
+	code := errs.Code(info.GetKind())
 	st, serr := status.New(code, err.Error()).WithDetails(info)
 	if serr != nil {
 		return status.Error(code, err.Error())
@@ -177,7 +160,9 @@ func ToStatus(err error) error {
 	return st.Err()
 }
 
-// FromStatus rebuilds a typed error from a gRPC status.
+// FromStatus rebuilds a typed error from a gRPC status: from its ErrorInfo
+// when it has one, else from its code as errs.FromCode reads it; a status
+// with neither passes through.
 func FromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -191,15 +176,8 @@ func FromStatus(err error) error {
 			return errs.FromInfo(info)
 		}
 	}
-	switch st.Code() {
-	case codes.Unauthenticated:
-		return fmt.Errorf("%w: %s", errs.ErrUnauthenticated, st.Message())
-	case codes.Unavailable:
-		return fmt.Errorf("%w: %s", errs.ErrUnavailable, st.Message())
-	case codes.Canceled:
-		return context.Canceled
-	case codes.DeadlineExceeded:
-		return context.DeadlineExceeded
+	if typed := errs.FromCode(st.Code(), st.Message()); typed != nil {
+		return typed
 	}
 	return err
 }

@@ -152,6 +152,16 @@ func TestHandlerErrorsArriveTyped(t *testing.T) {
 		}},
 		{"deadline", context.DeadlineExceeded, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 		{"canceled", fmt.Errorf("stop: %w", context.Canceled), func(err error) bool { return errors.Is(err, context.Canceled) }},
+		{"timeout", errs.Timeoutf("Get timed out"), func(err error) bool {
+			return errors.Is(err, context.DeadlineExceeded) && errors.Is(err, errs.ErrTimeout) && err.Error() == "Get timed out"
+		}},
+		{"cancelled task", &errs.CancelledError{Function: "f", TaskID: "t"}, func(err error) bool {
+			var ce *errs.CancelledError
+			return errors.As(err, &ce) && ce.Function == "f" && errors.Is(err, context.Canceled)
+		}},
+		{"unavailable", fmt.Errorf("%w: node gone", errs.ErrUnavailable), func(err error) bool {
+			return rpc.IsUnavailable(err) && err.Error() == "raygo: unavailable: node gone"
+		}},
 		{"status", status.Error(codes.Unavailable, "down"), rpc.IsUnavailable},
 	}
 	store := &errorStore{errs: map[string]error{}}
@@ -179,12 +189,19 @@ func TestToStatusCodes(t *testing.T) {
 		{errs.Invalidf("x"), codes.InvalidArgument},
 		{&errs.ArgumentError{Function: "f"}, codes.InvalidArgument},
 		{errs.NotFoundf("x"), codes.NotFound},
+		{fmt.Errorf("%w: job", errs.ErrNotFound), codes.NotFound},
 		{&errs.NotRegisteredError{Name: "f"}, codes.NotFound},
 		{errs.AlreadyExistsf("x"), codes.AlreadyExists},
 		{&errs.InfeasibleError{}, codes.ResourceExhausted},
+		{&errs.ObjectStoreFullError{Kind: errs.KindObjectStoreFull}, codes.ResourceExhausted},
 		{&errs.TaskError{Function: "f"}, codes.FailedPrecondition},
 		{&errs.WorkerStartupError{}, codes.FailedPrecondition},
+		{&errs.NodeDiedError{}, codes.FailedPrecondition},
 		{&errs.ObjectError{Kind: errs.KindObjectLost}, codes.FailedPrecondition},
+		{&errs.CancelledError{Function: "f"}, codes.Canceled},
+		{errs.Timeoutf("x"), codes.DeadlineExceeded},
+		{fmt.Errorf("%w: x", errs.ErrUnavailable), codes.Unavailable},
+		{fmt.Errorf("%w: x", errs.ErrUnauthenticated), codes.Unauthenticated},
 		{errs.Systemf("x"), codes.Internal},
 		{errors.New("x"), codes.Internal},
 		{context.Canceled, codes.Canceled},
@@ -192,8 +209,14 @@ func TestToStatusCodes(t *testing.T) {
 		{status.Error(codes.Aborted, "x"), codes.Aborted},
 	}
 	for _, tt := range tests {
-		if got := status.Code(rpc.ToStatus(tt.err)); got != tt.code {
-			t.Errorf("ToStatus(%T %v) code = %v, want %v", tt.err, tt.err, got, tt.code)
+		got := rpc.ToStatus(tt.err)
+		if status.Code(got) != tt.code {
+			t.Errorf("ToStatus(%T %v) code = %v, want %v", tt.err, tt.err, status.Code(got), tt.code)
+		}
+		if _, isStatus := status.FromError(tt.err); !isStatus {
+			if k := errs.ToInfo(tt.err).GetKind(); errs.Code(k) != tt.code {
+				t.Errorf("%v: the table gives kind %v code %v, ToStatus %v", tt.err, k, errs.Code(k), tt.code)
+			}
 		}
 	}
 	if rpc.ToStatus(nil) != nil || rpc.FromStatus(nil) != nil {
@@ -202,6 +225,29 @@ func TestToStatusCodes(t *testing.T) {
 	plain := errors.New("not a status")
 	if rpc.FromStatus(plain) != plain {
 		t.Fatal("FromStatus changed a non-status error")
+	}
+}
+
+// TestBareStatuses: statuses without an ErrorInfo (from gRPC itself or an
+// interceptor) come back as the table's errors for their code.
+func TestBareStatuses(t *testing.T) {
+	tests := []struct {
+		code codes.Code
+		want error
+	}{
+		{codes.Canceled, context.Canceled},
+		{codes.DeadlineExceeded, context.DeadlineExceeded},
+		{codes.Unauthenticated, errs.ErrUnauthenticated},
+		{codes.Unavailable, errs.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		if got := rpc.FromStatus(status.Error(tt.code, "m")); !errors.Is(got, tt.want) {
+			t.Errorf("FromStatus(bare %v) = %#v, want %v", tt.code, got, tt.want)
+		}
+	}
+	aborted := status.Error(codes.Aborted, "m")
+	if got := rpc.FromStatus(aborted); got != aborted {
+		t.Errorf("FromStatus(bare Aborted) = %#v, want the status unchanged", got)
 	}
 }
 

@@ -108,10 +108,23 @@ func Message(m proto.Message) error {
 		if err := name("scheduling key", m.GetSchedulingKey()); err != nil {
 			return err
 		}
-		if err := name("strategy", m.GetStrategy()); err != nil {
+		if err := strategy(m.GetStrategy()); err != nil {
 			return err
 		}
+		if len(m.GetRequestId()) > MaxRequestIDBytes {
+			return bad("lease request id of %d bytes exceeds %d", len(m.GetRequestId()), MaxRequestIDBytes)
+		}
+		if m.PlacementResources != nil {
+			if err := Request(m.GetPlacementResources()); err != nil {
+				return within("placement resources", err)
+			}
+		}
 		return Request(m.GetResources())
+	case *pb.CancelLeaseRequest:
+		if len(m.GetRequestId()) > MaxRequestIDBytes {
+			return bad("lease request id of %d bytes exceeds %d", len(m.GetRequestId()), MaxRequestIDBytes)
+		}
+		return nil
 	case *pb.ReturnLeaseRequest:
 		return id("lease id", m.GetLeaseId())
 	case *pb.RegisterWorkerRequest:
@@ -227,6 +240,9 @@ func NodeHeartbeat(r *pb.NodeHeartbeatRequest) error {
 	}
 	return demands(r.GetPendingDemands(), r.GetPendingLeases(), r.GetNumWorkers())
 }
+
+// MaxRequestIDBytes bounds a lease request's id (see LeaseRequest).
+const MaxRequestIDBytes = 64
 
 // MaxDemands bounds the pending demands one node reports.
 const MaxDemands = 1 << 16

@@ -107,6 +107,14 @@ func name(what, s string) error {
 	return nil
 }
 
+// strategy checks that a scheduling strategy is one the schema defines.
+func strategy(v pb.SchedulingStrategy) error {
+	if _, ok := pb.SchedulingStrategy_name[int32(v)]; !ok {
+		return bad("unknown scheduling strategy %d", int32(v))
+	}
+	return nil
+}
+
 func address(what, s string) error {
 	if len(s) > MaxAddressBytes {
 		return bad("%s of %d bytes exceeds %d", what, len(s), MaxAddressBytes)
@@ -215,7 +223,7 @@ func specFields(s *pb.TaskSpec) error {
 	if err := name("task name", s.GetName()); err != nil {
 		return err
 	}
-	if err := name("strategy", s.GetStrategy()); err != nil {
+	if err := strategy(s.GetStrategy()); err != nil {
 		return err
 	}
 	if err := address("owner address", s.GetOwnerAddress()); err != nil {
