@@ -250,17 +250,23 @@ func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 	if uid := uint32(os.Getuid()); cred.Uid != uid && cred.Uid != 0 {
 		return peer, fmt.Errorf("framed: peer pid %d runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
 	}
+	return l.admit(c, int(cred.Pid))
+}
+
+// admit runs what follows the peer's uid check: the token exchange, then
+// the hello (at most wirecheck.HelloBytes), and answers it.
+func (l *Listener) admit(c *Conn, pid int) (Peer, error) {
 	if err := tokenauth.Server(c.nc, l.token); err != nil {
-		return peer, fmt.Errorf("%w: framed: peer pid %d: %v", errs.ErrUnauthenticated, cred.Pid, err)
+		return Peer{}, fmt.Errorf("%w: framed: peer pid %d: %v", errs.ErrUnauthenticated, pid, err)
 	}
 	var h pb.FramedHello
 	if err := c.readFrom(c.src, &h, wirecheck.HelloBytes); err != nil {
-		return peer, fmt.Errorf("framed: hello from pid %d: %w", cred.Pid, err)
+		return Peer{}, fmt.Errorf("framed: hello from pid %d: %w", pid, err)
 	}
 	if err := wirecheck.Message(&h); err != nil {
-		return peer, fmt.Errorf("framed: hello from pid %d: %w", cred.Pid, err)
+		return Peer{}, fmt.Errorf("framed: hello from pid %d: %w", pid, err)
 	}
-	peer = Peer{Purpose: h.GetPurpose(), Name: h.GetName(), PID: int(cred.Pid),
+	peer := Peer{Purpose: h.GetPurpose(), Name: h.GetName(), PID: pid,
 		JobID: ids.MustFromBytes(h.GetJobId()), WorkerID: ids.MustFromBytes(h.GetWorkerId())}
 	return peer, c.Write(&pb.FramedHelloReply{})
 }
