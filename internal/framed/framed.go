@@ -287,7 +287,7 @@ func DialHello(ctx context.Context, name, token string, hello *pb.FramedHello) (
 		return nil, fmt.Errorf("framed: connect to %s: %w", name, err)
 	}
 	c := newConn(nc.(*net.UnixConn))
-	if err := tokenauth.Client(c.nc, token); err != nil {
+	if err := tokenauth.Client(ctx, c.nc, token); err != nil {
 		nc.Close()
 		if errors.Is(err, tokenauth.ErrBadPeer) {
 			return nil, fmt.Errorf("%w: framed: %s: %v", errs.ErrUnauthenticated, name, err)

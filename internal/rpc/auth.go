@@ -82,7 +82,7 @@ func (s *dialState) typed(err error) error {
 // dialAuthenticated connects to addr (its local socket first, then TCP)
 // and runs the client's side of the token exchange on the connection.
 func (s *dialState) dialAuthenticated(ctx context.Context, addr, token string) (net.Conn, error) {
-	c, err := dialLocalFirst(ctx, addr, func(c net.Conn) error { return tokenauth.Client(c, token) })
+	c, err := dialLocalFirst(ctx, addr, func(c net.Conn) error { return tokenauth.Client(ctx, c, token) })
 	if errors.Is(err, tokenauth.ErrBadPeer) {
 		s.set(fmt.Errorf("the endpoint does not hold this cluster token (a wrong token, or another cluster's endpoint): %w", err))
 	} else if err == nil {

@@ -24,6 +24,7 @@
 package tokenauth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -52,13 +53,22 @@ const Timeout = 5 * time.Second
 // token on one side, or an endpoint of another cluster (or not raygo).
 var ErrBadPeer = errors.New("tokenauth: the peer does not hold this cluster's token")
 
-// Client runs the client's side on a fresh connection. It returns nil once
-// the server has proved it holds token and the client's proof is sent;
-// errors wrap ErrBadPeer when the server's proof is wrong, or the I/O
-// error (the connection closed, the deadline passed).
-func Client(c net.Conn, token string) error {
-	_ = c.SetDeadline(time.Now().Add(Timeout))
-	defer c.SetDeadline(time.Time{})
+// Client runs the client's side on a fresh connection, within Timeout or
+// ctx's deadline, whichever comes first (cancelling ctx stops it). It
+// returns nil once the server has proved it holds token and the client's
+// proof is sent; errors wrap ErrBadPeer when the server's proof is wrong,
+// or the I/O error (the connection closed, the deadline passed).
+func Client(ctx context.Context, c net.Conn, token string) error {
+	deadline := time.Now().Add(Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		stop()
+		_ = c.SetDeadline(time.Time{})
+	}()
 	var hello [len(Magic) + nonceSize]byte
 	copy(hello[:], Magic[:])
 	cn := hello[len(Magic):]

@@ -2,6 +2,7 @@ package tokenauth
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -35,7 +36,7 @@ func run(t *testing.T, clientToken, serverToken string) (clientErr, serverErr er
 		}
 		done <- err
 	}()
-	clientErr = Client(a, clientToken)
+	clientErr = Client(context.Background(), a, clientToken)
 	if clientErr != nil {
 		a.Close()
 	}
@@ -98,7 +99,7 @@ func TestForgedProofReadsLittle(t *testing.T) {
 func TestClientAgainstSilentServer(t *testing.T) {
 	a, b := net.Pipe()
 	go func() { _, _ = io.ReadFull(b, make([]byte, len(Magic)+nonceSize)); b.Close() }()
-	if err := Client(a, "t"); !errors.Is(err, ErrBadPeer) {
+	if err := Client(context.Background(), a, "t"); !errors.Is(err, ErrBadPeer) {
 		t.Fatalf("Client = %v, want ErrBadPeer", err)
 	}
 }
