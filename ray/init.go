@@ -20,6 +20,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
@@ -196,6 +197,9 @@ func Init(ctx context.Context, opts ...Option) error {
 }
 
 func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
+	if err := raylet.Supported(); err != nil {
+		return nil, "", "", fmt.Errorf("ray: Init cannot start an embedded cluster here; join a cluster running on linux or darwin with Address(...) or RAYGO_ADDRESS: %w", err)
+	}
 	for name := range o.res {
 		if err := resources.Validate(resources.Set{name: o.res[name]}); err != nil {
 			return nil, "", "", fmt.Errorf("%w: Init: %v", ErrInvalidRequest, err)
@@ -373,6 +377,13 @@ func runWorker() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "raygo worker:", err, "(using the default)")
 	}
+	// The node daemon that started this worker holds the other end of
+	// this pipe: when the daemon dies, however it dies, the worker goes too
+	// (beside Pdeathsig on Linux; the pipe is all there is on darwin).
+	parentGone, err := proc.WatchParent()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "raygo worker:", err, "(the worker will not notice its node daemon dying)")
+	}
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),
 		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
@@ -390,17 +401,9 @@ func runWorker() {
 		fmt.Fprintln(os.Stderr, "raygo worker:", err)
 		os.Exit(3)
 	}
-	ppid := os.Getppid()
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-cw.Done():
-			os.Exit(0)
-		case <-t.C:
-			if os.Getppid() != ppid { // the node daemon died
-				os.Exit(0)
-			}
-		}
+	select {
+	case <-cw.Done():
+	case <-parentGone: // the node daemon died
 	}
+	os.Exit(0)
 }

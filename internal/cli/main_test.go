@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/session"
 )
@@ -114,7 +114,7 @@ func (e *cliEnv) killAll() {
 		pids, _ := readPIDs(session.Dir(d))
 		for _, p := range pids {
 			if processAlive(p) && isNodeProcess(p) {
-				_ = syscall.Kill(p, syscall.SIGKILL)
+				_ = proc.Signal(p, proc.Kill)
 			}
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/session"
 )
 
@@ -32,7 +32,7 @@ func withPIDs(d session.Dir, f func(pids []int) []int) error {
 		return fmt.Errorf("open pids file: %w", err)
 	}
 	defer file.Close()
-	if err := syscall.Flock(int(file.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lockFile(file); err != nil {
 		return fmt.Errorf("lock pids file: %w", err)
 	}
 	// Closing the file releases the lock.
@@ -111,42 +111,20 @@ func hasPID(d session.Dir, pid int) bool {
 }
 
 // processAlive reports whether pid names a running process. A zombie (one
-// that exited but was not yet reaped by its parent) counts as gone.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	// Only Linux has /proc/<pid>/stat; elsewhere trust kill(pid, 0).
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist) || !procExists()
-	}
-	// The state follows the parenthesised command name, which may itself
-	// contain parentheses: "1234 (raygo) S ...".
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z' && s[i+2] != 'X'
-	}
-	return true
-}
-
-// procExists reports whether /proc is a Linux-style process filesystem.
-func procExists() bool {
-	_, err := os.Stat("/proc/self/stat")
-	return err == nil
-}
+// that exited but was not yet reaped by its parent) counts as gone where
+// the platform tells (see proc.Alive).
+func processAlive(pid int) bool { return proc.Alive(pid) }
 
 // isNodeProcess guards `raygo stop` against a pid that was reused by an
-// unrelated process after a node exited without cleaning up: where
-// /proc/<pid>/cmdline can be read, the process must be a `raygo start
-// --block` process. Elsewhere it trusts the pids file.
+// unrelated process after a node exited without cleaning up: where the
+// process's command line can be read (Linux's /proc, darwin's sysctl), it
+// must be a `raygo start --block` process. Elsewhere it trusts the pids
+// file.
 func isNodeProcess(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	args, err := proc.Cmdline(pid)
 	if err != nil {
 		return true
 	}
-	args := strings.Split(string(b), "\x00")
 	hasStart, hasBlock := false, false
 	for _, a := range args {
 		hasStart = hasStart || a == "start"

@@ -23,6 +23,7 @@ import (
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
@@ -266,6 +267,9 @@ func runStart(ctx context.Context, o *startOptions, fs *pflag.FlagSet, stdout, s
 	if err := o.validate(fs); err != nil {
 		return err
 	}
+	if err := raylet.Supported(); err != nil {
+		return fmt.Errorf("raygo start: %w", err)
+	}
 	plan, err := planNode(o, func(name string) bool { return changed(fs, name) }, resources.Detect)
 	if err != nil {
 		return err
@@ -389,7 +393,7 @@ func startDetached(ctx context.Context, o *startOptions, plan nodePlan, cluster 
 		child.Env = append(child.Env, envToken+"="+cluster.token)
 	}
 	// A session of its own: the node outlives this terminal and its signals.
-	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	proc.Detach(child)
 	err = child.Start()
 	logFile.Close()
 	if err != nil {

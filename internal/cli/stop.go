@@ -7,11 +7,11 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/session"
 )
 
@@ -66,17 +66,17 @@ func runStop(ctx context.Context, force bool, out io.Writer) error {
 		return nil
 	}
 
-	sig := syscall.SIGTERM
+	sig := proc.Terminate
 	if force {
-		sig = syscall.SIGKILL
+		sig = proc.Kill
 	}
 	if err := signalAll(live, sig); err != nil {
 		return err
 	}
 	left := waitGone(ctx, live, stopGrace)
-	if len(left) > 0 && sig != syscall.SIGKILL {
+	if len(left) > 0 && sig != proc.Kill {
 		fmt.Fprintf(out, "pids %s did not stop within %s; sending SIGKILL\n", joinPIDs(left), stopGrace)
-		if err := signalAll(left, syscall.SIGKILL); err != nil {
+		if err := signalAll(left, proc.Kill); err != nil {
 			return err
 		}
 		left = waitGone(ctx, left, killWait)
@@ -91,7 +91,7 @@ func runStop(ctx context.Context, force bool, out io.Writer) error {
 	if len(live) > 1 {
 		noun = "processes"
 	}
-	fmt.Fprintf(out, "Stopped %d raygo node %s (pid %s) with %s.\n", len(live), noun, joinPIDs(live), signalName(sig))
+	fmt.Fprintf(out, "Stopped %d raygo node %s (pid %s) with %s.\n", len(live), noun, joinPIDs(live), sig)
 	fmt.Fprintf(out, "Removed session %s.\n", d)
 	repointLatest(out)
 	return nil
@@ -115,10 +115,10 @@ func repointLatest(out io.Writer) {
 
 // signalAll sends sig to every pid; a process that is already gone is
 // not an error.
-func signalAll(pids []int, sig syscall.Signal) error {
+func signalAll(pids []int, sig proc.Sig) error {
 	var errs []error
 	for _, p := range pids {
-		if err := syscall.Kill(p, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := proc.Signal(p, sig); err != nil {
 			errs = append(errs, fmt.Errorf("signal pid %d: %w", p, err))
 		}
 	}
@@ -145,11 +145,4 @@ func joinPIDs(pids []int) string {
 		s[i] = fmt.Sprint(p)
 	}
 	return strings.Join(s, ", ")
-}
-
-func signalName(sig syscall.Signal) string {
-	if sig == syscall.SIGKILL {
-		return "SIGKILL"
-	}
-	return "SIGTERM"
 }

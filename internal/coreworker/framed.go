@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/raygo/raygo/internal/framed"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -40,16 +41,17 @@ const (
 	PushGRPC = "grpc"
 )
 
-// taskSocketName is the framed socket a worker serving at addr listens on.
-func taskSocketName(addr string) string { return "@raygo/" + addr + "/tasks" }
+// taskSocketName is the framed socket a worker serving at addr listens on
+// (package localsock); an error where there are no local sockets.
+func taskSocketName(addr string) (string, error) { return localsock.Name(addr, localsock.Tasks) }
 
 const pushPurpose = "push-tasks"
 
 // openTaskStream opens a push stream to the worker at addr: framed if it
 // is on this machine, gRPC otherwise. Cancelling ctx breaks it.
 func (cw *CoreWorker) openTaskStream(ctx context.Context, addr string) (taskStream, error) {
-	if cw.cfg.PushTransport != PushGRPC {
-		if c, err := framed.Dial(ctx, taskSocketName(addr), cw.cfg.Token, pushPurpose, cw.workerID.String()); err == nil {
+	if name, err := taskSocketName(addr); err == nil && cw.cfg.PushTransport != PushGRPC {
+		if c, err := framed.Dial(ctx, name, cw.cfg.Token, pushPurpose, cw.workerID.String()); err == nil {
 			c.SetSpin(cw.cfg.PushSpin)
 			return &framedClient{c: c, stop: context.AfterFunc(ctx, func() { c.Close() })}, nil
 		}
@@ -91,7 +93,11 @@ type taskServer struct {
 }
 
 func (cw *CoreWorker) serveTasks() error {
-	lis, err := framed.Listen(taskSocketName(cw.address), cw.cfg.Token)
+	name, err := taskSocketName(cw.address)
+	if err != nil {
+		return err
+	}
+	lis, err := framed.Listen(name, cw.cfg.Token)
 	if err != nil {
 		return err
 	}

@@ -20,9 +20,13 @@ func (cw *CoreWorker) connectStore() {
 	if cw.cfg.Mode == Worker {
 		kind = "worker"
 	}
+	name, err := objstore.SocketName(cw.cfg.NodeAddress)
+	if err != nil {
+		return // no local sockets here (windows): the daemon's gRPC path
+	}
 	// The hello names this process's job and worker id: the store frees
 	// what it owns when it is gone (objstore.md, "Job end").
-	c, err := objstore.DialAs(objstore.SocketName(cw.cfg.NodeAddress), cw.cfg.Token,
+	c, err := objstore.DialAs(name, cw.cfg.Token,
 		objstore.Who{Name: kind + " " + cw.workerID.String()[len(cw.workerID.String())-8:], Job: cw.cfg.JobID, Worker: cw.workerID})
 	if err != nil {
 		return

@@ -142,9 +142,13 @@ func TestOtherUserCannotSpendMemory(t *testing.T) {
 	bin := filepath.Join(dir, "attacker")
 	copyFile(t, os.Args[0], bin)
 
+	storeSocket, err := objstore.SocketName(nodeAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	headRSS, driverRSS := rssBytes(t, headCmd.Process.Pid), rssBytes(t, driverCmd.Process.Pid)
 	targets := []string{"grpc:" + driverAddr, "unix:" + driverAddr, "grpc:" + gcsAddr, "unix:" + gcsAddr,
-		"grpc:" + nodeAddr, "framed:" + objstore.SocketName(nodeAddr)}
+		"grpc:" + nodeAddr, "framed:" + storeSocket}
 	attack := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-test.run=^$")
 	attack.Env = []string{envRole + "=" + roleAttack, envTargets + "=" + strings.Join(targets, ","), "HOME=/"}
 	out, err := attack.CombinedOutput()

@@ -1,12 +1,16 @@
 // Package framed carries protobuf messages between two processes on one
-// machine over an abstract unix socket: each message is a little-endian
-// uint32 length and the message's bytes. A connection opens with the
-// token exchange (package tokenauth: both ends prove they hold the
-// cluster token, which never crosses the socket) and then a hello that
-// says what the connection is for and who calls; the listener first checks
-// that the peer runs as the same user (or root, by SO_PEERCRED). Before
-// the exchange succeeds the listener reads at most tokenauth.ServerReads
-// bytes, and the hello may be at most wirecheck.HelloBytes long.
+// machine over a local unix socket (package localsock: abstract on Linux,
+// a socket file on darwin): each message is a little-endian uint32 length
+// and the message's bytes. A connection opens with the token exchange
+// (package tokenauth: both ends prove they hold the cluster token, which
+// never crosses the socket) and then a hello that says what the
+// connection is for and who calls; the listener first checks that the
+// peer runs as the same user (or root, by SO_PEERCRED on Linux,
+// LOCAL_PEERCRED on darwin). Before the exchange succeeds the listener
+// reads at most tokenauth.ServerReads bytes, and the hello may be at most
+// wirecheck.HelloBytes long. Platforms without local sockets (windows)
+// have no framed connections: Listen and Dial fail with an error wrapping
+// localsock.ErrUnsupported.
 //
 // Frames are bounded: by MaxFrame, or by a connection's own SetMaxFrame,
 // and a reader allocates for a large frame only as its bytes arrive, so a
@@ -37,11 +41,11 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/tokenauth"
 	"github.com/raygo/raygo/internal/wirecheck"
@@ -70,16 +74,16 @@ type Conn struct {
 	wbuf []byte // guarded by wmu
 }
 
-// Listener accepts framed connections on an abstract unix socket.
+// Listener accepts framed connections on a local unix socket.
 type Listener struct {
 	l     *net.UnixListener
 	token string
 }
 
-// Listen serves name (an abstract socket name, "@…") for peers that
-// present token.
+// Listen serves name (a local socket name from localsock.Name) for peers
+// that present token.
 func Listen(name, token string) (*Listener, error) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	l, err := localsock.Listen(name)
 	if err != nil {
 		return nil, fmt.Errorf("framed: listen on %s: %w", name, err)
 	}
@@ -184,40 +188,6 @@ func (s *source) Read(p []byte) (int, error) {
 // spin budget before reads stop polling (until one waits less than it).
 const maxSpinMisses = 2
 
-// poll reads p without sleeping in the kernel until bytes come or the
-// deadline passes (ok=false: nothing came; read normally). Between tries
-// it yields to the process's other goroutines.
-func (s *source) poll(p []byte, deadline time.Time) (n int, err error, ok bool) {
-	rerr := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, err = unix.Read(int(fd), p)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != unix.EAGAIN {
-				break
-			}
-			if time.Now().After(deadline) {
-				return true
-			}
-			runtime.Gosched()
-		}
-		ok = true
-		switch {
-		case err != nil:
-			n = 0
-			err = os.NewSyscallError("read", err)
-		case n == 0 && len(p) > 0:
-			err = io.EOF
-		}
-		return true
-	})
-	if !ok && rerr != nil {
-		return 0, rerr, true // closed
-	}
-	return n, err, ok
-}
-
 // Peer is what a listener learns in the hello.
 type Peer struct {
 	Purpose  string // what the connection is for
@@ -239,9 +209,9 @@ func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 	if err != nil {
 		return peer, err
 	}
-	var cred *unix.Ucred
+	var cred peerCred
 	var credErr error
-	if err := raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+	if err := raw.Control(func(fd uintptr) { cred, credErr = peerCredentials(int(fd)) }); err != nil {
 		return peer, err
 	}
 	if credErr != nil {
@@ -281,12 +251,11 @@ func Dial(ctx context.Context, name, token, purpose, who string) (*Conn, error) 
 // job and worker id too). A listener that does not hold token fails the
 // exchange: the error wraps errs.ErrUnauthenticated.
 func DialHello(ctx context.Context, name, token string, hello *pb.FramedHello) (*Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", name)
+	nc, err := localsock.Dial(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("framed: connect to %s: %w", name, err)
 	}
-	c := newConn(nc.(*net.UnixConn))
+	c := newConn(nc)
 	if err := tokenauth.Client(ctx, c.nc, token); err != nil {
 		nc.Close()
 		if errors.Is(err, tokenauth.ErrBadPeer) {
@@ -439,7 +408,7 @@ func (c *Conn) WriteWithFD(m proto.Message, fd int) error {
 		return err
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
-	_, _, err = c.nc.WriteMsgUnix(b, unix.UnixRights(fd), nil)
+	_, _, err = c.nc.WriteMsgUnix(b, unixRights(fd), nil)
 	return err
 }
 
@@ -452,7 +421,7 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 	}
 	fd = -1
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4))
+	oob := make([]byte, rightsSpace(1))
 	var got []byte
 	for {
 		n, oobn, _, _, err := c.nc.ReadMsgUnix(buf, oob)
@@ -461,16 +430,12 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 			return -1, err
 		}
 		if oobn > 0 {
-			msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-			for _, cm := range msgs {
-				if fds, err := unix.ParseUnixRights(&cm); err == nil {
-					for _, f := range fds {
-						if fd < 0 {
-							fd = f
-						} else {
-							unix.Close(f) // one was asked for
-						}
-					}
+			fds, perr := parseUnixRights(oob[:oobn])
+			for _, f := range fds {
+				if fd < 0 {
+					fd = f
+				} else {
+					closeFD(f) // one was asked for
 				}
 			}
 			if perr != nil {
@@ -500,12 +465,6 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 			}
 			return fd, nil
 		}
-	}
-}
-
-func closeFD(fd int) {
-	if fd >= 0 {
-		unix.Close(fd)
 	}
 }
 

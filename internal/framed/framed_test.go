@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 )
 
 func listen(t *testing.T) (*Listener, string) {
 	t.Helper()
 	name := fmt.Sprintf("@raygo-test/framed/%d/%s", os.Getpid(), t.Name())
+	if m, _ := localsock.CurrentMode(); m == localsock.Files {
+		name = filepath.Join(shortTempDir(t), "s")
+	}
 	l, err := Listen(name, "secret")
 	if err != nil {
 		t.Fatal(err)

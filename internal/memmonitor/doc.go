@@ -8,6 +8,11 @@
 //     process runs in a memory-limited cgroup (v1 or v2), from that cgroup,
 //     and reports whichever is closer to its limit.
 //   - [ReadProc] measures one process from /proc/<pid>/status.
+//   - [System] and [Process] measure the machine and one process the
+//     platform's way: Read and ReadProc on Linux; on darwin, System asks
+//     sysctl (hw.memsize and kern.memorystatus_level, the share of memory
+//     the kernel counts as available) and Process is not available, so
+//     victims are picked by policy alone; elsewhere neither is.
 //   - [PickVictim] is the pure policy: given the workers that could be
 //     killed, it names the one to kill.
 //   - [Monitor] polls [Read] on its own goroutine and calls back when use

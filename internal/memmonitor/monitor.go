@@ -16,8 +16,9 @@ const (
 
 // Config configures a Monitor. Zero fields take the defaults.
 type Config struct {
-	// Root is where Read looks for proc/ and sys/ ("" is "/"). Tests point
-	// it at a fake tree.
+	// Root is where Read looks for proc/ and sys/. Empty reads the
+	// machine the platform's way (System: Read("/") on Linux, sysctl on
+	// darwin). Tests point it at a fake tree.
 	Root string
 	// Threshold is the fraction of memory (Usage.Fraction) at which the
 	// monitor calls back. It must be in (0, 1]; 0 means DefaultThreshold.
@@ -31,7 +32,7 @@ type Config struct {
 	// to exit and its memory to come back. It must not be negative; 0
 	// means DefaultCooldown.
 	Cooldown time.Duration
-	// Read, if set, replaces Read(Root), for tests.
+	// Read, if set, replaces System or Read(Root), for tests.
 	Read func() (Usage, error)
 }
 
@@ -49,9 +50,7 @@ func (c Config) Validate() error {
 
 // withDefaults returns c with its zero fields set to their defaults.
 func (c Config) withDefaults() Config {
-	if c.Root == "" {
-		c.Root = "/"
-	}
+
 	if c.Threshold == 0 {
 		c.Threshold = DefaultThreshold
 	}
@@ -62,8 +61,13 @@ func (c Config) withDefaults() Config {
 		c.Cooldown = DefaultCooldown
 	}
 	if c.Read == nil {
-		root := c.Root
-		c.Read = func() (Usage, error) { return Read(root) }
+		c.Read = System
+		if root := c.Root; root != "" {
+			c.Read = func() (Usage, error) { return Read(root) }
+		}
+	}
+	if c.Root == "" {
+		c.Root = "/"
 	}
 	return c
 }

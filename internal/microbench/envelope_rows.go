@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"syscall"
 	"time"
 
 	"github.com/raygo/raygo/internal/memmonitor"
@@ -177,15 +176,14 @@ func actorsCreated(ctx context.Context, n int) (out Outcome, err error) {
 	notes = append(notes, fmt.Sprintf("sized from %d calibration actors: %s per actor (workers' memory growth × %v, at least %s); %d worker processes",
 		calibration, FormatBytes(perActor), actorRSSMargin, FormatBytes(minActorBytes), len(after)))
 	if filesAfter := openFiles(); filesBefore >= 0 && filesAfter >= 0 {
-		var lim syscall.Rlimit
-		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<40 {
+		if limit, ok := openFileLimit(); ok {
 			// Per actor, with the same margin as memory (a socket to its
 			// process, about one; rounding it up to whole files halved the
 			// actors the envelope would try).
 			per := max(float64(filesAfter-filesBefore)/calibration*actorRSSMargin, 0.1)
-			if byFiles := int(float64(int(lim.Cur)-filesAfter) * actorFileShare / per); byFiles < n {
+			if byFiles := int(float64(limit-filesAfter) * actorFileShare / per); byFiles < n {
 				n = byFiles
-				out.Capped = fmt.Sprintf("open files: %d allowed, %.2g per actor", lim.Cur, per)
+				out.Capped = fmt.Sprintf("open files: %d allowed, %.2g per actor", limit, per)
 			}
 		}
 	}
@@ -411,7 +409,7 @@ func largestObject(ctx context.Context, n int) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("got back %d bytes that differ from the %d put", size, n)
 	}
 	node := "unknown"
-	if u, err := memmonitor.Read("/"); err == nil {
+	if u, err := memmonitor.System(); err == nil {
 		node = FormatBytes(u.Used) + " of " + FormatBytes(u.Total)
 	}
 	return Outcome{Units: n, Time: put + get, Notes: []string{

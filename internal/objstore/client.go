@@ -9,8 +9,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/framed"
 	"github.com/raygo/raygo/internal/ids"
@@ -23,7 +21,7 @@ import (
 // concurrent use.
 type Client struct {
 	fc  *framed.Conn
-	fd  int    // the region's memfd
+	fd  int    // the region's descriptor
 	mem []byte // this process's mapping of the whole region
 
 	mu       sync.Mutex
@@ -38,7 +36,7 @@ type Client struct {
 // ErrNotFound: the object is not in this node's store.
 var ErrNotFound = errors.New("objstore: object not in this node's store")
 
-// Dial connects to the store serving the abstract socket name, proving
+// Dial connects to the store serving the local socket name, proving
 // the cluster token; client names this process in the store's reports.
 // Objects it creates have no known owner (DialAs names one).
 func Dial(name, token, client string) (*Client, error) { return DialAs(name, token, Who{Name: client}) }
@@ -72,9 +70,7 @@ func DialAs(name, token string, who Who) (*Client, error) {
 	c := &Client{fc: fc, fd: -1, pending: map[uint64]chan *pb.StoreReply{}, buffers: map[*bufferState]struct{}{}, done: make(chan struct{})}
 	if err := c.greeting(); err != nil {
 		fc.Close()
-		if c.fd >= 0 {
-			unix.Close(c.fd)
-		}
+		closeFD(c.fd)
 		return nil, err
 	}
 	c.readerWG.Add(1)
@@ -94,7 +90,7 @@ func (c *Client) greeting() error {
 		return errors.New("objstore: the store sent no region")
 	}
 	capacity := first.GetCapacity()
-	mem, err := unix.Mmap(c.fd, 0, int(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := mmapFD(c.fd, 0, capacity, true)
 	if err != nil {
 		return fmt.Errorf("objstore: map the shared region (%d bytes): %w", capacity, err)
 	}
@@ -239,20 +235,20 @@ func withFileMap(path string, size int64, writable bool, fn func([]byte) error) 
 	if size == 0 {
 		return fn(nil)
 	}
-	flag, prot := os.O_RDONLY, unix.PROT_READ
+	flag := os.O_RDONLY
 	if writable {
-		flag, prot = os.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
+		flag = os.O_RDWR
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return fmt.Errorf("objstore: open object file: %w", err)
 	}
 	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, int(size), prot, unix.MAP_SHARED)
+	m, err := mmapFD(int(f.Fd()), 0, size, writable)
 	if err != nil {
 		return fmt.Errorf("objstore: map object file %s: %w", path, err)
 	}
-	defer unix.Munmap(m)
+	defer munmap(m)
 	return fn(m)
 }
 
@@ -262,11 +258,11 @@ func withFileMap(path string, size int64, writable bool, fn func([]byte) error) 
 const populateAbove = 1 << 20
 
 // populate maps dst's pages writable in this process (allocating them in
-// the region if no process has yet) with one madvise call; a kernel
-// without MADV_POPULATE_WRITE (before 5.14) just takes the faults.
+// the region if no process has yet) with one call; without one (Linux
+// before 5.14, darwin) it just takes the faults.
 func populate(dst []byte) {
 	if len(dst) >= populateAbove {
-		_ = unix.Madvise(dst, unix.MADV_POPULATE_WRITE)
+		_ = populateWrite(dst)
 	}
 }
 
@@ -341,12 +337,12 @@ func (c *Client) Pin(id ids.ID) (data []byte, release func(), err error) {
 		return nil, nil, fmt.Errorf("objstore: open object file: %w", err)
 	}
 	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, int(loc.Size), unix.PROT_READ, unix.MAP_SHARED)
+	m, err := mmapFD(int(f.Fd()), 0, loc.Size, false)
 	if err != nil {
 		c.Release(id)
 		return nil, nil, fmt.Errorf("objstore: map object file %s: %w", loc.Path, err)
 	}
-	return m, func() { unix.Munmap(m); c.Release(id) }, nil
+	return m, func() { munmap(m); c.Release(id) }, nil
 }
 
 // ---------------------------------------------------------------- buffers
@@ -513,6 +509,6 @@ func (c *Client) Close() {
 	}
 	c.fc.Close()
 	c.readerWG.Wait()
-	unix.Munmap(c.mem)
-	unix.Close(c.fd)
+	munmap(c.mem)
+	closeFD(c.fd)
 }

@@ -7,50 +7,52 @@ import (
 	"strconv"
 	"sync"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// PageSize is the alignment of every object in the shared region, so that
-// any object can be mapped on its own (see views).
-const PageSize = 4096
-
-// region is the node's shared memory: an anonymous memfd (no file in
-// /dev/shm to leak; it is freed when the last process holding it exits),
-// mapped read-write into the node daemon. Other processes receive the fd
-// over the store socket and map it themselves.
+// region is the node's shared memory, mapped read-write into the node
+// daemon; other processes receive its descriptor over the store socket and
+// map it themselves. On Linux it is an anonymous memfd whose size is
+// sealed (no file to leak; it is freed when the last process holding it
+// exits). On darwin, which has no memfd, and on Linux with
+// RAYGO_OBJECT_STORE_REGION=file, it is a file created in the session
+// directory and unlinked at once: it leaves nothing behind either, but
+// its size cannot be sealed (a client could truncate it, and every
+// process would fault on the lost pages), and its dirty pages may be
+// written back to the file's disk.
 type region struct {
 	fd   int
 	mem  []byte // the daemon's mapping of the whole region
 	size int64
+	kind string // "memfd" or "file"
 
 	stopFault chan struct{}
 	faultDone chan struct{}
 }
 
-// newRegion creates a region of size bytes (a multiple of PageSize).
-func newRegion(size int64) (*region, error) {
+// newRegion creates a region of size bytes (a multiple of PageSize):
+// anonymous shared memory where the platform has it and file is false, or
+// an unlinked file in dir ("" is the temporary directory).
+func newRegion(size int64, file bool, dir string) (*region, error) {
 	if size <= 0 || size%PageSize != 0 {
 		return nil, fmt.Errorf("objstore: region size %d is not a positive multiple of %d", size, PageSize)
 	}
-	fd, err := unix.MemfdCreate("raygo-object-store", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("objstore: memfd_create: %w", err)
+	kind, fd, err := "memfd", -1, error(nil)
+	if file || !hasAnonRegion {
+		kind = "file"
+		fd, err = fileRegionFD(dir, size)
+	} else {
+		fd, err = anonRegionFD(size)
 	}
-	if err := unix.Ftruncate(fd, size); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("objstore: size the shared region to %d bytes: %w", size, err)
-	}
-	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		unix.Close(fd)
+		return nil, err
+	}
+	mem, err := mmapFD(fd, 0, size, true)
+	if err != nil {
+		closeFD(fd)
 		return nil, fmt.Errorf("objstore: map the shared region (%d bytes): %w", size, err)
 	}
-	// Where the machine allows transparent huge pages for shared memory
-	// (/sys/kernel/mm/transparent_hugepage/shmem_enabled: advise), 2 MiB
-	// pages cut page faults 512-fold; elsewhere this is a no-op.
-	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
-	return &region{fd: fd, mem: mem, size: size}, nil
+	adviseHuge(mem)
+	return &region{fd: fd, mem: mem, size: size, kind: kind}, nil
 }
 
 // prefault populates the region's first limit bytes (all of it when limit
@@ -74,10 +76,12 @@ func (r *region) prefault(limit int64) {
 			default:
 			}
 			end := min(off+chunk, limit)
-			if err := unix.Madvise(r.mem[off:end], unix.MADV_POPULATE_WRITE); err != nil {
-				// Kernels before 5.14: touch one byte per page instead.
-				if errors.Is(err, unix.EINVAL) {
-					for p := off; p < end; p += PageSize {
+			if err := populateWrite(r.mem[off:end]); err != nil {
+				// No populate call (Linux before 5.14, darwin): touch one
+				// byte per page instead.
+				if errors.Is(err, errNoPopulate) {
+					step := int64(os.Getpagesize()) // PageSize may span several
+					for p := off; p < end; p += step {
 						r.mem[p] = 0
 					}
 					continue
@@ -93,8 +97,8 @@ func (r *region) close() {
 		close(r.stopFault)
 		<-r.faultDone
 	}
-	unix.Munmap(r.mem)
-	unix.Close(r.fd)
+	munmap(r.mem)
+	closeFD(r.fd)
 }
 
 // ---------------------------------------------------------------- views
@@ -106,7 +110,6 @@ func (r *region) close() {
 // and a later access through a stale slice faults at once instead of
 // reading another object's bytes.
 const (
-	arenaSize = 1 << 40 // virtual address space per arena; costs no memory
 	// MaxViews bounds the views one process holds at once (each is one
 	// kernel memory map; the kernel's default limit is 65,530 per process).
 	MaxViews = 16384
@@ -145,7 +148,7 @@ func mapView(fd int, offset, length int64, writable, populate bool) ([]byte, uns
 		if span > size {
 			size = span
 		}
-		p, err := unix.MmapPtr(-1, 0, nil, size, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		p, err := reserve(size)
 		if err != nil {
 			views.mu.Unlock()
 			return nil, nil, 0, fmt.Errorf("objstore: reserve view address space: %w", err)
@@ -158,15 +161,7 @@ func mapView(fd int, offset, length int64, writable, populate bool) ([]byte, uns
 	views.live++
 	views.mu.Unlock()
 
-	prot := unix.PROT_READ
-	if writable {
-		prot |= unix.PROT_WRITE
-	}
-	flags := unix.MAP_SHARED | unix.MAP_FIXED
-	if populate {
-		flags |= unix.MAP_POPULATE
-	}
-	p, err := unix.MmapPtr(fd, offset, addr, span, prot, flags)
+	p, err := mapFixed(fd, offset, addr, span, writable, populate)
 	if err != nil {
 		views.mu.Lock()
 		views.live--
@@ -181,8 +176,7 @@ func unmapView(addr unsafe.Pointer, span uintptr) {
 	if span == 0 {
 		return
 	}
-	if _, err := unix.MmapPtr(-1, 0, addr, span, unix.PROT_NONE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE|unix.MAP_FIXED); err != nil {
+	if err := retire(addr, span); err != nil {
 		// Leave it mapped rather than unmapped-and-reusable.
 		fmt.Fprintf(os.Stderr, "objstore: could not retire a view at %#x: %v\n", addr, err)
 	}
@@ -216,8 +210,10 @@ func InView(p unsafe.Pointer) bool {
 const EnvCapacity = "RAYGO_OBJECT_STORE_MEMORY"
 
 // DefaultCapacity is the default store size: $RAYGO_OBJECT_STORE_MEMORY
-// when set, else 30% of the machine's memory, capped by what /dev/shm can
-// hold, and never below 64 MiB.
+// when set, else 30% of the machine's memory (8 GiB assumed where it is
+// unknown), capped by what the region's backing can hold (/dev/shm on
+// Linux, the temporary directory's disk on darwin), and never below
+// 64 MiB.
 func DefaultCapacity() (int64, error) {
 	if v := os.Getenv(EnvCapacity); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -226,17 +222,13 @@ func DefaultCapacity() (int64, error) {
 		}
 		return n &^ (PageSize - 1), nil
 	}
-	var info unix.Sysinfo_t
-	total := int64(8 << 30)
-	if unix.Sysinfo(&info) == nil {
-		total = int64(info.Totalram) * int64(info.Unit)
+	total := machineMemory()
+	if total <= 0 {
+		total = 8 << 30
 	}
 	c := total * 3 / 10
-	var st unix.Statfs_t
-	if unix.Statfs("/dev/shm", &st) == nil {
-		if free := int64(st.Bavail) * st.Bsize; free > 0 && free < c {
-			c = free
-		}
+	if free := regionLimit(); free > 0 && free < c {
+		c = free
 	}
 	return max(c, 64<<20) &^ (PageSize - 1), nil
 }

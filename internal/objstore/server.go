@@ -12,14 +12,19 @@ import (
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/framed"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/wirecheck"
 )
 
-// SocketName is the abstract unix socket of the store of the node daemon
-// serving gRPC at addr. Abstract sockets leave no file behind; the token
-// and the peer's uid guard them.
-func SocketName(daemonAddr string) string { return "@raygo/" + daemonAddr + "/store" }
+// SocketName is the local unix socket of the store of the node daemon
+// serving gRPC at addr (see package localsock): abstract on Linux, a
+// socket file on darwin; the token and the peer's uid guard it. Where
+// there are no local sockets (windows) the error wraps
+// localsock.ErrUnsupported.
+func SocketName(daemonAddr string) (string, error) {
+	return localsock.Name(daemonAddr, localsock.Store)
+}
 
 type server struct {
 	s   *Store

@@ -1,18 +1,15 @@
 package objstore
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/proc"
 )
 
 // spillDir is one node's directory of spilled objects and of objects too
@@ -55,16 +52,11 @@ func removeDeadSpills(root string) {
 			continue
 		}
 		pid, err := strconv.Atoi(name[strings.LastIndexByte(name, '-')+1:])
-		if err != nil || pid <= 0 || processAlive(pid) {
+		if err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
 		os.RemoveAll(filepath.Join(root, name))
 	}
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func (s *spillDir) path(id ids.ID, suffix string) string {
@@ -72,13 +64,7 @@ func (s *spillDir) path(id ids.ID, suffix string) string {
 }
 
 // free reports the bytes available on the spill directory's filesystem.
-func (s *spillDir) free() int64 {
-	var st unix.Statfs_t
-	if err := unix.Statfs(s.dir, &st); err != nil {
-		return 0
-	}
-	return int64(st.Bavail) * st.Bsize
-}
+func (s *spillDir) free() int64 { return diskFree(s.dir) }
 
 // fits reports whether size more bytes fit on disk with the reserve left.
 func (s *spillDir) fits(size int64) bool { return s.free()-spillReserve >= size }
@@ -114,8 +100,9 @@ func writeFile(p string, data []byte) error {
 }
 
 // createFile makes a file of size bytes for an object that lives on disk.
-// Its blocks are reserved up front (fallocate), so a full disk fails here
-// and not later as a fault while the writer copies into its mapping.
+// Its blocks are reserved up front (preallocate: fallocate on Linux,
+// F_PREALLOCATE on darwin), so a full disk fails here and not later as a
+// fault while the writer copies into its mapping.
 func (s *spillDir) createFile(id ids.ID, size int64) (string, error) {
 	p := s.path(id, ".obj")
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
@@ -123,15 +110,9 @@ func (s *spillDir) createFile(id ids.ID, size int64) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		if !errors.Is(err, unix.EOPNOTSUPP) {
-			os.Remove(p)
-			return "", fmt.Errorf("objstore: reserve %d bytes in %s: %w", size, s.dir, err)
-		}
-		if err := f.Truncate(size); err != nil {
-			os.Remove(p)
-			return "", err
-		}
+	if err := preallocate(f, size); err != nil {
+		os.Remove(p)
+		return "", fmt.Errorf("objstore: reserve %d bytes in %s: %w", size, s.dir, err)
 	}
 	return p, nil
 }

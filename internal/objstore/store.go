@@ -40,10 +40,42 @@ type Config struct {
 	NodeID ids.ID
 	// Token authenticates socket clients.
 	Token string
-	// SocketName is the abstract unix socket the store serves on (see
+	// SocketName is the local unix socket the store serves on (see
 	// SocketName); empty serves no socket.
 	SocketName string
-	Log        *slog.Logger
+	// FileRegion backs the region with an unlinked file in RegionDir
+	// instead of a sealed memfd, as on darwin, which has no memfd (see
+	// region). RAYGO_OBJECT_STORE_REGION=file (EnvRegion) sets it too.
+	FileRegion bool
+	// RegionDir is where a file-backed region's file is made (the
+	// session directory); empty means the temporary directory.
+	RegionDir string
+	Log       *slog.Logger
+}
+
+// EnvRegion names the environment variable that chooses the region's
+// backing: "memfd" (Linux's default, and only there) or "file" (darwin's
+// only choice: an unlinked file in Config.RegionDir). Unset or empty
+// means the platform's default.
+const EnvRegion = "RAYGO_OBJECT_STORE_REGION"
+
+// fileRegion says whether the region is to be a file: cfg.FileRegion, or
+// EnvRegion. A value the platform cannot do, or does not know, is an error
+// naming the variable.
+func fileRegion(cfg Config) (bool, error) {
+	switch v := os.Getenv(EnvRegion); v {
+	case "":
+		return cfg.FileRegion || !hasAnonRegion, nil
+	case "file":
+		return true, nil
+	case "memfd":
+		if !hasAnonRegion {
+			return false, errs.Invalidf("objstore: %s=memfd: %v", EnvRegion, errNoAnon)
+		}
+		return cfg.FileRegion, nil
+	default:
+		return false, errs.Invalidf("objstore: %s=%q: want \"memfd\" or \"file\"", EnvRegion, v)
+	}
 }
 
 // DefaultPrefaultLimit is how much of a store Prefault populates when
@@ -117,7 +149,11 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg, err := newRegion(cfg.Capacity)
+	file, err := fileRegion(cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := newRegion(cfg.Capacity, file, cfg.RegionDir)
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +192,13 @@ func (s *Store) SpillPath() string {
 	return s.spill.dir
 }
 
+// RegionKind says what backs the shared region: "memfd" or "file" (see
+// Config.FileRegion).
+func (s *Store) RegionKind() string { return s.reg.kind }
+
 // Close stops the socket, drops every object and deletes the spill
 // directory. Processes that still map the region keep their memory until
-// they exit (the memfd lives while any process holds it).
+// they exit (the region lives while any process holds it).
 func (s *Store) Close() {
 	s.mu.Lock()
 	if s.closed {

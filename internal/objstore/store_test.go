@@ -18,6 +18,7 @@ import (
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 )
 
 const testToken = "test-token"
@@ -32,6 +33,12 @@ func newTestStore(t *testing.T, cfg Config) *Store {
 	t.Helper()
 	socketSeq++
 	cfg.SocketName = fmt.Sprintf("@raygo-test/%d/%s/%d", os.Getpid(), t.Name(), socketSeq)
+	if m, _ := localsock.CurrentMode(); m == localsock.Files {
+		cfg.SocketName = filepath.Join(shortTempDir(t), "store")
+	}
+	if cfg.RegionDir == "" {
+		cfg.RegionDir = t.TempDir()
+	}
 	cfg.Token = testToken
 	if cfg.NodeID.IsNil() {
 		cfg.NodeID = ids.New()
@@ -54,6 +61,9 @@ func newTestStore(t *testing.T, cfg Config) *Store {
 		}
 		if after := shmFiles(t); after > shmBefore {
 			t.Errorf("/dev/shm has %d files, had %d", after, shmBefore)
+		}
+		if left, _ := os.ReadDir(cfg.RegionDir); len(left) > 0 {
+			t.Errorf("the region left %s in %s", left[0].Name(), cfg.RegionDir)
 		}
 	})
 	return s
@@ -115,7 +125,11 @@ func TestPutGetZeroCopy(t *testing.T) {
 	if !InView(unsafe.Pointer(&b.Bytes()[0])) {
 		t.Fatal("Get copied: the buffer is not in the mapped view space")
 	}
-	if m := mappingOf(t, unsafe.Pointer(&b.Bytes()[0])); !strings.Contains(m, "memfd:raygo-object-store") {
+	want := "memfd:raygo-object-store"
+	if s.RegionKind() == "file" {
+		want = "/raygo-object-store-" // an unlinked file: "… (deleted)"
+	}
+	if m := mappingOf(t, unsafe.Pointer(&b.Bytes()[0])); !strings.Contains(m, want) {
 		t.Fatalf("the buffer's memory is not a mapping of the store's region: %q", m)
 	}
 	st := s.Stats(5)

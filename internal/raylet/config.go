@@ -52,7 +52,8 @@ type Config struct {
 	// no GPU share one worker process (1 gives every actor its own).
 	MaxActorsPerProcess int
 	// ObjectStoreBytes sizes the node's shared-memory object store; 0
-	// picks objstore.DefaultCapacity (30% of memory, capped by /dev/shm).
+	// picks objstore.DefaultCapacity (30% of memory, capped by what the
+	// region's backing holds: /dev/shm on Linux).
 	ObjectStoreBytes int64
 	// SpillDir receives objects spilled from a full store, and objects
 	// larger than the store (default: "spill" in the session directory).
@@ -76,6 +77,10 @@ type Config struct {
 	// EchoTo receives the echoed output (default os.Stderr); lines are
 	// written whole, one Write each.
 	EchoTo io.Writer
+	// LifelineOnly starts workers without Linux's Pdeathsig, so that the
+	// parent-death pipe alone ends them when this daemon dies, as on
+	// platforms without Pdeathsig (for tests of that path).
+	LifelineOnly bool
 }
 
 // DefaultConfig returns defaults for everything but the addresses, token

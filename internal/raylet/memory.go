@@ -55,7 +55,7 @@ func (r *Raylet) onMemoryPressure(u memmonitor.Usage) {
 	procs := make([]memmonitor.ProcMem, 0, len(cands))
 	names := map[int]string{}
 	for i := range cands {
-		if pm, err := memmonitor.ReadProc("/", cands[i].PID); err == nil {
+		if pm, err := memmonitor.Process(cands[i].PID); err == nil {
 			cands[i].Mem = pm.Anon
 			procs = append(procs, pm)
 			names[pm.PID] = "worker " + ws[i].id.Short()
@@ -105,7 +105,7 @@ func (r *Raylet) memoryUsage() *pb.MemoryUsage {
 	m, kills := r.monitor, r.oomKills
 	r.mu.Unlock()
 	if m == nil {
-		u, err := memmonitor.Read("/")
+		u, err := memmonitor.System()
 		if err != nil {
 			return nil
 		}

@@ -2,6 +2,7 @@ package raylet
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	"github.com/raygo/raygo/internal/errs"
@@ -27,8 +28,13 @@ func newStore(cfg Config, addr string) (*objstore.Store, error) {
 	if spill == "" && cfg.SessionDir != "" {
 		spill = filepath.Join(cfg.SessionDir, "spill")
 	}
+	sock, err := objstore.SocketName(addr)
+	if err != nil {
+		return nil, fmt.Errorf("raylet: object store socket: %w", err)
+	}
+	// A file-backed region (darwin) is made in the session directory.
 	return objstore.New(objstore.Config{Capacity: capacity, SpillDir: spill, Prefault: cfg.PrefaultObjectStore,
-		PutTimeout: cfg.ObjectPutTimeout, NodeID: cfg.NodeID, Token: cfg.Token, SocketName: objstore.SocketName(addr)})
+		PutTimeout: cfg.ObjectPutTimeout, NodeID: cfg.NodeID, Token: cfg.Token, SocketName: sock, RegionDir: cfg.SessionDir})
 }
 
 // PutObject stores an object sent by a process without a local store.

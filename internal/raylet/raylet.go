@@ -13,9 +13,11 @@ import (
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/memmonitor"
 	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/scheduler"
@@ -33,6 +35,7 @@ type Raylet struct {
 	gcs      pb.ControlStoreClient
 	server   *grpc.Server
 	store    *objstore.Store
+	lifeline *proc.Lifeline // its read end goes to every worker; workers exit when it closes
 	log      *slog.Logger
 
 	mu           sync.Mutex
@@ -106,14 +109,23 @@ func Start(cfg Config) (*Raylet, error) {
 		h := resources.DetectHost()
 		cfg.HostID, cfg.HostMemory = h.ID, h.MemoryBytes
 	}
+	if err := Supported(); err != nil {
+		return nil, err
+	}
+	lifeline, err := proc.NewLifeline()
+	if err != nil {
+		return nil, fmt.Errorf("raylet: %w", err)
+	}
+	localsock.CleanStale() // socket files of killed processes
 	lis, err := rpc.Listen(cfg.ListenAddress)
 	if err != nil {
+		lifeline.Close()
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Raylet{
-		cfg: cfg, nodeID: cfg.NodeID, address: lis.Addr(), hostname: host,
+		cfg: cfg, nodeID: cfg.NodeID, address: lis.Addr(), hostname: host, lifeline: lifeline,
 		pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token),
 		log:     slog.Default().With("component", "raylet"),
 		res:     resources.NewNodeResources(cfg.Resources, cfg.GPUIDs),
@@ -125,6 +137,7 @@ func Start(cfg Config) (*Raylet, error) {
 	}
 	if r.store, err = newStore(cfg, lis.Addr()); err != nil {
 		lis.Close()
+		lifeline.Close()
 		cancel()
 		return nil, err
 	}
@@ -132,6 +145,7 @@ func Start(cfg Config) (*Raylet, error) {
 	if err != nil {
 		lis.Close()
 		r.store.Close()
+		lifeline.Close()
 		cancel()
 		return nil, err
 	}
@@ -191,6 +205,7 @@ func (r *Raylet) Stop() {
 	r.wg.Wait()
 	r.store.Close()
 	r.pool.Close()
+	r.lifeline.Close()
 }
 
 func (r *Raylet) nodeInfo() *pb.NodeInfo {

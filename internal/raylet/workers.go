@@ -2,7 +2,6 @@ package raylet
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,15 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/workerlog"
 )
@@ -66,20 +65,20 @@ type worker struct {
 }
 
 // gone reports whether the worker's process has exited, even if the
-// daemon has not reaped it yet (a zombie).
+// daemon has not reaped it yet (a zombie; see proc.Alive for how each
+// platform tells).
 func (w *worker) gone() bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.pid) + "/stat")
-	if err != nil {
+	select {
+	case <-w.exited:
 		return true
+	default:
+		return !proc.Alive(w.pid)
 	}
-	// The state follows the parenthesized command name: "pid (comm) S ...".
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 func (w *worker) kill() {
 	if w.cmd.Process != nil {
-		_ = w.cmd.Process.Signal(syscall.SIGKILL)
+		_ = w.cmd.Process.Kill()
 	}
 }
 
@@ -187,7 +186,11 @@ func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) 
 		"CUDA_VISIBLE_DEVICES="+key.gpus,
 		"RAYGO_ADDRESS=",
 	)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// The worker dies with this daemon: it watches the daemon's
+	// parent-death pipe (every platform), and on Linux it also gets
+	// Pdeathsig.
+	proc.Child(cmd, !r.cfg.LifelineOnly)
+	r.lifeline.Attach(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -317,6 +320,10 @@ func (r *Raylet) workerExited(w *worker) {
 	// What it owned has no owner any more, here or anywhere (the control
 	// store tells the other nodes when it hears of the death).
 	r.store.FreeOwners(w.id)
+	if registered {
+		// Socket files (darwin) of a process that died without closing them.
+		localsock.Forget(w.addr, localsock.GRPC, localsock.Tasks)
+	}
 	if !registered || stopping {
 		return
 	}

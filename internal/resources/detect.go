@@ -46,7 +46,9 @@ type Detected struct {
 //   - CPUs: the cgroup v2 quota in /sys/fs/cgroup/cpu.max when one is set
 //     (capped at runtime.NumCPU()), else runtime.NumCPU().
 //   - Memory: the smaller of MemTotal in /proc/meminfo and the cgroup v2
-//     limit in /sys/fs/cgroup/memory.max when it is not "max".
+//     limit in /sys/fs/cgroup/memory.max when it is not "max"; where there
+//     is no /proc (darwin), the machine's memory as the OS reports it
+//     (sysctl hw.memsize); 0 where neither says.
 //   - GPUs: RAYGO_FAKE_GPUS when set (see FakeGPUsEnv); otherwise
 //     nvidia-smi, given 5 seconds, if it is on PATH. No nvidia-smi means no
 //     GPUs and no warning.
@@ -58,6 +60,7 @@ func Detect() Detected {
 		numCPU: runtime.NumCPU(),
 		getenv: os.Getenv,
 		runSMI: runNvidiaSMI,
+		memory: machineMemory,
 	})
 }
 
@@ -68,6 +71,9 @@ type detectEnv struct {
 	getenv func(string) string
 	// runSMI returns nvidia-smi's output, or found == false when it is absent.
 	runSMI func() (out string, found bool, err error)
+	// memory is the machine's memory from the OS when fsys has no
+	// proc/meminfo (machine_*.go); nil or 0 means unknown.
+	memory func() int64
 }
 
 func detect(env detectEnv) Detected {
@@ -82,6 +88,9 @@ func detect(env detectEnv) Detected {
 		if m, ok := parseMemTotal(string(b)); ok {
 			d.MemoryBytes = m
 		}
+	}
+	if d.MemoryBytes == 0 && env.memory != nil {
+		d.MemoryBytes = max(env.memory(), 0)
 	}
 	if b, err := fs.ReadFile(env.fsys, "sys/fs/cgroup/memory.max"); err == nil {
 		if m, ok := parseMemoryMax(string(b)); ok && (d.MemoryBytes == 0 || m < d.MemoryBytes) {

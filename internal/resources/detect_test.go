@@ -3,6 +3,7 @@ package resources
 import (
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -109,6 +110,7 @@ func TestDetect(t *testing.T) {
 		numCPU    int
 		env       map[string]string
 		smi       func() (string, bool, error)
+		memory    func() int64 // the OS's figure where there is no /proc
 		want      Detected
 		wantWarns []string
 	}{
@@ -149,6 +151,20 @@ func TestDetect(t *testing.T) {
 			want: Detected{CPUs: 4, MemoryBytes: 8 << 30},
 		},
 		{
+			name:   "no /proc: the OS's figure (darwin)",
+			files:  fstest.MapFS{},
+			numCPU: 8, smi: noSMI,
+			memory: func() int64 { return 16 << 30 },
+			want:   Detected{CPUs: 8, MemoryBytes: 16 << 30},
+		},
+		{
+			name:   "/proc wins over the OS's figure",
+			files:  fstest.MapFS{"proc/meminfo": {Data: []byte(meminfo)}},
+			numCPU: 8, smi: noSMI,
+			memory: func() int64 { t.Error("asked the OS despite /proc/meminfo"); return 1 },
+			want:   Detected{CPUs: 8, MemoryBytes: 8 << 30},
+		},
+		{
 			name:   "nvidia-smi",
 			files:  fstest.MapFS{},
 			numCPU: 1,
@@ -187,6 +203,7 @@ func TestDetect(t *testing.T) {
 			numCPU: tt.numCPU,
 			getenv: func(k string) string { return tt.env[k] },
 			runSMI: tt.smi,
+			memory: tt.memory,
 		})
 		warns := got.Warnings
 		got.Warnings = nil
@@ -209,7 +226,7 @@ func TestDetect(t *testing.T) {
 func TestDetectHost(t *testing.T) {
 	t.Setenv(FakeGPUsEnv, "3")
 	d := Detect()
-	if d.CPUs <= 0 || len(d.GPUs) != 3 {
+	if d.CPUs <= 0 || len(d.GPUs) != 3 || ((runtime.GOOS == "linux" || runtime.GOOS == "darwin") && d.MemoryBytes <= 0) {
 		t.Errorf("Detect() = %+v", d)
 	}
 	t.Logf("Detect() = %+v", d)

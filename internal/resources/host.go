@@ -14,14 +14,19 @@ type Host struct {
 	// else "host:" and the hostname; never empty.
 	ID string
 	// MemoryBytes is the machine's physical memory (MemTotal in
-	// /proc/meminfo), regardless of cgroup limits; 0 when unknown.
+	// /proc/meminfo; sysctl hw.memsize on darwin), regardless of cgroup
+	// limits; 0 when unknown.
 	MemoryBytes int64
 }
 
 // DetectHost reports the local machine's Host. It never fails: what it
 // cannot read falls back as documented on Host.
 func DetectHost() Host {
-	return detectHost(os.DirFS("/"), os.Hostname)
+	h := detectHost(os.DirFS("/"), os.Hostname)
+	if h.MemoryBytes == 0 {
+		h.MemoryBytes = max(machineMemory(), 0) // no /proc (darwin)
+	}
+	return h
 }
 
 func detectHost(fsys fs.FS, hostname func() (string, error)) Host {

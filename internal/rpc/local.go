@@ -3,29 +3,22 @@ package rpc
 import (
 	"context"
 	"net"
-	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
+
+	"github.com/raygo/raygo/internal/localsock"
 )
 
-// Every endpoint listens on TCP and, beside it, on an abstract unix socket
-// named after its TCP address ("@raygo/127.0.0.1:41234"). Clients on the
-// same machine (the same network namespace) reach the socket by the
-// address alone and use it instead of TCP loopback: the same gRPC service
-// and token check, at a fraction of the latency (a loopback TCP round trip
-// costs ~80 µs on the VMs we measure on, a unix socket ~8 µs). Both start
-// with the token exchange (auth.go). Abstract
-// sockets leave no files behind, even when a process is killed. Remote
-// clients, and local ones when the socket is gone, use TCP.
-
-// socketName returns the abstract socket name for a TCP address.
-func socketName(addr string) string {
-	if strings.ContainsRune(addr, 0) {
-		return ""
-	}
-	return "@raygo/" + addr
-}
+// Every endpoint listens on TCP and, beside it, on a local unix socket
+// named after its TCP address (package localsock: an abstract socket
+// "@raygo/127.0.0.1:41234" on Linux, a socket file on darwin). Clients on
+// the same machine reach the socket by the address alone and use it
+// instead of TCP loopback: the same gRPC service, at a fraction of the
+// latency (a loopback TCP round trip costs ~80 µs on the VMs we measure
+// on, a unix socket ~8 µs). Both start with the token exchange (auth.go).
+// Remote clients, local ones when the socket is gone, and every client on
+// platforms without local sockets (windows) use TCP.
 
 // Listener is a TCP listener and its local unix socket twin.
 type Listener struct {
@@ -41,8 +34,8 @@ func Listen(addr string) (*Listener, error) {
 		return nil, errsListen(addr, err)
 	}
 	l := &Listener{tcp: tcp}
-	if name := socketName(tcp.Addr().String()); name != "" {
-		if u, err := net.Listen("unix", name); err == nil {
+	if name, err := localsock.Name(tcp.Addr().String(), localsock.GRPC); err == nil {
+		if u, err := localsock.Listen(name); err == nil {
 			l.unix = u
 		}
 	}
@@ -76,15 +69,15 @@ func (l *Listener) Close() {
 // A local socket that fails check (another process squatting on the name)
 // is closed and skipped.
 func dialLocalFirst(ctx context.Context, addr string, check func(net.Conn) error) (net.Conn, error) {
-	var d net.Dialer
-	if name := socketName(addr); name != "" {
-		if c, err := d.DialContext(ctx, "unix", name); err == nil {
+	if name, err := localsock.Name(addr, localsock.GRPC); err == nil {
+		if c, err := localsock.Dial(ctx, name); err == nil {
 			if err := check(c); err == nil {
 				return c, nil
 			}
 			c.Close()
 		}
 	}
+	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -2,12 +2,12 @@ package rpc
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 
 	"google.golang.org/grpc/peer"
 
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/tokenauth"
 )
@@ -103,7 +103,11 @@ func TestSquatterOnLocalSocket(t *testing.T) {
 	}
 	lis.unix.Close()
 	lis.unix = nil
-	squat, err := net.Listen("unix", socketName(lis.Addr()))
+	name, err := localsock.Name(lis.Addr(), localsock.GRPC)
+	if err != nil {
+		t.Skip("no local sockets here")
+	}
+	squat, err := localsock.Listen(name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@
 //	    logs/                  worker stdout/stderr
 //	    binaries/              job binaries fetched by hash
 //	session_latest -> session_<...>   the last head started by `raygo start`
+//	sock/                      local socket files where there are no
+//	                           abstract sockets (darwin; see localsock)
 //
 // Whoever controls these directories controls which cluster a local
 // driver joins, which token it sends, and which processes `raygo stop`
@@ -30,8 +32,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/raygo/raygo/internal/proc"
 )
 
 // Root is the directory holding all sessions: $RAYGO_TMPDIR, else
@@ -285,7 +288,7 @@ func CleanStale() int {
 			continue
 		}
 		pid, err := strconv.Atoi(s)
-		if err != nil || pid <= 0 || processAlive(pid) {
+		if err != nil || pid <= 0 || proc.Alive(pid) {
 			continue
 		}
 		if os.RemoveAll(string(d)) == nil {
@@ -293,10 +296,4 @@ func CleanStale() int {
 		}
 	}
 	return n
-}
-
-// processAlive reports whether a process with pid exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -1,0 +1,5 @@
+package memmonitor
+
+func system() (Usage, error) { return Read("/") }
+
+func process(pid int) (ProcMem, error) { return ReadProc("/", pid) }

@@ -1,0 +1,5 @@
+//go:build !linux && !darwin
+
+package objstore
+
+func ftruncate(int, int64) error { return errNoStore }
