@@ -210,7 +210,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	if _, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
-		DriverAddress: cw.Address(), InlineThreshold: int64(o.inlineThreshold), Env: workerEnv,
+		DriverAddress: cw.Address(), DriverId: cw.WorkerID().Bytes(), InlineThreshold: int64(o.inlineThreshold), Env: workerEnv,
 	}}); err != nil {
 		_ = cw.Close()
 		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
@@ -282,11 +282,13 @@ func resolveCluster(addr, token string) (string, string, error) {
 			return "", "", fmt.Errorf("ray: read cluster address: %w", err)
 		}
 	}
-	if token == "" {
-		if d, err := session.Latest(); err == nil {
-			if a, _ := d.ReadFile("address"); a == addr {
-				token, _ = d.ReadFile("token")
-			}
+	if token == "" { // the token of the head at addr, however many run here
+		d, err := session.ForAddress(addr)
+		if errors.Is(err, session.ErrNotPrivate) {
+			return "", "", err
+		}
+		if err == nil {
+			token, _ = d.ReadFile("token")
 		}
 	}
 	if token == "" {

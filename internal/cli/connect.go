@@ -34,6 +34,9 @@ func resolveAddress(flag string) (addr, from string, err error) {
 		return env, envAddress, nil
 	}
 	d, err := session.Latest()
+	if errors.Is(err, session.ErrNotPrivate) {
+		return "", "", fmt.Errorf("no cluster address: %w", err)
+	}
 	if err != nil {
 		return "", "", fmt.Errorf("no cluster address: pass --address, set %s, or start a cluster here with `raygo start --head`", envAddress)
 	}
@@ -45,8 +48,8 @@ func resolveAddress(flag string) (addr, from string, err error) {
 }
 
 // resolveToken picks the token for addr: the flag, then RAYGO_TOKEN, then
-// the token file of session_latest when that session's address is addr
-// (see sameAddress).
+// the token file of the newest session on this machine whose address is
+// addr (session.ForAddress), so a second head does not hide the first's.
 func resolveToken(flag, addr string) (token, from string, err error) {
 	if flag != "" {
 		return flag, "--token", nil
@@ -54,11 +57,13 @@ func resolveToken(flag, addr string) (token, from string, err error) {
 	if env := os.Getenv(envToken); env != "" {
 		return env, envToken, nil
 	}
-	if d, err := session.Latest(); err == nil {
-		if a, _ := d.ReadFile(addressFile); sameAddress(a, addr) {
-			if t, err := d.ReadFile(tokenFile); err == nil && t != "" {
-				return t, d.Path(tokenFile), nil
-			}
+	d, err := session.ForAddress(addr)
+	if errors.Is(err, session.ErrNotPrivate) {
+		return "", "", fmt.Errorf("no cluster token for %s: %w", addr, err)
+	}
+	if err == nil {
+		if t, err := d.ReadFile(tokenFile); err == nil && t != "" {
+			return t, d.Path(tokenFile), nil
 		}
 	}
 	return "", "", fmt.Errorf("no cluster token for %s: pass --token or set %s (the head writes it to <session>/token)", addr, envToken)
@@ -107,24 +112,5 @@ func getNodes(ctx context.Context, c clusterRef, includeDead bool) ([]*pb.NodeIn
 }
 
 // sameAddress reports whether a and b name the same control store on this
-// machine: equal strings, or the same port on hosts that both mean this
-// machine (loopback names, or the unspecified address a head listening on
-// every interface reports).
-func sameAddress(a, b string) bool {
-	if a == b {
-		return true
-	}
-	ha, pa, errA := net.SplitHostPort(a)
-	hb, pb, errB := net.SplitHostPort(b)
-	return errA == nil && errB == nil && pa == pb && isLocalHost(ha) && isLocalHost(hb)
-}
-
-// isLocalHost reports whether host is "localhost", a loopback IP or the
-// unspecified IP.
-func isLocalHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
-}
+// machine (session.SameAddress).
+func sameAddress(a, b string) bool { return session.SameAddress(a, b) }

@@ -201,10 +201,10 @@ func TestMemoryCommand(t *testing.T) {
 	addr := head.GCSAddress()
 
 	big, small := ids.New(), ids.New()
-	if err := head.Raylet().Store().Put(big, make([]byte, 3<<20), "127.0.0.1:7777"); err != nil {
+	if err := head.Raylet().Store().Put(big, make([]byte, 3<<20), "127.0.0.1:7777", ids.Nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := head.Raylet().Store().Put(small, make([]byte, 1000), "127.0.0.1:7777"); err != nil {
+	if err := head.Raylet().Store().Put(small, make([]byte, 1000), "127.0.0.1:7777", ids.Nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,16 +173,9 @@ func logTail(path string, n int) string {
 // have a running node process, oldest first (their names start with the
 // creation time).
 func liveSessions() []session.Dir {
-	entries, err := os.ReadDir(session.Root())
-	if err != nil {
-		return nil
-	}
+	list, _ := session.List() // only private sessions: their pids files are trusted
 	var out []session.Dir
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "session_") {
-			continue
-		}
-		d := session.Dir(filepath.Join(session.Root(), e.Name()))
+	for _, d := range list {
 		if len(liveNodes(d)) > 0 {
 			out = append(out, d)
 		}

@@ -121,8 +121,18 @@ func Encode(v any) ([]byte, []Ref, error) {
 	return buf.Bytes(), refs, nil
 }
 
-// Decode decodes data into ptr, which must be a non-nil pointer.
-func Decode(data []byte, ptr any) error {
+// Decode decodes data into ptr, which must be a non-nil pointer. Msgpack
+// input is checked against the limits in limits.go before it is decoded
+// (a bad length, count or nesting is ErrMalformed or ErrTooDeep), and a
+// panic while decoding (in the decoder, or in a type's own DecodeMsgpack
+// or UnmarshalBinary) is returned as an error wrapping ErrMalformed:
+// input from another process must not crash this one.
+func Decode(data []byte, ptr any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: decode into %T: %v", ErrMalformed, ptr, p)
+		}
+	}()
 	if len(data) == 0 {
 		return errors.New("codec: empty value")
 	}
@@ -158,12 +168,25 @@ func Decode(data []byte, ptr any) error {
 		}
 		return u.UnmarshalBinary(data[1:])
 	case tagMsgpack:
-		if err := msgpack.Unmarshal(data[1:], ptr); err != nil {
+		exts, err := checkMsgpack(data[1:])
+		if err != nil {
+			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
+		}
+		if len(exts) == 0 {
+			err = msgpack.Unmarshal(data[1:], ptr)
+		} else {
+			dec := msgpack.GetDecoder()
+			dec.Reset(&guardReader{data: data[1:], guard: exts})
+			dec.UsePreallocateValues(true) // as msgpack.Unmarshal does
+			err = dec.Decode(ptr)
+			msgpack.PutDecoder(dec)
+		}
+		if err != nil {
 			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
 		}
 		return nil
 	}
-	return fmt.Errorf("codec: unknown format tag %d", data[0])
+	return fmt.Errorf("%w: unknown format tag %d", ErrMalformed, data[0])
 }
 
 // Collect records r as a reference held by the value being encoded on
@@ -178,8 +201,12 @@ func Collect(enc *msgpack.Encoder, r Ref) {
 }
 
 // EncodeRef writes r as a ref extension on enc and records it in the
-// encoding in progress. Object ref types call it from EncodeMsgpack.
+// encoding in progress. Object ref types call it from EncodeMsgpack. Ids
+// longer than 127 bytes, or a ref longer than MaxRefBytes, are an error.
 func EncodeRef(enc *msgpack.Encoder, r Ref) error {
+	if len(r.ID) > 127 || len(r.OwnerID) > 127 || 2+len(r.ID)+len(r.OwnerID)+binary.MaxVarintLen64+len(r.OwnerAddress) > MaxRefBytes {
+		return fmt.Errorf("codec: object ref too large (ids of %d and %d bytes, owner address of %d)", len(r.ID), len(r.OwnerID), len(r.OwnerAddress))
+	}
 	Collect(enc, r)
 	b := make([]byte, 0, 4+len(r.ID)+len(r.OwnerID)+len(r.OwnerAddress))
 	b = append(b, byte(len(r.ID)))
@@ -196,7 +223,8 @@ func EncodeRef(enc *msgpack.Encoder, r Ref) error {
 }
 
 // DecodeRef reads a ref extension written by EncodeRef. A nil value decodes
-// to a zero Ref.
+// to a zero Ref. An extension longer than MaxRefBytes is refused before
+// anything is read or allocated.
 func DecodeRef(dec *msgpack.Decoder) (Ref, error) {
 	var r Ref
 	code, err := dec.PeekCode()
@@ -211,25 +239,14 @@ func DecodeRef(dec *msgpack.Decoder) (Ref, error) {
 		return r, fmt.Errorf("codec: object ref: %w", err)
 	}
 	if id != RefExtID {
-		return r, fmt.Errorf("codec: object ref: extension %d is not a ref", id)
+		return r, fmt.Errorf("%w: object ref: extension %d is not a ref", ErrMalformed, id)
+	}
+	if n < 0 || n > MaxRefBytes {
+		return r, fmt.Errorf("%w: object ref of %d bytes exceeds the %d-byte limit", ErrMalformed, n, MaxRefBytes)
 	}
 	b := make([]byte, n)
 	if err := dec.ReadFull(b); err != nil {
 		return r, fmt.Errorf("codec: object ref: %w", err)
 	}
-	bad := errors.New("codec: object ref: malformed")
-	if len(b) < 1 || len(b) < 1+int(b[0]) {
-		return r, bad
-	}
-	r.ID, b = b[1:1+int(b[0])], b[1+int(b[0]):]
-	if len(b) < 1 || len(b) < 1+int(b[0]) {
-		return r, bad
-	}
-	r.OwnerID, b = b[1:1+int(b[0])], b[1+int(b[0]):]
-	l, k := binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) < l {
-		return r, bad
-	}
-	r.OwnerAddress = string(b[k : k+int(l)])
-	return r, nil
+	return parseRef(b)
 }

@@ -76,12 +76,3 @@ func TestWrongTypeIsAnError(t *testing.T) {
 		t.Fatal("decoding empty succeeded")
 	}
 }
-
-func FuzzDecode(f *testing.F) {
-	b, _, _ := Encode(withRefs{Name: "a", Refs: []*refHolder{{Ref{ID: []byte{1}}}}})
-	f.Add(b)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var out withRefs
-		_ = Decode(data, &out)
-	})
-}

@@ -64,7 +64,11 @@ func (e env) ResolveArgs(ctx context.Context, spec *pb.TaskSpec) (args [][]byte,
 		if info := v.GetError(); info != nil {
 			return nil, release, argError(spec, i, info)
 		}
-		d, rel, err := cw.valueBytes(ctx, ids.MustFromBytes(spec.GetArgs()[i].GetRef().GetId()), v)
+		if !v.GetInStore() {
+			args[i] = v.GetData()
+			continue
+		}
+		d, rel, err := cw.valueBytes(ctx, argRef(spec.GetArgs()[i]), v)
 		if err != nil {
 			return nil, release, err
 		}
@@ -74,6 +78,13 @@ func (e env) ResolveArgs(ctx context.Context, spec *pb.TaskSpec) (args [][]byte,
 		args[i] = d
 	}
 	return args, release, nil
+}
+
+// argRef is a ref argument's handle form (uncounted: the task's caller
+// holds the object while the task runs), for reading its value.
+func argRef(a *pb.Arg) *Ref {
+	r := a.GetRef()
+	return &Ref{ID: ids.MustFromBytes(r.GetId()), OwnerAddr: r.GetOwnerAddress(), OwnerID: ids.MustFromBytes(r.GetOwnerId())}
 }
 
 // fetchArgs fills vals for the arguments asked of owners (byOwner: owner
@@ -149,7 +160,10 @@ func (e env) StoreReturns(ctx context.Context, spec *pb.TaskSpec, rets []registr
 	caller := spec.GetOwnerAddress()
 	var byOwner map[string][]ids.ID
 	for i, r := range rets {
-		v, err := cw.makeValue(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), [][]byte{r.Data}, spec.GetFunction())
+		// The caller owns the task's returns: the store frees them when it
+		// is gone.
+		v, err := cw.makeValueFor(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), [][]byte{r.Data}, spec.GetFunction(),
+			ids.MustFromBytes(spec.GetOwnerId()), caller)
 		if err != nil {
 			return nil, err
 		}

@@ -199,7 +199,7 @@ func (cw *CoreWorker) Get(ctx context.Context, refs []*Ref) (data [][]byte, rele
 	}
 	data = make([][]byte, len(refs))
 	for i, v := range vals {
-		d, rel, err := cw.valueBytes(ctx, refs[i].ID, v)
+		d, rel, err := cw.valueBytes(ctx, refs[i], v)
 		if err != nil {
 			release()
 			return nil, release, err

@@ -8,6 +8,7 @@ import (
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // resolver fetches the values of borrowed objects from their owners. It
@@ -118,6 +119,9 @@ func (r *resolver) open(owner string) (*ownerConn, error) {
 func (r *resolver) recv(c *ownerConn) {
 	for {
 		reply, err := c.stream.Recv()
+		if err == nil {
+			err = wirecheck.WatchObjectsReply(reply)
+		}
 		if err != nil {
 			r.broken(c, err)
 			return
@@ -269,7 +273,12 @@ func (w *watchOut) send() error {
 			return nil
 		}
 		batch := w.queue
-		w.queue = nil
+		if len(batch) > wirecheck.MaxBatchTasks {
+			batch = batch[:wirecheck.MaxBatchTasks:wirecheck.MaxBatchTasks]
+			w.queue = w.queue[wirecheck.MaxBatchTasks:]
+		} else {
+			w.queue = nil
+		}
 		w.mu.Unlock()
 		if err := w.stream.Send(&pb.WatchObjectsReply{Values: batch}); err != nil {
 			w.mu.Lock()

@@ -26,7 +26,10 @@ func (cw *CoreWorker) connectStore() {
 	if err != nil {
 		return // no local sockets here (windows): the daemon's gRPC path
 	}
-	c, err := objstore.Dial(name, cw.cfg.Token, kind+" "+cw.cfg.WorkerID.Short())
+	// The hello names this process's job and worker id: the store frees
+	// what it owns when it is gone (objstore.md, "Job end").
+	c, err := objstore.DialAs(name, cw.cfg.Token,
+		objstore.Who{Name: kind + " " + cw.cfg.WorkerID.Short(), Job: cw.cfg.JobID, Worker: cw.cfg.WorkerID})
 	if err != nil {
 		return
 	}
@@ -34,8 +37,16 @@ func (cw *CoreWorker) connectStore() {
 }
 
 // makeValue wraps an encoded value (the concatenation of parts) as a
-// Value, putting large ones into the local node's store.
+// Value, putting large ones into the local node's store, owned by this
+// process.
 func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, callSite string) (*pb.Value, error) {
+	return cw.makeValueFor(ctx, id, parts, callSite, cw.cfg.WorkerID, cw.address)
+}
+
+// makeValueFor is makeValue for an object owned by another process (a
+// task's return, owned by its caller): the store frees it when that owner
+// is gone.
+func (cw *CoreWorker) makeValueFor(ctx context.Context, id ids.ID, parts [][]byte, callSite string, owner ids.ID, ownerAddr string) (*pb.Value, error) {
 	size := 0
 	for _, p := range parts {
 		size += len(p)
@@ -51,7 +62,7 @@ func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, 
 		return &pb.Value{Data: data, Size: int64(size)}, nil
 	}
 	if cw.store != nil {
-		if err := cw.store.Put(id, parts, objstore.Info{Owner: cw.address, CallSite: callSite}); err != nil {
+		if err := cw.store.Put(id, parts, objstore.Info{Owner: ownerAddr, OwnerID: owner, CallSite: callSite}); err != nil {
 			return nil, err
 		}
 	} else {
@@ -59,7 +70,7 @@ func (cw *CoreWorker) makeValue(ctx context.Context, id ids.ID, parts [][]byte, 
 		for _, p := range parts {
 			data = append(data, p...)
 		}
-		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: cw.idWire, OwnerAddress: cw.address}); err != nil {
+		if _, err := cw.raylet.PutObject(ctx, &pb.PutObjectRequest{ObjectId: id.Bytes(), Data: data, OwnerId: owner.Bytes(), OwnerAddress: ownerAddr}); err != nil {
 			return nil, err
 		}
 	}
@@ -95,7 +106,8 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 // valueBytes returns a value's encoded bytes. Objects in a store are read
 // from the local store (zero-copy: the bytes alias shared memory until
 // release is called) or fetched from the node that holds them.
-func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) (data []byte, release func(), err error) {
+func (cw *CoreWorker) valueBytes(ctx context.Context, r *Ref, v *pb.Value) (data []byte, release func(), err error) {
+	id := r.ID
 	if v.GetError() != nil || !v.GetInStore() {
 		return v.GetData(), nil, nil
 	}
@@ -111,7 +123,7 @@ func (cw *CoreWorker) valueBytes(ctx context.Context, id ids.ID, v *pb.Value) (d
 			return nil, nil, lostInStore(id, v)
 		}
 		// Fetch a copy into this node's store (a secondary copy, evictable).
-		if err := cw.fetchToStore(ctx, id, v); err != nil {
+		if err := cw.fetchToStore(ctx, r, v); err != nil {
 			return nil, nil, err
 		}
 		data, release, err = cw.store.Pin(id)
@@ -128,9 +140,11 @@ func lostInStore(id ids.ID, v *pb.Value) error {
 	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "not in the object store of " + v.GetStoreAddress()}
 }
 
-// fetchToStore copies a remote object into the local store.
-func (cw *CoreWorker) fetchToStore(ctx context.Context, id ids.ID, v *pb.Value) error {
-	err := cw.store.PutFill(id, v.GetSize(), objstore.Info{Secondary: true}, func(dst []byte) error {
+// fetchToStore copies a remote object into the local store, as a
+// secondary copy owned by the object's owner (freed when it is gone).
+func (cw *CoreWorker) fetchToStore(ctx context.Context, r *Ref, v *pb.Value) error {
+	id := r.ID
+	err := cw.store.PutFill(id, v.GetSize(), objstore.Info{Secondary: true, Owner: r.OwnerAddr, OwnerID: r.OwnerID}, func(dst []byte) error {
 		_, err := cw.fetch(ctx, id, v, dst)
 		return err
 	})
@@ -214,7 +228,7 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 		return nil, errs.FromInfo(e)
 	}
 	if !v.GetInStore() || cw.store == nil {
-		data, release, err := cw.valueBytes(ctx, r.ID, v) // inline, or copied from a remote node
+		data, release, err := cw.valueBytes(ctx, r, v) // inline, or copied from a remote node
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +236,7 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 	}
 	b, err := cw.store.Get(r.ID)
 	if errors.Is(err, objstore.ErrNotFound) && v.GetStoreAddress() != cw.cfg.NodeAddress {
-		if err = cw.fetchToStore(ctx, r.ID, v); err == nil {
+		if err = cw.fetchToStore(ctx, r, v); err == nil {
 			b, err = cw.store.Get(r.ID)
 		}
 	}

@@ -1,12 +1,22 @@
 // Package framed carries protobuf messages between two processes on one
 // machine over a local unix socket (package localsock: abstract on Linux,
 // a socket file on darwin): each message is a little-endian uint32 length
-// and the message's bytes. A connection opens with a hello that the
-// listener checks: the peer must run as the same user (or root, by
-// SO_PEERCRED on Linux, LOCAL_PEERCRED on darwin) and present the cluster
-// token. Platforms without local sockets (windows) have no framed
-// connections: Listen and Dial fail with an error wrapping
+// and the message's bytes. A connection opens with the token exchange
+// (package tokenauth: both ends prove they hold the cluster token, which
+// never crosses the socket) and then a hello that says what the
+// connection is for and who calls; the listener first checks that the
+// peer runs as the same user (or root, by SO_PEERCRED on Linux,
+// LOCAL_PEERCRED on darwin). Before the exchange succeeds the listener
+// reads at most tokenauth.ServerReads bytes, and the hello may be at most
+// wirecheck.HelloBytes long. Platforms without local sockets (windows)
+// have no framed connections: Listen and Dial fail with an error wrapping
 // localsock.ErrUnsupported.
+//
+// Frames are bounded: by MaxFrame, or by a connection's own SetMaxFrame,
+// and a reader allocates for a large frame only as its bytes arrive, so a
+// peer claiming a huge frame costs nothing until it sends it. Messages
+// whose type can nest without bound are checked for depth
+// (wirecheck.Depth) before they are decoded.
 //
 // It exists for the task push path between an owner and a leased worker
 // on the same node, where a gRPC stream's machinery (a writer goroutine
@@ -18,7 +28,6 @@ package framed
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,12 +44,19 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/tokenauth"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // MaxFrame bounds one message, as rpc.MaxMessageBytes bounds a gRPC one.
-const MaxFrame = 512 << 20
+const MaxFrame = wirecheck.BigMessageBytes
+
+// growStep is how much a reader allocates ahead of the bytes it has for a
+// frame larger than it: a frame's claimed length is not trusted.
+const growStep = 1 << 20
 
 // HelloTimeout bounds the hello exchange on both sides.
 const HelloTimeout = 5 * time.Second
@@ -48,10 +64,11 @@ const HelloTimeout = 5 * time.Second
 // Conn is one connection. Writes are serialized, so any goroutine may
 // Write; Read must be called from one goroutine at a time.
 type Conn struct {
-	nc   *net.UnixConn
-	src  *source // what r reads: bytes left over by ReadWithFD, then nc
-	r    *bufio.Reader
-	rbuf []byte
+	nc       *net.UnixConn
+	src      *source // what r reads: bytes left over by ReadWithFD, then nc
+	r        *bufio.Reader
+	rbuf     []byte
+	maxFrame int // the largest frame Read accepts
 
 	wmu  sync.Mutex
 	wbuf []byte // guarded by wmu
@@ -88,8 +105,13 @@ func (l *Listener) Close() error { return l.l.Close() }
 
 func newConn(nc *net.UnixConn) *Conn {
 	src := &source{nc: nc}
-	return &Conn{nc: nc, src: src, r: bufio.NewReaderSize(src, 64<<10)}
+	return &Conn{nc: nc, src: src, r: bufio.NewReaderSize(src, 64<<10), maxFrame: MaxFrame}
 }
+
+// SetMaxFrame lowers the largest frame this connection reads (at most
+// MaxFrame) to what its protocol needs. Call it before the first Read,
+// from the reading goroutine.
+func (c *Conn) SetMaxFrame(n int) { c.maxFrame = min(n, MaxFrame) }
 
 // source reads bytes a ReadWithFD took beyond its frame, then the socket.
 type source struct {
@@ -168,13 +190,18 @@ const maxSpinMisses = 2
 
 // Peer is what a listener learns in the hello.
 type Peer struct {
-	Purpose string // what the connection is for
-	Name    string // who the peer says it is
-	PID     int    // its process, from the kernel
+	Purpose  string // what the connection is for
+	Name     string // who the peer says it is
+	PID      int    // its process, from the kernel
+	JobID    ids.ID // its job, when it says (Nil otherwise)
+	WorkerID ids.ID // its worker id, when it says (Nil otherwise)
 }
 
-// Hello runs the listener's side of the hello: it checks the peer's uid
-// and token and returns who the peer is.
+// Hello runs the listener's side of the hello: it checks the peer's uid,
+// runs the token exchange (reading at most tokenauth.ServerReads bytes
+// before the peer is known), reads the hello (at most
+// wirecheck.HelloBytes) and returns who the peer is. On an error the
+// caller closes the connection; the peer is told nothing.
 func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 	_ = c.nc.SetDeadline(time.Now().Add(HelloTimeout))
 	defer c.nc.SetDeadline(time.Time{})
@@ -193,32 +220,56 @@ func (l *Listener) Hello(c *Conn) (peer Peer, err error) {
 	if uid := uint32(os.Getuid()); cred.Uid != uid && cred.Uid != 0 {
 		return peer, fmt.Errorf("framed: peer pid %d runs as uid %d, not %d", cred.Pid, cred.Uid, uid)
 	}
-	var h pb.FramedHello
-	if err := c.Read(&h); err != nil {
-		return peer, fmt.Errorf("framed: hello: %w", err)
-	}
-	if subtle.ConstantTimeCompare([]byte(h.GetToken()), []byte(l.token)) != 1 {
-		_ = c.Write(&pb.FramedHelloReply{Error: errs.ToInfo(&errs.Status{Kind: errs.KindInvalid, Message: "framed: bad token"})})
-		return peer, fmt.Errorf("%w: framed: peer pid %d sent a bad token", errs.ErrUnauthenticated, cred.Pid)
-	}
-	return Peer{Purpose: h.GetPurpose(), Name: h.GetName(), PID: int(cred.Pid)}, c.Write(&pb.FramedHelloReply{})
+	return l.admit(c, int(cred.Pid))
 }
 
-// Dial connects to the socket name and says hello: the token, what the
-// connection is for, and who is calling.
+// admit runs what follows the peer's uid check: the token exchange, then
+// the hello (at most wirecheck.HelloBytes), and answers it.
+func (l *Listener) admit(c *Conn, pid int) (Peer, error) {
+	if err := tokenauth.Server(c.nc, l.token); err != nil {
+		return Peer{}, fmt.Errorf("%w: framed: peer pid %d: %v", errs.ErrUnauthenticated, pid, err)
+	}
+	var h pb.FramedHello
+	if err := c.readFrom(c.src, &h, wirecheck.HelloBytes); err != nil {
+		return Peer{}, fmt.Errorf("framed: hello from pid %d: %w", pid, err)
+	}
+	if err := wirecheck.Message(&h); err != nil {
+		return Peer{}, fmt.Errorf("framed: hello from pid %d: %w", pid, err)
+	}
+	peer := Peer{Purpose: h.GetPurpose(), Name: h.GetName(), PID: pid,
+		JobID: ids.MustFromBytes(h.GetJobId()), WorkerID: ids.MustFromBytes(h.GetWorkerId())}
+	return peer, c.Write(&pb.FramedHelloReply{})
+}
+
+// Dial connects to the socket name, runs the token exchange and says
+// hello: what the connection is for, and who is calling.
 func Dial(ctx context.Context, name, token, purpose, who string) (*Conn, error) {
+	return DialHello(ctx, name, token, &pb.FramedHello{Purpose: purpose, Name: who})
+}
+
+// DialHello is Dial with the whole hello given (a store client says its
+// job and worker id too). A listener that does not hold token fails the
+// exchange: the error wraps errs.ErrUnauthenticated.
+func DialHello(ctx context.Context, name, token string, hello *pb.FramedHello) (*Conn, error) {
 	nc, err := localsock.Dial(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("framed: connect to %s: %w", name, err)
 	}
 	c := newConn(nc)
+	if err := tokenauth.Client(ctx, c.nc, token); err != nil {
+		nc.Close()
+		if errors.Is(err, tokenauth.ErrBadPeer) {
+			return nil, fmt.Errorf("%w: framed: %s: %v", errs.ErrUnauthenticated, name, err)
+		}
+		return nil, fmt.Errorf("framed: hello to %s: %w", name, err)
+	}
 	_ = c.nc.SetDeadline(time.Now().Add(HelloTimeout))
 	var reply pb.FramedHelloReply
-	err = c.Write(&pb.FramedHello{Token: token, Purpose: purpose, Name: who})
+	err = c.Write(hello)
 	if err == nil {
 		// Unbuffered: the listener's next message may carry a descriptor
 		// (ReadWithFD), which a buffered read would lose.
-		err = c.readFrom(c.src, &reply)
+		err = c.readFrom(c.src, &reply, wirecheck.HelloBytes)
 	}
 	if err == nil && reply.GetError() != nil {
 		err = fmt.Errorf("%w: %v", errs.ErrUnauthenticated, errs.FromInfo(reply.GetError()))
@@ -259,9 +310,13 @@ func marshalAppend(b []byte, m proto.Message) ([]byte, error) {
 }
 
 // unmarshal decodes buf into m, which must be empty; what m keeps is
-// copied out of buf.
+// copied out of buf. vtprotobuf's decoders do not bound recursion, so the
+// nesting of types that can nest without bound is checked first.
 func unmarshal(buf []byte, m proto.Message) error {
 	if vm, ok := m.(vtMessage); ok {
+		if err := wirecheck.Depth(buf, m.ProtoReflect().Descriptor()); err != nil {
+			return fmt.Errorf("framed: %w", err)
+		}
 		return vm.UnmarshalVT(buf)
 	}
 	return proto.Unmarshal(buf, m)
@@ -287,30 +342,58 @@ func (c *Conn) Write(m proto.Message) error {
 }
 
 // Read receives one message into m, which must be empty.
-func (c *Conn) Read(m proto.Message) error { return c.readFrom(c.r, m) }
+func (c *Conn) Read(m proto.Message) error { return c.readFrom(c.r, m, c.maxFrame) }
 
-func (c *Conn) readFrom(r io.Reader, m proto.Message) error {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+func (c *Conn) readFrom(r io.Reader, m proto.Message, limit int) error {
+	buf, err := c.readFrame(r, limit)
+	if err != nil {
 		return err
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
-	if n > MaxFrame {
-		return fmt.Errorf("framed: frame of %d bytes exceeds the %d-byte limit", n, MaxFrame)
-	}
-	if cap(c.rbuf) < int(n) {
-		c.rbuf = make([]byte, n)
-	}
-	buf := c.rbuf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	err := unmarshal(buf, m) // copies what it keeps
+	err = unmarshal(buf, m) // copies what it keeps
 	if cap(c.rbuf) > 1<<20 {
 		c.rbuf = nil // do not hold on to a large one
+	}
+	return err
+}
+
+// readFrame reads one frame of at most limit bytes. The buffer it returns
+// is the connection's and is reused by the next read. A frame larger than
+// growStep is read into memory allocated as its bytes arrive.
+func (c *Conn) readFrame(r io.Reader, limit int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint32(hdr[:]))
+	if n > limit {
+		return nil, fmt.Errorf("framed: frame of %d bytes exceeds the %d-byte limit", n, limit)
+	}
+	if n <= max(cap(c.rbuf), growStep) {
+		if cap(c.rbuf) < n {
+			c.rbuf = make([]byte, n)
+		}
+		buf := c.rbuf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		return buf, nil
+	}
+	buf := c.rbuf[:0]
+	for len(buf) < n {
+		chunk := min(n-len(buf), max(growStep, len(buf))) // double as bytes arrive
+		buf = slices.Grow(buf, chunk)
+		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk]); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		buf = buf[:len(buf)+chunk]
+	}
+	c.rbuf = buf
+	return buf, nil
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
 	}
 	return err
 }
@@ -370,9 +453,9 @@ func (c *Conn) ReadWithFD(m proto.Message) (fd int, err error) {
 			continue
 		}
 		size := int(binary.LittleEndian.Uint32(got))
-		if size > MaxFrame {
+		if size > c.maxFrame {
 			closeFD(fd)
-			return -1, fmt.Errorf("framed: frame of %d bytes exceeds the %d-byte limit", size, MaxFrame)
+			return -1, fmt.Errorf("framed: frame of %d bytes exceeds the %d-byte limit", size, c.maxFrame)
 		}
 		if len(got) >= 4+size {
 			c.src.pending = got[4+size:]

@@ -318,6 +318,9 @@ func (s *Server) WorkerDied(_ context.Context, req *pb.WorkerDiedRequest) (*pb.W
 	for _, id := range owned {
 		s.killActor(id, "its owner died", errs.ActorOwnerDied)
 	}
+	// Its objects on other nodes (returns of tasks it called, copies
+	// fetched there) have no owner any more.
+	s.noticeOwners(nil, []ids.ID{wid}, nil)
 	return &pb.WorkerDiedReply{}, nil
 }
 

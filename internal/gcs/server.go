@@ -20,6 +20,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // Config tunes the control store.
@@ -68,6 +69,7 @@ type Server struct {
 	names     map[string]ids.ID          // guarded by mu; namespace + "\x00" + name
 	workerAct map[ids.ID]map[ids.ID]bool // guarded by mu; worker id -> actors it hosts
 	rr        uint64                     // guarded by mu; round-robin for placement
+	cleanup   cleanupQueue               // job-end and owner-death notices for node daemons (cleanup.go)
 	// nodesChanged is closed and replaced when a node registers: actors
 	// waiting for a node that can hold them look again.
 	nodesChanged chan struct{} // guarded by mu
@@ -130,9 +132,11 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
 		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
-	s.wg.Add(2)
+	s.cleanup.kick = make(chan struct{}, 1)
+	s.wg.Add(3)
 	go s.healthLoop()
 	go s.driverLoop()
+	go s.cleanupLoop()
 	return s
 }
 
@@ -149,7 +153,13 @@ func (s *Server) goOwned(f func()) {
 
 // ---------------------------------------------------------------- nodes
 
+// RegisterNode adds a node. Its resources are checked as the API checks
+// them (wirecheck.RegisterNode: finite, named as allowed, whole GPUs),
+// so nothing from the wire puts NaN or infinities in the cluster's view.
 func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*pb.RegisterNodeReply, error) {
+	if err := wirecheck.RegisterNode(req); err != nil {
+		return nil, err
+	}
 	n := req.GetNode()
 	id, ok := ids.FromBytes(n.GetNodeId())
 	if !ok || n.GetAddress() == "" {
@@ -173,7 +183,12 @@ func (s *Server) UnregisterNode(_ context.Context, req *pb.UnregisterNodeRequest
 	return &pb.UnregisterNodeReply{}, nil
 }
 
+// NodeHeartbeat records a node's load; its resources are checked as
+// RegisterNode's are (wirecheck.NodeHeartbeat).
 func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) (*pb.NodeHeartbeatReply, error) {
+	if err := wirecheck.NodeHeartbeat(req); err != nil {
+		return nil, err
+	}
 	id := ids.MustFromBytes(req.GetNodeId())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,18 +263,28 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 
 // ---------------------------------------------------------------- jobs
 
-// driverMisses is how many failed health checks in a row end a job whose
-// driver went away without finishing it.
-const driverMisses = 3
+// A driver that dies without FinishJob is noticed by its health checks
+// (an empty CoreWorker.Borrow once a second). driverMisses checks in a
+// row that find it unreachable (its port refuses connections: the process
+// is gone) end its job, about 3 s after its death; a driver that still
+// accepts connections but does not answer (stopped, or starved of CPU on
+// a loaded machine) keeps its job for driverHang before it is ended too.
+// A driver on a node's machine is noticed sooner where its objects are:
+// its store connection closes when it dies (objstore.md, "Job end").
+const (
+	driverMisses = 3
+	driverHang   = 30 * time.Second
+)
 
-// driverLoop checks the drivers of running jobs once a second; a driver
-// that cannot be reached driverMisses times in a row has died, and its job
-// is finished (killing the actors it owned).
+// driverLoop checks the drivers of running jobs once a second and
+// finishes the jobs of those that died (killing the actors they owned and
+// freeing their objects).
 func (s *Server) driverLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	misses := map[ids.ID]int{}
+	silentSince := map[ids.ID]time.Time{}
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -279,28 +304,52 @@ func (s *Server) driverLoop() {
 		}
 		s.mu.Unlock()
 		for _, d := range running {
-			if s.driverAlive(d.addr) {
+			end := false
+			switch s.checkDriver(d.addr) {
+			case driverAnswers:
 				delete(misses, d.job)
-				continue
+				delete(silentSince, d.job)
+			case driverGone:
+				misses[d.job]++
+				end = misses[d.job] >= driverMisses
+			case driverSilent:
+				if silentSince[d.job].IsZero() {
+					silentSince[d.job] = time.Now()
+				}
+				end = time.Since(silentSince[d.job]) >= driverHang
 			}
-			misses[d.job]++
-			if misses[d.job] >= driverMisses {
+			if end {
 				delete(misses, d.job)
+				delete(silentSince, d.job)
 				_, _ = s.FinishJob(s.ctx, &pb.FinishJobRequest{JobId: d.job.Bytes()})
 			}
 		}
 	}
 }
 
-func (s *Server) driverAlive(addr string) bool {
+type driverHealth int
+
+const (
+	driverAnswers driverHealth = iota
+	driverGone                 // unreachable: nothing listens at its address
+	driverSilent               // reachable, but no answer within a second
+)
+
+func (s *Server) checkDriver(addr string) driverHealth {
 	conn, err := s.pool.Get(addr)
 	if err != nil {
-		return false
+		return driverGone
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
 	defer cancel()
 	_, err = pb.NewCoreWorkerClient(conn).Borrow(ctx, &pb.BorrowRequest{})
-	return err == nil
+	switch {
+	case err == nil:
+		return driverAnswers
+	case rpc.IsUnavailable(err):
+		return driverGone
+	}
+	return driverSilent
 }
 
 func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
@@ -341,23 +390,38 @@ func (s *Server) ListJobs(context.Context, *pb.ListJobsRequest) (*pb.ListJobsRep
 	return out, nil
 }
 
-// FinishJob marks a job finished and kills the actors its driver owns
-// that are not detached.
+// FinishJob marks a job finished, kills the actors its driver owns that
+// are not detached, and tells every node daemon (cleanup.go): the driver's
+// objects go, and the job's workers stop, except the processes of its
+// detached actors, whose objects stay.
 func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.FinishJobReply, error) {
 	id := ids.MustFromBytes(req.GetJobId())
 	s.mu.Lock()
 	j, ok := s.jobs[id]
-	if ok && j.State == pb.JobState_JOB_STATE_RUNNING {
+	ended := ok && j.State == pb.JobState_JOB_STATE_RUNNING
+	if ended {
 		j.State = pb.JobState_JOB_STATE_FINISHED
 		j.EndUnixMs = time.Now().UnixMilli()
 	}
-	var owned []ids.ID
+	var owned, keep []ids.ID
 	for aid, a := range s.actors {
-		if ids.MustFromBytes(a.info.JobId) == id && !a.info.Detached && a.info.State != StateDead {
+		if ids.MustFromBytes(a.info.JobId) != id || a.info.State == StateDead {
+			continue
+		}
+		if !a.info.Detached {
 			owned = append(owned, aid)
+		} else if !a.place.worker.IsNil() {
+			keep = append(keep, a.place.worker)
 		}
 	}
+	var driver ids.ID
+	if ok {
+		driver = ids.MustFromBytes(j.GetDriverId())
+	}
 	s.mu.Unlock()
+	if ended {
+		s.noticeOwners([]ids.ID{id}, []ids.ID{driver}, keep)
+	}
 	for _, aid := range owned {
 		s.killActor(aid, "its owner (the job's driver) exited", errs.ActorOwnerDied)
 	}

@@ -36,12 +36,34 @@ type Client struct {
 // ErrNotFound: the object is not in this node's store.
 var ErrNotFound = errors.New("objstore: object not in this node's store")
 
-// Dial connects to the store serving the local socket name, presenting
+// Dial connects to the store serving the local socket name, proving
 // the cluster token; client names this process in the store's reports.
-func Dial(name, token, client string) (*Client, error) {
+// Objects it creates have no known owner (DialAs names one).
+func Dial(name, token, client string) (*Client, error) { return DialAs(name, token, Who{Name: client}) }
+
+// Who is a store client: its name in the store's reports, its job and
+// its worker id. The worker id owns the objects the client creates,
+// unless a create names another owner (Info.OwnerID): they are freed when
+// the owner's process is gone (its connection closes, or its node daemon
+// is told: objstore.md, "Job end").
+type Who struct {
+	Name   string
+	Job    ids.ID
+	Worker ids.ID
+}
+
+// DialAs is Dial with the client's job and worker id.
+func DialAs(name, token string, who Who) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), framed.HelloTimeout)
 	defer cancel()
-	fc, err := framed.Dial(ctx, name, token, storePurpose, client)
+	hello := &pb.FramedHello{Purpose: storePurpose, Name: who.Name}
+	if !who.Job.IsNil() {
+		hello.JobId = who.Job.Bytes()
+	}
+	if !who.Worker.IsNil() {
+		hello.WorkerId = who.Worker.Bytes()
+	}
+	fc, err := framed.DialHello(ctx, name, token, hello)
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %w", err)
 	}
@@ -147,13 +169,17 @@ func idsMsg(idList ...ids.ID) *pb.StoreObjectIDs {
 // Info describes an object being created.
 type Info struct {
 	Owner     string // the owner's address
+	OwnerID   ids.ID // the owner's worker id when it is not this client's (a task's returns, a secondary copy)
 	CallSite  string // the function that created it
 	Secondary bool   // a copy of an object whose primary lives on another node
 }
 
 func (c *Client) create(id ids.ID, size int64, info Info) (*pb.StoreLocation, error) {
-	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Create{Create: &pb.StoreCreate{ObjectId: id.Bytes(), Size: size,
-		OwnerAddress: info.Owner, CallSite: info.CallSite, Secondary: info.Secondary}}})
+	create := &pb.StoreCreate{ObjectId: id.Bytes(), Size: size, OwnerAddress: info.Owner, CallSite: info.CallSite, Secondary: info.Secondary}
+	if !info.OwnerID.IsNil() {
+		create.OwnerId = info.OwnerID.Bytes()
+	}
+	r, err := c.call(&pb.StoreRequest{Op: &pb.StoreRequest_Create{Create: create}})
 	if err != nil {
 		return nil, err
 	}

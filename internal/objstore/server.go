@@ -14,6 +14,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // SocketName is the local unix socket of the store of the node daemon
@@ -47,6 +48,8 @@ type conn struct {
 	s        *Store
 	fc       *framed.Conn
 	client   string            // who, for reports ("worker 1a2b3c4d pid 42")
+	worker   ids.ID            // its worker id from the hello: the owner of what it creates, unless a create names another
+	job      ids.ID            // its job, from the hello
 	creating map[ids.ID]*entry // guarded by s.mu
 	pins     map[ids.ID]int    // guarded by s.mu
 
@@ -130,6 +133,7 @@ func (c *conn) serve(lis *framed.Listener) {
 		c.wg.Wait()
 		c.s.disconnect(c)
 	}()
+	c.fc.SetMaxFrame(wirecheck.ListMessageBytes) // store requests carry ids, never object bytes
 	if err := c.hello(lis); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 			errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
@@ -147,6 +151,10 @@ func (c *conn) serve(lis *framed.Listener) {
 				c.s.log.Debug("object store client read", "client", c.client, "err", err)
 			}
 			return
+		}
+		if err := wirecheck.StoreRequest(req); err != nil {
+			c.reply(req.Seq, err)
+			continue
 		}
 		switch op := req.Op.(type) {
 		case *pb.StoreRequest_Create:
@@ -211,6 +219,7 @@ func (c *conn) hello(lis *framed.Listener) error {
 		return fmt.Errorf("objstore: pid %d connected for %q", peer.PID, peer.Purpose)
 	}
 	c.client = fmt.Sprintf("%s pid %d", peer.Name, peer.PID)
+	c.worker, c.job = peer.WorkerID, peer.JobID
 	c.s.mu.Lock()
 	c.s.clients[c] = struct{}{}
 	c.s.mu.Unlock()

@@ -101,6 +101,8 @@ type Store struct {
 	counts   struct{ spills, restores, evictions int64 } // guarded by mu
 	spillErr error                                       // guarded by mu; the last spill failure
 	closed   bool                                        // guarded by mu
+	dead     deadOwners                                  // guarded by mu
+	byOwner  ownerIndex                                  // guarded by mu; the objects of each known owner
 
 	srv  *server
 	self *conn // the daemon's own use (gRPC puts and reads for remote processes)
@@ -110,7 +112,8 @@ type Store struct {
 type entry struct {
 	id        ids.ID
 	size      int64
-	owner     string
+	owner     string // the owner's address, for reports
+	ownerID   ids.ID // the owner's worker id: its death frees the object (Nil: unknown, never)
 	callSite  string
 	secondary bool
 
@@ -234,12 +237,22 @@ func (s *Store) create(c *conn, req *pb.StoreCreate) (*pb.StoreLocation, error) 
 	if size < 0 {
 		return nil, errs.Invalidf("objstore: create %s with negative size %d", id, size)
 	}
-	e := &entry{id: id, size: size, owner: req.GetOwnerAddress(), callSite: req.GetCallSite(),
+	ownerID := c.worker
+	if len(req.GetOwnerId()) > 0 {
+		if ownerID, ok = ids.FromBytes(req.GetOwnerId()); !ok {
+			return nil, errs.Invalidf("objstore: create %s with a malformed owner id", id)
+		}
+	}
+	e := &entry{id: id, size: size, owner: req.GetOwnerAddress(), ownerID: ownerID, callSite: req.GetCallSite(),
 		secondary: req.GetSecondary(), creator: c, off: -1, done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errs.Systemf("objstore: store is closed")
+	}
+	if s.dead.has(ownerID) {
+		return nil, &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindOwnerDied,
+			Detail: fmt.Sprintf("its owner %s is gone (its job ended or its process died)", ownerID.Short())}
 	}
 	if size > s.cfg.Capacity {
 		if _, ok := s.objects[id]; ok {
@@ -279,6 +292,7 @@ func (s *Store) create(c *conn, req *pb.StoreCreate) (*pb.StoreLocation, error) 
 		}
 	}
 	s.objects[id] = e
+	s.byOwner.add(e)
 	c.creating[id] = e
 	return &pb.StoreLocation{Found: true, Offset: e.off, Size: size}, nil
 }
@@ -303,6 +317,7 @@ func (s *Store) createFileLocked(e *entry) (*pb.StoreLocation, error) {
 	}
 	e.file = p
 	s.objects[e.id] = e
+	s.byOwner.add(e)
 	e.creator.creating[e.id] = e
 	return &pb.StoreLocation{Found: true, Path: p, Size: e.size}, nil
 }
@@ -444,6 +459,7 @@ func (s *Store) Delete(idList ...ids.ID) {
 func (s *Store) destroyLocked(e *entry) {
 	if s.objects[e.id] == e {
 		delete(s.objects, e.id)
+		s.byOwner.remove(e)
 	}
 	if !e.sealed && e.done != nil {
 		select {
@@ -632,12 +648,21 @@ func (s *Store) disconnect(c *conn) {
 		}
 		delete(c.pins, id)
 	}
+	// The process is gone (or done with the store): what it owned goes.
+	if !c.worker.IsNil() {
+		s.freeOwnersLocked([]ids.ID{c.worker})
+	}
 }
 
 // Put stores an object on behalf of a process without a local store
-// (one on another machine, through the daemon's gRPC endpoint).
-func (s *Store) Put(id ids.ID, data []byte, owner string) error {
-	loc, err := s.create(s.self, &pb.StoreCreate{ObjectId: id.Bytes(), Size: int64(len(data)), OwnerAddress: owner, CallSite: "remote put"})
+// (one on another machine, through the daemon's gRPC endpoint); ownerID
+// is its owner's worker id (Nil: unknown).
+func (s *Store) Put(id ids.ID, data []byte, owner string, ownerID ids.ID) error {
+	var wire []byte
+	if !ownerID.IsNil() {
+		wire = ownerID.Bytes()
+	}
+	loc, err := s.create(s.self, &pb.StoreCreate{ObjectId: id.Bytes(), Size: int64(len(data)), OwnerAddress: owner, OwnerId: wire, CallSite: "remote put"})
 	if err != nil || loc.Exists {
 		return err
 	}

@@ -1838,6 +1838,7 @@ type JobInfo struct {
 	Entrypoint      string                 `protobuf:"bytes,9,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
 	Env             []string               `protobuf:"bytes,10,rep,name=env,proto3" json:"env,omitempty"` // extra KEY=VALUE for workers
 	InlineThreshold int64                  `protobuf:"varint,11,opt,name=inline_threshold,json=inlineThreshold,proto3" json:"inline_threshold,omitempty"`
+	DriverId        []byte                 `protobuf:"bytes,12,opt,name=driver_id,json=driverId,proto3" json:"driver_id,omitempty"` // the driver's worker id: the owner of its objects
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1947,6 +1948,13 @@ func (x *JobInfo) GetInlineThreshold() int64 {
 		return x.InlineThreshold
 	}
 	return 0
+}
+
+func (x *JobInfo) GetDriverId() []byte {
+	if x != nil {
+		return x.DriverId
+	}
+	return nil
 }
 
 type RegisterJobRequest struct {
@@ -4590,6 +4598,108 @@ func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{63}
 }
 
+// FreeOwnedRequest tells a node daemon that owners are gone. It frees every
+// object (primary or secondary copy, in memory, spilled or in a file) owned
+// by a dead owner. For a finished job it also stops the job's workers at
+// once, except those of keep_owner_ids (the processes of the job's detached
+// actors) and the workers they lease; objects owned by the stopped workers
+// go with them.
+type FreeOwnedRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	FinishedJobIds [][]byte               `protobuf:"bytes,1,rep,name=finished_job_ids,json=finishedJobIds,proto3" json:"finished_job_ids,omitempty"`
+	DeadOwnerIds   [][]byte               `protobuf:"bytes,2,rep,name=dead_owner_ids,json=deadOwnerIds,proto3" json:"dead_owner_ids,omitempty"` // worker ids (a driver's too)
+	KeepOwnerIds   [][]byte               `protobuf:"bytes,3,rep,name=keep_owner_ids,json=keepOwnerIds,proto3" json:"keep_owner_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FreeOwnedRequest) Reset() {
+	*x = FreeOwnedRequest{}
+	mi := &file_raygo_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreeOwnedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreeOwnedRequest) ProtoMessage() {}
+
+func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreeOwnedRequest.ProtoReflect.Descriptor instead.
+func (*FreeOwnedRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *FreeOwnedRequest) GetFinishedJobIds() [][]byte {
+	if x != nil {
+		return x.FinishedJobIds
+	}
+	return nil
+}
+
+func (x *FreeOwnedRequest) GetDeadOwnerIds() [][]byte {
+	if x != nil {
+		return x.DeadOwnerIds
+	}
+	return nil
+}
+
+func (x *FreeOwnedRequest) GetKeepOwnerIds() [][]byte {
+	if x != nil {
+		return x.KeepOwnerIds
+	}
+	return nil
+}
+
+type FreeOwnedReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreeOwnedReply) Reset() {
+	*x = FreeOwnedReply{}
+	mi := &file_raygo_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreeOwnedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreeOwnedReply) ProtoMessage() {}
+
+func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreeOwnedReply.ProtoReflect.Descriptor instead.
+func (*FreeOwnedReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{65}
+}
+
 type KillWorkerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId      []byte                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -4600,7 +4710,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4612,7 +4722,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4625,7 +4735,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -4650,7 +4760,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4662,7 +4772,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4675,7 +4785,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{67}
 }
 
 type NodeStatsRequest struct {
@@ -4687,7 +4797,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4699,7 +4809,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4712,7 +4822,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -4735,7 +4845,7 @@ type NodeStatsReply struct {
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4747,7 +4857,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4760,7 +4870,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -4812,7 +4922,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4824,7 +4934,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4837,7 +4947,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -4887,7 +4997,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4899,7 +5009,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4912,7 +5022,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -4931,7 +5041,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4943,7 +5053,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4956,7 +5066,7 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
@@ -4966,20 +5076,23 @@ func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
 	return nil
 }
 
-// FramedHello opens a framed unix-socket connection (internal/framed): the
-// cluster token, and what the connection is for.
+// FramedHello opens a framed unix-socket connection (internal/framed), after
+// the token exchange (internal/tokenauth): what the connection is for and
+// who is calling. token is no longer sent (the exchange proves it).
 type FramedHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"` // who is calling, for the listener's reports ("worker 1a2b3c4d")
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`                         // who is calling, for the listener's reports ("worker 1a2b3c4d")
+	JobId         []byte                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`          // the caller's job
+	WorkerId      []byte                 `protobuf:"bytes,5,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"` // the caller's worker id: the owner of what it creates in a store
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4991,7 +5104,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5004,7 +5117,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -5028,6 +5141,20 @@ func (x *FramedHello) GetName() string {
 	return ""
 }
 
+func (x *FramedHello) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *FramedHello) GetWorkerId() []byte {
+	if x != nil {
+		return x.WorkerId
+	}
+	return nil
+}
+
 type FramedHelloReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *ErrorInfo             `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -5037,7 +5164,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5049,7 +5176,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5062,7 +5189,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -5089,7 +5216,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5101,7 +5228,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5114,7 +5241,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -5218,13 +5345,14 @@ type StoreCreate struct {
 	OwnerAddress  string                 `protobuf:"bytes,3,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
 	CallSite      string                 `protobuf:"bytes,4,opt,name=call_site,json=callSite,proto3" json:"call_site,omitempty"` // the function that created the object
 	Secondary     bool                   `protobuf:"varint,5,opt,name=secondary,proto3" json:"secondary,omitempty"`              // a copy of an object whose primary is elsewhere: evictable
+	OwnerId       []byte                 `protobuf:"bytes,6,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`    // the owner's worker id when it is not the caller (a task's returns, a secondary copy)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5236,7 +5364,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5249,7 +5377,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -5287,6 +5415,13 @@ func (x *StoreCreate) GetSecondary() bool {
 	return false
 }
 
+func (x *StoreCreate) GetOwnerId() []byte {
+	if x != nil {
+		return x.OwnerId
+	}
+	return nil
+}
+
 type StoreObjectIDs struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ObjectIds     [][]byte               `protobuf:"bytes,1,rep,name=object_ids,json=objectIds,proto3" json:"object_ids,omitempty"`
@@ -5296,7 +5431,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5308,7 +5443,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5321,7 +5456,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -5347,7 +5482,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5359,7 +5494,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5372,7 +5507,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -5422,7 +5557,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5434,7 +5569,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5447,7 +5582,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -5507,7 +5642,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5519,7 +5654,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5532,7 +5667,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -5690,7 +5825,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5702,7 +5837,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5715,7 +5850,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -5788,7 +5923,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5800,7 +5935,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5813,7 +5948,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -5847,7 +5982,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5859,7 +5994,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5872,7 +6007,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -5902,7 +6037,7 @@ type WatchObjectsRequest struct {
 
 func (x *WatchObjectsRequest) Reset() {
 	*x = WatchObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5914,7 +6049,7 @@ func (x *WatchObjectsRequest) String() string {
 func (*WatchObjectsRequest) ProtoMessage() {}
 
 func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5927,7 +6062,7 @@ func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*WatchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *WatchObjectsRequest) GetObjectIds() [][]byte {
@@ -5947,7 +6082,7 @@ type ObjectValue struct {
 
 func (x *ObjectValue) Reset() {
 	*x = ObjectValue{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5959,7 +6094,7 @@ func (x *ObjectValue) String() string {
 func (*ObjectValue) ProtoMessage() {}
 
 func (x *ObjectValue) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5972,7 +6107,7 @@ func (x *ObjectValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectValue.ProtoReflect.Descriptor instead.
 func (*ObjectValue) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ObjectValue) GetObjectId() []byte {
@@ -5998,7 +6133,7 @@ type WatchObjectsReply struct {
 
 func (x *WatchObjectsReply) Reset() {
 	*x = WatchObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6010,7 +6145,7 @@ func (x *WatchObjectsReply) String() string {
 func (*WatchObjectsReply) ProtoMessage() {}
 
 func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6023,7 +6158,7 @@ func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsReply.ProtoReflect.Descriptor instead.
 func (*WatchObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *WatchObjectsReply) GetValues() []*ObjectValue {
@@ -6045,7 +6180,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6057,7 +6192,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6070,7 +6205,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -6109,7 +6244,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6121,7 +6256,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6134,7 +6269,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 // CancelTaskRequest cancels a task on the worker running it: its
@@ -6154,7 +6289,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6166,7 +6301,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6179,7 +6314,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -6219,7 +6354,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6231,7 +6366,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6244,7 +6379,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -6263,7 +6398,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6275,7 +6410,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6288,7 +6423,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -6307,7 +6442,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6319,7 +6454,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6332,7 +6467,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{90}
+	return file_raygo_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -6355,7 +6490,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6367,7 +6502,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6380,7 +6515,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{91}
+	return file_raygo_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -6412,7 +6547,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6424,7 +6559,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6437,7 +6572,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{92}
+	return file_raygo_proto_rawDescGZIP(), []int{94}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -6569,7 +6704,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05nodes\x18\x01 \x03(\v2\x12.raygo.v1.NodeInfoR\x05nodes\"0\n" +
 	"\x15UnregisterNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\"\x15\n" +
-	"\x13UnregisterNodeReply\"\xf2\x02\n" +
+	"\x13UnregisterNodeReply\"\x8f\x03\n" +
 	"\aJobInfo\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1f\n" +
 	"\vbinary_hash\x18\x02 \x01(\tR\n" +
@@ -6586,7 +6721,8 @@ const file_raygo_proto_rawDesc = "" +
 	"entrypoint\x12\x10\n" +
 	"\x03env\x18\n" +
 	" \x03(\tR\x03env\x12)\n" +
-	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\"9\n" +
+	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\x12\x1b\n" +
+	"\tdriver_id\x18\f \x01(\fR\bdriverId\"9\n" +
 	"\x12RegisterJobRequest\x12#\n" +
 	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\")\n" +
 	"\x10RegisterJobReply\x12\x15\n" +
@@ -6766,7 +6902,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x12FreeObjectsRequest\x12\x1d\n" +
 	"\n" +
 	"object_ids\x18\x01 \x03(\fR\tobjectIds\"\x12\n" +
-	"\x10FreeObjectsReply\"H\n" +
+	"\x10FreeObjectsReply\"\x88\x01\n" +
+	"\x10FreeOwnedRequest\x12(\n" +
+	"\x10finished_job_ids\x18\x01 \x03(\fR\x0efinishedJobIds\x12$\n" +
+	"\x0edead_owner_ids\x18\x02 \x03(\fR\fdeadOwnerIds\x12$\n" +
+	"\x0ekeep_owner_ids\x18\x03 \x03(\fR\fkeepOwnerIds\"\x10\n" +
+	"\x0eFreeOwnedReply\"H\n" +
 	"\x11KillWorkerRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x11\n" +
@@ -6789,11 +6930,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\x17WorkerDeathCauseRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\"B\n" +
 	"\x15WorkerDeathCauseReply\x12)\n" +
-	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"Q\n" +
+	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\x85\x01\n" +
 	"\vFramedHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"=\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x15\n" +
+	"\x06job_id\x18\x04 \x01(\fR\x05jobId\x12\x1b\n" +
+	"\tworker_id\x18\x05 \x01(\fR\bworkerId\"=\n" +
 	"\x10FramedHelloReply\x12)\n" +
 	"\x05error\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\x9d\x02\n" +
 	"\fStoreRequest\x12\x10\n" +
@@ -6803,13 +6946,14 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05abort\x18\x05 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x05abort\x12,\n" +
 	"\x03get\x18\x06 \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\x03get\x124\n" +
 	"\arelease\x18\a \x01(\v2\x18.raygo.v1.StoreObjectIDsH\x00R\areleaseB\x04\n" +
-	"\x02op\"\x9e\x01\n" +
+	"\x02op\"\xb9\x01\n" +
 	"\vStoreCreate\x12\x1b\n" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
 	"\rowner_address\x18\x03 \x01(\tR\fownerAddress\x12\x1b\n" +
 	"\tcall_site\x18\x04 \x01(\tR\bcallSite\x12\x1c\n" +
-	"\tsecondary\x18\x05 \x01(\bR\tsecondary\"/\n" +
+	"\tsecondary\x18\x05 \x01(\bR\tsecondary\x12\x19\n" +
+	"\bowner_id\x18\x06 \x01(\fR\aownerId\"/\n" +
 	"\x0eStoreObjectIDs\x12\x1d\n" +
 	"\n" +
 	"object_ids\x18\x01 \x03(\fR\tobjectIds\"}\n" +
@@ -6982,7 +7126,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"ListActors\x12\x1b.raygo.v1.ListActorsRequest\x1a\x19.raygo.v1.ListActorsReply\x12D\n" +
 	"\n" +
-	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\xe5\x06\n" +
+	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\xa8\a\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -6993,7 +7137,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\tPutObject\x12\x1a.raygo.v1.PutObjectRequest\x1a\x18.raygo.v1.PutObjectReply\x12A\n" +
 	"\tGetObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x18.raygo.v1.GetObjectReply\x12B\n" +
 	"\vFetchObject\x12\x1a.raygo.v1.GetObjectRequest\x1a\x15.raygo.v1.ObjectChunk0\x01\x12G\n" +
-	"\vFreeObjects\x12\x1c.raygo.v1.FreeObjectsRequest\x1a\x1a.raygo.v1.FreeObjectsReply\x12D\n" +
+	"\vFreeObjects\x12\x1c.raygo.v1.FreeObjectsRequest\x1a\x1a.raygo.v1.FreeObjectsReply\x12A\n" +
+	"\tFreeOwned\x12\x1a.raygo.v1.FreeOwnedRequest\x1a\x18.raygo.v1.FreeOwnedReply\x12D\n" +
 	"\n" +
 	"KillWorker\x12\x1b.raygo.v1.KillWorkerRequest\x1a\x19.raygo.v1.KillWorkerReply\x12A\n" +
 	"\tNodeStats\x12\x1a.raygo.v1.NodeStatsRequest\x1a\x18.raygo.v1.NodeStatsReply\x12V\n" +
@@ -7021,7 +7166,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                  // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),            // 1: raygo.v1.ActorDeathCause
@@ -7094,41 +7239,43 @@ var file_raygo_proto_goTypes = []any{
 	(*ObjectChunk)(nil),             // 68: raygo.v1.ObjectChunk
 	(*FreeObjectsRequest)(nil),      // 69: raygo.v1.FreeObjectsRequest
 	(*FreeObjectsReply)(nil),        // 70: raygo.v1.FreeObjectsReply
-	(*KillWorkerRequest)(nil),       // 71: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),         // 72: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),        // 73: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),          // 74: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),             // 75: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil), // 76: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),   // 77: raygo.v1.WorkerDeathCauseReply
-	(*FramedHello)(nil),             // 78: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),        // 79: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),            // 80: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),             // 81: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 82: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 83: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 84: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 85: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 86: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 87: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 88: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),     // 89: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),             // 90: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),       // 91: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),           // 92: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 93: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 94: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 95: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 96: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 97: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 98: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 99: raygo.v1.ExitReply
-	nil,                             // 100: raygo.v1.Resources.AmountsEntry
-	nil,                             // 101: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 102: raygo.v1.LeaseReply.GpuIdsEntry
+	(*FreeOwnedRequest)(nil),        // 71: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),          // 72: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),       // 73: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),         // 74: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),        // 75: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),          // 76: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),             // 77: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil), // 78: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),   // 79: raygo.v1.WorkerDeathCauseReply
+	(*FramedHello)(nil),             // 80: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),        // 81: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),            // 82: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),             // 83: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 84: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 85: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 86: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 87: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 88: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 89: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 90: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),     // 91: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),             // 92: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),       // 93: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),           // 94: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 95: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 96: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 97: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 98: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 99: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 100: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 101: raygo.v1.ExitReply
+	nil,                             // 102: raygo.v1.Resources.AmountsEntry
+	nil,                             // 103: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 104: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	100, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	102, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	8,   // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -7144,7 +7291,7 @@ var file_raygo_proto_depIdxs = []int32{
 	8,   // 13: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	7,   // 14: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	7,   // 15: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	101, // 16: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	103, // 16: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	3,   // 17: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	7,   // 18: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	7,   // 19: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
@@ -7170,27 +7317,27 @@ var file_raygo_proto_depIdxs = []int32{
 	7,   // 39: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
 	2,   // 40: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
 	7,   // 41: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
-	102, // 42: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	104, // 42: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	8,   // 43: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
 	14,  // 44: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	85,  // 45: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	75,  // 46: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	87,  // 45: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	77,  // 46: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
 	8,   // 47: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
 	8,   // 48: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	81,  // 49: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	82,  // 50: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	82,  // 51: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	82,  // 52: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	82,  // 53: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	83,  // 49: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	84,  // 50: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	84,  // 51: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	84,  // 52: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	84,  // 53: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
 	8,   // 54: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	83,  // 55: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	86,  // 56: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	85,  // 55: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	88,  // 56: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
 	6,   // 57: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
 	12,  // 58: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
 	12,  // 59: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
 	13,  // 60: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
 	10,  // 61: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	90,  // 62: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	92,  // 62: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
 	12,  // 63: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
 	8,   // 64: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
 	15,  // 65: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
@@ -7221,54 +7368,56 @@ var file_raygo_proto_depIdxs = []int32{
 	66,  // 90: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
 	66,  // 91: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
 	69,  // 92: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	71,  // 93: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	73,  // 94: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	76,  // 95: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	87,  // 96: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	89,  // 97: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	92,  // 98: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	94,  // 99: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	96,  // 100: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	98,  // 101: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	16,  // 102: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	22,  // 103: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	18,  // 104: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	20,  // 105: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	25,  // 106: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	27,  // 107: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	29,  // 108: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	31,  // 109: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	33,  // 110: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	35,  // 111: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	37,  // 112: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	39,  // 113: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	36,  // 114: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	43,  // 115: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	45,  // 116: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	47,  // 117: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	49,  // 118: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	51,  // 119: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	53,  // 120: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	55,  // 121: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	57,  // 122: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	59,  // 123: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	61,  // 124: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	63,  // 125: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	65,  // 126: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	67,  // 127: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	68,  // 128: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	70,  // 129: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	72,  // 130: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	74,  // 131: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	77,  // 132: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	88,  // 133: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	91,  // 134: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	93,  // 135: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	95,  // 136: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	97,  // 137: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	99,  // 138: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	102, // [102:139] is the sub-list for method output_type
-	65,  // [65:102] is the sub-list for method input_type
+	71,  // 93: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	73,  // 94: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	75,  // 95: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	78,  // 96: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	89,  // 97: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	91,  // 98: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	94,  // 99: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	96,  // 100: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	98,  // 101: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	100, // 102: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	16,  // 103: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	22,  // 104: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	18,  // 105: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	20,  // 106: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	25,  // 107: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	27,  // 108: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	29,  // 109: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	31,  // 110: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	33,  // 111: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	35,  // 112: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	37,  // 113: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	39,  // 114: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	36,  // 115: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	43,  // 116: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	45,  // 117: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	47,  // 118: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	49,  // 119: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	51,  // 120: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	53,  // 121: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	55,  // 122: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	57,  // 123: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	59,  // 124: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	61,  // 125: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	63,  // 126: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	65,  // 127: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	67,  // 128: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	68,  // 129: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	70,  // 130: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	72,  // 131: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	74,  // 132: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	76,  // 133: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	79,  // 134: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	90,  // 135: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	93,  // 136: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	95,  // 137: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	97,  // 138: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	99,  // 139: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	101, // 140: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	103, // [103:141] is the sub-list for method output_type
+	65,  // [65:103] is the sub-list for method input_type
 	65,  // [65:65] is the sub-list for extension type_name
 	65,  // [65:65] is the sub-list for extension extendee
 	0,   // [0:65] is the sub-list for field type_name
@@ -7283,7 +7432,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[73].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[75].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -7296,7 +7445,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   96,
+			NumMessages:   98,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

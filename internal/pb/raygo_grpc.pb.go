@@ -815,6 +815,7 @@ const (
 	NodeDaemon_GetObject_FullMethodName        = "/raygo.v1.NodeDaemon/GetObject"
 	NodeDaemon_FetchObject_FullMethodName      = "/raygo.v1.NodeDaemon/FetchObject"
 	NodeDaemon_FreeObjects_FullMethodName      = "/raygo.v1.NodeDaemon/FreeObjects"
+	NodeDaemon_FreeOwned_FullMethodName        = "/raygo.v1.NodeDaemon/FreeOwned"
 	NodeDaemon_KillWorker_FullMethodName       = "/raygo.v1.NodeDaemon/KillWorker"
 	NodeDaemon_NodeStats_FullMethodName        = "/raygo.v1.NodeDaemon/NodeStats"
 	NodeDaemon_WorkerDeathCause_FullMethodName = "/raygo.v1.NodeDaemon/WorkerDeathCause"
@@ -833,6 +834,7 @@ type NodeDaemonClient interface {
 	GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (*GetObjectReply, error)
 	FetchObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ObjectChunk], error)
 	FreeObjects(ctx context.Context, in *FreeObjectsRequest, opts ...grpc.CallOption) (*FreeObjectsReply, error)
+	FreeOwned(ctx context.Context, in *FreeOwnedRequest, opts ...grpc.CallOption) (*FreeOwnedReply, error)
 	KillWorker(ctx context.Context, in *KillWorkerRequest, opts ...grpc.CallOption) (*KillWorkerReply, error)
 	NodeStats(ctx context.Context, in *NodeStatsRequest, opts ...grpc.CallOption) (*NodeStatsReply, error)
 	WorkerDeathCause(ctx context.Context, in *WorkerDeathCauseRequest, opts ...grpc.CallOption) (*WorkerDeathCauseReply, error)
@@ -945,6 +947,16 @@ func (c *nodeDaemonClient) FreeObjects(ctx context.Context, in *FreeObjectsReque
 	return out, nil
 }
 
+func (c *nodeDaemonClient) FreeOwned(ctx context.Context, in *FreeOwnedRequest, opts ...grpc.CallOption) (*FreeOwnedReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FreeOwnedReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_FreeOwned_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *nodeDaemonClient) KillWorker(ctx context.Context, in *KillWorkerRequest, opts ...grpc.CallOption) (*KillWorkerReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(KillWorkerReply)
@@ -988,6 +1000,7 @@ type NodeDaemonServer interface {
 	GetObject(context.Context, *GetObjectRequest) (*GetObjectReply, error)
 	FetchObject(*GetObjectRequest, grpc.ServerStreamingServer[ObjectChunk]) error
 	FreeObjects(context.Context, *FreeObjectsRequest) (*FreeObjectsReply, error)
+	FreeOwned(context.Context, *FreeOwnedRequest) (*FreeOwnedReply, error)
 	KillWorker(context.Context, *KillWorkerRequest) (*KillWorkerReply, error)
 	NodeStats(context.Context, *NodeStatsRequest) (*NodeStatsReply, error)
 	WorkerDeathCause(context.Context, *WorkerDeathCauseRequest) (*WorkerDeathCauseReply, error)
@@ -1027,6 +1040,9 @@ func (UnimplementedNodeDaemonServer) FetchObject(*GetObjectRequest, grpc.ServerS
 }
 func (UnimplementedNodeDaemonServer) FreeObjects(context.Context, *FreeObjectsRequest) (*FreeObjectsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method FreeObjects not implemented")
+}
+func (UnimplementedNodeDaemonServer) FreeOwned(context.Context, *FreeOwnedRequest) (*FreeOwnedReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method FreeOwned not implemented")
 }
 func (UnimplementedNodeDaemonServer) KillWorker(context.Context, *KillWorkerRequest) (*KillWorkerReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method KillWorker not implemented")
@@ -1213,6 +1229,24 @@ func _NodeDaemon_FreeObjects_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_FreeOwned_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FreeOwnedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).FreeOwned(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_FreeOwned_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).FreeOwned(ctx, req.(*FreeOwnedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _NodeDaemon_KillWorker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(KillWorkerRequest)
 	if err := dec(in); err != nil {
@@ -1305,6 +1339,10 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FreeObjects",
 			Handler:    _NodeDaemon_FreeObjects_Handler,
+		},
+		{
+			MethodName: "FreeOwned",
+			Handler:    _NodeDaemon_FreeOwned_Handler,
 		},
 		{
 			MethodName: "KillWorker",

@@ -43,7 +43,7 @@ func (r *Raylet) PutObject(_ context.Context, req *pb.PutObjectRequest) (*pb.Put
 	if !ok {
 		return nil, errs.Invalidf("raylet: PutObject needs an object id")
 	}
-	if err := r.store.Put(id, req.GetData(), req.GetOwnerAddress()); err != nil {
+	if err := r.store.Put(id, req.GetData(), req.GetOwnerAddress(), ids.MustFromBytes(req.GetOwnerId())); err != nil {
 		return nil, err
 	}
 	return &pb.PutObjectReply{}, nil
@@ -106,4 +106,23 @@ func (r *Raylet) FreeObjects(_ context.Context, req *pb.FreeObjectsRequest) (*pb
 		}
 	}
 	return &pb.FreeObjectsReply{}, nil
+}
+
+// FreeOwned frees the objects of owners that are gone and, for finished
+// jobs, stops their workers now (see jobFinished); the control store sends
+// it when a job ends and when a worker dies anywhere in the cluster.
+func (r *Raylet) FreeOwned(_ context.Context, req *pb.FreeOwnedRequest) (*pb.FreeOwnedReply, error) {
+	keep := map[ids.ID]bool{}
+	for _, b := range req.GetKeepOwnerIds() {
+		keep[ids.MustFromBytes(b)] = true
+	}
+	for _, b := range req.GetFinishedJobIds() {
+		r.jobFinished(ids.MustFromBytes(b), func(l *lease) bool { return !keep[l.owner] && !keep[l.w.id] })
+	}
+	dead := make([]ids.ID, 0, len(req.GetDeadOwnerIds()))
+	for _, b := range req.GetDeadOwnerIds() {
+		dead = append(dead, ids.MustFromBytes(b))
+	}
+	r.store.FreeOwners(dead...)
+	return &pb.FreeOwnedReply{}, nil
 }

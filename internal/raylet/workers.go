@@ -317,6 +317,9 @@ func (r *Raylet) workerExited(w *worker) {
 	for _, o := range orphans {
 		o.kill()
 	}
+	// What it owned has no owner any more, here or anywhere (the control
+	// store tells the other nodes when it hears of the death).
+	r.store.FreeOwners(w.id)
 	if registered {
 		// Socket files (darwin) of a process that died without closing them.
 		localsock.Forget(w.addr, localsock.GRPC, localsock.Tasks)
@@ -479,27 +482,46 @@ func (r *Raylet) reapIdleWorkers() {
 		if err != nil || reply.GetJob().GetState() != pb.JobState_JOB_STATE_FINISHED {
 			continue
 		}
-		r.mu.Lock()
-		for key, q := range r.idle {
-			if key.job == job {
-				for _, w := range q {
-					w.killReason = "its job finished"
-				}
-				stop = append(stop, q...)
-				delete(r.idle, key)
-			}
-		}
-		for _, l := range r.leases {
-			if !l.actor && l.w.key.job == job {
-				l.w.killReason = "its job finished while it was leased"
-				stop = append(stop, l.w)
-			}
-		}
-		delete(r.binaries, job)
-		delete(r.jobEnv, job)
-		delete(r.failures, job)
-		r.mu.Unlock()
+		// Without the control store's notice this daemon does not know
+		// which processes live on (detached actors'): it stops the idle
+		// workers and those the driver leased.
+		driver := ids.MustFromBytes(reply.GetJob().GetDriverId())
+		r.jobFinished(job, func(l *lease) bool { return l.owner == driver && !driver.IsNil() })
 	}
+	for _, w := range stop {
+		w.kill()
+	}
+}
+
+// jobFinished stops a finished job's idle workers and the workers leased
+// for its tasks that stop says to (the control store's notice: all but
+// those leased by the processes of the job's detached actors, which live
+// on); actor processes are the control store's to stop. The objects the stopped workers owned are freed as
+// they exit (workerExited). The control store's FreeOwned calls it as soon
+// as the job ends; reapIdleWorkers calls it too, for a notice that was
+// lost.
+func (r *Raylet) jobFinished(job ids.ID, stopLease func(*lease) bool) {
+	var stop []*worker
+	r.mu.Lock()
+	for key, q := range r.idle {
+		if key.job == job {
+			for _, w := range q {
+				w.killReason = "its job finished"
+			}
+			stop = append(stop, q...)
+			delete(r.idle, key)
+		}
+	}
+	for _, l := range r.leases {
+		if !l.actor && l.w.key.job == job && stopLease(l) {
+			l.w.killReason = "its job finished while it was leased"
+			stop = append(stop, l.w)
+		}
+	}
+	delete(r.binaries, job)
+	delete(r.jobEnv, job)
+	delete(r.failures, job)
+	r.mu.Unlock()
 	for _, w := range stop {
 		w.kill()
 	}

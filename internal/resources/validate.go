@@ -128,3 +128,27 @@ func ParseJSON(s string) (Set, error) {
 	}
 	return set, nil
 }
+
+// ValidateAmounts checks amounts that are not a request, such as a node's
+// available resources, which go below zero while the node is
+// oversubscribed and hold fractions of GPUs: names as in Validate, amounts
+// finite and within ±MaxMemory for memory and ±MaxAmount for anything
+// else. Errors wrap ErrInvalidRequest.
+func ValidateAmounts(s Set) error {
+	for _, k := range s.names() {
+		v := s[k]
+		limit := float64(MaxAmount)
+		if k == Memory {
+			limit = MaxMemory
+		}
+		switch {
+		case !validName(k):
+			return fmt.Errorf("%w: bad resource name %q (want a letter, then up to 63 of letters, digits, _ . : / -)", ErrInvalidRequest, k)
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return fmt.Errorf("%w: %s = %v is not finite", ErrInvalidRequest, k, v)
+		case math.Abs(v) > limit:
+			return fmt.Errorf("%w: %s = %v is absurd (limit %g)", ErrInvalidRequest, k, v, limit)
+		}
+	}
+	return nil
+}

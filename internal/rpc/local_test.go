@@ -7,7 +7,9 @@ import (
 
 	"google.golang.org/grpc/peer"
 
+	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/tokenauth"
 )
 
 // peerStore records the network of each caller.
@@ -85,5 +87,55 @@ func TestListenerWithoutSocketServesTCP(t *testing.T) {
 	}
 	if store.networks[0] != "tcp" {
 		t.Fatalf("fallback call arrived over %v, want tcp", store.networks)
+	}
+}
+
+// TestSquatterOnLocalSocket: a process that binds an endpoint's local
+// socket name without the token gets no token and no calls: the client
+// fails the exchange there and falls back to TCP.
+func TestSquatterOnLocalSocket(t *testing.T) {
+	srv := NewServer("tok")
+	store := &peerStore{}
+	pb.RegisterControlStoreServer(srv, store)
+	lis, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis.unix.Close()
+	lis.unix = nil
+	name, err := localsock.Name(lis.Addr(), localsock.GRPC)
+	if err != nil {
+		t.Skip("no local sockets here")
+	}
+	squat, err := localsock.Listen(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squat.Close()
+	var squatted sync.WaitGroup
+	squatted.Add(1)
+	go func() {
+		defer squatted.Done()
+		c, err := squat.Accept()
+		if err != nil {
+			return
+		}
+		_ = tokenauth.Server(c, "the squatter's guess")
+		c.Close()
+	}()
+	var wg sync.WaitGroup
+	lis.Serve(srv, &wg)
+	defer func() { srv.Stop(); wg.Wait() }()
+	conn, err := Dial(lis.Addr(), "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := pb.NewControlStoreClient(conn).KVGet(context.Background(), &pb.KVGetRequest{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	squatted.Wait()
+	if store.networks[0] != "tcp" {
+		t.Fatalf("call arrived over %v, want tcp", store.networks)
 	}
 }

@@ -1,11 +1,12 @@
 // Package rpc holds what every raygo gRPC endpoint shares: cluster-token
-// authentication on servers and clients, the table that turns typed errors
-// into gRPC statuses and back, and a pool of client connections.
+// authentication of every connection before gRPC reads from it (auth.go),
+// checks of every message received against its type's size limit and
+// wirecheck's rules, the table that turns typed errors into gRPC statuses
+// and back, and a pool of client connections.
 package rpc
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -17,20 +18,26 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // MaxMessageBytes bounds one gRPC message (a task batch, a reply batch, an
 // object transfer). An object moves between a node's store and a process
-// in one message for now, so this is also the largest object.
-const MaxMessageBytes = 512 << 20
+// in one message for now, so this is also the largest object. Each
+// message type has a limit of its own, at most this one
+// (wirecheck.MaxBytes).
+const MaxMessageBytes = wirecheck.BigMessageBytes
 
-const authKey = "authorization"
+// maxHeaderBytes bounds a call's metadata: raygo sends none of its own.
+const maxHeaderBytes = 64 << 10
 
 // Flow-control windows per stream and per connection.
 const (
@@ -38,39 +45,33 @@ const (
 	connWindowBytes = 16 << 20
 )
 
-// NewServer returns a gRPC server that rejects every call lacking the
-// cluster token and converts handler errors to typed statuses.
+// NewServer returns a gRPC server that authenticates every connection
+// with token before reading from it (the token exchange, auth.go),
+// refuses any message larger than its type's limit (wirecheck.MaxBytes)
+// before decoding it, checks every request and streamed message with
+// wirecheck.Message before the handler sees it, and converts handler
+// errors to typed statuses.
 func NewServer(token string) *grpc.Server {
-	want := []byte("Bearer " + token)
-	check := func(ctx context.Context) error {
-		md, _ := metadata.FromIncomingContext(ctx)
-		vals := md.Get(authKey)
-		if len(vals) == 0 {
-			return status.Error(codes.Unauthenticated, "raygo: missing cluster token (set RAYGO_TOKEN or use the token file written by `raygo start`)")
-		}
-		if subtle.ConstantTimeCompare([]byte(vals[0]), want) != 1 {
-			return status.Error(codes.Unauthenticated, "raygo: wrong cluster token")
-		}
-		return nil
-	}
 	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if err := check(ctx); err != nil {
-			return nil, err
+		if m, ok := req.(proto.Message); ok {
+			if err := wirecheck.Message(m); err != nil {
+				return nil, ToStatus(err)
+			}
 		}
 		resp, err := h(ctx, req)
 		return resp, ToStatus(err)
 	}
 	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		if err := check(ss.Context()); err != nil {
-			return err
-		}
-		return ToStatus(h(srv, ss))
+		return ToStatus(h(srv, checkedStream{ss}))
 	}
 	return grpc.NewServer(
+		grpc.Creds(serverCreds{token: token}),
+		grpc.ForceServerCodecV2(limitCodec{}),
 		grpc.UnaryInterceptor(unary),
 		grpc.StreamInterceptor(stream),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 10 * time.Second}),
 		// Fixed windows turn off BDP probing, whose pings cost a round trip
@@ -79,29 +80,60 @@ func NewServer(token string) *grpc.Server {
 	)
 }
 
-type tokenCreds string
+// checkedStream checks every message a streaming handler receives.
+type checkedStream struct{ grpc.ServerStream }
 
-func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{authKey: "Bearer " + string(t)}, nil
+func (s checkedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if pm, ok := m.(proto.Message); ok {
+		if err := wirecheck.Message(pm); err != nil {
+			return ToStatus(err)
+		}
+	}
+	return nil
 }
-func (tokenCreds) RequireTransportSecurity() bool { return false }
 
-// Dial opens a client connection that sends the cluster token on every call
-// and rebuilds typed errors from statuses. It does not block: an
-// unreachable address fails the first call with ErrUnavailable.
+// limitCodec is the proto codec with each message type's size limit
+// (wirecheck.MaxBytes) checked before decoding.
+type limitCodec struct{}
+
+var protoCodec = encoding.GetCodecV2("proto")
+
+func (limitCodec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
+func (limitCodec) Name() string                           { return "proto" }
+func (limitCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(proto.Message); ok {
+		if err := wirecheck.CheckSize(m, data.Len()); err != nil {
+			return err
+		}
+	}
+	return protoCodec.Unmarshal(data, v)
+}
+
+// Dial opens a client connection whose every connection is authenticated
+// with token (the token exchange, auth.go) and which rebuilds typed errors
+// from statuses. It does not block: an unreachable address fails the first
+// call with ErrUnavailable, an endpoint that does not hold token with
+// ErrUnauthenticated.
 func Dial(addr, token string) (*grpc.ClientConn, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, errs.Invalidf("raygo: bad address %q: want host:port", addr)
 	}
+	st := &dialState{addr: addr}
 	unary := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return FromStatus(inv(ctx, method, req, reply, cc, opts...))
+		return st.typed(FromStatus(inv(ctx, method, req, reply, cc, opts...)))
+	}
+	streams := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, err := streamErrors(ctx, desc, cc, method, streamer, opts...)
+		return cs, st.typed(err)
 	}
 	return grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dialLocalFirst),
-		grpc.WithPerRPCCredentials(tokenCreds(token)),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return st.dialAuthenticated(ctx, a, token) }),
 		grpc.WithUnaryInterceptor(unary),
-		grpc.WithStreamInterceptor(streamErrors),
+		grpc.WithStreamInterceptor(streams),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(connWindowBytes),

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,7 @@ import (
 // useTempRoot points Root at a fresh directory for the test.
 func useTempRoot(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
+	root := filepath.Join(t.TempDir(), "sessions") // made private by New
 	t.Setenv("RAYGO_TMPDIR", root)
 	return root
 }
@@ -32,7 +33,7 @@ func TestRootFollowsEnv(t *testing.T) {
 		t.Fatalf("Root() = %q, want %q", Root(), root)
 	}
 	t.Setenv("RAYGO_TMPDIR", "")
-	if want := filepath.Join(os.TempDir(), "raygo"); Root() != want {
+	if want := filepath.Join(os.TempDir(), "raygo-"+strconv.Itoa(os.Getuid())); Root() != want {
 		t.Fatalf("default Root() = %q, want %q", Root(), want)
 	}
 }
@@ -149,7 +150,7 @@ func TestNewToken(t *testing.T) {
 }
 
 func TestCleanStaleRemovesOnlyDeadEmbeddedSessions(t *testing.T) {
-	t.Setenv("RAYGO_TMPDIR", t.TempDir())
+	useTempRoot(t)
 	mine, err := New()
 	if err != nil {
 		t.Fatal(err)

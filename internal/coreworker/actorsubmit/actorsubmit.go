@@ -41,6 +41,7 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // Stream is the owner's end of a push stream to a worker.
@@ -446,6 +447,9 @@ type replied struct {
 func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 	for {
 		batch, err := stream.Recv()
+		if err == nil {
+			err = wirecheck.ReplyBatch(batch)
+		}
 		if err != nil {
 			s.connLost(a, gen, err)
 			return

@@ -45,6 +45,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/wirecheck"
 	"github.com/raygo/raygo/internal/workerlog"
 )
 
@@ -204,6 +205,12 @@ func (e *Executor) Serve(srv ServerStream) error {
 			if !errors.Is(err, io.EOF) {
 				recvErr = err
 			}
+			break
+		}
+		// Checked before anything acts on it: a num_returns of 2^31-1
+		// would make FillFromCommon allocate 32 GiB of return ids.
+		if err := wirecheck.TaskBatch(batch); err != nil {
+			recvErr = err
 			break
 		}
 		s.accept(batch)

@@ -46,6 +46,7 @@ import (
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // Stream is the owner's end of a push stream to a worker.
@@ -455,6 +456,9 @@ func (s *Submitter) stealFor(l *lease) func() int32 {
 func (s *Submitter) recvLoop(l *lease) {
 	for {
 		batch, err := l.stream.Recv()
+		if err == nil {
+			err = wirecheck.ReplyBatch(batch)
+		}
 		if err != nil {
 			s.leaseFailed(l, err)
 			return

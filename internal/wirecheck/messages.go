@@ -1,0 +1,355 @@
+package wirecheck
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/raygo/raygo/internal/pb"
+)
+
+// Message checks any message a raygo process accepts from another, by
+// type; types without a check of their own (replies, empty requests) pass.
+// gRPC servers call it on every request and streamed message.
+func Message(m proto.Message) error {
+	switch m := m.(type) {
+	// core worker
+	case *pb.TaskBatch:
+		return TaskBatch(m)
+	case *pb.ReplyBatch:
+		return ReplyBatch(m)
+	case *pb.WatchObjectsRequest:
+		return idList("object id", m.GetObjectIds())
+	case *pb.WatchObjectsReply:
+		return WatchObjectsReply(m)
+	case *pb.BorrowRequest:
+		if err := idList("object id", m.GetObjectIds()); err != nil {
+			return err
+		}
+		if err := id("borrower id", m.GetBorrowerId()); err != nil {
+			return err
+		}
+		return address("borrower address", m.GetBorrowerAddress())
+	case *pb.CancelTaskRequest:
+		return id("task id", m.GetTaskId())
+	case *pb.CreateActorTaskRequest:
+		return TaskSpec(m.GetSpec())
+	case *pb.ExitRequest:
+		if err := id("actor id", m.GetActorId()); err != nil {
+			return err
+		}
+		return name("reason", m.GetReason())
+
+	// control store
+	case *pb.RegisterNodeRequest:
+		return RegisterNode(m)
+	case *pb.NodeHeartbeatRequest:
+		return NodeHeartbeat(m)
+	case *pb.UnregisterNodeRequest:
+		return id("node id", m.GetNodeId())
+	case *pb.RegisterJobRequest:
+		return JobInfo(m.GetJob())
+	case *pb.GetJobRequest:
+		return id("job id", m.GetJobId())
+	case *pb.FinishJobRequest:
+		return id("job id", m.GetJobId())
+	case *pb.KVPutRequest:
+		if err := name("namespace", m.GetNs()); err != nil {
+			return err
+		}
+		return name("key", m.GetKey())
+	case *pb.KVGetRequest:
+		if err := name("namespace", m.GetNs()); err != nil {
+			return err
+		}
+		return name("key", m.GetKey())
+	case *pb.BinaryChunk:
+		if m.GetOffset() < 0 || m.GetTotal() < 0 {
+			return bad("binary chunk at offset %d of %d", m.GetOffset(), m.GetTotal())
+		}
+		return name("binary hash", m.GetHash())
+	case *pb.HasBinaryRequest:
+		return name("binary hash", m.GetHash())
+	case *pb.GetBinaryRequest:
+		return name("binary hash", m.GetHash())
+	case *pb.CreateActorRequest:
+		return ActorInfo(m.GetActor())
+	case *pb.GetActorRequest:
+		if err := id("actor id", m.GetActorId()); err != nil {
+			return err
+		}
+		if err := name("actor name", m.GetName()); err != nil {
+			return err
+		}
+		return name("namespace", m.GetNamespace())
+	case *pb.WaitActorRequest:
+		if m.GetTimeoutMs() < 0 {
+			return bad("negative timeout %d ms", m.GetTimeoutMs())
+		}
+		return id("actor id", m.GetActorId())
+	case *pb.KillActorRequest:
+		return id("actor id", m.GetActorId())
+	case *pb.WorkerDiedRequest:
+		if err := id("node id", m.GetNodeId()); err != nil {
+			return err
+		}
+		if err := id("worker id", m.GetWorkerId()); err != nil {
+			return err
+		}
+		if err := address("worker address", m.GetAddress()); err != nil {
+			return err
+		}
+		return name("reason", m.GetReason())
+
+	// node daemon
+	case *pb.LeaseRequest:
+		if err := id("job id", m.GetJobId()); err != nil {
+			return err
+		}
+		if err := id("owner id", m.GetOwnerId()); err != nil {
+			return err
+		}
+		if err := name("scheduling key", m.GetSchedulingKey()); err != nil {
+			return err
+		}
+		if err := strategy(m.GetStrategy()); err != nil {
+			return err
+		}
+		if len(m.GetRequestId()) > MaxRequestIDBytes {
+			return bad("lease request id of %d bytes exceeds %d", len(m.GetRequestId()), MaxRequestIDBytes)
+		}
+		if m.PlacementResources != nil {
+			if err := Request(m.GetPlacementResources()); err != nil {
+				return within("placement resources", err)
+			}
+		}
+		return Request(m.GetResources())
+	case *pb.CancelLeaseRequest:
+		if len(m.GetRequestId()) > MaxRequestIDBytes {
+			return bad("lease request id of %d bytes exceeds %d", len(m.GetRequestId()), MaxRequestIDBytes)
+		}
+		return nil
+	case *pb.ReturnLeaseRequest:
+		return id("lease id", m.GetLeaseId())
+	case *pb.RegisterWorkerRequest:
+		if err := id("worker id", m.GetWorkerId()); err != nil {
+			return err
+		}
+		return address("worker address", m.GetAddress())
+	case *pb.BlockedRequest:
+		return id("worker id", m.GetWorkerId())
+	case *pb.PutObjectRequest:
+		if err := id("object id", m.GetObjectId()); err != nil {
+			return err
+		}
+		if err := id("owner id", m.GetOwnerId()); err != nil {
+			return err
+		}
+		return address("owner address", m.GetOwnerAddress())
+	case *pb.GetObjectRequest:
+		return id("object id", m.GetObjectId())
+	case *pb.FreeObjectsRequest:
+		return idList("object id", m.GetObjectIds())
+	case *pb.FreeOwnedRequest:
+		if err := idList("finished job id", m.GetFinishedJobIds()); err != nil {
+			return err
+		}
+		if err := idList("dead owner id", m.GetDeadOwnerIds()); err != nil {
+			return err
+		}
+		return idList("kept owner id", m.GetKeepOwnerIds())
+	case *pb.KillWorkerRequest:
+		if err := id("worker id", m.GetWorkerId()); err != nil {
+			return err
+		}
+		return name("reason", m.GetReason())
+	case *pb.NodeStatsRequest:
+		if m.GetLargest() < 0 {
+			return bad("negative largest %d", m.GetLargest())
+		}
+		return nil
+	case *pb.WorkerDeathCauseRequest:
+		return id("worker id", m.GetWorkerId())
+
+	// framed sockets and the object store
+	case *pb.FramedHello:
+		if err := name("purpose", m.GetPurpose()); err != nil {
+			return err
+		}
+		if err := name("name", m.GetName()); err != nil {
+			return err
+		}
+		if err := id("job id", m.GetJobId()); err != nil {
+			return err
+		}
+		return id("worker id", m.GetWorkerId())
+	case *pb.FramedHelloReply:
+		return ErrorInfo(m.GetError())
+	case *pb.StoreRequest:
+		return StoreRequest(m)
+	case *pb.StoreReply:
+		return ErrorInfo(m.GetError())
+	}
+	return nil
+}
+
+// RegisterNode checks a node's registration: its id and address, its
+// total resources as the API checks a request (finite, named as allowed,
+// whole GPUs), its available ones (finite), labels and pending demands.
+func RegisterNode(r *pb.RegisterNodeRequest) error {
+	n := r.GetNode()
+	if n == nil {
+		return bad("RegisterNode without a node")
+	}
+	if err := id("node id", n.GetNodeId()); err != nil {
+		return err
+	}
+	if err := address("node address", n.GetAddress()); err != nil {
+		return err
+	}
+	if err := name("hostname", n.GetHostname()); err != nil {
+		return err
+	}
+	if n.Total != nil {
+		if err := Capacity(n.GetTotal()); err != nil {
+			return within("node total", err)
+		}
+	}
+	if n.Available != nil {
+		if err := Available(n.GetAvailable()); err != nil {
+			return within("node available", err)
+		}
+	}
+	if len(n.GetLabels()) > MaxLabels {
+		return bad("%d labels exceed %d", len(n.GetLabels()), MaxLabels)
+	}
+	for k, v := range n.GetLabels() {
+		if len(k) > MaxLabelBytes || len(v) > MaxLabelBytes {
+			return bad("label %.64q of %d bytes (value %d) exceeds %d", k, len(k), len(v), MaxLabelBytes)
+		}
+	}
+	return demands(n.GetPendingDemands(), n.GetPendingLeases(), n.GetNumWorkers())
+}
+
+// NodeHeartbeat checks a heartbeat: the node id, available resources
+// (finite), pending demands (as requests) and counts.
+func NodeHeartbeat(r *pb.NodeHeartbeatRequest) error {
+	if err := id("node id", r.GetNodeId()); err != nil {
+		return err
+	}
+	if r.Available != nil {
+		if err := Available(r.GetAvailable()); err != nil {
+			return within("heartbeat available", err)
+		}
+	}
+	return demands(r.GetPendingDemands(), r.GetPendingLeases(), r.GetNumWorkers())
+}
+
+// MaxRequestIDBytes bounds a lease request's id (see LeaseRequest).
+const MaxRequestIDBytes = 64
+
+// MaxDemands bounds the pending demands one node reports.
+const MaxDemands = 1 << 16
+
+func demands(list []*pb.Resources, pending, workers int32) error {
+	if pending < 0 || workers < 0 {
+		return bad("negative counts (pending leases %d, workers %d)", pending, workers)
+	}
+	if len(list) > MaxDemands {
+		return bad("%d pending demands exceed %d", len(list), MaxDemands)
+	}
+	for _, d := range list {
+		if err := Request(d); err != nil {
+			return within("pending demand", err)
+		}
+	}
+	return nil
+}
+
+// JobInfo checks a job's registration.
+func JobInfo(j *pb.JobInfo) error {
+	if j == nil {
+		return bad("missing job")
+	}
+	if err := id("job id", j.GetJobId()); err != nil {
+		return err
+	}
+	if err := id("driver id", j.GetDriverId()); err != nil {
+		return err
+	}
+	if err := address("driver address", j.GetDriverAddress()); err != nil {
+		return err
+	}
+	for _, s := range []struct{ what, v string }{{"binary hash", j.GetBinaryHash()}, {"namespace", j.GetNamespace()}, {"entrypoint", j.GetEntrypoint()}, {"binary path", j.GetBinaryPath()}} {
+		if err := name(s.what, s.v); err != nil {
+			return err
+		}
+	}
+	if j.GetInlineThreshold() < 0 {
+		return bad("negative inline threshold %d", j.GetInlineThreshold())
+	}
+	return nil
+}
+
+// ActorInfo checks an actor's creation request: ids, names, restarts and
+// its creation task.
+func ActorInfo(a *pb.ActorInfo) error {
+	if a == nil {
+		return bad("missing actor")
+	}
+	for _, f := range []struct {
+		what string
+		b    []byte
+	}{{"actor id", a.GetActorId()}, {"job id", a.GetJobId()}, {"worker id", a.GetWorkerId()}, {"node id", a.GetNodeId()}, {"owner id", a.GetOwnerId()}} {
+		if err := id(f.what, f.b); err != nil {
+			return err
+		}
+	}
+	for _, s := range []struct{ what, v string }{{"actor name", a.GetName()}, {"namespace", a.GetNamespace()}, {"class name", a.GetClassName()}} {
+		if err := name(s.what, s.v); err != nil {
+			return err
+		}
+	}
+	if err := address("owner address", a.GetOwnerAddress()); err != nil {
+		return err
+	}
+	if a.GetMaxRestarts() < -1 {
+		return bad("max_restarts %d below -1", a.GetMaxRestarts())
+	}
+	if err := ErrorInfo(a.GetDeathCause()); err != nil {
+		return err
+	}
+	if a.Creation != nil {
+		return TaskSpec(a.GetCreation())
+	}
+	return nil
+}
+
+// StoreRequest checks an object store request: object ids, a create's
+// size (not negative) and names.
+func StoreRequest(r *pb.StoreRequest) error {
+	switch op := r.GetOp().(type) {
+	case *pb.StoreRequest_Create:
+		c := op.Create
+		if err := id("object id", c.GetObjectId()); err != nil {
+			return err
+		}
+		if c.GetSize() < 0 {
+			return bad("create of negative size %d", c.GetSize())
+		}
+		if err := id("owner id", c.GetOwnerId()); err != nil {
+			return err
+		}
+		if err := address("owner address", c.GetOwnerAddress()); err != nil {
+			return err
+		}
+		return name("call site", c.GetCallSite())
+	case *pb.StoreRequest_Seal:
+		return idList("object id", op.Seal.GetObjectIds())
+	case *pb.StoreRequest_Abort:
+		return idList("object id", op.Abort.GetObjectIds())
+	case *pb.StoreRequest_Get:
+		return idList("object id", op.Get.GetObjectIds())
+	case *pb.StoreRequest_Release:
+		return idList("object id", op.Release.GetObjectIds())
+	}
+	return nil
+}
