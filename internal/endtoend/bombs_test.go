@@ -21,7 +21,7 @@ import (
 )
 
 // Echo takes anything; the bombs below are sent as its argument.
-var Echo = ray.Func1("e2e.Echo", func(_ context.Context, v any) (int, error) { return 1, nil })
+var Echo = ray.Func1(func(_ context.Context, v any) (int, error) { return 1, nil }, ray.RegisterName("e2e.Echo"))
 
 // leaseWorker registers a job whose binary is this test binary and leases
 // one of its workers straight from the node daemon, as an owner would.

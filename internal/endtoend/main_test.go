@@ -61,16 +61,16 @@ func TestMain(m *testing.M) {
 type keeper struct{ held ray.ObjectRef[[]byte] }
 
 var (
-	Keeper = ray.Actor0("e2e.Keeper", func(context.Context) (*keeper, error) { return &keeper{}, nil })
-	Hold   = ray.Method0(Keeper, "Hold", func(k *keeper, ctx context.Context) (string, error) {
+	Keeper = ray.Actor0(func(context.Context) (*keeper, error) { return &keeper{}, nil }, ray.RegisterName("e2e.Keeper"))
+	Hold   = ray.Method0(Keeper, func(k *keeper, ctx context.Context) (string, error) {
 		ref, err := ray.Put(ctx, make([]byte, keptBytes))
 		k.held = ref
 		return ref.ID(), err
-	})
-	HeldSize = ray.Method0(Keeper, "HeldSize", func(k *keeper, ctx context.Context) (int, error) {
+	}, ray.RegisterName("Hold"))
+	HeldSize = ray.Method0(Keeper, func(k *keeper, ctx context.Context) (int, error) {
 		b, err := k.held.Get(ctx)
 		return len(b), err
-	})
+	}, ray.RegisterName("HeldSize"))
 )
 
 // runDriver is roleDriver.
@@ -80,8 +80,8 @@ func runDriver() int {
 		fmt.Println("init:", err)
 		return 1
 	}
-	k, err := Keeper.Options(ray.Name("keeper"), ray.Detached()).Remote(ctx)
-	if err != nil {
+	k := Keeper.Options(ray.Name("keeper"), ray.Lifetime(ray.Detached)).Remote(ctx)
+	if err := k.Err(); err != nil {
 		fmt.Println("keeper:", err)
 		return 1
 	}

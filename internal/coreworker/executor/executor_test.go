@@ -56,7 +56,7 @@ func TestRunsTasksInOrder(t *testing.T) {
 			t.Fatalf("released %d, flushes %d; want 3 each", env.released, env.flushes)
 		}
 		for _, s := range env.resolved {
-			if string(s.GetJobId()) != "job-1" || s.GetOwnerAddress() != "owner:1" || len(s.GetReturnIds()) != 1 ||
+			if !bytes.Equal(s.GetJobId(), testJob.Bytes()) || s.GetOwnerAddress() != "owner:1" || len(s.GetReturnIds()) != 1 ||
 				ids.MustFromBytes(s.GetReturnIds()[0]) != ids.ForReturn(idOf(s), 0) {
 				t.Fatalf("spec not completed from the header: %v", s)
 			}

@@ -197,8 +197,11 @@ func task(fn string, args ...string) *pb.TaskSpec {
 
 func idOf(spec *pb.TaskSpec) ids.ID { return ids.MustFromBytes(spec.GetTaskId()) }
 
+// testJob is the job every test batch belongs to.
+var testJob = ids.New()
+
 func batch(specs ...*pb.TaskSpec) *pb.TaskBatch {
-	return &pb.TaskBatch{Tasks: specs, Common: &pb.TaskSpec{JobId: []byte("job-1"), OwnerAddress: "owner:1", OwnerId: ids.New().Bytes()}}
+	return &pb.TaskBatch{Tasks: specs, Common: &pb.TaskSpec{JobId: testJob.Bytes(), OwnerAddress: "owner:1", OwnerId: ids.New().Bytes()}}
 }
 
 // one returns a registered function's single result.
