@@ -121,6 +121,10 @@ func Encode(v any) ([]byte, []Ref, error) {
 	return buf.Bytes(), refs, nil
 }
 
+// extOffsetsPool holds the extension offsets checkMsgpack collects, so a
+// value holding many refs is not a fresh slice per Decode.
+var extOffsetsPool = sync.Pool{New: func() any { return new([]int) }}
+
 // Decode decodes data into ptr, which must be a non-nil pointer. Msgpack
 // input is checked against the limits in limits.go before it is decoded
 // (a bad length, count or nesting is ErrMalformed or ErrTooDeep), and a
@@ -168,7 +172,10 @@ func Decode(data []byte, ptr any) (err error) {
 		}
 		return u.UnmarshalBinary(data[1:])
 	case tagMsgpack:
-		exts, err := checkMsgpack(data[1:])
+		offsets := extOffsetsPool.Get().(*[]int)
+		defer extOffsetsPool.Put(offsets)
+		exts, err := checkMsgpack(data[1:], (*offsets)[:0])
+		*offsets = exts
 		if err != nil {
 			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 )
 
 // Limits on what Decode accepts. A msgpack value is checked against them,
@@ -26,19 +25,20 @@ const (
 )
 
 // checkMsgpack walks data as a sequence of msgpack values without
-// allocating (beyond extOffsets) and without recursion, and reports the
+// allocating (beyond appending to extOffsets) and without recursion, and reports the
 // first thing that does not fit: a length or count larger than the bytes
 // left, nesting deeper than MaxDepth, a reserved code, or an extension
 // type other than an object ref or a timestamp (raygo writes no others).
 //
-// It also returns the offset of every extension's first payload byte.
+// It also appends to extOffsets, and returns, the offset of every
+// extension's first payload byte.
 // msgpack reads a payload with Read, never a byte at a time, except when
 // it decodes an extension where it expects a map: then it skips the
 // header and reads the payload as a map header, out of step with this
 // walk, so none of the counts it reads from there on were checked (a
 // timestamp whose payload starts 0xdf claims up to 2^32 entries). Decode
 // makes a byte read at those offsets fail (guardReader).
-func checkMsgpack(data []byte) (extOffsets []int, err error) {
+func checkMsgpack(data []byte, extOffsets []int) ([]int, error) {
 	// pending[i] is how many values are still due at nesting level i;
 	// due is their sum over all levels: each takes at least a byte, so
 	// due never exceeds the bytes left.
@@ -190,7 +190,7 @@ func readLen(data []byte, pos *int, size int) (uint64, error) {
 func checkExt(typ int8, payload []byte, at int) error {
 	switch typ {
 	case RefExtID:
-		if _, err := parseRef(payload); err != nil {
+		if _, _, _, err := splitRef(payload); err != nil {
 			return fmt.Errorf("%w (at byte %d)", err, at)
 		}
 		return nil
@@ -204,34 +204,42 @@ func checkExt(typ int8, payload []byte, at int) error {
 }
 
 // parseRef reads the payload of a ref extension (see EncodeRef). The
-// result aliases b. Id lengths are at most 127 bytes, so the payload
-// never starts with a byte msgpack would read as a container header.
+// result's ids alias b.
 func parseRef(b []byte) (Ref, error) {
-	var r Ref
+	id, ownerID, addr, err := splitRef(b)
+	if err != nil {
+		return Ref{}, err
+	}
+	return Ref{ID: id, OwnerID: ownerID, OwnerAddress: string(addr)}, nil
+}
+
+// splitRef checks the payload of a ref extension and returns its fields,
+// aliasing b, without allocating. Id lengths are at most 127 bytes, so
+// the payload never starts with a byte msgpack would read as a container
+// header.
+func splitRef(b []byte) (id, ownerID, addr []byte, err error) {
 	if len(b) > MaxRefBytes {
-		return r, fmt.Errorf("%w: object ref of %d bytes exceeds the %d-byte limit", ErrMalformed, len(b), MaxRefBytes)
+		return nil, nil, nil, fmt.Errorf("%w: object ref of %d bytes exceeds the %d-byte limit", ErrMalformed, len(b), MaxRefBytes)
 	}
-	field := func(what string) ([]byte, error) {
-		if len(b) < 1 || b[0] > 127 || len(b) < 1+int(b[0]) {
-			return nil, fmt.Errorf("%w: object ref: bad %s", ErrMalformed, what)
-		}
-		f := b[1 : 1+int(b[0])]
-		b = b[1+int(b[0]):]
-		return f, nil
+	if id, b, err = refField(b, "id"); err != nil {
+		return nil, nil, nil, err
 	}
-	var err error
-	if r.ID, err = field("id"); err != nil {
-		return r, err
-	}
-	if r.OwnerID, err = field("owner id"); err != nil {
-		return r, err
+	if ownerID, b, err = refField(b, "owner id"); err != nil {
+		return nil, nil, nil, err
 	}
 	l, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) != l {
-		return r, fmt.Errorf("%w: object ref: bad owner address", ErrMalformed)
+		return nil, nil, nil, fmt.Errorf("%w: object ref: bad owner address", ErrMalformed)
 	}
-	r.OwnerAddress = string(b[k:])
-	return r, nil
+	return id, ownerID, b[k:], nil
+}
+
+// refField splits a length-prefixed id (at most 127 bytes) off b.
+func refField(b []byte, what string) (field, rest []byte, err error) {
+	if len(b) < 1 || b[0] > 127 || len(b) < 1+int(b[0]) {
+		return nil, nil, fmt.Errorf("%w: object ref: bad %s", ErrMalformed, what)
+	}
+	return b[1 : 1+int(b[0])], b[1+int(b[0]):], nil
 }
 
 // guardReader feeds msgpack the checked bytes and fails a byte-at-a-time
@@ -239,7 +247,8 @@ func parseRef(b []byte) (Ref, error) {
 type guardReader struct {
 	data  []byte
 	pos   int
-	guard []int // sorted offsets
+	guard []int // sorted offsets; guard[:next] are all below pos
+	next  int
 }
 
 func (r *guardReader) Read(p []byte) (int, error) {
@@ -255,7 +264,13 @@ func (r *guardReader) ReadByte() (byte, error) {
 	if r.pos >= len(r.data) {
 		return 0, io.EOF
 	}
-	if i := sort.SearchInts(r.guard, r.pos); i < len(r.guard) && r.guard[i] == r.pos {
+	// Reads move forward (UnreadByte only steps back over a byte just
+	// read, which was not a guarded one), so one cursor finds the next
+	// guarded offset.
+	for r.next < len(r.guard) && r.guard[r.next] < r.pos {
+		r.next++
+	}
+	if r.next < len(r.guard) && r.guard[r.next] == r.pos {
 		return 0, fmt.Errorf("%w: the extension at byte %d is read as another type", ErrMalformed, r.pos)
 	}
 	r.pos++

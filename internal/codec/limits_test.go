@@ -113,7 +113,7 @@ func TestDecodeWithinLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := checkMsgpack(b[1:]); err != nil && b[0] == tagMsgpack {
+		if _, err := checkMsgpack(b[1:], nil); err != nil && b[0] == tagMsgpack {
 			t.Fatalf("value %d: %v", i, err)
 		}
 	}
@@ -176,7 +176,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{tagMsgpack, 0xdd, 0, 0, 0, 3, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 0 && data[0] == tagMsgpack {
-			_, _ = checkMsgpack(data[1:])
+			_, _ = checkMsgpack(data[1:], nil)
 		}
 		n := allocatedAtMost(func() {
 			var s withRefs

@@ -2,6 +2,7 @@ package coreworker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,12 @@ type background struct {
 	mu       sync.Mutex
 	frees    map[string][]ids.ID // guarded by mu; node daemon -> ids
 	removals map[string][]ids.ID // guarded by mu; owner -> ids
+
+	// sendMu orders what owners hear about borrows: it is held while
+	// borrow-ended messages are checked and sent and while new borrows
+	// are sent, so a removal for an earlier entry of an id never
+	// reaches the owner after the add for a later one (see flush).
+	sendMu sync.Mutex
 }
 
 func newBackground(cw *CoreWorker) *background {
@@ -69,15 +76,25 @@ func (b *background) flush() {
 	cw := b.cw
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if cw.exec == nil { // a worker registers borrows before each reply
-		cw.flushBorrows(ctx)
-	}
 	for addr, list := range frees {
 		if conn, err := cw.pool.Get(addr); err == nil {
 			_, _ = pb.NewNodeDaemonClient(conn).FreeObjects(ctx, &pb.FreeObjectsRequest{ObjectIds: idBytes(list)})
 		}
 	}
+	b.sendMu.Lock()
+	defer b.sendMu.Unlock()
+	if cw.exec == nil { // a worker registers borrows before each reply
+		cw.sendBorrows(ctx, cw.refs.TakeBorrows())
+	}
+	// A removal queued for an entry that has since been freed and
+	// decoded again, and registered with the owner again, is dropped:
+	// the owner must keep this process as a borrower. One whose new
+	// entry is still pending is sent: its add follows, under sendMu.
 	for addr, list := range removals {
+		list = slices.DeleteFunc(list, cw.refs.RegisteredBorrow)
+		if len(list) == 0 {
+			continue
+		}
 		if conn, err := cw.pool.Get(addr); err == nil {
 			_, _ = pb.NewCoreWorkerClient(conn).Borrow(ctx, &pb.BorrowRequest{ObjectIds: idBytes(list), BorrowerAddress: cw.address, Remove: true})
 		}
@@ -91,7 +108,17 @@ func (b *background) close() { b.flush() }
 // flushBorrows tells owners about refs this process started borrowing. A
 // task calls it before replying, while its caller still holds the refs.
 func (cw *CoreWorker) flushBorrows(ctx context.Context) {
-	for owner, list := range cw.refs.TakeBorrows() {
+	if borrows := cw.refs.TakeBorrows(); len(borrows) > 0 {
+		cw.bg.sendMu.Lock()
+		defer cw.bg.sendMu.Unlock()
+		cw.sendBorrows(ctx, borrows)
+	}
+}
+
+// sendBorrows tells each owner the refs this process started borrowing;
+// the caller holds bg.sendMu.
+func (cw *CoreWorker) sendBorrows(ctx context.Context, borrows map[string][]ids.ID) {
+	for owner, list := range borrows {
 		cw.registerBorrower(ctx, owner, list, cw.address)
 	}
 }

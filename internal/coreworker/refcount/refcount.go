@@ -456,6 +456,18 @@ func (c *Counter) MarkRegistered(refs []*Entry) {
 	c.mu.Unlock()
 }
 
+// RegisteredBorrow reports whether this process holds id as a borrowed
+// ref its owner already knows of (registered, in scope). A borrow-ended
+// message queued for an earlier entry of the same id must then not be
+// sent: the owner would drop this process while it borrows the object
+// again.
+func (c *Counter) RegisteredBorrow(id ids.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.objects[id]
+	return ok && !e.owned && !e.outOfScope && e.registered
+}
+
 // Hold counts one more pending use of each entry (a task argument, or an
 // actor with calls pending). It fails with ObjectFreed, and holds
 // nothing, if one of them is gone.

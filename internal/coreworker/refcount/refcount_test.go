@@ -298,13 +298,27 @@ func TestBorrowedRegisteredThenEnded(t *testing.T) {
 	if c.Len() != 0 {
 		t.Fatal("borrowed entry left in the table")
 	}
-	// Decoded again later: a new borrow, registered again.
+	if c.RegisteredBorrow(r.ID) {
+		t.Fatal("RegisteredBorrow true for an ended borrow")
+	}
+	// Decoded again later: a new borrow, registered again. While it is
+	// only queued the old borrow-ended message must still go (the add
+	// follows it); once registered, that message would undo the add.
 	e3, _ := c.Decode(r, Object, nil)
 	if e3 == e {
 		t.Fatal("Decode reused a gone entry")
 	}
+	if c.RegisteredBorrow(r.ID) {
+		t.Fatal("RegisteredBorrow true for a borrow not yet registered")
+	}
 	if got := c.TakeBorrows(); !slices.Equal(got[other.Addr], []ids.ID{r.ID}) {
 		t.Fatalf("TakeBorrows after re-decode = %v", got)
+	}
+	if !c.RegisteredBorrow(r.ID) {
+		t.Fatal("RegisteredBorrow false for a registered borrow")
+	}
+	if c.RegisteredBorrow(name("unknown")) {
+		t.Fatal("RegisteredBorrow true for an unknown id")
 	}
 }
 
