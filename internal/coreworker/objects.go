@@ -222,36 +222,66 @@ func (cw *CoreWorker) Wait(ctx context.Context, refs []*Ref, numReturns int, tim
 // WaitFunc is Wait over n refs given by ref(i), for callers that hold
 // their refs in another form (it spares them building a slice).
 func (cw *CoreWorker) WaitFunc(ctx context.Context, n int, ref func(i int) *Ref, numReturns int, timeout time.Duration) ([]bool, error) {
-	want := numReturns
-	slots := make([]*memstore.Slot, n)
-	mark := memstore.NewMark()
+	// One pass finds duplicates, freed objects and what is ready; only a
+	// Wait that must block collects the pending slots.
+	ready := make([]bool, n)
+	count, err := cw.waitScan(n, ref, ready)
+	if err != nil {
+		return nil, err
+	}
+	if count >= numReturns || count == n || timeout == 0 {
+		return trimReady(ready, numReturns), nil
+	}
+	pending := make([]*memstore.Slot, 0, n-count)
+	at := make([]int, 0, n-count)
 	for i := range n {
-		r := ref(i)
-		s, err := cw.slotFor(r)
-		if err != nil {
-			return nil, err
+		if !ready[i] {
+			s, err := cw.slotFor(ref(i))
+			if err != nil {
+				return nil, err
+			}
+			pending = append(pending, s)
+			at = append(at, i)
 		}
-		if s.Mark(mark) {
-			return nil, errs.Invalidf("raygo: Wait: ref %s appears twice", r.ID)
-		}
-		slots[i] = s
 	}
 	var timer <-chan time.Time
-	switch {
-	case timeout == 0:
-		numReturns = 0 // report what is ready now
-	case timeout > 0:
+	if timeout > 0 {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		timer = t.C
 	}
 	blocking, unblock := cw.blockingFor(ctx)
-	ready, err := cw.mem.Wait(ctx, slots, numReturns, timer, blocking)
+	more, err := cw.mem.Wait(ctx, pending, numReturns-count, timer, blocking)
 	unblock()
 	if err != nil {
 		return nil, ctxErr(ctx, "objects")
 	}
-	return trimReady(ready, want), nil
+	for k, ok := range more {
+		ready[at[k]] = ok
+	}
+	return trimReady(ready, numReturns), nil
+}
+
+// waitScan is Wait's first pass: it refuses a freed object or a ref
+// given twice, and flags and counts what is ready.
+func (cw *CoreWorker) waitScan(n int, ref func(i int) *Ref, ready []bool) (count int, err error) {
+	mark := cw.mem.BeginMark()
+	defer mark.End()
+	for i := range n {
+		r := ref(i)
+		s, err := cw.slotFor(r)
+		if err != nil {
+			return 0, err
+		}
+		if mark.Mark(s) {
+			return 0, errs.Invalidf("raygo: Wait: ref %s appears twice", r.ID)
+		}
+		if s.Ready() {
+			ready[i] = true
+			count++
+		}
+	}
+	return count, nil
 }
 
 // trimReady keeps the first n ready flags.

@@ -35,7 +35,7 @@ import (
 type Slot struct {
 	id    ids.ID
 	value atomic.Pointer[pb.Value] // nil until ready; set once
-	mark  atomic.Uint64            // the last Mark call that saw it
+	mark  uint64                   // guarded by Store.markMu: the last Marker that saw it
 
 	// Guarded by Store.mu:
 	waiters   []*waiter
@@ -54,16 +54,31 @@ func (s *Slot) Ready() bool { return s.value.Load() != nil }
 // NewSlot makes an empty (pending) slot for the object id.
 func NewSlot(id ids.ID) *Slot { return &Slot{id: id} }
 
-var marks atomic.Uint64
+// Marker finds the slots that appear more than once in a list without a
+// map: each slot it sees is stamped with the marker's number. It holds
+// the store's mark lock from BeginMark to End (plain stores, not atomic
+// ones, on the Wait path), so markers of concurrent callers take turns.
+type Marker struct {
+	st *Store
+	m  uint64
+}
 
-// NewMark returns a stamp for Mark, unique to the caller.
-func NewMark() uint64 { return marks.Add(1) }
+// BeginMark starts a Marker; the caller must call End.
+func (st *Store) BeginMark() Marker {
+	st.markMu.Lock()
+	st.marks++
+	return Marker{st: st, m: st.marks}
+}
 
-// Mark stamps the slot with m and reports whether it already bore m: a
-// caller going through a list of slots with one stamp finds the slots
-// that appear twice, without a map. (Two callers marking the same slot at
-// once may miss a duplicate, never invent one.)
-func (s *Slot) Mark(m uint64) (seen bool) { return s.mark.Swap(m) == m }
+// Mark stamps s and reports whether this marker had stamped it already.
+func (k Marker) Mark(s *Slot) (seen bool) {
+	seen = s.mark == k.m
+	s.mark = k.m
+	return seen
+}
+
+// End releases the mark lock.
+func (k Marker) End() { k.st.markMu.Unlock() }
 
 // InitSlot readies a slot allocated with something else (a reference
 // counter's entry holds its object's slot) for the object id; v, if not
@@ -101,6 +116,9 @@ func (w *waiter) wake() {
 // safe for concurrent use.
 type Store struct {
 	mu sync.Mutex // guards every slot's waiters and callbacks
+
+	markMu sync.Mutex // guards marks and every slot's mark (Marker)
+	marks  uint64
 }
 
 // New returns a store.
