@@ -614,8 +614,9 @@ func protect(f func() ([]registry.Encoded, error)) (rets []registry.Encoded, err
 // Ps as its CPUs (at least one), as Ray sets OMP_NUM_THREADS — besides
 // keeping a worker within its share, a one-CPU task's replies then never
 // wake a second OS thread; an actor gets its CPUs, and a process hosting
-// actors that asked for none (they share processes) the node's cores, so
-// that many such actors are not squeezed onto one P.
+// actors that asked for none (they share processes) one P per such actor,
+// up to the node's cores, so that many of them are not squeezed onto one
+// P while a lone one keeps the one-P fast path.
 func (e *Executor) fitProcs(spec *pb.TaskSpec) {
 	if !e.cfg.FitProcs || (spec.GetActorId() != nil && !spec.GetActorCreation()) {
 		return // an actor's calls run with what its creation set
@@ -623,7 +624,7 @@ func (e *Executor) fitProcs(spec *pb.TaskSpec) {
 	cpus := spec.GetResources().GetAmounts()["CPU"]
 	want := max(1, int(math.Ceil(cpus)))
 	if spec.GetActorCreation() && cpus == 0 {
-		want = runtime.NumCPU()
+		want = e.Actors() + 1 // the others here and this one
 	}
 	want = min(want, runtime.NumCPU())
 	if e.procs.Load() != int32(want) {

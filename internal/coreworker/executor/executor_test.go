@@ -627,9 +627,9 @@ func TestFillFromCommon(t *testing.T) {
 	}
 }
 
-// TestFitProcs sizes GOMAXPROCS to a normal task's CPUs, to the node's
-// cores for a process of actors that asked for none, and leaves it alone
-// for actor calls or when disabled.
+// TestFitProcs sizes GOMAXPROCS to a normal task's CPUs, to one P per
+// actor (up to the node's cores) for a process of actors that asked for
+// none, and leaves it alone for actor calls or when disabled.
 func TestFitProcs(t *testing.T) {
 	orig := runtime.GOMAXPROCS(0)
 	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
@@ -646,7 +646,7 @@ func TestFitProcs(t *testing.T) {
 		{"no CPU", &pb.TaskSpec{}, 1},
 		{"a fraction", &pb.TaskSpec{Resources: cpus(0.5)}, 1},
 		{"more than the machine", &pb.TaskSpec{Resources: cpus(float64(ncpu + 8))}, ncpu},
-		{"actor without CPUs", &pb.TaskSpec{ActorId: ids.New().Bytes(), ActorCreation: true}, ncpu},
+		{"a lone actor without CPUs", &pb.TaskSpec{ActorId: ids.New().Bytes(), ActorCreation: true}, 1},
 		{"actor with one CPU", &pb.TaskSpec{ActorId: ids.New().Bytes(), ActorCreation: true, Resources: cpus(1)}, 1},
 	}
 	for _, c := range cases {
@@ -656,6 +656,17 @@ func TestFitProcs(t *testing.T) {
 		if got := runtime.GOMAXPROCS(0); got != c.want {
 			t.Errorf("%s: GOMAXPROCS %d, want %d", c.name, got, c.want)
 		}
+	}
+	// Sixteen actors without CPUs in one process use the node's cores.
+	e.mu.Lock()
+	for range 15 {
+		id := ids.New()
+		e.actors[id] = &hostedActor{id: id}
+	}
+	e.mu.Unlock()
+	e.fitProcs(&pb.TaskSpec{ActorId: ids.New().Bytes(), ActorCreation: true})
+	if got := runtime.GOMAXPROCS(0); got != min(16, ncpu) {
+		t.Errorf("16th actor without CPUs: GOMAXPROCS %d, want %d", got, min(16, ncpu))
 	}
 	runtime.GOMAXPROCS(3)
 	e.procs.Store(3)
