@@ -151,12 +151,11 @@ type Manager struct {
 	refs  *refcount.Counter
 	store *memstore.Store
 
-	mu       sync.Mutex
-	pending  map[ids.ID]*Task            // guarded by mu; submitted, not finished
-	children map[ids.ID]map[ids.ID]*Task // guarded by mu; parent -> its pending children
-	lineage  map[ids.ID]*lineageEntry    // guarded by mu; finished tasks kept for lineage
-	order    []ids.ID                    // guarded by mu; lineage, oldest first
-	stats    Stats                       // guarded by mu
+	mu      sync.Mutex
+	pending map[ids.ID]*Task         // guarded by mu; submitted, not finished
+	lineage map[ids.ID]*lineageEntry // guarded by mu; finished tasks kept for lineage
+	order   []ids.ID                 // guarded by mu; lineage, oldest first
+	stats   Stats                    // guarded by mu
 }
 
 type lineageEntry struct {
@@ -183,8 +182,7 @@ func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
 	if cfg.MaxOOMBackoff <= 0 {
 		cfg.MaxOOMBackoff = def.MaxOOMBackoff
 	}
-	return &Manager{cfg: cfg, refs: refs, store: store, pending: map[ids.ID]*Task{},
-		children: map[ids.ID]map[ids.ID]*Task{}, lineage: map[ids.ID]*lineageEntry{}}
+	return &Manager{cfg: cfg, refs: refs, store: store, pending: map[ids.ID]*Task{}, lineage: map[ids.ID]*lineageEntry{}}
 }
 
 // Add records a submitted task. Its return entries and slots must be in
@@ -192,14 +190,6 @@ func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
 func (m *Manager) Add(t *Task) {
 	m.mu.Lock()
 	m.pending[t.ID] = t
-	if !t.Parent.IsNil() {
-		c := m.children[t.Parent]
-		if c == nil {
-			c = map[ids.ID]*Task{}
-			m.children[t.Parent] = c
-		}
-		c[t.ID] = t
-	}
 	m.stats.Submitted++
 	m.mu.Unlock()
 }
@@ -228,13 +218,17 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
-// Children returns the pending tasks that the task parent submitted.
+// Children returns the pending tasks that the task parent submitted. It
+// looks through every pending task, as Ray's task manager does: a cancel
+// is rare, a submission is not, so nothing is indexed per submission.
 func (m *Manager) Children(parent ids.ID) []*Task {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]*Task, 0, len(m.children[parent]))
-	for _, t := range m.children[parent] {
-		out = append(out, t)
+	var out []*Task
+	for _, t := range m.pending {
+		if t.Parent == parent {
+			out = append(out, t)
+		}
 	}
 	return out
 }
@@ -405,14 +399,6 @@ func TaskOf(oid ids.ID) ids.ID {
 func (m *Manager) finishLocked(t *Task) {
 	t.finished = true
 	delete(m.pending, t.ID)
-	if !t.Parent.IsNil() {
-		if c := m.children[t.Parent]; c != nil {
-			delete(c, t.ID)
-			if len(c) == 0 {
-				delete(m.children, t.Parent)
-			}
-		}
-	}
 }
 
 // Fail handles a failed attempt: it retries the task (Decision.Action is

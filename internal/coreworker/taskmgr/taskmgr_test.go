@@ -531,12 +531,12 @@ func TestChildren(t *testing.T) {
 		t.Fatalf("Children after one finished = %v", got)
 	}
 	h.m.Fail(c2, Failure{Cause: CauseCancelled})
-	if len(h.m.Children(parent)) != 0 || len(h.m.children) != 1 {
-		t.Fatalf("children left: %v", h.m.children)
+	if got := h.m.Children(parent); len(got) != 0 {
+		t.Fatalf("children left: %v", got)
 	}
 	h.m.Complete(c3, reply(inline("c")))
-	if len(h.m.children) != 0 {
-		t.Fatalf("children left: %v", h.m.children)
+	if got := h.m.Children(other); len(got) != 0 {
+		t.Fatalf("children left: %v", got)
 	}
 }
 
