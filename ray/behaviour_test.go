@@ -87,15 +87,17 @@ func killScriptAfter(t *testing.T, name, addr, want string) {
 }
 
 var (
-	// CrashOn counts calls and kills its own process on call k, after a
-	// few milliseconds of work that never blocks (a crash in the middle of
-	// a computation; shorter than Go's 10 ms preemption slice, so a
-	// process whose reply writer waits for the running call to yield would
-	// lose the replies of the calls before).
+	// CrashOn counts calls and kills its own process on call k, after
+	// 30 ms of work that never blocks (a crash in the middle of a
+	// computation). The replies of the calls before must have left by
+	// then: a worker sends a reply within 100 µs of its call when it has a
+	// spare P, else when the running call blocks or is preempted (Go's
+	// 10 ms slice). A call that finished just before the crash may fail
+	// as ActorDied, as Ray documents for at-most-once actor calls.
 	CrashOn = ray.Method1(Counter, func(c *counter, ctx context.Context, k int) (int, error) {
 		c.n++
 		if c.n == k {
-			for start := time.Now(); time.Since(start) < 8*time.Millisecond; {
+			for start := time.Now(); time.Since(start) < 30*time.Millisecond; {
 			}
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}

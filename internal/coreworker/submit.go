@@ -80,7 +80,7 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	}
 	spec := t.Spec
 	spec.Args = make([]*pb.Arg, len(args))
-	var held []*refcount.Entry
+	held := t.Args[:0] // room for two in the task
 	var nested []ids.ID
 	for i, a := range args {
 		if a.Ref != nil {

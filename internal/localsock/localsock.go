@@ -273,6 +273,23 @@ func Forget(addr string, suffixes ...string) {
 	}
 }
 
+// ForgetSince removes the socket files in Dir made at or after t on which
+// no process listens: a node daemon calls it for a worker that died
+// before telling its address (so its file names are unknown), with the
+// time the worker started. Without socket files it does nothing.
+func ForgetSince(t time.Time) int {
+	if m, err := CurrentMode(); err != nil || m != Files {
+		return 0
+	}
+	return forgetSince(Dir(), t)
+}
+
+// forgetSince is ForgetSince in dir. A second of slack covers file
+// systems that keep modification times in whole seconds.
+func forgetSince(dir string, t time.Time) int {
+	return removeStale(dir, func(mod time.Time) bool { return !mod.Before(t.Add(-time.Second)) })
+}
+
 // StaleAge is how old a socket file must be before CleanStale looks at
 // it: a listener binds its file a moment before it listens, and a file
 // that young may be one.
@@ -289,6 +306,12 @@ func CleanStale() int {
 }
 
 func cleanStale(dir string, minAge time.Duration) int {
+	return removeStale(dir, func(mod time.Time) bool { return time.Since(mod) >= minAge })
+}
+
+// removeStale removes the socket files in dir whose modification time
+// pick accepts and on which no process listens, and reports how many.
+func removeStale(dir string, pick func(mod time.Time) bool) int {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
@@ -299,7 +322,7 @@ func cleanStale(dir string, minAge time.Duration) int {
 			continue
 		}
 		fi, err := e.Info()
-		if err != nil || time.Since(fi.ModTime()) < minAge {
+		if err != nil || !pick(fi.ModTime()) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

@@ -275,3 +275,32 @@ func TestForget(t *testing.T) {
 		}
 	}
 }
+
+// forgetSince (a daemon's cleanup for a worker killed before it told its
+// address) removes dead files made since the worker started: not older
+// ones, not live ones.
+func TestForgetSince(t *testing.T) {
+	filesOnly(t)
+	dir := shortDir(t)
+	before, dead, live := filepath.Join(dir, "before"), filepath.Join(dir, "dead"), filepath.Join(dir, "live")
+	leaveStale(t, before)
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(before, old, old); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	leaveStale(t, dead)
+	l, err := Listen(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if n := forgetSince(dir, started); n != 1 {
+		t.Fatalf("forgetSince removed %d files, want 1", n)
+	}
+	for p, want := range map[string]bool{before: true, dead: false, live: true} {
+		if _, err := os.Lstat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}

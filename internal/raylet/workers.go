@@ -50,6 +50,7 @@ type worker struct {
 	key        poolKey
 	cmd        *exec.Cmd
 	pid        int
+	started    time.Time     // just before the process started
 	addr       string        // set at registration
 	registered chan struct{} // closed at registration
 	exited     chan struct{} // closed after the process is reaped
@@ -204,6 +205,7 @@ func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) 
 		r.mu.Unlock()
 		return nil, errs.Systemf("raylet: node is stopping")
 	}
+	w.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		r.mu.Unlock()
 		return nil, &errs.WorkerStartupError{Binary: bin, ExitCode: -1, Attempts: 1, Stderr: err.Error()}
@@ -320,9 +322,14 @@ func (r *Raylet) workerExited(w *worker) {
 	// What it owned has no owner any more, here or anywhere (the control
 	// store tells the other nodes when it hears of the death).
 	r.store.FreeOwners(w.id)
+	// Socket files (darwin) of a process that died without closing them:
+	// by name once it had told its address, else those no one listens on
+	// any more that appeared since it started (killed between binding its
+	// sockets and registering).
 	if registered {
-		// Socket files (darwin) of a process that died without closing them.
 		localsock.Forget(w.addr, localsock.GRPC, localsock.Tasks)
+	} else {
+		localsock.ForgetSince(w.started)
 	}
 	if !registered || stopping {
 		return

@@ -82,9 +82,12 @@ type Task struct {
 	oomKills    int
 	cancelled   bool
 	finished    bool
+	prev, next  *Task // the Manager's list of pending tasks
+	listed      bool  // on that list
 
 	// Storage for the common case, allocated with the task.
 	ret1    [1]Return
+	args2   [2]*refcount.Entry
 	specBuf pb.TaskSpec
 }
 
@@ -107,6 +110,7 @@ type Sub struct {
 // and Spec, which is allocated with the task unless spec is given).
 func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
 	t := &Task{ID: id, Kind: kind, Spec: spec, Policy: p, retriesLeft: p.MaxRetries, oomLeft: p.OOMRetries}
+	t.Args = t.args2[:0]
 	if spec == nil {
 		t.Spec = &t.specBuf
 		t.Spec.TaskId = t.ID[:]
@@ -151,11 +155,16 @@ type Manager struct {
 	refs  *refcount.Counter
 	store *memstore.Store
 
-	mu      sync.Mutex
-	pending map[ids.ID]*Task         // guarded by mu; submitted, not finished
-	lineage map[ids.ID]*lineageEntry // guarded by mu; finished tasks kept for lineage
-	order   []ids.ID                 // guarded by mu; lineage, oldest first
-	stats   Stats                    // guarded by mu
+	mu sync.Mutex
+	// pending lists the tasks submitted and not finished, newest first,
+	// through the tasks themselves: submitting a task hashes nothing.
+	// Finding one by id (a cancel) walks the list, as Ray's task manager
+	// walks its tasks to find a parent's children.
+	pending  *Task                    // guarded by mu
+	npending int                      // guarded by mu
+	lineage  map[ids.ID]*lineageEntry // guarded by mu; finished tasks kept for lineage
+	order    []ids.ID                 // guarded by mu; lineage, oldest first
+	stats    Stats                    // guarded by mu
 }
 
 type lineageEntry struct {
@@ -182,14 +191,21 @@ func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
 	if cfg.MaxOOMBackoff <= 0 {
 		cfg.MaxOOMBackoff = def.MaxOOMBackoff
 	}
-	return &Manager{cfg: cfg, refs: refs, store: store, pending: map[ids.ID]*Task{}, lineage: map[ids.ID]*lineageEntry{}}
+	return &Manager{cfg: cfg, refs: refs, store: store, lineage: map[ids.ID]*lineageEntry{}}
 }
 
 // Add records a submitted task. Its return entries and slots must be in
 // the reference counter and the memory store, and its Args held.
 func (m *Manager) Add(t *Task) {
 	m.mu.Lock()
-	m.pending[t.ID] = t
+	if !t.listed {
+		t.listed, t.prev, t.next = true, nil, m.pending
+		if m.pending != nil {
+			m.pending.prev = t
+		}
+		m.pending = t
+		m.npending++
+	}
 	m.stats.Submitted++
 	m.mu.Unlock()
 }
@@ -198,15 +214,25 @@ func (m *Manager) Add(t *Task) {
 func (m *Manager) Lookup(id ids.ID) (*Task, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.pending[id]
-	return t, ok
+	t := m.findLocked(id)
+	return t, t != nil
+}
+
+// findLocked returns the pending task id, or nil.
+func (m *Manager) findLocked(id ids.ID) *Task {
+	for t := m.pending; t != nil; t = t.next {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
 }
 
 // Pending is the number of tasks not finished.
 func (m *Manager) Pending() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.pending)
+	return m.npending
 }
 
 // Stats returns the counts so far.
@@ -225,7 +251,7 @@ func (m *Manager) Children(parent ids.ID) []*Task {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*Task
-	for _, t := range m.pending {
+	for t := m.pending; t != nil; t = t.next {
 		if t.Parent == parent {
 			out = append(out, t)
 		}
@@ -241,8 +267,8 @@ func (m *Manager) Children(parent ids.ID) []*Task {
 func (m *Manager) MarkCancelled(id ids.ID) (*Task, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.pending[id]
-	if !ok {
+	t := m.findLocked(id)
+	if t == nil {
 		return nil, false
 	}
 	t.cancelled = true
@@ -398,7 +424,19 @@ func TaskOf(oid ids.ID) ids.ID {
 
 func (m *Manager) finishLocked(t *Task) {
 	t.finished = true
-	delete(m.pending, t.ID)
+	if !t.listed {
+		return
+	}
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		m.pending = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	}
+	t.prev, t.next, t.listed = nil, nil, false
+	m.npending--
 }
 
 // Fail handles a failed attempt: it retries the task (Decision.Action is

@@ -178,6 +178,34 @@ func TestWireRefs(t *testing.T) {
 	}
 }
 
+// The pending tasks are kept on a list: added once however often Add is
+// called, gone when they finish, in any order.
+func TestPendingList(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b, c := h.submit(Normal, 1, Policy{}, ids.Nil), h.submit(Normal, 1, Policy{}, ids.Nil), h.submit(Normal, 1, Policy{}, ids.Nil)
+	h.m.Add(b) // added again: still once
+	if h.m.Pending() != 3 {
+		t.Fatalf("Pending = %d, want 3", h.m.Pending())
+	}
+	for i, x := range []*Task{b, c, a} {
+		h.m.Complete(x, reply(inline("r")))
+		if _, ok := h.m.Lookup(x.ID); ok {
+			t.Fatal("finished task still found")
+		}
+		if h.m.Pending() != 2-i {
+			t.Fatalf("Pending = %d, want %d", h.m.Pending(), 2-i)
+		}
+	}
+	// A task that ends before it was ever added (its submission failed)
+	// leaves the list as it was.
+	d := h.submit(Normal, 1, Policy{}, ids.Nil)
+	lone := NewTask(ids.New(), Normal, nil, 0, Policy{})
+	h.m.Fail(lone, Failure{Cause: CauseFatal, Info: &pb.ErrorInfo{Message: "not submitted"}})
+	if got, ok := h.m.Lookup(d.ID); !ok || got != d || h.m.Pending() != 1 {
+		t.Fatal("ending an unlisted task changed the pending list")
+	}
+}
+
 // Ray's TestTaskSuccess: results land in the slots, the task is no longer
 // pending, its arguments are released.
 func TestCompleteFillsResultsAndReleasesArgs(t *testing.T) {
