@@ -149,6 +149,7 @@ type class struct {
 	depth         int
 	leaseCtx      context.Context
 	cancelLeases  context.CancelFunc
+	dryAt         time.Time // when nothing waited any more while requests were pending; zero: something waits
 	warned        bool
 }
 
@@ -286,15 +287,28 @@ func (s *Submitter) waitingLocked(c *class, now time.Time) int {
 	return w
 }
 
+// pendingLeaseGrace is how long a class's lease requests stay pending
+// once nothing waits for them: work often comes back with the caller's
+// next batch, and a request withdrawn and made again costs the node
+// daemon two calls. Past it they are withdrawn (idleLoop).
+const pendingLeaseGrace = 100 * time.Millisecond
+
 func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
 	waiting := s.waitingLocked(c, now)
 	if waiting == 0 {
-		if c.pendingLeases > 0 && c.cancelLeases != nil {
+		switch {
+		case c.pendingLeases == 0 || c.cancelLeases == nil:
+			c.dryAt = time.Time{}
+		case c.dryAt.IsZero():
+			c.dryAt = now
+			s.wakeLocked() // idleLoop withdraws them after the grace
+		case now.Sub(c.dryAt) >= pendingLeaseGrace:
 			c.cancelLeases()
-			c.cancelLeases, c.leaseCtx = nil, nil
+			c.cancelLeases, c.leaseCtx, c.dryAt = nil, nil, time.Time{}
 		}
 		return
 	}
+	c.dryAt = time.Time{}
 	want := min(s.cfg.MaxPendingLeases, waiting) - c.pendingLeases
 	if s.closed || want <= 0 {
 		return
@@ -317,9 +331,9 @@ func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
 
 // requestLease asks the local node daemon (then, on spillback, another
 // node) for a worker, and starts pushing tasks to it. Each call carries a
-// fresh request id; a call abandoned before its reply (the class's work
-// went away) is withdrawn with CancelLease, so that a grant crossing the
-// cancellation is given back. A request no node can satisfy is warned
+// fresh request id; a call abandoned before its reply (nothing of the
+// class has waited for pendingLeaseGrace) is withdrawn with CancelLease,
+// so that a grant crossing the cancellation is given back. A request no node can satisfy is warned
 // about once and asked again to wait for a node that can
 // (queue_if_infeasible), unless the job fails such requests at once.
 func (s *Submitter) requestLease(ctx context.Context, c *class) {
@@ -742,6 +756,7 @@ func (s *Submitter) tick(now time.Time) (active bool) {
 			}
 			continue
 		}
+		s.requestLeasesLocked(c, now) // withdraws requests nothing waits for
 		kept := c.leases[:0]
 		for _, l := range c.leases {
 			if l.returned {

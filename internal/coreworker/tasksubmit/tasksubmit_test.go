@@ -81,7 +81,7 @@ func TestSubmitRunsTasksOnALease(t *testing.T) {
 
 		// Idle, the lease goes back (not as a dying worker), and the
 		// worker's stream ends normally.
-		w.waitFor(t, "the idle lease to go back", func() bool { return w.c.held() == 0 })
+		w.waitFor(t, "the idle lease to go back", func() bool { return w.c.held() == 0 && w.s.Stats().PendingLeases == 0 })
 		for _, rc := range w.c.returnList() {
 			if rc.exiting || rc.raylet != "raylet-1" {
 				t.Fatalf("lease returned to %s with exiting=%v", rc.raylet, rc.exiting)
@@ -137,7 +137,7 @@ func TestSpillback(t *testing.T) {
 			b.GetResources().GetAmounts()["CPU"] != 1 || b.GetStrategy() != a.GetStrategy() {
 			t.Fatalf("spilled request %v differs from %v", b, a)
 		}
-		w.waitFor(t, "the lease to go back", func() bool { return w.c.held() == 0 })
+		w.waitFor(t, "the lease to go back", func() bool { return w.c.held() == 0 && w.s.Stats().PendingLeases == 0 })
 		if rc := w.c.returnList(); len(rc) != 1 || rc[0].raylet != "raylet-2" {
 			t.Fatalf("returns: %+v, want one to raylet-2", rc)
 		}
@@ -333,7 +333,8 @@ func TestCanceledReplyAsksAgain(t *testing.T) {
 }
 
 // TestCancelQueuedStopsLeaseRequests: a queued task cancelled leaves the
-// queue, and lease requests nothing waits for any more are cancelled.
+// queue, and lease requests nothing waits for any more are withdrawn once
+// the grace for work coming back has passed.
 func TestCancelQueuedStopsLeaseRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, 0, Config{}) // no free CPU: requests wait
@@ -352,7 +353,12 @@ func TestCancelQueuedStopsLeaseRequests(t *testing.T) {
 		if where, err := w.s.Cancel(context.Background(), b, false, true); where != Queued || err != nil {
 			t.Fatalf("Cancel(queued) = %v, %v", where, err)
 		}
-		synctest.Wait() // the cancelled requests end (no timer is involved)
+		synctest.Wait()
+		if st := w.s.Stats(); st.PendingLeases != 2 {
+			t.Fatalf("lease requests withdrawn at once: %+v; want them kept for the grace period", st)
+		}
+		time.Sleep(pendingLeaseGrace + time.Second) // the idle loop ticks past the grace
+		synctest.Wait()
 		if st := w.s.Stats(); st.PendingLeases != 0 {
 			t.Fatalf("lease requests left after the queue emptied: %+v", st)
 		}
@@ -445,7 +451,7 @@ func TestLongTasksRunAtOnceAfterTinyOnes(t *testing.T) {
 					t.Fatalf("tiny tasks never pipelined (at most %d outstanding)", deepest)
 				}
 				if idle {
-					w.waitFor(t, "the idle leases to go back", func() bool { return w.c.held() == 0 })
+					w.waitFor(t, "the idle leases to go back", func() bool { return w.c.held() == 0 && w.s.Stats().PendingLeases == 0 })
 				}
 
 				gate := make(chan struct{})
@@ -493,7 +499,7 @@ func TestStuckPipelineAsksForLeases(t *testing.T) {
 		short := tasks(50, "short", taskmgr.Policy{})
 		w.submit(t, short...)
 		w.waitDone(t, short...)
-		w.waitFor(t, "the idle lease to go back", func() bool { return w.c.held() == 0 })
+		w.waitFor(t, "the idle lease to go back", func() bool { return w.c.held() == 0 && w.s.Stats().PendingLeases == 0 })
 
 		gate := make(chan struct{})
 		started := make(chan ids.ID, 1)
@@ -515,9 +521,21 @@ func TestStuckPipelineAsksForLeases(t *testing.T) {
 		if w.r.done(head) {
 			t.Fatal("the head task finished; its gate is closed")
 		}
-		workers := w.c.workerList()
-		if len(workers) < 2 || len(workers[1].ranIDs()) == 0 {
-			t.Fatal("the tasks behind the stuck head did not run on a second worker")
+		// The head's worker got all eight in its pipeline; the ones
+		// behind the head ran elsewhere.
+		for _, wk := range w.c.workerList() {
+			sent := false
+			for _, b := range wk.batchList() {
+				sent = sent || slices.ContainsFunc(b.GetTasks(), func(sp *pb.TaskSpec) bool { return string(sp.GetTaskId()) == string(head.ID[:]) })
+			}
+			if !sent {
+				continue
+			}
+			for _, x := range behind {
+				if slices.Contains(wk.ranIDs(), x.ID) {
+					t.Fatal("a task behind the stuck head ran on the head's worker")
+				}
+			}
 		}
 		close(gate)
 		w.waitDone(t, head)
@@ -547,7 +565,7 @@ func TestGrantAfterCancelledRequestIsUsed(t *testing.T) {
 		ts := tasks(2, "f", taskmgr.Policy{})
 		w.submit(t, ts...)
 		w.waitDone(t, ts...)
-		w.waitFor(t, "both leases to go back", func() bool { return len(w.c.workerList()) == 2 && w.c.held() == 0 })
+		w.waitFor(t, "both leases to go back", func() bool { return len(w.c.workerList()) == 2 && w.c.held() == 0 && w.s.Stats().PendingLeases == 0 })
 		for _, rc := range w.c.returnList() {
 			if rc.exiting {
 				t.Fatalf("the lease of %s went back as a dead worker; it was granted and healthy", rc.worker.addr)
@@ -719,7 +737,7 @@ func TestWorkerDeath(t *testing.T) {
 				if tc.cause == taskmgr.CauseOOM && r.at[1].Sub(killed) < taskmgr.DefaultConfig().OOMBackoff {
 					t.Fatalf("retried %v after the kill, before the out-of-memory pause", r.at[1].Sub(killed))
 				}
-				w.waitFor(t, "the retry's lease to go back once idle", func() bool { return w.c.held() == 0 })
+				w.waitFor(t, "the retry's lease to go back once idle", func() bool { return w.c.held() == 0 && w.s.Stats().PendingLeases == 0 })
 			})
 		})
 	}
