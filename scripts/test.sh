@@ -21,12 +21,31 @@ go vet ./...
 # Every platform raygo supports builds (linux, darwin, windows), and vet
 # checks darwin's files, tests included. Cross-compiling needs no cgo.
 # Vet first: it compiles darwin/arm64's dependencies, so that build is
-# then nearly free.
-echo "== cross-build: go vet for darwin/arm64; build darwin/arm64, darwin/amd64, windows/amd64"
-CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 go vet ./...
-for target in darwin/arm64 darwin/amd64 windows/amd64; do
-  CGO_ENABLED=0 GOOS=${target%/*} GOARCH=${target#*/} go build ./...
-done
+# then nearly free. The cross-builds run beside the race tests (which
+# spend much of their time waiting on processes); their output is shown,
+# and their failure fails the run, at the end.
+cross_log=$(mktemp)
+trap 'rm -f "$cross_log"' EXIT
+(
+  set -e
+  CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 go vet ./...
+  for target in darwin/arm64 darwin/amd64 windows/amd64; do
+    CGO_ENABLED=0 GOOS=${target%/*} GOARCH=${target#*/} go build ./...
+  done
+) >"$cross_log" 2>&1 &
+cross_pid=$!
 
 echo "== go test -race"
-go test -race -count=1 -timeout 25m ./...
+test_status=0
+go test -race -count=1 -timeout 25m ./... || test_status=$?
+
+echo "== cross-build: go vet for darwin/arm64; build darwin/arm64, darwin/amd64, windows/amd64"
+cross_status=0
+wait "$cross_pid" || cross_status=$?
+cat "$cross_log"
+if [ "$cross_status" -ne 0 ]; then
+  echo "cross-build failed"
+fi
+if [ "$test_status" -ne 0 ] || [ "$cross_status" -ne 0 ]; then
+  exit 1
+fi
