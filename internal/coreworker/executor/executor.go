@@ -8,12 +8,19 @@
 // one caller's calls to one actor. Per stream:
 //
 //   - the serving goroutine reads batches and queues their tasks;
-//   - a runner runs queued tasks in order. A normal task that blocks (in
+//   - a runner runs queued normal tasks in order. A task that blocks (in
 //     Get or Wait, through its context's block hook) hands the queue to a
 //     fresh runner, so tasks pipelined behind it still run — one of them
-//     may be what it waits for. Actor calls run one at a time per actor
-//     across all its callers' streams, or up to its MaxConcurrency;
+//     may be what it waits for;
 //   - a writer sends replies, batching what accumulates while it writes.
+//
+// Actor calls go from the serving goroutine straight to their actor's
+// queue, which gathers every caller's stream (each caller's calls stay in
+// the order sent), as in Ray's actor scheduling queue: the actor's runner
+// runs them one at a time, or up to its MaxConcurrency runners at once,
+// and each reply goes back on the stream its call came on. Callers of one
+// actor never wait on each other's streams, and calls to different actors
+// in one process never wait on each other.
 //
 // Cancelling a queued task answers it at once (Cancelled); a running task
 // has its context cancelled and its reply is Cancelled whatever it
@@ -40,6 +47,7 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/codec"
+	"github.com/raygo/raygo/internal/coreworker/push"
 	"github.com/raygo/raygo/internal/coreworker/registry"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -108,9 +116,22 @@ type Executor struct {
 type hostedActor struct {
 	id       ids.ID
 	instance any
-	sem      chan struct{} // one slot per call that may run at once
-	exiting  atomic.Bool   // ExitActor was called: drop after this call
-	dropped  atomic.Bool   // no longer hosted: calls running now are interrupted
+	maxConc  int         // calls that may run at once (at least 1)
+	exiting  atomic.Bool // ExitActor was called: drop after this call
+	dropped  atomic.Bool // no longer hosted: calls running now are interrupted
+
+	mu      sync.Mutex
+	queue   []actorCall // guarded by mu: received, not started; queue[head:] are live
+	head    int         // guarded by mu
+	runners int         // guarded by mu: goroutines running calls (at most maxConc)
+}
+
+// actorCall is a call waiting in its actor's queue, with the stream it
+// came on (where its reply goes).
+type actorCall struct {
+	s    *stream
+	spec *pb.TaskSpec
+	r    *running
 }
 
 // New returns an Executor running registered code from reg.
@@ -175,10 +196,11 @@ type stream struct {
 // actor's turn. Cancel finds it here from the moment it leaves the queue.
 type running struct {
 	id        ids.ID
-	actor     ids.ID        // zero for a normal task
-	tc        *taskContext  // guarded by stream.mu; nil until the task starts
-	cancelled bool          // guarded by stream.mu
-	wake      chan struct{} // guarded by stream.mu; closed by cancel while waiting for the actor's turn
+	actor     ids.ID       // zero for a normal task
+	spec      *pb.TaskSpec // for the reply of a call cancelled in its actor's queue
+	ha        *hostedActor // the actor whose queue holds it; nil for a normal task
+	tc        *taskContext // guarded by stream.mu; nil until the task starts
+	cancelled bool         // guarded by stream.mu
 }
 
 // Serve serves one push stream until its owner closes it or goes away.
@@ -230,11 +252,30 @@ func (e *Executor) Serve(srv ServerStream) error {
 	return recvErr
 }
 
-// accept queues a batch's tasks and answers its steal request.
+// accept queues a batch's tasks, actor calls on their actors, and
+// answers its steal request.
 func (s *stream) accept(batch *pb.TaskBatch) {
+	var (
+		calls  []actorCall // to actors hosted here, in order
+		ha     *hostedActor
+		haWire []byte
+	)
 	s.mu.Lock()
 	for _, spec := range batch.GetTasks() {
 		FillFromCommon(spec, batch.GetCommon())
+		if aw := spec.GetActorId(); aw != nil {
+			if string(aw) != string(haWire) { // a batch's calls are usually all to one actor
+				ha, haWire = s.e.hosted(aw), aw
+			}
+			if ha != nil {
+				r := &running{id: ids.MustFromBytes(spec.GetTaskId()), actor: ha.id, spec: spec, ha: ha}
+				s.running = append(s.running, r)
+				s.runners.Add(1) // its reply comes on this stream
+				calls = append(calls, actorCall{s, spec, r})
+				continue
+			}
+			// Not hosted here: the stream's runner answers "not here".
+		}
 		s.queue = append(s.queue, spec)
 	}
 	var stolen [][]byte
@@ -247,6 +288,14 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 		s.queue = s.queue[:len(s.queue)-n]
 	}
 	s.mu.Unlock()
+	for len(calls) > 0 { // each actor's run of calls, in order
+		n := 1
+		for n < len(calls) && calls[n].r.ha == calls[0].r.ha {
+			n++
+		}
+		s.e.enqueue(calls[0].r.ha, calls[:n])
+		calls = calls[n:]
+	}
 	s.cond.Signal()
 	if batch.GetSteal() > 0 {
 		s.outCh <- out{stolen: stolen} // an empty list too: the owner stops waiting
@@ -302,8 +351,8 @@ func (s *stream) run() {
 		if !ok {
 			return
 		}
-		if spec.GetActorId() != nil {
-			s.runActorCall(spec, r)
+		if spec.GetActorId() != nil { // not hosted here when it came
+			s.reply(s.e.runTask(s, spec, r, nil))
 			continue
 		}
 		var handedOff atomic.Bool
@@ -338,58 +387,80 @@ func (s *stream) reply(r *pb.TaskReply) {
 	}
 }
 
-// runActorCall runs one actor call once the actor has a free slot: at
-// once for actors that run one call at a time, in a goroutine of its own
-// up to MaxConcurrency otherwise.
-func (s *stream) runActorCall(spec *pb.TaskSpec, r *running) {
-	ha := s.e.hosted(spec.GetActorId())
-	if ha != nil && !s.waitTurn(ha, r) {
-		s.forget(r)
-		s.reply(cancelledReply(spec))
-		return
+// enqueue appends calls (to ha, from one stream, in order) to the
+// actor's queue and starts runners for them, up to the actor's
+// concurrency.
+func (e *Executor) enqueue(ha *hostedActor, calls []actorCall) {
+	ha.mu.Lock()
+	if ha.head > 0 && ha.head*2 >= len(ha.queue) { // reuse the array's front
+		ha.queue = push.DropFront(ha.queue, ha.head)
+		ha.head = 0
 	}
-	if ha == nil || cap(ha.sem) <= 1 {
-		if ha != nil {
-			defer func() { <-ha.sem }()
+	ha.queue = append(ha.queue, calls...)
+	start := min(ha.maxConc, len(ha.queue)-ha.head) - ha.runners
+	if start > 0 {
+		ha.runners += start
+	}
+	ha.mu.Unlock()
+	for range start {
+		if err := e.stop.Go("executor.actor", func(context.Context) { e.runActor(ha) }); err != nil {
+			e.stopRunner(ha)
 		}
-		s.reply(s.e.runTask(s, spec, r, nil))
-		return
-	}
-	s.runners.Add(1)
-	err := s.e.stop.Go("executor.call", func(context.Context) {
-		defer s.runners.Done()
-		defer func() { <-ha.sem }()
-		s.reply(s.e.runTask(s, spec, r, nil))
-	})
-	if err != nil {
-		s.runners.Done()
-		<-ha.sem
-		s.forget(r)
 	}
 }
 
-// waitTurn takes one of the actor's slots, waiting while its calls use
-// them all (another caller's, say); false if r is cancelled first.
-func (s *stream) waitTurn(ha *hostedActor, r *running) bool {
-	select {
-	case ha.sem <- struct{}{}:
-		return true
-	default:
+// stopRunner accounts for a runner that could not start (the process is
+// stopping): when no runner is left, the queued calls are dropped
+// unanswered — the streams break, and callers learn of these calls from
+// the actor's fate.
+func (e *Executor) stopRunner(ha *hostedActor) {
+	ha.mu.Lock()
+	ha.runners--
+	var left []actorCall
+	if ha.runners == 0 {
+		left = ha.queue[ha.head:]
+		ha.queue, ha.head = nil, 0
 	}
-	s.mu.Lock()
-	if r.cancelled {
-		s.mu.Unlock()
-		return false
+	ha.mu.Unlock()
+	for _, c := range left {
+		c.s.forget(c.r)
+		c.s.runners.Done()
 	}
-	r.wake = make(chan struct{})
-	wake := r.wake
-	s.mu.Unlock()
-	select {
-	case ha.sem <- struct{}{}:
-		return true
-	case <-wake:
-		return false
+}
+
+// runActor is one of the actor's runners (as many as it may run calls at
+// once): it runs queued calls in order, each replied on the stream it
+// came on, until the queue is empty.
+func (e *Executor) runActor(ha *hostedActor) {
+	for {
+		ha.mu.Lock()
+		if ha.head == len(ha.queue) {
+			ha.queue, ha.head = ha.queue[:0], 0
+			ha.runners--
+			ha.mu.Unlock()
+			return
+		}
+		c := ha.queue[ha.head]
+		ha.queue[ha.head] = actorCall{}
+		ha.head++
+		ha.mu.Unlock()
+		c.s.reply(e.runTask(c.s, c.spec, c.r, nil))
+		c.s.runners.Done()
 	}
+}
+
+// remove takes r's call out of the actor's queue; false if it is not
+// there (started, or not queued yet).
+func (ha *hostedActor) remove(r *running) bool {
+	ha.mu.Lock()
+	defer ha.mu.Unlock()
+	for i := ha.head; i < len(ha.queue); i++ {
+		if ha.queue[i].r == r {
+			ha.queue = slices.Delete(ha.queue, i, i+1)
+			return true
+		}
+	}
+	return false
 }
 
 // write sends replies in batches until outCh is closed.
@@ -458,15 +529,15 @@ func (s *stream) cancel(tid ids.ID) bool {
 	}
 	for _, r := range s.running {
 		if r.id == tid {
-			first := !r.cancelled
-			r.cancelled = true
-			tc, wake := r.tc, r.wake
+			r.cancelled = true // one not started yet does not run
+			tc := r.tc
 			s.mu.Unlock()
 			if tc != nil {
 				tc.cancel(context.Canceled)
-			}
-			if wake != nil && first {
-				close(wake)
+			} else if r.ha != nil && r.ha.remove(r) { // waiting in its actor's queue: answered now
+				s.forget(r)
+				s.reply(cancelledReply(r.spec))
+				s.runners.Done()
 			}
 			return true
 		}
@@ -692,9 +763,9 @@ func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorIn
 		return e.appError(spec, err, stack)
 	}
 	e.env.FlushBorrows(ctx)
-	n := max(1, int(spec.GetMaxConcurrency()))
+	ha := &hostedActor{id: aid, instance: instance, maxConc: max(1, int(spec.GetMaxConcurrency()))}
 	e.mu.Lock()
-	e.actors[aid] = &hostedActor{id: aid, instance: instance, sem: make(chan struct{}, n)}
+	e.actors[aid] = ha
 	e.mu.Unlock()
 	return nil
 }

@@ -790,3 +790,95 @@ func TestDropActorInterruptsRunningCalls(t *testing.T) {
 		<-db
 	})
 }
+
+// TestActorQueueKeepsEachCallersOrder: calls from two callers' streams
+// share the actor's queue; each caller's run in the order sent, a call
+// cancelled while queued behind another caller's is answered at once and
+// never runs, and a process hosting two actors runs their calls side by
+// side (one actor's long call does not hold up the other's).
+func TestActorQueueKeepsEachCallersOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		e, _ := newExec(t, actorRegistry(release), Config{})
+		busy, free := ids.New(), ids.New()
+		for _, id := range []ids.ID{busy, free} {
+			if info := e.HostActor(context.Background(), creation(id, 1)); info != nil {
+				t.Fatal(info)
+			}
+		}
+		e.actors[free].instance.(*counter).release = nil
+		a, b, c := newSrv(), newSrv(), newSrv()
+		da, db, dc := serve(e, a), serve(e, b), serve(e, c)
+		first := method(busy, "Counter.Add")
+		a.in <- batch(first)
+		synctest.Wait()
+		b1, b2 := method(busy, "Counter.Add"), method(busy, "Counter.Add")
+		b.in <- batch(b1, b2)
+		b3 := method(busy, "Counter.Add")
+		b.in <- batch(b3)
+		synctest.Wait()
+		// The other actor in the process answers while busy's call runs.
+		other := method(free, "Counter.Add")
+		c.in <- batch(other)
+		if byID, _ := c.replies(t, 1); data(byID[idOf(other)]) != "1" {
+			t.Fatalf("the other actor's call: %v", byID)
+		}
+		if !e.Cancel(idOf(b2)) {
+			t.Fatal("Cancel did not find the queued call")
+		}
+		byID, _ := b.replies(t, 1)
+		if r := byID[idOf(b2)]; r == nil || !errors.Is(errs.FromInfo(r.GetError()), errs.ErrTaskCancelled) {
+			t.Fatalf("cancelled call: %v", byID)
+		}
+		for range 3 {
+			release <- struct{}{}
+		}
+		byID, _ = a.replies(t, 1)
+		if data(byID[idOf(first)]) != "1" {
+			t.Fatalf("first call: %s", data(byID[idOf(first)]))
+		}
+		byID, order := b.replies(t, 2)
+		if data(byID[idOf(b1)]) != "2" || data(byID[idOf(b3)]) != "3" || order[0] != idOf(b1) {
+			t.Fatalf("b's calls ran out of order: b1 %s, b3 %s", data(byID[idOf(b1)]), data(byID[idOf(b3)]))
+		}
+		close(a.in)
+		close(b.in)
+		close(c.in)
+		<-da
+		<-db
+		<-dc
+	})
+}
+
+// TestActorCallsWhileStopping: calls that reach an actor after the
+// executor began stopping are not run and not answered (the process is
+// going away; callers learn their fate from the actor's), and the stream
+// still ends.
+func TestActorCallsWhileStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, _ := newExec(t, actorRegistry(nil), Config{})
+		actor := ids.New()
+		if info := e.HostActor(context.Background(), creation(actor, 2)); info != nil {
+			t.Fatal(info)
+		}
+		a := newSrv()
+		done := serve(e, a)
+		synctest.Wait()
+		closed := make(chan struct{})
+		go func() { e.Close(); close(closed) }() // it waits for the stream to end
+		synctest.Wait()
+		a.in <- batch(method(actor, "Counter.Add"), method(actor, "Counter.Add"))
+		synctest.Wait()
+		close(a.in)
+		if err := <-done; err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		<-closed
+		if len(a.out) != 0 {
+			t.Fatalf("%d reply batches after Close, want none", len(a.out))
+		}
+		if n := e.actors[actor].instance.(*counter).n; n != 0 {
+			t.Fatalf("%d calls ran after Close", n)
+		}
+	})
+}

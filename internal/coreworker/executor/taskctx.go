@@ -62,7 +62,7 @@ func (c *taskContext) Err() error {
 func (c *taskContext) Value(key any) any {
 	switch key.(type) {
 	case taskInfoKey:
-		return c.info
+		return &c.info // a pointer: boxing the struct would allocate per lookup
 	case blockHookKey:
 		if c.onBlock == nil {
 			return nil
@@ -110,8 +110,11 @@ type blockHookKey struct{}
 
 // InfoFrom returns the running task's info, if ctx belongs to a task.
 func InfoFrom(ctx context.Context) (TaskInfo, bool) {
-	ti, ok := ctx.Value(taskInfoKey{}).(TaskInfo)
-	return ti, ok
+	ti, ok := ctx.Value(taskInfoKey{}).(*TaskInfo)
+	if !ok {
+		return TaskInfo{}, false
+	}
+	return *ti, true
 }
 
 // BlockHook returns the function a task calls the first time it blocks
