@@ -160,7 +160,7 @@ func (e *Executor) Running() int {
 	n := 0
 	for s := range e.streams {
 		s.mu.Lock()
-		for _, r := range s.running {
+		for r := s.running.first; r != nil; r = r.next {
 			if r.tc != nil {
 				n++
 			}
@@ -187,7 +187,7 @@ type stream struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	queue   []*pb.TaskSpec // not taken by a runner
-	running []*running     // taken (started, or waiting for its actor's turn), not replied
+	running runList        // taken from the queue or queued on an actor, not replied
 	closed  bool
 	runners sync.WaitGroup
 }
@@ -201,6 +201,42 @@ type running struct {
 	ha        *hostedActor // the actor whose queue holds it; nil for a normal task
 	tc        *taskContext // guarded by stream.mu; nil until the task starts
 	cancelled bool         // guarded by stream.mu
+
+	prev, next *running // guarded by stream.mu: its place in stream.running
+	listed     bool     // guarded by stream.mu
+}
+
+// runList is a stream's tasks taken and not replied, linked through the
+// tasks: adding and removing one costs the same whatever the length (an
+// actor's queue may hold thousands of a stream's calls).
+type runList struct{ first, last *running }
+
+func (l *runList) push(r *running) {
+	r.prev, r.next, r.listed = l.last, nil, true
+	if l.last != nil {
+		l.last.next = r
+	} else {
+		l.first = r
+	}
+	l.last = r
+}
+
+// remove takes r out of the list; a no-op if it is not in it.
+func (l *runList) remove(r *running) {
+	if !r.listed {
+		return
+	}
+	if r.prev != nil {
+		r.prev.next = r.next
+	} else {
+		l.first = r.next
+	}
+	if r.next != nil {
+		r.next.prev = r.prev
+	} else {
+		l.last = r.prev
+	}
+	r.prev, r.next, r.listed = nil, nil, false
 }
 
 // Serve serves one push stream until its owner closes it or goes away.
@@ -269,7 +305,7 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 			}
 			if ha != nil {
 				r := &running{id: ids.MustFromBytes(spec.GetTaskId()), actor: ha.id, spec: spec, ha: ha}
-				s.running = append(s.running, r)
+				s.running.push(r)
 				s.runners.Add(1) // its reply comes on this stream
 				calls = append(calls, actorCall{s, spec, r})
 				continue
@@ -317,7 +353,7 @@ func (s *stream) pop() (*pb.TaskSpec, *running, bool) {
 	s.queue[0] = nil
 	s.queue = s.queue[1:]
 	r := &running{id: ids.MustFromBytes(spec.GetTaskId()), actor: ids.MustFromBytes(spec.GetActorId())}
-	s.running = append(s.running, r)
+	s.running.push(r)
 	return spec, r, true
 }
 
@@ -326,12 +362,7 @@ func (s *stream) pop() (*pb.TaskSpec, *running, bool) {
 func (s *stream) forget(r *running) (cancelled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, x := range s.running {
-		if x == r {
-			s.running = slices.Delete(s.running, i, i+1)
-			break
-		}
-	}
+	s.running.remove(r)
 	return r.cancelled
 }
 
@@ -527,7 +558,7 @@ func (s *stream) cancel(tid ids.ID) bool {
 			return true
 		}
 	}
-	for _, r := range s.running {
+	for r := s.running.first; r != nil; r = r.next {
 		if r.id == tid {
 			r.cancelled = true // one not started yet does not run
 			tc := r.tc
@@ -809,7 +840,7 @@ func (e *Executor) DropActor(id ids.ID) bool {
 		ha.dropped.Store(true)
 		for _, s := range streams {
 			s.mu.Lock()
-			for _, r := range s.running {
+			for r := s.running.first; r != nil; r = r.next {
 				if r.actor == id && r.tc != nil { // started; one waiting for its turn is answered "not here"
 					r.tc.cancel(context.Canceled)
 				}

@@ -882,3 +882,43 @@ func TestActorCallsWhileStopping(t *testing.T) {
 		}
 	})
 }
+
+func TestRunList(t *testing.T) {
+	ids := func(l *runList) (out []int) {
+		for r := l.first; r != nil; r = r.next {
+			out = append(out, int(r.spec.GetNumReturns()))
+		}
+		var back []int
+		for r := l.last; r != nil; r = r.prev {
+			back = append([]int{int(r.spec.GetNumReturns())}, back...)
+		}
+		if !slices.Equal(out, back) {
+			t.Fatalf("forward %v, backward %v", out, back)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		remove []int
+		want   []int
+	}{
+		{nil, []int{0, 1, 2}},
+		{[]int{0}, []int{1, 2}},
+		{[]int{1}, []int{0, 2}},
+		{[]int{2}, []int{0, 1}},
+		{[]int{1, 1}, []int{0, 2}}, // twice: a no-op
+		{[]int{0, 1, 2}, nil},
+	} {
+		var l runList
+		rs := make([]*running, 3)
+		for i := range rs {
+			rs[i] = &running{spec: &pb.TaskSpec{NumReturns: int32(i)}}
+			l.push(rs[i])
+		}
+		for _, i := range tc.remove {
+			l.remove(rs[i])
+		}
+		if got := ids(&l); !slices.Equal(got, tc.want) {
+			t.Errorf("remove %v: %v, want %v", tc.remove, got, tc.want)
+		}
+	}
+}
