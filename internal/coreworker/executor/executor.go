@@ -209,13 +209,9 @@ type running struct {
 // runList is a stream's tasks taken and not replied, linked through the
 // tasks: adding and removing one costs the same whatever the length (an
 // actor's queue may hold thousands of a stream's calls).
-type runList struct {
-	first, last *running
-	n           atomic.Int32 // length; read without the stream's lock
-}
+type runList struct{ first, last *running }
 
 func (l *runList) push(r *running) {
-	l.n.Add(1)
 	r.prev, r.next, r.listed = l.last, nil, true
 	if l.last != nil {
 		l.last.next = r
@@ -241,7 +237,6 @@ func (l *runList) remove(r *running) {
 		l.last = r.prev
 	}
 	r.prev, r.next, r.listed = nil, nil, false
-	l.n.Add(-1)
 }
 
 // Serve serves one push stream until its owner closes it or goes away.
@@ -509,7 +504,6 @@ func (s *stream) write() error {
 		if o.reply != nil {
 			batch = append(batch, o.reply)
 		}
-		yielded := false
 	drain:
 		for len(batch) < 1024 {
 			select {
@@ -524,13 +518,6 @@ func (s *stream) write() error {
 					msg.Stolen = append(msg.Stolen, o2.stolen...)
 				}
 			default:
-				if !yielded && len(batch) < 64 && s.running.n.Load() > 0 {
-					// More replies are coming: let the runners add
-					// them before this write.
-					yielded = true
-					runtime.Gosched()
-					continue
-				}
 				break drain
 			}
 		}
