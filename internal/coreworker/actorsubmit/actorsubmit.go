@@ -98,7 +98,7 @@ type actor struct {
 
 	addr     string // set while connected
 	stream   Stream
-	sendCh   chan *pb.TaskSpec
+	out      *push.Outbox // what the stream's sender has not taken yet
 	gen      int // connection generation
 	version  uint64
 	watching bool
@@ -194,6 +194,8 @@ func (s *Submitter) pumpLocked(a *actor) []failed {
 	}
 	var out []failed
 	n := 0
+	var one [1]*pb.TaskSpec
+	specs := one[:0] // a lone call (the usual case) allocates nothing
 	for ; n < len(a.queue); n++ {
 		t := a.queue[n]
 		if !t.Sub.Ready {
@@ -205,7 +207,10 @@ func (s *Submitter) pumpLocked(a *actor) []failed {
 		}
 		t.Sub.Sent = true
 		a.inflight.add(t)
-		a.sendCh <- t.Spec
+		specs = append(specs, t.Spec)
+	}
+	if len(specs) > 0 {
+		a.out.Put(specs...) // never blocks: the lock is not held up by the stream
 	}
 	a.queue = push.DropFront(a.queue, n)
 	return out
@@ -402,7 +407,7 @@ func (s *Submitter) connect(ctx context.Context, a *actor, info *pb.ActorInfo) b
 	if err != nil {
 		return false
 	}
-	sendCh := make(chan *pb.TaskSpec, 1024)
+	out := push.NewOutbox()
 	s.mu.Lock()
 	a.watching = false
 	a.version = info.GetVersion()
@@ -411,11 +416,11 @@ func (s *Submitter) connect(ctx context.Context, a *actor, info *pb.ActorInfo) b
 		stream.Close()
 		return true
 	}
-	a.addr, a.stream, a.sendCh = info.GetAddress(), stream, sendCh
+	a.addr, a.stream, a.out = info.GetAddress(), stream, out
 	a.gen++
 	gen := a.gen
 	common := &pb.TaskSpec{JobId: s.cfg.JobID, OwnerAddress: s.cfg.Owner, OwnerId: s.cfg.OwnerID, CallerId: s.cfg.OwnerID, ActorId: a.idWire}
-	if s.stop.Go("actorsubmit.send", func(context.Context) { push.SendLoop(stream, sendCh, common, nil) }) != nil ||
+	if s.stop.Go("actorsubmit.send", func(context.Context) { push.SendOutbox(stream, out, common) }) != nil ||
 		s.stop.Go("actorsubmit.recv", func(context.Context) { s.recvLoop(a, stream, gen) }) != nil {
 		s.disconnectLocked(a)
 		s.mu.Unlock()
@@ -434,9 +439,9 @@ func (s *Submitter) disconnectLocked(a *actor) {
 	a.addr = ""
 	a.moved = false
 	a.gen++
-	close(a.sendCh)
+	a.out.Close()
 	a.stream.Close()
-	a.stream, a.sendCh = nil, nil
+	a.stream, a.out = nil, nil
 }
 
 type replied struct {

@@ -5,6 +5,8 @@
 package push
 
 import (
+	"sync"
+
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -77,4 +79,100 @@ func DropFront[T any](q []T, n int) []T {
 	rest := copy(q, q[n:])
 	clear(q[rest:])
 	return q[:rest]
+}
+
+// Outbox is the specs waiting for one stream's sender (SendOutbox), in
+// order. Put never blocks, so a submitter may call it under its own lock
+// however far the stream is behind: an actor's caller may make any number
+// of calls before the stream takes them. It is safe for concurrent use.
+type Outbox struct {
+	wake chan struct{} // one pending wake-up for the sender
+
+	mu     sync.Mutex
+	specs  []*pb.TaskSpec // guarded by mu
+	closed bool           // guarded by mu
+	failed bool           // guarded by mu: the stream failed; puts are dropped
+}
+
+// NewOutbox returns an empty Outbox.
+func NewOutbox() *Outbox { return &Outbox{wake: make(chan struct{}, 1)} }
+
+// Put queues specs behind those already queued. After Close, or once a
+// send failed (the stream's receiver reports that), they are dropped.
+func (o *Outbox) Put(specs ...*pb.TaskSpec) {
+	o.mu.Lock()
+	if o.closed || o.failed {
+		o.mu.Unlock()
+		return
+	}
+	o.specs = append(o.specs, specs...)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the outbox: what is queued is still sent, then the stream's
+// sending side is closed.
+func (o *Outbox) Close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take waits for queued specs and returns them, handing back spare (the
+// array of the previous take) for reuse; false once closed and empty.
+func (o *Outbox) take(spare []*pb.TaskSpec) ([]*pb.TaskSpec, bool) {
+	for {
+		o.mu.Lock()
+		if len(o.specs) > 0 {
+			specs := o.specs
+			clear(spare)
+			o.specs = spare[:0]
+			o.mu.Unlock()
+			return specs, true
+		}
+		closed := o.closed
+		o.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-o.wake
+	}
+}
+
+func (o *Outbox) fail() {
+	o.mu.Lock()
+	o.failed = true
+	o.specs = nil
+	o.mu.Unlock()
+}
+
+// SendOutbox sends what o holds onto stream, up to MaxBatch specs per
+// batch with the shared fields common, until o is closed and empty; then
+// it closes the stream's sending side. After a failed send it stops (the
+// stream's receiver reports the failure) and o drops later puts.
+func SendOutbox(stream Stream, o *Outbox, common *pb.TaskSpec) {
+	var spare []*pb.TaskSpec
+	for {
+		specs, ok := o.take(spare)
+		if !ok {
+			_ = stream.CloseSend()
+			return
+		}
+		for rest := specs; len(rest) > 0; {
+			n := min(len(rest), MaxBatch)
+			if err := stream.Send(&pb.TaskBatch{Tasks: rest[:n], Common: common}); err != nil {
+				o.fail()
+				return
+			}
+			rest = rest[n:]
+		}
+		spare = specs
+	}
 }

@@ -101,3 +101,52 @@ func TestDropFront(t *testing.T) {
 		t.Fatalf("dropped slots not cleared: %v", q)
 	}
 }
+
+// TestOutbox: puts never block, however many; the sender takes them in
+// order in batches of at most MaxBatch; Close sends what is left, then
+// closes the sending side; after a failed send, later puts are dropped.
+func TestOutbox(t *testing.T) {
+	st := &fakeStream{}
+	o := NewOutbox()
+	common := &pb.TaskSpec{OwnerAddress: "owner"}
+	var want []string
+	for i := range MaxBatch + 10 { // more than any channel bound: Put does not wait for the sender
+		name := string(rune('a' + i%26))
+		want = append(want, name)
+		o.Put(spec(name))
+	}
+	o.Put() // nothing: a no-op
+	o.Close()
+	o.Put(spec("late")) // after Close: dropped
+	SendOutbox(st, o, common)
+	var got []string
+	for _, b := range st.sent {
+		if len(b.Tasks) > MaxBatch || b.Common != common {
+			t.Fatalf("batch of %d (common %v)", len(b.Tasks), b.Common)
+		}
+		for _, s := range b.Tasks {
+			got = append(got, s.Function)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("sent %d specs, want %d in order", len(got), len(want))
+	}
+	if len(st.sent) != 2 || !st.closedOut {
+		t.Fatalf("%d batches, closed %v; want 2 and the sending side closed", len(st.sent), st.closedOut)
+	}
+
+	// A sender waits for puts; a failed send ends it, and later puts are
+	// dropped (the stream's receiver reports the failure).
+	st = &fakeStream{fail: true}
+	o = NewOutbox()
+	done := make(chan struct{})
+	go func() { SendOutbox(st, o, nil); close(done) }()
+	o.Put(spec("x"))
+	<-done
+	o.Put(spec("y"))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.specs) != 0 || st.closedOut {
+		t.Fatalf("after a failed send: %d queued, closed %v", len(o.specs), st.closedOut)
+	}
+}
