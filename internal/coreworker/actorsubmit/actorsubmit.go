@@ -99,7 +99,7 @@ type actor struct {
 	addr     string // set while connected
 	stream   Stream
 	out      *push.Outbox // what the stream's sender has not taken yet
-	gen      int // connection generation
+	gen      int          // connection generation
 	version  uint64
 	watching bool
 	warned   bool // told the user no node can hold it

@@ -1,7 +1,9 @@
 // Package push holds what both submitters share about push streams, the
 // streams that carry tasks from an owner (or an actor's caller) to a
-// worker and replies back: the Stream they write to and the loop that
-// batches specs onto it.
+// worker and replies back: the Stream they write to, the loop that
+// batches specs onto it from a channel (normal tasks, whose pipeline
+// bounds it) and the Outbox an actor's caller puts calls in without
+// ever waiting.
 package push
 
 import (
