@@ -158,3 +158,20 @@ func BenchmarkWait1kRefs(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rounds/s")
 }
+
+// BenchmarkGetLocal is single_client_get_calls: Get of a small object
+// this process put (its memory store holds it).
+func BenchmarkGetLocal(b *testing.B) {
+	ctx := benchInit(b)
+	ref, err := ray.Put(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := ref.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

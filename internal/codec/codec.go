@@ -172,22 +172,23 @@ func Decode(data []byte, ptr any) (err error) {
 		}
 		return u.UnmarshalBinary(data[1:])
 	case tagMsgpack:
+		// The extensions' offsets go in a pooled slice, returned without a
+		// defer (a panic, recovered above, leaves it to the GC).
 		offsets := extOffsetsPool.Get().(*[]int)
-		defer extOffsetsPool.Put(offsets)
 		exts, err := checkMsgpack(data[1:], (*offsets)[:0])
-		*offsets = exts
-		if err != nil {
-			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
-		}
-		if len(exts) == 0 {
+		switch {
+		case err != nil:
+		case len(exts) == 0:
 			err = msgpack.Unmarshal(data[1:], ptr)
-		} else {
+		default:
 			dec := msgpack.GetDecoder()
 			dec.Reset(&guardReader{data: data[1:], guard: exts})
 			dec.UsePreallocateValues(true) // as msgpack.Unmarshal does
 			err = dec.Decode(ptr)
 			msgpack.PutDecoder(dec)
 		}
+		*offsets = exts[:0]
+		extOffsetsPool.Put(offsets)
 		if err != nil {
 			return fmt.Errorf("codec: decode into %T: %w", ptr, err)
 		}

@@ -42,7 +42,11 @@ func checkMsgpack(data []byte, extOffsets []int) ([]int, error) {
 	// pending[i] is how many values are still due at nesting level i;
 	// due is their sum over all levels: each takes at least a byte, so
 	// due never exceeds the bytes left.
-	var stack [MaxDepth + 1]uint64
+	// stack holds one count per open container: on the goroutine's
+	// stack for the usual shallow values (a MaxDepth array would be 4 KiB
+	// to clear per decode), on the heap past that.
+	var small [32]uint64
+	stack := small[:]
 	depth := 0
 	var due uint64
 	pos := 0
@@ -162,6 +166,9 @@ func checkMsgpack(data []byte, extOffsets []int) ([]int, error) {
 			}
 			if depth == MaxDepth {
 				return nil, fmt.Errorf("%w: nesting deeper than %d at byte %d", ErrTooDeep, MaxDepth, start)
+			}
+			if depth == len(stack) {
+				stack = append(stack, 0)
 			}
 			stack[depth] = children
 			depth++
