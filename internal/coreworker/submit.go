@@ -76,7 +76,7 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	}
 	if ti, ok := executor.InfoFrom(ctx); ok {
 		t.Parent = ti.TaskID
-		t.Spec.ParentTaskId = ti.TaskID.Bytes()
+		t.Spec.ParentTaskId = t.Parent[:] // the task's own copy: no allocation
 	}
 	spec := t.Spec
 	spec.Args = make([]*pb.Arg, len(args))
