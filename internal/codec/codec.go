@@ -187,7 +187,9 @@ func Decode(data []byte, ptr any) (err error) {
 			err = dec.Decode(ptr)
 			msgpack.PutDecoder(dec)
 		}
-		*offsets = exts[:0]
+		if exts != nil { // nil after an error: keep the pooled array
+			*offsets = exts[:0]
+		}
 		extOffsetsPool.Put(offsets)
 		if err != nil {
 			return fmt.Errorf("codec: decode into %T: %w", ptr, err)

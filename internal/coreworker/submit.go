@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/raygo/raygo/internal/codec"
-	"github.com/raygo/raygo/internal/coreworker/actorsubmit"
 	"github.com/raygo/raygo/internal/coreworker/executor"
 	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/coreworker/refcount"
@@ -234,13 +233,13 @@ func (cw *CoreWorker) cancelTask(ctx context.Context, tid ids.ID, force, recursi
 		if err != nil {
 			return err
 		}
-		inFlight = w == actorsubmit.InFlight
+		inFlight = w == taskmgr.InFlight
 	default:
 		w, err := cw.normal.Cancel(ctx, t, force, recursive)
 		if err != nil {
 			return err
 		}
-		inFlight = w == tasksubmit.InFlight
+		inFlight = w == taskmgr.InFlight
 	}
 	// Queued (dropped from its queue) or not yet submitted (its arguments
 	// are still resolving): it ends here, now. In flight: its worker

@@ -539,30 +539,18 @@ func (s *Submitter) connLost(a *actor, gen int, cause error) {
 	s.watchLocked(a)
 }
 
-// Where says where a call is.
-type Where uint8
-
-const (
-	// Unknown: not pending here.
-	Unknown Where = iota
-	// Queued: not sent yet; Cancel took it out of the queue.
-	Queued
-	// InFlight: sent; the actor's process was told.
-	InFlight
-)
-
 // Cancel takes a queued call out of its queue (the caller fails it as
 // cancelled), or asks the actor's process to cancel a call in flight.
 // Force is refused for actor calls, as in Ray (use Kill).
-func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (Where, error) {
+func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (taskmgr.Where, error) {
 	if force {
-		return Unknown, errs.Invalidf("raygo: Cancel: force is not supported for actor calls; use Kill")
+		return taskmgr.Unknown, errs.Invalidf("raygo: Cancel: force is not supported for actor calls; use Kill")
 	}
 	s.mu.Lock()
 	a := actorOf(t)
 	if a == nil {
 		s.mu.Unlock()
-		return Unknown, nil
+		return taskmgr.Unknown, nil
 	}
 	for i, q := range a.queue {
 		if q == t {
@@ -570,12 +558,12 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 			fail := s.pumpLocked(a) // the call may have held up the line
 			s.mu.Unlock()
 			s.failAll(fail)
-			return Queued, nil
+			return taskmgr.Queued, nil
 		}
 	}
 	if !t.Sub.Sent || a.addr == "" {
 		s.mu.Unlock()
-		return Unknown, nil
+		return taskmgr.Unknown, nil
 	}
 	addr := a.addr
 	s.mu.Unlock()
@@ -583,7 +571,7 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 	if err != nil && rpc.IsUnavailable(err) {
 		err = nil
 	}
-	return InFlight, err
+	return taskmgr.InFlight, err
 }
 
 // Forget drops what the submitter knows of an actor that has no calls

@@ -305,7 +305,7 @@ func TestConnectionBrokeProcessLives(t *testing.T) {
 		if st := w.s.Stats(); st.Connected != 0 {
 			t.Fatalf("after the break: %+v", st)
 		}
-		if where, err := w.s.Cancel(context.Background(), failed, false, false); where != Unknown || err != nil {
+		if where, err := w.s.Cancel(context.Background(), failed, false, false); where != taskmgr.Unknown || err != nil {
 			t.Fatalf("Cancel of a call lost with the stream = %v, %v; want Unknown (the caller ends it)", where, err)
 		}
 		later := newCall("m", 0)
@@ -424,7 +424,7 @@ func TestCancel(t *testing.T) {
 		if _, err := w.s.Cancel(ctx, newCall("m", 0), true, false); !errors.Is(err, errs.ErrInvalidRequest) {
 			t.Fatalf("Cancel with force: %v", err)
 		}
-		if where, err := w.s.Cancel(ctx, newCall("m", 0), false, false); where != Unknown || err != nil {
+		if where, err := w.s.Cancel(ctx, newCall("m", 0), false, false); where != taskmgr.Unknown || err != nil {
 			t.Fatalf("Cancel of a call never submitted: %v, %v", where, err)
 		}
 
@@ -433,7 +433,7 @@ func TestCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.submit(t, actor, behind)
-		if where, err := w.s.Cancel(ctx, head, false, true); where != Queued || err != nil {
+		if where, err := w.s.Cancel(ctx, head, false, true); where != taskmgr.Queued || err != nil {
 			t.Fatalf("Cancel(queued) = %v, %v", where, err)
 		}
 		w.waitDone(t, behind)
@@ -446,7 +446,7 @@ func TestCancel(t *testing.T) {
 		running := newCall("m", 0)
 		w.submit(t, actor, running)
 		<-started
-		if where, err := w.s.Cancel(ctx, running, false, true); where != InFlight || err != nil {
+		if where, err := w.s.Cancel(ctx, running, false, true); where != taskmgr.InFlight || err != nil {
 			t.Fatalf("Cancel(in flight) = %v, %v", where, err)
 		}
 		w.waitDone(t, running)
@@ -479,7 +479,7 @@ func TestCancel(t *testing.T) {
 		w.c.mu.Lock()
 		answer = fmt.Errorf("%w: proc-1", errs.ErrUnavailable)
 		w.c.mu.Unlock()
-		if where, err := w.s.Cancel(ctx, slow, false, false); where != InFlight || err != nil {
+		if where, err := w.s.Cancel(ctx, slow, false, false); where != taskmgr.InFlight || err != nil {
 			t.Fatalf("Cancel with the process unreachable = %v, %v", where, err)
 		}
 		w.c.mu.Lock()

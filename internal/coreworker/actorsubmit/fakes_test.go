@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raygo/raygo/internal/coreworker/internal/notify"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -22,47 +23,8 @@ import (
 // clock, which moves only when every goroutine of the test is blocked.
 // Nothing sleeps; tests wait for events through a notifier.
 
-// notifier wakes waiters whenever one of the fakes records something.
-type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (n *notifier) notify() {
-	n.mu.Lock()
-	if n.ch != nil {
-		close(n.ch)
-		n.ch = nil
-	}
-	n.mu.Unlock()
-}
-
-func (n *notifier) changed() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ch == nil {
-		n.ch = make(chan struct{})
-	}
-	return n.ch
-}
-
-// waitFor waits until cond holds, re-checking it after every event; the
-// deadline is on the bubble's clock.
-func (n *notifier) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Minute)
-	for {
-		ch := n.changed()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+// notifier is what the fakes tell of their events and tests wait on.
+type notifier = notify.Notifier
 
 // ---------------------------------------------------------------- results
 
@@ -95,7 +57,7 @@ func (r *fakeResults) stateLocked(t *taskmgr.Task) *result {
 }
 
 func (r *fakeResults) Complete(t *taskmgr.Task, rep *pb.TaskReply) taskmgr.Decision {
-	defer r.n.notify()
+	defer r.n.Notify()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stateLocked(t)
@@ -111,7 +73,7 @@ func (r *fakeResults) Complete(t *taskmgr.Task, rep *pb.TaskReply) taskmgr.Decis
 }
 
 func (r *fakeResults) Fail(t *taskmgr.Task, f taskmgr.Failure) taskmgr.Decision {
-	defer r.n.notify()
+	defer r.n.Notify()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.stateLocked(t)
@@ -216,7 +178,7 @@ func (c *fakeCluster) setWith(id ids.ID, state pb.ActorState, addr string, cause
 	close(rec.changed)
 	rec.changed = make(chan struct{})
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 }
 
 // setInfeasible records the actor pending creation with no node able to
@@ -250,7 +212,7 @@ func (c *fakeCluster) WaitActor(ctx context.Context, id ids.ID, since uint64) (*
 	n := c.waits
 	hook := c.waitHook
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if hook != nil {
 		if info, err, ok := hook(ctx, n, id, since); ok {
 			return info, err
@@ -285,7 +247,7 @@ func (c *fakeCluster) Dial(ctx context.Context, addr string) (Stream, error) {
 	c.dials = append(c.dials, addr)
 	p := c.procs[addr]
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -301,7 +263,7 @@ func (c *fakeCluster) CancelTask(_ context.Context, addr string, req *pb.CancelT
 	hook := c.cancelHook
 	p := c.procs[addr]
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if hook != nil {
 		if err := hook(addr, req); err != nil {
 			return err
@@ -441,7 +403,7 @@ func (cn *fakeConn) read() {
 func (cn *fakeConn) send(b *pb.ReplyBatch) bool {
 	select {
 	case cn.out <- b:
-		cn.p.c.n.notify()
+		cn.p.c.n.Notify()
 		return true
 	case <-cn.p.dead:
 		return false
@@ -484,7 +446,7 @@ func (cn *fakeConn) runLoop() {
 			p.ran = append(p.ran, spec)
 		}
 		p.mu.Unlock()
-		p.c.n.notify()
+		p.c.n.Notify()
 		var reply *pb.TaskReply
 		if !here {
 			reply = &pb.TaskReply{TaskId: spec.GetTaskId(), Error: &pb.ErrorInfo{Kind: errs.KindActorNotHere, ActorId: aid.String()}}
@@ -649,12 +611,12 @@ func (w *world) submit(t *testing.T, actor ids.ID, ts ...*taskmgr.Task) {
 
 func (w *world) waitDone(t *testing.T, ts ...*taskmgr.Task) {
 	t.Helper()
-	w.n.waitFor(t, fmt.Sprintf("%d calls to finish", len(ts)), func() bool { return w.r.done(ts...) })
+	w.n.WaitFor(t, fmt.Sprintf("%d calls to finish", len(ts)), func() bool { return w.r.done(ts...) })
 }
 
 func (w *world) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	w.n.waitFor(t, what, cond)
+	w.n.WaitFor(t, what, cond)
 }
 
 // alive starts a process at addr hosting actor and records the actor

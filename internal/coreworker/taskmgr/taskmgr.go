@@ -124,6 +124,21 @@ func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
 	return t
 }
 
+// Where says where a submitter had a task when asked to cancel it.
+type Where uint8
+
+const (
+	// Unknown: not pending in that submitter (finished, lost with a
+	// stream, or never submitted there).
+	Unknown Where = iota
+	// Queued: not sent yet (waiting for a lease, a retry's pause or its
+	// actor's turn); Cancel took it out of its queue, and the caller fails
+	// it as cancelled.
+	Queued
+	// InFlight: sent to a worker (or the actor's process), which was told.
+	InFlight
+)
+
 // Results is what the submitters tell the Manager of their tasks: a
 // reply, or a failed attempt; the decision says what to do next. The
 // Manager implements it; submitters' tests use fakes.

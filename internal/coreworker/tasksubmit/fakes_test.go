@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raygo/raygo/internal/coreworker/internal/notify"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -23,48 +24,8 @@ import (
 // which moves only when every goroutine of the test is blocked. Nothing
 // sleeps; tests wait for events through a notifier.
 
-// notifier wakes waiters whenever one of the fakes records something.
-type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (n *notifier) notify() {
-	n.mu.Lock()
-	if n.ch != nil {
-		close(n.ch)
-		n.ch = nil
-	}
-	n.mu.Unlock()
-}
-
-func (n *notifier) changed() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ch == nil {
-		n.ch = make(chan struct{})
-	}
-	return n.ch
-}
-
-// waitFor waits until cond holds, re-checking it after every event. The
-// deadline is on the bubble's clock: a test whose condition never comes
-// fails instead of hanging.
-func (n *notifier) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Minute)
-	for {
-		ch := n.changed()
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+// notifier is what the fakes tell of their events and tests wait on.
+type notifier = notify.Notifier
 
 // ---------------------------------------------------------------- results
 
@@ -105,7 +66,7 @@ func (r *fakeResults) stateLocked(t *taskmgr.Task) *result {
 }
 
 func (r *fakeResults) Complete(t *taskmgr.Task, rep *pb.TaskReply) taskmgr.Decision {
-	defer r.n.notify()
+	defer r.n.Notify()
 	r.mu.Lock()
 	s := r.stateLocked(t)
 	s.replies = append(s.replies, rep)
@@ -133,7 +94,7 @@ func (r *fakeResults) Complete(t *taskmgr.Task, rep *pb.TaskReply) taskmgr.Decis
 }
 
 func (r *fakeResults) Fail(t *taskmgr.Task, f taskmgr.Failure) taskmgr.Decision {
-	defer r.n.notify()
+	defer r.n.Notify()
 	return r.decide(t, f, true)
 }
 
@@ -305,7 +266,7 @@ func (c *fakeCluster) setInfeasible(v bool) {
 		c.freeLocked(n)
 	}
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 }
 
 // setSlots changes a node's capacity (a node grew, or joined with it).
@@ -329,7 +290,7 @@ func (c *fakeCluster) RequestLease(ctx context.Context, raylet string, req *pb.L
 	n := len(c.requests)
 	hook := c.leaseHook
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if hook != nil {
 		if r, err, ok := hook(ctx, n, raylet, req); ok {
 			return r, err
@@ -367,7 +328,7 @@ func (c *fakeCluster) grant(ctx context.Context, raylet string, req *pb.LeaseReq
 				c.granted[string(id)] = w
 			}
 			c.mu.Unlock()
-			c.n.notify()
+			c.n.Notify()
 			return &pb.LeaseReply{LeaseId: w.leaseID, WorkerAddress: w.addr, WorkerId: w.id.Bytes(), NodeId: node.id.Bytes()}, nil
 		}
 		freed := node.freed
@@ -378,7 +339,7 @@ func (c *fakeCluster) grant(ctx context.Context, raylet string, req *pb.LeaseReq
 			c.mu.Lock()
 			c.ended++
 			c.mu.Unlock()
-			c.n.notify()
+			c.n.Notify()
 			return nil, ctx.Err()
 		}
 	}
@@ -405,7 +366,7 @@ func (c *fakeCluster) CancelLease(_ context.Context, _ string, requestID []byte)
 		c.freeLocked(w.node)
 	}
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	return nil
 }
 
@@ -419,7 +380,7 @@ func (c *fakeCluster) ReturnLease(_ context.Context, raylet string, leaseID []by
 		c.freeLocked(w.node)
 	}
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	return nil
 }
 
@@ -434,7 +395,7 @@ func (c *fakeCluster) WorkerDeathCause(ctx context.Context, _ string, workerID [
 	c.asked = append(c.asked, w.addr)
 	hook := c.deathHook
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if hook != nil {
 		return hook(ctx, w)
 	}
@@ -452,7 +413,7 @@ func (c *fakeCluster) KillWorker(_ context.Context, raylet string, workerID []by
 	c.kills = append(c.kills, killCall{raylet: raylet, worker: w.addr, reason: reason})
 	c.mu.Unlock()
 	w.kill()
-	c.n.notify()
+	c.n.Notify()
 	return nil
 }
 
@@ -463,7 +424,7 @@ func (c *fakeCluster) Dial(ctx context.Context, addr string) (Stream, error) {
 	w := c.workers[addr]
 	hook := c.dialHook
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -485,7 +446,7 @@ func (c *fakeCluster) CancelTask(_ context.Context, addr string, req *pb.CancelT
 	w := c.workers[addr]
 	hook := c.cancelHook
 	c.mu.Unlock()
-	c.n.notify()
+	c.n.Notify()
 	if hook != nil {
 		if err := hook(w, req); err != nil {
 			return err
@@ -643,7 +604,7 @@ func (w *fakeWorker) read() {
 func (w *fakeWorker) send(b *pb.ReplyBatch) bool {
 	select {
 	case w.out <- b:
-		w.c.n.notify()
+		w.c.n.Notify()
 		return true
 	case <-w.dead:
 		return false
@@ -689,13 +650,13 @@ func (w *fakeWorker) next() (*pb.TaskSpec, <-chan struct{}, bool) {
 			w.ran = append(w.ran, ids.MustFromBytes(spec.GetTaskId()))
 			cancelled := w.cancelRn
 			w.mu.Unlock()
-			w.c.n.notify()
+			w.c.n.Notify()
 			return spec, cancelled, true
 		}
 		if w.inClosed {
 			w.mu.Unlock()
 			close(w.out)
-			w.c.n.notify()
+			w.c.n.Notify()
 			return nil, nil, false
 		}
 		w.mu.Unlock()
@@ -867,12 +828,12 @@ func (w *world) submit(t *testing.T, ts ...*taskmgr.Task) {
 
 func (w *world) waitDone(t *testing.T, ts ...*taskmgr.Task) {
 	t.Helper()
-	w.n.waitFor(t, fmt.Sprintf("%d tasks to finish", len(ts)), func() bool { return w.r.done(ts...) })
+	w.n.WaitFor(t, fmt.Sprintf("%d tasks to finish", len(ts)), func() bool { return w.r.done(ts...) })
 }
 
 func (w *world) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	w.n.waitFor(t, what, cond)
+	w.n.WaitFor(t, what, cond)
 }
 
 func tasks(n int, fn string, p taskmgr.Policy) []*taskmgr.Task {

@@ -785,56 +785,43 @@ func (s *Submitter) returnLease(l *lease, exiting bool) {
 	_ = s.clients.ReturnLease(ctx, l.raylet, l.leaseID, exiting)
 }
 
-// Where says where a task is.
-type Where uint8
-
-const (
-	// Unknown: not this submitter's (finished, or never submitted here).
-	Unknown Where = iota
-	// Queued: waiting for a lease (or out a pause before its retry);
-	// Cancel dropped it.
-	Queued
-	// InFlight: pushed to a worker; the worker must be told.
-	InFlight
-)
-
 // Cancel takes a queued task out of its queue (the caller fails it as
 // cancelled) or, for one in flight, tells its worker: with force the
 // worker is killed (its node daemon kills it), else its context is
 // cancelled (and recursive cancels what it submitted).
-func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (Where, error) {
+func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursive bool) (taskmgr.Where, error) {
 	s.mu.Lock()
 	c := classOf(t)
 	if c == nil {
 		s.mu.Unlock()
-		return Unknown, nil
+		return taskmgr.Unknown, nil
 	}
 	if l := leaseOf(t); l != nil {
 		addr, raylet, worker := l.addr, l.raylet, l.workerID
 		s.mu.Unlock()
 		if force {
-			return InFlight, s.clients.KillWorker(ctx, raylet, worker, "ray.Cancel with Force of task "+t.ID.Short())
+			return taskmgr.InFlight, s.clients.KillWorker(ctx, raylet, worker, "ray.Cancel with Force of task "+t.ID.Short())
 		}
 		err := s.clients.CancelTask(ctx, addr, &pb.CancelTaskRequest{TaskId: t.ID[:], Recursive: recursive})
 		if err != nil && rpc.IsUnavailable(err) {
 			err = nil // the worker is gone; its failure reports the task
 		}
-		return InFlight, err
+		return taskmgr.InFlight, err
 	}
 	if unpauseLocked(c, t) {
 		s.mu.Unlock()
-		return Queued, nil
+		return taskmgr.Queued, nil
 	}
 	for i, q := range c.queue {
 		if q == t {
 			c.queue = slices.Delete(c.queue, i, i+1)
 			s.requestLeasesLocked(c, time.Now())
 			s.mu.Unlock()
-			return Queued, nil
+			return taskmgr.Queued, nil
 		}
 	}
 	s.mu.Unlock()
-	return Unknown, nil
+	return taskmgr.Unknown, nil
 }
 
 // Stats is a snapshot of the submitter, for tests and reports.

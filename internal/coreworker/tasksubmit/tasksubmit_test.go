@@ -341,16 +341,16 @@ func TestCancelQueuedStopsLeaseRequests(t *testing.T) {
 		a, b := task("f", taskmgr.Policy{}), task("f", taskmgr.Policy{})
 		w.submit(t, a, b)
 		w.waitFor(t, "two lease requests", func() bool { return w.c.nRequests() == 2 })
-		if where, err := w.s.Cancel(context.Background(), a, false, true); where != Queued || err != nil {
+		if where, err := w.s.Cancel(context.Background(), a, false, true); where != taskmgr.Queued || err != nil {
 			t.Fatalf("Cancel(queued) = %v, %v", where, err)
 		}
-		if where, _ := w.s.Cancel(context.Background(), a, false, true); where != Unknown {
+		if where, _ := w.s.Cancel(context.Background(), a, false, true); where != taskmgr.Unknown {
 			t.Fatalf("Cancel of a task already cancelled = %v, want Unknown", where)
 		}
 		if st := w.s.Stats(); st.Queued != 1 {
 			t.Fatalf("Stats: %+v", st)
 		}
-		if where, err := w.s.Cancel(context.Background(), b, false, true); where != Queued || err != nil {
+		if where, err := w.s.Cancel(context.Background(), b, false, true); where != taskmgr.Queued || err != nil {
 			t.Fatalf("Cancel(queued) = %v, %v", where, err)
 		}
 		synctest.Wait()
@@ -764,7 +764,7 @@ func TestCancelInFlight(t *testing.T) {
 				t.Fatalf("%+v: want both tasks on the one worker", st)
 			}
 			where, err := w.s.Cancel(context.Background(), after, false, true)
-			if where != InFlight || err != nil {
+			if where != taskmgr.InFlight || err != nil {
 				t.Fatalf("Cancel = %v, %v", where, err)
 			}
 			w.waitDone(t, after) // while the long task still runs
@@ -792,14 +792,14 @@ func TestCancelInFlight(t *testing.T) {
 			x := task("long", taskmgr.Policy{MaxRetries: 3})
 			w.submit(t, x)
 			<-started
-			if where, err := w.s.Cancel(context.Background(), x, false, false); where != InFlight || err != nil {
+			if where, err := w.s.Cancel(context.Background(), x, false, false); where != taskmgr.InFlight || err != nil {
 				t.Fatalf("Cancel = %v, %v", where, err)
 			}
 			w.waitDone(t, x)
 			if r := w.r.get(x); !errors.Is(errs.FromInfo(r.final), errs.ErrTaskCancelled) {
 				t.Fatalf("ended with %v", r.final)
 			}
-			if where, _ := w.s.Cancel(context.Background(), x, false, false); where != Unknown {
+			if where, _ := w.s.Cancel(context.Background(), x, false, false); where != taskmgr.Unknown {
 				t.Fatalf("Cancel of a finished task = %v, want Unknown", where)
 			}
 		})
@@ -824,7 +824,7 @@ func TestCancelInFlight(t *testing.T) {
 			w.c.mu.Lock()
 			answer = unavailable("worker-1")
 			w.c.mu.Unlock()
-			if where, err := w.s.Cancel(context.Background(), x, false, false); where != InFlight || err != nil {
+			if where, err := w.s.Cancel(context.Background(), x, false, false); where != taskmgr.InFlight || err != nil {
 				t.Fatalf("Cancel with the worker gone = %v, %v; want no error (its death reports the task)", where, err)
 			}
 			w.c.mu.Lock()
@@ -843,7 +843,7 @@ func TestCancelInFlight(t *testing.T) {
 			x := task("long", taskmgr.Policy{})
 			w.submit(t, x)
 			<-started
-			if where, err := w.s.Cancel(context.Background(), x, true, false); where != InFlight || err != nil {
+			if where, err := w.s.Cancel(context.Background(), x, true, false); where != taskmgr.InFlight || err != nil {
 				t.Fatalf("Cancel(force) = %v, %v", where, err)
 			}
 			w.waitDone(t, x)
@@ -858,7 +858,7 @@ func TestCancelInFlight(t *testing.T) {
 	t.Run("never submitted", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			w := newWorld(t, 1, Config{})
-			if where, err := w.s.Cancel(context.Background(), task("f", taskmgr.Policy{}), false, false); where != Unknown || err != nil {
+			if where, err := w.s.Cancel(context.Background(), task("f", taskmgr.Policy{}), false, false); where != taskmgr.Unknown || err != nil {
 				t.Fatalf("Cancel = %v, %v", where, err)
 			}
 		})
@@ -1009,7 +1009,7 @@ func TestOOMPause(t *testing.T) {
 				synctest.Wait()
 				switch how {
 				case "cancel":
-					if where, err := w.s.Cancel(context.Background(), x, false, false); where != Queued || err != nil {
+					if where, err := w.s.Cancel(context.Background(), x, false, false); where != taskmgr.Queued || err != nil {
 						t.Fatalf("Cancel during the pause = %v, %v; want Queued", where, err)
 					}
 				case "close":
