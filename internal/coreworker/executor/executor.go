@@ -183,10 +183,6 @@ type stream struct {
 	srv    ServerStream
 	outCh  chan out
 	unsent atomic.Int64 // when the oldest reply not yet taken by the writer was queued (unix ns; 0: none)
-	// unsentN counts the replies queued and not yet taken by the writer;
-	// flush wakes a writer holding a batch back (see write).
-	unsentN atomic.Int32
-	flush   chan struct{}
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -213,13 +209,9 @@ type running struct {
 // runList is a stream's tasks taken and not replied, linked through the
 // tasks: adding and removing one costs the same whatever the length (an
 // actor's queue may hold thousands of a stream's calls).
-type runList struct {
-	first, last *running
-	n           atomic.Int32 // length; read without the stream's lock
-}
+type runList struct{ first, last *running }
 
 func (l *runList) push(r *running) {
-	l.n.Add(1)
 	r.prev, r.next, r.listed = l.last, nil, true
 	if l.last != nil {
 		l.last.next = r
@@ -245,12 +237,11 @@ func (l *runList) remove(r *running) {
 		l.last = r.prev
 	}
 	r.prev, r.next, r.listed = nil, nil, false
-	l.n.Add(-1)
 }
 
 // Serve serves one push stream until its owner closes it or goes away.
 func (e *Executor) Serve(srv ServerStream) error {
-	s := &stream{e: e, srv: srv, outCh: make(chan out, 1024), flush: make(chan struct{}, 1)}
+	s := &stream{e: e, srv: srv, outCh: make(chan out, 1024)}
 	s.cond = sync.NewCond(&s.mu)
 	e.mu.Lock()
 	e.streams[s] = struct{}{}
@@ -417,12 +408,6 @@ const replyDelay = 100 * time.Microsecond
 
 func (s *stream) reply(r *pb.TaskReply) {
 	s.outCh <- out{reply: r}
-	if n := s.unsentN.Add(1); n == flushReplies || s.running.n.Load() == 0 {
-		select { // the stream's calls are all answered, or many wait: write now
-		case s.flush <- struct{}{}:
-		default:
-		}
-	}
 	now := time.Now().UnixNano()
 	first := s.unsent.Load()
 	switch {
@@ -509,48 +494,33 @@ func (ha *hostedActor) remove(r *running) bool {
 	return false
 }
 
-// maxReplies is the most replies one ReplyBatch carries.
-const maxReplies = 1024
-
-// A batch of replies is held back while more of the stream's calls are
-// queued or running on their actor (their replies follow), until they
-// are all answered, flushReplies replies wait, or flushAfter has passed
-// since the first one was queued. One write per reply would cost the
-// caller a wake-up and a read each, which is what bounds pipelined actor
-// calls; a lone call (nothing else pending on its stream) is written at
-// once.
-const (
-	flushReplies = 512
-	flushAfter   = time.Millisecond
-)
-
 // write sends replies in batches until outCh is closed.
 func (s *stream) write() error {
 	var err error
 	batch := make([]*pb.TaskReply, 0, 64)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	for o := range s.outCh {
 		msg := &pb.ReplyBatch{Stolen: o.stolen}
 		batch = batch[:0]
 		if o.reply != nil {
 			batch = append(batch, o.reply)
 		}
-		batch = s.drain(batch, msg)
-		if len(batch) > 0 && len(batch) < flushReplies && len(msg.Stolen) == 0 && s.running.n.Load() > 0 {
-			if first := s.unsent.Load(); first != 0 {
-				if wait := time.Duration(first + int64(flushAfter) - time.Now().UnixNano()); wait > 0 {
-					timer.Reset(wait)
-					select {
-					case <-timer.C:
-					case <-s.flush:
-						timer.Stop()
-					}
-					batch = s.drain(batch, msg)
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case o2, ok := <-s.outCh:
+				if !ok {
+					break drain
 				}
+				if o2.reply != nil {
+					batch = append(batch, o2.reply)
+				}
+				if o2.stolen != nil {
+					msg.Stolen = append(msg.Stolen, o2.stolen...)
+				}
+			default:
+				break drain
 			}
 		}
-		s.unsentN.Add(-int32(len(batch)))
 		msg.Replies = batch
 		s.unsent.Store(0)
 		if err == nil {
@@ -558,28 +528,6 @@ func (s *stream) write() error {
 		}
 	}
 	return err
-}
-
-// drain adds what outCh holds now to batch (replies, up to maxReplies)
-// and msg (stolen ids), without waiting.
-func (s *stream) drain(batch []*pb.TaskReply, msg *pb.ReplyBatch) []*pb.TaskReply {
-	for len(batch) < maxReplies {
-		select {
-		case o, ok := <-s.outCh:
-			if !ok {
-				return batch
-			}
-			if o.reply != nil {
-				batch = append(batch, o.reply)
-			}
-			if o.stolen != nil {
-				msg.Stolen = append(msg.Stolen, o.stolen...)
-			}
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 // Cancel cancels a task of this process: one queued is answered Cancelled
