@@ -323,18 +323,18 @@ func findLocalNode(ctx context.Context, gcs pb.ControlStoreClient, addr string) 
 }
 
 // uploadBinary makes this executable available to every node by content
-// hash, uploading it unless the control store has it already.
+// hash, uploading it unless the control store has it already. The file is
+// read in chunks (a driver's binary may be hundreds of megabytes), and its
+// hash is computed once per process while the file stays as it was.
 func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	data, err := os.ReadFile(exe)
+	hash, size, err := ownHash.of(exe)
 	if err != nil {
-		return "", fmt.Errorf("ray: read own executable: %w", err)
+		return "", err
 	}
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:])
 	has, err := c.HasBinary(ctx, &pb.HasBinaryRequest{Hash: hash})
 	if err != nil {
 		return "", fmt.Errorf("ray: check job binary: %w", err)
@@ -342,24 +342,73 @@ func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) 
 	if has.GetFound() {
 		return hash, nil
 	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "", fmt.Errorf("ray: read own executable: %w", err)
+	}
+	defer f.Close()
 	stream, err := c.PutBinary(ctx)
 	if err != nil {
 		return "", err
 	}
-	const chunk = 1 << 20
-	for off := 0; off < len(data); off += chunk {
-		end := min(off+chunk, len(data))
-		if err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: int64(off), Data: data[off:end], Total: int64(len(data))}); err != nil {
+	buf := make([]byte, uploadChunk)
+	for off := int64(0); off < size; {
+		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), size-off)])
+		if err != nil {
+			return "", fmt.Errorf("ray: read own executable %s at %d of %d bytes: %w", exe, off, size, err)
+		}
+		if err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: off, Data: buf[:n], Total: size}); err != nil {
 			if errors.Is(err, io.EOF) {
-				break
+				break // the control store refused the upload; CloseAndRecv says why
 			}
 			return "", err
 		}
+		off += int64(n)
 	}
 	if _, err := stream.CloseAndRecv(); err != nil {
 		return "", fmt.Errorf("ray: upload job binary: %w", err)
 	}
 	return hash, nil
+}
+
+// uploadChunk is the size of one streamed piece of the job binary.
+const uploadChunk = 1 << 20
+
+// ownHash remembers the content hash of this process's executable.
+var ownHash fileHash
+
+// fileHash caches a file's SHA-256, keyed by its path, size and
+// modification time: a file rewritten in place is hashed again.
+type fileHash struct {
+	mu    sync.Mutex
+	path  string
+	size  int64
+	mtime time.Time
+	hash  string
+}
+
+// of returns path's hex SHA-256 and size.
+func (h *fileHash) of(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("ray: read own executable: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", 0, fmt.Errorf("ray: read own executable: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hash != "" && h.path == path && h.size == st.Size() && h.mtime.Equal(st.ModTime()) {
+		return h.hash, h.size, nil
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return "", 0, fmt.Errorf("ray: read own executable %s: %w", path, err)
+	}
+	h.path, h.size, h.mtime, h.hash = path, st.Size(), st.ModTime(), hex.EncodeToString(sum.Sum(nil))
+	return h.hash, h.size, nil
 }
 
 // headStopWait bounds how long Shutdown waits for an embedded cluster to
