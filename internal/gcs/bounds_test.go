@@ -17,7 +17,7 @@ func TestBinaryStoreIsBounded(t *testing.T) {
 	s.mu.Lock()
 	for i, b := range [][]byte{make([]byte, 100), make([]byte, 100)} {
 		h := fmt.Sprint("hash", i)
-		s.binaries[h] = b
+		s.binaries[h] = &binary{size: int64(len(b)), chunks: [][]byte{b}}
 		s.binOrder = append(s.binOrder, h)
 		s.binBytes += int64(len(b))
 		s.evictBinariesLocked()

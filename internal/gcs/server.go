@@ -9,6 +9,8 @@ package gcs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -61,7 +63,7 @@ type Server struct {
 	nodes     map[ids.ID]*nodeEntry      // guarded by mu
 	jobs      map[ids.ID]*pb.JobInfo     // guarded by mu
 	kv        map[string][]byte          // guarded by mu; key is ns + "\x00" + key
-	binaries  map[string][]byte          // guarded by mu; by sha256 hex
+	binaries  map[string]*binary         // guarded by mu; by sha256 hex
 	binOrder  []string                   // guarded by mu; binary hashes, oldest first
 	binBytes  int64                      // guarded by mu; total size of binaries
 	deadOrder []ids.ID                   // guarded by mu; dead actors, oldest first
@@ -129,7 +131,7 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
-		kv: map[string][]byte{}, binaries: map[string][]byte{}, actors: map[ids.ID]*actorEntry{},
+		kv: map[string][]byte{}, binaries: map[string]*binary{}, actors: map[ids.ID]*actorEntry{},
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
 		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
 	s.cleanup.kick = make(chan struct{}, 1)
@@ -454,11 +456,15 @@ func (s *Server) KVGet(_ context.Context, req *pb.KVGetRequest) (*pb.KVGetReply,
 	return &pb.KVGetReply{Value: v, Found: ok}, nil
 }
 
+// PutBinary stores an uploaded job binary. Its chunks are kept as they
+// arrived (each decoded message owns its bytes) and hashed as they come,
+// so an upload is copied once, by the decoder, and never held twice.
 func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 	var (
-		hash  string
-		total int64
-		buf   []byte
+		b    binary
+		sum  = sha256.New()
+		hash string
+		got  int64 // bytes received
 	)
 	for {
 		c, err := stream.Recv()
@@ -469,38 +475,47 @@ func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 			return err
 		}
 		if hash == "" {
-			hash, total = c.GetHash(), c.GetTotal()
-			if total < 0 || total > s.cfg.MaxBinaryBytes {
-				return errs.Invalidf("gcs: binary of %d bytes: want 0 to %d bytes", total, s.cfg.MaxBinaryBytes)
+			hash, b.size = c.GetHash(), c.GetTotal()
+			if b.size < 0 || b.size > s.cfg.MaxBinaryBytes {
+				return errs.Invalidf("gcs: binary of %d bytes: want 0 to %d bytes", b.size, s.cfg.MaxBinaryBytes)
 			}
-			buf = make([]byte, 0, min(total, 64<<20))
 		}
-		if c.GetOffset() != int64(len(buf)) {
-			return errs.Invalidf("gcs: binary chunk at offset %d, want %d", c.GetOffset(), len(buf))
+		if c.GetOffset() != got {
+			return errs.Invalidf("gcs: binary chunk at offset %d, want %d", c.GetOffset(), got)
 		}
-		if int64(len(buf)+len(c.GetData())) > total {
-			return errs.Invalidf("gcs: binary chunks exceed the declared %d bytes", total)
+		if got+int64(len(c.GetData())) > b.size {
+			return errs.Invalidf("gcs: binary chunks exceed the declared %d bytes", b.size)
 		}
-		buf = append(buf, c.GetData()...)
+		if len(c.GetData()) > 0 {
+			b.chunks = append(b.chunks, c.GetData())
+			_, _ = sum.Write(c.GetData())
+			got += int64(len(c.GetData()))
+		}
 	}
 	if hash == "" {
 		return errs.Invalidf("gcs: empty binary upload")
 	}
-	if int64(len(buf)) != total {
-		return errs.Invalidf("gcs: binary upload ended at %d of %d bytes", len(buf), total)
+	if got != b.size {
+		return errs.Invalidf("gcs: binary upload ended at %d of %d bytes", got, b.size)
 	}
-	if got := sha256Hex(buf); got != hash {
+	if got := hex.EncodeToString(sum.Sum(nil)); got != hash {
 		return errs.Invalidf("gcs: binary hash mismatch: declared %s, content %s", hash, got)
 	}
 	s.mu.Lock()
 	if _, had := s.binaries[hash]; !had {
-		s.binaries[hash] = buf
+		s.binaries[hash] = &b
 		s.binOrder = append(s.binOrder, hash)
-		s.binBytes += int64(len(buf))
+		s.binBytes += b.size
 		s.evictBinariesLocked()
 	}
 	s.mu.Unlock()
 	return stream.SendAndClose(&pb.PutBinaryReply{Stored: true})
+}
+
+// binary is a stored job binary: its bytes in the pieces they arrived in.
+type binary struct {
+	size   int64
+	chunks [][]byte
 }
 
 func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.HasBinaryReply, error) {
@@ -510,9 +525,8 @@ func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.Has
 	return &pb.HasBinaryReply{Found: ok}, nil
 }
 
-// binaryChunk is the size of one streamed piece of a job binary.
-const binaryChunk = 1 << 20
-
+// GetBinary streams a stored binary in the pieces it was uploaded in (an
+// empty binary as one empty chunk).
 func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetBinaryServer) error {
 	s.mu.Lock()
 	b, ok := s.binaries[req.GetHash()]
@@ -520,14 +534,15 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 	if !ok {
 		return errs.NotFoundf("gcs: no binary with hash %s", req.GetHash())
 	}
-	for off := 0; off < len(b) || off == 0; off += binaryChunk {
-		end := min(off+binaryChunk, len(b))
-		if err := stream.Send(&pb.BinaryChunk{Hash: req.GetHash(), Offset: int64(off), Data: b[off:end], Total: int64(len(b))}); err != nil {
+	if len(b.chunks) == 0 {
+		return stream.Send(&pb.BinaryChunk{Hash: req.GetHash(), Total: 0})
+	}
+	off := int64(0)
+	for _, c := range b.chunks {
+		if err := stream.Send(&pb.BinaryChunk{Hash: req.GetHash(), Offset: off, Data: c, Total: b.size}); err != nil {
 			return err
 		}
-		if end == len(b) {
-			break
-		}
+		off += int64(len(c))
 	}
 	return nil
 }
@@ -547,7 +562,7 @@ func (s *Server) evictBinariesLocked() {
 	kept := s.binOrder[:0]
 	for _, h := range s.binOrder {
 		if s.binBytes > s.cfg.MaxBinaryStoreBytes && !inUse[h] {
-			s.binBytes -= int64(len(s.binaries[h]))
+			s.binBytes -= s.binaries[h].size
 			delete(s.binaries, h)
 			continue
 		}
