@@ -110,6 +110,7 @@ type Executor struct {
 	streams  map[*stream]struct{}    // guarded by mu
 	actors   map[ids.ID]*hostedActor // guarded by mu
 	lastName string                  // guarded by mu
+	closing  bool                    // guarded by mu: Close began; no more actors are hosted
 }
 
 // hostedActor is an actor living in this process.
@@ -121,9 +122,13 @@ type hostedActor struct {
 	dropped  atomic.Bool // no longer hosted: calls running now are interrupted
 
 	mu      sync.Mutex
+	cond    sync.Cond   // on mu: a parked runner waits here for calls
 	queue   []actorCall // guarded by mu: received, not started; queue[head:] are live
 	head    int         // guarded by mu
-	runners int         // guarded by mu: goroutines running calls (at most maxConc)
+	runners int         // guarded by mu: goroutines serving the queue (at most maxConc)
+	idle    int         // guarded by mu: runners not running a call (parked, or about to take one)
+	parked  int         // guarded by mu: runners waiting on cond (one stays between bursts)
+	closed  bool        // guarded by mu: dropped, or the executor is closing: runners do not park
 }
 
 // actorCall is a call waiting in its actor's queue, with the stream it
@@ -147,11 +152,32 @@ func New(cfg Config, reg *registry.Registry, env Env) *Executor {
 
 // Close cancels running tasks and waits for the executor's goroutines.
 // Streams being served end with their callers.
-func (e *Executor) Close() { e.stop.Stop() }
+func (e *Executor) Close() {
+	e.closeActors()
+	e.stop.Stop()
+}
 
 // CloseWithin is Close that waits at most d; it returns the names of the
 // goroutines still running then (tasks that ignore their context).
-func (e *Executor) CloseWithin(d time.Duration) []string { return e.stop.StopWithin(d) }
+func (e *Executor) CloseWithin(d time.Duration) []string {
+	e.closeActors()
+	return e.stop.StopWithin(d)
+}
+
+// closeActors ends the hosted actors' parked runners; actors hosted after
+// it are refused.
+func (e *Executor) closeActors() {
+	e.mu.Lock()
+	e.closing = true
+	list := make([]*hostedActor, 0, len(e.actors))
+	for _, ha := range e.actors {
+		list = append(list, ha)
+	}
+	e.mu.Unlock()
+	for _, ha := range list {
+		ha.close()
+	}
+}
 
 // Running is the number of tasks running now.
 func (e *Executor) Running() int {
@@ -419,8 +445,9 @@ func (s *stream) reply(r *pb.TaskReply) {
 }
 
 // enqueue appends calls (to ha, from one stream, in order) to the
-// actor's queue and starts runners for them, up to the actor's
-// concurrency.
+// actor's queue and wakes or starts runners for them, up to the actor's
+// concurrency: each queued call has a runner free to take it, or every
+// runner the actor may have is busy.
 func (e *Executor) enqueue(ha *hostedActor, calls []actorCall) {
 	ha.mu.Lock()
 	if ha.head > 0 && ha.head*2 >= len(ha.queue) { // reuse the array's front
@@ -428,9 +455,14 @@ func (e *Executor) enqueue(ha *hostedActor, calls []actorCall) {
 		ha.head = 0
 	}
 	ha.queue = append(ha.queue, calls...)
-	start := min(ha.maxConc, len(ha.queue)-ha.head) - ha.runners
+	if ha.parked > 0 { // it stays counted idle until it takes a call
+		ha.parked--
+		ha.cond.Signal()
+	}
+	start := min(ha.maxConc-ha.runners, len(ha.queue)-ha.head-ha.idle)
 	if start > 0 {
 		ha.runners += start
+		ha.idle += start
 	}
 	ha.mu.Unlock()
 	for range start {
@@ -447,6 +479,7 @@ func (e *Executor) enqueue(ha *hostedActor, calls []actorCall) {
 func (e *Executor) stopRunner(ha *hostedActor) {
 	ha.mu.Lock()
 	ha.runners--
+	ha.idle--
 	var left []actorCall
 	if ha.runners == 0 {
 		left = ha.queue[ha.head:]
@@ -461,23 +494,44 @@ func (e *Executor) stopRunner(ha *hostedActor) {
 
 // runActor is one of the actor's runners (as many as it may run calls at
 // once): it runs queued calls in order, each replied on the stream it
-// came on, until the queue is empty.
+// came on. When the queue is empty one runner parks for the next call
+// (a caller that waits for each reply would otherwise start a goroutine,
+// and grow its stack, per call); the others end. A parked runner ends
+// when the actor is dropped or the executor closes.
 func (e *Executor) runActor(ha *hostedActor) {
+	ha.mu.Lock()
 	for {
-		ha.mu.Lock()
-		if ha.head == len(ha.queue) {
-			ha.queue, ha.head = ha.queue[:0], 0
+		if ha.head < len(ha.queue) {
+			c := ha.queue[ha.head]
+			ha.queue[ha.head] = actorCall{}
+			ha.head++
+			ha.idle--
+			ha.mu.Unlock()
+			c.s.reply(e.runTask(c.s, c.spec, c.r, nil))
+			c.s.runners.Done()
+			ha.mu.Lock()
+			ha.idle++
+			continue
+		}
+		ha.queue, ha.head = ha.queue[:0], 0
+		if ha.closed || ha.parked > 0 {
 			ha.runners--
+			ha.idle--
 			ha.mu.Unlock()
 			return
 		}
-		c := ha.queue[ha.head]
-		ha.queue[ha.head] = actorCall{}
-		ha.head++
-		ha.mu.Unlock()
-		c.s.reply(e.runTask(c.s, c.spec, c.r, nil))
-		c.s.runners.Done()
+		ha.parked++
+		ha.cond.Wait() // enqueue or close counted it out of parked
 	}
+}
+
+// close ends the actor's parked runner and keeps runners from parking.
+func (ha *hostedActor) close() {
+	ha.mu.Lock()
+	ha.closed = true
+	ha.parked = 0
+	ha.mu.Unlock()
+	ha.cond.Broadcast()
 }
 
 // remove takes r's call out of the actor's queue; false if it is not
@@ -795,7 +849,12 @@ func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorIn
 	}
 	e.env.FlushBorrows(ctx)
 	ha := &hostedActor{id: aid, instance: instance, maxConc: max(1, int(spec.GetMaxConcurrency()))}
+	ha.cond.L = &ha.mu
 	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return errs.ToInfo(errs.Systemf("raygo: worker is stopping"))
+	}
 	e.actors[aid] = ha
 	e.mu.Unlock()
 	return nil
@@ -836,6 +895,7 @@ func (e *Executor) DropActor(id ids.ID) bool {
 	if !ok {
 		return false
 	}
+	ha.close()
 	if !ha.exiting.Load() {
 		ha.dropped.Store(true)
 		for _, s := range streams {

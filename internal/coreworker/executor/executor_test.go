@@ -14,6 +14,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/raygo/raygo/internal/coreworker/registry"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -208,6 +210,62 @@ func TestActorConcurrency(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestActorConcurrencyCallsOneByOne: calls to a concurrent actor that
+// arrive one batch at a time, from one caller or several, run at once up
+// to MaxConcurrency; the runners that served a burst are reused for the
+// next, and none is left when the actor is dropped or the executor closes.
+func TestActorConcurrencyCallsOneByOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		e, _ := newExec(t, actorRegistry(release), Config{})
+		actor, other := ids.New(), ids.New()
+		for _, id := range []ids.ID{actor, other} {
+			if info := e.HostActor(context.Background(), creation(id, 3)); info != nil {
+				t.Fatalf("HostActor: %v", info)
+			}
+		}
+		a, b := newSrv(), newSrv()
+		da, db := serve(e, a), serve(e, b)
+		call := &pb.TaskBatch{Tasks: []*pb.TaskSpec{task("Counter.Add")}, Common: &pb.TaskSpec{ActorId: actor.Bytes()}}
+		for i, s := range []*fakeSrv{a, b, a, b} {
+			s.in <- proto.Clone(call).(*pb.TaskBatch)
+			synctest.Wait()
+			if n, want := e.Running(), min(i+1, 3); n != want {
+				t.Fatalf("after call %d: %d calls running, want %d", i+1, n, want)
+			}
+		}
+		close(release)
+		a.replies(t, 2)
+		b.replies(t, 2)
+		ha := e.actors[actor]
+		for round := range 3 { // one call at a time: one runner serves them all
+			a.in <- proto.Clone(call).(*pb.TaskBatch)
+			a.replies(t, 1)
+			synctest.Wait()
+			ha.mu.Lock()
+			runners, parked := ha.runners, ha.parked
+			ha.mu.Unlock()
+			if runners != 1 || parked != 1 {
+				t.Fatalf("round %d: %d runners, %d parked; want one runner, parked", round, runners, parked)
+			}
+		}
+		e.DropActor(actor)
+		synctest.Wait()
+		ha.mu.Lock()
+		runners := ha.runners
+		ha.mu.Unlock()
+		if runners != 0 {
+			t.Fatalf("%d runners left after the actor was dropped", runners)
+		}
+		b.in <- &pb.TaskBatch{Tasks: []*pb.TaskSpec{task("Counter.Add")}, Common: &pb.TaskSpec{ActorId: other.Bytes()}}
+		b.replies(t, 1) // other's runner is parked now; Close below must end it
+		close(a.in)
+		close(b.in)
+		<-da
+		<-db
+	})
 }
 
 // blocker registers "block", which runs until its context is cancelled
