@@ -90,7 +90,7 @@ var (
 	// CrashOn counts calls and kills its own process on call k, after
 	// 30 ms of work that never blocks (a crash in the middle of a
 	// computation). The replies of the calls before must have left by
-	// then: a worker sends a reply within 100 µs of its call when it has a
+	// then: a worker sends a reply as soon as its call ends when it has a
 	// spare P, else when the running call blocks or is preempted (Go's
 	// 10 ms slice). A call that finished just before the crash may fail
 	// as ActorDied, as Ray documents for at-most-once actor calls.

@@ -205,10 +205,9 @@ type out struct {
 
 // stream is one push stream being served.
 type stream struct {
-	e      *Executor
-	srv    ServerStream
-	outCh  chan out
-	unsent atomic.Int64 // when the oldest reply not yet taken by the writer was queued (unix ns; 0: none)
+	e     *Executor
+	srv   ServerStream
+	outCh chan out
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -425,23 +424,14 @@ func (s *stream) run() {
 	}
 }
 
-// replyDelay bounds how long a reply waits for the writer while the
-// runner keeps running queued tasks: past it the runner yields. With one
-// P the writer otherwise runs only when the queue empties, and a crash
-// would lose the replies of tasks that had finished. (With more Ps the
-// writer runs beside the runner.)
-const replyDelay = 100 * time.Microsecond
-
+// reply queues a task's reply for the stream's writer. With one P the
+// writer runs when the runner blocks, when the queue empties, or when Go
+// preempts the runner (after 10 ms of running): replies of finished tasks
+// wait at most that long, and what gathers meanwhile goes out in one
+// write. (A runner that yielded to the writer after 100 µs sent four to
+// ten times as many writes, each one woken and read by the caller.)
 func (s *stream) reply(r *pb.TaskReply) {
 	s.outCh <- out{reply: r}
-	now := time.Now().UnixNano()
-	first := s.unsent.Load()
-	switch {
-	case first == 0:
-		s.unsent.CompareAndSwap(0, now)
-	case now-first > int64(replyDelay):
-		runtime.Gosched()
-	}
 }
 
 // enqueue appends calls (to ha, from one stream, in order) to the
@@ -576,7 +566,6 @@ func (s *stream) write() error {
 			}
 		}
 		msg.Replies = batch
-		s.unsent.Store(0)
 		if err == nil {
 			err = s.srv.Send(msg)
 		}
