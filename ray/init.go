@@ -323,7 +323,8 @@ func findLocalNode(ctx context.Context, gcs pb.ControlStoreClient, addr string) 
 }
 
 // uploadBinary makes this executable available to every node by content
-// hash, uploading it unless the control store has it already. The file is
+// hash, uploading it unless the control store has it already (or, on the
+// same machine, reads it from its path itself). The file is
 // read in chunks (a driver's binary may be hundreds of megabytes), and its
 // hash is computed once per process while the file stays as it was.
 func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) {
@@ -335,7 +336,7 @@ func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	has, err := c.HasBinary(ctx, &pb.HasBinaryRequest{Hash: hash})
+	has, err := c.HasBinary(ctx, &pb.HasBinaryRequest{Hash: hash, Path: exe})
 	if err != nil {
 		return "", fmt.Errorf("ray: check job binary: %w", err)
 	}

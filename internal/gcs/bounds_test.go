@@ -3,6 +3,8 @@ package gcs
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/raygo/raygo/internal/ids"
@@ -27,6 +29,37 @@ func TestBinaryStoreIsBounded(t *testing.T) {
 	s.mu.Unlock()
 	if first || !second || s.binBytes != 100 {
 		t.Fatalf("after overflow: first kept %v, second kept %v, %d bytes", first, second, s.binBytes)
+	}
+}
+
+// TestBinaryCopiesAreBounded: a binary kept as a file counts toward the
+// bound, and its file goes when it is dropped.
+func TestBinaryCopiesAreBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBinaryBytes, cfg.MaxBinaryStoreBytes = 100, 150
+	s := New(cfg, nil)
+	defer s.Close()
+	dir := t.TempDir()
+	var files []string
+	s.mu.Lock()
+	for i := range 2 {
+		f := filepath.Join(dir, fmt.Sprint("copy", i))
+		if err := os.WriteFile(f, make([]byte, 100), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		h := fmt.Sprint("hash", i)
+		s.binaries[h] = &binary{size: 100, file: f}
+		s.binOrder = append(s.binOrder, h)
+		s.binBytes += 100
+		s.evictBinariesLocked()
+	}
+	s.mu.Unlock()
+	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
+		t.Fatalf("the dropped copy's file: %v, want it removed", err)
+	}
+	if _, err := os.Stat(files[1]); err != nil {
+		t.Fatalf("the kept copy's file: %v", err)
 	}
 }
 

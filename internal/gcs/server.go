@@ -12,7 +12,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -42,6 +45,12 @@ type Config struct {
 	MaxDeadActors int
 	// MaxKVValueBytes bounds one key-value entry.
 	MaxKVValueBytes int
+	// BinaryDir, when set, is where the control store keeps copies of job
+	// binaries found on its own machine: a driver that asks HasBinary with
+	// its path, on the head's machine, has its binary copied here (by the
+	// kernel, no upload) and read from here for other nodes. Empty: every
+	// binary is uploaded. Copies count toward MaxBinaryStoreBytes.
+	BinaryDir string
 }
 
 // DefaultConfig returns the defaults: nodes are dead after 10 s without a
@@ -512,17 +521,94 @@ func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 	return stream.SendAndClose(&pb.PutBinaryReply{Stored: true})
 }
 
-// binary is a stored job binary: its bytes in the pieces they arrived in.
+// binary is a stored job binary: its bytes in the pieces they arrived in,
+// or a file in BinaryDir.
 type binary struct {
 	size   int64
 	chunks [][]byte
+	file   string
 }
 
+// HasBinary says whether the binary is stored. One that is not, named by
+// a path this machine can read with the same content, is stored by
+// copying that file (a driver on the head's machine then uploads nothing).
 func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.HasBinaryReply, error) {
+	hash := req.GetHash()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.binaries[req.GetHash()]
-	return &pb.HasBinaryReply{Found: ok}, nil
+	_, ok := s.binaries[hash]
+	s.mu.Unlock()
+	if ok || req.GetPath() == "" || s.cfg.BinaryDir == "" {
+		return &pb.HasBinaryReply{Found: ok}, nil
+	}
+	b, err := s.copyBinary(hash, req.GetPath())
+	if err != nil { // not here, or not that content: the uploader sends it
+		slog.Debug("gcs: job binary not taken from its path; it will be uploaded", "path", req.GetPath(), "err", err)
+		return &pb.HasBinaryReply{Found: false}, nil
+	}
+	s.mu.Lock()
+	if _, had := s.binaries[hash]; !had {
+		s.binaries[hash] = b
+		s.binOrder = append(s.binOrder, hash)
+		s.binBytes += b.size
+		s.evictBinariesLocked()
+	}
+	s.mu.Unlock()
+	return &pb.HasBinaryReply{Found: true}, nil
+}
+
+// copyBinary copies the regular file at path into BinaryDir as hash,
+// checking that the copy has that content.
+func (s *Server) copyBinary(hash, path string) (*binary, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("not an absolute path")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > s.cfg.MaxBinaryBytes {
+		return nil, fmt.Errorf("%s of %d bytes: want a regular file of at most %d bytes", st.Mode().Type(), st.Size(), s.cfg.MaxBinaryBytes)
+	}
+	if err := os.MkdirAll(s.cfg.BinaryDir, 0o700); err != nil {
+		return nil, err
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(s.cfg.BinaryDir, "copy-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name()) // after the rename below, a no-op
+	// Copy first, hash the copy: what is stored is what was checked, even
+	// if the file at path changes meanwhile.
+	n, err := io.Copy(tmp, io.LimitReader(src, s.cfg.MaxBinaryBytes+1))
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	sum := sha256.New()
+	if err == nil {
+		_, err = io.Copy(sum, tmp)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n > s.cfg.MaxBinaryBytes {
+		return nil, fmt.Errorf("grew past %d bytes while copied", s.cfg.MaxBinaryBytes)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != hash {
+		return nil, fmt.Errorf("content hash %s, not %s", got, hash)
+	}
+	dst := filepath.Join(s.cfg.BinaryDir, hash)
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return nil, err
+	}
+	return &binary{size: n, file: dst}, nil
 }
 
 // GetBinary streams a stored binary in the pieces it was uploaded in (an
@@ -534,6 +620,9 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 	if !ok {
 		return errs.NotFoundf("gcs: no binary with hash %s", req.GetHash())
 	}
+	if b.file != "" {
+		return sendFile(stream, req.GetHash(), b)
+	}
 	if len(b.chunks) == 0 {
 		return stream.Send(&pb.BinaryChunk{Hash: req.GetHash(), Total: 0})
 	}
@@ -543,6 +632,32 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 			return err
 		}
 		off += int64(len(c))
+	}
+	return nil
+}
+
+// sendFile streams a binary kept as a file, in 1 MiB chunks (an empty one
+// as one empty chunk).
+func sendFile(stream pb.ControlStore_GetBinaryServer, hash string, b *binary) error {
+	f, err := os.Open(b.file)
+	if err != nil {
+		return errs.NotFoundf("gcs: binary %s: %v", hash, err)
+	}
+	defer f.Close()
+	buf := make([]byte, min(b.size, 1<<20))
+	off := int64(0)
+	for off < b.size || off == 0 {
+		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), b.size-off)])
+		if err != nil {
+			return errs.Systemf("gcs: read binary %s at %d of %d bytes: %v", hash, off, b.size, err)
+		}
+		if err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: off, Data: buf[:n], Total: b.size}); err != nil {
+			return err
+		}
+		off += int64(n)
+		if b.size == 0 {
+			break
+		}
 	}
 	return nil
 }
@@ -563,6 +678,9 @@ func (s *Server) evictBinariesLocked() {
 	for _, h := range s.binOrder {
 		if s.binBytes > s.cfg.MaxBinaryStoreBytes && !inUse[h] {
 			s.binBytes -= s.binaries[h].size
+			if f := s.binaries[h].file; f != "" {
+				_ = os.Remove(f)
+			}
 			delete(s.binaries, h)
 			continue
 		}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -399,6 +401,75 @@ func TestBinaryUploadAndFetch(t *testing.T) {
 
 	if _, err := getBinary(ctx, c, sha([]byte("never uploaded"))); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("GetBinary of an unknown hash: err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestBinaryFromPath: a binary named by a path the control store can read
+// with the same content is copied there, not uploaded, and served from the
+// copy after the original is gone; any other path leaves it to an upload.
+func TestBinaryFromPath(t *testing.T) {
+	cfg := gcs.DefaultConfig()
+	cfg.MaxBinaryBytes = 4 << 20
+	cfg.BinaryDir = filepath.Join(t.TempDir(), "binaries")
+	c := startGCS(t, cfg)
+	ctx := testCtx(t)
+	has := func(hash, path string) bool {
+		t.Helper()
+		r, err := c.HasBinary(ctx, &pb.HasBinaryRequest{Hash: hash, Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetFound()
+	}
+	dir := t.TempDir()
+	data := make([]byte, 2<<20+777) // several 1 MiB chunks when served
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "driver")
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("not the driver"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hash := sha(data)
+	for _, tt := range []struct{ name, path string }{
+		{"no path", ""},
+		{"relative path", "driver"},
+		{"missing file", filepath.Join(dir, "missing")},
+		{"a directory", dir},
+		{"other content", other},
+	} {
+		if has(hash, tt.path) {
+			t.Fatalf("%s: found", tt.name)
+		}
+	}
+	if !has(hash, exe) {
+		t.Fatal("a readable file with the content: not found")
+	}
+	if err := os.Remove(exe); err != nil { // a `go run` binary, removed at exit
+		t.Fatal(err)
+	}
+	if !has(hash, "") {
+		t.Fatal("not found by hash after its copy was taken")
+	}
+	if got, err := getBinary(ctx, c, hash); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetBinary of the copy: %d bytes (want %d), %v", len(got), len(data), err)
+	}
+
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 5<<20), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if has(sha(make([]byte, 5<<20)), big) {
+		t.Fatal("a file over MaxBinaryBytes was taken")
+	}
+
+	noDir := startGCS(t, gcs.DefaultConfig())
+	if r, err := noDir.HasBinary(ctx, &pb.HasBinaryRequest{Hash: sha([]byte("not the driver")), Path: other}); err != nil || r.GetFound() {
+		t.Fatalf("without a binary directory: found %v, %v; want an upload", r.GetFound(), err)
 	}
 }
 

@@ -6,6 +6,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -47,6 +48,9 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 	lis, err := rpc.Listen(cfg.GCSAddress)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.GCS.BinaryDir == "" && cfg.Raylet.SessionDir != "" {
+		cfg.GCS.BinaryDir = filepath.Join(cfg.Raylet.SessionDir, "job-binaries")
 	}
 	h := &Head{pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), address: lis.Addr()}
 	h.gcs = gcs.New(cfg.GCS, h.pool)

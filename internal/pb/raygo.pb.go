@@ -2623,8 +2623,12 @@ func (x *PutBinaryReply) GetStored() bool {
 }
 
 type HasBinaryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hash          string                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hash  string                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	// The uploader's path to the file. A control store with a binary
+	// directory that reads the same content there keeps a copy of that file
+	// and answers found: no upload (a driver on the head's machine).
+	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2662,6 +2666,13 @@ func (*HasBinaryRequest) Descriptor() ([]byte, []int) {
 func (x *HasBinaryRequest) GetHash() string {
 	if x != nil {
 		return x.Hash
+	}
+	return ""
+}
+
+func (x *HasBinaryRequest) GetPath() string {
+	if x != nil {
+		return x.Path
 	}
 	return ""
 }
@@ -6758,9 +6769,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x03R\x05total\"(\n" +
 	"\x0ePutBinaryReply\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\bR\x06stored\"&\n" +
+	"\x06stored\x18\x01 \x01(\bR\x06stored\":\n" +
 	"\x10HasBinaryRequest\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\tR\x04hash\"&\n" +
+	"\x04hash\x18\x01 \x01(\tR\x04hash\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"&\n" +
 	"\x0eHasBinaryReply\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\"&\n" +
 	"\x10GetBinaryRequest\x12\x12\n" +

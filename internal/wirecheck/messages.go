@@ -67,7 +67,10 @@ func Message(m proto.Message) error {
 		}
 		return name("binary hash", m.GetHash())
 	case *pb.HasBinaryRequest:
-		return name("binary hash", m.GetHash())
+		if err := name("binary hash", m.GetHash()); err != nil {
+			return err
+		}
+		return name("binary path", m.GetPath())
 	case *pb.GetBinaryRequest:
 		return name("binary hash", m.GetHash())
 	case *pb.CreateActorRequest:
