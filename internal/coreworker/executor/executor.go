@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"runtime"
@@ -169,12 +170,9 @@ func (e *Executor) CloseWithin(d time.Duration) []string {
 func (e *Executor) closeActors() {
 	e.mu.Lock()
 	e.closing = true
-	list := make([]*hostedActor, 0, len(e.actors))
-	for _, ha := range e.actors {
-		list = append(list, ha)
-	}
+	hosted := slices.Collect(maps.Values(e.actors))
 	e.mu.Unlock()
-	for _, ha := range list {
+	for _, ha := range hosted {
 		ha.close()
 	}
 }
