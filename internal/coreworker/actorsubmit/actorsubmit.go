@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -150,9 +151,12 @@ func (s *Submitter) Submit(t *taskmgr.Task, id ids.ID, name string, resolved boo
 	t.Spec.SeqNo = a.seq
 	t.Sub.Queue, t.Sub.Ready, t.Sub.Sent = a, resolved, false
 	a.queue = append(a.queue, t)
-	fail := s.pumpLocked(a)
+	fail, backlog := s.pumpLocked(a)
 	s.mu.Unlock()
 	s.failAll(fail)
+	if backlog >= push.YieldBacklog {
+		runtime.Gosched() // let the stream's sender take them (one P)
+	}
 	return nil
 }
 
@@ -161,7 +165,7 @@ func (s *Submitter) Submit(t *taskmgr.Task, id ids.ID, name string, resolved boo
 func (s *Submitter) Resolved(t *taskmgr.Task, depErr *pb.ErrorInfo) {
 	s.mu.Lock()
 	t.Sub.Ready, t.Sub.DepErr = true, depErr
-	fail := s.pumpLocked(actorOf(t))
+	fail, _ := s.pumpLocked(actorOf(t))
 	s.mu.Unlock()
 	s.failAll(fail)
 }
@@ -180,17 +184,18 @@ func (s *Submitter) failAll(list []failed) {
 }
 
 // pumpLocked sends the queue's resolved head while connected, starts
-// following the actor while not, and returns calls to fail.
-func (s *Submitter) pumpLocked(a *actor) []failed {
+// following the actor while not, and returns calls to fail and how many
+// calls wait for the stream's sender.
+func (s *Submitter) pumpLocked(a *actor) ([]failed, int) {
 	if a.dead != nil {
-		return s.failQueuedLocked(a, a.dead)
+		return s.failQueuedLocked(a, a.dead), 0
 	}
 	if a.addr == "" {
 		s.watchLocked(a)
-		return nil
+		return nil, 0
 	}
 	if a.moved {
-		return nil // sent once reconnected
+		return nil, 0 // sent once reconnected
 	}
 	var out []failed
 	n := 0
@@ -209,11 +214,12 @@ func (s *Submitter) pumpLocked(a *actor) []failed {
 		a.inflight.add(t)
 		specs = append(specs, t.Spec)
 	}
+	backlog := 0
 	if len(specs) > 0 {
-		a.out.Put(specs...) // never blocks: the lock is not held up by the stream
+		backlog = a.out.Put(specs...) // never blocks: the lock is not held up by the stream
 	}
 	a.queue = push.DropFront(a.queue, n)
-	return out
+	return out, backlog
 }
 
 func (s *Submitter) failQueuedLocked(a *actor, info *pb.ErrorInfo) []failed {
@@ -341,7 +347,7 @@ func (s *Submitter) settleLost(a *actor, what string) {
 	}
 	s.mu.Lock()
 	s.requeueLocked(a, retry)
-	fail := s.pumpLocked(a)
+	fail, _ := s.pumpLocked(a)
 	s.mu.Unlock()
 	s.failAll(fail)
 }
@@ -426,7 +432,7 @@ func (s *Submitter) connect(ctx context.Context, a *actor, info *pb.ActorInfo) b
 		s.mu.Unlock()
 		return true
 	}
-	fail := s.pumpLocked(a)
+	fail, _ := s.pumpLocked(a)
 	s.mu.Unlock()
 	s.failAll(fail)
 	return true
@@ -507,7 +513,7 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 		var fail []failed
 		drained := false
 		if a.gen == gen {
-			fail = s.pumpLocked(a)
+			fail, _ = s.pumpLocked(a)
 			drained = a.moved && a.inflight.n == 0
 		}
 		s.mu.Unlock()
@@ -555,7 +561,7 @@ func (s *Submitter) Cancel(ctx context.Context, t *taskmgr.Task, force, recursiv
 	for i, q := range a.queue {
 		if q == t {
 			a.queue = slices.Delete(a.queue, i, i+1)
-			fail := s.pumpLocked(a) // the call may have held up the line
+			fail, _ := s.pumpLocked(a) // the call may have held up the line
 			s.mu.Unlock()
 			s.failAll(fail)
 			return taskmgr.Queued, nil

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/raygo/raygo/internal/coreworker/push"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -68,6 +69,35 @@ func TestCallsRunInOrder(t *testing.T) {
 		p.mu.Unlock()
 		if st := w.s.Stats(); st != (Stats{Actors: 1, Connected: 1}) {
 			t.Fatalf("Stats: %+v", st)
+		}
+	})
+}
+
+// TestManyCallsToALiveActor: calls made faster than the stream sends them
+// (the caller yields to the sender once a batch's worth waits) all go out
+// in order, in batches of at most push.MaxBatch.
+func TestManyCallsToALiveActor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, Config{})
+		actor := ids.New()
+		w.c.set(actor, pending, "", nil)
+		first := newCalls(1, "Counter.Add", 0)
+		w.submit(t, actor, first...)
+		p := w.alive(actor, "proc-1")
+		w.waitDone(t, first...)
+		n := 3*push.MaxBatch + 5
+		cs := newCalls(n, "Counter.Add", 0)
+		w.submit(t, actor, cs...)
+		w.waitDone(t, cs...)
+		if got := p.seqs(); !slices.Equal(got, seqRange(1, uint64(n+1))) {
+			t.Fatalf("the process ran %d calls, want 1..%d in order", len(got), n+1)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, b := range p.batches {
+			if len(b.GetTasks()) > push.MaxBatch {
+				t.Fatalf("a batch of %d calls, over %d", len(b.GetTasks()), push.MaxBatch)
+			}
 		}
 	})
 }

@@ -99,21 +99,36 @@ type Outbox struct {
 // NewOutbox returns an empty Outbox.
 func NewOutbox() *Outbox { return &Outbox{wake: make(chan struct{}, 1)} }
 
-// Put queues specs behind those already queued. After Close, or once a
-// send failed (the stream's receiver reports that), they are dropped.
-func (o *Outbox) Put(specs ...*pb.TaskSpec) {
+// Put queues specs behind those already queued and returns how many now
+// wait for the sender. After Close, or once a send failed (the stream's
+// receiver reports that), they are dropped.
+//
+// A caller that finds YieldBacklog or more waiting should yield its P
+// (runtime.Gosched) once it holds no lock: in a process with one P the
+// sender otherwise runs only when the caller blocks, and a task making
+// thousands of calls would send them all at its end, the actor idle
+// until then.
+func (o *Outbox) Put(specs ...*pb.TaskSpec) int {
 	o.mu.Lock()
 	if o.closed || o.failed {
 		o.mu.Unlock()
-		return
+		return 0
 	}
 	o.specs = append(o.specs, specs...)
+	n := len(o.specs)
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
+	return n
 }
+
+// YieldBacklog is the number of specs waiting in an Outbox past which
+// their caller yields to the sender (see Put): a full batch. (Yielding
+// every 64 or 256 calls sent smaller batches and was slower: n:n actor
+// calls 0.71 and 0.81 of the single-lock core worker against 0.86.)
+const YieldBacklog = MaxBatch
 
 // Close ends the outbox: what is queued is still sent, then the stream's
 // sending side is closed.

@@ -113,11 +113,17 @@ func TestOutbox(t *testing.T) {
 	for i := range MaxBatch + 10 { // more than any channel bound: Put does not wait for the sender
 		name := string(rune('a' + i%26))
 		want = append(want, name)
-		o.Put(spec(name))
+		if n := o.Put(spec(name)); n != i+1 {
+			t.Fatalf("Put %d: %d waiting, want %d", i, n, i+1)
+		}
 	}
-	o.Put() // nothing: a no-op
+	if n := o.Put(); n != MaxBatch+10 { // nothing: a no-op
+		t.Fatalf("an empty Put: %d waiting", n)
+	}
 	o.Close()
-	o.Put(spec("late")) // after Close: dropped
+	if n := o.Put(spec("late")); n != 0 { // after Close: dropped
+		t.Fatalf("a Put after Close: %d waiting, want 0", n)
+	}
 	SendOutbox(st, o, common)
 	var got []string
 	for _, b := range st.sent {
