@@ -2,8 +2,6 @@ package ray
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/gctune"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/jobbinary"
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/proc"
@@ -352,28 +351,16 @@ func uploadBinary(ctx context.Context, c pb.ControlStoreClient) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	buf := make([]byte, uploadChunk)
-	for off := int64(0); off < size; {
-		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), size-off)])
-		if err != nil {
-			return "", fmt.Errorf("ray: read own executable %s at %d of %d bytes: %w", exe, off, size, err)
-		}
-		if err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: off, Data: buf[:n], Total: size}); err != nil {
-			if errors.Is(err, io.EOF) {
-				break // the control store refused the upload; CloseAndRecv says why
-			}
-			return "", err
-		}
-		off += int64(n)
+	// io.EOF from Send: the control store refused the upload, and
+	// CloseAndRecv says why.
+	if err := jobbinary.Send(f, hash, size, stream.Send); err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("ray: upload job binary %s: %w", exe, err)
 	}
 	if _, err := stream.CloseAndRecv(); err != nil {
 		return "", fmt.Errorf("ray: upload job binary: %w", err)
 	}
 	return hash, nil
 }
-
-// uploadChunk is the size of one streamed piece of the job binary.
-const uploadChunk = 1 << 20
 
 // ownHash remembers the content hash of this process's executable.
 var ownHash fileHash
@@ -404,11 +391,11 @@ func (h *fileHash) of(path string) (string, int64, error) {
 	if h.hash != "" && h.path == path && h.size == st.Size() && h.mtime.Equal(st.ModTime()) {
 		return h.hash, h.size, nil
 	}
-	sum := sha256.New()
-	if _, err := io.Copy(sum, f); err != nil {
+	hash, err := jobbinary.Hash(f)
+	if err != nil {
 		return "", 0, fmt.Errorf("ray: read own executable %s: %w", path, err)
 	}
-	h.path, h.size, h.mtime, h.hash = path, st.Size(), st.ModTime(), hex.EncodeToString(sum.Sum(nil))
+	h.path, h.size, h.mtime, h.hash = path, st.Size(), st.ModTime(), hash
 	return h.hash, h.size, nil
 }
 

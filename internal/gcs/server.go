@@ -23,6 +23,7 @@ import (
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/jobbinary"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/wirecheck"
@@ -510,15 +511,22 @@ func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 	if got := hex.EncodeToString(sum.Sum(nil)); got != hash {
 		return errs.Invalidf("gcs: binary hash mismatch: declared %s, content %s", hash, got)
 	}
-	s.mu.Lock()
-	if _, had := s.binaries[hash]; !had {
-		s.binaries[hash] = &b
-		s.binOrder = append(s.binOrder, hash)
-		s.binBytes += b.size
-		s.evictBinariesLocked()
-	}
-	s.mu.Unlock()
+	s.storeBinary(hash, &b)
 	return stream.SendAndClose(&pb.PutBinaryReply{Stored: true})
+}
+
+// storeBinary keeps b as hash unless a binary with that hash is stored
+// already, dropping old ones past MaxBinaryStoreBytes.
+func (s *Server) storeBinary(hash string, b *binary) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, had := s.binaries[hash]; had {
+		return
+	}
+	s.binaries[hash] = b
+	s.binOrder = append(s.binOrder, hash)
+	s.binBytes += b.size
+	s.evictBinariesLocked()
 }
 
 // binary is a stored job binary: its bytes in the pieces they arrived in,
@@ -545,14 +553,7 @@ func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.Has
 		slog.Debug("gcs: job binary not taken from its path; it will be uploaded", "path", req.GetPath(), "err", err)
 		return &pb.HasBinaryReply{Found: false}, nil
 	}
-	s.mu.Lock()
-	if _, had := s.binaries[hash]; !had {
-		s.binaries[hash] = b
-		s.binOrder = append(s.binOrder, hash)
-		s.binBytes += b.size
-		s.evictBinariesLocked()
-	}
-	s.mu.Unlock()
+	s.storeBinary(hash, b)
 	return &pb.HasBinaryReply{Found: true}, nil
 }
 
@@ -588,9 +589,9 @@ func (s *Server) copyBinary(hash, path string) (*binary, error) {
 	if err == nil {
 		_, err = tmp.Seek(0, io.SeekStart)
 	}
-	sum := sha256.New()
+	var got string
 	if err == nil {
-		_, err = io.Copy(sum, tmp)
+		got, err = jobbinary.Hash(tmp)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -601,7 +602,7 @@ func (s *Server) copyBinary(hash, path string) (*binary, error) {
 	if n > s.cfg.MaxBinaryBytes {
 		return nil, fmt.Errorf("grew past %d bytes while copied", s.cfg.MaxBinaryBytes)
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != hash {
+	if got != hash {
 		return nil, fmt.Errorf("content hash %s, not %s", got, hash)
 	}
 	dst := filepath.Join(s.cfg.BinaryDir, hash)
@@ -621,7 +622,15 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 		return errs.NotFoundf("gcs: no binary with hash %s", req.GetHash())
 	}
 	if b.file != "" {
-		return sendFile(stream, req.GetHash(), b)
+		f, err := os.Open(b.file)
+		if err != nil {
+			return errs.NotFoundf("gcs: binary %s: %v", req.GetHash(), err)
+		}
+		defer f.Close()
+		if err := jobbinary.Send(f, req.GetHash(), b.size, stream.Send); err != nil {
+			return errs.Systemf("gcs: send binary %s: %v", req.GetHash(), err)
+		}
+		return nil
 	}
 	if len(b.chunks) == 0 {
 		return stream.Send(&pb.BinaryChunk{Hash: req.GetHash(), Total: 0})
@@ -632,32 +641,6 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 			return err
 		}
 		off += int64(len(c))
-	}
-	return nil
-}
-
-// sendFile streams a binary kept as a file, in 1 MiB chunks (an empty one
-// as one empty chunk).
-func sendFile(stream pb.ControlStore_GetBinaryServer, hash string, b *binary) error {
-	f, err := os.Open(b.file)
-	if err != nil {
-		return errs.NotFoundf("gcs: binary %s: %v", hash, err)
-	}
-	defer f.Close()
-	buf := make([]byte, min(b.size, 1<<20))
-	off := int64(0)
-	for off < b.size || off == 0 {
-		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), b.size-off)])
-		if err != nil {
-			return errs.Systemf("gcs: read binary %s at %d of %d bytes: %v", hash, off, b.size, err)
-		}
-		if err := stream.Send(&pb.BinaryChunk{Hash: hash, Offset: off, Data: buf[:n], Total: b.size}); err != nil {
-			return err
-		}
-		off += int64(n)
-		if b.size == 0 {
-			break
-		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/jobbinary"
 	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/proc"
@@ -405,11 +406,7 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return jobbinary.Hash(f)
 }
 
 func (r *Raylet) fetchBinary(ctx context.Context, hash string) (string, error) {
