@@ -246,6 +246,46 @@ var GCPercent = ray.Func0(func(ctx context.Context) (int, error) {
 
 // TestWorkerGCHeadroom: workers raise GOGC while their live heap is small
 // (package gctune), unless the user set GOGC, which then stands.
+// gcPercent reads this process's GC percent.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+func TestDriverGCHeadroom(t *testing.T) {
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set in this environment: the driver's collector is left as it is")
+	}
+	base := gcPercent()
+	t.Run("on", func(t *testing.T) {
+		// A headroom far above any live heap: the percent goes to its cap.
+		initCluster(t, ray.GCHeadroom(1<<40))
+		if p := gcPercent(); p <= base {
+			t.Fatalf("driver GC percent %d after Init, want it raised above %d", p, base)
+		}
+		if err := ray.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		if p := gcPercent(); p != base {
+			t.Fatalf("driver GC percent %d after Shutdown, want %d back", p, base)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		initCluster(t, ray.GCHeadroom(0))
+		if p := gcPercent(); p != base {
+			t.Fatalf("driver GC percent %d with GCHeadroom(0), want %d", p, base)
+		}
+	})
+	t.Run("GOGC set", func(t *testing.T) {
+		t.Setenv("GOGC", strconv.Itoa(base))
+		initCluster(t, ray.GCHeadroom(1<<40))
+		if p := gcPercent(); p != base {
+			t.Fatalf("driver GC percent %d with GOGC set, want %d", p, base)
+		}
+	})
+}
+
 func TestWorkerGCHeadroom(t *testing.T) {
 	t.Run("default", func(t *testing.T) {
 		if os.Getenv("GOGC") != "" {

@@ -76,6 +76,8 @@ var global struct {
 	jobID   ids.ID
 	// lifetime is the job's DefaultActorLifetime (0: NonDetached).
 	lifetime ActorLifetime
+	// gc tunes the driver's collector between Init and Shutdown (nil: off).
+	gc *gctune.Tuner
 }
 
 // envActorLifetime carries the job's DefaultActorLifetime to its workers
@@ -216,7 +218,21 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
 	global.lifetime = o.defaultLifetime
+	global.gc = startDriverGC(o)
 	return nil
+}
+
+// startDriverGC starts the driver's GC tuner (see GCHeadroom): nil when
+// GOGC is set or the headroom is 0.
+func startDriverGC(o *options) *gctune.Tuner {
+	headroom := uint64(gctune.DefaultHeadroom)
+	if o.gcHeadroom != nil {
+		headroom = *o.gcHeadroom
+	}
+	if headroom == 0 || os.Getenv("GOGC") != "" {
+		return nil
+	}
+	return gctune.Start(headroom)
 }
 
 func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
@@ -416,11 +432,14 @@ const headStopWait = 30 * time.Second
 // that could not be removed. Several problems are joined (errors.Join).
 func Shutdown() error {
 	global.mu.Lock()
-	cw, head, sess, job := global.cw, global.head, global.session, global.jobID
-	global.cw, global.head, global.session, global.lifetime = nil, nil, "", 0
+	cw, head, sess, job, tuner := global.cw, global.head, global.session, global.jobID, global.gc
+	global.cw, global.head, global.session, global.lifetime, global.gc = nil, nil, "", 0, nil
 	global.mu.Unlock()
 	if cw == nil {
 		return nil
+	}
+	if tuner != nil {
+		tuner.Stop()
 	}
 	var problems []error
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

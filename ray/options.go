@@ -69,6 +69,7 @@ type options struct {
 	logWorkers      *bool
 	failInfeasible  bool
 	defaultLifetime ActorLifetime
+	gcHeadroom      *uint64 // nil: gctune.DefaultHeadroom
 
 	// resources (Init: node totals; tasks and actors: requests)
 	res resources.Set
@@ -215,6 +216,18 @@ func LogWorkers(on bool) InitOption { return initOpt{opt{func(o *options) { o.lo
 // that fits joins (Cancel ends them).
 func FailIfInfeasible() InitOption {
 	return initOpt{opt{func(o *options) { o.failInfeasible = true }}}
+}
+
+// GCHeadroom sets how much the driver's heap may grow past its live size
+// before Go collects, while the live heap is small (this process only;
+// worker processes always keep 32 MiB). Default 32 MiB, as workers; 0
+// leaves Go's collector as it is. A driver whose live heap is a few MiB
+// otherwise collects dozens of times a second while it submits calls.
+// GOGC in the environment turns it off; a GC percent set before Init is
+// never lowered, and GOMEMLIMIT still applies. Shutdown restores the GC
+// percent Init found.
+func GCHeadroom(bytes uint64) InitOption {
+	return initOpt{opt{func(o *options) { o.gcHeadroom = &bytes }}}
 }
 
 // ActorLifetime says whether an actor outlives the process that created

@@ -33,6 +33,7 @@ type microbenchOptions struct {
 	scaleSet bool    // --envelope-scale was given
 
 	cpuProfile string // hidden: write a CPU profile of the run here
+	memProfile string // hidden: write an allocation profile of the run here
 }
 
 // microbenchPlan is what the flags ask for, checked: benchmarks, or
@@ -159,6 +160,8 @@ job, and the raygo binary serves as the job's worker binary.`,
 	fs.Float64Var(&o.scale, "envelope-scale", o.scale, "with --envelope, multiply every count by this (more than 0, at most 1) for a quick run")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (this process) to this file")
 	_ = fs.MarkHidden("cpuprofile")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the run (this process) to this file")
+	_ = fs.MarkHidden("memprofile")
 	return cmd
 }
 
@@ -184,6 +187,19 @@ func runMicrobenchmark(ctx context.Context, o *microbenchOptions, stdout, stderr
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return fmt.Errorf("--memprofile: %w", err)
+		}
+		defer f.Close()
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if perr := pprof.Lookup("allocs").WriteTo(f, 0); perr != nil && err == nil {
+				err = fmt.Errorf("--memprofile: %w", perr)
+			}
+		}()
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -415,7 +415,7 @@ func (cw *CoreWorker) blockingFor(ctx context.Context) (blocking func(), done fu
 	if cw.exec == nil {
 		return nil, func() {}
 	}
-	if _, ok := executor.InfoFrom(ctx); !ok {
+	if _, ok := executor.TaskIDFrom(ctx); !ok {
 		return nil, func() {}
 	}
 	blocked := false

@@ -73,9 +73,8 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	if err := ctx.Err(); err != nil {
 		return p, fmt.Errorf("raygo: %s not submitted: %w", t.Function(), err)
 	}
-	if ti, ok := executor.InfoFrom(ctx); ok {
-		t.Parent = ti.TaskID
-		t.Spec.ParentTaskId = t.Parent[:] // the task's own copy: no allocation
+	if id, ok := executor.TaskIDFrom(ctx); ok {
+		t.Parent = id // kept here for recursive cancel; receivers need it not
 	}
 	spec := t.Spec
 	spec.Args = make([]*pb.Arg, len(args))

@@ -1035,11 +1035,8 @@ type TaskSpec struct {
 	// place an actor whose resources map has no entries at all (it then holds
 	// nothing), else resources. Each amount is at least resources'.
 	PlacementResources *Resources `protobuf:"bytes,19,opt,name=placement_resources,json=placementResources,proto3" json:"placement_resources,omitempty"`
-	// parent_task_id is the task that submitted this one (empty: a
-	// driver's top level); cancelling a task cancels its children.
-	ParentTaskId  []byte `protobuf:"bytes,20,opt,name=parent_task_id,json=parentTaskId,proto3" json:"parent_task_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
@@ -1201,13 +1198,6 @@ func (x *TaskSpec) GetStrategy() SchedulingStrategy {
 func (x *TaskSpec) GetPlacementResources() *Resources {
 	if x != nil {
 		return x.PlacementResources
-	}
-	return nil
-}
-
-func (x *TaskSpec) GetParentTaskId() []byte {
-	if x != nil {
-		return x.ParentTaskId
 	}
 	return nil
 }
@@ -6641,7 +6631,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03Arg\x12'\n" +
 	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueH\x00R\x05value\x12'\n" +
 	"\x03ref\x18\x02 \x01(\v2\x13.raygo.v1.ObjectRefH\x00R\x03refB\x06\n" +
-	"\x04kind\"\xc0\x05\n" +
+	"\x04kind\"\xb0\x05\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -6665,8 +6655,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
 	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x128\n" +
 	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12D\n" +
-	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\x12$\n" +
-	"\x0eparent_task_id\x18\x14 \x01(\fR\fparentTaskId\"\xcb\x01\n" +
+	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResourcesJ\x04\b\x14\x10\x15R\x0eparent_task_id\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +

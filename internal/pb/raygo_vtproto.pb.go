@@ -567,15 +567,6 @@ func (m *TaskSpec) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
-	if len(m.ParentTaskId) > 0 {
-		i -= len(m.ParentTaskId)
-		copy(dAtA[i:], m.ParentTaskId)
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ParentTaskId)))
-		i--
-		dAtA[i] = 0x1
-		i--
-		dAtA[i] = 0xa2
-	}
 	if m.PlacementResources != nil {
 		size, err := m.PlacementResources.MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -5997,10 +5988,6 @@ func (m *TaskSpec) SizeVT() (n int) {
 		l = m.PlacementResources.SizeVT()
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
-	l = len(m.ParentTaskId)
-	if l > 0 {
-		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
-	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -9963,40 +9950,6 @@ func (m *TaskSpec) UnmarshalVT(dAtA []byte) error {
 			}
 			if err := m.PlacementResources.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
-			}
-			iNdEx = postIndex
-		case 20:
-			if wireType != 2 {
-				return fmt.Errorf("proto: wrong wireType = %d for field ParentTaskId", wireType)
-			}
-			var byteLen int
-			for shift := uint(0); ; shift += 7 {
-				if shift >= 64 {
-					return protohelpers.ErrIntOverflow
-				}
-				if iNdEx >= l {
-					return io.ErrUnexpectedEOF
-				}
-				b := dAtA[iNdEx]
-				iNdEx++
-				byteLen |= int(b&0x7F) << shift
-				if b < 0x80 {
-					break
-				}
-			}
-			if byteLen < 0 {
-				return protohelpers.ErrInvalidLength
-			}
-			postIndex := iNdEx + byteLen
-			if postIndex < 0 {
-				return protohelpers.ErrInvalidLength
-			}
-			if postIndex > l {
-				return io.ErrUnexpectedEOF
-			}
-			m.ParentTaskId = append(m.ParentTaskId[:0], dAtA[iNdEx:postIndex]...)
-			if m.ParentTaskId == nil {
-				m.ParentTaskId = []byte{}
 			}
 			iNdEx = postIndex
 		default:

@@ -2,10 +2,17 @@ package executor
 
 import (
 	"context"
-	"github.com/raygo/raygo/internal/ids"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/raygo/raygo/internal/ids"
 )
+
+// taskContextsMade counts the task contexts this process ever made: while
+// it is zero (a driver), no context can belong to a task, and TaskIDFrom
+// answers without walking the context chain on every submission.
+var taskContextsMade atomic.Int64
 
 // taskContext is the context a pushed task runs with: the worker's
 // context, the task's TaskInfo and block hook as values, and a
@@ -26,6 +33,9 @@ type taskContext struct {
 }
 
 func newTaskContext(parent context.Context, info TaskInfo, onBlock func()) *taskContext {
+	if taskContextsMade.Load() == 0 {
+		taskContextsMade.Add(1)
+	}
 	return &taskContext{parent: parent, info: info, onBlock: onBlock}
 }
 
@@ -115,6 +125,22 @@ func InfoFrom(ctx context.Context) (TaskInfo, bool) {
 		return TaskInfo{}, false
 	}
 	return *ti, true
+}
+
+// TaskIDFrom returns the running task's id, if ctx belongs to a task: what
+// a submission needs of InfoFrom (its parent), answered without copying
+// the TaskInfo and, in a process that never ran a task, without a lookup.
+func TaskIDFrom(ctx context.Context) (ids.ID, bool) {
+	if c, ok := ctx.(*taskContext); ok {
+		return c.info.TaskID, true
+	}
+	if taskContextsMade.Load() == 0 {
+		return ids.ID{}, false
+	}
+	if ti, ok := ctx.Value(taskInfoKey{}).(*TaskInfo); ok {
+		return ti.TaskID, true
+	}
+	return ids.ID{}, false
 }
 
 // BlockHook returns the function a task calls the first time it blocks

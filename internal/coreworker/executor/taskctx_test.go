@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/raygo/raygo/internal/ids"
 )
 
 func TestTaskContext(t *testing.T) {
@@ -80,5 +82,21 @@ func TestTaskContextParent(t *testing.T) {
 	case <-asked.Done():
 	default:
 		t.Fatal("Done of a context whose Err saw the parent end is open")
+	}
+}
+
+func TestTaskIDFrom(t *testing.T) {
+	id := ids.New()
+	tc := newTaskContext(context.Background(), TaskInfo{TaskID: id, Function: "f"}, nil)
+	if got, ok := TaskIDFrom(tc); !ok || got != id {
+		t.Fatalf("the task's own context: %v %v, want %v", got, ok, id)
+	}
+	derived, cancel := context.WithCancel(tc)
+	defer cancel()
+	if got, ok := TaskIDFrom(derived); !ok || got != id {
+		t.Fatalf("a context derived from the task's: %v %v, want %v", got, ok, id)
+	}
+	if got, ok := TaskIDFrom(context.Background()); ok {
+		t.Fatalf("outside a task: %v, want none", got)
 	}
 }

@@ -16,6 +16,7 @@
 package taskmgr
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -62,8 +63,18 @@ type Policy struct {
 // Task is one submitted task. The submitter that carries it reads Spec
 // and the fields under "submitter"; the Manager owns the rest.
 type Task struct {
-	ID      ids.ID
-	Kind    Kind
+	ID   ids.ID
+	Kind Kind
+	// Guarded by Manager.mu (kept beside Kind, and the counters 32-bit,
+	// so that a task with its spec stays within 576 bytes, one size class
+	// below 640):
+	cancelled   bool
+	finished    bool
+	listed      bool  // on the Manager's list of pending tasks
+	oomKills    int32 // the memory monitor's kills so far
+	retriesLeft int32 // clamped to math.MaxInt32 (for ever, in practice)
+	oomLeft     int32
+
 	Spec    *pb.TaskSpec
 	Returns []Return
 	// Args are the entries the task holds (refcount.Hold) until it
@@ -76,14 +87,7 @@ type Task struct {
 	// reads it.
 	Sub Sub
 
-	// Guarded by Manager.mu:
-	retriesLeft int
-	oomLeft     int
-	oomKills    int
-	cancelled   bool
-	finished    bool
-	prev, next  *Task // the Manager's list of pending tasks
-	listed      bool  // on that list
+	prev, next *Task // guarded by Manager.mu: the Manager's list of pending tasks
 
 	// Storage for the common case, allocated with the task.
 	ret1    [1]Return
@@ -109,7 +113,7 @@ type Sub struct {
 // NewTask makes a task with n return objects (the caller fills Returns,
 // and Spec, which is allocated with the task unless spec is given).
 func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
-	t := &Task{ID: id, Kind: kind, Spec: spec, Policy: p, retriesLeft: p.MaxRetries, oomLeft: p.OOMRetries}
+	t := &Task{ID: id, Kind: kind, Spec: spec, Policy: p, retriesLeft: clamp32(p.MaxRetries), oomLeft: clamp32(p.OOMRetries)}
 	t.Args = t.args2[:0]
 	if spec == nil {
 		t.Spec = &t.specBuf
@@ -123,6 +127,10 @@ func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
 	}
 	return t
 }
+
+// clamp32 is n within int32 (retry counts: -1 is for ever, and more than
+// two billion retries is for ever too).
+func clamp32(n int) int32 { return int32(max(min(n, math.MaxInt32), math.MinInt32)) }
 
 // Where says where a submitter had a task when asked to cancel it.
 type Where uint8
@@ -463,7 +471,7 @@ func (m *Manager) Fail(t *Task, f Failure) Decision {
 		m.mu.Unlock()
 		return Decision{Action: Ignore}
 	}
-	st := State{RetriesLeft: t.retriesLeft, OOMLeft: t.oomLeft, OOMKills: t.oomKills, Cancelled: t.cancelled,
+	st := State{RetriesLeft: int(t.retriesLeft), OOMLeft: int(t.oomLeft), OOMKills: int(t.oomKills), Cancelled: t.cancelled,
 		Attempt: int(t.Spec.GetAttempt())}
 	d := Decide(t.Policy, st, f, m.cfg)
 	switch d.Action {
@@ -510,7 +518,7 @@ func (m *Manager) failureInfo(t *Task, f Failure) *pb.ErrorInfo {
 	}
 	if f.Cause == CauseOOM {
 		return errs.ToInfo(&errs.OutOfMemoryError{Function: t.Function(), NodeID: f.Info.GetNodeId(), WorkerID: f.Info.GetWorkerId(),
-			Attempts: t.oomKills, Message: f.Info.GetMessage()})
+			Attempts: int(t.oomKills), Message: f.Info.GetMessage()})
 	}
 	if f.Cause == CauseDependency {
 		// Ray wraps an argument's failure in the dependent task's error:

@@ -3,10 +3,12 @@ package taskmgr
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 
@@ -303,7 +305,7 @@ func TestRetriesThenFails(t *testing.T) {
 		if d.Action != Retry {
 			t.Fatalf("failure %d: %s, want Retry", attempt, actionName(d.Action))
 		}
-		if tk.Spec.GetAttempt() != int32(attempt) || tk.retriesLeft != 2-attempt {
+		if tk.Spec.GetAttempt() != int32(attempt) || int(tk.retriesLeft) != 2-attempt {
 			t.Fatalf("after failure %d: attempt %d, retries left %d", attempt, tk.Spec.GetAttempt(), tk.retriesLeft)
 		}
 		if tk.Returns[0].Slot.Ready() || h.m.Pending() != 1 {
@@ -805,5 +807,23 @@ func TestConcurrentCompletion(t *testing.T) {
 	}
 	if h.m.Pending() != 0 || h.m.Stats().Lineage != 0 || h.refs.Len() != 0 {
 		t.Fatalf("pending %d, lineage %d, entries %d", h.m.Pending(), h.m.Stats().Lineage, h.refs.Len())
+	}
+}
+
+func TestRetryCountsClamped(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want int32
+	}{{-1, -1}, {0, 0}, {3, 3}, {math.MaxInt32, math.MaxInt32}, {math.MaxInt32 + 1, math.MaxInt32}, {math.MaxInt, math.MaxInt32}, {math.MinInt, math.MinInt32}} {
+		if got := clamp32(tc.n); got != tc.want {
+			t.Errorf("clamp32(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+	tk := NewTask(ids.New(), Normal, nil, 1, Policy{MaxRetries: math.MaxInt, OOMRetries: -1})
+	if tk.retriesLeft != math.MaxInt32 || tk.oomLeft != -1 {
+		t.Fatalf("retries left %d, oom left %d", tk.retriesLeft, tk.oomLeft)
+	}
+	if size := unsafe.Sizeof(*tk); size > 576 {
+		t.Errorf("a Task with its spec is %d bytes, past the 576-byte size class", size)
 	}
 }
