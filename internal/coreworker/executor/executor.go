@@ -213,6 +213,8 @@ type stream struct {
 	running runList        // taken from the queue or queued on an actor, not replied
 	closed  bool
 	runners sync.WaitGroup
+
+	calls []actorCall // accept's scratch (only the stream's reader calls accept)
 }
 
 // running is a task taken from the queue: being run, or waiting for its
@@ -315,7 +317,7 @@ func (e *Executor) Serve(srv ServerStream) error {
 // answers its steal request.
 func (s *stream) accept(batch *pb.TaskBatch) {
 	var (
-		calls  []actorCall // to actors hosted here, in order
+		calls  = s.calls[:0] // to actors hosted here, in order
 		ha     *hostedActor
 		haWire []byte
 	)
@@ -347,14 +349,16 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 		s.queue = s.queue[:len(s.queue)-n]
 	}
 	s.mu.Unlock()
-	for len(calls) > 0 { // each actor's run of calls, in order
+	for rest := calls; len(rest) > 0; { // each actor's run of calls, in order (enqueue copies them)
 		n := 1
-		for n < len(calls) && calls[n].r.ha == calls[0].r.ha {
+		for n < len(rest) && rest[n].r.ha == rest[0].r.ha {
 			n++
 		}
-		s.e.enqueue(calls[0].r.ha, calls[:n])
-		calls = calls[n:]
+		s.e.enqueue(rest[0].r.ha, rest[:n])
+		rest = rest[n:]
 	}
+	clear(calls)
+	s.calls = calls[:0]
 	s.cond.Signal()
 	if batch.GetSteal() > 0 {
 		s.outCh <- out{stolen: stolen} // an empty list too: the owner stops waiting
@@ -629,8 +633,13 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	tid := r.id
 	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
 	aid := ids.MustFromBytes(spec.GetActorId())
+	var ha *hostedActor
+	if !aid.IsNil() {
+		ha = e.hostedID(aid)
+	}
 	tc := newTaskContext(e.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
 		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, onBlock)
+	tc.actor = ha // the method's context answers ExitActor
 	s.mu.Lock()
 	r.tc = tc
 	cancelledEarly := r.cancelled
@@ -647,9 +656,7 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	}
 	var ctx context.Context = tc
 
-	var ha *hostedActor
 	if !aid.IsNil() {
-		ha = e.hostedID(aid)
 		if ha == nil {
 			// Killed here, or restarted elsewhere: the caller reconnects.
 			reply.Error = &pb.ErrorInfo{Kind: errs.KindActorNotHere, ActorId: aid.String(),
@@ -688,7 +695,6 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 			reply.Error = errs.ToInfo(&errs.NotRegisteredError{Name: spec.GetFunction()})
 			return reply
 		}
-		ctx = withActor(ctx, ha)
 		call = func() ([]registry.Encoded, error) { return m(ctx, ha.instance, args) }
 	} else {
 		f, ok := e.reg.Func(spec.GetFunction())
@@ -907,11 +913,9 @@ func (e *Executor) endActor(ha *hostedActor, reason string) {
 	}
 }
 
+// actorKey is the context key of the actor whose method runs (answered
+// by taskContext.Value).
 type actorKey struct{}
-
-func withActor(ctx context.Context, ha *hostedActor) context.Context {
-	return context.WithValue(ctx, actorKey{}, ha)
-}
 
 // ExitActor asks the actor whose method ctx belongs to to end once the
 // method returns: it is not restarted, and calls queued behind it fail

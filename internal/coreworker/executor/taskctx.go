@@ -24,7 +24,8 @@ var taskContextsMade atomic.Int64
 type taskContext struct {
 	parent  context.Context
 	info    TaskInfo
-	onBlock func() // nil for none
+	onBlock func()       // nil for none
+	actor   *hostedActor // the actor whose method runs; nil for a normal task
 
 	mu   sync.Mutex
 	done chan struct{} // made by the first Done
@@ -78,6 +79,11 @@ func (c *taskContext) Value(key any) any {
 			return nil
 		}
 		return c.onBlock
+	case actorKey:
+		if c.actor == nil {
+			return nil
+		}
+		return c.actor
 	}
 	return c.parent.Value(key)
 }

@@ -100,3 +100,20 @@ func TestTaskIDFrom(t *testing.T) {
 		t.Fatalf("outside a task: %v, want none", got)
 	}
 }
+
+func TestTaskContextActor(t *testing.T) {
+	tc := newTaskContext(context.Background(), TaskInfo{Function: "f"}, nil)
+	if v := tc.Value(actorKey{}); v != nil {
+		t.Fatalf("a normal task's context: actor %v, want none (an untyped nil)", v)
+	}
+	if err := ExitActor(tc); err == nil {
+		t.Fatal("ExitActor outside an actor method succeeded")
+	}
+	ha := &hostedActor{}
+	tc.actor = ha
+	derived, cancel := context.WithCancel(tc)
+	defer cancel()
+	if v, _ := derived.Value(actorKey{}).(*hostedActor); v != ha {
+		t.Fatalf("an actor method's derived context: actor %v, want %v", v, ha)
+	}
+}
