@@ -216,6 +216,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 		_ = cw.Close()
 		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
 	}
+	cw.HoldDriverSession(jobID) // the job ends as soon as this process dies
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
 	global.lifetime = o.defaultLifetime
 	global.gc = startDriverGC(o)

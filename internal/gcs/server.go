@@ -52,14 +52,19 @@ type Config struct {
 	// kernel, no upload) and read from here for other nodes. Empty: every
 	// binary is uploaded. Copies count toward MaxBinaryStoreBytes.
 	BinaryDir string
+	// DriverCheckPeriod is how often the drivers of running jobs are
+	// checked (see driverLoop); a driver whose DriverAlive stream drops
+	// is checked at once.
+	DriverCheckPeriod time.Duration
 }
 
 // DefaultConfig returns the defaults: nodes are dead after 10 s without a
-// heartbeat, checked every second; binaries up to 1 GiB each and 4 GiB in
-// all; KV values up to 64 MiB; 10,000 dead actors remembered.
+// heartbeat, checked every second; drivers checked every second; binaries
+// up to 1 GiB each and 4 GiB in all; KV values up to 64 MiB; 10,000 dead
+// actors remembered.
 func DefaultConfig() Config {
 	return Config{NodeTimeout: 10 * time.Second, HealthCheckPeriod: time.Second, MaxBinaryBytes: 1 << 30,
-		MaxBinaryStoreBytes: 4 << 30, MaxKVValueBytes: 64 << 20, MaxDeadActors: 10000}
+		MaxBinaryStoreBytes: 4 << 30, MaxKVValueBytes: 64 << 20, MaxDeadActors: 10000, DriverCheckPeriod: time.Second}
 }
 
 // Server implements pb.ControlStoreServer. Create it with New, serve it on
@@ -138,6 +143,9 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 	}
 	if cfg.MaxKVValueBytes <= 0 {
 		cfg.MaxKVValueBytes = def.MaxKVValueBytes
+	}
+	if cfg.DriverCheckPeriod <= 0 {
+		cfg.DriverCheckPeriod = def.DriverCheckPeriod
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
@@ -275,10 +283,11 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 
 // ---------------------------------------------------------------- jobs
 
-// A driver that dies without FinishJob is noticed by its health checks
-// (an empty CoreWorker.Borrow once a second). driverMisses checks in a
-// row that find it unreachable (its port refuses connections: the process
-// is gone) end its job, about 3 s after its death; a driver that still
+// A driver that dies without FinishJob is noticed at once when its
+// DriverAlive session drops (see DriverAlive), and otherwise by its health
+// checks (an empty CoreWorker.Borrow every DriverCheckPeriod). driverMisses
+// checks in a row that find it unreachable (its port refuses connections:
+// the process is gone) end its job, about 3 s after its death; a driver that still
 // accepts connections but does not answer (stopped, or starved of CPU on
 // a loaded machine) keeps its job for driverHang before it is ended too.
 // A driver on a node's machine is noticed sooner where its objects are:
@@ -293,7 +302,7 @@ const (
 // freeing their objects).
 func (s *Server) driverLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(s.cfg.DriverCheckPeriod)
 	defer t.Stop()
 	misses := map[ids.ID]int{}
 	silentSince := map[ids.ID]time.Time{}
@@ -337,6 +346,48 @@ func (s *Server) driverLoop() {
 			}
 		}
 	}
+}
+
+// DriverAlive holds a running job's driver session open until the
+// driver's connection ends. If the job is still running then and nothing
+// listens at the driver's address any more, the driver died: its job ends
+// now rather than after driverLoop's misses. A driver that still answers
+// (its connection dropped, the process lives) keeps its job; it opens a
+// new session.
+func (s *Server) DriverAlive(req *pb.DriverAliveRequest, stream pb.ControlStore_DriverAliveServer) error {
+	id, ok := ids.FromBytes(req.GetJobId())
+	if !ok {
+		return errs.Invalidf("gcs: DriverAlive needs a job id")
+	}
+	addr, running := s.runningDriver(id)
+	if !running {
+		return errs.NotFoundf("gcs: job %s is not running", id)
+	}
+	// Headers tell the driver (and tests) that the session is held.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
+	select {
+	case <-stream.Context().Done():
+	case <-s.ctx.Done():
+		return nil
+	}
+	if a, running := s.runningDriver(id); running && a == addr && s.checkDriver(addr) == driverGone {
+		s.log.Info("driver gone; ending its job", "job", id, "driver", addr)
+		_, _ = s.FinishJob(s.ctx, &pb.FinishJobRequest{JobId: id.Bytes()})
+	}
+	return nil
+}
+
+// runningDriver returns the driver address of a running job.
+func (s *Server) runningDriver(id ids.ID) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[id]
+	if j == nil || j.State != pb.JobState_JOB_STATE_RUNNING || j.DriverAddress == "" {
+		return "", false
+	}
+	return j.DriverAddress, true
 }
 
 type driverHealth int

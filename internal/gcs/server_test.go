@@ -514,3 +514,80 @@ func TestBinaryUploadRejected(t *testing.T) {
 		}
 	})
 }
+
+// liveDriver answers the control store's driver checks.
+type liveDriver struct {
+	pb.UnimplementedCoreWorkerServer
+}
+
+func (liveDriver) Borrow(context.Context, *pb.BorrowRequest) (*pb.BorrowReply, error) {
+	return &pb.BorrowReply{}, nil
+}
+
+// TestDriverSessionEndsJobAtOnce: with the periodic driver check an hour
+// away, only a dropped DriverAlive stream can end a job. A driver whose
+// session drops while it still answers keeps its job; one whose address
+// no longer answers when its session drops loses it.
+func TestDriverSessionEndsJobAtOnce(t *testing.T) {
+	c := startGCS(t, gcs.Config{DriverCheckPeriod: time.Hour})
+	ctx := testCtx(t)
+	drv := rpc.NewServer(token)
+	pb.RegisterCoreWorkerServer(drv, liveDriver{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = drv.Serve(lis) }()
+	t.Cleanup(func() { drv.Stop(); <-served })
+
+	job := ids.New()
+	if _, err := c.RegisterJob(ctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{JobId: job.Bytes(), DriverAddress: lis.Addr().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() pb.JobState {
+		r, err := c.GetJob(ctx, &pb.GetJobRequest{JobId: job.Bytes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetJob().GetState()
+	}
+	// open holds a session and returns the function that drops it once
+	// the control store holds it (its stream is open on both sides).
+	open := func() (drop func()) {
+		sctx, cancel := context.WithCancel(ctx)
+		stream, err := c.DriverAlive(sctx, &pb.DriverAliveRequest{JobId: job.Bytes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Header(); err != nil {
+			t.Fatal(err)
+		}
+		return cancel
+	}
+
+	// The connection drops, the driver lives: the job goes on.
+	open()()
+	time.Sleep(200 * time.Millisecond)
+	if s := state(); s != pb.JobState_JOB_STATE_RUNNING {
+		t.Fatalf("job %s after a live driver's session dropped, want RUNNING", s)
+	}
+
+	// The driver dies (nothing listens at its address), then its session
+	// drops: the job ends without waiting for the hourly check.
+	drop := open()
+	drv.Stop()
+	<-served
+	drop()
+	eventually(t, "the job to end after its driver died", func() bool { return state() == pb.JobState_JOB_STATE_FINISHED })
+
+	// A session for a job that is not running is refused, so a driver
+	// stops reopening it.
+	stream, err := c.DriverAlive(ctx, &pb.DriverAliveRequest{JobId: job.Bytes()})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if !errors.Is(rpc.FromStatus(err), errs.ErrNotFound) {
+		t.Fatalf("session of a finished job: %v, want not found", err)
+	}
+}

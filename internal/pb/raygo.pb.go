@@ -2203,6 +2203,88 @@ func (*FinishJobReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{22}
 }
 
+// DriverAliveRequest opens a running job's driver session (DriverAlive).
+type DriverAliveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DriverAliveRequest) Reset() {
+	*x = DriverAliveRequest{}
+	mi := &file_raygo_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DriverAliveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DriverAliveRequest) ProtoMessage() {}
+
+func (x *DriverAliveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DriverAliveRequest.ProtoReflect.Descriptor instead.
+func (*DriverAliveRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DriverAliveRequest) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+// DriverAliveReply is never sent: the stream only ends.
+type DriverAliveReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DriverAliveReply) Reset() {
+	*x = DriverAliveReply{}
+	mi := &file_raygo_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DriverAliveReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DriverAliveReply) ProtoMessage() {}
+
+func (x *DriverAliveReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DriverAliveReply.ProtoReflect.Descriptor instead.
+func (*DriverAliveReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{24}
+}
+
 type ListJobsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2211,7 +2293,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_raygo_proto_msgTypes[23]
+	mi := &file_raygo_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2305,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[23]
+	mi := &file_raygo_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2318,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{23}
+	return file_raygo_proto_rawDescGZIP(), []int{25}
 }
 
 type ListJobsReply struct {
@@ -2248,7 +2330,7 @@ type ListJobsReply struct {
 
 func (x *ListJobsReply) Reset() {
 	*x = ListJobsReply{}
-	mi := &file_raygo_proto_msgTypes[24]
+	mi := &file_raygo_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2342,7 @@ func (x *ListJobsReply) String() string {
 func (*ListJobsReply) ProtoMessage() {}
 
 func (x *ListJobsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[24]
+	mi := &file_raygo_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2355,7 @@ func (x *ListJobsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsReply.ProtoReflect.Descriptor instead.
 func (*ListJobsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{24}
+	return file_raygo_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListJobsReply) GetJobs() []*JobInfo {
@@ -2295,7 +2377,7 @@ type KVPutRequest struct {
 
 func (x *KVPutRequest) Reset() {
 	*x = KVPutRequest{}
-	mi := &file_raygo_proto_msgTypes[25]
+	mi := &file_raygo_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2389,7 @@ func (x *KVPutRequest) String() string {
 func (*KVPutRequest) ProtoMessage() {}
 
 func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[25]
+	mi := &file_raygo_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2402,7 @@ func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutRequest.ProtoReflect.Descriptor instead.
 func (*KVPutRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{25}
+	return file_raygo_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KVPutRequest) GetNs() string {
@@ -2360,7 +2442,7 @@ type KVPutReply struct {
 
 func (x *KVPutReply) Reset() {
 	*x = KVPutReply{}
-	mi := &file_raygo_proto_msgTypes[26]
+	mi := &file_raygo_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2454,7 @@ func (x *KVPutReply) String() string {
 func (*KVPutReply) ProtoMessage() {}
 
 func (x *KVPutReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[26]
+	mi := &file_raygo_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2467,7 @@ func (x *KVPutReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutReply.ProtoReflect.Descriptor instead.
 func (*KVPutReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{26}
+	return file_raygo_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KVPutReply) GetAdded() bool {
@@ -2405,7 +2487,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_raygo_proto_msgTypes[27]
+	mi := &file_raygo_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2499,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[27]
+	mi := &file_raygo_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2512,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{27}
+	return file_raygo_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KVGetRequest) GetNs() string {
@@ -2457,7 +2539,7 @@ type KVGetReply struct {
 
 func (x *KVGetReply) Reset() {
 	*x = KVGetReply{}
-	mi := &file_raygo_proto_msgTypes[28]
+	mi := &file_raygo_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2551,7 @@ func (x *KVGetReply) String() string {
 func (*KVGetReply) ProtoMessage() {}
 
 func (x *KVGetReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[28]
+	mi := &file_raygo_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2564,7 @@ func (x *KVGetReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetReply.ProtoReflect.Descriptor instead.
 func (*KVGetReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{28}
+	return file_raygo_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KVGetReply) GetValue() []byte {
@@ -2512,7 +2594,7 @@ type BinaryChunk struct {
 
 func (x *BinaryChunk) Reset() {
 	*x = BinaryChunk{}
-	mi := &file_raygo_proto_msgTypes[29]
+	mi := &file_raygo_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2606,7 @@ func (x *BinaryChunk) String() string {
 func (*BinaryChunk) ProtoMessage() {}
 
 func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[29]
+	mi := &file_raygo_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2619,7 @@ func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryChunk.ProtoReflect.Descriptor instead.
 func (*BinaryChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{29}
+	return file_raygo_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BinaryChunk) GetHash() string {
@@ -2577,7 +2659,7 @@ type PutBinaryReply struct {
 
 func (x *PutBinaryReply) Reset() {
 	*x = PutBinaryReply{}
-	mi := &file_raygo_proto_msgTypes[30]
+	mi := &file_raygo_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2671,7 @@ func (x *PutBinaryReply) String() string {
 func (*PutBinaryReply) ProtoMessage() {}
 
 func (x *PutBinaryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[30]
+	mi := &file_raygo_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2684,7 @@ func (x *PutBinaryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBinaryReply.ProtoReflect.Descriptor instead.
 func (*PutBinaryReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{30}
+	return file_raygo_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PutBinaryReply) GetStored() bool {
@@ -2625,7 +2707,7 @@ type HasBinaryRequest struct {
 
 func (x *HasBinaryRequest) Reset() {
 	*x = HasBinaryRequest{}
-	mi := &file_raygo_proto_msgTypes[31]
+	mi := &file_raygo_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2719,7 @@ func (x *HasBinaryRequest) String() string {
 func (*HasBinaryRequest) ProtoMessage() {}
 
 func (x *HasBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[31]
+	mi := &file_raygo_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2732,7 @@ func (x *HasBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasBinaryRequest.ProtoReflect.Descriptor instead.
 func (*HasBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{31}
+	return file_raygo_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HasBinaryRequest) GetHash() string {
@@ -2676,7 +2758,7 @@ type HasBinaryReply struct {
 
 func (x *HasBinaryReply) Reset() {
 	*x = HasBinaryReply{}
-	mi := &file_raygo_proto_msgTypes[32]
+	mi := &file_raygo_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +2770,7 @@ func (x *HasBinaryReply) String() string {
 func (*HasBinaryReply) ProtoMessage() {}
 
 func (x *HasBinaryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[32]
+	mi := &file_raygo_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +2783,7 @@ func (x *HasBinaryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasBinaryReply.ProtoReflect.Descriptor instead.
 func (*HasBinaryReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{32}
+	return file_raygo_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HasBinaryReply) GetFound() bool {
@@ -2720,7 +2802,7 @@ type GetBinaryRequest struct {
 
 func (x *GetBinaryRequest) Reset() {
 	*x = GetBinaryRequest{}
-	mi := &file_raygo_proto_msgTypes[33]
+	mi := &file_raygo_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2732,7 +2814,7 @@ func (x *GetBinaryRequest) String() string {
 func (*GetBinaryRequest) ProtoMessage() {}
 
 func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[33]
+	mi := &file_raygo_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2745,7 +2827,7 @@ func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBinaryRequest.ProtoReflect.Descriptor instead.
 func (*GetBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{33}
+	return file_raygo_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetBinaryRequest) GetHash() string {
@@ -2787,7 +2869,7 @@ type ActorInfo struct {
 
 func (x *ActorInfo) Reset() {
 	*x = ActorInfo{}
-	mi := &file_raygo_proto_msgTypes[34]
+	mi := &file_raygo_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +2881,7 @@ func (x *ActorInfo) String() string {
 func (*ActorInfo) ProtoMessage() {}
 
 func (x *ActorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[34]
+	mi := &file_raygo_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +2894,7 @@ func (x *ActorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActorInfo.ProtoReflect.Descriptor instead.
 func (*ActorInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{34}
+	return file_raygo_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ActorInfo) GetActorId() []byte {
@@ -2962,7 +3044,7 @@ type CreateActorRequest struct {
 
 func (x *CreateActorRequest) Reset() {
 	*x = CreateActorRequest{}
-	mi := &file_raygo_proto_msgTypes[35]
+	mi := &file_raygo_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2974,7 +3056,7 @@ func (x *CreateActorRequest) String() string {
 func (*CreateActorRequest) ProtoMessage() {}
 
 func (x *CreateActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[35]
+	mi := &file_raygo_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2987,7 +3069,7 @@ func (x *CreateActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{35}
+	return file_raygo_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateActorRequest) GetActor() *ActorInfo {
@@ -3021,7 +3103,7 @@ type CreateActorReply struct {
 
 func (x *CreateActorReply) Reset() {
 	*x = CreateActorReply{}
-	mi := &file_raygo_proto_msgTypes[36]
+	mi := &file_raygo_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3115,7 @@ func (x *CreateActorReply) String() string {
 func (*CreateActorReply) ProtoMessage() {}
 
 func (x *CreateActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[36]
+	mi := &file_raygo_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3128,7 @@ func (x *CreateActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorReply.ProtoReflect.Descriptor instead.
 func (*CreateActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{36}
+	return file_raygo_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateActorReply) GetActor() *ActorInfo {
@@ -3074,7 +3156,7 @@ type GetActorRequest struct {
 
 func (x *GetActorRequest) Reset() {
 	*x = GetActorRequest{}
-	mi := &file_raygo_proto_msgTypes[37]
+	mi := &file_raygo_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3168,7 @@ func (x *GetActorRequest) String() string {
 func (*GetActorRequest) ProtoMessage() {}
 
 func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[37]
+	mi := &file_raygo_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3181,7 @@ func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorRequest.ProtoReflect.Descriptor instead.
 func (*GetActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{37}
+	return file_raygo_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetActorRequest) GetActorId() []byte {
@@ -3132,7 +3214,7 @@ type GetActorReply struct {
 
 func (x *GetActorReply) Reset() {
 	*x = GetActorReply{}
-	mi := &file_raygo_proto_msgTypes[38]
+	mi := &file_raygo_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3226,7 @@ func (x *GetActorReply) String() string {
 func (*GetActorReply) ProtoMessage() {}
 
 func (x *GetActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[38]
+	mi := &file_raygo_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3239,7 @@ func (x *GetActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorReply.ProtoReflect.Descriptor instead.
 func (*GetActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{38}
+	return file_raygo_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetActorReply) GetActor() *ActorInfo {
@@ -3180,7 +3262,7 @@ type WaitActorRequest struct {
 
 func (x *WaitActorRequest) Reset() {
 	*x = WaitActorRequest{}
-	mi := &file_raygo_proto_msgTypes[39]
+	mi := &file_raygo_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3274,7 @@ func (x *WaitActorRequest) String() string {
 func (*WaitActorRequest) ProtoMessage() {}
 
 func (x *WaitActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[39]
+	mi := &file_raygo_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3287,7 @@ func (x *WaitActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitActorRequest.ProtoReflect.Descriptor instead.
 func (*WaitActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{39}
+	return file_raygo_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WaitActorRequest) GetActorId() []byte {
@@ -3238,7 +3320,7 @@ type WaitActorReply struct {
 
 func (x *WaitActorReply) Reset() {
 	*x = WaitActorReply{}
-	mi := &file_raygo_proto_msgTypes[40]
+	mi := &file_raygo_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3332,7 @@ func (x *WaitActorReply) String() string {
 func (*WaitActorReply) ProtoMessage() {}
 
 func (x *WaitActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[40]
+	mi := &file_raygo_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3345,7 @@ func (x *WaitActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitActorReply.ProtoReflect.Descriptor instead.
 func (*WaitActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{40}
+	return file_raygo_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WaitActorReply) GetActor() *ActorInfo {
@@ -3290,7 +3372,7 @@ type KillActorRequest struct {
 
 func (x *KillActorRequest) Reset() {
 	*x = KillActorRequest{}
-	mi := &file_raygo_proto_msgTypes[41]
+	mi := &file_raygo_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3384,7 @@ func (x *KillActorRequest) String() string {
 func (*KillActorRequest) ProtoMessage() {}
 
 func (x *KillActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[41]
+	mi := &file_raygo_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3397,7 @@ func (x *KillActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillActorRequest.ProtoReflect.Descriptor instead.
 func (*KillActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{41}
+	return file_raygo_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *KillActorRequest) GetActorId() []byte {
@@ -3361,7 +3443,7 @@ type KillActorReply struct {
 
 func (x *KillActorReply) Reset() {
 	*x = KillActorReply{}
-	mi := &file_raygo_proto_msgTypes[42]
+	mi := &file_raygo_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3455,7 @@ func (x *KillActorReply) String() string {
 func (*KillActorReply) ProtoMessage() {}
 
 func (x *KillActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[42]
+	mi := &file_raygo_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3468,7 @@ func (x *KillActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillActorReply.ProtoReflect.Descriptor instead.
 func (*KillActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{42}
+	return file_raygo_proto_rawDescGZIP(), []int{44}
 }
 
 type ListActorsRequest struct {
@@ -3397,7 +3479,7 @@ type ListActorsRequest struct {
 
 func (x *ListActorsRequest) Reset() {
 	*x = ListActorsRequest{}
-	mi := &file_raygo_proto_msgTypes[43]
+	mi := &file_raygo_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3491,7 @@ func (x *ListActorsRequest) String() string {
 func (*ListActorsRequest) ProtoMessage() {}
 
 func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[43]
+	mi := &file_raygo_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3504,7 @@ func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsRequest.ProtoReflect.Descriptor instead.
 func (*ListActorsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{43}
+	return file_raygo_proto_rawDescGZIP(), []int{45}
 }
 
 type ListActorsReply struct {
@@ -3434,7 +3516,7 @@ type ListActorsReply struct {
 
 func (x *ListActorsReply) Reset() {
 	*x = ListActorsReply{}
-	mi := &file_raygo_proto_msgTypes[44]
+	mi := &file_raygo_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3528,7 @@ func (x *ListActorsReply) String() string {
 func (*ListActorsReply) ProtoMessage() {}
 
 func (x *ListActorsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[44]
+	mi := &file_raygo_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3541,7 @@ func (x *ListActorsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsReply.ProtoReflect.Descriptor instead.
 func (*ListActorsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{44}
+	return file_raygo_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListActorsReply) GetActors() []*ActorInfo {
@@ -3483,7 +3565,7 @@ type WorkerDiedRequest struct {
 
 func (x *WorkerDiedRequest) Reset() {
 	*x = WorkerDiedRequest{}
-	mi := &file_raygo_proto_msgTypes[45]
+	mi := &file_raygo_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3577,7 @@ func (x *WorkerDiedRequest) String() string {
 func (*WorkerDiedRequest) ProtoMessage() {}
 
 func (x *WorkerDiedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[45]
+	mi := &file_raygo_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3590,7 @@ func (x *WorkerDiedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDiedRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDiedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{45}
+	return file_raygo_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WorkerDiedRequest) GetNodeId() []byte {
@@ -3561,7 +3643,7 @@ type WorkerDiedReply struct {
 
 func (x *WorkerDiedReply) Reset() {
 	*x = WorkerDiedReply{}
-	mi := &file_raygo_proto_msgTypes[46]
+	mi := &file_raygo_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +3655,7 @@ func (x *WorkerDiedReply) String() string {
 func (*WorkerDiedReply) ProtoMessage() {}
 
 func (x *WorkerDiedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[46]
+	mi := &file_raygo_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +3668,7 @@ func (x *WorkerDiedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDiedReply.ProtoReflect.Descriptor instead.
 func (*WorkerDiedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{46}
+	return file_raygo_proto_rawDescGZIP(), []int{48}
 }
 
 // LeaseRequest asks a node daemon for a worker.
@@ -3643,7 +3725,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[47]
+	mi := &file_raygo_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3655,7 +3737,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[47]
+	mi := &file_raygo_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3668,7 +3750,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{47}
+	return file_raygo_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LeaseRequest) GetJobId() []byte {
@@ -3780,7 +3862,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_raygo_proto_msgTypes[48]
+	mi := &file_raygo_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3792,7 +3874,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[48]
+	mi := &file_raygo_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3805,7 +3887,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{48}
+	return file_raygo_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *LeaseReply) GetLeaseId() []byte {
@@ -3898,7 +3980,7 @@ type CancelLeaseRequest struct {
 
 func (x *CancelLeaseRequest) Reset() {
 	*x = CancelLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +3992,7 @@ func (x *CancelLeaseRequest) String() string {
 func (*CancelLeaseRequest) ProtoMessage() {}
 
 func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4005,7 @@ func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseRequest.ProtoReflect.Descriptor instead.
 func (*CancelLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{49}
+	return file_raygo_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CancelLeaseRequest) GetRequestId() []byte {
@@ -3942,7 +4024,7 @@ type CancelLeaseReply struct {
 
 func (x *CancelLeaseReply) Reset() {
 	*x = CancelLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4036,7 @@ func (x *CancelLeaseReply) String() string {
 func (*CancelLeaseReply) ProtoMessage() {}
 
 func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4049,7 @@ func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseReply.ProtoReflect.Descriptor instead.
 func (*CancelLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{50}
+	return file_raygo_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CancelLeaseReply) GetFound() bool {
@@ -3988,7 +4070,7 @@ type ReturnLeaseRequest struct {
 
 func (x *ReturnLeaseRequest) Reset() {
 	*x = ReturnLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4000,7 +4082,7 @@ func (x *ReturnLeaseRequest) String() string {
 func (*ReturnLeaseRequest) ProtoMessage() {}
 
 func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4013,7 +4095,7 @@ func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{51}
+	return file_raygo_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReturnLeaseRequest) GetLeaseId() []byte {
@@ -4045,7 +4127,7 @@ type ReturnLeaseReply struct {
 
 func (x *ReturnLeaseReply) Reset() {
 	*x = ReturnLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4057,7 +4139,7 @@ func (x *ReturnLeaseReply) String() string {
 func (*ReturnLeaseReply) ProtoMessage() {}
 
 func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4070,7 +4152,7 @@ func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseReply.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{52}
+	return file_raygo_proto_rawDescGZIP(), []int{54}
 }
 
 type RegisterWorkerRequest struct {
@@ -4084,7 +4166,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4178,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4191,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{53}
+	return file_raygo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() []byte {
@@ -4142,7 +4224,7 @@ type RegisterWorkerReply struct {
 
 func (x *RegisterWorkerReply) Reset() {
 	*x = RegisterWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4236,7 @@ func (x *RegisterWorkerReply) String() string {
 func (*RegisterWorkerReply) ProtoMessage() {}
 
 func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4249,7 @@ func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerReply.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{54}
+	return file_raygo_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RegisterWorkerReply) GetNodeId() []byte {
@@ -4187,7 +4269,7 @@ type BlockedRequest struct {
 
 func (x *BlockedRequest) Reset() {
 	*x = BlockedRequest{}
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4199,7 +4281,7 @@ func (x *BlockedRequest) String() string {
 func (*BlockedRequest) ProtoMessage() {}
 
 func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4212,7 +4294,7 @@ func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedRequest.ProtoReflect.Descriptor instead.
 func (*BlockedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{55}
+	return file_raygo_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *BlockedRequest) GetWorkerId() []byte {
@@ -4237,7 +4319,7 @@ type BlockedReply struct {
 
 func (x *BlockedReply) Reset() {
 	*x = BlockedReply{}
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4249,7 +4331,7 @@ func (x *BlockedReply) String() string {
 func (*BlockedReply) ProtoMessage() {}
 
 func (x *BlockedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4262,7 +4344,7 @@ func (x *BlockedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedReply.ProtoReflect.Descriptor instead.
 func (*BlockedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{56}
+	return file_raygo_proto_rawDescGZIP(), []int{58}
 }
 
 type PutObjectRequest struct {
@@ -4277,7 +4359,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4289,7 +4371,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4302,7 +4384,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{57}
+	return file_raygo_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PutObjectRequest) GetObjectId() []byte {
@@ -4341,7 +4423,7 @@ type PutObjectReply struct {
 
 func (x *PutObjectReply) Reset() {
 	*x = PutObjectReply{}
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4353,7 +4435,7 @@ func (x *PutObjectReply) String() string {
 func (*PutObjectReply) ProtoMessage() {}
 
 func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4366,7 +4448,7 @@ func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectReply.ProtoReflect.Descriptor instead.
 func (*PutObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{58}
+	return file_raygo_proto_rawDescGZIP(), []int{60}
 }
 
 type GetObjectRequest struct {
@@ -4378,7 +4460,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4390,7 +4472,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4403,7 +4485,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{59}
+	return file_raygo_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetObjectRequest) GetObjectId() []byte {
@@ -4423,7 +4505,7 @@ type GetObjectReply struct {
 
 func (x *GetObjectReply) Reset() {
 	*x = GetObjectReply{}
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +4517,7 @@ func (x *GetObjectReply) String() string {
 func (*GetObjectReply) ProtoMessage() {}
 
 func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +4530,7 @@ func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectReply.ProtoReflect.Descriptor instead.
 func (*GetObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{60}
+	return file_raygo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetObjectReply) GetData() []byte {
@@ -4477,7 +4559,7 @@ type ObjectChunk struct {
 
 func (x *ObjectChunk) Reset() {
 	*x = ObjectChunk{}
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4571,7 @@ func (x *ObjectChunk) String() string {
 func (*ObjectChunk) ProtoMessage() {}
 
 func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4502,7 +4584,7 @@ func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectChunk.ProtoReflect.Descriptor instead.
 func (*ObjectChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{61}
+	return file_raygo_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ObjectChunk) GetData() []byte {
@@ -4528,7 +4610,7 @@ type FreeObjectsRequest struct {
 
 func (x *FreeObjectsRequest) Reset() {
 	*x = FreeObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4540,7 +4622,7 @@ func (x *FreeObjectsRequest) String() string {
 func (*FreeObjectsRequest) ProtoMessage() {}
 
 func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4553,7 +4635,7 @@ func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FreeObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{62}
+	return file_raygo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *FreeObjectsRequest) GetObjectIds() [][]byte {
@@ -4571,7 +4653,7 @@ type FreeObjectsReply struct {
 
 func (x *FreeObjectsReply) Reset() {
 	*x = FreeObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4583,7 +4665,7 @@ func (x *FreeObjectsReply) String() string {
 func (*FreeObjectsReply) ProtoMessage() {}
 
 func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4596,7 +4678,7 @@ func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsReply.ProtoReflect.Descriptor instead.
 func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{65}
 }
 
 // FreeOwnedRequest tells a node daemon that owners are gone. It frees every
@@ -4616,7 +4698,7 @@ type FreeOwnedRequest struct {
 
 func (x *FreeOwnedRequest) Reset() {
 	*x = FreeOwnedRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +4710,7 @@ func (x *FreeOwnedRequest) String() string {
 func (*FreeOwnedRequest) ProtoMessage() {}
 
 func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +4723,7 @@ func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedRequest.ProtoReflect.Descriptor instead.
 func (*FreeOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *FreeOwnedRequest) GetFinishedJobIds() [][]byte {
@@ -4673,7 +4755,7 @@ type FreeOwnedReply struct {
 
 func (x *FreeOwnedReply) Reset() {
 	*x = FreeOwnedReply{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4685,7 +4767,7 @@ func (x *FreeOwnedReply) String() string {
 func (*FreeOwnedReply) ProtoMessage() {}
 
 func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4698,7 +4780,7 @@ func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedReply.ProtoReflect.Descriptor instead.
 func (*FreeOwnedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{67}
 }
 
 type KillWorkerRequest struct {
@@ -4711,7 +4793,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4723,7 +4805,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4736,7 +4818,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -4761,7 +4843,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4773,7 +4855,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4786,7 +4868,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 type NodeStatsRequest struct {
@@ -4798,7 +4880,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4810,7 +4892,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4823,7 +4905,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -4846,7 +4928,7 @@ type NodeStatsReply struct {
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4858,7 +4940,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4871,7 +4953,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -4923,7 +5005,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +5017,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5030,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -4998,7 +5080,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5010,7 +5092,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5023,7 +5105,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -5042,7 +5124,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5054,7 +5136,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5067,7 +5149,7 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
@@ -5093,7 +5175,7 @@ type FramedHello struct {
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5105,7 +5187,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5118,7 +5200,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -5165,7 +5247,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5177,7 +5259,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5190,7 +5272,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -5217,7 +5299,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5229,7 +5311,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5242,7 +5324,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -5353,7 +5435,7 @@ type StoreCreate struct {
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5365,7 +5447,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5378,7 +5460,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -5432,7 +5514,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5444,7 +5526,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5457,7 +5539,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -5483,7 +5565,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5495,7 +5577,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5508,7 +5590,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -5558,7 +5640,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5570,7 +5652,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5583,7 +5665,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -5643,7 +5725,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5655,7 +5737,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5668,7 +5750,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -5826,7 +5908,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5838,7 +5920,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5851,7 +5933,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -5924,7 +6006,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5936,7 +6018,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5949,7 +6031,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -5983,7 +6065,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5995,7 +6077,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6008,7 +6090,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -6038,7 +6120,7 @@ type WatchObjectsRequest struct {
 
 func (x *WatchObjectsRequest) Reset() {
 	*x = WatchObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6050,7 +6132,7 @@ func (x *WatchObjectsRequest) String() string {
 func (*WatchObjectsRequest) ProtoMessage() {}
 
 func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6063,7 +6145,7 @@ func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*WatchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *WatchObjectsRequest) GetObjectIds() [][]byte {
@@ -6083,7 +6165,7 @@ type ObjectValue struct {
 
 func (x *ObjectValue) Reset() {
 	*x = ObjectValue{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6095,7 +6177,7 @@ func (x *ObjectValue) String() string {
 func (*ObjectValue) ProtoMessage() {}
 
 func (x *ObjectValue) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6108,7 +6190,7 @@ func (x *ObjectValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectValue.ProtoReflect.Descriptor instead.
 func (*ObjectValue) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ObjectValue) GetObjectId() []byte {
@@ -6134,7 +6216,7 @@ type WatchObjectsReply struct {
 
 func (x *WatchObjectsReply) Reset() {
 	*x = WatchObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6146,7 +6228,7 @@ func (x *WatchObjectsReply) String() string {
 func (*WatchObjectsReply) ProtoMessage() {}
 
 func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6159,7 +6241,7 @@ func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsReply.ProtoReflect.Descriptor instead.
 func (*WatchObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *WatchObjectsReply) GetValues() []*ObjectValue {
@@ -6181,7 +6263,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6193,7 +6275,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6206,7 +6288,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -6245,7 +6327,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6257,7 +6339,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6270,7 +6352,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 // CancelTaskRequest cancels a task on the worker running it: its
@@ -6290,7 +6372,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6302,7 +6384,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6315,7 +6397,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -6355,7 +6437,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6367,7 +6449,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6380,7 +6462,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{90}
+	return file_raygo_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -6399,7 +6481,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6411,7 +6493,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6424,7 +6506,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{91}
+	return file_raygo_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -6443,7 +6525,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6455,7 +6537,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6468,7 +6550,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{92}
+	return file_raygo_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -6491,7 +6573,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6503,7 +6585,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6516,7 +6598,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{93}
+	return file_raygo_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -6548,7 +6630,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6560,7 +6642,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6573,7 +6655,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{94}
+	return file_raygo_proto_rawDescGZIP(), []int{96}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -6733,7 +6815,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\")\n" +
 	"\x10FinishJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\"\x10\n" +
-	"\x0eFinishJobReply\"\x11\n" +
+	"\x0eFinishJobReply\"+\n" +
+	"\x12DriverAliveRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\fR\x05jobId\"\x12\n" +
+	"\x10DriverAliveReply\"\x11\n" +
 	"\x0fListJobsRequest\"6\n" +
 	"\rListJobsReply\x12%\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x11.raygo.v1.JobInfoR\x04jobs\"d\n" +
@@ -7104,7 +7189,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x1bSTORE_OBJECT_STATE_CREATING\x10\x01\x12 \n" +
 	"\x1cSTORE_OBJECT_STATE_IN_MEMORY\x10\x02\x12\x1e\n" +
 	"\x1aSTORE_OBJECT_STATE_SPILLED\x10\x03\x12\x1b\n" +
-	"\x17STORE_OBJECT_STATE_FILE\x10\x042\x8f\n" +
+	"\x17STORE_OBJECT_STATE_FILE\x10\x042\xda\n" +
 	"\n" +
 	"\fControlStore\x12J\n" +
 	"\fRegisterNode\x12\x1d.raygo.v1.RegisterNodeRequest\x1a\x1b.raygo.v1.RegisterNodeReply\x12P\n" +
@@ -7113,7 +7198,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\bGetNodes\x12\x19.raygo.v1.GetNodesRequest\x1a\x17.raygo.v1.GetNodesReply\x12G\n" +
 	"\vRegisterJob\x12\x1c.raygo.v1.RegisterJobRequest\x1a\x1a.raygo.v1.RegisterJobReply\x128\n" +
 	"\x06GetJob\x12\x17.raygo.v1.GetJobRequest\x1a\x15.raygo.v1.GetJobReply\x12A\n" +
-	"\tFinishJob\x12\x1a.raygo.v1.FinishJobRequest\x1a\x18.raygo.v1.FinishJobReply\x12>\n" +
+	"\tFinishJob\x12\x1a.raygo.v1.FinishJobRequest\x1a\x18.raygo.v1.FinishJobReply\x12I\n" +
+	"\vDriverAlive\x12\x1c.raygo.v1.DriverAliveRequest\x1a\x1a.raygo.v1.DriverAliveReply0\x01\x12>\n" +
 	"\bListJobs\x12\x19.raygo.v1.ListJobsRequest\x1a\x17.raygo.v1.ListJobsReply\x125\n" +
 	"\x05KVPut\x12\x16.raygo.v1.KVPutRequest\x1a\x14.raygo.v1.KVPutReply\x125\n" +
 	"\x05KVGet\x12\x16.raygo.v1.KVGetRequest\x1a\x14.raygo.v1.KVGetReply\x12>\n" +
@@ -7167,7 +7253,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                  // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),            // 1: raygo.v1.ActorDeathCause
@@ -7199,84 +7285,86 @@ var file_raygo_proto_goTypes = []any{
 	(*GetJobReply)(nil),             // 27: raygo.v1.GetJobReply
 	(*FinishJobRequest)(nil),        // 28: raygo.v1.FinishJobRequest
 	(*FinishJobReply)(nil),          // 29: raygo.v1.FinishJobReply
-	(*ListJobsRequest)(nil),         // 30: raygo.v1.ListJobsRequest
-	(*ListJobsReply)(nil),           // 31: raygo.v1.ListJobsReply
-	(*KVPutRequest)(nil),            // 32: raygo.v1.KVPutRequest
-	(*KVPutReply)(nil),              // 33: raygo.v1.KVPutReply
-	(*KVGetRequest)(nil),            // 34: raygo.v1.KVGetRequest
-	(*KVGetReply)(nil),              // 35: raygo.v1.KVGetReply
-	(*BinaryChunk)(nil),             // 36: raygo.v1.BinaryChunk
-	(*PutBinaryReply)(nil),          // 37: raygo.v1.PutBinaryReply
-	(*HasBinaryRequest)(nil),        // 38: raygo.v1.HasBinaryRequest
-	(*HasBinaryReply)(nil),          // 39: raygo.v1.HasBinaryReply
-	(*GetBinaryRequest)(nil),        // 40: raygo.v1.GetBinaryRequest
-	(*ActorInfo)(nil),               // 41: raygo.v1.ActorInfo
-	(*CreateActorRequest)(nil),      // 42: raygo.v1.CreateActorRequest
-	(*CreateActorReply)(nil),        // 43: raygo.v1.CreateActorReply
-	(*GetActorRequest)(nil),         // 44: raygo.v1.GetActorRequest
-	(*GetActorReply)(nil),           // 45: raygo.v1.GetActorReply
-	(*WaitActorRequest)(nil),        // 46: raygo.v1.WaitActorRequest
-	(*WaitActorReply)(nil),          // 47: raygo.v1.WaitActorReply
-	(*KillActorRequest)(nil),        // 48: raygo.v1.KillActorRequest
-	(*KillActorReply)(nil),          // 49: raygo.v1.KillActorReply
-	(*ListActorsRequest)(nil),       // 50: raygo.v1.ListActorsRequest
-	(*ListActorsReply)(nil),         // 51: raygo.v1.ListActorsReply
-	(*WorkerDiedRequest)(nil),       // 52: raygo.v1.WorkerDiedRequest
-	(*WorkerDiedReply)(nil),         // 53: raygo.v1.WorkerDiedReply
-	(*LeaseRequest)(nil),            // 54: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),              // 55: raygo.v1.LeaseReply
-	(*CancelLeaseRequest)(nil),      // 56: raygo.v1.CancelLeaseRequest
-	(*CancelLeaseReply)(nil),        // 57: raygo.v1.CancelLeaseReply
-	(*ReturnLeaseRequest)(nil),      // 58: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),        // 59: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),   // 60: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),     // 61: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),          // 62: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),            // 63: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),        // 64: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),          // 65: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),        // 66: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),          // 67: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),             // 68: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),      // 69: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),        // 70: raygo.v1.FreeObjectsReply
-	(*FreeOwnedRequest)(nil),        // 71: raygo.v1.FreeOwnedRequest
-	(*FreeOwnedReply)(nil),          // 72: raygo.v1.FreeOwnedReply
-	(*KillWorkerRequest)(nil),       // 73: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),         // 74: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),        // 75: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),          // 76: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),             // 77: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil), // 78: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),   // 79: raygo.v1.WorkerDeathCauseReply
-	(*FramedHello)(nil),             // 80: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),        // 81: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),            // 82: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),             // 83: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 84: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 85: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 86: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 87: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 88: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 89: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 90: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),     // 91: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),             // 92: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),       // 93: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),           // 94: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 95: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 96: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 97: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 98: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 99: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 100: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 101: raygo.v1.ExitReply
-	nil,                             // 102: raygo.v1.Resources.AmountsEntry
-	nil,                             // 103: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 104: raygo.v1.LeaseReply.GpuIdsEntry
+	(*DriverAliveRequest)(nil),      // 30: raygo.v1.DriverAliveRequest
+	(*DriverAliveReply)(nil),        // 31: raygo.v1.DriverAliveReply
+	(*ListJobsRequest)(nil),         // 32: raygo.v1.ListJobsRequest
+	(*ListJobsReply)(nil),           // 33: raygo.v1.ListJobsReply
+	(*KVPutRequest)(nil),            // 34: raygo.v1.KVPutRequest
+	(*KVPutReply)(nil),              // 35: raygo.v1.KVPutReply
+	(*KVGetRequest)(nil),            // 36: raygo.v1.KVGetRequest
+	(*KVGetReply)(nil),              // 37: raygo.v1.KVGetReply
+	(*BinaryChunk)(nil),             // 38: raygo.v1.BinaryChunk
+	(*PutBinaryReply)(nil),          // 39: raygo.v1.PutBinaryReply
+	(*HasBinaryRequest)(nil),        // 40: raygo.v1.HasBinaryRequest
+	(*HasBinaryReply)(nil),          // 41: raygo.v1.HasBinaryReply
+	(*GetBinaryRequest)(nil),        // 42: raygo.v1.GetBinaryRequest
+	(*ActorInfo)(nil),               // 43: raygo.v1.ActorInfo
+	(*CreateActorRequest)(nil),      // 44: raygo.v1.CreateActorRequest
+	(*CreateActorReply)(nil),        // 45: raygo.v1.CreateActorReply
+	(*GetActorRequest)(nil),         // 46: raygo.v1.GetActorRequest
+	(*GetActorReply)(nil),           // 47: raygo.v1.GetActorReply
+	(*WaitActorRequest)(nil),        // 48: raygo.v1.WaitActorRequest
+	(*WaitActorReply)(nil),          // 49: raygo.v1.WaitActorReply
+	(*KillActorRequest)(nil),        // 50: raygo.v1.KillActorRequest
+	(*KillActorReply)(nil),          // 51: raygo.v1.KillActorReply
+	(*ListActorsRequest)(nil),       // 52: raygo.v1.ListActorsRequest
+	(*ListActorsReply)(nil),         // 53: raygo.v1.ListActorsReply
+	(*WorkerDiedRequest)(nil),       // 54: raygo.v1.WorkerDiedRequest
+	(*WorkerDiedReply)(nil),         // 55: raygo.v1.WorkerDiedReply
+	(*LeaseRequest)(nil),            // 56: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),              // 57: raygo.v1.LeaseReply
+	(*CancelLeaseRequest)(nil),      // 58: raygo.v1.CancelLeaseRequest
+	(*CancelLeaseReply)(nil),        // 59: raygo.v1.CancelLeaseReply
+	(*ReturnLeaseRequest)(nil),      // 60: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),        // 61: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),   // 62: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),     // 63: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),          // 64: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),            // 65: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),        // 66: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),          // 67: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),        // 68: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),          // 69: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),             // 70: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),      // 71: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),        // 72: raygo.v1.FreeObjectsReply
+	(*FreeOwnedRequest)(nil),        // 73: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),          // 74: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),       // 75: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),         // 76: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),        // 77: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),          // 78: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),             // 79: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil), // 80: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),   // 81: raygo.v1.WorkerDeathCauseReply
+	(*FramedHello)(nil),             // 82: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),        // 83: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),            // 84: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),             // 85: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),          // 86: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),           // 87: raygo.v1.StoreLocation
+	(*StoreReply)(nil),              // 88: raygo.v1.StoreReply
+	(*StoreStats)(nil),              // 89: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),         // 90: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),               // 91: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),              // 92: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),     // 93: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),             // 94: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),       // 95: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),           // 96: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),             // 97: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),       // 98: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),         // 99: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),  // 100: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),    // 101: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),             // 102: raygo.v1.ExitRequest
+	(*ExitReply)(nil),               // 103: raygo.v1.ExitReply
+	nil,                             // 104: raygo.v1.Resources.AmountsEntry
+	nil,                             // 105: raygo.v1.NodeInfo.LabelsEntry
+	nil,                             // 106: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	102, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	104, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	8,   // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -7292,7 +7380,7 @@ var file_raygo_proto_depIdxs = []int32{
 	8,   // 13: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	7,   // 14: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	7,   // 15: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	103, // 16: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	105, // 16: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	3,   // 17: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	7,   // 18: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	7,   // 19: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
@@ -7309,36 +7397,36 @@ var file_raygo_proto_depIdxs = []int32{
 	8,   // 30: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
 	12,  // 31: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
 	8,   // 32: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
-	41,  // 33: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
-	41,  // 34: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
-	41,  // 35: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
-	41,  // 36: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
+	43,  // 33: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
+	43,  // 34: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
+	43,  // 35: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
+	43,  // 36: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
 	1,   // 37: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
-	41,  // 38: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
+	43,  // 38: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
 	7,   // 39: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
 	2,   // 40: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
 	7,   // 41: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
-	104, // 42: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	106, // 42: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	8,   // 43: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
 	14,  // 44: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	87,  // 45: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	77,  // 46: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	89,  // 45: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	79,  // 46: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
 	8,   // 47: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
 	8,   // 48: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	83,  // 49: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	84,  // 50: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	84,  // 51: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	84,  // 52: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	84,  // 53: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	85,  // 49: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	86,  // 50: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	86,  // 51: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	86,  // 52: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	86,  // 53: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
 	8,   // 54: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	85,  // 55: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	88,  // 56: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	87,  // 55: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	90,  // 56: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
 	6,   // 57: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
 	12,  // 58: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
 	12,  // 59: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
 	13,  // 60: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
 	10,  // 61: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	92,  // 62: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	94,  // 62: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
 	12,  // 63: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
 	8,   // 64: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
 	15,  // 65: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
@@ -7348,77 +7436,79 @@ var file_raygo_proto_depIdxs = []int32{
 	24,  // 69: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
 	26,  // 70: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
 	28,  // 71: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	30,  // 72: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	32,  // 73: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	34,  // 74: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	36,  // 75: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	38,  // 76: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	40,  // 77: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	42,  // 78: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	44,  // 79: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	46,  // 80: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	48,  // 81: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	50,  // 82: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	52,  // 83: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	54,  // 84: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	56,  // 85: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	58,  // 86: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	60,  // 87: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	62,  // 88: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	64,  // 89: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	66,  // 90: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	66,  // 91: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	69,  // 92: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	71,  // 93: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	73,  // 94: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	75,  // 95: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	78,  // 96: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	89,  // 97: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	91,  // 98: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	94,  // 99: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	96,  // 100: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	98,  // 101: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	100, // 102: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	16,  // 103: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	22,  // 104: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	18,  // 105: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	20,  // 106: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	25,  // 107: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	27,  // 108: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	29,  // 109: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	31,  // 110: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	33,  // 111: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	35,  // 112: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	37,  // 113: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	39,  // 114: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	36,  // 115: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	43,  // 116: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	45,  // 117: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	47,  // 118: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	49,  // 119: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	51,  // 120: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	53,  // 121: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	55,  // 122: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	57,  // 123: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	59,  // 124: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	61,  // 125: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	63,  // 126: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	65,  // 127: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	67,  // 128: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	68,  // 129: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	70,  // 130: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	72,  // 131: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	74,  // 132: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	76,  // 133: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	79,  // 134: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	90,  // 135: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	93,  // 136: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	95,  // 137: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	97,  // 138: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	99,  // 139: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	101, // 140: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	103, // [103:141] is the sub-list for method output_type
-	65,  // [65:103] is the sub-list for method input_type
+	30,  // 72: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	32,  // 73: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	34,  // 74: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	36,  // 75: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	38,  // 76: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	40,  // 77: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	42,  // 78: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	44,  // 79: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	46,  // 80: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	48,  // 81: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	50,  // 82: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	52,  // 83: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	54,  // 84: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	56,  // 85: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	58,  // 86: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	60,  // 87: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	62,  // 88: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	64,  // 89: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	66,  // 90: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	68,  // 91: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	68,  // 92: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	71,  // 93: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	73,  // 94: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	75,  // 95: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	77,  // 96: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	80,  // 97: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	91,  // 98: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	93,  // 99: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	96,  // 100: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	98,  // 101: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	100, // 102: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	102, // 103: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	16,  // 104: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	22,  // 105: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	18,  // 106: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	20,  // 107: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	25,  // 108: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	27,  // 109: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	29,  // 110: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	31,  // 111: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	33,  // 112: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	35,  // 113: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	37,  // 114: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	39,  // 115: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	41,  // 116: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	38,  // 117: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	45,  // 118: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	47,  // 119: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	49,  // 120: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	51,  // 121: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	53,  // 122: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	55,  // 123: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	57,  // 124: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	59,  // 125: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	61,  // 126: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	63,  // 127: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	65,  // 128: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	67,  // 129: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	69,  // 130: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	70,  // 131: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	72,  // 132: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	74,  // 133: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	76,  // 134: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	78,  // 135: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	81,  // 136: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	92,  // 137: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	95,  // 138: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	97,  // 139: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	99,  // 140: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	101, // 141: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	103, // 142: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	104, // [104:143] is the sub-list for method output_type
+	65,  // [65:104] is the sub-list for method input_type
 	65,  // [65:65] is the sub-list for extension type_name
 	65,  // [65:65] is the sub-list for extension extendee
 	0,   // [0:65] is the sub-list for field type_name
@@ -7433,7 +7523,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[75].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[77].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -7446,7 +7536,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   98,
+			NumMessages:   100,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -30,6 +30,7 @@ const (
 	ControlStore_RegisterJob_FullMethodName    = "/raygo.v1.ControlStore/RegisterJob"
 	ControlStore_GetJob_FullMethodName         = "/raygo.v1.ControlStore/GetJob"
 	ControlStore_FinishJob_FullMethodName      = "/raygo.v1.ControlStore/FinishJob"
+	ControlStore_DriverAlive_FullMethodName    = "/raygo.v1.ControlStore/DriverAlive"
 	ControlStore_ListJobs_FullMethodName       = "/raygo.v1.ControlStore/ListJobs"
 	ControlStore_KVPut_FullMethodName          = "/raygo.v1.ControlStore/KVPut"
 	ControlStore_KVGet_FullMethodName          = "/raygo.v1.ControlStore/KVGet"
@@ -55,6 +56,12 @@ type ControlStoreClient interface {
 	RegisterJob(ctx context.Context, in *RegisterJobRequest, opts ...grpc.CallOption) (*RegisterJobReply, error)
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobReply, error)
 	FinishJob(ctx context.Context, in *FinishJobRequest, opts ...grpc.CallOption) (*FinishJobReply, error)
+	// DriverAlive is held open by a job's driver for the driver's life. When
+	// it ends while the job runs (the driver's connection dropped), the
+	// control store checks the driver's address at once and ends the job if
+	// nothing listens there (the process is gone), as Ray's node notices a
+	// driver's socket closing.
+	DriverAlive(ctx context.Context, in *DriverAliveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DriverAliveReply], error)
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsReply, error)
 	KVPut(ctx context.Context, in *KVPutRequest, opts ...grpc.CallOption) (*KVPutReply, error)
 	KVGet(ctx context.Context, in *KVGetRequest, opts ...grpc.CallOption) (*KVGetReply, error)
@@ -147,6 +154,25 @@ func (c *controlStoreClient) FinishJob(ctx context.Context, in *FinishJobRequest
 	return out, nil
 }
 
+func (c *controlStoreClient) DriverAlive(ctx context.Context, in *DriverAliveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DriverAliveReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[0], ControlStore_DriverAlive_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DriverAliveRequest, DriverAliveReply]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlStore_DriverAliveClient = grpc.ServerStreamingClient[DriverAliveReply]
+
 func (c *controlStoreClient) ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListJobsReply)
@@ -179,7 +205,7 @@ func (c *controlStoreClient) KVGet(ctx context.Context, in *KVGetRequest, opts .
 
 func (c *controlStoreClient) PutBinary(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[BinaryChunk, PutBinaryReply], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[0], ControlStore_PutBinary_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[1], ControlStore_PutBinary_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +228,7 @@ func (c *controlStoreClient) HasBinary(ctx context.Context, in *HasBinaryRequest
 
 func (c *controlStoreClient) GetBinary(ctx context.Context, in *GetBinaryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BinaryChunk], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[1], ControlStore_GetBinary_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[2], ControlStore_GetBinary_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +316,12 @@ type ControlStoreServer interface {
 	RegisterJob(context.Context, *RegisterJobRequest) (*RegisterJobReply, error)
 	GetJob(context.Context, *GetJobRequest) (*GetJobReply, error)
 	FinishJob(context.Context, *FinishJobRequest) (*FinishJobReply, error)
+	// DriverAlive is held open by a job's driver for the driver's life. When
+	// it ends while the job runs (the driver's connection dropped), the
+	// control store checks the driver's address at once and ends the job if
+	// nothing listens there (the process is gone), as Ray's node notices a
+	// driver's socket closing.
+	DriverAlive(*DriverAliveRequest, grpc.ServerStreamingServer[DriverAliveReply]) error
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsReply, error)
 	KVPut(context.Context, *KVPutRequest) (*KVPutReply, error)
 	KVGet(context.Context, *KVGetRequest) (*KVGetReply, error)
@@ -332,6 +364,9 @@ func (UnimplementedControlStoreServer) GetJob(context.Context, *GetJobRequest) (
 }
 func (UnimplementedControlStoreServer) FinishJob(context.Context, *FinishJobRequest) (*FinishJobReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method FinishJob not implemented")
+}
+func (UnimplementedControlStoreServer) DriverAlive(*DriverAliveRequest, grpc.ServerStreamingServer[DriverAliveReply]) error {
+	return status.Error(codes.Unimplemented, "method DriverAlive not implemented")
 }
 func (UnimplementedControlStoreServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobs not implemented")
@@ -515,6 +550,17 @@ func _ControlStore_FinishJob_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _ControlStore_DriverAlive_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DriverAliveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlStoreServer).DriverAlive(m, &grpc.GenericServerStream[DriverAliveRequest, DriverAliveReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlStore_DriverAliveServer = grpc.ServerStreamingServer[DriverAliveReply]
 
 func _ControlStore_ListJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListJobsRequest)
@@ -791,6 +837,11 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "DriverAlive",
+			Handler:       _ControlStore_DriverAlive_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "PutBinary",
 			Handler:       _ControlStore_PutBinary_Handler,

@@ -51,6 +51,8 @@ func Message(m proto.Message) error {
 		return id("job id", m.GetJobId())
 	case *pb.FinishJobRequest:
 		return id("job id", m.GetJobId())
+	case *pb.DriverAliveRequest:
+		return id("job id", m.GetJobId())
 	case *pb.KVPutRequest:
 		if err := name("namespace", m.GetNs()); err != nil {
 			return err
