@@ -229,6 +229,10 @@ type running struct {
 
 	prev, next *running // guarded by stream.mu: its place in stream.running
 	listed     bool     // guarded by stream.mu
+
+	// answered: DropActor replied for it while it ran (its actor was
+	// killed); what the method returns is dropped.
+	answered atomic.Bool
 }
 
 // runList is a stream's tasks taken and not replied, linked through the
@@ -499,7 +503,9 @@ func (e *Executor) runActor(ha *hostedActor) {
 			ha.head++
 			ha.idle--
 			ha.mu.Unlock()
-			c.s.reply(e.runTask(c.s, c.spec, c.r, nil))
+			if reply := e.runTask(c.s, c.spec, c.r, nil); !c.r.answered.Load() {
+				c.s.reply(reply)
+			}
 			c.s.runners.Done()
 			ha.mu.Lock()
 			ha.idle++
@@ -659,8 +665,7 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	if !aid.IsNil() {
 		if ha == nil {
 			// Killed here, or restarted elsewhere: the caller reconnects.
-			reply.Error = &pb.ErrorInfo{Kind: errs.KindActorNotHere, ActorId: aid.String(),
-				Message: "the actor is not hosted by this worker (it exited, was killed or restarted elsewhere)"}
+			reply.Error = notHereReply(spec).Error
 			return reply
 		}
 		if spec.GetFunction() == TerminateMethod {
@@ -711,9 +716,9 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	reply.ExecMicros = time.Since(start).Microseconds()
 	if ha != nil && ha.dropped.Load() && !ha.exiting.Load() {
 		// Killed while the call ran: whatever it returned, the caller
-		// handles this as the death of the actor's process.
-		reply.Error = &pb.ErrorInfo{Kind: errs.KindActorInterrupted, ActorId: aid.String(),
-			Reason: "the actor was killed while the call ran"}
+		// handles this as the death of the actor's process (DropActor
+		// has answered it already, unless it started after the drop).
+		reply.Error = interruptedReply(spec, aid).Error
 		return reply
 	}
 	if ha != nil && ha.exiting.Load() {
@@ -872,10 +877,12 @@ func (e *Executor) Actors() int {
 }
 
 // DropActor removes an actor from this process (killed while it shares
-// the process with others): calls running now have their contexts
-// cancelled and are answered "interrupted" (their callers retry or fail
-// them as if the process had died), later ones are answered "not here".
-// It reports whether the actor was hosted.
+// the process with others). Calls running now have their contexts
+// cancelled and are answered "interrupted" at once, as if the process had
+// died (their callers retry them on the restarted actor or fail them
+// without waiting for methods that cannot be stopped; what those return
+// is dropped); calls waiting in its queue are answered "not here" at
+// once, and so are later ones. It reports whether the actor was hosted.
 func (e *Executor) DropActor(id ids.ID) bool {
 	e.mu.Lock()
 	ha, ok := e.actors[id]
@@ -891,23 +898,64 @@ func (e *Executor) DropActor(id ids.ID) bool {
 	ha.close()
 	if !ha.exiting.Load() {
 		ha.dropped.Store(true)
+		for _, c := range ha.takeQueued() {
+			c.s.forget(c.r)
+			c.s.reply(notHereReply(c.spec))
+			c.s.runners.Done()
+		}
+		type call struct {
+			s *stream
+			r *running
+		}
+		var interrupted []call
 		for _, s := range streams {
 			s.mu.Lock()
 			for r := s.running.first; r != nil; r = r.next {
-				if r.actor == id && r.tc != nil { // started; one waiting for its turn is answered "not here"
+				// Started: answered now. One a runner took and has not
+				// started is answered "not here" by it.
+				if r.actor == id && r.tc != nil && !r.answered.Swap(true) {
 					r.tc.cancel(context.Canceled)
+					interrupted = append(interrupted, call{s, r})
 				}
 			}
 			s.mu.Unlock()
 		}
+		for _, c := range interrupted {
+			c.s.reply(interruptedReply(c.r.spec, id))
+		}
 	}
 	return true
+}
+
+// takeQueued empties the actor's queue and returns what it held.
+func (ha *hostedActor) takeQueued() []actorCall {
+	ha.mu.Lock()
+	defer ha.mu.Unlock()
+	q := slices.Clone(ha.queue[ha.head:])
+	clear(ha.queue)
+	ha.queue, ha.head = ha.queue[:0], 0
+	return q
+}
+
+// notHereReply answers a call to an actor this process does not host:
+// the caller finds where the actor is now.
+func notHereReply(spec *pb.TaskSpec) *pb.TaskReply {
+	return &pb.TaskReply{TaskId: spec.GetTaskId(), Error: &pb.ErrorInfo{Kind: errs.KindActorNotHere,
+		ActorId: ids.MustFromBytes(spec.GetActorId()).String(),
+		Message: "the actor is not hosted by this worker (it exited, was killed or restarted elsewhere)"}}
+}
+
+// interruptedReply answers a call whose actor was killed while it ran.
+func interruptedReply(spec *pb.TaskSpec, actor ids.ID) *pb.TaskReply {
+	return &pb.TaskReply{TaskId: spec.GetTaskId(), Error: &pb.ErrorInfo{Kind: errs.KindActorInterrupted,
+		ActorId: actor.String(), Reason: "the actor was killed while the call ran"}}
 }
 
 // endActor drops an actor that ended itself (later calls are answered
 // "not here") and reports it, in the background so that the call's reply
 // goes out first.
 func (e *Executor) endActor(ha *hostedActor, reason string) {
+	ha.exiting.Store(true) // ended, not killed: its running call is not interrupted
 	if e.DropActor(ha.id) {
 		_ = e.stop.Go("executor.actorexit", func(context.Context) { e.env.ActorExited(ha.id, reason) })
 	}

@@ -849,6 +849,49 @@ func TestDropActorInterruptsRunningCalls(t *testing.T) {
 	})
 }
 
+// TestDropActorAnswersAtOnce: a method that ignores its context cannot
+// be stopped in a shared process, but its caller need not wait for it.
+// Dropping the actor answers its running call "interrupted" and its
+// queued call "not here" while the method still runs; what the method
+// returns later is not sent.
+func TestDropActorAnswersAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		e, _ := newExec(t, actorRegistry(release), Config{})
+		actor := ids.New()
+		if info := e.HostActor(context.Background(), creation(actor, 1)); info != nil {
+			t.Fatal(info)
+		}
+		a, b := newSrv(), newSrv()
+		da, db := serve(e, a), serve(e, b)
+		running, queued := method(actor, "Counter.Add"), method(actor, "Counter.Add")
+		a.in <- batch(running)
+		synctest.Wait()
+		b.in <- batch(queued)
+		synctest.Wait()
+		if !e.DropActor(actor) {
+			t.Fatal("DropActor: not hosted")
+		}
+		byID, _ := a.replies(t, 1) // the method is still blocked on release
+		if k := byID[idOf(running)].GetError().GetKind(); k != errs.KindActorInterrupted {
+			t.Fatalf("running call: %s", data(byID[idOf(running)]))
+		}
+		byID, _ = b.replies(t, 1)
+		if k := byID[idOf(queued)].GetError().GetKind(); k != errs.KindActorNotHere {
+			t.Fatalf("queued call: %s", data(byID[idOf(queued)]))
+		}
+		close(release)
+		synctest.Wait()
+		if n := len(a.out) + len(b.out); n != 0 {
+			t.Fatalf("%d more reply batches after the dropped actor's method returned", n)
+		}
+		close(a.in)
+		close(b.in)
+		<-da
+		<-db
+	})
+}
+
 // TestActorQueueKeepsEachCallersOrder: calls from two callers' streams
 // share the actor's queue; each caller's run in the order sent, a call
 // cancelled while queued behind another caller's is answered at once and
