@@ -1,3 +1,5 @@
+//go:build !windows
+
 package ray_test
 
 // Tests of behaviours where raygo once differed from Ray (issue "Core
