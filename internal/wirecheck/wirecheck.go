@@ -109,6 +109,9 @@ func name(what, s string) error {
 
 // strategy checks that a scheduling strategy is one the schema defines.
 func strategy(v pb.SchedulingStrategy) error {
+	if v == pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT {
+		return nil // almost every task's: no map lookup
+	}
 	if _, ok := pb.SchedulingStrategy_name[int32(v)]; !ok {
 		return bad("unknown scheduling strategy %d", int32(v))
 	}

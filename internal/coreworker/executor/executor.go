@@ -110,7 +110,7 @@ type Executor struct {
 	mu       sync.Mutex
 	streams  map[*stream]struct{}    // guarded by mu
 	actors   map[ids.ID]*hostedActor // guarded by mu
-	lastName string                  // guarded by mu
+	lastName atomic.Pointer[string] // the name announced last; changed under mu
 	closing  bool                    // guarded by mu: Close began; no more actors are hosted
 }
 
@@ -120,7 +120,8 @@ type hostedActor struct {
 	instance any
 	maxConc  int         // calls that may run at once (at least 1)
 	exiting  atomic.Bool // ExitActor was called: drop after this call
-	dropped  atomic.Bool // no longer hosted: calls running now are interrupted
+	dropped  atomic.Bool // killed here: calls running now are interrupted
+	gone     atomic.Bool // no longer hosted (dropped or ended)
 
 	mu      sync.Mutex
 	cond    sync.Cond   // on mu: a parked runner waits here for calls
@@ -641,7 +642,11 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	aid := ids.MustFromBytes(spec.GetActorId())
 	var ha *hostedActor
 	if !aid.IsNil() {
-		ha = e.hostedID(aid)
+		// accept found the actor for a call queued on it; look again only
+		// if it has gone since.
+		if ha = r.ha; ha == nil || ha.gone.Load() {
+			ha = e.hostedID(aid)
+		}
 	}
 	tc := newTaskContext(e.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
 		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, onBlock)
@@ -800,9 +805,13 @@ func (e *Executor) announce(spec *pb.TaskSpec) {
 			name = name[:i] // "Class.Method" -> "Class"
 		}
 	}
+	if last := e.lastName.Load(); last != nil && *last == name {
+		return // the common case, without a lock: the same function again
+	}
 	e.mu.Lock()
-	changed := name != e.lastName
-	e.lastName = name
+	last := e.lastName.Load()
+	changed := last == nil || *last != name
+	e.lastName.Store(&name)
 	e.mu.Unlock()
 	if changed {
 		for _, w := range e.cfg.AnnounceTo {
@@ -887,6 +896,9 @@ func (e *Executor) DropActor(id ids.ID) bool {
 	e.mu.Lock()
 	ha, ok := e.actors[id]
 	delete(e.actors, id)
+	if ok {
+		ha.gone.Store(true)
+	}
 	streams := make([]*stream, 0, len(e.streams))
 	for s := range e.streams {
 		streams = append(streams, s)
