@@ -450,12 +450,11 @@ func (s *Submitter) disconnectLocked(a *actor) {
 	a.stream, a.out = nil, nil
 }
 
-type replied struct {
-	t *taskmgr.Task
-	r *pb.TaskReply
-}
-
 func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
+	var (
+		done  []taskmgr.Replied // scratch, per batch
+		retry []*taskmgr.Task
+	)
 	for {
 		batch, err := stream.Recv()
 		if err == nil {
@@ -465,7 +464,8 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 			s.connLost(a, gen, err)
 			return
 		}
-		var done []replied
+		clear(done)
+		done = done[:0]
 		s.mu.Lock()
 		if a.gen != gen {
 			s.mu.Unlock()
@@ -499,15 +499,11 @@ func (s *Submitter) recvLoop(a *actor, stream Stream, gen int) {
 				a.lost = append(a.lost, t)
 				continue
 			}
-			done = append(done, replied{t, r})
+			done = append(done, taskmgr.Replied{Task: t, Reply: r})
 		}
 		s.mu.Unlock()
-		var retry []*taskmgr.Task
-		for _, d := range done {
-			if s.results.Complete(d.t, d.r).Action == taskmgr.Retry {
-				retry = append(retry, d.t)
-			}
-		}
+		clear(retry)
+		retry = s.results.CompleteAll(done, retry[:0])
 		s.mu.Lock()
 		s.requeueLocked(a, retry)
 		var fail []failed

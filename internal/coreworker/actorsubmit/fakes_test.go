@@ -56,6 +56,15 @@ func (r *fakeResults) stateLocked(t *taskmgr.Task) *result {
 	return s
 }
 
+func (r *fakeResults) CompleteAll(done []taskmgr.Replied, retry []*taskmgr.Task) []*taskmgr.Task {
+	for _, d := range done {
+		if r.Complete(d.Task, d.Reply).Action == taskmgr.Retry {
+			retry = append(retry, d.Task)
+		}
+	}
+	return retry
+}
+
 func (r *fakeResults) Complete(t *taskmgr.Task, rep *pb.TaskReply) taskmgr.Decision {
 	defer r.n.Notify()
 	r.mu.Lock()

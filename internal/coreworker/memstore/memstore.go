@@ -124,6 +124,34 @@ type Store struct {
 // New returns a store.
 func New() *Store { return &Store{} }
 
+// Fill is a value for a slot (FillAll).
+type Fill struct {
+	Slot  *Slot
+	Value *pb.Value
+}
+
+// FillAll is Fill for many slots under one lock; callbacks run after, in
+// order. Slots filled before are left as they are.
+func (st *Store) FillAll(fills []Fill) {
+	if len(fills) == 0 {
+		return
+	}
+	var cbs [][]func(*pb.Value)
+	st.mu.Lock()
+	for i, f := range fills {
+		if c, _ := st.fillLocked(f.Slot, f.Value); len(c) > 0 {
+			if cbs == nil {
+				cbs = make([][]func(*pb.Value), len(fills))
+			}
+			cbs[i] = c
+		}
+	}
+	st.mu.Unlock()
+	for i, c := range cbs {
+		runCallbacks(c, fills[i].Value)
+	}
+}
+
 // Fill stores a slot's value and wakes its waiters; false if it was
 // filled before.
 func (st *Store) Fill(s *Slot, v *pb.Value) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -649,5 +650,37 @@ func TestInitSlot(t *testing.T) {
 	InitSlot(&r, id, v)
 	if r.Value() != v {
 		t.Fatal("InitSlot(v)")
+	}
+}
+
+// FillAll fills many slots under one lock: waiters wake, callbacks run
+// (after the lock, in order), and a slot filled before keeps its value.
+func TestFillAll(t *testing.T) {
+	st := New()
+	a, b, c := NewSlot(ids.New()), NewSlot(ids.New()), NewSlot(ids.New())
+	st.Fill(b, &pb.Value{Data: []byte("earlier")})
+	var got []string
+	st.OnReady(a, func(v *pb.Value) { got = append(got, "a="+string(v.GetData())) })
+	st.OnReady(c, func(v *pb.Value) { got = append(got, "c="+string(v.GetData())) })
+	waited := make(chan []*pb.Value, 1)
+	go func() {
+		vals, _ := st.Get(context.Background(), []*Slot{a, c}, nil)
+		waited <- vals
+	}()
+	st.FillAll([]Fill{{a, &pb.Value{Data: []byte("1")}}, {b, &pb.Value{Data: []byte("2")}}, {c, &pb.Value{Data: []byte("3")}}})
+	if vals := <-waited; string(vals[0].GetData()) != "1" || string(vals[1].GetData()) != "3" {
+		t.Fatalf("Get after FillAll: %v", vals)
+	}
+	if string(b.Value().GetData()) != "earlier" {
+		t.Fatalf("a slot filled before: %q, want it kept", b.Value().GetData())
+	}
+	if strings.Join(got, " ") != "a=1 c=3" {
+		t.Fatalf("callbacks ran as %v, want a=1 then c=3", got)
+	}
+	// OnReady on a ready slot runs at once; FillAll of nothing is nothing.
+	st.OnReady(b, func(v *pb.Value) { got = append(got, "b="+string(v.GetData())) })
+	st.FillAll(nil)
+	if got[len(got)-1] != "b=earlier" {
+		t.Fatalf("OnReady on a ready slot: %v", got)
 	}
 }

@@ -151,8 +151,17 @@ const (
 // reply, or a failed attempt; the decision says what to do next. The
 // Manager implements it; submitters' tests use fakes.
 type Results interface {
-	Complete(t *Task, r *pb.TaskReply) Decision
+	// CompleteAll handles the replies of one batch as Complete would each,
+	// and appends the tasks to resubmit (Decision Retry) to retry. done is
+	// the caller's scratch: CompleteAll may change its entries.
+	CompleteAll(done []Replied, retry []*Task) []*Task
 	Fail(t *Task, f Failure) Decision
+}
+
+// Replied is a task and the reply its worker sent.
+type Replied struct {
+	Task  *Task
+	Reply *pb.TaskReply
 }
 
 // Config bounds the Manager.
@@ -320,28 +329,84 @@ func (m *Manager) Complete(t *Task, r *pb.TaskReply) Decision {
 	m.finishLocked(t)
 	m.stats.Finished++
 	m.mu.Unlock()
+	var buf [1]memstore.Fill
+	m.store.FillAll(m.resultsOf(t, r, buf[:0]))
+	m.release(t, repliedInStore(r))
+	return Decision{Action: Done}
+}
+
+// CompleteAll is Complete for a batch of replies, taking the Manager's
+// lock once and the store's once for all the successful ones (a reply
+// stream carries up to a thousand). Failed replies go through Fail. It
+// sets done[i].Task to nil for replies it ignored.
+func (m *Manager) CompleteAll(done []Replied, retry []*Task) []*Task {
+	nvals := 0
+	m.mu.Lock()
+	for i := range done {
+		d := &done[i]
+		if d.Reply.GetError() != nil {
+			continue
+		}
+		if d.Task.finished {
+			d.Task = nil
+			continue
+		}
+		m.finishLocked(d.Task)
+		m.stats.Finished++
+		nvals += len(d.Task.Returns)
+	}
+	m.mu.Unlock()
+	fills := make([]memstore.Fill, 0, nvals)
+	for _, d := range done {
+		if d.Task == nil {
+			continue
+		}
+		if d.Reply.GetError() != nil {
+			if m.Fail(d.Task, Failure{Cause: CauseApp, Info: d.Reply.GetError()}).Action == Retry {
+				retry = append(retry, d.Task)
+			}
+			continue
+		}
+		fills = m.resultsOf(d.Task, d.Reply, fills)
+	}
+	m.store.FillAll(fills)
+	for _, d := range done {
+		if d.Task != nil && d.Reply.GetError() == nil {
+			m.release(d.Task, repliedInStore(d.Reply))
+		}
+	}
+	return retry
+}
+
+// resultsOf appends the fills of a finished task's return objects from
+// its reply, recording the refs their values contain first.
+func (m *Manager) resultsOf(t *Task, r *pb.TaskReply, fills []memstore.Fill) []memstore.Fill {
 	vals := r.GetReturns()
-	inStore := false
 	for i, ret := range t.Returns {
 		if i >= len(vals) {
 			// A reply short of values (a peer out of step): the missing
 			// results fail instead of leaving their waiters blocked.
-			m.store.Fill(ret.Slot, &pb.Value{Error: errs.ToInfo(errs.Systemf("raygo: %s replied with %d of its %d return values",
-				t.Function(), len(vals), len(t.Returns)))})
+			fills = append(fills, memstore.Fill{Slot: ret.Slot, Value: &pb.Value{Error: errs.ToInfo(errs.Systemf(
+				"raygo: %s replied with %d of its %d return values", t.Function(), len(vals), len(t.Returns)))}})
 			continue
 		}
 		v := vals[i]
-		if v.GetInStore() {
-			inStore = true
-		}
 		if n := v.GetNested(); len(n) > 0 {
-			refs := WireRefs(n)
-			m.refs.SetContains(ret.Entry, refs, true)
+			m.refs.SetContains(ret.Entry, WireRefs(n), true)
 		}
-		m.store.Fill(ret.Slot, v)
+		fills = append(fills, memstore.Fill{Slot: ret.Slot, Value: v})
 	}
-	m.release(t, inStore)
-	return Decision{Action: Done}
+	return fills
+}
+
+// repliedInStore reports whether any of a reply's values lives in a store.
+func repliedInStore(r *pb.TaskReply) bool {
+	for _, v := range r.GetReturns() {
+		if v.GetInStore() {
+			return true
+		}
+	}
+	return false
 }
 
 // release drops the task's holds on its arguments; a task whose results

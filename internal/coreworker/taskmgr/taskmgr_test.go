@@ -253,6 +253,44 @@ func TestCompleteFillsResultsAndReleasesArgs(t *testing.T) {
 	}
 }
 
+// CompleteAll handles a batch as Complete would each reply: results in
+// their slots (a short reply's missing ones failed), arguments released,
+// a retryable error handed back for resubmission, a late reply ignored.
+func TestCompleteAll(t *testing.T) {
+	h := newHarness(t, Config{})
+	arg, _ := h.put("x")
+	ok := h.submit(Normal, 1, Policy{}, ids.Nil, arg)
+	h.refs.RemoveLocal(arg)
+	short := h.submit(ActorCall, 2, Policy{}, ids.Nil)
+	retried := h.submit(Normal, 1, Policy{MaxRetries: 1, RetryExceptions: true}, ids.Nil)
+	late := h.submit(Normal, 1, Policy{}, ids.Nil)
+	h.m.Complete(late, reply(inline("first")))
+	appErr := &pb.TaskReply{Error: errs.FromAppError("f", errors.New("flaky"), "", false, "n", "w", 0)}
+	done := []Replied{{ok, reply(inline("a"))}, {short, reply(inline("b"))}, {retried, appErr}, {late, reply(inline("second"))}}
+	retry := h.m.CompleteAll(done, nil)
+	if len(retry) != 1 || retry[0] != retried {
+		t.Fatalf("retry %v, want the task whose error is retryable", retry)
+	}
+	if string(ok.Returns[0].Slot.Value().GetData()) != "a" || !h.wasFreed(arg.ID()) {
+		t.Fatal("result not filled or argument not released")
+	}
+	if string(short.Returns[0].Slot.Value().GetData()) != "b" || !errors.Is(resultErr(t, short.Returns[1].Slot), errs.ErrSystem) {
+		t.Fatal("short reply: want the first result and a system error for the second")
+	}
+	if retried.Returns[0].Slot.Ready() {
+		t.Fatal("a retried task's result was filled")
+	}
+	if string(late.Returns[0].Slot.Value().GetData()) != "first" || done[3].Task != nil {
+		t.Fatal("a late reply was not ignored")
+	}
+	if s := h.m.Stats(); s.Finished != 3 || h.m.Pending() != 1 {
+		t.Fatalf("stats %+v, %d pending; want 3 finished and the retried one pending", s, h.m.Pending())
+	}
+	if retry := h.m.CompleteAll(nil, nil); retry != nil {
+		t.Fatal("an empty batch asked for retries")
+	}
+}
+
 // A reply that carries fewer values than the task has returns fails the
 // missing ones instead of leaving their waiters blocked.
 func TestCompleteShortReplyFailsMissingReturns(t *testing.T) {

@@ -481,15 +481,10 @@ func (s *Submitter) recvLoop(l *lease) {
 	}
 }
 
-type replied struct {
-	t *taskmgr.Task
-	r *pb.TaskReply
-}
-
 // handleBatch applies a batch of replies: results to the task manager,
 // stolen tasks back to the queue, room for more.
 func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
-	done := make([]replied, 0, len(batch.GetReplies()))
+	done := make([]taskmgr.Replied, 0, len(batch.GetReplies()))
 	now := time.Now()
 	s.mu.Lock()
 	c := l.cls
@@ -506,7 +501,7 @@ func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
 		} else {
 			c.depth = 1
 		}
-		done = append(done, replied{t, r})
+		done = append(done, taskmgr.Replied{Task: t, Reply: r})
 	}
 	if len(done) > 0 {
 		l.lastUsed, l.moved = now, now
@@ -524,12 +519,7 @@ func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
 		s.requeueLocked(c, back)
 	}
 	s.mu.Unlock()
-	var retry []*taskmgr.Task
-	for _, d := range done {
-		if s.results.Complete(d.t, d.r).Action == taskmgr.Retry {
-			retry = append(retry, d.t)
-		}
-	}
+	retry := s.results.CompleteAll(done, nil)
 	s.mu.Lock()
 	s.requeueLocked(c, retry)
 	s.pumpLocked(c)
