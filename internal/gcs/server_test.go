@@ -533,16 +533,10 @@ func TestDriverSessionEndsJobAtOnce(t *testing.T) {
 	ctx := testCtx(t)
 	drv := rpc.NewServer(token)
 	pb.RegisterCoreWorkerServer(drv, liveDriver{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = drv.Serve(lis) }()
-	t.Cleanup(func() { drv.Stop(); <-served })
+	driverAddr := serve(t, drv)
 
 	job := ids.New()
-	if _, err := c.RegisterJob(ctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{JobId: job.Bytes(), DriverAddress: lis.Addr().String()}}); err != nil {
+	if _, err := c.RegisterJob(ctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{JobId: job.Bytes(), DriverAddress: driverAddr}}); err != nil {
 		t.Fatal(err)
 	}
 	state := func() pb.JobState {
@@ -576,8 +570,7 @@ func TestDriverSessionEndsJobAtOnce(t *testing.T) {
 	// The driver dies (nothing listens at its address), then its session
 	// drops: the job ends without waiting for the hourly check.
 	drop := open()
-	drv.Stop()
-	<-served
+	drv.Stop() // its listener is closed when Stop returns
 	drop()
 	eventually(t, "the job to end after its driver died", func() bool { return state() == pb.JobState_JOB_STATE_FINISHED })
 
