@@ -110,7 +110,7 @@ type Executor struct {
 	mu       sync.Mutex
 	streams  map[*stream]struct{}    // guarded by mu
 	actors   map[ids.ID]*hostedActor // guarded by mu
-	lastName atomic.Pointer[string] // the name announced last; changed under mu
+	lastName atomic.Pointer[string]  // the name announced last; changed under mu
 	closing  bool                    // guarded by mu: Close began; no more actors are hosted
 }
 
