@@ -244,9 +244,14 @@ func TestDetectHostMachine(t *testing.T) {
 		{"dbus id", fstest.MapFS{"etc/machine-id": {Data: []byte("\n")}, "var/lib/dbus/machine-id": {Data: []byte("d")}}, Host{ID: "d"}},
 		{"hostname", fstest.MapFS{}, Host{ID: "host:box"}},
 	} {
-		if got := detectHost(tt.files, named); got != tt.want {
+		if got := detectHost(tt.files, named, func() string { return "" }); got != tt.want {
 			t.Errorf("%s: detectHost = %+v, want %+v", tt.name, got, tt.want)
 		}
+	}
+	// A network namespace is part of the host's identity.
+	ns := func() string { return "net:[4026532001]" }
+	if got := detectHost(fstest.MapFS{"etc/machine-id": {Data: []byte("abc")}}, named, ns); got.ID != "abc/net:[4026532001]" {
+		t.Errorf("in a network namespace: id %q", got.ID)
 	}
 	if h := DetectHost(); h.ID == "" {
 		t.Errorf("DetectHost() = %+v: empty id", h)

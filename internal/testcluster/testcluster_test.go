@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raygo/raygo/internal/resources"
 )
 
 // The test binary doubles as the program run on hosts: with envHelper
@@ -59,6 +61,8 @@ func helper(args []string) int {
 		answer(tl)
 	case "dial":
 		fmt.Println(dial(args[1], args[2]))
+	case "hostid":
+		fmt.Println(resources.DetectHost().ID)
 	}
 	return 0
 }
@@ -209,6 +213,41 @@ func TestNamespaces(t *testing.T) {
 	}
 	if _, err := b.AddHost("late"); err == nil {
 		t.Fatal("AddHost after Close succeeded")
+	}
+}
+
+// TestHostIdentity: processes in one namespace are on one host; in two,
+// on two (same-machine shortcuts, such as sharing a store, must not span
+// namespaces: their abstract sockets do not).
+func TestHostIdentity(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	b := newBed(t, Namespaces)
+	a, err := b.AddHost("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.AddHost("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(h *Host) string {
+		cmd := h.Command(exe)
+		cmd.Env = append(cmd.Env, envHelper+"=hostid")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	a1, a2, c1 := id(a), id(a), id(c)
+	if a1 != a2 || a1 == c1 || a1 == resources.DetectHost().ID {
+		t.Fatalf("host ids: a %q and %q, c %q, the machine %q; want a's two equal and the three hosts different", a1, a2, c1, resources.DetectHost().ID)
 	}
 }
 
