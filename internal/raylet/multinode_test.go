@@ -33,6 +33,7 @@ type testCluster struct {
 	gcs   pb.ControlStoreClient
 	nodes []*raylet.Raylet
 	pool  *rpc.Pool
+	edit  func(*raylet.Config) // applied to every node's config (nil: none)
 }
 
 // nodeConfig is a node daemon with res that reports every 100 ms, has a
@@ -54,12 +55,23 @@ func nodeConfig(t *testing.T, res resources.Set) raylet.Config {
 // daemon for each of the others.
 func startCluster(t *testing.T, res ...resources.Set) *testCluster {
 	t.Helper()
+	return startClusterWith(t, nil, res...)
+}
+
+// startClusterWith is startCluster with edit applied to every node's
+// config.
+func startClusterWith(t *testing.T, edit func(*raylet.Config), res ...resources.Set) *testCluster {
+	t.Helper()
 	t.Setenv("RAYGO_TMPDIR", t.TempDir())
-	h, err := node.StartHead(node.HeadConfig{Raylet: nodeConfig(t, res[0]), Token: token})
+	hc := nodeConfig(t, res[0])
+	if edit != nil {
+		edit(&hc)
+	}
+	h, err := node.StartHead(node.HeadConfig{Raylet: hc, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, head: h, nodes: []*raylet.Raylet{h.Raylet()}, pool: rpc.NewPool(token)}
+	c := &testCluster{t: t, head: h, nodes: []*raylet.Raylet{h.Raylet()}, pool: rpc.NewPool(token), edit: edit}
 	t.Cleanup(func() {
 		for _, n := range c.nodes[1:] {
 			n.Stop()
@@ -78,6 +90,9 @@ func startCluster(t *testing.T, res ...resources.Set) *testCluster {
 func (c *testCluster) addNode(res resources.Set) *raylet.Raylet {
 	c.t.Helper()
 	rc := nodeConfig(c.t, res)
+	if c.edit != nil {
+		c.edit(&rc)
+	}
 	rc.GCSAddress, rc.Token = c.head.GCSAddress(), token
 	r, err := raylet.Start(rc)
 	if err != nil {
@@ -237,6 +252,26 @@ func TestQueuedLeaseSpillsToNodeThatFrees(t *testing.T) {
 		if r.err != nil || len(r.reply.GetLeaseId()) == 0 || r.at != b.Address() {
 			t.Fatalf("queued request: %v at %s, %v; want a lease on the node that freed (%s)", r.reply, r.at, r.err, b.Address())
 		}
+	}
+}
+
+// TestLeaseSeesANodeThatJustJoined: a request that would wait at a full
+// node looks at the cluster again first, so a node that joined since the
+// node's last heartbeat takes it (before, it waited at the full node until
+// the next refresh of the view; here, with heartbeats an hour apart, for
+// ever).
+func TestLeaseSeesANodeThatJustJoined(t *testing.T) {
+	slow := func(rc *raylet.Config) { rc.HeartbeatPeriod = time.Hour }
+	c := startClusterWith(t, slow, resources.Set{"CPU": 1})
+	a := c.nodes[0]
+	job := c.registerJob()
+	c.holdAt(a, job, 1)
+	// The first node's view is from its start, well over viewFreshness
+	// (100 ms) ago by now: it has started a worker since.
+	b := c.addNode(resources.Set{"CPU": 1})
+	reply, at, err := c.lease(testCtx(t), a.Address(), cpuLease(job, 1))
+	if err != nil || len(reply.GetLeaseId()) == 0 || at != b.Address() {
+		t.Fatalf("lease: %v at %s, %v; want a lease on the node that joined (%s)", reply, at, err, b.Address())
 	}
 }
 

@@ -52,6 +52,7 @@ type Raylet struct {
 	hosts        map[ids.ID][]*worker        // guarded by mu; job -> processes hosting shared actors
 	hostStarting map[ids.ID]chan struct{}    // guarded by mu; job -> closed when its new host is up
 	cluster      []scheduler.Node            // guarded by mu; last view from the control store
+	viewAt       time.Time                   // guarded by mu; when cluster was asked for (zero: never)
 	tie          uint64                      // guarded by mu
 	stopping     bool                        // guarded by mu
 	deathCauses  map[ids.ID]*pb.ErrorInfo    // guarded by mu; workers killed for a reason owners should see
@@ -258,6 +259,9 @@ func (r *Raylet) heartbeatLoop() {
 }
 
 func (r *Raylet) refreshCluster(ctx context.Context) {
+	r.mu.Lock()
+	r.viewAt = time.Now()
+	r.mu.Unlock()
 	reply, err := r.gcs.GetNodes(ctx, &pb.GetNodesRequest{})
 	if err != nil {
 		return
@@ -271,6 +275,24 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	r.cluster = nodes
 	r.rebalanceLocked()
 	r.mu.Unlock()
+}
+
+// viewFreshness is how old the cluster view may be when a lease request
+// would wait here or is spread: older, the view is asked for again first
+// (it is otherwise refreshed with each heartbeat), so that a node that
+// joined or freed room since is seen, not passed over.
+const viewFreshness = 100 * time.Millisecond
+
+// claimRefreshLocked reports whether the view is older than
+// viewFreshness and, if so, marks it as being refreshed, so that
+// concurrent requests ask the control store once.
+func (r *Raylet) claimRefreshLocked() bool {
+	now := time.Now()
+	if now.Sub(r.viewAt) <= viewFreshness {
+		return false
+	}
+	r.viewAt = now
+	return true
 }
 
 // ---------------------------------------------------------------- leases
@@ -336,8 +358,10 @@ pick:
 	}
 	nodes := r.viewLocked()
 	d := r.pickLocked(nodes, place, strategy)
-	if d.Kind == scheduler.Infeasible && !refreshed {
-		// The view may predate a node that just joined: look again once.
+	if !refreshed && (d.Kind == scheduler.Infeasible ||
+		(d.Kind == scheduler.Queue || strategy == scheduler.Spread) && r.claimRefreshLocked()) {
+		// The view may predate a node that just joined, or room freed
+		// elsewhere: look again once before waiting here, or spreading.
 		r.mu.Unlock()
 		refreshed = true
 		r.refreshCluster(ctx)
