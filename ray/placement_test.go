@@ -4,6 +4,7 @@ package ray_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -173,4 +174,35 @@ func TestActorsFillEveryNode(t *testing.T) {
 			t.Fatalf("node %s holds %d actors (%v), want 4 each", n, k, perNode)
 		}
 	}
+}
+
+// Twelve one-GPU actors on nodes of 0, 5 and 10 GPUs are all placed
+// (issue: they all went to the 10-GPU node and the rest waited).
+func TestActorsFillUnevenNodes(t *testing.T) {
+	gpus := []int{0, 5, 10}
+	i := 0
+	ctx := startNodes(t, 3, 1, func(c *raylet.Config) {
+		n := gpus[i]
+		i++
+		c.Resources[resources.GPU] = float64(n)
+		c.GPUIDs = nil
+		for g := range n {
+			c.GPUIDs = append(c.GPUIDs, strconv.Itoa(g))
+		}
+	})
+	actors := make([]ray.ActorHandle[counter], 12)
+	for i := range actors {
+		actors[i] = Counter.Options(ray.NumGPUs(1)).Remote(ctx)
+	}
+	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelWait()
+	perNode := map[string]int{}
+	for i, a := range actors {
+		node, err := ActorNode.Remote(wait, a).Get(wait)
+		if err != nil {
+			t.Fatalf("actor %d: %v (placed so far per node: %v)", i, err, perNode)
+		}
+		perNode[node]++
+	}
+	t.Logf("actors per node: %v", perNode)
 }
