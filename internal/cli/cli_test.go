@@ -131,6 +131,8 @@ func TestStartRejectsBadFlags(t *testing.T) {
 		{[]string{"--head", "--address", "127.0.0.1:1"}, "cannot be used together"},
 		{[]string{"--address", "nonsense"}, "want HOST:PORT"},
 		{[]string{"--address", "127.0.0.1:1", "--port", "5"}, "--port is for --head"},
+		{[]string{"--head", "--node-timeout", "10ms"}, "--node-timeout must be between 1s and 1h"},
+		{[]string{"--address", "127.0.0.1:1", "--node-timeout", "5s"}, "--node-timeout is for --head"},
 	} {
 		r := e.raygo(append([]string{"start"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, "raygo: ") || !strings.Contains(r.stderr, tc.want) {

@@ -44,6 +44,7 @@ type startOptions struct {
 	token             string
 	host              string
 	port              int
+	nodeTimeout       time.Duration
 	numCPUs           float64
 	numGPUs           int
 	memory            int64
@@ -105,6 +106,7 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.token, "token", "", "cluster token to join with (default $RAYGO_TOKEN, else the local session's)")
 	fs.StringVar(&o.host, "host", "127.0.0.1", "interface to listen on; other than loopback, traffic is not encrypted")
 	fs.IntVar(&o.port, "port", defaultGCSPort, "head only: control store port (0 picks a free one)")
+	fs.DurationVar(&o.nodeTimeout, "node-timeout", gcs.DefaultNodeTimeout, "head only: a node silent this long is dead (its heartbeats come every 500ms)")
 	fs.Float64Var(&o.numCPUs, "num-cpus", 0, "CPUs to offer (default: detected)")
 	fs.IntVar(&o.numGPUs, "num-gpus", 0, "GPUs to offer, as ids 0..N-1 (default: detected)")
 	fs.Int64Var(&o.memory, "memory", 0, "memory to offer, in `bytes` (default: detected)")
@@ -133,6 +135,10 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--port is for --head; a joining node picks a free port")
 	case o.port < 0 || o.port > 65535:
 		return usageErrorf("--port must be in 0..65535, got %d", o.port)
+	case !o.head && changed(fs, "node-timeout"):
+		return usageErrorf("--node-timeout is for --head: the control store decides when a node is dead")
+	case o.nodeTimeout < time.Second || o.nodeTimeout > time.Hour:
+		return usageErrorf("--node-timeout must be between 1s and 1h (heartbeats come every 500ms), got %s", o.nodeTimeout)
 	case o.host == "":
 		return usageErrorf("--host must not be empty")
 	}
@@ -449,7 +455,7 @@ func startDetached(ctx context.Context, o *startOptions, plan nodePlan, cluster 
 func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 	args := []string{"start", "--block", "--session-dir=" + string(sess), "--host=" + o.host}
 	if o.head {
-		args = append(args, "--head", "--port="+strconv.Itoa(o.port))
+		args = append(args, "--head", "--port="+strconv.Itoa(o.port), "--node-timeout="+o.nodeTimeout.String())
 	} else {
 		args = append(args, "--address="+o.address)
 	}
@@ -512,7 +518,7 @@ func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan node
 	}
 	head, err := node.StartHead(node.HeadConfig{
 		GCSAddress: net.JoinHostPort(o.host, strconv.Itoa(o.port)),
-		GCS:        gcs.DefaultConfig(),
+		GCS:        headGCSConfig(o),
 		Raylet:     rayletConfig(o, plan, sess),
 		Token:      token,
 	})
@@ -670,4 +676,11 @@ func printNodeInfo(w io.Writer, addr string, sess session.Dir, pid int, logPath 
 	} else {
 		fmt.Fprintf(w, "Stop this node:   raygo stop\n")
 	}
+}
+
+// headGCSConfig is the control store's config for the head's flags.
+func headGCSConfig(o *startOptions) gcs.Config {
+	c := gcs.DefaultConfig()
+	c.NodeTimeout = o.nodeTimeout
+	return c
 }

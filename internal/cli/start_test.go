@@ -102,7 +102,7 @@ func TestPlanNodeRejects(t *testing.T) {
 func TestChildArgs(t *testing.T) {
 	det := resources.Detected{CPUs: 6, MemoryBytes: 1 << 34, GPUs: []resources.GPUDevice{{Index: 1}, {Index: 3}}}
 	for _, args := range [][]string{
-		{"--head", "--port", "0", "--resources", `{"widget": 2, "b.c/d": 0.5}`},
+		{"--head", "--port", "0", "--resources", `{"widget": 2, "b.c/d": 0.5}`, "--node-timeout", "7s"},
 		{"--address", "10.0.0.1:6380", "--host", "10.0.0.2", "--num-cpus", "0.5", "--object-store-memory", "1048576"},
 	} {
 		o, isSet := parseStart(t, args...)
@@ -111,7 +111,8 @@ func TestChildArgs(t *testing.T) {
 			t.Fatal(err)
 		}
 		co, cIsSet := parseStart(t, childArgs(o, parent, "/tmp/s")[1:]...)
-		if !co.block || co.sessionDir != "/tmp/s" || co.head != o.head || co.address != o.address || co.host != o.host || co.port != o.port {
+		if !co.block || co.sessionDir != "/tmp/s" || co.head != o.head || co.address != o.address || co.host != o.host || co.port != o.port ||
+			co.nodeTimeout != o.nodeTimeout {
 			t.Errorf("child options %+v do not match parent %+v", co, o)
 		}
 		child, err := planNode(co, cIsSet, func() resources.Detected { t.Error("child detected resources"); return det })

@@ -58,12 +58,16 @@ type Config struct {
 	DriverCheckPeriod time.Duration
 }
 
-// DefaultConfig returns the defaults: nodes are dead after 10 s without a
-// heartbeat, checked every second; drivers checked every second; binaries
+// DefaultNodeTimeout is how long a node may be silent before it is dead.
+const DefaultNodeTimeout = 5 * time.Second
+
+// DefaultConfig returns the defaults: nodes are dead after 5 s without a
+// heartbeat (ten of a node daemon's 500 ms heartbeats), checked every
+// 250 ms; drivers checked every second; binaries
 // up to 1 GiB each and 4 GiB in all; KV values up to 64 MiB; 10,000 dead
 // actors remembered.
 func DefaultConfig() Config {
-	return Config{NodeTimeout: 10 * time.Second, HealthCheckPeriod: time.Second, MaxBinaryBytes: 1 << 30,
+	return Config{NodeTimeout: DefaultNodeTimeout, HealthCheckPeriod: 250 * time.Millisecond, MaxBinaryBytes: 1 << 30,
 		MaxBinaryStoreBytes: 4 << 30, MaxKVValueBytes: 64 << 20, MaxDeadActors: 10000, DriverCheckPeriod: time.Second}
 }
 
