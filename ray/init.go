@@ -325,17 +325,42 @@ func findLocalNode(ctx context.Context, gcs pb.ControlStoreClient, addr string) 
 		}
 		return "", ids.Nil, fmt.Errorf("ray: connect to %s: %w", addr, err)
 	}
-	host, _ := os.Hostname()
-	var pick *pb.NodeInfo
-	for _, n := range reply.GetNodes() {
-		if pick == nil || (n.GetHostname() == host && pick.GetHostname() != host) {
-			pick = n
-		}
-	}
+	pick := localNode(reply.GetNodes(), resources.DetectHost().ID, hostname())
+
 	if pick == nil {
 		return "", ids.Nil, fmt.Errorf("%w: the cluster at %s has no alive nodes", ErrUnavailable, addr)
 	}
 	return pick.GetAddress(), ids.MustFromBytes(pick.GetNodeId()), nil
+}
+
+// localNode picks the node a driver uses as its own: an alive node on
+// this host (same host id: machine and network namespace), else one with
+// this hostname, else any alive node; nil when none is alive.
+func localNode(nodes []*pb.NodeInfo, hostID, hostname string) *pb.NodeInfo {
+	rank := func(n *pb.NodeInfo) int {
+		switch {
+		case n.GetHostId() == hostID && hostID != "":
+			return 2
+		case n.GetHostname() == hostname && hostname != "":
+			return 1
+		}
+		return 0
+	}
+	var pick *pb.NodeInfo
+	for _, n := range nodes {
+		if n.GetState() != pb.NodeState_NODE_STATE_ALIVE {
+			continue
+		}
+		if pick == nil || rank(n) > rank(pick) {
+			pick = n
+		}
+	}
+	return pick
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // uploadBinary makes this executable available to every node by content
