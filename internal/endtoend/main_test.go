@@ -55,6 +55,10 @@ func TestMain(m *testing.M) {
 		os.Exit(runHead())
 	case roleAttack:
 		os.Exit(runAttack())
+	case roleMHHead, roleMHNode:
+		os.Exit(runMultiHost(os.Getenv(envRole)))
+	case roleMHDriver:
+		os.Exit(runMultiHostDriver())
 	}
 	os.Exit(m.Run())
 }

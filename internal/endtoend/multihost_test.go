@@ -1,0 +1,239 @@
+//go:build !windows
+
+package endtoend
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/internal/node"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/session"
+	"github.com/raygo/raygo/internal/testcluster"
+	"github.com/raygo/raygo/ray"
+)
+
+// Roles of the multi-host test's processes (see TestMain).
+const (
+	roleMHHead   = "mh-head"   // a head serving on RAYGO_E2E_IP, with resource "h1"
+	roleMHNode   = "mh-node"   // a node serving on RAYGO_E2E_IP, joining RAYGO_ADDRESS, with resource "h2"
+	roleMHDriver = "mh-driver" // runs one task on each node against an object it put
+	envIP        = "RAYGO_E2E_IP"
+)
+
+const mhObjectBytes = 9 << 20 // beyond the inline threshold: it lives in a store
+
+var (
+	// ReadOn reports its node and the SHA-256 of the object it was given.
+	ReadOn = ray.Func1(func(ctx context.Context, b []byte) (string, error) {
+		tc, _ := ray.CurrentTask(ctx)
+		sum := sha256.Sum256(b)
+		return tc.NodeID + " " + hex.EncodeToString(sum[:]), nil
+	}, ray.RegisterName("e2e.ReadOn"))
+)
+
+func runMultiHost(role string) int {
+	ip := os.Getenv(envIP)
+	sess, err := session.New()
+	if err != nil {
+		fmt.Println("session:", err)
+		return 1
+	}
+	defer sess.Remove()
+	rc := raylet.DefaultConfig()
+	rc.SessionDir, rc.ObjectStoreBytes = string(sess), 64<<20
+	rc.ListenAddress = net.JoinHostPort(ip, "0")
+	switch role {
+	case roleMHHead:
+		rc.Resources = resources.Set{resources.CPU: 1, "h1": 1}
+		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, "0"), Raylet: rc, Token: os.Getenv(ray.EnvToken)})
+		if err != nil {
+			fmt.Println("head:", err)
+			return 1
+		}
+		defer head.Stop()
+		fmt.Println("up", head.GCSAddress())
+	case roleMHNode:
+		rc.Resources = resources.Set{resources.CPU: 1, "h2": 1}
+		rc.GCSAddress, rc.Token = os.Getenv(ray.EnvAddress), os.Getenv(ray.EnvToken)
+		n, err := raylet.Start(rc)
+		if err != nil {
+			fmt.Println("node:", err)
+			return 1
+		}
+		defer n.Stop()
+		fmt.Println("up", n.Address())
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes stdin
+	return 0
+}
+
+func runMultiHostDriver() int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ray.Init(ctx); err != nil { // RAYGO_ADDRESS, RAYGO_TOKEN
+		fmt.Println("init:", err)
+		return 1
+	}
+	defer ray.Shutdown()
+	data := make([]byte, mhObjectBytes)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	obj, err := ray.Put(ctx, data)
+	if err != nil {
+		fmt.Println("put:", err)
+		return 1
+	}
+	on1 := ReadOn.Options(ray.Resources(map[string]float64{"h1": 1})).RemoteArgs(ctx, obj)
+	on2 := ReadOn.Options(ray.Resources(map[string]float64{"h2": 1})).RemoteArgs(ctx, obj)
+	for _, r := range []ray.ObjectRef[string]{on1, on2} {
+		v, err := r.Get(ctx)
+		if err != nil {
+			fmt.Println("task:", err)
+			return 1
+		}
+		fmt.Println("ran", v)
+	}
+	sum := sha256.Sum256(data)
+	fmt.Println("want", hex.EncodeToString(sum[:]))
+	return 0
+}
+
+// startRole starts the test binary in role on host h and returns the
+// value its "up" line printed; closing stdin (at cleanup) stops it.
+func startRole(t *testing.T, h *testcluster.Host, role string, env ...string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(exe)
+	cmd.Env = append(cmd.Env, append([]string{envRole + "=" + role, envIP + "=" + h.IP}, env...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("%s on %s did not stop when told", role, h.Name)
+		}
+	})
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "up" {
+		t.Fatalf("%s on %s: %q", role, h.Name, line)
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return f[1]
+}
+
+// TestTwoHosts: a head on one simulated host and a node on another (each
+// its own network namespace), and a driver on the second: the driver's
+// tasks run on both nodes, each reading an object the driver put, which
+// the first node fetches across the hosts.
+func TestTwoHosts(t *testing.T) {
+	if err := testcluster.Available(); err != nil {
+		t.Skip(err) // the loopback bed would let same-machine shortcuts hide cross-host paths
+	}
+	privateRoot(t)
+	bed, err := testcluster.New(testcluster.Namespaces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := bed.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	h1, err := bed.AddHost("h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := bed.AddHost("h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "e2e-multihost"
+	tok := ray.EnvToken + "=" + token
+	gcs := startRole(t, h1, roleMHHead, tok)
+	startRole(t, h2, roleMHNode, tok, ray.EnvAddress+"="+gcs)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h2.Command(exe)
+	cmd.Env = append(cmd.Env, envRole+"="+roleMHDriver, tok, ray.EnvAddress+"="+gcs)
+	cmd.Stderr = os.Stderr
+	out, err := runWithin(cmd, 90*time.Second)
+	if err != nil {
+		t.Fatalf("driver on h2: %v\n%s", err, out)
+	}
+	var nodes []string
+	want := ""
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "ran":
+			nodes = append(nodes, f[1])
+			if want != "" && f[2] != want {
+				t.Fatalf("a task read the object with sum %s", f[2])
+			}
+			want = f[2]
+		case len(f) == 2 && f[0] == "want":
+			if f[1] != want {
+				t.Fatalf("tasks read sum %s, the driver put %s", want, f[1])
+			}
+		}
+	}
+	if len(nodes) != 2 || nodes[0] == nodes[1] || want == "" {
+		t.Fatalf("tasks ran on %v, want one on each host's node:\n%s", nodes, out)
+	}
+	t.Logf("tasks ran on nodes %v; both read the %d-byte object (sha256 %s…)", nodes, mhObjectBytes, want[:12])
+}
+
+// runWithin runs cmd, killing it after d.
+func runWithin(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var b strings.Builder
+	cmd.Stdout = &b
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return b.String(), err
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		return b.String(), fmt.Errorf("still running after %s", d)
+	}
+}
