@@ -76,9 +76,30 @@ func startNodes(t *testing.T, n int, cpus float64, edit func(*raylet.Config)) co
 	return ctx
 }
 
+// startTwoSeenNodes starts two 2-CPU nodes (resources "first" and
+// "second" tell them apart) and returns once the driver's node has seen
+// the other: a task only the other can run was sent there through it (one
+// of the two warm-up tasks is). What the tests check is placement, not
+// how soon a node learns of one that just joined
+// (TestLeaseSeesANodeThatJustJoined is that).
+func startTwoSeenNodes(t *testing.T) context.Context {
+	t.Helper()
+	names := []string{"first", "second"}
+	ctx := startNodes(t, 2, 2, func(c *raylet.Config) {
+		c.Resources[names[0]] = 1
+		names = names[1:]
+	})
+	for _, only := range []string{"first", "second"} {
+		if _, err := NodeLeaf.Options(ray.Resources(map[string]float64{only: 1})).Remote(ctx, 0).Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx
+}
+
 // Two SPREAD tasks on two idle nodes run one on each.
 func TestSpreadTasksUseEveryNode(t *testing.T) {
-	ctx := startNodes(t, 2, 2, nil)
+	ctx := startTwoSeenNodes(t)
 	for round := range 3 {
 		a := NodeAfter.Options(ray.Spread()).Remote(ctx, 200, false)
 		b := NodeAfter.Options(ray.Spread()).Remote(ctx, 200, false)
@@ -99,7 +120,7 @@ func TestSpreadTasksUseEveryNode(t *testing.T) {
 // Four tasks that block on nested work, on two 2-CPU nodes, run two on
 // each (issue: all four went to one node).
 func TestBlockedTasksSpreadOverNodes(t *testing.T) {
-	ctx := startNodes(t, 2, 2, nil)
+	ctx := startTwoSeenNodes(t)
 	refs := make([]ray.ObjectRef[string], 4)
 	for i := range refs {
 		refs[i] = NodeAfter.Remote(ctx, 300, true)

@@ -114,10 +114,17 @@ func (r *Raylet) viewLocked() []scheduler.Node {
 	return nodes
 }
 
-// pickLocked runs the placement policy for p over nodes.
+// pickLocked runs the placement policy for p over nodes. SPREAD's round
+// robin takes r.spread, which moves on only when a spread request is
+// placed: a request looked at twice (after a refresh of the view) or a
+// queue re-evaluated does not skip a node.
 func (r *Raylet) pickLocked(nodes []scheduler.Node, place resources.Set, strat scheduler.Strategy) scheduler.Decision {
-	r.tie++
-	return scheduler.Pick(nodes, r.nodeID.String(), scheduler.Request{Resources: place, Strategy: strat}, scheduler.DefaultConfig(), r.tie)
+	tie := r.spread
+	if strat != scheduler.Spread {
+		r.tie++
+		tie = r.tie
+	}
+	return scheduler.Pick(nodes, r.nodeID.String(), scheduler.Request{Resources: place, Strategy: strat}, scheduler.DefaultConfig(), tie)
 }
 
 // spillLocked answers p with a spillback to node id and takes p's
@@ -164,6 +171,9 @@ func (r *Raylet) rebalanceLocked() {
 			r.log.Debug("infeasible lease request can now be placed here", "request", p.place.String())
 		case p.infeasible || (d.Kind == scheduler.Place && d.Node != local):
 			if r.spillLocked(nodes, d.Node, p) {
+				if p.strat == scheduler.Spread {
+					r.spread++
+				}
 				continue
 			}
 		}

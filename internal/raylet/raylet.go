@@ -54,6 +54,7 @@ type Raylet struct {
 	cluster      []scheduler.Node            // guarded by mu; last view from the control store
 	viewAt       time.Time                   // guarded by mu; when cluster was asked for (zero: never)
 	tie          uint64                      // guarded by mu
+	spread       uint64                      // guarded by mu; SPREAD's round robin: moves on once per spread request placed
 	stopping     bool                        // guarded by mu
 	deathCauses  map[ids.ID]*pb.ErrorInfo    // guarded by mu; workers killed for a reason owners should see
 	causeOrder   []ids.ID                    // guarded by mu; oldest first, bounds deathCauses
@@ -366,6 +367,9 @@ pick:
 		refreshed = true
 		r.refreshCluster(ctx)
 		goto pick
+	}
+	if strategy == scheduler.Spread && d.Kind == scheduler.Place {
+		r.spread++
 	}
 	switch {
 	case d.Kind == scheduler.Infeasible && req.GetQueueIfInfeasible():
