@@ -4,6 +4,8 @@ package ray_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -26,19 +28,32 @@ var NodeLeaf = ray.Func1(func(ctx context.Context, ms int) (string, error) {
 	return tc.NodeID, nil
 }, ray.RegisterName("test.NodeLeaf"))
 
-// NodeAfter returns its node after ms milliseconds; with nested, it waits
-// for a child NodeLeaf(ms) instead (it blocks on nested work).
-var NodeAfter = ray.Func2(func(ctx context.Context, ms int, nested bool) (string, error) {
+// NodeTogether marks its start in dir and waits until n tasks have (so
+// that the n run at once, each on a lease of its own: none can reuse
+// another's worker), then returns its node; with nested, it first waits
+// for a child NodeLeaf(100) (it blocks on nested work).
+var NodeTogether = ray.Func3(func(ctx context.Context, dir string, n int, nested bool) (string, error) {
+	f, err := os.CreateTemp(dir, "started-")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if list, _ := os.ReadDir(dir); len(list) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("only some of %d tasks started together", n)
+		}
+	}
 	if nested {
-		if _, err := NodeLeaf.Remote(ctx, ms).Get(ctx); err != nil {
+		if _, err := NodeLeaf.Remote(ctx, 100).Get(ctx); err != nil {
 			return "", err
 		}
-	} else {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	tc, _ := ray.CurrentTask(ctx)
 	return tc.NodeID, nil
-}, ray.RegisterName("test.NodeAfter"))
+}, ray.RegisterName("test.NodeTogether"))
 
 // startNodes starts a head and n-1 more nodes, each with edit applied,
 // and joins the cluster as its driver.
@@ -101,8 +116,9 @@ func startTwoSeenNodes(t *testing.T) context.Context {
 func TestSpreadTasksUseEveryNode(t *testing.T) {
 	ctx := startTwoSeenNodes(t)
 	for round := range 3 {
-		a := NodeAfter.Options(ray.Spread()).Remote(ctx, 200, false)
-		b := NodeAfter.Options(ray.Spread()).Remote(ctx, 200, false)
+		dir := t.TempDir()
+		a := NodeTogether.Options(ray.Spread()).Remote(ctx, dir, 2, false)
+		b := NodeTogether.Options(ray.Spread()).Remote(ctx, dir, 2, false)
 		na, err := a.Get(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -121,9 +137,10 @@ func TestSpreadTasksUseEveryNode(t *testing.T) {
 // each (issue: all four went to one node).
 func TestBlockedTasksSpreadOverNodes(t *testing.T) {
 	ctx := startTwoSeenNodes(t)
+	dir := t.TempDir()
 	refs := make([]ray.ObjectRef[string], 4)
 	for i := range refs {
-		refs[i] = NodeAfter.Remote(ctx, 300, true)
+		refs[i] = NodeTogether.Remote(ctx, dir, 4, true)
 	}
 	nodes, err := ray.Get(ctx, refs...)
 	if err != nil {
