@@ -147,6 +147,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 		token = os.Getenv(EnvToken)
 	}
 	var (
+		listenHost string // where this driver serves (default: its node's host)
 		head       *node.Head
 		sess       session.Dir
 		nodeAddr   string
@@ -178,8 +179,16 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	gcs := pb.NewControlStoreClient(conn)
 	if head == nil {
-		if nodeAddr, nodeID, err = findLocalNode(ctx, gcs, addr); err != nil {
+		var onHost bool
+		if nodeAddr, nodeID, onHost, err = findLocalNode(ctx, gcs, addr); err != nil {
 			return err
+		}
+		if !onHost {
+			// No node on this host: serve where this host reaches the
+			// cluster from, not on the other node's address.
+			if listenHost, err = outboundIP(addr); err != nil {
+				return err
+			}
 		}
 		if binaryHash, err = uploadBinary(ctx, gcs); err != nil {
 			return err
@@ -194,7 +203,9 @@ func Init(ctx context.Context, opts ...InitOption) error {
 		return fail(err)
 	}
 	jobID := ids.New()
-	listenHost, _, _ := net.SplitHostPort(nodeAddr) // serve where the local node daemon does
+	if listenHost == "" {
+		listenHost, _, _ = net.SplitHostPort(nodeAddr) // serve where the local node daemon does
+	}
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
 		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost, FailIfInfeasible: o.failInfeasible,
@@ -314,23 +325,35 @@ func resolveCluster(addr, token string) (string, string, error) {
 }
 
 // findLocalNode contacts the cluster and picks the node daemon on this
-// host (the first alive node if none is).
-func findLocalNode(ctx context.Context, gcs pb.ControlStoreClient, addr string) (string, ids.ID, error) {
+// host (an alive node elsewhere if none is: onHost false).
+func findLocalNode(ctx context.Context, gcs pb.ControlStoreClient, addr string) (nodeAddr string, id ids.ID, onHost bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	reply, err := gcs.GetNodes(ctx, &pb.GetNodesRequest{})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || rpc.IsUnavailable(err) {
-			return "", ids.Nil, fmt.Errorf("%w: cannot reach a raygo cluster at %s: %v", ErrUnavailable, addr, err)
+			return "", ids.Nil, false, fmt.Errorf("%w: cannot reach a raygo cluster at %s: %v", ErrUnavailable, addr, err)
 		}
-		return "", ids.Nil, fmt.Errorf("ray: connect to %s: %w", addr, err)
+		return "", ids.Nil, false, fmt.Errorf("ray: connect to %s: %w", addr, err)
 	}
-	pick := localNode(reply.GetNodes(), resources.DetectHost().ID, hostname())
-
+	hostID := resources.DetectHost().ID
+	pick := localNode(reply.GetNodes(), hostID, hostname())
 	if pick == nil {
-		return "", ids.Nil, fmt.Errorf("%w: the cluster at %s has no alive nodes", ErrUnavailable, addr)
+		return "", ids.Nil, false, fmt.Errorf("%w: the cluster at %s has no alive nodes", ErrUnavailable, addr)
 	}
-	return pick.GetAddress(), ids.MustFromBytes(pick.GetNodeId()), nil
+	return pick.GetAddress(), ids.MustFromBytes(pick.GetNodeId()), pick.GetHostId() == hostID, nil
+}
+
+// outboundIP is the address this host reaches addr from (the source
+// address its route to addr uses; nothing is sent).
+func outboundIP(addr string) (string, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return "", fmt.Errorf("ray: find this host's address toward %s: %w", addr, err)
+	}
+	defer c.Close()
+	host, _, err := net.SplitHostPort(c.LocalAddr().String())
+	return host, err
 }
 
 // localNode picks the node a driver uses as its own: an alive node on

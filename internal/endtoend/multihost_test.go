@@ -155,9 +155,9 @@ func startRole(t *testing.T, h *testcluster.Host, role string, env ...string) st
 }
 
 // TestTwoHosts: a head on one simulated host and a node on another (each
-// its own network namespace), and a driver on the second: the driver's
-// tasks run on both nodes, each reading an object the driver put, which
-// the first node fetches across the hosts.
+// its own network namespace), and a driver on the second host, then on a
+// third host with no node: the driver's tasks run on both nodes, each
+// reading an object the driver put, fetched across the hosts.
 func TestTwoHosts(t *testing.T) {
 	if err := testcluster.Available(); err != nil {
 		t.Skip(err) // the loopback bed would let same-machine shortcuts hide cross-host paths
@@ -180,21 +180,33 @@ func TestTwoHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h3, err := bed.AddHost("h3") // no node: a driver's own machine
+	if err != nil {
+		t.Fatal(err)
+	}
 	const token = "e2e-multihost"
 	tok := ray.EnvToken + "=" + token
 	gcs := startRole(t, h1, roleMHHead, tok)
 	startRole(t, h2, roleMHNode, tok, ray.EnvAddress+"="+gcs)
 
+	for _, h := range []*testcluster.Host{h2, h3} {
+		t.Run("driver on "+h.Name, func(t *testing.T) { checkDriver(t, h, tok, gcs) })
+	}
+}
+
+// checkDriver runs the multi-host driver on h and checks that its tasks
+// ran on both nodes and read its object whole.
+func checkDriver(t *testing.T, h *testcluster.Host, tok, gcs string) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := h2.Command(exe)
+	cmd := h.Command(exe)
 	cmd.Env = append(cmd.Env, envRole+"="+roleMHDriver, tok, ray.EnvAddress+"="+gcs)
 	cmd.Stderr = os.Stderr
 	out, err := runWithin(cmd, 90*time.Second)
 	if err != nil {
-		t.Fatalf("driver on h2: %v\n%s", err, out)
+		t.Fatalf("driver on %s: %v\n%s", h.Name, err, out)
 	}
 	var nodes []string
 	want := ""
