@@ -69,6 +69,23 @@ func initCluster(t *testing.T, opts ...ray.InitOption) context.Context {
 	return ctx
 }
 
+// testNodeConfig is a node daemon's config with cpus CPUs, a session
+// directory of its own (removed at cleanup), and edit applied.
+func testNodeConfig(t *testing.T, cpus float64, edit func(*raylet.Config)) raylet.Config {
+	t.Helper()
+	sess, err := session.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Remove() })
+	rc := raylet.DefaultConfig()
+	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: cpus}, string(sess)
+	if edit != nil {
+		edit(&rc)
+	}
+	return rc
+}
+
 // shmEntries counts raygo's files in /dev/shm (other programs' files come
 // and go on their own).
 func shmEntries() int {
@@ -104,16 +121,7 @@ func pidAlive(pid int) bool {
 // with the given CPUs and token; edit may adjust its node daemon's config.
 func startHead(t *testing.T, cpus float64, token string, edit func(*raylet.Config)) *node.Head {
 	t.Helper()
-	sess, err := session.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sess.Remove() })
-	rc := raylet.DefaultConfig()
-	rc.Resources, rc.SessionDir = resources.Set{resources.CPU: cpus}, string(sess)
-	if edit != nil {
-		edit(&rc)
-	}
+	rc := testNodeConfig(t, cpus, edit)
 	head, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: token})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
-	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -61,16 +60,7 @@ func startNodes(t *testing.T, n int, cpus float64, edit func(*raylet.Config)) co
 	t.Helper()
 	head := startHead(t, cpus, "tok", edit)
 	for range n - 1 {
-		sess, err := session.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sess.Remove() })
-		rc := raylet.DefaultConfig()
-		rc.Resources, rc.SessionDir = resources.Set{resources.CPU: cpus}, string(sess)
-		if edit != nil {
-			edit(&rc)
-		}
+		rc := testNodeConfig(t, cpus, edit)
 		rc.GCSAddress, rc.Token = head.GCSAddress(), "tok"
 		node, err := raylet.Start(rc)
 		if err != nil {
@@ -155,47 +145,29 @@ func TestBlockedTasksSpreadOverNodes(t *testing.T) {
 	}
 }
 
-// Twelve one-GPU actors created together on three 4-GPU nodes are all
-// placed, four per node (issue: 4 placed and 8 pending while two nodes had
-// every GPU free).
-func TestActorsFillEveryNode(t *testing.T) {
-	gpus := func(c *raylet.Config) {
-		c.Resources[resources.GPU] = 4
-		c.GPUIDs = []string{"0", "1", "2", "3"}
-	}
-	head := startHead(t, 1, "tok", gpus)
-	for range 2 {
-		sess, err := session.New()
-		if err != nil {
-			t.Fatal(err)
+// gpuNodes gives the nodes startNodes starts these GPU counts, in order.
+func gpuNodes(counts ...int) func(*raylet.Config) {
+	return func(c *raylet.Config) {
+		n := counts[0]
+		counts = counts[1:]
+		c.Resources[resources.GPU] = float64(n)
+		c.GPUIDs = nil
+		for g := range n {
+			c.GPUIDs = append(c.GPUIDs, strconv.Itoa(g))
 		}
-		t.Cleanup(func() { _ = sess.Remove() })
-		rc := raylet.DefaultConfig()
-		rc.Resources, rc.SessionDir = resources.Set{resources.CPU: 1}, string(sess)
-		gpus(&rc)
-		rc.GCSAddress, rc.Token = head.GCSAddress(), "tok"
-		n, err := raylet.Start(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(n.Stop)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := ray.Init(ctx, ray.Address(head.GCSAddress()), ray.Token("tok")); err != nil {
-		t.Fatal(err)
-	}
-	defer ray.Shutdown()
-	eventually(t, 30*time.Second, "three nodes", func() bool {
-		res, err := ray.ClusterResources(ctx)
-		return err == nil && res[resources.GPU] == 12
-	})
-	actors := make([]ray.ActorHandle[counter], 12)
+}
+
+// placeGPUActors creates n one-GPU actors at once and returns how many
+// each node holds, failing if one is not placed within 20 s.
+func placeGPUActors(t *testing.T, ctx context.Context, n int) map[string]int {
+	t.Helper()
+	actors := make([]ray.ActorHandle[counter], n)
 	for i := range actors {
 		actors[i] = Counter.Options(ray.NumGPUs(1)).Remote(ctx)
 	}
-	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
-	defer cancelWait()
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	perNode := map[string]int{}
 	for i, a := range actors {
 		node, err := ActorNode.Remote(wait, a).Get(wait)
@@ -204,6 +176,15 @@ func TestActorsFillEveryNode(t *testing.T) {
 		}
 		perNode[node]++
 	}
+	return perNode
+}
+
+// Twelve one-GPU actors created together on three 4-GPU nodes are all
+// placed, four per node (issue: 4 placed and 8 pending while two nodes had
+// every GPU free).
+func TestActorsFillEveryNode(t *testing.T) {
+	ctx := startNodes(t, 3, 1, gpuNodes(4, 4, 4))
+	perNode := placeGPUActors(t, ctx, 12)
 	if len(perNode) != 3 {
 		t.Fatalf("actors per node %v, want four on each of three", perNode)
 	}
@@ -217,30 +198,6 @@ func TestActorsFillEveryNode(t *testing.T) {
 // Twelve one-GPU actors on nodes of 0, 5 and 10 GPUs are all placed
 // (issue: they all went to the 10-GPU node and the rest waited).
 func TestActorsFillUnevenNodes(t *testing.T) {
-	gpus := []int{0, 5, 10}
-	i := 0
-	ctx := startNodes(t, 3, 1, func(c *raylet.Config) {
-		n := gpus[i]
-		i++
-		c.Resources[resources.GPU] = float64(n)
-		c.GPUIDs = nil
-		for g := range n {
-			c.GPUIDs = append(c.GPUIDs, strconv.Itoa(g))
-		}
-	})
-	actors := make([]ray.ActorHandle[counter], 12)
-	for i := range actors {
-		actors[i] = Counter.Options(ray.NumGPUs(1)).Remote(ctx)
-	}
-	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
-	defer cancelWait()
-	perNode := map[string]int{}
-	for i, a := range actors {
-		node, err := ActorNode.Remote(wait, a).Get(wait)
-		if err != nil {
-			t.Fatalf("actor %d: %v (placed so far per node: %v)", i, err, perNode)
-		}
-		perNode[node]++
-	}
-	t.Logf("actors per node: %v", perNode)
+	ctx := startNodes(t, 3, 1, gpuNodes(0, 5, 10))
+	t.Logf("actors per node: %v", placeGPUActors(t, ctx, 12))
 }

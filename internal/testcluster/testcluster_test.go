@@ -122,6 +122,15 @@ func dialFrom(t *testing.T, h *Host, network, addr string) string {
 	return strings.TrimSpace(string(out))
 }
 
+func addHost(t *testing.T, b *Bed, name string) *Host {
+	t.Helper()
+	h, err := b.AddHost(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func newBed(t *testing.T, mode Mode) *Bed {
 	t.Helper()
 	b, err := New(mode)
@@ -145,14 +154,7 @@ func TestNamespaces(t *testing.T) {
 		t.Skip(err)
 	}
 	b := newBed(t, Namespaces)
-	a, err := b.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := b.AddHost("c")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := addHost(t, b, "a"), addHost(t, b, "c")
 	if _, err := b.AddHost("a"); err == nil {
 		t.Fatal("a second host named a was added")
 	}
@@ -224,14 +226,7 @@ func TestHostIdentity(t *testing.T) {
 		t.Skip(err)
 	}
 	b := newBed(t, Namespaces)
-	a, err := b.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := b.AddHost("c")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := addHost(t, b, "a"), addHost(t, b, "c")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -258,14 +253,7 @@ func TestLoopback(t *testing.T) {
 		t.Skipf("127.x addresses other than 127.0.0.1 are not local here: %v", err)
 	}
 	b := newBed(t, Loopback)
-	a, err := b.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := b.AddHost("c")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := addHost(t, b, "a"), addHost(t, b, "c")
 	if a.IP == c.IP || !strings.HasPrefix(a.IP, "127.") {
 		t.Fatalf("addresses %s and %s", a.IP, c.IP)
 	}
