@@ -627,3 +627,29 @@ func TestRandomFractionalLeasesReturnToTotals(t *testing.T) {
 		return reflect.DeepEqual(resources.Set(c.available(head)), want)
 	})
 }
+
+// TestSpreadAlternatesNodes: SPREAD lease requests at one node go to each
+// node in turn, also when each request first refreshes a stale view (a
+// request looked at twice once moved a shared round robin twice, and every
+// such request landed on the same node).
+func TestSpreadAlternatesNodes(t *testing.T) {
+	slow := func(rc *raylet.Config) { rc.HeartbeatPeriod = time.Hour }
+	c := startClusterWith(t, slow, resources.Set{"CPU": 4}, resources.Set{"CPU": 4})
+	a := c.nodes[0]
+	job := c.registerJob()
+	seen := map[string]int{}
+	for range 4 {
+		// Older than viewFreshness: each request refreshes the view first.
+		time.Sleep(150 * time.Millisecond)
+		req := cpuLease(job, 1)
+		req.Strategy = pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD
+		reply, at, err := c.lease(testCtx(t), a.Address(), req)
+		if err != nil || len(reply.GetLeaseId()) == 0 {
+			t.Fatalf("spread lease: %v, %v", reply, err)
+		}
+		seen[at]++
+	}
+	if len(seen) != 2 || seen[a.Address()] != 2 {
+		t.Fatalf("spread leases per node %v, want two on each", seen)
+	}
+}
