@@ -618,9 +618,7 @@ func (s *stream) cancel(tid ids.ID) bool {
 			if tc != nil {
 				tc.cancel(context.Canceled)
 			} else if r.ha != nil && r.ha.remove(r) { // waiting in its actor's queue: answered now
-				s.forget(r)
-				s.reply(cancelledReply(r.spec))
-				s.runners.Done()
+				s.answerUnstarted(r, cancelledReply(r.spec))
 			}
 			return true
 		}
@@ -911,9 +909,7 @@ func (e *Executor) DropActor(id ids.ID) bool {
 	if !ha.exiting.Load() {
 		ha.dropped.Store(true)
 		for _, c := range ha.takeQueued() {
-			c.s.forget(c.r)
-			c.s.reply(notHereReply(c.spec))
-			c.s.runners.Done()
+			c.s.answerUnstarted(c.r, notHereReply(c.spec))
 		}
 		type call struct {
 			s *stream
@@ -937,6 +933,15 @@ func (e *Executor) DropActor(id ids.ID) bool {
 		}
 	}
 	return true
+}
+
+// answerUnstarted answers a call taken out of its actor's queue before it
+// started: it leaves the stream's running list, and its runner slot is
+// given back (no runner will run it).
+func (s *stream) answerUnstarted(r *running, reply *pb.TaskReply) {
+	s.forget(r)
+	s.reply(reply)
+	s.runners.Done()
 }
 
 // takeQueued empties the actor's queue and returns what it held.

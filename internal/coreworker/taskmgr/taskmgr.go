@@ -321,17 +321,11 @@ func (m *Manager) Complete(t *Task, r *pb.TaskReply) Decision {
 	if info := r.GetError(); info != nil {
 		return m.Fail(t, Failure{Cause: CauseApp, Info: info})
 	}
-	m.mu.Lock()
-	if t.finished {
-		m.mu.Unlock()
+	done := [1]Replied{{Task: t, Reply: r}}
+	m.CompleteAll(done[:], nil)
+	if done[0].Task == nil { // finished before
 		return Decision{Action: Ignore}
 	}
-	m.finishLocked(t)
-	m.stats.Finished++
-	m.mu.Unlock()
-	var buf [1]memstore.Fill
-	m.store.FillAll(m.resultsOf(t, r, buf[:0]))
-	m.release(t, repliedInStore(r))
 	return Decision{Action: Done}
 }
 
