@@ -10,6 +10,7 @@ import (
 
 	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/coreworker"
+	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/resources"
 )
@@ -214,9 +215,13 @@ func (c actorClass[T]) actorOptions() (coreworker.ActorOptions, error) {
 			"its creator and can only be found by name, so give it one with Name(…), or make it NonDetached with Lifetime(NonDetached)",
 			ErrInvalidRequest, c.name, why)
 	}
+	pl, res, err := o.placement("actor "+c.name, res)
+	if err != nil {
+		return coreworker.ActorOptions{}, err
+	}
 	return coreworker.ActorOptions{
 		Resources: res, Name: o.name, Namespace: o.namespace, GetIfExists: o.getIfExists, Detached: lifetime == Detached,
-		MaxRestarts: o.maxRestarts, MaxTaskRetries: retries, MaxConcurrency: o.maxConcurrency, Strategy: o.strategy,
+		MaxRestarts: o.maxRestarts, MaxTaskRetries: retries, MaxConcurrency: o.maxConcurrency, Placement: pl,
 	}, nil
 }
 
@@ -231,6 +236,12 @@ func (c actorClass[T]) create(ctx context.Context, as *args) ActorHandle[T] {
 	opts, err := c.actorOptions()
 	if err != nil {
 		return ActorHandle[T]{err: err}
+	}
+	if capture := coreworker.CaptureFrom(ctx); capture != nil && opts.Placement == (tasksubmit.Placement{}) {
+		// Created by a task that captures child tasks: in its group.
+		g, _ := ids.FromBytes(capture.GetPlacementGroupId())
+		opts.Resources = resources.InBundle(opts.Resources, g.String(), AnyBundle)
+		opts.Placement = tasksubmit.Placement{Options: capture}
 	}
 	var list []coreworker.Arg
 	if as != nil {

@@ -35,6 +35,8 @@ var (
 	ErrObjectTooLarge     = errs.ErrObjectTooLarge
 	ErrOutOfMemory        = errs.ErrOutOfMemory
 	ErrNodeDied           = errs.ErrNodeDied
+	// ErrPlacementGroupRemoved: the task's placement group was removed.
+	ErrPlacementGroupRemoved = errs.ErrPlacementGroupRemoved
 )
 
 // Typed errors, for errors.As.
@@ -74,6 +76,9 @@ type (
 	// NodeDiedError: the node running the task died, on every allowed
 	// attempt; it names the node.
 	NodeDiedError = errs.NodeDiedError
+	// PlacementGroupRemovedError: the task was to run in a placement group
+	// that was removed; it names the group.
+	PlacementGroupRemovedError = errs.PlacementGroupRemovedError
 )
 
 // RegisterError makes errors of type E cross the wire with their type and

@@ -7,6 +7,7 @@ import (
 
 	"github.com/raygo/raygo/internal/codec"
 	"github.com/raygo/raygo/internal/coreworker"
+	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
 	"github.com/raygo/raygo/internal/resources"
 )
 
@@ -17,11 +18,13 @@ type call struct {
 	opts  []TaskOption
 	topts coreworker.TaskOptions
 	err   error
+	free  bool // no placement option given: a capturing parent's group applies
 }
 
 func newCall(name string, opts []TaskOption) call {
 	c := call{name: name, opts: opts}
 	c.topts, c.err = taskOptions(name, opts)
+	c.free = c.topts.Placement == (tasksubmit.Placement{})
 	c.topts.Key = coreworker.SchedulingKey(c.topts)
 	return c
 }
@@ -53,8 +56,12 @@ func taskOptions(name string, opts []TaskOption) (coreworker.TaskOptions, error)
 	if oom < -1 {
 		return coreworker.TaskOptions{}, fmt.Errorf("%w: %s: OOMRetries(%d): want -1 or more", ErrInvalidRequest, name, oom)
 	}
+	pl, res, err := o.placement(name, res)
+	if err != nil {
+		return coreworker.TaskOptions{}, err
+	}
 	return coreworker.TaskOptions{Resources: res, MaxRetries: retries, OOMRetries: oom, RetryExceptions: o.retryExceptions,
-		RetryErrorTypes: o.retryTypes, Name: o.name, Strategy: o.strategy}, nil
+		RetryErrorTypes: o.retryTypes, Name: o.name, Placement: pl}, nil
 }
 
 // submit sends a task call and returns refs to its n results.
@@ -68,6 +75,9 @@ func (c call) submit(ctx context.Context, args []coreworker.Arg, n int) ([]*core
 	}
 	topts := c.topts
 	topts.NumReturns = n
+	if c.free {
+		topts = captured(ctx, topts)
+	}
 	return cw.SubmitTask(ctx, c.name, args, topts)
 }
 

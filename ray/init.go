@@ -563,7 +563,7 @@ func runWorker() {
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Worker, GCSAddress: env(raylet.EnvGCSAddress), NodeAddress: env(raylet.EnvNodeAddress),
 		Token: env(raylet.EnvToken), JobID: job, WorkerID: wid, NodeID: nid,
-		ListenHost: env(raylet.EnvNodeIP), Namespace: env(raylet.EnvNamespace), InlineThreshold: inline,
+		ListenHost: env(raylet.EnvListenHost), AdvertiseHost: env(raylet.EnvNodeIP), Namespace: env(raylet.EnvNamespace), InlineThreshold: inline,
 		PushTransport: os.Getenv(EnvPushTransport), PushSpin: spin,
 		// Set before registering: a task may arrive right after, and its
 		// function may call the API.

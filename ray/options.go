@@ -81,6 +81,12 @@ type options struct {
 	retryTypes      []string
 	name            string
 	strategy        pb.SchedulingStrategy
+	affinityNode    string
+	affinitySoft    bool
+	labels, prefer  []LabelMatch
+	group           *PlacementGroupHandle
+	bundle          int
+	capture         bool
 
 	// actors (maxTaskRetries: also per call)
 	getIfExists    bool
@@ -144,6 +150,7 @@ type NameOption struct{ opt }
 func (o NameOption) applyTask(x *options)  { o.apply(x) }
 func (o NameOption) applyActor(x *options) { o.apply(x) }
 func (o NameOption) applyCall(x *options)  { o.apply(x) }
+func (o NameOption) applyGroup(x *options) { o.apply(x) }
 
 // NamespaceOption is an InitOption (the job's namespace), an ActorOption
 // (the namespace of the actor's name), a GetActorOption and a ListOption
@@ -154,6 +161,7 @@ func (o NamespaceOption) applyInit(x *options)     { o.apply(x) }
 func (o NamespaceOption) applyActor(x *options)    { o.apply(x) }
 func (o NamespaceOption) applyGetActor(x *options) { o.apply(x) }
 func (o NamespaceOption) applyList(x *options)     { o.apply(x) }
+func (o NamespaceOption) applyGroup(x *options)    { o.apply(x) }
 
 // RetryExceptionsOption is a TaskOption and a CallOption. Made by
 // RetryExceptions.
@@ -170,7 +178,8 @@ type MaxTaskRetriesOption struct{ opt }
 func (o MaxTaskRetriesOption) applyActor(x *options) { o.apply(x) }
 func (o MaxTaskRetriesOption) applyCall(x *options)  { o.apply(x) }
 
-// StrategyOption is a TaskOption and an ActorOption. Made by Spread.
+// StrategyOption is a TaskOption and an ActorOption. Made by Spread,
+// NodeAffinity, NodeLabels and PreferNodeLabels.
 type StrategyOption struct{ opt }
 
 func (o StrategyOption) applyTask(x *options)  { o.apply(x) }
@@ -362,10 +371,18 @@ func OOMRetries(n int) TaskOption { return taskOpt{opt{func(o *options) { o.oomR
 // actor of that name instead of failing with ErrAlreadyExists.
 func GetIfExists() ActorOption { return actorOpt{opt{func(o *options) { o.getIfExists = true }}} }
 
-// Lifetime sets whether the actor outlives its creator (Detached) or not
-// (NonDetached), overriding the job's DefaultActorLifetime.
-func Lifetime(l ActorLifetime) ActorOption {
-	return actorOpt{opt{func(o *options) { o.lifetime = l }}}
+// LifetimeOption is an ActorOption and a PlacementGroupOption. Made by
+// Lifetime.
+type LifetimeOption struct{ opt }
+
+func (o LifetimeOption) applyActor(x *options) { o.apply(x) }
+func (o LifetimeOption) applyGroup(x *options) { o.apply(x) }
+
+// Lifetime sets whether an actor outlives its creator (Detached) or not
+// (NonDetached), overriding the job's DefaultActorLifetime; for a
+// placement group, whether it outlives its job (default NonDetached).
+func Lifetime(l ActorLifetime) LifetimeOption {
+	return LifetimeOption{opt{func(o *options) { o.lifetime = l }}}
 }
 
 // MaxRestarts sets how often an actor is restarted (its constructor run

@@ -13,7 +13,7 @@ func TestStartStatusStop(t *testing.T) {
 	t.Parallel()
 	e := newCLIEnv(t)
 
-	r := e.raygo("start", "--head", "--port", "0", "--num-cpus", "3", "--resources", `{"widget": 2}`)
+	r := e.raygo("start", "--head", "--port", "0", "--num-cpus", "3", "--resources", `{"widget": 2}`, "--labels", "zone=a,accel=h100")
 	if r.code != 0 {
 		t.Fatalf("start --head: %v", r)
 	}
@@ -40,7 +40,7 @@ func TestStartStatusStop(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("status: %v", r)
 	}
-	for _, want := range []string{addr, "Nodes: 1 alive", " 0.0/3.0 CPU\n", " 0.0/2.0 widget\n", "(no pending demands)"} {
+	for _, want := range []string{addr, "Nodes: 1 alive", " 0.0/3.0 CPU\n", " 0.0/2.0 widget\n", "(no pending demands)", "accel=h100,zone=a"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
 		}
@@ -133,6 +133,10 @@ func TestStartRejectsBadFlags(t *testing.T) {
 		{[]string{"--address", "127.0.0.1:1", "--port", "5"}, "--port is for --head"},
 		{[]string{"--head", "--node-timeout", "10ms"}, "--node-timeout must be between 1s and 1h"},
 		{[]string{"--address", "127.0.0.1:1", "--node-timeout", "5s"}, "--node-timeout is for --head"},
+		{[]string{"--head", "--labels", "zone"}, `--labels: label "zone" is not key=value`},
+		{[]string{"--head", "--node-ip-address", "nonsense"}, `--node-ip-address "nonsense": want this machine's IP address`},
+		{[]string{"--head", "--node-ip-address", "0.0.0.0"}, `--node-ip-address "0.0.0.0"`},
+		{[]string{"--head", "--labels", "raygo.io/node-id=x"}, "reserved"},
 	} {
 		r := e.raygo(append([]string{"start"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, "raygo: ") || !strings.Contains(r.stderr, tc.want) {

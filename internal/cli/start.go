@@ -27,6 +27,7 @@ import (
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/scheduler"
 	"github.com/raygo/raygo/internal/session"
 )
 
@@ -43,12 +44,15 @@ type startOptions struct {
 	address           string
 	token             string
 	host              string
+	nodeIP            string // --node-ip-address; filled in by validate for a --host that is every interface
 	port              int
 	nodeTimeout       time.Duration
 	numCPUs           float64
 	numGPUs           int
 	memory            int64
 	resources         string
+	labels            string
+	labelMap          map[string]string // labels, parsed by validate
 	objectStoreMemory int64
 	spillDir          string
 	prefault          bool
@@ -104,13 +108,15 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.head, "head", false, "start a new cluster's head node")
 	fs.StringVar(&o.address, "address", "", "join the cluster whose head is at `HOST:PORT`")
 	fs.StringVar(&o.token, "token", "", "cluster token to join with (default $RAYGO_TOKEN, else the local session's)")
-	fs.StringVar(&o.host, "host", "127.0.0.1", "interface to listen on; other than loopback, traffic is not encrypted")
+	fs.StringVar(&o.host, "host", "127.0.0.1", "interface to listen on (0.0.0.0: every interface); other than loopback, traffic is not encrypted (default: --node-ip-address when given)")
+	fs.StringVar(&o.nodeIP, "node-ip-address", "", "this machine's `IP` as other machines reach it: advertised for the node, its workers and drivers (default: the --host address; for --host 0.0.0.0, the address of the route to the head, or of this machine's default route)")
 	fs.IntVar(&o.port, "port", defaultGCSPort, "head only: control store port (0 picks a free one)")
 	fs.DurationVar(&o.nodeTimeout, "node-timeout", gcs.DefaultNodeTimeout, "head only: a node silent this long is dead (its heartbeats come every 500ms)")
 	fs.Float64Var(&o.numCPUs, "num-cpus", 0, "CPUs to offer (default: detected)")
 	fs.IntVar(&o.numGPUs, "num-gpus", 0, "GPUs to offer, as ids 0..N-1 (default: detected)")
 	fs.Int64Var(&o.memory, "memory", 0, "memory to offer, in `bytes` (default: detected)")
 	fs.StringVar(&o.resources, "resources", "", `custom resources as a JSON object, e.g. '{"TPU": 4}'`)
+	fs.StringVar(&o.labels, "labels", "", "node labels for label selectors, as `k=v,k2=v2` (keys and values as Kubernetes labels; raygo.io/ is reserved)")
 	fs.Int64Var(&o.objectStoreMemory, "object-store-memory", 0, "shared-memory object store capacity in `bytes` (default: 30% of memory, capped by /dev/shm)")
 	fs.StringVar(&o.spillDir, "spill-dir", "", "`directory` for objects spilled from a full store (default: the session's spill/)")
 	fs.BoolVar(&o.prefault, "object-store-prefault", true, "populate the object store's first 1 GiB in the background at start, so first writes run at memory speed")
@@ -147,7 +153,64 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 			return usageErrorf("--address %q: want HOST:PORT", o.address)
 		}
 	}
+	if err := o.resolveNodeIP(fs); err != nil {
+		return err
+	}
+	labels, err := scheduler.ParseLabels(o.labels)
+	if err != nil {
+		return usageErrorf("--labels: %v", err)
+	}
+	o.labelMap = labels
 	return nil
+}
+
+// resolveNodeIP checks --node-ip-address, listens there when --host is not
+// given, and finds the address to advertise for a --host of every
+// interface (where nobody can dial what is listened on).
+func (o *startOptions) resolveNodeIP(fs *pflag.FlagSet) error {
+	if o.nodeIP != "" {
+		if ip := net.ParseIP(o.nodeIP); ip == nil || ip.IsUnspecified() {
+			return usageErrorf("--node-ip-address %q: want this machine's IP address as other machines reach it", o.nodeIP)
+		}
+		if !changed(fs, "host") {
+			o.host = o.nodeIP
+		}
+		return nil
+	}
+	if ip := net.ParseIP(strings.Trim(o.host, "[]")); ip == nil || !ip.IsUnspecified() {
+		return nil // a specific address: it is advertised as it is
+	}
+	ip, err := detectNodeIP(o.head, o.address)
+	if err != nil {
+		return usageErrorf("--host %s listens on every interface, and %v; pass --node-ip-address with the address other machines reach this one at", o.host, err)
+	}
+	o.nodeIP = ip
+	return nil
+}
+
+// detectNodeIP is the address this machine is reached at: that of its
+// route to the head (a joining node), else of its default route, else its
+// first non-loopback interface address.
+func detectNodeIP(head bool, headAddr string) (string, error) {
+	if !head {
+		if ip, err := rpc.RoutableIP(headAddr); err == nil {
+			return ip, nil
+		}
+	}
+	// A documentation-only address (RFC 5737): the route lookup sends nothing.
+	if ip, err := rpc.RoutableIP("192.0.2.1:9"); err == nil && !net.ParseIP(ip).IsLoopback() {
+		return ip, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", errors.New("this machine has no routable address")
 }
 
 // nodePlan is a node's resolved configuration.
@@ -321,7 +384,7 @@ func printStartWarnings(w io.Writer, o *startOptions, plan nodePlan) {
 		fmt.Fprintf(w, "raygo: warning: listening on %s, beyond loopback: cluster traffic is not encrypted (every call still needs the cluster token)\n", o.host)
 	}
 	if !o.head && !rpc.IsLoopback(o.address) && rpc.IsLoopback(listen) {
-		fmt.Fprintf(w, "raygo: warning: this node listens on %s only, so nodes on other machines cannot reach it; pass --host with this machine's address\n", o.host)
+		fmt.Fprintf(w, "raygo: warning: this node listens on %s only, so nodes on other machines cannot reach it; pass --node-ip-address with this machine's address\n", o.host)
 	}
 	if o.head || !isLocalSession(o.address) {
 		if d, err := session.Latest(); err == nil && len(liveNodes(d)) > 0 {
@@ -454,6 +517,9 @@ func startDetached(ctx context.Context, o *startOptions, plan nodePlan, cluster 
 // startDetached).
 func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 	args := []string{"start", "--block", "--session-dir=" + string(sess), "--host=" + o.host}
+	if o.nodeIP != "" {
+		args = append(args, "--node-ip-address="+o.nodeIP)
+	}
 	if o.head {
 		args = append(args, "--head", "--port="+strconv.Itoa(o.port), "--node-timeout="+o.nodeTimeout.String())
 	} else {
@@ -469,6 +535,9 @@ func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 	)
 	if o.spillDir != "" {
 		args = append(args, "--spill-dir="+o.spillDir)
+	}
+	if o.labels != "" {
+		args = append(args, "--labels="+o.labels)
 	}
 	if len(plan.gpuIDs) > 0 {
 		args = append(args, "--gpu-ids="+strings.Join(plan.gpuIDs, ","))
@@ -487,10 +556,12 @@ func rayletConfig(o *startOptions, plan nodePlan, sess session.Dir) raylet.Confi
 	rc.GPUIDs = plan.gpuIDs
 	rc.SessionDir = string(sess)
 	rc.ListenAddress = net.JoinHostPort(o.host, "0")
+	rc.AdvertiseHost = o.nodeIP
 	rc.ObjectStoreBytes = plan.storeBytes
 	rc.SpillDir = o.spillDir
 	rc.PrefaultObjectStore = o.prefault
 	rc.MemoryUsageThreshold = o.memoryThreshold
+	rc.Labels = o.labelMap
 	return rc
 }
 
@@ -517,10 +588,11 @@ func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan node
 		return fail(fmt.Errorf("write token file: %w", err))
 	}
 	head, err := node.StartHead(node.HeadConfig{
-		GCSAddress: net.JoinHostPort(o.host, strconv.Itoa(o.port)),
-		GCS:        headGCSConfig(o),
-		Raylet:     rayletConfig(o, plan, sess),
-		Token:      token,
+		GCSAddress:    net.JoinHostPort(o.host, strconv.Itoa(o.port)),
+		AdvertiseHost: o.nodeIP,
+		GCS:           headGCSConfig(o),
+		Raylet:        rayletConfig(o, plan, sess),
+		Token:         token,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("start head node: %w", err))
@@ -606,14 +678,25 @@ func runWorkerNode(ctx context.Context, stopSignals func(), o *startOptions, pla
 	printNodeInfo(stdout, o.address, sess, os.Getpid(), "", plan, !own)
 	fmt.Fprintf(stdout, "\nRunning in the foreground (node %s at %s); stop with Ctrl-C or `raygo stop`.\n", r.NodeID().Short(), r.Address())
 
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-r.Done(): // declared dead by the control store: it has stopped its workers
+	}
 	stopSignals()
-	fmt.Fprintln(stdout, "Stopping the node...")
+	dead := r.Err()
+	if dead == nil {
+		fmt.Fprintln(stdout, "Stopping the node...")
+	}
 	r.Stop()
 	if own {
 		_ = os.Remove(sess.Path(addressFile))
 	}
 	_ = removePID(sess, os.Getpid())
+	if dead != nil {
+		// As Ray's raylet does, exit rather than carry on under an id the
+		// cluster has written off; a new start joins under a new id.
+		return fmt.Errorf("node %s stopped its workers and exits: %w (run `raygo start --address %s` again to rejoin as a new node)", r.NodeID().Short(), dead, o.address)
+	}
 	fmt.Fprintln(stdout, "Stopped.")
 	return nil
 }
@@ -644,17 +727,11 @@ func printHeadInfo(w io.Writer, o *startOptions, addr string, sess session.Dir, 
 	fmt.Fprintf(w, "  Resources:        %v\n", plan.total)
 	fmt.Fprintf(w, "\nRun a Go program on this cluster (on this machine it finds the token through\n%s):\n", session.LatestLink())
 	fmt.Fprintf(w, "  RAYGO_ADDRESS=%s go run ./yourprogram\n", addr)
-	remote := addr
-	if _, port, err := net.SplitHostPort(addr); err == nil {
-		if ip := net.ParseIP(strings.Trim(o.host, "[]")); ip != nil && ip.IsUnspecified() {
-			remote = net.JoinHostPort("<this machine's IP>", port)
-		}
-	}
 	if rpc.IsLoopback(addr) {
-		fmt.Fprintf(w, "\nTo add nodes on other machines, restart with --host set to this machine's IP.\n")
+		fmt.Fprintf(w, "\nTo add nodes on other machines, restart with --node-ip-address set to this machine's IP\n(or --host 0.0.0.0 to listen on every interface).\n")
 	} else {
 		fmt.Fprintf(w, "\nAdd a node from another machine:\n")
-		fmt.Fprintf(w, "  RAYGO_TOKEN=<contents of the token file> raygo start --address %s\n", remote)
+		fmt.Fprintf(w, "  RAYGO_TOKEN=<contents of the token file> raygo start --address %s\n", addr)
 	}
 	fmt.Fprintf(w, "\nSee the cluster:  raygo status\n")
 	fmt.Fprintf(w, "Stop it:          raygo stop\n")

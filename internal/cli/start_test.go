@@ -103,7 +103,7 @@ func TestChildArgs(t *testing.T) {
 	det := resources.Detected{CPUs: 6, MemoryBytes: 1 << 34, GPUs: []resources.GPUDevice{{Index: 1}, {Index: 3}}}
 	for _, args := range [][]string{
 		{"--head", "--port", "0", "--resources", `{"widget": 2, "b.c/d": 0.5}`, "--node-timeout", "7s"},
-		{"--address", "10.0.0.1:6380", "--host", "10.0.0.2", "--num-cpus", "0.5", "--object-store-memory", "1048576"},
+		{"--address", "10.0.0.1:6380", "--host", "10.0.0.2", "--num-cpus", "0.5", "--object-store-memory", "1048576", "--labels", "zone=a,accel=h100"},
 	} {
 		o, isSet := parseStart(t, args...)
 		parent, err := planNode(o, isSet, func() resources.Detected { return det })
@@ -112,7 +112,7 @@ func TestChildArgs(t *testing.T) {
 		}
 		co, cIsSet := parseStart(t, childArgs(o, parent, "/tmp/s")[1:]...)
 		if !co.block || co.sessionDir != "/tmp/s" || co.head != o.head || co.address != o.address || co.host != o.host || co.port != o.port ||
-			co.nodeTimeout != o.nodeTimeout {
+			co.nodeTimeout != o.nodeTimeout || co.labels != o.labels {
 			t.Errorf("child options %+v do not match parent %+v", co, o)
 		}
 		child, err := planNode(co, cIsSet, func() resources.Detected { t.Error("child detected resources"); return det })
@@ -200,6 +200,34 @@ func TestShareStore(t *testing.T) {
 		shareStore(&plan, "me", tt.peers)
 		if plan.storeBytes != tt.want || (len(plan.warnings) > 0) != tt.note {
 			t.Errorf("%s: store %d bytes, notes %q; want %d bytes, a note: %v", tt.name, plan.storeBytes, plan.warnings, tt.want, tt.note)
+		}
+	}
+}
+
+func TestResolveNodeIP(t *testing.T) {
+	for _, tc := range []struct {
+		args            []string
+		host, advertise string
+	}{
+		{[]string{"--head"}, "127.0.0.1", ""},
+		{[]string{"--head", "--node-ip-address", "10.1.2.3"}, "10.1.2.3", "10.1.2.3"},
+		{[]string{"--head", "--host", "0.0.0.0", "--node-ip-address", "10.1.2.3"}, "0.0.0.0", "10.1.2.3"},
+		{[]string{"--head", "--host", "10.0.0.9", "--node-ip-address", "10.1.2.3"}, "10.0.0.9", "10.1.2.3"},
+		// Every interface, joining a head: the address of the route there.
+		{[]string{"--address", "127.0.0.1:6380", "--host", "0.0.0.0"}, "0.0.0.0", "127.0.0.1"},
+	} {
+		o := &startOptions{}
+		fs := pflag.NewFlagSet("start", pflag.ContinueOnError)
+		o.addFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.validate(fs); err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if o.host != tc.host || o.nodeIP != tc.advertise {
+			t.Errorf("%q: listen on %q advertising %q, want %q and %q", tc.args, o.host, o.nodeIP, tc.host, tc.advertise)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/scheduler"
 )
 
 // newStatusCmd builds `raygo status`.
@@ -112,7 +113,7 @@ func formatStatus(nodes []*pb.NodeInfo, actors []*pb.ActorInfo) string {
 	b.WriteString("\n")
 	if len(nodes) > 0 {
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, " NODE\tADDRESS\tSTATE\tCPU\tGPU\tMEMORY\tWORKERS\tCUSTOM")
+		fmt.Fprintln(tw, " NODE\tADDRESS\tSTATE\tCPU\tGPU\tMEMORY\tWORKERS\tCUSTOM\tLABELS")
 		for _, n := range nodes {
 			cpu, gpu, mem, custom := "-", "-", "-", "-"
 			if n.GetState() == nodeAlive {
@@ -128,8 +129,8 @@ func formatStatus(nodes []*pb.NodeInfo, actors []*pb.ActorInfo) string {
 					custom = strings.Join(cs, ", ")
 				}
 			}
-			fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortNodeID(n.GetNodeId()), n.GetAddress(),
-				nodeStateName(n.GetState()), cpu, gpu, mem, n.GetNumWorkers(), custom)
+			fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortNodeID(n.GetNodeId()), n.GetAddress(),
+				nodeStateName(n.GetState()), cpu, gpu, mem, n.GetNumWorkers(), custom, userLabels(n.GetLabels()))
 		}
 		_ = tw.Flush()
 	}
@@ -326,4 +327,20 @@ func pendingDemands(nodes []*pb.NodeInfo, of func(*pb.NodeInfo) []*pb.Resources,
 		return cmp.Or(cmp.Compare(b.count, a.count), strings.Compare(a.shape, b.shape))
 	})
 	return out
+}
+
+// userLabels lists a node's labels as `raygo start --labels` takes them,
+// less the ones raygo sets itself (its id is in the NODE column).
+func userLabels(labels map[string]string) string {
+	var kv []string
+	for k, v := range labels {
+		if !strings.HasPrefix(k, scheduler.ReservedLabelPrefix) {
+			kv = append(kv, k+"="+v)
+		}
+	}
+	if len(kv) == 0 {
+		return "-"
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
 }

@@ -22,6 +22,7 @@ func TestFormatStatus(t *testing.T) {
 		{
 			// Listed second: started later.
 			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 2000, NumWorkers: 3,
+			Labels:         map[string]string{"zone": "b", "accel": "h100", "raygo.io/node-id": "00000000000000000000000000020000"},
 			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2}),
 			Available:      res(map[string]float64{"CPU": 5.5, "GPU": 1.75, "memory": 24 * gib, "widget": 2}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4}), res(map[string]float64{"GPU": 1})},
@@ -40,10 +41,10 @@ func TestFormatStatus(t *testing.T) {
 		},
 	}
 	want := `Nodes: 2 alive, 1 dead
- NODE          ADDRESS        STATE  CPU      GPU       MEMORY          WORKERS  CUSTOM
- 000000010000  10.0.0.1:4000  ALIVE  1.0/4.0  -         0B/16.0GiB      1        -
- 000000020000  10.0.0.2:4000  ALIVE  2.5/8.0  0.25/2.0  8.0GiB/32.0GiB  3        widget 0.0/2.0
- 000000090000  10.0.0.9:4000  DEAD   -        -         -               0        -
+ NODE          ADDRESS        STATE  CPU      GPU       MEMORY          WORKERS  CUSTOM          LABELS
+ 000000010000  10.0.0.1:4000  ALIVE  1.0/4.0  -         0B/16.0GiB      1        -               -
+ 000000020000  10.0.0.2:4000  ALIVE  2.5/8.0  0.25/2.0  8.0GiB/32.0GiB  3        widget 0.0/2.0  accel=h100,zone=b
+ 000000090000  10.0.0.9:4000  DEAD   -        -         -               0        -               -
 
 Resources (alive nodes)
 ------------------------------------------------------------
@@ -108,6 +109,37 @@ func TestFormatStatusSharedMachine(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("formatStatus lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestFormatStatusCgroupNodes: nodes in memory cgroups of their own offer
+// their own limits (resources.Detect), so a machine's nodes count what
+// their limits add up to, never more than the machine's memory.
+func TestFormatStatusCgroupNodes(t *testing.T) {
+	const gib = 1 << 30
+	node := func(id byte, limit float64) *pb.NodeInfo {
+		return &pb.NodeInfo{
+			NodeId: nodeID(id), Address: "127.0.0.1:400" + string('0'+rune(id)), State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: int64(id),
+			HostId: "machine-a", HostMemory: 24 * gib,
+			Total: res(map[string]float64{"CPU": 1, "memory": limit}), Available: res(map[string]float64{"CPU": 1, "memory": limit}),
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		limits []float64
+		want   string
+	}{
+		{"two limited nodes", []float64{4 * gib, 6 * gib}, " 0B/10.0GiB memory\n"},
+		{"a limited node beside an unlimited one", []float64{4 * gib, 24 * gib}, " 0B/24.0GiB memory (nodes sharing a machine count its memory once)\n"},
+		{"limits above the machine together", []float64{16 * gib, 16 * gib}, " 0B/24.0GiB memory (nodes sharing a machine count its memory once)\n"},
+	} {
+		var nodes []*pb.NodeInfo
+		for i, l := range tc.limits {
+			nodes = append(nodes, node(byte(i+1), l))
+		}
+		if got := formatStatus(nodes, nil); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: formatStatus lacks %q:\n%s", tc.name, tc.want, got)
 		}
 	}
 }

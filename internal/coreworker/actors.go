@@ -11,6 +11,7 @@ import (
 	"github.com/raygo/raygo/internal/coreworker/executor"
 	"github.com/raygo/raygo/internal/coreworker/refcount"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
+	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
@@ -36,8 +37,8 @@ type ActorOptions struct {
 	MaxTaskRetries int
 	// MaxConcurrency: calls that may run at once (default 1).
 	MaxConcurrency int
-	// Strategy is DEFAULT or SPREAD placement.
-	Strategy pb.SchedulingStrategy
+	// Placement is where the actor may run (strategy, affinity, labels).
+	Placement tasksubmit.Placement
 }
 
 // ActorRef is a handle on an actor. The ray package wraps it in its typed
@@ -112,7 +113,8 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	spec.OwnerAddress, spec.OwnerId = cw.address, cw.idWire
 	spec.Resources = &pb.Resources{Amounts: opts.Resources}
 	spec.ActorId, spec.ActorCreation = aid.Bytes(), true
-	spec.MaxConcurrency, spec.MaxRetries, spec.Strategy = int32(opts.MaxConcurrency), int32(opts.MaxTaskRetries), opts.Strategy
+	spec.MaxConcurrency, spec.MaxRetries = int32(opts.MaxConcurrency), int32(opts.MaxTaskRetries)
+	spec.Strategy, spec.Scheduling = opts.Placement.Strategy, opts.Placement.Options
 	p, err := cw.prepare(ctx, t, args)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ import (
 	"github.com/raygo/raygo/internal/coreworker/actorsubmit"
 	"github.com/raygo/raygo/internal/coreworker/executor"
 	"github.com/raygo/raygo/internal/coreworker/memstore"
+	"github.com/raygo/raygo/internal/coreworker/objdir"
 	"github.com/raygo/raygo/internal/coreworker/refcount"
 	"github.com/raygo/raygo/internal/coreworker/registry"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
@@ -62,6 +63,10 @@ func NewRegistry() *Registry { return registry.New() }
 // InfoFrom returns the running task's info, if ctx belongs to a task.
 func InfoFrom(ctx context.Context) (TaskInfo, bool) { return executor.InfoFrom(ctx) }
 
+// CaptureFrom returns the placement group ctx's task puts its children in
+// by default (CaptureChildTasks), nil if none.
+func CaptureFrom(ctx context.Context) *pb.SchedulingOptions { return executor.CaptureFrom(ctx) }
+
 // Mode says whether the process is a driver or a worker.
 type Mode int
 
@@ -83,6 +88,9 @@ type Config struct {
 	NodeID      ids.ID
 	// ListenHost is the interface the core worker serves on.
 	ListenHost string
+	// AdvertiseHost is the address others reach it at; empty: ListenHost
+	// (which then must be a specific address). See rpc.ListenOn.
+	AdvertiseHost string
 	// InlineThreshold: encoded values up to this many bytes travel inline;
 	// larger ones go to the node's object store.
 	InlineThreshold int
@@ -175,6 +183,7 @@ type CoreWorker struct {
 	exec     *executor.Executor // worker mode
 	resolver *resolver
 	bg       *background
+	dir      *objdir.Directory // where copies of owned objects are, besides their primary
 	// actorArgs keeps the arguments of actors this process created.
 	actorArgs actorArgs
 
@@ -193,7 +202,7 @@ type CoreWorker struct {
 // registers with the node daemon.
 func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cfg.Defaults()
-	lis, err := rpc.Listen(net.JoinHostPort(cfg.ListenHost, "0"))
+	lis, err := rpc.ListenOn(net.JoinHostPort(cfg.ListenHost, "0"), cfg.AdvertiseHost)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +230,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 
 	cw.mem = memstore.New()
 	cw.refs = refcount.New(cw.self, sink{cw})
+	cw.dir = objdir.New()
 	cw.dropLocalFn = cw.refs.RemoveLocal
 	cw.tasks = taskmgr.New(taskmgr.Config{MaxLineage: cfg.MaxLineage}, cw.refs, cw.mem)
 	cl := &clients{cw: cw}
@@ -389,7 +399,11 @@ func (s sink) ObjectFreed(e *refcount.Entry) {
 	}
 	v := s.cw.mem.Free(slot)
 	if e.Owned() && v.GetInStore() {
-		s.cw.bg.freeInStore(v.GetStoreAddress(), e.ID())
+		// Every copy goes: the primary and each node that pulled one
+		// (the entry has left the table, so no later copy is recorded).
+		for _, node := range s.cw.dir.Free(e.ID(), v.GetStoreAddress()) {
+			s.cw.bg.freeInStore(node, e.ID())
+		}
 	}
 }
 

@@ -140,14 +140,20 @@ func lostInStore(id ids.ID, v *pb.Value) error {
 	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "not in the object store of " + v.GetStoreAddress()}
 }
 
-// fetchToStore copies a remote object into the local store, as a
+// fetchToStore has the node daemon make a remote object local: its
+// object manager pulls it (merged with other pulls of it on this node,
+// from any node holding a copy, under the store's pull budget) as a
 // secondary copy owned by the object's owner (freed when it is gone).
 func (cw *CoreWorker) fetchToStore(ctx context.Context, r *Ref, v *pb.Value) error {
-	id := r.ID
-	err := cw.store.PutFill(id, v.GetSize(), objstore.Info{Secondary: true, Owner: r.OwnerAddr, OwnerID: r.OwnerID}, func(dst []byte) error {
-		_, err := cw.fetch(ctx, id, v, dst)
-		return err
-	})
+	req := &pb.PullObjectRequest{ObjectId: r.ID.Bytes(), Size: v.GetSize(), OwnerAddress: r.OwnerAddr,
+		Locations: []string{v.GetStoreAddress()}}
+	if !r.OwnerID.IsNil() {
+		req.OwnerId = r.OwnerID.Bytes()
+	}
+	_, err := cw.raylet.PullObject(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		return ctxErr(ctx, "object "+r.ID.String())
+	}
 	return err
 }
 

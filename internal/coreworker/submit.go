@@ -40,7 +40,8 @@ type TaskOptions struct {
 	RetryExceptions bool
 	RetryErrorTypes []string
 	Name            string
-	Strategy        pb.SchedulingStrategy
+	// Placement is where the task may run (strategy, affinity, labels).
+	Placement tasksubmit.Placement
 	// Key caches SchedulingKey(opts); empty means compute it.
 	Key string
 }
@@ -53,7 +54,7 @@ const UseActorRetries = -2
 // Callers that submit many tasks with the same options compute it once
 // (TaskOptions.Key).
 func SchedulingKey(opts TaskOptions) string {
-	return tasksubmit.ClassKey(opts.Resources, opts.Strategy, opts.MaxRetries != 0 || opts.OOMRetries != 0)
+	return tasksubmit.ClassKey(opts.Resources, opts.Placement, opts.MaxRetries != 0 || opts.OOMRetries != 0)
 }
 
 // prepared is a task ready to be recorded: its return handles, the
@@ -176,6 +177,9 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 	spec := t.Spec
 	spec.Function, spec.Name = fn, opts.Name
 	spec.NumReturns, spec.MaxRetries = int32(opts.NumReturns), int32(opts.MaxRetries)
+	if o := opts.Placement.Options; o.GetCaptureChildTasks() {
+		spec.Scheduling = o // its worker submits its children into the group
+	}
 	p, err := cw.prepare(ctx, t, args)
 	if err != nil {
 		return nil, err
@@ -185,7 +189,7 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 	if key == "" {
 		key = SchedulingKey(opts)
 	}
-	res, strategy := opts.Resources, opts.Strategy
+	res, pl := opts.Resources, opts.Placement
 	taskmgr.ResolveDeps(cw.mem, t, p.slots, func(t *taskmgr.Task, depErr *pb.ErrorInfo) {
 		switch {
 		case depErr != nil:
@@ -193,7 +197,7 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 		case cw.tasks.Cancelled(t):
 			cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseCancelled})
 		default:
-			if err := cw.normal.Submit(t, key, res, strategy); err != nil {
+			if err := cw.normal.Submit(t, key, res, pl); err != nil {
 				cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(err)})
 			}
 		}

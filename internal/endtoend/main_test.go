@@ -59,6 +59,22 @@ func TestMain(m *testing.M) {
 		os.Exit(runMultiHost(os.Getenv(envRole)))
 	case roleMHDriver:
 		os.Exit(runMultiHostDriver())
+	case roleOMHead, roleOMNode:
+		os.Exit(runOMNode(os.Getenv(envRole)))
+	case roleOMDriver:
+		os.Exit(runOMDriver())
+	case roleRawServer:
+		os.Exit(runRawServer())
+	case roleRawClient:
+		os.Exit(runRawClient())
+	case roleTBDriver:
+		os.Exit(runTBDriver())
+	case roleNHHead, roleNHNode:
+		os.Exit(runNodeHealth(os.Getenv(envRole)))
+	case roleLabelDriver:
+		os.Exit(runLabelDriver())
+	case roleGroupDriver:
+		os.Exit(runGroupDriver())
 	}
 	os.Exit(m.Run())
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/scheduler"
 	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/internal/testcluster"
 	"github.com/raygo/raygo/ray"
@@ -30,6 +31,8 @@ const (
 	roleMHNode   = "mh-node"   // a node serving on RAYGO_E2E_IP, joining RAYGO_ADDRESS, with resource "h2"
 	roleMHDriver = "mh-driver" // runs one task on each node against an object it put
 	envIP        = "RAYGO_E2E_IP"
+	envLabels    = "RAYGO_E2E_LABELS"   // mh-node: its labels, as `raygo start --labels`
+	envWildcard  = "RAYGO_E2E_WILDCARD" // "1": listen on every interface, advertise RAYGO_E2E_IP
 )
 
 const mhObjectBytes = 9 << 20 // beyond the inline threshold: it lives in a store
@@ -53,11 +56,16 @@ func runMultiHost(role string) int {
 	defer sess.Remove()
 	rc := raylet.DefaultConfig()
 	rc.SessionDir, rc.ObjectStoreBytes = string(sess), 64<<20
-	rc.ListenAddress = net.JoinHostPort(ip, "0")
+	listen, advertise := ip, ""
+	if os.Getenv(envWildcard) == "1" {
+		listen, advertise = "0.0.0.0", ip
+	}
+	rc.ListenAddress, rc.AdvertiseHost = net.JoinHostPort(listen, "0"), advertise
 	switch role {
 	case roleMHHead:
 		rc.Resources = resources.Set{resources.CPU: 1, "h1": 1}
-		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, "0"), Raylet: rc, Token: os.Getenv(ray.EnvToken)})
+		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(listen, "0"), AdvertiseHost: advertise,
+			Raylet: rc, Token: os.Getenv(ray.EnvToken)})
 		if err != nil {
 			fmt.Println("head:", err)
 			return 1
@@ -67,6 +75,10 @@ func runMultiHost(role string) int {
 	case roleMHNode:
 		rc.Resources = resources.Set{resources.CPU: 1, "h2": 1}
 		rc.GCSAddress, rc.Token = os.Getenv(ray.EnvAddress), os.Getenv(ray.EnvToken)
+		if rc.Labels, err = scheduler.ParseLabels(os.Getenv(envLabels)); err != nil {
+			fmt.Println("labels:", err)
+			return 1
+		}
 		n, err := raylet.Start(rc)
 		if err != nil {
 			fmt.Println("node:", err)
@@ -115,6 +127,13 @@ func runMultiHostDriver() int {
 // value its "up" line printed; closing stdin (at cleanup) stops it.
 func startRole(t *testing.T, h *testcluster.Host, role string, env ...string) string {
 	t.Helper()
+	v, _ := startRoleCmd(t, h, role, env...)
+	return v
+}
+
+// startRoleCmd is startRole, also returning the process.
+func startRoleCmd(t *testing.T, h *testcluster.Host, role string, env ...string) (string, *exec.Cmd) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -151,14 +170,26 @@ func startRole(t *testing.T, h *testcluster.Host, role string, env ...string) st
 		t.Fatalf("%s on %s: %q", role, h.Name, line)
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return f[1]
+	return f[1], cmd
 }
 
 // TestTwoHosts: a head on one simulated host and a node on another (each
 // its own network namespace), and a driver on the second host, then on a
 // third host with no node: the driver's tasks run on both nodes, each
-// reading an object the driver put, fetched across the hosts.
+// reading an object the driver put, fetched across the hosts. The daemons
+// listen on their host's address, then on every interface (0.0.0.0)
+// advertising it, as `raygo start --host 0.0.0.0 --node-ip-address IP`.
 func TestTwoHosts(t *testing.T) {
+	for _, wildcard := range []bool{false, true} {
+		name := "host address"
+		if wildcard {
+			name = "every interface"
+		}
+		t.Run(name, func(t *testing.T) { twoHosts(t, wildcard) })
+	}
+}
+
+func twoHosts(t *testing.T, wildcard bool) {
 	if err := testcluster.Available(); err != nil {
 		t.Skip(err) // the loopback bed would let same-machine shortcuts hide cross-host paths
 	}
@@ -186,8 +217,17 @@ func TestTwoHosts(t *testing.T) {
 	}
 	const token = "e2e-multihost"
 	tok := ray.EnvToken + "=" + token
-	gcs := startRole(t, h1, roleMHHead, tok)
-	startRole(t, h2, roleMHNode, tok, ray.EnvAddress+"="+gcs)
+	wild := envWildcard + "=0"
+	if wildcard {
+		wild = envWildcard + "=1"
+	}
+	gcs := startRole(t, h1, roleMHHead, tok, wild)
+	nodeAddr := startRole(t, h2, roleMHNode, tok, wild, ray.EnvAddress+"="+gcs)
+	for _, a := range []string{gcs, nodeAddr} {
+		if host, _, _ := net.SplitHostPort(a); host != h1.IP && host != h2.IP {
+			t.Fatalf("a daemon advertises %s, not its host's address", a)
+		}
+	}
 
 	for _, h := range []*testcluster.Host{h2, h3} {
 		t.Run("driver on "+h.Name, func(t *testing.T) { checkDriver(t, h, tok, gcs) })

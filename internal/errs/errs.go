@@ -35,6 +35,9 @@ var (
 	ErrObjectTooLarge  = errors.New("raygo: object too large")
 	ErrOutOfMemory     = errors.New("raygo: out of memory")
 	ErrNodeDied        = errors.New("raygo: node died")
+	// ErrPlacementGroupRemoved: a task or actor was to run in a placement
+	// group that was removed.
+	ErrPlacementGroupRemoved = errors.New("raygo: placement group removed")
 )
 
 // Kind names an error's Go type on the wire (pb.ErrorInfo.kind). The
@@ -84,6 +87,8 @@ const (
 	KindActorInterrupted = pb.ErrorKind_ERROR_KIND_ACTOR_INTERRUPTED
 	// KindNodeDied: the node running a task (its node daemon) died.
 	KindNodeDied = pb.ErrorKind_ERROR_KIND_NODE_DIED
+	// KindPlacementGroupRemoved: the task's placement group was removed.
+	KindPlacementGroupRemoved = pb.ErrorKind_ERROR_KIND_PLACEMENT_GROUP_REMOVED
 	// KindUnauthenticated: a missing or wrong cluster token.
 	KindUnauthenticated = pb.ErrorKind_ERROR_KIND_UNAUTHENTICATED
 	// KindUnavailable: the peer could not be reached or the connection
@@ -169,6 +174,8 @@ const (
 	ActorExited         = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_EXITED
 	ActorNodeDied       = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_NODE_DIED
 	ActorCreationFailed = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_CREATION_FAILED
+	// ActorGroupRemoved: the placement group it ran in was removed.
+	ActorGroupRemoved = pb.ActorDeathCause_ACTOR_DEATH_CAUSE_PLACEMENT_GROUP_REMOVED
 )
 
 func (e *ActorDiedError) Error() string {
@@ -329,6 +336,28 @@ func (e *OutOfMemoryError) Is(target error) bool { return target == ErrOutOfMemo
 
 // NodeDiedError reports a task whose node (its node daemon) died while
 // the task ran, on every allowed attempt.
+// PlacementGroupRemovedError reports that a task's placement group was
+// removed before (or while) it could run there, as Ray's
+// TaskPlacementGroupRemoved.
+type PlacementGroupRemovedError struct {
+	Function string
+	GroupID  string
+	Name     string // the group's name, if it had one
+}
+
+func (e *PlacementGroupRemovedError) Error() string {
+	g := short(e.GroupID)
+	if e.Name != "" {
+		g = fmt.Sprintf("%q (%s)", e.Name, g)
+	}
+	if e.Function == "" {
+		return fmt.Sprintf("raygo: placement group %s was removed", g)
+	}
+	return fmt.Sprintf("raygo: %s cannot run: its placement group %s was removed", e.Function, g)
+}
+
+func (e *PlacementGroupRemovedError) Is(target error) bool { return target == ErrPlacementGroupRemoved }
+
 type NodeDiedError struct {
 	Function    string
 	NodeID      string

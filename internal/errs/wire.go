@@ -202,6 +202,10 @@ func (e *OutOfMemoryError) toInfo() *pb.ErrorInfo {
 		Attempts: int32(e.Attempts), Message: e.Message}
 }
 
+func (e *PlacementGroupRemovedError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindPlacementGroupRemoved, Function: e.Function, Detail: e.GroupID, Name: e.Name}
+}
+
 func (e *NodeDiedError) toInfo() *pb.ErrorInfo {
 	return &pb.ErrorInfo{Kind: KindNodeDied, Function: e.Function, NodeId: e.NodeID, NodeAddress: e.NodeAddress,
 		Attempts: int32(e.Attempts), Reason: e.Reason}

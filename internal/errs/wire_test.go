@@ -28,6 +28,7 @@ var roundTrips = []struct {
 		&pb.ErrorInfo{Kind: KindActorNotHere, ActorId: "a1", ActorName: "counter", Reason: "moved", ActorDeath: ActorKilled}},
 	{KindActorInterrupted, &ActorDiedError{ActorID: "a1", Name: "counter", Reason: "killed during the call", Cause: ActorKilled},
 		&pb.ErrorInfo{Kind: KindActorInterrupted, ActorId: "a1", ActorName: "counter", Reason: "killed during the call", ActorDeath: ActorKilled}},
+	{KindPlacementGroupRemoved, &PlacementGroupRemovedError{Function: "f", GroupID: "0123456789abcdef0123456789abcdef", Name: "pg"}, nil},
 	{KindNodeDied, &NodeDiedError{Function: "f", NodeID: "n1", NodeAddress: "127.0.0.1:7000", Attempts: 2, Reason: "heartbeats stopped"}, nil},
 	{KindCancelled, &CancelledError{Function: "f", TaskID: "t1", Reason: "by the driver"}, nil},
 	{KindObjectFreed, &ObjectError{ObjectID: "o1", Kind: KindObjectFreed, Detail: "d"}, nil},

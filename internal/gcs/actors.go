@@ -16,6 +16,7 @@ import (
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/scheduler"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // Actor states (pb.ActorInfo.state).
@@ -388,9 +389,9 @@ func (s *Server) scheduleActor(aid ids.ID) {
 		addr := spill
 		if addr == "" {
 			var ie *errs.InfeasibleError
-			addr, ie = s.pickNodeLocked(e.info.ClassName, need, spec.GetStrategy())
+			addr, ie = s.pickNodeLocked(e.info.ClassName, need, spec)
 			if ie != nil {
-				if e.failIfInfeasible {
+				if e.failIfInfeasible || hardAffinity(spec) {
 					s.setDeadLocked(e, ie)
 					s.mu.Unlock()
 					return
@@ -419,7 +420,7 @@ func (s *Server) scheduleActor(aid ids.ID) {
 		}
 		ctx, cancel := context.WithCancel(s.ctx)
 		e.stopPlacing = cancel
-		failFast := e.failIfInfeasible
+		failFast := e.failIfInfeasible || hardAffinity(spec)
 		s.mu.Unlock()
 		spilled := spill != ""
 		spill = ""
@@ -546,7 +547,8 @@ func (s *Server) requestLease(ctx context.Context, addr string, spec *pb.TaskSpe
 	}
 	return pb.NewNodeDaemonClient(conn).RequestLease(ctx, &pb.LeaseRequest{
 		JobId: spec.GetJobId(), Resources: spec.GetResources(), PlacementResources: &pb.Resources{Amounts: place},
-		Actor: true, SchedulingKey: "actor:" + spec.GetFunction(), Strategy: spec.GetStrategy(), GrantOrReject: spilled,
+		Actor: true, SchedulingKey: "actor:" + spec.GetFunction(), Strategy: spec.GetStrategy(), Scheduling: spec.GetScheduling(),
+		GrantOrReject:    spilled,
 		FailIfInfeasible: failFast, QueueIfInfeasible: !failFast,
 	})
 }
@@ -563,11 +565,17 @@ func (s *Server) runConstructor(addr string, spec *pb.TaskSpec) error {
 	return errs.FromInfo(reply.GetError())
 }
 
+// hardAffinity says whether an actor must run on one node: when that node
+// is gone it dies at once, as in Ray, instead of waiting for a node.
+func hardAffinity(spec *pb.TaskSpec) bool {
+	return spec.GetStrategy() == pb.SchedulingStrategy_SCHEDULING_STRATEGY_NODE_AFFINITY && !spec.GetScheduling().GetSoft()
+}
+
 // pickNodeLocked chooses the node to ask for the actor's lease, from the
 // nodes' last heartbeats, and takes place from that node's view until its
 // next heartbeat (so a burst of actors is spread, not sent to one node). It
 // returns an InfeasibleError when no alive node could ever hold place.
-func (s *Server) pickNodeLocked(class string, place resources.Set, strategy pb.SchedulingStrategy) (string, *errs.InfeasibleError) {
+func (s *Server) pickNodeLocked(class string, place resources.Set, spec *pb.TaskSpec) (string, *errs.InfeasibleError) {
 	nodes := make([]scheduler.Node, 0, len(s.nodes))
 	byID := map[string]*nodeEntry{}
 	var totals []string
@@ -582,13 +590,11 @@ func (s *Server) pickNodeLocked(class string, place resources.Set, strategy pb.S
 	}
 	sort.Strings(totals)
 	s.rr++
-	r := scheduler.Request{Resources: place}
-	if strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
-		r.Strategy = scheduler.Spread
-	}
+	// The spec passed wirecheck.TaskSpec when the actor was created.
+	r, _ := wirecheck.Placement(spec.GetStrategy(), spec.GetScheduling(), place)
 	d := scheduler.Pick(nodes, "", r, scheduler.DefaultConfig(), s.rr)
 	if d.Kind == scheduler.Infeasible || d.Node == "" {
-		return "", &errs.InfeasibleError{Function: class, Request: place.String(), Cluster: strings.Join(totals, ", ")}
+		return "", &errs.InfeasibleError{Function: class, Request: r.String(), Cluster: strings.Join(totals, ", ")}
 	}
 	n := byID[d.Node]
 	avail := resources.Set(n.info.GetAvailable().GetAmounts()).Clone()

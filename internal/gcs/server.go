@@ -3,6 +3,12 @@
 // and restarts actors, watches node heartbeats, and publishes actor state
 // changes to callers through long polls (WaitActor).
 //
+// A node is declared dead Config.NodeTimeout after its last heartbeat (5 s
+// by default) or when it unregisters; a dead node id never becomes alive
+// again: its heartbeats and registrations are answered with a
+// *errs.NodeDiedError, and a node daemon that receives one stops its
+// workers and exits (a new node daemon joins under a new id).
+//
 // State lives in memory: a head restart loses the cluster. (An external
 // store behind the same managers is a later layer.)
 package gcs
@@ -91,6 +97,7 @@ type Server struct {
 	workerAct map[ids.ID]map[ids.ID]bool // guarded by mu; worker id -> actors it hosts
 	rr        uint64                     // guarded by mu; round-robin for placement
 	cleanup   cleanupQueue               // job-end and owner-death notices for node daemons (cleanup.go)
+	groups    groupTable                 // placement groups (placement.go)
 	// nodesChanged is closed and replaced when a node registers: actors
 	// waiting for a node that can hold them look again.
 	nodesChanged chan struct{} // guarded by mu
@@ -104,6 +111,9 @@ type Server struct {
 type nodeEntry struct {
 	info     *pb.NodeInfo
 	lastBeat time.Time
+	// died says why the node was declared dead (empty while it is alive);
+	// its heartbeats and registrations are answered with it.
+	died string
 }
 
 type actorEntry struct {
@@ -157,10 +167,13 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
 		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
 	s.cleanup.kick = make(chan struct{}, 1)
-	s.wg.Add(3)
+	s.groups.init()
+	s.wg.Add(5)
 	go s.healthLoop()
 	go s.driverLoop()
 	go s.cleanupLoop()
+	go s.groupLoop()
+	go s.cancelLoop()
 	return s
 }
 
@@ -180,6 +193,9 @@ func (s *Server) goOwned(f func()) {
 // RegisterNode adds a node. Its resources are checked as the API checks
 // them (wirecheck.RegisterNode: finite, named as allowed, whole GPUs),
 // so nothing from the wire puts NaN or infinities in the cluster's view.
+// A node id that was declared dead is refused with a *errs.NodeDiedError:
+// a node that comes back after its death joins under a new id (see
+// NodeHeartbeat). Registering an alive id again replaces its record.
 func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*pb.RegisterNodeReply, error) {
 	if err := wirecheck.RegisterNode(req); err != nil {
 		return nil, err
@@ -194,6 +210,11 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 		n.Available = n.Total
 	}
 	s.mu.Lock()
+	if old, ok := s.nodes[id]; ok && old.info.State == pb.NodeState_NODE_STATE_DEAD {
+		err := deadNodeError(id, old)
+		s.mu.Unlock()
+		return nil, err
+	}
 	s.nodes[id] = &nodeEntry{info: n, lastBeat: time.Now()}
 	close(s.nodesChanged)
 	s.nodesChanged = make(chan struct{})
@@ -209,6 +230,16 @@ func (s *Server) UnregisterNode(_ context.Context, req *pb.UnregisterNodeRequest
 
 // NodeHeartbeat records a node's load; its resources are checked as
 // RegisterNode's are (wirecheck.NodeHeartbeat).
+//
+// The heartbeat of a node that was declared dead (silent past the node
+// timeout, or unregistered) fails with a *errs.NodeDiedError naming the
+// node and why it died: the node must not carry on under that id, since
+// its actors were restarted elsewhere and owners have given up on its
+// workers. A node daemon that receives it stops its workers and exits
+// (raylet.Raylet.Done), as Ray's raylet exits when the GCS reports it
+// dead. The heartbeat of an id the control store never saw (a head
+// restarted without persistence) is answered with unknown_node, and the
+// node registers again.
 func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) (*pb.NodeHeartbeatReply, error) {
 	if err := wirecheck.NodeHeartbeat(req); err != nil {
 		return nil, err
@@ -217,11 +248,17 @@ func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, ok := s.nodes[id]
-	if !ok || n.info.State != pb.NodeState_NODE_STATE_ALIVE {
+	if !ok {
 		return &pb.NodeHeartbeatReply{UnknownNode: true}, nil
+	}
+	if n.info.State != pb.NodeState_NODE_STATE_ALIVE {
+		return nil, deadNodeError(id, n)
 	}
 	n.lastBeat = time.Now()
 	n.info.Available = req.GetAvailable()
+	if req.Total != nil {
+		n.info.Total = req.GetTotal()
+	}
 	n.info.PendingLeases = req.GetPendingLeases()
 	n.info.PendingDemands = req.GetPendingDemands()
 	n.info.InfeasibleDemands = req.GetInfeasibleDemands()
@@ -241,27 +278,66 @@ func (s *Server) GetNodes(_ context.Context, req *pb.GetNodesRequest) (*pb.GetNo
 	return out, nil
 }
 
+// deadNodeError is what a dead node's heartbeat or registration gets.
+func deadNodeError(id ids.ID, n *nodeEntry) error {
+	return &errs.NodeDiedError{NodeID: id.String(), NodeAddress: n.info.GetAddress(),
+		Reason: "declared dead by the control store (" + n.died + "); a node that comes back must join under a new id"}
+}
+
+// healthLoop declares dead every alive node whose last heartbeat is older
+// than NodeTimeout. It wakes at the earliest such deadline (and at least
+// every HealthCheckPeriod), so a node is declared dead NodeTimeout after
+// its last heartbeat, which is at most NodeTimeout after it died.
+//
+// A control store that was itself stalled cannot tell a silent node from
+// one whose heartbeats it could not read: when the loop wakes more than a
+// HealthCheckPeriod late (the head process was stopped, or starved of
+// CPU), the time it was late does not count as silence: every alive
+// node's last heartbeat moves forward by it.
 func (s *Server) healthLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.HealthCheckPeriod)
+	wait := s.cfg.HealthCheckPeriod
+	t := time.NewTimer(wait)
 	defer t.Stop()
+	armed := time.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
 		}
+		now := time.Now()
+		late := now.Sub(armed) - wait
+		stalled := late > s.cfg.HealthCheckPeriod
 		var dead []ids.ID
+		next := s.cfg.HealthCheckPeriod
 		s.mu.Lock()
 		for id, n := range s.nodes {
-			if n.info.State == pb.NodeState_NODE_STATE_ALIVE && time.Since(n.lastBeat) > s.cfg.NodeTimeout {
-				dead = append(dead, id)
+			if n.info.State != pb.NodeState_NODE_STATE_ALIVE {
+				continue
 			}
+			if stalled {
+				if n.lastBeat = n.lastBeat.Add(late); n.lastBeat.After(now) {
+					n.lastBeat = now
+				}
+			}
+			left := s.cfg.NodeTimeout - now.Sub(n.lastBeat)
+			if left <= 0 {
+				dead = append(dead, id)
+				continue
+			}
+			next = min(next, left)
 		}
 		s.mu.Unlock()
+		if stalled {
+			s.log.Warn("control store stalled; the stall does not count as node silence", "late", late)
+		}
 		for _, id := range dead {
+			s.log.Warn("node declared dead", "node", id, "reason", "no heartbeat", "timeout", s.cfg.NodeTimeout)
 			s.markNodeDead(id, fmt.Sprintf("no heartbeat for %s", s.cfg.NodeTimeout))
 		}
+		wait, armed = next, time.Now()
+		t.Reset(wait)
 	}
 }
 
@@ -273,6 +349,8 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 		return
 	}
 	n.info.State = pb.NodeState_NODE_STATE_DEAD
+	n.died = reason
+	s.groupsOnDeadNodeLocked(id)
 	var lost []ids.ID
 	for aid, a := range s.actors {
 		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == StateAlive || a.info.State == StatePending) {
@@ -471,6 +549,9 @@ func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.Fin
 		j.EndUnixMs = time.Now().UnixMilli()
 	}
 	var owned, keep []ids.ID
+	if ended {
+		owned = s.groupsOfJobLocked(id) // their actors die with them
+	}
 	for aid, a := range s.actors {
 		if ids.MustFromBytes(a.info.JobId) != id || a.info.State == StateDead {
 			continue

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -261,8 +262,17 @@ func TestNodeRegisterHeartbeatUnregister(t *testing.T) {
 	if len(alive.GetNodes()) != 0 {
 		t.Fatalf("GetNodes lists dead nodes: %v", alive.GetNodes())
 	}
-	if hb, _ := c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: id.Bytes()}); !hb.GetUnknownNode() {
-		t.Fatal("a dead node's heartbeat was accepted; it must re-register")
+	// A dead node is told so, typed, and cannot register under its old id.
+	_, err = c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: id.Bytes()})
+	var died *errs.NodeDiedError
+	if !errors.As(err, &died) || died.NodeID != id.String() || !strings.Contains(died.Reason, "node daemon stopped") {
+		t.Fatalf("heartbeat of a dead node: err = %v, want a NodeDiedError naming it and why", err)
+	}
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(id, "127.0.0.1:7", 4)}); !errors.Is(err, errs.ErrNodeDied) {
+		t.Fatalf("a dead node registered again under its old id: err = %v", err)
+	}
+	if state, _ := nodeState(t, c, id); state != pb.NodeState_NODE_STATE_DEAD {
+		t.Fatalf("after a refused registration state = %q, want DEAD", state)
 	}
 }
 
@@ -307,6 +317,15 @@ func TestNodeTimeout(t *testing.T) {
 	}
 	if s, _ := nodeState(t, c, beating); s != pb.NodeState_NODE_STATE_ALIVE {
 		t.Fatalf("heartbeating node state = %q, want ALIVE", s)
+	}
+	// Back after its death, the node is told it is dead, and why.
+	_, err := c.NodeHeartbeat(ctx, &pb.NodeHeartbeatRequest{NodeId: silent.Bytes()})
+	var died *errs.NodeDiedError
+	if !errors.As(err, &died) || !strings.Contains(died.Reason, "no heartbeat for 1s") {
+		t.Fatalf("heartbeat after the timeout: err = %v, want a NodeDiedError saying why", err)
+	}
+	if s, _ := nodeState(t, c, silent); s != pb.NodeState_NODE_STATE_DEAD {
+		t.Fatalf("a late heartbeat revived the node: state = %q", s)
 	}
 }
 

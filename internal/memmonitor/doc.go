@@ -7,6 +7,10 @@
 //   - [Read] measures the node's memory use from /proc/meminfo and, when the
 //     process runs in a memory-limited cgroup (v1 or v2), from that cgroup,
 //     and reports whichever is closer to its limit.
+//   - [ReadLimit] and [NodeLimit] say how much memory the node may use:
+//     its cgroup's limit when it runs in one (v1 or v2, ancestors
+//     included), else the machine's memory. resources.Detect offers it as
+//     the node's memory resource.
 //   - [ReadProc] measures one process from /proc/<pid>/status.
 //   - [System] and [Process] measure the machine and one process the
 //     platform's way: Read and ReadProc on Linux; on darwin, System asks

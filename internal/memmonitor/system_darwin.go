@@ -21,3 +21,12 @@ func system() (Usage, error) {
 func process(pid int) (ProcMem, error) {
 	return ProcMem{}, fmt.Errorf("memmonitor: memory of pid %d: %w", pid, ErrUnsupported)
 }
+
+// nodeLimit: darwin has no cgroups; a node may use the machine's memory.
+func nodeLimit() (Limit, error) {
+	total, err := unix.SysctlUint64("hw.memsize")
+	if err != nil {
+		return Limit{}, fmt.Errorf("memmonitor: sysctl hw.memsize: %w", err)
+	}
+	return Limit{Bytes: int64(total), Machine: int64(total), Source: "sysctl hw.memsize"}, nil
+}

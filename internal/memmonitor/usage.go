@@ -190,23 +190,7 @@ func readCgroup(root string, memTotal int64) (Usage, bool, error) {
 	if err != nil || !ok {
 		return Usage{}, false, err
 	}
-	var dirs []string // relative to root, the process's cgroup first
-	leaf := path.Join(h.mount, cgPath)
-	if fi, err := os.Stat(filepath.Join(root, leaf)); err != nil || !fi.IsDir() {
-		// Not visible here: we are in a container that sees its own
-		// cgroup at the mount's root.
-		dirs = []string{h.mount}
-	} else {
-		for d := leaf; ; d = path.Dir(d) {
-			dirs = append(dirs, d)
-			if d == h.mount || h.version == 1 {
-				// v1 limits are read from the process's own cgroup only:
-				// with use_hierarchy off a parent's usage would not count
-				// ours.
-				break
-			}
-		}
-	}
+	dirs := cgroupDirs(root, h, cgPath) // relative to root, the process's cgroup first
 	var best Usage
 	found := false
 	for _, d := range dirs {
@@ -224,31 +208,13 @@ func readCgroup(root string, memTotal int64) (Usage, bool, error) {
 // readCgroupDir reads the cgroup at dir (relative to root). ok is false
 // when it has no memory limit below memTotal.
 func readCgroupDir(root, dir string, h hierarchy, memTotal int64) (Usage, bool, error) {
-	limitRel := path.Join(dir, h.limitFile)
-	limitPath := filepath.Join(root, limitRel)
-	data, err := os.ReadFile(limitPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Usage{}, false, nil
-	}
-	if err != nil {
-		return Usage{}, false, fmt.Errorf("memmonitor: %w", err)
-	}
-	s := strings.TrimSpace(string(data))
-	if h.noLimit != "" && s == h.noLimit {
-		return Usage{}, false, nil
-	}
-	limit, err := parseCount(s)
-	if err != nil {
-		return Usage{}, false, malformed(limitPath, "%v", err)
-	}
-	if limit <= 0 || limit >= memTotal {
-		// A limit the machine cannot reach is no limit (v1 writes "none"
-		// as a number near 2^63).
-		return Usage{}, false, nil
+	limit, src, ok, err := readLimitFile(root, dir, h, memTotal)
+	if err != nil || !ok {
+		return Usage{}, false, err
 	}
 
 	usagePath := filepath.Join(root, dir, h.usageFile)
-	data, err = os.ReadFile(usagePath)
+	data, err := os.ReadFile(usagePath)
 	if err != nil {
 		return Usage{}, false, fmt.Errorf("memmonitor: %w", err)
 	}
@@ -272,6 +238,6 @@ func readCgroupDir(root, dir string, h hierarchy, memTotal int64) (Usage, bool, 
 	return Usage{
 		Used:   max(usage-inactive, 0),
 		Total:  limit,
-		Source: fmt.Sprintf("cgroup v%d /%s", h.version, limitRel),
+		Source: src,
 	}, true, nil
 }

@@ -67,7 +67,7 @@ func All() []Benchmark {
 		{Name: "get_buffer_1gib", Unit: UnitOps, Target: "= get_buffer_1mib", With: "get_buffer_1mib", Run: getBuffer1GiB},
 		{Name: "single_client_get_object_containing_10k_refs", Unit: UnitOps, RayFigure: 13.4, Target: "≥ 100", Run: getObjectContaining10kRefs},
 		{Name: "single_client_wait_1k_refs", Unit: UnitOps, RayFigure: 5.1, Target: "≥ 100", Run: wait1kRefs},
-		{Name: "placement_group_create/removal", Unit: UnitOps, RayFigure: 765, Target: "≥ 10,000"}, // raygo has no placement groups yet
+		{Name: "placement_group_create/removal", Unit: UnitOps, RayFigure: 765, Target: "≥ 10,000", Run: placementGroupCreateRemoval},
 	}
 	// Every figure above is from Ray's release logs on one machine kind.
 	for i := range suite {

@@ -21,9 +21,13 @@ import (
 type HeadConfig struct {
 	// GCSAddress is where the control store listens ("127.0.0.1:0" picks a port).
 	GCSAddress string
-	GCS        gcs.Config
-	Raylet     raylet.Config // GCSAddress and Token are filled in
-	Token      string
+	// AdvertiseHost is the address the cluster is reached at when
+	// GCSAddress listens on every interface; it is the node daemon's too
+	// unless Raylet.AdvertiseHost says otherwise. See rpc.ListenOn.
+	AdvertiseHost string
+	GCS           gcs.Config
+	Raylet        raylet.Config // GCSAddress and Token are filled in
+	Token         string
 }
 
 // Head is a running head node.
@@ -45,7 +49,7 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 	if !rpc.IsLoopback(cfg.GCSAddress) {
 		slog.Warn("raygo: the control store listens beyond loopback without TLS; every call still needs the cluster token", "address", cfg.GCSAddress)
 	}
-	lis, err := rpc.Listen(cfg.GCSAddress)
+	lis, err := rpc.ListenOn(cfg.GCSAddress, cfg.AdvertiseHost)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +62,9 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 	lis.Serve(h.server, &h.wg)
 	rc := cfg.Raylet
 	rc.GCSAddress, rc.Token = h.address, cfg.Token
+	if rc.AdvertiseHost == "" {
+		rc.AdvertiseHost = cfg.AdvertiseHost
+	}
 	h.raylet, err = raylet.Start(rc)
 	if err != nil {
 		h.Stop()

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/raygo/raygo/internal/memmonitor"
 )
 
 const (
@@ -51,7 +53,14 @@ func populateWrite(b []byte) error {
 // 2 MiB pages cut page faults 512-fold; elsewhere this is a no-op.
 func adviseHuge(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }
 
+// machineMemory is the memory this node may use: its cgroup's limit when
+// it has one (memmonitor.NodeLimit; the store's pages are charged to the
+// cgroup of the processes that touch them, all of them in the node
+// daemon's), else the machine's total.
 func machineMemory() int64 {
+	if l, err := memmonitor.NodeLimit(); err == nil && l.Bytes > 0 {
+		return l.Bytes
+	}
 	var info unix.Sysinfo_t
 	if unix.Sysinfo(&info) != nil {
 		return 0

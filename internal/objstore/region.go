@@ -210,7 +210,8 @@ func InView(p unsafe.Pointer) bool {
 const EnvCapacity = "RAYGO_OBJECT_STORE_MEMORY"
 
 // DefaultCapacity is the default store size: $RAYGO_OBJECT_STORE_MEMORY
-// when set, else 30% of the machine's memory (8 GiB assumed where it is
+// when set, else 30% of the node's memory (its cgroup's limit when it
+// has one on Linux, else the machine's; 8 GiB assumed where it is
 // unknown), capped by what the region's backing can hold (/dev/shm on
 // Linux, the temporary directory's disk on darwin), and never below
 // 64 MiB.

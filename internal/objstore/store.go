@@ -99,6 +99,7 @@ type Store struct {
 	changed  chan struct{}                               // guarded by mu; closed and replaced when space may have freed
 	clients  map[*conn]struct{}                          // guarded by mu
 	counts   struct{ spills, restores, evictions int64 } // guarded by mu
+	evicted  []Evicted                                   // guarded by mu; secondary copies evicted, not yet taken (fill.go)
 	spillErr error                                       // guarded by mu; the last spill failure
 	closed   bool                                        // guarded by mu
 	dead     deadOwners                                  // guarded by mu
@@ -335,6 +336,7 @@ func (s *Store) makeRoomLocked(size int64) (bool, error) {
 		case e.secondary:
 			s.destroyLocked(e)
 			s.counts.evictions++
+			s.noteEvictedLocked(e)
 			freed = true
 		case e.spilled != "":
 			s.dropMemoryLocked(e)

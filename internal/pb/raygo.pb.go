@@ -61,7 +61,8 @@ const (
 	// the process (killed while sharing it with other actors): the caller
 	// handles it as it would the death of the actor's process during the
 	// call (retried within MaxTaskRetries, else an ActorDiedError).
-	ErrorKind_ERROR_KIND_ACTOR_INTERRUPTED ErrorKind = 24
+	ErrorKind_ERROR_KIND_ACTOR_INTERRUPTED       ErrorKind = 24
+	ErrorKind_ERROR_KIND_PLACEMENT_GROUP_REMOVED ErrorKind = 25 // PlacementGroupRemovedError
 )
 
 // Enum value maps for ErrorKind.
@@ -92,33 +93,35 @@ var (
 		22: "ERROR_KIND_UNAUTHENTICATED",
 		23: "ERROR_KIND_UNAVAILABLE",
 		24: "ERROR_KIND_ACTOR_INTERRUPTED",
+		25: "ERROR_KIND_PLACEMENT_GROUP_REMOVED",
 	}
 	ErrorKind_value = map[string]int32{
-		"ERROR_KIND_UNSPECIFIED":       0,
-		"ERROR_KIND_TASK":              1,
-		"ERROR_KIND_WORKER_CRASHED":    2,
-		"ERROR_KIND_ACTOR_DIED":        3,
-		"ERROR_KIND_CANCELLED":         4,
-		"ERROR_KIND_OBJECT_FREED":      5,
-		"ERROR_KIND_OBJECT_LOST":       6,
-		"ERROR_KIND_OWNER_DIED":        7,
-		"ERROR_KIND_NOT_REGISTERED":    8,
-		"ERROR_KIND_BAD_ARGUMENT":      9,
-		"ERROR_KIND_INFEASIBLE":        10,
-		"ERROR_KIND_WORKER_STARTUP":    11,
-		"ERROR_KIND_INVALID":           12,
-		"ERROR_KIND_NOT_FOUND":         13,
-		"ERROR_KIND_ALREADY_EXISTS":    14,
-		"ERROR_KIND_SYSTEM":            15,
-		"ERROR_KIND_TIMEOUT":           16,
-		"ERROR_KIND_OBJECT_STORE_FULL": 17,
-		"ERROR_KIND_OBJECT_TOO_LARGE":  18,
-		"ERROR_KIND_OUT_OF_MEMORY":     19,
-		"ERROR_KIND_ACTOR_NOT_HERE":    20,
-		"ERROR_KIND_NODE_DIED":         21,
-		"ERROR_KIND_UNAUTHENTICATED":   22,
-		"ERROR_KIND_UNAVAILABLE":       23,
-		"ERROR_KIND_ACTOR_INTERRUPTED": 24,
+		"ERROR_KIND_UNSPECIFIED":             0,
+		"ERROR_KIND_TASK":                    1,
+		"ERROR_KIND_WORKER_CRASHED":          2,
+		"ERROR_KIND_ACTOR_DIED":              3,
+		"ERROR_KIND_CANCELLED":               4,
+		"ERROR_KIND_OBJECT_FREED":            5,
+		"ERROR_KIND_OBJECT_LOST":             6,
+		"ERROR_KIND_OWNER_DIED":              7,
+		"ERROR_KIND_NOT_REGISTERED":          8,
+		"ERROR_KIND_BAD_ARGUMENT":            9,
+		"ERROR_KIND_INFEASIBLE":              10,
+		"ERROR_KIND_WORKER_STARTUP":          11,
+		"ERROR_KIND_INVALID":                 12,
+		"ERROR_KIND_NOT_FOUND":               13,
+		"ERROR_KIND_ALREADY_EXISTS":          14,
+		"ERROR_KIND_SYSTEM":                  15,
+		"ERROR_KIND_TIMEOUT":                 16,
+		"ERROR_KIND_OBJECT_STORE_FULL":       17,
+		"ERROR_KIND_OBJECT_TOO_LARGE":        18,
+		"ERROR_KIND_OUT_OF_MEMORY":           19,
+		"ERROR_KIND_ACTOR_NOT_HERE":          20,
+		"ERROR_KIND_NODE_DIED":               21,
+		"ERROR_KIND_UNAUTHENTICATED":         22,
+		"ERROR_KIND_UNAVAILABLE":             23,
+		"ERROR_KIND_ACTOR_INTERRUPTED":       24,
+		"ERROR_KIND_PLACEMENT_GROUP_REMOVED": 25,
 	}
 )
 
@@ -153,14 +156,15 @@ func (ErrorKind) EnumDescriptor() ([]byte, []int) {
 type ActorDeathCause int32
 
 const (
-	ActorDeathCause_ACTOR_DEATH_CAUSE_UNSPECIFIED     ActorDeathCause = 0
-	ActorDeathCause_ACTOR_DEATH_CAUSE_PROCESS_DIED    ActorDeathCause = 1 // its process died with no restarts left
-	ActorDeathCause_ACTOR_DEATH_CAUSE_KILLED          ActorDeathCause = 2 // ray.Kill
-	ActorDeathCause_ACTOR_DEATH_CAUSE_OWNER_DIED      ActorDeathCause = 3 // its owner (the process that created it) died, or its job ended
-	ActorDeathCause_ACTOR_DEATH_CAUSE_OUT_OF_SCOPE    ActorDeathCause = 4 // no handle to it remained
-	ActorDeathCause_ACTOR_DEATH_CAUSE_EXITED          ActorDeathCause = 5 // it ended itself (ExitActor, a graceful terminate)
-	ActorDeathCause_ACTOR_DEATH_CAUSE_NODE_DIED       ActorDeathCause = 6 // its node died with no restarts left
-	ActorDeathCause_ACTOR_DEATH_CAUSE_CREATION_FAILED ActorDeathCause = 7 // its constructor failed
+	ActorDeathCause_ACTOR_DEATH_CAUSE_UNSPECIFIED             ActorDeathCause = 0
+	ActorDeathCause_ACTOR_DEATH_CAUSE_PROCESS_DIED            ActorDeathCause = 1 // its process died with no restarts left
+	ActorDeathCause_ACTOR_DEATH_CAUSE_KILLED                  ActorDeathCause = 2 // ray.Kill
+	ActorDeathCause_ACTOR_DEATH_CAUSE_OWNER_DIED              ActorDeathCause = 3 // its owner (the process that created it) died, or its job ended
+	ActorDeathCause_ACTOR_DEATH_CAUSE_OUT_OF_SCOPE            ActorDeathCause = 4 // no handle to it remained
+	ActorDeathCause_ACTOR_DEATH_CAUSE_EXITED                  ActorDeathCause = 5 // it ended itself (ExitActor, a graceful terminate)
+	ActorDeathCause_ACTOR_DEATH_CAUSE_NODE_DIED               ActorDeathCause = 6 // its node died with no restarts left
+	ActorDeathCause_ACTOR_DEATH_CAUSE_CREATION_FAILED         ActorDeathCause = 7 // its constructor failed
+	ActorDeathCause_ACTOR_DEATH_CAUSE_PLACEMENT_GROUP_REMOVED ActorDeathCause = 8 // the placement group it ran in was removed
 )
 
 // Enum value maps for ActorDeathCause.
@@ -174,16 +178,18 @@ var (
 		5: "ACTOR_DEATH_CAUSE_EXITED",
 		6: "ACTOR_DEATH_CAUSE_NODE_DIED",
 		7: "ACTOR_DEATH_CAUSE_CREATION_FAILED",
+		8: "ACTOR_DEATH_CAUSE_PLACEMENT_GROUP_REMOVED",
 	}
 	ActorDeathCause_value = map[string]int32{
-		"ACTOR_DEATH_CAUSE_UNSPECIFIED":     0,
-		"ACTOR_DEATH_CAUSE_PROCESS_DIED":    1,
-		"ACTOR_DEATH_CAUSE_KILLED":          2,
-		"ACTOR_DEATH_CAUSE_OWNER_DIED":      3,
-		"ACTOR_DEATH_CAUSE_OUT_OF_SCOPE":    4,
-		"ACTOR_DEATH_CAUSE_EXITED":          5,
-		"ACTOR_DEATH_CAUSE_NODE_DIED":       6,
-		"ACTOR_DEATH_CAUSE_CREATION_FAILED": 7,
+		"ACTOR_DEATH_CAUSE_UNSPECIFIED":             0,
+		"ACTOR_DEATH_CAUSE_PROCESS_DIED":            1,
+		"ACTOR_DEATH_CAUSE_KILLED":                  2,
+		"ACTOR_DEATH_CAUSE_OWNER_DIED":              3,
+		"ACTOR_DEATH_CAUSE_OUT_OF_SCOPE":            4,
+		"ACTOR_DEATH_CAUSE_EXITED":                  5,
+		"ACTOR_DEATH_CAUSE_NODE_DIED":               6,
+		"ACTOR_DEATH_CAUSE_CREATION_FAILED":         7,
+		"ACTOR_DEATH_CAUSE_PLACEMENT_GROUP_REMOVED": 8,
 	}
 )
 
@@ -223,6 +229,9 @@ const (
 	SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT SchedulingStrategy = 0
 	// SPREAD places round-robin over nodes that have room.
 	SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD SchedulingStrategy = 1
+	// NODE_AFFINITY places on SchedulingOptions.node_id (hard, or soft:
+	// elsewhere when that node is dead or can never hold the request).
+	SchedulingStrategy_SCHEDULING_STRATEGY_NODE_AFFINITY SchedulingStrategy = 2
 )
 
 // Enum value maps for SchedulingStrategy.
@@ -230,10 +239,12 @@ var (
 	SchedulingStrategy_name = map[int32]string{
 		0: "SCHEDULING_STRATEGY_DEFAULT",
 		1: "SCHEDULING_STRATEGY_SPREAD",
+		2: "SCHEDULING_STRATEGY_NODE_AFFINITY",
 	}
 	SchedulingStrategy_value = map[string]int32{
-		"SCHEDULING_STRATEGY_DEFAULT": 0,
-		"SCHEDULING_STRATEGY_SPREAD":  1,
+		"SCHEDULING_STRATEGY_DEFAULT":       0,
+		"SCHEDULING_STRATEGY_SPREAD":        1,
+		"SCHEDULING_STRATEGY_NODE_AFFINITY": 2,
 	}
 )
 
@@ -262,6 +273,59 @@ func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
 // Deprecated: Use SchedulingStrategy.Descriptor instead.
 func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{2}
+}
+
+// LabelOp is how a LabelMatch compares a node's label.
+type LabelOp int32
+
+const (
+	LabelOp_LABEL_OP_IN             LabelOp = 0 // the label is one of values
+	LabelOp_LABEL_OP_NOT_IN         LabelOp = 1 // the label is absent or none of values
+	LabelOp_LABEL_OP_EXISTS         LabelOp = 2 // the node has the label
+	LabelOp_LABEL_OP_DOES_NOT_EXIST LabelOp = 3 // the node lacks the label
+)
+
+// Enum value maps for LabelOp.
+var (
+	LabelOp_name = map[int32]string{
+		0: "LABEL_OP_IN",
+		1: "LABEL_OP_NOT_IN",
+		2: "LABEL_OP_EXISTS",
+		3: "LABEL_OP_DOES_NOT_EXIST",
+	}
+	LabelOp_value = map[string]int32{
+		"LABEL_OP_IN":             0,
+		"LABEL_OP_NOT_IN":         1,
+		"LABEL_OP_EXISTS":         2,
+		"LABEL_OP_DOES_NOT_EXIST": 3,
+	}
+)
+
+func (x LabelOp) Enum() *LabelOp {
+	p := new(LabelOp)
+	*p = x
+	return p
+}
+
+func (x LabelOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LabelOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[3].Descriptor()
+}
+
+func (LabelOp) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[3]
+}
+
+func (x LabelOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LabelOp.Descriptor instead.
+func (LabelOp) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{3}
 }
 
 type NodeState int32
@@ -297,11 +361,11 @@ func (x NodeState) String() string {
 }
 
 func (NodeState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[3].Descriptor()
+	return file_raygo_proto_enumTypes[4].Descriptor()
 }
 
 func (NodeState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[3]
+	return &file_raygo_proto_enumTypes[4]
 }
 
 func (x NodeState) Number() protoreflect.EnumNumber {
@@ -310,7 +374,7 @@ func (x NodeState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeState.Descriptor instead.
 func (NodeState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{3}
+	return file_raygo_proto_rawDescGZIP(), []int{4}
 }
 
 type JobState int32
@@ -346,11 +410,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[4].Descriptor()
+	return file_raygo_proto_enumTypes[5].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[4]
+	return &file_raygo_proto_enumTypes[5]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -359,7 +423,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{4}
+	return file_raygo_proto_rawDescGZIP(), []int{5}
 }
 
 type ActorState int32
@@ -401,11 +465,11 @@ func (x ActorState) String() string {
 }
 
 func (ActorState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[5].Descriptor()
+	return file_raygo_proto_enumTypes[6].Descriptor()
 }
 
 func (ActorState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[5]
+	return &file_raygo_proto_enumTypes[6]
 }
 
 func (x ActorState) Number() protoreflect.EnumNumber {
@@ -414,7 +478,114 @@ func (x ActorState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ActorState.Descriptor instead.
 func (ActorState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{5}
+	return file_raygo_proto_rawDescGZIP(), []int{6}
+}
+
+type PlacementStrategy int32
+
+const (
+	PlacementStrategy_PLACEMENT_STRATEGY_PACK          PlacementStrategy = 0
+	PlacementStrategy_PLACEMENT_STRATEGY_SPREAD        PlacementStrategy = 1
+	PlacementStrategy_PLACEMENT_STRATEGY_STRICT_PACK   PlacementStrategy = 2
+	PlacementStrategy_PLACEMENT_STRATEGY_STRICT_SPREAD PlacementStrategy = 3
+)
+
+// Enum value maps for PlacementStrategy.
+var (
+	PlacementStrategy_name = map[int32]string{
+		0: "PLACEMENT_STRATEGY_PACK",
+		1: "PLACEMENT_STRATEGY_SPREAD",
+		2: "PLACEMENT_STRATEGY_STRICT_PACK",
+		3: "PLACEMENT_STRATEGY_STRICT_SPREAD",
+	}
+	PlacementStrategy_value = map[string]int32{
+		"PLACEMENT_STRATEGY_PACK":          0,
+		"PLACEMENT_STRATEGY_SPREAD":        1,
+		"PLACEMENT_STRATEGY_STRICT_PACK":   2,
+		"PLACEMENT_STRATEGY_STRICT_SPREAD": 3,
+	}
+)
+
+func (x PlacementStrategy) Enum() *PlacementStrategy {
+	p := new(PlacementStrategy)
+	*p = x
+	return p
+}
+
+func (x PlacementStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlacementStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[7].Descriptor()
+}
+
+func (PlacementStrategy) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[7]
+}
+
+func (x PlacementStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlacementStrategy.Descriptor instead.
+func (PlacementStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{7}
+}
+
+type PlacementGroupState int32
+
+const (
+	PlacementGroupState_PLACEMENT_GROUP_STATE_UNSPECIFIED  PlacementGroupState = 0
+	PlacementGroupState_PLACEMENT_GROUP_STATE_PENDING      PlacementGroupState = 1 // waiting for room (pending_reason says why)
+	PlacementGroupState_PLACEMENT_GROUP_STATE_CREATED      PlacementGroupState = 2 // every bundle reserved
+	PlacementGroupState_PLACEMENT_GROUP_STATE_REMOVED      PlacementGroupState = 3
+	PlacementGroupState_PLACEMENT_GROUP_STATE_RESCHEDULING PlacementGroupState = 4 // a node holding bundles died; they are being placed again
+)
+
+// Enum value maps for PlacementGroupState.
+var (
+	PlacementGroupState_name = map[int32]string{
+		0: "PLACEMENT_GROUP_STATE_UNSPECIFIED",
+		1: "PLACEMENT_GROUP_STATE_PENDING",
+		2: "PLACEMENT_GROUP_STATE_CREATED",
+		3: "PLACEMENT_GROUP_STATE_REMOVED",
+		4: "PLACEMENT_GROUP_STATE_RESCHEDULING",
+	}
+	PlacementGroupState_value = map[string]int32{
+		"PLACEMENT_GROUP_STATE_UNSPECIFIED":  0,
+		"PLACEMENT_GROUP_STATE_PENDING":      1,
+		"PLACEMENT_GROUP_STATE_CREATED":      2,
+		"PLACEMENT_GROUP_STATE_REMOVED":      3,
+		"PLACEMENT_GROUP_STATE_RESCHEDULING": 4,
+	}
+)
+
+func (x PlacementGroupState) Enum() *PlacementGroupState {
+	p := new(PlacementGroupState)
+	*p = x
+	return p
+}
+
+func (x PlacementGroupState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlacementGroupState) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[8].Descriptor()
+}
+
+func (PlacementGroupState) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[8]
+}
+
+func (x PlacementGroupState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlacementGroupState.Descriptor instead.
+func (PlacementGroupState) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{8}
 }
 
 type StoreObjectState int32
@@ -456,11 +627,11 @@ func (x StoreObjectState) String() string {
 }
 
 func (StoreObjectState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raygo_proto_enumTypes[6].Descriptor()
+	return file_raygo_proto_enumTypes[9].Descriptor()
 }
 
 func (StoreObjectState) Type() protoreflect.EnumType {
-	return &file_raygo_proto_enumTypes[6]
+	return &file_raygo_proto_enumTypes[9]
 }
 
 func (x StoreObjectState) Number() protoreflect.EnumNumber {
@@ -469,7 +640,7 @@ func (x StoreObjectState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StoreObjectState.Descriptor instead.
 func (StoreObjectState) EnumDescriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{6}
+	return file_raygo_proto_rawDescGZIP(), []int{9}
 }
 
 // Resources maps a resource name ("CPU", "GPU", "memory", or a custom name)
@@ -1008,6 +1179,165 @@ func (*Arg_Value) isArg_Kind() {}
 
 func (*Arg_Ref) isArg_Kind() {}
 
+type LabelMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Op            LabelOp                `protobuf:"varint,2,opt,name=op,proto3,enum=raygo.v1.LabelOp" json:"op,omitempty"`
+	Values        []string               `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"` // IN, NOT_IN: at least one; otherwise none
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelMatch) Reset() {
+	*x = LabelMatch{}
+	mi := &file_raygo_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelMatch) ProtoMessage() {}
+
+func (x *LabelMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelMatch.ProtoReflect.Descriptor instead.
+func (*LabelMatch) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LabelMatch) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LabelMatch) GetOp() LabelOp {
+	if x != nil {
+		return x.Op
+	}
+	return LabelOp_LABEL_OP_IN
+}
+
+func (x *LabelMatch) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// SchedulingOptions are a placement's parameters beyond its strategy
+// (internal/scheduler.Request). Limits: 64 matches per list, 64 values per
+// match, keys and values as in `raygo start --labels`.
+type SchedulingOptions struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       []byte                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`                   // NODE_AFFINITY's node
+	Soft         bool                   `protobuf:"varint,2,opt,name=soft,proto3" json:"soft,omitempty"`                                    // NODE_AFFINITY: fall back when that node is dead or too small
+	Labels       []*LabelMatch          `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty"`                                 // every strategy: only nodes matching all of these
+	PreferLabels []*LabelMatch          `protobuf:"bytes,4,rep,name=prefer_labels,json=preferLabels,proto3" json:"prefer_labels,omitempty"` // preferred among those, when one of them has room
+	// placement_group_id: the task or actor runs in this placement group's
+	// bundle_index (-1: any of its bundles); its resources are the bundle's
+	// (resources.InBundle). capture_child_tasks: tasks and actors it submits
+	// run in the group too unless they say otherwise.
+	PlacementGroupId  []byte `protobuf:"bytes,5,opt,name=placement_group_id,json=placementGroupId,proto3" json:"placement_group_id,omitempty"`
+	BundleIndex       int32  `protobuf:"varint,6,opt,name=bundle_index,json=bundleIndex,proto3" json:"bundle_index,omitempty"`
+	CaptureChildTasks bool   `protobuf:"varint,7,opt,name=capture_child_tasks,json=captureChildTasks,proto3" json:"capture_child_tasks,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SchedulingOptions) Reset() {
+	*x = SchedulingOptions{}
+	mi := &file_raygo_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchedulingOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchedulingOptions) ProtoMessage() {}
+
+func (x *SchedulingOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchedulingOptions.ProtoReflect.Descriptor instead.
+func (*SchedulingOptions) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SchedulingOptions) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *SchedulingOptions) GetSoft() bool {
+	if x != nil {
+		return x.Soft
+	}
+	return false
+}
+
+func (x *SchedulingOptions) GetLabels() []*LabelMatch {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SchedulingOptions) GetPreferLabels() []*LabelMatch {
+	if x != nil {
+		return x.PreferLabels
+	}
+	return nil
+}
+
+func (x *SchedulingOptions) GetPlacementGroupId() []byte {
+	if x != nil {
+		return x.PlacementGroupId
+	}
+	return nil
+}
+
+func (x *SchedulingOptions) GetBundleIndex() int32 {
+	if x != nil {
+		return x.BundleIndex
+	}
+	return 0
+}
+
+func (x *SchedulingOptions) GetCaptureChildTasks() bool {
+	if x != nil {
+		return x.CaptureChildTasks
+	}
+	return false
+}
+
 type TaskSpec struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	TaskId       []byte                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -1034,14 +1364,15 @@ type TaskSpec struct {
 	// for its life. Unset: the control store applies Ray's default, 1 CPU to
 	// place an actor whose resources map has no entries at all (it then holds
 	// nothing), else resources. Each amount is at least resources'.
-	PlacementResources *Resources `protobuf:"bytes,19,opt,name=placement_resources,json=placementResources,proto3" json:"placement_resources,omitempty"`
+	PlacementResources *Resources         `protobuf:"bytes,19,opt,name=placement_resources,json=placementResources,proto3" json:"placement_resources,omitempty"`
+	Scheduling         *SchedulingOptions `protobuf:"bytes,21,opt,name=scheduling,proto3" json:"scheduling,omitempty"` // actor placement: strategy's parameters
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_raygo_proto_msgTypes[5]
+	mi := &file_raygo_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1384,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[5]
+	mi := &file_raygo_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1397,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{5}
+	return file_raygo_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskSpec) GetTaskId() []byte {
@@ -1202,6 +1533,13 @@ func (x *TaskSpec) GetPlacementResources() *Resources {
 	return nil
 }
 
+func (x *TaskSpec) GetScheduling() *SchedulingOptions {
+	if x != nil {
+		return x.Scheduling
+	}
+	return nil
+}
+
 type TaskReply struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	TaskId            []byte                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -1215,7 +1553,7 @@ type TaskReply struct {
 
 func (x *TaskReply) Reset() {
 	*x = TaskReply{}
-	mi := &file_raygo_proto_msgTypes[6]
+	mi := &file_raygo_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1565,7 @@ func (x *TaskReply) String() string {
 func (*TaskReply) ProtoMessage() {}
 
 func (x *TaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[6]
+	mi := &file_raygo_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1578,7 @@ func (x *TaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskReply.ProtoReflect.Descriptor instead.
 func (*TaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{6}
+	return file_raygo_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskReply) GetTaskId() []byte {
@@ -1306,7 +1644,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_raygo_proto_msgTypes[7]
+	mi := &file_raygo_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1656,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[7]
+	mi := &file_raygo_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1669,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{7}
+	return file_raygo_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeInfo) GetNodeId() []byte {
@@ -1448,7 +1786,7 @@ type RegisterNodeRequest struct {
 
 func (x *RegisterNodeRequest) Reset() {
 	*x = RegisterNodeRequest{}
-	mi := &file_raygo_proto_msgTypes[8]
+	mi := &file_raygo_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1798,7 @@ func (x *RegisterNodeRequest) String() string {
 func (*RegisterNodeRequest) ProtoMessage() {}
 
 func (x *RegisterNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[8]
+	mi := &file_raygo_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1811,7 @@ func (x *RegisterNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNodeRequest.ProtoReflect.Descriptor instead.
 func (*RegisterNodeRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{8}
+	return file_raygo_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RegisterNodeRequest) GetNode() *NodeInfo {
@@ -1491,7 +1829,7 @@ type RegisterNodeReply struct {
 
 func (x *RegisterNodeReply) Reset() {
 	*x = RegisterNodeReply{}
-	mi := &file_raygo_proto_msgTypes[9]
+	mi := &file_raygo_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1841,7 @@ func (x *RegisterNodeReply) String() string {
 func (*RegisterNodeReply) ProtoMessage() {}
 
 func (x *RegisterNodeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[9]
+	mi := &file_raygo_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1854,7 @@ func (x *RegisterNodeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNodeReply.ProtoReflect.Descriptor instead.
 func (*RegisterNodeReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{9}
+	return file_raygo_proto_rawDescGZIP(), []int{11}
 }
 
 type NodeHeartbeatRequest struct {
@@ -1527,13 +1865,16 @@ type NodeHeartbeatRequest struct {
 	PendingDemands    []*Resources           `protobuf:"bytes,4,rep,name=pending_demands,json=pendingDemands,proto3" json:"pending_demands,omitempty"`
 	NumWorkers        int32                  `protobuf:"varint,5,opt,name=num_workers,json=numWorkers,proto3" json:"num_workers,omitempty"`
 	InfeasibleDemands []*Resources           `protobuf:"bytes,6,rep,name=infeasible_demands,json=infeasibleDemands,proto3" json:"infeasible_demands,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// total, when set: the node's totals changed (placement-group bundles
+	// were committed or removed there).
+	Total         *Resources `protobuf:"bytes,7,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeHeartbeatRequest) Reset() {
 	*x = NodeHeartbeatRequest{}
-	mi := &file_raygo_proto_msgTypes[10]
+	mi := &file_raygo_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1886,7 @@ func (x *NodeHeartbeatRequest) String() string {
 func (*NodeHeartbeatRequest) ProtoMessage() {}
 
 func (x *NodeHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[10]
+	mi := &file_raygo_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1899,7 @@ func (x *NodeHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*NodeHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{10}
+	return file_raygo_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeHeartbeatRequest) GetNodeId() []byte {
@@ -1603,6 +1944,13 @@ func (x *NodeHeartbeatRequest) GetInfeasibleDemands() []*Resources {
 	return nil
 }
 
+func (x *NodeHeartbeatRequest) GetTotal() *Resources {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
 type NodeHeartbeatReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UnknownNode   bool                   `protobuf:"varint,1,opt,name=unknown_node,json=unknownNode,proto3" json:"unknown_node,omitempty"`
@@ -1612,7 +1960,7 @@ type NodeHeartbeatReply struct {
 
 func (x *NodeHeartbeatReply) Reset() {
 	*x = NodeHeartbeatReply{}
-	mi := &file_raygo_proto_msgTypes[11]
+	mi := &file_raygo_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1972,7 @@ func (x *NodeHeartbeatReply) String() string {
 func (*NodeHeartbeatReply) ProtoMessage() {}
 
 func (x *NodeHeartbeatReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[11]
+	mi := &file_raygo_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1985,7 @@ func (x *NodeHeartbeatReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHeartbeatReply.ProtoReflect.Descriptor instead.
 func (*NodeHeartbeatReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{11}
+	return file_raygo_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeHeartbeatReply) GetUnknownNode() bool {
@@ -1656,7 +2004,7 @@ type GetNodesRequest struct {
 
 func (x *GetNodesRequest) Reset() {
 	*x = GetNodesRequest{}
-	mi := &file_raygo_proto_msgTypes[12]
+	mi := &file_raygo_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +2016,7 @@ func (x *GetNodesRequest) String() string {
 func (*GetNodesRequest) ProtoMessage() {}
 
 func (x *GetNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[12]
+	mi := &file_raygo_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +2029,7 @@ func (x *GetNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodesRequest.ProtoReflect.Descriptor instead.
 func (*GetNodesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{12}
+	return file_raygo_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetNodesRequest) GetIncludeDead() bool {
@@ -1700,7 +2048,7 @@ type GetNodesReply struct {
 
 func (x *GetNodesReply) Reset() {
 	*x = GetNodesReply{}
-	mi := &file_raygo_proto_msgTypes[13]
+	mi := &file_raygo_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +2060,7 @@ func (x *GetNodesReply) String() string {
 func (*GetNodesReply) ProtoMessage() {}
 
 func (x *GetNodesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[13]
+	mi := &file_raygo_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +2073,7 @@ func (x *GetNodesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodesReply.ProtoReflect.Descriptor instead.
 func (*GetNodesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{13}
+	return file_raygo_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetNodesReply) GetNodes() []*NodeInfo {
@@ -1744,7 +2092,7 @@ type UnregisterNodeRequest struct {
 
 func (x *UnregisterNodeRequest) Reset() {
 	*x = UnregisterNodeRequest{}
-	mi := &file_raygo_proto_msgTypes[14]
+	mi := &file_raygo_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +2104,7 @@ func (x *UnregisterNodeRequest) String() string {
 func (*UnregisterNodeRequest) ProtoMessage() {}
 
 func (x *UnregisterNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[14]
+	mi := &file_raygo_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +2117,7 @@ func (x *UnregisterNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterNodeRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterNodeRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{14}
+	return file_raygo_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UnregisterNodeRequest) GetNodeId() []byte {
@@ -1787,7 +2135,7 @@ type UnregisterNodeReply struct {
 
 func (x *UnregisterNodeReply) Reset() {
 	*x = UnregisterNodeReply{}
-	mi := &file_raygo_proto_msgTypes[15]
+	mi := &file_raygo_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +2147,7 @@ func (x *UnregisterNodeReply) String() string {
 func (*UnregisterNodeReply) ProtoMessage() {}
 
 func (x *UnregisterNodeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[15]
+	mi := &file_raygo_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +2160,7 @@ func (x *UnregisterNodeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterNodeReply.ProtoReflect.Descriptor instead.
 func (*UnregisterNodeReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{15}
+	return file_raygo_proto_rawDescGZIP(), []int{17}
 }
 
 type JobInfo struct {
@@ -1835,7 +2183,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_raygo_proto_msgTypes[16]
+	mi := &file_raygo_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2195,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[16]
+	mi := &file_raygo_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2208,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{16}
+	return file_raygo_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobInfo) GetJobId() []byte {
@@ -1956,7 +2304,7 @@ type RegisterJobRequest struct {
 
 func (x *RegisterJobRequest) Reset() {
 	*x = RegisterJobRequest{}
-	mi := &file_raygo_proto_msgTypes[17]
+	mi := &file_raygo_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2316,7 @@ func (x *RegisterJobRequest) String() string {
 func (*RegisterJobRequest) ProtoMessage() {}
 
 func (x *RegisterJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[17]
+	mi := &file_raygo_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2329,7 @@ func (x *RegisterJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterJobRequest.ProtoReflect.Descriptor instead.
 func (*RegisterJobRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{17}
+	return file_raygo_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterJobRequest) GetJob() *JobInfo {
@@ -2000,7 +2348,7 @@ type RegisterJobReply struct {
 
 func (x *RegisterJobReply) Reset() {
 	*x = RegisterJobReply{}
-	mi := &file_raygo_proto_msgTypes[18]
+	mi := &file_raygo_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2360,7 @@ func (x *RegisterJobReply) String() string {
 func (*RegisterJobReply) ProtoMessage() {}
 
 func (x *RegisterJobReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[18]
+	mi := &file_raygo_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2373,7 @@ func (x *RegisterJobReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterJobReply.ProtoReflect.Descriptor instead.
 func (*RegisterJobReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{18}
+	return file_raygo_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterJobReply) GetJobId() []byte {
@@ -2044,7 +2392,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_raygo_proto_msgTypes[19]
+	mi := &file_raygo_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2404,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[19]
+	mi := &file_raygo_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2417,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{19}
+	return file_raygo_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetJobRequest) GetJobId() []byte {
@@ -2088,7 +2436,7 @@ type GetJobReply struct {
 
 func (x *GetJobReply) Reset() {
 	*x = GetJobReply{}
-	mi := &file_raygo_proto_msgTypes[20]
+	mi := &file_raygo_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2448,7 @@ func (x *GetJobReply) String() string {
 func (*GetJobReply) ProtoMessage() {}
 
 func (x *GetJobReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[20]
+	mi := &file_raygo_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2461,7 @@ func (x *GetJobReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobReply.ProtoReflect.Descriptor instead.
 func (*GetJobReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{20}
+	return file_raygo_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetJobReply) GetJob() *JobInfo {
@@ -2132,7 +2480,7 @@ type FinishJobRequest struct {
 
 func (x *FinishJobRequest) Reset() {
 	*x = FinishJobRequest{}
-	mi := &file_raygo_proto_msgTypes[21]
+	mi := &file_raygo_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2492,7 @@ func (x *FinishJobRequest) String() string {
 func (*FinishJobRequest) ProtoMessage() {}
 
 func (x *FinishJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[21]
+	mi := &file_raygo_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2505,7 @@ func (x *FinishJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishJobRequest.ProtoReflect.Descriptor instead.
 func (*FinishJobRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{21}
+	return file_raygo_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FinishJobRequest) GetJobId() []byte {
@@ -2175,7 +2523,7 @@ type FinishJobReply struct {
 
 func (x *FinishJobReply) Reset() {
 	*x = FinishJobReply{}
-	mi := &file_raygo_proto_msgTypes[22]
+	mi := &file_raygo_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2535,7 @@ func (x *FinishJobReply) String() string {
 func (*FinishJobReply) ProtoMessage() {}
 
 func (x *FinishJobReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[22]
+	mi := &file_raygo_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2548,7 @@ func (x *FinishJobReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishJobReply.ProtoReflect.Descriptor instead.
 func (*FinishJobReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{22}
+	return file_raygo_proto_rawDescGZIP(), []int{24}
 }
 
 // DriverAliveRequest opens a running job's driver session (DriverAlive).
@@ -2213,7 +2561,7 @@ type DriverAliveRequest struct {
 
 func (x *DriverAliveRequest) Reset() {
 	*x = DriverAliveRequest{}
-	mi := &file_raygo_proto_msgTypes[23]
+	mi := &file_raygo_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2573,7 @@ func (x *DriverAliveRequest) String() string {
 func (*DriverAliveRequest) ProtoMessage() {}
 
 func (x *DriverAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[23]
+	mi := &file_raygo_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2586,7 @@ func (x *DriverAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverAliveRequest.ProtoReflect.Descriptor instead.
 func (*DriverAliveRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{23}
+	return file_raygo_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DriverAliveRequest) GetJobId() []byte {
@@ -2257,7 +2605,7 @@ type DriverAliveReply struct {
 
 func (x *DriverAliveReply) Reset() {
 	*x = DriverAliveReply{}
-	mi := &file_raygo_proto_msgTypes[24]
+	mi := &file_raygo_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2617,7 @@ func (x *DriverAliveReply) String() string {
 func (*DriverAliveReply) ProtoMessage() {}
 
 func (x *DriverAliveReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[24]
+	mi := &file_raygo_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2630,7 @@ func (x *DriverAliveReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverAliveReply.ProtoReflect.Descriptor instead.
 func (*DriverAliveReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{24}
+	return file_raygo_proto_rawDescGZIP(), []int{26}
 }
 
 type ListJobsRequest struct {
@@ -2293,7 +2641,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_raygo_proto_msgTypes[25]
+	mi := &file_raygo_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2653,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[25]
+	mi := &file_raygo_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2666,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{25}
+	return file_raygo_proto_rawDescGZIP(), []int{27}
 }
 
 type ListJobsReply struct {
@@ -2330,7 +2678,7 @@ type ListJobsReply struct {
 
 func (x *ListJobsReply) Reset() {
 	*x = ListJobsReply{}
-	mi := &file_raygo_proto_msgTypes[26]
+	mi := &file_raygo_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2342,7 +2690,7 @@ func (x *ListJobsReply) String() string {
 func (*ListJobsReply) ProtoMessage() {}
 
 func (x *ListJobsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[26]
+	mi := &file_raygo_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2355,7 +2703,7 @@ func (x *ListJobsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsReply.ProtoReflect.Descriptor instead.
 func (*ListJobsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{26}
+	return file_raygo_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListJobsReply) GetJobs() []*JobInfo {
@@ -2377,7 +2725,7 @@ type KVPutRequest struct {
 
 func (x *KVPutRequest) Reset() {
 	*x = KVPutRequest{}
-	mi := &file_raygo_proto_msgTypes[27]
+	mi := &file_raygo_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2737,7 @@ func (x *KVPutRequest) String() string {
 func (*KVPutRequest) ProtoMessage() {}
 
 func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[27]
+	mi := &file_raygo_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2750,7 @@ func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutRequest.ProtoReflect.Descriptor instead.
 func (*KVPutRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{27}
+	return file_raygo_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KVPutRequest) GetNs() string {
@@ -2442,7 +2790,7 @@ type KVPutReply struct {
 
 func (x *KVPutReply) Reset() {
 	*x = KVPutReply{}
-	mi := &file_raygo_proto_msgTypes[28]
+	mi := &file_raygo_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2802,7 @@ func (x *KVPutReply) String() string {
 func (*KVPutReply) ProtoMessage() {}
 
 func (x *KVPutReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[28]
+	mi := &file_raygo_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2815,7 @@ func (x *KVPutReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutReply.ProtoReflect.Descriptor instead.
 func (*KVPutReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{28}
+	return file_raygo_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KVPutReply) GetAdded() bool {
@@ -2487,7 +2835,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_raygo_proto_msgTypes[29]
+	mi := &file_raygo_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2847,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[29]
+	mi := &file_raygo_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2860,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{29}
+	return file_raygo_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KVGetRequest) GetNs() string {
@@ -2539,7 +2887,7 @@ type KVGetReply struct {
 
 func (x *KVGetReply) Reset() {
 	*x = KVGetReply{}
-	mi := &file_raygo_proto_msgTypes[30]
+	mi := &file_raygo_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2551,7 +2899,7 @@ func (x *KVGetReply) String() string {
 func (*KVGetReply) ProtoMessage() {}
 
 func (x *KVGetReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[30]
+	mi := &file_raygo_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2564,7 +2912,7 @@ func (x *KVGetReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetReply.ProtoReflect.Descriptor instead.
 func (*KVGetReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{30}
+	return file_raygo_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KVGetReply) GetValue() []byte {
@@ -2594,7 +2942,7 @@ type BinaryChunk struct {
 
 func (x *BinaryChunk) Reset() {
 	*x = BinaryChunk{}
-	mi := &file_raygo_proto_msgTypes[31]
+	mi := &file_raygo_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2606,7 +2954,7 @@ func (x *BinaryChunk) String() string {
 func (*BinaryChunk) ProtoMessage() {}
 
 func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[31]
+	mi := &file_raygo_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2619,7 +2967,7 @@ func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryChunk.ProtoReflect.Descriptor instead.
 func (*BinaryChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{31}
+	return file_raygo_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BinaryChunk) GetHash() string {
@@ -2659,7 +3007,7 @@ type PutBinaryReply struct {
 
 func (x *PutBinaryReply) Reset() {
 	*x = PutBinaryReply{}
-	mi := &file_raygo_proto_msgTypes[32]
+	mi := &file_raygo_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +3019,7 @@ func (x *PutBinaryReply) String() string {
 func (*PutBinaryReply) ProtoMessage() {}
 
 func (x *PutBinaryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[32]
+	mi := &file_raygo_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +3032,7 @@ func (x *PutBinaryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBinaryReply.ProtoReflect.Descriptor instead.
 func (*PutBinaryReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{32}
+	return file_raygo_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PutBinaryReply) GetStored() bool {
@@ -2707,7 +3055,7 @@ type HasBinaryRequest struct {
 
 func (x *HasBinaryRequest) Reset() {
 	*x = HasBinaryRequest{}
-	mi := &file_raygo_proto_msgTypes[33]
+	mi := &file_raygo_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2719,7 +3067,7 @@ func (x *HasBinaryRequest) String() string {
 func (*HasBinaryRequest) ProtoMessage() {}
 
 func (x *HasBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[33]
+	mi := &file_raygo_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2732,7 +3080,7 @@ func (x *HasBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasBinaryRequest.ProtoReflect.Descriptor instead.
 func (*HasBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{33}
+	return file_raygo_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HasBinaryRequest) GetHash() string {
@@ -2758,7 +3106,7 @@ type HasBinaryReply struct {
 
 func (x *HasBinaryReply) Reset() {
 	*x = HasBinaryReply{}
-	mi := &file_raygo_proto_msgTypes[34]
+	mi := &file_raygo_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +3118,7 @@ func (x *HasBinaryReply) String() string {
 func (*HasBinaryReply) ProtoMessage() {}
 
 func (x *HasBinaryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[34]
+	mi := &file_raygo_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +3131,7 @@ func (x *HasBinaryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasBinaryReply.ProtoReflect.Descriptor instead.
 func (*HasBinaryReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{34}
+	return file_raygo_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HasBinaryReply) GetFound() bool {
@@ -2802,7 +3150,7 @@ type GetBinaryRequest struct {
 
 func (x *GetBinaryRequest) Reset() {
 	*x = GetBinaryRequest{}
-	mi := &file_raygo_proto_msgTypes[35]
+	mi := &file_raygo_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +3162,7 @@ func (x *GetBinaryRequest) String() string {
 func (*GetBinaryRequest) ProtoMessage() {}
 
 func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[35]
+	mi := &file_raygo_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +3175,7 @@ func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBinaryRequest.ProtoReflect.Descriptor instead.
 func (*GetBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{35}
+	return file_raygo_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetBinaryRequest) GetHash() string {
@@ -2869,7 +3217,7 @@ type ActorInfo struct {
 
 func (x *ActorInfo) Reset() {
 	*x = ActorInfo{}
-	mi := &file_raygo_proto_msgTypes[36]
+	mi := &file_raygo_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3229,7 @@ func (x *ActorInfo) String() string {
 func (*ActorInfo) ProtoMessage() {}
 
 func (x *ActorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[36]
+	mi := &file_raygo_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3242,7 @@ func (x *ActorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActorInfo.ProtoReflect.Descriptor instead.
 func (*ActorInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{36}
+	return file_raygo_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ActorInfo) GetActorId() []byte {
@@ -3044,7 +3392,7 @@ type CreateActorRequest struct {
 
 func (x *CreateActorRequest) Reset() {
 	*x = CreateActorRequest{}
-	mi := &file_raygo_proto_msgTypes[37]
+	mi := &file_raygo_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3404,7 @@ func (x *CreateActorRequest) String() string {
 func (*CreateActorRequest) ProtoMessage() {}
 
 func (x *CreateActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[37]
+	mi := &file_raygo_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3417,7 @@ func (x *CreateActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{37}
+	return file_raygo_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateActorRequest) GetActor() *ActorInfo {
@@ -3103,7 +3451,7 @@ type CreateActorReply struct {
 
 func (x *CreateActorReply) Reset() {
 	*x = CreateActorReply{}
-	mi := &file_raygo_proto_msgTypes[38]
+	mi := &file_raygo_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3463,7 @@ func (x *CreateActorReply) String() string {
 func (*CreateActorReply) ProtoMessage() {}
 
 func (x *CreateActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[38]
+	mi := &file_raygo_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3476,7 @@ func (x *CreateActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorReply.ProtoReflect.Descriptor instead.
 func (*CreateActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{38}
+	return file_raygo_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateActorReply) GetActor() *ActorInfo {
@@ -3156,7 +3504,7 @@ type GetActorRequest struct {
 
 func (x *GetActorRequest) Reset() {
 	*x = GetActorRequest{}
-	mi := &file_raygo_proto_msgTypes[39]
+	mi := &file_raygo_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3516,7 @@ func (x *GetActorRequest) String() string {
 func (*GetActorRequest) ProtoMessage() {}
 
 func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[39]
+	mi := &file_raygo_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3529,7 @@ func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorRequest.ProtoReflect.Descriptor instead.
 func (*GetActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{39}
+	return file_raygo_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetActorRequest) GetActorId() []byte {
@@ -3214,7 +3562,7 @@ type GetActorReply struct {
 
 func (x *GetActorReply) Reset() {
 	*x = GetActorReply{}
-	mi := &file_raygo_proto_msgTypes[40]
+	mi := &file_raygo_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +3574,7 @@ func (x *GetActorReply) String() string {
 func (*GetActorReply) ProtoMessage() {}
 
 func (x *GetActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[40]
+	mi := &file_raygo_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +3587,7 @@ func (x *GetActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorReply.ProtoReflect.Descriptor instead.
 func (*GetActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{40}
+	return file_raygo_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetActorReply) GetActor() *ActorInfo {
@@ -3262,7 +3610,7 @@ type WaitActorRequest struct {
 
 func (x *WaitActorRequest) Reset() {
 	*x = WaitActorRequest{}
-	mi := &file_raygo_proto_msgTypes[41]
+	mi := &file_raygo_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3622,7 @@ func (x *WaitActorRequest) String() string {
 func (*WaitActorRequest) ProtoMessage() {}
 
 func (x *WaitActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[41]
+	mi := &file_raygo_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3635,7 @@ func (x *WaitActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitActorRequest.ProtoReflect.Descriptor instead.
 func (*WaitActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{41}
+	return file_raygo_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WaitActorRequest) GetActorId() []byte {
@@ -3320,7 +3668,7 @@ type WaitActorReply struct {
 
 func (x *WaitActorReply) Reset() {
 	*x = WaitActorReply{}
-	mi := &file_raygo_proto_msgTypes[42]
+	mi := &file_raygo_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3332,7 +3680,7 @@ func (x *WaitActorReply) String() string {
 func (*WaitActorReply) ProtoMessage() {}
 
 func (x *WaitActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[42]
+	mi := &file_raygo_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +3693,7 @@ func (x *WaitActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitActorReply.ProtoReflect.Descriptor instead.
 func (*WaitActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{42}
+	return file_raygo_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WaitActorReply) GetActor() *ActorInfo {
@@ -3372,7 +3720,7 @@ type KillActorRequest struct {
 
 func (x *KillActorRequest) Reset() {
 	*x = KillActorRequest{}
-	mi := &file_raygo_proto_msgTypes[43]
+	mi := &file_raygo_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3732,7 @@ func (x *KillActorRequest) String() string {
 func (*KillActorRequest) ProtoMessage() {}
 
 func (x *KillActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[43]
+	mi := &file_raygo_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3745,7 @@ func (x *KillActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillActorRequest.ProtoReflect.Descriptor instead.
 func (*KillActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{43}
+	return file_raygo_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *KillActorRequest) GetActorId() []byte {
@@ -3443,7 +3791,7 @@ type KillActorReply struct {
 
 func (x *KillActorReply) Reset() {
 	*x = KillActorReply{}
-	mi := &file_raygo_proto_msgTypes[44]
+	mi := &file_raygo_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3803,7 @@ func (x *KillActorReply) String() string {
 func (*KillActorReply) ProtoMessage() {}
 
 func (x *KillActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[44]
+	mi := &file_raygo_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3816,7 @@ func (x *KillActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillActorReply.ProtoReflect.Descriptor instead.
 func (*KillActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{44}
+	return file_raygo_proto_rawDescGZIP(), []int{46}
 }
 
 type ListActorsRequest struct {
@@ -3479,7 +3827,7 @@ type ListActorsRequest struct {
 
 func (x *ListActorsRequest) Reset() {
 	*x = ListActorsRequest{}
-	mi := &file_raygo_proto_msgTypes[45]
+	mi := &file_raygo_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3839,7 @@ func (x *ListActorsRequest) String() string {
 func (*ListActorsRequest) ProtoMessage() {}
 
 func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[45]
+	mi := &file_raygo_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3852,7 @@ func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsRequest.ProtoReflect.Descriptor instead.
 func (*ListActorsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{45}
+	return file_raygo_proto_rawDescGZIP(), []int{47}
 }
 
 type ListActorsReply struct {
@@ -3516,7 +3864,7 @@ type ListActorsReply struct {
 
 func (x *ListActorsReply) Reset() {
 	*x = ListActorsReply{}
-	mi := &file_raygo_proto_msgTypes[46]
+	mi := &file_raygo_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3876,7 @@ func (x *ListActorsReply) String() string {
 func (*ListActorsReply) ProtoMessage() {}
 
 func (x *ListActorsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[46]
+	mi := &file_raygo_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3889,7 @@ func (x *ListActorsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsReply.ProtoReflect.Descriptor instead.
 func (*ListActorsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{46}
+	return file_raygo_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListActorsReply) GetActors() []*ActorInfo {
@@ -3565,7 +3913,7 @@ type WorkerDiedRequest struct {
 
 func (x *WorkerDiedRequest) Reset() {
 	*x = WorkerDiedRequest{}
-	mi := &file_raygo_proto_msgTypes[47]
+	mi := &file_raygo_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +3925,7 @@ func (x *WorkerDiedRequest) String() string {
 func (*WorkerDiedRequest) ProtoMessage() {}
 
 func (x *WorkerDiedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[47]
+	mi := &file_raygo_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +3938,7 @@ func (x *WorkerDiedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDiedRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDiedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{47}
+	return file_raygo_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WorkerDiedRequest) GetNodeId() []byte {
@@ -3643,7 +3991,7 @@ type WorkerDiedReply struct {
 
 func (x *WorkerDiedReply) Reset() {
 	*x = WorkerDiedReply{}
-	mi := &file_raygo_proto_msgTypes[48]
+	mi := &file_raygo_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3655,7 +4003,7 @@ func (x *WorkerDiedReply) String() string {
 func (*WorkerDiedReply) ProtoMessage() {}
 
 func (x *WorkerDiedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[48]
+	mi := &file_raygo_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3668,7 +4016,986 @@ func (x *WorkerDiedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDiedReply.ProtoReflect.Descriptor instead.
 func (*WorkerDiedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{48}
+	return file_raygo_proto_rawDescGZIP(), []int{50}
+}
+
+type Bundle struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resources     *Resources             `protobuf:"bytes,1,opt,name=resources,proto3" json:"resources,omitempty"`
+	NodeId        []byte                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"` // where it is reserved; empty while it is not
+	NodeAddress   string                 `protobuf:"bytes,3,opt,name=node_address,json=nodeAddress,proto3" json:"node_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bundle) Reset() {
+	*x = Bundle{}
+	mi := &file_raygo_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bundle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bundle) ProtoMessage() {}
+
+func (x *Bundle) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
+func (*Bundle) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *Bundle) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *Bundle) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *Bundle) GetNodeAddress() string {
+	if x != nil {
+		return x.NodeAddress
+	}
+	return ""
+}
+
+type PlacementGroupInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"` // unique among the live groups of its namespace; may be empty
+	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Strategy      PlacementStrategy      `protobuf:"varint,4,opt,name=strategy,proto3,enum=raygo.v1.PlacementStrategy" json:"strategy,omitempty"`
+	Bundles       []*Bundle              `protobuf:"bytes,5,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	State         PlacementGroupState    `protobuf:"varint,6,opt,name=state,proto3,enum=raygo.v1.PlacementGroupState" json:"state,omitempty"`
+	PendingReason string                 `protobuf:"bytes,7,opt,name=pending_reason,json=pendingReason,proto3" json:"pending_reason,omitempty"`
+	Infeasible    bool                   `protobuf:"varint,8,opt,name=infeasible,proto3" json:"infeasible,omitempty"`   // pending because no alive nodes could ever hold it
+	JobId         []byte                 `protobuf:"bytes,9,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"` // the creator's job: the group is removed when it ends, unless detached
+	Detached      bool                   `protobuf:"varint,10,opt,name=detached,proto3" json:"detached,omitempty"`
+	CreatedUnixMs int64                  `protobuf:"varint,11,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	CreatorId     []byte                 `protobuf:"bytes,12,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"` // the creating process
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementGroupInfo) Reset() {
+	*x = PlacementGroupInfo{}
+	mi := &file_raygo_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementGroupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementGroupInfo) ProtoMessage() {}
+
+func (x *PlacementGroupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementGroupInfo.ProtoReflect.Descriptor instead.
+func (*PlacementGroupInfo) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PlacementGroupInfo) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *PlacementGroupInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PlacementGroupInfo) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PlacementGroupInfo) GetStrategy() PlacementStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return PlacementStrategy_PLACEMENT_STRATEGY_PACK
+}
+
+func (x *PlacementGroupInfo) GetBundles() []*Bundle {
+	if x != nil {
+		return x.Bundles
+	}
+	return nil
+}
+
+func (x *PlacementGroupInfo) GetState() PlacementGroupState {
+	if x != nil {
+		return x.State
+	}
+	return PlacementGroupState_PLACEMENT_GROUP_STATE_UNSPECIFIED
+}
+
+func (x *PlacementGroupInfo) GetPendingReason() string {
+	if x != nil {
+		return x.PendingReason
+	}
+	return ""
+}
+
+func (x *PlacementGroupInfo) GetInfeasible() bool {
+	if x != nil {
+		return x.Infeasible
+	}
+	return false
+}
+
+func (x *PlacementGroupInfo) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *PlacementGroupInfo) GetDetached() bool {
+	if x != nil {
+		return x.Detached
+	}
+	return false
+}
+
+func (x *PlacementGroupInfo) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *PlacementGroupInfo) GetCreatorId() []byte {
+	if x != nil {
+		return x.CreatorId
+	}
+	return nil
+}
+
+type CreatePlacementGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *PlacementGroupInfo    `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePlacementGroupRequest) Reset() {
+	*x = CreatePlacementGroupRequest{}
+	mi := &file_raygo_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePlacementGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePlacementGroupRequest) ProtoMessage() {}
+
+func (x *CreatePlacementGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePlacementGroupRequest.ProtoReflect.Descriptor instead.
+func (*CreatePlacementGroupRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CreatePlacementGroupRequest) GetGroup() *PlacementGroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+type CreatePlacementGroupReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *PlacementGroupInfo    `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePlacementGroupReply) Reset() {
+	*x = CreatePlacementGroupReply{}
+	mi := &file_raygo_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePlacementGroupReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePlacementGroupReply) ProtoMessage() {}
+
+func (x *CreatePlacementGroupReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePlacementGroupReply.ProtoReflect.Descriptor instead.
+func (*CreatePlacementGroupReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CreatePlacementGroupReply) GetGroup() *PlacementGroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+type RemovePlacementGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePlacementGroupRequest) Reset() {
+	*x = RemovePlacementGroupRequest{}
+	mi := &file_raygo_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePlacementGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePlacementGroupRequest) ProtoMessage() {}
+
+func (x *RemovePlacementGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePlacementGroupRequest.ProtoReflect.Descriptor instead.
+func (*RemovePlacementGroupRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *RemovePlacementGroupRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+type RemovePlacementGroupReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePlacementGroupReply) Reset() {
+	*x = RemovePlacementGroupReply{}
+	mi := &file_raygo_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePlacementGroupReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePlacementGroupReply) ProtoMessage() {}
+
+func (x *RemovePlacementGroupReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePlacementGroupReply.ProtoReflect.Descriptor instead.
+func (*RemovePlacementGroupReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{56}
+}
+
+type GetPlacementGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Namespace     string                 `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlacementGroupRequest) Reset() {
+	*x = GetPlacementGroupRequest{}
+	mi := &file_raygo_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlacementGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlacementGroupRequest) ProtoMessage() {}
+
+func (x *GetPlacementGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlacementGroupRequest.ProtoReflect.Descriptor instead.
+func (*GetPlacementGroupRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GetPlacementGroupRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GetPlacementGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetPlacementGroupRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type GetPlacementGroupReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *PlacementGroupInfo    `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlacementGroupReply) Reset() {
+	*x = GetPlacementGroupReply{}
+	mi := &file_raygo_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlacementGroupReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlacementGroupReply) ProtoMessage() {}
+
+func (x *GetPlacementGroupReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlacementGroupReply.ProtoReflect.Descriptor instead.
+func (*GetPlacementGroupReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GetPlacementGroupReply) GetGroup() *PlacementGroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+type ListPlacementGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPlacementGroupsRequest) Reset() {
+	*x = ListPlacementGroupsRequest{}
+	mi := &file_raygo_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPlacementGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPlacementGroupsRequest) ProtoMessage() {}
+
+func (x *ListPlacementGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPlacementGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListPlacementGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{59}
+}
+
+type ListPlacementGroupsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*PlacementGroupInfo  `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPlacementGroupsReply) Reset() {
+	*x = ListPlacementGroupsReply{}
+	mi := &file_raygo_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPlacementGroupsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPlacementGroupsReply) ProtoMessage() {}
+
+func (x *ListPlacementGroupsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPlacementGroupsReply.ProtoReflect.Descriptor instead.
+func (*ListPlacementGroupsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListPlacementGroupsReply) GetGroups() []*PlacementGroupInfo {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type WaitPlacementGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	TimeoutMs     int64                  `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitPlacementGroupRequest) Reset() {
+	*x = WaitPlacementGroupRequest{}
+	mi := &file_raygo_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitPlacementGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitPlacementGroupRequest) ProtoMessage() {}
+
+func (x *WaitPlacementGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitPlacementGroupRequest.ProtoReflect.Descriptor instead.
+func (*WaitPlacementGroupRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *WaitPlacementGroupRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *WaitPlacementGroupRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type WaitPlacementGroupReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *PlacementGroupInfo    `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitPlacementGroupReply) Reset() {
+	*x = WaitPlacementGroupReply{}
+	mi := &file_raygo_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitPlacementGroupReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitPlacementGroupReply) ProtoMessage() {}
+
+func (x *WaitPlacementGroupReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitPlacementGroupReply.ProtoReflect.Descriptor instead.
+func (*WaitPlacementGroupReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *WaitPlacementGroupReply) GetGroup() *PlacementGroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+// Two-phase reservation of a group's bundles on one node: prepare
+// allocates their resources (all or none), commit makes them the bundles'
+// resources, cancel gives them back (and stops what runs in them).
+type BundleSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Resources     *Resources             `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleSpec) Reset() {
+	*x = BundleSpec{}
+	mi := &file_raygo_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleSpec) ProtoMessage() {}
+
+func (x *BundleSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleSpec.ProtoReflect.Descriptor instead.
+func (*BundleSpec) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *BundleSpec) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *BundleSpec) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+// commit: prepare and commit at once (a group placed on one node only).
+type PrepareBundlesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Bundles       []*BundleSpec          `protobuf:"bytes,2,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	Commit        bool                   `protobuf:"varint,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareBundlesRequest) Reset() {
+	*x = PrepareBundlesRequest{}
+	mi := &file_raygo_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareBundlesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareBundlesRequest) ProtoMessage() {}
+
+func (x *PrepareBundlesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareBundlesRequest.ProtoReflect.Descriptor instead.
+func (*PrepareBundlesRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *PrepareBundlesRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *PrepareBundlesRequest) GetBundles() []*BundleSpec {
+	if x != nil {
+		return x.Bundles
+	}
+	return nil
+}
+
+func (x *PrepareBundlesRequest) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+type PrepareBundlesReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareBundlesReply) Reset() {
+	*x = PrepareBundlesReply{}
+	mi := &file_raygo_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareBundlesReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareBundlesReply) ProtoMessage() {}
+
+func (x *PrepareBundlesReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareBundlesReply.ProtoReflect.Descriptor instead.
+func (*PrepareBundlesReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{65}
+}
+
+type CommitBundlesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Indexes       []int32                `protobuf:"varint,2,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitBundlesRequest) Reset() {
+	*x = CommitBundlesRequest{}
+	mi := &file_raygo_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitBundlesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitBundlesRequest) ProtoMessage() {}
+
+func (x *CommitBundlesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitBundlesRequest.ProtoReflect.Descriptor instead.
+func (*CommitBundlesRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *CommitBundlesRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *CommitBundlesRequest) GetIndexes() []int32 {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+type CommitBundlesReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitBundlesReply) Reset() {
+	*x = CommitBundlesReply{}
+	mi := &file_raygo_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitBundlesReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitBundlesReply) ProtoMessage() {}
+
+func (x *CommitBundlesReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitBundlesReply.ProtoReflect.Descriptor instead.
+func (*CommitBundlesReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{67}
+}
+
+// CancelBundlesRequest: indexes empty means every bundle of the group
+// here; removed: the group is gone, so requests for it fail here from now
+// on (sent to every node).
+type CancelBundlesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Indexes       []int32                `protobuf:"varint,2,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
+	Removed       bool                   `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBundlesRequest) Reset() {
+	*x = CancelBundlesRequest{}
+	mi := &file_raygo_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBundlesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBundlesRequest) ProtoMessage() {}
+
+func (x *CancelBundlesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBundlesRequest.ProtoReflect.Descriptor instead.
+func (*CancelBundlesRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *CancelBundlesRequest) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *CancelBundlesRequest) GetIndexes() []int32 {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *CancelBundlesRequest) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+type CancelBundlesReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBundlesReply) Reset() {
+	*x = CancelBundlesReply{}
+	mi := &file_raygo_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBundlesReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBundlesReply) ProtoMessage() {}
+
+func (x *CancelBundlesReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBundlesReply.ProtoReflect.Descriptor instead.
+func (*CancelBundlesReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 // LeaseRequest asks a node daemon for a worker.
@@ -3718,14 +5045,15 @@ type LeaseRequest struct {
 	// request_id names the request for CancelLease: up to 64 bytes, unique
 	// among the caller's requests (16 random bytes do). Empty: the request
 	// can be withdrawn only by cancelling the call.
-	RequestId     []byte `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId     []byte             `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Scheduling    *SchedulingOptions `protobuf:"bytes,13,opt,name=scheduling,proto3" json:"scheduling,omitempty"` // strategy's parameters, labels
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +5065,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +5078,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{49}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *LeaseRequest) GetJobId() []byte {
@@ -3837,6 +5165,13 @@ func (x *LeaseRequest) GetRequestId() []byte {
 	return nil
 }
 
+func (x *LeaseRequest) GetScheduling() *SchedulingOptions {
+	if x != nil {
+		return x.Scheduling
+	}
+	return nil
+}
+
 type LeaseReply struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId          []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
@@ -3862,7 +5197,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +5209,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +5222,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{50}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *LeaseReply) GetLeaseId() []byte {
@@ -3980,7 +5315,7 @@ type CancelLeaseRequest struct {
 
 func (x *CancelLeaseRequest) Reset() {
 	*x = CancelLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +5327,7 @@ func (x *CancelLeaseRequest) String() string {
 func (*CancelLeaseRequest) ProtoMessage() {}
 
 func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +5340,7 @@ func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseRequest.ProtoReflect.Descriptor instead.
 func (*CancelLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{51}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *CancelLeaseRequest) GetRequestId() []byte {
@@ -4024,7 +5359,7 @@ type CancelLeaseReply struct {
 
 func (x *CancelLeaseReply) Reset() {
 	*x = CancelLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4036,7 +5371,7 @@ func (x *CancelLeaseReply) String() string {
 func (*CancelLeaseReply) ProtoMessage() {}
 
 func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4049,7 +5384,7 @@ func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseReply.ProtoReflect.Descriptor instead.
 func (*CancelLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{52}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CancelLeaseReply) GetFound() bool {
@@ -4070,7 +5405,7 @@ type ReturnLeaseRequest struct {
 
 func (x *ReturnLeaseRequest) Reset() {
 	*x = ReturnLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4082,7 +5417,7 @@ func (x *ReturnLeaseRequest) String() string {
 func (*ReturnLeaseRequest) ProtoMessage() {}
 
 func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4095,7 +5430,7 @@ func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{53}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReturnLeaseRequest) GetLeaseId() []byte {
@@ -4127,7 +5462,7 @@ type ReturnLeaseReply struct {
 
 func (x *ReturnLeaseReply) Reset() {
 	*x = ReturnLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4139,7 +5474,7 @@ func (x *ReturnLeaseReply) String() string {
 func (*ReturnLeaseReply) ProtoMessage() {}
 
 func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4152,7 +5487,7 @@ func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseReply.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{54}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 type RegisterWorkerRequest struct {
@@ -4166,7 +5501,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +5513,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +5526,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{55}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() []byte {
@@ -4224,7 +5559,7 @@ type RegisterWorkerReply struct {
 
 func (x *RegisterWorkerReply) Reset() {
 	*x = RegisterWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4236,7 +5571,7 @@ func (x *RegisterWorkerReply) String() string {
 func (*RegisterWorkerReply) ProtoMessage() {}
 
 func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4249,7 +5584,7 @@ func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerReply.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{56}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RegisterWorkerReply) GetNodeId() []byte {
@@ -4269,7 +5604,7 @@ type BlockedRequest struct {
 
 func (x *BlockedRequest) Reset() {
 	*x = BlockedRequest{}
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4281,7 +5616,7 @@ func (x *BlockedRequest) String() string {
 func (*BlockedRequest) ProtoMessage() {}
 
 func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4294,7 +5629,7 @@ func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedRequest.ProtoReflect.Descriptor instead.
 func (*BlockedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{57}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *BlockedRequest) GetWorkerId() []byte {
@@ -4319,7 +5654,7 @@ type BlockedReply struct {
 
 func (x *BlockedReply) Reset() {
 	*x = BlockedReply{}
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4331,7 +5666,7 @@ func (x *BlockedReply) String() string {
 func (*BlockedReply) ProtoMessage() {}
 
 func (x *BlockedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4344,7 +5679,7 @@ func (x *BlockedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedReply.ProtoReflect.Descriptor instead.
 func (*BlockedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{58}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 type PutObjectRequest struct {
@@ -4359,7 +5694,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4371,7 +5706,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4384,7 +5719,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{59}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *PutObjectRequest) GetObjectId() []byte {
@@ -4423,7 +5758,7 @@ type PutObjectReply struct {
 
 func (x *PutObjectReply) Reset() {
 	*x = PutObjectReply{}
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +5770,7 @@ func (x *PutObjectReply) String() string {
 func (*PutObjectReply) ProtoMessage() {}
 
 func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +5783,7 @@ func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectReply.ProtoReflect.Descriptor instead.
 func (*PutObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{60}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 type GetObjectRequest struct {
@@ -4460,7 +5795,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4472,7 +5807,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4485,7 +5820,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{61}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *GetObjectRequest) GetObjectId() []byte {
@@ -4505,7 +5840,7 @@ type GetObjectReply struct {
 
 func (x *GetObjectReply) Reset() {
 	*x = GetObjectReply{}
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4517,7 +5852,7 @@ func (x *GetObjectReply) String() string {
 func (*GetObjectReply) ProtoMessage() {}
 
 func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4530,7 +5865,7 @@ func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectReply.ProtoReflect.Descriptor instead.
 func (*GetObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{62}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *GetObjectReply) GetData() []byte {
@@ -4559,7 +5894,7 @@ type ObjectChunk struct {
 
 func (x *ObjectChunk) Reset() {
 	*x = ObjectChunk{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4571,7 +5906,7 @@ func (x *ObjectChunk) String() string {
 func (*ObjectChunk) ProtoMessage() {}
 
 func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4584,7 +5919,7 @@ func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectChunk.ProtoReflect.Descriptor instead.
 func (*ObjectChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ObjectChunk) GetData() []byte {
@@ -4610,7 +5945,7 @@ type FreeObjectsRequest struct {
 
 func (x *FreeObjectsRequest) Reset() {
 	*x = FreeObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4622,7 +5957,7 @@ func (x *FreeObjectsRequest) String() string {
 func (*FreeObjectsRequest) ProtoMessage() {}
 
 func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4635,7 +5970,7 @@ func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FreeObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *FreeObjectsRequest) GetObjectIds() [][]byte {
@@ -4653,7 +5988,7 @@ type FreeObjectsReply struct {
 
 func (x *FreeObjectsReply) Reset() {
 	*x = FreeObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4665,7 +6000,7 @@ func (x *FreeObjectsReply) String() string {
 func (*FreeObjectsReply) ProtoMessage() {}
 
 func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4678,7 +6013,7 @@ func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsReply.ProtoReflect.Descriptor instead.
 func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 // FreeOwnedRequest tells a node daemon that owners are gone. It frees every
@@ -4698,7 +6033,7 @@ type FreeOwnedRequest struct {
 
 func (x *FreeOwnedRequest) Reset() {
 	*x = FreeOwnedRequest{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4710,7 +6045,7 @@ func (x *FreeOwnedRequest) String() string {
 func (*FreeOwnedRequest) ProtoMessage() {}
 
 func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4723,7 +6058,7 @@ func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedRequest.ProtoReflect.Descriptor instead.
 func (*FreeOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *FreeOwnedRequest) GetFinishedJobIds() [][]byte {
@@ -4755,7 +6090,7 @@ type FreeOwnedReply struct {
 
 func (x *FreeOwnedReply) Reset() {
 	*x = FreeOwnedReply{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4767,7 +6102,7 @@ func (x *FreeOwnedReply) String() string {
 func (*FreeOwnedReply) ProtoMessage() {}
 
 func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4780,7 +6115,7 @@ func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedReply.ProtoReflect.Descriptor instead.
 func (*FreeOwnedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 type KillWorkerRequest struct {
@@ -4793,7 +6128,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4805,7 +6140,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4818,7 +6153,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -4843,7 +6178,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4855,7 +6190,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4868,7 +6203,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 type NodeStatsRequest struct {
@@ -4880,7 +6215,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4892,7 +6227,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4905,7 +6240,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -4922,13 +6257,14 @@ type NodeStatsReply struct {
 	StoreBytes    int64                  `protobuf:"varint,3,opt,name=store_bytes,json=storeBytes,proto3" json:"store_bytes,omitempty"`
 	Store         *StoreStats            `protobuf:"bytes,4,opt,name=store,proto3" json:"store,omitempty"`
 	Memory        *MemoryUsage           `protobuf:"bytes,5,opt,name=memory,proto3" json:"memory,omitempty"`
+	Pulls         *PullStats             `protobuf:"bytes,6,opt,name=pulls,proto3" json:"pulls,omitempty"` // the node's object manager (internal/objmgr)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4940,7 +6276,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4953,7 +6289,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -4991,6 +6327,13 @@ func (x *NodeStatsReply) GetMemory() *MemoryUsage {
 	return nil
 }
 
+func (x *NodeStatsReply) GetPulls() *PullStats {
+	if x != nil {
+		return x.Pulls
+	}
+	return nil
+}
+
 // MemoryUsage is the node's memory as its memory monitor sees it.
 type MemoryUsage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -5005,7 +6348,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5017,7 +6360,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5030,7 +6373,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -5080,7 +6423,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5092,7 +6435,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5105,7 +6448,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -5124,7 +6467,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5136,7 +6479,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5149,12 +6492,619 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
 	if x != nil {
 		return x.Cause
+	}
+	return nil
+}
+
+// PullObjectRequest asks a node daemon to make an object local. The
+// locations are hints (node daemon addresses holding a copy); the daemon
+// asks the owner for more.
+type PullObjectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	OwnerAddress  string                 `protobuf:"bytes,3,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
+	OwnerId       []byte                 `protobuf:"bytes,4,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	Locations     []string               `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullObjectRequest) Reset() {
+	*x = PullObjectRequest{}
+	mi := &file_raygo_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullObjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullObjectRequest) ProtoMessage() {}
+
+func (x *PullObjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullObjectRequest.ProtoReflect.Descriptor instead.
+func (*PullObjectRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *PullObjectRequest) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *PullObjectRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PullObjectRequest) GetOwnerAddress() string {
+	if x != nil {
+		return x.OwnerAddress
+	}
+	return ""
+}
+
+func (x *PullObjectRequest) GetOwnerId() []byte {
+	if x != nil {
+		return x.OwnerId
+	}
+	return nil
+}
+
+func (x *PullObjectRequest) GetLocations() []string {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
+type PullObjectReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullObjectReply) Reset() {
+	*x = PullObjectReply{}
+	mi := &file_raygo_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullObjectReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullObjectReply) ProtoMessage() {}
+
+func (x *PullObjectReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullObjectReply.ProtoReflect.Descriptor instead.
+func (*PullObjectReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{97}
+}
+
+type TransferAddressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferAddressRequest) Reset() {
+	*x = TransferAddressRequest{}
+	mi := &file_raygo_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferAddressRequest) ProtoMessage() {}
+
+func (x *TransferAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferAddressRequest.ProtoReflect.Descriptor instead.
+func (*TransferAddressRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{98}
+}
+
+type TransferAddressReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferAddressReply) Reset() {
+	*x = TransferAddressReply{}
+	mi := &file_raygo_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferAddressReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferAddressReply) ProtoMessage() {}
+
+func (x *TransferAddressReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferAddressReply.ProtoReflect.Descriptor instead.
+func (*TransferAddressReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *TransferAddressReply) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+// PullStats counts what a node's object manager did since it started.
+type PullStats struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Requests       int64                  `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"` // PullObject calls
+	Pulls          int64                  `protobuf:"varint,2,opt,name=pulls,proto3" json:"pulls,omitempty"`       // pulls started (merged requests count once)
+	Completed      int64                  `protobuf:"varint,3,opt,name=completed,proto3" json:"completed,omitempty"`
+	Failed         int64                  `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	BytesPulled    int64                  `protobuf:"varint,5,opt,name=bytes_pulled,json=bytesPulled,proto3" json:"bytes_pulled,omitempty"`
+	ChunksPulled   int64                  `protobuf:"varint,6,opt,name=chunks_pulled,json=chunksPulled,proto3" json:"chunks_pulled,omitempty"`
+	SourceFailures int64                  `protobuf:"varint,7,opt,name=source_failures,json=sourceFailures,proto3" json:"source_failures,omitempty"` // chunk reads retried on another holder
+	Queued         int64                  `protobuf:"varint,8,opt,name=queued,proto3" json:"queued,omitempty"`                                       // pulls waiting for room under the budget now
+	Active         int64                  `protobuf:"varint,9,opt,name=active,proto3" json:"active,omitempty"`                                       // pulls transferring now
+	ActiveBytes    int64                  `protobuf:"varint,10,opt,name=active_bytes,json=activeBytes,proto3" json:"active_bytes,omitempty"`         // their bytes
+	ChunksServed   int64                  `protobuf:"varint,11,opt,name=chunks_served,json=chunksServed,proto3" json:"chunks_served,omitempty"`      // chunks sent to other nodes
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PullStats) Reset() {
+	*x = PullStats{}
+	mi := &file_raygo_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullStats) ProtoMessage() {}
+
+func (x *PullStats) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullStats.ProtoReflect.Descriptor instead.
+func (*PullStats) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *PullStats) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *PullStats) GetPulls() int64 {
+	if x != nil {
+		return x.Pulls
+	}
+	return 0
+}
+
+func (x *PullStats) GetCompleted() int64 {
+	if x != nil {
+		return x.Completed
+	}
+	return 0
+}
+
+func (x *PullStats) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *PullStats) GetBytesPulled() int64 {
+	if x != nil {
+		return x.BytesPulled
+	}
+	return 0
+}
+
+func (x *PullStats) GetChunksPulled() int64 {
+	if x != nil {
+		return x.ChunksPulled
+	}
+	return 0
+}
+
+func (x *PullStats) GetSourceFailures() int64 {
+	if x != nil {
+		return x.SourceFailures
+	}
+	return 0
+}
+
+func (x *PullStats) GetQueued() int64 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *PullStats) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *PullStats) GetActiveBytes() int64 {
+	if x != nil {
+		return x.ActiveBytes
+	}
+	return 0
+}
+
+func (x *PullStats) GetChunksServed() int64 {
+	if x != nil {
+		return x.ChunksServed
+	}
+	return 0
+}
+
+// ObjectLocationsRequest asks an owner where copies of its objects are.
+type ObjectLocationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectIds     [][]byte               `protobuf:"bytes,1,rep,name=object_ids,json=objectIds,proto3" json:"object_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectLocationsRequest) Reset() {
+	*x = ObjectLocationsRequest{}
+	mi := &file_raygo_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectLocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectLocationsRequest) ProtoMessage() {}
+
+func (x *ObjectLocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectLocationsRequest.ProtoReflect.Descriptor instead.
+func (*ObjectLocationsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *ObjectLocationsRequest) GetObjectIds() [][]byte {
+	if x != nil {
+		return x.ObjectIds
+	}
+	return nil
+}
+
+// ObjectLocations lists the node daemons holding a copy of an object:
+// its primary copy first. unknown: the owner does not have the object
+// (never owned it, or freed it).
+type ObjectLocations struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Nodes         []string               `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Unknown       bool                   `protobuf:"varint,3,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectLocations) Reset() {
+	*x = ObjectLocations{}
+	mi := &file_raygo_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectLocations) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectLocations) ProtoMessage() {}
+
+func (x *ObjectLocations) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectLocations.ProtoReflect.Descriptor instead.
+func (*ObjectLocations) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *ObjectLocations) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *ObjectLocations) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ObjectLocations) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
+}
+
+func (x *ObjectLocations) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type ObjectLocationsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*ObjectLocations     `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectLocationsReply) Reset() {
+	*x = ObjectLocationsReply{}
+	mi := &file_raygo_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectLocationsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectLocationsReply) ProtoMessage() {}
+
+func (x *ObjectLocationsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectLocationsReply.ProtoReflect.Descriptor instead.
+func (*ObjectLocationsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *ObjectLocationsReply) GetObjects() []*ObjectLocations {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+// UpdateObjectLocationRequest tells an owner that a node gained a copy of
+// one of its objects (or, with removed, dropped one; with pulling, began
+// pulling one, whose chunks it serves as they arrive).
+type UpdateObjectLocationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Removed       bool                   `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	Pulling       bool                   `protobuf:"varint,4,opt,name=pulling,proto3" json:"pulling,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateObjectLocationRequest) Reset() {
+	*x = UpdateObjectLocationRequest{}
+	mi := &file_raygo_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateObjectLocationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateObjectLocationRequest) ProtoMessage() {}
+
+func (x *UpdateObjectLocationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateObjectLocationRequest.ProtoReflect.Descriptor instead.
+func (*UpdateObjectLocationRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *UpdateObjectLocationRequest) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *UpdateObjectLocationRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *UpdateObjectLocationRequest) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+func (x *UpdateObjectLocationRequest) GetPulling() bool {
+	if x != nil {
+		return x.Pulling
+	}
+	return false
+}
+
+// unknown: the owner does not have the object (freed meanwhile): the
+// node should drop its copy. nodes (answering pulling): where to read
+// from: the complete copies, primary first, then the nodes that began
+// pulling before this one.
+type UpdateObjectLocationReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unknown       bool                   `protobuf:"varint,1,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	Nodes         []string               `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateObjectLocationReply) Reset() {
+	*x = UpdateObjectLocationReply{}
+	mi := &file_raygo_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateObjectLocationReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateObjectLocationReply) ProtoMessage() {}
+
+func (x *UpdateObjectLocationReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateObjectLocationReply.ProtoReflect.Descriptor instead.
+func (*UpdateObjectLocationReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *UpdateObjectLocationReply) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
+}
+
+func (x *UpdateObjectLocationReply) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
 	}
 	return nil
 }
@@ -5175,7 +7125,7 @@ type FramedHello struct {
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5187,7 +7137,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5200,7 +7150,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -5247,7 +7197,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5259,7 +7209,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5272,7 +7222,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -5299,7 +7249,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5311,7 +7261,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5324,7 +7274,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -5435,7 +7385,7 @@ type StoreCreate struct {
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5447,7 +7397,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5460,7 +7410,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -5514,7 +7464,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5526,7 +7476,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5539,7 +7489,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -5565,7 +7515,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5577,7 +7527,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5590,7 +7540,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -5640,7 +7590,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5652,7 +7602,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5665,7 +7615,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -5725,7 +7675,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5737,7 +7687,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5750,7 +7700,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -5908,7 +7858,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5920,7 +7870,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5933,7 +7883,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -6006,7 +7956,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6018,7 +7968,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6031,7 +7981,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -6065,7 +8015,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6077,7 +8027,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6090,7 +8040,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -6120,7 +8070,7 @@ type WatchObjectsRequest struct {
 
 func (x *WatchObjectsRequest) Reset() {
 	*x = WatchObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6132,7 +8082,7 @@ func (x *WatchObjectsRequest) String() string {
 func (*WatchObjectsRequest) ProtoMessage() {}
 
 func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6145,7 +8095,7 @@ func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*WatchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *WatchObjectsRequest) GetObjectIds() [][]byte {
@@ -6165,7 +8115,7 @@ type ObjectValue struct {
 
 func (x *ObjectValue) Reset() {
 	*x = ObjectValue{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6177,7 +8127,7 @@ func (x *ObjectValue) String() string {
 func (*ObjectValue) ProtoMessage() {}
 
 func (x *ObjectValue) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6190,7 +8140,7 @@ func (x *ObjectValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectValue.ProtoReflect.Descriptor instead.
 func (*ObjectValue) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *ObjectValue) GetObjectId() []byte {
@@ -6216,7 +8166,7 @@ type WatchObjectsReply struct {
 
 func (x *WatchObjectsReply) Reset() {
 	*x = WatchObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6228,7 +8178,7 @@ func (x *WatchObjectsReply) String() string {
 func (*WatchObjectsReply) ProtoMessage() {}
 
 func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6241,7 +8191,7 @@ func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsReply.ProtoReflect.Descriptor instead.
 func (*WatchObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *WatchObjectsReply) GetValues() []*ObjectValue {
@@ -6263,7 +8213,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6275,7 +8225,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6288,7 +8238,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -6327,7 +8277,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6339,7 +8289,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6352,7 +8302,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{90}
+	return file_raygo_proto_rawDescGZIP(), []int{121}
 }
 
 // CancelTaskRequest cancels a task on the worker running it: its
@@ -6372,7 +8322,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6384,7 +8334,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6397,7 +8347,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{91}
+	return file_raygo_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -6437,7 +8387,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6449,7 +8399,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6462,7 +8412,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{92}
+	return file_raygo_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -6481,7 +8431,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6493,7 +8443,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6506,7 +8456,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{93}
+	return file_raygo_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -6525,7 +8475,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6537,7 +8487,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6550,7 +8500,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{94}
+	return file_raygo_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -6573,7 +8523,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[95]
+	mi := &file_raygo_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6585,7 +8535,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[95]
+	mi := &file_raygo_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6598,7 +8548,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{95}
+	return file_raygo_proto_rawDescGZIP(), []int{126}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -6630,7 +8580,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[96]
+	mi := &file_raygo_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6642,7 +8592,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[96]
+	mi := &file_raygo_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6655,7 +8605,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{96}
+	return file_raygo_proto_rawDescGZIP(), []int{127}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -6713,7 +8663,20 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03Arg\x12'\n" +
 	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueH\x00R\x05value\x12'\n" +
 	"\x03ref\x18\x02 \x01(\v2\x13.raygo.v1.ObjectRefH\x00R\x03refB\x06\n" +
-	"\x04kind\"\xb0\x05\n" +
+	"\x04kind\"Y\n" +
+	"\n" +
+	"LabelMatch\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
+	"\x02op\x18\x02 \x01(\x0e2\x11.raygo.v1.LabelOpR\x02op\x12\x16\n" +
+	"\x06values\x18\x03 \x03(\tR\x06values\"\xaa\x02\n" +
+	"\x11SchedulingOptions\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x12\n" +
+	"\x04soft\x18\x02 \x01(\bR\x04soft\x12,\n" +
+	"\x06labels\x18\x03 \x03(\v2\x14.raygo.v1.LabelMatchR\x06labels\x129\n" +
+	"\rprefer_labels\x18\x04 \x03(\v2\x14.raygo.v1.LabelMatchR\fpreferLabels\x12,\n" +
+	"\x12placement_group_id\x18\x05 \x01(\fR\x10placementGroupId\x12!\n" +
+	"\fbundle_index\x18\x06 \x01(\x05R\vbundleIndex\x12.\n" +
+	"\x13capture_child_tasks\x18\a \x01(\bR\x11captureChildTasks\"\xed\x05\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -6737,7 +8700,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
 	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x128\n" +
 	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12D\n" +
-	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResourcesJ\x04\b\x14\x10\x15R\x0eparent_task_id\"\xcb\x01\n" +
+	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\x12;\n" +
+	"\n" +
+	"scheduling\x18\x15 \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +
+	"schedulingJ\x04\b\x14\x10\x15R\x0eparent_task_id\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +
@@ -6769,7 +8735,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x13RegisterNodeRequest\x12&\n" +
 	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"\x13\n" +
-	"\x11RegisterNodeReply\"\xac\x02\n" +
+	"\x11RegisterNodeReply\"\xd7\x02\n" +
 	"\x14NodeHeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x121\n" +
 	"\tavailable\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tavailable\x12%\n" +
@@ -6777,7 +8743,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0fpending_demands\x18\x04 \x03(\v2\x13.raygo.v1.ResourcesR\x0ependingDemands\x12\x1f\n" +
 	"\vnum_workers\x18\x05 \x01(\x05R\n" +
 	"numWorkers\x12B\n" +
-	"\x12infeasible_demands\x18\x06 \x03(\v2\x13.raygo.v1.ResourcesR\x11infeasibleDemands\"7\n" +
+	"\x12infeasible_demands\x18\x06 \x03(\v2\x13.raygo.v1.ResourcesR\x11infeasibleDemands\x12)\n" +
+	"\x05total\x18\a \x01(\v2\x13.raygo.v1.ResourcesR\x05total\"7\n" +
 	"\x12NodeHeartbeatReply\x12!\n" +
 	"\funknown_node\x18\x01 \x01(\bR\vunknownNode\"4\n" +
 	"\x0fGetNodesRequest\x12!\n" +
@@ -6914,7 +8881,68 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x04 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12 \n" +
 	"\vintentional\x18\x06 \x01(\bR\vintentional\"\x11\n" +
-	"\x0fWorkerDiedReply\"\xf3\x03\n" +
+	"\x0fWorkerDiedReply\"w\n" +
+	"\x06Bundle\x121\n" +
+	"\tresources\x18\x01 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\fR\x06nodeId\x12!\n" +
+	"\fnode_address\x18\x03 \x01(\tR\vnodeAddress\"\xbc\x03\n" +
+	"\x12PlacementGroupInfo\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x127\n" +
+	"\bstrategy\x18\x04 \x01(\x0e2\x1b.raygo.v1.PlacementStrategyR\bstrategy\x12*\n" +
+	"\abundles\x18\x05 \x03(\v2\x10.raygo.v1.BundleR\abundles\x123\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1d.raygo.v1.PlacementGroupStateR\x05state\x12%\n" +
+	"\x0epending_reason\x18\a \x01(\tR\rpendingReason\x12\x1e\n" +
+	"\n" +
+	"infeasible\x18\b \x01(\bR\n" +
+	"infeasible\x12\x15\n" +
+	"\x06job_id\x18\t \x01(\fR\x05jobId\x12\x1a\n" +
+	"\bdetached\x18\n" +
+	" \x01(\bR\bdetached\x12&\n" +
+	"\x0fcreated_unix_ms\x18\v \x01(\x03R\rcreatedUnixMs\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\f \x01(\fR\tcreatorId\"Q\n" +
+	"\x1bCreatePlacementGroupRequest\x122\n" +
+	"\x05group\x18\x01 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x05group\"O\n" +
+	"\x19CreatePlacementGroupReply\x122\n" +
+	"\x05group\x18\x01 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x05group\"8\n" +
+	"\x1bRemovePlacementGroupRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\"\x1b\n" +
+	"\x19RemovePlacementGroupReply\"g\n" +
+	"\x18GetPlacementGroupRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"L\n" +
+	"\x16GetPlacementGroupReply\x122\n" +
+	"\x05group\x18\x01 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x05group\"\x1c\n" +
+	"\x1aListPlacementGroupsRequest\"P\n" +
+	"\x18ListPlacementGroupsReply\x124\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1c.raygo.v1.PlacementGroupInfoR\x06groups\"U\n" +
+	"\x19WaitPlacementGroupRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"M\n" +
+	"\x17WaitPlacementGroupReply\x122\n" +
+	"\x05group\x18\x01 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x05group\"U\n" +
+	"\n" +
+	"BundleSpec\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
+	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\"z\n" +
+	"\x15PrepareBundlesRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12.\n" +
+	"\abundles\x18\x02 \x03(\v2\x14.raygo.v1.BundleSpecR\abundles\x12\x16\n" +
+	"\x06commit\x18\x03 \x01(\bR\x06commit\"\x15\n" +
+	"\x13PrepareBundlesReply\"K\n" +
+	"\x14CommitBundlesRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x18\n" +
+	"\aindexes\x18\x02 \x03(\x05R\aindexes\"\x14\n" +
+	"\x12CommitBundlesReply\"e\n" +
+	"\x14CancelBundlesRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x18\n" +
+	"\aindexes\x18\x02 \x03(\x05R\aindexes\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\"\x14\n" +
+	"\x12CancelBundlesReply\"\xb0\x04\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
@@ -6929,7 +8957,10 @@ const file_raygo_proto_rawDesc = "" +
 	" \x01(\bR\x10failIfInfeasible\x12.\n" +
 	"\x13queue_if_infeasible\x18\v \x01(\bR\x11queueIfInfeasible\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\f \x01(\fR\trequestId\"\xaf\x03\n" +
+	"request_id\x18\f \x01(\fR\trequestId\x12;\n" +
+	"\n" +
+	"scheduling\x18\r \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +
+	"scheduling\"\xaf\x03\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +
@@ -6999,14 +9030,15 @@ const file_raygo_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x11\n" +
 	"\x0fKillWorkerReply\",\n" +
 	"\x10NodeStatsRequest\x12\x18\n" +
-	"\alargest\x18\x01 \x01(\x05R\alargest\"\xd9\x01\n" +
+	"\alargest\x18\x01 \x01(\x05R\alargest\"\x84\x02\n" +
 	"\x0eNodeStatsReply\x12&\n" +
 	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\x12#\n" +
 	"\rstore_objects\x18\x02 \x01(\x03R\fstoreObjects\x12\x1f\n" +
 	"\vstore_bytes\x18\x03 \x01(\x03R\n" +
 	"storeBytes\x12*\n" +
 	"\x05store\x18\x04 \x01(\v2\x14.raygo.v1.StoreStatsR\x05store\x12-\n" +
-	"\x06memory\x18\x05 \x01(\v2\x15.raygo.v1.MemoryUsageR\x06memory\"\x8a\x01\n" +
+	"\x06memory\x18\x05 \x01(\v2\x15.raygo.v1.MemoryUsageR\x06memory\x12)\n" +
+	"\x05pulls\x18\x06 \x01(\v2\x13.raygo.v1.PullStatsR\x05pulls\"\x8a\x01\n" +
 	"\vMemoryUsage\x12\x12\n" +
 	"\x04used\x18\x01 \x01(\x03R\x04used\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x16\n" +
@@ -7016,7 +9048,48 @@ const file_raygo_proto_rawDesc = "" +
 	"\x17WorkerDeathCauseRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\"B\n" +
 	"\x15WorkerDeathCauseReply\x12)\n" +
-	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\x85\x01\n" +
+	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\xa2\x01\n" +
+	"\x11PullObjectRequest\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
+	"\rowner_address\x18\x03 \x01(\tR\fownerAddress\x12\x19\n" +
+	"\bowner_id\x18\x04 \x01(\fR\aownerId\x12\x1c\n" +
+	"\tlocations\x18\x05 \x03(\tR\tlocations\"\x11\n" +
+	"\x0fPullObjectReply\"\x18\n" +
+	"\x16TransferAddressRequest\"0\n" +
+	"\x14TransferAddressReply\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"\xdc\x02\n" +
+	"\tPullStats\x12\x1a\n" +
+	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x14\n" +
+	"\x05pulls\x18\x02 \x01(\x03R\x05pulls\x12\x1c\n" +
+	"\tcompleted\x18\x03 \x01(\x03R\tcompleted\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\x03R\x06failed\x12!\n" +
+	"\fbytes_pulled\x18\x05 \x01(\x03R\vbytesPulled\x12#\n" +
+	"\rchunks_pulled\x18\x06 \x01(\x03R\fchunksPulled\x12'\n" +
+	"\x0fsource_failures\x18\a \x01(\x03R\x0esourceFailures\x12\x16\n" +
+	"\x06queued\x18\b \x01(\x03R\x06queued\x12\x16\n" +
+	"\x06active\x18\t \x01(\x03R\x06active\x12!\n" +
+	"\factive_bytes\x18\n" +
+	" \x01(\x03R\vactiveBytes\x12#\n" +
+	"\rchunks_served\x18\v \x01(\x03R\fchunksServed\"7\n" +
+	"\x16ObjectLocationsRequest\x12\x1d\n" +
+	"\n" +
+	"object_ids\x18\x01 \x03(\fR\tobjectIds\"r\n" +
+	"\x0fObjectLocations\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x14\n" +
+	"\x05nodes\x18\x02 \x03(\tR\x05nodes\x12\x18\n" +
+	"\aunknown\x18\x03 \x01(\bR\aunknown\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"K\n" +
+	"\x14ObjectLocationsReply\x123\n" +
+	"\aobjects\x18\x01 \x03(\v2\x19.raygo.v1.ObjectLocationsR\aobjects\"\x82\x01\n" +
+	"\x1bUpdateObjectLocationRequest\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\x12\x18\n" +
+	"\apulling\x18\x04 \x01(\bR\apulling\"K\n" +
+	"\x19UpdateObjectLocationReply\x12\x18\n" +
+	"\aunknown\x18\x01 \x01(\bR\aunknown\x12\x14\n" +
+	"\x05nodes\x18\x02 \x03(\tR\x05nodes\"\x85\x01\n" +
 	"\vFramedHello\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x12\n" +
@@ -7129,7 +9202,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05force\x18\x01 \x01(\bR\x05force\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\fR\aactorId\"\v\n" +
-	"\tExitReply*\xd2\x05\n" +
+	"\tExitReply*\xfa\x05\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x1d\n" +
@@ -7156,7 +9229,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x14ERROR_KIND_NODE_DIED\x10\x15\x12\x1e\n" +
 	"\x1aERROR_KIND_UNAUTHENTICATED\x10\x16\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x17\x12 \n" +
-	"\x1cERROR_KIND_ACTOR_INTERRUPTED\x10\x18*\xa2\x02\n" +
+	"\x1cERROR_KIND_ACTOR_INTERRUPTED\x10\x18\x12&\n" +
+	"\"ERROR_KIND_PLACEMENT_GROUP_REMOVED\x10\x19*\xd1\x02\n" +
 	"\x0fActorDeathCause\x12!\n" +
 	"\x1dACTOR_DEATH_CAUSE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eACTOR_DEATH_CAUSE_PROCESS_DIED\x10\x01\x12\x1c\n" +
@@ -7165,10 +9239,17 @@ const file_raygo_proto_rawDesc = "" +
 	"\x1eACTOR_DEATH_CAUSE_OUT_OF_SCOPE\x10\x04\x12\x1c\n" +
 	"\x18ACTOR_DEATH_CAUSE_EXITED\x10\x05\x12\x1f\n" +
 	"\x1bACTOR_DEATH_CAUSE_NODE_DIED\x10\x06\x12%\n" +
-	"!ACTOR_DEATH_CAUSE_CREATION_FAILED\x10\a*U\n" +
+	"!ACTOR_DEATH_CAUSE_CREATION_FAILED\x10\a\x12-\n" +
+	")ACTOR_DEATH_CAUSE_PLACEMENT_GROUP_REMOVED\x10\b*|\n" +
 	"\x12SchedulingStrategy\x12\x1f\n" +
 	"\x1bSCHEDULING_STRATEGY_DEFAULT\x10\x00\x12\x1e\n" +
-	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01*R\n" +
+	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01\x12%\n" +
+	"!SCHEDULING_STRATEGY_NODE_AFFINITY\x10\x02*a\n" +
+	"\aLabelOp\x12\x0f\n" +
+	"\vLABEL_OP_IN\x10\x00\x12\x13\n" +
+	"\x0fLABEL_OP_NOT_IN\x10\x01\x12\x13\n" +
+	"\x0fLABEL_OP_EXISTS\x10\x02\x12\x1b\n" +
+	"\x17LABEL_OP_DOES_NOT_EXIST\x10\x03*R\n" +
 	"\tNodeState\x12\x1a\n" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_STATE_ALIVE\x10\x01\x12\x13\n" +
@@ -7183,14 +9264,24 @@ const file_raygo_proto_rawDesc = "" +
 	"\x1cACTOR_STATE_PENDING_CREATION\x10\x01\x12\x15\n" +
 	"\x11ACTOR_STATE_ALIVE\x10\x02\x12\x1a\n" +
 	"\x16ACTOR_STATE_RESTARTING\x10\x03\x12\x14\n" +
-	"\x10ACTOR_STATE_DEAD\x10\x04*\xb6\x01\n" +
+	"\x10ACTOR_STATE_DEAD\x10\x04*\x99\x01\n" +
+	"\x11PlacementStrategy\x12\x1b\n" +
+	"\x17PLACEMENT_STRATEGY_PACK\x10\x00\x12\x1d\n" +
+	"\x19PLACEMENT_STRATEGY_SPREAD\x10\x01\x12\"\n" +
+	"\x1ePLACEMENT_STRATEGY_STRICT_PACK\x10\x02\x12$\n" +
+	" PLACEMENT_STRATEGY_STRICT_SPREAD\x10\x03*\xcd\x01\n" +
+	"\x13PlacementGroupState\x12%\n" +
+	"!PLACEMENT_GROUP_STATE_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dPLACEMENT_GROUP_STATE_PENDING\x10\x01\x12!\n" +
+	"\x1dPLACEMENT_GROUP_STATE_CREATED\x10\x02\x12!\n" +
+	"\x1dPLACEMENT_GROUP_STATE_REMOVED\x10\x03\x12&\n" +
+	"\"PLACEMENT_GROUP_STATE_RESCHEDULING\x10\x04*\xb6\x01\n" +
 	"\x10StoreObjectState\x12\"\n" +
 	"\x1eSTORE_OBJECT_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSTORE_OBJECT_STATE_CREATING\x10\x01\x12 \n" +
 	"\x1cSTORE_OBJECT_STATE_IN_MEMORY\x10\x02\x12\x1e\n" +
 	"\x1aSTORE_OBJECT_STATE_SPILLED\x10\x03\x12\x1b\n" +
-	"\x17STORE_OBJECT_STATE_FILE\x10\x042\xda\n" +
-	"\n" +
+	"\x17STORE_OBJECT_STATE_FILE\x10\x042\xbc\x0e\n" +
 	"\fControlStore\x12J\n" +
 	"\fRegisterNode\x12\x1d.raygo.v1.RegisterNodeRequest\x1a\x1b.raygo.v1.RegisterNodeReply\x12P\n" +
 	"\x0eUnregisterNode\x12\x1f.raygo.v1.UnregisterNodeRequest\x1a\x1d.raygo.v1.UnregisterNodeReply\x12M\n" +
@@ -7213,7 +9304,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"ListActors\x12\x1b.raygo.v1.ListActorsRequest\x1a\x19.raygo.v1.ListActorsReply\x12D\n" +
 	"\n" +
-	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply2\xa8\a\n" +
+	"WorkerDied\x12\x1b.raygo.v1.WorkerDiedRequest\x1a\x19.raygo.v1.WorkerDiedReply\x12b\n" +
+	"\x14CreatePlacementGroup\x12%.raygo.v1.CreatePlacementGroupRequest\x1a#.raygo.v1.CreatePlacementGroupReply\x12b\n" +
+	"\x14RemovePlacementGroup\x12%.raygo.v1.RemovePlacementGroupRequest\x1a#.raygo.v1.RemovePlacementGroupReply\x12Y\n" +
+	"\x11GetPlacementGroup\x12\".raygo.v1.GetPlacementGroupRequest\x1a .raygo.v1.GetPlacementGroupReply\x12_\n" +
+	"\x13ListPlacementGroups\x12$.raygo.v1.ListPlacementGroupsRequest\x1a\".raygo.v1.ListPlacementGroupsReply\x12\\\n" +
+	"\x12WaitPlacementGroup\x12#.raygo.v1.WaitPlacementGroupRequest\x1a!.raygo.v1.WaitPlacementGroupReply2\xb3\n" +
+	"\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -7229,7 +9326,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"KillWorker\x12\x1b.raygo.v1.KillWorkerRequest\x1a\x19.raygo.v1.KillWorkerReply\x12A\n" +
 	"\tNodeStats\x12\x1a.raygo.v1.NodeStatsRequest\x1a\x18.raygo.v1.NodeStatsReply\x12V\n" +
-	"\x10WorkerDeathCause\x12!.raygo.v1.WorkerDeathCauseRequest\x1a\x1f.raygo.v1.WorkerDeathCauseReply2\x9d\x03\n" +
+	"\x10WorkerDeathCause\x12!.raygo.v1.WorkerDeathCauseRequest\x1a\x1f.raygo.v1.WorkerDeathCauseReply\x12D\n" +
+	"\n" +
+	"PullObject\x12\x1b.raygo.v1.PullObjectRequest\x1a\x19.raygo.v1.PullObjectReply\x12S\n" +
+	"\x0fTransferAddress\x12 .raygo.v1.TransferAddressRequest\x1a\x1e.raygo.v1.TransferAddressReply\x12P\n" +
+	"\x0ePrepareBundles\x12\x1f.raygo.v1.PrepareBundlesRequest\x1a\x1d.raygo.v1.PrepareBundlesReply\x12M\n" +
+	"\rCommitBundles\x12\x1e.raygo.v1.CommitBundlesRequest\x1a\x1c.raygo.v1.CommitBundlesReply\x12M\n" +
+	"\rCancelBundles\x12\x1e.raygo.v1.CancelBundlesRequest\x1a\x1c.raygo.v1.CancelBundlesReply2\xd6\x04\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -7238,7 +9341,9 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"CancelTask\x12\x1b.raygo.v1.CancelTaskRequest\x1a\x19.raygo.v1.CancelTaskReply\x12O\n" +
 	"\vCreateActor\x12 .raygo.v1.CreateActorTaskRequest\x1a\x1e.raygo.v1.CreateActorTaskReply\x122\n" +
-	"\x04Exit\x12\x15.raygo.v1.ExitRequest\x1a\x13.raygo.v1.ExitReplyB$Z\"github.com/raygo/raygo/internal/pbb\x06proto3"
+	"\x04Exit\x12\x15.raygo.v1.ExitRequest\x1a\x13.raygo.v1.ExitReply\x12S\n" +
+	"\x0fObjectLocations\x12 .raygo.v1.ObjectLocationsRequest\x1a\x1e.raygo.v1.ObjectLocationsReply\x12b\n" +
+	"\x14UpdateObjectLocation\x12%.raygo.v1.UpdateObjectLocationRequest\x1a#.raygo.v1.UpdateObjectLocationReplyB$Z\"github.com/raygo/raygo/internal/pbb\x06proto3"
 
 var (
 	file_raygo_proto_rawDescOnce sync.Once
@@ -7252,266 +9357,343 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
+var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 131)
 var file_raygo_proto_goTypes = []any{
-	(ErrorKind)(0),                  // 0: raygo.v1.ErrorKind
-	(ActorDeathCause)(0),            // 1: raygo.v1.ActorDeathCause
-	(SchedulingStrategy)(0),         // 2: raygo.v1.SchedulingStrategy
-	(NodeState)(0),                  // 3: raygo.v1.NodeState
-	(JobState)(0),                   // 4: raygo.v1.JobState
-	(ActorState)(0),                 // 5: raygo.v1.ActorState
-	(StoreObjectState)(0),           // 6: raygo.v1.StoreObjectState
-	(*Resources)(nil),               // 7: raygo.v1.Resources
-	(*ErrorInfo)(nil),               // 8: raygo.v1.ErrorInfo
-	(*ObjectRef)(nil),               // 9: raygo.v1.ObjectRef
-	(*Value)(nil),                   // 10: raygo.v1.Value
-	(*Arg)(nil),                     // 11: raygo.v1.Arg
-	(*TaskSpec)(nil),                // 12: raygo.v1.TaskSpec
-	(*TaskReply)(nil),               // 13: raygo.v1.TaskReply
-	(*NodeInfo)(nil),                // 14: raygo.v1.NodeInfo
-	(*RegisterNodeRequest)(nil),     // 15: raygo.v1.RegisterNodeRequest
-	(*RegisterNodeReply)(nil),       // 16: raygo.v1.RegisterNodeReply
-	(*NodeHeartbeatRequest)(nil),    // 17: raygo.v1.NodeHeartbeatRequest
-	(*NodeHeartbeatReply)(nil),      // 18: raygo.v1.NodeHeartbeatReply
-	(*GetNodesRequest)(nil),         // 19: raygo.v1.GetNodesRequest
-	(*GetNodesReply)(nil),           // 20: raygo.v1.GetNodesReply
-	(*UnregisterNodeRequest)(nil),   // 21: raygo.v1.UnregisterNodeRequest
-	(*UnregisterNodeReply)(nil),     // 22: raygo.v1.UnregisterNodeReply
-	(*JobInfo)(nil),                 // 23: raygo.v1.JobInfo
-	(*RegisterJobRequest)(nil),      // 24: raygo.v1.RegisterJobRequest
-	(*RegisterJobReply)(nil),        // 25: raygo.v1.RegisterJobReply
-	(*GetJobRequest)(nil),           // 26: raygo.v1.GetJobRequest
-	(*GetJobReply)(nil),             // 27: raygo.v1.GetJobReply
-	(*FinishJobRequest)(nil),        // 28: raygo.v1.FinishJobRequest
-	(*FinishJobReply)(nil),          // 29: raygo.v1.FinishJobReply
-	(*DriverAliveRequest)(nil),      // 30: raygo.v1.DriverAliveRequest
-	(*DriverAliveReply)(nil),        // 31: raygo.v1.DriverAliveReply
-	(*ListJobsRequest)(nil),         // 32: raygo.v1.ListJobsRequest
-	(*ListJobsReply)(nil),           // 33: raygo.v1.ListJobsReply
-	(*KVPutRequest)(nil),            // 34: raygo.v1.KVPutRequest
-	(*KVPutReply)(nil),              // 35: raygo.v1.KVPutReply
-	(*KVGetRequest)(nil),            // 36: raygo.v1.KVGetRequest
-	(*KVGetReply)(nil),              // 37: raygo.v1.KVGetReply
-	(*BinaryChunk)(nil),             // 38: raygo.v1.BinaryChunk
-	(*PutBinaryReply)(nil),          // 39: raygo.v1.PutBinaryReply
-	(*HasBinaryRequest)(nil),        // 40: raygo.v1.HasBinaryRequest
-	(*HasBinaryReply)(nil),          // 41: raygo.v1.HasBinaryReply
-	(*GetBinaryRequest)(nil),        // 42: raygo.v1.GetBinaryRequest
-	(*ActorInfo)(nil),               // 43: raygo.v1.ActorInfo
-	(*CreateActorRequest)(nil),      // 44: raygo.v1.CreateActorRequest
-	(*CreateActorReply)(nil),        // 45: raygo.v1.CreateActorReply
-	(*GetActorRequest)(nil),         // 46: raygo.v1.GetActorRequest
-	(*GetActorReply)(nil),           // 47: raygo.v1.GetActorReply
-	(*WaitActorRequest)(nil),        // 48: raygo.v1.WaitActorRequest
-	(*WaitActorReply)(nil),          // 49: raygo.v1.WaitActorReply
-	(*KillActorRequest)(nil),        // 50: raygo.v1.KillActorRequest
-	(*KillActorReply)(nil),          // 51: raygo.v1.KillActorReply
-	(*ListActorsRequest)(nil),       // 52: raygo.v1.ListActorsRequest
-	(*ListActorsReply)(nil),         // 53: raygo.v1.ListActorsReply
-	(*WorkerDiedRequest)(nil),       // 54: raygo.v1.WorkerDiedRequest
-	(*WorkerDiedReply)(nil),         // 55: raygo.v1.WorkerDiedReply
-	(*LeaseRequest)(nil),            // 56: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),              // 57: raygo.v1.LeaseReply
-	(*CancelLeaseRequest)(nil),      // 58: raygo.v1.CancelLeaseRequest
-	(*CancelLeaseReply)(nil),        // 59: raygo.v1.CancelLeaseReply
-	(*ReturnLeaseRequest)(nil),      // 60: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),        // 61: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),   // 62: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),     // 63: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),          // 64: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),            // 65: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),        // 66: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),          // 67: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),        // 68: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),          // 69: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),             // 70: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),      // 71: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),        // 72: raygo.v1.FreeObjectsReply
-	(*FreeOwnedRequest)(nil),        // 73: raygo.v1.FreeOwnedRequest
-	(*FreeOwnedReply)(nil),          // 74: raygo.v1.FreeOwnedReply
-	(*KillWorkerRequest)(nil),       // 75: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),         // 76: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),        // 77: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),          // 78: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),             // 79: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil), // 80: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),   // 81: raygo.v1.WorkerDeathCauseReply
-	(*FramedHello)(nil),             // 82: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),        // 83: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),            // 84: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),             // 85: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),          // 86: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),           // 87: raygo.v1.StoreLocation
-	(*StoreReply)(nil),              // 88: raygo.v1.StoreReply
-	(*StoreStats)(nil),              // 89: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),         // 90: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),               // 91: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),              // 92: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),     // 93: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),             // 94: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),       // 95: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),           // 96: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),             // 97: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),       // 98: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),         // 99: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),  // 100: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),    // 101: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),             // 102: raygo.v1.ExitRequest
-	(*ExitReply)(nil),               // 103: raygo.v1.ExitReply
-	nil,                             // 104: raygo.v1.Resources.AmountsEntry
-	nil,                             // 105: raygo.v1.NodeInfo.LabelsEntry
-	nil,                             // 106: raygo.v1.LeaseReply.GpuIdsEntry
+	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
+	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
+	(SchedulingStrategy)(0),             // 2: raygo.v1.SchedulingStrategy
+	(LabelOp)(0),                        // 3: raygo.v1.LabelOp
+	(NodeState)(0),                      // 4: raygo.v1.NodeState
+	(JobState)(0),                       // 5: raygo.v1.JobState
+	(ActorState)(0),                     // 6: raygo.v1.ActorState
+	(PlacementStrategy)(0),              // 7: raygo.v1.PlacementStrategy
+	(PlacementGroupState)(0),            // 8: raygo.v1.PlacementGroupState
+	(StoreObjectState)(0),               // 9: raygo.v1.StoreObjectState
+	(*Resources)(nil),                   // 10: raygo.v1.Resources
+	(*ErrorInfo)(nil),                   // 11: raygo.v1.ErrorInfo
+	(*ObjectRef)(nil),                   // 12: raygo.v1.ObjectRef
+	(*Value)(nil),                       // 13: raygo.v1.Value
+	(*Arg)(nil),                         // 14: raygo.v1.Arg
+	(*LabelMatch)(nil),                  // 15: raygo.v1.LabelMatch
+	(*SchedulingOptions)(nil),           // 16: raygo.v1.SchedulingOptions
+	(*TaskSpec)(nil),                    // 17: raygo.v1.TaskSpec
+	(*TaskReply)(nil),                   // 18: raygo.v1.TaskReply
+	(*NodeInfo)(nil),                    // 19: raygo.v1.NodeInfo
+	(*RegisterNodeRequest)(nil),         // 20: raygo.v1.RegisterNodeRequest
+	(*RegisterNodeReply)(nil),           // 21: raygo.v1.RegisterNodeReply
+	(*NodeHeartbeatRequest)(nil),        // 22: raygo.v1.NodeHeartbeatRequest
+	(*NodeHeartbeatReply)(nil),          // 23: raygo.v1.NodeHeartbeatReply
+	(*GetNodesRequest)(nil),             // 24: raygo.v1.GetNodesRequest
+	(*GetNodesReply)(nil),               // 25: raygo.v1.GetNodesReply
+	(*UnregisterNodeRequest)(nil),       // 26: raygo.v1.UnregisterNodeRequest
+	(*UnregisterNodeReply)(nil),         // 27: raygo.v1.UnregisterNodeReply
+	(*JobInfo)(nil),                     // 28: raygo.v1.JobInfo
+	(*RegisterJobRequest)(nil),          // 29: raygo.v1.RegisterJobRequest
+	(*RegisterJobReply)(nil),            // 30: raygo.v1.RegisterJobReply
+	(*GetJobRequest)(nil),               // 31: raygo.v1.GetJobRequest
+	(*GetJobReply)(nil),                 // 32: raygo.v1.GetJobReply
+	(*FinishJobRequest)(nil),            // 33: raygo.v1.FinishJobRequest
+	(*FinishJobReply)(nil),              // 34: raygo.v1.FinishJobReply
+	(*DriverAliveRequest)(nil),          // 35: raygo.v1.DriverAliveRequest
+	(*DriverAliveReply)(nil),            // 36: raygo.v1.DriverAliveReply
+	(*ListJobsRequest)(nil),             // 37: raygo.v1.ListJobsRequest
+	(*ListJobsReply)(nil),               // 38: raygo.v1.ListJobsReply
+	(*KVPutRequest)(nil),                // 39: raygo.v1.KVPutRequest
+	(*KVPutReply)(nil),                  // 40: raygo.v1.KVPutReply
+	(*KVGetRequest)(nil),                // 41: raygo.v1.KVGetRequest
+	(*KVGetReply)(nil),                  // 42: raygo.v1.KVGetReply
+	(*BinaryChunk)(nil),                 // 43: raygo.v1.BinaryChunk
+	(*PutBinaryReply)(nil),              // 44: raygo.v1.PutBinaryReply
+	(*HasBinaryRequest)(nil),            // 45: raygo.v1.HasBinaryRequest
+	(*HasBinaryReply)(nil),              // 46: raygo.v1.HasBinaryReply
+	(*GetBinaryRequest)(nil),            // 47: raygo.v1.GetBinaryRequest
+	(*ActorInfo)(nil),                   // 48: raygo.v1.ActorInfo
+	(*CreateActorRequest)(nil),          // 49: raygo.v1.CreateActorRequest
+	(*CreateActorReply)(nil),            // 50: raygo.v1.CreateActorReply
+	(*GetActorRequest)(nil),             // 51: raygo.v1.GetActorRequest
+	(*GetActorReply)(nil),               // 52: raygo.v1.GetActorReply
+	(*WaitActorRequest)(nil),            // 53: raygo.v1.WaitActorRequest
+	(*WaitActorReply)(nil),              // 54: raygo.v1.WaitActorReply
+	(*KillActorRequest)(nil),            // 55: raygo.v1.KillActorRequest
+	(*KillActorReply)(nil),              // 56: raygo.v1.KillActorReply
+	(*ListActorsRequest)(nil),           // 57: raygo.v1.ListActorsRequest
+	(*ListActorsReply)(nil),             // 58: raygo.v1.ListActorsReply
+	(*WorkerDiedRequest)(nil),           // 59: raygo.v1.WorkerDiedRequest
+	(*WorkerDiedReply)(nil),             // 60: raygo.v1.WorkerDiedReply
+	(*Bundle)(nil),                      // 61: raygo.v1.Bundle
+	(*PlacementGroupInfo)(nil),          // 62: raygo.v1.PlacementGroupInfo
+	(*CreatePlacementGroupRequest)(nil), // 63: raygo.v1.CreatePlacementGroupRequest
+	(*CreatePlacementGroupReply)(nil),   // 64: raygo.v1.CreatePlacementGroupReply
+	(*RemovePlacementGroupRequest)(nil), // 65: raygo.v1.RemovePlacementGroupRequest
+	(*RemovePlacementGroupReply)(nil),   // 66: raygo.v1.RemovePlacementGroupReply
+	(*GetPlacementGroupRequest)(nil),    // 67: raygo.v1.GetPlacementGroupRequest
+	(*GetPlacementGroupReply)(nil),      // 68: raygo.v1.GetPlacementGroupReply
+	(*ListPlacementGroupsRequest)(nil),  // 69: raygo.v1.ListPlacementGroupsRequest
+	(*ListPlacementGroupsReply)(nil),    // 70: raygo.v1.ListPlacementGroupsReply
+	(*WaitPlacementGroupRequest)(nil),   // 71: raygo.v1.WaitPlacementGroupRequest
+	(*WaitPlacementGroupReply)(nil),     // 72: raygo.v1.WaitPlacementGroupReply
+	(*BundleSpec)(nil),                  // 73: raygo.v1.BundleSpec
+	(*PrepareBundlesRequest)(nil),       // 74: raygo.v1.PrepareBundlesRequest
+	(*PrepareBundlesReply)(nil),         // 75: raygo.v1.PrepareBundlesReply
+	(*CommitBundlesRequest)(nil),        // 76: raygo.v1.CommitBundlesRequest
+	(*CommitBundlesReply)(nil),          // 77: raygo.v1.CommitBundlesReply
+	(*CancelBundlesRequest)(nil),        // 78: raygo.v1.CancelBundlesRequest
+	(*CancelBundlesReply)(nil),          // 79: raygo.v1.CancelBundlesReply
+	(*LeaseRequest)(nil),                // 80: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),                  // 81: raygo.v1.LeaseReply
+	(*CancelLeaseRequest)(nil),          // 82: raygo.v1.CancelLeaseRequest
+	(*CancelLeaseReply)(nil),            // 83: raygo.v1.CancelLeaseReply
+	(*ReturnLeaseRequest)(nil),          // 84: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),            // 85: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),       // 86: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),         // 87: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),              // 88: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),                // 89: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),            // 90: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),              // 91: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),            // 92: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),              // 93: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),                 // 94: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),          // 95: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),            // 96: raygo.v1.FreeObjectsReply
+	(*FreeOwnedRequest)(nil),            // 97: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),              // 98: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),           // 99: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),             // 100: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),            // 101: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),              // 102: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),                 // 103: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil),     // 104: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),       // 105: raygo.v1.WorkerDeathCauseReply
+	(*PullObjectRequest)(nil),           // 106: raygo.v1.PullObjectRequest
+	(*PullObjectReply)(nil),             // 107: raygo.v1.PullObjectReply
+	(*TransferAddressRequest)(nil),      // 108: raygo.v1.TransferAddressRequest
+	(*TransferAddressReply)(nil),        // 109: raygo.v1.TransferAddressReply
+	(*PullStats)(nil),                   // 110: raygo.v1.PullStats
+	(*ObjectLocationsRequest)(nil),      // 111: raygo.v1.ObjectLocationsRequest
+	(*ObjectLocations)(nil),             // 112: raygo.v1.ObjectLocations
+	(*ObjectLocationsReply)(nil),        // 113: raygo.v1.ObjectLocationsReply
+	(*UpdateObjectLocationRequest)(nil), // 114: raygo.v1.UpdateObjectLocationRequest
+	(*UpdateObjectLocationReply)(nil),   // 115: raygo.v1.UpdateObjectLocationReply
+	(*FramedHello)(nil),                 // 116: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),            // 117: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),                // 118: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),                 // 119: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),              // 120: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),               // 121: raygo.v1.StoreLocation
+	(*StoreReply)(nil),                  // 122: raygo.v1.StoreReply
+	(*StoreStats)(nil),                  // 123: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),             // 124: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),                   // 125: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),                  // 126: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),         // 127: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),                 // 128: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),           // 129: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),               // 130: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),                 // 131: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),           // 132: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),             // 133: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),      // 134: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),        // 135: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),                 // 136: raygo.v1.ExitRequest
+	(*ExitReply)(nil),                   // 137: raygo.v1.ExitReply
+	nil,                                 // 138: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 139: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 140: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	104, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	138, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
-	8,   // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
+	11,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
-	9,   // 4: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
-	8,   // 5: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
-	10,  // 6: raygo.v1.Arg.value:type_name -> raygo.v1.Value
-	9,   // 7: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
-	11,  // 8: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
-	7,   // 9: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
-	2,   // 10: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
-	7,   // 11: raygo.v1.TaskSpec.placement_resources:type_name -> raygo.v1.Resources
-	10,  // 12: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
-	8,   // 13: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
-	7,   // 14: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
-	7,   // 15: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	105, // 16: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
-	3,   // 17: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
-	7,   // 18: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
-	7,   // 19: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
-	14,  // 20: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
-	7,   // 21: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
-	7,   // 22: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
-	7,   // 23: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
-	14,  // 24: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
-	4,   // 25: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
-	23,  // 26: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
-	23,  // 27: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
-	23,  // 28: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
-	5,   // 29: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
-	8,   // 30: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
-	12,  // 31: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
-	8,   // 32: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
-	43,  // 33: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
-	43,  // 34: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
-	43,  // 35: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
-	43,  // 36: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
-	1,   // 37: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
-	43,  // 38: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
-	7,   // 39: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	2,   // 40: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
-	7,   // 41: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
-	106, // 42: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
-	8,   // 43: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
-	14,  // 44: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	89,  // 45: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	79,  // 46: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
-	8,   // 47: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
-	8,   // 48: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	85,  // 49: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	86,  // 50: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	86,  // 51: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	86,  // 52: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	86,  // 53: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	8,   // 54: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	87,  // 55: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	90,  // 56: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	6,   // 57: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
-	12,  // 58: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	12,  // 59: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
-	13,  // 60: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	10,  // 61: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	94,  // 62: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
-	12,  // 63: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	8,   // 64: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	15,  // 65: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	21,  // 66: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	17,  // 67: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	19,  // 68: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	24,  // 69: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	26,  // 70: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	28,  // 71: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	30,  // 72: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
-	32,  // 73: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	34,  // 74: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	36,  // 75: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	38,  // 76: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	40,  // 77: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	42,  // 78: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	44,  // 79: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	46,  // 80: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	48,  // 81: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	50,  // 82: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	52,  // 83: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	54,  // 84: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	56,  // 85: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	58,  // 86: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	60,  // 87: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	62,  // 88: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	64,  // 89: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	66,  // 90: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	68,  // 91: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	68,  // 92: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	71,  // 93: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	73,  // 94: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	75,  // 95: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	77,  // 96: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	80,  // 97: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	91,  // 98: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	93,  // 99: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	96,  // 100: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	98,  // 101: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	100, // 102: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	102, // 103: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	16,  // 104: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	22,  // 105: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	18,  // 106: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	20,  // 107: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	25,  // 108: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	27,  // 109: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	29,  // 110: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	31,  // 111: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	33,  // 112: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	35,  // 113: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	37,  // 114: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	39,  // 115: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	41,  // 116: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	38,  // 117: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	45,  // 118: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	47,  // 119: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	49,  // 120: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	51,  // 121: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	53,  // 122: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	55,  // 123: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	57,  // 124: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	59,  // 125: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	61,  // 126: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	63,  // 127: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	65,  // 128: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	67,  // 129: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	69,  // 130: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	70,  // 131: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	72,  // 132: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	74,  // 133: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	76,  // 134: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	78,  // 135: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	81,  // 136: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	92,  // 137: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	95,  // 138: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	97,  // 139: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	99,  // 140: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	101, // 141: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	103, // 142: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	104, // [104:143] is the sub-list for method output_type
-	65,  // [65:104] is the sub-list for method input_type
-	65,  // [65:65] is the sub-list for extension type_name
-	65,  // [65:65] is the sub-list for extension extendee
-	0,   // [0:65] is the sub-list for field type_name
+	12,  // 4: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
+	11,  // 5: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
+	13,  // 6: raygo.v1.Arg.value:type_name -> raygo.v1.Value
+	12,  // 7: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
+	3,   // 8: raygo.v1.LabelMatch.op:type_name -> raygo.v1.LabelOp
+	15,  // 9: raygo.v1.SchedulingOptions.labels:type_name -> raygo.v1.LabelMatch
+	15,  // 10: raygo.v1.SchedulingOptions.prefer_labels:type_name -> raygo.v1.LabelMatch
+	14,  // 11: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
+	10,  // 12: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
+	2,   // 13: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
+	10,  // 14: raygo.v1.TaskSpec.placement_resources:type_name -> raygo.v1.Resources
+	16,  // 15: raygo.v1.TaskSpec.scheduling:type_name -> raygo.v1.SchedulingOptions
+	13,  // 16: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
+	11,  // 17: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
+	10,  // 18: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
+	10,  // 19: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
+	139, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	4,   // 21: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
+	10,  // 22: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
+	10,  // 23: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
+	19,  // 24: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
+	10,  // 25: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
+	10,  // 26: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
+	10,  // 27: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
+	10,  // 28: raygo.v1.NodeHeartbeatRequest.total:type_name -> raygo.v1.Resources
+	19,  // 29: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
+	5,   // 30: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
+	28,  // 31: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
+	28,  // 32: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
+	28,  // 33: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
+	6,   // 34: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
+	11,  // 35: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
+	17,  // 36: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
+	11,  // 37: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
+	48,  // 38: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
+	48,  // 39: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
+	48,  // 40: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
+	48,  // 41: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
+	1,   // 42: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
+	48,  // 43: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
+	10,  // 44: raygo.v1.Bundle.resources:type_name -> raygo.v1.Resources
+	7,   // 45: raygo.v1.PlacementGroupInfo.strategy:type_name -> raygo.v1.PlacementStrategy
+	61,  // 46: raygo.v1.PlacementGroupInfo.bundles:type_name -> raygo.v1.Bundle
+	8,   // 47: raygo.v1.PlacementGroupInfo.state:type_name -> raygo.v1.PlacementGroupState
+	62,  // 48: raygo.v1.CreatePlacementGroupRequest.group:type_name -> raygo.v1.PlacementGroupInfo
+	62,  // 49: raygo.v1.CreatePlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	62,  // 50: raygo.v1.GetPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	62,  // 51: raygo.v1.ListPlacementGroupsReply.groups:type_name -> raygo.v1.PlacementGroupInfo
+	62,  // 52: raygo.v1.WaitPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	10,  // 53: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
+	73,  // 54: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
+	10,  // 55: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
+	2,   // 56: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
+	10,  // 57: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
+	16,  // 58: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
+	140, // 59: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	11,  // 60: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
+	19,  // 61: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
+	123, // 62: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	103, // 63: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	110, // 64: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
+	11,  // 65: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	112, // 66: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
+	11,  // 67: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
+	119, // 68: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	120, // 69: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	120, // 70: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	120, // 71: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	120, // 72: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	11,  // 73: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	121, // 74: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	124, // 75: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	9,   // 76: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
+	17,  // 77: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	17,  // 78: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	18,  // 79: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	13,  // 80: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
+	128, // 81: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	17,  // 82: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	11,  // 83: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	20,  // 84: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	26,  // 85: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	22,  // 86: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	24,  // 87: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	29,  // 88: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	31,  // 89: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	33,  // 90: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	35,  // 91: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	37,  // 92: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	39,  // 93: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	41,  // 94: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	43,  // 95: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	45,  // 96: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	47,  // 97: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	49,  // 98: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	51,  // 99: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	53,  // 100: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	55,  // 101: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	57,  // 102: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	59,  // 103: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	63,  // 104: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
+	65,  // 105: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
+	67,  // 106: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
+	69,  // 107: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
+	71,  // 108: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
+	80,  // 109: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	82,  // 110: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	84,  // 111: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	86,  // 112: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	88,  // 113: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	90,  // 114: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	92,  // 115: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	92,  // 116: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	95,  // 117: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	97,  // 118: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	99,  // 119: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	101, // 120: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	104, // 121: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	106, // 122: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
+	108, // 123: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
+	74,  // 124: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
+	76,  // 125: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
+	78,  // 126: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
+	125, // 127: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	127, // 128: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	130, // 129: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	132, // 130: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	134, // 131: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	136, // 132: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	111, // 133: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	114, // 134: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	21,  // 135: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	27,  // 136: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	23,  // 137: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	25,  // 138: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	30,  // 139: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	32,  // 140: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	34,  // 141: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	36,  // 142: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	38,  // 143: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	40,  // 144: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	42,  // 145: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	44,  // 146: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	46,  // 147: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	43,  // 148: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	50,  // 149: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	52,  // 150: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	54,  // 151: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	56,  // 152: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	58,  // 153: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	60,  // 154: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	64,  // 155: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	66,  // 156: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	68,  // 157: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	70,  // 158: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	72,  // 159: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	81,  // 160: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	83,  // 161: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	85,  // 162: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	87,  // 163: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	89,  // 164: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	91,  // 165: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	93,  // 166: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	94,  // 167: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	96,  // 168: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	98,  // 169: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	100, // 170: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	102, // 171: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	105, // 172: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	107, // 173: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	109, // 174: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	75,  // 175: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	77,  // 176: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	79,  // 177: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	126, // 178: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	129, // 179: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	131, // 180: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	133, // 181: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	135, // 182: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	137, // 183: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	113, // 184: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	115, // 185: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	135, // [135:186] is the sub-list for method output_type
+	84,  // [84:135] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -7523,7 +9705,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[77].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[108].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -7535,8 +9717,8 @@ func file_raygo_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   100,
+			NumEnums:      10,
+			NumMessages:   131,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -23,26 +23,31 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ControlStore_RegisterNode_FullMethodName   = "/raygo.v1.ControlStore/RegisterNode"
-	ControlStore_UnregisterNode_FullMethodName = "/raygo.v1.ControlStore/UnregisterNode"
-	ControlStore_NodeHeartbeat_FullMethodName  = "/raygo.v1.ControlStore/NodeHeartbeat"
-	ControlStore_GetNodes_FullMethodName       = "/raygo.v1.ControlStore/GetNodes"
-	ControlStore_RegisterJob_FullMethodName    = "/raygo.v1.ControlStore/RegisterJob"
-	ControlStore_GetJob_FullMethodName         = "/raygo.v1.ControlStore/GetJob"
-	ControlStore_FinishJob_FullMethodName      = "/raygo.v1.ControlStore/FinishJob"
-	ControlStore_DriverAlive_FullMethodName    = "/raygo.v1.ControlStore/DriverAlive"
-	ControlStore_ListJobs_FullMethodName       = "/raygo.v1.ControlStore/ListJobs"
-	ControlStore_KVPut_FullMethodName          = "/raygo.v1.ControlStore/KVPut"
-	ControlStore_KVGet_FullMethodName          = "/raygo.v1.ControlStore/KVGet"
-	ControlStore_PutBinary_FullMethodName      = "/raygo.v1.ControlStore/PutBinary"
-	ControlStore_HasBinary_FullMethodName      = "/raygo.v1.ControlStore/HasBinary"
-	ControlStore_GetBinary_FullMethodName      = "/raygo.v1.ControlStore/GetBinary"
-	ControlStore_CreateActor_FullMethodName    = "/raygo.v1.ControlStore/CreateActor"
-	ControlStore_GetActor_FullMethodName       = "/raygo.v1.ControlStore/GetActor"
-	ControlStore_WaitActor_FullMethodName      = "/raygo.v1.ControlStore/WaitActor"
-	ControlStore_KillActor_FullMethodName      = "/raygo.v1.ControlStore/KillActor"
-	ControlStore_ListActors_FullMethodName     = "/raygo.v1.ControlStore/ListActors"
-	ControlStore_WorkerDied_FullMethodName     = "/raygo.v1.ControlStore/WorkerDied"
+	ControlStore_RegisterNode_FullMethodName         = "/raygo.v1.ControlStore/RegisterNode"
+	ControlStore_UnregisterNode_FullMethodName       = "/raygo.v1.ControlStore/UnregisterNode"
+	ControlStore_NodeHeartbeat_FullMethodName        = "/raygo.v1.ControlStore/NodeHeartbeat"
+	ControlStore_GetNodes_FullMethodName             = "/raygo.v1.ControlStore/GetNodes"
+	ControlStore_RegisterJob_FullMethodName          = "/raygo.v1.ControlStore/RegisterJob"
+	ControlStore_GetJob_FullMethodName               = "/raygo.v1.ControlStore/GetJob"
+	ControlStore_FinishJob_FullMethodName            = "/raygo.v1.ControlStore/FinishJob"
+	ControlStore_DriverAlive_FullMethodName          = "/raygo.v1.ControlStore/DriverAlive"
+	ControlStore_ListJobs_FullMethodName             = "/raygo.v1.ControlStore/ListJobs"
+	ControlStore_KVPut_FullMethodName                = "/raygo.v1.ControlStore/KVPut"
+	ControlStore_KVGet_FullMethodName                = "/raygo.v1.ControlStore/KVGet"
+	ControlStore_PutBinary_FullMethodName            = "/raygo.v1.ControlStore/PutBinary"
+	ControlStore_HasBinary_FullMethodName            = "/raygo.v1.ControlStore/HasBinary"
+	ControlStore_GetBinary_FullMethodName            = "/raygo.v1.ControlStore/GetBinary"
+	ControlStore_CreateActor_FullMethodName          = "/raygo.v1.ControlStore/CreateActor"
+	ControlStore_GetActor_FullMethodName             = "/raygo.v1.ControlStore/GetActor"
+	ControlStore_WaitActor_FullMethodName            = "/raygo.v1.ControlStore/WaitActor"
+	ControlStore_KillActor_FullMethodName            = "/raygo.v1.ControlStore/KillActor"
+	ControlStore_ListActors_FullMethodName           = "/raygo.v1.ControlStore/ListActors"
+	ControlStore_WorkerDied_FullMethodName           = "/raygo.v1.ControlStore/WorkerDied"
+	ControlStore_CreatePlacementGroup_FullMethodName = "/raygo.v1.ControlStore/CreatePlacementGroup"
+	ControlStore_RemovePlacementGroup_FullMethodName = "/raygo.v1.ControlStore/RemovePlacementGroup"
+	ControlStore_GetPlacementGroup_FullMethodName    = "/raygo.v1.ControlStore/GetPlacementGroup"
+	ControlStore_ListPlacementGroups_FullMethodName  = "/raygo.v1.ControlStore/ListPlacementGroups"
+	ControlStore_WaitPlacementGroup_FullMethodName   = "/raygo.v1.ControlStore/WaitPlacementGroup"
 )
 
 // ControlStoreClient is the client API for ControlStore service.
@@ -74,6 +79,13 @@ type ControlStoreClient interface {
 	KillActor(ctx context.Context, in *KillActorRequest, opts ...grpc.CallOption) (*KillActorReply, error)
 	ListActors(ctx context.Context, in *ListActorsRequest, opts ...grpc.CallOption) (*ListActorsReply, error)
 	WorkerDied(ctx context.Context, in *WorkerDiedRequest, opts ...grpc.CallOption) (*WorkerDiedReply, error)
+	CreatePlacementGroup(ctx context.Context, in *CreatePlacementGroupRequest, opts ...grpc.CallOption) (*CreatePlacementGroupReply, error)
+	RemovePlacementGroup(ctx context.Context, in *RemovePlacementGroupRequest, opts ...grpc.CallOption) (*RemovePlacementGroupReply, error)
+	GetPlacementGroup(ctx context.Context, in *GetPlacementGroupRequest, opts ...grpc.CallOption) (*GetPlacementGroupReply, error)
+	ListPlacementGroups(ctx context.Context, in *ListPlacementGroupsRequest, opts ...grpc.CallOption) (*ListPlacementGroupsReply, error)
+	// WaitPlacementGroup answers when the group is created or removed, or
+	// after timeout_ms (at most 60 s; 0: at once) with its state then.
+	WaitPlacementGroup(ctx context.Context, in *WaitPlacementGroupRequest, opts ...grpc.CallOption) (*WaitPlacementGroupReply, error)
 }
 
 type controlStoreClient struct {
@@ -305,6 +317,56 @@ func (c *controlStoreClient) WorkerDied(ctx context.Context, in *WorkerDiedReque
 	return out, nil
 }
 
+func (c *controlStoreClient) CreatePlacementGroup(ctx context.Context, in *CreatePlacementGroupRequest, opts ...grpc.CallOption) (*CreatePlacementGroupReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePlacementGroupReply)
+	err := c.cc.Invoke(ctx, ControlStore_CreatePlacementGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) RemovePlacementGroup(ctx context.Context, in *RemovePlacementGroupRequest, opts ...grpc.CallOption) (*RemovePlacementGroupReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemovePlacementGroupReply)
+	err := c.cc.Invoke(ctx, ControlStore_RemovePlacementGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) GetPlacementGroup(ctx context.Context, in *GetPlacementGroupRequest, opts ...grpc.CallOption) (*GetPlacementGroupReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPlacementGroupReply)
+	err := c.cc.Invoke(ctx, ControlStore_GetPlacementGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) ListPlacementGroups(ctx context.Context, in *ListPlacementGroupsRequest, opts ...grpc.CallOption) (*ListPlacementGroupsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPlacementGroupsReply)
+	err := c.cc.Invoke(ctx, ControlStore_ListPlacementGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) WaitPlacementGroup(ctx context.Context, in *WaitPlacementGroupRequest, opts ...grpc.CallOption) (*WaitPlacementGroupReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WaitPlacementGroupReply)
+	err := c.cc.Invoke(ctx, ControlStore_WaitPlacementGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlStoreServer is the server API for ControlStore service.
 // All implementations must embed UnimplementedControlStoreServer
 // for forward compatibility.
@@ -334,6 +396,13 @@ type ControlStoreServer interface {
 	KillActor(context.Context, *KillActorRequest) (*KillActorReply, error)
 	ListActors(context.Context, *ListActorsRequest) (*ListActorsReply, error)
 	WorkerDied(context.Context, *WorkerDiedRequest) (*WorkerDiedReply, error)
+	CreatePlacementGroup(context.Context, *CreatePlacementGroupRequest) (*CreatePlacementGroupReply, error)
+	RemovePlacementGroup(context.Context, *RemovePlacementGroupRequest) (*RemovePlacementGroupReply, error)
+	GetPlacementGroup(context.Context, *GetPlacementGroupRequest) (*GetPlacementGroupReply, error)
+	ListPlacementGroups(context.Context, *ListPlacementGroupsRequest) (*ListPlacementGroupsReply, error)
+	// WaitPlacementGroup answers when the group is created or removed, or
+	// after timeout_ms (at most 60 s; 0: at once) with its state then.
+	WaitPlacementGroup(context.Context, *WaitPlacementGroupRequest) (*WaitPlacementGroupReply, error)
 	mustEmbedUnimplementedControlStoreServer()
 }
 
@@ -403,6 +472,21 @@ func (UnimplementedControlStoreServer) ListActors(context.Context, *ListActorsRe
 }
 func (UnimplementedControlStoreServer) WorkerDied(context.Context, *WorkerDiedRequest) (*WorkerDiedReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method WorkerDied not implemented")
+}
+func (UnimplementedControlStoreServer) CreatePlacementGroup(context.Context, *CreatePlacementGroupRequest) (*CreatePlacementGroupReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePlacementGroup not implemented")
+}
+func (UnimplementedControlStoreServer) RemovePlacementGroup(context.Context, *RemovePlacementGroupRequest) (*RemovePlacementGroupReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemovePlacementGroup not implemented")
+}
+func (UnimplementedControlStoreServer) GetPlacementGroup(context.Context, *GetPlacementGroupRequest) (*GetPlacementGroupReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPlacementGroup not implemented")
+}
+func (UnimplementedControlStoreServer) ListPlacementGroups(context.Context, *ListPlacementGroupsRequest) (*ListPlacementGroupsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPlacementGroups not implemented")
+}
+func (UnimplementedControlStoreServer) WaitPlacementGroup(context.Context, *WaitPlacementGroupRequest) (*WaitPlacementGroupReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method WaitPlacementGroup not implemented")
 }
 func (UnimplementedControlStoreServer) mustEmbedUnimplementedControlStoreServer() {}
 func (UnimplementedControlStoreServer) testEmbeddedByValue()                      {}
@@ -760,6 +844,96 @@ func _ControlStore_WorkerDied_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlStore_CreatePlacementGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePlacementGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).CreatePlacementGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_CreatePlacementGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).CreatePlacementGroup(ctx, req.(*CreatePlacementGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_RemovePlacementGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemovePlacementGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).RemovePlacementGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_RemovePlacementGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).RemovePlacementGroup(ctx, req.(*RemovePlacementGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_GetPlacementGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPlacementGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).GetPlacementGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_GetPlacementGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).GetPlacementGroup(ctx, req.(*GetPlacementGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_ListPlacementGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPlacementGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).ListPlacementGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_ListPlacementGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).ListPlacementGroups(ctx, req.(*ListPlacementGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_WaitPlacementGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitPlacementGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).WaitPlacementGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_WaitPlacementGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).WaitPlacementGroup(ctx, req.(*WaitPlacementGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlStore_ServiceDesc is the grpc.ServiceDesc for ControlStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -835,6 +1009,26 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "WorkerDied",
 			Handler:    _ControlStore_WorkerDied_Handler,
 		},
+		{
+			MethodName: "CreatePlacementGroup",
+			Handler:    _ControlStore_CreatePlacementGroup_Handler,
+		},
+		{
+			MethodName: "RemovePlacementGroup",
+			Handler:    _ControlStore_RemovePlacementGroup_Handler,
+		},
+		{
+			MethodName: "GetPlacementGroup",
+			Handler:    _ControlStore_GetPlacementGroup_Handler,
+		},
+		{
+			MethodName: "ListPlacementGroups",
+			Handler:    _ControlStore_ListPlacementGroups_Handler,
+		},
+		{
+			MethodName: "WaitPlacementGroup",
+			Handler:    _ControlStore_WaitPlacementGroup_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -870,6 +1064,11 @@ const (
 	NodeDaemon_KillWorker_FullMethodName       = "/raygo.v1.NodeDaemon/KillWorker"
 	NodeDaemon_NodeStats_FullMethodName        = "/raygo.v1.NodeDaemon/NodeStats"
 	NodeDaemon_WorkerDeathCause_FullMethodName = "/raygo.v1.NodeDaemon/WorkerDeathCause"
+	NodeDaemon_PullObject_FullMethodName       = "/raygo.v1.NodeDaemon/PullObject"
+	NodeDaemon_TransferAddress_FullMethodName  = "/raygo.v1.NodeDaemon/TransferAddress"
+	NodeDaemon_PrepareBundles_FullMethodName   = "/raygo.v1.NodeDaemon/PrepareBundles"
+	NodeDaemon_CommitBundles_FullMethodName    = "/raygo.v1.NodeDaemon/CommitBundles"
+	NodeDaemon_CancelBundles_FullMethodName    = "/raygo.v1.NodeDaemon/CancelBundles"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -889,6 +1088,16 @@ type NodeDaemonClient interface {
 	KillWorker(ctx context.Context, in *KillWorkerRequest, opts ...grpc.CallOption) (*KillWorkerReply, error)
 	NodeStats(ctx context.Context, in *NodeStatsRequest, opts ...grpc.CallOption) (*NodeStatsReply, error)
 	WorkerDeathCause(ctx context.Context, in *WorkerDeathCauseRequest, opts ...grpc.CallOption) (*WorkerDeathCauseReply, error)
+	// PullObject makes an object local to this node (internal/objmgr):
+	// it returns once the object is in the node's store, pulled from its
+	// holders, or with the error that stopped the pull.
+	PullObject(ctx context.Context, in *PullObjectRequest, opts ...grpc.CallOption) (*PullObjectReply, error)
+	// TransferAddress names the TCP endpoint serving this node's object
+	// chunks to other nodes' object managers.
+	TransferAddress(ctx context.Context, in *TransferAddressRequest, opts ...grpc.CallOption) (*TransferAddressReply, error)
+	PrepareBundles(ctx context.Context, in *PrepareBundlesRequest, opts ...grpc.CallOption) (*PrepareBundlesReply, error)
+	CommitBundles(ctx context.Context, in *CommitBundlesRequest, opts ...grpc.CallOption) (*CommitBundlesReply, error)
+	CancelBundles(ctx context.Context, in *CancelBundlesRequest, opts ...grpc.CallOption) (*CancelBundlesReply, error)
 }
 
 type nodeDaemonClient struct {
@@ -1038,6 +1247,56 @@ func (c *nodeDaemonClient) WorkerDeathCause(ctx context.Context, in *WorkerDeath
 	return out, nil
 }
 
+func (c *nodeDaemonClient) PullObject(ctx context.Context, in *PullObjectRequest, opts ...grpc.CallOption) (*PullObjectReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PullObjectReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_PullObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) TransferAddress(ctx context.Context, in *TransferAddressRequest, opts ...grpc.CallOption) (*TransferAddressReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferAddressReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_TransferAddress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) PrepareBundles(ctx context.Context, in *PrepareBundlesRequest, opts ...grpc.CallOption) (*PrepareBundlesReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrepareBundlesReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_PrepareBundles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) CommitBundles(ctx context.Context, in *CommitBundlesRequest, opts ...grpc.CallOption) (*CommitBundlesReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitBundlesReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_CommitBundles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) CancelBundles(ctx context.Context, in *CancelBundlesRequest, opts ...grpc.CallOption) (*CancelBundlesReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelBundlesReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_CancelBundles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
 // for forward compatibility.
@@ -1055,6 +1314,16 @@ type NodeDaemonServer interface {
 	KillWorker(context.Context, *KillWorkerRequest) (*KillWorkerReply, error)
 	NodeStats(context.Context, *NodeStatsRequest) (*NodeStatsReply, error)
 	WorkerDeathCause(context.Context, *WorkerDeathCauseRequest) (*WorkerDeathCauseReply, error)
+	// PullObject makes an object local to this node (internal/objmgr):
+	// it returns once the object is in the node's store, pulled from its
+	// holders, or with the error that stopped the pull.
+	PullObject(context.Context, *PullObjectRequest) (*PullObjectReply, error)
+	// TransferAddress names the TCP endpoint serving this node's object
+	// chunks to other nodes' object managers.
+	TransferAddress(context.Context, *TransferAddressRequest) (*TransferAddressReply, error)
+	PrepareBundles(context.Context, *PrepareBundlesRequest) (*PrepareBundlesReply, error)
+	CommitBundles(context.Context, *CommitBundlesRequest) (*CommitBundlesReply, error)
+	CancelBundles(context.Context, *CancelBundlesRequest) (*CancelBundlesReply, error)
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -1103,6 +1372,21 @@ func (UnimplementedNodeDaemonServer) NodeStats(context.Context, *NodeStatsReques
 }
 func (UnimplementedNodeDaemonServer) WorkerDeathCause(context.Context, *WorkerDeathCauseRequest) (*WorkerDeathCauseReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method WorkerDeathCause not implemented")
+}
+func (UnimplementedNodeDaemonServer) PullObject(context.Context, *PullObjectRequest) (*PullObjectReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method PullObject not implemented")
+}
+func (UnimplementedNodeDaemonServer) TransferAddress(context.Context, *TransferAddressRequest) (*TransferAddressReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferAddress not implemented")
+}
+func (UnimplementedNodeDaemonServer) PrepareBundles(context.Context, *PrepareBundlesRequest) (*PrepareBundlesReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrepareBundles not implemented")
+}
+func (UnimplementedNodeDaemonServer) CommitBundles(context.Context, *CommitBundlesRequest) (*CommitBundlesReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitBundles not implemented")
+}
+func (UnimplementedNodeDaemonServer) CancelBundles(context.Context, *CancelBundlesRequest) (*CancelBundlesReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelBundles not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -1352,6 +1636,96 @@ func _NodeDaemon_WorkerDeathCause_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_PullObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PullObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).PullObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_PullObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).PullObject(ctx, req.(*PullObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_TransferAddress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferAddressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).TransferAddress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_TransferAddress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).TransferAddress(ctx, req.(*TransferAddressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_PrepareBundles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrepareBundlesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).PrepareBundles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_PrepareBundles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).PrepareBundles(ctx, req.(*PrepareBundlesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_CommitBundles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitBundlesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).CommitBundles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_CommitBundles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).CommitBundles(ctx, req.(*CommitBundlesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_CancelBundles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelBundlesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).CancelBundles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_CancelBundles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).CancelBundles(ctx, req.(*CancelBundlesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1407,6 +1781,26 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "WorkerDeathCause",
 			Handler:    _NodeDaemon_WorkerDeathCause_Handler,
 		},
+		{
+			MethodName: "PullObject",
+			Handler:    _NodeDaemon_PullObject_Handler,
+		},
+		{
+			MethodName: "TransferAddress",
+			Handler:    _NodeDaemon_TransferAddress_Handler,
+		},
+		{
+			MethodName: "PrepareBundles",
+			Handler:    _NodeDaemon_PrepareBundles_Handler,
+		},
+		{
+			MethodName: "CommitBundles",
+			Handler:    _NodeDaemon_CommitBundles_Handler,
+		},
+		{
+			MethodName: "CancelBundles",
+			Handler:    _NodeDaemon_CancelBundles_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1419,12 +1813,14 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	CoreWorker_PushTasks_FullMethodName    = "/raygo.v1.CoreWorker/PushTasks"
-	CoreWorker_WatchObjects_FullMethodName = "/raygo.v1.CoreWorker/WatchObjects"
-	CoreWorker_Borrow_FullMethodName       = "/raygo.v1.CoreWorker/Borrow"
-	CoreWorker_CancelTask_FullMethodName   = "/raygo.v1.CoreWorker/CancelTask"
-	CoreWorker_CreateActor_FullMethodName  = "/raygo.v1.CoreWorker/CreateActor"
-	CoreWorker_Exit_FullMethodName         = "/raygo.v1.CoreWorker/Exit"
+	CoreWorker_PushTasks_FullMethodName            = "/raygo.v1.CoreWorker/PushTasks"
+	CoreWorker_WatchObjects_FullMethodName         = "/raygo.v1.CoreWorker/WatchObjects"
+	CoreWorker_Borrow_FullMethodName               = "/raygo.v1.CoreWorker/Borrow"
+	CoreWorker_CancelTask_FullMethodName           = "/raygo.v1.CoreWorker/CancelTask"
+	CoreWorker_CreateActor_FullMethodName          = "/raygo.v1.CoreWorker/CreateActor"
+	CoreWorker_Exit_FullMethodName                 = "/raygo.v1.CoreWorker/Exit"
+	CoreWorker_ObjectLocations_FullMethodName      = "/raygo.v1.CoreWorker/ObjectLocations"
+	CoreWorker_UpdateObjectLocation_FullMethodName = "/raygo.v1.CoreWorker/UpdateObjectLocation"
 )
 
 // CoreWorkerClient is the client API for CoreWorker service.
@@ -1439,6 +1835,9 @@ type CoreWorkerClient interface {
 	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskReply, error)
 	CreateActor(ctx context.Context, in *CreateActorTaskRequest, opts ...grpc.CallOption) (*CreateActorTaskReply, error)
 	Exit(ctx context.Context, in *ExitRequest, opts ...grpc.CallOption) (*ExitReply, error)
+	// The owner's object directory (internal/coreworker/objdir).
+	ObjectLocations(ctx context.Context, in *ObjectLocationsRequest, opts ...grpc.CallOption) (*ObjectLocationsReply, error)
+	UpdateObjectLocation(ctx context.Context, in *UpdateObjectLocationRequest, opts ...grpc.CallOption) (*UpdateObjectLocationReply, error)
 }
 
 type coreWorkerClient struct {
@@ -1515,6 +1914,26 @@ func (c *coreWorkerClient) Exit(ctx context.Context, in *ExitRequest, opts ...gr
 	return out, nil
 }
 
+func (c *coreWorkerClient) ObjectLocations(ctx context.Context, in *ObjectLocationsRequest, opts ...grpc.CallOption) (*ObjectLocationsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ObjectLocationsReply)
+	err := c.cc.Invoke(ctx, CoreWorker_ObjectLocations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coreWorkerClient) UpdateObjectLocation(ctx context.Context, in *UpdateObjectLocationRequest, opts ...grpc.CallOption) (*UpdateObjectLocationReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateObjectLocationReply)
+	err := c.cc.Invoke(ctx, CoreWorker_UpdateObjectLocation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreWorkerServer is the server API for CoreWorker service.
 // All implementations must embed UnimplementedCoreWorkerServer
 // for forward compatibility.
@@ -1527,6 +1946,9 @@ type CoreWorkerServer interface {
 	CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskReply, error)
 	CreateActor(context.Context, *CreateActorTaskRequest) (*CreateActorTaskReply, error)
 	Exit(context.Context, *ExitRequest) (*ExitReply, error)
+	// The owner's object directory (internal/coreworker/objdir).
+	ObjectLocations(context.Context, *ObjectLocationsRequest) (*ObjectLocationsReply, error)
+	UpdateObjectLocation(context.Context, *UpdateObjectLocationRequest) (*UpdateObjectLocationReply, error)
 	mustEmbedUnimplementedCoreWorkerServer()
 }
 
@@ -1554,6 +1976,12 @@ func (UnimplementedCoreWorkerServer) CreateActor(context.Context, *CreateActorTa
 }
 func (UnimplementedCoreWorkerServer) Exit(context.Context, *ExitRequest) (*ExitReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Exit not implemented")
+}
+func (UnimplementedCoreWorkerServer) ObjectLocations(context.Context, *ObjectLocationsRequest) (*ObjectLocationsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ObjectLocations not implemented")
+}
+func (UnimplementedCoreWorkerServer) UpdateObjectLocation(context.Context, *UpdateObjectLocationRequest) (*UpdateObjectLocationReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateObjectLocation not implemented")
 }
 func (UnimplementedCoreWorkerServer) mustEmbedUnimplementedCoreWorkerServer() {}
 func (UnimplementedCoreWorkerServer) testEmbeddedByValue()                    {}
@@ -1662,6 +2090,42 @@ func _CoreWorker_Exit_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoreWorker_ObjectLocations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ObjectLocationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreWorkerServer).ObjectLocations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreWorker_ObjectLocations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreWorkerServer).ObjectLocations(ctx, req.(*ObjectLocationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoreWorker_UpdateObjectLocation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateObjectLocationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreWorkerServer).UpdateObjectLocation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreWorker_UpdateObjectLocation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreWorkerServer).UpdateObjectLocation(ctx, req.(*UpdateObjectLocationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoreWorker_ServiceDesc is the grpc.ServiceDesc for CoreWorker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1684,6 +2148,14 @@ var CoreWorker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Exit",
 			Handler:    _CoreWorker_Exit_Handler,
+		},
+		{
+			MethodName: "ObjectLocations",
+			Handler:    _CoreWorker_ObjectLocations_Handler,
+		},
+		{
+			MethodName: "UpdateObjectLocation",
+			Handler:    _CoreWorker_UpdateObjectLocation_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,6 +2,12 @@
 // grants worker leases (or points the caller at another node), runs the
 // pool of worker processes started from each job's binary, hosts the
 // node's object store, and reports to the control store.
+//
+// A node daemon lives under one node id, chosen at Start. When the control
+// store declares it dead (silent past the node timeout) and it later gets
+// through again, it kills its workers, refuses leases and closes Done: its
+// owner stops it and exits, or starts a new daemon, which joins under a
+// new id.
 package raylet
 
 import (
@@ -17,7 +23,13 @@ type Config struct {
 	// NodeID identifies the node; zero picks a fresh one.
 	NodeID ids.ID
 	// ListenAddress is where the daemon serves gRPC (default 127.0.0.1:0).
+	// Its workers listen on the same interface.
 	ListenAddress string
+	// AdvertiseHost is the address other nodes and processes reach this
+	// node, and its workers, at (`raygo start --node-ip-address`). Empty:
+	// ListenAddress's host, which then must be a specific address; a node
+	// listening on every interface (0.0.0.0) must advertise one.
+	AdvertiseHost string
 	// GCSAddress is the control store's address.
 	GCSAddress string
 	// Token is the cluster token sent and required on every call.
@@ -36,7 +48,9 @@ type Config struct {
 	// HostMemory is the machine's memory in bytes, reported with HostID;
 	// 0 with an empty HostID: detected.
 	HostMemory int64
-	// Labels are matched by label selectors.
+	// Labels are matched by label selectors (scheduler.ValidateLabels: at
+	// most 64, Kubernetes-style keys and values). The node adds its id as
+	// scheduler.NodeIDLabel.
 	Labels map[string]string
 	// HeartbeatPeriod is how often the node reports to the control store.
 	HeartbeatPeriod time.Duration

@@ -147,7 +147,7 @@ func (c *testCluster) lease(ctx context.Context, addr string, req *pb.LeaseReque
 func cloneLease(r *pb.LeaseRequest) *pb.LeaseRequest {
 	return &pb.LeaseRequest{JobId: r.JobId, Resources: r.Resources, PlacementResources: r.PlacementResources, Actor: r.Actor,
 		SchedulingKey: r.SchedulingKey, GrantOrReject: r.GrantOrReject, Strategy: r.Strategy, OwnerId: r.OwnerId,
-		FailIfInfeasible: r.FailIfInfeasible, QueueIfInfeasible: r.QueueIfInfeasible, RequestId: r.RequestId}
+		FailIfInfeasible: r.FailIfInfeasible, QueueIfInfeasible: r.QueueIfInfeasible, RequestId: r.RequestId, Scheduling: r.Scheduling}
 }
 
 // available is a node's available resources, from the node itself.

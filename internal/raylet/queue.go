@@ -33,9 +33,9 @@ import (
 // pendingLease is a lease request waiting in the queue.
 type pendingLease struct {
 	req   *pb.LeaseRequest
-	res   resources.Set // what the lease holds once granted
-	place resources.Set // what must be available to grant it: per name, the larger of res and placement_resources
-	strat scheduler.Strategy
+	res   resources.Set     // what the lease holds once granted
+	place resources.Set     // what must be available to grant it: per name, the larger of res and placement_resources
+	sched scheduler.Request // the placement: place, strategy, affinity, labels
 	// infeasible: no alive node's total can hold place; the request waits
 	// for one to join. Guarded by Raylet.mu.
 	infeasible bool
@@ -118,13 +118,13 @@ func (r *Raylet) viewLocked() []scheduler.Node {
 // robin takes r.spread, which moves on only when a spread request is
 // placed: a request looked at twice (after a refresh of the view) or a
 // queue re-evaluated does not skip a node.
-func (r *Raylet) pickLocked(nodes []scheduler.Node, place resources.Set, strat scheduler.Strategy) scheduler.Decision {
+func (r *Raylet) pickLocked(nodes []scheduler.Node, req scheduler.Request) scheduler.Decision {
 	tie := r.spread
-	if strat != scheduler.Spread {
+	if req.Strategy != scheduler.Spread {
 		r.tie++
 		tie = r.tie
 	}
-	return scheduler.Pick(nodes, r.nodeID.String(), scheduler.Request{Resources: place, Strategy: strat}, scheduler.DefaultConfig(), tie)
+	return scheduler.Pick(nodes, r.nodeID.String(), req, scheduler.DefaultConfig(), tie)
 }
 
 // spillLocked answers p with a spillback to node id and takes p's
@@ -162,7 +162,7 @@ func (r *Raylet) rebalanceLocked() {
 	local := r.nodeID.String()
 	kept := r.queue[:0]
 	for _, p := range r.queue {
-		d := r.pickLocked(nodes, p.place, p.strat)
+		d := r.pickLocked(nodes, p.sched)
 		switch {
 		case d.Kind == scheduler.Infeasible:
 			p.infeasible = true
@@ -171,7 +171,7 @@ func (r *Raylet) rebalanceLocked() {
 			r.log.Debug("infeasible lease request can now be placed here", "request", p.place.String())
 		case p.infeasible || (d.Kind == scheduler.Place && d.Node != local):
 			if r.spillLocked(nodes, d.Node, p) {
-				if p.strat == scheduler.Spread {
+				if p.sched.Strategy == scheduler.Spread {
 					r.spread++
 				}
 				continue
@@ -215,14 +215,14 @@ func (r *Raylet) demandsLocked() (pending, infeasible []*pb.Resources) {
 
 // infeasibleError describes a request no node can hold: the request
 // and every alive node's totals.
-func infeasibleError(req *pb.LeaseRequest, place resources.Set, nodes []scheduler.Node) *errs.InfeasibleError {
+func infeasibleError(req *pb.LeaseRequest, sched scheduler.Request, nodes []scheduler.Node) *errs.InfeasibleError {
 	totals := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Alive {
 			totals = append(totals, n.Total.String())
 		}
 	}
-	return &errs.InfeasibleError{Function: req.GetSchedulingKey(), Request: place.String(), Cluster: strings.Join(totals, ", ")}
+	return &errs.InfeasibleError{Function: req.GetSchedulingKey(), Request: sched.String(), Cluster: strings.Join(totals, ", ")}
 }
 
 // jobOf is the job of a queued request.

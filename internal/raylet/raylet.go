@@ -2,8 +2,10 @@ package raylet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/scheduler"
+	"github.com/raygo/raygo/internal/wirecheck"
 )
 
 // Raylet is a running node daemon. Start it with Start and stop it with
@@ -35,6 +38,7 @@ type Raylet struct {
 	gcs      pb.ControlStoreClient
 	server   *grpc.Server
 	store    *objstore.Store
+	objects  *objects       // the object manager: pulls and the transfer endpoint (pull.go)
 	lifeline *proc.Lifeline // its read end goes to every worker; workers exit when it closes
 	log      *slog.Logger
 
@@ -46,6 +50,7 @@ type Raylet struct {
 	queue        []*pendingLease             // guarded by mu; FIFO of lease requests waiting (queue.go)
 	active       map[string]*pendingLease    // guarded by mu; RequestLease calls in progress, by request id
 	leaseOf      map[string]*lease           // guarded by mu; granted leases, by request id
+	bundles      bundleTable                 // guarded by mu; placement-group bundles prepared here, and groups removed (bundles.go)
 	failures     map[ids.ID]*startupFailures // guarded by mu; by job
 	binaries     map[ids.ID]string           // guarded by mu; job -> executable path
 	jobEnv       map[ids.ID][]string         // guarded by mu; job -> extra worker environment
@@ -55,12 +60,18 @@ type Raylet struct {
 	viewAt       time.Time                   // guarded by mu; when cluster was asked for (zero: never)
 	tie          uint64                      // guarded by mu
 	spread       uint64                      // guarded by mu; SPREAD's round robin: moves on once per spread request placed
-	stopping     bool                        // guarded by mu
+	stopping     bool                        // guarded by mu; no new leases or workers (Stop, or declared dead)
+	stopped      bool                        // guarded by mu; Stop ran
+	deadErr      error                       // guarded by mu; why the control store declared the node dead (nil: it did not)
 	deathCauses  map[ids.ID]*pb.ErrorInfo    // guarded by mu; workers killed for a reason owners should see
 	causeOrder   []ids.ID                    // guarded by mu; oldest first, bounds deathCauses
 	oomKills     int64                       // guarded by mu
 
 	monitor *memmonitor.Monitor // nil when disabled
+
+	// done is closed once the node has stopped its workers because the
+	// control store declared it dead (see Done).
+	done chan struct{}
 
 	started time.Time
 
@@ -104,6 +115,14 @@ func Start(cfg Config) (*Raylet, error) {
 	if err := resources.ValidateTotal(cfg.Resources); err != nil {
 		return nil, fmt.Errorf("raylet: node resources: %w", err)
 	}
+	if err := scheduler.ValidateLabels(cfg.Labels); err != nil {
+		return nil, errs.Invalidf("raylet: node labels: %v", err)
+	}
+	cfg.Labels = maps.Clone(cfg.Labels)
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	cfg.Labels[scheduler.NodeIDLabel] = cfg.NodeID.String()
 	if len(cfg.GPUIDs) != int(cfg.Resources[resources.GPU]) {
 		return nil, errs.Invalidf("raylet: %d GPU ids for %v GPUs", len(cfg.GPUIDs), cfg.Resources[resources.GPU])
 	}
@@ -119,7 +138,7 @@ func Start(cfg Config) (*Raylet, error) {
 		return nil, fmt.Errorf("raylet: %w", err)
 	}
 	localsock.CleanStale() // socket files of killed processes
-	lis, err := rpc.Listen(cfg.ListenAddress)
+	lis, err := rpc.ListenOn(cfg.ListenAddress, cfg.AdvertiseHost)
 	if err != nil {
 		lifeline.Close()
 		return nil, err
@@ -135,7 +154,7 @@ func Start(cfg Config) (*Raylet, error) {
 		active: map[string]*pendingLease{}, leaseOf: map[string]*lease{},
 		failures: map[ids.ID]*startupFailures{}, binaries: map[ids.ID]string{}, jobEnv: map[ids.ID][]string{},
 		hosts: map[ids.ID][]*worker{}, hostStarting: map[ids.ID]chan struct{}{}, deathCauses: map[ids.ID]*pb.ErrorInfo{},
-		started: time.Now(), ctx: ctx, cancel: cancel,
+		started: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	if r.store, err = newStore(cfg, lis.Addr()); err != nil {
 		lis.Close()
@@ -143,9 +162,17 @@ func Start(cfg Config) (*Raylet, error) {
 		cancel()
 		return nil, err
 	}
+	if r.objects, err = startObjects(r); err != nil {
+		lis.Close()
+		r.store.Close()
+		lifeline.Close()
+		cancel()
+		return nil, err
+	}
 	conn, err := r.pool.Get(cfg.GCSAddress)
 	if err != nil {
 		lis.Close()
+		r.objects.close()
 		r.store.Close()
 		lifeline.Close()
 		cancel()
@@ -175,13 +202,65 @@ func (r *Raylet) Address() string { return r.address }
 // NodeID is the node's id.
 func (r *Raylet) NodeID() ids.ID { return r.nodeID }
 
-// Stop kills all workers, unregisters the node, and stops serving.
-func (r *Raylet) Stop() {
+// Done is closed when the node daemon has stopped working on its own:
+// the control store declared it dead (it was silent past the node
+// timeout: partitioned, paused or starved) and answered its heartbeat with
+// a *errs.NodeDiedError. By then the daemon has killed all its workers,
+// failed its queued lease requests and refuses new ones, and sends no
+// more heartbeats; Err says why. It never comes back under its node id:
+// whoever runs it should Stop it and exit, or start a new node daemon,
+// which registers under a new id (Ray's raylet exits in this case).
+func (r *Raylet) Done() <-chan struct{} { return r.done }
+
+// Err is the *errs.NodeDiedError the control store declared the node dead
+// with once Done is closed, and nil before.
+func (r *Raylet) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.deadErr
+}
+
+// fence stops the node's work after the control store declared it dead:
+// its actors have been restarted elsewhere and owners have given up on its
+// workers, so nothing of its old self may run on. It kills every worker
+// and waits for them, fails queued lease requests with err, refuses new
+// ones, stops the memory monitor and closes done. Stop does the rest.
+func (r *Raylet) fence(err error) {
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
 		return
 	}
+	r.stopping = true
+	r.deadErr = err
+	mon := r.monitor
+	all := make([]*worker, 0, len(r.workers))
+	for _, w := range r.workers {
+		all = append(all, w)
+	}
+	r.failQueuedLocked(func(*pendingLease) bool { return true }, err)
+	r.mu.Unlock()
+	r.log.Error("the control store declared this node dead; stopping all its workers", "node", r.nodeID, "workers", len(all), "err", err)
+	if mon != nil {
+		mon.Stop()
+	}
+	for _, w := range all {
+		w.kill()
+	}
+	for _, w := range all {
+		<-w.exited
+	}
+	close(r.done)
+}
+
+// Stop kills all workers, unregisters the node, and stops serving.
+func (r *Raylet) Stop() {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.stopped = true
 	r.stopping = true
 	mon := r.monitor
 	all := make([]*worker, 0, len(r.workers))
@@ -205,6 +284,7 @@ func (r *Raylet) Stop() {
 	r.cancel()
 	r.server.Stop()
 	r.wg.Wait()
+	r.objects.close()
 	r.store.Close()
 	r.pool.Close()
 	r.lifeline.Close()
@@ -245,12 +325,20 @@ func (r *Raylet) heartbeatLoop() {
 		r.mu.Lock()
 		pending, infeasible := r.demandsLocked()
 		req := &pb.NodeHeartbeatRequest{NodeId: r.nodeID.Bytes(), Available: &pb.Resources{Amounts: r.res.Available()},
+			Total:         &pb.Resources{Amounts: r.res.Total()}, // changes with placement-group bundles
 			PendingLeases: int32(len(pending)), PendingDemands: pending, InfeasibleDemands: infeasible, NumWorkers: int32(len(r.workers))}
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 		reply, err := r.gcs.NodeHeartbeat(ctx, req)
 		if err == nil && reply.GetUnknownNode() {
+			// The control store has no record of this id (a head
+			// restarted without persistence): register again.
 			err = r.register(ctx)
+		}
+		if errors.Is(err, errs.ErrNodeDied) {
+			cancel()
+			r.fence(err)
+			return
 		}
 		if err == nil {
 			r.refreshCluster(ctx)
@@ -326,11 +414,12 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 	if len(req.GetRequestId()) > maxRequestIDBytes {
 		return nil, errs.Invalidf("raylet: lease request id of %d bytes exceeds %d", len(req.GetRequestId()), maxRequestIDBytes)
 	}
-	strategy := scheduler.Default
-	if req.GetStrategy() == pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD {
-		strategy = scheduler.Spread
+	sched, err := wirecheck.Placement(req.GetStrategy(), req.GetScheduling(), place)
+	if err != nil {
+		return nil, err
 	}
-	p := &pendingLease{req: req, res: want, place: place, strat: strategy, reply: make(chan leaseAnswer, 1)}
+	strategy := sched.Strategy
+	p := &pendingLease{req: req, res: want, place: place, sched: sched, reply: make(chan leaseAnswer, 1)}
 	if rid := string(req.GetRequestId()); rid != "" {
 		r.mu.Lock()
 		if r.active[rid] != nil || r.leaseOf[rid] != nil {
@@ -345,12 +434,16 @@ func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.Le
 			r.mu.Unlock()
 		}()
 	}
-	refreshed := false
+	refreshed, groupChecked := false, false
 pick:
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
 		return nil, errs.Systemf("raylet: node is stopping")
+	}
+	if g, ok := ids.FromBytes(req.GetScheduling().GetPlacementGroupId()); ok && r.bundles.removed[g] {
+		r.mu.Unlock()
+		return nil, &errs.PlacementGroupRemovedError{GroupID: g.String(), Function: req.GetSchedulingKey()}
 	}
 	if f := r.failures[jobID]; f != nil && f.count >= r.cfg.MaxStartupFailures {
 		err := r.startupErrorLocked(jobID)
@@ -358,7 +451,7 @@ pick:
 		return nil, err
 	}
 	nodes := r.viewLocked()
-	d := r.pickLocked(nodes, place, strategy)
+	d := r.pickLocked(nodes, p.sched)
 	if !refreshed && (d.Kind == scheduler.Infeasible ||
 		(d.Kind == scheduler.Queue || strategy == scheduler.Spread) && r.claimRefreshLocked()) {
 		// The view may predate a node that just joined, or room freed
@@ -371,19 +464,31 @@ pick:
 	if strategy == scheduler.Spread && d.Kind == scheduler.Place {
 		r.spread++
 	}
+	inGroup := len(req.GetScheduling().GetPlacementGroupId()) > 0
+	if d.Kind == scheduler.Infeasible && inGroup && !groupChecked {
+		// No node has the group's bundle resources: the group is not
+		// created yet (its work waits for it), or it is gone.
+		r.mu.Unlock()
+		if err := r.groupRemoved(ctx, req); err != nil {
+			return nil, err
+		}
+		groupChecked = true
+		goto pick
+	}
 	switch {
-	case d.Kind == scheduler.Infeasible && req.GetQueueIfInfeasible():
+	case d.Kind == scheduler.Infeasible && (req.GetQueueIfInfeasible() || inGroup):
 		p.infeasible = true
 	case d.Kind == scheduler.Infeasible:
-		ie := infeasibleError(req, place, nodes)
+		ie := infeasibleError(req, p.sched, nodes)
 		r.mu.Unlock()
 		if req.GetFailIfInfeasible() {
 			return nil, ie
 		}
 		return &pb.LeaseReply{Infeasible: errs.ToInfo(ie)}, nil
-	case d.Node != nodes[0].ID && (!req.GetGrantOrReject() && d.Kind == scheduler.Place || !r.res.FitsTotal(place)):
-		// Another node has room now (or this one can never hold the
-		// request, even after a spillback here).
+	case d.Node != nodes[0].ID && (!req.GetGrantOrReject() && d.Kind == scheduler.Place || !scheduler.Allowed(nodes, nodes[0].ID, p.sched)):
+		// Another node has room now (or this one may never hold the
+		// request, even after a spillback here: too small, other labels,
+		// another node's affinity).
 		if r.spillLocked(nodes, d.Node, p) {
 			r.mu.Unlock()
 			return &pb.LeaseReply{SpillbackAddress: (<-p.reply).spill}, nil
@@ -424,8 +529,10 @@ const maxRequestIDBytes = 64
 // of the job (an idle one, or a new one).
 func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc resources.Allocation) (*pb.LeaseReply, error) {
 	req := p.req
+	// An actor in a placement group gets a process of its own: removing
+	// the group stops the processes that hold its resources.
 	shared := req.GetActor() && r.cfg.MaxActorsPerProcess > 1 &&
-		alloc.Resources[resources.CPU] == 0 && len(alloc.GPUIDs) == 0
+		alloc.Resources[resources.CPU] == 0 && len(alloc.GPUIDs) == 0 && len(req.GetScheduling().GetPlacementGroupId()) == 0
 	var (
 		w   *worker
 		err error
@@ -623,7 +730,7 @@ func (r *Raylet) KillWorker(_ context.Context, req *pb.KillWorkerRequest) (*pb.K
 func (r *Raylet) NodeStats(_ context.Context, req *pb.NodeStatsRequest) (*pb.NodeStatsReply, error) {
 	st := r.store.Stats(int(max(req.GetLargest(), 0)))
 	info := r.nodeInfo()
-	return &pb.NodeStatsReply{Node: info, StoreObjects: st.Objects, StoreBytes: st.Used, Store: st, Memory: r.memoryUsage()}, nil
+	return &pb.NodeStatsReply{Node: info, StoreObjects: st.Objects, StoreBytes: st.Used, Store: st, Memory: r.memoryUsage(), Pulls: r.pullStats()}, nil
 }
 
 // Store exposes the node's object store.

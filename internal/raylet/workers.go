@@ -37,7 +37,8 @@ const (
 	EnvNodeID      = "RAYGO_NODE_ID"
 	EnvJobID       = "RAYGO_JOB_ID"
 	EnvSessionDir  = "RAYGO_SESSION_DIR"
-	EnvNodeIP      = "RAYGO_NODE_IP"          // the interface workers listen on
+	EnvNodeIP      = "RAYGO_NODE_IP"          // the address workers are reached at (the node's)
+	EnvListenHost  = "RAYGO_LISTEN_HOST"      // the interface workers listen on (the node's)
 	EnvNamespace   = "RAYGO_NAMESPACE"        // the job's default namespace
 	EnvInline      = "RAYGO_INLINE_THRESHOLD" // the job's inline threshold in bytes
 )
@@ -177,6 +178,7 @@ func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) 
 	cmd.Env = append(os.Environ(), jobEnv...)
 	cmd.Env = append(cmd.Env,
 		EnvNodeIP+"="+r.nodeIP(),
+		EnvListenHost+"="+r.listenHost(),
 		EnvWorker+"=1",
 		EnvNodeAddress+"="+r.address,
 		EnvGCSAddress+"="+r.cfg.GCSAddress,
@@ -535,12 +537,19 @@ func (r *Raylet) jobFinished(job ids.ID, stopLease func(*lease) bool) {
 // daemon's own address (loopback unless the node was started on another
 // interface).
 func (r *Raylet) nodeIP() string {
-	host, _, err := net.SplitHostPort(r.address)
+	host, _, err := net.SplitHostPort(r.address) // advertised: never unspecified
 	if err != nil {
 		return "127.0.0.1"
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return "127.0.0.1"
+	return host
+}
+
+// listenHost is the interface the daemon listens on, where its workers
+// listen too (0.0.0.0 for a node listening on every interface).
+func (r *Raylet) listenHost() string {
+	host, _, err := net.SplitHostPort(r.cfg.ListenAddress)
+	if err != nil || host == "" {
+		return r.nodeIP()
 	}
 	return host
 }

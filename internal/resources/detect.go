@@ -3,6 +3,7 @@ package resources
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/raygo/raygo/internal/memmonitor"
 )
 
 // FakeGPUsEnv names the environment variable that, when set to an integer
@@ -45,10 +48,15 @@ type Detected struct {
 //
 //   - CPUs: the cgroup v2 quota in /sys/fs/cgroup/cpu.max when one is set
 //     (capped at runtime.NumCPU()), else runtime.NumCPU().
-//   - Memory: the smaller of MemTotal in /proc/meminfo and the cgroup v2
-//     limit in /sys/fs/cgroup/memory.max when it is not "max"; where there
-//     is no /proc (darwin), the machine's memory as the OS reports it
-//     (sysctl hw.memsize); 0 where neither says.
+//   - Memory: the node's own memory, memmonitor.NodeLimit: the tightest
+//     memory limit of this process's cgroup and its ancestors (v2
+//     memory.max, v1 memory.limit_in_bytes and hierarchical_memory_limit)
+//     when one is below the machine's memory, else the machine's
+//     (MemTotal in /proc/meminfo; sysctl hw.memsize on darwin). Where
+//     that cannot be read: the smaller of MemTotal and
+//     /sys/fs/cgroup/memory.max, or the OS's figure; 0 where nothing says.
+//     Nodes started in cgroups of their own (containers, systemd units
+//     with MemoryMax) so each offer their own limit, not the machine's.
 //   - GPUs: RAYGO_FAKE_GPUS when set (see FakeGPUsEnv); otherwise
 //     nvidia-smi, given 5 seconds, if it is on PATH. No nvidia-smi means no
 //     GPUs and no warning.
@@ -61,6 +69,7 @@ func Detect() Detected {
 		getenv: os.Getenv,
 		runSMI: runNvidiaSMI,
 		memory: machineMemory,
+		limit:  memmonitor.NodeLimit,
 	})
 }
 
@@ -74,6 +83,9 @@ type detectEnv struct {
 	// memory is the machine's memory from the OS when fsys has no
 	// proc/meminfo (machine_*.go); nil or 0 means unknown.
 	memory func() int64
+	// limit is the node's own memory (memmonitor.NodeLimit); nil, an
+	// error or 0 bytes fall back to fsys and memory.
+	limit func() (memmonitor.Limit, error)
 }
 
 func detect(env detectEnv) Detected {
@@ -84,18 +96,15 @@ func detect(env detectEnv) Detected {
 			d.CPUs = q
 		}
 	}
-	if b, err := fs.ReadFile(env.fsys, "proc/meminfo"); err == nil {
-		if m, ok := parseMemTotal(string(b)); ok {
-			d.MemoryBytes = m
+	if env.limit != nil {
+		if l, err := env.limit(); err == nil && l.Bytes > 0 {
+			d.MemoryBytes = l.Bytes
+		} else if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			d.Warnings = append(d.Warnings, fmt.Errorf("resources: node memory limit: %w", err))
 		}
 	}
-	if d.MemoryBytes == 0 && env.memory != nil {
-		d.MemoryBytes = max(env.memory(), 0)
-	}
-	if b, err := fs.ReadFile(env.fsys, "sys/fs/cgroup/memory.max"); err == nil {
-		if m, ok := parseMemoryMax(string(b)); ok && (d.MemoryBytes == 0 || m < d.MemoryBytes) {
-			d.MemoryBytes = m
-		}
+	if d.MemoryBytes == 0 {
+		d.MemoryBytes = fallbackMemory(env)
 	}
 
 	if v := env.getenv(FakeGPUsEnv); v != "" {
@@ -117,6 +126,27 @@ func detect(env detectEnv) Detected {
 		d.Warnings = append(d.Warnings, fmt.Errorf("resources: GPU detection: %w", err))
 	}
 	return d
+}
+
+// fallbackMemory is Detect's memory figure where memmonitor.NodeLimit
+// gives none: the smaller of MemTotal and the cgroup v2 limit at the
+// mount's root, else the OS's figure.
+func fallbackMemory(env detectEnv) int64 {
+	var m int64
+	if b, err := fs.ReadFile(env.fsys, "proc/meminfo"); err == nil {
+		if v, ok := parseMemTotal(string(b)); ok {
+			m = v
+		}
+	}
+	if m == 0 && env.memory != nil {
+		m = max(env.memory(), 0)
+	}
+	if b, err := fs.ReadFile(env.fsys, "sys/fs/cgroup/memory.max"); err == nil {
+		if v, ok := parseMemoryMax(string(b)); ok && (m == 0 || v < m) {
+			m = v
+		}
+	}
+	return m
 }
 
 // FakeGPUs returns n GPUs named "fake" with UUIDs fake-GPU-<i>, as Detect

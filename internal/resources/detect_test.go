@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/raygo/raygo/internal/memmonitor"
 )
 
 func TestParseNvidiaSMI(t *testing.T) {
@@ -111,6 +113,7 @@ func TestDetect(t *testing.T) {
 		env       map[string]string
 		smi       func() (string, bool, error)
 		memory    func() int64 // the OS's figure where there is no /proc
+		limit     func() (memmonitor.Limit, error)
 		want      Detected
 		wantWarns []string
 	}{
@@ -149,6 +152,41 @@ func TestDetect(t *testing.T) {
 			},
 			numCPU: 4, smi: noSMI,
 			want: Detected{CPUs: 4, MemoryBytes: 8 << 30},
+		},
+		{
+			name: "the node's cgroup limit wins over the machine and the mount's root",
+			files: fstest.MapFS{
+				"proc/meminfo":             {Data: []byte(meminfo)},
+				"sys/fs/cgroup/memory.max": {Data: []byte("max\n")},
+			},
+			numCPU: 4, smi: noSMI,
+			limit: func() (memmonitor.Limit, error) {
+				return memmonitor.Limit{Bytes: 3 << 30, Machine: 8 << 30, Cgroup: true}, nil
+			},
+			want: Detected{CPUs: 4, MemoryBytes: 3 << 30},
+		},
+		{
+			name:   "no limit: the machine's memory",
+			files:  fstest.MapFS{},
+			numCPU: 4, smi: noSMI,
+			limit: func() (memmonitor.Limit, error) { return memmonitor.Limit{Bytes: 8 << 30, Machine: 8 << 30}, nil },
+			want:  Detected{CPUs: 4, MemoryBytes: 8 << 30},
+		},
+		{
+			name:   "limit unreadable: warned, then the files",
+			files:  fstest.MapFS{"proc/meminfo": {Data: []byte(meminfo)}},
+			numCPU: 4, smi: noSMI,
+			limit:     func() (memmonitor.Limit, error) { return memmonitor.Limit{}, errors.New("bad memory.max") },
+			want:      Detected{CPUs: 4, MemoryBytes: 8 << 30},
+			wantWarns: []string{"bad memory.max"},
+		},
+		{
+			name:   "limit unsupported: silently the OS's figure",
+			files:  fstest.MapFS{},
+			numCPU: 4, smi: noSMI,
+			memory: func() int64 { return 16 << 30 },
+			limit:  func() (memmonitor.Limit, error) { return memmonitor.Limit{}, memmonitor.ErrUnsupported },
+			want:   Detected{CPUs: 4, MemoryBytes: 16 << 30},
 		},
 		{
 			name:   "no /proc: the OS's figure (darwin)",
@@ -204,6 +242,7 @@ func TestDetect(t *testing.T) {
 			getenv: func(k string) string { return tt.env[k] },
 			runSMI: tt.smi,
 			memory: tt.memory,
+			limit:  tt.limit,
 		})
 		warns := got.Warnings
 		got.Warnings = nil

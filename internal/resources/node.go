@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"slices"
 	"strconv"
 )
 
@@ -15,10 +16,29 @@ import (
 // to more than 1.
 type NodeResources struct {
 	total, avail unitMap
-	gpuIDs       []string // GPU instance ids, in hand-out order
-	gpuFree      []Units  // free units of gpuIDs[i], in [0, UnitsPerWhole]
-	nextID       uint64
-	held         map[uint64]bool // ids of allocations not yet released
+	// pools hold the instances of resources that are handed out by
+	// instance: GPU (the node's GPUs, ids in hand-out order), and each
+	// placement-group bundle's GPUs (see bundle.go).
+	pools   map[string]*instancePool
+	bundles map[bundleKey]*bundle // committed placement-group bundles
+	nextID  uint64
+	held    map[uint64]bool // ids of allocations not yet released
+}
+
+// instancePool is the instances of one resource: their ids and free units
+// (each in [0, UnitsPerWhole]). Entries are never moved, so allocations
+// refer to them by index; a bundle's entries die when it is removed.
+type instancePool struct {
+	ids      []string
+	free     []Units
+	dead     []bool
+	live     int
+	wildcard bool // a group's GPUs on this node, over its bundles
+}
+
+func (p *instancePool) add(id string, free Units) {
+	p.ids, p.free, p.dead = append(p.ids, id), append(p.free, free), append(p.dead, false)
+	p.live++
 }
 
 // Allocation is what Allocate handed out. It is a value: copies refer to the
@@ -35,7 +55,8 @@ type Allocation struct {
 }
 
 type gpuShare struct {
-	gpu    int // index into gpuIDs
+	pool   *instancePool // the node's GPUs, or a bundle's (kept even once the bundle is gone)
+	idx    int           // index into the pool
 	amount Units
 }
 
@@ -59,11 +80,11 @@ func NewNodeResources(total Set, gpuIDs []string) *NodeResources {
 	if _, had := t[GPU]; had || len(gpuIDs) > 0 {
 		t[GPU] = Units(len(gpuIDs)) * UnitsPerWhole
 	}
-	free := make([]Units, len(gpuIDs))
-	for i := range free {
-		free[i] = UnitsPerWhole
+	gpus := &instancePool{}
+	for _, id := range gpuIDs {
+		gpus.add(id, UnitsPerWhole)
 	}
-	return &NodeResources{total: t, avail: t.clone(), gpuIDs: gpuIDs, gpuFree: free, held: map[uint64]bool{}}
+	return &NodeResources{total: t, avail: t.clone(), pools: map[string]*instancePool{GPU: gpus}, held: map[uint64]bool{}}
 }
 
 // Total returns a copy of the node's total resources.
@@ -79,7 +100,7 @@ func (n *NodeResources) Fits(req Set) bool {
 	if !n.fitsLocked(u) {
 		return false
 	}
-	_, ok := n.pickGPUs(u[GPU])
+	_, ok := n.pickInstances(u)
 	return ok
 }
 
@@ -92,8 +113,12 @@ func (n *NodeResources) FitsTotal(req Set) bool {
 			return false
 		}
 	}
-	g := u[GPU]
-	return g <= UnitsPerWhole || g%UnitsPerWhole == 0
+	for name, p := range n.pools {
+		if g := u[name]; g > UnitsPerWhole && (g%UnitsPerWhole != 0 || g/UnitsPerWhole > Units(p.live)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *NodeResources) fitsLocked(u unitMap) bool {
@@ -118,15 +143,19 @@ func (n *NodeResources) Allocate(req Set) (Allocation, bool) {
 	if !n.fitsLocked(u) {
 		return Allocation{}, false
 	}
-	shares, ok := n.pickGPUs(u[GPU])
+	shares, ok := n.pickInstances(u)
 	if !ok {
 		return Allocation{}, false
 	}
 	n.nextID++
 	a := Allocation{Resources: u.toSet(), id: n.nextID, owner: n, units: u, gpuShares: shares}
 	for _, s := range shares {
-		n.gpuFree[s.gpu] -= s.amount
-		a.GPUIDs = append(a.GPUIDs, n.gpuIDs[s.gpu])
+		s.pool.free[s.idx] -= s.amount
+		// A task in a bundle takes the same GPU from the bundle's
+		// resource and from its group's: list it once.
+		if id := s.pool.ids[s.idx]; !slices.Contains(a.GPUIDs, id) {
+			a.GPUIDs = append(a.GPUIDs, id)
+		}
 	}
 	for k, v := range u {
 		n.avail[k] -= v
@@ -135,41 +164,78 @@ func (n *NodeResources) Allocate(req Set) (Allocation, bool) {
 	return a, true
 }
 
-func (n *NodeResources) pickGPUs(g Units) ([]gpuShare, bool) {
+// pickInstances chooses the instances of every pooled resource in u.
+func (n *NodeResources) pickInstances(u unitMap) ([]gpuShare, bool) {
+	if len(n.pools) == 1 { // the node's GPUs only: no bundle has any
+		return n.pools[GPU].pick(u[GPU], nil)
+	}
+	// Bundles' own pools first, then groups' wildcards preferring the
+	// GPUs already picked: a task in bundle i takes the same GPU from the
+	// bundle's pool and from its group's.
+	var shares []gpuShare
+	for _, wild := range []bool{false, true} {
+		for name, p := range n.pools {
+			if p.wildcard != wild || u[name] <= 0 {
+				continue
+			}
+			var ok bool
+			if shares, ok = p.pick(u[name], shares); !ok {
+				return nil, false
+			}
+		}
+	}
+	return shares, true
+}
+
+// picked reports whether shares hold instance id (of any pool).
+func picked(shares []gpuShare, id string) bool {
+	for _, s := range shares {
+		if s.pool.ids[s.idx] == id {
+			return true
+		}
+	}
+	return false
+}
+
+// pick appends to shares the instances that g units of the pool take.
+func (p *instancePool) pick(g Units, shares []gpuShare) ([]gpuShare, bool) {
 	switch {
 	case g <= 0:
-		return nil, true
+		return shares, true
 	case g >= UnitsPerWhole:
 		if g%UnitsPerWhole != 0 {
 			return nil, false
 		}
 		whole := int(g / UnitsPerWhole)
-		var shares []gpuShare
-		for i, free := range n.gpuFree {
-			if len(shares) == whole {
-				break
-			}
-			if free == UnitsPerWhole {
-				shares = append(shares, gpuShare{i, UnitsPerWhole})
+		got := 0
+		// GPUs picked already first (see below), then the lowest.
+		for _, first := range []bool{true, false} {
+			for i, free := range p.free {
+				if got < whole && free == UnitsPerWhole && !p.dead[i] && picked(shares, p.ids[i]) == first {
+					shares = append(shares, gpuShare{p, i, UnitsPerWhole})
+					got++
+				}
 			}
 		}
-		return shares, len(shares) == whole
+		return shares, got == whole
 	default:
 		best := -1
-		for i, free := range n.gpuFree {
-			if free < g {
+		for i, free := range p.free {
+			if free < g || p.dead[i] {
 				continue
 			}
-			// Least room wins, so partly used GPUs fill before fresh ones;
-			// strict < keeps the lowest index among equals.
-			if best < 0 || free < n.gpuFree[best] {
+			// A GPU picked already (in a bundle, for its group's
+			// wildcard) wins; then least room, so partly used GPUs fill
+			// before fresh ones; strict < keeps the lowest index among
+			// equals.
+			if pi, pb := picked(shares, p.ids[i]), best >= 0 && picked(shares, p.ids[best]); best < 0 || pi && !pb || pi == pb && free < p.free[best] {
 				best = i
 			}
 		}
 		if best < 0 {
 			return nil, false
 		}
-		return []gpuShare{{best, g}}, true
+		return append(shares, gpuShare{p, best, g}), true
 	}
 }
 
@@ -182,10 +248,18 @@ func (n *NodeResources) Release(a Allocation) error {
 	}
 	delete(n.held, a.id)
 	for _, s := range a.gpuShares {
-		n.gpuFree[s.gpu] += s.amount
+		// A removed bundle's instances (and resources) are gone: what
+		// was held of them goes nowhere.
+		if !s.pool.dead[s.idx] {
+			s.pool.free[s.idx] += s.amount
+		}
 	}
 	for k, v := range a.units {
-		n.avail[k] += v
+		if t, have := n.total[k]; have {
+			// At most the total: a bundle removed while this was held
+			// took its part of a group's wildcard with it.
+			n.avail[k] = min(n.avail[k]+v, t)
+		}
 	}
 	return nil
 }

@@ -11,8 +11,8 @@ import (
 
 func TestNewNodeResources(t *testing.T) {
 	n := NewNodeResources(Set{CPU: 4, GPU: 2}, nil)
-	if want := []string{"0", "1"}; !reflect.DeepEqual(n.gpuIDs, want) {
-		t.Errorf("default GPU ids %v, want %v", n.gpuIDs, want)
+	if want := []string{"0", "1"}; !reflect.DeepEqual(n.pools[GPU].ids, want) {
+		t.Errorf("default GPU ids %v, want %v", n.pools[GPU].ids, want)
 	}
 	n = NewNodeResources(Set{CPU: 4, GPU: 8}, []string{"GPU-a", "GPU-b", "GPU-c"})
 	if got := n.Total()[GPU]; got != 3 {
@@ -369,7 +369,7 @@ func checkGPUs(t interface{ Fatalf(string, ...any) }, n *NodeResources, held []A
 	wholeOwner := map[string]int{}
 	for i, a := range held {
 		for _, s := range a.gpuShares {
-			id := n.gpuIDs[s.gpu]
+			id := s.pool.ids[s.idx]
 			used[id] += s.amount
 			if s.amount == UnitsPerWhole {
 				if j, dup := wholeOwner[id]; dup {
@@ -380,14 +380,14 @@ func checkGPUs(t interface{ Fatalf(string, ...any) }, n *NodeResources, held []A
 		}
 	}
 	var sumFree Units
-	for i, id := range n.gpuIDs {
+	for i, id := range n.pools[GPU].ids {
 		if used[id] > UnitsPerWhole {
 			t.Fatalf("step %d: GPU %s over-shared: %d units", step, id, used[id])
 		}
-		if n.gpuFree[i] != UnitsPerWhole-used[id] {
-			t.Fatalf("step %d: GPU %s has %d units free, but %d are handed out", step, id, n.gpuFree[i], used[id])
+		if n.pools[GPU].free[i] != UnitsPerWhole-used[id] {
+			t.Fatalf("step %d: GPU %s has %d units free, but %d are handed out", step, id, n.pools[GPU].free[i], used[id])
 		}
-		sumFree += n.gpuFree[i]
+		sumFree += n.pools[GPU].free[i]
 	}
 	if sumFree != n.avail[GPU] {
 		t.Fatalf("step %d: GPU instances free %d units, available GPU %d", step, sumFree, n.avail[GPU])

@@ -84,7 +84,7 @@ func (s Set) String() string {
 		}
 		b.WriteString(k)
 		b.WriteString(": ")
-		if k == Memory {
+		if IsMemory(k) {
 			b.WriteString(humanBytes(s[k]))
 		} else {
 			b.WriteString(strconv.FormatFloat(s[k], 'g', -1, 64))

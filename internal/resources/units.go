@@ -19,9 +19,15 @@ type Units int64
 // of a few million of them, can overflow.
 const maxUnits = Units(math.MaxInt64 / 4)
 
+// IsMemory reports whether name counts bytes: memory, and a placement
+// group's memory (its bundle resources, see BundleResource).
+func IsMemory(name string) bool {
+	return name == Memory || len(name) > len(Memory)+7 && name[:len(Memory)+7] == Memory+"_group_"
+}
+
 // scale is the number of Units in one whole of name.
 func scale(name string) float64 {
-	if name == Memory {
+	if IsMemory(name) {
 		return 1
 	}
 	return UnitsPerWhole
@@ -47,7 +53,7 @@ func ToUnits(name string, v float64) Units {
 // FromUnits converts a fixed-point amount of name back to a float64. The
 // result converts back to the same Units with ToUnits.
 func FromUnits(name string, u Units) float64 {
-	if name == Memory {
+	if IsMemory(name) {
 		return float64(u)
 	}
 	return float64(u) / UnitsPerWhole

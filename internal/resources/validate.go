@@ -58,7 +58,7 @@ func Validate(req Set) error {
 			return fmt.Errorf("%w: %s = %v: amounts above 1 must be whole numbers (a fraction shares one unit: 0.5 is fine, 1.5 is not)", ErrInvalidRequest, k, v)
 		case v > 0 && ToUnits(k, v) == 0:
 			return fmt.Errorf("%w: %s = %v is below the smallest amount, 1/%d", ErrInvalidRequest, k, v, UnitsPerWhole)
-		case k == Memory && v != math.Trunc(v):
+		case IsMemory(k) && v != math.Trunc(v):
 			return fmt.Errorf("%w: %s = %v: memory is a whole number of bytes", ErrInvalidRequest, k, v)
 		}
 	}
@@ -81,7 +81,7 @@ func ValidateTotal(total Set) error {
 // checkAmount applies the rules Validate and ValidateTotal share.
 func checkAmount(k string, v float64) error {
 	limit := float64(MaxAmount)
-	if k == Memory {
+	if IsMemory(k) {
 		limit = MaxMemory
 	}
 	switch {
@@ -138,7 +138,7 @@ func ValidateAmounts(s Set) error {
 	for _, k := range s.names() {
 		v := s[k]
 		limit := float64(MaxAmount)
-		if k == Memory {
+		if IsMemory(k) {
 			limit = MaxMemory
 		}
 		switch {

@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 
@@ -24,17 +26,42 @@ import (
 type Listener struct {
 	tcp  net.Listener
 	unix net.Listener // nil when the socket could not be made
+	addr string       // the advertised address: host and the port listened on
 }
 
 // Listen opens a TCP listener on addr ("127.0.0.1:0" picks a free port)
-// and the local unix socket for the address it got.
-func Listen(addr string) (*Listener, error) {
+// and the local unix socket for the address it got. addr's host must be
+// a specific one (ListenOn serves every interface).
+func Listen(addr string) (*Listener, error) { return ListenOn(addr, "") }
+
+// ListenOn opens a TCP listener on addr and names the endpoint, cluster
+// wide, with advertise (a host) in place of addr's host: a daemon that
+// listens on every interface ("0.0.0.0:0") is reached at its node's
+// routable address, and its local socket is named after that address,
+// which is what clients dial. An empty advertise keeps addr's host, which
+// then must not be unspecified (nobody can dial 0.0.0.0 from elsewhere).
+func ListenOn(addr, advertise string) (*Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, errsListen(addr, err)
+	}
+	if advertise == "" {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return nil, errsListen(addr, errors.New("an address listening on every interface needs a routable address to advertise"))
+		}
+	} else if ip := net.ParseIP(advertise); ip == nil || ip.IsUnspecified() {
+		return nil, errsListen(addr, fmt.Errorf("advertised address %q is not a routable IP address", advertise))
+	}
 	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, errsListen(addr, err)
 	}
-	l := &Listener{tcp: tcp}
-	if name, err := localsock.Name(tcp.Addr().String(), localsock.GRPC); err == nil {
+	l := &Listener{tcp: tcp, addr: tcp.Addr().String()}
+	if advertise != "" {
+		_, port, _ := net.SplitHostPort(l.addr)
+		l.addr = net.JoinHostPort(advertise, port)
+	}
+	if name, err := localsock.Name(l.addr, localsock.GRPC); err == nil {
 		if u, err := localsock.Listen(name); err == nil {
 			l.unix = u
 		}
@@ -42,8 +69,22 @@ func Listen(addr string) (*Listener, error) {
 	return l, nil
 }
 
-// Addr is the TCP address: the endpoint's name cluster-wide.
-func (l *Listener) Addr() string { return l.tcp.Addr().String() }
+// Addr is the advertised TCP address: the endpoint's name cluster-wide.
+func (l *Listener) Addr() string { return l.addr }
+
+// RoutableIP is the address this host reaches target ("host:port") from:
+// the source address of its route there (nothing is sent). It is what a
+// process listening on every interface, or one on a host without a node,
+// advertises.
+func RoutableIP(target string) (string, error) {
+	c, err := net.Dial("udp", target)
+	if err != nil {
+		return "", fmt.Errorf("find this host's address toward %s: %w", target, err)
+	}
+	defer c.Close()
+	host, _, err := net.SplitHostPort(c.LocalAddr().String())
+	return host, err
+}
 
 // Serve serves srv on both listeners until srv stops; wg tracks the
 // serving goroutines.

@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -137,5 +139,46 @@ func TestSquatterOnLocalSocket(t *testing.T) {
 	squatted.Wait()
 	if store.networks[0] != "tcp" {
 		t.Fatalf("call arrived over %v, want tcp", store.networks)
+	}
+}
+
+// TestListenOnEveryInterface: a server listening on every interface is
+// named by the address it advertises, reached there (its local socket
+// too), and refuses to start without one.
+func TestListenOnEveryInterface(t *testing.T) {
+	if _, err := ListenOn("0.0.0.0:0", ""); err == nil || !strings.Contains(err.Error(), "advertise") {
+		t.Fatalf("ListenOn(0.0.0.0, no address) = %v, want an error asking for one", err)
+	}
+	for _, bad := range []string{"0.0.0.0", "not-an-ip", "::"} {
+		if _, err := ListenOn("127.0.0.1:0", bad); err == nil {
+			t.Errorf("ListenOn advertising %q succeeded", bad)
+		}
+	}
+	srv := NewServer("tok")
+	store := &peerStore{}
+	pb.RegisterControlStoreServer(srv, store)
+	lis, err := ListenOn("0.0.0.0:0", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	lis.Serve(srv, &wg)
+	defer func() { srv.Stop(); wg.Wait() }()
+	if host, port, _ := net.SplitHostPort(lis.Addr()); host != "127.0.0.1" || port == "0" {
+		t.Fatalf("Addr() = %s, want 127.0.0.1 and the port listened on", lis.Addr())
+	}
+	conn, err := Dial(lis.Addr(), "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := pb.NewControlStoreClient(conn).KVGet(context.Background(), &pb.KVGetRequest{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(store.networks) != 1 || store.networks[0] != "unix" {
+		t.Errorf("local call arrived over %v, want the unix socket named after the advertised address", store.networks)
+	}
+	if ip, err := RoutableIP(lis.Addr()); err != nil || ip != "127.0.0.1" {
+		t.Errorf("RoutableIP(%s) = %q, %v", lis.Addr(), ip, err)
 	}
 }

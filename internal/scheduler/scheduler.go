@@ -49,15 +49,19 @@ type Request struct {
 	Resources resources.Set
 	Strategy  Strategy
 	// AffinityNode names the node for NodeAffinity. When it is alive,
-	// matches LabelSelector and its total fits the request, the request runs
+	// matches Labels and its total fits the request, the request runs
 	// only there (Place, or Queue while it is busy), as in Ray. Otherwise a
 	// hard affinity is Infeasible, and a soft one (AffinitySoft) falls back to
 	// the Default policy.
 	AffinityNode string
 	AffinitySoft bool
-	// LabelSelector restricts every strategy to nodes whose labels have all
-	// of these key=value pairs.
-	LabelSelector map[string]string
+	// Labels restricts every strategy to nodes whose labels satisfy all of
+	// these matches.
+	Labels []LabelMatch
+	// PreferLabels narrows the choice further to the nodes that also
+	// satisfy all of these, when one of them has room now; otherwise they
+	// are ignored (Ray's soft label selector).
+	PreferLabels []LabelMatch
 }
 
 // Config tunes the Default policy. The zero Config is usable: it never
@@ -120,7 +124,7 @@ func (d Decision) Err() error {
 // Pick decides where req goes, given a snapshot of the nodes and the id of the
 // local node (the one deciding). It reads nodes and never modifies them.
 //
-// Only alive nodes that match req.LabelSelector and whose Total fits
+// Only alive nodes that match req.Labels and whose Total fits
 // req.Resources are candidates; with none, the decision is Infeasible (so a
 // GPU request on CPU-only nodes, or a custom resource no node has). A node has
 // room when its Available fits the request. A node's utilization is, over
@@ -138,6 +142,9 @@ func (d Decision) Err() error {
 // Spread: the nodes with room, sorted by ID, choose by tie % count.
 //
 // NodeAffinity: see Request.AffinityNode.
+//
+// PreferLabels, with any strategy but NodeAffinity's own node: the
+// candidates are narrowed to those matching them when one of those has room.
 //
 // When no candidate has room the decision is Queue: on the local node if it is
 // a candidate, else on the least utilized candidate (nodes without GPUs first
@@ -159,6 +166,12 @@ func Pick(nodes []Node, local string, req Request, cfg Config, tie uint64) Decis
 	if len(cands) == 0 {
 		return Decision{Kind: Infeasible}
 	}
+	if len(req.PreferLabels) > 0 {
+		preferred := slices.DeleteFunc(slices.Clone(cands), func(n *Node) bool { return !MatchAll(n.Labels, req.PreferLabels) })
+		if slices.ContainsFunc(preferred, func(n *Node) bool { return fitsAvailable(n, req) }) {
+			cands = preferred
+		}
+	}
 	if req.Strategy == Spread {
 		if room := withRoom(cands, req); len(room) > 0 {
 			return Decision{room[tie%uint64(len(room))].ID, Place}
@@ -179,27 +192,34 @@ func Pick(nodes []Node, local string, req Request, cfg Config, tie uint64) Decis
 	return queue(cands, local, req, avoidGPU)
 }
 
+// Allowed says whether node id may hold req while it waits there: it is a
+// candidate (alive, matching req.Labels, its total fits) and, for
+// NodeAffinity, it is the affinity node, or the affinity is soft and that
+// node is no candidate. A node daemon grants a queued request only when
+// its node is allowed; otherwise it sends the request to Pick's node.
+func Allowed(nodes []Node, id string, req Request) bool {
+	cands := candidates(nodes, req)
+	if !slices.ContainsFunc(cands, func(n *Node) bool { return n.ID == id }) {
+		return false
+	}
+	if req.Strategy != NodeAffinity || id == req.AffinityNode {
+		return true
+	}
+	return req.AffinitySoft && !slices.ContainsFunc(cands, func(n *Node) bool { return n.ID == req.AffinityNode })
+}
+
 // candidates returns the alive nodes matching the labels whose totals fit the
 // request, sorted by ID.
 func candidates(nodes []Node, req Request) []*Node {
 	var out []*Node
 	for i := range nodes {
 		n := &nodes[i]
-		if n.Alive && labelsMatch(n.Labels, req.LabelSelector) && req.Resources.Fits(n.Total) {
+		if n.Alive && MatchAll(n.Labels, req.Labels) && req.Resources.Fits(n.Total) {
 			out = append(out, n)
 		}
 	}
 	slices.SortFunc(out, func(a, b *Node) int { return strings.Compare(a.ID, b.ID) })
 	return out
-}
-
-func labelsMatch(labels, selector map[string]string) bool {
-	for k, v := range selector {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 func fitsAvailable(n *Node, req Request) bool { return req.Resources.Fits(n.Available) }

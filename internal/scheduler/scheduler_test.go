@@ -35,12 +35,12 @@ func labelled(n Node, kv ...string) Node {
 
 func cpus(n float64) set { return set{cpu: n} }
 
+var oneCPU = Request{Resources: cpus(1)}
+
+func idle4(id string) Node { return node(id, cpus(4), nil) }
+
 func TestPick(t *testing.T) {
-	var (
-		idle4  = func(id string) Node { return node(id, cpus(4), nil) }
-		gpuBox = func(id string, used set) Node { return node(id, set{cpu: 8, gpu: 2}, used) }
-		oneCPU = Request{Resources: cpus(1)}
-	)
+	gpuBox := func(id string, used set) Node { return node(id, set{cpu: 8, gpu: 2}, used) }
 	tests := []struct {
 		name  string
 		nodes []Node
@@ -115,13 +115,43 @@ func TestPick(t *testing.T) {
 		// Label selectors.
 		{"labels filter",
 			[]Node{idle4("local"), labelled(idle4("a"), "zone", "x", "disk", "ssd"), labelled(idle4("b"), "zone", "y")}, "local",
-			Request{Resources: cpus(1), LabelSelector: map[string]string{"zone": "x"}}, nil, 0, Decision{"a", Place}},
+			withLabels(in("zone", "x")), nil, 0, Decision{"a", Place}},
 		{"all labels must match",
 			[]Node{labelled(idle4("a"), "zone", "x"), labelled(idle4("b"), "zone", "x", "disk", "ssd")}, "",
-			Request{Resources: cpus(1), LabelSelector: map[string]string{"zone": "x", "disk": "ssd"}}, nil, 0, Decision{"b", Place}},
+			withLabels(in("zone", "x"), in("disk", "ssd")), nil, 0, Decision{"b", Place}},
 		{"no node has the labels",
 			[]Node{labelled(idle4("a"), "zone", "x")}, "a",
-			Request{Resources: cpus(1), LabelSelector: map[string]string{"zone": "y"}}, nil, 0, Decision{Kind: Infeasible}},
+			withLabels(in("zone", "y")), nil, 0, Decision{Kind: Infeasible}},
+		{"in: any of the values",
+			[]Node{idle4("local"), labelled(idle4("a"), "zone", "y")}, "local",
+			withLabels(in("zone", "x", "y")), nil, 0, Decision{"a", Place}},
+		{"not in: a node without the label matches",
+			[]Node{labelled(idle4("local"), "zone", "x"), idle4("a")}, "local",
+			withLabels(LabelMatch{Key: "zone", Op: NotIn, Values: []string{"x"}}), nil, 0, Decision{"a", Place}},
+		{"not in: another value matches",
+			[]Node{labelled(idle4("local"), "zone", "x"), labelled(idle4("a"), "zone", "y")}, "local",
+			withLabels(LabelMatch{Key: "zone", Op: NotIn, Values: []string{"x", "z"}}), nil, 0, Decision{"a", Place}},
+		{"exists",
+			[]Node{idle4("local"), labelled(idle4("a"), "accel", "")}, "local",
+			withLabels(LabelMatch{Key: "accel", Op: Exists}), nil, 0, Decision{"a", Place}},
+		{"does not exist",
+			[]Node{labelled(idle4("local"), "spot", "true"), idle4("a")}, "local",
+			withLabels(LabelMatch{Key: "spot", Op: DoesNotExist}), nil, 0, Decision{"a", Place}},
+		{"labels and a busy matching node: queue there, not on the local node",
+			[]Node{idle4("local"), labelled(node("a", cpus(4), cpus(4)), "zone", "x")}, "local",
+			withLabels(in("zone", "x")), nil, 0, Decision{"a", Queue}},
+		{"preferred labels with room win",
+			[]Node{idle4("local"), labelled(idle4("a"), "disk", "ssd")}, "local",
+			Request{Resources: cpus(1), PreferLabels: []LabelMatch{in("disk", "ssd")}}, nil, 0, Decision{"a", Place}},
+		{"preferred labels, their node is full: any candidate",
+			[]Node{idle4("local"), labelled(node("a", cpus(4), cpus(4)), "disk", "ssd")}, "local",
+			Request{Resources: cpus(1), PreferLabels: []LabelMatch{in("disk", "ssd")}}, nil, 0, Decision{"local", Place}},
+		{"preferred labels, no node has them: any candidate",
+			[]Node{idle4("local"), idle4("a")}, "a",
+			Request{Resources: cpus(1), PreferLabels: []LabelMatch{in("disk", "ssd")}}, nil, 0, Decision{"a", Place}},
+		{"preferred labels only among the required ones",
+			[]Node{labelled(idle4("local"), "disk", "ssd"), labelled(idle4("a"), "zone", "x")}, "local",
+			Request{Resources: cpus(1), Labels: []LabelMatch{in("zone", "x")}, PreferLabels: []LabelMatch{in("disk", "ssd")}}, nil, 0, Decision{"a", Place}},
 
 		// Spread.
 		{"spread tie 0", threeNodes(), "b", Request{Resources: cpus(1), Strategy: Spread}, nil, 0, Decision{"a", Place}},
@@ -145,7 +175,7 @@ func TestPick(t *testing.T) {
 			[]Node{idle4("a"), node("c", cpus(0.5), nil)}, "a", affinity("c", false), nil, 0, Decision{Kind: Infeasible}},
 		{"hard affinity, labels do not match",
 			[]Node{idle4("a"), idle4("c")}, "a",
-			Request{Resources: cpus(1), Strategy: NodeAffinity, AffinityNode: "c", LabelSelector: map[string]string{"k": "v"}}, nil, 0, Decision{Kind: Infeasible}},
+			Request{Resources: cpus(1), Strategy: NodeAffinity, AffinityNode: "c", Labels: []LabelMatch{in("k", "v")}}, nil, 0, Decision{Kind: Infeasible}},
 		{"soft affinity places there", threeNodes(), "a", affinity("c", true), nil, 0, Decision{"c", Place}},
 		{"soft affinity, busy but feasible: queue there (as Ray)",
 			[]Node{idle4("a"), node("c", cpus(4), cpus(4))}, "a", affinity("c", true), nil, 0, Decision{"c", Queue}},
@@ -174,6 +204,40 @@ func TestPick(t *testing.T) {
 
 func affinity(id string, soft bool) Request {
 	return Request{Resources: cpus(1), Strategy: NodeAffinity, AffinityNode: id, AffinitySoft: soft}
+}
+
+func in(key string, values ...string) LabelMatch { return LabelMatch{Key: key, Op: In, Values: values} }
+
+func withLabels(ms ...LabelMatch) Request { return Request{Resources: cpus(1), Labels: ms} }
+
+func TestAllowed(t *testing.T) {
+	busyC := []Node{idle4("a"), labelled(node("c", cpus(4), cpus(4)), "zone", "x"), dead(idle4("d"))}
+	tests := []struct {
+		name string
+		id   string
+		req  Request
+		want bool
+	}{
+		{"default: any candidate", "a", oneCPU, true},
+		{"dead node", "d", oneCPU, false},
+		{"unknown node", "zz", oneCPU, false},
+		{"too small", "a", Request{Resources: cpus(8)}, false},
+		{"labels match", "c", withLabels(in("zone", "x")), true},
+		{"labels do not match", "a", withLabels(in("zone", "x")), false},
+		{"hard affinity: its node", "c", affinity("c", false), true},
+		{"hard affinity: another node", "a", affinity("c", false), false},
+		{"soft affinity to a candidate: only it", "a", affinity("c", true), false},
+		{"soft affinity to a dead node: any candidate", "a", affinity("d", true), true},
+		{"hard affinity to a dead node: nowhere", "a", affinity("d", false), false},
+		{"preferred labels do not restrict", "a", Request{Resources: cpus(1), PreferLabels: []LabelMatch{in("zone", "x")}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Allowed(busyC, tt.id, tt.req); got != tt.want {
+				t.Errorf("Allowed(%s) = %v, want %v", tt.id, got, tt.want)
+			}
+		})
+	}
 }
 
 func threeNodes() []Node {
@@ -237,6 +301,77 @@ func TestPickSimulation(t *testing.T) {
 	for _, n := range nodes {
 		if placed[n.ID] == 0 {
 			t.Errorf("nothing ever placed on %s: %v", n.ID, placed)
+		}
+	}
+}
+
+// TestPickProperties checks, over random clusters with labels and random
+// requests of every strategy, what holds of any decision: a placement is on
+// an allowed node with room; a queue is on an allowed node; Infeasible
+// comes exactly when no node is allowed to hold the request.
+func TestPickProperties(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	zones := []string{"a", "b", "c"}
+	randomMatch := func() LabelMatch {
+		m := LabelMatch{Key: []string{"zone", "disk", "spot"}[rng.Intn(3)], Op: LabelOp(rng.Intn(4))}
+		if m.Op == In || m.Op == NotIn {
+			m.Values = []string{zones[rng.Intn(3)], zones[rng.Intn(3)]}
+		}
+		return m
+	}
+	for round := range 3000 {
+		var nodes []Node
+		for i := range 1 + rng.Intn(5) {
+			total := set{cpu: float64(1 + rng.Intn(8))}
+			if rng.Intn(3) == 0 {
+				total[gpu] = float64(1 + rng.Intn(4))
+			}
+			used := set{cpu: float64(rng.Intn(9))}
+			n := node(fmt.Sprintf("n%d", i), total, used)
+			n.Alive = rng.Intn(6) != 0
+			n.Labels = map[string]string{}
+			if rng.Intn(2) == 0 {
+				n.Labels["zone"] = zones[rng.Intn(3)]
+			}
+			if rng.Intn(3) == 0 {
+				n.Labels["disk"] = zones[rng.Intn(3)]
+			}
+			nodes = append(nodes, n)
+		}
+		req := Request{Resources: set{cpu: float64(1 + rng.Intn(4))}, Strategy: Strategy(rng.Intn(3))}
+		if rng.Intn(4) == 0 {
+			req.Resources[gpu] = 1
+		}
+		for range rng.Intn(3) {
+			req.Labels = append(req.Labels, randomMatch())
+		}
+		for range rng.Intn(2) {
+			req.PreferLabels = append(req.PreferLabels, randomMatch())
+		}
+		if req.Strategy == NodeAffinity {
+			req.AffinityNode, req.AffinitySoft = fmt.Sprintf("n%d", rng.Intn(6)), rng.Intn(2) == 0
+		}
+		local := nodes[0].ID
+		d := Pick(nodes, local, req, DefaultConfig(), rng.Uint64())
+		anyAllowed := false
+		for _, n := range nodes {
+			anyAllowed = anyAllowed || Allowed(nodes, n.ID, req)
+		}
+		switch d.Kind {
+		case Infeasible:
+			if anyAllowed {
+				t.Fatalf("round %d: %+v Infeasible on %+v, but a node is allowed", round, req, nodes)
+			}
+		case Place, Queue:
+			i := indexOf(nodes, d.Node)
+			if i < 0 || !Allowed(nodes, d.Node, req) {
+				t.Fatalf("round %d: %+v decided %v, a node not allowed, on %+v", round, req, d, nodes)
+			}
+			if d.Kind == Place && !req.Resources.Fits(nodes[i].Available) {
+				t.Fatalf("round %d: placed %v on %s with only %v", round, req.Resources, d.Node, nodes[i].Available)
+			}
+		default:
+			t.Fatalf("round %d: decision %v", round, d)
 		}
 	}
 }

@@ -11,6 +11,8 @@
 // link can be cut (Partition) and restored (Heal). Elsewhere the Bed
 // falls back to one 127.x address per host in the root namespace; Mode
 // says which ran, and the caller turns local shortcuts off there (Env).
+// Either way a host can have a memory cgroup of its own (LimitMemory), as
+// a smaller machine or a container would.
 //
 // Every address is in 127.0.0.0/8 (route_localnet lets such addresses
 // cross the bridge), so nothing a test starts is reachable from outside
@@ -73,6 +75,9 @@ type Host struct {
 	ns string // its network namespace ("" in loopback mode)
 	// link is the root namespace's end of its veth pair (namespaces only).
 	link string
+	// cgroup is the host's memory cgroup (LimitMemory), "" when it has
+	// none; guarded by bed.mu.
+	cgroup string
 }
 
 // Available reports whether network namespaces can be made here, and if
@@ -185,6 +190,12 @@ func (b *Bed) AddHost(name string) (*Host, error) {
 // Command prepares name with args to run on the host: inside its
 // namespace, or with Env added in loopback mode.
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
+	h.bed.mu.Lock()
+	cg := h.cgroup
+	h.bed.mu.Unlock()
+	if cg != "" {
+		return h.cgroupCommand(cg, name, args...)
+	}
 	if h.ns == "" {
 		cmd := exec.Command(name, args...)
 		cmd.Env = append(os.Environ(), h.Env()...)
@@ -227,8 +238,9 @@ func (h *Host) setLink(state string) error {
 	return run("ip", "link", "set", h.link, state)
 }
 
-// Close deletes every host (killing nothing: stop what runs on them
-// first) and the bridge. It returns the first error.
+// Close deletes every host, with its memory cgroup (killing nothing:
+// stop what runs on them first), and the bridge. It returns the errors
+// joined.
 func (b *Bed) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -241,7 +253,7 @@ func (b *Bed) Close() error {
 	b.mu.Unlock()
 	var errs []error
 	for _, h := range hosts {
-		errs = append(errs, b.deleteHost(h))
+		errs = append(errs, h.removeCgroup(), b.deleteHost(h))
 	}
 	if b.mode == Namespaces {
 		errs = append(errs, run("ip", "link", "del", b.bridge))
@@ -313,8 +325,8 @@ func CleanStale() (int, error) {
 	if Available() != nil {
 		return 0, nil
 	}
-	n := 0
-	var errs []error
+	n, err := cleanStaleCgroups()
+	errs := []error{err}
 	out, err := output("ip", "netns", "list")
 	if err != nil {
 		return 0, err

@@ -1,9 +1,14 @@
 package wirecheck
 
 import (
+	"fmt"
+	"strings"
+
 	"google.golang.org/protobuf/proto"
 
+	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/resources"
 )
 
 // Message checks any message a raygo process accepts from another, by
@@ -37,6 +42,13 @@ func Message(m proto.Message) error {
 			return err
 		}
 		return name("reason", m.GetReason())
+	case *pb.ObjectLocationsRequest:
+		return idList("object id", m.GetObjectIds())
+	case *pb.UpdateObjectLocationRequest:
+		if err := needID("object id", m.GetObjectId()); err != nil {
+			return err
+		}
+		return address("node address", m.GetNode())
 
 	// control store
 	case *pb.RegisterNodeRequest:
@@ -115,7 +127,7 @@ func Message(m proto.Message) error {
 		if err := name("scheduling key", m.GetSchedulingKey()); err != nil {
 			return err
 		}
-		if err := strategy(m.GetStrategy()); err != nil {
+		if _, err := Placement(m.GetStrategy(), m.GetScheduling(), nil); err != nil {
 			return err
 		}
 		if len(m.GetRequestId()) > MaxRequestIDBytes {
@@ -173,6 +185,39 @@ func Message(m proto.Message) error {
 		return nil
 	case *pb.WorkerDeathCauseRequest:
 		return id("worker id", m.GetWorkerId())
+	case *pb.PullObjectRequest:
+		return PullObject(m)
+	case *pb.PrepareBundlesRequest:
+		if err := needID("group id", m.GetGroupId()); err != nil {
+			return err
+		}
+		return bundleSpecs(m.GetBundles())
+	case *pb.CommitBundlesRequest:
+		if err := needID("group id", m.GetGroupId()); err != nil {
+			return err
+		}
+		return bundleIndexes(m.GetIndexes())
+	case *pb.CancelBundlesRequest:
+		if err := needID("group id", m.GetGroupId()); err != nil {
+			return err
+		}
+		return bundleIndexes(m.GetIndexes())
+
+	// placement groups (control store)
+	case *pb.CreatePlacementGroupRequest:
+		return PlacementGroup(m.GetGroup())
+	case *pb.RemovePlacementGroupRequest:
+		return needID("group id", m.GetGroupId())
+	case *pb.GetPlacementGroupRequest:
+		if err := id("group id", m.GetGroupId()); err != nil {
+			return err
+		}
+		if err := name("group name", m.GetName()); err != nil {
+			return err
+		}
+		return name("namespace", m.GetNamespace())
+	case *pb.WaitPlacementGroupRequest:
+		return needID("group id", m.GetGroupId())
 
 	// framed sockets and the object store
 	case *pb.FramedHello:
@@ -192,6 +237,35 @@ func Message(m proto.Message) error {
 		return StoreRequest(m)
 	case *pb.StoreReply:
 		return ErrorInfo(m.GetError())
+	}
+	return nil
+}
+
+// MaxPullLocations bounds the location hints of one PullObject request.
+const MaxPullLocations = 4096
+
+// PullObject checks a request to make an object local: ids, a size that
+// is not negative, addresses.
+func PullObject(r *pb.PullObjectRequest) error {
+	if err := needID("object id", r.GetObjectId()); err != nil {
+		return err
+	}
+	if err := id("owner id", r.GetOwnerId()); err != nil {
+		return err
+	}
+	if r.GetSize() < 0 {
+		return bad("object of negative size %d", r.GetSize())
+	}
+	if err := address("owner address", r.GetOwnerAddress()); err != nil {
+		return err
+	}
+	if len(r.GetLocations()) > MaxPullLocations {
+		return bad("%d locations exceed %d", len(r.GetLocations()), MaxPullLocations)
+	}
+	for _, a := range r.GetLocations() {
+		if err := address("location", a); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -243,6 +317,11 @@ func NodeHeartbeat(r *pb.NodeHeartbeatRequest) error {
 	if r.Available != nil {
 		if err := Available(r.GetAvailable()); err != nil {
 			return within("heartbeat available", err)
+		}
+	}
+	if r.Total != nil {
+		if err := Capacity(r.GetTotal()); err != nil {
+			return within("heartbeat total", err)
 		}
 	}
 	return demands(r.GetPendingDemands(), r.GetPendingLeases(), r.GetNumWorkers())
@@ -355,6 +434,83 @@ func StoreRequest(r *pb.StoreRequest) error {
 		return idList("object id", op.Get.GetObjectIds())
 	case *pb.StoreRequest_Release:
 		return idList("object id", op.Release.GetObjectIds())
+	}
+	return nil
+}
+
+// MaxBundles bounds a placement group's bundles.
+const MaxBundles = 1 << 12
+
+// PlacementGroup checks a group to create: its id, name, strategy and
+// bundles (each a request of at least one resource, named so that its
+// bundle resources are valid names too).
+func PlacementGroup(g *pb.PlacementGroupInfo) error {
+	if g == nil {
+		return bad("CreatePlacementGroup without a group")
+	}
+	if err := needID("group id", g.GetGroupId()); err != nil {
+		return err
+	}
+	if err := id("job id", g.GetJobId()); err != nil {
+		return err
+	}
+	if err := id("creator id", g.GetCreatorId()); err != nil {
+		return err
+	}
+	if err := name("group name", g.GetName()); err != nil {
+		return err
+	}
+	if err := name("namespace", g.GetNamespace()); err != nil {
+		return err
+	}
+	if _, ok := pb.PlacementStrategy_name[int32(g.GetStrategy())]; !ok {
+		return bad("unknown placement strategy %d", int32(g.GetStrategy()))
+	}
+	if len(g.GetBundles()) == 0 {
+		return bad("a placement group needs at least one bundle")
+	}
+	specs := make([]*pb.BundleSpec, len(g.GetBundles()))
+	for i, b := range g.GetBundles() {
+		specs[i] = &pb.BundleSpec{Index: int32(i), Resources: b.GetResources()}
+	}
+	return bundleSpecs(specs)
+}
+
+func bundleSpecs(list []*pb.BundleSpec) error {
+	if len(list) > MaxBundles {
+		return bad("%d bundles exceed %d", len(list), MaxBundles)
+	}
+	for _, b := range list {
+		if b.GetIndex() < 0 || b.GetIndex() >= MaxBundles {
+			return bad("bundle index %d outside [0, %d)", b.GetIndex(), MaxBundles)
+		}
+		amounts := b.GetResources().GetAmounts()
+		if err := Request(b.GetResources()); err != nil {
+			return within(fmt.Sprintf("bundle %d", b.GetIndex()), err)
+		}
+		nonzero := false
+		for k, v := range amounts {
+			nonzero = nonzero || v > 0
+			// The longest name the bundle makes of k must be a valid one.
+			if err := resources.ValidateTotal(resources.Set{resources.BundleResource(k, strings.Repeat("0", 2*ids.Size), MaxBundles-1): v}); err != nil {
+				return bad("bundle %d: resource %q is too long a name for a placement-group bundle (%v)", b.GetIndex(), k, err)
+			}
+		}
+		if !nonzero {
+			return bad("bundle %d holds no resources; a bundle must hold some", b.GetIndex())
+		}
+	}
+	return nil
+}
+
+func bundleIndexes(list []int32) error {
+	if len(list) > MaxBundles {
+		return bad("%d bundle indexes exceed %d", len(list), MaxBundles)
+	}
+	for _, i := range list {
+		if i < 0 || i >= MaxBundles {
+			return bad("bundle index %d outside [0, %d)", i, MaxBundles)
+		}
 	}
 	return nil
 }

@@ -52,8 +52,12 @@ const (
 	MaxNameBytes = 4 << 10
 	// MaxAddressBytes bounds a host:port address.
 	MaxAddressBytes = 512
-	// MaxResourceKinds bounds the resources named in one Resources.
+	// MaxResourceKinds bounds the resources named in one request.
 	MaxResourceKinds = 256
+	// MaxNodeResourceKinds bounds those of a node's totals: each
+	// placement-group bundle on it adds two per resource it holds, and two
+	// markers.
+	MaxNodeResourceKinds = 1 << 16
 	// MaxLabels bounds a node's labels; MaxLabelBytes each key and value.
 	MaxLabels     = 256
 	MaxLabelBytes = 1 << 10
@@ -107,15 +111,13 @@ func name(what, s string) error {
 	return nil
 }
 
-// strategy checks that a scheduling strategy is one the schema defines.
-func strategy(v pb.SchedulingStrategy) error {
-	if v == pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT {
-		return nil // almost every task's: no map lookup
+// strategy checks a scheduling strategy and its options (Placement).
+func strategy(v pb.SchedulingStrategy, o *pb.SchedulingOptions) error {
+	if v == pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT && o == nil {
+		return nil // almost every task's
 	}
-	if _, ok := pb.SchedulingStrategy_name[int32(v)]; !ok {
-		return bad("unknown scheduling strategy %d", int32(v))
-	}
-	return nil
+	_, err := Placement(v, o, nil)
+	return err
 }
 
 func address(what, s string) error {
@@ -137,16 +139,26 @@ func Request(r *pb.Resources) error {
 	return nil
 }
 
-// Capacity checks a node's total resources: as a request (finite, named
-// as the API allows, whole GPUs).
-func Capacity(r *pb.Resources) error { return Request(r) }
+// Capacity checks a node's total resources: finite, at least zero, named
+// as the API allows (resources.ValidateTotal: fractions allowed, as a
+// cgroup quota's or a placement-group bundle's), at most
+// MaxNodeResourceKinds of them.
+func Capacity(r *pb.Resources) error {
+	if len(r.GetAmounts()) > MaxNodeResourceKinds {
+		return bad("%d resources exceed %d", len(r.GetAmounts()), MaxNodeResourceKinds)
+	}
+	if err := resources.ValidateTotal(r.GetAmounts()); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
 
 // Available checks a node's available resources, which go below zero
 // while a node is oversubscribed and hold fractions of GPUs:
 // resources.ValidateAmounts.
 func Available(r *pb.Resources) error {
-	if len(r.GetAmounts()) > MaxResourceKinds {
-		return bad("%d resources exceed %d", len(r.GetAmounts()), MaxResourceKinds)
+	if len(r.GetAmounts()) > MaxNodeResourceKinds {
+		return bad("%d resources exceed %d", len(r.GetAmounts()), MaxNodeResourceKinds)
 	}
 	if err := resources.ValidateAmounts(r.GetAmounts()); err != nil {
 		return bad("%v", err)
@@ -226,7 +238,7 @@ func specFields(s *pb.TaskSpec) error {
 	if err := name("task name", s.GetName()); err != nil {
 		return err
 	}
-	if err := strategy(s.GetStrategy()); err != nil {
+	if err := strategy(s.GetStrategy(), s.GetScheduling()); err != nil {
 		return err
 	}
 	if err := address("owner address", s.GetOwnerAddress()); err != nil {

@@ -118,10 +118,11 @@ type Executor struct {
 type hostedActor struct {
 	id       ids.ID
 	instance any
-	maxConc  int         // calls that may run at once (at least 1)
-	exiting  atomic.Bool // ExitActor was called: drop after this call
-	dropped  atomic.Bool // killed here: calls running now are interrupted
-	gone     atomic.Bool // no longer hosted (dropped or ended)
+	maxConc  int                   // calls that may run at once (at least 1)
+	capture  *pb.SchedulingOptions // its placement group, when it captures child tasks
+	exiting  atomic.Bool           // ExitActor was called: drop after this call
+	dropped  atomic.Bool           // killed here: calls running now are interrupted
+	gone     atomic.Bool           // no longer hosted (dropped or ended)
 
 	mu      sync.Mutex
 	cond    sync.Cond   // on mu: a parked runner waits here for calls
@@ -646,8 +647,12 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 			ha = e.hostedID(aid)
 		}
 	}
+	capture := captureOf(spec)
+	if ha != nil {
+		capture = ha.capture
+	}
 	tc := newTaskContext(e.ctx, TaskInfo{TaskID: tid, Function: spec.GetFunction(), Attempt: int(spec.GetAttempt()),
-		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, onBlock)
+		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid, Capture: capture}, onBlock)
 	tc.actor = ha // the method's context answers ExitActor
 	s.mu.Lock()
 	r.tc = tc
@@ -830,7 +835,7 @@ func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorIn
 	}
 	aid := ids.MustFromBytes(spec.GetActorId())
 	tctx := newTaskContext(e.ctx, TaskInfo{TaskID: ids.MustFromBytes(spec.GetTaskId()), Function: spec.GetFunction(),
-		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid}, nil)
+		NodeID: e.cfg.NodeID, WorkerID: e.cfg.WorkerID, ActorID: aid, Capture: captureOf(spec)}, nil)
 	defer tctx.cancel(context.Canceled)
 	args, release, err := e.env.ResolveArgs(tctx, spec)
 	defer func() {
@@ -853,7 +858,7 @@ func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorIn
 		return e.appError(spec, err, stack)
 	}
 	e.env.FlushBorrows(ctx)
-	ha := &hostedActor{id: aid, instance: instance, maxConc: max(1, int(spec.GetMaxConcurrency()))}
+	ha := &hostedActor{id: aid, instance: instance, maxConc: max(1, int(spec.GetMaxConcurrency())), capture: captureOf(spec)}
 	ha.cond.L = &ha.mu
 	e.mu.Lock()
 	if e.closing {

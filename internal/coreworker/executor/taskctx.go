@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
 )
 
 // taskContextsMade counts the task contexts this process ever made: while
@@ -116,6 +117,9 @@ type TaskInfo struct {
 	NodeID   ids.ID
 	WorkerID ids.ID
 	ActorID  ids.ID
+	// Capture is the placement group the task's (or actor's) own tasks
+	// and actors run in by default (CaptureChildTasks); nil if none.
+	Capture *pb.SchedulingOptions
 }
 
 type taskInfoKey struct{}
@@ -149,10 +153,35 @@ func TaskIDFrom(ctx context.Context) (ids.ID, bool) {
 	return ids.ID{}, false
 }
 
+// CaptureFrom returns the placement group that ctx's task puts its
+// children in (TaskInfo.Capture), nil if none; like TaskIDFrom, without a
+// lookup in a process that never ran a task.
+func CaptureFrom(ctx context.Context) *pb.SchedulingOptions {
+	if c, ok := ctx.(*taskContext); ok {
+		return c.info.Capture
+	}
+	if taskContextsMade.Load() == 0 {
+		return nil
+	}
+	if ti, ok := ctx.Value(taskInfoKey{}).(*TaskInfo); ok {
+		return ti.Capture
+	}
+	return nil
+}
+
 // BlockHook returns the function a task calls the first time it blocks
 // waiting for objects (it lets the task's queue move on); nil outside a
 // task or for tasks that have none.
 func BlockHook(ctx context.Context) func() {
 	f, _ := ctx.Value(blockHookKey{}).(func())
 	return f
+}
+
+// captureOf is the placement group a task's children run in by default:
+// its own, when it was submitted with CaptureChildTasks.
+func captureOf(spec *pb.TaskSpec) *pb.SchedulingOptions {
+	if o := spec.GetScheduling(); o.GetCaptureChildTasks() && len(o.GetPlacementGroupId()) > 0 {
+		return &pb.SchedulingOptions{PlacementGroupId: o.GetPlacementGroupId(), BundleIndex: -1, CaptureChildTasks: true}
+	}
+	return nil
 }

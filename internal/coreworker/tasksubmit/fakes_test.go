@@ -812,7 +812,7 @@ func newWorld(t *testing.T, slots int, cfg Config) *world {
 	if cfg.Owner == "" {
 		cfg.Owner = "owner:1"
 	}
-	w.key = ClassKey(cpu1, pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT, true)
+	w.key = ClassKey(cpu1, Placement{}, true)
 	w.s = New(cfg, w.c, w.r)
 	t.Cleanup(func() { w.s.Close() })
 	return w
@@ -829,7 +829,7 @@ func task(fn string, p taskmgr.Policy) *taskmgr.Task {
 func (w *world) submit(t *testing.T, ts ...*taskmgr.Task) {
 	t.Helper()
 	for _, x := range ts {
-		if err := w.s.Submit(x, w.key, cpu1, pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT); err != nil {
+		if err := w.s.Submit(x, w.key, cpu1, Placement{}); err != nil {
 			t.Fatalf("Submit: %v", err)
 		}
 	}

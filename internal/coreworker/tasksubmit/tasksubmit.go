@@ -187,10 +187,18 @@ func New(cfg Config, clients Clients, results Results) *Submitter {
 	return s
 }
 
+// Placement is where a class's tasks may run: a strategy and its
+// parameters (a node for NODE_AFFINITY, label selectors), as the lease
+// requests carry them.
+type Placement struct {
+	Strategy pb.SchedulingStrategy
+	Options  *pb.SchedulingOptions // nil: none
+}
+
 // ClassKey names the scheduling class of tasks with these resources and
-// strategy; retriable says whether their tasks are retried when the worker
-// dies (the memory monitor kills those first).
-func ClassKey(res resources.Set, strategy pb.SchedulingStrategy, retriable bool) string {
+// placement; retriable says whether their tasks are retried when the
+// worker dies (the memory monitor kills those first).
+func ClassKey(res resources.Set, pl Placement, retriable bool) string {
 	names := make([]string, 0, len(res))
 	for n, v := range res {
 		if v != 0 {
@@ -198,22 +206,42 @@ func ClassKey(res resources.Set, strategy pb.SchedulingStrategy, retriable bool)
 		}
 	}
 	sort.Strings(names)
-	key := strings.Join(names, ",") + "|" + strategy.String()
+	key := strings.Join(names, ",") + "|" + pl.Strategy.String()
+	if o := pl.Options; o != nil {
+		if len(o.GetNodeId()) > 0 {
+			key += fmt.Sprintf("|node=%x,soft=%t", o.GetNodeId(), o.GetSoft())
+		}
+		key += matchesKey("|labels=", o.GetLabels()) + matchesKey("|prefer=", o.GetPreferLabels())
+	}
 	if !retriable {
 		key += "|once"
 	}
 	return key
 }
 
+// matchesKey writes a selector into a class key, in order (two selectors
+// listing the same matches in another order make two classes: harmless).
+func matchesKey(prefix string, ms []*pb.LabelMatch) string {
+	if len(ms) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%q%d%q;", m.GetKey(), m.GetOp(), m.GetValues())
+	}
+	return b.String()
+}
+
 // Submit queues a task whose arguments are resolved. key is its class
-// (ClassKey of res and strategy).
-func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, strategy pb.SchedulingStrategy) error {
+// (ClassKey of res and pl).
+func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, pl Placement) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errs.Systemf("raygo: not connected (Shutdown was called)")
 	}
-	c := s.classLocked(key, res, strategy, t.Policy.MaxRetries != 0 || t.Policy.OOMRetries != 0)
+	c := s.classLocked(key, res, pl, t.Policy.MaxRetries != 0 || t.Policy.OOMRetries != 0)
 	s.seq++
 	t.Sub.Seq, t.Sub.Queue, t.Sub.At = s.seq, c, nil
 	c.queue = append(c.queue, t)
@@ -235,13 +263,15 @@ func (s *Submitter) wakeLocked() {
 	}
 }
 
-func (s *Submitter) classLocked(key string, res resources.Set, strategy pb.SchedulingStrategy, retriable bool) *class {
+func (s *Submitter) classLocked(key string, res resources.Set, pl Placement, retriable bool) *class {
 	if c, ok := s.classes[key]; ok {
 		return c
 	}
+	// A hard node affinity whose node is gone fails at once, as in Ray.
+	hard := pl.Strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_NODE_AFFINITY && !pl.Options.GetSoft()
 	c := &class{key: key, depth: 1, req: &pb.LeaseRequest{
-		JobId: s.cfg.JobID, Resources: &pb.Resources{Amounts: res}, SchedulingKey: key, Strategy: strategy,
-		OwnerId: s.cfg.OwnerID, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible,
+		JobId: s.cfg.JobID, Resources: &pb.Resources{Amounts: res}, SchedulingKey: key, Strategy: pl.Strategy,
+		Scheduling: pl.Options, OwnerId: s.cfg.OwnerID, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible || hard,
 	}}
 	s.classes[key] = c
 	return c

@@ -19,8 +19,14 @@ import (
 )
 
 func TestClassKey(t *testing.T) {
-	def := pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT
-	spread := pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD
+	def := Placement{}
+	spread := Placement{Strategy: pb.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD}
+	node := func(id byte, soft bool) Placement {
+		return Placement{Strategy: pb.SchedulingStrategy_SCHEDULING_STRATEGY_NODE_AFFINITY,
+			Options: &pb.SchedulingOptions{NodeId: []byte{id}, Soft: soft}}
+	}
+	labels := func(ms ...*pb.LabelMatch) Placement { return Placement{Options: &pb.SchedulingOptions{Labels: ms}} }
+	zone := func(v string) *pb.LabelMatch { return &pb.LabelMatch{Key: "zone", Values: []string{v}} }
 	cases := []struct {
 		name string
 		a, b string
@@ -34,6 +40,14 @@ func TestClassKey(t *testing.T) {
 		{"strategies differ", ClassKey(resources.Set{"CPU": 1}, def, true), ClassKey(resources.Set{"CPU": 1}, spread, true), false},
 		{"retriable differs", ClassKey(resources.Set{"CPU": 1}, def, true), ClassKey(resources.Set{"CPU": 1}, def, false), false},
 		{"custom resources count", ClassKey(resources.Set{"CPU": 1, "disk": 1}, def, true), ClassKey(resources.Set{"CPU": 1}, def, true), false},
+		{"affinity nodes differ", ClassKey(cpu1, node(1, false), true), ClassKey(cpu1, node(2, false), true), false},
+		{"hard and soft affinity differ", ClassKey(cpu1, node(1, false), true), ClassKey(cpu1, node(1, true), true), false},
+		{"same affinity", ClassKey(cpu1, node(1, true), true), ClassKey(cpu1, node(1, true), true), true},
+		{"label selectors differ", ClassKey(cpu1, labels(zone("a")), true), ClassKey(cpu1, labels(zone("b")), true), false},
+		{"a selector is not none", ClassKey(cpu1, labels(zone("a")), true), ClassKey(cpu1, def, true), false},
+		{"empty options are none", ClassKey(cpu1, Placement{Options: &pb.SchedulingOptions{}}, true), ClassKey(cpu1, def, true), true},
+		{"required and preferred differ", ClassKey(cpu1, labels(zone("a")), true),
+			ClassKey(cpu1, Placement{Options: &pb.SchedulingOptions{PreferLabels: []*pb.LabelMatch{zone("a")}}}, true), false},
 	}
 	for _, c := range cases {
 		if (c.a == c.b) != c.same {
@@ -876,10 +890,10 @@ func TestClose(t *testing.T) {
 		s := New(Config{Raylet: "raylet-1", OwnerID: ids.New().Bytes()}, c, r)
 		started := make(chan ids.ID, 1)
 		c.setRun(gated("long", nil, started))
-		key := ClassKey(cpu1, pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT, false)
+		key := ClassKey(cpu1, Placement{}, false)
 		running, queued := task("long", taskmgr.Policy{}), task("long", taskmgr.Policy{})
 		for _, x := range []*taskmgr.Task{running, queued} {
-			if err := s.Submit(x, key, cpu1, pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT); err != nil {
+			if err := s.Submit(x, key, cpu1, Placement{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -905,7 +919,7 @@ func TestClose(t *testing.T) {
 		default:
 			t.Fatal("the stream was not closed")
 		}
-		if err := s.Submit(task("f", taskmgr.Policy{}), key, cpu1, pb.SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT); err == nil {
+		if err := s.Submit(task("f", taskmgr.Policy{}), key, cpu1, Placement{}); err == nil {
 			t.Fatal("Submit after Close succeeded")
 		}
 		if left := s.Close(); left != nil {

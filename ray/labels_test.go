@@ -1,0 +1,102 @@
+//go:build !windows
+
+package ray_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/raylet"
+	"github.com/raygo/raygo/ray"
+)
+
+// labelledNodes starts a head without labels and nodes with zone=x and
+// zone=y, and returns the nodes' ids by zone ("" for the head).
+func labelledNodes(t *testing.T) (context.Context, map[string]string) {
+	t.Helper()
+	zones := []string{"", "x", "y"}
+	i := 0
+	ctx := startNodes(t, 3, 2, func(c *raylet.Config) {
+		if z := zones[i%3]; z != "" {
+			c.Labels = map[string]string{"zone": z}
+		}
+		i++
+	})
+	nodes, err := ray.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byZone := map[string]string{}
+	for _, n := range nodes {
+		if n.Labels[ray.NodeIDLabel] != n.ID {
+			t.Errorf("node %s has %s=%q, want its id", n.ID, ray.NodeIDLabel, n.Labels[ray.NodeIDLabel])
+		}
+		if n.Alive {
+			byZone[n.Labels["zone"]] = n.ID
+		}
+	}
+	if len(byZone) != 3 {
+		t.Fatalf("nodes by zone: %v", byZone)
+	}
+	return ctx, byZone
+}
+
+// Tasks and actors with label selectors and node affinity run where they
+// ask to; a hard affinity to a node that does not exist fails with an
+// InfeasibleError, a soft one runs anyway; bad options are refused.
+func TestLabelsAndNodeAffinity(t *testing.T) {
+	ctx, zone := labelledNodes(t)
+	for _, tt := range []struct {
+		name string
+		opt  ray.StrategyOption
+		want string
+	}{
+		{"label in", ray.NodeLabels(ray.LabelIn("zone", "x")), zone["x"]},
+		{"label not in", ray.NodeLabels(ray.LabelNotIn("zone", "x"), ray.LabelExists("zone")), zone["y"]},
+		{"label does not exist", ray.NodeLabels(ray.LabelDoesNotExist("zone")), zone[""]},
+		{"hard affinity", ray.NodeAffinity(zone["y"], false), zone["y"]},
+		{"soft affinity", ray.NodeAffinity(zone["x"], true), zone["x"]},
+	} {
+		for range 2 { // the second may reuse the first's worker: still there
+			got, err := NodeLeaf.Options(tt.opt).Remote(ctx, 0).Get(ctx)
+			if err != nil || got != tt.want {
+				t.Errorf("%s: task ran on %s (%v), want %s", tt.name, got, err, tt.want)
+			}
+		}
+		a := Counter.Options(tt.opt).Remote(ctx)
+		if got, err := ActorNode.Remote(ctx, a).Get(ctx); err != nil || got != tt.want {
+			t.Errorf("%s: actor on %s (%v), want %s", tt.name, got, err, tt.want)
+		}
+	}
+
+	gone := ids.New().String()
+	short, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err := NodeLeaf.Options(ray.NodeAffinity(gone, false)).Remote(short, 0).Get(short)
+	var ie *ray.InfeasibleError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), gone) {
+		t.Errorf("hard affinity to an unknown node: %v, want an InfeasibleError naming it", err)
+	}
+	a := Counter.Options(ray.NodeAffinity(gone, false)).Remote(short)
+	if _, err := ActorNode.Remote(short, a).Get(short); !errors.Is(err, ray.ErrInfeasible) {
+		t.Errorf("actor with hard affinity to an unknown node: %v, want ErrInfeasible", err)
+	}
+	if _, err := NodeLeaf.Options(ray.NodeAffinity(gone, true)).Remote(short, 0).Get(short); err != nil {
+		t.Errorf("soft affinity to an unknown node: %v, want it run elsewhere", err)
+	}
+
+	for name, opt := range map[string]ray.StrategyOption{
+		"node id":         ray.NodeAffinity("not-a-node", false),
+		"no values":       ray.NodeLabels(ray.LabelIn("zone")),
+		"bad label key":   ray.NodeLabels(ray.LabelExists("-zone")),
+		"bad label value": ray.PreferNodeLabels(ray.LabelIn("zone", "a b")),
+	} {
+		if _, err := NodeLeaf.Options(opt).Remote(ctx, 0).Get(ctx); !errors.Is(err, ray.ErrInvalidRequest) {
+			t.Errorf("%s: %v, want ErrInvalidRequest", name, err)
+		}
+	}
+}
