@@ -18,9 +18,15 @@ import (
 // zone=y, and returns the nodes' ids by zone ("" for the head).
 func labelledNodes(t *testing.T) (context.Context, map[string]string) {
 	t.Helper()
+	return labelledNodesOf(t, 2)
+}
+
+// labelledNodesOf is labelledNodes with cpus CPUs per node.
+func labelledNodesOf(t *testing.T, cpus float64) (context.Context, map[string]string) {
+	t.Helper()
 	zones := []string{"", "x", "y"}
 	i := 0
-	ctx := startNodes(t, 3, 2, func(c *raylet.Config) {
+	ctx := startNodes(t, 3, cpus, func(c *raylet.Config) {
 		if z := zones[i%3]; z != "" {
 			c.Labels = map[string]string{"zone": z}
 		}
@@ -97,6 +103,36 @@ func TestLabelsAndNodeAffinity(t *testing.T) {
 	} {
 		if _, err := NodeLeaf.Options(opt).Remote(ctx, 0).Get(ctx); !errors.Is(err, ray.ErrInvalidRequest) {
 			t.Errorf("%s: %v, want ErrInvalidRequest", name, err)
+		}
+	}
+}
+
+// BigOn returns n bytes (kept in its node's object store).
+var BigOn = ray.Func1(func(ctx context.Context, n int) ([]byte, error) {
+	return make([]byte, n), nil
+}, ray.RegisterName("test.BigOn"))
+
+// NodeOfBytes returns the node it runs on.
+var NodeOfBytes = ray.Func1(func(ctx context.Context, b []byte) (string, error) {
+	tc, _ := ray.CurrentTask(ctx)
+	return tc.NodeID, nil
+}, ray.RegisterName("test.NodeOfBytes"))
+
+// A task whose argument lives in another node's store runs there
+// (argument locality), though the driver's own node is idle: without it,
+// the default policy keeps it on the driver's node. (The node asked keeps
+// the task while it is under half used, as the default policy does for
+// the local node.)
+func TestArgumentLocality(t *testing.T) {
+	ctx, zone := labelledNodesOf(t, 4)
+	for _, z := range []string{"x", "y"} {
+		big := BigOn.Options(ray.NodeAffinity(zone[z], false)).Remote(ctx, 4<<20)
+		if _, err := big.Get(ctx); err != nil { // made, and its location known
+			t.Fatal(err)
+		}
+		got, err := NodeOfBytes.RemoteArgs(ctx, big).Get(ctx)
+		if err != nil || got != zone[z] {
+			t.Errorf("task with a 4 MiB argument on node %s ran on %s (%v)", z, got, err)
 		}
 	}
 }

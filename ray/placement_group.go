@@ -103,8 +103,9 @@ type PlacementGroupInfo struct {
 
 // PlacementGroup reserves bundles of resources across the cluster's nodes
 // as strategy says, atomically: every bundle or none (Ray's
-// ray.util.placement_group). It returns once the control store has tried
-// to place it: Ready or Wait tell when it is created. A group that cannot
+// ray.util.placement_group). It returns once the control store has
+// recorded it; placing follows at once, and Ready or Wait tell when it is
+// created. A group that cannot
 // be placed yet waits (PlacementGroups shows why). Options: Name (unique
 // among the live groups of its Namespace), Lifetime(Detached) to outlive
 // the job (by default a group is removed when its job ends).

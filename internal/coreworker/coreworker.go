@@ -236,7 +236,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cl := &clients{cw: cw}
 	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address,
 		LeaseIdleTimeout: cfg.LeaseIdleTimeout, MaxPendingLeases: cfg.MaxPendingLeases, MaxPipeline: cfg.MaxPipeline,
-		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn}, cl, cw.tasks)
+		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn, Locality: cw.argNode}, cl, cw.tasks)
 	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, Warn: cfg.Warn}, cl, cw.tasks)
 	cw.resolver = newResolver(cw)
 	cw.bg = newBackground(cw)

@@ -600,5 +600,6 @@ func (s *Server) pickNodeLocked(class string, place resources.Set, spec *pb.Task
 	avail := resources.Set(n.info.GetAvailable().GetAmounts()).Clone()
 	avail.Sub(place)
 	n.info.Available = &pb.Resources{Amounts: avail}
+	s.touchLocked(n)
 	return n.info.Address, nil
 }

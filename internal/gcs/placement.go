@@ -28,10 +28,9 @@ import (
 // their own there). A prepare that fails on any node is rolled back on
 // the others (CancelBundles) and the group waits for the next attempt. A
 // group that lands on one node is reserved in one call (prepare with
-// commit). Attempts run when a group is created (in the call, so a group
-// that fits is CREATED when Create returns), and then, for groups still
-// waiting, when a node joins or dies, after a removal, and every
-// groupRetryPeriod.
+// commit). Attempts run as soon as a group is created, and then, for
+// groups still waiting, when a node joins or dies, and every
+// groupRetryPeriod; up to maxPlacing groups are reserved at once.
 //
 // Removing a group kills its actors (they die with
 // ActorGroupRemoved), and tells every node (CancelBundles with removed):
@@ -107,9 +106,9 @@ func cloneGroup(g *pb.PlacementGroupInfo) *pb.PlacementGroupInfo {
 	return proto.Clone(g).(*pb.PlacementGroupInfo)
 }
 
-// CreatePlacementGroup records a group and tries to place it at once; the
-// reply has its state after that attempt (CREATED, or PENDING with the
-// reason). A name taken by a live group of the namespace is refused.
+// CreatePlacementGroup records a group, PENDING, and has it placed (by
+// groupLoop, which reserves many groups at once while their creators go
+// on). A name taken by a live group of the namespace is refused.
 func (s *Server) CreatePlacementGroup(_ context.Context, req *pb.CreatePlacementGroupRequest) (*pb.CreatePlacementGroupReply, error) {
 	if err := wirecheck.PlacementGroup(req.GetGroup()); err != nil {
 		return nil, err
@@ -136,11 +135,9 @@ func (s *Server) CreatePlacementGroup(_ context.Context, req *pb.CreatePlacement
 	}
 	s.groups.seq++
 	s.groups.byID[id] = &groupEntry{info: g, changed: make(chan struct{}), seq: s.groups.seq}
+	reply := &pb.CreatePlacementGroupReply{Group: cloneGroup(g)}
 	s.mu.Unlock()
-	s.placeGroup(id)
-	s.mu.Lock()
-	reply := &pb.CreatePlacementGroupReply{Group: cloneGroup(s.groups.byID[id].info)}
-	s.mu.Unlock()
+	s.kickGroups()
 	return reply, nil
 }
 
@@ -283,6 +280,7 @@ func (s *Server) releaseGroupLocked(id ids.ID, e *groupEntry) {
 		if nid, ok := ids.FromBytes(b.GetNodeId()); ok {
 			if n := s.nodes[nid]; n != nil {
 				viewRelease(n.info, b.GetResources().GetAmounts(), id, i)
+				s.touchLocked(n)
 			}
 		}
 		b.NodeId, b.NodeAddress = nil, ""
@@ -293,27 +291,34 @@ func (s *Server) releaseGroupLocked(id ids.ID, e *groupEntry) {
 // step with the bundles it reserves there, until the node reports.
 func viewCommit(n *pb.NodeInfo, res resources.Set, group ids.ID, index int) {
 	add := resources.BundleTotals(res, group.String(), index)
-	n.Total = &pb.Resources{Amounts: addSets(n.GetTotal().GetAmounts(), add, 1)}
-	n.Available = &pb.Resources{Amounts: addSets(n.GetAvailable().GetAmounts(), add, 1)}
+	addTo(&n.Total, add, 1)
+	addTo(&n.Available, add, 1)
 }
 
 func viewRelease(n *pb.NodeInfo, res resources.Set, group ids.ID, index int) {
 	gone := resources.BundleTotals(res, group.String(), index)
-	n.Total = &pb.Resources{Amounts: addSets(n.GetTotal().GetAmounts(), gone, -1)}
-	avail := addSets(n.GetAvailable().GetAmounts(), gone, -1)
-	n.Available = &pb.Resources{Amounts: addSets(avail, res, 1)}
+	addTo(&n.Total, gone, -1)
+	addTo(&n.Available, gone, -1)
+	addTo(&n.Available, res, 1)
 }
 
-// addSets returns a + sign×b, dropping names whose total reaches zero.
-func addSets(a, b resources.Set, sign float64) resources.Set {
-	out := resources.Set(a).Clone()
+// addTo adds sign×b to *r in place, dropping bundle resources that reach
+// zero. The control store's node records are its own (GetNodes hands out
+// copies), so they are changed under Server.mu without copying.
+func addTo(r **pb.Resources, b resources.Set, sign float64) {
+	if *r == nil {
+		*r = &pb.Resources{}
+	}
+	if (*r).Amounts == nil {
+		(*r).Amounts = map[string]float64{}
+	}
+	m := (*r).Amounts
 	for k, v := range b {
-		out[k] += sign * v
-		if sign < 0 && out[k] <= resources.Epsilon && resources.IsBundleResource(k) {
-			delete(out, k)
+		m[k] += sign * v
+		if sign < 0 && m[k] <= resources.Epsilon && resources.IsBundleResource(k) {
+			delete(m, k)
 		}
 	}
-	return out
 }
 
 // queueCancel hands a CancelBundles call to cancelLoop (which sends them
@@ -368,10 +373,27 @@ func (s *Server) groupLoop() {
 		case <-joined:
 		case <-t.C:
 		}
-		for _, id := range s.waitingGroups() {
-			s.placeGroup(id)
-		}
+		s.placeWaiting()
 	}
+}
+
+// maxPlacing bounds the groups being reserved at once.
+const maxPlacing = 64
+
+// placeWaiting tries every waiting group, in creation order, up to
+// maxPlacing at once (each attempt waits for its nodes' answers).
+func (s *Server) placeWaiting() {
+	sem := make(chan struct{}, maxPlacing)
+	var wg sync.WaitGroup
+	for _, id := range s.waitingGroups() {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s.placeGroup(id)
+		}()
+	}
+	wg.Wait()
 }
 
 // waitingGroups lists the groups to place, in creation order.
@@ -426,8 +448,8 @@ func (s *Server) placeGroup(id ids.ID) {
 			continue
 		}
 		perNode[nid] = append(perNode[nid], &pb.BundleSpec{Index: int32(i), Resources: e.info.Bundles[i].GetResources()})
-		n := byID[nid]
-		n.info.Available = &pb.Resources{Amounts: addSets(n.info.GetAvailable().GetAmounts(), bundles[i], -1)}
+		addTo(&byID[nid].info.Available, bundles[i], -1)
+		s.touchLocked(byID[nid])
 	}
 	addrs := map[string]string{}
 	for nid := range perNode {
@@ -445,8 +467,9 @@ func (s *Server) placeGroup(id ids.ID) {
 		for nid, specs := range perNode {
 			if n := byID[nid]; n != nil {
 				for _, b := range specs {
-					n.info.Available = &pb.Resources{Amounts: addSets(n.info.GetAvailable().GetAmounts(), b.GetResources().GetAmounts(), 1)}
+					addTo(&n.info.Available, b.GetResources().GetAmounts(), 1)
 				}
+				s.touchLocked(n)
 			}
 		}
 		if e.info.State != GroupRemoved {
@@ -462,6 +485,7 @@ func (s *Server) placeGroup(id ids.ID) {
 			bi.NodeId, bi.NodeAddress = nodeID.Bytes(), addrs[nid]
 			viewCommit(byID[nid].info, b.GetResources().GetAmounts(), id, int(b.GetIndex()))
 		}
+		s.touchLocked(byID[nid])
 	}
 	if e.info.State == GroupRemoved {
 		// Removed while it was being reserved: give everything back.

@@ -2,6 +2,7 @@ package gcs_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -107,13 +108,13 @@ func TestGroupReservationIsAtomic(t *testing.T) {
 	nodes[1].refuse = true
 	nodes[1].mu.Unlock()
 	g := group(pb.PlacementStrategy_PLACEMENT_STRATEGY_STRICT_SPREAD, 2)
-	reply, err := c.CreatePlacementGroup(testCtx(t), &pb.CreatePlacementGroupRequest{Group: g})
-	if err != nil {
+	if _, err := c.CreatePlacementGroup(testCtx(t), &pb.CreatePlacementGroupRequest{Group: g}); err != nil {
 		t.Fatal(err)
 	}
-	if st := reply.GetGroup().GetState(); st != gcs.GroupPending {
-		t.Fatalf("state with a node refusing = %v, want PENDING", st)
-	}
+	eventually(t, "an attempt refused", func() bool {
+		got, err := c.GetPlacementGroup(testCtx(t), &pb.GetPlacementGroupRequest{GroupId: g.GroupId})
+		return err == nil && got.GetGroup().GetState() == gcs.GroupPending && strings.Contains(got.GetGroup().GetPendingReason(), "no room")
+	})
 	eventually(t, "the other node's prepare rolled back", func() bool {
 		p, h, _ := nodes[0].state()
 		return p == 0 && h == 0
@@ -148,14 +149,17 @@ func TestGroupReservationIsAtomic(t *testing.T) {
 }
 
 // TestGroupOnOneNodeIsOneCall: a group that fits one node is reserved with
-// one prepare-and-commit call, and Create answers CREATED.
+// one prepare-and-commit call.
 func TestGroupOnOneNodeIsOneCall(t *testing.T) {
 	c := startGCS(t, gcs.DefaultConfig())
 	nodes := startBundleNodes(t, c, 1)
 	g := group(pb.PlacementStrategy_PLACEMENT_STRATEGY_PACK, 2)
-	reply, err := c.CreatePlacementGroup(testCtx(t), &pb.CreatePlacementGroupRequest{Group: g})
-	if err != nil || reply.GetGroup().GetState() != gcs.GroupCreated {
-		t.Fatalf("create: %v, %v", reply.GetGroup(), err)
+	if _, err := c.CreatePlacementGroup(testCtx(t), &pb.CreatePlacementGroupRequest{Group: g}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.WaitPlacementGroup(testCtx(t), &pb.WaitPlacementGroupRequest{GroupId: g.GroupId, TimeoutMs: 5000})
+	if err != nil || w.GetGroup().GetState() != gcs.GroupCreated {
+		t.Fatalf("create: %v, %v", w.GetGroup(), err)
 	}
 	if p, h, _ := nodes[0].state(); p != 0 || h != 2 {
 		t.Fatalf("node: %d prepared, %d held; want 0 and 2", p, h)
@@ -183,10 +187,13 @@ func TestGroupWaitsAndEndsWithItsJob(t *testing.T) {
 	detached := group(pb.PlacementStrategy_PLACEMENT_STRATEGY_PACK, 1)
 	detached.JobId, detached.Detached = job.GetJobId(), true
 	for _, x := range []*pb.PlacementGroupInfo{g, detached} {
-		reply, err := c.CreatePlacementGroup(testCtx(t), &pb.CreatePlacementGroupRequest{Group: x})
-		if err != nil || reply.GetGroup().GetState() != gcs.GroupPending || !reply.GetGroup().GetInfeasible() {
-			t.Fatalf("a group with no nodes: %v, %v", reply.GetGroup(), err)
+		if _, err := c.CreatePlacementGroup(testCtx(t), &pb.CreatePlacementGroupRequest{Group: x}); err != nil {
+			t.Fatal(err)
 		}
+		eventually(t, "the group found infeasible", func() bool {
+			got, err := c.GetPlacementGroup(testCtx(t), &pb.GetPlacementGroupRequest{GroupId: x.GroupId})
+			return err == nil && got.GetGroup().GetState() == gcs.GroupPending && got.GetGroup().GetInfeasible()
+		})
 	}
 	startBundleNodes(t, c, 1)
 	for _, x := range []*pb.PlacementGroupInfo{g, detached} {

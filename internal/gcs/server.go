@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -98,6 +99,9 @@ type Server struct {
 	rr        uint64                     // guarded by mu; round-robin for placement
 	cleanup   cleanupQueue               // job-end and owner-death notices for node daemons (cleanup.go)
 	groups    groupTable                 // placement groups (placement.go)
+	// viewVersion counts changes to the nodes' records: GetNodes with a
+	// since_version sends only what changed after it (versioned deltas).
+	viewVersion uint64 // guarded by mu
 	// nodesChanged is closed and replaced when a node registers: actors
 	// waiting for a node that can hold them look again.
 	nodesChanged chan struct{} // guarded by mu
@@ -110,6 +114,7 @@ type Server struct {
 
 type nodeEntry struct {
 	info     *pb.NodeInfo
+	version  uint64 // the view version of its last change (touchLocked)
 	lastBeat time.Time
 	// died says why the node was declared dead (empty while it is alive);
 	// its heartbeats and registrations are answered with it.
@@ -215,7 +220,9 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 		s.mu.Unlock()
 		return nil, err
 	}
-	s.nodes[id] = &nodeEntry{info: n, lastBeat: time.Now()}
+	e := &nodeEntry{info: n, lastBeat: time.Now()}
+	s.touchLocked(e)
+	s.nodes[id] = e
 	close(s.nodesChanged)
 	s.nodesChanged = make(chan struct{})
 	s.mu.Unlock()
@@ -255,23 +262,62 @@ func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) 
 		return nil, deadNodeError(id, n)
 	}
 	n.lastBeat = time.Now()
-	n.info.Available = req.GetAvailable()
-	if req.Total != nil {
-		n.info.Total = req.GetTotal()
+	if heartbeatChanges(n.info, req) {
+		n.info.Available = req.GetAvailable()
+		if req.Total != nil {
+			n.info.Total = req.GetTotal()
+		}
+		n.info.PendingLeases = req.GetPendingLeases()
+		n.info.PendingDemands = req.GetPendingDemands()
+		n.info.InfeasibleDemands = req.GetInfeasibleDemands()
+		n.info.NumWorkers = req.GetNumWorkers()
+		s.touchLocked(n)
 	}
-	n.info.PendingLeases = req.GetPendingLeases()
-	n.info.PendingDemands = req.GetPendingDemands()
-	n.info.InfeasibleDemands = req.GetInfeasibleDemands()
-	n.info.NumWorkers = req.GetNumWorkers()
 	return &pb.NodeHeartbeatReply{}, nil
 }
 
+// heartbeatChanges reports whether a heartbeat changes the node's record
+// (an idle node's do not: nothing goes out in the view's deltas for it).
+func heartbeatChanges(info *pb.NodeInfo, req *pb.NodeHeartbeatRequest) bool {
+	if info.GetPendingLeases() != req.GetPendingLeases() || info.GetNumWorkers() != req.GetNumWorkers() ||
+		len(info.GetPendingDemands()) != len(req.GetPendingDemands()) || len(info.GetInfeasibleDemands()) != len(req.GetInfeasibleDemands()) {
+		return true
+	}
+	if !maps.Equal(info.GetAvailable().GetAmounts(), req.GetAvailable().GetAmounts()) ||
+		req.Total != nil && !maps.Equal(info.GetTotal().GetAmounts(), req.GetTotal().GetAmounts()) {
+		return true
+	}
+	for i, d := range req.GetPendingDemands() {
+		if !maps.Equal(d.GetAmounts(), info.GetPendingDemands()[i].GetAmounts()) {
+			return true
+		}
+	}
+	for i, d := range req.GetInfeasibleDemands() {
+		if !maps.Equal(d.GetAmounts(), info.GetInfeasibleDemands()[i].GetAmounts()) {
+			return true
+		}
+	}
+	return false
+}
+
+// touchLocked records a change to a node's record in the view's version.
+func (s *Server) touchLocked(n *nodeEntry) {
+	s.viewVersion++
+	n.version = s.viewVersion
+}
+
+// GetNodes returns the nodes: all of them (alive ones, or with
+// include_dead every one), or, with since_version, those that changed
+// after it, dead or alive (see GetNodesRequest).
 func (s *Server) GetNodes(_ context.Context, req *pb.GetNodesRequest) (*pb.GetNodesReply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := &pb.GetNodesReply{}
+	since := req.GetSinceVersion()
+	out := &pb.GetNodesReply{Version: s.viewVersion, Full: since == 0 || since > s.viewVersion}
 	for _, n := range s.nodes {
-		if n.info.State == pb.NodeState_NODE_STATE_ALIVE || req.GetIncludeDead() {
+		switch {
+		case !out.Full && n.version <= since:
+		case !out.Full || n.info.State == pb.NodeState_NODE_STATE_ALIVE || req.GetIncludeDead():
 			out.Nodes = append(out.Nodes, proto.Clone(n.info).(*pb.NodeInfo))
 		}
 	}
@@ -349,6 +395,7 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 		return
 	}
 	n.info.State = pb.NodeState_NODE_STATE_DEAD
+	s.touchLocked(n)
 	n.died = reason
 	s.groupsOnDeadNodeLocked(id)
 	var lost []ids.ID

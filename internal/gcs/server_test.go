@@ -603,3 +603,52 @@ func TestDriverSessionEndsJobAtOnce(t *testing.T) {
 		t.Fatalf("session of a finished job: %v, want not found", err)
 	}
 }
+
+// TestNodeViewDeltas: GetNodes with since_version sends only the nodes
+// whose records changed after it (dead ones too); a heartbeat that
+// changes nothing changes no version; an unknown version gets everything.
+func TestNodeViewDeltas(t *testing.T) {
+	c := startGCS(t, gcs.DefaultConfig())
+	a, b := ids.New(), ids.New()
+	for _, id := range []ids.ID{a, b} {
+		if _, err := c.RegisterNode(testCtx(t), &pb.RegisterNodeRequest{Node: nodeInfo(id, "127.0.0.1:1", 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := c.GetNodes(testCtx(t), &pb.GetNodesRequest{})
+	if err != nil || !full.GetFull() || len(full.GetNodes()) != 2 || full.GetVersion() == 0 {
+		t.Fatalf("full view: %v, %v", full, err)
+	}
+	v := full.GetVersion()
+	beat := func(id ids.ID, cpus float64) {
+		t.Helper()
+		if _, err := c.NodeHeartbeat(testCtx(t), &pb.NodeHeartbeatRequest{NodeId: id.Bytes(),
+			Available: &pb.Resources{Amounts: map[string]float64{"CPU": cpus}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat(a, 2) // as registered: no change
+	d, err := c.GetNodes(testCtx(t), &pb.GetNodesRequest{SinceVersion: v})
+	if err != nil || d.GetFull() || len(d.GetNodes()) != 0 || d.GetVersion() != v {
+		t.Fatalf("delta after an idle heartbeat: %v, %v", d, err)
+	}
+	beat(b, 1)
+	d, err = c.GetNodes(testCtx(t), &pb.GetNodesRequest{SinceVersion: v})
+	if err != nil || len(d.GetNodes()) != 1 || !bytesEqual(d.GetNodes()[0].GetNodeId(), b.Bytes()) || d.GetVersion() <= v {
+		t.Fatalf("delta after b changed: %v, %v", d, err)
+	}
+	v = d.GetVersion()
+	if _, err := c.UnregisterNode(testCtx(t), &pb.UnregisterNodeRequest{NodeId: a.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	d, err = c.GetNodes(testCtx(t), &pb.GetNodesRequest{SinceVersion: v})
+	if err != nil || len(d.GetNodes()) != 1 || d.GetNodes()[0].GetState() != pb.NodeState_NODE_STATE_DEAD {
+		t.Fatalf("delta after a died: %v, %v", d, err)
+	}
+	d, err = c.GetNodes(testCtx(t), &pb.GetNodesRequest{SinceVersion: d.GetVersion() + 100})
+	if err != nil || !d.GetFull() || len(d.GetNodes()) != 1 {
+		t.Fatalf("a version from the future (a restarted store) gets the alive nodes in full: %v, %v", d, err)
+	}
+}
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }

@@ -1995,9 +1995,15 @@ func (x *NodeHeartbeatReply) GetUnknownNode() bool {
 	return false
 }
 
+// GetNodesRequest: since_version, when not zero, asks only for the nodes
+// that changed after that version of the view (dead ones included, so
+// that the caller drops them); the reply then says so with full unset.
+// A since_version the control store cannot answer from (zero, or from
+// before a restart) gets every node, with full set.
 type GetNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	IncludeDead   bool                   `protobuf:"varint,1,opt,name=include_dead,json=includeDead,proto3" json:"include_dead,omitempty"`
+	SinceVersion  uint64                 `protobuf:"varint,2,opt,name=since_version,json=sinceVersion,proto3" json:"since_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2039,9 +2045,18 @@ func (x *GetNodesRequest) GetIncludeDead() bool {
 	return false
 }
 
+func (x *GetNodesRequest) GetSinceVersion() uint64 {
+	if x != nil {
+		return x.SinceVersion
+	}
+	return 0
+}
+
 type GetNodesReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Nodes         []*NodeInfo            `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Full          bool                   `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2081,6 +2096,20 @@ func (x *GetNodesReply) GetNodes() []*NodeInfo {
 		return x.Nodes
 	}
 	return nil
+}
+
+func (x *GetNodesReply) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetNodesReply) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
 }
 
 type UnregisterNodeRequest struct {
@@ -8746,11 +8775,14 @@ const file_raygo_proto_rawDesc = "" +
 	"\x12infeasible_demands\x18\x06 \x03(\v2\x13.raygo.v1.ResourcesR\x11infeasibleDemands\x12)\n" +
 	"\x05total\x18\a \x01(\v2\x13.raygo.v1.ResourcesR\x05total\"7\n" +
 	"\x12NodeHeartbeatReply\x12!\n" +
-	"\funknown_node\x18\x01 \x01(\bR\vunknownNode\"4\n" +
+	"\funknown_node\x18\x01 \x01(\bR\vunknownNode\"Y\n" +
 	"\x0fGetNodesRequest\x12!\n" +
-	"\finclude_dead\x18\x01 \x01(\bR\vincludeDead\"9\n" +
+	"\finclude_dead\x18\x01 \x01(\bR\vincludeDead\x12#\n" +
+	"\rsince_version\x18\x02 \x01(\x04R\fsinceVersion\"g\n" +
 	"\rGetNodesReply\x12(\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x12.raygo.v1.NodeInfoR\x05nodes\"0\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x12.raygo.v1.NodeInfoR\x05nodes\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04full\x18\x03 \x01(\bR\x04full\"0\n" +
 	"\x15UnregisterNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\"\x15\n" +
 	"\x13UnregisterNodeReply\"\x8f\x03\n" +

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,7 @@ type Raylet struct {
 	hostStarting map[ids.ID]chan struct{}    // guarded by mu; job -> closed when its new host is up
 	cluster      []scheduler.Node            // guarded by mu; last view from the control store
 	viewAt       time.Time                   // guarded by mu; when cluster was asked for (zero: never)
+	viewVersion  uint64                      // guarded by mu; the control store's view version cluster reflects (deltas since it)
 	tie          uint64                      // guarded by mu
 	spread       uint64                      // guarded by mu; SPREAD's round robin: moves on once per spread request placed
 	stopping     bool                        // guarded by mu; no new leases or workers (Stop, or declared dead)
@@ -351,19 +353,49 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	r.mu.Lock()
 	r.viewAt = time.Now()
 	r.mu.Unlock()
-	reply, err := r.gcs.GetNodes(ctx, &pb.GetNodesRequest{})
+	r.mu.Lock()
+	since := r.viewVersion
+	r.mu.Unlock()
+	reply, err := r.gcs.GetNodes(ctx, &pb.GetNodesRequest{SinceVersion: since})
 	if err != nil {
 		return
 	}
-	nodes := make([]scheduler.Node, 0, len(reply.GetNodes()))
-	for _, n := range reply.GetNodes() {
-		nodes = append(nodes, scheduler.Node{ID: ids.MustFromBytes(n.GetNodeId()).String(), Address: n.GetAddress(), Alive: n.GetState() == pb.NodeState_NODE_STATE_ALIVE,
-			Total: resources.Set(n.GetTotal().GetAmounts()), Available: resources.Set(n.GetAvailable().GetAmounts()), Labels: n.GetLabels()})
-	}
 	r.mu.Lock()
-	r.cluster = nodes
+	// A reply older than the view (a concurrent refresh answered later)
+	// holds nothing newer: skip it, or it would put back older records.
+	if reply.GetFull() || reply.GetVersion() >= r.viewVersion {
+		r.cluster = mergeView(r.cluster, reply)
+		r.viewVersion = reply.GetVersion()
+	}
 	r.rebalanceLocked()
 	r.mu.Unlock()
+}
+
+// mergeView applies a GetNodes reply to the view: a full one replaces it;
+// a delta replaces the nodes it lists and drops the dead ones among them.
+// The result is sorted by id.
+func mergeView(view []scheduler.Node, reply *pb.GetNodesReply) []scheduler.Node {
+	byID := make(map[string]scheduler.Node, len(view)+len(reply.GetNodes()))
+	if !reply.GetFull() {
+		for _, n := range view {
+			byID[n.ID] = n
+		}
+	}
+	for _, n := range reply.GetNodes() {
+		id := ids.MustFromBytes(n.GetNodeId()).String()
+		if n.GetState() != pb.NodeState_NODE_STATE_ALIVE {
+			delete(byID, id)
+			continue
+		}
+		byID[id] = scheduler.Node{ID: id, Address: n.GetAddress(), Alive: true, Total: resources.Set(n.GetTotal().GetAmounts()),
+			Available: resources.Set(n.GetAvailable().GetAmounts()), Labels: n.GetLabels()}
+	}
+	out := make([]scheduler.Node, 0, len(byID))
+	for _, n := range byID {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b scheduler.Node) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // viewFreshness is how old the cluster view may be when a lease request

@@ -68,10 +68,20 @@ func PlaceBundles(nodes []Node, bundles []resources.Set, placed []string, strate
 	if len(placed) < len(bundles) {
 		placed = append(placed, make([]string, len(bundles)-len(placed))...)
 	}
+	// Only the resources the bundles ask for matter: a node's view keeps
+	// just those (a node with many groups' bundles has many other names).
+	asked := map[string]bool{}
+	for _, b := range bundles {
+		for k, v := range b {
+			if v != 0 {
+				asked[k] = true
+			}
+		}
+	}
 	alive := make([]Node, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Alive {
-			n.Available = n.Available.Clone()
+			n.Total, n.Available = only(n.Total, asked), only(n.Available, asked)
 			alive = append(alive, n)
 		}
 	}
@@ -215,4 +225,15 @@ func assignBundles(alive []Node, bundles []resources.Set, placed []string, strat
 		take(i, n)
 	}
 	return out, ""
+}
+
+// only returns the amounts of s named in keys (a new Set).
+func only(s resources.Set, keys map[string]bool) resources.Set {
+	out := make(resources.Set, len(keys))
+	for k := range keys {
+		if v, ok := s[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }

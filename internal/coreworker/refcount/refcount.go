@@ -329,6 +329,17 @@ func (c *Counter) Lookup(id ids.ID) (*Entry, bool) {
 	return e, true
 }
 
+// ValueOf returns the value of object id if this process has it (owned,
+// or borrowed and fetched), else nil. It makes no slot.
+func (c *Counter) ValueOf(id ids.ID) *pb.Value {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.objects[id]; ok && !e.outOfScope && e.slot != nil {
+		return e.slot.Value()
+	}
+	return nil
+}
+
 // Live reports whether e is still in the table and in scope.
 func (c *Counter) Live(e *Entry) bool {
 	c.mu.Lock()

@@ -811,3 +811,24 @@ func TestNewOwnedSlotAndAddContaining(t *testing.T) {
 	c.RemoveLocal(outer)
 	sink.expect(t, "freed(outer owned=true)", "freed(inner owned=true)")
 }
+
+func TestValueOf(t *testing.T) {
+	c, _ := newCounter()
+	v := &pb.Value{Data: []byte("v"), InStore: true, StoreAddress: "node-1", Size: 10}
+	ready, pending, borrowedID := name("ready"), name("pending"), name("borrowed")
+	e := c.NewOwnedSlot(ready, v)
+	c.AddOwned(e, c.NewOwnedSlot(pending, nil))
+	borrowed, _ := c.Decode(Ref{ID: borrowedID, Owner: other}, Object, nil)
+	for id, want := range map[ids.ID]*pb.Value{ready: v, pending: nil, borrowedID: nil, name("unknown"): nil} {
+		if got := c.ValueOf(id); got != want {
+			t.Errorf("ValueOf(%s) = %v, want %v", id, got, want)
+		}
+	}
+	if borrowed.Slot() != nil {
+		t.Error("ValueOf made a slot")
+	}
+	c.RemoveLocal(e)
+	if got := c.ValueOf(ready); got != nil {
+		t.Errorf("ValueOf a freed object = %v", got)
+	}
+}

@@ -97,6 +97,11 @@ type Config struct {
 	// Warn reports conditions the user should hear about (a request no
 	// node can satisfy); nil discards them.
 	Warn func(msg string)
+	// Locality names the node daemon to ask for a lease for t, the first
+	// task of its class waiting: the node holding most of t's argument
+	// bytes (argument locality, Ray's locality-aware lease policy); "" for
+	// Raylet. Nil: always Raylet.
+	Locality func(t *taskmgr.Task) string
 }
 
 func (c *Config) defaults() {
@@ -368,7 +373,7 @@ func (s *Submitter) requestLeasesLocked(c *class, now time.Time) {
 // (queue_if_infeasible), unless the job fails such requests at once.
 func (s *Submitter) requestLease(ctx context.Context, c *class) {
 	base := proto.Clone(c.req).(*pb.LeaseRequest)
-	addr, req := s.cfg.Raylet, base
+	addr, req := s.leaseTarget(c), base
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		req = proto.Clone(req).(*pb.LeaseRequest)
@@ -408,6 +413,29 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// leaseTarget is the node daemon a class's next lease request goes to
+// first: where the first waiting task's arguments are (Config.Locality),
+// else the local one. A request spilled from there, or failing, follows
+// the usual path.
+func (s *Submitter) leaseTarget(c *class) string {
+	if s.cfg.Locality == nil {
+		return s.cfg.Raylet
+	}
+	s.mu.Lock()
+	var first *taskmgr.Task
+	if len(c.queue) > 0 {
+		first = c.queue[0]
+	}
+	s.mu.Unlock()
+	if first == nil {
+		return s.cfg.Raylet
+	}
+	if addr := s.cfg.Locality(first); addr != "" {
+		return addr
+	}
+	return s.cfg.Raylet
 }
 
 func (s *Submitter) warnInfeasible(c *class, err error) {

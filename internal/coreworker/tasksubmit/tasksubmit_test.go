@@ -1043,3 +1043,34 @@ func TestOOMPause(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaseGoesWhereTheArgumentsAre: with a locality policy, the first
+// lease request of a class goes to the node daemon it names for the
+// class's first waiting task, not to the local one.
+func TestLeaseGoesWhereTheArgumentsAre(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var asked []*taskmgr.Task
+		var mu sync.Mutex
+		w := newWorld(t, 2, Config{Locality: func(t *taskmgr.Task) string {
+			mu.Lock()
+			asked = append(asked, t)
+			mu.Unlock()
+			if t.Spec.GetFunction() == "near-data" {
+				return "raylet-2"
+			}
+			return ""
+		}})
+		w.c.addNode("raylet-2", 2)
+		x := task("near-data", taskmgr.Policy{})
+		w.submit(t, x)
+		w.waitDone(t, x)
+		if first := w.c.requestList()[0]; first.raylet != "raylet-2" {
+			t.Fatalf("first lease request went to %s, want raylet-2 (where the arguments are)", first.raylet)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(asked) == 0 || asked[0] != x {
+			t.Errorf("the policy was asked about %v, want the waiting task", asked)
+		}
+	})
+}
