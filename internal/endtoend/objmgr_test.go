@@ -62,17 +62,14 @@ func omObjectBytes() int64 {
 	return omBytes
 }
 
-var (
-	// SumOn reports its node and the SHA-256 of the object it was given.
-	SumOn = ray.Func1(func(ctx context.Context, b []byte) (string, error) {
-		tc, _ := ray.CurrentTask(ctx)
-		sum := sha256.Sum256(b)
-		return tc.NodeID + " " + hex.EncodeToString(sum[:]), nil
-	}, ray.RegisterName("e2e.SumOn"))
-	// SumTogether waits until n tasks have reached the barrier directory,
-	// then gets the object (passed inside a slice: not resolved before
-	// the task runs) and reports its SHA-256: the gets are concurrent.
-	SumTogether = ray.Func3(func(ctx context.Context, refs []ray.ObjectRef[[]byte], dir string, n int) (string, error) {
+// SumOf reads the object in refs[0] zero-copy (ray.GetBuffer: no copy
+// on the worker's heap, so 1 GiB objects fit four workers on a CI box)
+// and reports its node and the object's SHA-256. With dir set it first
+// waits until n tasks have reached that barrier directory, so that their
+// gets are concurrent. The ref travels inside a slice: it is not resolved
+// before the task runs.
+var SumOf = ray.Func3(func(ctx context.Context, refs []ray.ObjectRef[[]byte], dir string, n int) (string, error) {
+	if dir != "" {
 		f, err := os.CreateTemp(dir, "arrived-")
 		if err != nil {
 			return "", err
@@ -89,14 +86,16 @@ var (
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-		b, err := refs[0].Get(ctx)
-		if err != nil {
-			return "", err
-		}
-		sum := sha256.Sum256(b)
-		return hex.EncodeToString(sum[:]), nil
-	}, ray.RegisterName("e2e.SumTogether"))
-)
+	}
+	buf, err := ray.GetBuffer(ctx, refs[0])
+	if err != nil {
+		return "", err
+	}
+	defer buf.Release()
+	sum := sha256.Sum256(buf.Bytes())
+	tc, _ := ray.CurrentTask(ctx)
+	return tc.NodeID + " " + hex.EncodeToString(sum[:]), nil
+}, ray.RegisterName("e2e.SumOf"))
 
 func runOMNode(role string) int {
 	ip := os.Getenv(envIP)
@@ -228,7 +227,7 @@ func omDriver(ctx context.Context) error {
 	start := time.Now()
 	var refs []ray.ObjectRef[string]
 	for _, name := range names {
-		refs = append(refs, SumOn.Options(ray.Resources(map[string]float64{name: 1})).RemoteArgs(ctx, obj))
+		refs = append(refs, SumOf.Options(ray.Resources(map[string]float64{name: 1})).Remote(ctx, []ray.ObjectRef[[]byte]{obj}, "", 0))
 	}
 	seen := map[string]bool{}
 	for i, r := range refs {
@@ -302,7 +301,7 @@ func omDriver(ctx context.Context) error {
 	barrier := os.Getenv(envOMBarrier)
 	var gets []ray.ObjectRef[string]
 	for range omConcurrent {
-		gets = append(gets, SumTogether.Options(ray.Resources(map[string]float64{target: 0.25})).
+		gets = append(gets, SumOf.Options(ray.Resources(map[string]float64{target: 0.25})).
 			Remote(ctx, []ray.ObjectRef[[]byte]{obj2}, barrier, omConcurrent))
 	}
 	// Beside the tasks' gets, direct requests to the node's daemon, all
@@ -330,8 +329,8 @@ func omDriver(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("concurrent get: %w", err)
 		}
-		if v != want {
-			return fmt.Errorf("a concurrent get read sum %s, want %s", v, want)
+		if f := strings.Fields(v); len(f) != 2 || f[1] != want {
+			return fmt.Errorf("a concurrent get read %q, want sum %s", v, want)
 		}
 	}
 	_, after, err := cl.holds(ctx, target, id)

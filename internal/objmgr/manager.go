@@ -387,9 +387,14 @@ func (m *Manager) round(ctx context.Context, id ids.ID, hs []holder, todo []chun
 	n := min(m.cfg.ChunksInFlight, len(todo))
 	wg.Add(n)
 	for range n {
-		go worker() // joined below: this call owns them
+		// Joined below; the stopper names them while they run.
+		if m.stop.Go("objmgr.chunks", func(context.Context) { worker() }) != nil {
+			wg.Done() // stopping: the chunks stay in left
+		}
 	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	return left
 }
 

@@ -60,6 +60,7 @@ type Raylet struct {
 	cluster      []scheduler.Node            // guarded by mu; last view from the control store
 	viewAt       time.Time                   // guarded by mu; when cluster was asked for (zero: never)
 	viewVersion  uint64                      // guarded by mu; the control store's view version cluster reflects (deltas since it)
+	reported     []scheduler.Node            // guarded by mu; the nodes as the control store last reported them (cluster less local adjustments)
 	tie          uint64                      // guarded by mu
 	spread       uint64                      // guarded by mu; SPREAD's round robin: moves on once per spread request placed
 	stopping     bool                        // guarded by mu; no new leases or workers (Stop, or declared dead)
@@ -364,9 +365,14 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	// A reply older than the view (a concurrent refresh answered later)
 	// holds nothing newer: skip it, or it would put back older records.
 	if reply.GetFull() || reply.GetVersion() >= r.viewVersion {
-		r.cluster = mergeView(r.cluster, reply)
+		r.reported = mergeView(r.reported, reply)
 		r.viewVersion = reply.GetVersion()
 	}
+	// The view starts again from what the nodes reported: room taken from
+	// it by spillbacks since (spillLocked) is given back even when the node
+	// it went to has not changed (a lease that came and went between two
+	// of its reports).
+	r.cluster = slices.Clone(r.reported)
 	r.rebalanceLocked()
 	r.mu.Unlock()
 }
