@@ -171,3 +171,28 @@ func TestNodeAffinity(t *testing.T) {
 		t.Fatalf("soft affinity to an unknown node: %v, %v; want a grant elsewhere", reply, err)
 	}
 }
+
+// TestSpillbackRoomComesBack: a spillback takes the room it used from the
+// spiller's view of the target; a lease there that comes and goes between
+// two of the target's reports leaves the target's record unchanged, and
+// the room must still come back at the spiller's next refresh (with the
+// view kept as deltas it stayed taken, and the next request waited for
+// ever).
+func TestSpillbackRoomComesBack(t *testing.T) {
+	c := startCluster(t, resources.Set{"CPU": 1}, resources.Set{"CPU": 1})
+	a, other := c.nodes[0], c.nodes[1]
+	job := c.registerJob()
+	eventually(t, "two nodes in the view", func() bool { return len(c.controlStoreView()) == 2 })
+	held := c.holdAt(a, job, 1)
+	defer c.giveBack(a, held)
+	for round := range 3 {
+		time.Sleep(300 * time.Millisecond) // refreshes of a's view
+		ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+		reply, at, err := c.lease(ctx, a.Address(), cpuLease(job, 1))
+		cancel()
+		if err != nil || at != other.Address() {
+			t.Fatalf("round %d: %v at %s, %v", round, reply, at, err)
+		}
+		c.giveBack(other, [][]byte{reply.GetLeaseId()})
+	}
+}
