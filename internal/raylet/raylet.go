@@ -604,7 +604,11 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 	}
 	var kill *worker
 	gone := ctx.Err() != nil || p.withdrawn
-	if gone {
+	// Its placement group was removed while the worker was being found
+	// (CancelBundles saw no lease to stop): the bundle it came from is gone.
+	group, inGroup := ids.FromBytes(req.GetScheduling().GetPlacementGroupId())
+	groupGone := inGroup && r.bundles.removed[group]
+	if gone || groupGone {
 		// The caller is gone (it cancelled, its deadline passed, or it
 		// withdrew the request with CancelLease): a reply would be lost
 		// with the lease in it, and the lease would stay held by nobody.
@@ -613,6 +617,9 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 	r.mu.Unlock()
 	if kill != nil {
 		kill.kill()
+	}
+	if groupGone && !gone {
+		return nil, &errs.PlacementGroupRemovedError{GroupID: group.String(), Function: req.GetSchedulingKey()}
 	}
 	if gone {
 		if ctx.Err() != nil {
