@@ -239,7 +239,9 @@ func nodeUsage(n *pb.NodeInfo) (total, used resources.Set) {
 func customNames(s resources.Set) []string {
 	var names []string
 	for k := range s {
-		if k != resources.CPU && k != resources.GPU && k != resources.Memory {
+		// A placement group's bundle resources are reservations of the
+		// others (shown as used there), not resources of their own.
+		if k != resources.CPU && k != resources.GPU && k != resources.Memory && !resources.IsBundleResource(k) {
 			names = append(names, k)
 		}
 	}

@@ -23,7 +23,7 @@ func TestFormatStatus(t *testing.T) {
 			// Listed second: started later.
 			NodeId: nodeID(2), Address: "10.0.0.2:4000", State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: 2000, NumWorkers: 3,
 			Labels:         map[string]string{"zone": "b", "accel": "h100", "raygo.io/node-id": "00000000000000000000000000020000"},
-			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2}),
+			Total:          res(map[string]float64{"CPU": 8, "GPU": 2, "memory": 32 * gib, "widget": 2, "CPU_group_0_ab": 1, "bundle_group_ab": 1000}),
 			Available:      res(map[string]float64{"CPU": 5.5, "GPU": 1.75, "memory": 24 * gib, "widget": 2}),
 			PendingDemands: []*pb.Resources{res(map[string]float64{"CPU": 4}), res(map[string]float64{"GPU": 1})},
 		},
