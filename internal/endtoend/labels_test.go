@@ -68,19 +68,7 @@ func runLabelDriver() int {
 // label only one node has runs there, and so does one with a hard
 // affinity for that node; a task that needs no zone runs on the head.
 func TestLabelOnlyOneHostHas(t *testing.T) {
-	if err := testcluster.Available(); err != nil {
-		t.Skip(err)
-	}
-	privateRoot(t)
-	bed, err := testcluster.New(testcluster.Namespaces)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := namespaceBed(t)
 	var hosts []*testcluster.Host
 	for _, name := range []string{"head", "za", "zb", "driver"} {
 		h, err := bed.AddHost(name)

@@ -190,19 +190,7 @@ func TestTwoHosts(t *testing.T) {
 }
 
 func twoHosts(t *testing.T, wildcard bool) {
-	if err := testcluster.Available(); err != nil {
-		t.Skip(err) // the loopback bed would let same-machine shortcuts hide cross-host paths
-	}
-	privateRoot(t)
-	bed, err := testcluster.New(testcluster.Namespaces)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := namespaceBed(t)
 	h1, err := bed.AddHost("h1")
 	if err != nil {
 		t.Fatal(err)
@@ -288,4 +276,26 @@ func runWithin(cmd *exec.Cmd, d time.Duration) (string, error) {
 		<-done
 		return b.String(), fmt.Errorf("still running after %s", d)
 	}
+}
+
+// namespaceBed is a test bed of network namespaces, deleted when the test
+// ends; the test skips where namespaces are not available (not root, not
+// Linux): the loopback bed would let same-machine shortcuts (shared
+// abstract sockets and shared memory) hide the cross-host paths.
+func namespaceBed(t *testing.T) *testcluster.Bed {
+	t.Helper()
+	if err := testcluster.Available(); err != nil {
+		t.Skip(err)
+	}
+	privateRoot(t)
+	bed, err := testcluster.New(testcluster.Namespaces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := bed.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return bed
 }

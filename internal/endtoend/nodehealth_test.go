@@ -276,19 +276,7 @@ type healthBed struct {
 // before node i starts.
 func newHealthBed(t *testing.T, nodeTimeout, heartbeat string, before func(i int, h *testcluster.Host)) *healthBed {
 	t.Helper()
-	if err := testcluster.Available(); err != nil {
-		t.Skip(err) // partitions need hosts that are namespaces
-	}
-	privateRoot(t)
-	bed, err := testcluster.New(testcluster.Namespaces)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := namespaceBed(t)
 	b := &healthBed{bed: bed, env: []string{ray.EnvToken + "=e2e-nodehealth", envHeartbeat + "=" + heartbeat}}
 	for i := 1; i <= 4; i++ {
 		h, err := bed.AddHost(fmt.Sprintf("h%d", i))

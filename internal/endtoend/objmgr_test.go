@@ -353,19 +353,8 @@ func omDriver(ctx context.Context) error {
 // holds a copy), freed by its owner (every copy goes), and read by
 // several tasks at once on one node (one pull serves them all).
 func TestObjectManagerAcrossHosts(t *testing.T) {
-	if err := testcluster.Available(); err != nil {
-		t.Skip(err)
-	}
-	privateRoot(t)
-	bed, err := testcluster.New(testcluster.Namespaces)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := namespaceBed(t)
+	var err error
 	names := []string{"h1", "h2", "h3", "h4"}
 	hosts := make([]*testcluster.Host, len(names))
 	for i, name := range names {

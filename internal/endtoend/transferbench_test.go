@@ -298,19 +298,8 @@ func TestTransferThroughput(t *testing.T) {
 	if os.Getenv(envBenchTransfer) == "" {
 		t.Skip("a benchmark: set " + envBenchTransfer + "=1 (bench/objtransfer.sh)")
 	}
-	if err := testcluster.Available(); err != nil {
-		t.Skip(err)
-	}
-	privateRoot(t)
-	bed, err := testcluster.New(testcluster.Namespaces)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := namespaceBed(t)
+	var err error
 	size := benchBytes()
 	nNodes := int(benchInt(envBenchNodes, 4))
 	reps := int(benchInt(envBenchReps, 3))

@@ -234,8 +234,19 @@ func (r *Raylet) fence(err error) {
 		r.mu.Unlock()
 		return
 	}
-	r.stopping = true
 	r.deadErr = err
+	n := r.haltLocked(err)
+	r.mu.Unlock()
+	r.log.Error("the control store declared this node dead; stopping all its workers", "node", r.nodeID, "workers", n, "err", err)
+	close(r.done)
+}
+
+// haltLocked marks the node stopping and fails its queued lease requests
+// with err; then, with r.mu released for the while, stops the memory
+// monitor and kills every worker and waits for them. It returns how many
+// workers it stopped.
+func (r *Raylet) haltLocked(err error) int {
+	r.stopping = true
 	mon := r.monitor
 	all := make([]*worker, 0, len(r.workers))
 	for _, w := range r.workers {
@@ -243,7 +254,7 @@ func (r *Raylet) fence(err error) {
 	}
 	r.failQueuedLocked(func(*pendingLease) bool { return true }, err)
 	r.mu.Unlock()
-	r.log.Error("the control store declared this node dead; stopping all its workers", "node", r.nodeID, "workers", len(all), "err", err)
+	defer r.mu.Lock()
 	if mon != nil {
 		mon.Stop()
 	}
@@ -253,7 +264,7 @@ func (r *Raylet) fence(err error) {
 	for _, w := range all {
 		<-w.exited
 	}
-	close(r.done)
+	return len(all)
 }
 
 // Stop kills all workers, unregisters the node, and stops serving.
@@ -264,23 +275,8 @@ func (r *Raylet) Stop() {
 		return
 	}
 	r.stopped = true
-	r.stopping = true
-	mon := r.monitor
-	all := make([]*worker, 0, len(r.workers))
-	for _, w := range r.workers {
-		all = append(all, w)
-	}
-	r.failQueuedLocked(func(*pendingLease) bool { return true }, errs.Systemf("raylet: node is stopping"))
+	r.haltLocked(errs.Systemf("raylet: node is stopping"))
 	r.mu.Unlock()
-	if mon != nil {
-		mon.Stop()
-	}
-	for _, w := range all {
-		w.kill()
-	}
-	for _, w := range all {
-		<-w.exited
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, _ = r.gcs.UnregisterNode(ctx, &pb.UnregisterNodeRequest{NodeId: r.nodeID.Bytes()})
 	cancel()
