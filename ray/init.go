@@ -147,12 +147,13 @@ func Init(ctx context.Context, opts ...InitOption) error {
 		token = os.Getenv(EnvToken)
 	}
 	var (
-		listenHost string // where this driver serves (default: its node's host)
-		head       *node.Head
-		sess       session.Dir
-		nodeAddr   string
-		nodeID     ids.ID
-		binaryHash string
+		listenHost    string // where this driver serves (default: its node's host)
+		nodeElsewhere bool   // the driver's node is on another host
+		head          *node.Head
+		sess          session.Dir
+		nodeAddr      string
+		nodeID        ids.ID
+		binaryHash    string
 	)
 	if addr == "" {
 		head, sess, token, err = startEmbedded(o)
@@ -183,7 +184,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 		if nodeAddr, nodeID, onHost, err = findLocalNode(ctx, gcs, addr); err != nil {
 			return err
 		}
-		if !onHost {
+		if nodeElsewhere = !onHost; nodeElsewhere {
 			// No node on this host: serve where this host reaches the
 			// cluster from, not on the other node's address.
 			if listenHost, err = outboundIP(addr); err != nil {
@@ -209,6 +210,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	cw, err := coreworker.Start(coreworker.Config{
 		Mode: coreworker.Driver, GCSAddress: addr, NodeAddress: nodeAddr, Token: token, JobID: jobID, NodeID: nodeID,
 		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost, FailIfInfeasible: o.failInfeasible,
+		NodeElsewhere: head == nil && nodeElsewhere,
 		PushTransport: os.Getenv(EnvPushTransport), PushSpin: spin,
 	}, registry)
 	if err != nil {
@@ -358,7 +360,8 @@ func outboundIP(addr string) (string, error) {
 
 // localNode picks the node a driver uses as its own: an alive node on
 // this host (same host id: machine and network namespace), else one with
-// this hostname, else any alive node; nil when none is alive.
+// this hostname, else any alive node, the lowest address among equals (so
+// that drivers on one host choose alike); nil when none is alive.
 func localNode(nodes []*pb.NodeInfo, hostID, hostname string) *pb.NodeInfo {
 	rank := func(n *pb.NodeInfo) int {
 		switch {
@@ -374,7 +377,7 @@ func localNode(nodes []*pb.NodeInfo, hostID, hostname string) *pb.NodeInfo {
 		if n.GetState() != pb.NodeState_NODE_STATE_ALIVE {
 			continue
 		}
-		if pick == nil || rank(n) > rank(pick) {
+		if pick == nil || rank(n) > rank(pick) || rank(n) == rank(pick) && n.GetAddress() < pick.GetAddress() {
 			pick = n
 		}
 	}

@@ -21,6 +21,7 @@ func TestLocalNode(t *testing.T) {
 		{"any alive node when none is here", []*pb.NodeInfo{node("a", "x", "other", dead), node("b", "y", "other", alive)}, "b"},
 		{"a dead node on this host is passed over", []*pb.NodeInfo{node("a", "m/net:[2]", "box", dead), node("b", "y", "other", alive)}, "b"},
 		{"no alive node", []*pb.NodeInfo{node("a", "m/net:[2]", "box", dead)}, ""},
+		{"the lowest address among equals", []*pb.NodeInfo{node("c", "x", "box", alive), node("b", "y", "box", alive), node("d", "z", "box", alive)}, "b"},
 	} {
 		got := localNode(tc.nodes, "m/net:[2]", "box")
 		if addr := got.GetAddress(); addr != tc.want {

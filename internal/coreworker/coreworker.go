@@ -115,6 +115,10 @@ type Config struct {
 	// satisfy fail at once; by default they wait for a node that fits,
 	// with a warning.
 	FailIfInfeasible bool
+	// NodeElsewhere: NodeAddress is a node on another host (a driver on a
+	// machine without a node). When it cannot be reached, leases are asked
+	// of another alive node (otherNode) from then on.
+	NodeElsewhere bool
 	// Warn receives warnings for the user (a request no node can satisfy
 	// now); nil prints them to stderr.
 	Warn func(string)
@@ -236,7 +240,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cl := &clients{cw: cw}
 	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address,
 		LeaseIdleTimeout: cfg.LeaseIdleTimeout, MaxPendingLeases: cfg.MaxPendingLeases, MaxPipeline: cfg.MaxPipeline,
-		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn, Locality: cw.argNode}, cl, cw.tasks)
+		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn, Locality: cw.argNode, Fallback: cw.fallbackFor(cfg)}, cl, cw.tasks)
 	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, Warn: cfg.Warn}, cl, cw.tasks)
 	cw.resolver = newResolver(cw)
 	cw.bg = newBackground(cw)

@@ -141,8 +141,7 @@ func TestPlacementGroupAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The driver runs on the head's host, so its node is the head's, which
-	// stays. (A driver on a host without a node uses some node, and does
-	// not move to another when that one dies: not built yet.)
+	// stays (TestNodelessDriverOutlivesItsNode is the other case).
 	cmd := hosts["head"].Command(exe)
 	cmd.Env = append(cmd.Env, envRole+"="+roleGroupDriver, tok, ray.EnvAddress+"="+gcs)
 	cmd.Stderr = os.Stderr

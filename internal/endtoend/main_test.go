@@ -75,6 +75,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runLabelDriver())
 	case roleGroupDriver:
 		os.Exit(runGroupDriver())
+	case roleFailoverDriver:
+		os.Exit(runFailoverDriver())
 	}
 	os.Exit(m.Run())
 }

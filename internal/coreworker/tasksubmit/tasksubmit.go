@@ -97,6 +97,11 @@ type Config struct {
 	// Warn reports conditions the user should hear about (a request no
 	// node can satisfy); nil discards them.
 	Warn func(msg string)
+	// Fallback, when set, names another node daemon to ask first from now
+	// on, when the one asked first (Raylet, or the last fallback) cannot
+	// be reached: a driver on a host without a node uses a node elsewhere,
+	// and moves to another when that one dies. "" keeps the same one.
+	Fallback func(dead string) string
 	// Locality names the node daemon to ask for a lease for t, the first
 	// task of its class waiting: the node holding most of t's argument
 	// bytes (argument locality, Ray's locality-aware lease policy); "" for
@@ -137,6 +142,7 @@ type Submitter struct {
 	kick chan struct{} // wakes idleLoop when work arrives
 
 	mu      sync.Mutex
+	base    string            // guarded by mu; the node daemon asked first (Config.Raylet, or its fallback)
 	classes map[string]*class // guarded by mu
 	closed  bool              // guarded by mu
 	active  bool              // guarded by mu; idleLoop is ticking
@@ -186,7 +192,7 @@ func leaseOf(t *taskmgr.Task) *lease { l, _ := t.Sub.At.(*lease); return l }
 // stops it.
 func New(cfg Config, clients Clients, results Results) *Submitter {
 	cfg.defaults()
-	s := &Submitter{cfg: cfg, clients: clients, results: results, stop: stopper.New(), classes: map[string]*class{},
+	s := &Submitter{cfg: cfg, clients: clients, results: results, stop: stopper.New(), classes: map[string]*class{}, base: cfg.Raylet,
 		kick: make(chan struct{}, 1)}
 	_ = s.stop.Go("tasksubmit.idle", s.idleLoop)
 	return s
@@ -406,7 +412,14 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 			s.leaseDone(c, err)
 			return
 		}
-		addr, req = s.cfg.Raylet, base
+		if s.cfg.Fallback != nil && addr == s.baseRaylet() {
+			if next := s.cfg.Fallback(addr); next != "" {
+				s.mu.Lock()
+				s.base = next
+				s.mu.Unlock()
+			}
+		}
+		addr, req = s.baseRaylet(), base
 		if !stopper.Sleep(ctx, backoff) {
 			s.leaseDone(c, nil)
 			return
@@ -420,22 +433,27 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 // else the local one. A request spilled from there, or failing, follows
 // the usual path.
 func (s *Submitter) leaseTarget(c *class) string {
-	if s.cfg.Locality == nil {
-		return s.cfg.Raylet
-	}
 	s.mu.Lock()
+	base := s.base
 	var first *taskmgr.Task
 	if len(c.queue) > 0 {
 		first = c.queue[0]
 	}
 	s.mu.Unlock()
-	if first == nil {
-		return s.cfg.Raylet
+	if s.cfg.Locality == nil || first == nil {
+		return base
 	}
 	if addr := s.cfg.Locality(first); addr != "" {
 		return addr
 	}
-	return s.cfg.Raylet
+	return base
+}
+
+// baseRaylet is the node daemon asked first.
+func (s *Submitter) baseRaylet() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.base
 }
 
 func (s *Submitter) warnInfeasible(c *class, err error) {

@@ -1074,3 +1074,35 @@ func TestLeaseGoesWhereTheArgumentsAre(t *testing.T) {
 		}
 	})
 }
+
+// TestFallbackWhenTheFirstNodeIsGone: the node daemon asked first cannot
+// be reached (a nodeless driver's node died): the fallback names another,
+// which is asked from then on.
+func TestFallbackWhenTheFirstNodeIsGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dead []string
+		var mu sync.Mutex
+		w := newWorld(t, 2, Config{Raylet: "gone-1", Fallback: func(d string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			dead = append(dead, d)
+			return "raylet-1"
+		}})
+		first := task("f", taskmgr.Policy{})
+		w.submit(t, first)
+		w.waitDone(t, first)
+		second := task("f", taskmgr.Policy{})
+		w.submit(t, second)
+		w.waitDone(t, second)
+		for _, x := range []*taskmgr.Task{first, second} {
+			if r := w.r.get(x); len(r.replies) != 1 || len(r.failures) != 0 {
+				t.Fatalf("task: replies %v, failures %v", r.replies, r.failures)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(dead) != 1 || dead[0] != "gone-1" {
+			t.Errorf("fallback asked about %v, want once about gone-1", dead)
+		}
+	})
+}
