@@ -125,12 +125,14 @@ var NodeOfBytes = ray.Func1(func(ctx context.Context, b []byte) (string, error) 
 // the local node.)
 func TestArgumentLocality(t *testing.T) {
 	ctx, zone := labelledNodesOf(t, 4)
-	for _, z := range []string{"x", "y"} {
+	// A class's lease is asked for once and then reused, wherever it is:
+	// each round uses a class of its own (CPUs 0.5, then 0.25).
+	for i, z := range []string{"x", "y"} {
 		big := BigOn.Options(ray.NodeAffinity(zone[z], false)).Remote(ctx, 4<<20)
 		if _, err := big.Get(ctx); err != nil { // made, and its location known
 			t.Fatal(err)
 		}
-		got, err := NodeOfBytes.RemoteArgs(ctx, big).Get(ctx)
+		got, err := NodeOfBytes.Options(ray.NumCPUs(0.5/float64(i+1))).RemoteArgs(ctx, big).Get(ctx)
 		if err != nil || got != zone[z] {
 			t.Errorf("task with a 4 MiB argument on node %s ran on %s (%v)", z, got, err)
 		}
