@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -81,50 +80,18 @@ func TestNodelessDriverOutlivesItsNode(t *testing.T) {
 	n1, n1cmd := startRoleCmd(t, hosts["n1"], roleMHNode, tok, ray.EnvAddress+"="+gcs)
 	startRole(t, hosts["n2"], roleMHNode, tok, ray.EnvAddress+"="+gcs)
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := hosts["driver"].Command(exe)
-	cmd.Env = append(cmd.Env, envRole+"="+roleFailoverDriver, tok, ray.EnvAddress+"="+gcs)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	out := bufio.NewReader(stdout)
-	line := func() []string {
-		t.Helper()
-		l, err := out.ReadString('\n')
-		if err != nil {
-			t.Fatalf("driver: %q, %v", l, err)
-		}
-		return strings.Fields(l)
-	}
+	d := startDriverRole(t, hosts["driver"], roleFailoverDriver, tok, ray.EnvAddress+"="+gcs)
 	// The driver asks n1 for its leases (it may place the task elsewhere).
-	if f := line(); len(f) != 2 || f[0] != "ran" {
+	if f := d.Next("ran"); len(f) != 1 {
 		t.Fatalf("the driver's first task: %v", f)
 	}
 	if err := n1cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	fmt.Fprintln(stdin, "killed")
+	d.Send("killed")
 	for range 3 {
-		f := line()
-		if len(f) != 2 || f[0] != "after" || f[1] == n1 {
+		if f := d.Next("after"); len(f) != 1 || f[0] == n1 {
 			t.Fatalf("after n1 was killed: %v", f)
 		}
 	}

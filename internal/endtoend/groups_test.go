@@ -136,62 +136,10 @@ func TestPlacementGroupAcrossHosts(t *testing.T) {
 		nodes = append(nodes, addr)
 	}
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The driver runs on the head's host, so its node is the head's, which
 	// stays (TestNodelessDriverOutlivesItsNode is the other case).
-	cmd := hosts["head"].Command(exe)
-	cmd.Env = append(cmd.Env, envRole+"="+roleGroupDriver, tok, ray.EnvAddress+"="+gcs)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		r := bufio.NewReader(stdout)
-		for {
-			line, err := r.ReadString('\n')
-			if line != "" {
-				lines <- strings.TrimSpace(line)
-			}
-			if err != nil {
-				close(lines)
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	next := func(prefix string) []string {
-		t.Helper()
-		for {
-			select {
-			case line, ok := <-lines:
-				if !ok {
-					t.Fatalf("driver ended before %q", prefix)
-				}
-				if f := strings.Fields(line); len(f) > 0 && f[0] == prefix {
-					return f[1:]
-				}
-				t.Fatalf("driver: %s (waiting for %q)", line, prefix)
-			case <-time.After(90 * time.Second):
-				t.Fatalf("no %q from the driver", prefix)
-			}
-		}
-	}
+	d := startDriverRole(t, hosts["head"], roleGroupDriver, tok, ray.EnvAddress+"="+gcs)
+	next := d.Next
 	first := next("bundles")
 	if got := slices.Sorted(slices.Values(first)); len(got) != groupBundles || len(slices.Compact(slices.Clone(got))) != groupBundles {
 		t.Fatalf("STRICT_SPREAD bundles on %v, want one on each of four nodes", first)
@@ -205,11 +153,11 @@ func TestPlacementGroupAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	fmt.Fprintln(stdin, "killed")
+	d.Send("killed")
 	waiting := next("waiting")
 	t.Logf("the group %s %.2fs after its node was killed: %s", waiting[0], time.Since(killed).Seconds(), strings.Join(waiting[1:], " "))
 	added := startRole(t, hosts["n4"], roleMHNode, tok, ray.EnvAddress+"="+gcs)
-	fmt.Fprintln(stdin, "added")
+	d.Send("added")
 	second := next("bundles")
 	if slices.Contains(second, victim) || !slices.Contains(second, added) || len(slices.Compact(slices.Sorted(slices.Values(second)))) != groupBundles {
 		t.Fatalf("after the node died and another joined: bundles on %v (killed %s, added %s)", second, victim, added)

@@ -46,16 +46,28 @@ var (
 	}, ray.RegisterName("e2e.ReadOn"))
 )
 
+// roleNodeConfig is the node daemon configuration of a role process: a
+// fresh session (removed by done) and a store of storeBytes, listening on
+// its host's address (RAYGO_E2E_IP).
+func roleNodeConfig(storeBytes int64) (rc raylet.Config, done func(), err error) {
+	sess, err := session.New()
+	if err != nil {
+		return rc, nil, err
+	}
+	rc = raylet.DefaultConfig()
+	rc.SessionDir, rc.ObjectStoreBytes = string(sess), storeBytes
+	rc.ListenAddress = net.JoinHostPort(os.Getenv(envIP), "0")
+	return rc, func() { _ = sess.Remove() }, nil
+}
+
 func runMultiHost(role string) int {
 	ip := os.Getenv(envIP)
-	sess, err := session.New()
+	rc, done, err := roleNodeConfig(64 << 20)
 	if err != nil {
 		fmt.Println("session:", err)
 		return 1
 	}
-	defer sess.Remove()
-	rc := raylet.DefaultConfig()
-	rc.SessionDir, rc.ObjectStoreBytes = string(sess), 64<<20
+	defer done()
 	listen, advertise := ip, ""
 	if os.Getenv(envWildcard) == "1" {
 		listen, advertise = "0.0.0.0", ip
@@ -298,4 +310,79 @@ func namespaceBed(t *testing.T) *testcluster.Bed {
 		}
 	})
 	return bed
+}
+
+// driverProc is the test binary running a driver role on a host, talked
+// to a line at a time: Send writes a line to its stdin, Next reads its
+// next stdout line. It is killed when the test ends.
+type driverProc struct {
+	t     *testing.T
+	stdin io.WriteCloser
+	lines chan string // closed when its stdout ends
+}
+
+// startDriverRole starts the test binary in role on host h with env.
+func startDriverRole(t *testing.T, h *testcluster.Host, role string, env ...string) *driverProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(exe)
+	cmd.Env = append(cmd.Env, append([]string{envRole + "=" + role}, env...)...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &driverProc{t: t, stdin: stdin, lines: make(chan string, 16)}
+	go func() {
+		r := bufio.NewReader(stdout)
+		for {
+			line, err := r.ReadString('\n')
+			if line != "" {
+				d.lines <- strings.TrimSpace(line)
+			}
+			if err != nil {
+				close(d.lines)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return d
+}
+
+// Send writes line to the driver's stdin.
+func (d *driverProc) Send(line string) { fmt.Fprintln(d.stdin, line) }
+
+// Next returns the fields after prefix of the driver's next line, failing
+// the test if that line has another prefix, the driver ends, or no line
+// comes within 90 s.
+func (d *driverProc) Next(prefix string) []string {
+	d.t.Helper()
+	select {
+	case line, ok := <-d.lines:
+		if !ok {
+			d.t.Fatalf("driver ended before %q", prefix)
+		}
+		if f := strings.Fields(line); len(f) > 0 && f[0] == prefix {
+			return f[1:]
+		}
+		d.t.Fatalf("driver: %s (waiting for %q)", line, prefix)
+	case <-time.After(90 * time.Second):
+		d.t.Fatalf("no %q from the driver", prefix)
+	}
+	return nil
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
-	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/internal/testcluster"
 	"github.com/raygo/raygo/ray"
 )
@@ -51,15 +50,12 @@ const (
 
 func runNodeHealth(role string) int {
 	ip := os.Getenv(envIP)
-	sess, err := session.New()
+	rc, done, err := roleNodeConfig(32 << 20)
 	if err != nil {
 		fmt.Println("session:", err)
 		return 1
 	}
-	defer sess.Remove()
-	rc := raylet.DefaultConfig()
-	rc.SessionDir, rc.ObjectStoreBytes = string(sess), 32<<20
-	rc.ListenAddress = net.JoinHostPort(ip, "0")
+	defer done()
 	if v := os.Getenv(envHeartbeat); v != "" {
 		if rc.HeartbeatPeriod, err = time.ParseDuration(v); err != nil {
 			fmt.Println("heartbeat:", err)

@@ -23,7 +23,6 @@ import (
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
-	"github.com/raygo/raygo/internal/session"
 	"github.com/raygo/raygo/internal/testcluster"
 	"github.com/raygo/raygo/ray"
 )
@@ -99,16 +98,13 @@ var SumOf = ray.Func3(func(ctx context.Context, refs []ray.ObjectRef[[]byte], di
 
 func runOMNode(role string) int {
 	ip := os.Getenv(envIP)
-	sess, err := session.New()
+	rc, done, err := roleNodeConfig(3 * omObjectBytes())
 	if err != nil {
 		fmt.Println("session:", err)
 		return 1
 	}
-	defer sess.Remove()
-	rc := raylet.DefaultConfig()
-	rc.SessionDir, rc.ObjectStoreBytes = string(sess), 3*omObjectBytes()
+	defer done()
 	rc.PrefaultObjectStore = os.Getenv(envPrefault) != ""
-	rc.ListenAddress = net.JoinHostPort(ip, "0")
 	rc.Resources = resources.Set{resources.CPU: 1, os.Getenv(envOMName): 1}
 	if role == roleOMHead {
 		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, "0"), Raylet: rc, Token: os.Getenv(ray.EnvToken)})

@@ -2,7 +2,6 @@ package gcs
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -473,7 +472,7 @@ func (s *Server) placeGroup(id ids.ID) {
 			}
 		}
 		if e.info.State != GroupRemoved {
-			e.info.PendingReason = "reserving its bundles failed, retrying: " + err.Error()
+			e.info.PendingReason = "reserving its bundles failed, retrying: " + strings.TrimPrefix(err.Error(), "raygo: ")
 			s.bumpGroupLocked(e)
 		}
 		return
@@ -572,10 +571,7 @@ func (s *Server) reserve(id ids.ID, perNode map[string][]*pb.BundleSpec, addrs m
 			}
 			s.queueCancel(addrs[nid], &pb.CancelBundlesRequest{GroupId: id.Bytes(), Indexes: idx})
 		}
-		if errors.Is(firstErr, errs.ErrPlacementGroupRemoved) {
-			return firstErr
-		}
-		return errors.New(strings.TrimPrefix(firstErr.Error(), "raygo: "))
+		return firstErr
 	}
 	return nil
 }

@@ -29,22 +29,23 @@ func (s *peerStore) KVGet(ctx context.Context, _ *pb.KVGetRequest) (*pb.KVGetRep
 	return &pb.KVGetReply{}, nil
 }
 
-// TestLocalClientsUseUnixSocket checks that a client on this machine
-// reaches a server through its unix socket, and that the token is still
-// required there.
-func TestLocalClientsUseUnixSocket(t *testing.T) {
+// servePeerStore serves a peerStore on lis (token "tok") until the test
+// ends.
+func servePeerStore(t *testing.T, lis *Listener) *peerStore {
+	t.Helper()
 	srv := NewServer("tok")
 	store := &peerStore{}
 	pb.RegisterControlStoreServer(srv, store)
-	lis, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var wg sync.WaitGroup
 	lis.Serve(srv, &wg)
-	defer func() { srv.Stop(); wg.Wait() }()
+	t.Cleanup(func() { srv.Stop(); wg.Wait() })
+	return store
+}
 
-	conn, err := Dial(lis.Addr(), "tok")
+// kvGet makes one call to the server at addr with token "tok".
+func kvGet(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := Dial(addr, "tok")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +53,18 @@ func TestLocalClientsUseUnixSocket(t *testing.T) {
 	if _, err := pb.NewControlStoreClient(conn).KVGet(context.Background(), &pb.KVGetRequest{Key: "k"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLocalClientsUseUnixSocket checks that a client on this machine
+// reaches a server through its unix socket, and that the token is still
+// required there.
+func TestLocalClientsUseUnixSocket(t *testing.T) {
+	lis, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := servePeerStore(t, lis)
+	kvGet(t, lis.Addr())
 	if len(store.networks) != 1 || store.networks[0] != "unix" {
 		t.Fatalf("local call arrived over %v, want unix", store.networks)
 	}
@@ -154,27 +167,15 @@ func TestListenOnEveryInterface(t *testing.T) {
 			t.Errorf("ListenOn advertising %q succeeded", bad)
 		}
 	}
-	srv := NewServer("tok")
-	store := &peerStore{}
-	pb.RegisterControlStoreServer(srv, store)
 	lis, err := ListenOn("0.0.0.0:0", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	lis.Serve(srv, &wg)
-	defer func() { srv.Stop(); wg.Wait() }()
+	store := servePeerStore(t, lis)
 	if host, port, _ := net.SplitHostPort(lis.Addr()); host != "127.0.0.1" || port == "0" {
 		t.Fatalf("Addr() = %s, want 127.0.0.1 and the port listened on", lis.Addr())
 	}
-	conn, err := Dial(lis.Addr(), "tok")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := pb.NewControlStoreClient(conn).KVGet(context.Background(), &pb.KVGetRequest{Key: "k"}); err != nil {
-		t.Fatal(err)
-	}
+	kvGet(t, lis.Addr())
 	if len(store.networks) != 1 || store.networks[0] != "unix" {
 		t.Errorf("local call arrived over %v, want the unix socket named after the advertised address", store.networks)
 	}
