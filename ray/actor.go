@@ -237,6 +237,11 @@ func (c actorClass[T]) create(ctx context.Context, as *args) ActorHandle[T] {
 	if err != nil {
 		return ActorHandle[T]{err: err}
 	}
+	if g := collect(c.opts, ActorOption.applyActor).group; g != nil {
+		if err := g.ordered(ctx); err != nil {
+			return ActorHandle[T]{err: err}
+		}
+	}
 	if capture := coreworker.CaptureFrom(ctx); capture != nil && opts.Placement == (tasksubmit.Placement{}) {
 		// Created by a task that captures child tasks: in its group.
 		g, _ := ids.FromBytes(capture.GetPlacementGroupId())

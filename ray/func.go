@@ -19,12 +19,14 @@ type call struct {
 	topts coreworker.TaskOptions
 	err   error
 	free  bool // no placement option given: a capturing parent's group applies
+	group *PlacementGroupHandle
 }
 
 func newCall(name string, opts []TaskOption) call {
 	c := call{name: name, opts: opts}
 	c.topts, c.err = taskOptions(name, opts)
 	c.free = c.topts.Placement == (tasksubmit.Placement{})
+	c.group = collect(opts, TaskOption.applyTask).group
 	c.topts.Key = coreworker.SchedulingKey(c.topts)
 	return c
 }
@@ -72,6 +74,13 @@ func (c call) submit(ctx context.Context, args []coreworker.Arg, n int) ([]*core
 	}
 	if c.err != nil {
 		return nil, c.err
+	}
+	if c.group != nil {
+		// The group's create and removal, if this process sent them,
+		// come first.
+		if err := c.group.ordered(ctx); err != nil {
+			return nil, err
+		}
 	}
 	topts := c.topts
 	topts.NumReturns = n

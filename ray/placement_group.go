@@ -2,10 +2,13 @@ package ray
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/raygo/raygo/internal/coreworker"
+	"github.com/raygo/raygo/internal/coreworker/groupops"
 	"github.com/raygo/raygo/internal/coreworker/tasksubmit"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -76,6 +79,10 @@ type PlacementGroupHandle struct {
 	id      ids.ID
 	bundles []Bundle
 	name    string
+	// create is this process's create op (nil for a group found by
+	// name); removal its remove op, once Removed.
+	create  *groupops.Op
+	removal atomic.Pointer[groupops.Op]
 }
 
 // ID is the group's id (hex).
@@ -103,12 +110,17 @@ type PlacementGroupInfo struct {
 
 // PlacementGroup reserves bundles of resources across the cluster's nodes
 // as strategy says, atomically: every bundle or none (Ray's
-// ray.util.placement_group). It returns once the control store has
-// recorded it; placing follows at once, and Ready or Wait tell when it is
-// created. A group that cannot
-// be placed yet waits (PlacementGroups shows why). Options: Name (unique
+// ray.util.placement_group). An unnamed group is sent to the control
+// store on the process's ordered stream of group ops and PlacementGroup
+// returns at once; a named one returns once the control store has
+// recorded it (so that a taken name fails here). Placing follows at once,
+// and Ready or Wait tell when it is created. A group that cannot be
+// placed yet waits (PlacementGroups shows why). Options: Name (unique
 // among the live groups of its Namespace), Lifetime(Detached) to outlive
 // the job (by default a group is removed when its job ends).
+//
+// What this process does with the group afterwards (tasks and actors in
+// it, Wait, Info, RemovePlacementGroup) follows the create in order.
 //
 // Limits: 1–4096 bundles, each holding at least one resource, named so
 // that its bundle resources ("CPU_group_0_<id>") are at most 64
@@ -148,10 +160,30 @@ func PlacementGroup(ctx context.Context, bundles []Bundle, strategy PlacementStr
 	if err := wirecheck.PlacementGroup(info); err != nil {
 		return nil, fmt.Errorf("%w: PlacementGroup: %v", ErrInvalidRequest, err)
 	}
-	if _, err := cw.GCS().CreatePlacementGroup(ctx, &pb.CreatePlacementGroupRequest{Group: info}); err != nil {
-		return nil, err
+	op := cw.Groups().Create(info)
+	if o.name != "" {
+		if err := op.Err(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return &PlacementGroupHandle{id: id, bundles: kept, name: o.name}, nil
+	return &PlacementGroupHandle{id: id, bundles: kept, name: o.name, create: op}, nil
+}
+
+// ordered waits until the control store has applied what this process
+// asked of the group: its create (an error if that failed) and its
+// removal.
+func (g *PlacementGroupHandle) ordered(ctx context.Context) error {
+	if g.create != nil {
+		if err := g.create.Err(ctx); err != nil {
+			return fmt.Errorf("placement group %s was not created: %w", g.id.Short(), err)
+		}
+	}
+	if r := g.removal.Load(); r != nil {
+		if err := r.Err(ctx); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ready waits until the group is created (every bundle reserved). It
@@ -177,7 +209,13 @@ func (g *PlacementGroupHandle) Wait(ctx context.Context, timeout time.Duration) 
 	if err != nil {
 		return false, err
 	}
+	if err := g.ordered(ctx); err != nil {
+		return false, err
+	}
 	deadline := time.Now().Add(timeout)
+	if ok, err, known := g.waitWatched(ctx, cw, deadline); known {
+		return ok, err
+	}
 	for {
 		left := min(time.Until(deadline), maxGroupWait)
 		reply, err := cw.GCS().WaitPlacementGroup(ctx, &pb.WaitPlacementGroupRequest{GroupId: g.id.Bytes(), TimeoutMs: max(left.Milliseconds(), 0)})
@@ -196,17 +234,65 @@ func (g *PlacementGroupHandle) Wait(ctx context.Context, timeout time.Duration) 
 	}
 }
 
+// waitWatched waits on the states the control store reports on the
+// process's group stream, for a group created through it; known is false
+// when the stream does not follow the group (the caller asks the control
+// store).
+func (g *PlacementGroupHandle) waitWatched(ctx context.Context, cw *coreworker.CoreWorker, deadline time.Time) (ok bool, err error, known bool) {
+	var timer *time.Timer
+	for {
+		state, changed, followed := cw.Groups().Watch(g.id)
+		if !followed {
+			return false, nil, false
+		}
+		if state == pb.PlacementGroupState_PLACEMENT_GROUP_STATE_CREATED {
+			return true, nil, true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil, true
+		}
+		if timer == nil {
+			timer = time.NewTimer(left)
+			defer timer.Stop()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return false, nil, true
+		case <-ctx.Done():
+			return false, ctx.Err(), true
+		}
+	}
+}
+
 // RemovePlacementGroup removes a group: its actors die, the workers
 // running its tasks are stopped (the tasks fail with a
 // PlacementGroupRemovedError, after their retries), work waiting for it
 // fails, and its resources are free again.
+//
+// As Ray's remove_placement_group, it is asynchronous: it queues the
+// removal on the process's ordered stream of group ops and returns. What
+// this process does next sees the removal (Wait, Info, PlacementGroups
+// and tasks into the group wait for it to be applied); other processes
+// see it a round trip later. The error is for a group this process
+// failed to create, or a process shutting down.
 func RemovePlacementGroup(ctx context.Context, g *PlacementGroupHandle) error {
 	cw, err := current()
 	if err != nil {
 		return err
 	}
-	_, err = cw.GCS().RemovePlacementGroup(ctx, &pb.RemovePlacementGroupRequest{GroupId: g.id.Bytes()})
-	return err
+	if g.create != nil {
+		if err, done := g.create.Result(); done && err != nil {
+			return fmt.Errorf("placement group %s was not created: %w", g.id.Short(), err)
+		}
+	}
+	op := cw.Groups().Remove(g.id)
+	g.removal.Store(op)
+	if err, done := op.Result(); done && err != nil {
+		return err
+	}
+	return nil
 }
 
 // GetPlacementGroup finds a live placement group by name, in the job's
@@ -223,6 +309,9 @@ func GetPlacementGroup(ctx context.Context, name string, opts ...GetActorOption)
 	ns := o.namespace
 	if ns == "" {
 		ns = cw.Namespace()
+	}
+	if err := cw.Groups().Flush(ctx); err != nil {
+		return nil, err
 	}
 	reply, err := cw.GCS().GetPlacementGroup(ctx, &pb.GetPlacementGroupRequest{Name: name, Namespace: ns})
 	if err != nil {
@@ -247,6 +336,9 @@ func PlacementGroups(ctx context.Context) ([]PlacementGroupInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cw.Groups().Flush(ctx); err != nil {
+		return nil, err
+	}
 	reply, err := cw.GCS().ListPlacementGroups(ctx, &pb.ListPlacementGroupsRequest{})
 	if err != nil {
 		return nil, err
@@ -262,6 +354,9 @@ func PlacementGroups(ctx context.Context) ([]PlacementGroupInfo, error) {
 func (g *PlacementGroupHandle) Info(ctx context.Context) (PlacementGroupInfo, error) {
 	cw, err := current()
 	if err != nil {
+		return PlacementGroupInfo{}, err
+	}
+	if err := g.ordered(ctx); err != nil {
 		return PlacementGroupInfo{}, err
 	}
 	reply, err := cw.GCS().GetPlacementGroup(ctx, &pb.GetPlacementGroupRequest{GroupId: g.id.Bytes()})

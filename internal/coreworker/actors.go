@@ -93,6 +93,9 @@ func (a *actorArgs) take(id ids.ID) []*refcount.Entry {
 // and runs its constructor. The handle is usable at once: calls wait for
 // the actor to be alive.
 func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg, opts ActorOptions) (*ActorRef, error) {
+	if err := cw.awaitRemovals(ctx); err != nil {
+		return nil, err
+	}
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = 1
 	}
@@ -218,6 +221,9 @@ func (cw *CoreWorker) actorOutOfScope(id ids.ID) {
 // "Class.method". opts.MaxRetries is the call's MaxTaskRetries, or
 // UseActorRetries for the actor's.
 func (cw *CoreWorker) SubmitActorTask(ctx context.Context, a *ActorRef, fn string, args []Arg, opts TaskOptions) ([]*Ref, error) {
+	if err := cw.awaitRemovals(ctx); err != nil {
+		return nil, err
+	}
 	if opts.NumReturns < 0 || opts.NumReturns > ids.MaxReturns {
 		return nil, errs.Invalidf("raygo: %s: %d returns: want 0 to %d", fn, opts.NumReturns, ids.MaxReturns)
 	}

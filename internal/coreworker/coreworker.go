@@ -27,12 +27,14 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/raygo/raygo/internal/coreworker/actorsubmit"
 	"github.com/raygo/raygo/internal/coreworker/executor"
+	"github.com/raygo/raygo/internal/coreworker/groupops"
 	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/coreworker/objdir"
 	"github.com/raygo/raygo/internal/coreworker/refcount"
@@ -191,6 +193,11 @@ type CoreWorker struct {
 	// actorArgs keeps the arguments of actors this process created.
 	actorArgs actorArgs
 
+	groupsMu     sync.Mutex
+	groups       *groupops.Pipe // placement-group ops; started on first use
+	groupsClosed bool
+	groupsLive   atomic.Pointer[groupops.Pipe] // groups, read without groupsMu
+
 	// dropLocalFn is refs.RemoveLocal as a func value made once: a method
 	// value passed to runtime.AddCleanup per handle would be allocated
 	// per handle.
@@ -340,6 +347,7 @@ func (cw *CoreWorker) close() error {
 		}
 	}
 	cw.resolver.close()
+	cw.closeGroups()
 	cw.bg.flush()
 	// Calls in flight (an Exit request's reply, say) get a moment to
 	// finish; long-lived streams (owners' pushes, borrowers' watches) are

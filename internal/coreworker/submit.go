@@ -162,6 +162,9 @@ func (cw *CoreWorker) storeLargeArgs(ctx context.Context, args []Arg, fn string)
 // becomes the new task's parent: cancelling it cancels this one too. A
 // ctx already done fails the submission.
 func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opts TaskOptions) ([]*Ref, error) {
+	if err := cw.awaitRemovals(ctx); err != nil {
+		return nil, err
+	}
 	if opts.NumReturns <= 0 {
 		opts.NumReturns = 1
 	}

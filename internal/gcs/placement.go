@@ -62,11 +62,12 @@ const (
 // Server.mu.
 type groupTable struct {
 	byID    map[ids.ID]*groupEntry
-	names   map[string]ids.ID // live groups: namespace + "\x00" + name
-	removed []ids.ID          // removed groups kept for listing, oldest first
-	seq     uint64            // groups created so far (creation order)
-	kick    chan struct{}     // buffered(1): try waiting groups now
-	cancels chan cancelJob    // bundles to give back, in order (cancelLoop)
+	live    map[ids.ID]*groupEntry // the groups not removed (scans skip the removed ones kept for listing)
+	names   map[string]ids.ID      // live groups: namespace + "\x00" + name
+	removed []ids.ID               // removed groups kept for listing, oldest first
+	seq     uint64                 // groups created so far (creation order)
+	kick    chan struct{}          // buffered(1): try waiting groups now
+	cancels chan cancelJob         // bundles to give back, in order (cancelLoop)
 }
 
 type groupEntry struct {
@@ -74,6 +75,8 @@ type groupEntry struct {
 	changed chan struct{} // closed and replaced on every change
 	placing bool          // an attempt is reserving bundles now
 	seq     uint64        // creation order
+	watcher *groupWatcher // the ops stream that created it, told of its changes of state
+	pushed  pb.PlacementGroupState
 }
 
 // cancelJob asks node addr to give back bundles of a group.
@@ -84,6 +87,7 @@ type cancelJob struct {
 
 func (t *groupTable) init() {
 	t.byID = map[ids.ID]*groupEntry{}
+	t.live = map[ids.ID]*groupEntry{}
 	t.names = map[string]ids.ID{}
 	t.kick = make(chan struct{}, 1)
 	t.cancels = make(chan cancelJob, 1<<14)
@@ -99,6 +103,10 @@ func (s *Server) kickGroups() {
 func (s *Server) bumpGroupLocked(e *groupEntry) {
 	close(e.changed)
 	e.changed = make(chan struct{})
+	if e.watcher != nil && e.pushed != e.info.State {
+		e.pushed = e.info.State
+		e.watcher.push(e.info.GetGroupId(), e.info.State)
+	}
 }
 
 func cloneGroup(g *pb.PlacementGroupInfo) *pb.PlacementGroupInfo {
@@ -112,32 +120,52 @@ func (s *Server) CreatePlacementGroup(_ context.Context, req *pb.CreatePlacement
 	if err := wirecheck.PlacementGroup(req.GetGroup()); err != nil {
 		return nil, err
 	}
-	g := cloneGroup(req.GetGroup())
-	id := ids.MustFromBytes(g.GetGroupId())
+	s.mu.Lock()
+	e, err := s.createGroupLocked(req.GetGroup(), nil)
+	var reply *pb.CreatePlacementGroupReply
+	if err == nil {
+		reply = &pb.CreatePlacementGroupReply{Group: cloneGroup(e.info)}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.kickGroups()
+	return reply, nil
+}
+
+// createGroupLocked records group g (checked by the caller), PENDING. A
+// group created on an ops stream (w) is created again idempotently (the
+// stream resends what it did not see answered) and w hears of its
+// changes of state.
+func (s *Server) createGroupLocked(req *pb.PlacementGroupInfo, w *groupWatcher) (*groupEntry, error) {
+	id := ids.MustFromBytes(req.GetGroupId())
+	if e, dup := s.groups.byID[id]; dup {
+		if w != nil {
+			e.watcher, e.pushed = w, e.info.State
+			w.push(e.info.GetGroupId(), e.info.State)
+			return e, nil
+		}
+		return nil, errs.AlreadyExistsf("gcs: placement group %s exists", id)
+	}
+	g := cloneGroup(req)
 	g.State, g.PendingReason, g.Infeasible = GroupPending, "not placed yet", false
 	g.CreatedUnixMs = time.Now().UnixMilli()
 	for _, b := range g.Bundles {
 		b.NodeId, b.NodeAddress = nil, ""
 	}
-	s.mu.Lock()
-	if _, dup := s.groups.byID[id]; dup {
-		s.mu.Unlock()
-		return nil, errs.AlreadyExistsf("gcs: placement group %s exists", id)
-	}
 	if g.GetName() != "" {
 		key := nameKey(g.GetNamespace(), g.GetName())
 		if _, taken := s.groups.names[key]; taken {
-			s.mu.Unlock()
 			return nil, errs.AlreadyExistsf("gcs: a placement group named %q exists in namespace %q", g.GetName(), g.GetNamespace())
 		}
 		s.groups.names[key] = id
 	}
 	s.groups.seq++
-	s.groups.byID[id] = &groupEntry{info: g, changed: make(chan struct{}), seq: s.groups.seq}
-	reply := &pb.CreatePlacementGroupReply{Group: cloneGroup(g)}
-	s.mu.Unlock()
-	s.kickGroups()
-	return reply, nil
+	e := &groupEntry{info: g, changed: make(chan struct{}), seq: s.groups.seq, watcher: w, pushed: GroupPending}
+	s.groups.byID[id] = e
+	s.groups.live[id] = e
+	return e, nil
 }
 
 // GetPlacementGroup finds a group by id, or a live one by name.
@@ -218,19 +246,26 @@ func (s *Server) WaitPlacementGroup(ctx context.Context, req *pb.WaitPlacementGr
 // given back and waiting requests for it fail (on every node, in the
 // background). Removing a removed group does nothing.
 func (s *Server) RemovePlacementGroup(_ context.Context, req *pb.RemovePlacementGroupRequest) (*pb.RemovePlacementGroupReply, error) {
-	id := ids.MustFromBytes(req.GetGroupId())
+	if err := s.removeGroup(ids.MustFromBytes(req.GetGroupId())); err != nil {
+		return nil, err
+	}
+	return &pb.RemovePlacementGroupReply{}, nil
+}
+
+// removeGroup removes group id and kills its actors.
+func (s *Server) removeGroup(id ids.ID) error {
 	s.mu.Lock()
 	e := s.groups.byID[id]
 	if e == nil {
 		s.mu.Unlock()
-		return nil, errs.NotFoundf("gcs: no placement group %s", id)
+		return errs.NotFoundf("gcs: no placement group %s", id)
 	}
 	actors := s.removeGroupLocked(id, e)
 	s.mu.Unlock()
 	for _, aid := range actors {
 		s.killActor(aid, "its placement group "+id.Short()+" was removed", errs.ActorGroupRemoved)
 	}
-	return &pb.RemovePlacementGroupReply{}, nil
+	return nil
 }
 
 // removeGroupLocked marks e removed, queues the notice to every node and
@@ -243,6 +278,7 @@ func (s *Server) removeGroupLocked(id ids.ID, e *groupEntry) []ids.ID {
 		delete(s.groups.names, nameKey(e.info.GetNamespace(), e.info.GetName()))
 	}
 	e.info.State, e.info.PendingReason = GroupRemoved, ""
+	delete(s.groups.live, id)
 	s.bumpGroupLocked(e)
 	if !e.placing { // else the attempt in flight gives back what it took
 		s.releaseGroupLocked(id, e)
@@ -331,15 +367,52 @@ func (s *Server) queueCancel(addr string, req *pb.CancelBundlesRequest) {
 	}
 }
 
+// cancelLoop sends the queued cancels in order. Removals queued together
+// go to each node in one call (more_removed); any other cancel first
+// sends the removals queued before it.
 func (s *Server) cancelLoop() {
 	defer s.wg.Done()
 	for {
+		var job cancelJob
 		select {
 		case <-s.ctx.Done():
 			return
-		case job := <-s.groups.cancels:
-			s.sendCancel(job)
+		case job = <-s.groups.cancels:
 		}
+		var order []string
+		batch := map[string]*pb.CancelBundlesRequest{}
+		flush := func() {
+			for _, addr := range order {
+				s.sendCancel(cancelJob{addr, batch[addr]})
+			}
+			order, batch = order[:0], map[string]*pb.CancelBundlesRequest{}
+		}
+		for n := 0; ; n++ {
+			if req := job.req; req.GetRemoved() && len(req.GetIndexes()) == 0 && len(req.GetMoreRemoved()) == 0 {
+				if b := batch[job.addr]; b != nil && len(b.MoreRemoved) < wirecheck.MaxGroupOps {
+					b.MoreRemoved = append(b.MoreRemoved, req.GetGroupId())
+				} else {
+					if b != nil {
+						flush()
+					}
+					batch[job.addr] = req
+					order = append(order, job.addr)
+				}
+			} else {
+				flush()
+				s.sendCancel(job)
+			}
+			if n == 4*wirecheck.MaxGroupOps {
+				break
+			}
+			select {
+			case job = <-s.groups.cancels:
+				continue
+			default:
+			}
+			break
+		}
+		flush()
 	}
 }
 
@@ -400,7 +473,7 @@ func (s *Server) waitingGroups() []ids.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var waiting []*groupEntry
-	for _, e := range s.groups.byID {
+	for _, e := range s.groups.live {
 		if st := e.info.State; (st == GroupPending || st == GroupRescheduling) && !e.placing {
 			waiting = append(waiting, e)
 		}
@@ -580,7 +653,7 @@ func (s *Server) reserve(id ids.ID, perNode map[string][]*pb.BundleSpec, addrs m
 // RESCHEDULING: those bundles are placed again.
 func (s *Server) groupsOnDeadNodeLocked(id ids.ID) {
 	moved := false
-	for _, e := range s.groups.byID {
+	for _, e := range s.groups.live {
 		if e.info.State != GroupCreated && e.info.State != GroupRescheduling && e.info.State != GroupPending {
 			continue
 		}
@@ -606,8 +679,8 @@ func (s *Server) groupsOnDeadNodeLocked(id ids.ID) {
 // returns their actors, for the caller to kill.
 func (s *Server) groupsOfJobLocked(job ids.ID) []ids.ID {
 	var actors []ids.ID
-	for id, e := range s.groups.byID {
-		if j, _ := ids.FromBytes(e.info.GetJobId()); e.info.State != GroupRemoved && !e.info.Detached && j == job {
+	for id, e := range s.groups.live {
+		if j, _ := ids.FromBytes(e.info.GetJobId()); !e.info.Detached && j == job {
 			actors = append(actors, s.removeGroupLocked(id, e)...)
 		}
 	}

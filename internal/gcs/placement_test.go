@@ -2,6 +2,7 @@ package gcs_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ type bundleNode struct {
 	held     map[int32]bool // committed
 	cancels  int
 	removed  bool
+	gone     map[string]bool // groups told removed (group_id and more_removed)
 }
 
 func (n *bundleNode) PrepareBundles(_ context.Context, req *pb.PrepareBundlesRequest) (*pb.PrepareBundlesReply, error) {
@@ -56,6 +58,12 @@ func (n *bundleNode) CancelBundles(_ context.Context, req *pb.CancelBundlesReque
 	defer n.mu.Unlock()
 	n.cancels++
 	n.removed = n.removed || req.GetRemoved()
+	if req.GetRemoved() {
+		n.gone[string(req.GetGroupId())] = true
+	}
+	for _, g := range req.GetMoreRemoved() {
+		n.gone[string(g)] = true
+	}
 	if len(req.GetIndexes()) == 0 {
 		clear(n.prepared)
 		clear(n.held)
@@ -77,7 +85,7 @@ func startBundleNodes(t *testing.T, c pb.ControlStoreClient, count int) []*bundl
 	t.Helper()
 	var nodes []*bundleNode
 	for range count {
-		n := &bundleNode{prepared: map[int32]bool{}, held: map[int32]bool{}}
+		n := &bundleNode{prepared: map[int32]bool{}, held: map[int32]bool{}, gone: map[string]bool{}}
 		srv := rpc.NewServer(token)
 		pb.RegisterNodeDaemonServer(srv, n)
 		addr := serve(t, srv)
@@ -211,4 +219,145 @@ func TestGroupWaitsAndEndsWithItsJob(t *testing.T) {
 			t.Errorf("after the job ended: %v, %v; want %v", got.GetGroup().GetState(), err, want)
 		}
 	}
+}
+
+// opsStream is a test's end of a PlacementGroupOps stream: it sends ops
+// and gathers what comes back.
+type opsStream struct {
+	t       *testing.T
+	s       pb.ControlStore_PlacementGroupOpsClient
+	seq     uint64
+	results map[uint64]*pb.GroupOpResult
+	states  map[string]pb.PlacementGroupState
+}
+
+func openOps(t *testing.T, c pb.ControlStoreClient) *opsStream {
+	t.Helper()
+	s, err := c.PlacementGroupOps(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &opsStream{t: t, s: s, results: map[uint64]*pb.GroupOpResult{}, states: map[string]pb.PlacementGroupState{}}
+}
+
+// send sends ops (creates and removes) in one message; it returns their seqs.
+func (o *opsStream) send(ops ...*pb.GroupOp) []uint64 {
+	o.t.Helper()
+	var seqs []uint64
+	for _, op := range ops {
+		o.seq++
+		op.Seq = o.seq
+		seqs = append(seqs, o.seq)
+	}
+	if err := o.s.Send(&pb.GroupOpsRequest{Ops: ops}); err != nil {
+		o.t.Fatal(err)
+	}
+	return seqs
+}
+
+// until reads events until cond holds.
+func (o *opsStream) until(what string, cond func() bool) {
+	o.t.Helper()
+	for !cond() {
+		ev, err := o.s.Recv()
+		if err != nil {
+			o.t.Fatalf("waiting for %s: %v", what, err)
+		}
+		for _, r := range ev.GetResults() {
+			o.results[r.GetSeq()] = r
+		}
+		for _, c := range ev.GetChanges() {
+			o.states[string(c.GetGroupId())] = c.GetState()
+		}
+	}
+}
+
+func (o *opsStream) answered(seqs ...uint64) bool {
+	for _, s := range seqs {
+		if o.results[s] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *opsStream) err(seq uint64) error { return errs.FromInfo(o.results[seq].GetError()) }
+
+// TestGroupOpsStream: ops on one stream are applied in order and answered
+// each (a taken name and an unknown group are errors of their own op);
+// the stream hears its groups' changes of state; a create sent again on a
+// new stream is not an error and the new stream hears the state at once;
+// removals reach the node, many in a call.
+func TestGroupOpsStream(t *testing.T) {
+	c := startGCS(t, gcs.DefaultConfig())
+	nodes := startBundleNodes(t, c, 1)
+	o := openOps(t, c)
+	a, named, clash := group(pb.PlacementStrategy_PLACEMENT_STRATEGY_PACK, 1), group(pb.PlacementStrategy_PLACEMENT_STRATEGY_PACK, 1), group(pb.PlacementStrategy_PLACEMENT_STRATEGY_PACK, 1)
+	named.Name, clash.Name = "x", "x"
+	for _, g := range []*pb.PlacementGroupInfo{a, named, clash} {
+		g.Bundles[0].Resources.Amounts["CPU"] = 0.01
+	}
+	seqs := o.send(&pb.GroupOp{Create: a}, &pb.GroupOp{Create: named}, &pb.GroupOp{Create: clash}, &pb.GroupOp{Remove: ids.New().Bytes()})
+	o.until("answers", func() bool { return o.answered(seqs...) })
+	if o.err(seqs[0]) != nil || o.err(seqs[1]) != nil {
+		t.Fatalf("creates: %v, %v", o.err(seqs[0]), o.err(seqs[1]))
+	}
+	if err := o.err(seqs[2]); !errors.Is(err, errs.ErrAlreadyExists) {
+		t.Errorf("a taken name: %v, want ErrAlreadyExists", err)
+	}
+	if err := o.err(seqs[3]); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("removing an unknown group: %v, want ErrNotFound", err)
+	}
+	o.until("both groups created", func() bool {
+		return o.states[string(a.GroupId)] == gcs.GroupCreated && o.states[string(named.GroupId)] == gcs.GroupCreated
+	})
+
+	o2 := openOps(t, c)
+	again := o2.send(&pb.GroupOp{Create: a})
+	o2.until("the create sent again", func() bool { return o2.answered(again...) && o2.states[string(a.GroupId)] == gcs.GroupCreated })
+	if err := o2.err(again[0]); err != nil {
+		t.Fatalf("a create sent again on a new stream: %v", err)
+	}
+
+	var many []*pb.GroupOp
+	var ids_ [][]byte
+	for range 40 {
+		g := group(pb.PlacementStrategy_PLACEMENT_STRATEGY_PACK, 1)
+		g.Bundles[0].Resources.Amounts["CPU"] = 0.01
+		many = append(many, &pb.GroupOp{Create: g})
+		ids_ = append(ids_, g.GroupId)
+	}
+	o2.send(many...)
+	o2.until("40 groups created", func() bool {
+		for _, id := range ids_ {
+			if o2.states[string(id)] != gcs.GroupCreated {
+				return false
+			}
+		}
+		return true
+	})
+	var removes []*pb.GroupOp
+	for _, id := range append(ids_, a.GroupId, named.GroupId) {
+		removes = append(removes, &pb.GroupOp{Remove: id})
+	}
+	rs := o2.send(removes...)
+	o2.until("removals answered and seen", func() bool { return o2.answered(rs...) && o2.states[string(ids_[39])] == gcs.GroupRemoved })
+	for _, s := range rs {
+		if err := o2.err(s); err != nil {
+			t.Fatalf("remove: %v", err)
+		}
+	}
+	eventually(t, "every removal told to the node", func() bool {
+		nodes[0].mu.Lock()
+		defer nodes[0].mu.Unlock()
+		for _, id := range append(ids_, a.GroupId, named.GroupId) {
+			if !nodes[0].gone[string(id)] {
+				return false
+			}
+		}
+		return true
+	})
+	nodes[0].mu.Lock()
+	t.Logf("42 removals told in %d cancel calls", nodes[0].cancels)
+	nodes[0].mu.Unlock()
 }

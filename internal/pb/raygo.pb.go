@@ -4688,6 +4688,270 @@ func (x *WaitPlacementGroupReply) GetGroup() *PlacementGroupInfo {
 	return nil
 }
 
+// GroupOp is one op on a PlacementGroupOps stream: create a group, or
+// remove one (by id). seq numbers a stream's ops from 1, in order.
+type GroupOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Create        *PlacementGroupInfo    `protobuf:"bytes,2,opt,name=create,proto3" json:"create,omitempty"`
+	Remove        []byte                 `protobuf:"bytes,3,opt,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOp) Reset() {
+	*x = GroupOp{}
+	mi := &file_raygo_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOp) ProtoMessage() {}
+
+func (x *GroupOp) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOp.ProtoReflect.Descriptor instead.
+func (*GroupOp) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *GroupOp) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupOp) GetCreate() *PlacementGroupInfo {
+	if x != nil {
+		return x.Create
+	}
+	return nil
+}
+
+func (x *GroupOp) GetRemove() []byte {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+type GroupOpsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*GroupOp             `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOpsRequest) Reset() {
+	*x = GroupOpsRequest{}
+	mi := &file_raygo_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOpsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOpsRequest) ProtoMessage() {}
+
+func (x *GroupOpsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOpsRequest.ProtoReflect.Descriptor instead.
+func (*GroupOpsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *GroupOpsRequest) GetOps() []*GroupOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// GroupOpResult answers op seq: done, or its error.
+type GroupOpResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Error         *ErrorInfo             `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOpResult) Reset() {
+	*x = GroupOpResult{}
+	mi := &file_raygo_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOpResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOpResult) ProtoMessage() {}
+
+func (x *GroupOpResult) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOpResult.ProtoReflect.Descriptor instead.
+func (*GroupOpResult) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *GroupOpResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GroupOpResult) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// GroupStateChange: a group created on the stream is now in state.
+type GroupStateChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	State         PlacementGroupState    `protobuf:"varint,2,opt,name=state,proto3,enum=raygo.v1.PlacementGroupState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupStateChange) Reset() {
+	*x = GroupStateChange{}
+	mi := &file_raygo_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupStateChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupStateChange) ProtoMessage() {}
+
+func (x *GroupStateChange) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupStateChange.ProtoReflect.Descriptor instead.
+func (*GroupStateChange) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *GroupStateChange) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *GroupStateChange) GetState() PlacementGroupState {
+	if x != nil {
+		return x.State
+	}
+	return PlacementGroupState_PLACEMENT_GROUP_STATE_UNSPECIFIED
+}
+
+type GroupOpsEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*GroupOpResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Changes       []*GroupStateChange    `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupOpsEvent) Reset() {
+	*x = GroupOpsEvent{}
+	mi := &file_raygo_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupOpsEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupOpsEvent) ProtoMessage() {}
+
+func (x *GroupOpsEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupOpsEvent.ProtoReflect.Descriptor instead.
+func (*GroupOpsEvent) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GroupOpsEvent) GetResults() []*GroupOpResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *GroupOpsEvent) GetChanges() []*GroupStateChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 // Two-phase reservation of a group's bundles on one node: prepare
 // allocates their resources (all or none), commit makes them the bundles'
 // resources, cancel gives them back (and stops what runs in them).
@@ -4701,7 +4965,7 @@ type BundleSpec struct {
 
 func (x *BundleSpec) Reset() {
 	*x = BundleSpec{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4977,7 @@ func (x *BundleSpec) String() string {
 func (*BundleSpec) ProtoMessage() {}
 
 func (x *BundleSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +4990,7 @@ func (x *BundleSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleSpec.ProtoReflect.Descriptor instead.
 func (*BundleSpec) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BundleSpec) GetIndex() int32 {
@@ -4755,7 +5019,7 @@ type PrepareBundlesRequest struct {
 
 func (x *PrepareBundlesRequest) Reset() {
 	*x = PrepareBundlesRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4767,7 +5031,7 @@ func (x *PrepareBundlesRequest) String() string {
 func (*PrepareBundlesRequest) ProtoMessage() {}
 
 func (x *PrepareBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4780,7 +5044,7 @@ func (x *PrepareBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBundlesRequest.ProtoReflect.Descriptor instead.
 func (*PrepareBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PrepareBundlesRequest) GetGroupId() []byte {
@@ -4812,7 +5076,7 @@ type PrepareBundlesReply struct {
 
 func (x *PrepareBundlesReply) Reset() {
 	*x = PrepareBundlesReply{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4824,7 +5088,7 @@ func (x *PrepareBundlesReply) String() string {
 func (*PrepareBundlesReply) ProtoMessage() {}
 
 func (x *PrepareBundlesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4837,7 +5101,7 @@ func (x *PrepareBundlesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBundlesReply.ProtoReflect.Descriptor instead.
 func (*PrepareBundlesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 type CommitBundlesRequest struct {
@@ -4850,7 +5114,7 @@ type CommitBundlesRequest struct {
 
 func (x *CommitBundlesRequest) Reset() {
 	*x = CommitBundlesRequest{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4862,7 +5126,7 @@ func (x *CommitBundlesRequest) String() string {
 func (*CommitBundlesRequest) ProtoMessage() {}
 
 func (x *CommitBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4875,7 +5139,7 @@ func (x *CommitBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitBundlesRequest.ProtoReflect.Descriptor instead.
 func (*CommitBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *CommitBundlesRequest) GetGroupId() []byte {
@@ -4900,7 +5164,7 @@ type CommitBundlesReply struct {
 
 func (x *CommitBundlesReply) Reset() {
 	*x = CommitBundlesReply{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4912,7 +5176,7 @@ func (x *CommitBundlesReply) String() string {
 func (*CommitBundlesReply) ProtoMessage() {}
 
 func (x *CommitBundlesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4925,24 +5189,27 @@ func (x *CommitBundlesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitBundlesReply.ProtoReflect.Descriptor instead.
 func (*CommitBundlesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 // CancelBundlesRequest: indexes empty means every bundle of the group
 // here; removed: the group is gone, so requests for it fail here from now
 // on (sent to every node).
 type CancelBundlesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Indexes       []int32                `protobuf:"varint,2,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
-	Removed       bool                   `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GroupId []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Indexes []int32                `protobuf:"varint,2,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
+	Removed bool                   `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	// more_removed: other groups removed (as removed with no indexes), sent
+	// together when removals come faster than one call each.
+	MoreRemoved   [][]byte `protobuf:"bytes,4,rep,name=more_removed,json=moreRemoved,proto3" json:"more_removed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CancelBundlesRequest) Reset() {
 	*x = CancelBundlesRequest{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4954,7 +5221,7 @@ func (x *CancelBundlesRequest) String() string {
 func (*CancelBundlesRequest) ProtoMessage() {}
 
 func (x *CancelBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4967,7 +5234,7 @@ func (x *CancelBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundlesRequest.ProtoReflect.Descriptor instead.
 func (*CancelBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CancelBundlesRequest) GetGroupId() []byte {
@@ -4991,6 +5258,13 @@ func (x *CancelBundlesRequest) GetRemoved() bool {
 	return false
 }
 
+func (x *CancelBundlesRequest) GetMoreRemoved() [][]byte {
+	if x != nil {
+		return x.MoreRemoved
+	}
+	return nil
+}
+
 type CancelBundlesReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4999,7 +5273,7 @@ type CancelBundlesReply struct {
 
 func (x *CancelBundlesReply) Reset() {
 	*x = CancelBundlesReply{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5011,7 +5285,7 @@ func (x *CancelBundlesReply) String() string {
 func (*CancelBundlesReply) ProtoMessage() {}
 
 func (x *CancelBundlesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5024,7 +5298,7 @@ func (x *CancelBundlesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundlesReply.ProtoReflect.Descriptor instead.
 func (*CancelBundlesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 // LeaseRequest asks a node daemon for a worker.
@@ -5082,7 +5356,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5094,7 +5368,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5107,7 +5381,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *LeaseRequest) GetJobId() []byte {
@@ -5226,7 +5500,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5238,7 +5512,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5251,7 +5525,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *LeaseReply) GetLeaseId() []byte {
@@ -5344,7 +5618,7 @@ type CancelLeaseRequest struct {
 
 func (x *CancelLeaseRequest) Reset() {
 	*x = CancelLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5356,7 +5630,7 @@ func (x *CancelLeaseRequest) String() string {
 func (*CancelLeaseRequest) ProtoMessage() {}
 
 func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5369,7 +5643,7 @@ func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseRequest.ProtoReflect.Descriptor instead.
 func (*CancelLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CancelLeaseRequest) GetRequestId() []byte {
@@ -5388,7 +5662,7 @@ type CancelLeaseReply struct {
 
 func (x *CancelLeaseReply) Reset() {
 	*x = CancelLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5400,7 +5674,7 @@ func (x *CancelLeaseReply) String() string {
 func (*CancelLeaseReply) ProtoMessage() {}
 
 func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5413,7 +5687,7 @@ func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseReply.ProtoReflect.Descriptor instead.
 func (*CancelLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *CancelLeaseReply) GetFound() bool {
@@ -5434,7 +5708,7 @@ type ReturnLeaseRequest struct {
 
 func (x *ReturnLeaseRequest) Reset() {
 	*x = ReturnLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5446,7 +5720,7 @@ func (x *ReturnLeaseRequest) String() string {
 func (*ReturnLeaseRequest) ProtoMessage() {}
 
 func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5459,7 +5733,7 @@ func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ReturnLeaseRequest) GetLeaseId() []byte {
@@ -5491,7 +5765,7 @@ type ReturnLeaseReply struct {
 
 func (x *ReturnLeaseReply) Reset() {
 	*x = ReturnLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5503,7 +5777,7 @@ func (x *ReturnLeaseReply) String() string {
 func (*ReturnLeaseReply) ProtoMessage() {}
 
 func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5516,7 +5790,7 @@ func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseReply.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 type RegisterWorkerRequest struct {
@@ -5530,7 +5804,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5542,7 +5816,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5555,7 +5829,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() []byte {
@@ -5588,7 +5862,7 @@ type RegisterWorkerReply struct {
 
 func (x *RegisterWorkerReply) Reset() {
 	*x = RegisterWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5600,7 +5874,7 @@ func (x *RegisterWorkerReply) String() string {
 func (*RegisterWorkerReply) ProtoMessage() {}
 
 func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5613,7 +5887,7 @@ func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerReply.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RegisterWorkerReply) GetNodeId() []byte {
@@ -5633,7 +5907,7 @@ type BlockedRequest struct {
 
 func (x *BlockedRequest) Reset() {
 	*x = BlockedRequest{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5645,7 +5919,7 @@ func (x *BlockedRequest) String() string {
 func (*BlockedRequest) ProtoMessage() {}
 
 func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5658,7 +5932,7 @@ func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedRequest.ProtoReflect.Descriptor instead.
 func (*BlockedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *BlockedRequest) GetWorkerId() []byte {
@@ -5683,7 +5957,7 @@ type BlockedReply struct {
 
 func (x *BlockedReply) Reset() {
 	*x = BlockedReply{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5695,7 +5969,7 @@ func (x *BlockedReply) String() string {
 func (*BlockedReply) ProtoMessage() {}
 
 func (x *BlockedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5708,7 +5982,7 @@ func (x *BlockedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedReply.ProtoReflect.Descriptor instead.
 func (*BlockedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 type PutObjectRequest struct {
@@ -5723,7 +5997,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5735,7 +6009,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5748,7 +6022,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *PutObjectRequest) GetObjectId() []byte {
@@ -5787,7 +6061,7 @@ type PutObjectReply struct {
 
 func (x *PutObjectReply) Reset() {
 	*x = PutObjectReply{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5799,7 +6073,7 @@ func (x *PutObjectReply) String() string {
 func (*PutObjectReply) ProtoMessage() {}
 
 func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5812,7 +6086,7 @@ func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectReply.ProtoReflect.Descriptor instead.
 func (*PutObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 type GetObjectRequest struct {
@@ -5824,7 +6098,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5836,7 +6110,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5849,7 +6123,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *GetObjectRequest) GetObjectId() []byte {
@@ -5869,7 +6143,7 @@ type GetObjectReply struct {
 
 func (x *GetObjectReply) Reset() {
 	*x = GetObjectReply{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5881,7 +6155,7 @@ func (x *GetObjectReply) String() string {
 func (*GetObjectReply) ProtoMessage() {}
 
 func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5894,7 +6168,7 @@ func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectReply.ProtoReflect.Descriptor instead.
 func (*GetObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *GetObjectReply) GetData() []byte {
@@ -5923,7 +6197,7 @@ type ObjectChunk struct {
 
 func (x *ObjectChunk) Reset() {
 	*x = ObjectChunk{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5935,7 +6209,7 @@ func (x *ObjectChunk) String() string {
 func (*ObjectChunk) ProtoMessage() {}
 
 func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5948,7 +6222,7 @@ func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectChunk.ProtoReflect.Descriptor instead.
 func (*ObjectChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ObjectChunk) GetData() []byte {
@@ -5974,7 +6248,7 @@ type FreeObjectsRequest struct {
 
 func (x *FreeObjectsRequest) Reset() {
 	*x = FreeObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5986,7 +6260,7 @@ func (x *FreeObjectsRequest) String() string {
 func (*FreeObjectsRequest) ProtoMessage() {}
 
 func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5999,7 +6273,7 @@ func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FreeObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *FreeObjectsRequest) GetObjectIds() [][]byte {
@@ -6017,7 +6291,7 @@ type FreeObjectsReply struct {
 
 func (x *FreeObjectsReply) Reset() {
 	*x = FreeObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6029,7 +6303,7 @@ func (x *FreeObjectsReply) String() string {
 func (*FreeObjectsReply) ProtoMessage() {}
 
 func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6042,7 +6316,7 @@ func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsReply.ProtoReflect.Descriptor instead.
 func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 // FreeOwnedRequest tells a node daemon that owners are gone. It frees every
@@ -6062,7 +6336,7 @@ type FreeOwnedRequest struct {
 
 func (x *FreeOwnedRequest) Reset() {
 	*x = FreeOwnedRequest{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6074,7 +6348,7 @@ func (x *FreeOwnedRequest) String() string {
 func (*FreeOwnedRequest) ProtoMessage() {}
 
 func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6087,7 +6361,7 @@ func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedRequest.ProtoReflect.Descriptor instead.
 func (*FreeOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *FreeOwnedRequest) GetFinishedJobIds() [][]byte {
@@ -6119,7 +6393,7 @@ type FreeOwnedReply struct {
 
 func (x *FreeOwnedReply) Reset() {
 	*x = FreeOwnedReply{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6131,7 +6405,7 @@ func (x *FreeOwnedReply) String() string {
 func (*FreeOwnedReply) ProtoMessage() {}
 
 func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6144,7 +6418,7 @@ func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedReply.ProtoReflect.Descriptor instead.
 func (*FreeOwnedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{93}
 }
 
 type KillWorkerRequest struct {
@@ -6157,7 +6431,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6169,7 +6443,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6182,7 +6456,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -6207,7 +6481,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6219,7 +6493,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6232,7 +6506,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{90}
+	return file_raygo_proto_rawDescGZIP(), []int{95}
 }
 
 type NodeStatsRequest struct {
@@ -6244,7 +6518,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6256,7 +6530,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6269,7 +6543,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{91}
+	return file_raygo_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -6293,7 +6567,7 @@ type NodeStatsReply struct {
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6305,7 +6579,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6318,7 +6592,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{92}
+	return file_raygo_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -6377,7 +6651,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6389,7 +6663,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6402,7 +6676,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{93}
+	return file_raygo_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -6452,7 +6726,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6464,7 +6738,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6477,7 +6751,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{94}
+	return file_raygo_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -6496,7 +6770,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[95]
+	mi := &file_raygo_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6508,7 +6782,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[95]
+	mi := &file_raygo_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6521,7 +6795,7 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{95}
+	return file_raygo_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
@@ -6547,7 +6821,7 @@ type PullObjectRequest struct {
 
 func (x *PullObjectRequest) Reset() {
 	*x = PullObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[96]
+	mi := &file_raygo_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6559,7 +6833,7 @@ func (x *PullObjectRequest) String() string {
 func (*PullObjectRequest) ProtoMessage() {}
 
 func (x *PullObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[96]
+	mi := &file_raygo_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6572,7 +6846,7 @@ func (x *PullObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullObjectRequest.ProtoReflect.Descriptor instead.
 func (*PullObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{96}
+	return file_raygo_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *PullObjectRequest) GetObjectId() []byte {
@@ -6618,7 +6892,7 @@ type PullObjectReply struct {
 
 func (x *PullObjectReply) Reset() {
 	*x = PullObjectReply{}
-	mi := &file_raygo_proto_msgTypes[97]
+	mi := &file_raygo_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6630,7 +6904,7 @@ func (x *PullObjectReply) String() string {
 func (*PullObjectReply) ProtoMessage() {}
 
 func (x *PullObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[97]
+	mi := &file_raygo_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6643,7 +6917,7 @@ func (x *PullObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullObjectReply.ProtoReflect.Descriptor instead.
 func (*PullObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{97}
+	return file_raygo_proto_rawDescGZIP(), []int{102}
 }
 
 type TransferAddressRequest struct {
@@ -6654,7 +6928,7 @@ type TransferAddressRequest struct {
 
 func (x *TransferAddressRequest) Reset() {
 	*x = TransferAddressRequest{}
-	mi := &file_raygo_proto_msgTypes[98]
+	mi := &file_raygo_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6666,7 +6940,7 @@ func (x *TransferAddressRequest) String() string {
 func (*TransferAddressRequest) ProtoMessage() {}
 
 func (x *TransferAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[98]
+	mi := &file_raygo_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6679,7 +6953,7 @@ func (x *TransferAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferAddressRequest.ProtoReflect.Descriptor instead.
 func (*TransferAddressRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{98}
+	return file_raygo_proto_rawDescGZIP(), []int{103}
 }
 
 type TransferAddressReply struct {
@@ -6691,7 +6965,7 @@ type TransferAddressReply struct {
 
 func (x *TransferAddressReply) Reset() {
 	*x = TransferAddressReply{}
-	mi := &file_raygo_proto_msgTypes[99]
+	mi := &file_raygo_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6703,7 +6977,7 @@ func (x *TransferAddressReply) String() string {
 func (*TransferAddressReply) ProtoMessage() {}
 
 func (x *TransferAddressReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[99]
+	mi := &file_raygo_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6716,7 +6990,7 @@ func (x *TransferAddressReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferAddressReply.ProtoReflect.Descriptor instead.
 func (*TransferAddressReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{99}
+	return file_raygo_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *TransferAddressReply) GetAddress() string {
@@ -6746,7 +7020,7 @@ type PullStats struct {
 
 func (x *PullStats) Reset() {
 	*x = PullStats{}
-	mi := &file_raygo_proto_msgTypes[100]
+	mi := &file_raygo_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6758,7 +7032,7 @@ func (x *PullStats) String() string {
 func (*PullStats) ProtoMessage() {}
 
 func (x *PullStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[100]
+	mi := &file_raygo_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6771,7 +7045,7 @@ func (x *PullStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullStats.ProtoReflect.Descriptor instead.
 func (*PullStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{100}
+	return file_raygo_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *PullStats) GetRequests() int64 {
@@ -6861,7 +7135,7 @@ type ObjectLocationsRequest struct {
 
 func (x *ObjectLocationsRequest) Reset() {
 	*x = ObjectLocationsRequest{}
-	mi := &file_raygo_proto_msgTypes[101]
+	mi := &file_raygo_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6873,7 +7147,7 @@ func (x *ObjectLocationsRequest) String() string {
 func (*ObjectLocationsRequest) ProtoMessage() {}
 
 func (x *ObjectLocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[101]
+	mi := &file_raygo_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6886,7 +7160,7 @@ func (x *ObjectLocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectLocationsRequest.ProtoReflect.Descriptor instead.
 func (*ObjectLocationsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{101}
+	return file_raygo_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *ObjectLocationsRequest) GetObjectIds() [][]byte {
@@ -6911,7 +7185,7 @@ type ObjectLocations struct {
 
 func (x *ObjectLocations) Reset() {
 	*x = ObjectLocations{}
-	mi := &file_raygo_proto_msgTypes[102]
+	mi := &file_raygo_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6923,7 +7197,7 @@ func (x *ObjectLocations) String() string {
 func (*ObjectLocations) ProtoMessage() {}
 
 func (x *ObjectLocations) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[102]
+	mi := &file_raygo_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6936,7 +7210,7 @@ func (x *ObjectLocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectLocations.ProtoReflect.Descriptor instead.
 func (*ObjectLocations) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{102}
+	return file_raygo_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *ObjectLocations) GetObjectId() []byte {
@@ -6976,7 +7250,7 @@ type ObjectLocationsReply struct {
 
 func (x *ObjectLocationsReply) Reset() {
 	*x = ObjectLocationsReply{}
-	mi := &file_raygo_proto_msgTypes[103]
+	mi := &file_raygo_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6988,7 +7262,7 @@ func (x *ObjectLocationsReply) String() string {
 func (*ObjectLocationsReply) ProtoMessage() {}
 
 func (x *ObjectLocationsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[103]
+	mi := &file_raygo_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7001,7 +7275,7 @@ func (x *ObjectLocationsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectLocationsReply.ProtoReflect.Descriptor instead.
 func (*ObjectLocationsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{103}
+	return file_raygo_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ObjectLocationsReply) GetObjects() []*ObjectLocations {
@@ -7026,7 +7300,7 @@ type UpdateObjectLocationRequest struct {
 
 func (x *UpdateObjectLocationRequest) Reset() {
 	*x = UpdateObjectLocationRequest{}
-	mi := &file_raygo_proto_msgTypes[104]
+	mi := &file_raygo_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7038,7 +7312,7 @@ func (x *UpdateObjectLocationRequest) String() string {
 func (*UpdateObjectLocationRequest) ProtoMessage() {}
 
 func (x *UpdateObjectLocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[104]
+	mi := &file_raygo_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7051,7 +7325,7 @@ func (x *UpdateObjectLocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateObjectLocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateObjectLocationRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{104}
+	return file_raygo_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *UpdateObjectLocationRequest) GetObjectId() []byte {
@@ -7096,7 +7370,7 @@ type UpdateObjectLocationReply struct {
 
 func (x *UpdateObjectLocationReply) Reset() {
 	*x = UpdateObjectLocationReply{}
-	mi := &file_raygo_proto_msgTypes[105]
+	mi := &file_raygo_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7108,7 +7382,7 @@ func (x *UpdateObjectLocationReply) String() string {
 func (*UpdateObjectLocationReply) ProtoMessage() {}
 
 func (x *UpdateObjectLocationReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[105]
+	mi := &file_raygo_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7121,7 +7395,7 @@ func (x *UpdateObjectLocationReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateObjectLocationReply.ProtoReflect.Descriptor instead.
 func (*UpdateObjectLocationReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{105}
+	return file_raygo_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *UpdateObjectLocationReply) GetUnknown() bool {
@@ -7154,7 +7428,7 @@ type FramedHello struct {
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[106]
+	mi := &file_raygo_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7166,7 +7440,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[106]
+	mi := &file_raygo_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7179,7 +7453,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{106}
+	return file_raygo_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -7226,7 +7500,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[107]
+	mi := &file_raygo_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7238,7 +7512,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[107]
+	mi := &file_raygo_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7251,7 +7525,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{107}
+	return file_raygo_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -7278,7 +7552,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[108]
+	mi := &file_raygo_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7290,7 +7564,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[108]
+	mi := &file_raygo_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7303,7 +7577,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{108}
+	return file_raygo_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -7414,7 +7688,7 @@ type StoreCreate struct {
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[109]
+	mi := &file_raygo_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7426,7 +7700,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[109]
+	mi := &file_raygo_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7439,7 +7713,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{109}
+	return file_raygo_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -7493,7 +7767,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[110]
+	mi := &file_raygo_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7505,7 +7779,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[110]
+	mi := &file_raygo_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7518,7 +7792,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{110}
+	return file_raygo_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -7544,7 +7818,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[111]
+	mi := &file_raygo_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7556,7 +7830,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[111]
+	mi := &file_raygo_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7569,7 +7843,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{111}
+	return file_raygo_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -7619,7 +7893,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[112]
+	mi := &file_raygo_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7631,7 +7905,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[112]
+	mi := &file_raygo_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7644,7 +7918,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{112}
+	return file_raygo_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -7704,7 +7978,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[113]
+	mi := &file_raygo_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7716,7 +7990,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[113]
+	mi := &file_raygo_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7729,7 +8003,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{113}
+	return file_raygo_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -7887,7 +8161,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[114]
+	mi := &file_raygo_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7899,7 +8173,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[114]
+	mi := &file_raygo_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7912,7 +8186,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{114}
+	return file_raygo_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -7985,7 +8259,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[115]
+	mi := &file_raygo_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7997,7 +8271,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[115]
+	mi := &file_raygo_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8010,7 +8284,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{115}
+	return file_raygo_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -8044,7 +8318,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[116]
+	mi := &file_raygo_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8056,7 +8330,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[116]
+	mi := &file_raygo_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8069,7 +8343,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{116}
+	return file_raygo_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -8099,7 +8373,7 @@ type WatchObjectsRequest struct {
 
 func (x *WatchObjectsRequest) Reset() {
 	*x = WatchObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[117]
+	mi := &file_raygo_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8111,7 +8385,7 @@ func (x *WatchObjectsRequest) String() string {
 func (*WatchObjectsRequest) ProtoMessage() {}
 
 func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[117]
+	mi := &file_raygo_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8124,7 +8398,7 @@ func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*WatchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{117}
+	return file_raygo_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *WatchObjectsRequest) GetObjectIds() [][]byte {
@@ -8144,7 +8418,7 @@ type ObjectValue struct {
 
 func (x *ObjectValue) Reset() {
 	*x = ObjectValue{}
-	mi := &file_raygo_proto_msgTypes[118]
+	mi := &file_raygo_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8156,7 +8430,7 @@ func (x *ObjectValue) String() string {
 func (*ObjectValue) ProtoMessage() {}
 
 func (x *ObjectValue) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[118]
+	mi := &file_raygo_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8169,7 +8443,7 @@ func (x *ObjectValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectValue.ProtoReflect.Descriptor instead.
 func (*ObjectValue) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{118}
+	return file_raygo_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *ObjectValue) GetObjectId() []byte {
@@ -8195,7 +8469,7 @@ type WatchObjectsReply struct {
 
 func (x *WatchObjectsReply) Reset() {
 	*x = WatchObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[119]
+	mi := &file_raygo_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8207,7 +8481,7 @@ func (x *WatchObjectsReply) String() string {
 func (*WatchObjectsReply) ProtoMessage() {}
 
 func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[119]
+	mi := &file_raygo_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8220,7 +8494,7 @@ func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsReply.ProtoReflect.Descriptor instead.
 func (*WatchObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{119}
+	return file_raygo_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *WatchObjectsReply) GetValues() []*ObjectValue {
@@ -8242,7 +8516,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[120]
+	mi := &file_raygo_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8254,7 +8528,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[120]
+	mi := &file_raygo_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8267,7 +8541,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{120}
+	return file_raygo_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -8306,7 +8580,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[121]
+	mi := &file_raygo_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8318,7 +8592,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[121]
+	mi := &file_raygo_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8331,7 +8605,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{121}
+	return file_raygo_proto_rawDescGZIP(), []int{126}
 }
 
 // CancelTaskRequest cancels a task on the worker running it: its
@@ -8351,7 +8625,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[122]
+	mi := &file_raygo_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8363,7 +8637,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[122]
+	mi := &file_raygo_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8376,7 +8650,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{122}
+	return file_raygo_proto_rawDescGZIP(), []int{127}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -8416,7 +8690,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[123]
+	mi := &file_raygo_proto_msgTypes[128]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8428,7 +8702,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[123]
+	mi := &file_raygo_proto_msgTypes[128]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8441,7 +8715,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{123}
+	return file_raygo_proto_rawDescGZIP(), []int{128}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -8460,7 +8734,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[124]
+	mi := &file_raygo_proto_msgTypes[129]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8472,7 +8746,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[124]
+	mi := &file_raygo_proto_msgTypes[129]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8485,7 +8759,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{124}
+	return file_raygo_proto_rawDescGZIP(), []int{129}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -8504,7 +8778,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[125]
+	mi := &file_raygo_proto_msgTypes[130]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8516,7 +8790,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[125]
+	mi := &file_raygo_proto_msgTypes[130]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8529,7 +8803,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{125}
+	return file_raygo_proto_rawDescGZIP(), []int{130}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -8552,7 +8826,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[126]
+	mi := &file_raygo_proto_msgTypes[131]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8564,7 +8838,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[126]
+	mi := &file_raygo_proto_msgTypes[131]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8577,7 +8851,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{126}
+	return file_raygo_proto_rawDescGZIP(), []int{131}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -8609,7 +8883,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[127]
+	mi := &file_raygo_proto_msgTypes[132]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8621,7 +8895,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[127]
+	mi := &file_raygo_proto_msgTypes[132]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8634,7 +8908,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{127}
+	return file_raygo_proto_rawDescGZIP(), []int{132}
 }
 
 var File_raygo_proto protoreflect.FileDescriptor
@@ -8956,7 +9230,22 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"M\n" +
 	"\x17WaitPlacementGroupReply\x122\n" +
-	"\x05group\x18\x01 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x05group\"U\n" +
+	"\x05group\x18\x01 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x05group\"i\n" +
+	"\aGroupOp\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x124\n" +
+	"\x06create\x18\x02 \x01(\v2\x1c.raygo.v1.PlacementGroupInfoR\x06create\x12\x16\n" +
+	"\x06remove\x18\x03 \x01(\fR\x06remove\"6\n" +
+	"\x0fGroupOpsRequest\x12#\n" +
+	"\x03ops\x18\x01 \x03(\v2\x11.raygo.v1.GroupOpR\x03ops\"L\n" +
+	"\rGroupOpResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12)\n" +
+	"\x05error\x18\x02 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"b\n" +
+	"\x10GroupStateChange\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x123\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1d.raygo.v1.PlacementGroupStateR\x05state\"x\n" +
+	"\rGroupOpsEvent\x121\n" +
+	"\aresults\x18\x01 \x03(\v2\x17.raygo.v1.GroupOpResultR\aresults\x124\n" +
+	"\achanges\x18\x02 \x03(\v2\x1a.raygo.v1.GroupStateChangeR\achanges\"U\n" +
 	"\n" +
 	"BundleSpec\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
@@ -8969,11 +9258,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x14CommitBundlesRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x18\n" +
 	"\aindexes\x18\x02 \x03(\x05R\aindexes\"\x14\n" +
-	"\x12CommitBundlesReply\"e\n" +
+	"\x12CommitBundlesReply\"\x88\x01\n" +
 	"\x14CancelBundlesRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x18\n" +
 	"\aindexes\x18\x02 \x03(\x05R\aindexes\x12\x18\n" +
-	"\aremoved\x18\x03 \x01(\bR\aremoved\"\x14\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\x12!\n" +
+	"\fmore_removed\x18\x04 \x03(\fR\vmoreRemoved\"\x14\n" +
 	"\x12CancelBundlesReply\"\xb0\x04\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
@@ -9313,7 +9603,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x1bSTORE_OBJECT_STATE_CREATING\x10\x01\x12 \n" +
 	"\x1cSTORE_OBJECT_STATE_IN_MEMORY\x10\x02\x12\x1e\n" +
 	"\x1aSTORE_OBJECT_STATE_SPILLED\x10\x03\x12\x1b\n" +
-	"\x17STORE_OBJECT_STATE_FILE\x10\x042\xbc\x0e\n" +
+	"\x17STORE_OBJECT_STATE_FILE\x10\x042\x89\x0f\n" +
 	"\fControlStore\x12J\n" +
 	"\fRegisterNode\x12\x1d.raygo.v1.RegisterNodeRequest\x1a\x1b.raygo.v1.RegisterNodeReply\x12P\n" +
 	"\x0eUnregisterNode\x12\x1f.raygo.v1.UnregisterNodeRequest\x1a\x1d.raygo.v1.UnregisterNodeReply\x12M\n" +
@@ -9341,7 +9631,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x14RemovePlacementGroup\x12%.raygo.v1.RemovePlacementGroupRequest\x1a#.raygo.v1.RemovePlacementGroupReply\x12Y\n" +
 	"\x11GetPlacementGroup\x12\".raygo.v1.GetPlacementGroupRequest\x1a .raygo.v1.GetPlacementGroupReply\x12_\n" +
 	"\x13ListPlacementGroups\x12$.raygo.v1.ListPlacementGroupsRequest\x1a\".raygo.v1.ListPlacementGroupsReply\x12\\\n" +
-	"\x12WaitPlacementGroup\x12#.raygo.v1.WaitPlacementGroupRequest\x1a!.raygo.v1.WaitPlacementGroupReply2\xb3\n" +
+	"\x12WaitPlacementGroup\x12#.raygo.v1.WaitPlacementGroupRequest\x1a!.raygo.v1.WaitPlacementGroupReply\x12K\n" +
+	"\x11PlacementGroupOps\x12\x19.raygo.v1.GroupOpsRequest\x1a\x17.raygo.v1.GroupOpsEvent(\x010\x012\xb3\n" +
 	"\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
@@ -9390,7 +9681,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 131)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 136)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
@@ -9465,77 +9756,82 @@ var file_raygo_proto_goTypes = []any{
 	(*ListPlacementGroupsReply)(nil),    // 70: raygo.v1.ListPlacementGroupsReply
 	(*WaitPlacementGroupRequest)(nil),   // 71: raygo.v1.WaitPlacementGroupRequest
 	(*WaitPlacementGroupReply)(nil),     // 72: raygo.v1.WaitPlacementGroupReply
-	(*BundleSpec)(nil),                  // 73: raygo.v1.BundleSpec
-	(*PrepareBundlesRequest)(nil),       // 74: raygo.v1.PrepareBundlesRequest
-	(*PrepareBundlesReply)(nil),         // 75: raygo.v1.PrepareBundlesReply
-	(*CommitBundlesRequest)(nil),        // 76: raygo.v1.CommitBundlesRequest
-	(*CommitBundlesReply)(nil),          // 77: raygo.v1.CommitBundlesReply
-	(*CancelBundlesRequest)(nil),        // 78: raygo.v1.CancelBundlesRequest
-	(*CancelBundlesReply)(nil),          // 79: raygo.v1.CancelBundlesReply
-	(*LeaseRequest)(nil),                // 80: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),                  // 81: raygo.v1.LeaseReply
-	(*CancelLeaseRequest)(nil),          // 82: raygo.v1.CancelLeaseRequest
-	(*CancelLeaseReply)(nil),            // 83: raygo.v1.CancelLeaseReply
-	(*ReturnLeaseRequest)(nil),          // 84: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),            // 85: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),       // 86: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),         // 87: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),              // 88: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),                // 89: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),            // 90: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),              // 91: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),            // 92: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),              // 93: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),                 // 94: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),          // 95: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),            // 96: raygo.v1.FreeObjectsReply
-	(*FreeOwnedRequest)(nil),            // 97: raygo.v1.FreeOwnedRequest
-	(*FreeOwnedReply)(nil),              // 98: raygo.v1.FreeOwnedReply
-	(*KillWorkerRequest)(nil),           // 99: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),             // 100: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),            // 101: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),              // 102: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),                 // 103: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil),     // 104: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),       // 105: raygo.v1.WorkerDeathCauseReply
-	(*PullObjectRequest)(nil),           // 106: raygo.v1.PullObjectRequest
-	(*PullObjectReply)(nil),             // 107: raygo.v1.PullObjectReply
-	(*TransferAddressRequest)(nil),      // 108: raygo.v1.TransferAddressRequest
-	(*TransferAddressReply)(nil),        // 109: raygo.v1.TransferAddressReply
-	(*PullStats)(nil),                   // 110: raygo.v1.PullStats
-	(*ObjectLocationsRequest)(nil),      // 111: raygo.v1.ObjectLocationsRequest
-	(*ObjectLocations)(nil),             // 112: raygo.v1.ObjectLocations
-	(*ObjectLocationsReply)(nil),        // 113: raygo.v1.ObjectLocationsReply
-	(*UpdateObjectLocationRequest)(nil), // 114: raygo.v1.UpdateObjectLocationRequest
-	(*UpdateObjectLocationReply)(nil),   // 115: raygo.v1.UpdateObjectLocationReply
-	(*FramedHello)(nil),                 // 116: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),            // 117: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),                // 118: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),                 // 119: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),              // 120: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),               // 121: raygo.v1.StoreLocation
-	(*StoreReply)(nil),                  // 122: raygo.v1.StoreReply
-	(*StoreStats)(nil),                  // 123: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),             // 124: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),                   // 125: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),                  // 126: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),         // 127: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),                 // 128: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),           // 129: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),               // 130: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),                 // 131: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),           // 132: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),             // 133: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),      // 134: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),        // 135: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),                 // 136: raygo.v1.ExitRequest
-	(*ExitReply)(nil),                   // 137: raygo.v1.ExitReply
-	nil,                                 // 138: raygo.v1.Resources.AmountsEntry
-	nil,                                 // 139: raygo.v1.NodeInfo.LabelsEntry
-	nil,                                 // 140: raygo.v1.LeaseReply.GpuIdsEntry
+	(*GroupOp)(nil),                     // 73: raygo.v1.GroupOp
+	(*GroupOpsRequest)(nil),             // 74: raygo.v1.GroupOpsRequest
+	(*GroupOpResult)(nil),               // 75: raygo.v1.GroupOpResult
+	(*GroupStateChange)(nil),            // 76: raygo.v1.GroupStateChange
+	(*GroupOpsEvent)(nil),               // 77: raygo.v1.GroupOpsEvent
+	(*BundleSpec)(nil),                  // 78: raygo.v1.BundleSpec
+	(*PrepareBundlesRequest)(nil),       // 79: raygo.v1.PrepareBundlesRequest
+	(*PrepareBundlesReply)(nil),         // 80: raygo.v1.PrepareBundlesReply
+	(*CommitBundlesRequest)(nil),        // 81: raygo.v1.CommitBundlesRequest
+	(*CommitBundlesReply)(nil),          // 82: raygo.v1.CommitBundlesReply
+	(*CancelBundlesRequest)(nil),        // 83: raygo.v1.CancelBundlesRequest
+	(*CancelBundlesReply)(nil),          // 84: raygo.v1.CancelBundlesReply
+	(*LeaseRequest)(nil),                // 85: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),                  // 86: raygo.v1.LeaseReply
+	(*CancelLeaseRequest)(nil),          // 87: raygo.v1.CancelLeaseRequest
+	(*CancelLeaseReply)(nil),            // 88: raygo.v1.CancelLeaseReply
+	(*ReturnLeaseRequest)(nil),          // 89: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),            // 90: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),       // 91: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),         // 92: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),              // 93: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),                // 94: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),            // 95: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),              // 96: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),            // 97: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),              // 98: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),                 // 99: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),          // 100: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),            // 101: raygo.v1.FreeObjectsReply
+	(*FreeOwnedRequest)(nil),            // 102: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),              // 103: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),           // 104: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),             // 105: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),            // 106: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),              // 107: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),                 // 108: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil),     // 109: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),       // 110: raygo.v1.WorkerDeathCauseReply
+	(*PullObjectRequest)(nil),           // 111: raygo.v1.PullObjectRequest
+	(*PullObjectReply)(nil),             // 112: raygo.v1.PullObjectReply
+	(*TransferAddressRequest)(nil),      // 113: raygo.v1.TransferAddressRequest
+	(*TransferAddressReply)(nil),        // 114: raygo.v1.TransferAddressReply
+	(*PullStats)(nil),                   // 115: raygo.v1.PullStats
+	(*ObjectLocationsRequest)(nil),      // 116: raygo.v1.ObjectLocationsRequest
+	(*ObjectLocations)(nil),             // 117: raygo.v1.ObjectLocations
+	(*ObjectLocationsReply)(nil),        // 118: raygo.v1.ObjectLocationsReply
+	(*UpdateObjectLocationRequest)(nil), // 119: raygo.v1.UpdateObjectLocationRequest
+	(*UpdateObjectLocationReply)(nil),   // 120: raygo.v1.UpdateObjectLocationReply
+	(*FramedHello)(nil),                 // 121: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),            // 122: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),                // 123: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),                 // 124: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),              // 125: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),               // 126: raygo.v1.StoreLocation
+	(*StoreReply)(nil),                  // 127: raygo.v1.StoreReply
+	(*StoreStats)(nil),                  // 128: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),             // 129: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),                   // 130: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),                  // 131: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),         // 132: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),                 // 133: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),           // 134: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),               // 135: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),                 // 136: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),           // 137: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),             // 138: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),      // 139: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),        // 140: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),                 // 141: raygo.v1.ExitRequest
+	(*ExitReply)(nil),                   // 142: raygo.v1.ExitReply
+	nil,                                 // 143: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 144: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 145: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	138, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	143, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	11,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -9555,7 +9851,7 @@ var file_raygo_proto_depIdxs = []int32{
 	11,  // 17: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	10,  // 18: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	10,  // 19: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	139, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	144, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	4,   // 21: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	10,  // 22: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	10,  // 23: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
@@ -9588,144 +9884,152 @@ var file_raygo_proto_depIdxs = []int32{
 	62,  // 50: raygo.v1.GetPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
 	62,  // 51: raygo.v1.ListPlacementGroupsReply.groups:type_name -> raygo.v1.PlacementGroupInfo
 	62,  // 52: raygo.v1.WaitPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	10,  // 53: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
-	73,  // 54: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
-	10,  // 55: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	2,   // 56: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
-	10,  // 57: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
-	16,  // 58: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
-	140, // 59: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
-	11,  // 60: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
-	19,  // 61: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	123, // 62: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	103, // 63: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
-	110, // 64: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
-	11,  // 65: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
-	112, // 66: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
-	11,  // 67: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	119, // 68: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	120, // 69: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	120, // 70: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	120, // 71: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	120, // 72: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	11,  // 73: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	121, // 74: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	124, // 75: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	9,   // 76: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
-	17,  // 77: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	17,  // 78: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
-	18,  // 79: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	13,  // 80: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	128, // 81: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
-	17,  // 82: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	11,  // 83: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	20,  // 84: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	26,  // 85: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	22,  // 86: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	24,  // 87: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	29,  // 88: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	31,  // 89: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	33,  // 90: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	35,  // 91: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
-	37,  // 92: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	39,  // 93: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	41,  // 94: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	43,  // 95: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	45,  // 96: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	47,  // 97: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	49,  // 98: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	51,  // 99: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	53,  // 100: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	55,  // 101: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	57,  // 102: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	59,  // 103: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	63,  // 104: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
-	65,  // 105: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
-	67,  // 106: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
-	69,  // 107: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
-	71,  // 108: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
-	80,  // 109: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	82,  // 110: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	84,  // 111: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	86,  // 112: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	88,  // 113: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	90,  // 114: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	92,  // 115: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	92,  // 116: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	95,  // 117: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	97,  // 118: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	99,  // 119: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	101, // 120: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	104, // 121: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	106, // 122: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
-	108, // 123: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
-	74,  // 124: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
-	76,  // 125: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
-	78,  // 126: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
-	125, // 127: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	127, // 128: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	130, // 129: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	132, // 130: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	134, // 131: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	136, // 132: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	111, // 133: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
-	114, // 134: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
-	21,  // 135: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	27,  // 136: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	23,  // 137: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	25,  // 138: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	30,  // 139: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	32,  // 140: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	34,  // 141: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	36,  // 142: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	38,  // 143: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	40,  // 144: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	42,  // 145: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	44,  // 146: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	46,  // 147: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	43,  // 148: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	50,  // 149: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	52,  // 150: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	54,  // 151: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	56,  // 152: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	58,  // 153: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	60,  // 154: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	64,  // 155: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
-	66,  // 156: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
-	68,  // 157: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
-	70,  // 158: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
-	72,  // 159: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
-	81,  // 160: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	83,  // 161: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	85,  // 162: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	87,  // 163: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	89,  // 164: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	91,  // 165: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	93,  // 166: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	94,  // 167: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	96,  // 168: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	98,  // 169: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	100, // 170: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	102, // 171: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	105, // 172: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	107, // 173: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
-	109, // 174: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
-	75,  // 175: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
-	77,  // 176: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
-	79,  // 177: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
-	126, // 178: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	129, // 179: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	131, // 180: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	133, // 181: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	135, // 182: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	137, // 183: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	113, // 184: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
-	115, // 185: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
-	135, // [135:186] is the sub-list for method output_type
-	84,  // [84:135] is the sub-list for method input_type
-	84,  // [84:84] is the sub-list for extension type_name
-	84,  // [84:84] is the sub-list for extension extendee
-	0,   // [0:84] is the sub-list for field type_name
+	62,  // 53: raygo.v1.GroupOp.create:type_name -> raygo.v1.PlacementGroupInfo
+	73,  // 54: raygo.v1.GroupOpsRequest.ops:type_name -> raygo.v1.GroupOp
+	11,  // 55: raygo.v1.GroupOpResult.error:type_name -> raygo.v1.ErrorInfo
+	8,   // 56: raygo.v1.GroupStateChange.state:type_name -> raygo.v1.PlacementGroupState
+	75,  // 57: raygo.v1.GroupOpsEvent.results:type_name -> raygo.v1.GroupOpResult
+	76,  // 58: raygo.v1.GroupOpsEvent.changes:type_name -> raygo.v1.GroupStateChange
+	10,  // 59: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
+	78,  // 60: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
+	10,  // 61: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
+	2,   // 62: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
+	10,  // 63: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
+	16,  // 64: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
+	145, // 65: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	11,  // 66: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
+	19,  // 67: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
+	128, // 68: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	108, // 69: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	115, // 70: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
+	11,  // 71: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	117, // 72: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
+	11,  // 73: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
+	124, // 74: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	125, // 75: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	125, // 76: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	125, // 77: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	125, // 78: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	11,  // 79: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	126, // 80: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	129, // 81: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	9,   // 82: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
+	17,  // 83: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	17,  // 84: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	18,  // 85: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	13,  // 86: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
+	133, // 87: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	17,  // 88: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	11,  // 89: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	20,  // 90: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	26,  // 91: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	22,  // 92: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	24,  // 93: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	29,  // 94: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	31,  // 95: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	33,  // 96: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	35,  // 97: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	37,  // 98: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	39,  // 99: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	41,  // 100: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	43,  // 101: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	45,  // 102: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	47,  // 103: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	49,  // 104: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	51,  // 105: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	53,  // 106: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	55,  // 107: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	57,  // 108: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	59,  // 109: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	63,  // 110: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
+	65,  // 111: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
+	67,  // 112: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
+	69,  // 113: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
+	71,  // 114: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
+	74,  // 115: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
+	85,  // 116: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	87,  // 117: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	89,  // 118: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	91,  // 119: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	93,  // 120: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	95,  // 121: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	97,  // 122: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	97,  // 123: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	100, // 124: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	102, // 125: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	104, // 126: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	106, // 127: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	109, // 128: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	111, // 129: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
+	113, // 130: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
+	79,  // 131: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
+	81,  // 132: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
+	83,  // 133: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
+	130, // 134: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	132, // 135: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	135, // 136: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	137, // 137: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	139, // 138: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	141, // 139: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	116, // 140: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	119, // 141: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	21,  // 142: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	27,  // 143: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	23,  // 144: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	25,  // 145: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	30,  // 146: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	32,  // 147: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	34,  // 148: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	36,  // 149: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	38,  // 150: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	40,  // 151: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	42,  // 152: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	44,  // 153: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	46,  // 154: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	43,  // 155: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	50,  // 156: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	52,  // 157: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	54,  // 158: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	56,  // 159: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	58,  // 160: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	60,  // 161: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	64,  // 162: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	66,  // 163: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	68,  // 164: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	70,  // 165: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	72,  // 166: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	77,  // 167: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
+	86,  // 168: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	88,  // 169: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	90,  // 170: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	92,  // 171: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	94,  // 172: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	96,  // 173: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	98,  // 174: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	99,  // 175: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	101, // 176: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	103, // 177: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	105, // 178: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	107, // 179: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	110, // 180: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	112, // 181: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	114, // 182: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	80,  // 183: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	82,  // 184: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	84,  // 185: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	131, // 186: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	134, // 187: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	136, // 188: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	138, // 189: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	140, // 190: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	142, // 191: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	118, // 192: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	120, // 193: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	142, // [142:194] is the sub-list for method output_type
+	90,  // [90:142] is the sub-list for method input_type
+	90,  // [90:90] is the sub-list for extension type_name
+	90,  // [90:90] is the sub-list for extension extendee
+	0,   // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -9737,7 +10041,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[108].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[113].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -9750,7 +10054,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   131,
+			NumMessages:   136,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -48,6 +48,7 @@ const (
 	ControlStore_GetPlacementGroup_FullMethodName    = "/raygo.v1.ControlStore/GetPlacementGroup"
 	ControlStore_ListPlacementGroups_FullMethodName  = "/raygo.v1.ControlStore/ListPlacementGroups"
 	ControlStore_WaitPlacementGroup_FullMethodName   = "/raygo.v1.ControlStore/WaitPlacementGroup"
+	ControlStore_PlacementGroupOps_FullMethodName    = "/raygo.v1.ControlStore/PlacementGroupOps"
 )
 
 // ControlStoreClient is the client API for ControlStore service.
@@ -86,6 +87,12 @@ type ControlStoreClient interface {
 	// WaitPlacementGroup answers when the group is created or removed, or
 	// after timeout_ms (at most 60 s; 0: at once) with its state then.
 	WaitPlacementGroup(ctx context.Context, in *WaitPlacementGroupRequest, opts ...grpc.CallOption) (*WaitPlacementGroupReply, error)
+	// PlacementGroupOps carries one process's creates and removals of
+	// placement groups, batched, applied in the order sent; it answers each
+	// op and then reports every change of state of the groups created on it
+	// (see GroupOpsEvent). Ops are idempotent by group id, so a client
+	// resends the unanswered ones on a new stream.
+	PlacementGroupOps(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GroupOpsRequest, GroupOpsEvent], error)
 }
 
 type controlStoreClient struct {
@@ -367,6 +374,19 @@ func (c *controlStoreClient) WaitPlacementGroup(ctx context.Context, in *WaitPla
 	return out, nil
 }
 
+func (c *controlStoreClient) PlacementGroupOps(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GroupOpsRequest, GroupOpsEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[3], ControlStore_PlacementGroupOps_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GroupOpsRequest, GroupOpsEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlStore_PlacementGroupOpsClient = grpc.BidiStreamingClient[GroupOpsRequest, GroupOpsEvent]
+
 // ControlStoreServer is the server API for ControlStore service.
 // All implementations must embed UnimplementedControlStoreServer
 // for forward compatibility.
@@ -403,6 +423,12 @@ type ControlStoreServer interface {
 	// WaitPlacementGroup answers when the group is created or removed, or
 	// after timeout_ms (at most 60 s; 0: at once) with its state then.
 	WaitPlacementGroup(context.Context, *WaitPlacementGroupRequest) (*WaitPlacementGroupReply, error)
+	// PlacementGroupOps carries one process's creates and removals of
+	// placement groups, batched, applied in the order sent; it answers each
+	// op and then reports every change of state of the groups created on it
+	// (see GroupOpsEvent). Ops are idempotent by group id, so a client
+	// resends the unanswered ones on a new stream.
+	PlacementGroupOps(grpc.BidiStreamingServer[GroupOpsRequest, GroupOpsEvent]) error
 	mustEmbedUnimplementedControlStoreServer()
 }
 
@@ -487,6 +513,9 @@ func (UnimplementedControlStoreServer) ListPlacementGroups(context.Context, *Lis
 }
 func (UnimplementedControlStoreServer) WaitPlacementGroup(context.Context, *WaitPlacementGroupRequest) (*WaitPlacementGroupReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method WaitPlacementGroup not implemented")
+}
+func (UnimplementedControlStoreServer) PlacementGroupOps(grpc.BidiStreamingServer[GroupOpsRequest, GroupOpsEvent]) error {
+	return status.Error(codes.Unimplemented, "method PlacementGroupOps not implemented")
 }
 func (UnimplementedControlStoreServer) mustEmbedUnimplementedControlStoreServer() {}
 func (UnimplementedControlStoreServer) testEmbeddedByValue()                      {}
@@ -934,6 +963,13 @@ func _ControlStore_WaitPlacementGroup_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlStore_PlacementGroupOps_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ControlStoreServer).PlacementGroupOps(&grpc.GenericServerStream[GroupOpsRequest, GroupOpsEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlStore_PlacementGroupOpsServer = grpc.BidiStreamingServer[GroupOpsRequest, GroupOpsEvent]
+
 // ControlStore_ServiceDesc is the grpc.ServiceDesc for ControlStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1045,6 +1081,12 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "GetBinary",
 			Handler:       _ControlStore_GetBinary_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "PlacementGroupOps",
+			Handler:       _ControlStore_PlacementGroupOps_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "raygo.proto",

@@ -86,8 +86,9 @@ func (r *Raylet) PrepareBundles(_ context.Context, req *pb.PrepareBundlesRequest
 				_ = r.res.Release(r.bundles.prepared[d])
 				delete(r.bundles.prepared, d)
 			}
-			return nil, errs.Systemf("raylet: node %s has no room for bundle %d %v of placement group %s now (available %v)",
-				r.nodeID.Short(), b.GetIndex(), resources.Set(b.GetResources().GetAmounts()), group.Short(), r.res.Available())
+			ask := resources.Set(b.GetResources().GetAmounts())
+			return nil, errs.Systemf("raylet: node %s has no room for bundle %d %v of placement group %s now (available of those: %v)",
+				r.nodeID.Short(), b.GetIndex(), ask, group.Short(), availableOf(r.res.Available(), ask))
 		}
 		r.bundles.prepared[ref] = a
 		done = append(done, ref)
@@ -106,12 +107,7 @@ func (r *Raylet) PrepareBundles(_ context.Context, req *pb.PrepareBundlesRequest
 }
 
 func (r *Raylet) committedLocked(ref bundleRef) bool {
-	for _, i := range r.res.Bundles(ref.group.String()) {
-		if i == ref.index {
-			return true
-		}
-	}
-	return false
+	return r.res.HasBundle(ref.group.String(), ref.index)
 }
 
 // CommitBundles makes prepared bundles the group's resources here.
@@ -151,14 +147,31 @@ func (r *Raylet) CancelBundles(_ context.Context, req *pb.CancelBundlesRequest) 
 	if !ok {
 		return nil, errs.Invalidf("raylet: CancelBundles needs a group id")
 	}
+	r.mu.Lock()
+	stop := r.cancelBundlesLocked(group, req.GetIndexes(), req.GetRemoved())
+	for _, b := range req.GetMoreRemoved() {
+		if g, ok := ids.FromBytes(b); ok {
+			stop = append(stop, r.cancelBundlesLocked(g, nil, true)...)
+		}
+	}
+	r.dispatchLocked()
+	r.mu.Unlock()
+	for _, w := range stop {
+		w.kill()
+	}
+	return &pb.CancelBundlesReply{}, nil
+}
+
+// cancelBundlesLocked gives back bundles indexes of group (none: all of
+// them) and returns the workers leased with them, to stop; removed: the
+// group is gone, and lease requests for it fail.
+func (r *Raylet) cancelBundlesLocked(group ids.ID, indexes []int32, removed bool) (stop []*worker) {
 	want := map[int]bool{}
-	for _, i := range req.GetIndexes() {
+	for _, i := range indexes {
 		want[int(i)] = true
 	}
 	all := len(want) == 0
 	name := group.String()
-	var stop []*worker
-	r.mu.Lock()
 	for ref, a := range r.bundles.prepared {
 		if ref.group == group && (all || want[ref.index]) {
 			_ = r.res.Release(a)
@@ -187,17 +200,21 @@ func (r *Raylet) CancelBundles(_ context.Context, req *pb.CancelBundlesRequest) 
 			}
 		}
 	}
-	if req.GetRemoved() {
+	if removed {
 		r.bundles.remember(group)
 		gone := &errs.PlacementGroupRemovedError{GroupID: name}
 		r.failQueuedLocked(func(p *pendingLease) bool { return inGroup(p.req, group) }, gone)
 	}
-	r.dispatchLocked()
-	r.mu.Unlock()
-	for _, w := range stop {
-		w.kill()
+	return stop
+}
+
+// availableOf is the part of avail that names the resources of ask.
+func availableOf(avail, ask resources.Set) resources.Set {
+	out := resources.Set{}
+	for k := range ask {
+		out[k] = avail[k]
 	}
-	return &pb.CancelBundlesReply{}, nil
+	return out
 }
 
 // usesBundle reports whether a lease holds resources whose names end in

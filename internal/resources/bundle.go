@@ -2,6 +2,7 @@ package resources
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -125,9 +126,10 @@ func (n *NodeResources) AddBundle(group string, index int, a Allocation) error {
 		}
 	}
 	if n.bundles == nil {
-		n.bundles = map[bundleKey]*bundle{}
+		n.bundles, n.byGroup = map[bundleKey]*bundle{}, map[string][]int{}
 	}
 	n.bundles[k] = b
+	n.byGroup[group] = append(n.byGroup[group], index)
 	return nil
 }
 
@@ -142,6 +144,12 @@ func (n *NodeResources) RemoveBundle(group string, index int) error {
 		return fmt.Errorf("bundle %d of placement group %s is not on this node", index, group)
 	}
 	delete(n.bundles, k)
+	left := slices.DeleteFunc(n.byGroup[group], func(i int) bool { return i == index })
+	if len(left) == 0 {
+		delete(n.byGroup, group)
+	} else {
+		n.byGroup[group] = left
+	}
 	for name, v := range b.added {
 		n.total[name] -= v
 		n.avail[name] -= v
@@ -163,13 +171,14 @@ func (n *NodeResources) RemoveBundle(group string, index int) error {
 	return n.Release(b.alloc)
 }
 
-// Bundles lists the committed bundles of group on this node, by index.
+// Bundles lists the committed bundles of group on this node, by index,
+// in the order they were committed.
 func (n *NodeResources) Bundles(group string) []int {
-	var out []int
-	for k := range n.bundles {
-		if k.group == group {
-			out = append(out, k.index)
-		}
-	}
-	return out
+	return slices.Clone(n.byGroup[group])
+}
+
+// HasBundle reports whether bundle index of group is committed here.
+func (n *NodeResources) HasBundle(group string, index int) bool {
+	_, ok := n.bundles[bundleKey{group, index}]
+	return ok
 }

@@ -21,6 +21,7 @@ type NodeResources struct {
 	// placement-group bundle's GPUs (see bundle.go).
 	pools   map[string]*instancePool
 	bundles map[bundleKey]*bundle // committed placement-group bundles
+	byGroup map[string][]int      // their indexes, by group
 	nextID  uint64
 	held    map[uint64]bool // ids of allocations not yet released
 }

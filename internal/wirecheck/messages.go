@@ -201,6 +201,12 @@ func Message(m proto.Message) error {
 		if err := needID("group id", m.GetGroupId()); err != nil {
 			return err
 		}
+		if len(m.GetMoreRemoved()) > MaxGroupOps {
+			return bad("%d more removed groups exceed %d", len(m.GetMoreRemoved()), MaxGroupOps)
+		}
+		if err := idList("removed group id", m.GetMoreRemoved()); err != nil {
+			return err
+		}
 		return bundleIndexes(m.GetIndexes())
 
 	// placement groups (control store)
@@ -218,6 +224,8 @@ func Message(m proto.Message) error {
 		return name("namespace", m.GetNamespace())
 	case *pb.WaitPlacementGroupRequest:
 		return needID("group id", m.GetGroupId())
+	case *pb.GroupOpsRequest:
+		return GroupOps(m)
 
 	// framed sockets and the object store
 	case *pb.FramedHello:
@@ -440,6 +448,39 @@ func StoreRequest(r *pb.StoreRequest) error {
 
 // MaxBundles bounds a placement group's bundles.
 const MaxBundles = 1 << 12
+
+// MaxGroupOps bounds the ops of one GroupOpsRequest, and the groups of
+// one CancelBundlesRequest.
+const MaxGroupOps = 1 << 10
+
+// GroupOps checks a batch of placement-group ops: each numbered (from 1,
+// increasing) and either a valid group to create or the id of one to
+// remove.
+func GroupOps(m *pb.GroupOpsRequest) error {
+	if len(m.GetOps()) > MaxGroupOps {
+		return bad("%d placement group ops exceed %d", len(m.GetOps()), MaxGroupOps)
+	}
+	var last uint64
+	for i, op := range m.GetOps() {
+		if op.GetSeq() <= last {
+			return bad("placement group op %d: seq %d after %d", i, op.GetSeq(), last)
+		}
+		last = op.GetSeq()
+		switch create, remove := op.GetCreate(), op.GetRemove(); {
+		case create != nil && remove != nil:
+			return bad("placement group op %d both creates and removes", i)
+		case create != nil:
+			if err := PlacementGroup(create); err != nil {
+				return within(fmt.Sprintf("placement group op %d", i), err)
+			}
+		default:
+			if err := needID("group id to remove", remove); err != nil {
+				return within(fmt.Sprintf("placement group op %d", i), err)
+			}
+		}
+	}
+	return nil
+}
 
 // PlacementGroup checks a group to create: its id, name, strategy and
 // bundles (each a request of at least one resource, named so that its

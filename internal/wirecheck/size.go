@@ -26,7 +26,8 @@ const (
 	// inline arguments).
 	SpecMessageBytes = 128 << 20
 	// ListMessageBytes: lists of object ids (frees, borrows, store
-	// requests): 64 MiB is over three million ids.
+	// requests), batches of placement-group ops: 64 MiB is over three
+	// million ids.
 	ListMessageBytes = 64 << 20
 	// NodeMessageBytes: a node's registration or heartbeat, with its
 	// pending demands.
@@ -51,7 +52,7 @@ func MaxBytes(m proto.Message) int {
 		return KVMessageBytes
 	case *pb.CreateActorRequest, *pb.CreateActorTaskRequest:
 		return SpecMessageBytes
-	case *pb.FreeObjectsRequest, *pb.BorrowRequest, *pb.StoreRequest, *pb.FreeOwnedRequest, *pb.WatchObjectsRequest:
+	case *pb.FreeObjectsRequest, *pb.BorrowRequest, *pb.StoreRequest, *pb.FreeOwnedRequest, *pb.WatchObjectsRequest, *pb.GroupOpsRequest:
 		return ListMessageBytes
 	case *pb.RegisterNodeRequest, *pb.NodeHeartbeatRequest:
 		return NodeMessageBytes
