@@ -77,6 +77,10 @@ func TestMain(m *testing.M) {
 		os.Exit(runGroupDriver())
 	case roleFailoverDriver:
 		os.Exit(runFailoverDriver())
+	case roleTDNode:
+		os.Exit(runTDNode())
+	case roleTDDriver:
+		os.Exit(runTDDriver())
 	}
 	os.Exit(m.Run())
 }

@@ -8,7 +8,9 @@
 // spilled back to), at most Config.MaxPendingLeases at a time per class.
 // A granted lease carries a push stream to the worker; tasks go down it
 // in batches and replies come back the same way, so the node daemon is off
-// the per-task path. Leases idle for Config.LeaseIdleTimeout go back.
+// the per-task path. Leases idle for Config.LeaseIdleTimeout go back, and
+// so does a lease held for Config.LeaseSlice as soon as it runs dry with
+// nothing queued (fairness between owners that submit without pause).
 //
 // Pipelining adapts: while replies report short run times a class sends
 // up to depth tasks to each worker before the first comes back (doubling
@@ -81,6 +83,12 @@ type Config struct {
 	Owner   string
 	// LeaseIdleTimeout returns a lease idle this long (default 50 ms).
 	LeaseIdleTimeout time.Duration
+	// LeaseSlice: a lease held this long goes back as soon as it runs dry
+	// with nothing queued in its class, however soon more work comes
+	// (default 100 ms). Without it a process that submits in a tight
+	// loop would keep its leases for ever while other owners' requests
+	// wait on the same nodes.
+	LeaseSlice time.Duration
 	// MaxPendingLeases bounds lease requests in flight per class
 	// (default 10).
 	MaxPendingLeases int
@@ -112,6 +120,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.LeaseIdleTimeout <= 0 {
 		c.LeaseIdleTimeout = 50 * time.Millisecond
+	}
+	if c.LeaseSlice <= 0 {
+		c.LeaseSlice = 100 * time.Millisecond
 	}
 	if c.MaxPendingLeases <= 0 {
 		c.MaxPendingLeases = 10
@@ -175,6 +186,7 @@ type lease struct {
 	stream   Stream
 	sendCh   chan *pb.TaskSpec // nil spec: a wake-up to send a steal request
 	inflight map[ids.ID]*taskmgr.Task
+	granted  time.Time // when it was granted (LeaseSlice)
 	lastUsed time.Time // last send or reply
 	moved    time.Time // last reply (or the first send after idling)
 	steal    int32     // tasks to ask back with the next send
@@ -474,7 +486,9 @@ func (s *Submitter) warnInfeasible(c *class, err error) {
 func (s *Submitter) connect(c *class, reply *pb.LeaseReply, raylet string) {
 	l := &lease{cls: c, leaseID: reply.GetLeaseId(), workerID: reply.GetWorkerId(), nodeID: reply.GetNodeId(),
 		addr: reply.GetWorkerAddress(), raylet: raylet, inflight: map[ids.ID]*taskmgr.Task{},
-		sendCh: make(chan *pb.TaskSpec, s.cfg.MaxPipeline+2), lastUsed: time.Now()}
+		sendCh: make(chan *pb.TaskSpec, s.cfg.MaxPipeline+2)}
+	l.granted = time.Now()
+	l.lastUsed = l.granted
 	stream, err := s.clients.Dial(s.stop.Ctx(), l.addr)
 	if err != nil {
 		// A worker that cannot be reached goes back as exiting (its
@@ -599,10 +613,29 @@ func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
 	s.mu.Lock()
 	s.requeueLocked(c, retry)
 	s.pumpLocked(c)
-	if len(l.inflight) == 0 && !l.dead && !l.returned {
-		s.stealLocked(l)
+	var back *lease
+	if len(l.inflight) == 0 && !l.dead && !l.returned && !s.stealLocked(l) &&
+		len(c.queue) == 0 && now.Sub(l.granted) >= s.cfg.LeaseSlice {
+		// Its slice is over and nothing waits here: give the CPU back now,
+		// so that other owners' requests for it are served.
+		s.retireLocked(l)
+		back = l
 	}
 	s.mu.Unlock()
+	if back != nil {
+		s.returnLease(back, false)
+	}
+}
+
+// retireLocked takes lease l out of its class, to be returned: its sender
+// stops and its stream closes.
+func (s *Submitter) retireLocked(l *lease) {
+	l.returned = true
+	close(l.sendCh)
+	c := l.cls
+	if i := slices.Index(c.leases, l); i >= 0 {
+		c.leases = slices.Delete(c.leases, i, i+1)
+	}
 }
 
 // requeueLocked puts tasks back at the front of their class's queue, in
@@ -620,11 +653,12 @@ func (s *Submitter) requeueLocked(c *class, ts []*taskmgr.Task) {
 
 // stealLocked asks the busiest lease of l's class to give back half of
 // the tasks it has queued but not started, for the idle lease l: a
-// granted CPU never idles while work waits behind a busy one.
-func (s *Submitter) stealLocked(l *lease) {
+// granted CPU never idles while work waits behind a busy one. It reports
+// whether it asked.
+func (s *Submitter) stealLocked(l *lease) bool {
 	c := l.cls
 	if len(c.queue) > 0 {
-		return
+		return false
 	}
 	var victim *lease
 	for _, o := range c.leases {
@@ -634,13 +668,14 @@ func (s *Submitter) stealLocked(l *lease) {
 		}
 	}
 	if victim == nil {
-		return
+		return false
 	}
 	victim.steal = int32((len(victim.inflight)) / 2)
 	select {
 	case victim.sendCh <- nil: // wake its sender
 	default: // full: the sender is busy and will see the request
 	}
+	return true
 }
 
 // leaseFailed handles a broken stream: the worker (or its node) died, or

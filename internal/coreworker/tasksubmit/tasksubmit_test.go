@@ -1106,3 +1106,36 @@ func TestFallbackWhenTheFirstNodeIsGone(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaseSliceGivesBusyLeasesBack: a lease that keeps getting work is
+// not kept for ever: once held for LeaseSlice it goes back the moment it
+// runs dry with nothing queued, though it never idled (the idle timeout
+// here is an hour), so other owners' requests on its node are served.
+// Within its slice a dry lease stays for the next task.
+func TestLeaseSliceGivesBusyLeasesBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 1, Config{LeaseIdleTimeout: time.Hour, LeaseSlice: 100 * time.Millisecond})
+		first := task("f", taskmgr.Policy{})
+		w.submit(t, first)
+		w.waitDone(t, first)
+		synctest.Wait()
+		if w.c.held() != 1 || w.c.nRequests() != 1 {
+			t.Fatalf("within its slice: %d leases held, %d requested; want the one lease kept", w.c.held(), w.c.nRequests())
+		}
+		for range 3 { // busy past the slice, each task on the same lease
+			time.Sleep(40 * time.Millisecond)
+			x := task("f", taskmgr.Policy{})
+			w.submit(t, x)
+			w.waitDone(t, x)
+		}
+		w.waitFor(t, "the lease to go back after its slice", func() bool { return w.c.held() == 0 })
+		if n := w.c.nRequests(); n != 1 {
+			t.Fatalf("%d lease requests, want the first lease to have run all four tasks", n)
+		}
+		for _, rc := range w.c.returnList() {
+			if rc.exiting {
+				t.Fatal("a lease given back at the end of its slice went back as exiting")
+			}
+		}
+	})
+}
