@@ -608,23 +608,28 @@ func (s *Submitter) handleBatch(l *lease, batch *pb.ReplyBatch) {
 		}
 		s.requeueLocked(c, back)
 	}
+	sliceOver := len(l.inflight) == 0 && !l.dead && !l.returned && len(c.queue) == 0 &&
+		now.Sub(l.granted) >= s.cfg.LeaseSlice && s.victimLocked(l) == nil
+	if sliceOver {
+		s.retireLocked(l)
+	}
 	s.mu.Unlock()
+	if sliceOver {
+		// Its slice is over and nothing of its class waits: the CPU goes
+		// back, so that other owners' requests for it are served. It goes
+		// back before the results are delivered, so that the owner's next
+		// request (the caller may submit at once) finds the worker idle
+		// again rather than making the node start another.
+		s.returnLease(l, false)
+	}
 	retry := s.results.CompleteAll(done, nil)
 	s.mu.Lock()
 	s.requeueLocked(c, retry)
 	s.pumpLocked(c)
-	var back *lease
-	if len(l.inflight) == 0 && !l.dead && !l.returned && !s.stealLocked(l) &&
-		len(c.queue) == 0 && now.Sub(l.granted) >= s.cfg.LeaseSlice {
-		// Its slice is over and nothing waits here: give the CPU back now,
-		// so that other owners' requests for it are served.
-		s.retireLocked(l)
-		back = l
+	if len(l.inflight) == 0 && !l.dead && !l.returned {
+		s.stealLocked(l)
 	}
 	s.mu.Unlock()
-	if back != nil {
-		s.returnLease(back, false)
-	}
 }
 
 // retireLocked takes lease l out of its class, to be returned: its sender
@@ -653,29 +658,34 @@ func (s *Submitter) requeueLocked(c *class, ts []*taskmgr.Task) {
 
 // stealLocked asks the busiest lease of l's class to give back half of
 // the tasks it has queued but not started, for the idle lease l: a
-// granted CPU never idles while work waits behind a busy one. It reports
-// whether it asked.
-func (s *Submitter) stealLocked(l *lease) bool {
-	c := l.cls
-	if len(c.queue) > 0 {
-		return false
+// granted CPU never idles while work waits behind a busy one.
+func (s *Submitter) stealLocked(l *lease) {
+	if len(l.cls.queue) > 0 {
+		return
 	}
-	var victim *lease
-	for _, o := range c.leases {
-		if o != l && !o.dead && !o.returned && len(o.inflight) > 1 && o.steal == 0 &&
-			(victim == nil || len(o.inflight) > len(victim.inflight)) {
-			victim = o
-		}
-	}
+	victim := s.victimLocked(l)
 	if victim == nil {
-		return false
+		return
 	}
 	victim.steal = int32((len(victim.inflight)) / 2)
 	select {
 	case victim.sendCh <- nil: // wake its sender
 	default: // full: the sender is busy and will see the request
 	}
-	return true
+}
+
+// victimLocked is the lease of l's class with the most tasks queued
+// behind a running one (more than one in flight), not already asked to
+// give some back; nil when there is none.
+func (s *Submitter) victimLocked(l *lease) *lease {
+	var victim *lease
+	for _, o := range l.cls.leases {
+		if o != l && !o.dead && !o.returned && len(o.inflight) > 1 && o.steal == 0 &&
+			(victim == nil || len(o.inflight) > len(victim.inflight)) {
+			victim = o
+		}
+	}
+	return victim
 }
 
 // leaseFailed handles a broken stream: the worker (or its node) died, or
