@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/raygo/raygo/internal/errs"
@@ -23,6 +24,10 @@ type Client struct {
 	fc  *framed.Conn
 	fd  int    // the region's descriptor
 	mem []byte // this process's mapping of the whole region
+	// populated marks the region's populateChunk-sized pieces this
+	// process has mapped writable (populate), one bit each: they stay
+	// mapped, and asking again would walk their pages for nothing.
+	populated []atomic.Uint64
 
 	mu       sync.Mutex
 	seq      uint64                         // guarded by mu
@@ -95,6 +100,7 @@ func (c *Client) greeting() error {
 		return fmt.Errorf("objstore: map the shared region (%d bytes): %w", capacity, err)
 	}
 	c.mem = mem
+	c.populated = make([]atomic.Uint64, (capacity/populateChunk+63)/64)
 	return nil
 }
 
@@ -207,7 +213,7 @@ func (c *Client) Put(id ids.ID, parts [][]byte, info Info) error {
 func (c *Client) withCreated(loc *pb.StoreLocation, fn func([]byte) error) error {
 	if loc.Path == "" {
 		dst := c.mem[loc.Offset : loc.Offset+loc.Size : loc.Offset+loc.Size]
-		populate(dst)
+		c.populate(loc.Offset, dst)
 		return fn(dst)
 	}
 	return withFileMap(loc.Path, loc.Size, true, fn)
@@ -257,13 +263,42 @@ func withFileMap(path string, size int64, writable bool, fn func([]byte) error) 
 // fault per 4 KiB.
 const populateAbove = 1 << 20
 
-// populate maps dst's pages writable in this process (allocating them in
-// the region if no process has yet) with one call; without one (Linux
-// before 5.14, darwin) it just takes the faults.
-func populate(dst []byte) {
-	if len(dst) >= populateAbove {
-		_ = populateWrite(dst)
+// populateChunk is the granule in which a client remembers what it has
+// populated.
+const populateChunk = 2 << 20
+
+// populate maps dst, at offset off of the region, writable in this
+// process (allocating its pages in the region if no process has yet)
+// with one call per run of pieces not populated before; without the call
+// (Linux before 5.14, darwin) it just takes the faults. Pieces only
+// partly covered by dst are left to fault.
+func (c *Client) populate(off int64, dst []byte) {
+	if len(dst) < populateAbove {
+		return
 	}
+	first := (off + populateChunk - 1) / populateChunk
+	end := (off + int64(len(dst))) / populateChunk
+	for i := first; i < end; {
+		if c.isPopulated(i) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < end && !c.isPopulated(j) {
+			j++
+		}
+		lo, hi := i*populateChunk-off, j*populateChunk-off
+		if populateWrite(dst[lo:hi]) == nil {
+			for k := i; k < j; k++ {
+				c.populated[k/64].Or(1 << (k % 64))
+			}
+		}
+		i = j
+	}
+}
+
+func (c *Client) isPopulated(chunk int64) bool {
+	return c.populated[chunk/64].Load()&(1<<(chunk%64)) != 0
 }
 
 // copyParts copies parts into dst, splitting large copies across CPUs.
