@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -25,12 +26,22 @@ import (
 // puller's shared memory with no copy in between: one write and one
 // read system call's worth per chunk, as a raw TCP stream.
 //
-//	request (40 bytes)  magic "RGC1" | 4 zero bytes | object id (16) | offset (8) | length (8)
-//	answer  (16 bytes)  status (1) | 3 zero bytes | message length (4) | length (8)
+//	request (40 bytes)  magic "RGC1" | flags (1) | 3 zero bytes | object id (16) | offset (8) | length (8)
+//	answer  (16 bytes)  status (1) | flags (1) | 2 zero bytes | message length (4) | length (8)
 //	                    then length bytes of the object (status ok) or the message
+//	ack     (1 byte)    from the puller, once it has read the bytes, when the answer asked for one
 //
 // Integers are big-endian. A connection carries one request at a time;
 // a puller keeps several connections per holder for chunks in flight.
+//
+// Zero-copy sending. On Linux a holder whose store region is a file
+// (the memfd) sends a chunk with sendfile(2): the socket takes the
+// region's pages by reference, so the holder's CPU copies nothing (a
+// raw stream's writer copies every byte once). The pages then sit in the
+// socket's queues until the puller reads them, so the chunk must not
+// change until it has: a request flagged flagCanAck says the puller
+// acks, the answer flagged answerAck asks it to, and the holder keeps
+// the object pinned (its memory cannot be reused) until the ack comes.
 const (
 	requestBytes = 40
 	answerBytes  = 16
@@ -42,6 +53,13 @@ const (
 
 	// maxMessageBytes bounds an error message in an answer.
 	maxMessageBytes = 4 << 10
+
+	// flagCanAck (request flags): the puller acks an answer that asks.
+	flagCanAck = 1
+	// answerAck (answer flags): ack once the bytes are read.
+	answerAck = 1
+	// ackByte is the ack.
+	ackByte = 'A'
 )
 
 var requestMagic = [4]byte{'R', 'G', 'C', '1'}
@@ -72,15 +90,39 @@ type Reader func(id ids.ID, fn func([]byte) error) (found bool, err error)
 // when it has no such bytes.
 type PartialReader func(id ids.ID, off, n int64, fn func([]byte) error) (found bool, err error)
 
+// Region is the store's shared region as a file: its descriptor and the
+// daemon's mapping of it (objstore.Store.Region). Chunks that lie in Mem
+// are sent from FD with sendfile where the platform has it.
+type Region struct {
+	FD  int
+	Mem []byte
+}
+
+// offsetOf returns the offset of b in the region, or false when b does
+// not lie in it (an object spilled to a file of its own, say).
+func (r *Region) offsetOf(b []byte) (int64, bool) {
+	if r == nil || len(b) == 0 || len(r.Mem) == 0 {
+		return 0, false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(r.Mem)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < base || p+uintptr(len(b)) > base+uintptr(len(r.Mem)) {
+		return 0, false
+	}
+	return int64(p - base), true
+}
+
 // Server answers chunk requests from other nodes' pullers.
 type Server struct {
-	lis     net.Listener
-	token   string
-	read    Reader
-	partial PartialReader // nil: only sealed objects are served
-	stop    *stopper.Stopper
-	log     *slog.Logger
-	served  atomic.Int64
+	lis      net.Listener
+	token    string
+	read     Reader
+	partial  PartialReader // nil: only sealed objects are served
+	region   *Region       // nil: chunks are written, not sent from the file
+	fromFile atomic.Int64  // chunks sent from the region's file
+	stop     *stopper.Stopper
+	log      *slog.Logger
+	served   atomic.Int64
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // guarded by mu
@@ -88,12 +130,17 @@ type Server struct {
 
 // Serve starts serving chunk requests accepted on lis, reading objects
 // with read and, for objects read lacks, parts of copies being pulled
-// with partial (may be nil); it takes lis (Close closes it).
-func Serve(lis net.Listener, token string, read Reader, partial PartialReader, log *slog.Logger) (*Server, error) {
+// with partial (may be nil); it takes lis (Close closes it). Bytes that
+// lie in region (may be nil) are sent from its file (see "Zero-copy
+// sending" above).
+func Serve(lis net.Listener, token string, read Reader, partial PartialReader, region *Region, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{lis: lis, token: token, read: read, partial: partial, stop: stopper.New(), log: log, conns: map[net.Conn]struct{}{}}
+	if !canSendFile {
+		region = nil
+	}
+	s := &Server{lis: lis, token: token, read: read, partial: partial, region: region, stop: stopper.New(), log: log, conns: map[net.Conn]struct{}{}}
 	if err := s.stop.Go("objmgr.accept", s.accept); err != nil {
 		return nil, err
 	}
@@ -105,6 +152,10 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Served is the number of chunks the server has sent.
 func (s *Server) Served() int64 { return s.served.Load() }
+
+// SentFromFile is the number of those sent from the region's file
+// (sendfile), not written from memory.
+func (s *Server) SentFromFile() int64 { return s.fromFile.Load() }
 
 // Close stops accepting, closes every connection and waits for their
 // goroutines.
@@ -168,9 +219,29 @@ func (s *Server) serve(c net.Conn) {
 			_ = answer(c, statusInvalid, 0, fmt.Sprintf("objmgr: chunk of %d bytes at %d (at most %d)", n, off, MaxChunkBytes))
 			return
 		}
+		canAck := req[4]&flagCanAck != 0
 		sent := false
 		send := func(b []byte) error {
 			sent = true
+			if off, ok := s.region.offsetOf(b); ok && canAck {
+				// From the file; the object stays pinned (we are inside the
+				// read) until the puller says it has the bytes.
+				if err := answerFlags(c, statusOK, answerAck, int64(len(b)), ""); err != nil {
+					return err
+				}
+				if err := sendFile(c, s.region.FD, off, int64(len(b))); err != nil {
+					return err
+				}
+				var ack [1]byte
+				if _, err := io.ReadFull(c, ack[:]); err != nil {
+					return err
+				}
+				if ack[0] != ackByte {
+					return fmt.Errorf("objmgr: the puller acked with %q", ack[0])
+				}
+				s.fromFile.Add(1)
+				return nil
+			}
 			if err := answer(c, statusOK, int64(len(b)), ""); err != nil {
 				return err
 			}
@@ -206,11 +277,15 @@ func (s *Server) serve(c net.Conn) {
 
 // answer writes an answer's header and, for errors, its message.
 func answer(c net.Conn, status byte, n int64, msg string) error {
+	return answerFlags(c, status, 0, n, msg)
+}
+
+func answerFlags(c net.Conn, status, flags byte, n int64, msg string) error {
 	if len(msg) > maxMessageBytes {
 		msg = msg[:maxMessageBytes]
 	}
 	buf := make([]byte, answerBytes+len(msg))
-	buf[0] = status
+	buf[0], buf[1] = status, flags
 	binary.BigEndian.PutUint32(buf[4:8], uint32(len(msg)))
 	binary.BigEndian.PutUint64(buf[8:16], uint64(n))
 	copy(buf[answerBytes:], msg)
@@ -276,6 +351,7 @@ func roundTrip(ctx context.Context, c net.Conn, id ids.ID, off int64, dst []byte
 	defer stop()
 	var req [requestBytes]byte
 	copy(req[:4], requestMagic[:])
+	req[4] = flagCanAck
 	copy(req[8:24], id[:])
 	binary.BigEndian.PutUint64(req[24:32], uint64(off))
 	binary.BigEndian.PutUint64(req[32:40], uint64(len(dst)))
@@ -310,6 +386,9 @@ func roundTrip(ctx context.Context, c net.Conn, id ids.ID, off int64, dst []byte
 		return fmt.Errorf("objmgr: asked for %d bytes, the holder sends %d", len(dst), n)
 	}
 	_, err := io.ReadFull(c, dst)
+	if err == nil && hdr[1]&answerAck != 0 {
+		_, err = c.Write([]byte{ackByte})
+	}
 	if err == nil {
 		_ = c.SetDeadline(time.Time{})
 	}

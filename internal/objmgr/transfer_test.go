@@ -31,7 +31,7 @@ func serveObjects(t *testing.T, objects map[ids.ID][]byte) *Server {
 		}
 		return true, fn(b)
 	}
-	s, err := Serve(lis, token, read, nil, nil)
+	s, err := Serve(lis, token, read, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,6 +197,12 @@ func (s *Store) SpillPath() string {
 // Config.FileRegion).
 func (s *Store) RegionKind() string { return s.reg.kind }
 
+// Region returns the region's descriptor and the daemon's mapping of it,
+// valid until Close. Bytes that Read hands out from the region (not from
+// a spilled object's own file) lie at the same offset in both, so a
+// sender can hand them to sendfile(2).
+func (s *Store) Region() (fd int, mem []byte) { return s.reg.fd, s.reg.mem }
+
 // Close stops the socket, drops every object and deletes the spill
 // directory. Processes that still map the region keep their memory until
 // they exit (the region lives while any process holds it).

@@ -57,7 +57,7 @@ func startObjects(r *Raylet) (*objects, error) {
 	o.client = objmgr.NewClient(r.cfg.Token, o.resolve)
 	budget := int64(float64(r.store.Capacity()) * pullBudgetFraction)
 	o.mgr = objmgr.New(objmgr.Config{Self: r.address, BudgetBytes: max(budget, 1), Log: r.log}, r.store, o.client, o)
-	if o.server, err = objmgr.Serve(lis, r.cfg.Token, r.store.Read, o.mgr.ServePartial, r.log); err != nil {
+	if o.server, err = objmgr.Serve(lis, r.cfg.Token, r.store.Read, o.mgr.ServePartial, storeRegion(r.store), r.log); err != nil {
 		lis.Close()
 		o.mgr.Close()
 		return nil, err
@@ -203,4 +203,10 @@ func (r *Raylet) pullStats() *pb.PullStats {
 	st := r.objects.mgr.Stats()
 	st.ChunksServed = r.objects.server.Served()
 	return st
+}
+
+// storeRegion is the store's region for zero-copy sends.
+func storeRegion(st interface{ Region() (int, []byte) }) *objmgr.Region {
+	fd, mem := st.Region()
+	return &objmgr.Region{FD: fd, Mem: mem}
 }
