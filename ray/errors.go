@@ -37,6 +37,8 @@ var (
 	ErrNodeDied           = errs.ErrNodeDied
 	// ErrPlacementGroupRemoved: the task's placement group was removed.
 	ErrPlacementGroupRemoved = errs.ErrPlacementGroupRemoved
+	// ErrHeadLost: the cluster's head is gone (see HeadLostError).
+	ErrHeadLost = errs.ErrHeadLost
 )
 
 // Typed errors, for errors.As.
@@ -79,6 +81,10 @@ type (
 	// PlacementGroupRemovedError: the task was to run in a placement group
 	// that was removed; it names the group.
 	PlacementGroupRemovedError = errs.PlacementGroupRemovedError
+	// HeadLostError: the cluster's head stopped answering for longer than
+	// the head timeout, or came back without the cluster's state (it keeps
+	// no storage); every call of this process fails with it from then on.
+	HeadLostError = errs.HeadLostError
 )
 
 // RegisterError makes errors of type E cross the wire with their type and

@@ -222,14 +222,17 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	if o.defaultLifetime != 0 {
 		workerEnv = append(workerEnv, envActorLifetime+"="+strconv.Itoa(int(o.defaultLifetime)))
 	}
-	if _, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
+	reg, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
 		DriverAddress: cw.Address(), DriverId: cw.WorkerID().Bytes(), InlineThreshold: int64(o.inlineThreshold), Env: workerEnv,
-	}}); err != nil {
+	}})
+	if err != nil {
 		_ = cw.Close()
 		return fail(fmt.Errorf("ray: register job with %s: %w", addr, err))
 	}
-	cw.HoldDriverSession(jobID) // the job ends as soon as this process dies
+	// The job ends as soon as this process dies; a head without storage
+	// that goes away fails this process's calls (ErrHeadLost).
+	cw.HoldDriverSession(jobID, reg.GetPersistent())
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
 	global.lifetime = o.defaultLifetime
 	global.gc = startDriverGC(o)

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/objstore"
@@ -680,7 +681,7 @@ func runWorkerNode(ctx context.Context, stopSignals func(), o *startOptions, pla
 
 	select {
 	case <-ctx.Done():
-	case <-r.Done(): // declared dead by the control store: it has stopped its workers
+	case <-r.Done(): // declared dead by the control store, or its head is gone: it has stopped its workers
 	}
 	stopSignals()
 	dead := r.Err()
@@ -692,6 +693,9 @@ func runWorkerNode(ctx context.Context, stopSignals func(), o *startOptions, pla
 		_ = os.Remove(sess.Path(addressFile))
 	}
 	_ = removePID(sess, os.Getpid())
+	if errors.Is(dead, errs.ErrHeadLost) {
+		return fmt.Errorf("node %s stopped its workers and exits: %w (start a head again, then this node with `raygo start --address`)", r.NodeID().Short(), dead)
+	}
 	if dead != nil {
 		// As Ray's raylet does, exit rather than carry on under an id the
 		// cluster has written off; a new start joins under a new id.

@@ -121,6 +121,10 @@ type Config struct {
 	// machine without a node). When it cannot be reached, leases are asked
 	// of another alive node (otherNode) from then on.
 	NodeElsewhere bool
+	// HeadTimeout: a driver whose control store keeps no storage gives the
+	// head up (HeadLost) once its session has been down this long
+	// (default 5 s, as a node's raylet.Config.HeadTimeout).
+	HeadTimeout time.Duration
 	// Warn receives warnings for the user (a request no node can satisfy
 	// now); nil prints them to stderr.
 	Warn func(string)
@@ -149,6 +153,9 @@ func (c *Config) Defaults() {
 	}
 	if c.MaxPipeline == 0 {
 		c.MaxPipeline = 256
+	}
+	if c.HeadTimeout <= 0 {
+		c.HeadTimeout = 5 * time.Second
 	}
 	if c.PushSpin == 0 {
 		c.PushSpin = DefaultPushSpin
@@ -197,6 +204,8 @@ type CoreWorker struct {
 	groups       *groupops.Pipe // placement-group ops; started on first use
 	groupsClosed bool
 	groupsLive   atomic.Pointer[groupops.Pipe] // groups, read without groupsMu
+
+	headLost atomic.Pointer[errs.HeadLostError] // set once the cluster's head is gone (headlost.go)
 
 	// dropLocalFn is refs.RemoveLocal as a func value made once: a method
 	// value passed to runtime.AddCleanup per handle would be allocated

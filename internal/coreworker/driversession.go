@@ -14,20 +14,36 @@ import (
 // driverSessionRetry is how long a driver waits before reopening a
 // session whose stream broke while the process lives (the control store
 // restarting, a network fault).
-const driverSessionRetry = time.Second
+const driverSessionRetry = 500 * time.Millisecond
 
 // HoldDriverSession keeps the job's driver session (the control store's
 // DriverAlive stream) open until Close: when this process dies, the
 // stream's connection closes with it and the control store ends the job
 // at once instead of after its periodic checks miss the driver. A stream
 // that breaks while the process lives is reopened; the session ends for
-// good once the control store says the job is no longer running.
-func (cw *CoreWorker) HoldDriverSession(job ids.ID) {
+// good once the control store says the job is no longer running. With a
+// control store that keeps no storage (persistent false, from
+// RegisterJobReply), a session down for Config.HeadTimeout, or a control
+// store that no longer knows the job, means the head is gone (headlost.go).
+func (cw *CoreWorker) HoldDriverSession(job ids.ID, persistent bool) {
 	_ = cw.stop.Go("coreworker.driversession", func(ctx context.Context) {
+		lastAnswer := time.Now() // RegisterJob was just answered
 		for {
-			err := cw.driverSession(ctx, job)
-			if ctx.Err() != nil || errors.Is(rpc.FromStatus(err), errs.ErrNotFound) {
+			answered, err := cw.driverSession(ctx, job)
+			if ctx.Err() != nil {
 				return
+			}
+			now := time.Now()
+			if answered {
+				lastAnswer = now // the stream was up until now, or the control store answered it
+			}
+			unknown := func() bool { return cw.jobUnknown(ctx, job) }
+			if lost := sessionDown(persistent, err, unknown, lastAnswer, now, cw.cfg.HeadTimeout, cw.cfg.GCSAddress); lost != nil {
+				cw.loseHead(lost)
+				return
+			}
+			if errors.Is(rpc.FromStatus(err), errs.ErrNotFound) {
+				return // the job ended
 			}
 			t := time.NewTimer(driverSessionRetry)
 			select {
@@ -40,15 +56,20 @@ func (cw *CoreWorker) HoldDriverSession(job ids.ID) {
 	})
 }
 
-// driverSession holds one DriverAlive stream until it ends.
-func (cw *CoreWorker) driverSession(ctx context.Context, job ids.ID) error {
+// driverSession holds one DriverAlive stream until it ends; answered says
+// whether the control store answered it (headers, or a status without
+// them), as opposed to not being reached.
+func (cw *CoreWorker) driverSession(ctx context.Context, job ids.ID) (answered bool, err error) {
 	stream, err := cw.gcs.DriverAlive(ctx, &pb.DriverAliveRequest{JobId: job.Bytes()})
 	if err != nil {
-		return err
+		return false, err
+	}
+	if _, err := stream.Header(); err != nil {
+		return false, err
 	}
 	for {
 		if _, err := stream.Recv(); err != nil {
-			return err
+			return true, err
 		}
 	}
 }

@@ -94,8 +94,8 @@ func (cw *CoreWorker) HandleFromWire(w codec.Ref) *Ref {
 // the local node's store; callSite names the function that made it (for
 // `raygo memory`).
 func (cw *CoreWorker) Put(ctx context.Context, parts [][]byte, nested []codec.Ref, callSite string) (*Ref, error) {
-	if cw.isClosed() {
-		return nil, ErrClosed
+	if err := cw.unusable(); err != nil {
+		return nil, err
 	}
 	id := ids.New()
 	v, err := cw.makeValue(ctx, id, parts, callSite)

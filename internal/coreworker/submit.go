@@ -68,8 +68,8 @@ type prepared struct {
 // the references it holds. On error nothing is held.
 func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) (prepared, error) {
 	var p prepared
-	if cw.isClosed() {
-		return p, ErrClosed
+	if err := cw.unusable(); err != nil {
+		return p, err
 	}
 	if err := ctx.Err(); err != nil {
 		return p, fmt.Errorf("raygo: %s not submitted: %w", t.Function(), err)

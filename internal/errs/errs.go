@@ -38,6 +38,9 @@ var (
 	// ErrPlacementGroupRemoved: a task or actor was to run in a placement
 	// group that was removed.
 	ErrPlacementGroupRemoved = errors.New("raygo: placement group removed")
+	// ErrHeadLost: the cluster's head (its control store) is gone, and
+	// the cluster with it.
+	ErrHeadLost = errors.New("raygo: the cluster's head is gone")
 )
 
 // Kind names an error's Go type on the wire (pb.ErrorInfo.kind). The
@@ -89,6 +92,8 @@ const (
 	KindNodeDied = pb.ErrorKind_ERROR_KIND_NODE_DIED
 	// KindPlacementGroupRemoved: the task's placement group was removed.
 	KindPlacementGroupRemoved = pb.ErrorKind_ERROR_KIND_PLACEMENT_GROUP_REMOVED
+	// KindHeadLost: the cluster's head is gone.
+	KindHeadLost = pb.ErrorKind_ERROR_KIND_HEAD_LOST
 	// KindUnauthenticated: a missing or wrong cluster token.
 	KindUnauthenticated = pb.ErrorKind_ERROR_KIND_UNAUTHENTICATED
 	// KindUnavailable: the peer could not be reached or the connection
@@ -381,6 +386,29 @@ func (e *NodeDiedError) Error() string {
 	return s
 }
 func (e *NodeDiedError) Is(target error) bool { return target == ErrNodeDied }
+
+// HeadLostError: the cluster's head (its control store, at Head) is gone:
+// it stopped answering for longer than the head timeout, or answered as a
+// stranger (started again without storage, so without the cluster's
+// state). A head without storage takes its cluster with it: nodes stop
+// their workers and exit, and a driver's calls fail with this error.
+type HeadLostError struct {
+	Head   string
+	Reason string
+}
+
+func (e *HeadLostError) Error() string {
+	s := "raygo: the cluster's head"
+	if e.Head != "" {
+		s += " at " + e.Head
+	}
+	s += " is gone"
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+func (e *HeadLostError) Is(target error) bool { return target == ErrHeadLost }
 
 // Status is a generic typed error for control-plane failures: invalid
 // request, not found, already exists, timeout, unauthenticated,

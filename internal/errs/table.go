@@ -48,6 +48,9 @@ var table = []row{
 	{kind: KindNodeDied, code: codes.FailedPrecondition, sentinel: ErrNodeDied, build: func(i *pb.ErrorInfo) error {
 		return &NodeDiedError{Function: i.Function, NodeID: i.NodeId, NodeAddress: i.NodeAddress, Attempts: int(i.Attempts), Reason: i.Reason}
 	}},
+	{kind: KindHeadLost, code: codes.FailedPrecondition, sentinel: ErrHeadLost, build: func(i *pb.ErrorInfo) error {
+		return &HeadLostError{Head: i.NodeAddress, Reason: i.Reason}
+	}},
 	{kind: KindPlacementGroupRemoved, code: codes.FailedPrecondition, sentinel: ErrPlacementGroupRemoved, build: func(i *pb.ErrorInfo) error {
 		return &PlacementGroupRemovedError{Function: i.Function, GroupID: i.Detail, Name: i.Name}
 	}},

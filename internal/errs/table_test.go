@@ -48,6 +48,7 @@ func TestCodes(t *testing.T) {
 		KindActorInterrupted:      codes.FailedPrecondition,
 		KindNodeDied:              codes.FailedPrecondition,
 		KindPlacementGroupRemoved: codes.FailedPrecondition,
+		KindHeadLost:              codes.FailedPrecondition,
 		KindCancelled:             codes.Canceled,
 		KindObjectFreed:           codes.FailedPrecondition,
 		KindObjectLost:            codes.FailedPrecondition,

@@ -211,6 +211,10 @@ func (e *NodeDiedError) toInfo() *pb.ErrorInfo {
 		Attempts: int32(e.Attempts), Reason: e.Reason}
 }
 
+func (e *HeadLostError) toInfo() *pb.ErrorInfo {
+	return &pb.ErrorInfo{Kind: KindHeadLost, NodeAddress: e.Head, Reason: e.Reason}
+}
+
 func (e *Status) toInfo() *pb.ErrorInfo {
 	return &pb.ErrorInfo{Kind: e.Kind, Message: e.Message}
 }

@@ -30,6 +30,7 @@ var roundTrips = []struct {
 		&pb.ErrorInfo{Kind: KindActorInterrupted, ActorId: "a1", ActorName: "counter", Reason: "killed during the call", ActorDeath: ActorKilled}},
 	{KindPlacementGroupRemoved, &PlacementGroupRemovedError{Function: "f", GroupID: "0123456789abcdef0123456789abcdef", Name: "pg"}, nil},
 	{KindNodeDied, &NodeDiedError{Function: "f", NodeID: "n1", NodeAddress: "127.0.0.1:7000", Attempts: 2, Reason: "heartbeats stopped"}, nil},
+	{KindHeadLost, &HeadLostError{Head: "127.0.0.1:6379", Reason: "no answer for 5s and it keeps no storage"}, nil},
 	{KindCancelled, &CancelledError{Function: "f", TaskID: "t1", Reason: "by the driver"}, nil},
 	{KindObjectFreed, &ObjectError{ObjectID: "o1", Kind: KindObjectFreed, Detail: "d"}, nil},
 	{KindObjectLost, &ObjectError{ObjectID: "o1", Kind: KindObjectLost, Detail: "d"}, nil},

@@ -63,6 +63,7 @@ const (
 	// call (retried within MaxTaskRetries, else an ActorDiedError).
 	ErrorKind_ERROR_KIND_ACTOR_INTERRUPTED       ErrorKind = 24
 	ErrorKind_ERROR_KIND_PLACEMENT_GROUP_REMOVED ErrorKind = 25 // PlacementGroupRemovedError
+	ErrorKind_ERROR_KIND_HEAD_LOST               ErrorKind = 26 // HeadLostError: the cluster's head is gone
 )
 
 // Enum value maps for ErrorKind.
@@ -94,6 +95,7 @@ var (
 		23: "ERROR_KIND_UNAVAILABLE",
 		24: "ERROR_KIND_ACTOR_INTERRUPTED",
 		25: "ERROR_KIND_PLACEMENT_GROUP_REMOVED",
+		26: "ERROR_KIND_HEAD_LOST",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":             0,
@@ -122,6 +124,7 @@ var (
 		"ERROR_KIND_UNAVAILABLE":             23,
 		"ERROR_KIND_ACTOR_INTERRUPTED":       24,
 		"ERROR_KIND_PLACEMENT_GROUP_REMOVED": 25,
+		"ERROR_KIND_HEAD_LOST":               26,
 	}
 )
 
@@ -1821,8 +1824,12 @@ func (x *RegisterNodeRequest) GetNode() *NodeInfo {
 	return nil
 }
 
+// persistent: the control store keeps its state in storage and survives
+// a restart; without it, a head that stops answering (or answers as a
+// stranger) takes its cluster with it, and nodes and drivers stop.
 type RegisterNodeReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Persistent    bool                   `protobuf:"varint,1,opt,name=persistent,proto3" json:"persistent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1855,6 +1862,13 @@ func (x *RegisterNodeReply) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RegisterNodeReply.ProtoReflect.Descriptor instead.
 func (*RegisterNodeReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RegisterNodeReply) GetPersistent() bool {
+	if x != nil {
+		return x.Persistent
+	}
+	return false
 }
 
 type NodeHeartbeatRequest struct {
@@ -2371,6 +2385,7 @@ func (x *RegisterJobRequest) GetJob() *JobInfo {
 type RegisterJobReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Persistent    bool                   `protobuf:"varint,2,opt,name=persistent,proto3" json:"persistent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2410,6 +2425,13 @@ func (x *RegisterJobReply) GetJobId() []byte {
 		return x.JobId
 	}
 	return nil
+}
+
+func (x *RegisterJobReply) GetPersistent() bool {
+	if x != nil {
+		return x.Persistent
+	}
+	return false
 }
 
 type GetJobRequest struct {
@@ -9037,8 +9059,11 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x13RegisterNodeRequest\x12&\n" +
-	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"\x13\n" +
-	"\x11RegisterNodeReply\"\xd7\x02\n" +
+	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"3\n" +
+	"\x11RegisterNodeReply\x12\x1e\n" +
+	"\n" +
+	"persistent\x18\x01 \x01(\bR\n" +
+	"persistent\"\xd7\x02\n" +
 	"\x14NodeHeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x121\n" +
 	"\tavailable\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tavailable\x12%\n" +
@@ -9079,9 +9104,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\x12\x1b\n" +
 	"\tdriver_id\x18\f \x01(\fR\bdriverId\"9\n" +
 	"\x12RegisterJobRequest\x12#\n" +
-	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\")\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\"I\n" +
 	"\x10RegisterJobReply\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\fR\x05jobId\"&\n" +
+	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1e\n" +
+	"\n" +
+	"persistent\x18\x02 \x01(\bR\n" +
+	"persistent\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\"2\n" +
 	"\vGetJobReply\x12#\n" +
@@ -9524,7 +9552,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05force\x18\x01 \x01(\bR\x05force\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\fR\aactorId\"\v\n" +
-	"\tExitReply*\xfa\x05\n" +
+	"\tExitReply*\x94\x06\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x1d\n" +
@@ -9552,7 +9580,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x1aERROR_KIND_UNAUTHENTICATED\x10\x16\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x17\x12 \n" +
 	"\x1cERROR_KIND_ACTOR_INTERRUPTED\x10\x18\x12&\n" +
-	"\"ERROR_KIND_PLACEMENT_GROUP_REMOVED\x10\x19*\xd1\x02\n" +
+	"\"ERROR_KIND_PLACEMENT_GROUP_REMOVED\x10\x19\x12\x18\n" +
+	"\x14ERROR_KIND_HEAD_LOST\x10\x1a*\xd1\x02\n" +
 	"\x0fActorDeathCause\x12!\n" +
 	"\x1dACTOR_DEATH_CAUSE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eACTOR_DEATH_CAUSE_PROCESS_DIED\x10\x01\x12\x1c\n" +

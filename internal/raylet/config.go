@@ -54,6 +54,12 @@ type Config struct {
 	Labels map[string]string
 	// HeartbeatPeriod is how often the node reports to the control store.
 	HeartbeatPeriod time.Duration
+	// HeadTimeout: a node whose control store keeps no storage stops (its
+	// workers killed, Done closed with a *errs.HeadLostError) once the
+	// control store has not answered for this long (default 5 s, the
+	// control store's own node timeout), or at once when it answers as a
+	// stranger (started again, without the cluster's state).
+	HeadTimeout time.Duration
 	// WorkerRegisterTimeout bounds the time from starting a worker process
 	// to its registration.
 	WorkerRegisterTimeout time.Duration
@@ -97,12 +103,16 @@ type Config struct {
 	LifelineOnly bool
 }
 
+// DefaultHeadTimeout is Config.HeadTimeout's default.
+const DefaultHeadTimeout = 5 * time.Second
+
 // DefaultConfig returns defaults for everything but the addresses, token
 // and resources.
 func DefaultConfig() Config {
 	return Config{
 		ListenAddress:         "127.0.0.1:0",
 		HeartbeatPeriod:       500 * time.Millisecond,
+		HeadTimeout:           DefaultHeadTimeout,
 		WorkerRegisterTimeout: 30 * time.Second,
 		MaxStartupFailures:    3,
 		IdleWorkerTimeout:     time.Minute,

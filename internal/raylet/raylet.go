@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -41,7 +42,10 @@ type Raylet struct {
 	store    *objstore.Store
 	objects  *objects       // the object manager: pulls and the transfer endpoint (pull.go)
 	lifeline *proc.Lifeline // its read end goes to every worker; workers exit when it closes
-	log      *slog.Logger
+	// headPersistent: the control store said it keeps its state in
+	// storage (RegisterNodeReply), so losing it for a while is survived.
+	headPersistent atomic.Bool
+	log            *slog.Logger
 
 	mu           sync.Mutex
 	res          *resources.NodeResources    // guarded by mu
@@ -129,6 +133,9 @@ func Start(cfg Config) (*Raylet, error) {
 	if len(cfg.GPUIDs) != int(cfg.Resources[resources.GPU]) {
 		return nil, errs.Invalidf("raylet: %d GPU ids for %v GPUs", len(cfg.GPUIDs), cfg.Resources[resources.GPU])
 	}
+	if cfg.HeadTimeout <= 0 {
+		cfg.HeadTimeout = DefaultHeadTimeout
+	}
 	if cfg.HostID == "" {
 		h := resources.DetectHost()
 		cfg.HostID, cfg.HostMemory = h.ID, h.MemoryBytes
@@ -206,7 +213,8 @@ func (r *Raylet) Address() string { return r.address }
 func (r *Raylet) NodeID() ids.ID { return r.nodeID }
 
 // Done is closed when the node daemon has stopped working on its own:
-// the control store declared it dead (it was silent past the node
+// its control store, keeping no storage, is gone (see Config.HeadTimeout
+// and Err), or the control store declared it dead (it was silent past the node
 // timeout: partitioned, paused or starved) and answered its heartbeat with
 // a *errs.NodeDiedError. By then the daemon has killed all its workers,
 // failed its queued lease requests and refuses new ones, and sends no
@@ -215,17 +223,20 @@ func (r *Raylet) NodeID() ids.ID { return r.nodeID }
 // which registers under a new id (Ray's raylet exits in this case).
 func (r *Raylet) Done() <-chan struct{} { return r.done }
 
-// Err is the *errs.NodeDiedError the control store declared the node dead
-// with once Done is closed, and nil before.
+// Err is why the node stopped once Done is closed, and nil before: the
+// *errs.NodeDiedError the control store declared it dead with, or an
+// *errs.HeadLostError (the control store, which keeps no storage, is gone:
+// see Config.HeadTimeout).
 func (r *Raylet) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.deadErr
 }
 
-// fence stops the node's work after the control store declared it dead:
-// its actors have been restarted elsewhere and owners have given up on its
-// workers, so nothing of its old self may run on. It kills every worker
+// fence stops the node's work after the control store declared it dead
+// (its actors have been restarted elsewhere and owners have given up on
+// its workers, so nothing of its old self may run on) or is gone without
+// storage (err is a HeadLostError: the cluster is gone). It kills every worker
 // and waits for them, fails queued lease requests with err, refuses new
 // ones, stops the memory monitor and closes done. Stop does the rest.
 func (r *Raylet) fence(err error) {
@@ -237,7 +248,11 @@ func (r *Raylet) fence(err error) {
 	r.deadErr = err
 	n := r.haltLocked(err)
 	r.mu.Unlock()
-	r.log.Error("the control store declared this node dead; stopping all its workers", "node", r.nodeID, "workers", n, "err", err)
+	if errors.Is(err, errs.ErrHeadLost) {
+		r.log.Error("the cluster's head is gone; stopping all this node's workers", "node", r.nodeID, "workers", n, "err", err)
+	} else {
+		r.log.Error("the control store declared this node dead; stopping all its workers", "node", r.nodeID, "workers", n, "err", err)
+	}
 	close(r.done)
 }
 
@@ -304,14 +319,37 @@ func (r *Raylet) nodeInfo() *pb.NodeInfo {
 }
 
 func (r *Raylet) register(ctx context.Context) error {
-	_, err := r.gcs.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: r.nodeInfo()})
+	reply, err := r.gcs.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: r.nodeInfo()})
+	if err == nil {
+		r.headPersistent.Store(reply.GetPersistent())
+	}
 	return err
+}
+
+// headLost decides, after a heartbeat, whether the control store is gone
+// with the cluster: it does not keep its state in storage, and it either
+// has not answered since lastAnswer for HeadTimeout, or answered that it
+// does not know this node (a new control store on the same address). It
+// returns the error to stop with, or nil.
+func headLost(persistent bool, err error, unknown bool, lastAnswer, now time.Time, timeout time.Duration, head string) error {
+	switch {
+	case persistent:
+		return nil
+	case err == nil && unknown:
+		return &errs.HeadLostError{Head: head, Reason: "it answers as a new control store that does not know this node " +
+			"(it was started again, and keeps no storage, so the cluster's state is gone)"}
+	case err != nil && now.Sub(lastAnswer) >= timeout:
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it has not answered for %s and keeps no storage (last error: %v)",
+			now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
+	}
+	return nil
 }
 
 func (r *Raylet) heartbeatLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.HeartbeatPeriod)
 	defer t.Stop()
+	lastAnswer := time.Now()
 	for beat := 1; ; beat++ {
 		select {
 		case <-r.ctx.Done():
@@ -329,9 +367,18 @@ func (r *Raylet) heartbeatLoop() {
 		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 		reply, err := r.gcs.NodeHeartbeat(ctx, req)
+		if lost := headLost(r.headPersistent.Load(), err, reply.GetUnknownNode(), lastAnswer, time.Now(), r.cfg.HeadTimeout, r.cfg.GCSAddress); lost != nil {
+			cancel()
+			r.fence(lost)
+			return
+		}
+		if err == nil {
+			lastAnswer = time.Now()
+		}
 		if err == nil && reply.GetUnknownNode() {
-			// The control store has no record of this id (a head
-			// restarted without persistence): register again.
+			// A control store that keeps its state in storage but has no
+			// record of this id (written off while it restarted, say):
+			// register again.
 			err = r.register(ctx)
 		}
 		if errors.Is(err, errs.ErrNodeDied) {

@@ -260,6 +260,17 @@ func (m *Manager) findLocked(id ids.ID) *Task {
 	return nil
 }
 
+// PendingTasks lists the tasks not finished, newest first.
+func (m *Manager) PendingTasks() []*Task {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Task, 0, m.npending)
+	for t := m.pending; t != nil; t = t.next {
+		out = append(out, t)
+	}
+	return out
+}
+
 // Pending is the number of tasks not finished.
 func (m *Manager) Pending() int {
 	m.mu.Lock()

@@ -1,0 +1,92 @@
+package coreworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/raygo/raygo/internal/coreworker/taskmgr"
+	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/rpc"
+)
+
+// Losing the head.
+//
+// A driver watches its cluster's head through its driver session (the
+// control store's DriverAlive stream, driversession.go). A head that
+// keeps no storage takes its cluster with it: when the session has been
+// down for Config.HeadTimeout, or the control store answers that it does
+// not know the job (a new one started on the same address), the driver
+// gives the head up (loseHead): every task it owns that has not finished
+// fails with a *errs.HeadLostError, and so does every later call (Put,
+// submissions), so that a program gets one clear error at once instead of
+// Gets that wait out their deadlines. The nodes stop on their own the
+// same way (raylet.Config.HeadTimeout).
+
+// unusable is the error calls fail with once the process cannot work:
+// its head is gone, or Close was called.
+func (cw *CoreWorker) unusable() error {
+	if lost := cw.headLost.Load(); lost != nil {
+		return lost
+	}
+	if cw.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// HeadLost is the error the process gave its head up with, or nil.
+func (cw *CoreWorker) HeadLost() error {
+	if lost := cw.headLost.Load(); lost != nil {
+		return lost
+	}
+	return nil
+}
+
+// loseHead gives the head up (once): later calls fail with err, and so
+// does every task this process owns that has not finished.
+func (cw *CoreWorker) loseHead(err *errs.HeadLostError) {
+	if !cw.headLost.CompareAndSwap(nil, err) {
+		return
+	}
+	cw.cfg.Warn(err.Error() + "; every call of this process fails from now on (start a new cluster)")
+	info := errs.ToInfo(err)
+	for _, t := range cw.tasks.PendingTasks() {
+		cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: info})
+	}
+}
+
+// sessionDown decides, after the driver session ended with err, whether
+// the head is lost: never with storage; when the control store answers
+// that the job is not running, if it does not know the job at all (a new
+// control store); otherwise once the session has been down since
+// lastAnswer for timeout.
+func sessionDown(persistent bool, err error, jobUnknown func() bool, lastAnswer, now time.Time, timeout time.Duration, head string) *errs.HeadLostError {
+	if persistent {
+		return nil
+	}
+	if errors.Is(rpc.FromStatus(err), errs.ErrNotFound) {
+		if jobUnknown() {
+			return &errs.HeadLostError{Head: head, Reason: "it answers as a new control store that does not know this job " +
+				"(it was started again, and keeps no storage, so the cluster's state is gone)"}
+		}
+		return nil
+	}
+	if now.Sub(lastAnswer) >= timeout {
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it has not answered for %s and keeps no storage (last error: %v)",
+			now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
+	}
+	return nil
+}
+
+// jobUnknown reports whether the control store answers that it has no
+// record of job at all (not merely that it finished).
+func (cw *CoreWorker) jobUnknown(ctx context.Context, job ids.ID) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := cw.gcs.GetJob(ctx, &pb.GetJobRequest{JobId: job.Bytes()})
+	return errors.Is(rpc.FromStatus(err), errs.ErrNotFound)
+}

@@ -1,0 +1,45 @@
+package raylet
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/internal/errs"
+)
+
+func TestHeadLost(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	down := errs.Systemf("unavailable: connection refused")
+	for _, c := range []struct {
+		name       string
+		persistent bool
+		err        error
+		unknown    bool
+		silent     time.Duration // since the last answer
+		lost       string        // what the reason says; "" when not lost
+	}{
+		{name: "answering", silent: 0},
+		{name: "one missed heartbeat", err: down, silent: time.Second},
+		{name: "silent just short of the timeout", err: down, silent: 5*time.Second - time.Millisecond},
+		{name: "silent for the timeout", err: down, silent: 5 * time.Second, lost: "has not answered for 5s"},
+		{name: "a stranger answers", unknown: true, lost: "does not know this node"},
+		{name: "persistent, silent long", persistent: true, err: down, silent: time.Hour},
+		{name: "persistent, a stranger answers", persistent: true, unknown: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := headLost(c.persistent, c.err, c.unknown, t0, t0.Add(c.silent), 5*time.Second, "127.0.0.1:6379")
+			if c.lost == "" {
+				if err != nil {
+					t.Fatalf("lost: %v", err)
+				}
+				return
+			}
+			var hl *errs.HeadLostError
+			if !errors.As(err, &hl) || !errors.Is(err, errs.ErrHeadLost) || hl.Head != "127.0.0.1:6379" || !strings.Contains(err.Error(), c.lost) {
+				t.Fatalf("got %v, want a HeadLostError saying %q", err, c.lost)
+			}
+		})
+	}
+}
