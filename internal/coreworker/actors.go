@@ -139,7 +139,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	}
 	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, FailIfInfeasible: cw.cfg.FailIfInfeasible, Actor: &pb.ActorInfo{
 		ActorId: aid.Bytes(), JobId: cw.jobWire, Name: opts.Name, Namespace: opts.Namespace, ClassName: class,
-		MaxRestarts: int32(opts.MaxRestarts), Detached: opts.Detached, OwnerId: cw.idWire, OwnerAddress: cw.address,
+		MaxRestarts: int32(opts.MaxRestarts), Detached: opts.Detached, OwnerId: cw.idWire, OwnerAddress: cw.address, OwnerNodeId: cw.ownerNode(),
 		Creation: spec,
 	}})
 	if err != nil {

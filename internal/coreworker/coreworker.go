@@ -254,7 +254,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cw.dropLocalFn = cw.refs.RemoveLocal
 	cw.tasks = taskmgr.New(taskmgr.Config{MaxLineage: cfg.MaxLineage}, cw.refs, cw.mem)
 	cl := &clients{cw: cw}
-	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address,
+	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, OwnerNode: cw.ownerNode(),
 		LeaseIdleTimeout: cfg.LeaseIdleTimeout, MaxPendingLeases: cfg.MaxPendingLeases, MaxPipeline: cfg.MaxPipeline,
 		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn, Locality: cw.argNode, Fallback: cw.fallbackFor(cfg)}, cl, cw.tasks)
 	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, Warn: cfg.Warn}, cl, cw.tasks)
@@ -283,6 +283,15 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 		}
 	}
 	return cw, nil
+}
+
+// ownerNode is the node this process runs on, as its leases and actors
+// name it (fate sharing): nil for a driver on a host without a node.
+func (cw *CoreWorker) ownerNode() []byte {
+	if cw.cfg.NodeElsewhere || cw.cfg.NodeID.IsNil() {
+		return nil
+	}
+	return cw.cfg.NodeID.Bytes()
 }
 
 // Address is the core worker's endpoint.

@@ -76,8 +76,8 @@ func sessionDown(persistent bool, err error, jobUnknown func() bool, lastAnswer,
 		return nil
 	}
 	if now.Sub(lastAnswer) >= timeout {
-		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it has not answered for %s and keeps no storage (last error: %v)",
-			now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("no answer for %s (the head is gone, or this process is cut off from it), "+
+			"and it keeps no storage (last error: %v)", now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func TestSessionDown(t *testing.T) {
 	}{
 		{name: "broke just now", err: refused},
 		{name: "down short of the timeout", err: refused, down: 5*time.Second - time.Millisecond},
-		{name: "down for the timeout", err: refused, down: 5 * time.Second, lost: "has not answered for 5s"},
+		{name: "down for the timeout", err: refused, down: 5 * time.Second, lost: "no answer for 5s"},
 		{name: "the job finished", err: notRunning, down: time.Minute},
 		{name: "a control store that does not know the job", err: notRunning, unknownJob: true, lost: "does not know this job"},
 		{name: "persistent, down long", persistent: true, err: refused, down: time.Hour},

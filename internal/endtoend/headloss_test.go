@@ -99,7 +99,7 @@ func TestHeadLossStopsTheCluster(t *testing.T) {
 	d.Send("get")
 	got := d.Next("got")
 	gotAfter := time.Since(killed)
-	if len(got) < 2 || got[0] != "true" || !strings.Contains(strings.Join(got, " "), "head") {
+	if len(got) < 2 || got[0] != "true" || !strings.Contains(strings.Join(got, " "), "lost the cluster's head") {
 		t.Fatalf("the driver's Get after the head was killed: %q, want a HeadLostError", got)
 	}
 	if put := d.Next("put"); len(put) < 1 || put[0] != "true" {

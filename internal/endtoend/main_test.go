@@ -77,6 +77,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runGroupDriver())
 	case roleFailoverDriver:
 		os.Exit(runFailoverDriver())
+	case roleFSDriver:
+		os.Exit(runFSDriver())
 	case roleHLDriver:
 		os.Exit(runHLDriver())
 	case roleTDNode:

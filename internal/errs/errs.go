@@ -387,10 +387,10 @@ func (e *NodeDiedError) Error() string {
 }
 func (e *NodeDiedError) Is(target error) bool { return target == ErrNodeDied }
 
-// HeadLostError: the cluster's head (its control store, at Head) is gone:
-// it stopped answering for longer than the head timeout, or answered as a
-// stranger (started again without storage, so without the cluster's
-// state). A head without storage takes its cluster with it: nodes stop
+// HeadLostError: the cluster's head (its control store, at Head) is lost:
+// it stopped answering for longer than the head timeout (it is gone, or
+// this process is cut off from it), or answered as a stranger (started
+// again without storage, so without the cluster's state). A head without storage takes its cluster with it: nodes stop
 // their workers and exit, and a driver's calls fail with this error.
 type HeadLostError struct {
 	Head   string
@@ -398,11 +398,10 @@ type HeadLostError struct {
 }
 
 func (e *HeadLostError) Error() string {
-	s := "raygo: the cluster's head"
+	s := "raygo: lost the cluster's head"
 	if e.Head != "" {
 		s += " at " + e.Head
 	}
-	s += " is gone"
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}

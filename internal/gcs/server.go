@@ -398,8 +398,12 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 	s.touchLocked(n)
 	n.died = reason
 	s.groupsOnDeadNodeLocked(id)
-	var lost []ids.ID
+	var lost, orphaned []ids.ID
 	for aid, a := range s.actors {
+		if owner, ok := ids.FromBytes(a.info.GetOwnerNodeId()); ok && owner == id && !a.info.Detached && a.info.State != StateDead {
+			orphaned = append(orphaned, aid) // not restarted: it dies with its owner
+			continue
+		}
 		if ids.MustFromBytes(a.info.NodeId) == id && (a.info.State == StateAlive || a.info.State == StatePending) {
 			lost = append(lost, aid)
 		}
@@ -407,6 +411,10 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 	s.mu.Unlock()
 	for _, aid := range lost {
 		s.actorProcessDied(aid, ids.Nil, "its node died: "+reason, false)
+	}
+	// Fate sharing: the owner of these ran on the dead node.
+	for _, aid := range orphaned {
+		s.killActor(aid, "its owner's node died", errs.ActorOwnerDied)
 	}
 }
 

@@ -3261,7 +3261,10 @@ type ActorInfo struct {
 	// can ever hold it; it stays PENDING_CREATION or RESTARTING, its demand is
 	// reported, and it is placed when a node that can hold it joins. Cleared
 	// when it is placed. Callers warn about it once.
-	Infeasible    *ErrorInfo `protobuf:"bytes,19,opt,name=infeasible,proto3" json:"infeasible,omitempty"`
+	Infeasible *ErrorInfo `protobuf:"bytes,19,opt,name=infeasible,proto3" json:"infeasible,omitempty"`
+	// owner_node_id: the node the owner runs on (empty: a driver on a host
+	// without a node): a non-detached actor dies with it, as with its owner.
+	OwnerNodeId   []byte `protobuf:"bytes,20,opt,name=owner_node_id,json=ownerNodeId,proto3" json:"owner_node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3425,6 +3428,13 @@ func (x *ActorInfo) GetPid() int32 {
 func (x *ActorInfo) GetInfeasible() *ErrorInfo {
 	if x != nil {
 		return x.Infeasible
+	}
+	return nil
+}
+
+func (x *ActorInfo) GetOwnerNodeId() []byte {
+	if x != nil {
+		return x.OwnerNodeId
 	}
 	return nil
 }
@@ -5370,8 +5380,12 @@ type LeaseRequest struct {
 	// request_id names the request for CancelLease: up to 64 bytes, unique
 	// among the caller's requests (16 random bytes do). Empty: the request
 	// can be withdrawn only by cancelling the call.
-	RequestId     []byte             `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Scheduling    *SchedulingOptions `protobuf:"bytes,13,opt,name=scheduling,proto3" json:"scheduling,omitempty"` // strategy's parameters, labels
+	RequestId  []byte             `protobuf:"bytes,12,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Scheduling *SchedulingOptions `protobuf:"bytes,13,opt,name=scheduling,proto3" json:"scheduling,omitempty"` // strategy's parameters, labels
+	// owner_node_id: the node the requesting process runs on (empty for a
+	// driver on a host without a node): the lease's worker is stopped when
+	// that node dies (fate sharing, as when the owner itself dies).
+	OwnerNodeId   []byte `protobuf:"bytes,14,opt,name=owner_node_id,json=ownerNodeId,proto3" json:"owner_node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5493,6 +5507,13 @@ func (x *LeaseRequest) GetRequestId() []byte {
 func (x *LeaseRequest) GetScheduling() *SchedulingOptions {
 	if x != nil {
 		return x.Scheduling
+	}
+	return nil
+}
+
+func (x *LeaseRequest) GetOwnerNodeId() []byte {
+	if x != nil {
+		return x.OwnerNodeId
 	}
 	return nil
 }
@@ -9151,7 +9172,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0eHasBinaryReply\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\"&\n" +
 	"\x10GetBinaryRequest\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\tR\x04hash\"\xf3\x04\n" +
+	"\x04hash\x18\x01 \x01(\tR\x04hash\"\x97\x05\n" +
 	"\tActorInfo\x12\x19\n" +
 	"\bactor_id\x18\x01 \x01(\fR\aactorId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x12\n" +
@@ -9176,7 +9197,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03pid\x18\x12 \x01(\x05R\x03pid\x123\n" +
 	"\n" +
 	"infeasible\x18\x13 \x01(\v2\x13.raygo.v1.ErrorInfoR\n" +
-	"infeasible\"\x91\x01\n" +
+	"infeasible\x12\"\n" +
+	"\rowner_node_id\x18\x14 \x01(\fR\vownerNodeId\"\x91\x01\n" +
 	"\x12CreateActorRequest\x12)\n" +
 	"\x05actor\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x05actor\x12\"\n" +
 	"\rget_if_exists\x18\x02 \x01(\bR\vgetIfExists\x12,\n" +
@@ -9292,7 +9314,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\aindexes\x18\x02 \x03(\x05R\aindexes\x12\x18\n" +
 	"\aremoved\x18\x03 \x01(\bR\aremoved\x12!\n" +
 	"\fmore_removed\x18\x04 \x03(\fR\vmoreRemoved\"\x14\n" +
-	"\x12CancelBundlesReply\"\xb0\x04\n" +
+	"\x12CancelBundlesReply\"\xd4\x04\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
@@ -9310,7 +9332,8 @@ const file_raygo_proto_rawDesc = "" +
 	"request_id\x18\f \x01(\fR\trequestId\x12;\n" +
 	"\n" +
 	"scheduling\x18\r \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +
-	"scheduling\"\xaf\x03\n" +
+	"scheduling\x12\"\n" +
+	"\rowner_node_id\x18\x0e \x01(\fR\vownerNodeId\"\xaf\x03\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +

@@ -2487,6 +2487,15 @@ func (m *ActorInfo) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if len(m.OwnerNodeId) > 0 {
+		i -= len(m.OwnerNodeId)
+		copy(dAtA[i:], m.OwnerNodeId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.OwnerNodeId)))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa2
+	}
 	if m.Infeasible != nil {
 		size, err := m.Infeasible.MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -4461,6 +4470,13 @@ func (m *LeaseRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if len(m.OwnerNodeId) > 0 {
+		i -= len(m.OwnerNodeId)
+		copy(dAtA[i:], m.OwnerNodeId)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.OwnerNodeId)))
+		i--
+		dAtA[i] = 0x72
 	}
 	if m.Scheduling != nil {
 		size, err := m.Scheduling.MarshalToSizedBufferVT(dAtA[:i])
@@ -8760,6 +8776,10 @@ func (m *ActorInfo) SizeVT() (n int) {
 		l = m.Infeasible.SizeVT()
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
+	l = len(m.OwnerNodeId)
+	if l > 0 {
+		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -9462,6 +9482,10 @@ func (m *LeaseRequest) SizeVT() (n int) {
 	}
 	if m.Scheduling != nil {
 		l = m.Scheduling.SizeVT()
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.OwnerNodeId)
+	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	n += len(m.unknownFields)
@@ -17484,6 +17508,40 @@ func (m *ActorInfo) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 20:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field OwnerNodeId", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.OwnerNodeId = append(m.OwnerNodeId[:0], dAtA[iNdEx:postIndex]...)
+			if m.OwnerNodeId == nil {
+				m.OwnerNodeId = []byte{}
+			}
+			iNdEx = postIndex
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -21942,6 +22000,40 @@ func (m *LeaseRequest) UnmarshalVT(dAtA []byte) error {
 			}
 			if err := m.Scheduling.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
+			}
+			iNdEx = postIndex
+		case 14:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field OwnerNodeId", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.OwnerNodeId = append(m.OwnerNodeId[:0], dAtA[iNdEx:postIndex]...)
+			if m.OwnerNodeId == nil {
+				m.OwnerNodeId = []byte{}
 			}
 			iNdEx = postIndex
 		default:

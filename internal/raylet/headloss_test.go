@@ -2,6 +2,7 @@ package raylet
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 
 func TestHeadLost(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	down := errs.Systemf("unavailable: connection refused")
+	down := fmt.Errorf("%w: connection refused", errs.ErrUnavailable)
 	for _, c := range []struct {
 		name       string
 		persistent bool
@@ -23,7 +24,8 @@ func TestHeadLost(t *testing.T) {
 		{name: "answering", silent: 0},
 		{name: "one missed heartbeat", err: down, silent: time.Second},
 		{name: "silent just short of the timeout", err: down, silent: 5*time.Second - time.Millisecond},
-		{name: "silent for the timeout", err: down, silent: 5 * time.Second, lost: "has not answered for 5s"},
+		{name: "silent for the timeout", err: down, silent: 5 * time.Second, lost: "no answer for 5s"},
+		{name: "an error answer is an answer", err: errs.Invalidf("bad heartbeat"), silent: time.Hour},
 		{name: "a stranger answers", unknown: true, lost: "does not know this node"},
 		{name: "persistent, silent long", persistent: true, err: down, silent: time.Hour},
 		{name: "persistent, a stranger answers", persistent: true, unknown: true},

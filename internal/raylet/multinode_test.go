@@ -713,3 +713,56 @@ func BenchmarkLeaseSpillback(b *testing.B) {
 		})
 	}
 }
+
+// TestLeasesShareTheirOwnersFate: a node stops the workers leased by a
+// process the control store says died (FreeOwned's dead owners), and
+// those leased by processes of a node that died (the view's dead
+// nodes), and drops such owners' queued requests; others' leases stay.
+func TestLeasesShareTheirOwnersFate(t *testing.T) {
+	c := startCluster(t, resources.Set{"CPU": 3})
+	head := c.nodes[0]
+	d := c.daemon(head.Address())
+	job := c.registerJob()
+	grant := func(owner, ownerNode ids.ID) {
+		t.Helper()
+		req := cpuLease(job, 1)
+		req.OwnerId, req.OwnerNodeId = owner.Bytes(), ownerNode.Bytes()
+		if r, err := d.RequestLease(testCtx(t), req); err != nil || len(r.GetLeaseId()) == 0 {
+			t.Fatalf("RequestLease = %v, %v", r, err)
+		}
+	}
+	other := c.addNode(resources.Set{"elsewhere": 1}) // where the third owner runs; it will stop
+	deadOwner, liveOwner, goneNode := ids.New(), ids.New(), other.NodeID()
+	grant(deadOwner, ids.New())
+	grant(liveOwner, ids.New())
+	grant(ids.New(), goneNode)
+	if got := c.available(head)["CPU"]; got != 0 {
+		t.Fatalf("three leases of 1 CPU on 3: %v CPU available", got)
+	}
+	queued := make(chan error, 1)
+	go func() {
+		req := cpuLease(job, 1)
+		req.OwnerId = deadOwner.Bytes()
+		_, err := d.RequestLease(testCtx(t), req)
+		queued <- err
+	}()
+	eventually(t, "the dead owner's request to queue", func() bool {
+		return len(c.controlStoreView()[head.Address()].GetPendingDemands()) == 1
+	})
+
+	if _, err := d.FreeOwned(testCtx(t), &pb.FreeOwnedRequest{DeadOwnerIds: [][]byte{deadOwner.Bytes()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-queued; err == nil || !strings.Contains(err.Error(), "died") {
+		t.Fatalf("the dead owner's queued request: %v, want it dropped", err)
+	}
+	eventually(t, "the dead owner's lease to go", func() bool { return c.available(head)["CPU"] == 1 })
+
+	// A node the view reports dead: the lease its process holds goes.
+	other.Stop() // unregisters: the control store marks it dead
+	eventually(t, "the lease of the dead node's process to go", func() bool { return c.available(head)["CPU"] == 2 })
+	time.Sleep(300 * time.Millisecond)
+	if got := c.available(head)["CPU"]; got != 2 {
+		t.Fatalf("%v CPU available; want the live owner's lease kept", got)
+	}
+}

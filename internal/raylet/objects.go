@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -124,5 +125,8 @@ func (r *Raylet) FreeOwned(_ context.Context, req *pb.FreeOwnedRequest) (*pb.Fre
 		dead = append(dead, ids.MustFromBytes(b))
 	}
 	r.store.FreeOwners(dead...)
+	if len(dead) > 0 {
+		r.ownersGone(func(owner, _ ids.ID) bool { return slices.Contains(dead, owner) }, "the process that leased it died")
+	}
 	return &pb.FreeOwnedReply{}, nil
 }

@@ -99,8 +99,11 @@ type lease struct {
 	actor   bool
 	blocked resources.Set // CPU released while the worker is blocked in Get
 	owner   ids.ID        // the process holding the lease (zero: the control store, for actors)
-	shared  bool          // an actor on a process shared with other actors
-	request string        // LeaseRequest.request_id, when given
+	// ownerNode is the node the owner runs on (zero: unknown, or a driver
+	// on a host without a node); the lease dies with it.
+	ownerNode ids.ID
+	shared    bool   // an actor on a process shared with other actors
+	request   string // LeaseRequest.request_id, when given
 	// retriable: the owner retries its tasks if the worker dies; the
 	// memory monitor kills these first, newest first.
 	retriable bool
@@ -338,11 +341,19 @@ func headLost(persistent bool, err error, unknown bool, lastAnswer, now time.Tim
 	case err == nil && unknown:
 		return &errs.HeadLostError{Head: head, Reason: "it answers as a new control store that does not know this node " +
 			"(it was started again, and keeps no storage, so the cluster's state is gone)"}
-	case err != nil && now.Sub(lastAnswer) >= timeout:
-		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it has not answered for %s and keeps no storage (last error: %v)",
+	case noAnswer(err) && now.Sub(lastAnswer) >= timeout:
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("no answer for %s (the head is gone, or this node is cut off from it, "+
+			"which the head takes for this node's death), and it keeps no storage (last error: %v)",
 			now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
 	}
 	return nil
+}
+
+// noAnswer reports whether a call's error means the peer was not heard
+// (unreachable, or silent past the call's deadline), not that it
+// answered with an error.
+func noAnswer(err error) bool {
+	return errors.Is(err, errs.ErrUnavailable) || errors.Is(err, errs.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (r *Raylet) heartbeatLoop() {
@@ -407,9 +418,15 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	r.mu.Lock()
 	// A reply older than the view (a concurrent refresh answered later)
 	// holds nothing newer: skip it, or it would put back older records.
+	var died []ids.ID
 	if reply.GetFull() || reply.GetVersion() >= r.viewVersion {
 		r.reported = mergeView(r.reported, reply)
 		r.viewVersion = reply.GetVersion()
+		for _, n := range reply.GetNodes() {
+			if n.GetState() == pb.NodeState_NODE_STATE_DEAD {
+				died = append(died, ids.MustFromBytes(n.GetNodeId()))
+			}
+		}
 	}
 	// The view starts again from what the nodes reported: room taken from
 	// it by spillbacks since (spillLocked) is given back even when the node
@@ -418,6 +435,9 @@ func (r *Raylet) refreshCluster(ctx context.Context) {
 	r.cluster = slices.Clone(r.reported)
 	r.rebalanceLocked()
 	r.mu.Unlock()
+	if len(died) > 0 {
+		r.ownersGone(func(_, node ids.ID) bool { return slices.Contains(died, node) }, "the node of the process that leased it died")
+	}
 }
 
 // mergeView applies a GetNodes reply to the view: a full one replaces it;
@@ -629,6 +649,7 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 	}
 	l := &lease{id: ids.New(), w: w, alloc: alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId()),
 		retriable: req.GetRetriable(), started: time.Now(), request: string(req.GetRequestId())}
+	l.ownerNode, _ = ids.FromBytes(req.GetOwnerNodeId())
 	r.mu.Lock()
 	if w.dead {
 		if shared {

@@ -310,13 +310,7 @@ func (r *Raylet) workerExited(w *worker) {
 	reason := w.killReason
 	// Leases the dead worker held (for tasks it submitted) have no owner
 	// any more: stop those workers so their resources come back.
-	var orphans []*worker
-	for _, l := range r.leases {
-		if l.owner == w.id {
-			l.w.killReason = "the process that leased it died"
-			orphans = append(orphans, l.w)
-		}
-	}
+	orphans := r.ownersGoneLocked(func(owner, _ ids.ID) bool { return owner == w.id }, "the process that leased it died")
 	stopping := r.stopping
 	r.mu.Unlock()
 	for _, o := range orphans {
@@ -497,6 +491,38 @@ func (r *Raylet) reapIdleWorkers() {
 	for _, w := range stop {
 		w.kill()
 	}
+}
+
+// ownersGone is fate sharing, as Ray's: the task leases whose owner
+// (the process that asked for them, or its node) match gone are stopped
+// (their workers killed, so their resources come back) and queued
+// requests from such owners are dropped. Actor leases are the control
+// store's (it kills the actors of a dead owner).
+func (r *Raylet) ownersGone(gone func(owner, ownerNode ids.ID) bool, why string) {
+	r.mu.Lock()
+	stop := r.ownersGoneLocked(gone, why)
+	r.mu.Unlock()
+	for _, w := range stop {
+		w.kill()
+	}
+}
+
+// ownersGoneLocked is ownersGone's work under r.mu; it returns the
+// workers to kill.
+func (r *Raylet) ownersGoneLocked(gone func(owner, ownerNode ids.ID) bool, why string) []*worker {
+	var stop []*worker
+	for _, l := range r.leases {
+		if !l.actor && !l.w.dead && gone(l.owner, l.ownerNode) {
+			l.w.killReason = why
+			stop = append(stop, l.w)
+		}
+	}
+	r.failQueuedLocked(func(p *pendingLease) bool {
+		owner, _ := ids.FromBytes(p.req.GetOwnerId())
+		node, _ := ids.FromBytes(p.req.GetOwnerNodeId())
+		return !p.req.GetActor() && gone(owner, node)
+	}, errs.Systemf("raylet: lease request dropped: %s", why))
+	return stop
 }
 
 // jobFinished stops a finished job's idle workers and the workers leased

@@ -124,6 +124,9 @@ func Message(m proto.Message) error {
 		if err := id("owner id", m.GetOwnerId()); err != nil {
 			return err
 		}
+		if err := id("owner node id", m.GetOwnerNodeId()); err != nil {
+			return err
+		}
 		if err := name("scheduling key", m.GetSchedulingKey()); err != nil {
 			return err
 		}

@@ -77,10 +77,13 @@ type Results = taskmgr.Results
 type Config struct {
 	// Raylet is the local node daemon, asked first for every lease.
 	Raylet string
-	// JobID and Owner fill lease requests and stream headers.
-	JobID   []byte
-	OwnerID []byte
-	Owner   string
+	// JobID and Owner fill lease requests and stream headers; OwnerNode
+	// is the node this process runs on (nil for a driver on a host
+	// without a node): leases die with it.
+	JobID     []byte
+	OwnerID   []byte
+	Owner     string
+	OwnerNode []byte
 	// LeaseIdleTimeout returns a lease idle this long (default 50 ms).
 	LeaseIdleTimeout time.Duration
 	// LeaseSlice: a lease held this long goes back as soon as it runs dry
@@ -294,7 +297,7 @@ func (s *Submitter) classLocked(key string, res resources.Set, pl Placement, ret
 	hard := pl.Strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_NODE_AFFINITY && !pl.Options.GetSoft()
 	c := &class{key: key, depth: 1, req: &pb.LeaseRequest{
 		JobId: s.cfg.JobID, Resources: &pb.Resources{Amounts: res}, SchedulingKey: key, Strategy: pl.Strategy,
-		Scheduling: pl.Options, OwnerId: s.cfg.OwnerID, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible || hard,
+		Scheduling: pl.Options, OwnerId: s.cfg.OwnerID, OwnerNodeId: s.cfg.OwnerNode, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible || hard,
 	}}
 	s.classes[key] = c
 	return c
