@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/faults"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/stopper"
 	"github.com/raygo/raygo/internal/tokenauth"
@@ -223,6 +224,9 @@ func (s *Server) serve(c net.Conn) {
 		sent := false
 		send := func(b []byte) error {
 			sent = true
+			if err := faults.Eval("objmgr/chunk"); err != nil { // fault point: the holder breaks off mid-chunk
+				return err
+			}
 			if off, ok := s.region.offsetOf(b); ok && canAck {
 				// From the file; the object stays pinned (we are inside the
 				// read) until the puller says it has the bytes.

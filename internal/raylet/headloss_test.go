@@ -19,8 +19,10 @@ func TestHeadLost(t *testing.T) {
 		err        error
 		unknown    bool
 		silent     time.Duration // since the last answer
+		missed     int           // heartbeats in a row without an answer (default 2)
 		lost       string        // what the reason says; "" when not lost
 	}{
+		{name: "silent long, but only one heartbeat missed (this node was stalled)", err: down, silent: time.Minute, missed: 1},
 		{name: "answering", silent: 0},
 		{name: "one missed heartbeat", err: down, silent: time.Second},
 		{name: "silent just short of the timeout", err: down, silent: 5*time.Second - time.Millisecond},
@@ -31,7 +33,11 @@ func TestHeadLost(t *testing.T) {
 		{name: "persistent, a stranger answers", persistent: true, unknown: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := headLost(c.persistent, c.err, c.unknown, t0, t0.Add(c.silent), 5*time.Second, "127.0.0.1:6379")
+			missed := c.missed
+			if missed == 0 && c.err != nil {
+				missed = minMissed
+			}
+			err := headLost(c.persistent, c.err, c.unknown, missed, t0, t0.Add(c.silent), 5*time.Second, "127.0.0.1:6379")
 			if c.lost == "" {
 				if err != nil {
 					t.Fatalf("lost: %v", err)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/faults"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/localsock"
 	"github.com/raygo/raygo/internal/memmonitor"
@@ -334,20 +335,29 @@ func (r *Raylet) register(ctx context.Context) error {
 // has not answered since lastAnswer for HeadTimeout, or answered that it
 // does not know this node (a new control store on the same address). It
 // returns the error to stop with, or nil.
-func headLost(persistent bool, err error, unknown bool, lastAnswer, now time.Time, timeout time.Duration, head string) error {
+//
+// missed counts the heartbeats in a row that got no answer, this one
+// included: silence counts only over at least minMissed of them, so that
+// a node whose own process was starved or stopped for a while (its clock
+// ran, its heartbeats did not) does not take that for the head's.
+func headLost(persistent bool, err error, unknown bool, missed int, lastAnswer, now time.Time, timeout time.Duration, head string) error {
 	switch {
 	case persistent:
 		return nil
 	case err == nil && unknown:
 		return &errs.HeadLostError{Head: head, Reason: "it answers as a new control store that does not know this node " +
 			"(it was started again, and keeps no storage, so the cluster's state is gone)"}
-	case noAnswer(err) && now.Sub(lastAnswer) >= timeout:
+	case noAnswer(err) && missed >= minMissed && now.Sub(lastAnswer) >= timeout:
 		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("no answer for %s (the head is gone, or this node is cut off from it, "+
 			"which the head takes for this node's death), and it keeps no storage (last error: %v)",
 			now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
 	}
 	return nil
 }
+
+// minMissed is how many heartbeats in a row must go unanswered before
+// the head counts as lost.
+const minMissed = 2
 
 // noAnswer reports whether a call's error means the peer was not heard
 // (unreachable, or silent past the call's deadline), not that it
@@ -360,7 +370,7 @@ func (r *Raylet) heartbeatLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.HeartbeatPeriod)
 	defer t.Stop()
-	lastAnswer := time.Now()
+	lastAnswer, missed := time.Now(), 0
 	for beat := 1; ; beat++ {
 		select {
 		case <-r.ctx.Done():
@@ -376,9 +386,17 @@ func (r *Raylet) heartbeatLoop() {
 			Total:         &pb.Resources{Amounts: r.res.Total()}, // changes with placement-group bundles
 			PendingLeases: int32(len(pending)), PendingDemands: pending, InfeasibleDemands: infeasible, NumWorkers: int32(len(r.workers))}
 		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		// A call waits at most half the head timeout, so that a head cut
+		// off (calls time out rather than fail) misses minMissed beats
+		// within about the timeout.
+		ctx, cancel := context.WithTimeout(r.ctx, min(5*time.Second, r.cfg.HeadTimeout/2))
 		reply, err := r.gcs.NodeHeartbeat(ctx, req)
-		if lost := headLost(r.headPersistent.Load(), err, reply.GetUnknownNode(), lastAnswer, time.Now(), r.cfg.HeadTimeout, r.cfg.GCSAddress); lost != nil {
+		if noAnswer(err) {
+			missed++
+		} else {
+			missed = 0
+		}
+		if lost := headLost(r.headPersistent.Load(), err, reply.GetUnknownNode(), missed, lastAnswer, time.Now(), r.cfg.HeadTimeout, r.cfg.GCSAddress); lost != nil {
 			cancel()
 			r.fence(lost)
 			return
@@ -638,7 +656,9 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 		w   *worker
 		err error
 	)
-	if shared {
+	if err = faults.Eval("raylet/grant"); err != nil { // fault point: the grant fails (drop) or the node dies (exit)
+		err = errs.Systemf("raylet: %v", err)
+	} else if shared {
 		w, err = r.acquireHost(ctx, jobID)
 	} else {
 		w, err = r.acquireWorker(ctx, jobID, alloc, req.GetActor())

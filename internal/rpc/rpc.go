@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/faults"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/wirecheck"
 )
@@ -52,16 +53,27 @@ const (
 // wirecheck.Message before the handler sees it, and converts handler
 // errors to typed statuses.
 func NewServer(token string) *grpc.Server {
-	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if m, ok := req.(proto.Message); ok {
 			if err := wirecheck.Message(m); err != nil {
 				return nil, ToStatus(err)
 			}
 		}
+		// Fault points (internal/faults): the request lost on its way in,
+		// or the reply on its way out (the handler ran).
+		if err := faults.Eval("rpc" + info.FullMethod + "/request"); err != nil {
+			return nil, ToStatus(fmt.Errorf("%w: %v", errs.ErrUnavailable, err))
+		}
 		resp, err := h(ctx, req)
+		if ferr := faults.Eval("rpc" + info.FullMethod + "/reply"); ferr != nil {
+			return nil, ToStatus(fmt.Errorf("%w: %v", errs.ErrUnavailable, ferr))
+		}
 		return resp, ToStatus(err)
 	}
-	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if err := faults.Eval("rpc" + info.FullMethod + "/request"); err != nil {
+			return ToStatus(fmt.Errorf("%w: %v", errs.ErrUnavailable, err))
+		}
 		return ToStatus(h(srv, checkedStream{ss}))
 	}
 	return grpc.NewServer(
