@@ -2,9 +2,22 @@
 # Runs everything CI runs: generated-code check, formatting, vet, cross-
 # builds for darwin and windows, and the whole test suite under the race
 # detector. Installs what it needs (buf and the protoc plugins, built as
-# Go modules) idempotently.
+# Go modules; redis-server, Debian's package) idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Redis (Debian's redis-server) for the control store's Redis storage
+# tests, which start their own servers; installed once, and its absence
+# then fails those tests instead of skipping them.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (apt-get install -y redis-server)"
+  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y redis-server >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null 2>&1 && $sudo apt-get install -y redis-server >/dev/null 2>&1; } ||
+    { echo "could not install redis-server: the storage tests need it"; exit 1; }
+fi
+export RAYGO_TEST_REQUIRE_REDIS=1
 
 echo "== generated code is up to date"
 scripts/genproto.sh --check
