@@ -107,6 +107,21 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 // from the local store (zero-copy: the bytes alias shared memory until
 // release is called) or fetched from the node that holds them.
 func (cw *CoreWorker) valueBytes(ctx context.Context, r *Ref, v *pb.Value) (data []byte, release func(), err error) {
+	data, release, err = cw.readValue(ctx, r, v)
+	if cw.rebuildable(r, err) {
+		// Every copy was lost with its node: run the task that made it
+		// again (rebuild.go), and read the new copy.
+		nv, rerr := cw.rebuildLost(ctx, r.ID, err, 0)
+		if rerr != nil {
+			return nil, nil, rerr
+		}
+		return cw.readValue(ctx, r, nv)
+	}
+	return data, release, err
+}
+
+// readValue is valueBytes without the rebuild of lost objects.
+func (cw *CoreWorker) readValue(ctx context.Context, r *Ref, v *pb.Value) (data []byte, release func(), err error) {
 	id := r.ID
 	if v.GetError() != nil || !v.GetInStore() {
 		return v.GetData(), nil, nil
@@ -240,6 +255,20 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 		}
 		return &Buffer{Data: data, release: release}, nil
 	}
+	b, err := cw.storeBuffer(ctx, r, v)
+	if cw.rebuildable(r, err) {
+		nv, rerr := cw.rebuildLost(ctx, r.ID, err, 0) // see valueBytes
+		if rerr != nil {
+			return nil, rerr
+		}
+		b, err = cw.storeBuffer(ctx, r, nv)
+	}
+	return b, err
+}
+
+// storeBuffer is a zero-copy view of an in-store object, fetched into the
+// local store first if it lives elsewhere.
+func (cw *CoreWorker) storeBuffer(ctx context.Context, r *Ref, v *pb.Value) (*Buffer, error) {
 	b, err := cw.store.Get(r.ID)
 	if errors.Is(err, objstore.ErrNotFound) && v.GetStoreAddress() != cw.cfg.NodeAddress {
 		if err = cw.fetchToStore(ctx, r, v); err == nil {

@@ -77,6 +77,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runGroupDriver())
 	case roleFailoverDriver:
 		os.Exit(runFailoverDriver())
+	case roleRBDriver:
+		os.Exit(runRBDriver())
 	case roleFSDriver:
 		os.Exit(runFSDriver())
 	case roleHLDriver:

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,7 +51,11 @@ const (
 
 func runNodeHealth(role string) int {
 	ip := os.Getenv(envIP)
-	rc, done, err := roleNodeConfig(32 << 20)
+	storeBytes := int64(32 << 20)
+	if v := os.Getenv(envStoreBytes); v != "" {
+		storeBytes, _ = strconv.ParseInt(v, 10, 64)
+	}
+	rc, done, err := roleNodeConfig(storeBytes)
 	if err != nil {
 		fmt.Println("session:", err)
 		return 1

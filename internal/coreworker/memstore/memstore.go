@@ -189,6 +189,24 @@ func runCallbacks(cbs []func(*pb.Value), v *pb.Value) {
 	}
 }
 
+// Replace puts v in a filled slot in place of its value (a result that
+// was lost and has been made again); a pending slot is filled with it,
+// and a freed one stays freed.
+// Readers that already took the old value keep it.
+func (st *Store) Replace(s *Slot, v *pb.Value) {
+	st.mu.Lock()
+	if old := s.value.Load(); old != nil {
+		if old != freed { // a freed object stays freed
+			s.value.Store(v)
+		}
+		st.mu.Unlock()
+		return
+	}
+	cbs, _ := st.fillLocked(s, v)
+	st.mu.Unlock()
+	runCallbacks(cbs, v)
+}
+
 // OnReady calls cb with the slot's value once it is ready: at once, in
 // this goroutine, if it is; otherwise in the goroutine that fills it. cb
 // must not block.

@@ -197,6 +197,11 @@ type Manager struct {
 	lineage  map[ids.ID]*lineageEntry // guarded by mu; finished tasks kept for lineage
 	order    []ids.ID                 // guarded by mu; lineage, oldest first
 	stats    Stats                    // guarded by mu
+	// rebuilding: finished tasks running again to rebuild lost results
+	// (rebuild.go); dropped: tasks whose lineage MaxLineage evicted, the
+	// last maxDropped of them, for the error of a later rebuild.
+	rebuilding map[ids.ID]*rebuild // guarded by mu
+	dropped    droppedSet          // guarded by mu
 }
 
 type lineageEntry struct {
@@ -223,7 +228,7 @@ func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
 	if cfg.MaxOOMBackoff <= 0 {
 		cfg.MaxOOMBackoff = def.MaxOOMBackoff
 	}
-	return &Manager{cfg: cfg, refs: refs, store: store, lineage: map[ids.ID]*lineageEntry{}}
+	return &Manager{cfg: cfg, refs: refs, store: store, lineage: map[ids.ID]*lineageEntry{}, rebuilding: map[ids.ID]*rebuild{}}
 }
 
 // Add records a submitted task. Its return entries and slots must be in
@@ -360,7 +365,24 @@ func (m *Manager) CompleteAll(done []Replied, retry []*Task) []*Task {
 		m.stats.Finished++
 		nvals += len(d.Task.Returns)
 	}
+	var rebuilt []*rebuild
+	if len(m.rebuilding) > 0 {
+		for i := range done {
+			d := &done[i]
+			if d.Task != nil && d.Reply.GetError() == nil {
+				if rb := m.rebuilding[d.Task.ID]; rb != nil {
+					delete(m.rebuilding, d.Task.ID)
+					rb.values, rb.task = d.Reply.GetReturns(), d.Task
+					rebuilt = append(rebuilt, rb)
+					d.Task = nil // its results replace the lost ones below; its lineage stays as it was
+				}
+			}
+		}
+	}
 	m.mu.Unlock()
+	for _, rb := range rebuilt {
+		m.finishRebuild(rb)
+	}
 	fills := make([]memstore.Fill, 0, nvals)
 	for _, d := range done {
 		if d.Task == nil {
@@ -457,6 +479,7 @@ func (m *Manager) addLineage(t *Task, es []*refcount.Entry) bool {
 		if le, ok := m.lineage[id]; ok {
 			delete(m.lineage, id)
 			evict = append(evict, le.t)
+			m.dropped.add(id)
 		}
 	}
 	if len(m.order) > 2*len(m.lineage)+64 { // compact ids already released
@@ -561,6 +584,21 @@ func (m *Manager) Fail(t *Task, f Failure) Decision {
 	case Fail:
 		if f.Cause == CauseOOM {
 			t.oomKills++
+		}
+		if rb := m.rebuilding[t.ID]; rb != nil {
+			// A rebuild that failed for good: the lost results stay lost,
+			// and say why; the lineage and its holds stay as they were.
+			delete(m.rebuilding, t.ID)
+			m.finishLocked(t)
+			m.stats.Failed++
+			m.mu.Unlock()
+			info := d.Err
+			if info == nil {
+				info = m.failureInfo(t, f)
+			}
+			rb.err = info
+			close(rb.done)
+			return d
 		}
 		m.finishLocked(t)
 		if st.Cancelled || f.Cause == CauseCancelled {

@@ -277,6 +277,26 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, pl Pl
 	return nil
 }
 
+// Resubmit queues again a task that finished after being submitted here
+// (a rebuild of its lost results), in the scheduling class it ran in.
+func (s *Submitter) Resubmit(t *taskmgr.Task) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errs.Systemf("raygo: not connected (Shutdown was called)")
+	}
+	c := classOf(t)
+	if c == nil {
+		return errs.Systemf("raygo: task %s was not submitted here", t.ID.Short())
+	}
+	s.seq++
+	t.Sub.Seq, t.Sub.At = s.seq, nil
+	c.queue = append(c.queue, t)
+	s.pumpLocked(c)
+	s.wakeLocked()
+	return nil
+}
+
 // wakeLocked makes idleLoop tick if it sleeps: there is work, or soon a
 // lease, to watch.
 func (s *Submitter) wakeLocked() {
