@@ -19,8 +19,10 @@ import (
 // rebuilding the task's own arguments that are lost too, recursively; the
 // read then goes on with the new copy. Objects it cannot rebuild (made
 // by ray.Put, by a task with MaxRetries(0), or whose lineage was
-// dropped) fail with ObjectLost saying why. Borrowers do not rebuild:
-// they see the object lost (the owner rebuilds it when it reads it).
+// dropped) fail with ObjectLost saying why. A borrower (a task reading
+// an argument another process owns) that finds an object lost asks its
+// owner to rebuild it (CoreWorker.RebuildObject) and reads the copy the
+// owner answers with.
 
 // maxRebuildDepth bounds how deep a rebuild goes through lost arguments.
 const maxRebuildDepth = 1000
@@ -113,8 +115,68 @@ func (cw *CoreWorker) aliveNodes(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// rebuildable reports whether err, from reading the object r, calls for
-// a rebuild: the object is lost and this process owns it.
-func (cw *CoreWorker) rebuildable(r *Ref, err error) bool {
-	return err != nil && errors.Is(err, errs.ErrObjectLost) && cw.owned(r)
+// rebuilt handles err from reading object r: when it says the object is
+// lost, the object is made again (by this process if it owns it, else by
+// its owner) and rebuilt returns its new value to read; lost is the error
+// when that fails. Both are nil for any other err.
+func (cw *CoreWorker) rebuilt(ctx context.Context, r *Ref, err error) (v *pb.Value, lost error) {
+	if err == nil || !errors.Is(err, errs.ErrObjectLost) {
+		return nil, nil
+	}
+	if cw.owned(r) {
+		v, lost = cw.rebuildLost(ctx, r.ID, err, 0)
+	} else if r.OwnerAddr != "" {
+		v, lost = cw.askOwnerToRebuild(ctx, r, err)
+	} else {
+		return nil, err
+	}
+	if lost == nil && v == nil {
+		lost = err
+	}
+	return v, lost
+}
+
+// RebuildObject is a borrower's request to make a lost object again: the
+// owner checks that no alive node holds a copy (else it answers the
+// value as it is, and the borrower reads a copy that is there) and
+// rebuilds it.
+func (s service) RebuildObject(ctx context.Context, req *pb.RebuildObjectRequest) (*pb.RebuildObjectReply, error) {
+	cw := s.cw
+	id := ids.MustFromBytes(req.GetObjectId())
+	primary, _, owned := cw.ownedInStore(id)
+	if !owned {
+		return nil, &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
+			Detail: "its owner " + cw.address + " no longer has it (freed, or not an object in a store)"}
+	}
+	alive, err := cw.aliveNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, node := range cw.dir.Locations(id, primary) {
+		if alive[node] {
+			return &pb.RebuildObjectReply{Value: cw.refs.ValueOf(id)}, nil
+		}
+	}
+	lost := &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "held only on nodes that died (" + primary + ")"}
+	v, err := cw.rebuildLost(ctx, id, lost, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RebuildObjectReply{Value: v}, nil
+}
+
+// askOwnerToRebuild is a borrower's side of RebuildObject.
+func (cw *CoreWorker) askOwnerToRebuild(ctx context.Context, r *Ref, lostErr error) (*pb.Value, error) {
+	conn, err := cw.pool.Get(r.OwnerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w; its owner at %s could not be asked to rebuild it: %w", lostErr, r.OwnerAddr, err)
+	}
+	reply, err := pb.NewCoreWorkerClient(conn).RebuildObject(ctx, &pb.RebuildObjectRequest{ObjectId: r.ID.Bytes()})
+	if err != nil {
+		if errors.Is(err, errs.ErrObjectLost) {
+			return nil, err // the owner says why
+		}
+		return nil, fmt.Errorf("%w; its owner at %s could not rebuild it: %w", lostErr, r.OwnerAddr, err)
+	}
+	return reply.GetValue(), nil
 }

@@ -108,13 +108,9 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 // release is called) or fetched from the node that holds them.
 func (cw *CoreWorker) valueBytes(ctx context.Context, r *Ref, v *pb.Value) (data []byte, release func(), err error) {
 	data, release, err = cw.readValue(ctx, r, v)
-	if cw.rebuildable(r, err) {
-		// Every copy was lost with its node: run the task that made it
-		// again (rebuild.go), and read the new copy.
-		nv, rerr := cw.rebuildLost(ctx, r.ID, err, 0)
-		if rerr != nil {
-			return nil, nil, rerr
-		}
+	if nv, lost := cw.rebuilt(ctx, r, err); lost != nil {
+		return nil, nil, lost
+	} else if nv != nil {
 		return cw.readValue(ctx, r, nv)
 	}
 	return data, release, err
@@ -256,12 +252,10 @@ func (cw *CoreWorker) GetBuffer(ctx context.Context, r *Ref) (*Buffer, error) {
 		return &Buffer{Data: data, release: release}, nil
 	}
 	b, err := cw.storeBuffer(ctx, r, v)
-	if cw.rebuildable(r, err) {
-		nv, rerr := cw.rebuildLost(ctx, r.ID, err, 0) // see valueBytes
-		if rerr != nil {
-			return nil, rerr
-		}
-		b, err = cw.storeBuffer(ctx, r, nv)
+	if nv, lost := cw.rebuilt(ctx, r, err); lost != nil {
+		return nil, lost
+	} else if nv != nil {
+		return cw.storeBuffer(ctx, r, nv)
 	}
 	return b, err
 }

@@ -8954,6 +8954,94 @@ func (*ExitReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{132}
 }
 
+type RebuildObjectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId      []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildObjectRequest) Reset() {
+	*x = RebuildObjectRequest{}
+	mi := &file_raygo_proto_msgTypes[133]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildObjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildObjectRequest) ProtoMessage() {}
+
+func (x *RebuildObjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[133]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildObjectRequest.ProtoReflect.Descriptor instead.
+func (*RebuildObjectRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{133}
+}
+
+func (x *RebuildObjectRequest) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+type RebuildObjectReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         *Value                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildObjectReply) Reset() {
+	*x = RebuildObjectReply{}
+	mi := &file_raygo_proto_msgTypes[134]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildObjectReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildObjectReply) ProtoMessage() {}
+
+func (x *RebuildObjectReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[134]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildObjectReply.ProtoReflect.Descriptor instead.
+func (*RebuildObjectReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{134}
+}
+
+func (x *RebuildObjectReply) GetValue() *Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 var File_raygo_proto protoreflect.FileDescriptor
 
 const file_raygo_proto_rawDesc = "" +
@@ -9575,7 +9663,11 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05force\x18\x01 \x01(\bR\x05force\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x19\n" +
 	"\bactor_id\x18\x03 \x01(\fR\aactorId\"\v\n" +
-	"\tExitReply*\x94\x06\n" +
+	"\tExitReply\"3\n" +
+	"\x14RebuildObjectRequest\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\";\n" +
+	"\x12RebuildObjectReply\x12%\n" +
+	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueR\x05value*\x94\x06\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x1d\n" +
@@ -9707,7 +9799,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0fTransferAddress\x12 .raygo.v1.TransferAddressRequest\x1a\x1e.raygo.v1.TransferAddressReply\x12P\n" +
 	"\x0ePrepareBundles\x12\x1f.raygo.v1.PrepareBundlesRequest\x1a\x1d.raygo.v1.PrepareBundlesReply\x12M\n" +
 	"\rCommitBundles\x12\x1e.raygo.v1.CommitBundlesRequest\x1a\x1c.raygo.v1.CommitBundlesReply\x12M\n" +
-	"\rCancelBundles\x12\x1e.raygo.v1.CancelBundlesRequest\x1a\x1c.raygo.v1.CancelBundlesReply2\xd6\x04\n" +
+	"\rCancelBundles\x12\x1e.raygo.v1.CancelBundlesRequest\x1a\x1c.raygo.v1.CancelBundlesReply2\xa5\x05\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -9718,7 +9810,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\vCreateActor\x12 .raygo.v1.CreateActorTaskRequest\x1a\x1e.raygo.v1.CreateActorTaskReply\x122\n" +
 	"\x04Exit\x12\x15.raygo.v1.ExitRequest\x1a\x13.raygo.v1.ExitReply\x12S\n" +
 	"\x0fObjectLocations\x12 .raygo.v1.ObjectLocationsRequest\x1a\x1e.raygo.v1.ObjectLocationsReply\x12b\n" +
-	"\x14UpdateObjectLocation\x12%.raygo.v1.UpdateObjectLocationRequest\x1a#.raygo.v1.UpdateObjectLocationReplyB$Z\"github.com/raygo/raygo/internal/pbb\x06proto3"
+	"\x14UpdateObjectLocation\x12%.raygo.v1.UpdateObjectLocationRequest\x1a#.raygo.v1.UpdateObjectLocationReply\x12M\n" +
+	"\rRebuildObject\x12\x1e.raygo.v1.RebuildObjectRequest\x1a\x1c.raygo.v1.RebuildObjectReplyB$Z\"github.com/raygo/raygo/internal/pbb\x06proto3"
 
 var (
 	file_raygo_proto_rawDescOnce sync.Once
@@ -9733,7 +9826,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 136)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 138)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
@@ -9878,12 +9971,14 @@ var file_raygo_proto_goTypes = []any{
 	(*CreateActorTaskReply)(nil),        // 140: raygo.v1.CreateActorTaskReply
 	(*ExitRequest)(nil),                 // 141: raygo.v1.ExitRequest
 	(*ExitReply)(nil),                   // 142: raygo.v1.ExitReply
-	nil,                                 // 143: raygo.v1.Resources.AmountsEntry
-	nil,                                 // 144: raygo.v1.NodeInfo.LabelsEntry
-	nil,                                 // 145: raygo.v1.LeaseReply.GpuIdsEntry
+	(*RebuildObjectRequest)(nil),        // 143: raygo.v1.RebuildObjectRequest
+	(*RebuildObjectReply)(nil),          // 144: raygo.v1.RebuildObjectReply
+	nil,                                 // 145: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 146: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 147: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	143, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	145, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	11,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -9903,7 +9998,7 @@ var file_raygo_proto_depIdxs = []int32{
 	11,  // 17: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	10,  // 18: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	10,  // 19: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	144, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	146, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	4,   // 21: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	10,  // 22: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	10,  // 23: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
@@ -9948,7 +10043,7 @@ var file_raygo_proto_depIdxs = []int32{
 	2,   // 62: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
 	10,  // 63: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
 	16,  // 64: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
-	145, // 65: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	147, // 65: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	11,  // 66: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
 	19,  // 67: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
 	128, // 68: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
@@ -9973,115 +10068,118 @@ var file_raygo_proto_depIdxs = []int32{
 	133, // 87: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
 	17,  // 88: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
 	11,  // 89: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	20,  // 90: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	26,  // 91: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	22,  // 92: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	24,  // 93: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	29,  // 94: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	31,  // 95: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	33,  // 96: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	35,  // 97: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
-	37,  // 98: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	39,  // 99: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	41,  // 100: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	43,  // 101: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	45,  // 102: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	47,  // 103: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	49,  // 104: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	51,  // 105: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	53,  // 106: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	55,  // 107: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	57,  // 108: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	59,  // 109: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	63,  // 110: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
-	65,  // 111: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
-	67,  // 112: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
-	69,  // 113: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
-	71,  // 114: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
-	74,  // 115: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
-	85,  // 116: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	87,  // 117: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	89,  // 118: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	91,  // 119: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	93,  // 120: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	95,  // 121: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	97,  // 122: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	97,  // 123: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	100, // 124: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	102, // 125: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	104, // 126: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	106, // 127: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	109, // 128: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	111, // 129: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
-	113, // 130: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
-	79,  // 131: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
-	81,  // 132: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
-	83,  // 133: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
-	130, // 134: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	132, // 135: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	135, // 136: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	137, // 137: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	139, // 138: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	141, // 139: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	116, // 140: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
-	119, // 141: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
-	21,  // 142: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	27,  // 143: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	23,  // 144: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	25,  // 145: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	30,  // 146: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	32,  // 147: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	34,  // 148: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	36,  // 149: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	38,  // 150: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	40,  // 151: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	42,  // 152: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	44,  // 153: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	46,  // 154: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	43,  // 155: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	50,  // 156: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	52,  // 157: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	54,  // 158: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	56,  // 159: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	58,  // 160: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	60,  // 161: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	64,  // 162: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
-	66,  // 163: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
-	68,  // 164: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
-	70,  // 165: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
-	72,  // 166: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
-	77,  // 167: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
-	86,  // 168: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	88,  // 169: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	90,  // 170: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	92,  // 171: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	94,  // 172: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	96,  // 173: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	98,  // 174: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	99,  // 175: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	101, // 176: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	103, // 177: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	105, // 178: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	107, // 179: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	110, // 180: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	112, // 181: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
-	114, // 182: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
-	80,  // 183: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
-	82,  // 184: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
-	84,  // 185: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
-	131, // 186: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	134, // 187: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	136, // 188: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	138, // 189: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	140, // 190: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	142, // 191: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	118, // 192: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
-	120, // 193: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
-	142, // [142:194] is the sub-list for method output_type
-	90,  // [90:142] is the sub-list for method input_type
-	90,  // [90:90] is the sub-list for extension type_name
-	90,  // [90:90] is the sub-list for extension extendee
-	0,   // [0:90] is the sub-list for field type_name
+	13,  // 90: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
+	20,  // 91: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	26,  // 92: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	22,  // 93: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	24,  // 94: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	29,  // 95: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	31,  // 96: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	33,  // 97: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	35,  // 98: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	37,  // 99: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	39,  // 100: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	41,  // 101: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	43,  // 102: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	45,  // 103: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	47,  // 104: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	49,  // 105: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	51,  // 106: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	53,  // 107: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	55,  // 108: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	57,  // 109: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	59,  // 110: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	63,  // 111: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
+	65,  // 112: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
+	67,  // 113: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
+	69,  // 114: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
+	71,  // 115: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
+	74,  // 116: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
+	85,  // 117: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	87,  // 118: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	89,  // 119: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	91,  // 120: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	93,  // 121: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	95,  // 122: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	97,  // 123: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	97,  // 124: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	100, // 125: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	102, // 126: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	104, // 127: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	106, // 128: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	109, // 129: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	111, // 130: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
+	113, // 131: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
+	79,  // 132: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
+	81,  // 133: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
+	83,  // 134: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
+	130, // 135: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	132, // 136: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	135, // 137: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	137, // 138: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	139, // 139: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	141, // 140: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	116, // 141: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	119, // 142: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	143, // 143: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
+	21,  // 144: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	27,  // 145: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	23,  // 146: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	25,  // 147: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	30,  // 148: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	32,  // 149: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	34,  // 150: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	36,  // 151: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	38,  // 152: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	40,  // 153: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	42,  // 154: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	44,  // 155: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	46,  // 156: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	43,  // 157: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	50,  // 158: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	52,  // 159: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	54,  // 160: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	56,  // 161: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	58,  // 162: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	60,  // 163: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	64,  // 164: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	66,  // 165: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	68,  // 166: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	70,  // 167: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	72,  // 168: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	77,  // 169: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
+	86,  // 170: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	88,  // 171: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	90,  // 172: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	92,  // 173: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	94,  // 174: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	96,  // 175: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	98,  // 176: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	99,  // 177: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	101, // 178: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	103, // 179: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	105, // 180: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	107, // 181: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	110, // 182: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	112, // 183: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	114, // 184: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	80,  // 185: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	82,  // 186: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	84,  // 187: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	131, // 188: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	134, // 189: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	136, // 190: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	138, // 191: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	140, // 192: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	142, // 193: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	118, // 194: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	120, // 195: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	144, // 196: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
+	144, // [144:197] is the sub-list for method output_type
+	91,  // [91:144] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -10106,7 +10204,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   136,
+			NumMessages:   138,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

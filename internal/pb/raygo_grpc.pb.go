@@ -1863,6 +1863,7 @@ const (
 	CoreWorker_Exit_FullMethodName                 = "/raygo.v1.CoreWorker/Exit"
 	CoreWorker_ObjectLocations_FullMethodName      = "/raygo.v1.CoreWorker/ObjectLocations"
 	CoreWorker_UpdateObjectLocation_FullMethodName = "/raygo.v1.CoreWorker/UpdateObjectLocation"
+	CoreWorker_RebuildObject_FullMethodName        = "/raygo.v1.CoreWorker/RebuildObject"
 )
 
 // CoreWorkerClient is the client API for CoreWorker service.
@@ -1880,6 +1881,12 @@ type CoreWorkerClient interface {
 	// The owner's object directory (internal/coreworker/objdir).
 	ObjectLocations(ctx context.Context, in *ObjectLocationsRequest, opts ...grpc.CallOption) (*ObjectLocationsReply, error)
 	UpdateObjectLocation(ctx context.Context, in *UpdateObjectLocationRequest, opts ...grpc.CallOption) (*UpdateObjectLocationReply, error)
+	// RebuildObject asks the owner of an object a borrower found lost (no
+	// node holding a copy answered) to make it again (lineage
+	// reconstruction): it answers the object's value once there is a copy
+	// to read — at once if one is still on an alive node — or the error
+	// that says why it cannot be rebuilt.
+	RebuildObject(ctx context.Context, in *RebuildObjectRequest, opts ...grpc.CallOption) (*RebuildObjectReply, error)
 }
 
 type coreWorkerClient struct {
@@ -1976,6 +1983,16 @@ func (c *coreWorkerClient) UpdateObjectLocation(ctx context.Context, in *UpdateO
 	return out, nil
 }
 
+func (c *coreWorkerClient) RebuildObject(ctx context.Context, in *RebuildObjectRequest, opts ...grpc.CallOption) (*RebuildObjectReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebuildObjectReply)
+	err := c.cc.Invoke(ctx, CoreWorker_RebuildObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreWorkerServer is the server API for CoreWorker service.
 // All implementations must embed UnimplementedCoreWorkerServer
 // for forward compatibility.
@@ -1991,6 +2008,12 @@ type CoreWorkerServer interface {
 	// The owner's object directory (internal/coreworker/objdir).
 	ObjectLocations(context.Context, *ObjectLocationsRequest) (*ObjectLocationsReply, error)
 	UpdateObjectLocation(context.Context, *UpdateObjectLocationRequest) (*UpdateObjectLocationReply, error)
+	// RebuildObject asks the owner of an object a borrower found lost (no
+	// node holding a copy answered) to make it again (lineage
+	// reconstruction): it answers the object's value once there is a copy
+	// to read — at once if one is still on an alive node — or the error
+	// that says why it cannot be rebuilt.
+	RebuildObject(context.Context, *RebuildObjectRequest) (*RebuildObjectReply, error)
 	mustEmbedUnimplementedCoreWorkerServer()
 }
 
@@ -2024,6 +2047,9 @@ func (UnimplementedCoreWorkerServer) ObjectLocations(context.Context, *ObjectLoc
 }
 func (UnimplementedCoreWorkerServer) UpdateObjectLocation(context.Context, *UpdateObjectLocationRequest) (*UpdateObjectLocationReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateObjectLocation not implemented")
+}
+func (UnimplementedCoreWorkerServer) RebuildObject(context.Context, *RebuildObjectRequest) (*RebuildObjectReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method RebuildObject not implemented")
 }
 func (UnimplementedCoreWorkerServer) mustEmbedUnimplementedCoreWorkerServer() {}
 func (UnimplementedCoreWorkerServer) testEmbeddedByValue()                    {}
@@ -2168,6 +2194,24 @@ func _CoreWorker_UpdateObjectLocation_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoreWorker_RebuildObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebuildObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreWorkerServer).RebuildObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreWorker_RebuildObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreWorkerServer).RebuildObject(ctx, req.(*RebuildObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoreWorker_ServiceDesc is the grpc.ServiceDesc for CoreWorker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2198,6 +2242,10 @@ var CoreWorker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateObjectLocation",
 			Handler:    _CoreWorker_UpdateObjectLocation_Handler,
+		},
+		{
+			MethodName: "RebuildObject",
+			Handler:    _CoreWorker_RebuildObject_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -42,6 +42,8 @@ func Message(m proto.Message) error {
 			return err
 		}
 		return name("reason", m.GetReason())
+	case *pb.RebuildObjectRequest:
+		return needID("object id", m.GetObjectId())
 	case *pb.ObjectLocationsRequest:
 		return idList("object id", m.GetObjectIds())
 	case *pb.UpdateObjectLocationRequest:
