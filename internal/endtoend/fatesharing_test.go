@@ -5,6 +5,7 @@ package endtoend
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -64,7 +65,9 @@ type fsActor struct{}
 
 // runFSDriver: on "owner-killed" it runs a parent whose child holds "cb",
 // then kills the parent's process (a forced, non-recursive cancel) and
-// says how long "cb" took to come back; on "owner-node" it runs a parent
+// says how long "cb" took to come back; "actor-on" NODE (two lines) makes
+// a named actor there, and "actor-check" calls it, then waits until its
+// name is free and takes it again; on "owner-node" it runs a parent
 // with a child task and a child actor, says "holding" once both hold
 // their resources ("cb", "ca"), and then how long they took to come back
 // (the test kills the parent's node meanwhile).
@@ -87,6 +90,7 @@ func runFSDriver() int {
 		fmt.Println("stuck", what)
 		return false
 	}
+	var victim ray.ActorHandle[fsActor]
 	parentOpts := []ray.TaskOption{ray.Resources(map[string]float64{"pa": 1}), ray.NumCPUs(0), ray.MaxRetries(0)}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -105,6 +109,39 @@ func runFSDriver() int {
 				return 1
 			}
 			fmt.Println("freed", time.Since(start).Milliseconds())
+		case "actor-on":
+			// A named actor pinned to node B (the next line's field).
+			if !in.Scan() {
+				return 1
+			}
+			victim = FSActor.Options(ray.Name("victim"), ray.NodeAffinity(in.Text(), false), ray.NumCPUs(0)).Remote(ctx)
+			if _, err := FSPing.Remote(ctx, victim).Get(ctx); err != nil {
+				fmt.Println("actor:", err)
+				return 1
+			}
+			fmt.Println("actor-ready")
+		case "actor-check":
+			start := time.Now()
+			_, err := FSPing.Remote(ctx, victim).Get(ctx)
+			fmt.Println("call-err", errors.Is(err, ray.ErrActorDied), strings.Contains(fmt.Sprint(err), "node"))
+			for {
+				_, err := ray.GetActor[fsActor](ctx, "victim")
+				if errors.Is(err, ray.ErrNotFound) {
+					break
+				}
+				if time.Since(start) > 30*time.Second {
+					fmt.Println("stuck name still taken:", err)
+					return 1
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			freed := time.Since(start)
+			again := FSActor.Options(ray.Name("victim"), ray.NumCPUs(0)).Remote(ctx)
+			if _, err := FSPing.Remote(ctx, again).Get(ctx); err != nil {
+				fmt.Println("recreate:", err)
+				return 1
+			}
+			fmt.Println("name-free", freed.Milliseconds())
 		case "owner-node":
 			FSParent.Options(parentOpts...).Remote(ctx, true)
 			if !waitFor("child task and actor holding cb and ca", func(a map[string]float64) bool { return a["cb"] == 0 && a["ca"] == 0 }) {
@@ -128,7 +165,10 @@ func runFSDriver() int {
 // worker leased by a process that no longer exists). Then a parent with
 // a child task and a child actor ("ca") on B: when the parent's whole
 // node is killed, both are stopped and their resources come back once
-// the node is declared dead.
+// the node is declared dead. Last, a named actor pinned to node B: when B
+// is killed, a call to it fails with an ActorDiedError that names the
+// node's death, and its name is free again (a new actor takes it) once
+// B is declared dead.
 func TestFateSharing(t *testing.T) {
 	bed := namespaceBed(t)
 	var hosts []*testcluster.Host
@@ -143,7 +183,7 @@ func TestFateSharing(t *testing.T) {
 	head := startNH(t, hosts[0], roleNHHead, tok)
 	gcs := ray.EnvAddress + "=" + head.fields[0]
 	a := startNH(t, hosts[1], roleNHNode, tok, gcs, envExtraResources+"=pa=1")
-	startNH(t, hosts[2], roleNHNode, tok, gcs, envExtraResources+"=cb=1,ca=1")
+	b := startNH(t, hosts[2], roleNHNode, tok, gcs, envExtraResources+"=cb=1,ca=1")
 	d := startDriverRole(t, hosts[0], roleFSDriver, tok, gcs)
 	d.Next("ready")
 
@@ -158,4 +198,20 @@ func TestFateSharing(t *testing.T) {
 	}
 	freed = d.Next("freed")
 	t.Logf("the child task's and actor's resources came back %s ms after the owner's node was killed (node timeout 5 s)", freed[0])
+
+	// A named actor whose node dies: its calls fail saying so, and its
+	// name is free again once the node is declared dead.
+	d.Send("actor-on")
+	d.Send(b.fields[0])
+	d.Next("actor-ready")
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	d.Send("actor-check")
+	if got := d.Next("call-err"); len(got) != 2 || got[0] != "true" || got[1] != "true" {
+		t.Fatalf("a call to an actor whose node died: %q, want an ActorDiedError naming the node", got)
+	}
+	d.Next("name-free")
+	t.Logf("the dead actor's name was free %s after its node was killed", time.Since(killed).Round(time.Millisecond))
 }
