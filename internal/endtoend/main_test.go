@@ -77,6 +77,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runGroupDriver())
 	case roleFailoverDriver:
 		os.Exit(runFailoverDriver())
+	case roleChaosDriver:
+		os.Exit(runChaosDriver())
 	case roleRBDriver:
 		os.Exit(runRBDriver())
 	case roleFSDriver:
