@@ -253,7 +253,7 @@ func (r *Raylet) fence(err error) {
 	n := r.haltLocked(err)
 	r.mu.Unlock()
 	if errors.Is(err, errs.ErrHeadLost) {
-		r.log.Error("the cluster's head is gone; stopping all this node's workers", "node", r.nodeID, "workers", n, "err", err)
+		r.log.Error("lost the cluster's head (gone, or this node is cut off from it); stopping all this node's workers", "node", r.nodeID, "workers", n, "err", err)
 	} else {
 		r.log.Error("the control store declared this node dead; stopping all its workers", "node", r.nodeID, "workers", n, "err", err)
 	}
