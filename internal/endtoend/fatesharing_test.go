@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/resources"
-	"github.com/raygo/raygo/internal/testcluster"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -171,14 +170,7 @@ func runFSDriver() int {
 // B is declared dead.
 func TestFateSharing(t *testing.T) {
 	bed := namespaceBed(t)
-	var hosts []*testcluster.Host
-	for _, n := range []string{"h1", "h2", "h3"} {
-		h, err := bed.AddHost(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
-	}
+	hosts := addHosts(t, bed, "h1", "h2", "h3")
 	tok := ray.EnvToken + "=e2e-fate-sharing"
 	head := startNH(t, hosts[0], roleNHHead, tok)
 	gcs := ray.EnvAddress + "=" + head.fields[0]

@@ -75,14 +75,8 @@ func runHLDriver() int {
 // exits saying the head is gone (instead of running on silently).
 func TestHeadLossStopsTheCluster(t *testing.T) {
 	bed := namespaceBed(t)
-	h1, err := bed.AddHost("h1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2, err := bed.AddHost("h2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hosts := addHosts(t, bed, "h1", "h2")
+	h1, h2 := hosts[0], hosts[1]
 	tok := ray.EnvToken + "=e2e-head-loss"
 	head := startNH(t, h1, roleNHHead, tok)
 	gcs := ray.EnvAddress + "=" + head.fields[0]

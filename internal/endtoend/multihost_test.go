@@ -312,6 +312,20 @@ func namespaceBed(t *testing.T) *testcluster.Bed {
 	return bed
 }
 
+// addHosts adds hosts named names to bed, in order.
+func addHosts(t *testing.T, bed *testcluster.Bed, names ...string) []*testcluster.Host {
+	t.Helper()
+	hosts := make([]*testcluster.Host, len(names))
+	for i, n := range names {
+		h, err := bed.AddHost(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts[i] = h
+	}
+	return hosts
+}
+
 // driverProc is the test binary running a driver role on a host, talked
 // to a line at a time: Send writes a line to its stdin, Next reads its
 // next stdout line. It is killed when the test ends.

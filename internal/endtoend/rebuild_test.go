@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raygo/raygo/internal/testcluster"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -151,14 +150,7 @@ func runRBDriver() int {
 // byte for byte.
 func TestLostObjectsRebuilt(t *testing.T) {
 	bed := namespaceBed(t)
-	var hosts []*testcluster.Host
-	for _, n := range []string{"h1", "h2", "h3"} {
-		h, err := bed.AddHost(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
-	}
+	hosts := addHosts(t, bed, "h1", "h2", "h3")
 	tok := ray.EnvToken + "=e2e-rebuild"
 	size := int64(8 << 20)
 	if v := os.Getenv(envRebuildBytes); v != "" {

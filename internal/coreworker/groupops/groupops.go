@@ -154,11 +154,16 @@ func (p *Pipe) FlushRemovals(ctx context.Context) error {
 	p.mu.Lock()
 	last := p.lastRemove
 	p.mu.Unlock()
-	if last == nil {
+	return answered(ctx, last)
+}
+
+// answered waits for op's answer (nil op: none to wait for).
+func answered(ctx context.Context, op *Op) error {
+	if op == nil {
 		return nil
 	}
 	select {
-	case <-last.done:
+	case <-op.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -200,15 +205,7 @@ func (p *Pipe) Flush(ctx context.Context) error {
 		last = p.inflight[n-1]
 	}
 	p.mu.Unlock()
-	if last == nil {
-		return nil
-	}
-	select {
-	case <-last.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return answered(ctx, last)
 }
 
 // Watch returns the last state the control store reported for group id,

@@ -104,14 +104,7 @@ func (m *Manager) Rebuild(oid ids.ID, lostErr error) (Rebuilding, error) {
 	}
 	t.finished, t.cancelled = false, false
 	t.Spec.Attempt++
-	if !t.listed {
-		t.listed, t.prev, t.next = true, nil, m.pending
-		if m.pending != nil {
-			m.pending.prev = t
-		}
-		m.pending = t
-		m.npending++
-	}
+	m.listLocked(t)
 	m.stats.Retried++
 	rb := &rebuild{done: make(chan struct{}), task: t}
 	m.rebuilding[tid] = rb

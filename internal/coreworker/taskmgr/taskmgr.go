@@ -235,16 +235,22 @@ func New(cfg Config, refs *refcount.Counter, store *memstore.Store) *Manager {
 // the reference counter and the memory store, and its Args held.
 func (m *Manager) Add(t *Task) {
 	m.mu.Lock()
-	if !t.listed {
-		t.listed, t.prev, t.next = true, nil, m.pending
-		if m.pending != nil {
-			m.pending.prev = t
-		}
-		m.pending = t
-		m.npending++
-	}
+	m.listLocked(t)
 	m.stats.Submitted++
 	m.mu.Unlock()
+}
+
+// listLocked puts t on the list of pending tasks (first), unless it is.
+func (m *Manager) listLocked(t *Task) {
+	if t.listed {
+		return
+	}
+	t.listed, t.prev, t.next = true, nil, m.pending
+	if m.pending != nil {
+		m.pending.prev = t
+	}
+	m.pending = t
+	m.npending++
 }
 
 // Lookup returns a pending task.
