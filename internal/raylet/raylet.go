@@ -26,6 +26,7 @@ import (
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/scheduler"
+	"github.com/raygo/raygo/internal/stopper"
 	"github.com/raygo/raygo/internal/wirecheck"
 )
 
@@ -195,9 +196,18 @@ func Start(cfg Config) (*Raylet, error) {
 	r.gcs = pb.NewControlStoreClient(conn)
 	pb.RegisterNodeDaemonServer(r.server, r)
 	lis.Serve(r.server, &r.wg)
-	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
 	defer rcancel()
-	if err := r.register(rctx); err != nil {
+	// A control store not reachable yet (its host's link just came up, it
+	// is starting) is asked again until registerTimeout.
+	err = r.register(rctx)
+	for backoff := 50 * time.Millisecond; err != nil && noAnswer(err) && rctx.Err() == nil; backoff = min(2*backoff, time.Second) {
+		if !stopper.Sleep(rctx, backoff) {
+			break
+		}
+		err = r.register(rctx)
+	}
+	if err != nil {
 		r.Stop()
 		return nil, fmt.Errorf("raylet: register with control store at %s: %w", cfg.GCSAddress, err)
 	}
@@ -354,6 +364,10 @@ func headLost(persistent bool, err error, unknown bool, missed int, lastAnswer, 
 	}
 	return nil
 }
+
+// registerTimeout bounds a node daemon's registration at start, retries
+// included.
+const registerTimeout = 10 * time.Second
 
 // minMissed is how many heartbeats in a row must go unanswered before
 // the head counts as lost.
