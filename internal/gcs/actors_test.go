@@ -3,6 +3,7 @@ package gcs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -373,5 +374,41 @@ func TestDefaultActorPlacement(t *testing.T) {
 	req = nextRequest(t, node.requests, "for the default actor")
 	if req.GetPlacementResources().GetAmounts()["CPU"] != 1 || len(req.GetResources().GetAmounts()) != 0 {
 		t.Fatalf("default actor: lease request %v, want 1 CPU to place and nothing held", req)
+	}
+}
+
+// TestOwnerNodeDeathKillsOwnedActors: when a node dies, the non-detached
+// actors whose owner ran there are killed (fate sharing), with the
+// owner-died cause; detached ones, and those of owners elsewhere, stay.
+func TestOwnerNodeDeathKillsOwnedActors(t *testing.T) {
+	c := startGCSWithStalledNode(t)
+	ctx := testCtx(t)
+	ownerNode := ids.New()
+	if _, err := c.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: nodeInfo(ownerNode, "127.0.0.1:1", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	job := ids.New()
+	orphan := newActor("", "", job)
+	orphan.OwnerNodeId = ownerNode.Bytes()
+	orphan = createActor(t, c, orphan)
+	det := newActor("", "", job)
+	det.OwnerNodeId, det.Detached = ownerNode.Bytes(), true
+	det = createActor(t, c, det)
+	elsewhere := newActor("", "", job)
+	elsewhere.OwnerNodeId = ids.New().Bytes()
+	elsewhere = createActor(t, c, elsewhere)
+
+	if _, err := c.UnregisterNode(ctx, &pb.UnregisterNodeRequest{NodeId: ownerNode.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	dead := waitActorState(t, c, orphan.GetActorId(), gcs.StateDead)
+	if !strings.Contains(errs.FromInfo(dead.GetDeathCause()).Error(), "owner") {
+		t.Errorf("the orphaned actor died with %v, want its owner's death", errs.FromInfo(dead.GetDeathCause()))
+	}
+	for _, a := range []*pb.ActorInfo{det, elsewhere} {
+		g, err := c.GetActor(ctx, &pb.GetActorRequest{ActorId: a.GetActorId()})
+		if err != nil || g.GetActor().GetState() == gcs.StateDead {
+			t.Fatalf("an actor the node's death does not concern died: %v, %v", g.GetActor(), err)
+		}
 	}
 }
