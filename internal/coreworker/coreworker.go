@@ -123,7 +123,7 @@ type Config struct {
 	NodeElsewhere bool
 	// HeadTimeout: a driver whose control store keeps no storage gives the
 	// head up (HeadLost) once its session has been down this long
-	// (default 5 s, as a node's raylet.Config.HeadTimeout).
+	// (default 5 s; a node takes the control store's node timeout).
 	HeadTimeout time.Duration
 	// Warn receives warnings for the user (a request no node can satisfy
 	// now); nil prints them to stderr.

@@ -226,7 +226,7 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 	close(s.nodesChanged)
 	s.nodesChanged = make(chan struct{})
 	s.mu.Unlock()
-	return &pb.RegisterNodeReply{}, nil
+	return &pb.RegisterNodeReply{NodeTimeoutMs: s.cfg.NodeTimeout.Milliseconds()}, nil
 }
 
 func (s *Server) UnregisterNode(_ context.Context, req *pb.UnregisterNodeRequest) (*pb.UnregisterNodeReply, error) {

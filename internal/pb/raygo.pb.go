@@ -1827,9 +1827,12 @@ func (x *RegisterNodeRequest) GetNode() *NodeInfo {
 // persistent: the control store keeps its state in storage and survives
 // a restart; without it, a head that stops answering (or answers as a
 // stranger) takes its cluster with it, and nodes and drivers stop.
+// node_timeout_ms: the control store's node timeout, which a node takes
+// as its head timeout unless told another.
 type RegisterNodeReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Persistent    bool                   `protobuf:"varint,1,opt,name=persistent,proto3" json:"persistent,omitempty"`
+	NodeTimeoutMs int64                  `protobuf:"varint,2,opt,name=node_timeout_ms,json=nodeTimeoutMs,proto3" json:"node_timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1869,6 +1872,13 @@ func (x *RegisterNodeReply) GetPersistent() bool {
 		return x.Persistent
 	}
 	return false
+}
+
+func (x *RegisterNodeReply) GetNodeTimeoutMs() int64 {
+	if x != nil {
+		return x.NodeTimeoutMs
+	}
+	return 0
 }
 
 type NodeHeartbeatRequest struct {
@@ -9168,11 +9178,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x13RegisterNodeRequest\x12&\n" +
-	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"3\n" +
+	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"[\n" +
 	"\x11RegisterNodeReply\x12\x1e\n" +
 	"\n" +
 	"persistent\x18\x01 \x01(\bR\n" +
-	"persistent\"\xd7\x02\n" +
+	"persistent\x12&\n" +
+	"\x0fnode_timeout_ms\x18\x02 \x01(\x03R\rnodeTimeoutMs\"\xd7\x02\n" +
 	"\x14NodeHeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x121\n" +
 	"\tavailable\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tavailable\x12%\n" +

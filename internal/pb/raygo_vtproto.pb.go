@@ -1181,6 +1181,11 @@ func (m *RegisterNodeReply) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.NodeTimeoutMs != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.NodeTimeoutMs))
+		i--
+		dAtA[i] = 0x10
+	}
 	if m.Persistent {
 		i--
 		if m.Persistent {
@@ -8320,6 +8325,9 @@ func (m *RegisterNodeReply) SizeVT() (n int) {
 	if m.Persistent {
 		n += 2
 	}
+	if m.NodeTimeoutMs != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.NodeTimeoutMs))
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -14217,6 +14225,25 @@ func (m *RegisterNodeReply) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.Persistent = bool(v != 0)
+		case 2:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field NodeTimeoutMs", wireType)
+			}
+			m.NodeTimeoutMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.NodeTimeoutMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

@@ -56,9 +56,11 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// HeadTimeout: a node whose control store keeps no storage stops (its
 	// workers killed, Done closed with a *errs.HeadLostError) once the
-	// control store has not answered for this long (default 5 s, the
-	// control store's own node timeout), or at once when it answers as a
-	// stranger (started again, without the cluster's state).
+	// control store has not answered for this long, or at once when it
+	// answers as a stranger (started again, without the cluster's state).
+	// Zero takes the control store's own node timeout (5 s unless `raygo
+	// start --head --node-timeout` says otherwise), so that a node cut
+	// off gives its head up when the head gives the node up.
 	HeadTimeout time.Duration
 	// WorkerRegisterTimeout bounds the time from starting a worker process
 	// to its registration.
@@ -103,7 +105,8 @@ type Config struct {
 	LifelineOnly bool
 }
 
-// DefaultHeadTimeout is Config.HeadTimeout's default.
+// DefaultHeadTimeout is the head timeout when neither Config.HeadTimeout
+// nor the control store says one.
 const DefaultHeadTimeout = 5 * time.Second
 
 // DefaultConfig returns defaults for everything but the addresses, token
@@ -112,7 +115,6 @@ func DefaultConfig() Config {
 	return Config{
 		ListenAddress:         "127.0.0.1:0",
 		HeartbeatPeriod:       500 * time.Millisecond,
-		HeadTimeout:           DefaultHeadTimeout,
 		WorkerRegisterTimeout: 30 * time.Second,
 		MaxStartupFailures:    3,
 		IdleWorkerTimeout:     time.Minute,

@@ -1,6 +1,7 @@
 package raylet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,7 +27,9 @@ func TestHeadLost(t *testing.T) {
 		{name: "answering", silent: 0},
 		{name: "one missed heartbeat", err: down, silent: time.Second},
 		{name: "silent just short of the timeout", err: down, silent: 5*time.Second - time.Millisecond},
-		{name: "silent for the timeout", err: down, silent: 5 * time.Second, lost: "no answer for 5s"},
+		{name: "unreachable for the timeout", err: down, silent: 5 * time.Second, lost: "could not be reached for 5s"},
+		{name: "silent (calls time out) for the timeout: a stalled head", err: context.DeadlineExceeded, silent: 5 * time.Second},
+		{name: "silent for a minute", err: context.DeadlineExceeded, silent: time.Minute, lost: "no answer for 1m0s"},
 		{name: "an error answer is an answer", err: errs.Invalidf("bad heartbeat"), silent: time.Hour},
 		{name: "a stranger answers", unknown: true, lost: "does not know this node"},
 		{name: "persistent, silent long", persistent: true, err: down, silent: time.Hour},

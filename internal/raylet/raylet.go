@@ -47,6 +47,7 @@ type Raylet struct {
 	// headPersistent: the control store said it keeps its state in
 	// storage (RegisterNodeReply), so losing it for a while is survived.
 	headPersistent atomic.Bool
+	headTimeout    atomic.Int64 // a time.Duration: Config.HeadTimeout, else the control store's node timeout
 	log            *slog.Logger
 
 	mu           sync.Mutex
@@ -137,9 +138,6 @@ func Start(cfg Config) (*Raylet, error) {
 	cfg.Labels[scheduler.NodeIDLabel] = cfg.NodeID.String()
 	if len(cfg.GPUIDs) != int(cfg.Resources[resources.GPU]) {
 		return nil, errs.Invalidf("raylet: %d GPU ids for %v GPUs", len(cfg.GPUIDs), cfg.Resources[resources.GPU])
-	}
-	if cfg.HeadTimeout <= 0 {
-		cfg.HeadTimeout = DefaultHeadTimeout
 	}
 	if cfg.HostID == "" {
 		h := resources.DetectHost()
@@ -336,33 +334,62 @@ func (r *Raylet) register(ctx context.Context) error {
 	reply, err := r.gcs.RegisterNode(ctx, &pb.RegisterNodeRequest{Node: r.nodeInfo()})
 	if err == nil {
 		r.headPersistent.Store(reply.GetPersistent())
+		timeout := r.cfg.HeadTimeout
+		if timeout <= 0 {
+			timeout = time.Duration(reply.GetNodeTimeoutMs()) * time.Millisecond
+		}
+		if timeout <= 0 {
+			timeout = DefaultHeadTimeout
+		}
+		r.headTimeout.Store(int64(timeout))
 	}
 	return err
 }
 
 // headLost decides, after a heartbeat, whether the control store is gone
-// with the cluster: it does not keep its state in storage, and it either
-// has not answered since lastAnswer for HeadTimeout, or answered that it
-// does not know this node (a new control store on the same address). It
-// returns the error to stop with, or nil.
+// with the cluster. Not while it keeps its state in storage. Otherwise
+// it is when it answered that it does not know this node (a new control
+// store on the same address); when it could not be reached (the
+// connection refused, or no route: nothing listens there, or this node
+// is cut off) since lastAnswer for timeout (the head timeout); and when
+// it was reached but silent (calls time out: stopped, starved, or the
+// link drops everything) for silentHeadTimeout, as Ray's raylet waits
+// for its GCS, so that a stalled head is outlived. It returns the error
+// to stop with, or nil.
 //
 // missed counts the heartbeats in a row that got no answer, this one
 // included: silence counts only over at least minMissed of them, so that
 // a node whose own process was starved or stopped for a while (its clock
 // ran, its heartbeats did not) does not take that for the head's.
 func headLost(persistent bool, err error, unknown bool, missed int, lastAnswer, now time.Time, timeout time.Duration, head string) error {
+	since := now.Sub(lastAnswer)
 	switch {
 	case persistent:
 		return nil
 	case err == nil && unknown:
 		return &errs.HeadLostError{Head: head, Reason: "it answers as a new control store that does not know this node " +
 			"(it was started again, and keeps no storage, so the cluster's state is gone)"}
-	case noAnswer(err) && missed >= minMissed && now.Sub(lastAnswer) >= timeout:
-		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("no answer for %s (the head is gone, or this node is cut off from it, "+
-			"which the head takes for this node's death), and it keeps no storage (last error: %v)",
-			now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
+	case missed < minMissed:
+		return nil
+	case unreachable(err) && since >= timeout:
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it could not be reached for %s (the head is gone, or this node is cut off "+
+			"from it, which the head takes for this node's death), and it keeps no storage (last error: %v)", since.Round(100*time.Millisecond), err)}
+	case noAnswer(err) && since >= silentHeadTimeout:
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("no answer for %s, and it keeps no storage (last error: %v)",
+			since.Round(100*time.Millisecond), err)}
 	}
 	return nil
+}
+
+// silentHeadTimeout is how long a control store that is reached but does
+// not answer (stopped, starved) may stay silent before its nodes give it
+// up (Ray's gcs_rpc_server_reconnect_timeout_s).
+const silentHeadTimeout = time.Minute
+
+// unreachable reports whether a call's error says the peer could not be
+// reached at all (refused, no route), as opposed to being silent.
+func unreachable(err error) bool {
+	return errors.Is(err, errs.ErrUnavailable) && !errors.Is(err, errs.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // registerTimeout bounds a node daemon's registration at start, retries
@@ -403,14 +430,15 @@ func (r *Raylet) heartbeatLoop() {
 		// A call waits at most half the head timeout, so that a head cut
 		// off (calls time out rather than fail) misses minMissed beats
 		// within about the timeout.
-		ctx, cancel := context.WithTimeout(r.ctx, min(5*time.Second, r.cfg.HeadTimeout/2))
+		headTimeout := time.Duration(r.headTimeout.Load())
+		ctx, cancel := context.WithTimeout(r.ctx, min(5*time.Second, headTimeout/2))
 		reply, err := r.gcs.NodeHeartbeat(ctx, req)
 		if noAnswer(err) {
 			missed++
 		} else {
 			missed = 0
 		}
-		if lost := headLost(r.headPersistent.Load(), err, reply.GetUnknownNode(), missed, lastAnswer, time.Now(), r.cfg.HeadTimeout, r.cfg.GCSAddress); lost != nil {
+		if lost := headLost(r.headPersistent.Load(), err, reply.GetUnknownNode(), missed, lastAnswer, time.Now(), headTimeout, r.cfg.GCSAddress); lost != nil {
 			cancel()
 			r.fence(lost)
 			return
