@@ -75,12 +75,21 @@ func sessionDown(persistent bool, err error, jobUnknown func() bool, lastAnswer,
 		}
 		return nil
 	}
+	silent := errors.Is(err, errs.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+	if silent {
+		timeout = max(timeout, silentHeadTimeout) // stopped or starved, not gone: outlive it, as a node does
+	}
 	if now.Sub(lastAnswer) >= timeout {
 		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("no answer for %s (the head is gone, or this process is cut off from it), "+
 			"and it keeps no storage (last error: %v)", now.Sub(lastAnswer).Round(100*time.Millisecond), err)}
 	}
 	return nil
 }
+
+// silentHeadTimeout is how long a head that is reached but silent (its
+// calls time out) may stay so before the driver gives it up, as a node's
+// (raylet: silentHeadTimeout).
+const silentHeadTimeout = time.Minute
 
 // jobUnknown reports whether the control store answers that it has no
 // record of job at all (not merely that it finished).

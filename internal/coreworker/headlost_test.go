@@ -1,6 +1,7 @@
 package coreworker
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -26,6 +27,8 @@ func TestSessionDown(t *testing.T) {
 		{name: "down short of the timeout", err: refused, down: 5*time.Second - time.Millisecond},
 		{name: "down for the timeout", err: refused, down: 5 * time.Second, lost: "no answer for 5s"},
 		{name: "the job finished", err: notRunning, down: time.Minute},
+		{name: "silent for the timeout: a stalled head", err: context.DeadlineExceeded, down: 5 * time.Second},
+		{name: "silent for a minute", err: context.DeadlineExceeded, down: time.Minute, lost: "no answer for 1m0s"},
 		{name: "a control store that does not know the job", err: notRunning, unknownJob: true, lost: "does not know this job"},
 		{name: "persistent, down long", persistent: true, err: refused, down: time.Hour},
 		{name: "persistent, job unknown", persistent: true, err: notRunning, unknownJob: true},
