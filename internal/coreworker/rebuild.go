@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
@@ -63,7 +64,7 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 
 // rebuildArgs rebuilds, before t runs again, the arguments of t that this
 // process owns and that are lost: in a store, with no copy on an alive
-// node.
+// node that answers (hasLiveCopy).
 func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth int) error {
 	var alive map[string]bool
 	for _, a := range t.Spec.GetArgs() {
@@ -81,14 +82,7 @@ func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth in
 				return err
 			}
 		}
-		lost := true
-		for _, node := range cw.dir.Locations(id, primary) {
-			if alive[node] {
-				lost = false
-				break
-			}
-		}
-		if !lost {
+		if cw.hasLiveCopy(ctx, id, primary, alive) {
 			continue
 		}
 		argLost := &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
@@ -98,6 +92,34 @@ func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth in
 		}
 	}
 	return nil
+}
+
+// hasLiveCopy reports whether a node holding a copy of id (its primary,
+// or one the directory knows) is alive and answers: the control store
+// lists it alive, and it answers a call now. A node killed a moment ago
+// is still listed alive until the control store's node timeout; the call
+// finds it gone.
+func (cw *CoreWorker) hasLiveCopy(ctx context.Context, id ids.ID, primary string, alive map[string]bool) bool {
+	for _, node := range cw.dir.Locations(id, primary) {
+		if alive[node] && cw.nodeAnswers(ctx, node) {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeProbeTimeout bounds hasLiveCopy's call to a node.
+const nodeProbeTimeout = time.Second
+
+func (cw *CoreWorker) nodeAnswers(ctx context.Context, node string) bool {
+	conn, err := cw.pool.Get(node)
+	if err != nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, nodeProbeTimeout)
+	defer cancel()
+	_, err = pb.NewNodeDaemonClient(conn).NodeStats(pctx, &pb.NodeStatsRequest{})
+	return err == nil
 }
 
 // aliveNodes is the addresses of the alive nodes, by the control store.
@@ -137,9 +159,9 @@ func (cw *CoreWorker) rebuilt(ctx context.Context, r *Ref, err error) (v *pb.Val
 }
 
 // RebuildObject is a borrower's request to make a lost object again: the
-// owner checks that no alive node holds a copy (else it answers the
-// value as it is, and the borrower reads a copy that is there) and
-// rebuilds it.
+// owner checks that no alive node that answers holds a copy (else it
+// answers the value as it is, and the borrower reads a copy that is
+// there) and rebuilds it.
 func (s service) RebuildObject(ctx context.Context, req *pb.RebuildObjectRequest) (*pb.RebuildObjectReply, error) {
 	cw := s.cw
 	id := ids.MustFromBytes(req.GetObjectId())
@@ -152,10 +174,8 @@ func (s service) RebuildObject(ctx context.Context, req *pb.RebuildObjectRequest
 	if err != nil {
 		return nil, err
 	}
-	for _, node := range cw.dir.Locations(id, primary) {
-		if alive[node] {
-			return &pb.RebuildObjectReply{Value: cw.refs.ValueOf(id)}, nil
-		}
+	if cw.hasLiveCopy(ctx, id, primary, alive) {
+		return &pb.RebuildObjectReply{Value: cw.refs.ValueOf(id)}, nil
 	}
 	lost := &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "held only on nodes that died (" + primary + ")"}
 	v, err := cw.rebuildLost(ctx, id, lost, 0)
