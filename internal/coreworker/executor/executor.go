@@ -112,6 +112,48 @@ type Executor struct {
 	actors   map[ids.ID]*hostedActor // guarded by mu
 	lastName atomic.Pointer[string]  // the name announced last; changed under mu
 	closing  bool                    // guarded by mu: Close began; no more actors are hosted
+	// early: tasks cancelled before they arrived (the cancel overtook the
+	// task on its way), answered cancelled when they do; guarded by mu.
+	early  map[ids.ID]time.Time
+	nEarly atomic.Int32 // len(early), read without mu on every batch
+}
+
+// Early cancels: at most maxEarly remembered, each for earlyFor.
+const (
+	maxEarly = 4096
+	earlyFor = 30 * time.Second
+)
+
+// noteEarly remembers a cancel of a task not here (yet).
+func (e *Executor) noteEarly(tid ids.ID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.early == nil {
+		e.early = map[ids.ID]time.Time{}
+	}
+	now := time.Now()
+	if len(e.early) >= maxEarly {
+		for id, at := range e.early {
+			if now.Sub(at) > earlyFor || len(e.early) >= maxEarly {
+				delete(e.early, id)
+			}
+		}
+	}
+	e.early[tid] = now
+	e.nEarly.Store(int32(len(e.early)))
+}
+
+// takeEarly reports whether tid was cancelled before it arrived, and
+// forgets it.
+func (e *Executor) takeEarly(tid ids.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.early[tid]; ok {
+		delete(e.early, tid)
+		e.nEarly.Store(int32(len(e.early)))
+		return true
+	}
+	return false
 }
 
 // hostedActor is an actor living in this process.
@@ -326,6 +368,7 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 		calls  = s.calls[:0] // to actors hosted here, in order
 		ha     *hostedActor
 		haWire []byte
+		early  []*pb.TaskSpec // cancelled before they arrived
 	)
 	s.mu.Lock()
 	for _, spec := range batch.GetTasks() {
@@ -342,6 +385,9 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 				continue
 			}
 			// Not hosted here: the stream's runner answers "not here".
+		} else if s.e.nEarly.Load() > 0 && s.e.takeEarly(ids.MustFromBytes(spec.GetTaskId())) {
+			early = append(early, spec) // cancelled before it arrived
+			continue
 		}
 		s.queue = append(s.queue, spec)
 	}
@@ -355,6 +401,9 @@ func (s *stream) accept(batch *pb.TaskBatch) {
 		s.queue = s.queue[:len(s.queue)-n]
 	}
 	s.mu.Unlock()
+	for _, spec := range early {
+		s.reply(cancelledReply(spec))
+	}
 	for rest := calls; len(rest) > 0; { // each actor's run of calls, in order (enqueue copies them)
 		n := 1
 		for n < len(rest) && rest[n].r.ha == rest[0].r.ha {
@@ -587,6 +636,9 @@ func (s *stream) write() error {
 // at once, one running has its context cancelled (and is answered
 // Cancelled when it returns). It reports whether the task was found.
 func (e *Executor) Cancel(tid ids.ID) bool {
+	// Noted first: a task accepted while the streams are searched is
+	// answered cancelled on arrival (accept), not left to run.
+	e.noteEarly(tid)
 	e.mu.Lock()
 	streams := make([]*stream, 0, len(e.streams))
 	for s := range e.streams {
@@ -595,6 +647,7 @@ func (e *Executor) Cancel(tid ids.ID) bool {
 	e.mu.Unlock()
 	for _, s := range streams {
 		if s.cancel(tid) {
+			e.takeEarly(tid)
 			return true
 		}
 	}

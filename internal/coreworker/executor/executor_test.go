@@ -375,6 +375,40 @@ func TestCancel(t *testing.T) {
 	})
 }
 
+// TestCancelBeforeArrival: a cancel that overtakes its task (the task
+// still on its way to the worker) is remembered: the task is answered
+// cancelled when it arrives and never runs, even behind a long task.
+func TestCancelBeforeArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := echoRegistry()
+		started := make(chan ids.ID, 1)
+		blocker(reg, started, nil)
+		e, _ := newExec(t, reg, Config{})
+		srv := newSrv()
+		done := serve(e, srv)
+		long, late := task("block"), task("echo", "late")
+		srv.in <- batch(long)
+		<-started
+		if e.Cancel(idOf(late)) {
+			t.Fatal("Cancel found a task not sent yet")
+		}
+		srv.in <- batch(late)
+		byID, _ := srv.replies(t, 1) // while the long task still runs
+		if r := byID[idOf(late)]; r == nil || !errors.Is(errs.FromInfo(r.GetError()), errs.ErrTaskCancelled) {
+			t.Fatalf("the task cancelled before it arrived: %v", byID)
+		}
+		if e.Running() != 1 {
+			t.Fatal("the long task ended")
+		}
+		e.Cancel(idOf(long))
+		srv.replies(t, 1)
+		close(srv.in)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // TestHostActor: construction errors are reported as the error to give
 // the creator; a hosted actor runs its methods; a dropped or unknown
 // actor's calls are answered "not here".
