@@ -207,6 +207,9 @@ type CoreWorker struct {
 
 	headLost atomic.Pointer[errs.HeadLostError] // set once the cluster's head is gone (headlost.go)
 
+	revivedMu sync.Mutex
+	revived   map[ids.ID]int // out-of-scope objects rebuilt for a rebuild that needs them, and how many need them (rebuild.go)
+
 	// dropLocalFn is refs.RemoveLocal as a func value made once: a method
 	// value passed to runtime.AddCleanup per handle would be allocated
 	// per handle.
@@ -422,17 +425,21 @@ func (cw *CoreWorker) Stats() Stats {
 // sink receives the reference counter's events.
 type sink struct{ cw *CoreWorker }
 
-func (s sink) ObjectFreed(e *refcount.Entry) {
+func (s sink) ObjectFreed(e *refcount.Entry) { s.cw.freeValue(e) }
+
+// freeValue frees an object's value here and, if this process owns it,
+// every copy of it in the nodes' stores.
+func (cw *CoreWorker) freeValue(e *refcount.Entry) {
 	slot := e.Slot()
 	if slot == nil {
 		return
 	}
-	v := s.cw.mem.Free(slot)
+	v := cw.mem.Free(slot)
 	if e.Owned() && v.GetInStore() {
 		// Every copy goes: the primary and each node that pulled one
 		// (the entry has left the table, so no later copy is recorded).
-		for _, node := range s.cw.dir.Free(e.ID(), v.GetStoreAddress()) {
-			s.cw.bg.freeInStore(node, e.ID())
+		for _, node := range cw.dir.Free(e.ID(), v.GetStoreAddress()) {
+			cw.bg.freeInStore(node, e.ID())
 		}
 	}
 }

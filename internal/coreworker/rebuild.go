@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -39,12 +40,31 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 		return nil, err
 	}
 	if t := rb.Task; t != nil {
-		err := cw.rebuildArgs(ctx, t, depth)
+		revived, err := cw.rebuildArgs(ctx, t, depth)
 		if err == nil {
 			err = cw.normal.Resubmit(t)
 		}
 		if err != nil {
 			cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(err)})
+		}
+		// What was rebuilt only for this rebuild is freed again once it
+		// ran; so are results of t that nothing needs (out of scope).
+		cleanup := func() {
+			cw.unrevive(revived)
+			for _, r := range t.Returns {
+				if e, ok := cw.refs.LineageOnly(r.Entry.ID()); ok && !cw.isRevived(e.ID()) {
+					cw.freeValue(e)
+				}
+			}
+		}
+		if cw.stop.Go("coreworker.rebuilt", func(stop context.Context) {
+			select {
+			case <-rb.Done():
+				cleanup()
+			case <-stop.Done():
+			}
+		}) != nil {
+			cleanup() // shutting down
 		}
 	}
 	select {
@@ -55,43 +75,92 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 	if err := rb.Err(); err != nil {
 		return nil, fmt.Errorf("%w; rebuilding it failed: %w", lostErr, err)
 	}
-	v := cw.refs.ValueOf(id)
-	if v == nil {
+	v := cw.ownedValue(id)
+	if v == nil || memstore.IsFreed(v) {
 		return nil, lostErr
 	}
 	return v, nil
 }
 
+// ownedValue is the value of an owned object in scope, or rebuilt out of
+// scope for a rebuild that needs it; nil otherwise.
+func (cw *CoreWorker) ownedValue(id ids.ID) *pb.Value {
+	if s := cw.ownedSlot(id); s != nil {
+		return s.Value()
+	}
+	return nil
+}
+
+// revive marks out-of-scope objects as needed by a rebuild under way
+// (ownedSlot serves them); unrevive ends that, freeing each again once
+// no rebuild needs it.
+func (cw *CoreWorker) revive(id ids.ID) {
+	cw.revivedMu.Lock()
+	defer cw.revivedMu.Unlock()
+	if cw.revived == nil {
+		cw.revived = map[ids.ID]int{}
+	}
+	cw.revived[id]++
+}
+
+func (cw *CoreWorker) unrevive(list []ids.ID) {
+	for _, id := range list {
+		cw.revivedMu.Lock()
+		cw.revived[id]--
+		last := cw.revived[id] <= 0
+		if last {
+			delete(cw.revived, id)
+		}
+		cw.revivedMu.Unlock()
+		if e, ok := cw.refs.LineageOnly(id); ok && last {
+			cw.freeValue(e)
+		}
+	}
+}
+
+func (cw *CoreWorker) isRevived(id ids.ID) bool {
+	cw.revivedMu.Lock()
+	defer cw.revivedMu.Unlock()
+	return cw.revived[id] > 0
+}
+
 // rebuildArgs rebuilds, before t runs again, the arguments of t that this
 // process owns and that are lost: in a store, with no copy on an alive
-// node that answers (hasLiveCopy).
-func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth int) error {
+// node that answers (hasLiveCopy), or out of scope (their values freed:
+// only the lineage kept them), which are then served until t has run
+// (revived, returned for unrevive).
+func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth int) (revived []ids.ID, err error) {
 	var alive map[string]bool
 	for _, a := range t.Spec.GetArgs() {
 		id, ok := ids.FromBytes(a.GetRef().GetId())
 		if !ok {
 			continue
 		}
-		primary, _, owned := cw.ownedInStore(id)
-		if !owned {
-			continue
-		}
-		if alive == nil {
-			var err error
-			if alive, err = cw.aliveNodes(ctx); err != nil {
-				return err
+		var argLost error
+		if primary, _, owned := cw.ownedInStore(id); owned {
+			if alive == nil {
+				if alive, err = cw.aliveNodes(ctx); err != nil {
+					return revived, err
+				}
 			}
-		}
-		if cw.hasLiveCopy(ctx, id, primary, alive) {
+			if cw.hasLiveCopy(ctx, id, primary, alive) {
+				continue
+			}
+			argLost = &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
+				Detail: "an argument of " + t.Function() + ", held only on nodes that died (" + primary + ")"}
+		} else if _, ok := cw.refs.LineageOnly(id); ok {
+			cw.revive(id)
+			revived = append(revived, id)
+			argLost = &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
+				Detail: "an argument of " + t.Function() + " that was out of scope (its value freed)"}
+		} else {
 			continue
 		}
-		argLost := &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
-			Detail: "an argument of " + t.Function() + ", held only on nodes that died (" + primary + ")"}
 		if _, err := cw.rebuildLost(ctx, id, argLost, depth+1); err != nil {
-			return err
+			return revived, err
 		}
 	}
-	return nil
+	return revived, nil
 }
 
 // hasLiveCopy reports whether a node holding a copy of id (its primary,

@@ -218,9 +218,13 @@ func (cw *CoreWorker) watchObjects(stream pb.CoreWorker_WatchObjectsServer) erro
 }
 
 // ownedSlot returns the value slot of an object this process owns and
-// still has in scope; nil otherwise.
+// still has in scope (or has rebuilt, out of scope, for a rebuild that
+// reads it); nil otherwise.
 func (cw *CoreWorker) ownedSlot(id ids.ID) *memstore.Slot {
 	e, ok := cw.refs.Lookup(id)
+	if !ok && cw.isRevived(id) {
+		e, ok = cw.refs.LineageOnly(id) // rebuilt for a rebuild that reads it (rebuild.go)
+	}
 	if !ok || !e.Owned() {
 		return nil
 	}

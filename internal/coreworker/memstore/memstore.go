@@ -190,15 +190,13 @@ func runCallbacks(cbs []func(*pb.Value), v *pb.Value) {
 }
 
 // Replace puts v in a filled slot in place of its value (a result that
-// was lost and has been made again); a pending slot is filled with it,
-// and a freed one stays freed.
+// was lost and has been made again; a freed one too, when a rebuild
+// needs it again); a pending slot is filled with it.
 // Readers that already took the old value keep it.
 func (st *Store) Replace(s *Slot, v *pb.Value) {
 	st.mu.Lock()
 	if old := s.value.Load(); old != nil {
-		if old != freed { // a freed object stays freed
-			s.value.Store(v)
-		}
+		s.value.Store(v)
 		st.mu.Unlock()
 		return
 	}

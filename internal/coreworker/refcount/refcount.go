@@ -329,6 +329,20 @@ func (c *Counter) Lookup(id ids.ID) (*Entry, bool) {
 	return e, true
 }
 
+// LineageOnly returns the entry of an owned object that is out of scope
+// but still in the table because the lineage of a later task needs it
+// (its value was freed): the owner rebuilds it when that later task is
+// rebuilt.
+func (c *Counter) LineageOnly(id ids.ID) (*Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.objects[id]
+	if !ok || !e.outOfScope || e.gone || !e.owned || e.lineage == 0 {
+		return nil, false
+	}
+	return e, true
+}
+
 // ValueOf returns the value of object id if this process has it (owned,
 // or borrowed and fetched), else nil. It makes no slot.
 func (c *Counter) ValueOf(id ids.ID) *pb.Value {
