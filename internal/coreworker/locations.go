@@ -12,10 +12,14 @@ import (
 // where copies are. See docs/objmgr.md.
 
 // ownedInStore returns the primary location of an owned, in-scope object
-// whose value lives in a store; ok is false for objects this process
-// does not own (or no longer has).
+// (or one rebuilt out of scope for a rebuild that reads it) whose value
+// lives in a store; ok is false for objects this process does not own
+// (or no longer has).
 func (cw *CoreWorker) ownedInStore(id ids.ID) (primary string, size int64, ok bool) {
 	e, live := cw.refs.Lookup(id)
+	if !live && cw.isRevived(id) {
+		e, live = cw.refs.LineageOnly(id) // rebuilt for a rebuild that reads it (rebuild.go)
+	}
 	if !live || !e.Owned() {
 		return "", 0, false
 	}

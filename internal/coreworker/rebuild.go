@@ -45,7 +45,10 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 			err = cw.normal.Resubmit(t)
 		}
 		if err != nil {
-			cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(err)})
+			// The whole story in the message: the wire form of a wrapped
+			// error keeps only the innermost raygo error's fields.
+			cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(&errs.ObjectError{ObjectID: id.String(),
+				Kind: errs.KindObjectLost, Detail: "rebuilding it needs another object: " + err.Error()})})
 		}
 		// What was rebuilt only for this rebuild is freed again once it
 		// ran; so are results of t that nothing needs (out of scope).

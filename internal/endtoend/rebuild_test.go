@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,7 +23,7 @@ const roleRBDriver = "rb-driver"
 
 // envRebuildBytes sizes the objects of TestLostObjectsRebuilt (default
 // 8 MiB; 104857600 for the 100 MiB target, without -race); the nodes'
-// stores hold four of them.
+// stores hold eight of them.
 const envRebuildBytes = "RAYGO_E2E_REBUILD_BYTES"
 
 // envStoreBytes sizes an nh-head's or nh-node's store (default 32 MiB).
@@ -42,6 +43,14 @@ var (
 		return out, nil
 	}, ray.RegisterName("e2e.RBFlip"))
 )
+
+// rbChain makes n bytes on a node and flips them twice there, returning
+// only the last ref (the first two go out of scope at once).
+func rbChain(ctx context.Context, on ray.StrategyOption, n int) ray.ObjectRef[[]byte] {
+	x := RBMake.Options(on).Remote(ctx, n, 5)
+	y := RBFlip.Options(on).RemoteArgs(ctx, x)
+	return RBFlip.Options(on).RemoteArgs(ctx, y)
+}
 
 func rbBytes(n int, seed byte) []byte {
 	b := make([]byte, n)
@@ -70,7 +79,7 @@ func runRBDriver() int {
 	}
 	fmt.Println("ready")
 	var node string
-	var made, flipped ray.ObjectRef[[]byte]
+	var made, flipped, twice ray.ObjectRef[[]byte]
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -80,10 +89,15 @@ func runRBDriver() int {
 			on := ray.NodeAffinity(node, true)
 			made = RBMake.Options(on).Remote(ctx, n, 3)
 			flipped = RBFlip.Options(on).RemoteArgs(ctx, made)
-			if ready, _, err := ray.Wait(ctx, []ray.ObjectRef[[]byte]{made, flipped}, 2, time.Minute); err != nil || len(ready) != 2 {
+			// A chain whose first two objects go out of scope: only the
+			// last one's lineage keeps them.
+			twice = rbChain(ctx, on, n)
+			if ready, _, err := ray.Wait(ctx, []ray.ObjectRef[[]byte]{made, flipped, twice}, 3, time.Minute); err != nil || len(ready) != 3 {
 				fmt.Println("wait:", err)
 				return 1
 			}
+			runtime.GC() // the chain's first two handles are unreachable: out of scope
+			runtime.GC()
 			fmt.Println("made")
 		case len(f) == 1 && f[0] == "get":
 			for gone := false; !gone; {
@@ -134,7 +148,14 @@ func runRBDriver() int {
 				fmt.Println("get made:", err)
 				return 1
 			}
-			fmt.Println("got", took.Milliseconds(), bytes.Equal(got, want) && bytes.Equal(orig, rbBytes(n, 3)))
+			// The chain's last object: rebuilding it rebuilds the two
+			// before it, out of scope, first.
+			back, err := twice.Get(gctx)
+			if err != nil {
+				fmt.Println("get the chain:", err)
+				return 1
+			}
+			fmt.Println("got", took.Milliseconds(), bytes.Equal(got, want) && bytes.Equal(orig, rbBytes(n, 3)) && bytes.Equal(back, rbBytes(n, 5)))
 		}
 	}
 	return 0
@@ -146,8 +167,9 @@ func runRBDriver() int {
 // the control store has declared it dead, a new task reading the first
 // object (its worker a borrower) gets it rebuilt by the driver, its
 // owner; the driver's own Get of the second result rebuilds that one,
-// running its task again on the surviving node; everything reads back
-// byte for byte.
+// running its task again on the surviving node; a third chain, of which
+// the driver kept only the last ref, is rebuilt through its two
+// out-of-scope objects; everything reads back byte for byte.
 func TestLostObjectsRebuilt(t *testing.T) {
 	bed := namespaceBed(t)
 	hosts := addHosts(t, bed, "h1", "h2", "h3")
@@ -156,7 +178,7 @@ func TestLostObjectsRebuilt(t *testing.T) {
 	if v := os.Getenv(envRebuildBytes); v != "" {
 		size, _ = strconv.ParseInt(v, 10, 64)
 	}
-	store := envStoreBytes + "=" + strconv.FormatInt(4*size, 10)
+	store := envStoreBytes + "=" + strconv.FormatInt(8*size, 10)
 	head := startNH(t, hosts[0], roleNHHead, tok, store)
 	gcs := ray.EnvAddress + "=" + head.fields[0]
 	b := startNH(t, hosts[1], roleNHNode, tok, gcs, store)
