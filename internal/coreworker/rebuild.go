@@ -250,12 +250,22 @@ func (s service) RebuildObject(ctx context.Context, req *pb.RebuildObjectRequest
 		return &pb.RebuildObjectReply{Value: cw.refs.ValueOf(id)}, nil
 	}
 	lost := &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost, Detail: "held only on nodes that died (" + primary + ")"}
+	// The borrower reads the rebuilt copy after this answer: it is served
+	// for a while even if it goes out of scope here meanwhile.
+	cw.revive(id)
+	if _, err := cw.stop.AfterFunc("coreworker.unrevive", borrowerGrace, func() { cw.unrevive([]ids.ID{id}) }); err != nil {
+		defer cw.unrevive([]ids.ID{id}) // shutting down
+	}
 	v, err := cw.rebuildLost(ctx, id, lost, 0)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.RebuildObjectReply{Value: v}, nil
 }
+
+// borrowerGrace is how long an object rebuilt at a borrower's request
+// stays served after the answer, whatever its scope here.
+const borrowerGrace = 30 * time.Second
 
 // askOwnerToRebuild is a borrower's side of RebuildObject.
 func (cw *CoreWorker) askOwnerToRebuild(ctx context.Context, r *Ref, lostErr error) (*pb.Value, error) {
