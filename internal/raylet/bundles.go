@@ -66,7 +66,7 @@ func (r *Raylet) PrepareBundles(_ context.Context, req *pb.PrepareBundlesRequest
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopping {
-		return nil, errs.Systemf("raylet: node is stopping")
+		return nil, errStopping()
 	}
 	if r.bundles.removed[group] {
 		return nil, &errs.PlacementGroupRemovedError{GroupID: group.String()}

@@ -302,7 +302,7 @@ func (r *Raylet) Stop() {
 		return
 	}
 	r.stopped = true
-	r.haltLocked(errs.Systemf("raylet: node is stopping"))
+	r.haltLocked(errStopping())
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, _ = r.gcs.UnregisterNode(ctx, &pb.UnregisterNodeRequest{NodeId: r.nodeID.Bytes()})
@@ -390,6 +390,13 @@ const silentHeadTimeout = time.Minute
 // reached at all (refused, no route), as opposed to being silent.
 func unreachable(err error) bool {
 	return errors.Is(err, errs.ErrUnavailable) && !errors.Is(err, errs.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// errStopping answers lease requests and grants on a node that is
+// stopping. It is Unavailable, as a node already gone would be, so that
+// owners ask another node instead of failing their tasks.
+func errStopping() error {
+	return &errs.Status{Kind: errs.KindUnavailable, Message: "raylet: node is stopping"}
 }
 
 // registerTimeout bounds a node daemon's registration at start, retries
@@ -600,7 +607,7 @@ pick:
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
-		return nil, errs.Systemf("raylet: node is stopping")
+		return nil, errStopping()
 	}
 	if g, ok := ids.FromBytes(req.GetScheduling().GetPlacementGroupId()); ok && r.bundles.removed[g] {
 		r.mu.Unlock()

@@ -206,7 +206,7 @@ func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) 
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
-		return nil, errs.Systemf("raylet: node is stopping")
+		return nil, errStopping()
 	}
 	w.started = time.Now()
 	if err := cmd.Start(); err != nil {

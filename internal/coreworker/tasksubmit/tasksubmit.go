@@ -443,7 +443,9 @@ func (s *Submitter) requestLease(ctx context.Context, c *class) {
 			s.leaseDone(c, nil)
 			return
 		}
-		if !rpc.IsUnavailable(err) || attempt >= 50 {
+		// A node gone, stopping or declared dead: ask again (the base
+		// node, or its fallback), up to 50 times.
+		if !(rpc.IsUnavailable(err) || errors.Is(err, errs.ErrNodeDied)) || attempt >= 50 {
 			s.leaseDone(c, err)
 			return
 		}
