@@ -3,8 +3,6 @@ package coreworker
 import (
 	"context"
 	"time"
-
-	"github.com/raygo/raygo/internal/pb"
 )
 
 // fallbackFor is the lease fallback (tasksubmit.Config.Fallback) of a
@@ -24,13 +22,13 @@ func (cw *CoreWorker) fallbackFor(cfg Config) func(dead string) string {
 func (cw *CoreWorker) otherNode(dead string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	reply, err := cw.gcs.GetNodes(ctx, &pb.GetNodesRequest{})
+	alive, err := cw.aliveNodes(ctx)
 	if err != nil {
 		return ""
 	}
 	pick := ""
-	for _, n := range reply.GetNodes() {
-		if a := n.GetAddress(); n.GetState() == pb.NodeState_NODE_STATE_ALIVE && a != dead && (pick == "" || a < pick) {
+	for a := range alive {
+		if a != dead && (pick == "" || a < pick) {
 			pick = a
 		}
 	}

@@ -38,14 +38,6 @@ func (cw *CoreWorker) unusable() error {
 	return nil
 }
 
-// HeadLost is the error the process gave its head up with, or nil.
-func (cw *CoreWorker) HeadLost() error {
-	if lost := cw.headLost.Load(); lost != nil {
-		return lost
-	}
-	return nil
-}
-
 // loseHead gives the head up (once): later calls fail with err, and so
 // does every task this process owns that has not finished.
 func (cw *CoreWorker) loseHead(err *errs.HeadLostError) {

@@ -198,7 +198,7 @@ func (cw *CoreWorker) nodeAnswers(ctx context.Context, node string) bool {
 func (cw *CoreWorker) aliveNodes(ctx context.Context) (map[string]bool, error) {
 	reply, err := cw.gcs.GetNodes(ctx, &pb.GetNodesRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("raygo: list the alive nodes to rebuild a lost object: %w", err)
+		return nil, fmt.Errorf("raygo: list the alive nodes: %w", err)
 	}
 	out := map[string]bool{}
 	for _, n := range reply.GetNodes() {

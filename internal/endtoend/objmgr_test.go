@@ -106,16 +106,26 @@ func runOMNode(role string) int {
 	defer done()
 	rc.PrefaultObjectStore = os.Getenv(envPrefault) != ""
 	rc.Resources = resources.Set{resources.CPU: 1, os.Getenv(envOMName): 1}
-	if role == roleOMHead {
-		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, "0"), Raylet: rc, Token: os.Getenv(ray.EnvToken)})
+	if role != roleOMHead {
+		rc.Resources[resources.CPU] = omConcurrent
+	}
+	return serveRoleNode(rc, role == roleOMHead, ip)
+}
+
+// serveRoleNode runs a role's node daemon: a head with its control store
+// on host ip when head, else a node joining RAYGO_ADDRESS; it says "up"
+// and the control store's (head) or node's address, and serves until
+// stdin closes.
+func serveRoleNode(rc raylet.Config, head bool, ip string) int {
+	if head {
+		h, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, "0"), Raylet: rc, Token: os.Getenv(ray.EnvToken)})
 		if err != nil {
 			fmt.Println("head:", err)
 			return 1
 		}
-		defer head.Stop()
-		fmt.Println("up", head.GCSAddress())
+		defer h.Stop()
+		fmt.Println("up", h.GCSAddress())
 	} else {
-		rc.Resources[resources.CPU] = omConcurrent
 		rc.GCSAddress, rc.Token = os.Getenv(ray.EnvAddress), os.Getenv(ray.EnvToken)
 		n, err := raylet.Start(rc)
 		if err != nil {

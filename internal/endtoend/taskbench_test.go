@@ -6,16 +6,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/raygo/raygo/internal/node"
-	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/testcluster"
 	"github.com/raygo/raygo/ray"
@@ -43,26 +39,7 @@ func runTDNode() int {
 	}
 	defer done()
 	rc.Resources = resources.Set{resources.CPU: float64(benchInt(envBenchCPUs, 2))}
-	if addr := os.Getenv(ray.EnvAddress); addr == "" {
-		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(os.Getenv(envIP), "0"), Raylet: rc, Token: os.Getenv(ray.EnvToken)})
-		if err != nil {
-			fmt.Println("head:", err)
-			return 1
-		}
-		defer head.Stop()
-		fmt.Println("up", head.GCSAddress())
-	} else {
-		rc.GCSAddress, rc.Token = addr, os.Getenv(ray.EnvToken)
-		n, err := raylet.Start(rc)
-		if err != nil {
-			fmt.Println("node:", err)
-			return 1
-		}
-		defer n.Stop()
-		fmt.Println("up", n.Address())
-	}
-	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes stdin
-	return 0
+	return serveRoleNode(rc, os.Getenv(ray.EnvAddress) == "", os.Getenv(envIP))
 }
 
 // runTDDriver warms up (a batch), says "ready", and on "go SECONDS"

@@ -267,14 +267,18 @@ func (s *Submitter) Submit(t *taskmgr.Task, key string, res resources.Set, pl Pl
 		s.mu.Unlock()
 		return errs.Systemf("raygo: not connected (Shutdown was called)")
 	}
-	c := s.classLocked(key, res, pl, t.Policy.MaxRetries != 0 || t.Policy.OOMRetries != 0)
+	s.enqueueLocked(s.classLocked(key, res, pl, t.Policy.MaxRetries != 0 || t.Policy.OOMRetries != 0), t)
+	s.mu.Unlock()
+	return nil
+}
+
+// enqueueLocked queues t last in class c and has it pumped.
+func (s *Submitter) enqueueLocked(c *class, t *taskmgr.Task) {
 	s.seq++
 	t.Sub.Seq, t.Sub.Queue, t.Sub.At = s.seq, c, nil
 	c.queue = append(c.queue, t)
 	s.pumpLocked(c)
 	s.wakeLocked()
-	s.mu.Unlock()
-	return nil
 }
 
 // Resubmit queues again a task that finished after being submitted here
@@ -289,11 +293,7 @@ func (s *Submitter) Resubmit(t *taskmgr.Task) error {
 	if c == nil {
 		return errs.Systemf("raygo: task %s was not submitted here", t.ID.Short())
 	}
-	s.seq++
-	t.Sub.Seq, t.Sub.At = s.seq, nil
-	c.queue = append(c.queue, t)
-	s.pumpLocked(c)
-	s.wakeLocked()
+	s.enqueueLocked(c, t)
 	return nil
 }
 
