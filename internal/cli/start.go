@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,8 @@ type startOptions struct {
 	prefault          bool
 	memoryThreshold   float64
 	block             bool
+	storage           string // --storage: the control store's storage (head only)
+	storageNamespace  string
 
 	// Hidden flags passed by a detaching `raygo start` to its child.
 	sessionDir string // the session the parent chose; also marks the child
@@ -123,6 +126,8 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.prefault, "object-store-prefault", true, "populate the object store's first 1 GiB in the background at start, so first writes run at memory speed")
 	fs.Float64Var(&o.memoryThreshold, "memory-usage-threshold", raylet.DefaultConfig().MemoryUsageThreshold, "fraction of node memory above which the memory monitor kills a worker (-1 disables)")
 	fs.BoolVar(&o.block, "block", false, "run in the foreground until interrupted")
+	fs.StringVar(&o.storage, "storage", "", "head only: keep the control store's state in `PATH` (a bbolt file) or redis://[:PASSWORD@]HOST:PORT[/DB], so that a head restarted with the same --storage and --port takes its cluster over (default: none; the cluster ends with its head)")
+	fs.StringVar(&o.storageNamespace, "storage-namespace", node.DefaultStorageNamespace, "head only: the cluster's namespace in a Redis --storage shared by several clusters")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
 	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
 	_ = fs.MarkHidden("session-dir")
@@ -148,6 +153,19 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--node-timeout must be between 1s and 1h (heartbeats come every 500ms), got %s", o.nodeTimeout)
 	case o.host == "":
 		return usageErrorf("--host must not be empty")
+	case !o.head && (changed(fs, "storage") || changed(fs, "storage-namespace")):
+		return usageErrorf("--storage is for --head: the control store keeps the cluster's state")
+	case o.storage != "" && o.head && o.port == 0:
+		return usageErrorf("--storage needs a fixed --port: nodes and drivers reconnect to a restarted head on the same address")
+	}
+	if o.storage != "" && !strings.Contains(o.storage, "://") {
+		abs, err := filepath.Abs(o.storage)
+		if err != nil {
+			return usageErrorf("--storage %q: %v", o.storage, err)
+		}
+		o.storage = abs
+	} else if o.storage != "" && !strings.HasPrefix(o.storage, "redis://") && !strings.HasPrefix(o.storage, "rediss://") {
+		return usageErrorf("--storage %q: want a file path or redis://HOST:PORT", o.storage)
 	}
 	if !o.head {
 		if _, _, err := net.SplitHostPort(o.address); err != nil {
@@ -523,6 +541,9 @@ func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 	}
 	if o.head {
 		args = append(args, "--head", "--port="+strconv.Itoa(o.port), "--node-timeout="+o.nodeTimeout.String())
+		if o.storage != "" {
+			args = append(args, "--storage="+o.storage, "--storage-namespace="+o.storageNamespace)
+		}
 	} else {
 		args = append(args, "--address="+o.address)
 	}
@@ -584,19 +605,21 @@ func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan node
 	if err := os.MkdirAll(sess.Path(logsDir), 0o700); err != nil {
 		return fail(fmt.Errorf("create log directory: %w", err))
 	}
-	token := session.NewToken()
-	if err := sess.WriteFile(tokenFile, token); err != nil {
-		return fail(fmt.Errorf("write token file: %w", err))
-	}
 	head, err := node.StartHead(node.HeadConfig{
 		GCSAddress:    net.JoinHostPort(o.host, strconv.Itoa(o.port)),
 		AdvertiseHost: o.nodeIP,
 		GCS:           headGCSConfig(o),
 		Raylet:        rayletConfig(o, plan, sess),
-		Token:         token,
+		Token:         session.NewToken(),
+		Storage:       o.storage, StorageNamespace: o.storageNamespace,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("start head node: %w", err))
+	}
+	// The token a restarted head found in its storage, else the new one.
+	if err := sess.WriteFile(tokenFile, head.Token()); err != nil {
+		head.Stop()
+		return fail(fmt.Errorf("write token file: %w", err))
 	}
 	addr := head.GCSAddress()
 	// In this order: the pid is what a detaching parent waits for, and

@@ -248,7 +248,7 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	if err != nil {
 		return fail(err)
 	}
-	cw.gcs = pb.NewControlStoreClient(gconn)
+	cw.gcs = pb.NewControlStoreClient(headConn{gconn, cw})
 	cw.connectStore()
 
 	cw.mem = memstore.New()

@@ -52,13 +52,18 @@ func (cw *CoreWorker) loseHead(err *errs.HeadLostError) {
 }
 
 // sessionDown decides, after the driver session ended with err, whether
-// the head is lost: never with storage; when the control store answers
+// the head is lost: with storage, once the session has been down for
+// headReconnectTimeout (the head restarts meanwhile); when the control store answers
 // that the job is not running, if it does not know the job at all (a new
 // control store); otherwise once the session has been down since
 // lastAnswer for timeout.
 func sessionDown(persistent bool, err error, jobUnknown func() bool, lastAnswer, now time.Time, timeout time.Duration, head string) *errs.HeadLostError {
 	if persistent {
-		return nil
+		if errors.Is(rpc.FromStatus(err), errs.ErrNotFound) || now.Sub(lastAnswer) < headReconnectTimeout {
+			return nil // restarting from its storage: wait for it
+		}
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it keeps its state in storage, but did not come back within %s "+
+			"(last error: %v)", headReconnectTimeout, err)}
 	}
 	if errors.Is(rpc.FromStatus(err), errs.ErrNotFound) {
 		if jobUnknown() {
@@ -77,6 +82,14 @@ func sessionDown(persistent bool, err error, jobUnknown func() bool, lastAnswer,
 	}
 	return nil
 }
+
+// headReconnectTimeout is how long a process waits for a head that
+// keeps its state in storage to come back (restarted on the same
+// address) before it gives it up, as a node does
+// (raylet.HeadReconnectTimeout; Ray's gcs_rpc_server_reconnect_timeout_s).
+// Calls to the control store that find it unreachable meanwhile are
+// tried again (headconn.go).
+const headReconnectTimeout = time.Minute
 
 // silentHeadTimeout is how long a head that is reached but silent (its
 // calls time out) may stay so before the driver gives it up, as a node's

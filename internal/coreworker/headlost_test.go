@@ -30,7 +30,8 @@ func TestSessionDown(t *testing.T) {
 		{name: "silent for the timeout: a stalled head", err: context.DeadlineExceeded, down: 5 * time.Second},
 		{name: "silent for a minute", err: context.DeadlineExceeded, down: time.Minute, lost: "no answer for 1m0s"},
 		{name: "a control store that does not know the job", err: notRunning, unknownJob: true, lost: "does not know this job"},
-		{name: "persistent, down long", persistent: true, err: refused, down: time.Hour},
+		{name: "persistent, down past the head timeout (restarting)", persistent: true, err: refused, down: 30 * time.Second},
+		{name: "persistent, down for the reconnect timeout", persistent: true, err: refused, down: time.Minute, lost: "did not come back within 1m0s"},
 		{name: "persistent, job unknown", persistent: true, err: notRunning, unknownJob: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

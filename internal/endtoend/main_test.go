@@ -85,6 +85,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runFSDriver())
 	case roleHLDriver:
 		os.Exit(runHLDriver())
+	case roleHRDriver:
+		os.Exit(runHRDriver())
 	case roleTDNode:
 		os.Exit(runTDNode())
 	case roleTDDriver:

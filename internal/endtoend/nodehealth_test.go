@@ -47,6 +47,10 @@ const (
 	envHeartbeat = "RAYGO_E2E_HEARTBEAT"
 	// exitDeclaredDead is roleNHNode's exit code when it was declared dead.
 	exitDeclaredDead = 3
+	// envStorage and envHeadPort: the head's --storage and fixed port
+	// (empty: none, and a free port).
+	envStorage  = "RAYGO_E2E_STORAGE"
+	envHeadPort = "RAYGO_E2E_HEAD_PORT"
 )
 
 func runNodeHealth(role string) int {
@@ -79,7 +83,12 @@ func runNodeHealth(role string) int {
 			}
 		}
 		rc.Resources = resources.Set{resources.CPU: 1}
-		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, "0"), GCS: gc, Raylet: rc, Token: os.Getenv(ray.EnvToken)})
+		port := os.Getenv(envHeadPort)
+		if port == "" {
+			port = "0"
+		}
+		head, err := node.StartHead(node.HeadConfig{GCSAddress: net.JoinHostPort(ip, port), GCS: gc, Raylet: rc, Token: os.Getenv(ray.EnvToken),
+			Storage: os.Getenv(envStorage)})
 		if err != nil {
 			fmt.Println("head:", err)
 			return 1

@@ -35,7 +35,11 @@ func cloneActor(a *pb.ActorInfo) *pb.ActorInfo { return proto.Clone(a).(*pb.Acto
 // CreateActor registers an actor and schedules its creation in the
 // background. Named actors are unique per namespace: a second creation
 // fails with AlreadyExists, or returns the first when get_if_exists is set.
-func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb.CreateActorReply, error) {
+//
+// Creating an actor id that exists already answers with its record when
+// it is the same actor (a retry across a head restart, or of a lost
+// answer): creation is idempotent by actor id.
+func (s *Server) CreateActor(ctx context.Context, req *pb.CreateActorRequest) (*pb.CreateActorReply, error) {
 	a := req.GetActor()
 	aid, ok := ids.FromBytes(a.GetActorId())
 	if !ok || a.GetCreation() == nil {
@@ -48,9 +52,13 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 		return nil, errs.Invalidf("gcs: actor %s: placement resources: %v", a.GetClassName(), err)
 	}
 	s.mu.Lock()
-	if _, dup := s.actors[aid]; dup {
+	if e, dup := s.actors[aid]; dup {
+		info := cloneActor(e.info)
 		s.mu.Unlock()
-		return nil, errs.AlreadyExistsf("gcs: actor %s already exists", aid)
+		if info.GetClassName() != a.GetClassName() || string(info.GetJobId()) != string(a.GetJobId()) {
+			return nil, errs.AlreadyExistsf("gcs: actor %s already exists", aid)
+		}
+		return &pb.CreateActorReply{Actor: info}, nil
 	}
 	if a.GetName() != "" {
 		if existing, ok := s.names[nameKey(a.GetNamespace(), a.GetName())]; ok {
@@ -69,10 +77,15 @@ func (s *Server) CreateActor(_ context.Context, req *pb.CreateActorRequest) (*pb
 	a.State = StatePending
 	a.Version = 1
 	a.Infeasible = nil
-	s.actors[aid] = &actorEntry{info: a, changed: make(chan struct{}), failIfInfeasible: req.GetFailIfInfeasible()}
+	e := &actorEntry{info: a, changed: make(chan struct{}), failIfInfeasible: req.GetFailIfInfeasible()}
+	s.actors[aid] = e
+	mark := s.markActorLocked(e)
 	reply := &pb.CreateActorReply{Actor: cloneActor(a)}
 	s.mu.Unlock()
 	s.goOwned(func() { s.scheduleActor(aid) })
+	if err := s.durable(ctx, mark); err != nil {
+		return nil, err
+	}
 	return reply, nil
 }
 
@@ -262,10 +275,13 @@ func (s *Server) killWorker(node, worker ids.ID, reason string) {
 	_, _ = pb.NewNodeDaemonClient(conn).KillWorker(ctx, &pb.KillWorkerRequest{WorkerId: worker.Bytes(), Reason: reason})
 }
 
+// bumpLocked publishes a change of the actor's record (and writes it to
+// storage, with storage).
 func (s *Server) bumpLocked(e *actorEntry) {
 	e.info.Version++
 	close(e.changed)
 	e.changed = make(chan struct{})
+	s.markActorLocked(e)
 }
 
 func (s *Server) setDeadLocked(e *actorEntry, cause error) {
@@ -288,6 +304,7 @@ func (s *Server) setDeadLocked(e *actorEntry, cause error) {
 	s.deadOrder = append(s.deadOrder, ids.MustFromBytes(e.info.ActorId))
 	for len(s.deadOrder) > s.cfg.MaxDeadActors {
 		delete(s.actors, s.deadOrder[0])
+		s.forgetActorLocked(s.deadOrder[0].Bytes())
 		s.deadOrder = s.deadOrder[1:]
 	}
 }
@@ -550,6 +567,7 @@ func (s *Server) requestLease(ctx context.Context, addr string, spec *pb.TaskSpe
 		Actor: true, SchedulingKey: "actor:" + spec.GetFunction(), Strategy: spec.GetStrategy(), Scheduling: spec.GetScheduling(),
 		GrantOrReject:    spilled,
 		FailIfInfeasible: failFast, QueueIfInfeasible: !failFast,
+		ControlStoreEpoch: s.epoch,
 	})
 }
 

@@ -85,8 +85,13 @@ func TestCreateActorValidation(t *testing.T) {
 	if a.GetState() != gcs.StatePending || a.GetVersion() != 1 {
 		t.Fatalf("new actor = %v, want PENDING_CREATION version 1", a)
 	}
+	// Again (a retry): the same actor; another actor under its id: refused.
+	if r, err := c.CreateActor(ctx, &pb.CreateActorRequest{Actor: a}); err != nil || r.GetActor().GetVersion() != 1 {
+		t.Fatalf("same actor created again: %v, %v; want the first", r.GetActor(), err)
+	}
+	a.ClassName = "Other"
 	if _, err := c.CreateActor(ctx, &pb.CreateActorRequest{Actor: a}); !errors.Is(err, errs.ErrAlreadyExists) {
-		t.Fatalf("same actor id twice: err = %v", err)
+		t.Fatalf("another actor under the same id: err = %v", err)
 	}
 }
 

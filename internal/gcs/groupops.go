@@ -29,7 +29,11 @@ func (s *Server) PlacementGroupOps(stream pb.ControlStore_PlacementGroupOpsServe
 				recvDone <- err
 				return
 			}
-			w.answer(s.applyGroupOps(req.GetOps(), w))
+			results := s.applyGroupOps(req.GetOps(), w)
+			// With storage, answered once written (a storage that fails
+			// for durableTimeout is logged by its writer; the ops stand).
+			_ = s.durable(stream.Context(), s.lastMark())
+			w.answer(results)
 		}
 	}()
 	for {

@@ -77,6 +77,7 @@ type groupEntry struct {
 	seq     uint64        // creation order
 	watcher *groupWatcher // the ops stream that created it, told of its changes of state
 	pushed  pb.PlacementGroupState
+	mark    uint64 // its creation's storage mark (persist.go)
 }
 
 // cancelJob asks node addr to give back bundles of a group.
@@ -100,7 +101,10 @@ func (s *Server) kickGroups() {
 	}
 }
 
+// bumpGroupLocked publishes a change of the group's record (and writes it
+// to storage, with storage).
 func (s *Server) bumpGroupLocked(e *groupEntry) {
+	s.markGroupLocked(e)
 	close(e.changed)
 	e.changed = make(chan struct{})
 	if e.watcher != nil && e.pushed != e.info.State {
@@ -116,7 +120,7 @@ func cloneGroup(g *pb.PlacementGroupInfo) *pb.PlacementGroupInfo {
 // CreatePlacementGroup records a group, PENDING, and has it placed (by
 // groupLoop, which reserves many groups at once while their creators go
 // on). A name taken by a live group of the namespace is refused.
-func (s *Server) CreatePlacementGroup(_ context.Context, req *pb.CreatePlacementGroupRequest) (*pb.CreatePlacementGroupReply, error) {
+func (s *Server) CreatePlacementGroup(ctx context.Context, req *pb.CreatePlacementGroupRequest) (*pb.CreatePlacementGroupReply, error) {
 	if err := wirecheck.PlacementGroup(req.GetGroup()); err != nil {
 		return nil, err
 	}
@@ -131,6 +135,9 @@ func (s *Server) CreatePlacementGroup(_ context.Context, req *pb.CreatePlacement
 		return nil, err
 	}
 	s.kickGroups()
+	if err := s.durable(ctx, e.mark); err != nil {
+		return nil, err
+	}
 	return reply, nil
 }
 
@@ -165,6 +172,7 @@ func (s *Server) createGroupLocked(req *pb.PlacementGroupInfo, w *groupWatcher) 
 	e := &groupEntry{info: g, changed: make(chan struct{}), seq: s.groups.seq, watcher: w, pushed: GroupPending}
 	s.groups.byID[id] = e
 	s.groups.live[id] = e
+	e.mark = s.markGroupLocked(e)
 	return e, nil
 }
 
@@ -291,6 +299,7 @@ func (s *Server) removeGroupLocked(id ids.ID, e *groupEntry) []ids.ID {
 	s.groups.removed = append(s.groups.removed, id)
 	if len(s.groups.removed) > maxRemovedGroups {
 		delete(s.groups.byID, s.groups.removed[0])
+		s.forgetGroupLocked(s.groups.removed[0].Bytes())
 		s.groups.removed = s.groups.removed[1:]
 	}
 	var actors []ids.ID
@@ -618,7 +627,8 @@ func (s *Server) reserve(id ids.ID, perNode map[string][]*pb.BundleSpec, addrs m
 		wg.Wait()
 	}
 	each(func(nid string, c pb.NodeDaemonClient) error {
-		_, err := c.PrepareBundles(ctx, &pb.PrepareBundlesRequest{GroupId: id.Bytes(), Bundles: perNode[nid], Commit: onePhase})
+		_, err := c.PrepareBundles(ctx, &pb.PrepareBundlesRequest{GroupId: id.Bytes(), Bundles: perNode[nid], Commit: onePhase,
+			ControlStoreEpoch: s.epoch})
 		if err == nil {
 			mu.Lock()
 			prepared = append(prepared, nid)

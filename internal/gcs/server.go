@@ -9,8 +9,11 @@
 // *errs.NodeDiedError, and a node daemon that receives one stops its
 // workers and exits (a new node daemon joins under a new id).
 //
-// State lives in memory: a head restart loses the cluster. (An external
-// store behind the same managers is a later layer.)
+// State lives in memory; with a persistent Config.Storage (a bbolt file
+// or Redis) it is also written there, and a control store opened on the
+// same storage (Open) takes the cluster over where the last one stopped
+// (persist.go, recover.go). Without one, a head restart loses the
+// cluster.
 package gcs
 
 import (
@@ -29,6 +32,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/gcs/storage"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/jobbinary"
 	"github.com/raygo/raygo/internal/pb"
@@ -63,6 +67,10 @@ type Config struct {
 	// checked (see driverLoop); a driver whose DriverAlive stream drops
 	// is checked at once.
 	DriverCheckPeriod time.Duration
+	// Storage, when persistent, is where the state that must outlive a
+	// restart is written, and read back by Open (persist.go). Nil: none.
+	// The control store does not close it.
+	Storage storage.Store
 }
 
 // DefaultNodeTimeout is how long a node may be silent before it is dead.
@@ -107,6 +115,13 @@ type Server struct {
 	nodesChanged chan struct{} // guarded by mu
 	log          *slog.Logger
 
+	// With persistent storage (persist.go, recover.go): the writer, this
+	// incarnation's number, and what recovery left for afterRecovery.
+	persist   *persister
+	epoch     uint64
+	recovered []ids.ID // actors to place again
+	oldHead   ids.ID   // the earlier incarnation's head node
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -119,6 +134,9 @@ type nodeEntry struct {
 	// died says why the node was declared dead (empty while it is alive);
 	// its heartbeats and registrations are answered with it.
 	died string
+	// reconcile: recovered from storage and not heard from since; its
+	// first heartbeat or registration sends it ReleaseUnused.
+	reconcile bool
 }
 
 type actorEntry struct {
@@ -141,9 +159,19 @@ type placement struct {
 	shared                     bool
 }
 
-// New returns a control store using pool to reach node daemons and workers.
-// Zero fields of cfg take their defaults.
+// New returns a control store using pool to reach node daemons and
+// workers, keeping no storage (cfg.Storage must be nil or in memory: use
+// Open for one that persists). Zero fields of cfg take their defaults.
 func New(cfg Config, pool *rpc.Pool) *Server {
+	if cfg.Storage != nil && cfg.Storage.Persistent() {
+		panic("gcs: New with persistent storage; use Open")
+	}
+	s, _ := Open(cfg, pool)
+	return s
+}
+
+// newServer builds a control store without starting its loops.
+func newServer(cfg Config, pool *rpc.Pool) *Server {
 	def := DefaultConfig()
 	if cfg.NodeTimeout <= 0 {
 		cfg.NodeTimeout = def.NodeTimeout
@@ -173,13 +201,22 @@ func New(cfg Config, pool *rpc.Pool) *Server {
 		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
 	s.cleanup.kick = make(chan struct{}, 1)
 	s.groups.init()
+	return s
+}
+
+// start starts the background loops (and the storage writer, with
+// storage), then what recovery left to do.
+func (s *Server) start() {
 	s.wg.Add(5)
 	go s.healthLoop()
 	go s.driverLoop()
 	go s.cleanupLoop()
 	go s.groupLoop()
 	go s.cancelLoop()
-	return s
+	if s.persist != nil {
+		s.goOwned(func() { s.persist.loop(s.ctx, s.log.Warn) })
+		s.afterRecovery()
+	}
 }
 
 // Close stops background work and waits for it.
@@ -221,12 +258,16 @@ func (s *Server) RegisterNode(_ context.Context, req *pb.RegisterNodeRequest) (*
 		return nil, err
 	}
 	e := &nodeEntry{info: n, lastBeat: time.Now()}
+	if old, ok := s.nodes[id]; ok && old.reconcile {
+		s.reconcileLocked(id, old)
+	}
 	s.touchLocked(e)
 	s.nodes[id] = e
+	s.markNodeLocked(e)
 	close(s.nodesChanged)
 	s.nodesChanged = make(chan struct{})
 	s.mu.Unlock()
-	return &pb.RegisterNodeReply{NodeTimeoutMs: s.cfg.NodeTimeout.Milliseconds()}, nil
+	return &pb.RegisterNodeReply{NodeTimeoutMs: s.cfg.NodeTimeout.Milliseconds(), Persistent: s.persist != nil}, nil
 }
 
 func (s *Server) UnregisterNode(_ context.Context, req *pb.UnregisterNodeRequest) (*pb.UnregisterNodeReply, error) {
@@ -262,6 +303,9 @@ func (s *Server) NodeHeartbeat(_ context.Context, req *pb.NodeHeartbeatRequest) 
 		return nil, deadNodeError(id, n)
 	}
 	n.lastBeat = time.Now()
+	if n.reconcile {
+		s.reconcileLocked(id, n)
+	}
 	if heartbeatChanges(n.info, req) {
 		n.info.Available = req.GetAvailable()
 		if req.Total != nil {
@@ -298,6 +342,13 @@ func heartbeatChanges(info *pb.NodeInfo, req *pb.NodeHeartbeatRequest) bool {
 		}
 	}
 	return false
+}
+
+// reconcileLocked starts the ReleaseUnused exchange with a recovered node
+// heard from for the first time.
+func (s *Server) reconcileLocked(id ids.ID, n *nodeEntry) {
+	n.reconcile = false
+	s.goOwned(func() { s.reconcileNode(id) })
 }
 
 // touchLocked records a change to a node's record in the view's version.
@@ -397,6 +448,7 @@ func (s *Server) markNodeDead(id ids.ID, reason string) {
 	n.info.State = pb.NodeState_NODE_STATE_DEAD
 	s.touchLocked(n)
 	n.died = reason
+	s.markNodeLocked(n)
 	s.groupsOnDeadNodeLocked(id)
 	var lost, orphaned []ids.ID
 	for aid, a := range s.actors {
@@ -552,7 +604,7 @@ func (s *Server) checkDriver(addr string) driverHealth {
 	return driverSilent
 }
 
-func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
+func (s *Server) RegisterJob(ctx context.Context, req *pb.RegisterJobRequest) (*pb.RegisterJobReply, error) {
 	j := req.GetJob()
 	if j == nil {
 		return nil, errs.Invalidf("gcs: RegisterJob needs a job")
@@ -565,9 +617,17 @@ func (s *Server) RegisterJob(_ context.Context, req *pb.RegisterJobRequest) (*pb
 	j.State = pb.JobState_JOB_STATE_RUNNING
 	j.StartUnixMs = time.Now().UnixMilli()
 	s.mu.Lock()
+	if old, ok := s.jobs[id]; ok && old.GetState() == pb.JobState_JOB_STATE_RUNNING && old.GetDriverId() != nil &&
+		string(old.GetDriverId()) == string(j.GetDriverId()) {
+		j = old // registered again by the same driver (a retry across a head restart)
+	}
 	s.jobs[id] = j
+	mark := s.markJobLocked(string(j.GetJobId()), j)
 	s.mu.Unlock()
-	return &pb.RegisterJobReply{JobId: id.Bytes()}, nil
+	if err := s.durable(ctx, mark); err != nil {
+		return nil, err
+	}
+	return &pb.RegisterJobReply{JobId: id.Bytes(), Persistent: s.persist != nil}, nil
 }
 
 func (s *Server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobReply, error) {
@@ -602,6 +662,7 @@ func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.Fin
 	if ended {
 		j.State = pb.JobState_JOB_STATE_FINISHED
 		j.EndUnixMs = time.Now().UnixMilli()
+		s.markJobLocked(string(j.GetJobId()), j)
 	}
 	var owned, keep []ids.ID
 	if ended {
@@ -633,7 +694,7 @@ func (s *Server) FinishJob(_ context.Context, req *pb.FinishJobRequest) (*pb.Fin
 
 // ---------------------------------------------------------------- kv and binaries
 
-func (s *Server) KVPut(_ context.Context, req *pb.KVPutRequest) (*pb.KVPutReply, error) {
+func (s *Server) KVPut(ctx context.Context, req *pb.KVPutRequest) (*pb.KVPutReply, error) {
 	if req.GetKey() == "" {
 		return nil, errs.Invalidf("gcs: KVPut: empty key")
 	}
@@ -642,11 +703,16 @@ func (s *Server) KVPut(_ context.Context, req *pb.KVPutRequest) (*pb.KVPutReply,
 	}
 	k := req.GetNs() + "\x00" + req.GetKey()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, exists := s.kv[k]; exists && !req.GetOverwrite() {
+		s.mu.Unlock()
 		return &pb.KVPutReply{Added: false}, nil
 	}
 	s.kv[k] = req.GetValue()
+	mark := s.markKVLocked(k, req.GetValue())
+	s.mu.Unlock()
+	if err := s.durable(ctx, mark); err != nil {
+		return nil, err
+	}
 	return &pb.KVPutReply{Added: true}, nil
 }
 
@@ -702,6 +768,9 @@ func (s *Server) PutBinary(stream pb.ControlStore_PutBinaryServer) error {
 	if got := hex.EncodeToString(sum.Sum(nil)); got != hash {
 		return errs.Invalidf("gcs: binary hash mismatch: declared %s, content %s", hash, got)
 	}
+	if err := s.saveBinary(stream.Context(), hash, b.size, b.reader()); err != nil {
+		return err
+	}
 	s.storeBinary(hash, &b)
 	return stream.SendAndClose(&pb.PutBinaryReply{Stored: true})
 }
@@ -721,17 +790,19 @@ func (s *Server) storeBinary(hash string, b *binary) {
 }
 
 // binary is a stored job binary: its bytes in the pieces they arrived in,
-// or a file in BinaryDir.
+// a file in BinaryDir, or (stored) in storage only, read back from there
+// (a binary a restarted control store recovered).
 type binary struct {
 	size   int64
 	chunks [][]byte
 	file   string
+	stored bool
 }
 
 // HasBinary says whether the binary is stored. One that is not, named by
 // a path this machine can read with the same content, is stored by
 // copying that file (a driver on the head's machine then uploads nothing).
-func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.HasBinaryReply, error) {
+func (s *Server) HasBinary(ctx context.Context, req *pb.HasBinaryRequest) (*pb.HasBinaryReply, error) {
 	hash := req.GetHash()
 	s.mu.Lock()
 	_, ok := s.binaries[hash]
@@ -743,6 +814,9 @@ func (s *Server) HasBinary(_ context.Context, req *pb.HasBinaryRequest) (*pb.Has
 	if err != nil { // not here, or not that content: the uploader sends it
 		slog.Debug("gcs: job binary not taken from its path; it will be uploaded", "path", req.GetPath(), "err", err)
 		return &pb.HasBinaryReply{Found: false}, nil
+	}
+	if err := s.saveBinaryFile(ctx, hash, b); err != nil {
+		return nil, err
 	}
 	s.storeBinary(hash, b)
 	return &pb.HasBinaryReply{Found: true}, nil
@@ -812,6 +886,9 @@ func (s *Server) GetBinary(req *pb.GetBinaryRequest, stream pb.ControlStore_GetB
 	if !ok {
 		return errs.NotFoundf("gcs: no binary with hash %s", req.GetHash())
 	}
+	if b.stored {
+		return s.sendStoredBinary(stream.Context(), req.GetHash(), b.size, stream.Send)
+	}
 	if b.file != "" {
 		f, err := os.Open(b.file)
 		if err != nil {
@@ -851,9 +928,13 @@ func (s *Server) evictBinariesLocked() {
 	kept := s.binOrder[:0]
 	for _, h := range s.binOrder {
 		if s.binBytes > s.cfg.MaxBinaryStoreBytes && !inUse[h] {
-			s.binBytes -= s.binaries[h].size
+			size := s.binaries[h].size
+			s.binBytes -= size
 			if f := s.binaries[h].file; f != "" {
 				_ = os.Remove(f)
+			}
+			if s.persist != nil {
+				s.goOwned(func() { s.dropBinary(h, size) })
 			}
 			delete(s.binaries, h)
 			continue

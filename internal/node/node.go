@@ -4,14 +4,17 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/raygo/raygo/internal/gcs"
+	"github.com/raygo/raygo/internal/gcs/storage"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/rpc"
@@ -27,12 +30,22 @@ type HeadConfig struct {
 	AdvertiseHost string
 	GCS           gcs.Config
 	Raylet        raylet.Config // GCSAddress and Token are filled in
-	Token         string
+	// Token is the cluster token; with a Storage that holds one already
+	// (a restarted head), that one is kept instead (see Head.Token).
+	Token string
+	// Storage, when set, is where the control store keeps its state (a
+	// bbolt file's path, or redis://host:port: storage.Open), so that a
+	// head restarted on the same address and storage takes its cluster
+	// over. StorageNamespace separates clusters sharing one Redis.
+	Storage          string
+	StorageNamespace string
 }
 
 // Head is a running head node.
 type Head struct {
 	gcs      *gcs.Server
+	store    storage.Store // nil without Storage
+	token    string
 	server   *grpc.Server
 	pool     *rpc.Pool
 	raylet   *raylet.Raylet
@@ -56,8 +69,37 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 	if cfg.GCS.BinaryDir == "" && cfg.Raylet.SessionDir != "" {
 		cfg.GCS.BinaryDir = filepath.Join(cfg.Raylet.SessionDir, "job-binaries")
 	}
-	h := &Head{pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), address: lis.Addr()}
-	h.gcs = gcs.New(cfg.GCS, h.pool)
+	var store storage.Store
+	if cfg.Storage != "" {
+		ns := cfg.StorageNamespace
+		if ns == "" {
+			ns = DefaultStorageNamespace
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		store, err = storage.Open(ctx, cfg.Storage, ns)
+		if err == nil {
+			cfg.Token, err = gcs.LoadToken(ctx, store, cfg.Token)
+		}
+		cancel()
+		if err != nil {
+			if store != nil {
+				_ = store.Close()
+			}
+			lis.Close()
+			return nil, fmt.Errorf("node: control store storage %s: %w", cfg.Storage, err)
+		}
+		cfg.GCS.Storage = store
+	}
+	h := &Head{pool: rpc.NewPool(cfg.Token), server: rpc.NewServer(cfg.Token), address: lis.Addr(), store: store, token: cfg.Token}
+	h.gcs, err = gcs.Open(cfg.GCS, h.pool)
+	if err != nil {
+		h.pool.Close()
+		if store != nil {
+			_ = store.Close()
+		}
+		lis.Close()
+		return nil, err
+	}
 	pb.RegisterControlStoreServer(h.server, h.gcs)
 	lis.Serve(h.server, &h.wg)
 	rc := cfg.Raylet
@@ -70,8 +112,20 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 		h.Stop()
 		return nil, fmt.Errorf("node: start node daemon: %w", err)
 	}
+	if err := h.gcs.SetHeadNode(h.raylet.NodeID()); err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("node: record the head node in storage: %w", err)
+	}
 	return h, nil
 }
+
+// DefaultStorageNamespace is the namespace of a cluster's state in a
+// Redis storage when none is given.
+const DefaultStorageNamespace = "default"
+
+// Token is the cluster token: HeadConfig.Token, or the one a restarted
+// head found in its storage.
+func (h *Head) Token() string { return h.token }
 
 // GCSAddress is the control store's address: the cluster's address.
 func (h *Head) GCSAddress() string { return h.address }
@@ -89,5 +143,8 @@ func (h *Head) Stop() {
 		h.server.Stop()
 		h.wg.Wait()
 		h.pool.Close()
+		if h.store != nil {
+			_ = h.store.Close()
+		}
 	})
 }

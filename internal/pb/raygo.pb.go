@@ -1824,6 +1824,139 @@ func (x *RegisterNodeRequest) GetNode() *NodeInfo {
 	return nil
 }
 
+// Records a control store with storage keeps (internal/gcs/persist.go).
+// StoredNode: a node's record and, once dead, why.
+type StoredNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *NodeInfo              `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	Died          string                 `protobuf:"bytes,2,opt,name=died,proto3" json:"died,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredNode) Reset() {
+	*x = StoredNode{}
+	mi := &file_raygo_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredNode) ProtoMessage() {}
+
+func (x *StoredNode) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredNode.ProtoReflect.Descriptor instead.
+func (*StoredNode) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StoredNode) GetInfo() *NodeInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *StoredNode) GetDied() string {
+	if x != nil {
+		return x.Died
+	}
+	return ""
+}
+
+// StoredActor: an actor's record and where it runs while it has a
+// worker: the lease holding the worker and whether the process hosts
+// other actors too.
+type StoredActor struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Info             *ActorInfo             `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	LeaseId          []byte                 `protobuf:"bytes,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Shared           bool                   `protobuf:"varint,3,opt,name=shared,proto3" json:"shared,omitempty"`
+	FailIfInfeasible bool                   `protobuf:"varint,4,opt,name=fail_if_infeasible,json=failIfInfeasible,proto3" json:"fail_if_infeasible,omitempty"`
+	Killing          bool                   `protobuf:"varint,5,opt,name=killing,proto3" json:"killing,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *StoredActor) Reset() {
+	*x = StoredActor{}
+	mi := &file_raygo_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredActor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredActor) ProtoMessage() {}
+
+func (x *StoredActor) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredActor.ProtoReflect.Descriptor instead.
+func (*StoredActor) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StoredActor) GetInfo() *ActorInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *StoredActor) GetLeaseId() []byte {
+	if x != nil {
+		return x.LeaseId
+	}
+	return nil
+}
+
+func (x *StoredActor) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *StoredActor) GetFailIfInfeasible() bool {
+	if x != nil {
+		return x.FailIfInfeasible
+	}
+	return false
+}
+
+func (x *StoredActor) GetKilling() bool {
+	if x != nil {
+		return x.Killing
+	}
+	return false
+}
+
 // persistent: the control store keeps its state in storage and survives
 // a restart; without it, a head that stops answering (or answers as a
 // stranger) takes its cluster with it, and nodes and drivers stop.
@@ -1839,7 +1972,7 @@ type RegisterNodeReply struct {
 
 func (x *RegisterNodeReply) Reset() {
 	*x = RegisterNodeReply{}
-	mi := &file_raygo_proto_msgTypes[11]
+	mi := &file_raygo_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1984,7 @@ func (x *RegisterNodeReply) String() string {
 func (*RegisterNodeReply) ProtoMessage() {}
 
 func (x *RegisterNodeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[11]
+	mi := &file_raygo_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1997,7 @@ func (x *RegisterNodeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNodeReply.ProtoReflect.Descriptor instead.
 func (*RegisterNodeReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{11}
+	return file_raygo_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RegisterNodeReply) GetPersistent() bool {
@@ -1898,7 +2031,7 @@ type NodeHeartbeatRequest struct {
 
 func (x *NodeHeartbeatRequest) Reset() {
 	*x = NodeHeartbeatRequest{}
-	mi := &file_raygo_proto_msgTypes[12]
+	mi := &file_raygo_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2043,7 @@ func (x *NodeHeartbeatRequest) String() string {
 func (*NodeHeartbeatRequest) ProtoMessage() {}
 
 func (x *NodeHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[12]
+	mi := &file_raygo_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2056,7 @@ func (x *NodeHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*NodeHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{12}
+	return file_raygo_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NodeHeartbeatRequest) GetNodeId() []byte {
@@ -1984,7 +2117,7 @@ type NodeHeartbeatReply struct {
 
 func (x *NodeHeartbeatReply) Reset() {
 	*x = NodeHeartbeatReply{}
-	mi := &file_raygo_proto_msgTypes[13]
+	mi := &file_raygo_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2129,7 @@ func (x *NodeHeartbeatReply) String() string {
 func (*NodeHeartbeatReply) ProtoMessage() {}
 
 func (x *NodeHeartbeatReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[13]
+	mi := &file_raygo_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2142,7 @@ func (x *NodeHeartbeatReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeHeartbeatReply.ProtoReflect.Descriptor instead.
 func (*NodeHeartbeatReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{13}
+	return file_raygo_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NodeHeartbeatReply) GetUnknownNode() bool {
@@ -2034,7 +2167,7 @@ type GetNodesRequest struct {
 
 func (x *GetNodesRequest) Reset() {
 	*x = GetNodesRequest{}
-	mi := &file_raygo_proto_msgTypes[14]
+	mi := &file_raygo_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2179,7 @@ func (x *GetNodesRequest) String() string {
 func (*GetNodesRequest) ProtoMessage() {}
 
 func (x *GetNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[14]
+	mi := &file_raygo_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2192,7 @@ func (x *GetNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodesRequest.ProtoReflect.Descriptor instead.
 func (*GetNodesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{14}
+	return file_raygo_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetNodesRequest) GetIncludeDead() bool {
@@ -2087,7 +2220,7 @@ type GetNodesReply struct {
 
 func (x *GetNodesReply) Reset() {
 	*x = GetNodesReply{}
-	mi := &file_raygo_proto_msgTypes[15]
+	mi := &file_raygo_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2232,7 @@ func (x *GetNodesReply) String() string {
 func (*GetNodesReply) ProtoMessage() {}
 
 func (x *GetNodesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[15]
+	mi := &file_raygo_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2245,7 @@ func (x *GetNodesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodesReply.ProtoReflect.Descriptor instead.
 func (*GetNodesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{15}
+	return file_raygo_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetNodesReply) GetNodes() []*NodeInfo {
@@ -2145,7 +2278,7 @@ type UnregisterNodeRequest struct {
 
 func (x *UnregisterNodeRequest) Reset() {
 	*x = UnregisterNodeRequest{}
-	mi := &file_raygo_proto_msgTypes[16]
+	mi := &file_raygo_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2290,7 @@ func (x *UnregisterNodeRequest) String() string {
 func (*UnregisterNodeRequest) ProtoMessage() {}
 
 func (x *UnregisterNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[16]
+	mi := &file_raygo_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2303,7 @@ func (x *UnregisterNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterNodeRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterNodeRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{16}
+	return file_raygo_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UnregisterNodeRequest) GetNodeId() []byte {
@@ -2188,7 +2321,7 @@ type UnregisterNodeReply struct {
 
 func (x *UnregisterNodeReply) Reset() {
 	*x = UnregisterNodeReply{}
-	mi := &file_raygo_proto_msgTypes[17]
+	mi := &file_raygo_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2333,7 @@ func (x *UnregisterNodeReply) String() string {
 func (*UnregisterNodeReply) ProtoMessage() {}
 
 func (x *UnregisterNodeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[17]
+	mi := &file_raygo_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2346,7 @@ func (x *UnregisterNodeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterNodeReply.ProtoReflect.Descriptor instead.
 func (*UnregisterNodeReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{17}
+	return file_raygo_proto_rawDescGZIP(), []int{19}
 }
 
 type JobInfo struct {
@@ -2236,7 +2369,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_raygo_proto_msgTypes[18]
+	mi := &file_raygo_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2381,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[18]
+	mi := &file_raygo_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2394,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{18}
+	return file_raygo_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobInfo) GetJobId() []byte {
@@ -2357,7 +2490,7 @@ type RegisterJobRequest struct {
 
 func (x *RegisterJobRequest) Reset() {
 	*x = RegisterJobRequest{}
-	mi := &file_raygo_proto_msgTypes[19]
+	mi := &file_raygo_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2502,7 @@ func (x *RegisterJobRequest) String() string {
 func (*RegisterJobRequest) ProtoMessage() {}
 
 func (x *RegisterJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[19]
+	mi := &file_raygo_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2515,7 @@ func (x *RegisterJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterJobRequest.ProtoReflect.Descriptor instead.
 func (*RegisterJobRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{19}
+	return file_raygo_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegisterJobRequest) GetJob() *JobInfo {
@@ -2402,7 +2535,7 @@ type RegisterJobReply struct {
 
 func (x *RegisterJobReply) Reset() {
 	*x = RegisterJobReply{}
-	mi := &file_raygo_proto_msgTypes[20]
+	mi := &file_raygo_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2547,7 @@ func (x *RegisterJobReply) String() string {
 func (*RegisterJobReply) ProtoMessage() {}
 
 func (x *RegisterJobReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[20]
+	mi := &file_raygo_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2560,7 @@ func (x *RegisterJobReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterJobReply.ProtoReflect.Descriptor instead.
 func (*RegisterJobReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{20}
+	return file_raygo_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegisterJobReply) GetJobId() []byte {
@@ -2453,7 +2586,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_raygo_proto_msgTypes[21]
+	mi := &file_raygo_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2598,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[21]
+	mi := &file_raygo_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2611,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{21}
+	return file_raygo_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetJobRequest) GetJobId() []byte {
@@ -2497,7 +2630,7 @@ type GetJobReply struct {
 
 func (x *GetJobReply) Reset() {
 	*x = GetJobReply{}
-	mi := &file_raygo_proto_msgTypes[22]
+	mi := &file_raygo_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2642,7 @@ func (x *GetJobReply) String() string {
 func (*GetJobReply) ProtoMessage() {}
 
 func (x *GetJobReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[22]
+	mi := &file_raygo_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2655,7 @@ func (x *GetJobReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobReply.ProtoReflect.Descriptor instead.
 func (*GetJobReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{22}
+	return file_raygo_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetJobReply) GetJob() *JobInfo {
@@ -2541,7 +2674,7 @@ type FinishJobRequest struct {
 
 func (x *FinishJobRequest) Reset() {
 	*x = FinishJobRequest{}
-	mi := &file_raygo_proto_msgTypes[23]
+	mi := &file_raygo_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2686,7 @@ func (x *FinishJobRequest) String() string {
 func (*FinishJobRequest) ProtoMessage() {}
 
 func (x *FinishJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[23]
+	mi := &file_raygo_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2699,7 @@ func (x *FinishJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishJobRequest.ProtoReflect.Descriptor instead.
 func (*FinishJobRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{23}
+	return file_raygo_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FinishJobRequest) GetJobId() []byte {
@@ -2584,7 +2717,7 @@ type FinishJobReply struct {
 
 func (x *FinishJobReply) Reset() {
 	*x = FinishJobReply{}
-	mi := &file_raygo_proto_msgTypes[24]
+	mi := &file_raygo_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2729,7 @@ func (x *FinishJobReply) String() string {
 func (*FinishJobReply) ProtoMessage() {}
 
 func (x *FinishJobReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[24]
+	mi := &file_raygo_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2742,7 @@ func (x *FinishJobReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishJobReply.ProtoReflect.Descriptor instead.
 func (*FinishJobReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{24}
+	return file_raygo_proto_rawDescGZIP(), []int{26}
 }
 
 // DriverAliveRequest opens a running job's driver session (DriverAlive).
@@ -2622,7 +2755,7 @@ type DriverAliveRequest struct {
 
 func (x *DriverAliveRequest) Reset() {
 	*x = DriverAliveRequest{}
-	mi := &file_raygo_proto_msgTypes[25]
+	mi := &file_raygo_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +2767,7 @@ func (x *DriverAliveRequest) String() string {
 func (*DriverAliveRequest) ProtoMessage() {}
 
 func (x *DriverAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[25]
+	mi := &file_raygo_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +2780,7 @@ func (x *DriverAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverAliveRequest.ProtoReflect.Descriptor instead.
 func (*DriverAliveRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{25}
+	return file_raygo_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DriverAliveRequest) GetJobId() []byte {
@@ -2666,7 +2799,7 @@ type DriverAliveReply struct {
 
 func (x *DriverAliveReply) Reset() {
 	*x = DriverAliveReply{}
-	mi := &file_raygo_proto_msgTypes[26]
+	mi := &file_raygo_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2811,7 @@ func (x *DriverAliveReply) String() string {
 func (*DriverAliveReply) ProtoMessage() {}
 
 func (x *DriverAliveReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[26]
+	mi := &file_raygo_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2824,7 @@ func (x *DriverAliveReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriverAliveReply.ProtoReflect.Descriptor instead.
 func (*DriverAliveReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{26}
+	return file_raygo_proto_rawDescGZIP(), []int{28}
 }
 
 type ListJobsRequest struct {
@@ -2702,7 +2835,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_raygo_proto_msgTypes[27]
+	mi := &file_raygo_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2847,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[27]
+	mi := &file_raygo_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2860,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{27}
+	return file_raygo_proto_rawDescGZIP(), []int{29}
 }
 
 type ListJobsReply struct {
@@ -2739,7 +2872,7 @@ type ListJobsReply struct {
 
 func (x *ListJobsReply) Reset() {
 	*x = ListJobsReply{}
-	mi := &file_raygo_proto_msgTypes[28]
+	mi := &file_raygo_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2884,7 @@ func (x *ListJobsReply) String() string {
 func (*ListJobsReply) ProtoMessage() {}
 
 func (x *ListJobsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[28]
+	mi := &file_raygo_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2897,7 @@ func (x *ListJobsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsReply.ProtoReflect.Descriptor instead.
 func (*ListJobsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{28}
+	return file_raygo_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListJobsReply) GetJobs() []*JobInfo {
@@ -2786,7 +2919,7 @@ type KVPutRequest struct {
 
 func (x *KVPutRequest) Reset() {
 	*x = KVPutRequest{}
-	mi := &file_raygo_proto_msgTypes[29]
+	mi := &file_raygo_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2931,7 @@ func (x *KVPutRequest) String() string {
 func (*KVPutRequest) ProtoMessage() {}
 
 func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[29]
+	mi := &file_raygo_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +2944,7 @@ func (x *KVPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutRequest.ProtoReflect.Descriptor instead.
 func (*KVPutRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{29}
+	return file_raygo_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KVPutRequest) GetNs() string {
@@ -2851,7 +2984,7 @@ type KVPutReply struct {
 
 func (x *KVPutReply) Reset() {
 	*x = KVPutReply{}
-	mi := &file_raygo_proto_msgTypes[30]
+	mi := &file_raygo_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +2996,7 @@ func (x *KVPutReply) String() string {
 func (*KVPutReply) ProtoMessage() {}
 
 func (x *KVPutReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[30]
+	mi := &file_raygo_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3009,7 @@ func (x *KVPutReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPutReply.ProtoReflect.Descriptor instead.
 func (*KVPutReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{30}
+	return file_raygo_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KVPutReply) GetAdded() bool {
@@ -2896,7 +3029,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_raygo_proto_msgTypes[31]
+	mi := &file_raygo_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3041,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[31]
+	mi := &file_raygo_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3054,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{31}
+	return file_raygo_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KVGetRequest) GetNs() string {
@@ -2948,7 +3081,7 @@ type KVGetReply struct {
 
 func (x *KVGetReply) Reset() {
 	*x = KVGetReply{}
-	mi := &file_raygo_proto_msgTypes[32]
+	mi := &file_raygo_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3093,7 @@ func (x *KVGetReply) String() string {
 func (*KVGetReply) ProtoMessage() {}
 
 func (x *KVGetReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[32]
+	mi := &file_raygo_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3106,7 @@ func (x *KVGetReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetReply.ProtoReflect.Descriptor instead.
 func (*KVGetReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{32}
+	return file_raygo_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KVGetReply) GetValue() []byte {
@@ -3003,7 +3136,7 @@ type BinaryChunk struct {
 
 func (x *BinaryChunk) Reset() {
 	*x = BinaryChunk{}
-	mi := &file_raygo_proto_msgTypes[33]
+	mi := &file_raygo_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3148,7 @@ func (x *BinaryChunk) String() string {
 func (*BinaryChunk) ProtoMessage() {}
 
 func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[33]
+	mi := &file_raygo_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3161,7 @@ func (x *BinaryChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryChunk.ProtoReflect.Descriptor instead.
 func (*BinaryChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{33}
+	return file_raygo_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BinaryChunk) GetHash() string {
@@ -3068,7 +3201,7 @@ type PutBinaryReply struct {
 
 func (x *PutBinaryReply) Reset() {
 	*x = PutBinaryReply{}
-	mi := &file_raygo_proto_msgTypes[34]
+	mi := &file_raygo_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3213,7 @@ func (x *PutBinaryReply) String() string {
 func (*PutBinaryReply) ProtoMessage() {}
 
 func (x *PutBinaryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[34]
+	mi := &file_raygo_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3226,7 @@ func (x *PutBinaryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBinaryReply.ProtoReflect.Descriptor instead.
 func (*PutBinaryReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{34}
+	return file_raygo_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutBinaryReply) GetStored() bool {
@@ -3116,7 +3249,7 @@ type HasBinaryRequest struct {
 
 func (x *HasBinaryRequest) Reset() {
 	*x = HasBinaryRequest{}
-	mi := &file_raygo_proto_msgTypes[35]
+	mi := &file_raygo_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3128,7 +3261,7 @@ func (x *HasBinaryRequest) String() string {
 func (*HasBinaryRequest) ProtoMessage() {}
 
 func (x *HasBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[35]
+	mi := &file_raygo_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3141,7 +3274,7 @@ func (x *HasBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasBinaryRequest.ProtoReflect.Descriptor instead.
 func (*HasBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{35}
+	return file_raygo_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HasBinaryRequest) GetHash() string {
@@ -3167,7 +3300,7 @@ type HasBinaryReply struct {
 
 func (x *HasBinaryReply) Reset() {
 	*x = HasBinaryReply{}
-	mi := &file_raygo_proto_msgTypes[36]
+	mi := &file_raygo_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3312,7 @@ func (x *HasBinaryReply) String() string {
 func (*HasBinaryReply) ProtoMessage() {}
 
 func (x *HasBinaryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[36]
+	mi := &file_raygo_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3325,7 @@ func (x *HasBinaryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasBinaryReply.ProtoReflect.Descriptor instead.
 func (*HasBinaryReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{36}
+	return file_raygo_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HasBinaryReply) GetFound() bool {
@@ -3211,7 +3344,7 @@ type GetBinaryRequest struct {
 
 func (x *GetBinaryRequest) Reset() {
 	*x = GetBinaryRequest{}
-	mi := &file_raygo_proto_msgTypes[37]
+	mi := &file_raygo_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3356,7 @@ func (x *GetBinaryRequest) String() string {
 func (*GetBinaryRequest) ProtoMessage() {}
 
 func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[37]
+	mi := &file_raygo_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3369,7 @@ func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBinaryRequest.ProtoReflect.Descriptor instead.
 func (*GetBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{37}
+	return file_raygo_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetBinaryRequest) GetHash() string {
@@ -3281,7 +3414,7 @@ type ActorInfo struct {
 
 func (x *ActorInfo) Reset() {
 	*x = ActorInfo{}
-	mi := &file_raygo_proto_msgTypes[38]
+	mi := &file_raygo_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3293,7 +3426,7 @@ func (x *ActorInfo) String() string {
 func (*ActorInfo) ProtoMessage() {}
 
 func (x *ActorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[38]
+	mi := &file_raygo_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3306,7 +3439,7 @@ func (x *ActorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActorInfo.ProtoReflect.Descriptor instead.
 func (*ActorInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{38}
+	return file_raygo_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ActorInfo) GetActorId() []byte {
@@ -3463,7 +3596,7 @@ type CreateActorRequest struct {
 
 func (x *CreateActorRequest) Reset() {
 	*x = CreateActorRequest{}
-	mi := &file_raygo_proto_msgTypes[39]
+	mi := &file_raygo_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3608,7 @@ func (x *CreateActorRequest) String() string {
 func (*CreateActorRequest) ProtoMessage() {}
 
 func (x *CreateActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[39]
+	mi := &file_raygo_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3621,7 @@ func (x *CreateActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{39}
+	return file_raygo_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateActorRequest) GetActor() *ActorInfo {
@@ -3522,7 +3655,7 @@ type CreateActorReply struct {
 
 func (x *CreateActorReply) Reset() {
 	*x = CreateActorReply{}
-	mi := &file_raygo_proto_msgTypes[40]
+	mi := &file_raygo_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +3667,7 @@ func (x *CreateActorReply) String() string {
 func (*CreateActorReply) ProtoMessage() {}
 
 func (x *CreateActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[40]
+	mi := &file_raygo_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +3680,7 @@ func (x *CreateActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorReply.ProtoReflect.Descriptor instead.
 func (*CreateActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{40}
+	return file_raygo_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateActorReply) GetActor() *ActorInfo {
@@ -3575,7 +3708,7 @@ type GetActorRequest struct {
 
 func (x *GetActorRequest) Reset() {
 	*x = GetActorRequest{}
-	mi := &file_raygo_proto_msgTypes[41]
+	mi := &file_raygo_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3587,7 +3720,7 @@ func (x *GetActorRequest) String() string {
 func (*GetActorRequest) ProtoMessage() {}
 
 func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[41]
+	mi := &file_raygo_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3600,7 +3733,7 @@ func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorRequest.ProtoReflect.Descriptor instead.
 func (*GetActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{41}
+	return file_raygo_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetActorRequest) GetActorId() []byte {
@@ -3633,7 +3766,7 @@ type GetActorReply struct {
 
 func (x *GetActorReply) Reset() {
 	*x = GetActorReply{}
-	mi := &file_raygo_proto_msgTypes[42]
+	mi := &file_raygo_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3778,7 @@ func (x *GetActorReply) String() string {
 func (*GetActorReply) ProtoMessage() {}
 
 func (x *GetActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[42]
+	mi := &file_raygo_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3791,7 @@ func (x *GetActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorReply.ProtoReflect.Descriptor instead.
 func (*GetActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{42}
+	return file_raygo_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetActorReply) GetActor() *ActorInfo {
@@ -3681,7 +3814,7 @@ type WaitActorRequest struct {
 
 func (x *WaitActorRequest) Reset() {
 	*x = WaitActorRequest{}
-	mi := &file_raygo_proto_msgTypes[43]
+	mi := &file_raygo_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3693,7 +3826,7 @@ func (x *WaitActorRequest) String() string {
 func (*WaitActorRequest) ProtoMessage() {}
 
 func (x *WaitActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[43]
+	mi := &file_raygo_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3706,7 +3839,7 @@ func (x *WaitActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitActorRequest.ProtoReflect.Descriptor instead.
 func (*WaitActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{43}
+	return file_raygo_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WaitActorRequest) GetActorId() []byte {
@@ -3739,7 +3872,7 @@ type WaitActorReply struct {
 
 func (x *WaitActorReply) Reset() {
 	*x = WaitActorReply{}
-	mi := &file_raygo_proto_msgTypes[44]
+	mi := &file_raygo_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3751,7 +3884,7 @@ func (x *WaitActorReply) String() string {
 func (*WaitActorReply) ProtoMessage() {}
 
 func (x *WaitActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[44]
+	mi := &file_raygo_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3764,7 +3897,7 @@ func (x *WaitActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitActorReply.ProtoReflect.Descriptor instead.
 func (*WaitActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{44}
+	return file_raygo_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WaitActorReply) GetActor() *ActorInfo {
@@ -3791,7 +3924,7 @@ type KillActorRequest struct {
 
 func (x *KillActorRequest) Reset() {
 	*x = KillActorRequest{}
-	mi := &file_raygo_proto_msgTypes[45]
+	mi := &file_raygo_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +3936,7 @@ func (x *KillActorRequest) String() string {
 func (*KillActorRequest) ProtoMessage() {}
 
 func (x *KillActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[45]
+	mi := &file_raygo_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +3949,7 @@ func (x *KillActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillActorRequest.ProtoReflect.Descriptor instead.
 func (*KillActorRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{45}
+	return file_raygo_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KillActorRequest) GetActorId() []byte {
@@ -3862,7 +3995,7 @@ type KillActorReply struct {
 
 func (x *KillActorReply) Reset() {
 	*x = KillActorReply{}
-	mi := &file_raygo_proto_msgTypes[46]
+	mi := &file_raygo_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +4007,7 @@ func (x *KillActorReply) String() string {
 func (*KillActorReply) ProtoMessage() {}
 
 func (x *KillActorReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[46]
+	mi := &file_raygo_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +4020,7 @@ func (x *KillActorReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillActorReply.ProtoReflect.Descriptor instead.
 func (*KillActorReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{46}
+	return file_raygo_proto_rawDescGZIP(), []int{48}
 }
 
 type ListActorsRequest struct {
@@ -3898,7 +4031,7 @@ type ListActorsRequest struct {
 
 func (x *ListActorsRequest) Reset() {
 	*x = ListActorsRequest{}
-	mi := &file_raygo_proto_msgTypes[47]
+	mi := &file_raygo_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4043,7 @@ func (x *ListActorsRequest) String() string {
 func (*ListActorsRequest) ProtoMessage() {}
 
 func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[47]
+	mi := &file_raygo_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4056,7 @@ func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsRequest.ProtoReflect.Descriptor instead.
 func (*ListActorsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{47}
+	return file_raygo_proto_rawDescGZIP(), []int{49}
 }
 
 type ListActorsReply struct {
@@ -3935,7 +4068,7 @@ type ListActorsReply struct {
 
 func (x *ListActorsReply) Reset() {
 	*x = ListActorsReply{}
-	mi := &file_raygo_proto_msgTypes[48]
+	mi := &file_raygo_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3947,7 +4080,7 @@ func (x *ListActorsReply) String() string {
 func (*ListActorsReply) ProtoMessage() {}
 
 func (x *ListActorsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[48]
+	mi := &file_raygo_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3960,7 +4093,7 @@ func (x *ListActorsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsReply.ProtoReflect.Descriptor instead.
 func (*ListActorsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{48}
+	return file_raygo_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListActorsReply) GetActors() []*ActorInfo {
@@ -3984,7 +4117,7 @@ type WorkerDiedRequest struct {
 
 func (x *WorkerDiedRequest) Reset() {
 	*x = WorkerDiedRequest{}
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3996,7 +4129,7 @@ func (x *WorkerDiedRequest) String() string {
 func (*WorkerDiedRequest) ProtoMessage() {}
 
 func (x *WorkerDiedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[49]
+	mi := &file_raygo_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4009,7 +4142,7 @@ func (x *WorkerDiedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDiedRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDiedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{49}
+	return file_raygo_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WorkerDiedRequest) GetNodeId() []byte {
@@ -4062,7 +4195,7 @@ type WorkerDiedReply struct {
 
 func (x *WorkerDiedReply) Reset() {
 	*x = WorkerDiedReply{}
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4074,7 +4207,7 @@ func (x *WorkerDiedReply) String() string {
 func (*WorkerDiedReply) ProtoMessage() {}
 
 func (x *WorkerDiedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[50]
+	mi := &file_raygo_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4087,7 +4220,7 @@ func (x *WorkerDiedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDiedReply.ProtoReflect.Descriptor instead.
 func (*WorkerDiedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{50}
+	return file_raygo_proto_rawDescGZIP(), []int{52}
 }
 
 type Bundle struct {
@@ -4101,7 +4234,7 @@ type Bundle struct {
 
 func (x *Bundle) Reset() {
 	*x = Bundle{}
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4113,7 +4246,7 @@ func (x *Bundle) String() string {
 func (*Bundle) ProtoMessage() {}
 
 func (x *Bundle) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[51]
+	mi := &file_raygo_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4126,7 +4259,7 @@ func (x *Bundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
 func (*Bundle) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{51}
+	return file_raygo_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Bundle) GetResources() *Resources {
@@ -4170,7 +4303,7 @@ type PlacementGroupInfo struct {
 
 func (x *PlacementGroupInfo) Reset() {
 	*x = PlacementGroupInfo{}
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4315,7 @@ func (x *PlacementGroupInfo) String() string {
 func (*PlacementGroupInfo) ProtoMessage() {}
 
 func (x *PlacementGroupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[52]
+	mi := &file_raygo_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4328,7 @@ func (x *PlacementGroupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlacementGroupInfo.ProtoReflect.Descriptor instead.
 func (*PlacementGroupInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{52}
+	return file_raygo_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PlacementGroupInfo) GetGroupId() []byte {
@@ -4291,7 +4424,7 @@ type CreatePlacementGroupRequest struct {
 
 func (x *CreatePlacementGroupRequest) Reset() {
 	*x = CreatePlacementGroupRequest{}
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4436,7 @@ func (x *CreatePlacementGroupRequest) String() string {
 func (*CreatePlacementGroupRequest) ProtoMessage() {}
 
 func (x *CreatePlacementGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[53]
+	mi := &file_raygo_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4449,7 @@ func (x *CreatePlacementGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlacementGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreatePlacementGroupRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{53}
+	return file_raygo_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreatePlacementGroupRequest) GetGroup() *PlacementGroupInfo {
@@ -4335,7 +4468,7 @@ type CreatePlacementGroupReply struct {
 
 func (x *CreatePlacementGroupReply) Reset() {
 	*x = CreatePlacementGroupReply{}
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4347,7 +4480,7 @@ func (x *CreatePlacementGroupReply) String() string {
 func (*CreatePlacementGroupReply) ProtoMessage() {}
 
 func (x *CreatePlacementGroupReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[54]
+	mi := &file_raygo_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4360,7 +4493,7 @@ func (x *CreatePlacementGroupReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePlacementGroupReply.ProtoReflect.Descriptor instead.
 func (*CreatePlacementGroupReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{54}
+	return file_raygo_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreatePlacementGroupReply) GetGroup() *PlacementGroupInfo {
@@ -4379,7 +4512,7 @@ type RemovePlacementGroupRequest struct {
 
 func (x *RemovePlacementGroupRequest) Reset() {
 	*x = RemovePlacementGroupRequest{}
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4391,7 +4524,7 @@ func (x *RemovePlacementGroupRequest) String() string {
 func (*RemovePlacementGroupRequest) ProtoMessage() {}
 
 func (x *RemovePlacementGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[55]
+	mi := &file_raygo_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4404,7 +4537,7 @@ func (x *RemovePlacementGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePlacementGroupRequest.ProtoReflect.Descriptor instead.
 func (*RemovePlacementGroupRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{55}
+	return file_raygo_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemovePlacementGroupRequest) GetGroupId() []byte {
@@ -4422,7 +4555,7 @@ type RemovePlacementGroupReply struct {
 
 func (x *RemovePlacementGroupReply) Reset() {
 	*x = RemovePlacementGroupReply{}
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4434,7 +4567,7 @@ func (x *RemovePlacementGroupReply) String() string {
 func (*RemovePlacementGroupReply) ProtoMessage() {}
 
 func (x *RemovePlacementGroupReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[56]
+	mi := &file_raygo_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4447,7 +4580,7 @@ func (x *RemovePlacementGroupReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePlacementGroupReply.ProtoReflect.Descriptor instead.
 func (*RemovePlacementGroupReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{56}
+	return file_raygo_proto_rawDescGZIP(), []int{58}
 }
 
 type GetPlacementGroupRequest struct {
@@ -4461,7 +4594,7 @@ type GetPlacementGroupRequest struct {
 
 func (x *GetPlacementGroupRequest) Reset() {
 	*x = GetPlacementGroupRequest{}
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4473,7 +4606,7 @@ func (x *GetPlacementGroupRequest) String() string {
 func (*GetPlacementGroupRequest) ProtoMessage() {}
 
 func (x *GetPlacementGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[57]
+	mi := &file_raygo_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4486,7 +4619,7 @@ func (x *GetPlacementGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlacementGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetPlacementGroupRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{57}
+	return file_raygo_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetPlacementGroupRequest) GetGroupId() []byte {
@@ -4519,7 +4652,7 @@ type GetPlacementGroupReply struct {
 
 func (x *GetPlacementGroupReply) Reset() {
 	*x = GetPlacementGroupReply{}
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4531,7 +4664,7 @@ func (x *GetPlacementGroupReply) String() string {
 func (*GetPlacementGroupReply) ProtoMessage() {}
 
 func (x *GetPlacementGroupReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[58]
+	mi := &file_raygo_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4544,7 +4677,7 @@ func (x *GetPlacementGroupReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlacementGroupReply.ProtoReflect.Descriptor instead.
 func (*GetPlacementGroupReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{58}
+	return file_raygo_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetPlacementGroupReply) GetGroup() *PlacementGroupInfo {
@@ -4562,7 +4695,7 @@ type ListPlacementGroupsRequest struct {
 
 func (x *ListPlacementGroupsRequest) Reset() {
 	*x = ListPlacementGroupsRequest{}
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4574,7 +4707,7 @@ func (x *ListPlacementGroupsRequest) String() string {
 func (*ListPlacementGroupsRequest) ProtoMessage() {}
 
 func (x *ListPlacementGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[59]
+	mi := &file_raygo_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4587,7 +4720,7 @@ func (x *ListPlacementGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPlacementGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListPlacementGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{59}
+	return file_raygo_proto_rawDescGZIP(), []int{61}
 }
 
 type ListPlacementGroupsReply struct {
@@ -4599,7 +4732,7 @@ type ListPlacementGroupsReply struct {
 
 func (x *ListPlacementGroupsReply) Reset() {
 	*x = ListPlacementGroupsReply{}
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4611,7 +4744,7 @@ func (x *ListPlacementGroupsReply) String() string {
 func (*ListPlacementGroupsReply) ProtoMessage() {}
 
 func (x *ListPlacementGroupsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[60]
+	mi := &file_raygo_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4624,7 +4757,7 @@ func (x *ListPlacementGroupsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPlacementGroupsReply.ProtoReflect.Descriptor instead.
 func (*ListPlacementGroupsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{60}
+	return file_raygo_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListPlacementGroupsReply) GetGroups() []*PlacementGroupInfo {
@@ -4644,7 +4777,7 @@ type WaitPlacementGroupRequest struct {
 
 func (x *WaitPlacementGroupRequest) Reset() {
 	*x = WaitPlacementGroupRequest{}
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4656,7 +4789,7 @@ func (x *WaitPlacementGroupRequest) String() string {
 func (*WaitPlacementGroupRequest) ProtoMessage() {}
 
 func (x *WaitPlacementGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[61]
+	mi := &file_raygo_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4669,7 +4802,7 @@ func (x *WaitPlacementGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitPlacementGroupRequest.ProtoReflect.Descriptor instead.
 func (*WaitPlacementGroupRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{61}
+	return file_raygo_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WaitPlacementGroupRequest) GetGroupId() []byte {
@@ -4695,7 +4828,7 @@ type WaitPlacementGroupReply struct {
 
 func (x *WaitPlacementGroupReply) Reset() {
 	*x = WaitPlacementGroupReply{}
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4707,7 +4840,7 @@ func (x *WaitPlacementGroupReply) String() string {
 func (*WaitPlacementGroupReply) ProtoMessage() {}
 
 func (x *WaitPlacementGroupReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[62]
+	mi := &file_raygo_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4720,7 +4853,7 @@ func (x *WaitPlacementGroupReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitPlacementGroupReply.ProtoReflect.Descriptor instead.
 func (*WaitPlacementGroupReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{62}
+	return file_raygo_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WaitPlacementGroupReply) GetGroup() *PlacementGroupInfo {
@@ -4743,7 +4876,7 @@ type GroupOp struct {
 
 func (x *GroupOp) Reset() {
 	*x = GroupOp{}
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4755,7 +4888,7 @@ func (x *GroupOp) String() string {
 func (*GroupOp) ProtoMessage() {}
 
 func (x *GroupOp) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[63]
+	mi := &file_raygo_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4768,7 +4901,7 @@ func (x *GroupOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOp.ProtoReflect.Descriptor instead.
 func (*GroupOp) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{63}
+	return file_raygo_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GroupOp) GetSeq() uint64 {
@@ -4801,7 +4934,7 @@ type GroupOpsRequest struct {
 
 func (x *GroupOpsRequest) Reset() {
 	*x = GroupOpsRequest{}
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4813,7 +4946,7 @@ func (x *GroupOpsRequest) String() string {
 func (*GroupOpsRequest) ProtoMessage() {}
 
 func (x *GroupOpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[64]
+	mi := &file_raygo_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4826,7 +4959,7 @@ func (x *GroupOpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOpsRequest.ProtoReflect.Descriptor instead.
 func (*GroupOpsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{64}
+	return file_raygo_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GroupOpsRequest) GetOps() []*GroupOp {
@@ -4847,7 +4980,7 @@ type GroupOpResult struct {
 
 func (x *GroupOpResult) Reset() {
 	*x = GroupOpResult{}
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4859,7 +4992,7 @@ func (x *GroupOpResult) String() string {
 func (*GroupOpResult) ProtoMessage() {}
 
 func (x *GroupOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[65]
+	mi := &file_raygo_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4872,7 +5005,7 @@ func (x *GroupOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOpResult.ProtoReflect.Descriptor instead.
 func (*GroupOpResult) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{65}
+	return file_raygo_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GroupOpResult) GetSeq() uint64 {
@@ -4900,7 +5033,7 @@ type GroupStateChange struct {
 
 func (x *GroupStateChange) Reset() {
 	*x = GroupStateChange{}
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4912,7 +5045,7 @@ func (x *GroupStateChange) String() string {
 func (*GroupStateChange) ProtoMessage() {}
 
 func (x *GroupStateChange) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[66]
+	mi := &file_raygo_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4925,7 +5058,7 @@ func (x *GroupStateChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupStateChange.ProtoReflect.Descriptor instead.
 func (*GroupStateChange) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{66}
+	return file_raygo_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GroupStateChange) GetGroupId() []byte {
@@ -4952,7 +5085,7 @@ type GroupOpsEvent struct {
 
 func (x *GroupOpsEvent) Reset() {
 	*x = GroupOpsEvent{}
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4964,7 +5097,7 @@ func (x *GroupOpsEvent) String() string {
 func (*GroupOpsEvent) ProtoMessage() {}
 
 func (x *GroupOpsEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[67]
+	mi := &file_raygo_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4977,7 +5110,7 @@ func (x *GroupOpsEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOpsEvent.ProtoReflect.Descriptor instead.
 func (*GroupOpsEvent) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{67}
+	return file_raygo_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GroupOpsEvent) GetResults() []*GroupOpResult {
@@ -5007,7 +5140,7 @@ type BundleSpec struct {
 
 func (x *BundleSpec) Reset() {
 	*x = BundleSpec{}
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5019,7 +5152,7 @@ func (x *BundleSpec) String() string {
 func (*BundleSpec) ProtoMessage() {}
 
 func (x *BundleSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[68]
+	mi := &file_raygo_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5032,7 +5165,7 @@ func (x *BundleSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleSpec.ProtoReflect.Descriptor instead.
 func (*BundleSpec) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{68}
+	return file_raygo_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *BundleSpec) GetIndex() int32 {
@@ -5050,18 +5183,21 @@ func (x *BundleSpec) GetResources() *Resources {
 }
 
 // commit: prepare and commit at once (a group placed on one node only).
+// control_store_epoch: the preparing control store's incarnation (see
+// LeaseRequest.control_store_epoch and ReleaseUnused).
 type PrepareBundlesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Bundles       []*BundleSpec          `protobuf:"bytes,2,rep,name=bundles,proto3" json:"bundles,omitempty"`
-	Commit        bool                   `protobuf:"varint,3,opt,name=commit,proto3" json:"commit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	GroupId           []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Bundles           []*BundleSpec          `protobuf:"bytes,2,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	Commit            bool                   `protobuf:"varint,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	ControlStoreEpoch uint64                 `protobuf:"varint,4,opt,name=control_store_epoch,json=controlStoreEpoch,proto3" json:"control_store_epoch,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PrepareBundlesRequest) Reset() {
 	*x = PrepareBundlesRequest{}
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5073,7 +5209,7 @@ func (x *PrepareBundlesRequest) String() string {
 func (*PrepareBundlesRequest) ProtoMessage() {}
 
 func (x *PrepareBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[69]
+	mi := &file_raygo_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5086,7 +5222,7 @@ func (x *PrepareBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBundlesRequest.ProtoReflect.Descriptor instead.
 func (*PrepareBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{69}
+	return file_raygo_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *PrepareBundlesRequest) GetGroupId() []byte {
@@ -5110,6 +5246,13 @@ func (x *PrepareBundlesRequest) GetCommit() bool {
 	return false
 }
 
+func (x *PrepareBundlesRequest) GetControlStoreEpoch() uint64 {
+	if x != nil {
+		return x.ControlStoreEpoch
+	}
+	return 0
+}
+
 type PrepareBundlesReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -5118,7 +5261,7 @@ type PrepareBundlesReply struct {
 
 func (x *PrepareBundlesReply) Reset() {
 	*x = PrepareBundlesReply{}
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5130,7 +5273,7 @@ func (x *PrepareBundlesReply) String() string {
 func (*PrepareBundlesReply) ProtoMessage() {}
 
 func (x *PrepareBundlesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[70]
+	mi := &file_raygo_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5143,7 +5286,7 @@ func (x *PrepareBundlesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBundlesReply.ProtoReflect.Descriptor instead.
 func (*PrepareBundlesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{70}
+	return file_raygo_proto_rawDescGZIP(), []int{72}
 }
 
 type CommitBundlesRequest struct {
@@ -5156,7 +5299,7 @@ type CommitBundlesRequest struct {
 
 func (x *CommitBundlesRequest) Reset() {
 	*x = CommitBundlesRequest{}
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5168,7 +5311,7 @@ func (x *CommitBundlesRequest) String() string {
 func (*CommitBundlesRequest) ProtoMessage() {}
 
 func (x *CommitBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[71]
+	mi := &file_raygo_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5181,7 +5324,7 @@ func (x *CommitBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitBundlesRequest.ProtoReflect.Descriptor instead.
 func (*CommitBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{71}
+	return file_raygo_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CommitBundlesRequest) GetGroupId() []byte {
@@ -5206,7 +5349,7 @@ type CommitBundlesReply struct {
 
 func (x *CommitBundlesReply) Reset() {
 	*x = CommitBundlesReply{}
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5218,7 +5361,7 @@ func (x *CommitBundlesReply) String() string {
 func (*CommitBundlesReply) ProtoMessage() {}
 
 func (x *CommitBundlesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[72]
+	mi := &file_raygo_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5231,7 +5374,7 @@ func (x *CommitBundlesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitBundlesReply.ProtoReflect.Descriptor instead.
 func (*CommitBundlesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{72}
+	return file_raygo_proto_rawDescGZIP(), []int{74}
 }
 
 // CancelBundlesRequest: indexes empty means every bundle of the group
@@ -5251,7 +5394,7 @@ type CancelBundlesRequest struct {
 
 func (x *CancelBundlesRequest) Reset() {
 	*x = CancelBundlesRequest{}
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5263,7 +5406,7 @@ func (x *CancelBundlesRequest) String() string {
 func (*CancelBundlesRequest) ProtoMessage() {}
 
 func (x *CancelBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[73]
+	mi := &file_raygo_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5276,7 +5419,7 @@ func (x *CancelBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundlesRequest.ProtoReflect.Descriptor instead.
 func (*CancelBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{73}
+	return file_raygo_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *CancelBundlesRequest) GetGroupId() []byte {
@@ -5315,7 +5458,7 @@ type CancelBundlesReply struct {
 
 func (x *CancelBundlesReply) Reset() {
 	*x = CancelBundlesReply{}
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5327,7 +5470,7 @@ func (x *CancelBundlesReply) String() string {
 func (*CancelBundlesReply) ProtoMessage() {}
 
 func (x *CancelBundlesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[74]
+	mi := &file_raygo_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5340,7 +5483,7 @@ func (x *CancelBundlesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundlesReply.ProtoReflect.Descriptor instead.
 func (*CancelBundlesReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{74}
+	return file_raygo_proto_rawDescGZIP(), []int{76}
 }
 
 // LeaseRequest asks a node daemon for a worker.
@@ -5395,14 +5538,19 @@ type LeaseRequest struct {
 	// owner_node_id: the node the requesting process runs on (empty for a
 	// driver on a host without a node): the lease's worker is stopped when
 	// that node dies (fate sharing, as when the owner itself dies).
-	OwnerNodeId   []byte `protobuf:"bytes,14,opt,name=owner_node_id,json=ownerNodeId,proto3" json:"owner_node_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OwnerNodeId []byte `protobuf:"bytes,14,opt,name=owner_node_id,json=ownerNodeId,proto3" json:"owner_node_id,omitempty"`
+	// control_store_epoch: set by the control store on an actor's lease (its
+	// incarnation, counted up at each start on the same storage): a control
+	// store that restarted gives back, with ReleaseUnused, the leases of
+	// earlier incarnations it no longer uses.
+	ControlStoreEpoch uint64 `protobuf:"varint,15,opt,name=control_store_epoch,json=controlStoreEpoch,proto3" json:"control_store_epoch,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5414,7 +5562,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[75]
+	mi := &file_raygo_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5427,7 +5575,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{75}
+	return file_raygo_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *LeaseRequest) GetJobId() []byte {
@@ -5528,6 +5676,13 @@ func (x *LeaseRequest) GetOwnerNodeId() []byte {
 	return nil
 }
 
+func (x *LeaseRequest) GetControlStoreEpoch() uint64 {
+	if x != nil {
+		return x.ControlStoreEpoch
+	}
+	return 0
+}
+
 type LeaseReply struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	LeaseId          []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
@@ -5553,7 +5708,7 @@ type LeaseReply struct {
 
 func (x *LeaseReply) Reset() {
 	*x = LeaseReply{}
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5565,7 +5720,7 @@ func (x *LeaseReply) String() string {
 func (*LeaseReply) ProtoMessage() {}
 
 func (x *LeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[76]
+	mi := &file_raygo_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5578,7 +5733,7 @@ func (x *LeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseReply.ProtoReflect.Descriptor instead.
 func (*LeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{76}
+	return file_raygo_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *LeaseReply) GetLeaseId() []byte {
@@ -5671,7 +5826,7 @@ type CancelLeaseRequest struct {
 
 func (x *CancelLeaseRequest) Reset() {
 	*x = CancelLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5683,7 +5838,7 @@ func (x *CancelLeaseRequest) String() string {
 func (*CancelLeaseRequest) ProtoMessage() {}
 
 func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[77]
+	mi := &file_raygo_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5696,7 +5851,7 @@ func (x *CancelLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseRequest.ProtoReflect.Descriptor instead.
 func (*CancelLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{77}
+	return file_raygo_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *CancelLeaseRequest) GetRequestId() []byte {
@@ -5715,7 +5870,7 @@ type CancelLeaseReply struct {
 
 func (x *CancelLeaseReply) Reset() {
 	*x = CancelLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5727,7 +5882,7 @@ func (x *CancelLeaseReply) String() string {
 func (*CancelLeaseReply) ProtoMessage() {}
 
 func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[78]
+	mi := &file_raygo_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5740,7 +5895,7 @@ func (x *CancelLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelLeaseReply.ProtoReflect.Descriptor instead.
 func (*CancelLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{78}
+	return file_raygo_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CancelLeaseReply) GetFound() bool {
@@ -5761,7 +5916,7 @@ type ReturnLeaseRequest struct {
 
 func (x *ReturnLeaseRequest) Reset() {
 	*x = ReturnLeaseRequest{}
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5773,7 +5928,7 @@ func (x *ReturnLeaseRequest) String() string {
 func (*ReturnLeaseRequest) ProtoMessage() {}
 
 func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[79]
+	mi := &file_raygo_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5786,7 +5941,7 @@ func (x *ReturnLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{79}
+	return file_raygo_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReturnLeaseRequest) GetLeaseId() []byte {
@@ -5818,7 +5973,7 @@ type ReturnLeaseReply struct {
 
 func (x *ReturnLeaseReply) Reset() {
 	*x = ReturnLeaseReply{}
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5830,7 +5985,7 @@ func (x *ReturnLeaseReply) String() string {
 func (*ReturnLeaseReply) ProtoMessage() {}
 
 func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[80]
+	mi := &file_raygo_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5843,7 +5998,7 @@ func (x *ReturnLeaseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReturnLeaseReply.ProtoReflect.Descriptor instead.
 func (*ReturnLeaseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{80}
+	return file_raygo_proto_rawDescGZIP(), []int{82}
 }
 
 type RegisterWorkerRequest struct {
@@ -5857,7 +6012,7 @@ type RegisterWorkerRequest struct {
 
 func (x *RegisterWorkerRequest) Reset() {
 	*x = RegisterWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5869,7 +6024,7 @@ func (x *RegisterWorkerRequest) String() string {
 func (*RegisterWorkerRequest) ProtoMessage() {}
 
 func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[81]
+	mi := &file_raygo_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5882,7 +6037,7 @@ func (x *RegisterWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{81}
+	return file_raygo_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RegisterWorkerRequest) GetWorkerId() []byte {
@@ -5915,7 +6070,7 @@ type RegisterWorkerReply struct {
 
 func (x *RegisterWorkerReply) Reset() {
 	*x = RegisterWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5927,7 +6082,7 @@ func (x *RegisterWorkerReply) String() string {
 func (*RegisterWorkerReply) ProtoMessage() {}
 
 func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[82]
+	mi := &file_raygo_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5940,7 +6095,7 @@ func (x *RegisterWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorkerReply.ProtoReflect.Descriptor instead.
 func (*RegisterWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{82}
+	return file_raygo_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RegisterWorkerReply) GetNodeId() []byte {
@@ -5960,7 +6115,7 @@ type BlockedRequest struct {
 
 func (x *BlockedRequest) Reset() {
 	*x = BlockedRequest{}
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5972,7 +6127,7 @@ func (x *BlockedRequest) String() string {
 func (*BlockedRequest) ProtoMessage() {}
 
 func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[83]
+	mi := &file_raygo_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5985,7 +6140,7 @@ func (x *BlockedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedRequest.ProtoReflect.Descriptor instead.
 func (*BlockedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{83}
+	return file_raygo_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *BlockedRequest) GetWorkerId() []byte {
@@ -6010,7 +6165,7 @@ type BlockedReply struct {
 
 func (x *BlockedReply) Reset() {
 	*x = BlockedReply{}
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6022,7 +6177,7 @@ func (x *BlockedReply) String() string {
 func (*BlockedReply) ProtoMessage() {}
 
 func (x *BlockedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[84]
+	mi := &file_raygo_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6035,7 +6190,7 @@ func (x *BlockedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockedReply.ProtoReflect.Descriptor instead.
 func (*BlockedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{84}
+	return file_raygo_proto_rawDescGZIP(), []int{86}
 }
 
 type PutObjectRequest struct {
@@ -6050,7 +6205,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6062,7 +6217,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[85]
+	mi := &file_raygo_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6075,7 +6230,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{85}
+	return file_raygo_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *PutObjectRequest) GetObjectId() []byte {
@@ -6114,7 +6269,7 @@ type PutObjectReply struct {
 
 func (x *PutObjectReply) Reset() {
 	*x = PutObjectReply{}
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6126,7 +6281,7 @@ func (x *PutObjectReply) String() string {
 func (*PutObjectReply) ProtoMessage() {}
 
 func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[86]
+	mi := &file_raygo_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6139,7 +6294,7 @@ func (x *PutObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectReply.ProtoReflect.Descriptor instead.
 func (*PutObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{86}
+	return file_raygo_proto_rawDescGZIP(), []int{88}
 }
 
 type GetObjectRequest struct {
@@ -6151,7 +6306,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6163,7 +6318,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[87]
+	mi := &file_raygo_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6176,7 +6331,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{87}
+	return file_raygo_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *GetObjectRequest) GetObjectId() []byte {
@@ -6196,7 +6351,7 @@ type GetObjectReply struct {
 
 func (x *GetObjectReply) Reset() {
 	*x = GetObjectReply{}
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6208,7 +6363,7 @@ func (x *GetObjectReply) String() string {
 func (*GetObjectReply) ProtoMessage() {}
 
 func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[88]
+	mi := &file_raygo_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6221,7 +6376,7 @@ func (x *GetObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectReply.ProtoReflect.Descriptor instead.
 func (*GetObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{88}
+	return file_raygo_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *GetObjectReply) GetData() []byte {
@@ -6250,7 +6405,7 @@ type ObjectChunk struct {
 
 func (x *ObjectChunk) Reset() {
 	*x = ObjectChunk{}
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6262,7 +6417,7 @@ func (x *ObjectChunk) String() string {
 func (*ObjectChunk) ProtoMessage() {}
 
 func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[89]
+	mi := &file_raygo_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6275,7 +6430,7 @@ func (x *ObjectChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectChunk.ProtoReflect.Descriptor instead.
 func (*ObjectChunk) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{89}
+	return file_raygo_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ObjectChunk) GetData() []byte {
@@ -6301,7 +6456,7 @@ type FreeObjectsRequest struct {
 
 func (x *FreeObjectsRequest) Reset() {
 	*x = FreeObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6313,7 +6468,7 @@ func (x *FreeObjectsRequest) String() string {
 func (*FreeObjectsRequest) ProtoMessage() {}
 
 func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[90]
+	mi := &file_raygo_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6326,7 +6481,7 @@ func (x *FreeObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FreeObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{90}
+	return file_raygo_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *FreeObjectsRequest) GetObjectIds() [][]byte {
@@ -6344,7 +6499,7 @@ type FreeObjectsReply struct {
 
 func (x *FreeObjectsReply) Reset() {
 	*x = FreeObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6356,7 +6511,7 @@ func (x *FreeObjectsReply) String() string {
 func (*FreeObjectsReply) ProtoMessage() {}
 
 func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[91]
+	mi := &file_raygo_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6369,7 +6524,7 @@ func (x *FreeObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeObjectsReply.ProtoReflect.Descriptor instead.
 func (*FreeObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{91}
+	return file_raygo_proto_rawDescGZIP(), []int{93}
 }
 
 // FreeOwnedRequest tells a node daemon that owners are gone. It frees every
@@ -6389,7 +6544,7 @@ type FreeOwnedRequest struct {
 
 func (x *FreeOwnedRequest) Reset() {
 	*x = FreeOwnedRequest{}
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6401,7 +6556,7 @@ func (x *FreeOwnedRequest) String() string {
 func (*FreeOwnedRequest) ProtoMessage() {}
 
 func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[92]
+	mi := &file_raygo_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6414,7 +6569,7 @@ func (x *FreeOwnedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedRequest.ProtoReflect.Descriptor instead.
 func (*FreeOwnedRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{92}
+	return file_raygo_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *FreeOwnedRequest) GetFinishedJobIds() [][]byte {
@@ -6446,7 +6601,7 @@ type FreeOwnedReply struct {
 
 func (x *FreeOwnedReply) Reset() {
 	*x = FreeOwnedReply{}
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6458,7 +6613,7 @@ func (x *FreeOwnedReply) String() string {
 func (*FreeOwnedReply) ProtoMessage() {}
 
 func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[93]
+	mi := &file_raygo_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6471,7 +6626,7 @@ func (x *FreeOwnedReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreeOwnedReply.ProtoReflect.Descriptor instead.
 func (*FreeOwnedReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{93}
+	return file_raygo_proto_rawDescGZIP(), []int{95}
 }
 
 type KillWorkerRequest struct {
@@ -6484,7 +6639,7 @@ type KillWorkerRequest struct {
 
 func (x *KillWorkerRequest) Reset() {
 	*x = KillWorkerRequest{}
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6496,7 +6651,7 @@ func (x *KillWorkerRequest) String() string {
 func (*KillWorkerRequest) ProtoMessage() {}
 
 func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[94]
+	mi := &file_raygo_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6509,7 +6664,7 @@ func (x *KillWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerRequest.ProtoReflect.Descriptor instead.
 func (*KillWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{94}
+	return file_raygo_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *KillWorkerRequest) GetWorkerId() []byte {
@@ -6534,7 +6689,7 @@ type KillWorkerReply struct {
 
 func (x *KillWorkerReply) Reset() {
 	*x = KillWorkerReply{}
-	mi := &file_raygo_proto_msgTypes[95]
+	mi := &file_raygo_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6546,7 +6701,7 @@ func (x *KillWorkerReply) String() string {
 func (*KillWorkerReply) ProtoMessage() {}
 
 func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[95]
+	mi := &file_raygo_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6559,7 +6714,7 @@ func (x *KillWorkerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillWorkerReply.ProtoReflect.Descriptor instead.
 func (*KillWorkerReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{95}
+	return file_raygo_proto_rawDescGZIP(), []int{97}
 }
 
 type NodeStatsRequest struct {
@@ -6571,7 +6726,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_raygo_proto_msgTypes[96]
+	mi := &file_raygo_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6583,7 +6738,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[96]
+	mi := &file_raygo_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6596,7 +6751,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{96}
+	return file_raygo_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *NodeStatsRequest) GetLargest() int32 {
@@ -6620,7 +6775,7 @@ type NodeStatsReply struct {
 
 func (x *NodeStatsReply) Reset() {
 	*x = NodeStatsReply{}
-	mi := &file_raygo_proto_msgTypes[97]
+	mi := &file_raygo_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6632,7 +6787,7 @@ func (x *NodeStatsReply) String() string {
 func (*NodeStatsReply) ProtoMessage() {}
 
 func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[97]
+	mi := &file_raygo_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6645,7 +6800,7 @@ func (x *NodeStatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsReply.ProtoReflect.Descriptor instead.
 func (*NodeStatsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{97}
+	return file_raygo_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *NodeStatsReply) GetNode() *NodeInfo {
@@ -6704,7 +6859,7 @@ type MemoryUsage struct {
 
 func (x *MemoryUsage) Reset() {
 	*x = MemoryUsage{}
-	mi := &file_raygo_proto_msgTypes[98]
+	mi := &file_raygo_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6716,7 +6871,7 @@ func (x *MemoryUsage) String() string {
 func (*MemoryUsage) ProtoMessage() {}
 
 func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[98]
+	mi := &file_raygo_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6729,7 +6884,7 @@ func (x *MemoryUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryUsage.ProtoReflect.Descriptor instead.
 func (*MemoryUsage) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{98}
+	return file_raygo_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *MemoryUsage) GetUsed() int64 {
@@ -6779,7 +6934,7 @@ type WorkerDeathCauseRequest struct {
 
 func (x *WorkerDeathCauseRequest) Reset() {
 	*x = WorkerDeathCauseRequest{}
-	mi := &file_raygo_proto_msgTypes[99]
+	mi := &file_raygo_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6791,7 +6946,7 @@ func (x *WorkerDeathCauseRequest) String() string {
 func (*WorkerDeathCauseRequest) ProtoMessage() {}
 
 func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[99]
+	mi := &file_raygo_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6804,7 +6959,7 @@ func (x *WorkerDeathCauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseRequest.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{99}
+	return file_raygo_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *WorkerDeathCauseRequest) GetWorkerId() []byte {
@@ -6823,7 +6978,7 @@ type WorkerDeathCauseReply struct {
 
 func (x *WorkerDeathCauseReply) Reset() {
 	*x = WorkerDeathCauseReply{}
-	mi := &file_raygo_proto_msgTypes[100]
+	mi := &file_raygo_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6835,7 +6990,7 @@ func (x *WorkerDeathCauseReply) String() string {
 func (*WorkerDeathCauseReply) ProtoMessage() {}
 
 func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[100]
+	mi := &file_raygo_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6848,7 +7003,7 @@ func (x *WorkerDeathCauseReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerDeathCauseReply.ProtoReflect.Descriptor instead.
 func (*WorkerDeathCauseReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{100}
+	return file_raygo_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
@@ -6856,6 +7011,178 @@ func (x *WorkerDeathCauseReply) GetCause() *ErrorInfo {
 		return x.Cause
 	}
 	return nil
+}
+
+// ReleaseUnusedRequest: the control store of incarnation epoch names the
+// actor leases and placement-group bundles granted to its earlier
+// incarnations that it still uses on this node (those of its recovered
+// actors and groups); the node gives back the others granted before
+// epoch (their workers stopped, their resources freed): those of actors
+// and groups whose creation the control store did not record before it
+// went down, and which it is placing again. Leases and bundles of epoch
+// and later are never touched.
+type ReleaseUnusedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	KeepLeases    [][]byte               `protobuf:"bytes,2,rep,name=keep_leases,json=keepLeases,proto3" json:"keep_leases,omitempty"`
+	KeepBundles   []*BundleRef           `protobuf:"bytes,3,rep,name=keep_bundles,json=keepBundles,proto3" json:"keep_bundles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseUnusedRequest) Reset() {
+	*x = ReleaseUnusedRequest{}
+	mi := &file_raygo_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseUnusedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseUnusedRequest) ProtoMessage() {}
+
+func (x *ReleaseUnusedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseUnusedRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseUnusedRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *ReleaseUnusedRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ReleaseUnusedRequest) GetKeepLeases() [][]byte {
+	if x != nil {
+		return x.KeepLeases
+	}
+	return nil
+}
+
+func (x *ReleaseUnusedRequest) GetKeepBundles() []*BundleRef {
+	if x != nil {
+		return x.KeepBundles
+	}
+	return nil
+}
+
+type BundleRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Index         int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleRef) Reset() {
+	*x = BundleRef{}
+	mi := &file_raygo_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleRef) ProtoMessage() {}
+
+func (x *BundleRef) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleRef.ProtoReflect.Descriptor instead.
+func (*BundleRef) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *BundleRef) GetGroupId() []byte {
+	if x != nil {
+		return x.GroupId
+	}
+	return nil
+}
+
+func (x *BundleRef) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type ReleaseUnusedReply struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	LeasesReleased  int32                  `protobuf:"varint,1,opt,name=leases_released,json=leasesReleased,proto3" json:"leases_released,omitempty"`
+	BundlesReleased int32                  `protobuf:"varint,2,opt,name=bundles_released,json=bundlesReleased,proto3" json:"bundles_released,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReleaseUnusedReply) Reset() {
+	*x = ReleaseUnusedReply{}
+	mi := &file_raygo_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseUnusedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseUnusedReply) ProtoMessage() {}
+
+func (x *ReleaseUnusedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseUnusedReply.ProtoReflect.Descriptor instead.
+func (*ReleaseUnusedReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *ReleaseUnusedReply) GetLeasesReleased() int32 {
+	if x != nil {
+		return x.LeasesReleased
+	}
+	return 0
+}
+
+func (x *ReleaseUnusedReply) GetBundlesReleased() int32 {
+	if x != nil {
+		return x.BundlesReleased
+	}
+	return 0
 }
 
 // PullObjectRequest asks a node daemon to make an object local. The
@@ -6874,7 +7201,7 @@ type PullObjectRequest struct {
 
 func (x *PullObjectRequest) Reset() {
 	*x = PullObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[101]
+	mi := &file_raygo_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6886,7 +7213,7 @@ func (x *PullObjectRequest) String() string {
 func (*PullObjectRequest) ProtoMessage() {}
 
 func (x *PullObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[101]
+	mi := &file_raygo_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6899,7 +7226,7 @@ func (x *PullObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullObjectRequest.ProtoReflect.Descriptor instead.
 func (*PullObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{101}
+	return file_raygo_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *PullObjectRequest) GetObjectId() []byte {
@@ -6945,7 +7272,7 @@ type PullObjectReply struct {
 
 func (x *PullObjectReply) Reset() {
 	*x = PullObjectReply{}
-	mi := &file_raygo_proto_msgTypes[102]
+	mi := &file_raygo_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6957,7 +7284,7 @@ func (x *PullObjectReply) String() string {
 func (*PullObjectReply) ProtoMessage() {}
 
 func (x *PullObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[102]
+	mi := &file_raygo_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6970,7 +7297,7 @@ func (x *PullObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullObjectReply.ProtoReflect.Descriptor instead.
 func (*PullObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{102}
+	return file_raygo_proto_rawDescGZIP(), []int{107}
 }
 
 type TransferAddressRequest struct {
@@ -6981,7 +7308,7 @@ type TransferAddressRequest struct {
 
 func (x *TransferAddressRequest) Reset() {
 	*x = TransferAddressRequest{}
-	mi := &file_raygo_proto_msgTypes[103]
+	mi := &file_raygo_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6993,7 +7320,7 @@ func (x *TransferAddressRequest) String() string {
 func (*TransferAddressRequest) ProtoMessage() {}
 
 func (x *TransferAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[103]
+	mi := &file_raygo_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7006,7 +7333,7 @@ func (x *TransferAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferAddressRequest.ProtoReflect.Descriptor instead.
 func (*TransferAddressRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{103}
+	return file_raygo_proto_rawDescGZIP(), []int{108}
 }
 
 type TransferAddressReply struct {
@@ -7018,7 +7345,7 @@ type TransferAddressReply struct {
 
 func (x *TransferAddressReply) Reset() {
 	*x = TransferAddressReply{}
-	mi := &file_raygo_proto_msgTypes[104]
+	mi := &file_raygo_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7030,7 +7357,7 @@ func (x *TransferAddressReply) String() string {
 func (*TransferAddressReply) ProtoMessage() {}
 
 func (x *TransferAddressReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[104]
+	mi := &file_raygo_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7043,7 +7370,7 @@ func (x *TransferAddressReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferAddressReply.ProtoReflect.Descriptor instead.
 func (*TransferAddressReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{104}
+	return file_raygo_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *TransferAddressReply) GetAddress() string {
@@ -7073,7 +7400,7 @@ type PullStats struct {
 
 func (x *PullStats) Reset() {
 	*x = PullStats{}
-	mi := &file_raygo_proto_msgTypes[105]
+	mi := &file_raygo_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7085,7 +7412,7 @@ func (x *PullStats) String() string {
 func (*PullStats) ProtoMessage() {}
 
 func (x *PullStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[105]
+	mi := &file_raygo_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7098,7 +7425,7 @@ func (x *PullStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullStats.ProtoReflect.Descriptor instead.
 func (*PullStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{105}
+	return file_raygo_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *PullStats) GetRequests() int64 {
@@ -7188,7 +7515,7 @@ type ObjectLocationsRequest struct {
 
 func (x *ObjectLocationsRequest) Reset() {
 	*x = ObjectLocationsRequest{}
-	mi := &file_raygo_proto_msgTypes[106]
+	mi := &file_raygo_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7200,7 +7527,7 @@ func (x *ObjectLocationsRequest) String() string {
 func (*ObjectLocationsRequest) ProtoMessage() {}
 
 func (x *ObjectLocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[106]
+	mi := &file_raygo_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7213,7 +7540,7 @@ func (x *ObjectLocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectLocationsRequest.ProtoReflect.Descriptor instead.
 func (*ObjectLocationsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{106}
+	return file_raygo_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *ObjectLocationsRequest) GetObjectIds() [][]byte {
@@ -7238,7 +7565,7 @@ type ObjectLocations struct {
 
 func (x *ObjectLocations) Reset() {
 	*x = ObjectLocations{}
-	mi := &file_raygo_proto_msgTypes[107]
+	mi := &file_raygo_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7250,7 +7577,7 @@ func (x *ObjectLocations) String() string {
 func (*ObjectLocations) ProtoMessage() {}
 
 func (x *ObjectLocations) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[107]
+	mi := &file_raygo_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7263,7 +7590,7 @@ func (x *ObjectLocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectLocations.ProtoReflect.Descriptor instead.
 func (*ObjectLocations) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{107}
+	return file_raygo_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *ObjectLocations) GetObjectId() []byte {
@@ -7303,7 +7630,7 @@ type ObjectLocationsReply struct {
 
 func (x *ObjectLocationsReply) Reset() {
 	*x = ObjectLocationsReply{}
-	mi := &file_raygo_proto_msgTypes[108]
+	mi := &file_raygo_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7315,7 +7642,7 @@ func (x *ObjectLocationsReply) String() string {
 func (*ObjectLocationsReply) ProtoMessage() {}
 
 func (x *ObjectLocationsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[108]
+	mi := &file_raygo_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7328,7 +7655,7 @@ func (x *ObjectLocationsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectLocationsReply.ProtoReflect.Descriptor instead.
 func (*ObjectLocationsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{108}
+	return file_raygo_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *ObjectLocationsReply) GetObjects() []*ObjectLocations {
@@ -7353,7 +7680,7 @@ type UpdateObjectLocationRequest struct {
 
 func (x *UpdateObjectLocationRequest) Reset() {
 	*x = UpdateObjectLocationRequest{}
-	mi := &file_raygo_proto_msgTypes[109]
+	mi := &file_raygo_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7365,7 +7692,7 @@ func (x *UpdateObjectLocationRequest) String() string {
 func (*UpdateObjectLocationRequest) ProtoMessage() {}
 
 func (x *UpdateObjectLocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[109]
+	mi := &file_raygo_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7378,7 +7705,7 @@ func (x *UpdateObjectLocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateObjectLocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateObjectLocationRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{109}
+	return file_raygo_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *UpdateObjectLocationRequest) GetObjectId() []byte {
@@ -7423,7 +7750,7 @@ type UpdateObjectLocationReply struct {
 
 func (x *UpdateObjectLocationReply) Reset() {
 	*x = UpdateObjectLocationReply{}
-	mi := &file_raygo_proto_msgTypes[110]
+	mi := &file_raygo_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7435,7 +7762,7 @@ func (x *UpdateObjectLocationReply) String() string {
 func (*UpdateObjectLocationReply) ProtoMessage() {}
 
 func (x *UpdateObjectLocationReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[110]
+	mi := &file_raygo_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7448,7 +7775,7 @@ func (x *UpdateObjectLocationReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateObjectLocationReply.ProtoReflect.Descriptor instead.
 func (*UpdateObjectLocationReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{110}
+	return file_raygo_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *UpdateObjectLocationReply) GetUnknown() bool {
@@ -7481,7 +7808,7 @@ type FramedHello struct {
 
 func (x *FramedHello) Reset() {
 	*x = FramedHello{}
-	mi := &file_raygo_proto_msgTypes[111]
+	mi := &file_raygo_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7493,7 +7820,7 @@ func (x *FramedHello) String() string {
 func (*FramedHello) ProtoMessage() {}
 
 func (x *FramedHello) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[111]
+	mi := &file_raygo_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7506,7 +7833,7 @@ func (x *FramedHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHello.ProtoReflect.Descriptor instead.
 func (*FramedHello) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{111}
+	return file_raygo_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *FramedHello) GetToken() string {
@@ -7553,7 +7880,7 @@ type FramedHelloReply struct {
 
 func (x *FramedHelloReply) Reset() {
 	*x = FramedHelloReply{}
-	mi := &file_raygo_proto_msgTypes[112]
+	mi := &file_raygo_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7565,7 +7892,7 @@ func (x *FramedHelloReply) String() string {
 func (*FramedHelloReply) ProtoMessage() {}
 
 func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[112]
+	mi := &file_raygo_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7578,7 +7905,7 @@ func (x *FramedHelloReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FramedHelloReply.ProtoReflect.Descriptor instead.
 func (*FramedHelloReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{112}
+	return file_raygo_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *FramedHelloReply) GetError() *ErrorInfo {
@@ -7605,7 +7932,7 @@ type StoreRequest struct {
 
 func (x *StoreRequest) Reset() {
 	*x = StoreRequest{}
-	mi := &file_raygo_proto_msgTypes[113]
+	mi := &file_raygo_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7617,7 +7944,7 @@ func (x *StoreRequest) String() string {
 func (*StoreRequest) ProtoMessage() {}
 
 func (x *StoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[113]
+	mi := &file_raygo_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7630,7 +7957,7 @@ func (x *StoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRequest.ProtoReflect.Descriptor instead.
 func (*StoreRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{113}
+	return file_raygo_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *StoreRequest) GetSeq() uint64 {
@@ -7741,7 +8068,7 @@ type StoreCreate struct {
 
 func (x *StoreCreate) Reset() {
 	*x = StoreCreate{}
-	mi := &file_raygo_proto_msgTypes[114]
+	mi := &file_raygo_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7753,7 +8080,7 @@ func (x *StoreCreate) String() string {
 func (*StoreCreate) ProtoMessage() {}
 
 func (x *StoreCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[114]
+	mi := &file_raygo_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7766,7 +8093,7 @@ func (x *StoreCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreCreate.ProtoReflect.Descriptor instead.
 func (*StoreCreate) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{114}
+	return file_raygo_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *StoreCreate) GetObjectId() []byte {
@@ -7820,7 +8147,7 @@ type StoreObjectIDs struct {
 
 func (x *StoreObjectIDs) Reset() {
 	*x = StoreObjectIDs{}
-	mi := &file_raygo_proto_msgTypes[115]
+	mi := &file_raygo_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7832,7 +8159,7 @@ func (x *StoreObjectIDs) String() string {
 func (*StoreObjectIDs) ProtoMessage() {}
 
 func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[115]
+	mi := &file_raygo_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7845,7 +8172,7 @@ func (x *StoreObjectIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectIDs.ProtoReflect.Descriptor instead.
 func (*StoreObjectIDs) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{115}
+	return file_raygo_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *StoreObjectIDs) GetObjectIds() [][]byte {
@@ -7871,7 +8198,7 @@ type StoreLocation struct {
 
 func (x *StoreLocation) Reset() {
 	*x = StoreLocation{}
-	mi := &file_raygo_proto_msgTypes[116]
+	mi := &file_raygo_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7883,7 +8210,7 @@ func (x *StoreLocation) String() string {
 func (*StoreLocation) ProtoMessage() {}
 
 func (x *StoreLocation) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[116]
+	mi := &file_raygo_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7896,7 +8223,7 @@ func (x *StoreLocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreLocation.ProtoReflect.Descriptor instead.
 func (*StoreLocation) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{116}
+	return file_raygo_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *StoreLocation) GetFound() bool {
@@ -7946,7 +8273,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_raygo_proto_msgTypes[117]
+	mi := &file_raygo_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7958,7 +8285,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[117]
+	mi := &file_raygo_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7971,7 +8298,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{117}
+	return file_raygo_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *StoreReply) GetSeq() uint64 {
@@ -8031,7 +8358,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_raygo_proto_msgTypes[118]
+	mi := &file_raygo_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8043,7 +8370,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[118]
+	mi := &file_raygo_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8056,7 +8383,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{118}
+	return file_raygo_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *StoreStats) GetCapacity() int64 {
@@ -8214,7 +8541,7 @@ type StoreObjectInfo struct {
 
 func (x *StoreObjectInfo) Reset() {
 	*x = StoreObjectInfo{}
-	mi := &file_raygo_proto_msgTypes[119]
+	mi := &file_raygo_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8226,7 +8553,7 @@ func (x *StoreObjectInfo) String() string {
 func (*StoreObjectInfo) ProtoMessage() {}
 
 func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[119]
+	mi := &file_raygo_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8239,7 +8566,7 @@ func (x *StoreObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreObjectInfo.ProtoReflect.Descriptor instead.
 func (*StoreObjectInfo) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{119}
+	return file_raygo_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *StoreObjectInfo) GetObjectId() []byte {
@@ -8312,7 +8639,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_raygo_proto_msgTypes[120]
+	mi := &file_raygo_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8324,7 +8651,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[120]
+	mi := &file_raygo_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8337,7 +8664,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{120}
+	return file_raygo_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *TaskBatch) GetTasks() []*TaskSpec {
@@ -8371,7 +8698,7 @@ type ReplyBatch struct {
 
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
-	mi := &file_raygo_proto_msgTypes[121]
+	mi := &file_raygo_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8383,7 +8710,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[121]
+	mi := &file_raygo_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8396,7 +8723,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{121}
+	return file_raygo_proto_rawDescGZIP(), []int{126}
 }
 
 func (x *ReplyBatch) GetReplies() []*TaskReply {
@@ -8426,7 +8753,7 @@ type WatchObjectsRequest struct {
 
 func (x *WatchObjectsRequest) Reset() {
 	*x = WatchObjectsRequest{}
-	mi := &file_raygo_proto_msgTypes[122]
+	mi := &file_raygo_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8438,7 +8765,7 @@ func (x *WatchObjectsRequest) String() string {
 func (*WatchObjectsRequest) ProtoMessage() {}
 
 func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[122]
+	mi := &file_raygo_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8451,7 +8778,7 @@ func (x *WatchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*WatchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{122}
+	return file_raygo_proto_rawDescGZIP(), []int{127}
 }
 
 func (x *WatchObjectsRequest) GetObjectIds() [][]byte {
@@ -8471,7 +8798,7 @@ type ObjectValue struct {
 
 func (x *ObjectValue) Reset() {
 	*x = ObjectValue{}
-	mi := &file_raygo_proto_msgTypes[123]
+	mi := &file_raygo_proto_msgTypes[128]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8483,7 +8810,7 @@ func (x *ObjectValue) String() string {
 func (*ObjectValue) ProtoMessage() {}
 
 func (x *ObjectValue) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[123]
+	mi := &file_raygo_proto_msgTypes[128]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8496,7 +8823,7 @@ func (x *ObjectValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectValue.ProtoReflect.Descriptor instead.
 func (*ObjectValue) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{123}
+	return file_raygo_proto_rawDescGZIP(), []int{128}
 }
 
 func (x *ObjectValue) GetObjectId() []byte {
@@ -8522,7 +8849,7 @@ type WatchObjectsReply struct {
 
 func (x *WatchObjectsReply) Reset() {
 	*x = WatchObjectsReply{}
-	mi := &file_raygo_proto_msgTypes[124]
+	mi := &file_raygo_proto_msgTypes[129]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8534,7 +8861,7 @@ func (x *WatchObjectsReply) String() string {
 func (*WatchObjectsReply) ProtoMessage() {}
 
 func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[124]
+	mi := &file_raygo_proto_msgTypes[129]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8547,7 +8874,7 @@ func (x *WatchObjectsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchObjectsReply.ProtoReflect.Descriptor instead.
 func (*WatchObjectsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{124}
+	return file_raygo_proto_rawDescGZIP(), []int{129}
 }
 
 func (x *WatchObjectsReply) GetValues() []*ObjectValue {
@@ -8569,7 +8896,7 @@ type BorrowRequest struct {
 
 func (x *BorrowRequest) Reset() {
 	*x = BorrowRequest{}
-	mi := &file_raygo_proto_msgTypes[125]
+	mi := &file_raygo_proto_msgTypes[130]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8581,7 +8908,7 @@ func (x *BorrowRequest) String() string {
 func (*BorrowRequest) ProtoMessage() {}
 
 func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[125]
+	mi := &file_raygo_proto_msgTypes[130]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8594,7 +8921,7 @@ func (x *BorrowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowRequest.ProtoReflect.Descriptor instead.
 func (*BorrowRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{125}
+	return file_raygo_proto_rawDescGZIP(), []int{130}
 }
 
 func (x *BorrowRequest) GetObjectIds() [][]byte {
@@ -8633,7 +8960,7 @@ type BorrowReply struct {
 
 func (x *BorrowReply) Reset() {
 	*x = BorrowReply{}
-	mi := &file_raygo_proto_msgTypes[126]
+	mi := &file_raygo_proto_msgTypes[131]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8645,7 +8972,7 @@ func (x *BorrowReply) String() string {
 func (*BorrowReply) ProtoMessage() {}
 
 func (x *BorrowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[126]
+	mi := &file_raygo_proto_msgTypes[131]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8658,7 +8985,7 @@ func (x *BorrowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BorrowReply.ProtoReflect.Descriptor instead.
 func (*BorrowReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{126}
+	return file_raygo_proto_rawDescGZIP(), []int{131}
 }
 
 // CancelTaskRequest cancels a task on the worker running it: its
@@ -8678,7 +9005,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[127]
+	mi := &file_raygo_proto_msgTypes[132]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8690,7 +9017,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[127]
+	mi := &file_raygo_proto_msgTypes[132]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8703,7 +9030,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{127}
+	return file_raygo_proto_rawDescGZIP(), []int{132}
 }
 
 func (x *CancelTaskRequest) GetTaskId() []byte {
@@ -8743,7 +9070,7 @@ type CancelTaskReply struct {
 
 func (x *CancelTaskReply) Reset() {
 	*x = CancelTaskReply{}
-	mi := &file_raygo_proto_msgTypes[128]
+	mi := &file_raygo_proto_msgTypes[133]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8755,7 +9082,7 @@ func (x *CancelTaskReply) String() string {
 func (*CancelTaskReply) ProtoMessage() {}
 
 func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[128]
+	mi := &file_raygo_proto_msgTypes[133]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8768,7 +9095,7 @@ func (x *CancelTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskReply.ProtoReflect.Descriptor instead.
 func (*CancelTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{128}
+	return file_raygo_proto_rawDescGZIP(), []int{133}
 }
 
 func (x *CancelTaskReply) GetFound() bool {
@@ -8787,7 +9114,7 @@ type CreateActorTaskRequest struct {
 
 func (x *CreateActorTaskRequest) Reset() {
 	*x = CreateActorTaskRequest{}
-	mi := &file_raygo_proto_msgTypes[129]
+	mi := &file_raygo_proto_msgTypes[134]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8799,7 +9126,7 @@ func (x *CreateActorTaskRequest) String() string {
 func (*CreateActorTaskRequest) ProtoMessage() {}
 
 func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[129]
+	mi := &file_raygo_proto_msgTypes[134]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8812,7 +9139,7 @@ func (x *CreateActorTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskRequest.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{129}
+	return file_raygo_proto_rawDescGZIP(), []int{134}
 }
 
 func (x *CreateActorTaskRequest) GetSpec() *TaskSpec {
@@ -8831,7 +9158,7 @@ type CreateActorTaskReply struct {
 
 func (x *CreateActorTaskReply) Reset() {
 	*x = CreateActorTaskReply{}
-	mi := &file_raygo_proto_msgTypes[130]
+	mi := &file_raygo_proto_msgTypes[135]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8843,7 +9170,7 @@ func (x *CreateActorTaskReply) String() string {
 func (*CreateActorTaskReply) ProtoMessage() {}
 
 func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[130]
+	mi := &file_raygo_proto_msgTypes[135]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8856,7 +9183,7 @@ func (x *CreateActorTaskReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateActorTaskReply.ProtoReflect.Descriptor instead.
 func (*CreateActorTaskReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{130}
+	return file_raygo_proto_rawDescGZIP(), []int{135}
 }
 
 func (x *CreateActorTaskReply) GetError() *ErrorInfo {
@@ -8879,7 +9206,7 @@ type ExitRequest struct {
 
 func (x *ExitRequest) Reset() {
 	*x = ExitRequest{}
-	mi := &file_raygo_proto_msgTypes[131]
+	mi := &file_raygo_proto_msgTypes[136]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8891,7 +9218,7 @@ func (x *ExitRequest) String() string {
 func (*ExitRequest) ProtoMessage() {}
 
 func (x *ExitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[131]
+	mi := &file_raygo_proto_msgTypes[136]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8904,7 +9231,7 @@ func (x *ExitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitRequest.ProtoReflect.Descriptor instead.
 func (*ExitRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{131}
+	return file_raygo_proto_rawDescGZIP(), []int{136}
 }
 
 func (x *ExitRequest) GetForce() bool {
@@ -8936,7 +9263,7 @@ type ExitReply struct {
 
 func (x *ExitReply) Reset() {
 	*x = ExitReply{}
-	mi := &file_raygo_proto_msgTypes[132]
+	mi := &file_raygo_proto_msgTypes[137]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8948,7 +9275,7 @@ func (x *ExitReply) String() string {
 func (*ExitReply) ProtoMessage() {}
 
 func (x *ExitReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[132]
+	mi := &file_raygo_proto_msgTypes[137]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8961,7 +9288,7 @@ func (x *ExitReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitReply.ProtoReflect.Descriptor instead.
 func (*ExitReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{132}
+	return file_raygo_proto_rawDescGZIP(), []int{137}
 }
 
 type RebuildObjectRequest struct {
@@ -8973,7 +9300,7 @@ type RebuildObjectRequest struct {
 
 func (x *RebuildObjectRequest) Reset() {
 	*x = RebuildObjectRequest{}
-	mi := &file_raygo_proto_msgTypes[133]
+	mi := &file_raygo_proto_msgTypes[138]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8985,7 +9312,7 @@ func (x *RebuildObjectRequest) String() string {
 func (*RebuildObjectRequest) ProtoMessage() {}
 
 func (x *RebuildObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[133]
+	mi := &file_raygo_proto_msgTypes[138]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8998,7 +9325,7 @@ func (x *RebuildObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildObjectRequest.ProtoReflect.Descriptor instead.
 func (*RebuildObjectRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{133}
+	return file_raygo_proto_rawDescGZIP(), []int{138}
 }
 
 func (x *RebuildObjectRequest) GetObjectId() []byte {
@@ -9017,7 +9344,7 @@ type RebuildObjectReply struct {
 
 func (x *RebuildObjectReply) Reset() {
 	*x = RebuildObjectReply{}
-	mi := &file_raygo_proto_msgTypes[134]
+	mi := &file_raygo_proto_msgTypes[139]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9029,7 +9356,7 @@ func (x *RebuildObjectReply) String() string {
 func (*RebuildObjectReply) ProtoMessage() {}
 
 func (x *RebuildObjectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[134]
+	mi := &file_raygo_proto_msgTypes[139]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9042,7 +9369,7 @@ func (x *RebuildObjectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildObjectReply.ProtoReflect.Descriptor instead.
 func (*RebuildObjectReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{134}
+	return file_raygo_proto_rawDescGZIP(), []int{139}
 }
 
 func (x *RebuildObjectReply) GetValue() *Value {
@@ -9178,7 +9505,17 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x13RegisterNodeRequest\x12&\n" +
-	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"[\n" +
+	"\x04node\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04node\"H\n" +
+	"\n" +
+	"StoredNode\x12&\n" +
+	"\x04info\x18\x01 \x01(\v2\x12.raygo.v1.NodeInfoR\x04info\x12\x12\n" +
+	"\x04died\x18\x02 \x01(\tR\x04died\"\xb1\x01\n" +
+	"\vStoredActor\x12'\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.raygo.v1.ActorInfoR\x04info\x12\x19\n" +
+	"\blease_id\x18\x02 \x01(\fR\aleaseId\x12\x16\n" +
+	"\x06shared\x18\x03 \x01(\bR\x06shared\x12,\n" +
+	"\x12fail_if_infeasible\x18\x04 \x01(\bR\x10failIfInfeasible\x12\x18\n" +
+	"\akilling\x18\x05 \x01(\bR\akilling\"[\n" +
 	"\x11RegisterNodeReply\x12\x1e\n" +
 	"\n" +
 	"persistent\x18\x01 \x01(\bR\n" +
@@ -9398,11 +9735,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"BundleSpec\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
-	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\"z\n" +
+	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\"\xaa\x01\n" +
 	"\x15PrepareBundlesRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12.\n" +
 	"\abundles\x18\x02 \x03(\v2\x14.raygo.v1.BundleSpecR\abundles\x12\x16\n" +
-	"\x06commit\x18\x03 \x01(\bR\x06commit\"\x15\n" +
+	"\x06commit\x18\x03 \x01(\bR\x06commit\x12.\n" +
+	"\x13control_store_epoch\x18\x04 \x01(\x04R\x11controlStoreEpoch\"\x15\n" +
 	"\x13PrepareBundlesReply\"K\n" +
 	"\x14CommitBundlesRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x18\n" +
@@ -9413,7 +9751,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\aindexes\x18\x02 \x03(\x05R\aindexes\x12\x18\n" +
 	"\aremoved\x18\x03 \x01(\bR\aremoved\x12!\n" +
 	"\fmore_removed\x18\x04 \x03(\fR\vmoreRemoved\"\x14\n" +
-	"\x12CancelBundlesReply\"\xd4\x04\n" +
+	"\x12CancelBundlesReply\"\x84\x05\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
@@ -9432,7 +9770,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\n" +
 	"scheduling\x18\r \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +
 	"scheduling\x12\"\n" +
-	"\rowner_node_id\x18\x0e \x01(\fR\vownerNodeId\"\xaf\x03\n" +
+	"\rowner_node_id\x18\x0e \x01(\fR\vownerNodeId\x12.\n" +
+	"\x13control_store_epoch\x18\x0f \x01(\x04R\x11controlStoreEpoch\"\xaf\x03\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +
@@ -9520,7 +9859,18 @@ const file_raygo_proto_rawDesc = "" +
 	"\x17WorkerDeathCauseRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\fR\bworkerId\"B\n" +
 	"\x15WorkerDeathCauseReply\x12)\n" +
-	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\xa2\x01\n" +
+	"\x05cause\x18\x01 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05cause\"\x85\x01\n" +
+	"\x14ReleaseUnusedRequest\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1f\n" +
+	"\vkeep_leases\x18\x02 \x03(\fR\n" +
+	"keepLeases\x126\n" +
+	"\fkeep_bundles\x18\x03 \x03(\v2\x13.raygo.v1.BundleRefR\vkeepBundles\"<\n" +
+	"\tBundleRef\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x05R\x05index\"h\n" +
+	"\x12ReleaseUnusedReply\x12'\n" +
+	"\x0fleases_released\x18\x01 \x01(\x05R\x0eleasesReleased\x12)\n" +
+	"\x10bundles_released\x18\x02 \x01(\x05R\x0fbundlesReleased\"\xa2\x01\n" +
 	"\x11PullObjectRequest\x12\x1b\n" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12#\n" +
@@ -9787,8 +10137,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x11GetPlacementGroup\x12\".raygo.v1.GetPlacementGroupRequest\x1a .raygo.v1.GetPlacementGroupReply\x12_\n" +
 	"\x13ListPlacementGroups\x12$.raygo.v1.ListPlacementGroupsRequest\x1a\".raygo.v1.ListPlacementGroupsReply\x12\\\n" +
 	"\x12WaitPlacementGroup\x12#.raygo.v1.WaitPlacementGroupRequest\x1a!.raygo.v1.WaitPlacementGroupReply\x12K\n" +
-	"\x11PlacementGroupOps\x12\x19.raygo.v1.GroupOpsRequest\x1a\x17.raygo.v1.GroupOpsEvent(\x010\x012\xb3\n" +
-	"\n" +
+	"\x11PlacementGroupOps\x12\x19.raygo.v1.GroupOpsRequest\x1a\x17.raygo.v1.GroupOpsEvent(\x010\x012\x82\v\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -9810,7 +10159,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0fTransferAddress\x12 .raygo.v1.TransferAddressRequest\x1a\x1e.raygo.v1.TransferAddressReply\x12P\n" +
 	"\x0ePrepareBundles\x12\x1f.raygo.v1.PrepareBundlesRequest\x1a\x1d.raygo.v1.PrepareBundlesReply\x12M\n" +
 	"\rCommitBundles\x12\x1e.raygo.v1.CommitBundlesRequest\x1a\x1c.raygo.v1.CommitBundlesReply\x12M\n" +
-	"\rCancelBundles\x12\x1e.raygo.v1.CancelBundlesRequest\x1a\x1c.raygo.v1.CancelBundlesReply2\xa5\x05\n" +
+	"\rCancelBundles\x12\x1e.raygo.v1.CancelBundlesRequest\x1a\x1c.raygo.v1.CancelBundlesReply\x12M\n" +
+	"\rReleaseUnused\x12\x1e.raygo.v1.ReleaseUnusedRequest\x1a\x1c.raygo.v1.ReleaseUnusedReply2\xa5\x05\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -9837,7 +10187,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 138)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 143)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
@@ -9860,136 +10210,141 @@ var file_raygo_proto_goTypes = []any{
 	(*TaskReply)(nil),                   // 18: raygo.v1.TaskReply
 	(*NodeInfo)(nil),                    // 19: raygo.v1.NodeInfo
 	(*RegisterNodeRequest)(nil),         // 20: raygo.v1.RegisterNodeRequest
-	(*RegisterNodeReply)(nil),           // 21: raygo.v1.RegisterNodeReply
-	(*NodeHeartbeatRequest)(nil),        // 22: raygo.v1.NodeHeartbeatRequest
-	(*NodeHeartbeatReply)(nil),          // 23: raygo.v1.NodeHeartbeatReply
-	(*GetNodesRequest)(nil),             // 24: raygo.v1.GetNodesRequest
-	(*GetNodesReply)(nil),               // 25: raygo.v1.GetNodesReply
-	(*UnregisterNodeRequest)(nil),       // 26: raygo.v1.UnregisterNodeRequest
-	(*UnregisterNodeReply)(nil),         // 27: raygo.v1.UnregisterNodeReply
-	(*JobInfo)(nil),                     // 28: raygo.v1.JobInfo
-	(*RegisterJobRequest)(nil),          // 29: raygo.v1.RegisterJobRequest
-	(*RegisterJobReply)(nil),            // 30: raygo.v1.RegisterJobReply
-	(*GetJobRequest)(nil),               // 31: raygo.v1.GetJobRequest
-	(*GetJobReply)(nil),                 // 32: raygo.v1.GetJobReply
-	(*FinishJobRequest)(nil),            // 33: raygo.v1.FinishJobRequest
-	(*FinishJobReply)(nil),              // 34: raygo.v1.FinishJobReply
-	(*DriverAliveRequest)(nil),          // 35: raygo.v1.DriverAliveRequest
-	(*DriverAliveReply)(nil),            // 36: raygo.v1.DriverAliveReply
-	(*ListJobsRequest)(nil),             // 37: raygo.v1.ListJobsRequest
-	(*ListJobsReply)(nil),               // 38: raygo.v1.ListJobsReply
-	(*KVPutRequest)(nil),                // 39: raygo.v1.KVPutRequest
-	(*KVPutReply)(nil),                  // 40: raygo.v1.KVPutReply
-	(*KVGetRequest)(nil),                // 41: raygo.v1.KVGetRequest
-	(*KVGetReply)(nil),                  // 42: raygo.v1.KVGetReply
-	(*BinaryChunk)(nil),                 // 43: raygo.v1.BinaryChunk
-	(*PutBinaryReply)(nil),              // 44: raygo.v1.PutBinaryReply
-	(*HasBinaryRequest)(nil),            // 45: raygo.v1.HasBinaryRequest
-	(*HasBinaryReply)(nil),              // 46: raygo.v1.HasBinaryReply
-	(*GetBinaryRequest)(nil),            // 47: raygo.v1.GetBinaryRequest
-	(*ActorInfo)(nil),                   // 48: raygo.v1.ActorInfo
-	(*CreateActorRequest)(nil),          // 49: raygo.v1.CreateActorRequest
-	(*CreateActorReply)(nil),            // 50: raygo.v1.CreateActorReply
-	(*GetActorRequest)(nil),             // 51: raygo.v1.GetActorRequest
-	(*GetActorReply)(nil),               // 52: raygo.v1.GetActorReply
-	(*WaitActorRequest)(nil),            // 53: raygo.v1.WaitActorRequest
-	(*WaitActorReply)(nil),              // 54: raygo.v1.WaitActorReply
-	(*KillActorRequest)(nil),            // 55: raygo.v1.KillActorRequest
-	(*KillActorReply)(nil),              // 56: raygo.v1.KillActorReply
-	(*ListActorsRequest)(nil),           // 57: raygo.v1.ListActorsRequest
-	(*ListActorsReply)(nil),             // 58: raygo.v1.ListActorsReply
-	(*WorkerDiedRequest)(nil),           // 59: raygo.v1.WorkerDiedRequest
-	(*WorkerDiedReply)(nil),             // 60: raygo.v1.WorkerDiedReply
-	(*Bundle)(nil),                      // 61: raygo.v1.Bundle
-	(*PlacementGroupInfo)(nil),          // 62: raygo.v1.PlacementGroupInfo
-	(*CreatePlacementGroupRequest)(nil), // 63: raygo.v1.CreatePlacementGroupRequest
-	(*CreatePlacementGroupReply)(nil),   // 64: raygo.v1.CreatePlacementGroupReply
-	(*RemovePlacementGroupRequest)(nil), // 65: raygo.v1.RemovePlacementGroupRequest
-	(*RemovePlacementGroupReply)(nil),   // 66: raygo.v1.RemovePlacementGroupReply
-	(*GetPlacementGroupRequest)(nil),    // 67: raygo.v1.GetPlacementGroupRequest
-	(*GetPlacementGroupReply)(nil),      // 68: raygo.v1.GetPlacementGroupReply
-	(*ListPlacementGroupsRequest)(nil),  // 69: raygo.v1.ListPlacementGroupsRequest
-	(*ListPlacementGroupsReply)(nil),    // 70: raygo.v1.ListPlacementGroupsReply
-	(*WaitPlacementGroupRequest)(nil),   // 71: raygo.v1.WaitPlacementGroupRequest
-	(*WaitPlacementGroupReply)(nil),     // 72: raygo.v1.WaitPlacementGroupReply
-	(*GroupOp)(nil),                     // 73: raygo.v1.GroupOp
-	(*GroupOpsRequest)(nil),             // 74: raygo.v1.GroupOpsRequest
-	(*GroupOpResult)(nil),               // 75: raygo.v1.GroupOpResult
-	(*GroupStateChange)(nil),            // 76: raygo.v1.GroupStateChange
-	(*GroupOpsEvent)(nil),               // 77: raygo.v1.GroupOpsEvent
-	(*BundleSpec)(nil),                  // 78: raygo.v1.BundleSpec
-	(*PrepareBundlesRequest)(nil),       // 79: raygo.v1.PrepareBundlesRequest
-	(*PrepareBundlesReply)(nil),         // 80: raygo.v1.PrepareBundlesReply
-	(*CommitBundlesRequest)(nil),        // 81: raygo.v1.CommitBundlesRequest
-	(*CommitBundlesReply)(nil),          // 82: raygo.v1.CommitBundlesReply
-	(*CancelBundlesRequest)(nil),        // 83: raygo.v1.CancelBundlesRequest
-	(*CancelBundlesReply)(nil),          // 84: raygo.v1.CancelBundlesReply
-	(*LeaseRequest)(nil),                // 85: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),                  // 86: raygo.v1.LeaseReply
-	(*CancelLeaseRequest)(nil),          // 87: raygo.v1.CancelLeaseRequest
-	(*CancelLeaseReply)(nil),            // 88: raygo.v1.CancelLeaseReply
-	(*ReturnLeaseRequest)(nil),          // 89: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),            // 90: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),       // 91: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),         // 92: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),              // 93: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),                // 94: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),            // 95: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),              // 96: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),            // 97: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),              // 98: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),                 // 99: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),          // 100: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),            // 101: raygo.v1.FreeObjectsReply
-	(*FreeOwnedRequest)(nil),            // 102: raygo.v1.FreeOwnedRequest
-	(*FreeOwnedReply)(nil),              // 103: raygo.v1.FreeOwnedReply
-	(*KillWorkerRequest)(nil),           // 104: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),             // 105: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),            // 106: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),              // 107: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),                 // 108: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil),     // 109: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),       // 110: raygo.v1.WorkerDeathCauseReply
-	(*PullObjectRequest)(nil),           // 111: raygo.v1.PullObjectRequest
-	(*PullObjectReply)(nil),             // 112: raygo.v1.PullObjectReply
-	(*TransferAddressRequest)(nil),      // 113: raygo.v1.TransferAddressRequest
-	(*TransferAddressReply)(nil),        // 114: raygo.v1.TransferAddressReply
-	(*PullStats)(nil),                   // 115: raygo.v1.PullStats
-	(*ObjectLocationsRequest)(nil),      // 116: raygo.v1.ObjectLocationsRequest
-	(*ObjectLocations)(nil),             // 117: raygo.v1.ObjectLocations
-	(*ObjectLocationsReply)(nil),        // 118: raygo.v1.ObjectLocationsReply
-	(*UpdateObjectLocationRequest)(nil), // 119: raygo.v1.UpdateObjectLocationRequest
-	(*UpdateObjectLocationReply)(nil),   // 120: raygo.v1.UpdateObjectLocationReply
-	(*FramedHello)(nil),                 // 121: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),            // 122: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),                // 123: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),                 // 124: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),              // 125: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),               // 126: raygo.v1.StoreLocation
-	(*StoreReply)(nil),                  // 127: raygo.v1.StoreReply
-	(*StoreStats)(nil),                  // 128: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),             // 129: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),                   // 130: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),                  // 131: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),         // 132: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),                 // 133: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),           // 134: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),               // 135: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),                 // 136: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),           // 137: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),             // 138: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),      // 139: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),        // 140: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),                 // 141: raygo.v1.ExitRequest
-	(*ExitReply)(nil),                   // 142: raygo.v1.ExitReply
-	(*RebuildObjectRequest)(nil),        // 143: raygo.v1.RebuildObjectRequest
-	(*RebuildObjectReply)(nil),          // 144: raygo.v1.RebuildObjectReply
-	nil,                                 // 145: raygo.v1.Resources.AmountsEntry
-	nil,                                 // 146: raygo.v1.NodeInfo.LabelsEntry
-	nil,                                 // 147: raygo.v1.LeaseReply.GpuIdsEntry
+	(*StoredNode)(nil),                  // 21: raygo.v1.StoredNode
+	(*StoredActor)(nil),                 // 22: raygo.v1.StoredActor
+	(*RegisterNodeReply)(nil),           // 23: raygo.v1.RegisterNodeReply
+	(*NodeHeartbeatRequest)(nil),        // 24: raygo.v1.NodeHeartbeatRequest
+	(*NodeHeartbeatReply)(nil),          // 25: raygo.v1.NodeHeartbeatReply
+	(*GetNodesRequest)(nil),             // 26: raygo.v1.GetNodesRequest
+	(*GetNodesReply)(nil),               // 27: raygo.v1.GetNodesReply
+	(*UnregisterNodeRequest)(nil),       // 28: raygo.v1.UnregisterNodeRequest
+	(*UnregisterNodeReply)(nil),         // 29: raygo.v1.UnregisterNodeReply
+	(*JobInfo)(nil),                     // 30: raygo.v1.JobInfo
+	(*RegisterJobRequest)(nil),          // 31: raygo.v1.RegisterJobRequest
+	(*RegisterJobReply)(nil),            // 32: raygo.v1.RegisterJobReply
+	(*GetJobRequest)(nil),               // 33: raygo.v1.GetJobRequest
+	(*GetJobReply)(nil),                 // 34: raygo.v1.GetJobReply
+	(*FinishJobRequest)(nil),            // 35: raygo.v1.FinishJobRequest
+	(*FinishJobReply)(nil),              // 36: raygo.v1.FinishJobReply
+	(*DriverAliveRequest)(nil),          // 37: raygo.v1.DriverAliveRequest
+	(*DriverAliveReply)(nil),            // 38: raygo.v1.DriverAliveReply
+	(*ListJobsRequest)(nil),             // 39: raygo.v1.ListJobsRequest
+	(*ListJobsReply)(nil),               // 40: raygo.v1.ListJobsReply
+	(*KVPutRequest)(nil),                // 41: raygo.v1.KVPutRequest
+	(*KVPutReply)(nil),                  // 42: raygo.v1.KVPutReply
+	(*KVGetRequest)(nil),                // 43: raygo.v1.KVGetRequest
+	(*KVGetReply)(nil),                  // 44: raygo.v1.KVGetReply
+	(*BinaryChunk)(nil),                 // 45: raygo.v1.BinaryChunk
+	(*PutBinaryReply)(nil),              // 46: raygo.v1.PutBinaryReply
+	(*HasBinaryRequest)(nil),            // 47: raygo.v1.HasBinaryRequest
+	(*HasBinaryReply)(nil),              // 48: raygo.v1.HasBinaryReply
+	(*GetBinaryRequest)(nil),            // 49: raygo.v1.GetBinaryRequest
+	(*ActorInfo)(nil),                   // 50: raygo.v1.ActorInfo
+	(*CreateActorRequest)(nil),          // 51: raygo.v1.CreateActorRequest
+	(*CreateActorReply)(nil),            // 52: raygo.v1.CreateActorReply
+	(*GetActorRequest)(nil),             // 53: raygo.v1.GetActorRequest
+	(*GetActorReply)(nil),               // 54: raygo.v1.GetActorReply
+	(*WaitActorRequest)(nil),            // 55: raygo.v1.WaitActorRequest
+	(*WaitActorReply)(nil),              // 56: raygo.v1.WaitActorReply
+	(*KillActorRequest)(nil),            // 57: raygo.v1.KillActorRequest
+	(*KillActorReply)(nil),              // 58: raygo.v1.KillActorReply
+	(*ListActorsRequest)(nil),           // 59: raygo.v1.ListActorsRequest
+	(*ListActorsReply)(nil),             // 60: raygo.v1.ListActorsReply
+	(*WorkerDiedRequest)(nil),           // 61: raygo.v1.WorkerDiedRequest
+	(*WorkerDiedReply)(nil),             // 62: raygo.v1.WorkerDiedReply
+	(*Bundle)(nil),                      // 63: raygo.v1.Bundle
+	(*PlacementGroupInfo)(nil),          // 64: raygo.v1.PlacementGroupInfo
+	(*CreatePlacementGroupRequest)(nil), // 65: raygo.v1.CreatePlacementGroupRequest
+	(*CreatePlacementGroupReply)(nil),   // 66: raygo.v1.CreatePlacementGroupReply
+	(*RemovePlacementGroupRequest)(nil), // 67: raygo.v1.RemovePlacementGroupRequest
+	(*RemovePlacementGroupReply)(nil),   // 68: raygo.v1.RemovePlacementGroupReply
+	(*GetPlacementGroupRequest)(nil),    // 69: raygo.v1.GetPlacementGroupRequest
+	(*GetPlacementGroupReply)(nil),      // 70: raygo.v1.GetPlacementGroupReply
+	(*ListPlacementGroupsRequest)(nil),  // 71: raygo.v1.ListPlacementGroupsRequest
+	(*ListPlacementGroupsReply)(nil),    // 72: raygo.v1.ListPlacementGroupsReply
+	(*WaitPlacementGroupRequest)(nil),   // 73: raygo.v1.WaitPlacementGroupRequest
+	(*WaitPlacementGroupReply)(nil),     // 74: raygo.v1.WaitPlacementGroupReply
+	(*GroupOp)(nil),                     // 75: raygo.v1.GroupOp
+	(*GroupOpsRequest)(nil),             // 76: raygo.v1.GroupOpsRequest
+	(*GroupOpResult)(nil),               // 77: raygo.v1.GroupOpResult
+	(*GroupStateChange)(nil),            // 78: raygo.v1.GroupStateChange
+	(*GroupOpsEvent)(nil),               // 79: raygo.v1.GroupOpsEvent
+	(*BundleSpec)(nil),                  // 80: raygo.v1.BundleSpec
+	(*PrepareBundlesRequest)(nil),       // 81: raygo.v1.PrepareBundlesRequest
+	(*PrepareBundlesReply)(nil),         // 82: raygo.v1.PrepareBundlesReply
+	(*CommitBundlesRequest)(nil),        // 83: raygo.v1.CommitBundlesRequest
+	(*CommitBundlesReply)(nil),          // 84: raygo.v1.CommitBundlesReply
+	(*CancelBundlesRequest)(nil),        // 85: raygo.v1.CancelBundlesRequest
+	(*CancelBundlesReply)(nil),          // 86: raygo.v1.CancelBundlesReply
+	(*LeaseRequest)(nil),                // 87: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),                  // 88: raygo.v1.LeaseReply
+	(*CancelLeaseRequest)(nil),          // 89: raygo.v1.CancelLeaseRequest
+	(*CancelLeaseReply)(nil),            // 90: raygo.v1.CancelLeaseReply
+	(*ReturnLeaseRequest)(nil),          // 91: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),            // 92: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),       // 93: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),         // 94: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),              // 95: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),                // 96: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),            // 97: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),              // 98: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),            // 99: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),              // 100: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),                 // 101: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),          // 102: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),            // 103: raygo.v1.FreeObjectsReply
+	(*FreeOwnedRequest)(nil),            // 104: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),              // 105: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),           // 106: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),             // 107: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),            // 108: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),              // 109: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),                 // 110: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil),     // 111: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),       // 112: raygo.v1.WorkerDeathCauseReply
+	(*ReleaseUnusedRequest)(nil),        // 113: raygo.v1.ReleaseUnusedRequest
+	(*BundleRef)(nil),                   // 114: raygo.v1.BundleRef
+	(*ReleaseUnusedReply)(nil),          // 115: raygo.v1.ReleaseUnusedReply
+	(*PullObjectRequest)(nil),           // 116: raygo.v1.PullObjectRequest
+	(*PullObjectReply)(nil),             // 117: raygo.v1.PullObjectReply
+	(*TransferAddressRequest)(nil),      // 118: raygo.v1.TransferAddressRequest
+	(*TransferAddressReply)(nil),        // 119: raygo.v1.TransferAddressReply
+	(*PullStats)(nil),                   // 120: raygo.v1.PullStats
+	(*ObjectLocationsRequest)(nil),      // 121: raygo.v1.ObjectLocationsRequest
+	(*ObjectLocations)(nil),             // 122: raygo.v1.ObjectLocations
+	(*ObjectLocationsReply)(nil),        // 123: raygo.v1.ObjectLocationsReply
+	(*UpdateObjectLocationRequest)(nil), // 124: raygo.v1.UpdateObjectLocationRequest
+	(*UpdateObjectLocationReply)(nil),   // 125: raygo.v1.UpdateObjectLocationReply
+	(*FramedHello)(nil),                 // 126: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),            // 127: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),                // 128: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),                 // 129: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),              // 130: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),               // 131: raygo.v1.StoreLocation
+	(*StoreReply)(nil),                  // 132: raygo.v1.StoreReply
+	(*StoreStats)(nil),                  // 133: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),             // 134: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),                   // 135: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),                  // 136: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),         // 137: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),                 // 138: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),           // 139: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),               // 140: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),                 // 141: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),           // 142: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),             // 143: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),      // 144: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),        // 145: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),                 // 146: raygo.v1.ExitRequest
+	(*ExitReply)(nil),                   // 147: raygo.v1.ExitReply
+	(*RebuildObjectRequest)(nil),        // 148: raygo.v1.RebuildObjectRequest
+	(*RebuildObjectReply)(nil),          // 149: raygo.v1.RebuildObjectReply
+	nil,                                 // 150: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 151: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 152: raygo.v1.LeaseReply.GpuIdsEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	145, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	150, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	11,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -10009,188 +10364,193 @@ var file_raygo_proto_depIdxs = []int32{
 	11,  // 17: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	10,  // 18: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	10,  // 19: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	146, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	151, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	4,   // 21: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	10,  // 22: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	10,  // 23: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
 	19,  // 24: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
-	10,  // 25: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
-	10,  // 26: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
-	10,  // 27: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
-	10,  // 28: raygo.v1.NodeHeartbeatRequest.total:type_name -> raygo.v1.Resources
-	19,  // 29: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
-	5,   // 30: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
-	28,  // 31: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
-	28,  // 32: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
-	28,  // 33: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
-	6,   // 34: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
-	11,  // 35: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
-	17,  // 36: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
-	11,  // 37: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
-	48,  // 38: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
-	48,  // 39: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
-	48,  // 40: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
-	48,  // 41: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
-	1,   // 42: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
-	48,  // 43: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
-	10,  // 44: raygo.v1.Bundle.resources:type_name -> raygo.v1.Resources
-	7,   // 45: raygo.v1.PlacementGroupInfo.strategy:type_name -> raygo.v1.PlacementStrategy
-	61,  // 46: raygo.v1.PlacementGroupInfo.bundles:type_name -> raygo.v1.Bundle
-	8,   // 47: raygo.v1.PlacementGroupInfo.state:type_name -> raygo.v1.PlacementGroupState
-	62,  // 48: raygo.v1.CreatePlacementGroupRequest.group:type_name -> raygo.v1.PlacementGroupInfo
-	62,  // 49: raygo.v1.CreatePlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	62,  // 50: raygo.v1.GetPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	62,  // 51: raygo.v1.ListPlacementGroupsReply.groups:type_name -> raygo.v1.PlacementGroupInfo
-	62,  // 52: raygo.v1.WaitPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	62,  // 53: raygo.v1.GroupOp.create:type_name -> raygo.v1.PlacementGroupInfo
-	73,  // 54: raygo.v1.GroupOpsRequest.ops:type_name -> raygo.v1.GroupOp
-	11,  // 55: raygo.v1.GroupOpResult.error:type_name -> raygo.v1.ErrorInfo
-	8,   // 56: raygo.v1.GroupStateChange.state:type_name -> raygo.v1.PlacementGroupState
-	75,  // 57: raygo.v1.GroupOpsEvent.results:type_name -> raygo.v1.GroupOpResult
-	76,  // 58: raygo.v1.GroupOpsEvent.changes:type_name -> raygo.v1.GroupStateChange
-	10,  // 59: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
-	78,  // 60: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
-	10,  // 61: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	2,   // 62: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
-	10,  // 63: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
-	16,  // 64: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
-	147, // 65: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
-	11,  // 66: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
-	19,  // 67: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	128, // 68: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	108, // 69: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
-	115, // 70: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
-	11,  // 71: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
-	117, // 72: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
-	11,  // 73: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	124, // 74: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	125, // 75: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	125, // 76: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	125, // 77: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	125, // 78: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	11,  // 79: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	126, // 80: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	129, // 81: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	9,   // 82: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
-	17,  // 83: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	17,  // 84: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
-	18,  // 85: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	13,  // 86: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	133, // 87: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
-	17,  // 88: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	11,  // 89: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	13,  // 90: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
-	20,  // 91: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	26,  // 92: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	22,  // 93: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	24,  // 94: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	29,  // 95: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	31,  // 96: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	33,  // 97: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	35,  // 98: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
-	37,  // 99: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	39,  // 100: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	41,  // 101: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	43,  // 102: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	45,  // 103: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	47,  // 104: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	49,  // 105: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	51,  // 106: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	53,  // 107: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	55,  // 108: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	57,  // 109: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	59,  // 110: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	63,  // 111: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
-	65,  // 112: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
-	67,  // 113: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
-	69,  // 114: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
-	71,  // 115: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
-	74,  // 116: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
-	85,  // 117: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	87,  // 118: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	89,  // 119: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	91,  // 120: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	93,  // 121: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	95,  // 122: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	97,  // 123: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	97,  // 124: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	100, // 125: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	102, // 126: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	104, // 127: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	106, // 128: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	109, // 129: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	111, // 130: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
-	113, // 131: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
-	79,  // 132: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
-	81,  // 133: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
-	83,  // 134: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
-	130, // 135: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	132, // 136: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	135, // 137: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	137, // 138: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	139, // 139: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	141, // 140: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	116, // 141: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
-	119, // 142: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
-	143, // 143: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
-	21,  // 144: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	27,  // 145: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	23,  // 146: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	25,  // 147: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	30,  // 148: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	32,  // 149: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	34,  // 150: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	36,  // 151: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	38,  // 152: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	40,  // 153: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	42,  // 154: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	44,  // 155: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	46,  // 156: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	43,  // 157: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	50,  // 158: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	52,  // 159: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	54,  // 160: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	56,  // 161: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	58,  // 162: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	60,  // 163: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	64,  // 164: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
-	66,  // 165: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
-	68,  // 166: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
-	70,  // 167: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
-	72,  // 168: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
-	77,  // 169: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
-	86,  // 170: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	88,  // 171: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	90,  // 172: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	92,  // 173: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	94,  // 174: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	96,  // 175: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	98,  // 176: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	99,  // 177: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	101, // 178: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	103, // 179: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	105, // 180: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	107, // 181: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	110, // 182: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	112, // 183: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
-	114, // 184: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
-	80,  // 185: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
-	82,  // 186: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
-	84,  // 187: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
-	131, // 188: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	134, // 189: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	136, // 190: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	138, // 191: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	140, // 192: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	142, // 193: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	118, // 194: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
-	120, // 195: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
-	144, // 196: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
-	144, // [144:197] is the sub-list for method output_type
-	91,  // [91:144] is the sub-list for method input_type
-	91,  // [91:91] is the sub-list for extension type_name
-	91,  // [91:91] is the sub-list for extension extendee
-	0,   // [0:91] is the sub-list for field type_name
+	19,  // 25: raygo.v1.StoredNode.info:type_name -> raygo.v1.NodeInfo
+	50,  // 26: raygo.v1.StoredActor.info:type_name -> raygo.v1.ActorInfo
+	10,  // 27: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
+	10,  // 28: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
+	10,  // 29: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
+	10,  // 30: raygo.v1.NodeHeartbeatRequest.total:type_name -> raygo.v1.Resources
+	19,  // 31: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
+	5,   // 32: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
+	30,  // 33: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
+	30,  // 34: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
+	30,  // 35: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
+	6,   // 36: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
+	11,  // 37: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
+	17,  // 38: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
+	11,  // 39: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
+	50,  // 40: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
+	50,  // 41: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
+	50,  // 42: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
+	50,  // 43: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
+	1,   // 44: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
+	50,  // 45: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
+	10,  // 46: raygo.v1.Bundle.resources:type_name -> raygo.v1.Resources
+	7,   // 47: raygo.v1.PlacementGroupInfo.strategy:type_name -> raygo.v1.PlacementStrategy
+	63,  // 48: raygo.v1.PlacementGroupInfo.bundles:type_name -> raygo.v1.Bundle
+	8,   // 49: raygo.v1.PlacementGroupInfo.state:type_name -> raygo.v1.PlacementGroupState
+	64,  // 50: raygo.v1.CreatePlacementGroupRequest.group:type_name -> raygo.v1.PlacementGroupInfo
+	64,  // 51: raygo.v1.CreatePlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	64,  // 52: raygo.v1.GetPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	64,  // 53: raygo.v1.ListPlacementGroupsReply.groups:type_name -> raygo.v1.PlacementGroupInfo
+	64,  // 54: raygo.v1.WaitPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	64,  // 55: raygo.v1.GroupOp.create:type_name -> raygo.v1.PlacementGroupInfo
+	75,  // 56: raygo.v1.GroupOpsRequest.ops:type_name -> raygo.v1.GroupOp
+	11,  // 57: raygo.v1.GroupOpResult.error:type_name -> raygo.v1.ErrorInfo
+	8,   // 58: raygo.v1.GroupStateChange.state:type_name -> raygo.v1.PlacementGroupState
+	77,  // 59: raygo.v1.GroupOpsEvent.results:type_name -> raygo.v1.GroupOpResult
+	78,  // 60: raygo.v1.GroupOpsEvent.changes:type_name -> raygo.v1.GroupStateChange
+	10,  // 61: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
+	80,  // 62: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
+	10,  // 63: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
+	2,   // 64: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
+	10,  // 65: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
+	16,  // 66: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
+	152, // 67: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	11,  // 68: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
+	19,  // 69: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
+	133, // 70: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	110, // 71: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	120, // 72: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
+	11,  // 73: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	114, // 74: raygo.v1.ReleaseUnusedRequest.keep_bundles:type_name -> raygo.v1.BundleRef
+	122, // 75: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
+	11,  // 76: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
+	129, // 77: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	130, // 78: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	130, // 79: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	130, // 80: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	130, // 81: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	11,  // 82: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	131, // 83: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	134, // 84: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	9,   // 85: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
+	17,  // 86: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	17,  // 87: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	18,  // 88: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	13,  // 89: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
+	138, // 90: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	17,  // 91: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	11,  // 92: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	13,  // 93: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
+	20,  // 94: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	28,  // 95: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	24,  // 96: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	26,  // 97: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	31,  // 98: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	33,  // 99: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	35,  // 100: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	37,  // 101: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	39,  // 102: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	41,  // 103: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	43,  // 104: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	45,  // 105: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	47,  // 106: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	49,  // 107: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	51,  // 108: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	53,  // 109: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	55,  // 110: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	57,  // 111: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	59,  // 112: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	61,  // 113: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	65,  // 114: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
+	67,  // 115: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
+	69,  // 116: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
+	71,  // 117: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
+	73,  // 118: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
+	76,  // 119: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
+	87,  // 120: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	89,  // 121: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	91,  // 122: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	93,  // 123: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	95,  // 124: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	97,  // 125: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	99,  // 126: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	99,  // 127: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	102, // 128: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	104, // 129: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	106, // 130: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	108, // 131: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	111, // 132: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	116, // 133: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
+	118, // 134: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
+	81,  // 135: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
+	83,  // 136: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
+	85,  // 137: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
+	113, // 138: raygo.v1.NodeDaemon.ReleaseUnused:input_type -> raygo.v1.ReleaseUnusedRequest
+	135, // 139: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	137, // 140: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	140, // 141: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	142, // 142: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	144, // 143: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	146, // 144: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	121, // 145: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	124, // 146: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	148, // 147: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
+	23,  // 148: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	29,  // 149: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	25,  // 150: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	27,  // 151: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	32,  // 152: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	34,  // 153: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	36,  // 154: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	38,  // 155: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	40,  // 156: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	42,  // 157: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	44,  // 158: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	46,  // 159: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	48,  // 160: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	45,  // 161: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	52,  // 162: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	54,  // 163: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	56,  // 164: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	58,  // 165: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	60,  // 166: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	62,  // 167: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	66,  // 168: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	68,  // 169: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	70,  // 170: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	72,  // 171: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	74,  // 172: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	79,  // 173: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
+	88,  // 174: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	90,  // 175: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	92,  // 176: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	94,  // 177: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	96,  // 178: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	98,  // 179: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	100, // 180: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	101, // 181: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	103, // 182: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	105, // 183: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	107, // 184: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	109, // 185: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	112, // 186: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	117, // 187: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	119, // 188: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	82,  // 189: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	84,  // 190: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	86,  // 191: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	115, // 192: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
+	136, // 193: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	139, // 194: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	141, // 195: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	143, // 196: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	145, // 197: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	147, // 198: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	123, // 199: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	125, // 200: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	149, // 201: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
+	148, // [148:202] is the sub-list for method output_type
+	94,  // [94:148] is the sub-list for method input_type
+	94,  // [94:94] is the sub-list for extension type_name
+	94,  // [94:94] is the sub-list for extension extendee
+	0,   // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -10202,7 +10562,7 @@ func file_raygo_proto_init() {
 		(*Arg_Value)(nil),
 		(*Arg_Ref)(nil),
 	}
-	file_raygo_proto_msgTypes[113].OneofWrappers = []any{
+	file_raygo_proto_msgTypes[118].OneofWrappers = []any{
 		(*StoreRequest_Create)(nil),
 		(*StoreRequest_Seal)(nil),
 		(*StoreRequest_Abort)(nil),
@@ -10215,7 +10575,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      10,
-			NumMessages:   138,
+			NumMessages:   143,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1111,6 +1111,7 @@ const (
 	NodeDaemon_PrepareBundles_FullMethodName   = "/raygo.v1.NodeDaemon/PrepareBundles"
 	NodeDaemon_CommitBundles_FullMethodName    = "/raygo.v1.NodeDaemon/CommitBundles"
 	NodeDaemon_CancelBundles_FullMethodName    = "/raygo.v1.NodeDaemon/CancelBundles"
+	NodeDaemon_ReleaseUnused_FullMethodName    = "/raygo.v1.NodeDaemon/ReleaseUnused"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -1140,6 +1141,9 @@ type NodeDaemonClient interface {
 	PrepareBundles(ctx context.Context, in *PrepareBundlesRequest, opts ...grpc.CallOption) (*PrepareBundlesReply, error)
 	CommitBundles(ctx context.Context, in *CommitBundlesRequest, opts ...grpc.CallOption) (*CommitBundlesReply, error)
 	CancelBundles(ctx context.Context, in *CancelBundlesRequest, opts ...grpc.CallOption) (*CancelBundlesReply, error)
+	// ReleaseUnused is sent by a control store that restarted from storage
+	// to each node it recovered, once that node is heard from again.
+	ReleaseUnused(ctx context.Context, in *ReleaseUnusedRequest, opts ...grpc.CallOption) (*ReleaseUnusedReply, error)
 }
 
 type nodeDaemonClient struct {
@@ -1339,6 +1343,16 @@ func (c *nodeDaemonClient) CancelBundles(ctx context.Context, in *CancelBundlesR
 	return out, nil
 }
 
+func (c *nodeDaemonClient) ReleaseUnused(ctx context.Context, in *ReleaseUnusedRequest, opts ...grpc.CallOption) (*ReleaseUnusedReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseUnusedReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_ReleaseUnused_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
 // for forward compatibility.
@@ -1366,6 +1380,9 @@ type NodeDaemonServer interface {
 	PrepareBundles(context.Context, *PrepareBundlesRequest) (*PrepareBundlesReply, error)
 	CommitBundles(context.Context, *CommitBundlesRequest) (*CommitBundlesReply, error)
 	CancelBundles(context.Context, *CancelBundlesRequest) (*CancelBundlesReply, error)
+	// ReleaseUnused is sent by a control store that restarted from storage
+	// to each node it recovered, once that node is heard from again.
+	ReleaseUnused(context.Context, *ReleaseUnusedRequest) (*ReleaseUnusedReply, error)
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -1429,6 +1446,9 @@ func (UnimplementedNodeDaemonServer) CommitBundles(context.Context, *CommitBundl
 }
 func (UnimplementedNodeDaemonServer) CancelBundles(context.Context, *CancelBundlesRequest) (*CancelBundlesReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelBundles not implemented")
+}
+func (UnimplementedNodeDaemonServer) ReleaseUnused(context.Context, *ReleaseUnusedRequest) (*ReleaseUnusedReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseUnused not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -1768,6 +1788,24 @@ func _NodeDaemon_CancelBundles_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_ReleaseUnused_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseUnusedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).ReleaseUnused(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_ReleaseUnused_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).ReleaseUnused(ctx, req.(*ReleaseUnusedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1842,6 +1880,10 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelBundles",
 			Handler:    _NodeDaemon_CancelBundles_Handler,
+		},
+		{
+			MethodName: "ReleaseUnused",
+			Handler:    _NodeDaemon_ReleaseUnused_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

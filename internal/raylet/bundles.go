@@ -32,8 +32,11 @@ type bundleRef struct {
 // bundleTable is the node's bundle state, guarded by Raylet.mu.
 type bundleTable struct {
 	prepared map[bundleRef]resources.Allocation
-	removed  map[ids.ID]bool
-	order    []ids.ID // removed, oldest first
+	// epoch: the control store incarnation that prepared each bundle
+	// held here, prepared or committed (see ReleaseUnused).
+	epoch   map[bundleRef]uint64
+	removed map[ids.ID]bool
+	order   []ids.ID // removed, oldest first
 }
 
 func (t *bundleTable) remember(group ids.ID) {
@@ -85,12 +88,17 @@ func (r *Raylet) PrepareBundles(_ context.Context, req *pb.PrepareBundlesRequest
 			for _, d := range done {
 				_ = r.res.Release(r.bundles.prepared[d])
 				delete(r.bundles.prepared, d)
+				delete(r.bundles.epoch, d)
 			}
 			ask := resources.Set(b.GetResources().GetAmounts())
 			return nil, errs.Systemf("raylet: node %s has no room for bundle %d %v of placement group %s now (available of those: %v)",
 				r.nodeID.Short(), b.GetIndex(), ask, group.Short(), availableOf(r.res.Available(), ask))
 		}
 		r.bundles.prepared[ref] = a
+		if r.bundles.epoch == nil {
+			r.bundles.epoch = map[bundleRef]uint64{}
+		}
+		r.bundles.epoch[ref] = req.GetControlStoreEpoch()
 		done = append(done, ref)
 	}
 	if req.GetCommit() {
@@ -176,6 +184,7 @@ func (r *Raylet) cancelBundlesLocked(group ids.ID, indexes []int32, removed bool
 		if ref.group == group && (all || want[ref.index]) {
 			_ = r.res.Release(a)
 			delete(r.bundles.prepared, ref)
+			delete(r.bundles.epoch, ref)
 		}
 	}
 	for _, i := range r.res.Bundles(name) {
@@ -190,6 +199,7 @@ func (r *Raylet) cancelBundlesLocked(group ids.ID, indexes []int32, removed bool
 			}
 		}
 		_ = r.res.RemoveBundle(name, i)
+		delete(r.bundles.epoch, bundleRef{group, i})
 	}
 	if all {
 		// Leases of the group's wildcard resources are in its bundles too.
@@ -261,4 +271,65 @@ func (r *Raylet) groupRemoved(ctx context.Context, req *pb.LeaseRequest) error {
 		}
 	}
 	return &errs.PlacementGroupRemovedError{GroupID: g.String(), Function: req.GetSchedulingKey()}
+}
+
+// ReleaseUnused gives back what a control store that restarted from
+// storage (incarnation req.epoch) no longer uses here: the actor leases
+// granted to its earlier incarnations and not in keep_leases (their
+// workers stop; an actor in a shared process leaves it), and the bundles
+// its earlier incarnations prepared that are not in keep_bundles (their
+// workers stop too). Those of actors and groups it is placing again were
+// lost with the old incarnation's unwritten changes. Leases and bundles
+// of epoch and later are not touched.
+func (r *Raylet) ReleaseUnused(_ context.Context, req *pb.ReleaseUnusedRequest) (*pb.ReleaseUnusedReply, error) {
+	if req.GetEpoch() == 0 {
+		return nil, errs.Invalidf("raylet: ReleaseUnused needs the control store's epoch")
+	}
+	keepLease := map[ids.ID]bool{}
+	for _, b := range req.GetKeepLeases() {
+		if id, ok := ids.FromBytes(b); ok {
+			keepLease[id] = true
+		}
+	}
+	keepBundle := map[bundleRef]bool{}
+	for _, b := range req.GetKeepBundles() {
+		if g, ok := ids.FromBytes(b.GetGroupId()); ok {
+			keepBundle[bundleRef{g, int(b.GetIndex())}] = true
+		}
+	}
+	r.mu.Lock()
+	var stop []*worker
+	reply := &pb.ReleaseUnusedReply{}
+	for id, l := range r.leases {
+		if !l.actor || !l.owner.IsNil() || l.epoch >= req.GetEpoch() || keepLease[id] {
+			continue
+		}
+		if w := r.returnLeaseLocked(id, false); w != nil {
+			if w.killReason == "" {
+				w.killReason = "its actor was placed again by the restarted control store"
+			}
+			stop = append(stop, w)
+		}
+		reply.LeasesReleased++
+	}
+	byGroup := map[ids.ID][]int32{}
+	for ref, e := range r.bundles.epoch {
+		if e < req.GetEpoch() && !keepBundle[ref] {
+			byGroup[ref.group] = append(byGroup[ref.group], int32(ref.index))
+			reply.BundlesReleased++
+		}
+	}
+	for g, idx := range byGroup {
+		stop = append(stop, r.cancelBundlesLocked(g, idx, false)...)
+	}
+	r.dispatchLocked()
+	r.mu.Unlock()
+	for _, w := range stop {
+		w.kill()
+	}
+	if reply.LeasesReleased > 0 || reply.BundlesReleased > 0 {
+		r.log.Info("gave back what the restarted control store no longer uses", "epoch", req.GetEpoch(),
+			"leases", reply.LeasesReleased, "bundles", reply.BundlesReleased)
+	}
+	return reply, nil
 }

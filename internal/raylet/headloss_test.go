@@ -32,7 +32,11 @@ func TestHeadLost(t *testing.T) {
 		{name: "silent for a minute", err: context.DeadlineExceeded, silent: time.Minute, lost: "no answer for 1m0s"},
 		{name: "an error answer is an answer", err: errs.Invalidf("bad heartbeat"), silent: time.Hour},
 		{name: "a stranger answers", unknown: true, lost: "does not know this node"},
-		{name: "persistent, silent long", persistent: true, err: down, silent: time.Hour},
+		{name: "persistent, unreachable past the head timeout (restarting)", persistent: true, err: down, silent: 30 * time.Second},
+		{name: "persistent, unreachable for the reconnect timeout", persistent: true, err: down, silent: HeadReconnectTimeout,
+			lost: "did not come back within 1m0s"},
+		{name: "persistent, silent for the reconnect timeout", persistent: true, err: context.DeadlineExceeded, silent: time.Hour,
+			lost: "did not come back"},
 		{name: "persistent, a stranger answers", persistent: true, unknown: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -55,6 +55,7 @@ type Raylet struct {
 	workers      map[ids.ID]*worker          // guarded by mu
 	idle         map[poolKey][]*worker       // guarded by mu
 	leases       map[ids.ID]*lease           // guarded by mu
+	unreported   []*pb.WorkerDiedRequest     // guarded by mu; worker deaths the control store did not hear of (reportDeath)
 	queue        []*pendingLease             // guarded by mu; FIFO of lease requests waiting (queue.go)
 	active       map[string]*pendingLease    // guarded by mu; RequestLease calls in progress, by request id
 	leaseOf      map[string]*lease           // guarded by mu; granted leases, by request id
@@ -111,6 +112,9 @@ type lease struct {
 	// memory monitor kills these first, newest first.
 	retriable bool
 	started   time.Time
+	// epoch: the control store incarnation that asked for an actor's
+	// lease (LeaseRequest.control_store_epoch; see ReleaseUnused).
+	epoch uint64
 }
 
 type startupFailures struct {
@@ -347,7 +351,10 @@ func (r *Raylet) register(ctx context.Context) error {
 }
 
 // headLost decides, after a heartbeat, whether the control store is gone
-// with the cluster. Not while it keeps its state in storage. Otherwise
+// with the cluster. One that keeps its state in storage is waited for
+// (restarted on the same address, it takes the cluster over) for
+// HeadReconnectTimeout of no answer; a new control store there that does
+// not know this node has it register again. Otherwise
 // it is when it answered that it does not know this node (a new control
 // store on the same address); when it could not be reached (the
 // connection refused, or no route: nothing listens there, or this node
@@ -364,6 +371,9 @@ func (r *Raylet) register(ctx context.Context) error {
 func headLost(persistent bool, err error, unknown bool, missed int, lastAnswer, now time.Time, timeout time.Duration, head string) error {
 	since := now.Sub(lastAnswer)
 	switch {
+	case persistent && missed >= minMissed && noAnswer(err) && since >= HeadReconnectTimeout:
+		return &errs.HeadLostError{Head: head, Reason: fmt.Sprintf("it keeps its state in storage, but did not come back within %s "+
+			"(last error: %v)", HeadReconnectTimeout, err)}
 	case persistent:
 		return nil
 	case err == nil && unknown:
@@ -380,6 +390,12 @@ func headLost(persistent bool, err error, unknown bool, missed int, lastAnswer, 
 	}
 	return nil
 }
+
+// HeadReconnectTimeout is how long a node waits for a control store
+// that keeps its state in storage to come back (restarted on the same
+// address) before it gives the cluster up (Ray's
+// gcs_rpc_server_reconnect_timeout_s).
+const HeadReconnectTimeout = time.Minute
 
 // silentHeadTimeout is how long a control store that is reached but does
 // not answer (stopped, starved) may stay silent before its nodes give it
@@ -466,6 +482,12 @@ func (r *Raylet) heartbeatLoop() {
 		}
 		if err == nil {
 			r.refreshCluster(ctx)
+			r.mu.Lock()
+			resend := len(r.unreported) > 0
+			r.mu.Unlock()
+			if resend {
+				r.resendDeaths()
+			}
 		}
 		cancel()
 	}
@@ -717,7 +739,7 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 		return nil, err
 	}
 	l := &lease{id: ids.New(), w: w, alloc: alloc, actor: req.GetActor(), shared: shared, owner: ids.MustFromBytes(req.GetOwnerId()),
-		retriable: req.GetRetriable(), started: time.Now(), request: string(req.GetRequestId())}
+		retriable: req.GetRetriable(), started: time.Now(), request: string(req.GetRequestId()), epoch: req.GetControlStoreEpoch()}
 	l.ownerNode, _ = ids.FromBytes(req.GetOwnerNodeId())
 	r.mu.Lock()
 	if w.dead {

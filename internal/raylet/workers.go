@@ -337,10 +337,40 @@ func (r *Raylet) workerExited(w *worker) {
 			reason = fmt.Sprintf("worker process pid %d was killed by a signal", w.pid)
 		}
 	}
+	r.reportDeath(&pb.WorkerDiedRequest{NodeId: r.nodeID.Bytes(), WorkerId: w.id.Bytes(),
+		Address: w.addr, ExitCode: int32(w.exitCode), Reason: reason})
+}
+
+// maxUnreported bounds the worker deaths kept to report to a control
+// store that could not be reached (oldest dropped first).
+const maxUnreported = 10000
+
+// reportDeath tells the control store a worker died. A report the
+// control store did not get (it is restarting) is kept and sent again
+// after the next heartbeat it answers (resendDeaths): its actors must
+// not stay alive in a control store that restarted from storage.
+func (r *Raylet) reportDeath(req *pb.WorkerDiedRequest) {
 	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 	defer cancel()
-	_, _ = r.gcs.WorkerDied(ctx, &pb.WorkerDiedRequest{NodeId: r.nodeID.Bytes(), WorkerId: w.id.Bytes(),
-		Address: w.addr, ExitCode: int32(w.exitCode), Reason: reason})
+	if _, err := r.gcs.WorkerDied(ctx, req); noAnswer(err) && r.ctx.Err() == nil {
+		r.mu.Lock()
+		r.unreported = append(r.unreported, req)
+		if len(r.unreported) > maxUnreported {
+			r.unreported = r.unreported[1:]
+		}
+		r.mu.Unlock()
+	}
+}
+
+// resendDeaths sends the reports reportDeath kept.
+func (r *Raylet) resendDeaths() {
+	r.mu.Lock()
+	list := r.unreported
+	r.unreported = nil
+	r.mu.Unlock()
+	for _, req := range list {
+		r.reportDeath(req)
+	}
 }
 
 // RegisterWorker is called by a worker process once it serves its

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -124,6 +125,10 @@ func (limitCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return protoCodec.Unmarshal(data, v)
 }
 
+// reconnectMax bounds the wait between a client connection's tries to
+// reach a peer it lost.
+const reconnectMax = time.Second
+
 // Dial opens a client connection whose every connection is authenticated
 // with token (the token exchange, auth.go) and which rebuilds typed errors
 // from statuses. It does not block: an unreachable address fails the first
@@ -148,6 +153,11 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 		grpc.WithStreamInterceptor(streams),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// Reconnect within a second of a peer coming back (gRPC's default
+		// backoff grows to two minutes): a head restarted from storage is
+		// reached again at once by its nodes and drivers.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2,
+			MaxDelay: reconnectMax}, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(connWindowBytes),
 	)
 }

@@ -7,59 +7,18 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
-)
 
-// envRequireRedis, set by scripts/test.sh (which installs redis-server),
-// turns a missing redis-server into a failure instead of a skip.
-const envRequireRedis = "RAYGO_TEST_REQUIRE_REDIS"
+	"github.com/raygo/raygo/internal/gcs/storage/storagetest"
+)
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
-}
-
-// startRedis runs a redis-server on a free loopback port for the test
-// (no persistence of its own) and returns its URL.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(envRequireRedis) != "" {
-			t.Fatalf("redis-server is not installed (scripts/test.sh installs it): %v", err)
-		}
-		t.Skip("redis-server is not installed; scripts/test.sh installs it")
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := lis.Addr().(*net.TCPAddr).Port
-	lis.Close()
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return "redis://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not come up: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // backends opens each backend for a test; reopen opens the same storage
@@ -76,7 +35,7 @@ func backends(t *testing.T) []backend {
 	var url string
 	redisOpen := func(t *testing.T) Store {
 		if url == "" {
-			url = startRedis(t)
+			url = storagetest.StartRedis(t)
 		}
 		s, err := OpenRedis(ctx(t), url, "test")
 		if err != nil {
@@ -252,7 +211,7 @@ func TestOpen(t *testing.T) {
 // TestRedisNamespaces: two clusters on one Redis do not see each other's
 // records.
 func TestRedisNamespaces(t *testing.T) {
-	url := startRedis(t)
+	url := storagetest.StartRedis(t)
 	a, err := OpenRedis(ctx(t), url, "a")
 	if err != nil {
 		t.Fatal(err)
