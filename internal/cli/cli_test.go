@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,9 @@ func TestStartRejectsBadFlags(t *testing.T) {
 		{[]string{"--head", "--node-ip-address", "nonsense"}, `--node-ip-address "nonsense": want this machine's IP address`},
 		{[]string{"--head", "--node-ip-address", "0.0.0.0"}, `--node-ip-address "0.0.0.0"`},
 		{[]string{"--head", "--labels", "raygo.io/node-id=x"}, "reserved"},
+		{[]string{"--address", "127.0.0.1:1", "--storage", "/tmp/x.db"}, "--storage is for --head"},
+		{[]string{"--head", "--port", "0", "--storage", "/tmp/x.db"}, "--storage needs a fixed --port"},
+		{[]string{"--head", "--storage", "ftp://host/x"}, "want a file path or redis://HOST:PORT"},
 	} {
 		r := e.raygo(append([]string{"start"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, "raygo: ") || !strings.Contains(r.stderr, tc.want) {
@@ -214,4 +218,45 @@ func closedAddress(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// TestStartWithStorage: a head started with --storage, stopped and
+// started again on the same port and storage, keeps its cluster's token
+// (the new session's token file holds it) and finds its old node dead.
+func TestStartWithStorage(t *testing.T) {
+	t.Parallel()
+	e := newCLIEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	db := filepath.Join(t.TempDir(), "gcs.db")
+	start := func() string {
+		t.Helper()
+		r := e.raygo("start", "--head", "--port", port, "--num-cpus", "1", "--storage", db)
+		if r.code != 0 {
+			t.Fatalf("start --head --storage: %v", r)
+		}
+		tok, err := e.latest().ReadFile(tokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first := start()
+	if r := e.raygo("stop"); r.code != 0 {
+		t.Fatalf("stop: %v", r)
+	}
+	if second := start(); second != first {
+		t.Errorf("restarted head's token %q, want the first one's %q", second, first)
+	}
+	r := e.raygo("status")
+	if r.code != 0 || !strings.Contains(r.stdout, "Nodes: 1 alive") {
+		t.Errorf("status after the restart: want 1 alive node (the old one dead); %v", r)
+	}
+	if r := e.raygo("stop"); r.code != 0 {
+		t.Fatalf("stop: %v", r)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,11 +21,14 @@ import (
 	"github.com/raygo/raygo/ray"
 )
 
-// The chaos run (bench/chaos.sh; RAYGO_CHAOS=1): a head and four nodes,
-// each on a simulated host, and a driver on the head's host running a
-// mixed workload while a killer kills or partitions a random node every
-// few seconds and starts it again. At the end every result is checked and
-// every resource must be free again within 10 s.
+// The chaos run (bench/chaos.sh; RAYGO_CHAOS=1): a head keeping its state
+// in storage and four nodes, each on a simulated host, and a driver on a
+// host of its own (with its node, which is not killed: a driver does not
+// outlive its node) running a mixed workload while a killer kills or
+// partitions a random node every few seconds and starts it again, and
+// kills the head once and starts it again on the same address and
+// storage. At the end every result is checked and every resource must be
+// free again within 10 s.
 const (
 	envChaos         = "RAYGO_CHAOS"
 	envChaosSeconds  = "RAYGO_CHAOS_SECONDS"
@@ -57,6 +61,7 @@ type chaosStats struct {
 	calls, callsFailed            atomic.Int64
 	groupTasks, groupFailed       atomic.Int64
 	detachedCalls, detachedFailed atomic.Int64
+	detachedGap                   atomic.Int64 // the longest time between two answered detached-actor calls, in ms
 	mu                            sync.Mutex
 	firstErrs                     []string
 }
@@ -163,6 +168,7 @@ func runChaosDriver() int {
 			st.wrong.Add(1)
 		}
 	})
+	lastAnswer := time.Now()
 	run(func(int) { // the detached named actor, found by name
 		gctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -174,6 +180,12 @@ func runChaosDriver() int {
 		if err != nil {
 			st.detachedFailed.Add(1)
 			st.fail("detached actor", err)
+		} else {
+			now := time.Now()
+			if gap := now.Sub(lastAnswer).Milliseconds(); gap > st.detachedGap.Load() {
+				st.detachedGap.Store(gap)
+			}
+			lastAnswer = now
 		}
 		time.Sleep(100 * time.Millisecond)
 	})
@@ -181,9 +193,9 @@ func runChaosDriver() int {
 	st.mu.Lock()
 	errsSeen := strings.Join(st.firstErrs, " | ")
 	st.mu.Unlock()
-	fmt.Printf("stats chains=%d chains_failed=%d wrong=%d calls=%d calls_failed=%d group=%d group_failed=%d detached=%d detached_failed=%d errors=%q\n",
+	fmt.Printf("stats chains=%d chains_failed=%d wrong=%d calls=%d calls_failed=%d group=%d group_failed=%d detached=%d detached_failed=%d detached_longest_wait_ms=%d errors=%q\n",
 		st.chains.Load(), st.chainsFailed.Load(), st.wrong.Load(), st.calls.Load(), st.callsFailed.Load(),
-		st.groupTasks.Load(), st.groupFailed.Load(), st.detachedCalls.Load(), st.detachedFailed.Load(), errsSeen)
+		st.groupTasks.Load(), st.groupFailed.Load(), st.detachedCalls.Load(), st.detachedFailed.Load(), st.detachedGap.Load(), errsSeen)
 	_ = ray.Kill(ctx, keeper)
 	_ = ray.RemovePlacementGroup(ctx, pg)
 	start := time.Now()
@@ -219,7 +231,8 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := startNH(t, h0, roleNHHead, tok, store)
+	headEnv := []string{tok, store, envStorage + "=" + filepath.Join(t.TempDir(), "gcs.db"), envHeadPort + "=6390"}
+	head := startNH(t, h0, roleNHHead, headEnv...)
 	gcs := ray.EnvAddress + "=" + head.fields[0]
 	hosts := make([]*testcluster.Host, 4)
 	nodes := make([]*nhProc, 4)
@@ -229,16 +242,35 @@ func TestChaos(t *testing.T) {
 		}
 		nodes[i] = startNH(t, hosts[i], roleNHNode, tok, gcs, store, cpus)
 	}
-	d := startDriverRole(t, h0, roleChaosDriver, tok, gcs, envChaosSeconds+"="+strconv.FormatInt(seconds, 10))
+	hd, err := bed.AddHost("hd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNH(t, hd, roleNHNode, tok, gcs, store, cpus)
+	d := startDriverRole(t, hd, roleChaosDriver, tok, gcs, envChaosSeconds+"="+strconv.FormatInt(seconds, 10))
 	d.Next("ready")
 	d.Send("go")
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	end := time.Now().Add(time.Duration(seconds)*time.Second - 10*time.Second)
+	start := time.Now()
+	end := start.Add(time.Duration(seconds)*time.Second - 10*time.Second)
+	headAt := start.Add(time.Duration(seconds) * time.Second / 3) // the head's restart, once
 	var injected []string
 	var lastFault time.Time
 	for time.Now().Before(end) {
 		time.Sleep(time.Duration(4+rng.IntN(4)) * time.Second)
+		if !headAt.IsZero() && time.Now().After(headAt) {
+			headAt = time.Time{}
+			if err := head.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-head.exited
+			time.Sleep(2 * time.Second)
+			head = startNH(t, h0, roleNHHead, headEnv...)
+			injected = append(injected, "head killed, restarted after 2s")
+			lastFault = time.Now()
+			continue
+		}
 		i := rng.IntN(len(nodes))
 		h := hosts[i]
 		if rng.IntN(3) == 0 {

@@ -45,7 +45,9 @@ func (n *actorHost) RequestLease(_ context.Context, req *pb.LeaseRequest) (*pb.L
 }
 
 // actorWorker is the core worker of an actorHost: constructors succeed.
-type actorWorker struct{ pb.UnimplementedCoreWorkerServer }
+type actorWorker struct {
+	pb.UnimplementedCoreWorkerServer
+}
 
 func (actorWorker) CreateActor(context.Context, *pb.CreateActorTaskRequest) (*pb.CreateActorTaskReply, error) {
 	return &pb.CreateActorTaskReply{}, nil
