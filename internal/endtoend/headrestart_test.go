@@ -92,6 +92,15 @@ func runHRDriver() int {
 				}
 			}
 			fmt.Println("served", time.Since(start).Milliseconds(), n, err)
+		case len(f) == 2 && f[0] == "create":
+			c := HRCounter.Options(ray.Name("hr-once"), ray.Lifetime(ray.Detached), ray.NumCPUs(0), ray.NodeAffinity(f[1], false)).Remote(ctx)
+			n1, err := HRInc.Remote(ctx, c).Get(ctx)
+			var n2 int
+			if err == nil {
+				n2, err = HRInc.Remote(ctx, c).Get(ctx)
+			}
+			named, lerr := ray.ListNamedActors(ctx)
+			fmt.Println("created", n1, n2, len(named), err, lerr)
 		case len(f) == 1 && f[0] == "check":
 			secs, err := long.Get(ctx)
 			fmt.Println("long", secs, err)
@@ -217,5 +226,34 @@ func startRedisOn(t *testing.T, h *testcluster.Host) string {
 			t.Fatalf("redis-server on %s did not come up: %v", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHeadDiesBeforeAnswering: the head keeps an actor's creation in
+// storage and dies before answering it (the fault point at
+// CreateActor's reply exits the process); started again, it answers the
+// driver's retried call with the actor it kept: the driver's program
+// goes on as if nothing happened, with one actor (not two), created once.
+func TestHeadDiesBeforeAnswering(t *testing.T) {
+	bed := namespaceBed(t)
+	hosts := addHosts(t, bed, "h1", "h2")
+	h1, h2 := hosts[0], hosts[1]
+	tok := ray.EnvToken + "=e2e-head-dies"
+	headEnv := []string{tok, envStorage + "=" + filepath.Join(t.TempDir(), "gcs.db"), envHeadPort + "=6390"}
+	head := startNH(t, h1, roleNHHead, append(headEnv, "RAYGO_FAULTS=rpc/raygo.v1.ControlStore/CreateActor/reply=exit(9)")...)
+	gcs := ray.EnvAddress + "=" + head.fields[0]
+	node := startNH(t, h2, roleNHNode, tok, gcs)
+	d := startDriverRole(t, h2, roleHRDriver, tok, gcs)
+	d.Next("ready")
+	d.Send("create " + node.fields[0])
+	select {
+	case <-head.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the head did not die at the fault point")
+	}
+	head = startNH(t, h1, roleNHHead, headEnv...)
+	got := d.Next("created")
+	if len(got) < 5 || got[0] != "1" || got[1] != "2" || got[2] != "1" || got[3] != "<nil>" || got[4] != "<nil>" {
+		t.Fatalf("after the head died before answering the creation: %q; want calls answered 1 and 2 by one named actor", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/raygo/raygo/internal/errs"
+	"github.com/raygo/raygo/internal/faults"
 	"github.com/raygo/raygo/internal/gcs/storage"
 	"github.com/raygo/raygo/internal/jobbinary"
 	"github.com/raygo/raygo/internal/pb"
@@ -168,8 +169,13 @@ func (p *persister) flush(ctx context.Context) error {
 	batch, upTo := p.dirty, p.marked
 	p.dirty = map[string]map[string][]byte{}
 	p.mu.Unlock()
-	var err error
+	// Fault point: a write that fails (drop), a slow storage (delay), a
+	// head that dies before writing (exit).
+	err := faults.Eval("gcs/storage/before")
 	for table, recs := range batch {
+		if err != nil {
+			break
+		}
 		var puts []storage.KV
 		var dels []string
 		for k, v := range recs {
@@ -190,6 +196,11 @@ func (p *persister) flush(ctx context.Context) error {
 			}
 		}
 		delete(batch, table)
+	}
+	if err == nil {
+		// Fault point: a head that dies after writing, before answering
+		// the calls waiting for the write (exit), or answers late (delay).
+		_ = faults.Eval("gcs/storage/after")
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raygo/raygo/internal/faults"
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/gcs/storage"
 	"github.com/raygo/raygo/internal/gcs/storage/storagetest"
@@ -252,5 +253,30 @@ func waitGroupState(t *testing.T, c pb.ControlStoreClient, id []byte, state pb.P
 		if time.Now().After(deadline) {
 			t.Fatalf("group state %v (%v), want %v", r.GetGroup().GetState(), err, state)
 		}
+	}
+}
+
+// TestStorageWritesRetried: writes that fail (the gcs/storage/before
+// fault point dropping the first three) are tried again: the call
+// waiting for its change answers once it is written, and a control store
+// recovered from the storage has it.
+func TestStorageWritesRetried(t *testing.T) {
+	if err := faults.Enable("gcs/storage/before=drop*3"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { faults.Disable() })
+	st := durableMemory{storage.NewMemory()}
+	c1, _, stop1 := openGCS(t, st)
+	ctx := testCtx(t)
+	if _, err := c1.KVPut(ctx, &pb.KVPutRequest{Ns: "ns", Key: "k", Value: []byte("kept")}); err != nil {
+		t.Fatalf("KVPut with failing writes: %v", err)
+	}
+	if n := faults.Hits("gcs/storage/before"); n < 4 {
+		t.Fatalf("the write was tried %d times, want at least 4 (three failures)", n)
+	}
+	stop1()
+	c2, _, _ := openGCS(t, st)
+	if r, err := c2.KVGet(ctx, &pb.KVGetRequest{Ns: "ns", Key: "k"}); err != nil || string(r.GetValue()) != "kept" {
+		t.Fatalf("recovered KV: %q, %v", r.GetValue(), err)
 	}
 }
