@@ -232,7 +232,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	// The job ends as soon as this process dies; a head without storage
 	// that goes away fails this process's calls (ErrHeadLost).
-	cw.HoldDriverSession(jobID, reg.GetPersistent())
+	cw.HoldDriverSession(jobID, reg.GetPersistent(), time.Duration(reg.GetNodeTimeoutMs())*time.Millisecond)
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
 	global.lifetime = o.defaultLifetime
 	global.gc = startDriverGC(o)

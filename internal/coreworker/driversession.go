@@ -23,9 +23,13 @@ const driverSessionRetry = 500 * time.Millisecond
 // that breaks while the process lives is reopened; the session ends for
 // good once the control store says the job is no longer running. With a
 // control store that keeps no storage (persistent false, from
-// RegisterJobReply), a session down for Config.HeadTimeout, or a control
+// RegisterJobReply), a session down for headTimeout (the control store's
+// node timeout, from RegisterJobReply; zero: Config.HeadTimeout), or a control
 // store that no longer knows the job, means the head is gone (headlost.go).
-func (cw *CoreWorker) HoldDriverSession(job ids.ID, persistent bool) {
+func (cw *CoreWorker) HoldDriverSession(job ids.ID, persistent bool, headTimeout time.Duration) {
+	if headTimeout <= 0 {
+		headTimeout = cw.cfg.HeadTimeout
+	}
 	_ = cw.stop.Go("coreworker.driversession", func(ctx context.Context) {
 		lastAnswer := time.Now() // RegisterJob was just answered
 		for {
@@ -38,7 +42,7 @@ func (cw *CoreWorker) HoldDriverSession(job ids.ID, persistent bool) {
 				lastAnswer = now // the stream was up until now, or the control store answered it
 			}
 			unknown := func() bool { return cw.jobUnknown(ctx, job) }
-			if lost := sessionDown(persistent, err, unknown, lastAnswer, now, cw.cfg.HeadTimeout, cw.cfg.GCSAddress); lost != nil {
+			if lost := sessionDown(persistent, err, unknown, lastAnswer, now, headTimeout, cw.cfg.GCSAddress); lost != nil {
 				cw.loseHead(lost)
 				return
 			}

@@ -627,7 +627,7 @@ func (s *Server) RegisterJob(ctx context.Context, req *pb.RegisterJobRequest) (*
 	if err := s.durable(ctx, mark); err != nil {
 		return nil, err
 	}
-	return &pb.RegisterJobReply{JobId: id.Bytes(), Persistent: s.persist != nil}, nil
+	return &pb.RegisterJobReply{JobId: id.Bytes(), Persistent: s.persist != nil, NodeTimeoutMs: s.cfg.NodeTimeout.Milliseconds()}, nil
 }
 
 func (s *Server) GetJob(_ context.Context, req *pb.GetJobRequest) (*pb.GetJobReply, error) {

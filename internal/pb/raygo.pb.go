@@ -2525,10 +2525,13 @@ func (x *RegisterJobRequest) GetJob() *JobInfo {
 	return nil
 }
 
+// persistent and node_timeout_ms: see RegisterNodeReply (a driver takes
+// the node timeout as its head timeout, as a node does).
 type RegisterJobReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Persistent    bool                   `protobuf:"varint,2,opt,name=persistent,proto3" json:"persistent,omitempty"`
+	NodeTimeoutMs int64                  `protobuf:"varint,3,opt,name=node_timeout_ms,json=nodeTimeoutMs,proto3" json:"node_timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2575,6 +2578,13 @@ func (x *RegisterJobReply) GetPersistent() bool {
 		return x.Persistent
 	}
 	return false
+}
+
+func (x *RegisterJobReply) GetNodeTimeoutMs() int64 {
+	if x != nil {
+		return x.NodeTimeoutMs
+	}
+	return 0
 }
 
 type GetJobRequest struct {
@@ -9561,12 +9571,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\x12\x1b\n" +
 	"\tdriver_id\x18\f \x01(\fR\bdriverId\"9\n" +
 	"\x12RegisterJobRequest\x12#\n" +
-	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\"I\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\"q\n" +
 	"\x10RegisterJobReply\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1e\n" +
 	"\n" +
 	"persistent\x18\x02 \x01(\bR\n" +
-	"persistent\"&\n" +
+	"persistent\x12&\n" +
+	"\x0fnode_timeout_ms\x18\x03 \x01(\x03R\rnodeTimeoutMs\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\"2\n" +
 	"\vGetJobReply\x12#\n" +

@@ -1831,6 +1831,11 @@ func (m *RegisterJobReply) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.NodeTimeoutMs != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.NodeTimeoutMs))
+		i--
+		dAtA[i] = 0x18
+	}
 	if m.Persistent {
 		i--
 		if m.Persistent {
@@ -8861,6 +8866,9 @@ func (m *RegisterJobReply) SizeVT() (n int) {
 	}
 	if m.Persistent {
 		n += 2
+	}
+	if m.NodeTimeoutMs != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.NodeTimeoutMs))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -16203,6 +16211,25 @@ func (m *RegisterJobReply) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.Persistent = bool(v != 0)
+		case 3:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field NodeTimeoutMs", wireType)
+			}
+			m.NodeTimeoutMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.NodeTimeoutMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
