@@ -62,6 +62,7 @@ type chaosStats struct {
 	groupTasks, groupFailed       atomic.Int64
 	detachedCalls, detachedFailed atomic.Int64
 	detachedGap                   atomic.Int64 // the longest time between two answered detached-actor calls, in ms
+	start                         time.Time    // when the workload began
 	mu                            sync.Mutex
 	firstErrs                     []string
 }
@@ -70,7 +71,7 @@ func (s *chaosStats) fail(what string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.firstErrs) < 8 {
-		s.firstErrs = append(s.firstErrs, what+": "+err.Error())
+		s.firstErrs = append(s.firstErrs, fmt.Sprintf("at %s: %s: %v", time.Since(s.start).Round(time.Second), what, err))
 	}
 }
 
@@ -104,7 +105,7 @@ func runChaosDriver() int {
 		fmt.Println("want go:", line, err)
 		return 1
 	}
-	st := &chaosStats{}
+	st := &chaosStats{start: time.Now()}
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	var wg sync.WaitGroup
 	run := func(f func(i int)) {
@@ -267,7 +268,7 @@ func TestChaos(t *testing.T) {
 			<-head.exited
 			time.Sleep(2 * time.Second)
 			head = startNH(t, h0, roleNHHead, headEnv...)
-			injected = append(injected, "head killed, restarted after 2s")
+			injected = append(injected, fmt.Sprintf("head killed at %s, restarted after 2s", time.Since(start).Round(time.Second)))
 			lastFault = time.Now()
 			continue
 		}
@@ -288,13 +289,13 @@ func TestChaos(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("node on %s still runs 30 s after a 6 s partition", h.Name)
 			}
-			injected = append(injected, fmt.Sprintf("%s partitioned 6s", h.Name))
+			injected = append(injected, fmt.Sprintf("%s partitioned 6s at %s", h.Name, time.Since(start).Round(time.Second)))
 		} else {
 			if err := nodes[i].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			<-nodes[i].exited
-			injected = append(injected, fmt.Sprintf("%s killed", h.Name))
+			injected = append(injected, fmt.Sprintf("%s killed at %s", h.Name, time.Since(start).Round(time.Second)))
 		}
 		lastFault = time.Now()
 		nodes[i] = startNH(t, h, roleNHNode, tok, gcs, store, cpus)

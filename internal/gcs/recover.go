@@ -54,6 +54,7 @@ func Open(cfg Config, pool *rpc.Pool) (*Server, error) {
 		err := s.recoverState(ctx)
 		cancel()
 		if err != nil {
+			s.cancel()
 			return nil, fmt.Errorf("gcs: recover state from storage: %w", err)
 		}
 	}
