@@ -340,8 +340,10 @@ func RetryExceptions(typeNames ...string) RetryExceptionsOption {
 }
 
 // MaxTaskRetries sets how often an actor call is retried when the actor's
-// process dies while it runs (on the restarted actor; see MaxRestarts):
-// default 0 (at most once), -1 for no limit. On an actor it is the
+// process dies while it runs (on the restarted actor; see MaxRestarts),
+// or run again to rebuild a result of it that was lost with its node (as
+// Ray does): default 0 (at most once: such a result is ObjectLost), -1
+// for no limit. On an actor it is the
 // default of all its calls; on a method handle it overrides that for the
 // method or, on a copy made for one call, for that call.
 func MaxTaskRetries(n int) MaxTaskRetriesOption {

@@ -199,6 +199,8 @@ type CoreWorker struct {
 	dir      *objdir.Directory // where copies of owned objects are, besides their primary
 	// actorArgs keeps the arguments of actors this process created.
 	actorArgs actorArgs
+	// actorObjs: the objects each hosted actor put (actorobjects.go).
+	actorObjs actorObjects
 
 	groupsMu     sync.Mutex
 	groups       *groupops.Pipe // placement-group ops; started on first use
@@ -425,7 +427,12 @@ func (cw *CoreWorker) Stats() Stats {
 // sink receives the reference counter's events.
 type sink struct{ cw *CoreWorker }
 
-func (s sink) ObjectFreed(e *refcount.Entry) { s.cw.freeValue(e) }
+func (s sink) ObjectFreed(e *refcount.Entry) {
+	if e.Owned() {
+		s.cw.actorObjs.forget(e.ID())
+	}
+	s.cw.freeValue(e)
+}
 
 // freeValue frees an object's value here and, if this process owns it,
 // every copy of it in the nodes' stores.

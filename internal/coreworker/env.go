@@ -187,9 +187,11 @@ func (e env) StoreReturns(ctx context.Context, spec *pb.TaskSpec, rets []registr
 // FlushBorrows tells owners of refs this process started borrowing.
 func (e env) FlushBorrows(ctx context.Context) { e.cw.flushBorrows(ctx) }
 
-// ActorExited tells the control store an actor hosted here ended itself:
-// it is dead for good (not restarted) with reason.
+// ActorExited frees what an actor hosted here put (actorobjects.go) and
+// tells the control store it ended itself: it is dead for good (not
+// restarted) with reason.
 func (e env) ActorExited(actor ids.ID, reason string) {
+	e.cw.freeActorObjects(actor)
 	ctx, cancel := context.WithTimeout(e.cw.stop.Ctx(), 10*time.Second)
 	defer cancel()
 	_, _ = e.cw.gcs.KillActor(ctx, &pb.KillActorRequest{ActorId: actor.Bytes(), NoRestart: true, Reason: reason, Cause: errs.ActorExited})

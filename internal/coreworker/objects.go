@@ -92,8 +92,19 @@ func (cw *CoreWorker) HandleFromWire(w codec.Ref) *Ref {
 // Put stores an encoded value, the concatenation of parts, owned by this
 // process, and returns its handle. Values above the inline threshold go to
 // the local node's store; callSite names the function that made it (for
-// `raygo memory`).
+// `raygo memory`). Put by a hosted actor (ctx is its method's), the value
+// is freed when that actor leaves this process (actorobjects.go).
 func (cw *CoreWorker) Put(ctx context.Context, parts [][]byte, nested []codec.Ref, callSite string) (*Ref, error) {
+	h, err := cw.put(ctx, parts, nested, callSite)
+	if err == nil {
+		cw.putBy(ctx, h.ID)
+	}
+	return h, err
+}
+
+// put is Put for the core worker's own values (large task arguments):
+// they are the tasks', not the actor's that submitted them.
+func (cw *CoreWorker) put(ctx context.Context, parts [][]byte, nested []codec.Ref, callSite string) (*Ref, error) {
 	if err := cw.unusable(); err != nil {
 		return nil, err
 	}
@@ -141,7 +152,7 @@ func (cw *CoreWorker) Free(refs []*Ref) {
 }
 
 func errObjectFreed(id ids.ID) error {
-	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectFreed, Detail: "no reference to it remained, or ray.Free deleted it"}
+	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectFreed, Detail: "no reference to it remained, ray.Free deleted it, or the actor that put it left the process it shared"}
 }
 
 // slotFor returns where r's value arrives: the owned object's slot, or

@@ -19,12 +19,16 @@ import (
 // copy was on nodes that died), it runs again the task that made it
 // (taskmgr.Rebuild: a new attempt within the task's MaxRetries), after
 // rebuilding the task's own arguments that are lost too, recursively; the
-// read then goes on with the new copy. Objects it cannot rebuild (made
-// by ray.Put, by a task with MaxRetries(0), or whose lineage was
-// dropped) fail with ObjectLost saying why. A borrower (a task reading
-// an argument another process owns) that finds an object lost asks its
-// owner to rebuild it (CoreWorker.RebuildObject) and reads the copy the
-// owner answers with.
+// read then goes on with the new copy. A result of an actor method is
+// rebuilt by calling the method again on the actor, restarted elsewhere
+// if it died with the node, within the call's MaxTaskRetries (as Ray
+// does; the actor needs MaxRestarts to come back). Objects it cannot
+// rebuild (made by ray.Put, by a task with MaxRetries(0) or an actor
+// method with MaxTaskRetries(0), or whose lineage was dropped) fail with
+// ObjectLost saying why; so does a rebuild whose actor is dead for good.
+// A borrower (a task reading an argument another process owns) that
+// finds an object lost asks its owner to rebuild it
+// (CoreWorker.RebuildObject) and reads the copy the owner answers with.
 
 // maxRebuildDepth bounds how deep a rebuild goes through lost arguments.
 const maxRebuildDepth = 1000
@@ -42,7 +46,7 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 	if t := rb.Task; t != nil {
 		revived, err := cw.rebuildArgs(ctx, t, depth)
 		if err == nil {
-			err = cw.normal.Resubmit(t)
+			err = cw.resubmit(t)
 		}
 		if err != nil {
 			// The whole story in the message: the wire form of a wrapped
@@ -83,6 +87,16 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 		return nil, lostErr
 	}
 	return v, nil
+}
+
+// resubmit sends a task being rebuilt again: a normal task for a new
+// lease, an actor call to its actor (restarted, if its process died),
+// ahead of the calls made after it that are not sent yet.
+func (cw *CoreWorker) resubmit(t *taskmgr.Task) error {
+	if t.Kind == taskmgr.ActorCall {
+		return cw.actors.Resubmit(t)
+	}
+	return cw.normal.Resubmit(t)
 }
 
 // ownedValue is the value of an owned object in scope, or rebuilt out of

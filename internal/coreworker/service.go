@@ -85,7 +85,9 @@ func (s service) Exit(_ context.Context, req *pb.ExitRequest) (*pb.ExitReply, er
 		return nil, errs.Invalidf("coreworker: Exit is for workers")
 	}
 	if id, ok := ids.FromBytes(req.GetActorId()); ok {
-		s.cw.exec.DropActor(id)
+		if s.cw.exec.DropActor(id) {
+			s.cw.freeActorObjects(id) // what it put goes with it, as with a process of its own
+		}
 		return &pb.ExitReply{}, nil
 	}
 	s.cw.exitSoon()

@@ -100,7 +100,9 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 	if err := w.Seal(); err != nil {
 		return nil, err
 	}
-	return cw.own(id, &pb.Value{InStore: true, StoreAddress: cw.cfg.NodeAddress, Size: size}, nil), nil
+	h := cw.own(id, &pb.Value{InStore: true, StoreAddress: cw.cfg.NodeAddress, Size: size}, nil)
+	cw.putBy(ctx, id)
+	return h, nil
 }
 
 // valueBytes returns a value's encoded bytes. Objects in a store are read

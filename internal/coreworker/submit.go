@@ -145,7 +145,7 @@ func (cw *CoreWorker) storeLargeArgs(ctx context.Context, args []Arg, fn string)
 		if out == nil {
 			out = append([]Arg(nil), args...)
 		}
-		h, err := cw.Put(ctx, [][]byte{a.Data}, a.Nested, fmt.Sprintf("argument %d of %s", i, fn))
+		h, err := cw.put(ctx, [][]byte{a.Data}, a.Nested, fmt.Sprintf("argument %d of %s", i, fn))
 		if err != nil {
 			return nil, fmt.Errorf("raygo: store argument %d: %w", i, err)
 		}

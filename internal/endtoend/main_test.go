@@ -81,6 +81,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runChaosDriver())
 	case roleRBDriver:
 		os.Exit(runRBDriver())
+	case roleARDriver:
+		os.Exit(runARDriver())
 	case roleFSDriver:
 		os.Exit(runFSDriver())
 	case roleHLDriver:

@@ -18,7 +18,10 @@
 //     the death cause the control store recorded (killed, its owner died,
 //     its node died, ...);
 //   - calls made after the crash wait in the queue and run on the
-//     restarted actor. Results of calls that finished are never touched.
+//     restarted actor. Results of calls that finished are never touched,
+//     unless they are lost with their node: the task manager rebuilds
+//     them (taskmgr.Rebuild) and a finished call goes back in the queue
+//     (Resubmit) to run again on the actor.
 //
 // What comes back goes to the task manager (Results), which decides
 // retries. All state is behind one mutex; calls into Results and RPCs
@@ -157,6 +160,36 @@ func (s *Submitter) Submit(t *taskmgr.Task, id ids.ID, name string, resolved boo
 	if backlog >= push.YieldBacklog {
 		runtime.Gosched() // let the stream's sender take them (one P)
 	}
+	return nil
+}
+
+// Resubmit queues again a call that finished, to run it once more on its
+// actor: a rebuild of its lost results (taskmgr.Rebuild, which counted
+// the attempt). It goes back in call order, ahead of the calls made
+// after it that are not sent yet, and follows the actor as a first
+// submission does: sent once the actor is alive (restarted, if its
+// process died), failed with the death cause if it is dead for good.
+// Its arguments must be ready (the lineage held them; lost ones were
+// rebuilt first).
+func (s *Submitter) Resubmit(t *taskmgr.Task) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errs.Systemf("raygo: not connected (Shutdown was called)")
+	}
+	prev := actorOf(t)
+	if prev == nil {
+		s.mu.Unlock()
+		return errs.Systemf("raygo: call %s was not submitted here", t.ID.Short())
+	}
+	// The submitter may have forgotten the actor since (no calls were
+	// pending and its handles were gone): it follows it anew.
+	a := s.actorLocked(prev.id, prev.name)
+	t.Sub.Queue, t.Sub.Ready, t.Sub.DepErr = a, true, nil
+	s.requeueLocked(a, []*taskmgr.Task{t})
+	fail, _ := s.pumpLocked(a)
+	s.mu.Unlock()
+	s.failAll(fail)
 	return nil
 }
 

@@ -153,6 +153,30 @@ func TaskIDFrom(ctx context.Context) (ids.ID, bool) {
 	return ids.ID{}, false
 }
 
+// ActorFrom returns the actor whose method (or constructor) ctx belongs
+// to, if any; like TaskIDFrom, without a lookup in a process that never
+// ran a task. dropped reports whether the actor has been dropped from
+// this process since the method started (killed, or ended itself): what
+// the method does from then on is no longer the actor's.
+func ActorFrom(ctx context.Context) (actor ids.ID, dropped, ok bool) {
+	c, isTask := ctx.(*taskContext)
+	if !isTask {
+		if taskContextsMade.Load() == 0 {
+			return ids.ID{}, false, false
+		}
+		ti, isInfo := ctx.Value(taskInfoKey{}).(*TaskInfo)
+		if !isInfo || ti.ActorID.IsNil() {
+			return ids.ID{}, false, false
+		}
+		ha, _ := ctx.Value(actorKey{}).(*hostedActor)
+		return ti.ActorID, ha != nil && ha.gone.Load(), true
+	}
+	if c.info.ActorID.IsNil() {
+		return ids.ID{}, false, false
+	}
+	return c.info.ActorID, c.actor != nil && c.actor.gone.Load(), true
+}
+
 // CaptureFrom returns the placement group that ctx's task puts its
 // children in (TaskInfo.Capture), nil if none; like TaskIDFrom, without a
 // lookup in a process that never ran a task.

@@ -244,7 +244,7 @@ func (st *Store) Free(s *Slot) *pb.Value {
 // object (one value for all: freeing must not allocate). Readers that
 // know the object's id say which (IsFreed, FreedValue).
 var freed = &pb.Value{Error: errs.ToInfo(&errs.ObjectError{Kind: errs.KindObjectFreed,
-	Detail: "no reference to it remained, or ray.Free deleted it"})}
+	Detail: "no reference to it remained, ray.Free deleted it, or the actor that put it left the process it shared"})}
 
 // IsFreed reports whether v is the value of a freed slot.
 func IsFreed(v *pb.Value) bool { return v == freed }

@@ -748,7 +748,7 @@ func (c *Counter) CountsOf(id ids.ID) Counts {
 
 func freedErr(id ids.ID) error {
 	return &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectFreed,
-		Detail: "no reference to it remained, or ray.Free deleted it"}
+		Detail: "no reference to it remained, ray.Free deleted it, or the actor that put it left the process it shared"}
 }
 
 // String prints an entry's counts, for debugging.

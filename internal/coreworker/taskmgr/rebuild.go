@@ -17,9 +17,18 @@ import (
 // values replace the lost ones in their slots (memstore.Replace), the
 // lineage and its holds staying as they were; a rebuild that fails for
 // good leaves the results lost and says why.
+//
+// Actor calls are rebuilt the same way, as in Ray, when they may run
+// again: a call with MaxTaskRetries other than 0 keeps its lineage, and
+// its rebuild is the same call sent again to the actor (restarted
+// elsewhere if its process died with the node), counted against the
+// call's MaxTaskRetries; the caller's submitter (Task.Kind says which)
+// carries it. A call with MaxTaskRetries(0) runs at most once: its lost
+// results cannot be rebuilt, and the error says so (atMostOnce).
 
-// maxDropped is how many tasks whose lineage was evicted are remembered,
-// so that a later rebuild says the lineage was dropped.
+// maxDropped is how many tasks whose lineage was evicted (or, for actor
+// calls with MaxTaskRetries(0), never kept) are remembered, so that a
+// later rebuild says why it cannot run.
 const maxDropped = 1 << 14
 
 // rebuild is one task running again for its lost results.
@@ -30,16 +39,21 @@ type rebuild struct {
 	err    *pb.ErrorInfo // set when the attempt failed for good
 }
 
-// droppedSet remembers the last maxDropped ids added.
+// droppedSet remembers the last maxDropped ids added, each with a note
+// (for at-most-once actor calls, the method's name).
 type droppedSet struct {
-	ids  map[ids.ID]struct{}
+	ids  map[ids.ID]string
 	ring []ids.ID
 	next int
 }
 
-func (d *droppedSet) add(id ids.ID) {
+func (d *droppedSet) add(id ids.ID, note string) {
 	if d.ids == nil {
-		d.ids = map[ids.ID]struct{}{}
+		d.ids = map[ids.ID]string{}
+	}
+	if _, ok := d.ids[id]; ok {
+		d.ids[id] = note
+		return
 	}
 	if len(d.ring) < maxDropped {
 		d.ring = append(d.ring, id)
@@ -48,10 +62,13 @@ func (d *droppedSet) add(id ids.ID) {
 		d.ring[d.next] = id
 		d.next = (d.next + 1) % maxDropped
 	}
-	d.ids[id] = struct{}{}
+	d.ids[id] = note
 }
 
 func (d *droppedSet) has(id ids.ID) bool { _, ok := d.ids[id]; return ok }
+
+// note returns id's note, if id is remembered.
+func (d *droppedSet) note(id ids.ID) (string, bool) { n, ok := d.ids[id]; return n, ok }
 
 // Rebuilding is one rebuild of a task's results: Task is to be submitted
 // again (nil when another caller's rebuild of it is under way already);
@@ -76,9 +93,11 @@ func (r Rebuilding) Err() error {
 // Rebuild starts running again the finished task that produced object
 // oid (lost: see the comment above), or joins the rebuild of it under way.
 // It fails when the task's lineage is not kept (a Put object, a task
-// with MaxRetries(0), lineage evicted past MaxLineage, or results that
-// went out of scope) or its retries are used up; lostErr, the error the
-// object was found lost with, is wrapped with why.
+// with MaxRetries(0), an actor call with MaxTaskRetries(0), lineage
+// evicted past MaxLineage, or results that went out of scope) or its
+// retries are used up; lostErr, the error the object was found lost
+// with, is wrapped with why. The caller submits Task again through the
+// submitter of its Kind (normal tasks, actor calls).
 func (m *Manager) Rebuild(oid ids.ID, lostErr error) (Rebuilding, error) {
 	tid := TaskOf(oid)
 	m.mu.Lock()
@@ -87,16 +106,26 @@ func (m *Manager) Rebuild(oid ids.ID, lostErr error) (Rebuilding, error) {
 		return Rebuilding{rb: rb}, nil
 	}
 	le, ok := m.lineage[tid]
+	if !ok {
+		if fn, once := m.atMostOnce.note(tid); once {
+			return Rebuilding{}, fmt.Errorf("%w; it cannot be rebuilt: it was made by an actor method (%s) with MaxTaskRetries(0), "+
+				"whose calls run at most once (give the actor MaxTaskRetries, and MaxRestarts, to have such results rebuilt)", lostErr, fn)
+		}
+	}
 	switch {
 	case !ok && m.dropped.has(tid):
 		return Rebuilding{}, fmt.Errorf("%w; it cannot be rebuilt: the lineage of the task that made it was dropped "+
 			"(a process keeps the lineage of its %d most recent tasks: coreworker.Config.MaxLineage)", lostErr, m.cfg.MaxLineage)
 	case !ok:
 		return Rebuilding{}, fmt.Errorf("%w; it cannot be rebuilt: no task of this process that can run again made it "+
-			"(ray.Put objects, and results of tasks with MaxRetries(0), have no lineage)", lostErr)
+			"(ray.Put objects, results of tasks with MaxRetries(0) and of actor methods with MaxTaskRetries(0) have no lineage)", lostErr)
 	}
 	t := le.t
 	if t.Policy.MaxRetries >= 0 && t.retriesLeft <= 0 {
+		if t.Kind == ActorCall {
+			return Rebuilding{}, fmt.Errorf("%w; it cannot be rebuilt: the actor method %s used all of its %d task retries (MaxTaskRetries)",
+				lostErr, t.Function(), t.Policy.MaxRetries)
+		}
 		return Rebuilding{}, fmt.Errorf("%w; it cannot be rebuilt: %s used all of its %d retries", lostErr, t.Function(), t.Policy.MaxRetries)
 	}
 	if t.retriesLeft > 0 {

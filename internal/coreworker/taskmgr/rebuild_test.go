@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raygo/raygo/internal/coreworker/refcount"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
@@ -94,4 +95,59 @@ func TestRebuildAfterLineageDropped(t *testing.T) {
 	h.m.CompleteAll([]Replied{{Task: t2, Reply: reply(storedAt("m"))}}, nil)
 	h.drop(t1)
 	h.drop(t2)
+}
+
+// TestRebuildActorCall: an actor call with MaxTaskRetries keeps its
+// lineage (its arguments, the actor handle among them, gain lineage refs)
+// and is rebuilt within its task retries, as a normal task is; one with
+// MaxTaskRetries(0) keeps none, and a rebuild of its result says it ran
+// at most once, naming the method.
+func TestRebuildActorCall(t *testing.T) {
+	h := newHarness(t, Config{})
+	actor := h.refs.Own(ids.New(), refcount.Actor, nil, nil)
+	arg, _ := h.put("x")
+	tk := h.submit(ActorCall, 1, Policy{MaxRetries: 1}, ids.Nil, arg, actor)
+	tk.Spec.Function = "Counter.Make"
+	h.refs.RemoveLocal(arg)
+	h.m.Complete(tk, reply(storedAt("dead:1")))
+	if h.m.Stats().Lineage != 1 || h.refs.CountsOf(actor.ID()).Lineage != 1 || h.refs.CountsOf(arg.ID()).Lineage != 1 {
+		t.Fatalf("lineage %d; actor %+v, argument %+v: want both held by the call's lineage",
+			h.m.Stats().Lineage, h.refs.CountsOf(actor.ID()), h.refs.CountsOf(arg.ID()))
+	}
+	oid := tk.Returns[0].Entry.ID()
+	rb, err := h.m.Rebuild(oid, errLost)
+	if err != nil || rb.Task != tk || rb.Task.Kind != ActorCall || tk.Spec.GetAttempt() != 1 {
+		t.Fatalf("Rebuild = %v, %v; attempt %d", rb.Task, err, tk.Spec.GetAttempt())
+	}
+	h.m.CompleteAll([]Replied{{Task: tk, Reply: reply(storedAt("alive:2"))}}, nil)
+	<-rb.Done()
+	if rb.Err() != nil || tk.Returns[0].Slot.Value().GetStoreAddress() != "alive:2" {
+		t.Fatalf("after the rebuild: %v, slot %v", rb.Err(), tk.Returns[0].Slot.Value())
+	}
+	// Its one task retry is used.
+	if _, err := h.m.Rebuild(oid, errLost); !errors.Is(err, errs.ErrObjectLost) ||
+		!strings.Contains(err.Error(), "actor method Counter.Make used all of its 1 task retries") {
+		t.Fatalf("a rebuild past MaxTaskRetries: %v", err)
+	}
+	h.drop(tk)
+	if h.m.Stats().Lineage != 0 || h.refs.CountsOf(actor.ID()).Lineage != 0 {
+		t.Fatalf("lineage %d, actor %+v after the result went", h.m.Stats().Lineage, h.refs.CountsOf(actor.ID()))
+	}
+
+	// At most once: no lineage, and a rebuild says why.
+	once := h.submit(ActorCall, 1, Policy{}, ids.Nil, actor)
+	once.Spec.Function = "Counter.Once"
+	h.m.Complete(once, reply(storedAt("dead:1")))
+	if h.m.Stats().Lineage != 0 {
+		t.Fatalf("lineage %d for an at-most-once call", h.m.Stats().Lineage)
+	}
+	_, err = h.m.Rebuild(once.Returns[0].Entry.ID(), errLost)
+	if !errors.Is(err, errs.ErrObjectLost) || !strings.Contains(err.Error(), "actor method (Counter.Once) with MaxTaskRetries(0)") {
+		t.Fatalf("a rebuild of an at-most-once call's result: %v", err)
+	}
+	h.drop(once)
+	h.refs.RemoveLocal(actor)
+	if h.refs.Len() != 0 {
+		t.Fatalf("%d entries left", h.refs.Len())
+	}
 }

@@ -12,7 +12,9 @@
 // keeps the reference counter up to date: a task holds its arguments until
 // it finishes, and a finished task whose results live in a node's store
 // keeps its arguments' lineage (refcount lineage references) while those
-// results are in scope, up to Config.MaxLineage tasks.
+// results are in scope, up to Config.MaxLineage tasks, so that lost
+// results can be rebuilt (Rebuild): normal tasks with MaxRetries, and
+// actor calls with MaxTaskRetries, other than 0.
 package taskmgr
 
 import (
@@ -198,10 +200,13 @@ type Manager struct {
 	order    []ids.ID                 // guarded by mu; lineage, oldest first
 	stats    Stats                    // guarded by mu
 	// rebuilding: finished tasks running again to rebuild lost results
-	// (rebuild.go); dropped: tasks whose lineage MaxLineage evicted, the
-	// last maxDropped of them, for the error of a later rebuild.
+	// (rebuild.go); dropped: tasks whose lineage MaxLineage evicted, and
+	// atMostOnce: actor calls with MaxTaskRetries(0) whose results went
+	// to a store (no lineage kept), the last maxDropped of each, for the
+	// error of a later rebuild.
 	rebuilding map[ids.ID]*rebuild // guarded by mu
 	dropped    droppedSet          // guarded by mu
+	atMostOnce droppedSet          // guarded by mu
 }
 
 type lineageEntry struct {
@@ -443,9 +448,17 @@ func repliedInStore(r *pb.TaskReply) bool {
 }
 
 // release drops the task's holds on its arguments; a task whose results
-// live in a store keeps its lineage (and its arguments' lineage refs).
+// live in a store keeps its lineage (and its arguments' lineage refs) if
+// it may run again: a normal task with retries, an actor call with
+// MaxTaskRetries (an actor handle among its arguments gains a lineage
+// ref too, which does not keep the actor alive).
 func (m *Manager) release(t *Task, keepLineage bool) {
-	keepLineage = keepLineage && t.Kind == Normal && t.Policy.MaxRetries != 0
+	if keepLineage && t.Kind == ActorCall && t.Policy.MaxRetries == 0 {
+		m.mu.Lock()
+		m.atMostOnce.add(t.ID, t.Function())
+		m.mu.Unlock()
+	}
+	keepLineage = keepLineage && (t.Kind == Normal || t.Kind == ActorCall) && t.Policy.MaxRetries != 0
 	if !keepLineage {
 		m.refs.Release(false, t.Args...)
 		return
@@ -485,7 +498,7 @@ func (m *Manager) addLineage(t *Task, es []*refcount.Entry) bool {
 		if le, ok := m.lineage[id]; ok {
 			delete(m.lineage, id)
 			evict = append(evict, le.t)
-			m.dropped.add(id)
+			m.dropped.add(id, "")
 		}
 	}
 	if len(m.order) > 2*len(m.lineage)+64 { // compact ids already released

@@ -666,8 +666,8 @@ func TestLineageChain(t *testing.T) {
 	}
 }
 
-// No lineage is kept for inline results, tasks that may not be retried,
-// or actor calls.
+// No lineage is kept for inline results, or tasks and actor calls that
+// may not run again.
 func TestLineageNotKept(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -677,7 +677,7 @@ func TestLineageNotKept(t *testing.T) {
 	}{
 		{"inline result", Normal, Policy{MaxRetries: 3}, inline("a")},
 		{"no retries", Normal, Policy{}, inStore("a")},
-		{"actor call", ActorCall, Policy{MaxRetries: 3}, inStore("a")},
+		{"actor call without task retries", ActorCall, Policy{}, inStore("a")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
