@@ -2,6 +2,7 @@ package coreworker
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -62,6 +63,15 @@ func (e env) ResolveArgs(ctx context.Context, spec *pb.TaskSpec) (args [][]byte,
 	}
 	for i, v := range vals {
 		if info := v.GetError(); info != nil {
+			if info.GetKind() == errs.KindOwnerDied && spec.GetArgs()[i].GetRef().GetOwnerAddress() == spec.GetOwnerAddress() {
+				// The argument's owner is this task's caller, which this
+				// worker could not reach (a partition): a caller that
+				// hears this answer is alive, and runs the task again
+				// (an unavailable answer is retried as a system failure).
+				return nil, release, &errs.Status{Kind: errs.KindUnavailable, Message: fmt.Sprintf("raygo: %s: argument %d: "+
+					"its owner, this task's caller at %s, could not be reached from this worker: %v",
+					spec.GetFunction(), i, spec.GetOwnerAddress(), errs.FromInfo(info))}
+			}
 			return nil, release, argError(spec, i, info)
 		}
 		if !v.GetInStore() {

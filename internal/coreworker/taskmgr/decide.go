@@ -97,6 +97,12 @@ func Decide(p Policy, st State, f Failure, cfg Config) Decision {
 		}
 		return Decision{Action: Fail}
 	case CauseApp:
+		if f.Info.GetKind() == errs.KindUnavailable && st.RetriesLeft != 0 {
+			// The worker answered, but could not do the task for want of
+			// a peer it could not reach (its caller, behind a partition):
+			// a system failure, retried as a worker's death is.
+			return Decision{Action: Retry}
+		}
 		if f.Info.GetKind() == errs.KindTask && p.RetryExceptions && st.RetriesLeft != 0 && retryableType(p.RetryTypes, f.Info.GetTypeName()) {
 			return Decision{Action: Retry}
 		}

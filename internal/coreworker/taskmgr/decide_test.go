@@ -22,6 +22,7 @@ func TestDecide(t *testing.T) {
 	badArg := errs.ToInfo(&errs.ArgumentError{Function: "f", Index: 0, Detail: "bad"})
 	argErr := errs.ToInfo(&errs.ObjectError{ObjectID: "o", Kind: errs.KindObjectLost})
 	fatal := errs.ToInfo(&errs.InfeasibleError{Request: "{GPU: 8}"})
+	unreachable := &pb.ErrorInfo{Kind: errs.KindUnavailable, Message: "its owner, this task's caller, could not be reached"}
 
 	retryApp := Policy{MaxRetries: 3, RetryExceptions: true}
 	typed := Policy{MaxRetries: 3, RetryExceptions: true, RetryTypes: []string{"main.MyErr", "ErrTransient"}}
@@ -64,6 +65,11 @@ func TestDecide(t *testing.T) {
 		{"oom, delay capped", Policy{OOMRetries: -1}, State{OOMLeft: -1, OOMKills: 40}, Failure{CauseOOM, oom}, want{Retry, 10 * time.Second, nil}},
 		{"oom, no system retries needed", Policy{OOMRetries: 1}, State{RetriesLeft: 0, OOMLeft: 1}, Failure{CauseOOM, oom}, want{Retry, time.Second, nil}},
 		{"oom, none left", Policy{MaxRetries: 3, OOMRetries: 2}, State{RetriesLeft: 3, OOMLeft: 0, OOMKills: 2}, Failure{CauseOOM, oom}, want{Fail, 0, nil}},
+
+		// A worker that could not reach a peer (its caller, partitioned
+		// away) answers unavailable: a system failure.
+		{"unreachable caller, retries left", Policy{MaxRetries: 3}, left(3), Failure{CauseApp, unreachable}, want{Retry, 0, nil}},
+		{"unreachable caller, none left", Policy{MaxRetries: 3}, left(0), Failure{CauseApp, unreachable}, want{Fail, 0, unreachable}},
 
 		// Application errors only with RetryExceptions and a matching type.
 		{"app error, no RetryExceptions", Policy{MaxRetries: 3}, left(3), Failure{CauseApp, app}, want{Fail, 0, app}},
