@@ -83,8 +83,11 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 		return nil, fmt.Errorf("%w; rebuilding it failed: %w", lostErr, err)
 	}
 	v := cw.ownedValue(id)
-	if v == nil || memstore.IsFreed(v) {
-		return nil, lostErr
+	switch {
+	case v == nil:
+		return nil, fmt.Errorf("%w; it was rebuilt, but this process no longer serves it (out of scope, and no rebuild needs it)", lostErr)
+	case memstore.IsFreed(v):
+		return nil, fmt.Errorf("%w; it was rebuilt, but freed again before it could be read", lostErr)
 	}
 	return v, nil
 }
