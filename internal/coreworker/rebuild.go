@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/raygo/raygo/internal/coreworker/memstore"
@@ -275,9 +276,21 @@ func (s service) RebuildObject(ctx context.Context, req *pb.RebuildObjectRequest
 	}
 	v, err := cw.rebuildLost(ctx, id, lost, 0)
 	if err != nil {
-		return nil, err
+		return nil, wholeStory(err)
 	}
 	return &pb.RebuildObjectReply{Value: v}, nil
+}
+
+// wholeStory keeps the whole of err's message across the wire: there an
+// error that wraps an ObjectError keeps only the ObjectError's fields,
+// so what the wrapping says (why the object could not be rebuilt) goes
+// into its detail.
+func wholeStory(err error) error {
+	var oe *errs.ObjectError
+	if !errors.As(err, &oe) || err == error(oe) {
+		return err
+	}
+	return &errs.ObjectError{ObjectID: oe.ObjectID, Kind: oe.Kind, Detail: oe.Detail + strings.TrimPrefix(err.Error(), oe.Error())}
 }
 
 // borrowerGrace is how long an object rebuilt at a borrower's request

@@ -48,77 +48,60 @@ var (
 // restarted actor ("got MS EQUAL NODE_DIFFERS"); "once"'s fails
 // ("once-lost IS_OBJECT_LOST NAMES_MAXTASKRETRIES ERROR").
 func runARDriver() int {
-	ctx := context.Background()
-	if err := ray.Init(ctx); err != nil { // RAYGO_ADDRESS, RAYGO_TOKEN
-		fmt.Println("init:", err)
-		return 1
-	}
-	defer ray.Shutdown()
-	fmt.Println("ready")
-	var (
-		node            string
-		retried, once   ray.ActorHandle[arMaker]
-		rebuilt, atMost ray.ObjectRef[[]byte]
-	)
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		switch {
-		case len(f) == 2 && f[0] == "make":
-			node = f[1]
-			on := ray.NodeAffinity(node, true)
-			retried = ARMaker.Options(on, ray.MaxRestarts(1), ray.MaxTaskRetries(1)).Remote(ctx)
-			once = ARMaker.Options(on, ray.MaxRestarts(1), ray.MaxTaskRetries(0)).Remote(ctx)
-			for _, a := range []ray.ActorHandle[arMaker]{retried, once} {
-				if at, err := ARNode.Remote(ctx, a).Get(ctx); err != nil || at != node {
-					fmt.Println("actor placed on", at, "not", node, err)
+	return asDriver(func(ctx context.Context) int {
+		var (
+			node            string
+			retried, once   ray.ActorHandle[arMaker]
+			rebuilt, atMost ray.ObjectRef[[]byte]
+		)
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			f := strings.Fields(in.Text())
+			switch {
+			case len(f) == 2 && f[0] == "make":
+				node = f[1]
+				on := ray.NodeAffinity(node, true)
+				retried = ARMaker.Options(on, ray.MaxRestarts(1), ray.MaxTaskRetries(1)).Remote(ctx)
+				once = ARMaker.Options(on, ray.MaxRestarts(1), ray.MaxTaskRetries(0)).Remote(ctx)
+				for _, a := range []ray.ActorHandle[arMaker]{retried, once} {
+					if at, err := ARNode.Remote(ctx, a).Get(ctx); err != nil || at != node {
+						fmt.Println("actor placed on", at, "not", node, err)
+						return 1
+					}
+				}
+				rebuilt = ARMake.Remote(ctx, retried, arBytes, 7)
+				atMost = ARMake.Remote(ctx, once, 1<<20, 9)
+				if ready, _, err := ray.Wait(ctx, []ray.ObjectRef[[]byte]{rebuilt, atMost}, 2, time.Minute); err != nil || len(ready) != 2 {
+					fmt.Println("wait:", err)
 					return 1
 				}
-			}
-			rebuilt = ARMake.Remote(ctx, retried, arBytes, 7)
-			atMost = ARMake.Remote(ctx, once, 1<<20, 9)
-			if ready, _, err := ray.Wait(ctx, []ray.ObjectRef[[]byte]{rebuilt, atMost}, 2, time.Minute); err != nil || len(ready) != 2 {
-				fmt.Println("wait:", err)
-				return 1
-			}
-			fmt.Println("made")
-		case len(f) == 1 && f[0] == "get":
-			for gone := false; !gone; {
-				nodes, err := ray.Nodes(ctx)
-				if err != nil {
+				fmt.Println("made")
+			case len(f) == 1 && f[0] == "get":
+				if err := waitNodeGone(ctx, node); err != nil {
 					fmt.Println("nodes:", err)
 					return 1
 				}
-				gone = true
-				for _, nd := range nodes {
-					if nd.ID == node && nd.Alive {
-						gone = false
-					}
+				start := time.Now()
+				gctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				got, err := rebuilt.Get(gctx)
+				if err != nil {
+					fmt.Println("get the actor's result:", err)
+					return 1
 				}
-				if !gone {
-					time.Sleep(50 * time.Millisecond)
+				took := time.Since(start)
+				now, err := ARNode.Remote(gctx, retried).Get(gctx)
+				if err != nil {
+					fmt.Println("the restarted actor:", err)
+					return 1
 				}
+				fmt.Println("got", took.Milliseconds(), bytes.Equal(got, rbBytes(arBytes, 7)), now != node)
+				_, err = atMost.Get(gctx)
+				fmt.Println("once-lost", errors.Is(err, ray.ErrObjectLost), strings.Contains(fmt.Sprint(err), "MaxTaskRetries(0)"), err)
 			}
-			start := time.Now()
-			gctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			defer cancel()
-			got, err := rebuilt.Get(gctx)
-			if err != nil {
-				fmt.Println("get the actor's result:", err)
-				return 1
-			}
-			took := time.Since(start)
-			now, err := ARNode.Remote(gctx, retried).Get(gctx)
-			if err != nil {
-				fmt.Println("the restarted actor:", err)
-				return 1
-			}
-			fmt.Println("got", took.Milliseconds(), bytes.Equal(got, rbBytes(arBytes, 7)), now != node)
-			_, err = atMost.Get(gctx)
-			fmt.Println("once-lost", errors.Is(err, ray.ErrObjectLost), strings.Contains(fmt.Sprint(err), "MaxTaskRetries(0)"), err)
 		}
-	}
-	return 0
+		return 0
+	})
 }
 
 // TestLostActorResultsRebuilt: a head on one host (the driver there too)

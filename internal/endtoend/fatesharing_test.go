@@ -71,90 +71,85 @@ type fsActor struct{}
 // their resources ("cb", "ca"), and then how long they took to come back
 // (the test kills the parent's node meanwhile).
 func runFSDriver() int {
-	ctx := context.Background()
-	if err := ray.Init(ctx); err != nil { // RAYGO_ADDRESS, RAYGO_TOKEN
-		fmt.Println("init:", err)
-		return 1
-	}
-	defer ray.Shutdown()
-	fmt.Println("ready")
-	waitFor := func(what string, cond func(map[string]float64) bool) bool {
-		deadline := time.Now().Add(40 * time.Second)
-		for time.Now().Before(deadline) {
-			if avail, err := ray.AvailableResources(ctx); err == nil && cond(avail) {
-				return true
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		fmt.Println("stuck", what)
-		return false
-	}
-	var victim ray.ActorHandle[fsActor]
-	parentOpts := []ray.TaskOption{ray.Resources(map[string]float64{"pa": 1}), ray.NumCPUs(0), ray.MaxRetries(0)}
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		switch in.Text() {
-		case "owner-killed":
-			parent := FSParent.Options(parentOpts...).Remote(ctx, false)
-			if !waitFor("child holding cb", func(a map[string]float64) bool { return a["cb"] == 0 }) {
-				return 1
-			}
-			if err := ray.Cancel(ctx, parent, ray.Force(), ray.Recursive(false)); err != nil {
-				fmt.Println("cancel:", err)
-				return 1
-			}
-			start := time.Now()
-			if !waitFor("cb back after its owner was killed", func(a map[string]float64) bool { return a["cb"] == 1 }) {
-				return 1
-			}
-			fmt.Println("freed", time.Since(start).Milliseconds())
-		case "actor-on":
-			// A named actor pinned to node B (the next line's field).
-			if !in.Scan() {
-				return 1
-			}
-			victim = FSActor.Options(ray.Name("victim"), ray.NodeAffinity(in.Text(), false), ray.NumCPUs(0)).Remote(ctx)
-			if _, err := FSPing.Remote(ctx, victim).Get(ctx); err != nil {
-				fmt.Println("actor:", err)
-				return 1
-			}
-			fmt.Println("actor-ready")
-		case "actor-check":
-			start := time.Now()
-			_, err := FSPing.Remote(ctx, victim).Get(ctx)
-			fmt.Println("call-err", errors.Is(err, ray.ErrActorDied), strings.Contains(fmt.Sprint(err), "node"), err)
-			for {
-				_, err := ray.GetActor[fsActor](ctx, "victim")
-				if errors.Is(err, ray.ErrNotFound) {
-					break
+	return asDriver(func(ctx context.Context) int {
+		waitFor := func(what string, cond func(map[string]float64) bool) bool {
+			deadline := time.Now().Add(40 * time.Second)
+			for time.Now().Before(deadline) {
+				if avail, err := ray.AvailableResources(ctx); err == nil && cond(avail) {
+					return true
 				}
-				if time.Since(start) > 30*time.Second {
-					fmt.Println("stuck name still taken:", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+			fmt.Println("stuck", what)
+			return false
+		}
+		var victim ray.ActorHandle[fsActor]
+		parentOpts := []ray.TaskOption{ray.Resources(map[string]float64{"pa": 1}), ray.NumCPUs(0), ray.MaxRetries(0)}
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			switch in.Text() {
+			case "owner-killed":
+				parent := FSParent.Options(parentOpts...).Remote(ctx, false)
+				if !waitFor("child holding cb", func(a map[string]float64) bool { return a["cb"] == 0 }) {
 					return 1
 				}
-				time.Sleep(50 * time.Millisecond)
+				if err := ray.Cancel(ctx, parent, ray.Force(), ray.Recursive(false)); err != nil {
+					fmt.Println("cancel:", err)
+					return 1
+				}
+				start := time.Now()
+				if !waitFor("cb back after its owner was killed", func(a map[string]float64) bool { return a["cb"] == 1 }) {
+					return 1
+				}
+				fmt.Println("freed", time.Since(start).Milliseconds())
+			case "actor-on":
+				// A named actor pinned to node B (the next line's field).
+				if !in.Scan() {
+					return 1
+				}
+				victim = FSActor.Options(ray.Name("victim"), ray.NodeAffinity(in.Text(), false), ray.NumCPUs(0)).Remote(ctx)
+				if _, err := FSPing.Remote(ctx, victim).Get(ctx); err != nil {
+					fmt.Println("actor:", err)
+					return 1
+				}
+				fmt.Println("actor-ready")
+			case "actor-check":
+				start := time.Now()
+				_, err := FSPing.Remote(ctx, victim).Get(ctx)
+				fmt.Println("call-err", errors.Is(err, ray.ErrActorDied), strings.Contains(fmt.Sprint(err), "node"), err)
+				for {
+					_, err := ray.GetActor[fsActor](ctx, "victim")
+					if errors.Is(err, ray.ErrNotFound) {
+						break
+					}
+					if time.Since(start) > 30*time.Second {
+						fmt.Println("stuck name still taken:", err)
+						return 1
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				freed := time.Since(start)
+				again := FSActor.Options(ray.Name("victim"), ray.NumCPUs(0)).Remote(ctx)
+				if _, err := FSPing.Remote(ctx, again).Get(ctx); err != nil {
+					fmt.Println("recreate:", err)
+					return 1
+				}
+				fmt.Println("name-free", freed.Milliseconds())
+			case "owner-node":
+				FSParent.Options(parentOpts...).Remote(ctx, true)
+				if !waitFor("child task and actor holding cb and ca", func(a map[string]float64) bool { return a["cb"] == 0 && a["ca"] == 0 }) {
+					return 1
+				}
+				fmt.Println("holding")
+				start := time.Now()
+				if !waitFor("cb and ca back after the owner's node died", func(a map[string]float64) bool { return a["cb"] == 1 && a["ca"] == 1 }) {
+					return 1
+				}
+				fmt.Println("freed", time.Since(start).Milliseconds())
 			}
-			freed := time.Since(start)
-			again := FSActor.Options(ray.Name("victim"), ray.NumCPUs(0)).Remote(ctx)
-			if _, err := FSPing.Remote(ctx, again).Get(ctx); err != nil {
-				fmt.Println("recreate:", err)
-				return 1
-			}
-			fmt.Println("name-free", freed.Milliseconds())
-		case "owner-node":
-			FSParent.Options(parentOpts...).Remote(ctx, true)
-			if !waitFor("child task and actor holding cb and ca", func(a map[string]float64) bool { return a["cb"] == 0 && a["ca"] == 0 }) {
-				return 1
-			}
-			fmt.Println("holding")
-			start := time.Now()
-			if !waitFor("cb and ca back after the owner's node died", func(a map[string]float64) bool { return a["cb"] == 1 && a["ca"] == 1 }) {
-				return 1
-			}
-			fmt.Println("freed", time.Since(start).Milliseconds())
 		}
-	}
-	return 0
+		return 0
+	})
 }
 
 // TestFateSharing: a parent task on node A (host h2) starts a child task

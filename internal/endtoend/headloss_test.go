@@ -34,36 +34,31 @@ var HLSleep = ray.Func1(func(ctx context.Context, secs int) (int, error) {
 }, ray.RegisterName("e2e.HLSleep"))
 
 func runHLDriver() int {
-	ctx := context.Background()
-	if err := ray.Init(ctx); err != nil { // RAYGO_ADDRESS, RAYGO_TOKEN
-		fmt.Println("init:", err)
-		return 1
-	}
-	defer ray.Shutdown()
-	fmt.Println("ready")
-	in := bufio.NewScanner(os.Stdin)
-	var long ray.ObjectRef[int]
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		switch {
-		case len(f) == 2 && f[0] == "submit":
-			on := HLSleep.Options(ray.NodeAffinity(f[1], false))
-			if _, err := on.Remote(ctx, 0).Get(ctx); err != nil {
-				fmt.Println("short task:", err)
-				return 1
+	return asDriver(func(ctx context.Context) int {
+		in := bufio.NewScanner(os.Stdin)
+		var long ray.ObjectRef[int]
+		for in.Scan() {
+			f := strings.Fields(in.Text())
+			switch {
+			case len(f) == 2 && f[0] == "submit":
+				on := HLSleep.Options(ray.NodeAffinity(f[1], false))
+				if _, err := on.Remote(ctx, 0).Get(ctx); err != nil {
+					fmt.Println("short task:", err)
+					return 1
+				}
+				long = on.Remote(ctx, 120)
+				fmt.Println("submitted")
+			case len(f) == 1 && f[0] == "get":
+				gctx, cancel := context.WithTimeout(ctx, time.Minute)
+				_, err := long.Get(gctx)
+				cancel()
+				fmt.Println("got", errors.Is(err, ray.ErrHeadLost), err)
+				_, err = ray.Put(ctx, 7)
+				fmt.Println("put", errors.Is(err, ray.ErrHeadLost), err)
 			}
-			long = on.Remote(ctx, 120)
-			fmt.Println("submitted")
-		case len(f) == 1 && f[0] == "get":
-			gctx, cancel := context.WithTimeout(ctx, time.Minute)
-			_, err := long.Get(gctx)
-			cancel()
-			fmt.Println("got", errors.Is(err, ray.ErrHeadLost), err)
-			_, err = ray.Put(ctx, 7)
-			fmt.Println("put", errors.Is(err, ray.ErrHeadLost), err)
 		}
-	}
-	return 0
+		return 0
+	})
 }
 
 // TestHeadLossStopsTheCluster: a head (control store and node) on one

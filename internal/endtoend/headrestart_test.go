@@ -42,89 +42,84 @@ var (
 )
 
 func runHRDriver() int {
-	ctx := context.Background()
-	if err := ray.Init(ctx); err != nil { // RAYGO_ADDRESS, RAYGO_TOKEN
-		fmt.Println("init:", err)
-		return 1
-	}
-	defer ray.Shutdown()
-	fmt.Println("ready")
-	in := bufio.NewScanner(os.Stdin)
-	var long ray.ObjectRef[int]
-	var pg *ray.PlacementGroupHandle
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		switch {
-		case len(f) == 2 && f[0] == "setup":
-			on := ray.NodeAffinity(f[1], false)
-			c := HRCounter.Options(ray.Name("hr-counter"), ray.Lifetime(ray.Detached), ray.NumCPUs(0), on).Remote(ctx)
-			if n, err := HRInc.Remote(ctx, c).Get(ctx); err != nil || n != 1 {
-				fmt.Println("counter:", n, err)
-				return 1
-			}
-			var err error
-			if pg, err = ray.PlacementGroup(ctx, []ray.Bundle{{"pr": 1}}, ray.PlacementPack, ray.Name("hr-group")); err == nil {
-				err = pg.Ready(ctx)
-			}
-			if err != nil {
-				fmt.Println("group:", err)
-				return 1
-			}
-			long = HLSleep.Options(on).Remote(ctx, 6)
-			fmt.Println("set")
-		case len(f) == 1 && f[0] == "serve":
-			start := time.Now()
-			var n int
-			var err error
-			for time.Since(start) < time.Minute {
-				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				var c ray.ActorHandle[hrCounter]
-				if c, err = ray.GetActor[hrCounter](sctx, "hr-counter"); err == nil {
-					n, err = HRInc.Remote(sctx, c).Get(sctx)
+	return asDriver(func(ctx context.Context) int {
+		in := bufio.NewScanner(os.Stdin)
+		var long ray.ObjectRef[int]
+		var pg *ray.PlacementGroupHandle
+		for in.Scan() {
+			f := strings.Fields(in.Text())
+			switch {
+			case len(f) == 2 && f[0] == "setup":
+				on := ray.NodeAffinity(f[1], false)
+				c := HRCounter.Options(ray.Name("hr-counter"), ray.Lifetime(ray.Detached), ray.NumCPUs(0), on).Remote(ctx)
+				if n, err := HRInc.Remote(ctx, c).Get(ctx); err != nil || n != 1 {
+					fmt.Println("counter:", n, err)
+					return 1
 				}
+				var err error
+				if pg, err = ray.PlacementGroup(ctx, []ray.Bundle{{"pr": 1}}, ray.PlacementPack, ray.Name("hr-group")); err == nil {
+					err = pg.Ready(ctx)
+				}
+				if err != nil {
+					fmt.Println("group:", err)
+					return 1
+				}
+				long = HLSleep.Options(on).Remote(ctx, 6)
+				fmt.Println("set")
+			case len(f) == 1 && f[0] == "serve":
+				start := time.Now()
+				var n int
+				var err error
+				for time.Since(start) < time.Minute {
+					sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					var c ray.ActorHandle[hrCounter]
+					if c, err = ray.GetActor[hrCounter](sctx, "hr-counter"); err == nil {
+						n, err = HRInc.Remote(sctx, c).Get(sctx)
+					}
+					if err == nil {
+						fresh := HRCounter.Options(ray.NumCPUs(0)).Remote(sctx)
+						_, err = HRInc.Remote(sctx, fresh).Get(sctx)
+					}
+					cancel()
+					if err == nil {
+						break
+					}
+				}
+				fmt.Println("served", time.Since(start).Milliseconds(), n, err)
+			case len(f) == 2 && f[0] == "create":
+				c := HRCounter.Options(ray.Name("hr-once"), ray.Lifetime(ray.Detached), ray.NumCPUs(0), ray.NodeAffinity(f[1], false)).Remote(ctx)
+				n1, err := HRInc.Remote(ctx, c).Get(ctx)
+				var n2 int
 				if err == nil {
-					fresh := HRCounter.Options(ray.NumCPUs(0)).Remote(sctx)
-					_, err = HRInc.Remote(sctx, fresh).Get(sctx)
+					n2, err = HRInc.Remote(ctx, c).Get(ctx)
 				}
-				cancel()
+				named, lerr := ray.ListNamedActors(ctx)
+				fmt.Println("created", n1, n2, len(named), err, lerr)
+			case len(f) == 1 && f[0] == "check":
+				secs, err := long.Get(ctx)
+				fmt.Println("long", secs, err)
+				g, err := ray.GetPlacementGroup(ctx, "hr-group")
 				if err == nil {
-					break
+					err = g.Ready(ctx)
 				}
-			}
-			fmt.Println("served", time.Since(start).Milliseconds(), n, err)
-		case len(f) == 2 && f[0] == "create":
-			c := HRCounter.Options(ray.Name("hr-once"), ray.Lifetime(ray.Detached), ray.NumCPUs(0), ray.NodeAffinity(f[1], false)).Remote(ctx)
-			n1, err := HRInc.Remote(ctx, c).Get(ctx)
-			var n2 int
-			if err == nil {
-				n2, err = HRInc.Remote(ctx, c).Get(ctx)
-			}
-			named, lerr := ray.ListNamedActors(ctx)
-			fmt.Println("created", n1, n2, len(named), err, lerr)
-		case len(f) == 1 && f[0] == "check":
-			secs, err := long.Get(ctx)
-			fmt.Println("long", secs, err)
-			g, err := ray.GetPlacementGroup(ctx, "hr-group")
-			if err == nil {
-				err = g.Ready(ctx)
-			}
-			var sum int
-			if err == nil {
-				sum, err = ChaosSum.Options(ray.InPlacementGroup(g, 0), ray.Resources(map[string]float64{"pr": 1}), ray.NumCPUs(0)).Remote(ctx, []byte{1, 2, 3}).Get(ctx)
-			}
-			fmt.Println("group", g != nil && g.ID() == pg.ID(), sum, err)
-			nodes, err := ray.Nodes(ctx)
-			var alive []string
-			for _, n := range nodes {
-				if n.Alive {
-					alive = append(alive, n.ID)
+				var sum int
+				if err == nil {
+					sum, err = ChaosSum.Options(ray.InPlacementGroup(g, 0), ray.Resources(map[string]float64{"pr": 1}), ray.NumCPUs(0)).Remote(ctx, []byte{1, 2, 3}).Get(ctx)
 				}
+				fmt.Println("group", g != nil && g.ID() == pg.ID(), sum, err)
+				nodes, err := ray.Nodes(ctx)
+				var alive []string
+				for _, n := range nodes {
+					if n.Alive {
+						alive = append(alive, n.ID)
+					}
+				}
+				slices.Sort(alive)
+				fmt.Println("nodes", strings.Join(alive, ","), err)
 			}
-			slices.Sort(alive)
-			fmt.Println("nodes", strings.Join(alive, ","), err)
 		}
-	}
-	return 0
+		return 0
+	})
 }
 
 // TestHeadRestartWithStorage: a head keeping its state in storage (a

@@ -400,3 +400,17 @@ func (d *driverProc) Next(prefix string) []string {
 	}
 	return nil
 }
+
+// asDriver runs body as a driver role's process: it joins the cluster at
+// RAYGO_ADDRESS with RAYGO_TOKEN, says "ready", runs body (which reads
+// its commands from stdin) and leaves the cluster.
+func asDriver(body func(ctx context.Context) int) int {
+	ctx := context.Background()
+	if err := ray.Init(ctx); err != nil {
+		fmt.Println("init:", err)
+		return 1
+	}
+	defer ray.Shutdown()
+	fmt.Println("ready")
+	return body(ctx)
+}

@@ -100,21 +100,9 @@ func runRBDriver() int {
 			runtime.GC()
 			fmt.Println("made")
 		case len(f) == 1 && f[0] == "get":
-			for gone := false; !gone; {
-				nodes, err := ray.Nodes(ctx)
-				if err != nil {
-					fmt.Println("nodes:", err)
-					return 1
-				}
-				gone = true
-				for _, nd := range nodes {
-					if nd.ID == node && nd.Alive {
-						gone = false
-					}
-				}
-				if !gone {
-					time.Sleep(50 * time.Millisecond)
-				}
+			if err := waitNodeGone(ctx, node); err != nil {
+				fmt.Println("nodes:", err)
+				return 1
 			}
 			start := time.Now()
 			gctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -198,4 +186,22 @@ func TestLostObjectsRebuilt(t *testing.T) {
 		t.Fatalf("the rebuilt objects: %q, want them equal to the originals", got)
 	}
 	t.Logf("a task read the first lost object %s ms after the node's death was seen (its owner rebuilt it); both were read %s ms after", byTask[0], got[0])
+}
+
+// waitNodeGone waits until the cluster no longer lists node as alive.
+func waitNodeGone(ctx context.Context, node string) error {
+	for {
+		nodes, err := ray.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		alive := false
+		for _, nd := range nodes {
+			alive = alive || nd.ID == node && nd.Alive
+		}
+		if !alive {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
