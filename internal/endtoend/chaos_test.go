@@ -300,7 +300,7 @@ func TestChaos(t *testing.T) {
 		lastFault = time.Now()
 		nodes[i] = startNH(t, h, roleNHNode, tok, gcs, store, cpus)
 	}
-	stats := d.Next("stats")
+	stats := d.NextWithin("stats", 3*time.Minute) // after the workload's last calls (chains wait up to 2 min)
 	free := d.Next("free")
 	afterLast := time.Since(lastFault)
 	t.Logf("injected (%d): %s", len(injected), strings.Join(injected, ", "))

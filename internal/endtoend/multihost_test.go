@@ -386,6 +386,12 @@ func (d *driverProc) Send(line string) { fmt.Fprintln(d.stdin, line) }
 // comes within 90 s.
 func (d *driverProc) Next(prefix string) []string {
 	d.t.Helper()
+	return d.NextWithin(prefix, 90*time.Second)
+}
+
+// NextWithin is Next waiting up to limit.
+func (d *driverProc) NextWithin(prefix string, limit time.Duration) []string {
+	d.t.Helper()
 	select {
 	case line, ok := <-d.lines:
 		if !ok {
@@ -395,8 +401,8 @@ func (d *driverProc) Next(prefix string) []string {
 			return f[1:]
 		}
 		d.t.Fatalf("driver: %s (waiting for %q)", line, prefix)
-	case <-time.After(90 * time.Second):
-		d.t.Fatalf("no %q from the driver", prefix)
+	case <-time.After(limit):
+		d.t.Fatalf("no %q from the driver within %s", prefix, limit)
 	}
 	return nil
 }
