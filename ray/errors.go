@@ -83,7 +83,9 @@ type (
 	PlacementGroupRemovedError = errs.PlacementGroupRemovedError
 	// HeadLostError: the cluster's head stopped answering for longer than
 	// the head timeout, or came back without the cluster's state (it keeps
-	// no storage); every call of this process fails with it from then on.
+	// no storage); or, for a head that keeps its state in storage
+	// (`raygo start --head --storage`), did not come back within a minute.
+	// Every call of this process fails with it from then on.
 	HeadLostError = errs.HeadLostError
 )
 

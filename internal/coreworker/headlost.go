@@ -25,6 +25,12 @@ import (
 // submissions), so that a program gets one clear error at once instead of
 // Gets that wait out their deadlines. The nodes stop on their own the
 // same way (raylet.Config.HeadTimeout).
+//
+// A head that keeps its state in storage (raygo start --head --storage)
+// is waited for instead: it is restarted on the same address and takes
+// the cluster over, and meanwhile calls to it that find it unreachable
+// are tried again (headconn.go). Only when it has not come back within
+// headReconnectTimeout (a minute) is it given up the same way.
 
 // unusable is the error calls fail with once the process cannot work:
 // its head is gone, or Close was called.

@@ -390,8 +390,10 @@ func (e *NodeDiedError) Is(target error) bool { return target == ErrNodeDied }
 // HeadLostError: the cluster's head (its control store, at Head) is lost:
 // it stopped answering for longer than the head timeout (it is gone, or
 // this process is cut off from it), or answered as a stranger (started
-// again without storage, so without the cluster's state). A head without storage takes its cluster with it: nodes stop
-// their workers and exit, and a driver's calls fail with this error.
+// again without storage, so without the cluster's state), or, keeping its
+// state in storage, did not come back within a minute. A head without
+// storage takes its cluster with it: nodes stop their workers and exit,
+// and a driver's calls fail with this error.
 type HeadLostError struct {
 	Head   string
 	Reason string
