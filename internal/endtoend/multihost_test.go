@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -331,6 +332,7 @@ func addHosts(t *testing.T, bed *testcluster.Bed, names ...string) []*testcluste
 // next stdout line. It is killed when the test ends.
 type driverProc struct {
 	t     *testing.T
+	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string // closed when its stdout ends
 }
@@ -356,7 +358,7 @@ func startDriverRole(t *testing.T, h *testcluster.Host, role string, env ...stri
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &driverProc{t: t, stdin: stdin, lines: make(chan string, 16)}
+	d := &driverProc{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
 	go func() {
 		r := bufio.NewReader(stdout)
 		for {
@@ -402,7 +404,11 @@ func (d *driverProc) NextWithin(prefix string, limit time.Duration) []string {
 		}
 		d.t.Fatalf("driver: %s (waiting for %q)", line, prefix)
 	case <-time.After(limit):
-		d.t.Fatalf("no %q from the driver within %s", prefix, limit)
+		// Its goroutines to the test's log (the Go runtime's SIGQUIT
+		// dump on its stderr), to see what it waits on.
+		_ = d.cmd.Process.Signal(syscall.SIGQUIT)
+		time.Sleep(time.Second)
+		d.t.Fatalf("no %q from the driver within %s (its goroutines are above)", prefix, limit)
 	}
 	return nil
 }

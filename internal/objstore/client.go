@@ -121,9 +121,7 @@ func (c *Client) readLoop() {
 		}
 	}
 	c.mu.Lock()
-	// Unavailable: the node is going away (or gone); a task that fails
-	// for it is retried by its caller, as one whose worker died is.
-	c.err = fmt.Errorf("%w: objstore: connection to the node's store lost: %w", errs.ErrUnavailable, err)
+	c.err = fmt.Errorf("objstore: connection to the node's store lost: %w", err)
 	c.mu.Unlock()
 	close(c.done)
 }
