@@ -2,6 +2,7 @@ package coreworker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/raygo/raygo/internal/coreworker/registry"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/objstore"
 	"github.com/raygo/raygo/internal/pb"
 )
 
@@ -174,6 +176,12 @@ func (e env) StoreReturns(ctx context.Context, spec *pb.TaskSpec, rets []registr
 		// is gone.
 		v, err := cw.makeValueFor(ctx, ids.MustFromBytes(spec.GetReturnIds()[i]), [][]byte{r.Data}, spec.GetFunction(),
 			ids.MustFromBytes(spec.GetOwnerId()), caller)
+		if errors.Is(err, objstore.ErrConnLost) {
+			// This node is going away: the task ran, but its result
+			// cannot be kept here. Unavailable: its caller runs it again
+			// elsewhere (taskmgr.Decide), as if this worker had died.
+			return nil, fmt.Errorf("%w: %s: store its result on this node: %w", errs.ErrUnavailable, spec.GetFunction(), err)
+		}
 		if err != nil {
 			return nil, err
 		}

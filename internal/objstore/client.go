@@ -41,6 +41,10 @@ type Client struct {
 // ErrNotFound: the object is not in this node's store.
 var ErrNotFound = errors.New("objstore: object not in this node's store")
 
+// ErrConnLost: the client's connection to its node's store broke (the
+// node daemon is gone or going); every later call fails with it.
+var ErrConnLost = errors.New("objstore: connection to the node's store lost")
+
 // Dial connects to the store serving the local socket name, proving
 // the cluster token; client names this process in the store's reports.
 // Objects it creates have no known owner (DialAs names one).
@@ -121,7 +125,7 @@ func (c *Client) readLoop() {
 		}
 	}
 	c.mu.Lock()
-	c.err = fmt.Errorf("objstore: connection to the node's store lost: %w", err)
+	c.err = fmt.Errorf("%w: %w", ErrConnLost, err)
 	c.mu.Unlock()
 	close(c.done)
 }
