@@ -267,8 +267,10 @@ func TestChaos(t *testing.T) {
 			}
 			<-head.exited
 			time.Sleep(2 * time.Second)
+			restarted := time.Now()
 			head = startNH(t, h0, roleNHHead, headEnv...)
-			injected = append(injected, fmt.Sprintf("head killed at %s, restarted after 2s", time.Since(start).Round(time.Second)))
+			injected = append(injected, fmt.Sprintf("head killed at %s, restarted after 2s, serving %s later",
+				time.Since(start).Round(time.Second), time.Since(restarted).Round(time.Millisecond)))
 			lastFault = time.Now()
 			continue
 		}
@@ -289,16 +291,21 @@ func TestChaos(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("node on %s still runs 30 s after a 6 s partition", h.Name)
 			}
-			injected = append(injected, fmt.Sprintf("%s partitioned 6s at %s", h.Name, time.Since(start).Round(time.Second)))
+			healed := time.Now()
+			nodes[i] = startNH(t, h, roleNHNode, tok, gcs, store, cpus)
+			injected = append(injected, fmt.Sprintf("%s partitioned 6s at %s (dead node out and a new one in %s after the heal)",
+				h.Name, time.Since(start).Round(time.Second), time.Since(healed).Round(time.Millisecond)))
 		} else {
 			if err := nodes[i].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			<-nodes[i].exited
-			injected = append(injected, fmt.Sprintf("%s killed at %s", h.Name, time.Since(start).Round(time.Second)))
+			killed := time.Now()
+			nodes[i] = startNH(t, h, roleNHNode, tok, gcs, store, cpus)
+			injected = append(injected, fmt.Sprintf("%s killed at %s (a new node in %s)", h.Name, time.Since(start).Round(time.Second),
+				time.Since(killed).Round(time.Millisecond)))
 		}
 		lastFault = time.Now()
-		nodes[i] = startNH(t, h, roleNHNode, tok, gcs, store, cpus)
 	}
 	stats := d.NextWithin("stats", 3*time.Minute) // after the workload's last calls (chains wait up to 2 min)
 	free := d.Next("free")
