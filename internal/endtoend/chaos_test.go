@@ -286,12 +286,12 @@ func TestChaos(t *testing.T) {
 			if err := h.Heal(); err != nil {
 				t.Fatal(err)
 			}
+			healed := time.Now()
 			select {
 			case <-nodes[i].exited:
 			case <-time.After(30 * time.Second):
 				t.Fatalf("node on %s still runs 30 s after a 6 s partition", h.Name)
 			}
-			healed := time.Now()
 			nodes[i] = startNH(t, h, roleNHNode, tok, gcs, store, cpus)
 			injected = append(injected, fmt.Sprintf("%s partitioned 6s at %s (dead node out and a new one in %s after the heal)",
 				h.Name, time.Since(start).Round(time.Second), time.Since(healed).Round(time.Millisecond)))
