@@ -53,7 +53,18 @@ var (
 		}
 		return s, nil
 	}, ray.RegisterName("e2e.ChaosSum"))
+	// ChaosAttempt returns the attempt it runs as (0 first), after a
+	// pause that the killer may interrupt.
+	ChaosAttempt = ray.Func0(func(ctx context.Context) (int, error) {
+		time.Sleep(200 * time.Millisecond)
+		tc, _ := ray.CurrentTask(ctx)
+		return tc.Attempt, nil
+	}, ray.RegisterName("e2e.ChaosAttempt"))
 )
+
+// chaosAttemptRetries is ChaosAttempt's MaxRetries: no run of it may be
+// attempt chaosAttemptRetries+1 or later.
+const chaosAttemptRetries = 3
 
 // chaosStats counts what the workload did.
 type chaosStats struct {
@@ -62,6 +73,7 @@ type chaosStats struct {
 	groupTasks, groupFailed       atomic.Int64
 	detachedCalls, detachedFailed atomic.Int64
 	detachedGap                   atomic.Int64 // the longest time between two answered detached-actor calls, in ms
+	attempts, overLimit, retried  atomic.Int64 // ChaosAttempt runs, those past its retries (must be 0), those retried
 	start                         time.Time    // when the workload began
 	mu                            sync.Mutex
 	firstErrs                     []string
@@ -169,6 +181,18 @@ func runChaosDriver() int {
 			st.wrong.Add(1)
 		}
 	})
+	run(func(int) { // attempts stay within MaxRetries
+		gctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := ChaosAttempt.Options(ray.MaxRetries(chaosAttemptRetries), ray.NumCPUs(0.25)).Remote(gctx).Get(gctx)
+		cancel()
+		st.attempts.Add(1)
+		switch {
+		case err == nil && n > chaosAttemptRetries:
+			st.overLimit.Add(1)
+		case err == nil && n > 0:
+			st.retried.Add(1)
+		}
+	})
 	lastAnswer := time.Now()
 	run(func(int) { // the detached named actor, found by name
 		gctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -194,9 +218,10 @@ func runChaosDriver() int {
 	st.mu.Lock()
 	errsSeen := strings.Join(st.firstErrs, " | ")
 	st.mu.Unlock()
-	fmt.Printf("stats chains=%d chains_failed=%d wrong=%d calls=%d calls_failed=%d group=%d group_failed=%d detached=%d detached_failed=%d detached_longest_wait_ms=%d errors=%q\n",
+	fmt.Printf("stats chains=%d chains_failed=%d wrong=%d calls=%d calls_failed=%d group=%d group_failed=%d detached=%d detached_failed=%d detached_longest_wait_ms=%d attempts=%d attempts_retried=%d attempts_over_limit=%d errors=%q\n",
 		st.chains.Load(), st.chainsFailed.Load(), st.wrong.Load(), st.calls.Load(), st.callsFailed.Load(),
-		st.groupTasks.Load(), st.groupFailed.Load(), st.detachedCalls.Load(), st.detachedFailed.Load(), st.detachedGap.Load(), errsSeen)
+		st.groupTasks.Load(), st.groupFailed.Load(), st.detachedCalls.Load(), st.detachedFailed.Load(), st.detachedGap.Load(),
+		st.attempts.Load(), st.retried.Load(), st.overLimit.Load(), errsSeen)
 	_ = ray.Kill(ctx, keeper)
 	_ = ray.RemovePlacementGroup(ctx, pg)
 	start := time.Now()
@@ -320,7 +345,7 @@ func TestChaos(t *testing.T) {
 			fields[k] = n
 		}
 	}
-	for _, k := range []string{"chains_failed", "wrong", "calls_failed", "group_failed", "detached_failed"} {
+	for _, k := range []string{"chains_failed", "wrong", "calls_failed", "group_failed", "detached_failed", "attempts_over_limit"} {
 		if fields[k] != 0 {
 			t.Errorf("%s = %d", k, fields[k])
 		}
