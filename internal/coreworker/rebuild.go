@@ -148,8 +148,9 @@ func (cw *CoreWorker) isRevived(id ids.ID) bool {
 // rebuildArgs rebuilds, before t runs again, the arguments of t that this
 // process owns and that are lost: in a store, with no copy on an alive
 // node that answers (hasLiveCopy), or out of scope (their values freed:
-// only the lineage kept them). Each one rebuilt is served until t has
-// run, in scope or not (revived, returned for unrevive).
+// only the lineage kept them). Every argument of t this process owns is
+// served until t has run, in scope or not (revived, returned for
+// unrevive).
 func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth int) (revived []ids.ID, err error) {
 	var alive map[string]bool
 	for _, a := range t.Spec.GetArgs() {
@@ -164,15 +165,16 @@ func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth in
 					return revived, err
 				}
 			}
+			// Served until t has run, lost or not: its last handle may go
+			// while t waits for it (a chaos run lost a chain to an
+			// argument freed while the rebuilt task waited for it).
+			cw.revive(id)
+			revived = append(revived, id)
 			if cw.hasLiveCopy(ctx, id, primary, alive) {
 				continue
 			}
 			argLost = &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
 				Detail: "an argument of " + t.Function() + ", held only on nodes that died (" + primary + ")"}
-			// Served until t has run even if it goes out of scope
-			// meanwhile (its last handle dropped while it is rebuilt).
-			cw.revive(id)
-			revived = append(revived, id)
 		} else if _, ok := cw.refs.LineageOnly(id); ok {
 			cw.revive(id)
 			revived = append(revived, id)
