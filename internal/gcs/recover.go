@@ -48,17 +48,19 @@ const epochShift = 40
 // no storage (or an in-memory one) it is New.
 func Open(cfg Config, pool *rpc.Pool) (*Server, error) {
 	s := newServer(cfg, pool)
+	var rec *recovery
 	if st := s.cfg.Storage; st != nil && st.Persistent() {
 		s.persist = newPersister(st)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := s.recoverState(ctx)
+		var err error
+		rec, err = s.recoverState(ctx)
 		cancel()
 		if err != nil {
 			s.cancel()
 			return nil, fmt.Errorf("gcs: recover state from storage: %w", err)
 		}
 	}
-	s.start()
+	s.start(rec)
 	return s, nil
 }
 
@@ -97,11 +99,17 @@ func (s *Server) SetHeadNode(id ids.ID) error {
 	return s.persist.store.Put(ctx, tableCluster, storage.KV{Key: keyHeadNode, Value: id.Bytes()})
 }
 
-func (s *Server) recoverState(ctx context.Context) error {
+// recovery is what recoverState leaves for afterRecovery.
+type recovery struct {
+	restart []ids.ID // actors to place again
+	oldHead ids.ID   // the earlier incarnation's head node
+}
+
+func (s *Server) recoverState(ctx context.Context) (*recovery, error) {
 	st := s.persist.store
 	v, ok, err := st.Get(ctx, tableCluster, keyEpoch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ok && len(v) == 8 {
 		s.epoch = binenc.BigEndian.Uint64(v)
@@ -110,12 +118,12 @@ func (s *Server) recoverState(ctx context.Context) error {
 	var b [8]byte
 	binenc.BigEndian.PutUint64(b[:], s.epoch)
 	if err := st.Put(ctx, tableCluster, storage.KV{Key: keyEpoch, Value: b[:]}); err != nil {
-		return err
+		return nil, err
 	}
 	s.viewVersion = s.epoch << epochShift
 	var oldHead ids.ID
 	if v, ok, err := st.Get(ctx, tableCluster, keyHeadNode); err != nil {
-		return err
+		return nil, err
 	} else if ok {
 		oldHead, _ = ids.FromBytes(v)
 	}
@@ -130,20 +138,20 @@ func (s *Server) recoverState(ctx context.Context) error {
 		s.touchLocked(n)
 		s.nodes[id] = n
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := scanProto(ctx, st, tableJobs, func() *pb.JobInfo { return &pb.JobInfo{} }, func(_ string, j *pb.JobInfo) {
 		if id, ok := ids.FromBytes(j.GetJobId()); ok {
 			s.jobs[id] = j
 		}
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := st.Scan(ctx, tableKV, func(k string, v []byte) error {
 		s.kv[k] = v
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	var restart []ids.ID
 	if err := scanProto(ctx, st, tableActors, func() *pb.StoredActor { return &pb.StoredActor{} }, func(_ string, r *pb.StoredActor) {
@@ -171,13 +179,13 @@ func (s *Server) recoverState(ctx context.Context) error {
 			s.names[nameKey(info.GetNamespace(), info.GetName())] = aid
 		}
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	var groups []*pb.PlacementGroupInfo
 	if err := scanProto(ctx, st, tableGroups, func() *pb.PlacementGroupInfo { return &pb.PlacementGroupInfo{} }, func(_ string, g *pb.PlacementGroupInfo) {
 		groups = append(groups, g)
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	// In creation order, so that waiting groups are tried as before.
 	sortGroups(groups)
@@ -200,37 +208,32 @@ func (s *Server) recoverState(ctx context.Context) error {
 	}
 	if err := st.Scan(ctx, tableBinaries, func(k string, v []byte) error {
 		if len(v) == 8 && len(k) == 64 { // a whole binary's size record (chunks are hash/NNNNNN)
-			b := &binary{size: int64(binaryBigEndian(v)), stored: true}
+			b := &binary{size: int64(binenc.BigEndian.Uint64(v)), stored: true}
 			s.binaries[k] = b
 			s.binOrder = append(s.binOrder, k)
 			s.binBytes += b.size
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	s.log.Info("control store recovered from storage", "epoch", s.epoch, "nodes", len(s.nodes), "jobs", len(s.jobs),
 		"actors", len(s.actors), "placement_groups", len(s.groups.byID), "kv", len(s.kv), "binaries", len(s.binaries))
-	s.recovered = restart
-	s.oldHead = oldHead
-	return nil
+	return &recovery{restart: restart, oldHead: oldHead}, nil
 }
 
 // afterRecovery, once the loops run: the old head node is dead (its
 // actors restart, its bundles are placed again), actors that were being
 // placed are placed again, and waiting groups are tried.
-func (s *Server) afterRecovery() {
-	if !s.oldHead.IsNil() {
-		s.markNodeDead(s.oldHead, "the head restarted (it ran in the head's process)")
+func (s *Server) afterRecovery(rec *recovery) {
+	if !rec.oldHead.IsNil() {
+		s.markNodeDead(rec.oldHead, "the head restarted (it ran in the head's process)")
 	}
-	for _, aid := range s.recovered {
+	for _, aid := range rec.restart {
 		s.goOwned(func() { s.scheduleActor(aid) })
 	}
-	s.recovered = nil
 	s.kickGroups()
 }
-
-func binaryBigEndian(v []byte) uint64 { return binenc.BigEndian.Uint64(v) }
 
 // scanProto reads every record of table as a T.
 func scanProto[T proto.Message](ctx context.Context, st storage.Store, table string, alloc func() T, fn func(string, T)) error {

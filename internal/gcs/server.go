@@ -115,12 +115,10 @@ type Server struct {
 	nodesChanged chan struct{} // guarded by mu
 	log          *slog.Logger
 
-	// With persistent storage (persist.go, recover.go): the writer, this
-	// incarnation's number, and what recovery left for afterRecovery.
-	persist   *persister
-	epoch     uint64
-	recovered []ids.ID // actors to place again
-	oldHead   ids.ID   // the earlier incarnation's head node
+	// With persistent storage (persist.go, recover.go): the writer and
+	// this incarnation's number.
+	persist *persister
+	epoch   uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -205,8 +203,8 @@ func newServer(cfg Config, pool *rpc.Pool) *Server {
 }
 
 // start starts the background loops (and the storage writer, with
-// storage), then what recovery left to do.
-func (s *Server) start() {
+// storage), then what recovery left to do (rec; nil without storage).
+func (s *Server) start(rec *recovery) {
 	s.wg.Add(5)
 	go s.healthLoop()
 	go s.driverLoop()
@@ -215,7 +213,7 @@ func (s *Server) start() {
 	go s.cancelLoop()
 	if s.persist != nil {
 		s.goOwned(func() { s.persist.loop(s.ctx, s.log.Warn) })
-		s.afterRecovery()
+		s.afterRecovery(rec)
 	}
 }
 

@@ -482,12 +482,7 @@ func (r *Raylet) heartbeatLoop() {
 		}
 		if err == nil {
 			r.refreshCluster(ctx)
-			r.mu.Lock()
-			resend := len(r.unreported) > 0
-			r.mu.Unlock()
-			if resend {
-				r.resendDeaths()
-			}
+			r.resendDeaths()
 		}
 		cancel()
 	}
