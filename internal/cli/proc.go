@@ -18,6 +18,8 @@ import (
 const (
 	addressFile = "address"
 	tokenFile   = "token"
+	// apiAddressFile holds the head's HTTP API and dashboard URL.
+	apiAddressFile = "api_address"
 	pidsFile    = "pids"
 	logsDir     = "logs"
 )

@@ -101,7 +101,7 @@ RAYGO_ADDRESS=HOST:PORT.`,
 	})
 	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newMemoryCmd(), newMicrobenchmarkCmd(), newTestbedCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newMemoryCmd(), newMicrobenchmarkCmd(), newTestbedCmd(), newVersionCmd(), newTokenCmd())
 	return root
 }
 
@@ -111,6 +111,16 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return usageErrorf("%s takes no arguments, got %s", cmd.CommandPath(), strings.Join(args, " "))
 	}
 	return nil
+}
+
+// exactArgs wants n positional arguments, named what for the error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %s, got %d argument(s)", cmd.CommandPath(), what, len(args))
+		}
+		return nil
+	}
 }
 
 // changed reports whether the flag name was given on the command line.

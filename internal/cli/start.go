@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raygo/raygo/internal/api"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/node"
@@ -62,6 +63,11 @@ type startOptions struct {
 	block             bool
 	storage           string // --storage: the control store's storage (head only)
 	storageNamespace  string
+	dashboardHost     string   // --dashboard-host: the HTTP API's and dashboard's interface
+	dashboardPort     int      // --dashboard-port (0: a free one; -1: none)
+	allowOrigins      []string // --dashboard-allow-origin
+	metricsOpen       bool     // --metrics-open
+	dashboardPortSet  bool     // --dashboard-port given: a taken port is an error
 
 	// Hidden flags passed by a detaching `raygo start` to its child.
 	sessionDir string // the session the parent chose; also marks the child
@@ -128,6 +134,10 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.block, "block", false, "run in the foreground until interrupted")
 	fs.StringVar(&o.storage, "storage", "", "head only: keep the control store's state in `PATH` (a bbolt file) or redis://[:PASSWORD@]HOST:PORT[/DB], so that a head restarted with the same --storage and --port takes its cluster over (default: none; the cluster ends with its head)")
 	fs.StringVar(&o.storageNamespace, "storage-namespace", node.DefaultStorageNamespace, "head only: the cluster's namespace in a Redis --storage shared by several clusters")
+	fs.StringVar(&o.dashboardHost, "dashboard-host", "127.0.0.1", "head only: interface the HTTP API and dashboard listen on (other than loopback, traffic is not encrypted; every request still needs a token)")
+	fs.IntVar(&o.dashboardPort, "dashboard-port", api.DefaultPort, "head only: port of the HTTP API and dashboard (0 picks a free one, -1 serves none); when the default is taken, a free one is used")
+	fs.StringArrayVar(&o.allowOrigins, "dashboard-allow-origin", nil, "head only: a web `ORIGIN` (https://host:port) besides the dashboard's own that may call the HTTP API from a browser (repeatable)")
+	fs.BoolVar(&o.metricsOpen, "metrics-open", false, "head only: serve /metrics without a token (everything else still needs one)")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
 	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
 	_ = fs.MarkHidden("session-dir")
@@ -155,9 +165,14 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--host must not be empty")
 	case !o.head && (changed(fs, "storage") || changed(fs, "storage-namespace")):
 		return usageErrorf("--storage is for --head: the control store keeps the cluster's state")
+	case !o.head && (changed(fs, "dashboard-host") || changed(fs, "dashboard-port") || changed(fs, "dashboard-allow-origin") || changed(fs, "metrics-open")):
+		return usageErrorf("--dashboard-* and --metrics-open are for --head: the head serves the HTTP API and dashboard")
+	case o.dashboardPort < -1 || o.dashboardPort > 65535:
+		return usageErrorf("--dashboard-port must be in 0..65535 (or -1 for none), got %d", o.dashboardPort)
 	case o.storage != "" && o.head && o.port == 0:
 		return usageErrorf("--storage needs a fixed --port: nodes and drivers reconnect to a restarted head on the same address")
 	}
+	o.dashboardPortSet = changed(fs, "dashboard-port")
 	if o.storage != "" && !strings.Contains(o.storage, "://") {
 		abs, err := filepath.Abs(o.storage)
 		if err != nil {
@@ -544,6 +559,16 @@ func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 		if o.storage != "" {
 			args = append(args, "--storage="+o.storage, "--storage-namespace="+o.storageNamespace)
 		}
+		args = append(args, "--dashboard-host="+o.dashboardHost)
+		if o.dashboardPortSet {
+			args = append(args, "--dashboard-port="+strconv.Itoa(o.dashboardPort))
+		}
+		for _, a := range o.allowOrigins {
+			args = append(args, "--dashboard-allow-origin="+a)
+		}
+		if o.metricsOpen {
+			args = append(args, "--metrics-open")
+		}
 	} else {
 		args = append(args, "--address="+o.address)
 	}
@@ -605,14 +630,25 @@ func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan node
 	if err := os.MkdirAll(sess.Path(logsDir), 0o700); err != nil {
 		return fail(fmt.Errorf("create log directory: %w", err))
 	}
-	head, err := node.StartHead(node.HeadConfig{
+	hc := node.HeadConfig{
 		GCSAddress:    net.JoinHostPort(o.host, strconv.Itoa(o.port)),
 		AdvertiseHost: o.nodeIP,
 		GCS:           headGCSConfig(o),
 		Raylet:        rayletConfig(o, plan, sess),
 		Token:         session.NewToken(),
 		Storage:       o.storage, StorageNamespace: o.storageNamespace,
-	})
+		API: node.APIConfig{Disabled: o.dashboardPort < 0, Address: net.JoinHostPort(o.dashboardHost, strconv.Itoa(o.dashboardPort)),
+			AllowedOrigins: o.allowOrigins, MetricsOpen: o.metricsOpen},
+		Version: Version,
+	}
+	head, err := node.StartHead(hc)
+	if err != nil && o.dashboardPort == api.DefaultPort && !o.dashboardPortSet && errors.Is(err, syscall.EADDRINUSE) {
+		// The default port is taken (another cluster's dashboard): use a
+		// free one rather than fail; the URL printed says which.
+		fmt.Fprintf(stdout, "raygo: warning: port %d is taken; the dashboard gets a free port\n", api.DefaultPort)
+		hc.API.Address = net.JoinHostPort(o.dashboardHost, "0")
+		head, err = node.StartHead(hc)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("start head node: %w", err))
 	}
@@ -625,6 +661,9 @@ func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan node
 	// In this order: the pid is what a detaching parent waits for, and
 	// session_latest must never point at a session without an address.
 	err = sess.WriteFile(addressFile, addr)
+	if err == nil && head.APIURL() != "" {
+		err = sess.WriteFile(apiAddressFile, head.APIURL())
+	}
 	if err == nil {
 		err = sess.MarkLatest()
 	}
@@ -747,6 +786,9 @@ func printHeadInfo(w io.Writer, o *startOptions, addr string, sess session.Dir, 
 	fmt.Fprintf(w, "Started a raygo head node (pid %d).\n\n", pid)
 	fmt.Fprintf(w, "  Cluster address:  %s\n", addr)
 	fmt.Fprintf(w, "  Token file:       %s (mode 0600)\n", sess.Path(tokenFile))
+	if url, err := sess.ReadFile(apiAddressFile); err == nil && url != "" {
+		fmt.Fprintf(w, "  Dashboard:        %s (log in with the token: raygo token)\n", url)
+	}
 	fmt.Fprintf(w, "  Session:          %s\n", sess)
 	if logPath != "" {
 		fmt.Fprintf(w, "  Log:              %s\n", logPath)

@@ -120,6 +120,8 @@ type Server struct {
 	persist *persister
 	epoch   uint64
 
+	info clusterInfo // GetClusterInfo (ops.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -197,6 +199,7 @@ func newServer(cfg Config, pool *rpc.Pool) *Server {
 		kv: map[string][]byte{}, binaries: map[string]*binary{}, actors: map[ids.ID]*actorEntry{},
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
 		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
+	s.info.started = time.Now()
 	s.cleanup.kick = make(chan struct{}, 1)
 	s.groups.init()
 	return s

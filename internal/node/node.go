@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/raygo/raygo/internal/api"
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/gcs/storage"
 	"github.com/raygo/raygo/internal/pb"
@@ -39,6 +40,10 @@ type HeadConfig struct {
 	// over. StorageNamespace separates clusters sharing one Redis.
 	Storage          string
 	StorageNamespace string
+	// API configures the HTTP API and dashboard (api.go).
+	API APIConfig
+	// Version is raygo's version, for GetClusterInfo.
+	Version string
 }
 
 // Head is a running head node.
@@ -52,6 +57,8 @@ type Head struct {
 	address  string
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	api      *api.Server
+	apiStops []func()
 }
 
 // StartHead starts the control store and the head's node daemon.
@@ -116,6 +123,10 @@ func StartHead(cfg HeadConfig) (*Head, error) {
 		h.Stop()
 		return nil, fmt.Errorf("node: record the head node in storage: %w", err)
 	}
+	if err := h.startAPI(cfg); err != nil {
+		h.Stop()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -136,6 +147,7 @@ func (h *Head) Raylet() *raylet.Raylet { return h.raylet }
 // Stop stops the node daemon (and its workers), then the control store.
 func (h *Head) Stop() {
 	h.stopOnce.Do(func() {
+		h.stopAPI()
 		if h.raylet != nil {
 			h.raylet.Stop()
 		}

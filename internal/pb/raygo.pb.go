@@ -646,6 +646,178 @@ func (StoreObjectState) EnumDescriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{9}
 }
 
+// TaskStatus mirrors Ray's task states (the subset raygo reports).
+type TaskStatus int32
+
+const (
+	TaskStatus_TASK_STATUS_NIL                     TaskStatus = 0
+	TaskStatus_TASK_STATUS_PENDING_ARGS_AVAIL      TaskStatus = 1 // submitted; waiting for its arguments
+	TaskStatus_TASK_STATUS_PENDING_NODE_ASSIGNMENT TaskStatus = 2 // arguments ready; waiting for a lease
+	TaskStatus_TASK_STATUS_SUBMITTED_TO_WORKER     TaskStatus = 3 // pushed to a worker
+	TaskStatus_TASK_STATUS_RUNNING                 TaskStatus = 4
+	TaskStatus_TASK_STATUS_FINISHED                TaskStatus = 5
+	TaskStatus_TASK_STATUS_FAILED                  TaskStatus = 6
+)
+
+// Enum value maps for TaskStatus.
+var (
+	TaskStatus_name = map[int32]string{
+		0: "TASK_STATUS_NIL",
+		1: "TASK_STATUS_PENDING_ARGS_AVAIL",
+		2: "TASK_STATUS_PENDING_NODE_ASSIGNMENT",
+		3: "TASK_STATUS_SUBMITTED_TO_WORKER",
+		4: "TASK_STATUS_RUNNING",
+		5: "TASK_STATUS_FINISHED",
+		6: "TASK_STATUS_FAILED",
+	}
+	TaskStatus_value = map[string]int32{
+		"TASK_STATUS_NIL":                     0,
+		"TASK_STATUS_PENDING_ARGS_AVAIL":      1,
+		"TASK_STATUS_PENDING_NODE_ASSIGNMENT": 2,
+		"TASK_STATUS_SUBMITTED_TO_WORKER":     3,
+		"TASK_STATUS_RUNNING":                 4,
+		"TASK_STATUS_FINISHED":                5,
+		"TASK_STATUS_FAILED":                  6,
+	}
+)
+
+func (x TaskStatus) Enum() *TaskStatus {
+	p := new(TaskStatus)
+	*p = x
+	return p
+}
+
+func (x TaskStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TaskStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[10].Descriptor()
+}
+
+func (TaskStatus) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[10]
+}
+
+func (x TaskStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TaskStatus.Descriptor instead.
+func (TaskStatus) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{10}
+}
+
+type TaskType int32
+
+const (
+	TaskType_TASK_TYPE_NORMAL         TaskType = 0
+	TaskType_TASK_TYPE_ACTOR_CREATION TaskType = 1
+	TaskType_TASK_TYPE_ACTOR_TASK     TaskType = 2
+	TaskType_TASK_TYPE_DRIVER         TaskType = 3
+)
+
+// Enum value maps for TaskType.
+var (
+	TaskType_name = map[int32]string{
+		0: "TASK_TYPE_NORMAL",
+		1: "TASK_TYPE_ACTOR_CREATION",
+		2: "TASK_TYPE_ACTOR_TASK",
+		3: "TASK_TYPE_DRIVER",
+	}
+	TaskType_value = map[string]int32{
+		"TASK_TYPE_NORMAL":         0,
+		"TASK_TYPE_ACTOR_CREATION": 1,
+		"TASK_TYPE_ACTOR_TASK":     2,
+		"TASK_TYPE_DRIVER":         3,
+	}
+)
+
+func (x TaskType) Enum() *TaskType {
+	p := new(TaskType)
+	*p = x
+	return p
+}
+
+func (x TaskType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TaskType) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[11].Descriptor()
+}
+
+func (TaskType) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[11]
+}
+
+func (x TaskType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TaskType.Descriptor instead.
+func (TaskType) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{11}
+}
+
+type JobStatus int32
+
+const (
+	JobStatus_JOB_STATUS_UNSPECIFIED JobStatus = 0
+	JobStatus_JOB_STATUS_PENDING     JobStatus = 1
+	JobStatus_JOB_STATUS_RUNNING     JobStatus = 2
+	JobStatus_JOB_STATUS_STOPPED     JobStatus = 3
+	JobStatus_JOB_STATUS_SUCCEEDED   JobStatus = 4
+	JobStatus_JOB_STATUS_FAILED      JobStatus = 5
+)
+
+// Enum value maps for JobStatus.
+var (
+	JobStatus_name = map[int32]string{
+		0: "JOB_STATUS_UNSPECIFIED",
+		1: "JOB_STATUS_PENDING",
+		2: "JOB_STATUS_RUNNING",
+		3: "JOB_STATUS_STOPPED",
+		4: "JOB_STATUS_SUCCEEDED",
+		5: "JOB_STATUS_FAILED",
+	}
+	JobStatus_value = map[string]int32{
+		"JOB_STATUS_UNSPECIFIED": 0,
+		"JOB_STATUS_PENDING":     1,
+		"JOB_STATUS_RUNNING":     2,
+		"JOB_STATUS_STOPPED":     3,
+		"JOB_STATUS_SUCCEEDED":   4,
+		"JOB_STATUS_FAILED":      5,
+	}
+)
+
+func (x JobStatus) Enum() *JobStatus {
+	p := new(JobStatus)
+	*p = x
+	return p
+}
+
+func (x JobStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_raygo_proto_enumTypes[12].Descriptor()
+}
+
+func (JobStatus) Type() protoreflect.EnumType {
+	return &file_raygo_proto_enumTypes[12]
+}
+
+func (x JobStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobStatus.Descriptor instead.
+func (JobStatus) EnumDescriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{12}
+}
+
 // Resources maps a resource name ("CPU", "GPU", "memory", or a custom name)
 // to an amount. CPU and GPU may be fractional.
 type Resources struct {
@@ -1369,8 +1541,12 @@ type TaskSpec struct {
 	// nothing), else resources. Each amount is at least resources'.
 	PlacementResources *Resources         `protobuf:"bytes,19,opt,name=placement_resources,json=placementResources,proto3" json:"placement_resources,omitempty"`
 	Scheduling         *SchedulingOptions `protobuf:"bytes,21,opt,name=scheduling,proto3" json:"scheduling,omitempty"` // actor placement: strategy's parameters
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// runtime_env: where this task's (or actor's) worker runs, when it is not
+	// the job's (docs/runtime-env.md). Workers are reused only for tasks of
+	// the same runtime environment.
+	RuntimeEnv    *RuntimeEnv `protobuf:"bytes,22,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
@@ -1543,6 +1719,13 @@ func (x *TaskSpec) GetScheduling() *SchedulingOptions {
 	return nil
 }
 
+func (x *TaskSpec) GetRuntimeEnv() *RuntimeEnv {
+	if x != nil {
+		return x.RuntimeEnv
+	}
+	return nil
+}
+
 type TaskReply struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	TaskId            []byte                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -1641,8 +1824,12 @@ type NodeInfo struct {
 	HostId              string `protobuf:"bytes,13,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
 	HostMemory          int64  `protobuf:"varint,14,opt,name=host_memory,json=hostMemory,proto3" json:"host_memory,omitempty"`                              // the machine's memory in bytes (0: unknown)
 	ObjectStoreCapacity int64  `protobuf:"varint,15,opt,name=object_store_capacity,json=objectStoreCapacity,proto3" json:"object_store_capacity,omitempty"` // bytes of the node's shared-memory store
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// metrics_address: host:port of the node daemon's Prometheus endpoint
+	// (/metrics), written into the head's service-discovery file; empty when
+	// it has none.
+	MetricsAddress string `protobuf:"bytes,16,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -1778,6 +1965,13 @@ func (x *NodeInfo) GetObjectStoreCapacity() int64 {
 		return x.ObjectStoreCapacity
 	}
 	return 0
+}
+
+func (x *NodeInfo) GetMetricsAddress() string {
+	if x != nil {
+		return x.MetricsAddress
+	}
+	return ""
 }
 
 type RegisterNodeRequest struct {
@@ -2363,8 +2557,15 @@ type JobInfo struct {
 	Env             []string               `protobuf:"bytes,10,rep,name=env,proto3" json:"env,omitempty"` // extra KEY=VALUE for workers
 	InlineThreshold int64                  `protobuf:"varint,11,opt,name=inline_threshold,json=inlineThreshold,proto3" json:"inline_threshold,omitempty"`
 	DriverId        []byte                 `protobuf:"bytes,12,opt,name=driver_id,json=driverId,proto3" json:"driver_id,omitempty"` // the driver's worker id: the owner of its objects
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// submission_id: the job submission (REST job API, `raygo job submit`)
+	// whose entrypoint runs this driver (RAYGO_SUBMISSION_ID); empty for a
+	// driver started by hand.
+	SubmissionId string `protobuf:"bytes,14,opt,name=submission_id,json=submissionId,proto3" json:"submission_id,omitempty"`
+	// runtime_env: the job's runtime environment; every worker of the job
+	// starts in it unless a task or actor sets its own.
+	RuntimeEnv    *RuntimeEnv `protobuf:"bytes,15,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobInfo) Reset() {
@@ -2477,6 +2678,20 @@ func (x *JobInfo) GetInlineThreshold() int64 {
 func (x *JobInfo) GetDriverId() []byte {
 	if x != nil {
 		return x.DriverId
+	}
+	return nil
+}
+
+func (x *JobInfo) GetSubmissionId() string {
+	if x != nil {
+		return x.SubmissionId
+	}
+	return ""
+}
+
+func (x *JobInfo) GetRuntimeEnv() *RuntimeEnv {
+	if x != nil {
+		return x.RuntimeEnv
 	}
 	return nil
 }
@@ -5554,8 +5769,11 @@ type LeaseRequest struct {
 	// store that restarted gives back, with ReleaseUnused, the leases of
 	// earlier incarnations it no longer uses.
 	ControlStoreEpoch uint64 `protobuf:"varint,15,opt,name=control_store_epoch,json=controlStoreEpoch,proto3" json:"control_store_epoch,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// runtime_env: the environment the lease's worker must run in (the
+	// task's or actor's own; empty: the job's). Part of the worker pool key.
+	RuntimeEnv    *RuntimeEnv `protobuf:"bytes,16,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseRequest) Reset() {
@@ -5691,6 +5909,13 @@ func (x *LeaseRequest) GetControlStoreEpoch() uint64 {
 		return x.ControlStoreEpoch
 	}
 	return 0
+}
+
+func (x *LeaseRequest) GetRuntimeEnv() *RuntimeEnv {
+	if x != nil {
+		return x.RuntimeEnv
+	}
+	return nil
 }
 
 type LeaseReply struct {
@@ -9389,6 +9614,1857 @@ func (x *RebuildObjectReply) GetValue() *Value {
 	return nil
 }
 
+// RuntimeEnv is where a job's, task's or actor's workers run: extra
+// environment variables and a working directory.
+type RuntimeEnv struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EnvVars map[string]string      `protobuf:"bytes,1,rep,name=env_vars,json=envVars,proto3" json:"env_vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// working_dir: "sha256:<hex>" of a zip package uploaded to the control
+	// store's package store (PutBinary, by that hash); each node fetches it
+	// once, unpacks it once into its session directory, and starts workers
+	// there. Empty: the node daemon's working directory.
+	WorkingDir    string `protobuf:"bytes,2,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuntimeEnv) Reset() {
+	*x = RuntimeEnv{}
+	mi := &file_raygo_proto_msgTypes[140]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuntimeEnv) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuntimeEnv) ProtoMessage() {}
+
+func (x *RuntimeEnv) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[140]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuntimeEnv.ProtoReflect.Descriptor instead.
+func (*RuntimeEnv) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{140}
+}
+
+func (x *RuntimeEnv) GetEnvVars() map[string]string {
+	if x != nil {
+		return x.EnvVars
+	}
+	return nil
+}
+
+func (x *RuntimeEnv) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+type GetClusterInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterInfoRequest) Reset() {
+	*x = GetClusterInfoRequest{}
+	mi := &file_raygo_proto_msgTypes[141]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterInfoRequest) ProtoMessage() {}
+
+func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[141]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterInfoRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{141}
+}
+
+type GetClusterInfoReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// api_address: host:port of the head's HTTP API and dashboard (empty:
+	// none is served).
+	ApiAddress    string `protobuf:"bytes,1,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	StartUnixMs   int64  `protobuf:"varint,2,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
+	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	HeadNodeId    []byte `protobuf:"bytes,4,opt,name=head_node_id,json=headNodeId,proto3" json:"head_node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterInfoReply) Reset() {
+	*x = GetClusterInfoReply{}
+	mi := &file_raygo_proto_msgTypes[142]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterInfoReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterInfoReply) ProtoMessage() {}
+
+func (x *GetClusterInfoReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[142]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterInfoReply.ProtoReflect.Descriptor instead.
+func (*GetClusterInfoReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{142}
+}
+
+func (x *GetClusterInfoReply) GetApiAddress() string {
+	if x != nil {
+		return x.ApiAddress
+	}
+	return ""
+}
+
+func (x *GetClusterInfoReply) GetStartUnixMs() int64 {
+	if x != nil {
+		return x.StartUnixMs
+	}
+	return 0
+}
+
+func (x *GetClusterInfoReply) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetClusterInfoReply) GetHeadNodeId() []byte {
+	if x != nil {
+		return x.HeadNodeId
+	}
+	return nil
+}
+
+type TaskStatusChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        TaskStatus             `protobuf:"varint,1,opt,name=status,proto3,enum=raygo.v1.TaskStatus" json:"status,omitempty"`
+	UnixNanos     int64                  `protobuf:"varint,2,opt,name=unix_nanos,json=unixNanos,proto3" json:"unix_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStatusChange) Reset() {
+	*x = TaskStatusChange{}
+	mi := &file_raygo_proto_msgTypes[143]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatusChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatusChange) ProtoMessage() {}
+
+func (x *TaskStatusChange) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[143]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatusChange.ProtoReflect.Descriptor instead.
+func (*TaskStatusChange) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{143}
+}
+
+func (x *TaskStatusChange) GetStatus() TaskStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TaskStatus_TASK_STATUS_NIL
+}
+
+func (x *TaskStatusChange) GetUnixNanos() int64 {
+	if x != nil {
+		return x.UnixNanos
+	}
+	return 0
+}
+
+// TaskEvent is what one process saw of one attempt of a task since its
+// last report. The owner reports the definition, the pending states and
+// failures it decides; the executor reports where and when the attempt
+// ran and how it ended. The head merges events by (task_id, attempt).
+type TaskEvent struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TaskId  []byte                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	JobId   []byte                 `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The definition (set once per attempt, by the owner).
+	HasDefinition    bool       `protobuf:"varint,4,opt,name=has_definition,json=hasDefinition,proto3" json:"has_definition,omitempty"`
+	Name             string     `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Function         string     `protobuf:"bytes,6,opt,name=function,proto3" json:"function,omitempty"`
+	Type             TaskType   `protobuf:"varint,7,opt,name=type,proto3,enum=raygo.v1.TaskType" json:"type,omitempty"`
+	ActorId          []byte     `protobuf:"bytes,8,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	ParentTaskId     []byte     `protobuf:"bytes,9,opt,name=parent_task_id,json=parentTaskId,proto3" json:"parent_task_id,omitempty"`
+	Required         *Resources `protobuf:"bytes,10,opt,name=required,proto3" json:"required,omitempty"`
+	OwnerWorkerId    []byte     `protobuf:"bytes,11,opt,name=owner_worker_id,json=ownerWorkerId,proto3" json:"owner_worker_id,omitempty"`
+	PlacementGroupId []byte     `protobuf:"bytes,12,opt,name=placement_group_id,json=placementGroupId,proto3" json:"placement_group_id,omitempty"`
+	// State changes, oldest first.
+	Changes []*TaskStatusChange `protobuf:"bytes,13,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Execution (set by the executor).
+	NodeId   []byte `protobuf:"bytes,14,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	WorkerId []byte `protobuf:"bytes,15,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Pid      int32  `protobuf:"varint,16,opt,name=pid,proto3" json:"pid,omitempty"`
+	// error: why the attempt failed (FAILED only).
+	Error         *ErrorInfo `protobuf:"bytes,17,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskEvent) Reset() {
+	*x = TaskEvent{}
+	mi := &file_raygo_proto_msgTypes[144]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskEvent) ProtoMessage() {}
+
+func (x *TaskEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[144]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
+func (*TaskEvent) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{144}
+}
+
+func (x *TaskEvent) GetTaskId() []byte {
+	if x != nil {
+		return x.TaskId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskEvent) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetHasDefinition() bool {
+	if x != nil {
+		return x.HasDefinition
+	}
+	return false
+}
+
+func (x *TaskEvent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TaskEvent) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *TaskEvent) GetType() TaskType {
+	if x != nil {
+		return x.Type
+	}
+	return TaskType_TASK_TYPE_NORMAL
+}
+
+func (x *TaskEvent) GetActorId() []byte {
+	if x != nil {
+		return x.ActorId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetParentTaskId() []byte {
+	if x != nil {
+		return x.ParentTaskId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetRequired() *Resources {
+	if x != nil {
+		return x.Required
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetOwnerWorkerId() []byte {
+	if x != nil {
+		return x.OwnerWorkerId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetPlacementGroupId() []byte {
+	if x != nil {
+		return x.PlacementGroupId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetChanges() []*TaskStatusChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetWorkerId() []byte {
+	if x != nil {
+		return x.WorkerId
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *TaskEvent) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ReportTaskEventsRequest carries a process's buffered events; dropped
+// counts events it had to drop since its last report (its buffer was full)
+// so that the state API can say the data is incomplete.
+type ReportTaskEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*TaskEvent           `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	Dropped       int64                  `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportTaskEventsRequest) Reset() {
+	*x = ReportTaskEventsRequest{}
+	mi := &file_raygo_proto_msgTypes[145]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportTaskEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportTaskEventsRequest) ProtoMessage() {}
+
+func (x *ReportTaskEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[145]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportTaskEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReportTaskEventsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{145}
+}
+
+func (x *ReportTaskEventsRequest) GetEvents() []*TaskEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ReportTaskEventsRequest) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+type ReportTaskEventsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportTaskEventsReply) Reset() {
+	*x = ReportTaskEventsReply{}
+	mi := &file_raygo_proto_msgTypes[146]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportTaskEventsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportTaskEventsReply) ProtoMessage() {}
+
+func (x *ReportTaskEventsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[146]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportTaskEventsReply.ProtoReflect.Descriptor instead.
+func (*ReportTaskEventsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{146}
+}
+
+// LogLine is one line a worker wrote; name is the task or actor the
+// worker announced (workerlog), empty before any.
+type LogLine struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	WorkerId      []byte                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Pid           int32                  `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Stderr        bool                   `protobuf:"varint,5,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Text          string                 `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogLine) Reset() {
+	*x = LogLine{}
+	mi := &file_raygo_proto_msgTypes[147]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogLine) ProtoMessage() {}
+
+func (x *LogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[147]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
+func (*LogLine) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{147}
+}
+
+func (x *LogLine) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *LogLine) GetWorkerId() []byte {
+	if x != nil {
+		return x.WorkerId
+	}
+	return nil
+}
+
+func (x *LogLine) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *LogLine) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LogLine) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *LogLine) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// LogBatch is a node's worker output since its last batch (PublishLogs),
+// fanned out to the drivers that subscribed to its jobs (SubscribeLogs).
+type LogBatch struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId []byte                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeIp string                 `protobuf:"bytes,2,opt,name=node_ip,json=nodeIp,proto3" json:"node_ip,omitempty"`
+	Lines  []*LogLine             `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	// dropped: lines this node could not send (its buffer was full).
+	Dropped       int64 `protobuf:"varint,4,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogBatch) Reset() {
+	*x = LogBatch{}
+	mi := &file_raygo_proto_msgTypes[148]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogBatch) ProtoMessage() {}
+
+func (x *LogBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[148]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogBatch.ProtoReflect.Descriptor instead.
+func (*LogBatch) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{148}
+}
+
+func (x *LogBatch) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *LogBatch) GetNodeIp() string {
+	if x != nil {
+		return x.NodeIp
+	}
+	return ""
+}
+
+func (x *LogBatch) GetLines() []*LogLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *LogBatch) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+type PublishLogsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishLogsReply) Reset() {
+	*x = PublishLogsReply{}
+	mi := &file_raygo_proto_msgTypes[149]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishLogsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishLogsReply) ProtoMessage() {}
+
+func (x *PublishLogsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[149]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishLogsReply.ProtoReflect.Descriptor instead.
+func (*PublishLogsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{149}
+}
+
+// SubscribeLogsRequest: job_id's worker output; empty: every job's.
+type SubscribeLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         []byte                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeLogsRequest) Reset() {
+	*x = SubscribeLogsRequest{}
+	mi := &file_raygo_proto_msgTypes[150]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeLogsRequest) ProtoMessage() {}
+
+func (x *SubscribeLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[150]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeLogsRequest.ProtoReflect.Descriptor instead.
+func (*SubscribeLogsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{150}
+}
+
+func (x *SubscribeLogsRequest) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+type LogFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // relative to the node's logs directory
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	ModUnixMs     int64                  `protobuf:"varint,3,opt,name=mod_unix_ms,json=modUnixMs,proto3" json:"mod_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogFile) Reset() {
+	*x = LogFile{}
+	mi := &file_raygo_proto_msgTypes[151]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogFile) ProtoMessage() {}
+
+func (x *LogFile) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[151]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogFile.ProtoReflect.Descriptor instead.
+func (*LogFile) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{151}
+}
+
+func (x *LogFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LogFile) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *LogFile) GetModUnixMs() int64 {
+	if x != nil {
+		return x.ModUnixMs
+	}
+	return 0
+}
+
+// ListLogsRequest: glob filters file names (path.Match); empty: all.
+type ListLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Glob          string                 `protobuf:"bytes,1,opt,name=glob,proto3" json:"glob,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLogsRequest) Reset() {
+	*x = ListLogsRequest{}
+	mi := &file_raygo_proto_msgTypes[152]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLogsRequest) ProtoMessage() {}
+
+func (x *ListLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[152]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLogsRequest.ProtoReflect.Descriptor instead.
+func (*ListLogsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{152}
+}
+
+func (x *ListLogsRequest) GetGlob() string {
+	if x != nil {
+		return x.Glob
+	}
+	return ""
+}
+
+type ListLogsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*LogFile             `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLogsReply) Reset() {
+	*x = ListLogsReply{}
+	mi := &file_raygo_proto_msgTypes[153]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLogsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLogsReply) ProtoMessage() {}
+
+func (x *ListLogsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[153]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLogsReply.ProtoReflect.Descriptor instead.
+func (*ListLogsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{153}
+}
+
+func (x *ListLogsReply) GetFiles() []*LogFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// ReadLogRequest: name as ListLogs gives it; tail_lines > 0 starts that
+// many lines before the end (0 or less: the whole file); follow keeps the
+// stream open and sends what is appended until the caller cancels.
+type ReadLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	TailLines     int64                  `protobuf:"varint,2,opt,name=tail_lines,json=tailLines,proto3" json:"tail_lines,omitempty"`
+	Follow        bool                   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogRequest) Reset() {
+	*x = ReadLogRequest{}
+	mi := &file_raygo_proto_msgTypes[154]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogRequest) ProtoMessage() {}
+
+func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[154]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
+func (*ReadLogRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{154}
+}
+
+func (x *ReadLogRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadLogRequest) GetTailLines() int64 {
+	if x != nil {
+		return x.TailLines
+	}
+	return 0
+}
+
+func (x *ReadLogRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type LogChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogChunk) Reset() {
+	*x = LogChunk{}
+	mi := &file_raygo_proto_msgTypes[155]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogChunk) ProtoMessage() {}
+
+func (x *LogChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[155]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
+func (*LogChunk) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{155}
+}
+
+func (x *LogChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type WorkerInfo struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId []byte                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	Pid      int32                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	JobId    []byte                 `protobuf:"bytes,3,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// state: STARTING, IDLE, LEASED (running tasks), ACTOR (hosting actors).
+	State         string     `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	ActorIds      [][]byte   `protobuf:"bytes,5,rep,name=actor_ids,json=actorIds,proto3" json:"actor_ids,omitempty"`
+	StartUnixMs   int64      `protobuf:"varint,6,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
+	Address       string     `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
+	Held          *Resources `protobuf:"bytes,8,opt,name=held,proto3" json:"held,omitempty"`
+	StdoutFile    string     `protobuf:"bytes,9,opt,name=stdout_file,json=stdoutFile,proto3" json:"stdout_file,omitempty"` // log file names (ListLogs)
+	StderrFile    string     `protobuf:"bytes,10,opt,name=stderr_file,json=stderrFile,proto3" json:"stderr_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerInfo) Reset() {
+	*x = WorkerInfo{}
+	mi := &file_raygo_proto_msgTypes[156]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerInfo) ProtoMessage() {}
+
+func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[156]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
+func (*WorkerInfo) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{156}
+}
+
+func (x *WorkerInfo) GetWorkerId() []byte {
+	if x != nil {
+		return x.WorkerId
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetActorIds() [][]byte {
+	if x != nil {
+		return x.ActorIds
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetStartUnixMs() int64 {
+	if x != nil {
+		return x.StartUnixMs
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetHeld() *Resources {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetStdoutFile() string {
+	if x != nil {
+		return x.StdoutFile
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetStderrFile() string {
+	if x != nil {
+		return x.StderrFile
+	}
+	return ""
+}
+
+type ListWorkersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkersRequest) Reset() {
+	*x = ListWorkersRequest{}
+	mi := &file_raygo_proto_msgTypes[157]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkersRequest) ProtoMessage() {}
+
+func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[157]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
+func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{157}
+}
+
+type ListWorkersReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workers       []*WorkerInfo          `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorkersReply) Reset() {
+	*x = ListWorkersReply{}
+	mi := &file_raygo_proto_msgTypes[158]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorkersReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorkersReply) ProtoMessage() {}
+
+func (x *ListWorkersReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[158]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorkersReply.ProtoReflect.Descriptor instead.
+func (*ListWorkersReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{158}
+}
+
+func (x *ListWorkersReply) GetWorkers() []*WorkerInfo {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+type ObjectInfo struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ObjectId []byte                 `protobuf:"bytes,1,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	Size     int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	OwnerId  []byte                 `protobuf:"bytes,3,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// state: IN_MEMORY (primary copy), SECONDARY (a copy of another node's),
+	// SPILLED.
+	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Pins          int32  `protobuf:"varint,5,opt,name=pins,proto3" json:"pins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectInfo) Reset() {
+	*x = ObjectInfo{}
+	mi := &file_raygo_proto_msgTypes[159]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectInfo) ProtoMessage() {}
+
+func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[159]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectInfo.ProtoReflect.Descriptor instead.
+func (*ObjectInfo) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{159}
+}
+
+func (x *ObjectInfo) GetObjectId() []byte {
+	if x != nil {
+		return x.ObjectId
+	}
+	return nil
+}
+
+func (x *ObjectInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ObjectInfo) GetOwnerId() []byte {
+	if x != nil {
+		return x.OwnerId
+	}
+	return nil
+}
+
+func (x *ObjectInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ObjectInfo) GetPins() int32 {
+	if x != nil {
+		return x.Pins
+	}
+	return 0
+}
+
+// ListObjectsRequest: at most limit objects (0: 10,000).
+type ListObjectsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListObjectsRequest) Reset() {
+	*x = ListObjectsRequest{}
+	mi := &file_raygo_proto_msgTypes[160]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListObjectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListObjectsRequest) ProtoMessage() {}
+
+func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[160]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListObjectsRequest.ProtoReflect.Descriptor instead.
+func (*ListObjectsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{160}
+}
+
+func (x *ListObjectsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListObjectsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*ObjectInfo          `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListObjectsReply) Reset() {
+	*x = ListObjectsReply{}
+	mi := &file_raygo_proto_msgTypes[161]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListObjectsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListObjectsReply) ProtoMessage() {}
+
+func (x *ListObjectsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[161]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListObjectsReply.ProtoReflect.Descriptor instead.
+func (*ListObjectsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{161}
+}
+
+func (x *ListObjectsReply) GetObjects() []*ObjectInfo {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+func (x *ListObjectsReply) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// JobSubmission is a job submitted through the job API: its entrypoint is
+// a shell command run on a node that has its entrypoint resources.
+type JobSubmission struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	SubmissionId        string                 `protobuf:"bytes,1,opt,name=submission_id,json=submissionId,proto3" json:"submission_id,omitempty"`
+	Entrypoint          string                 `protobuf:"bytes,2,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Status              JobStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=raygo.v1.JobStatus" json:"status,omitempty"`
+	Message             string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Metadata            map[string]string      `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	RuntimeEnv          *RuntimeEnv            `protobuf:"bytes,6,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
+	EntrypointNumCpus   float64                `protobuf:"fixed64,7,opt,name=entrypoint_num_cpus,json=entrypointNumCpus,proto3" json:"entrypoint_num_cpus,omitempty"`
+	EntrypointNumGpus   float64                `protobuf:"fixed64,8,opt,name=entrypoint_num_gpus,json=entrypointNumGpus,proto3" json:"entrypoint_num_gpus,omitempty"`
+	EntrypointResources map[string]float64     `protobuf:"bytes,9,rep,name=entrypoint_resources,json=entrypointResources,proto3" json:"entrypoint_resources,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	StartUnixMs         int64                  `protobuf:"varint,10,opt,name=start_unix_ms,json=startUnixMs,proto3" json:"start_unix_ms,omitempty"`
+	EndUnixMs           int64                  `protobuf:"varint,11,opt,name=end_unix_ms,json=endUnixMs,proto3" json:"end_unix_ms,omitempty"`
+	NodeId              []byte                 `protobuf:"bytes,12,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"` // where the entrypoint runs (ran)
+	ExitCode            int32                  `protobuf:"varint,13,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	JobId               []byte                 `protobuf:"bytes,14,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`                   // the driver's job once it registers
+	SubmittedBy         string                 `protobuf:"bytes,15,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"` // the token's name
+	Pid                 int32                  `protobuf:"varint,16,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *JobSubmission) Reset() {
+	*x = JobSubmission{}
+	mi := &file_raygo_proto_msgTypes[162]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobSubmission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobSubmission) ProtoMessage() {}
+
+func (x *JobSubmission) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[162]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobSubmission.ProtoReflect.Descriptor instead.
+func (*JobSubmission) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{162}
+}
+
+func (x *JobSubmission) GetSubmissionId() string {
+	if x != nil {
+		return x.SubmissionId
+	}
+	return ""
+}
+
+func (x *JobSubmission) GetEntrypoint() string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return ""
+}
+
+func (x *JobSubmission) GetStatus() JobStatus {
+	if x != nil {
+		return x.Status
+	}
+	return JobStatus_JOB_STATUS_UNSPECIFIED
+}
+
+func (x *JobSubmission) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *JobSubmission) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *JobSubmission) GetRuntimeEnv() *RuntimeEnv {
+	if x != nil {
+		return x.RuntimeEnv
+	}
+	return nil
+}
+
+func (x *JobSubmission) GetEntrypointNumCpus() float64 {
+	if x != nil {
+		return x.EntrypointNumCpus
+	}
+	return 0
+}
+
+func (x *JobSubmission) GetEntrypointNumGpus() float64 {
+	if x != nil {
+		return x.EntrypointNumGpus
+	}
+	return 0
+}
+
+func (x *JobSubmission) GetEntrypointResources() map[string]float64 {
+	if x != nil {
+		return x.EntrypointResources
+	}
+	return nil
+}
+
+func (x *JobSubmission) GetStartUnixMs() int64 {
+	if x != nil {
+		return x.StartUnixMs
+	}
+	return 0
+}
+
+func (x *JobSubmission) GetEndUnixMs() int64 {
+	if x != nil {
+		return x.EndUnixMs
+	}
+	return 0
+}
+
+func (x *JobSubmission) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *JobSubmission) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *JobSubmission) GetJobId() []byte {
+	if x != nil {
+		return x.JobId
+	}
+	return nil
+}
+
+func (x *JobSubmission) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
+}
+
+func (x *JobSubmission) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+type StartEntrypointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *JobSubmission         `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// cluster_address: what the entrypoint's drivers connect to
+	// (RAYGO_ADDRESS).
+	ClusterAddress string `protobuf:"bytes,2,opt,name=cluster_address,json=clusterAddress,proto3" json:"cluster_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StartEntrypointRequest) Reset() {
+	*x = StartEntrypointRequest{}
+	mi := &file_raygo_proto_msgTypes[163]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartEntrypointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartEntrypointRequest) ProtoMessage() {}
+
+func (x *StartEntrypointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[163]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartEntrypointRequest.ProtoReflect.Descriptor instead.
+func (*StartEntrypointRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{163}
+}
+
+func (x *StartEntrypointRequest) GetJob() *JobSubmission {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *StartEntrypointRequest) GetClusterAddress() string {
+	if x != nil {
+		return x.ClusterAddress
+	}
+	return ""
+}
+
+// StartEntrypointReply: started false with no error means the node has
+// not the resources free now (the head tries another or waits).
+type StartEntrypointReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Started       bool                   `protobuf:"varint,1,opt,name=started,proto3" json:"started,omitempty"`
+	Pid           int32                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Error         *ErrorInfo             `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	LogFile       string                 `protobuf:"bytes,4,opt,name=log_file,json=logFile,proto3" json:"log_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartEntrypointReply) Reset() {
+	*x = StartEntrypointReply{}
+	mi := &file_raygo_proto_msgTypes[164]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartEntrypointReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartEntrypointReply) ProtoMessage() {}
+
+func (x *StartEntrypointReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[164]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartEntrypointReply.ProtoReflect.Descriptor instead.
+func (*StartEntrypointReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{164}
+}
+
+func (x *StartEntrypointReply) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *StartEntrypointReply) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *StartEntrypointReply) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *StartEntrypointReply) GetLogFile() string {
+	if x != nil {
+		return x.LogFile
+	}
+	return ""
+}
+
+type StopEntrypointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubmissionId  string                 `protobuf:"bytes,1,opt,name=submission_id,json=submissionId,proto3" json:"submission_id,omitempty"`
+	GraceMs       int64                  `protobuf:"varint,2,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopEntrypointRequest) Reset() {
+	*x = StopEntrypointRequest{}
+	mi := &file_raygo_proto_msgTypes[165]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopEntrypointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopEntrypointRequest) ProtoMessage() {}
+
+func (x *StopEntrypointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[165]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopEntrypointRequest.ProtoReflect.Descriptor instead.
+func (*StopEntrypointRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{165}
+}
+
+func (x *StopEntrypointRequest) GetSubmissionId() string {
+	if x != nil {
+		return x.SubmissionId
+	}
+	return ""
+}
+
+func (x *StopEntrypointRequest) GetGraceMs() int64 {
+	if x != nil {
+		return x.GraceMs
+	}
+	return 0
+}
+
+type StopEntrypointReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopEntrypointReply) Reset() {
+	*x = StopEntrypointReply{}
+	mi := &file_raygo_proto_msgTypes[166]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopEntrypointReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopEntrypointReply) ProtoMessage() {}
+
+func (x *StopEntrypointReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[166]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopEntrypointReply.ProtoReflect.Descriptor instead.
+func (*StopEntrypointReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{166}
+}
+
+func (x *StopEntrypointReply) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+type EntrypointExitedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubmissionId  string                 `protobuf:"bytes,1,opt,name=submission_id,json=submissionId,proto3" json:"submission_id,omitempty"`
+	NodeId        []byte                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ExitCode      int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Stopped       bool                   `protobuf:"varint,5,opt,name=stopped,proto3" json:"stopped,omitempty"` // it was stopped (StopEntrypoint)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntrypointExitedRequest) Reset() {
+	*x = EntrypointExitedRequest{}
+	mi := &file_raygo_proto_msgTypes[167]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntrypointExitedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntrypointExitedRequest) ProtoMessage() {}
+
+func (x *EntrypointExitedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[167]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntrypointExitedRequest.ProtoReflect.Descriptor instead.
+func (*EntrypointExitedRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{167}
+}
+
+func (x *EntrypointExitedRequest) GetSubmissionId() string {
+	if x != nil {
+		return x.SubmissionId
+	}
+	return ""
+}
+
+func (x *EntrypointExitedRequest) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *EntrypointExitedRequest) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *EntrypointExitedRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *EntrypointExitedRequest) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
+type EntrypointExitedReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntrypointExitedReply) Reset() {
+	*x = EntrypointExitedReply{}
+	mi := &file_raygo_proto_msgTypes[168]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntrypointExitedReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntrypointExitedReply) ProtoMessage() {}
+
+func (x *EntrypointExitedReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[168]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntrypointExitedReply.ProtoReflect.Descriptor instead.
+func (*EntrypointExitedReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{168}
+}
+
 var File_raygo_proto protoreflect.FileDescriptor
 
 const file_raygo_proto_rawDesc = "" +
@@ -9457,7 +11533,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\rprefer_labels\x18\x04 \x03(\v2\x14.raygo.v1.LabelMatchR\fpreferLabels\x12,\n" +
 	"\x12placement_group_id\x18\x05 \x01(\fR\x10placementGroupId\x12!\n" +
 	"\fbundle_index\x18\x06 \x01(\x05R\vbundleIndex\x12.\n" +
-	"\x13capture_child_tasks\x18\a \x01(\bR\x11captureChildTasks\"\xed\x05\n" +
+	"\x13capture_child_tasks\x18\a \x01(\bR\x11captureChildTasks\"\xa4\x06\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -9484,14 +11560,16 @@ const file_raygo_proto_rawDesc = "" +
 	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\x12;\n" +
 	"\n" +
 	"scheduling\x18\x15 \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +
-	"schedulingJ\x04\b\x14\x10\x15R\x0eparent_task_id\"\xcb\x01\n" +
+	"scheduling\x125\n" +
+	"\vruntime_env\x18\x16 \x01(\v2\x14.raygo.v1.RuntimeEnvR\n" +
+	"runtimeEnvJ\x04\b\x14\x10\x15R\x0eparent_task_id\"\xcb\x01\n" +
 	"\tTaskReply\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12)\n" +
 	"\areturns\x18\x02 \x03(\v2\x0f.raygo.v1.ValueR\areturns\x12)\n" +
 	"\x05error\x18\x03 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12.\n" +
 	"\x13retryable_app_error\x18\x04 \x01(\bR\x11retryableAppError\x12\x1f\n" +
 	"\vexec_micros\x18\x05 \x01(\x03R\n" +
-	"execMicros\"\xb1\x05\n" +
+	"execMicros\"\xda\x05\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -9510,7 +11588,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\ahost_id\x18\r \x01(\tR\x06hostId\x12\x1f\n" +
 	"\vhost_memory\x18\x0e \x01(\x03R\n" +
 	"hostMemory\x122\n" +
-	"\x15object_store_capacity\x18\x0f \x01(\x03R\x13objectStoreCapacity\x1a9\n" +
+	"\x15object_store_capacity\x18\x0f \x01(\x03R\x13objectStoreCapacity\x12'\n" +
+	"\x0fmetrics_address\x18\x10 \x01(\tR\x0emetricsAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
@@ -9551,7 +11630,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x04full\x18\x03 \x01(\bR\x04full\"0\n" +
 	"\x15UnregisterNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\"\x15\n" +
-	"\x13UnregisterNodeReply\"\x8f\x03\n" +
+	"\x13UnregisterNodeReply\"\xeb\x03\n" +
 	"\aJobInfo\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1f\n" +
 	"\vbinary_hash\x18\x02 \x01(\tR\n" +
@@ -9569,7 +11648,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\x03env\x18\n" +
 	" \x03(\tR\x03env\x12)\n" +
 	"\x10inline_threshold\x18\v \x01(\x03R\x0finlineThreshold\x12\x1b\n" +
-	"\tdriver_id\x18\f \x01(\fR\bdriverId\"9\n" +
+	"\tdriver_id\x18\f \x01(\fR\bdriverId\x12#\n" +
+	"\rsubmission_id\x18\x0e \x01(\tR\fsubmissionId\x125\n" +
+	"\vruntime_env\x18\x0f \x01(\v2\x14.raygo.v1.RuntimeEnvR\n" +
+	"runtimeEnv\"9\n" +
 	"\x12RegisterJobRequest\x12#\n" +
 	"\x03job\x18\x01 \x01(\v2\x11.raygo.v1.JobInfoR\x03job\"q\n" +
 	"\x10RegisterJobReply\x12\x15\n" +
@@ -9762,7 +11844,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\aindexes\x18\x02 \x03(\x05R\aindexes\x12\x18\n" +
 	"\aremoved\x18\x03 \x01(\bR\aremoved\x12!\n" +
 	"\fmore_removed\x18\x04 \x03(\fR\vmoreRemoved\"\x14\n" +
-	"\x12CancelBundlesReply\"\x84\x05\n" +
+	"\x12CancelBundlesReply\"\xbb\x05\n" +
 	"\fLeaseRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x121\n" +
 	"\tresources\x18\x02 \x01(\v2\x13.raygo.v1.ResourcesR\tresources\x12\x14\n" +
@@ -9782,7 +11864,9 @@ const file_raygo_proto_rawDesc = "" +
 	"scheduling\x18\r \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +
 	"scheduling\x12\"\n" +
 	"\rowner_node_id\x18\x0e \x01(\fR\vownerNodeId\x12.\n" +
-	"\x13control_store_epoch\x18\x0f \x01(\x04R\x11controlStoreEpoch\"\xaf\x03\n" +
+	"\x13control_store_epoch\x18\x0f \x01(\x04R\x11controlStoreEpoch\x125\n" +
+	"\vruntime_env\x18\x10 \x01(\v2\x14.raygo.v1.RuntimeEnvR\n" +
+	"runtimeEnv\"\xaf\x03\n" +
 	"\n" +
 	"LeaseReply\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12%\n" +
@@ -10039,7 +12123,157 @@ const file_raygo_proto_rawDesc = "" +
 	"\x14RebuildObjectRequest\x12\x1b\n" +
 	"\tobject_id\x18\x01 \x01(\fR\bobjectId\";\n" +
 	"\x12RebuildObjectReply\x12%\n" +
-	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueR\x05value*\x94\x06\n" +
+	"\x05value\x18\x01 \x01(\v2\x0f.raygo.v1.ValueR\x05value\"\xa7\x01\n" +
+	"\n" +
+	"RuntimeEnv\x12<\n" +
+	"\benv_vars\x18\x01 \x03(\v2!.raygo.v1.RuntimeEnv.EnvVarsEntryR\aenvVars\x12\x1f\n" +
+	"\vworking_dir\x18\x02 \x01(\tR\n" +
+	"workingDir\x1a:\n" +
+	"\fEnvVarsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x17\n" +
+	"\x15GetClusterInfoRequest\"\x96\x01\n" +
+	"\x13GetClusterInfoReply\x12\x1f\n" +
+	"\vapi_address\x18\x01 \x01(\tR\n" +
+	"apiAddress\x12\"\n" +
+	"\rstart_unix_ms\x18\x02 \x01(\x03R\vstartUnixMs\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12 \n" +
+	"\fhead_node_id\x18\x04 \x01(\fR\n" +
+	"headNodeId\"_\n" +
+	"\x10TaskStatusChange\x12,\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x14.raygo.v1.TaskStatusR\x06status\x12\x1d\n" +
+	"\n" +
+	"unix_nanos\x18\x02 \x01(\x03R\tunixNanos\"\xc5\x04\n" +
+	"\tTaskEvent\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x15\n" +
+	"\x06job_id\x18\x03 \x01(\fR\x05jobId\x12%\n" +
+	"\x0ehas_definition\x18\x04 \x01(\bR\rhasDefinition\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x1a\n" +
+	"\bfunction\x18\x06 \x01(\tR\bfunction\x12&\n" +
+	"\x04type\x18\a \x01(\x0e2\x12.raygo.v1.TaskTypeR\x04type\x12\x19\n" +
+	"\bactor_id\x18\b \x01(\fR\aactorId\x12$\n" +
+	"\x0eparent_task_id\x18\t \x01(\fR\fparentTaskId\x12/\n" +
+	"\brequired\x18\n" +
+	" \x01(\v2\x13.raygo.v1.ResourcesR\brequired\x12&\n" +
+	"\x0fowner_worker_id\x18\v \x01(\fR\rownerWorkerId\x12,\n" +
+	"\x12placement_group_id\x18\f \x01(\fR\x10placementGroupId\x124\n" +
+	"\achanges\x18\r \x03(\v2\x1a.raygo.v1.TaskStatusChangeR\achanges\x12\x17\n" +
+	"\anode_id\x18\x0e \x01(\fR\x06nodeId\x12\x1b\n" +
+	"\tworker_id\x18\x0f \x01(\fR\bworkerId\x12\x10\n" +
+	"\x03pid\x18\x10 \x01(\x05R\x03pid\x12)\n" +
+	"\x05error\x18\x11 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"`\n" +
+	"\x17ReportTaskEventsRequest\x12+\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.raygo.v1.TaskEventR\x06events\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\x03R\adropped\"\x17\n" +
+	"\x15ReportTaskEventsReply\"\x8f\x01\n" +
+	"\aLogLine\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\fR\bworkerId\x12\x10\n" +
+	"\x03pid\x18\x03 \x01(\x05R\x03pid\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
+	"\x06stderr\x18\x05 \x01(\bR\x06stderr\x12\x12\n" +
+	"\x04text\x18\x06 \x01(\tR\x04text\"\x7f\n" +
+	"\bLogBatch\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x17\n" +
+	"\anode_ip\x18\x02 \x01(\tR\x06nodeIp\x12'\n" +
+	"\x05lines\x18\x03 \x03(\v2\x11.raygo.v1.LogLineR\x05lines\x12\x18\n" +
+	"\adropped\x18\x04 \x01(\x03R\adropped\"\x12\n" +
+	"\x10PublishLogsReply\"-\n" +
+	"\x14SubscribeLogsRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\fR\x05jobId\"Q\n" +
+	"\aLogFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x1e\n" +
+	"\vmod_unix_ms\x18\x03 \x01(\x03R\tmodUnixMs\"%\n" +
+	"\x0fListLogsRequest\x12\x12\n" +
+	"\x04glob\x18\x01 \x01(\tR\x04glob\"8\n" +
+	"\rListLogsReply\x12'\n" +
+	"\x05files\x18\x01 \x03(\v2\x11.raygo.v1.LogFileR\x05files\"[\n" +
+	"\x0eReadLogRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"tail_lines\x18\x02 \x01(\x03R\ttailLines\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\"\x1e\n" +
+	"\bLogChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xae\x02\n" +
+	"\n" +
+	"WorkerInfo\x12\x1b\n" +
+	"\tworker_id\x18\x01 \x01(\fR\bworkerId\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x15\n" +
+	"\x06job_id\x18\x03 \x01(\fR\x05jobId\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1b\n" +
+	"\tactor_ids\x18\x05 \x03(\fR\bactorIds\x12\"\n" +
+	"\rstart_unix_ms\x18\x06 \x01(\x03R\vstartUnixMs\x12\x18\n" +
+	"\aaddress\x18\a \x01(\tR\aaddress\x12'\n" +
+	"\x04held\x18\b \x01(\v2\x13.raygo.v1.ResourcesR\x04held\x12\x1f\n" +
+	"\vstdout_file\x18\t \x01(\tR\n" +
+	"stdoutFile\x12\x1f\n" +
+	"\vstderr_file\x18\n" +
+	" \x01(\tR\n" +
+	"stderrFile\"\x14\n" +
+	"\x12ListWorkersRequest\"B\n" +
+	"\x10ListWorkersReply\x12.\n" +
+	"\aworkers\x18\x01 \x03(\v2\x14.raygo.v1.WorkerInfoR\aworkers\"\x82\x01\n" +
+	"\n" +
+	"ObjectInfo\x12\x1b\n" +
+	"\tobject_id\x18\x01 \x01(\fR\bobjectId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x19\n" +
+	"\bowner_id\x18\x03 \x01(\fR\aownerId\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x12\n" +
+	"\x04pins\x18\x05 \x01(\x05R\x04pins\"*\n" +
+	"\x12ListObjectsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"X\n" +
+	"\x10ListObjectsReply\x12.\n" +
+	"\aobjects\x18\x01 \x03(\v2\x14.raygo.v1.ObjectInfoR\aobjects\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\"\xa5\x06\n" +
+	"\rJobSubmission\x12#\n" +
+	"\rsubmission_id\x18\x01 \x01(\tR\fsubmissionId\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x02 \x01(\tR\n" +
+	"entrypoint\x12+\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x13.raygo.v1.JobStatusR\x06status\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12A\n" +
+	"\bmetadata\x18\x05 \x03(\v2%.raygo.v1.JobSubmission.MetadataEntryR\bmetadata\x125\n" +
+	"\vruntime_env\x18\x06 \x01(\v2\x14.raygo.v1.RuntimeEnvR\n" +
+	"runtimeEnv\x12.\n" +
+	"\x13entrypoint_num_cpus\x18\a \x01(\x01R\x11entrypointNumCpus\x12.\n" +
+	"\x13entrypoint_num_gpus\x18\b \x01(\x01R\x11entrypointNumGpus\x12c\n" +
+	"\x14entrypoint_resources\x18\t \x03(\v20.raygo.v1.JobSubmission.EntrypointResourcesEntryR\x13entrypointResources\x12\"\n" +
+	"\rstart_unix_ms\x18\n" +
+	" \x01(\x03R\vstartUnixMs\x12\x1e\n" +
+	"\vend_unix_ms\x18\v \x01(\x03R\tendUnixMs\x12\x17\n" +
+	"\anode_id\x18\f \x01(\fR\x06nodeId\x12\x1b\n" +
+	"\texit_code\x18\r \x01(\x05R\bexitCode\x12\x15\n" +
+	"\x06job_id\x18\x0e \x01(\fR\x05jobId\x12!\n" +
+	"\fsubmitted_by\x18\x0f \x01(\tR\vsubmittedBy\x12\x10\n" +
+	"\x03pid\x18\x10 \x01(\x05R\x03pid\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aF\n" +
+	"\x18EntrypointResourcesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"l\n" +
+	"\x16StartEntrypointRequest\x12)\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.raygo.v1.JobSubmissionR\x03job\x12'\n" +
+	"\x0fcluster_address\x18\x02 \x01(\tR\x0eclusterAddress\"\x88\x01\n" +
+	"\x14StartEntrypointReply\x12\x18\n" +
+	"\astarted\x18\x01 \x01(\bR\astarted\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12)\n" +
+	"\x05error\x18\x03 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12\x19\n" +
+	"\blog_file\x18\x04 \x01(\tR\alogFile\"W\n" +
+	"\x15StopEntrypointRequest\x12#\n" +
+	"\rsubmission_id\x18\x01 \x01(\tR\fsubmissionId\x12\x19\n" +
+	"\bgrace_ms\x18\x02 \x01(\x03R\agraceMs\"+\n" +
+	"\x13StopEntrypointReply\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\"\xa8\x01\n" +
+	"\x17EntrypointExitedRequest\x12#\n" +
+	"\rsubmission_id\x18\x01 \x01(\tR\fsubmissionId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\fR\x06nodeId\x12\x1b\n" +
+	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x18\n" +
+	"\astopped\x18\x05 \x01(\bR\astopped\"\x17\n" +
+	"\x15EntrypointExitedReply*\x94\x06\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x1d\n" +
@@ -10119,7 +12353,28 @@ const file_raygo_proto_rawDesc = "" +
 	"\x1bSTORE_OBJECT_STATE_CREATING\x10\x01\x12 \n" +
 	"\x1cSTORE_OBJECT_STATE_IN_MEMORY\x10\x02\x12\x1e\n" +
 	"\x1aSTORE_OBJECT_STATE_SPILLED\x10\x03\x12\x1b\n" +
-	"\x17STORE_OBJECT_STATE_FILE\x10\x042\x89\x0f\n" +
+	"\x17STORE_OBJECT_STATE_FILE\x10\x04*\xde\x01\n" +
+	"\n" +
+	"TaskStatus\x12\x13\n" +
+	"\x0fTASK_STATUS_NIL\x10\x00\x12\"\n" +
+	"\x1eTASK_STATUS_PENDING_ARGS_AVAIL\x10\x01\x12'\n" +
+	"#TASK_STATUS_PENDING_NODE_ASSIGNMENT\x10\x02\x12#\n" +
+	"\x1fTASK_STATUS_SUBMITTED_TO_WORKER\x10\x03\x12\x17\n" +
+	"\x13TASK_STATUS_RUNNING\x10\x04\x12\x18\n" +
+	"\x14TASK_STATUS_FINISHED\x10\x05\x12\x16\n" +
+	"\x12TASK_STATUS_FAILED\x10\x06*n\n" +
+	"\bTaskType\x12\x14\n" +
+	"\x10TASK_TYPE_NORMAL\x10\x00\x12\x1c\n" +
+	"\x18TASK_TYPE_ACTOR_CREATION\x10\x01\x12\x18\n" +
+	"\x14TASK_TYPE_ACTOR_TASK\x10\x02\x12\x14\n" +
+	"\x10TASK_TYPE_DRIVER\x10\x03*\xa0\x01\n" +
+	"\tJobStatus\x12\x1a\n" +
+	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12JOB_STATUS_PENDING\x10\x01\x12\x16\n" +
+	"\x12JOB_STATUS_RUNNING\x10\x02\x12\x16\n" +
+	"\x12JOB_STATUS_STOPPED\x10\x03\x12\x18\n" +
+	"\x14JOB_STATUS_SUCCEEDED\x10\x04\x12\x15\n" +
+	"\x11JOB_STATUS_FAILED\x10\x052\x91\x12\n" +
 	"\fControlStore\x12J\n" +
 	"\fRegisterNode\x12\x1d.raygo.v1.RegisterNodeRequest\x1a\x1b.raygo.v1.RegisterNodeReply\x12P\n" +
 	"\x0eUnregisterNode\x12\x1f.raygo.v1.UnregisterNodeRequest\x1a\x1d.raygo.v1.UnregisterNodeReply\x12M\n" +
@@ -10148,7 +12403,12 @@ const file_raygo_proto_rawDesc = "" +
 	"\x11GetPlacementGroup\x12\".raygo.v1.GetPlacementGroupRequest\x1a .raygo.v1.GetPlacementGroupReply\x12_\n" +
 	"\x13ListPlacementGroups\x12$.raygo.v1.ListPlacementGroupsRequest\x1a\".raygo.v1.ListPlacementGroupsReply\x12\\\n" +
 	"\x12WaitPlacementGroup\x12#.raygo.v1.WaitPlacementGroupRequest\x1a!.raygo.v1.WaitPlacementGroupReply\x12K\n" +
-	"\x11PlacementGroupOps\x12\x19.raygo.v1.GroupOpsRequest\x1a\x17.raygo.v1.GroupOpsEvent(\x010\x012\x82\v\n" +
+	"\x11PlacementGroupOps\x12\x19.raygo.v1.GroupOpsRequest\x1a\x17.raygo.v1.GroupOpsEvent(\x010\x01\x12P\n" +
+	"\x0eGetClusterInfo\x12\x1f.raygo.v1.GetClusterInfoRequest\x1a\x1d.raygo.v1.GetClusterInfoReply\x12V\n" +
+	"\x10ReportTaskEvents\x12!.raygo.v1.ReportTaskEventsRequest\x1a\x1f.raygo.v1.ReportTaskEventsReply\x12=\n" +
+	"\vPublishLogs\x12\x12.raygo.v1.LogBatch\x1a\x1a.raygo.v1.PublishLogsReply\x12E\n" +
+	"\rSubscribeLogs\x12\x1e.raygo.v1.SubscribeLogsRequest\x1a\x12.raygo.v1.LogBatch0\x01\x12V\n" +
+	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xb6\x0e\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -10171,7 +12431,13 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0ePrepareBundles\x12\x1f.raygo.v1.PrepareBundlesRequest\x1a\x1d.raygo.v1.PrepareBundlesReply\x12M\n" +
 	"\rCommitBundles\x12\x1e.raygo.v1.CommitBundlesRequest\x1a\x1c.raygo.v1.CommitBundlesReply\x12M\n" +
 	"\rCancelBundles\x12\x1e.raygo.v1.CancelBundlesRequest\x1a\x1c.raygo.v1.CancelBundlesReply\x12M\n" +
-	"\rReleaseUnused\x12\x1e.raygo.v1.ReleaseUnusedRequest\x1a\x1c.raygo.v1.ReleaseUnusedReply2\xa5\x05\n" +
+	"\rReleaseUnused\x12\x1e.raygo.v1.ReleaseUnusedRequest\x1a\x1c.raygo.v1.ReleaseUnusedReply\x12G\n" +
+	"\vListWorkers\x12\x1c.raygo.v1.ListWorkersRequest\x1a\x1a.raygo.v1.ListWorkersReply\x12G\n" +
+	"\vListObjects\x12\x1c.raygo.v1.ListObjectsRequest\x1a\x1a.raygo.v1.ListObjectsReply\x12>\n" +
+	"\bListLogs\x12\x19.raygo.v1.ListLogsRequest\x1a\x17.raygo.v1.ListLogsReply\x129\n" +
+	"\aReadLog\x12\x18.raygo.v1.ReadLogRequest\x1a\x12.raygo.v1.LogChunk0\x01\x12S\n" +
+	"\x0fStartEntrypoint\x12 .raygo.v1.StartEntrypointRequest\x1a\x1e.raygo.v1.StartEntrypointReply\x12P\n" +
+	"\x0eStopEntrypoint\x12\x1f.raygo.v1.StopEntrypointRequest\x1a\x1d.raygo.v1.StopEntrypointReply2\xa5\x05\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -10197,8 +12463,8 @@ func file_raygo_proto_rawDescGZIP() []byte {
 	return file_raygo_proto_rawDescData
 }
 
-var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 143)
+var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 175)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
@@ -10210,358 +12476,436 @@ var file_raygo_proto_goTypes = []any{
 	(PlacementStrategy)(0),              // 7: raygo.v1.PlacementStrategy
 	(PlacementGroupState)(0),            // 8: raygo.v1.PlacementGroupState
 	(StoreObjectState)(0),               // 9: raygo.v1.StoreObjectState
-	(*Resources)(nil),                   // 10: raygo.v1.Resources
-	(*ErrorInfo)(nil),                   // 11: raygo.v1.ErrorInfo
-	(*ObjectRef)(nil),                   // 12: raygo.v1.ObjectRef
-	(*Value)(nil),                       // 13: raygo.v1.Value
-	(*Arg)(nil),                         // 14: raygo.v1.Arg
-	(*LabelMatch)(nil),                  // 15: raygo.v1.LabelMatch
-	(*SchedulingOptions)(nil),           // 16: raygo.v1.SchedulingOptions
-	(*TaskSpec)(nil),                    // 17: raygo.v1.TaskSpec
-	(*TaskReply)(nil),                   // 18: raygo.v1.TaskReply
-	(*NodeInfo)(nil),                    // 19: raygo.v1.NodeInfo
-	(*RegisterNodeRequest)(nil),         // 20: raygo.v1.RegisterNodeRequest
-	(*StoredNode)(nil),                  // 21: raygo.v1.StoredNode
-	(*StoredActor)(nil),                 // 22: raygo.v1.StoredActor
-	(*RegisterNodeReply)(nil),           // 23: raygo.v1.RegisterNodeReply
-	(*NodeHeartbeatRequest)(nil),        // 24: raygo.v1.NodeHeartbeatRequest
-	(*NodeHeartbeatReply)(nil),          // 25: raygo.v1.NodeHeartbeatReply
-	(*GetNodesRequest)(nil),             // 26: raygo.v1.GetNodesRequest
-	(*GetNodesReply)(nil),               // 27: raygo.v1.GetNodesReply
-	(*UnregisterNodeRequest)(nil),       // 28: raygo.v1.UnregisterNodeRequest
-	(*UnregisterNodeReply)(nil),         // 29: raygo.v1.UnregisterNodeReply
-	(*JobInfo)(nil),                     // 30: raygo.v1.JobInfo
-	(*RegisterJobRequest)(nil),          // 31: raygo.v1.RegisterJobRequest
-	(*RegisterJobReply)(nil),            // 32: raygo.v1.RegisterJobReply
-	(*GetJobRequest)(nil),               // 33: raygo.v1.GetJobRequest
-	(*GetJobReply)(nil),                 // 34: raygo.v1.GetJobReply
-	(*FinishJobRequest)(nil),            // 35: raygo.v1.FinishJobRequest
-	(*FinishJobReply)(nil),              // 36: raygo.v1.FinishJobReply
-	(*DriverAliveRequest)(nil),          // 37: raygo.v1.DriverAliveRequest
-	(*DriverAliveReply)(nil),            // 38: raygo.v1.DriverAliveReply
-	(*ListJobsRequest)(nil),             // 39: raygo.v1.ListJobsRequest
-	(*ListJobsReply)(nil),               // 40: raygo.v1.ListJobsReply
-	(*KVPutRequest)(nil),                // 41: raygo.v1.KVPutRequest
-	(*KVPutReply)(nil),                  // 42: raygo.v1.KVPutReply
-	(*KVGetRequest)(nil),                // 43: raygo.v1.KVGetRequest
-	(*KVGetReply)(nil),                  // 44: raygo.v1.KVGetReply
-	(*BinaryChunk)(nil),                 // 45: raygo.v1.BinaryChunk
-	(*PutBinaryReply)(nil),              // 46: raygo.v1.PutBinaryReply
-	(*HasBinaryRequest)(nil),            // 47: raygo.v1.HasBinaryRequest
-	(*HasBinaryReply)(nil),              // 48: raygo.v1.HasBinaryReply
-	(*GetBinaryRequest)(nil),            // 49: raygo.v1.GetBinaryRequest
-	(*ActorInfo)(nil),                   // 50: raygo.v1.ActorInfo
-	(*CreateActorRequest)(nil),          // 51: raygo.v1.CreateActorRequest
-	(*CreateActorReply)(nil),            // 52: raygo.v1.CreateActorReply
-	(*GetActorRequest)(nil),             // 53: raygo.v1.GetActorRequest
-	(*GetActorReply)(nil),               // 54: raygo.v1.GetActorReply
-	(*WaitActorRequest)(nil),            // 55: raygo.v1.WaitActorRequest
-	(*WaitActorReply)(nil),              // 56: raygo.v1.WaitActorReply
-	(*KillActorRequest)(nil),            // 57: raygo.v1.KillActorRequest
-	(*KillActorReply)(nil),              // 58: raygo.v1.KillActorReply
-	(*ListActorsRequest)(nil),           // 59: raygo.v1.ListActorsRequest
-	(*ListActorsReply)(nil),             // 60: raygo.v1.ListActorsReply
-	(*WorkerDiedRequest)(nil),           // 61: raygo.v1.WorkerDiedRequest
-	(*WorkerDiedReply)(nil),             // 62: raygo.v1.WorkerDiedReply
-	(*Bundle)(nil),                      // 63: raygo.v1.Bundle
-	(*PlacementGroupInfo)(nil),          // 64: raygo.v1.PlacementGroupInfo
-	(*CreatePlacementGroupRequest)(nil), // 65: raygo.v1.CreatePlacementGroupRequest
-	(*CreatePlacementGroupReply)(nil),   // 66: raygo.v1.CreatePlacementGroupReply
-	(*RemovePlacementGroupRequest)(nil), // 67: raygo.v1.RemovePlacementGroupRequest
-	(*RemovePlacementGroupReply)(nil),   // 68: raygo.v1.RemovePlacementGroupReply
-	(*GetPlacementGroupRequest)(nil),    // 69: raygo.v1.GetPlacementGroupRequest
-	(*GetPlacementGroupReply)(nil),      // 70: raygo.v1.GetPlacementGroupReply
-	(*ListPlacementGroupsRequest)(nil),  // 71: raygo.v1.ListPlacementGroupsRequest
-	(*ListPlacementGroupsReply)(nil),    // 72: raygo.v1.ListPlacementGroupsReply
-	(*WaitPlacementGroupRequest)(nil),   // 73: raygo.v1.WaitPlacementGroupRequest
-	(*WaitPlacementGroupReply)(nil),     // 74: raygo.v1.WaitPlacementGroupReply
-	(*GroupOp)(nil),                     // 75: raygo.v1.GroupOp
-	(*GroupOpsRequest)(nil),             // 76: raygo.v1.GroupOpsRequest
-	(*GroupOpResult)(nil),               // 77: raygo.v1.GroupOpResult
-	(*GroupStateChange)(nil),            // 78: raygo.v1.GroupStateChange
-	(*GroupOpsEvent)(nil),               // 79: raygo.v1.GroupOpsEvent
-	(*BundleSpec)(nil),                  // 80: raygo.v1.BundleSpec
-	(*PrepareBundlesRequest)(nil),       // 81: raygo.v1.PrepareBundlesRequest
-	(*PrepareBundlesReply)(nil),         // 82: raygo.v1.PrepareBundlesReply
-	(*CommitBundlesRequest)(nil),        // 83: raygo.v1.CommitBundlesRequest
-	(*CommitBundlesReply)(nil),          // 84: raygo.v1.CommitBundlesReply
-	(*CancelBundlesRequest)(nil),        // 85: raygo.v1.CancelBundlesRequest
-	(*CancelBundlesReply)(nil),          // 86: raygo.v1.CancelBundlesReply
-	(*LeaseRequest)(nil),                // 87: raygo.v1.LeaseRequest
-	(*LeaseReply)(nil),                  // 88: raygo.v1.LeaseReply
-	(*CancelLeaseRequest)(nil),          // 89: raygo.v1.CancelLeaseRequest
-	(*CancelLeaseReply)(nil),            // 90: raygo.v1.CancelLeaseReply
-	(*ReturnLeaseRequest)(nil),          // 91: raygo.v1.ReturnLeaseRequest
-	(*ReturnLeaseReply)(nil),            // 92: raygo.v1.ReturnLeaseReply
-	(*RegisterWorkerRequest)(nil),       // 93: raygo.v1.RegisterWorkerRequest
-	(*RegisterWorkerReply)(nil),         // 94: raygo.v1.RegisterWorkerReply
-	(*BlockedRequest)(nil),              // 95: raygo.v1.BlockedRequest
-	(*BlockedReply)(nil),                // 96: raygo.v1.BlockedReply
-	(*PutObjectRequest)(nil),            // 97: raygo.v1.PutObjectRequest
-	(*PutObjectReply)(nil),              // 98: raygo.v1.PutObjectReply
-	(*GetObjectRequest)(nil),            // 99: raygo.v1.GetObjectRequest
-	(*GetObjectReply)(nil),              // 100: raygo.v1.GetObjectReply
-	(*ObjectChunk)(nil),                 // 101: raygo.v1.ObjectChunk
-	(*FreeObjectsRequest)(nil),          // 102: raygo.v1.FreeObjectsRequest
-	(*FreeObjectsReply)(nil),            // 103: raygo.v1.FreeObjectsReply
-	(*FreeOwnedRequest)(nil),            // 104: raygo.v1.FreeOwnedRequest
-	(*FreeOwnedReply)(nil),              // 105: raygo.v1.FreeOwnedReply
-	(*KillWorkerRequest)(nil),           // 106: raygo.v1.KillWorkerRequest
-	(*KillWorkerReply)(nil),             // 107: raygo.v1.KillWorkerReply
-	(*NodeStatsRequest)(nil),            // 108: raygo.v1.NodeStatsRequest
-	(*NodeStatsReply)(nil),              // 109: raygo.v1.NodeStatsReply
-	(*MemoryUsage)(nil),                 // 110: raygo.v1.MemoryUsage
-	(*WorkerDeathCauseRequest)(nil),     // 111: raygo.v1.WorkerDeathCauseRequest
-	(*WorkerDeathCauseReply)(nil),       // 112: raygo.v1.WorkerDeathCauseReply
-	(*ReleaseUnusedRequest)(nil),        // 113: raygo.v1.ReleaseUnusedRequest
-	(*BundleRef)(nil),                   // 114: raygo.v1.BundleRef
-	(*ReleaseUnusedReply)(nil),          // 115: raygo.v1.ReleaseUnusedReply
-	(*PullObjectRequest)(nil),           // 116: raygo.v1.PullObjectRequest
-	(*PullObjectReply)(nil),             // 117: raygo.v1.PullObjectReply
-	(*TransferAddressRequest)(nil),      // 118: raygo.v1.TransferAddressRequest
-	(*TransferAddressReply)(nil),        // 119: raygo.v1.TransferAddressReply
-	(*PullStats)(nil),                   // 120: raygo.v1.PullStats
-	(*ObjectLocationsRequest)(nil),      // 121: raygo.v1.ObjectLocationsRequest
-	(*ObjectLocations)(nil),             // 122: raygo.v1.ObjectLocations
-	(*ObjectLocationsReply)(nil),        // 123: raygo.v1.ObjectLocationsReply
-	(*UpdateObjectLocationRequest)(nil), // 124: raygo.v1.UpdateObjectLocationRequest
-	(*UpdateObjectLocationReply)(nil),   // 125: raygo.v1.UpdateObjectLocationReply
-	(*FramedHello)(nil),                 // 126: raygo.v1.FramedHello
-	(*FramedHelloReply)(nil),            // 127: raygo.v1.FramedHelloReply
-	(*StoreRequest)(nil),                // 128: raygo.v1.StoreRequest
-	(*StoreCreate)(nil),                 // 129: raygo.v1.StoreCreate
-	(*StoreObjectIDs)(nil),              // 130: raygo.v1.StoreObjectIDs
-	(*StoreLocation)(nil),               // 131: raygo.v1.StoreLocation
-	(*StoreReply)(nil),                  // 132: raygo.v1.StoreReply
-	(*StoreStats)(nil),                  // 133: raygo.v1.StoreStats
-	(*StoreObjectInfo)(nil),             // 134: raygo.v1.StoreObjectInfo
-	(*TaskBatch)(nil),                   // 135: raygo.v1.TaskBatch
-	(*ReplyBatch)(nil),                  // 136: raygo.v1.ReplyBatch
-	(*WatchObjectsRequest)(nil),         // 137: raygo.v1.WatchObjectsRequest
-	(*ObjectValue)(nil),                 // 138: raygo.v1.ObjectValue
-	(*WatchObjectsReply)(nil),           // 139: raygo.v1.WatchObjectsReply
-	(*BorrowRequest)(nil),               // 140: raygo.v1.BorrowRequest
-	(*BorrowReply)(nil),                 // 141: raygo.v1.BorrowReply
-	(*CancelTaskRequest)(nil),           // 142: raygo.v1.CancelTaskRequest
-	(*CancelTaskReply)(nil),             // 143: raygo.v1.CancelTaskReply
-	(*CreateActorTaskRequest)(nil),      // 144: raygo.v1.CreateActorTaskRequest
-	(*CreateActorTaskReply)(nil),        // 145: raygo.v1.CreateActorTaskReply
-	(*ExitRequest)(nil),                 // 146: raygo.v1.ExitRequest
-	(*ExitReply)(nil),                   // 147: raygo.v1.ExitReply
-	(*RebuildObjectRequest)(nil),        // 148: raygo.v1.RebuildObjectRequest
-	(*RebuildObjectReply)(nil),          // 149: raygo.v1.RebuildObjectReply
-	nil,                                 // 150: raygo.v1.Resources.AmountsEntry
-	nil,                                 // 151: raygo.v1.NodeInfo.LabelsEntry
-	nil,                                 // 152: raygo.v1.LeaseReply.GpuIdsEntry
+	(TaskStatus)(0),                     // 10: raygo.v1.TaskStatus
+	(TaskType)(0),                       // 11: raygo.v1.TaskType
+	(JobStatus)(0),                      // 12: raygo.v1.JobStatus
+	(*Resources)(nil),                   // 13: raygo.v1.Resources
+	(*ErrorInfo)(nil),                   // 14: raygo.v1.ErrorInfo
+	(*ObjectRef)(nil),                   // 15: raygo.v1.ObjectRef
+	(*Value)(nil),                       // 16: raygo.v1.Value
+	(*Arg)(nil),                         // 17: raygo.v1.Arg
+	(*LabelMatch)(nil),                  // 18: raygo.v1.LabelMatch
+	(*SchedulingOptions)(nil),           // 19: raygo.v1.SchedulingOptions
+	(*TaskSpec)(nil),                    // 20: raygo.v1.TaskSpec
+	(*TaskReply)(nil),                   // 21: raygo.v1.TaskReply
+	(*NodeInfo)(nil),                    // 22: raygo.v1.NodeInfo
+	(*RegisterNodeRequest)(nil),         // 23: raygo.v1.RegisterNodeRequest
+	(*StoredNode)(nil),                  // 24: raygo.v1.StoredNode
+	(*StoredActor)(nil),                 // 25: raygo.v1.StoredActor
+	(*RegisterNodeReply)(nil),           // 26: raygo.v1.RegisterNodeReply
+	(*NodeHeartbeatRequest)(nil),        // 27: raygo.v1.NodeHeartbeatRequest
+	(*NodeHeartbeatReply)(nil),          // 28: raygo.v1.NodeHeartbeatReply
+	(*GetNodesRequest)(nil),             // 29: raygo.v1.GetNodesRequest
+	(*GetNodesReply)(nil),               // 30: raygo.v1.GetNodesReply
+	(*UnregisterNodeRequest)(nil),       // 31: raygo.v1.UnregisterNodeRequest
+	(*UnregisterNodeReply)(nil),         // 32: raygo.v1.UnregisterNodeReply
+	(*JobInfo)(nil),                     // 33: raygo.v1.JobInfo
+	(*RegisterJobRequest)(nil),          // 34: raygo.v1.RegisterJobRequest
+	(*RegisterJobReply)(nil),            // 35: raygo.v1.RegisterJobReply
+	(*GetJobRequest)(nil),               // 36: raygo.v1.GetJobRequest
+	(*GetJobReply)(nil),                 // 37: raygo.v1.GetJobReply
+	(*FinishJobRequest)(nil),            // 38: raygo.v1.FinishJobRequest
+	(*FinishJobReply)(nil),              // 39: raygo.v1.FinishJobReply
+	(*DriverAliveRequest)(nil),          // 40: raygo.v1.DriverAliveRequest
+	(*DriverAliveReply)(nil),            // 41: raygo.v1.DriverAliveReply
+	(*ListJobsRequest)(nil),             // 42: raygo.v1.ListJobsRequest
+	(*ListJobsReply)(nil),               // 43: raygo.v1.ListJobsReply
+	(*KVPutRequest)(nil),                // 44: raygo.v1.KVPutRequest
+	(*KVPutReply)(nil),                  // 45: raygo.v1.KVPutReply
+	(*KVGetRequest)(nil),                // 46: raygo.v1.KVGetRequest
+	(*KVGetReply)(nil),                  // 47: raygo.v1.KVGetReply
+	(*BinaryChunk)(nil),                 // 48: raygo.v1.BinaryChunk
+	(*PutBinaryReply)(nil),              // 49: raygo.v1.PutBinaryReply
+	(*HasBinaryRequest)(nil),            // 50: raygo.v1.HasBinaryRequest
+	(*HasBinaryReply)(nil),              // 51: raygo.v1.HasBinaryReply
+	(*GetBinaryRequest)(nil),            // 52: raygo.v1.GetBinaryRequest
+	(*ActorInfo)(nil),                   // 53: raygo.v1.ActorInfo
+	(*CreateActorRequest)(nil),          // 54: raygo.v1.CreateActorRequest
+	(*CreateActorReply)(nil),            // 55: raygo.v1.CreateActorReply
+	(*GetActorRequest)(nil),             // 56: raygo.v1.GetActorRequest
+	(*GetActorReply)(nil),               // 57: raygo.v1.GetActorReply
+	(*WaitActorRequest)(nil),            // 58: raygo.v1.WaitActorRequest
+	(*WaitActorReply)(nil),              // 59: raygo.v1.WaitActorReply
+	(*KillActorRequest)(nil),            // 60: raygo.v1.KillActorRequest
+	(*KillActorReply)(nil),              // 61: raygo.v1.KillActorReply
+	(*ListActorsRequest)(nil),           // 62: raygo.v1.ListActorsRequest
+	(*ListActorsReply)(nil),             // 63: raygo.v1.ListActorsReply
+	(*WorkerDiedRequest)(nil),           // 64: raygo.v1.WorkerDiedRequest
+	(*WorkerDiedReply)(nil),             // 65: raygo.v1.WorkerDiedReply
+	(*Bundle)(nil),                      // 66: raygo.v1.Bundle
+	(*PlacementGroupInfo)(nil),          // 67: raygo.v1.PlacementGroupInfo
+	(*CreatePlacementGroupRequest)(nil), // 68: raygo.v1.CreatePlacementGroupRequest
+	(*CreatePlacementGroupReply)(nil),   // 69: raygo.v1.CreatePlacementGroupReply
+	(*RemovePlacementGroupRequest)(nil), // 70: raygo.v1.RemovePlacementGroupRequest
+	(*RemovePlacementGroupReply)(nil),   // 71: raygo.v1.RemovePlacementGroupReply
+	(*GetPlacementGroupRequest)(nil),    // 72: raygo.v1.GetPlacementGroupRequest
+	(*GetPlacementGroupReply)(nil),      // 73: raygo.v1.GetPlacementGroupReply
+	(*ListPlacementGroupsRequest)(nil),  // 74: raygo.v1.ListPlacementGroupsRequest
+	(*ListPlacementGroupsReply)(nil),    // 75: raygo.v1.ListPlacementGroupsReply
+	(*WaitPlacementGroupRequest)(nil),   // 76: raygo.v1.WaitPlacementGroupRequest
+	(*WaitPlacementGroupReply)(nil),     // 77: raygo.v1.WaitPlacementGroupReply
+	(*GroupOp)(nil),                     // 78: raygo.v1.GroupOp
+	(*GroupOpsRequest)(nil),             // 79: raygo.v1.GroupOpsRequest
+	(*GroupOpResult)(nil),               // 80: raygo.v1.GroupOpResult
+	(*GroupStateChange)(nil),            // 81: raygo.v1.GroupStateChange
+	(*GroupOpsEvent)(nil),               // 82: raygo.v1.GroupOpsEvent
+	(*BundleSpec)(nil),                  // 83: raygo.v1.BundleSpec
+	(*PrepareBundlesRequest)(nil),       // 84: raygo.v1.PrepareBundlesRequest
+	(*PrepareBundlesReply)(nil),         // 85: raygo.v1.PrepareBundlesReply
+	(*CommitBundlesRequest)(nil),        // 86: raygo.v1.CommitBundlesRequest
+	(*CommitBundlesReply)(nil),          // 87: raygo.v1.CommitBundlesReply
+	(*CancelBundlesRequest)(nil),        // 88: raygo.v1.CancelBundlesRequest
+	(*CancelBundlesReply)(nil),          // 89: raygo.v1.CancelBundlesReply
+	(*LeaseRequest)(nil),                // 90: raygo.v1.LeaseRequest
+	(*LeaseReply)(nil),                  // 91: raygo.v1.LeaseReply
+	(*CancelLeaseRequest)(nil),          // 92: raygo.v1.CancelLeaseRequest
+	(*CancelLeaseReply)(nil),            // 93: raygo.v1.CancelLeaseReply
+	(*ReturnLeaseRequest)(nil),          // 94: raygo.v1.ReturnLeaseRequest
+	(*ReturnLeaseReply)(nil),            // 95: raygo.v1.ReturnLeaseReply
+	(*RegisterWorkerRequest)(nil),       // 96: raygo.v1.RegisterWorkerRequest
+	(*RegisterWorkerReply)(nil),         // 97: raygo.v1.RegisterWorkerReply
+	(*BlockedRequest)(nil),              // 98: raygo.v1.BlockedRequest
+	(*BlockedReply)(nil),                // 99: raygo.v1.BlockedReply
+	(*PutObjectRequest)(nil),            // 100: raygo.v1.PutObjectRequest
+	(*PutObjectReply)(nil),              // 101: raygo.v1.PutObjectReply
+	(*GetObjectRequest)(nil),            // 102: raygo.v1.GetObjectRequest
+	(*GetObjectReply)(nil),              // 103: raygo.v1.GetObjectReply
+	(*ObjectChunk)(nil),                 // 104: raygo.v1.ObjectChunk
+	(*FreeObjectsRequest)(nil),          // 105: raygo.v1.FreeObjectsRequest
+	(*FreeObjectsReply)(nil),            // 106: raygo.v1.FreeObjectsReply
+	(*FreeOwnedRequest)(nil),            // 107: raygo.v1.FreeOwnedRequest
+	(*FreeOwnedReply)(nil),              // 108: raygo.v1.FreeOwnedReply
+	(*KillWorkerRequest)(nil),           // 109: raygo.v1.KillWorkerRequest
+	(*KillWorkerReply)(nil),             // 110: raygo.v1.KillWorkerReply
+	(*NodeStatsRequest)(nil),            // 111: raygo.v1.NodeStatsRequest
+	(*NodeStatsReply)(nil),              // 112: raygo.v1.NodeStatsReply
+	(*MemoryUsage)(nil),                 // 113: raygo.v1.MemoryUsage
+	(*WorkerDeathCauseRequest)(nil),     // 114: raygo.v1.WorkerDeathCauseRequest
+	(*WorkerDeathCauseReply)(nil),       // 115: raygo.v1.WorkerDeathCauseReply
+	(*ReleaseUnusedRequest)(nil),        // 116: raygo.v1.ReleaseUnusedRequest
+	(*BundleRef)(nil),                   // 117: raygo.v1.BundleRef
+	(*ReleaseUnusedReply)(nil),          // 118: raygo.v1.ReleaseUnusedReply
+	(*PullObjectRequest)(nil),           // 119: raygo.v1.PullObjectRequest
+	(*PullObjectReply)(nil),             // 120: raygo.v1.PullObjectReply
+	(*TransferAddressRequest)(nil),      // 121: raygo.v1.TransferAddressRequest
+	(*TransferAddressReply)(nil),        // 122: raygo.v1.TransferAddressReply
+	(*PullStats)(nil),                   // 123: raygo.v1.PullStats
+	(*ObjectLocationsRequest)(nil),      // 124: raygo.v1.ObjectLocationsRequest
+	(*ObjectLocations)(nil),             // 125: raygo.v1.ObjectLocations
+	(*ObjectLocationsReply)(nil),        // 126: raygo.v1.ObjectLocationsReply
+	(*UpdateObjectLocationRequest)(nil), // 127: raygo.v1.UpdateObjectLocationRequest
+	(*UpdateObjectLocationReply)(nil),   // 128: raygo.v1.UpdateObjectLocationReply
+	(*FramedHello)(nil),                 // 129: raygo.v1.FramedHello
+	(*FramedHelloReply)(nil),            // 130: raygo.v1.FramedHelloReply
+	(*StoreRequest)(nil),                // 131: raygo.v1.StoreRequest
+	(*StoreCreate)(nil),                 // 132: raygo.v1.StoreCreate
+	(*StoreObjectIDs)(nil),              // 133: raygo.v1.StoreObjectIDs
+	(*StoreLocation)(nil),               // 134: raygo.v1.StoreLocation
+	(*StoreReply)(nil),                  // 135: raygo.v1.StoreReply
+	(*StoreStats)(nil),                  // 136: raygo.v1.StoreStats
+	(*StoreObjectInfo)(nil),             // 137: raygo.v1.StoreObjectInfo
+	(*TaskBatch)(nil),                   // 138: raygo.v1.TaskBatch
+	(*ReplyBatch)(nil),                  // 139: raygo.v1.ReplyBatch
+	(*WatchObjectsRequest)(nil),         // 140: raygo.v1.WatchObjectsRequest
+	(*ObjectValue)(nil),                 // 141: raygo.v1.ObjectValue
+	(*WatchObjectsReply)(nil),           // 142: raygo.v1.WatchObjectsReply
+	(*BorrowRequest)(nil),               // 143: raygo.v1.BorrowRequest
+	(*BorrowReply)(nil),                 // 144: raygo.v1.BorrowReply
+	(*CancelTaskRequest)(nil),           // 145: raygo.v1.CancelTaskRequest
+	(*CancelTaskReply)(nil),             // 146: raygo.v1.CancelTaskReply
+	(*CreateActorTaskRequest)(nil),      // 147: raygo.v1.CreateActorTaskRequest
+	(*CreateActorTaskReply)(nil),        // 148: raygo.v1.CreateActorTaskReply
+	(*ExitRequest)(nil),                 // 149: raygo.v1.ExitRequest
+	(*ExitReply)(nil),                   // 150: raygo.v1.ExitReply
+	(*RebuildObjectRequest)(nil),        // 151: raygo.v1.RebuildObjectRequest
+	(*RebuildObjectReply)(nil),          // 152: raygo.v1.RebuildObjectReply
+	(*RuntimeEnv)(nil),                  // 153: raygo.v1.RuntimeEnv
+	(*GetClusterInfoRequest)(nil),       // 154: raygo.v1.GetClusterInfoRequest
+	(*GetClusterInfoReply)(nil),         // 155: raygo.v1.GetClusterInfoReply
+	(*TaskStatusChange)(nil),            // 156: raygo.v1.TaskStatusChange
+	(*TaskEvent)(nil),                   // 157: raygo.v1.TaskEvent
+	(*ReportTaskEventsRequest)(nil),     // 158: raygo.v1.ReportTaskEventsRequest
+	(*ReportTaskEventsReply)(nil),       // 159: raygo.v1.ReportTaskEventsReply
+	(*LogLine)(nil),                     // 160: raygo.v1.LogLine
+	(*LogBatch)(nil),                    // 161: raygo.v1.LogBatch
+	(*PublishLogsReply)(nil),            // 162: raygo.v1.PublishLogsReply
+	(*SubscribeLogsRequest)(nil),        // 163: raygo.v1.SubscribeLogsRequest
+	(*LogFile)(nil),                     // 164: raygo.v1.LogFile
+	(*ListLogsRequest)(nil),             // 165: raygo.v1.ListLogsRequest
+	(*ListLogsReply)(nil),               // 166: raygo.v1.ListLogsReply
+	(*ReadLogRequest)(nil),              // 167: raygo.v1.ReadLogRequest
+	(*LogChunk)(nil),                    // 168: raygo.v1.LogChunk
+	(*WorkerInfo)(nil),                  // 169: raygo.v1.WorkerInfo
+	(*ListWorkersRequest)(nil),          // 170: raygo.v1.ListWorkersRequest
+	(*ListWorkersReply)(nil),            // 171: raygo.v1.ListWorkersReply
+	(*ObjectInfo)(nil),                  // 172: raygo.v1.ObjectInfo
+	(*ListObjectsRequest)(nil),          // 173: raygo.v1.ListObjectsRequest
+	(*ListObjectsReply)(nil),            // 174: raygo.v1.ListObjectsReply
+	(*JobSubmission)(nil),               // 175: raygo.v1.JobSubmission
+	(*StartEntrypointRequest)(nil),      // 176: raygo.v1.StartEntrypointRequest
+	(*StartEntrypointReply)(nil),        // 177: raygo.v1.StartEntrypointReply
+	(*StopEntrypointRequest)(nil),       // 178: raygo.v1.StopEntrypointRequest
+	(*StopEntrypointReply)(nil),         // 179: raygo.v1.StopEntrypointReply
+	(*EntrypointExitedRequest)(nil),     // 180: raygo.v1.EntrypointExitedRequest
+	(*EntrypointExitedReply)(nil),       // 181: raygo.v1.EntrypointExitedReply
+	nil,                                 // 182: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 183: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 184: raygo.v1.LeaseReply.GpuIdsEntry
+	nil,                                 // 185: raygo.v1.RuntimeEnv.EnvVarsEntry
+	nil,                                 // 186: raygo.v1.JobSubmission.MetadataEntry
+	nil,                                 // 187: raygo.v1.JobSubmission.EntrypointResourcesEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	150, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	182, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
-	11,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
+	14,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
-	12,  // 4: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
-	11,  // 5: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
-	13,  // 6: raygo.v1.Arg.value:type_name -> raygo.v1.Value
-	12,  // 7: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
+	15,  // 4: raygo.v1.Value.nested:type_name -> raygo.v1.ObjectRef
+	14,  // 5: raygo.v1.Value.error:type_name -> raygo.v1.ErrorInfo
+	16,  // 6: raygo.v1.Arg.value:type_name -> raygo.v1.Value
+	15,  // 7: raygo.v1.Arg.ref:type_name -> raygo.v1.ObjectRef
 	3,   // 8: raygo.v1.LabelMatch.op:type_name -> raygo.v1.LabelOp
-	15,  // 9: raygo.v1.SchedulingOptions.labels:type_name -> raygo.v1.LabelMatch
-	15,  // 10: raygo.v1.SchedulingOptions.prefer_labels:type_name -> raygo.v1.LabelMatch
-	14,  // 11: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
-	10,  // 12: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
+	18,  // 9: raygo.v1.SchedulingOptions.labels:type_name -> raygo.v1.LabelMatch
+	18,  // 10: raygo.v1.SchedulingOptions.prefer_labels:type_name -> raygo.v1.LabelMatch
+	17,  // 11: raygo.v1.TaskSpec.args:type_name -> raygo.v1.Arg
+	13,  // 12: raygo.v1.TaskSpec.resources:type_name -> raygo.v1.Resources
 	2,   // 13: raygo.v1.TaskSpec.strategy:type_name -> raygo.v1.SchedulingStrategy
-	10,  // 14: raygo.v1.TaskSpec.placement_resources:type_name -> raygo.v1.Resources
-	16,  // 15: raygo.v1.TaskSpec.scheduling:type_name -> raygo.v1.SchedulingOptions
-	13,  // 16: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
-	11,  // 17: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
-	10,  // 18: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
-	10,  // 19: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	151, // 20: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
-	4,   // 21: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
-	10,  // 22: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
-	10,  // 23: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
-	19,  // 24: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
-	19,  // 25: raygo.v1.StoredNode.info:type_name -> raygo.v1.NodeInfo
-	50,  // 26: raygo.v1.StoredActor.info:type_name -> raygo.v1.ActorInfo
-	10,  // 27: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
-	10,  // 28: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
-	10,  // 29: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
-	10,  // 30: raygo.v1.NodeHeartbeatRequest.total:type_name -> raygo.v1.Resources
-	19,  // 31: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
-	5,   // 32: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
-	30,  // 33: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
-	30,  // 34: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
-	30,  // 35: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
-	6,   // 36: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
-	11,  // 37: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
-	17,  // 38: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
-	11,  // 39: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
-	50,  // 40: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
-	50,  // 41: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
-	50,  // 42: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
-	50,  // 43: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
-	1,   // 44: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
-	50,  // 45: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
-	10,  // 46: raygo.v1.Bundle.resources:type_name -> raygo.v1.Resources
-	7,   // 47: raygo.v1.PlacementGroupInfo.strategy:type_name -> raygo.v1.PlacementStrategy
-	63,  // 48: raygo.v1.PlacementGroupInfo.bundles:type_name -> raygo.v1.Bundle
-	8,   // 49: raygo.v1.PlacementGroupInfo.state:type_name -> raygo.v1.PlacementGroupState
-	64,  // 50: raygo.v1.CreatePlacementGroupRequest.group:type_name -> raygo.v1.PlacementGroupInfo
-	64,  // 51: raygo.v1.CreatePlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	64,  // 52: raygo.v1.GetPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	64,  // 53: raygo.v1.ListPlacementGroupsReply.groups:type_name -> raygo.v1.PlacementGroupInfo
-	64,  // 54: raygo.v1.WaitPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
-	64,  // 55: raygo.v1.GroupOp.create:type_name -> raygo.v1.PlacementGroupInfo
-	75,  // 56: raygo.v1.GroupOpsRequest.ops:type_name -> raygo.v1.GroupOp
-	11,  // 57: raygo.v1.GroupOpResult.error:type_name -> raygo.v1.ErrorInfo
-	8,   // 58: raygo.v1.GroupStateChange.state:type_name -> raygo.v1.PlacementGroupState
-	77,  // 59: raygo.v1.GroupOpsEvent.results:type_name -> raygo.v1.GroupOpResult
-	78,  // 60: raygo.v1.GroupOpsEvent.changes:type_name -> raygo.v1.GroupStateChange
-	10,  // 61: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
-	80,  // 62: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
-	10,  // 63: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
-	2,   // 64: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
-	10,  // 65: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
-	16,  // 66: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
-	152, // 67: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
-	11,  // 68: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
-	19,  // 69: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
-	133, // 70: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
-	110, // 71: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
-	120, // 72: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
-	11,  // 73: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
-	114, // 74: raygo.v1.ReleaseUnusedRequest.keep_bundles:type_name -> raygo.v1.BundleRef
-	122, // 75: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
-	11,  // 76: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
-	129, // 77: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
-	130, // 78: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
-	130, // 79: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
-	130, // 80: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
-	130, // 81: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
-	11,  // 82: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
-	131, // 83: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
-	134, // 84: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
-	9,   // 85: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
-	17,  // 86: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
-	17,  // 87: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
-	18,  // 88: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
-	13,  // 89: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
-	138, // 90: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
-	17,  // 91: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
-	11,  // 92: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
-	13,  // 93: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
-	20,  // 94: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	28,  // 95: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	24,  // 96: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	26,  // 97: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	31,  // 98: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	33,  // 99: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	35,  // 100: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	37,  // 101: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
-	39,  // 102: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	41,  // 103: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	43,  // 104: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	45,  // 105: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	47,  // 106: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	49,  // 107: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	51,  // 108: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	53,  // 109: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	55,  // 110: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	57,  // 111: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	59,  // 112: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	61,  // 113: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	65,  // 114: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
-	67,  // 115: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
-	69,  // 116: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
-	71,  // 117: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
-	73,  // 118: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
-	76,  // 119: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
-	87,  // 120: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	89,  // 121: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	91,  // 122: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	93,  // 123: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	95,  // 124: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	97,  // 125: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	99,  // 126: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	99,  // 127: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	102, // 128: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	104, // 129: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	106, // 130: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	108, // 131: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	111, // 132: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	116, // 133: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
-	118, // 134: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
-	81,  // 135: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
-	83,  // 136: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
-	85,  // 137: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
-	113, // 138: raygo.v1.NodeDaemon.ReleaseUnused:input_type -> raygo.v1.ReleaseUnusedRequest
-	135, // 139: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	137, // 140: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	140, // 141: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	142, // 142: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	144, // 143: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	146, // 144: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	121, // 145: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
-	124, // 146: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
-	148, // 147: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
-	23,  // 148: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	29,  // 149: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	25,  // 150: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	27,  // 151: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	32,  // 152: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	34,  // 153: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	36,  // 154: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	38,  // 155: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	40,  // 156: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	42,  // 157: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	44,  // 158: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	46,  // 159: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	48,  // 160: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	45,  // 161: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	52,  // 162: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	54,  // 163: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	56,  // 164: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	58,  // 165: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	60,  // 166: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	62,  // 167: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	66,  // 168: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
-	68,  // 169: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
-	70,  // 170: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
-	72,  // 171: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
-	74,  // 172: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
-	79,  // 173: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
-	88,  // 174: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	90,  // 175: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	92,  // 176: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	94,  // 177: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	96,  // 178: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	98,  // 179: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	100, // 180: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	101, // 181: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	103, // 182: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	105, // 183: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	107, // 184: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	109, // 185: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	112, // 186: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	117, // 187: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
-	119, // 188: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
-	82,  // 189: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
-	84,  // 190: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
-	86,  // 191: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
-	115, // 192: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
-	136, // 193: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	139, // 194: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	141, // 195: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	143, // 196: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	145, // 197: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	147, // 198: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	123, // 199: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
-	125, // 200: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
-	149, // 201: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
-	148, // [148:202] is the sub-list for method output_type
-	94,  // [94:148] is the sub-list for method input_type
-	94,  // [94:94] is the sub-list for extension type_name
-	94,  // [94:94] is the sub-list for extension extendee
-	0,   // [0:94] is the sub-list for field type_name
+	13,  // 14: raygo.v1.TaskSpec.placement_resources:type_name -> raygo.v1.Resources
+	19,  // 15: raygo.v1.TaskSpec.scheduling:type_name -> raygo.v1.SchedulingOptions
+	153, // 16: raygo.v1.TaskSpec.runtime_env:type_name -> raygo.v1.RuntimeEnv
+	16,  // 17: raygo.v1.TaskReply.returns:type_name -> raygo.v1.Value
+	14,  // 18: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
+	13,  // 19: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
+	13,  // 20: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
+	183, // 21: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	4,   // 22: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
+	13,  // 23: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
+	13,  // 24: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
+	22,  // 25: raygo.v1.RegisterNodeRequest.node:type_name -> raygo.v1.NodeInfo
+	22,  // 26: raygo.v1.StoredNode.info:type_name -> raygo.v1.NodeInfo
+	53,  // 27: raygo.v1.StoredActor.info:type_name -> raygo.v1.ActorInfo
+	13,  // 28: raygo.v1.NodeHeartbeatRequest.available:type_name -> raygo.v1.Resources
+	13,  // 29: raygo.v1.NodeHeartbeatRequest.pending_demands:type_name -> raygo.v1.Resources
+	13,  // 30: raygo.v1.NodeHeartbeatRequest.infeasible_demands:type_name -> raygo.v1.Resources
+	13,  // 31: raygo.v1.NodeHeartbeatRequest.total:type_name -> raygo.v1.Resources
+	22,  // 32: raygo.v1.GetNodesReply.nodes:type_name -> raygo.v1.NodeInfo
+	5,   // 33: raygo.v1.JobInfo.state:type_name -> raygo.v1.JobState
+	153, // 34: raygo.v1.JobInfo.runtime_env:type_name -> raygo.v1.RuntimeEnv
+	33,  // 35: raygo.v1.RegisterJobRequest.job:type_name -> raygo.v1.JobInfo
+	33,  // 36: raygo.v1.GetJobReply.job:type_name -> raygo.v1.JobInfo
+	33,  // 37: raygo.v1.ListJobsReply.jobs:type_name -> raygo.v1.JobInfo
+	6,   // 38: raygo.v1.ActorInfo.state:type_name -> raygo.v1.ActorState
+	14,  // 39: raygo.v1.ActorInfo.death_cause:type_name -> raygo.v1.ErrorInfo
+	20,  // 40: raygo.v1.ActorInfo.creation:type_name -> raygo.v1.TaskSpec
+	14,  // 41: raygo.v1.ActorInfo.infeasible:type_name -> raygo.v1.ErrorInfo
+	53,  // 42: raygo.v1.CreateActorRequest.actor:type_name -> raygo.v1.ActorInfo
+	53,  // 43: raygo.v1.CreateActorReply.actor:type_name -> raygo.v1.ActorInfo
+	53,  // 44: raygo.v1.GetActorReply.actor:type_name -> raygo.v1.ActorInfo
+	53,  // 45: raygo.v1.WaitActorReply.actor:type_name -> raygo.v1.ActorInfo
+	1,   // 46: raygo.v1.KillActorRequest.cause:type_name -> raygo.v1.ActorDeathCause
+	53,  // 47: raygo.v1.ListActorsReply.actors:type_name -> raygo.v1.ActorInfo
+	13,  // 48: raygo.v1.Bundle.resources:type_name -> raygo.v1.Resources
+	7,   // 49: raygo.v1.PlacementGroupInfo.strategy:type_name -> raygo.v1.PlacementStrategy
+	66,  // 50: raygo.v1.PlacementGroupInfo.bundles:type_name -> raygo.v1.Bundle
+	8,   // 51: raygo.v1.PlacementGroupInfo.state:type_name -> raygo.v1.PlacementGroupState
+	67,  // 52: raygo.v1.CreatePlacementGroupRequest.group:type_name -> raygo.v1.PlacementGroupInfo
+	67,  // 53: raygo.v1.CreatePlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	67,  // 54: raygo.v1.GetPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	67,  // 55: raygo.v1.ListPlacementGroupsReply.groups:type_name -> raygo.v1.PlacementGroupInfo
+	67,  // 56: raygo.v1.WaitPlacementGroupReply.group:type_name -> raygo.v1.PlacementGroupInfo
+	67,  // 57: raygo.v1.GroupOp.create:type_name -> raygo.v1.PlacementGroupInfo
+	78,  // 58: raygo.v1.GroupOpsRequest.ops:type_name -> raygo.v1.GroupOp
+	14,  // 59: raygo.v1.GroupOpResult.error:type_name -> raygo.v1.ErrorInfo
+	8,   // 60: raygo.v1.GroupStateChange.state:type_name -> raygo.v1.PlacementGroupState
+	80,  // 61: raygo.v1.GroupOpsEvent.results:type_name -> raygo.v1.GroupOpResult
+	81,  // 62: raygo.v1.GroupOpsEvent.changes:type_name -> raygo.v1.GroupStateChange
+	13,  // 63: raygo.v1.BundleSpec.resources:type_name -> raygo.v1.Resources
+	83,  // 64: raygo.v1.PrepareBundlesRequest.bundles:type_name -> raygo.v1.BundleSpec
+	13,  // 65: raygo.v1.LeaseRequest.resources:type_name -> raygo.v1.Resources
+	2,   // 66: raygo.v1.LeaseRequest.strategy:type_name -> raygo.v1.SchedulingStrategy
+	13,  // 67: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
+	19,  // 68: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
+	153, // 69: raygo.v1.LeaseRequest.runtime_env:type_name -> raygo.v1.RuntimeEnv
+	184, // 70: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	14,  // 71: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
+	22,  // 72: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
+	136, // 73: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
+	113, // 74: raygo.v1.NodeStatsReply.memory:type_name -> raygo.v1.MemoryUsage
+	123, // 75: raygo.v1.NodeStatsReply.pulls:type_name -> raygo.v1.PullStats
+	14,  // 76: raygo.v1.WorkerDeathCauseReply.cause:type_name -> raygo.v1.ErrorInfo
+	117, // 77: raygo.v1.ReleaseUnusedRequest.keep_bundles:type_name -> raygo.v1.BundleRef
+	125, // 78: raygo.v1.ObjectLocationsReply.objects:type_name -> raygo.v1.ObjectLocations
+	14,  // 79: raygo.v1.FramedHelloReply.error:type_name -> raygo.v1.ErrorInfo
+	132, // 80: raygo.v1.StoreRequest.create:type_name -> raygo.v1.StoreCreate
+	133, // 81: raygo.v1.StoreRequest.seal:type_name -> raygo.v1.StoreObjectIDs
+	133, // 82: raygo.v1.StoreRequest.abort:type_name -> raygo.v1.StoreObjectIDs
+	133, // 83: raygo.v1.StoreRequest.get:type_name -> raygo.v1.StoreObjectIDs
+	133, // 84: raygo.v1.StoreRequest.release:type_name -> raygo.v1.StoreObjectIDs
+	14,  // 85: raygo.v1.StoreReply.error:type_name -> raygo.v1.ErrorInfo
+	134, // 86: raygo.v1.StoreReply.locations:type_name -> raygo.v1.StoreLocation
+	137, // 87: raygo.v1.StoreStats.largest:type_name -> raygo.v1.StoreObjectInfo
+	9,   // 88: raygo.v1.StoreObjectInfo.state:type_name -> raygo.v1.StoreObjectState
+	20,  // 89: raygo.v1.TaskBatch.tasks:type_name -> raygo.v1.TaskSpec
+	20,  // 90: raygo.v1.TaskBatch.common:type_name -> raygo.v1.TaskSpec
+	21,  // 91: raygo.v1.ReplyBatch.replies:type_name -> raygo.v1.TaskReply
+	16,  // 92: raygo.v1.ObjectValue.value:type_name -> raygo.v1.Value
+	141, // 93: raygo.v1.WatchObjectsReply.values:type_name -> raygo.v1.ObjectValue
+	20,  // 94: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
+	14,  // 95: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
+	16,  // 96: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
+	185, // 97: raygo.v1.RuntimeEnv.env_vars:type_name -> raygo.v1.RuntimeEnv.EnvVarsEntry
+	10,  // 98: raygo.v1.TaskStatusChange.status:type_name -> raygo.v1.TaskStatus
+	11,  // 99: raygo.v1.TaskEvent.type:type_name -> raygo.v1.TaskType
+	13,  // 100: raygo.v1.TaskEvent.required:type_name -> raygo.v1.Resources
+	156, // 101: raygo.v1.TaskEvent.changes:type_name -> raygo.v1.TaskStatusChange
+	14,  // 102: raygo.v1.TaskEvent.error:type_name -> raygo.v1.ErrorInfo
+	157, // 103: raygo.v1.ReportTaskEventsRequest.events:type_name -> raygo.v1.TaskEvent
+	160, // 104: raygo.v1.LogBatch.lines:type_name -> raygo.v1.LogLine
+	164, // 105: raygo.v1.ListLogsReply.files:type_name -> raygo.v1.LogFile
+	13,  // 106: raygo.v1.WorkerInfo.held:type_name -> raygo.v1.Resources
+	169, // 107: raygo.v1.ListWorkersReply.workers:type_name -> raygo.v1.WorkerInfo
+	172, // 108: raygo.v1.ListObjectsReply.objects:type_name -> raygo.v1.ObjectInfo
+	12,  // 109: raygo.v1.JobSubmission.status:type_name -> raygo.v1.JobStatus
+	186, // 110: raygo.v1.JobSubmission.metadata:type_name -> raygo.v1.JobSubmission.MetadataEntry
+	153, // 111: raygo.v1.JobSubmission.runtime_env:type_name -> raygo.v1.RuntimeEnv
+	187, // 112: raygo.v1.JobSubmission.entrypoint_resources:type_name -> raygo.v1.JobSubmission.EntrypointResourcesEntry
+	175, // 113: raygo.v1.StartEntrypointRequest.job:type_name -> raygo.v1.JobSubmission
+	14,  // 114: raygo.v1.StartEntrypointReply.error:type_name -> raygo.v1.ErrorInfo
+	23,  // 115: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	31,  // 116: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	27,  // 117: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	29,  // 118: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	34,  // 119: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	36,  // 120: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	38,  // 121: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	40,  // 122: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	42,  // 123: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	44,  // 124: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	46,  // 125: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	48,  // 126: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	50,  // 127: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	52,  // 128: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	54,  // 129: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	56,  // 130: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	58,  // 131: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	60,  // 132: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	62,  // 133: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	64,  // 134: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	68,  // 135: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
+	70,  // 136: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
+	72,  // 137: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
+	74,  // 138: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
+	76,  // 139: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
+	79,  // 140: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
+	154, // 141: raygo.v1.ControlStore.GetClusterInfo:input_type -> raygo.v1.GetClusterInfoRequest
+	158, // 142: raygo.v1.ControlStore.ReportTaskEvents:input_type -> raygo.v1.ReportTaskEventsRequest
+	161, // 143: raygo.v1.ControlStore.PublishLogs:input_type -> raygo.v1.LogBatch
+	163, // 144: raygo.v1.ControlStore.SubscribeLogs:input_type -> raygo.v1.SubscribeLogsRequest
+	180, // 145: raygo.v1.ControlStore.EntrypointExited:input_type -> raygo.v1.EntrypointExitedRequest
+	90,  // 146: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	92,  // 147: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	94,  // 148: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	96,  // 149: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	98,  // 150: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	100, // 151: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	102, // 152: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	102, // 153: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	105, // 154: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	107, // 155: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	109, // 156: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	111, // 157: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	114, // 158: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	119, // 159: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
+	121, // 160: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
+	84,  // 161: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
+	86,  // 162: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
+	88,  // 163: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
+	116, // 164: raygo.v1.NodeDaemon.ReleaseUnused:input_type -> raygo.v1.ReleaseUnusedRequest
+	170, // 165: raygo.v1.NodeDaemon.ListWorkers:input_type -> raygo.v1.ListWorkersRequest
+	173, // 166: raygo.v1.NodeDaemon.ListObjects:input_type -> raygo.v1.ListObjectsRequest
+	165, // 167: raygo.v1.NodeDaemon.ListLogs:input_type -> raygo.v1.ListLogsRequest
+	167, // 168: raygo.v1.NodeDaemon.ReadLog:input_type -> raygo.v1.ReadLogRequest
+	176, // 169: raygo.v1.NodeDaemon.StartEntrypoint:input_type -> raygo.v1.StartEntrypointRequest
+	178, // 170: raygo.v1.NodeDaemon.StopEntrypoint:input_type -> raygo.v1.StopEntrypointRequest
+	138, // 171: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	140, // 172: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	143, // 173: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	145, // 174: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	147, // 175: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	149, // 176: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	124, // 177: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	127, // 178: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	151, // 179: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
+	26,  // 180: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	32,  // 181: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	28,  // 182: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	30,  // 183: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	35,  // 184: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	37,  // 185: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	39,  // 186: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	41,  // 187: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	43,  // 188: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	45,  // 189: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	47,  // 190: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	49,  // 191: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	51,  // 192: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	48,  // 193: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	55,  // 194: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	57,  // 195: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	59,  // 196: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	61,  // 197: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	63,  // 198: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	65,  // 199: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	69,  // 200: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	71,  // 201: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	73,  // 202: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	75,  // 203: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	77,  // 204: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	82,  // 205: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
+	155, // 206: raygo.v1.ControlStore.GetClusterInfo:output_type -> raygo.v1.GetClusterInfoReply
+	159, // 207: raygo.v1.ControlStore.ReportTaskEvents:output_type -> raygo.v1.ReportTaskEventsReply
+	162, // 208: raygo.v1.ControlStore.PublishLogs:output_type -> raygo.v1.PublishLogsReply
+	161, // 209: raygo.v1.ControlStore.SubscribeLogs:output_type -> raygo.v1.LogBatch
+	181, // 210: raygo.v1.ControlStore.EntrypointExited:output_type -> raygo.v1.EntrypointExitedReply
+	91,  // 211: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	93,  // 212: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	95,  // 213: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	97,  // 214: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	99,  // 215: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	101, // 216: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	103, // 217: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	104, // 218: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	106, // 219: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	108, // 220: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	110, // 221: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	112, // 222: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	115, // 223: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	120, // 224: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	122, // 225: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	85,  // 226: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	87,  // 227: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	89,  // 228: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	118, // 229: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
+	171, // 230: raygo.v1.NodeDaemon.ListWorkers:output_type -> raygo.v1.ListWorkersReply
+	174, // 231: raygo.v1.NodeDaemon.ListObjects:output_type -> raygo.v1.ListObjectsReply
+	166, // 232: raygo.v1.NodeDaemon.ListLogs:output_type -> raygo.v1.ListLogsReply
+	168, // 233: raygo.v1.NodeDaemon.ReadLog:output_type -> raygo.v1.LogChunk
+	177, // 234: raygo.v1.NodeDaemon.StartEntrypoint:output_type -> raygo.v1.StartEntrypointReply
+	179, // 235: raygo.v1.NodeDaemon.StopEntrypoint:output_type -> raygo.v1.StopEntrypointReply
+	139, // 236: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	142, // 237: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	144, // 238: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	146, // 239: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	148, // 240: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	150, // 241: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	126, // 242: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	128, // 243: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	152, // 244: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
+	180, // [180:245] is the sub-list for method output_type
+	115, // [115:180] is the sub-list for method input_type
+	115, // [115:115] is the sub-list for extension type_name
+	115, // [115:115] is the sub-list for extension extendee
+	0,   // [0:115] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -10585,8 +12929,8 @@ func file_raygo_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   143,
+			NumEnums:      13,
+			NumMessages:   175,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

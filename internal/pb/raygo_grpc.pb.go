@@ -49,6 +49,11 @@ const (
 	ControlStore_ListPlacementGroups_FullMethodName  = "/raygo.v1.ControlStore/ListPlacementGroups"
 	ControlStore_WaitPlacementGroup_FullMethodName   = "/raygo.v1.ControlStore/WaitPlacementGroup"
 	ControlStore_PlacementGroupOps_FullMethodName    = "/raygo.v1.ControlStore/PlacementGroupOps"
+	ControlStore_GetClusterInfo_FullMethodName       = "/raygo.v1.ControlStore/GetClusterInfo"
+	ControlStore_ReportTaskEvents_FullMethodName     = "/raygo.v1.ControlStore/ReportTaskEvents"
+	ControlStore_PublishLogs_FullMethodName          = "/raygo.v1.ControlStore/PublishLogs"
+	ControlStore_SubscribeLogs_FullMethodName        = "/raygo.v1.ControlStore/SubscribeLogs"
+	ControlStore_EntrypointExited_FullMethodName     = "/raygo.v1.ControlStore/EntrypointExited"
 )
 
 // ControlStoreClient is the client API for ControlStore service.
@@ -93,6 +98,13 @@ type ControlStoreClient interface {
 	// (see GroupOpsEvent). Ops are idempotent by group id, so a client
 	// resends the unanswered ones on a new stream.
 	PlacementGroupOps(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GroupOpsRequest, GroupOpsEvent], error)
+	// Operations (docs/operations.md): cluster information for clients of
+	// the HTTP API, task events, worker logs, job entrypoints.
+	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoReply, error)
+	ReportTaskEvents(ctx context.Context, in *ReportTaskEventsRequest, opts ...grpc.CallOption) (*ReportTaskEventsReply, error)
+	PublishLogs(ctx context.Context, in *LogBatch, opts ...grpc.CallOption) (*PublishLogsReply, error)
+	SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogBatch], error)
+	EntrypointExited(ctx context.Context, in *EntrypointExitedRequest, opts ...grpc.CallOption) (*EntrypointExitedReply, error)
 }
 
 type controlStoreClient struct {
@@ -387,6 +399,65 @@ func (c *controlStoreClient) PlacementGroupOps(ctx context.Context, opts ...grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlStore_PlacementGroupOpsClient = grpc.BidiStreamingClient[GroupOpsRequest, GroupOpsEvent]
 
+func (c *controlStoreClient) GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterInfoReply)
+	err := c.cc.Invoke(ctx, ControlStore_GetClusterInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) ReportTaskEvents(ctx context.Context, in *ReportTaskEventsRequest, opts ...grpc.CallOption) (*ReportTaskEventsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportTaskEventsReply)
+	err := c.cc.Invoke(ctx, ControlStore_ReportTaskEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) PublishLogs(ctx context.Context, in *LogBatch, opts ...grpc.CallOption) (*PublishLogsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishLogsReply)
+	err := c.cc.Invoke(ctx, ControlStore_PublishLogs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlStoreClient) SubscribeLogs(ctx context.Context, in *SubscribeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ControlStore_ServiceDesc.Streams[4], ControlStore_SubscribeLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SubscribeLogsRequest, LogBatch]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlStore_SubscribeLogsClient = grpc.ServerStreamingClient[LogBatch]
+
+func (c *controlStoreClient) EntrypointExited(ctx context.Context, in *EntrypointExitedRequest, opts ...grpc.CallOption) (*EntrypointExitedReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EntrypointExitedReply)
+	err := c.cc.Invoke(ctx, ControlStore_EntrypointExited_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlStoreServer is the server API for ControlStore service.
 // All implementations must embed UnimplementedControlStoreServer
 // for forward compatibility.
@@ -429,6 +500,13 @@ type ControlStoreServer interface {
 	// (see GroupOpsEvent). Ops are idempotent by group id, so a client
 	// resends the unanswered ones on a new stream.
 	PlacementGroupOps(grpc.BidiStreamingServer[GroupOpsRequest, GroupOpsEvent]) error
+	// Operations (docs/operations.md): cluster information for clients of
+	// the HTTP API, task events, worker logs, job entrypoints.
+	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoReply, error)
+	ReportTaskEvents(context.Context, *ReportTaskEventsRequest) (*ReportTaskEventsReply, error)
+	PublishLogs(context.Context, *LogBatch) (*PublishLogsReply, error)
+	SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[LogBatch]) error
+	EntrypointExited(context.Context, *EntrypointExitedRequest) (*EntrypointExitedReply, error)
 	mustEmbedUnimplementedControlStoreServer()
 }
 
@@ -516,6 +594,21 @@ func (UnimplementedControlStoreServer) WaitPlacementGroup(context.Context, *Wait
 }
 func (UnimplementedControlStoreServer) PlacementGroupOps(grpc.BidiStreamingServer[GroupOpsRequest, GroupOpsEvent]) error {
 	return status.Error(codes.Unimplemented, "method PlacementGroupOps not implemented")
+}
+func (UnimplementedControlStoreServer) GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClusterInfo not implemented")
+}
+func (UnimplementedControlStoreServer) ReportTaskEvents(context.Context, *ReportTaskEventsRequest) (*ReportTaskEventsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportTaskEvents not implemented")
+}
+func (UnimplementedControlStoreServer) PublishLogs(context.Context, *LogBatch) (*PublishLogsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method PublishLogs not implemented")
+}
+func (UnimplementedControlStoreServer) SubscribeLogs(*SubscribeLogsRequest, grpc.ServerStreamingServer[LogBatch]) error {
+	return status.Error(codes.Unimplemented, "method SubscribeLogs not implemented")
+}
+func (UnimplementedControlStoreServer) EntrypointExited(context.Context, *EntrypointExitedRequest) (*EntrypointExitedReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method EntrypointExited not implemented")
 }
 func (UnimplementedControlStoreServer) mustEmbedUnimplementedControlStoreServer() {}
 func (UnimplementedControlStoreServer) testEmbeddedByValue()                      {}
@@ -970,6 +1063,89 @@ func _ControlStore_PlacementGroupOps_Handler(srv interface{}, stream grpc.Server
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ControlStore_PlacementGroupOpsServer = grpc.BidiStreamingServer[GroupOpsRequest, GroupOpsEvent]
 
+func _ControlStore_GetClusterInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).GetClusterInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_GetClusterInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).GetClusterInfo(ctx, req.(*GetClusterInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_ReportTaskEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportTaskEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).ReportTaskEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_ReportTaskEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).ReportTaskEvents(ctx, req.(*ReportTaskEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_PublishLogs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LogBatch)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).PublishLogs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_PublishLogs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).PublishLogs(ctx, req.(*LogBatch))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlStore_SubscribeLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SubscribeLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlStoreServer).SubscribeLogs(m, &grpc.GenericServerStream[SubscribeLogsRequest, LogBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ControlStore_SubscribeLogsServer = grpc.ServerStreamingServer[LogBatch]
+
+func _ControlStore_EntrypointExited_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EntrypointExitedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlStoreServer).EntrypointExited(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlStore_EntrypointExited_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlStoreServer).EntrypointExited(ctx, req.(*EntrypointExitedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlStore_ServiceDesc is the grpc.ServiceDesc for ControlStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1065,6 +1241,22 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "WaitPlacementGroup",
 			Handler:    _ControlStore_WaitPlacementGroup_Handler,
 		},
+		{
+			MethodName: "GetClusterInfo",
+			Handler:    _ControlStore_GetClusterInfo_Handler,
+		},
+		{
+			MethodName: "ReportTaskEvents",
+			Handler:    _ControlStore_ReportTaskEvents_Handler,
+		},
+		{
+			MethodName: "PublishLogs",
+			Handler:    _ControlStore_PublishLogs_Handler,
+		},
+		{
+			MethodName: "EntrypointExited",
+			Handler:    _ControlStore_EntrypointExited_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1087,6 +1279,11 @@ var ControlStore_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _ControlStore_PlacementGroupOps_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "SubscribeLogs",
+			Handler:       _ControlStore_SubscribeLogs_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "raygo.proto",
@@ -1112,6 +1309,12 @@ const (
 	NodeDaemon_CommitBundles_FullMethodName    = "/raygo.v1.NodeDaemon/CommitBundles"
 	NodeDaemon_CancelBundles_FullMethodName    = "/raygo.v1.NodeDaemon/CancelBundles"
 	NodeDaemon_ReleaseUnused_FullMethodName    = "/raygo.v1.NodeDaemon/ReleaseUnused"
+	NodeDaemon_ListWorkers_FullMethodName      = "/raygo.v1.NodeDaemon/ListWorkers"
+	NodeDaemon_ListObjects_FullMethodName      = "/raygo.v1.NodeDaemon/ListObjects"
+	NodeDaemon_ListLogs_FullMethodName         = "/raygo.v1.NodeDaemon/ListLogs"
+	NodeDaemon_ReadLog_FullMethodName          = "/raygo.v1.NodeDaemon/ReadLog"
+	NodeDaemon_StartEntrypoint_FullMethodName  = "/raygo.v1.NodeDaemon/StartEntrypoint"
+	NodeDaemon_StopEntrypoint_FullMethodName   = "/raygo.v1.NodeDaemon/StopEntrypoint"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -1144,6 +1347,14 @@ type NodeDaemonClient interface {
 	// ReleaseUnused is sent by a control store that restarted from storage
 	// to each node it recovered, once that node is heard from again.
 	ReleaseUnused(ctx context.Context, in *ReleaseUnusedRequest, opts ...grpc.CallOption) (*ReleaseUnusedReply, error)
+	// Operations (docs/operations.md): the node's workers and objects for
+	// the state API, its log files, job entrypoints.
+	ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersReply, error)
+	ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsReply, error)
+	ListLogs(ctx context.Context, in *ListLogsRequest, opts ...grpc.CallOption) (*ListLogsReply, error)
+	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
+	StartEntrypoint(ctx context.Context, in *StartEntrypointRequest, opts ...grpc.CallOption) (*StartEntrypointReply, error)
+	StopEntrypoint(ctx context.Context, in *StopEntrypointRequest, opts ...grpc.CallOption) (*StopEntrypointReply, error)
 }
 
 type nodeDaemonClient struct {
@@ -1353,6 +1564,75 @@ func (c *nodeDaemonClient) ReleaseUnused(ctx context.Context, in *ReleaseUnusedR
 	return out, nil
 }
 
+func (c *nodeDaemonClient) ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkersReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_ListWorkers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListObjectsReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_ListObjects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) ListLogs(ctx context.Context, in *ListLogsRequest, opts ...grpc.CallOption) (*ListLogsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLogsReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_ListLogs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeDaemon_ServiceDesc.Streams[1], NodeDaemon_ReadLog_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadLogRequest, LogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeDaemon_ReadLogClient = grpc.ServerStreamingClient[LogChunk]
+
+func (c *nodeDaemonClient) StartEntrypoint(ctx context.Context, in *StartEntrypointRequest, opts ...grpc.CallOption) (*StartEntrypointReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartEntrypointReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_StartEntrypoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeDaemonClient) StopEntrypoint(ctx context.Context, in *StopEntrypointRequest, opts ...grpc.CallOption) (*StopEntrypointReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StopEntrypointReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_StopEntrypoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
 // for forward compatibility.
@@ -1383,6 +1663,14 @@ type NodeDaemonServer interface {
 	// ReleaseUnused is sent by a control store that restarted from storage
 	// to each node it recovered, once that node is heard from again.
 	ReleaseUnused(context.Context, *ReleaseUnusedRequest) (*ReleaseUnusedReply, error)
+	// Operations (docs/operations.md): the node's workers and objects for
+	// the state API, its log files, job entrypoints.
+	ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersReply, error)
+	ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsReply, error)
+	ListLogs(context.Context, *ListLogsRequest) (*ListLogsReply, error)
+	ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[LogChunk]) error
+	StartEntrypoint(context.Context, *StartEntrypointRequest) (*StartEntrypointReply, error)
+	StopEntrypoint(context.Context, *StopEntrypointRequest) (*StopEntrypointReply, error)
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -1449,6 +1737,24 @@ func (UnimplementedNodeDaemonServer) CancelBundles(context.Context, *CancelBundl
 }
 func (UnimplementedNodeDaemonServer) ReleaseUnused(context.Context, *ReleaseUnusedRequest) (*ReleaseUnusedReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseUnused not implemented")
+}
+func (UnimplementedNodeDaemonServer) ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
+}
+func (UnimplementedNodeDaemonServer) ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListObjects not implemented")
+}
+func (UnimplementedNodeDaemonServer) ListLogs(context.Context, *ListLogsRequest) (*ListLogsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLogs not implemented")
+}
+func (UnimplementedNodeDaemonServer) ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[LogChunk]) error {
+	return status.Error(codes.Unimplemented, "method ReadLog not implemented")
+}
+func (UnimplementedNodeDaemonServer) StartEntrypoint(context.Context, *StartEntrypointRequest) (*StartEntrypointReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartEntrypoint not implemented")
+}
+func (UnimplementedNodeDaemonServer) StopEntrypoint(context.Context, *StopEntrypointRequest) (*StopEntrypointReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method StopEntrypoint not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -1806,6 +2112,107 @@ func _NodeDaemon_ReleaseUnused_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_ListWorkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).ListWorkers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_ListWorkers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).ListWorkers(ctx, req.(*ListWorkersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_ListObjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListObjectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).ListObjects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_ListObjects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).ListObjects(ctx, req.(*ListObjectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_ListLogs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLogsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).ListLogs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_ListLogs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).ListLogs(ctx, req.(*ListLogsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_ReadLog_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadLogRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeDaemonServer).ReadLog(m, &grpc.GenericServerStream[ReadLogRequest, LogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeDaemon_ReadLogServer = grpc.ServerStreamingServer[LogChunk]
+
+func _NodeDaemon_StartEntrypoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartEntrypointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).StartEntrypoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_StartEntrypoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).StartEntrypoint(ctx, req.(*StartEntrypointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeDaemon_StopEntrypoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StopEntrypointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).StopEntrypoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_StopEntrypoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).StopEntrypoint(ctx, req.(*StopEntrypointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1885,11 +2292,36 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReleaseUnused",
 			Handler:    _NodeDaemon_ReleaseUnused_Handler,
 		},
+		{
+			MethodName: "ListWorkers",
+			Handler:    _NodeDaemon_ListWorkers_Handler,
+		},
+		{
+			MethodName: "ListObjects",
+			Handler:    _NodeDaemon_ListObjects_Handler,
+		},
+		{
+			MethodName: "ListLogs",
+			Handler:    _NodeDaemon_ListLogs_Handler,
+		},
+		{
+			MethodName: "StartEntrypoint",
+			Handler:    _NodeDaemon_StartEntrypoint_Handler,
+		},
+		{
+			MethodName: "StopEntrypoint",
+			Handler:    _NodeDaemon_StopEntrypoint_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "FetchObject",
 			Handler:       _NodeDaemon_FetchObject_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadLog",
+			Handler:       _NodeDaemon_ReadLog_Handler,
 			ServerStreams: true,
 		},
 	},
