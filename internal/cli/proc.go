@@ -20,8 +20,8 @@ const (
 	tokenFile   = "token"
 	// apiAddressFile holds the head's HTTP API and dashboard URL.
 	apiAddressFile = "api_address"
-	pidsFile    = "pids"
-	logsDir     = "logs"
+	pidsFile       = "pids"
+	logsDir        = "logs"
 )
 
 // withPIDs runs f on the session's pids (one per line) while holding an
