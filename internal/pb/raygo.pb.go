@@ -11465,6 +11465,87 @@ func (*EntrypointExitedReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{168}
 }
 
+type MetricsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsRequest) Reset() {
+	*x = MetricsRequest{}
+	mi := &file_raygo_proto_msgTypes[169]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsRequest) ProtoMessage() {}
+
+func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[169]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
+func (*MetricsRequest) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{169}
+}
+
+// MetricsReply: text is the Prometheus text exposition format (0.0.4).
+type MetricsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          []byte                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsReply) Reset() {
+	*x = MetricsReply{}
+	mi := &file_raygo_proto_msgTypes[170]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsReply) ProtoMessage() {}
+
+func (x *MetricsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[170]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsReply.ProtoReflect.Descriptor instead.
+func (*MetricsReply) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{170}
+}
+
+func (x *MetricsReply) GetText() []byte {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
 var File_raygo_proto protoreflect.FileDescriptor
 
 const file_raygo_proto_rawDesc = "" +
@@ -12273,7 +12354,10 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x18\n" +
 	"\astopped\x18\x05 \x01(\bR\astopped\"\x17\n" +
-	"\x15EntrypointExitedReply*\x94\x06\n" +
+	"\x15EntrypointExitedReply\"\x10\n" +
+	"\x0eMetricsRequest\"\"\n" +
+	"\fMetricsReply\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\fR\x04text*\x94\x06\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fERROR_KIND_TASK\x10\x01\x12\x1d\n" +
@@ -12408,7 +12492,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x10ReportTaskEvents\x12!.raygo.v1.ReportTaskEventsRequest\x1a\x1f.raygo.v1.ReportTaskEventsReply\x12=\n" +
 	"\vPublishLogs\x12\x12.raygo.v1.LogBatch\x1a\x1a.raygo.v1.PublishLogsReply\x12E\n" +
 	"\rSubscribeLogs\x12\x1e.raygo.v1.SubscribeLogsRequest\x1a\x12.raygo.v1.LogBatch0\x01\x12V\n" +
-	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xb6\x0e\n" +
+	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xf3\x0e\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -12437,7 +12521,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\bListLogs\x12\x19.raygo.v1.ListLogsRequest\x1a\x17.raygo.v1.ListLogsReply\x129\n" +
 	"\aReadLog\x12\x18.raygo.v1.ReadLogRequest\x1a\x12.raygo.v1.LogChunk0\x01\x12S\n" +
 	"\x0fStartEntrypoint\x12 .raygo.v1.StartEntrypointRequest\x1a\x1e.raygo.v1.StartEntrypointReply\x12P\n" +
-	"\x0eStopEntrypoint\x12\x1f.raygo.v1.StopEntrypointRequest\x1a\x1d.raygo.v1.StopEntrypointReply2\xa5\x05\n" +
+	"\x0eStopEntrypoint\x12\x1f.raygo.v1.StopEntrypointRequest\x1a\x1d.raygo.v1.StopEntrypointReply\x12;\n" +
+	"\aMetrics\x12\x18.raygo.v1.MetricsRequest\x1a\x16.raygo.v1.MetricsReply2\xa5\x05\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -12464,7 +12549,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 175)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 177)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
@@ -12648,15 +12733,17 @@ var file_raygo_proto_goTypes = []any{
 	(*StopEntrypointReply)(nil),         // 179: raygo.v1.StopEntrypointReply
 	(*EntrypointExitedRequest)(nil),     // 180: raygo.v1.EntrypointExitedRequest
 	(*EntrypointExitedReply)(nil),       // 181: raygo.v1.EntrypointExitedReply
-	nil,                                 // 182: raygo.v1.Resources.AmountsEntry
-	nil,                                 // 183: raygo.v1.NodeInfo.LabelsEntry
-	nil,                                 // 184: raygo.v1.LeaseReply.GpuIdsEntry
-	nil,                                 // 185: raygo.v1.RuntimeEnv.EnvVarsEntry
-	nil,                                 // 186: raygo.v1.JobSubmission.MetadataEntry
-	nil,                                 // 187: raygo.v1.JobSubmission.EntrypointResourcesEntry
+	(*MetricsRequest)(nil),              // 182: raygo.v1.MetricsRequest
+	(*MetricsReply)(nil),                // 183: raygo.v1.MetricsReply
+	nil,                                 // 184: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 185: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 186: raygo.v1.LeaseReply.GpuIdsEntry
+	nil,                                 // 187: raygo.v1.RuntimeEnv.EnvVarsEntry
+	nil,                                 // 188: raygo.v1.JobSubmission.MetadataEntry
+	nil,                                 // 189: raygo.v1.JobSubmission.EntrypointResourcesEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	182, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	184, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	14,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -12677,7 +12764,7 @@ var file_raygo_proto_depIdxs = []int32{
 	14,  // 18: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	13,  // 19: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	13,  // 20: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	183, // 21: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	185, // 21: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	4,   // 22: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	13,  // 23: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	13,  // 24: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
@@ -12726,7 +12813,7 @@ var file_raygo_proto_depIdxs = []int32{
 	13,  // 67: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
 	19,  // 68: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
 	153, // 69: raygo.v1.LeaseRequest.runtime_env:type_name -> raygo.v1.RuntimeEnv
-	184, // 70: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	186, // 70: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	14,  // 71: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
 	22,  // 72: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
 	136, // 73: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
@@ -12753,7 +12840,7 @@ var file_raygo_proto_depIdxs = []int32{
 	20,  // 94: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
 	14,  // 95: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
 	16,  // 96: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
-	185, // 97: raygo.v1.RuntimeEnv.env_vars:type_name -> raygo.v1.RuntimeEnv.EnvVarsEntry
+	187, // 97: raygo.v1.RuntimeEnv.env_vars:type_name -> raygo.v1.RuntimeEnv.EnvVarsEntry
 	10,  // 98: raygo.v1.TaskStatusChange.status:type_name -> raygo.v1.TaskStatus
 	11,  // 99: raygo.v1.TaskEvent.type:type_name -> raygo.v1.TaskType
 	13,  // 100: raygo.v1.TaskEvent.required:type_name -> raygo.v1.Resources
@@ -12766,9 +12853,9 @@ var file_raygo_proto_depIdxs = []int32{
 	169, // 107: raygo.v1.ListWorkersReply.workers:type_name -> raygo.v1.WorkerInfo
 	172, // 108: raygo.v1.ListObjectsReply.objects:type_name -> raygo.v1.ObjectInfo
 	12,  // 109: raygo.v1.JobSubmission.status:type_name -> raygo.v1.JobStatus
-	186, // 110: raygo.v1.JobSubmission.metadata:type_name -> raygo.v1.JobSubmission.MetadataEntry
+	188, // 110: raygo.v1.JobSubmission.metadata:type_name -> raygo.v1.JobSubmission.MetadataEntry
 	153, // 111: raygo.v1.JobSubmission.runtime_env:type_name -> raygo.v1.RuntimeEnv
-	187, // 112: raygo.v1.JobSubmission.entrypoint_resources:type_name -> raygo.v1.JobSubmission.EntrypointResourcesEntry
+	189, // 112: raygo.v1.JobSubmission.entrypoint_resources:type_name -> raygo.v1.JobSubmission.EntrypointResourcesEntry
 	175, // 113: raygo.v1.StartEntrypointRequest.job:type_name -> raygo.v1.JobSubmission
 	14,  // 114: raygo.v1.StartEntrypointReply.error:type_name -> raygo.v1.ErrorInfo
 	23,  // 115: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
@@ -12827,82 +12914,84 @@ var file_raygo_proto_depIdxs = []int32{
 	167, // 168: raygo.v1.NodeDaemon.ReadLog:input_type -> raygo.v1.ReadLogRequest
 	176, // 169: raygo.v1.NodeDaemon.StartEntrypoint:input_type -> raygo.v1.StartEntrypointRequest
 	178, // 170: raygo.v1.NodeDaemon.StopEntrypoint:input_type -> raygo.v1.StopEntrypointRequest
-	138, // 171: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	140, // 172: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	143, // 173: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	145, // 174: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	147, // 175: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	149, // 176: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	124, // 177: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
-	127, // 178: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
-	151, // 179: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
-	26,  // 180: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	32,  // 181: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	28,  // 182: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	30,  // 183: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	35,  // 184: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	37,  // 185: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	39,  // 186: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	41,  // 187: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	43,  // 188: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	45,  // 189: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	47,  // 190: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	49,  // 191: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	51,  // 192: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	48,  // 193: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	55,  // 194: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	57,  // 195: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	59,  // 196: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	61,  // 197: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	63,  // 198: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	65,  // 199: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	69,  // 200: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
-	71,  // 201: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
-	73,  // 202: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
-	75,  // 203: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
-	77,  // 204: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
-	82,  // 205: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
-	155, // 206: raygo.v1.ControlStore.GetClusterInfo:output_type -> raygo.v1.GetClusterInfoReply
-	159, // 207: raygo.v1.ControlStore.ReportTaskEvents:output_type -> raygo.v1.ReportTaskEventsReply
-	162, // 208: raygo.v1.ControlStore.PublishLogs:output_type -> raygo.v1.PublishLogsReply
-	161, // 209: raygo.v1.ControlStore.SubscribeLogs:output_type -> raygo.v1.LogBatch
-	181, // 210: raygo.v1.ControlStore.EntrypointExited:output_type -> raygo.v1.EntrypointExitedReply
-	91,  // 211: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	93,  // 212: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	95,  // 213: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	97,  // 214: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	99,  // 215: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	101, // 216: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	103, // 217: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	104, // 218: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	106, // 219: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	108, // 220: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	110, // 221: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	112, // 222: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	115, // 223: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	120, // 224: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
-	122, // 225: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
-	85,  // 226: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
-	87,  // 227: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
-	89,  // 228: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
-	118, // 229: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
-	171, // 230: raygo.v1.NodeDaemon.ListWorkers:output_type -> raygo.v1.ListWorkersReply
-	174, // 231: raygo.v1.NodeDaemon.ListObjects:output_type -> raygo.v1.ListObjectsReply
-	166, // 232: raygo.v1.NodeDaemon.ListLogs:output_type -> raygo.v1.ListLogsReply
-	168, // 233: raygo.v1.NodeDaemon.ReadLog:output_type -> raygo.v1.LogChunk
-	177, // 234: raygo.v1.NodeDaemon.StartEntrypoint:output_type -> raygo.v1.StartEntrypointReply
-	179, // 235: raygo.v1.NodeDaemon.StopEntrypoint:output_type -> raygo.v1.StopEntrypointReply
-	139, // 236: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	142, // 237: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	144, // 238: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	146, // 239: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	148, // 240: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	150, // 241: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	126, // 242: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
-	128, // 243: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
-	152, // 244: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
-	180, // [180:245] is the sub-list for method output_type
-	115, // [115:180] is the sub-list for method input_type
+	182, // 171: raygo.v1.NodeDaemon.Metrics:input_type -> raygo.v1.MetricsRequest
+	138, // 172: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	140, // 173: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	143, // 174: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	145, // 175: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	147, // 176: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	149, // 177: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	124, // 178: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	127, // 179: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	151, // 180: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
+	26,  // 181: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	32,  // 182: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	28,  // 183: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	30,  // 184: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	35,  // 185: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	37,  // 186: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	39,  // 187: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	41,  // 188: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	43,  // 189: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	45,  // 190: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	47,  // 191: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	49,  // 192: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	51,  // 193: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	48,  // 194: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	55,  // 195: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	57,  // 196: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	59,  // 197: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	61,  // 198: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	63,  // 199: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	65,  // 200: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	69,  // 201: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	71,  // 202: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	73,  // 203: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	75,  // 204: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	77,  // 205: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	82,  // 206: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
+	155, // 207: raygo.v1.ControlStore.GetClusterInfo:output_type -> raygo.v1.GetClusterInfoReply
+	159, // 208: raygo.v1.ControlStore.ReportTaskEvents:output_type -> raygo.v1.ReportTaskEventsReply
+	162, // 209: raygo.v1.ControlStore.PublishLogs:output_type -> raygo.v1.PublishLogsReply
+	161, // 210: raygo.v1.ControlStore.SubscribeLogs:output_type -> raygo.v1.LogBatch
+	181, // 211: raygo.v1.ControlStore.EntrypointExited:output_type -> raygo.v1.EntrypointExitedReply
+	91,  // 212: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	93,  // 213: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	95,  // 214: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	97,  // 215: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	99,  // 216: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	101, // 217: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	103, // 218: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	104, // 219: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	106, // 220: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	108, // 221: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	110, // 222: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	112, // 223: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	115, // 224: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	120, // 225: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	122, // 226: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	85,  // 227: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	87,  // 228: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	89,  // 229: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	118, // 230: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
+	171, // 231: raygo.v1.NodeDaemon.ListWorkers:output_type -> raygo.v1.ListWorkersReply
+	174, // 232: raygo.v1.NodeDaemon.ListObjects:output_type -> raygo.v1.ListObjectsReply
+	166, // 233: raygo.v1.NodeDaemon.ListLogs:output_type -> raygo.v1.ListLogsReply
+	168, // 234: raygo.v1.NodeDaemon.ReadLog:output_type -> raygo.v1.LogChunk
+	177, // 235: raygo.v1.NodeDaemon.StartEntrypoint:output_type -> raygo.v1.StartEntrypointReply
+	179, // 236: raygo.v1.NodeDaemon.StopEntrypoint:output_type -> raygo.v1.StopEntrypointReply
+	183, // 237: raygo.v1.NodeDaemon.Metrics:output_type -> raygo.v1.MetricsReply
+	139, // 238: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	142, // 239: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	144, // 240: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	146, // 241: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	148, // 242: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	150, // 243: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	126, // 244: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	128, // 245: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	152, // 246: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
+	181, // [181:247] is the sub-list for method output_type
+	115, // [115:181] is the sub-list for method input_type
 	115, // [115:115] is the sub-list for extension type_name
 	115, // [115:115] is the sub-list for extension extendee
 	0,   // [0:115] is the sub-list for field type_name
@@ -12930,7 +13019,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   175,
+			NumMessages:   177,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

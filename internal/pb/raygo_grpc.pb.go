@@ -1315,6 +1315,7 @@ const (
 	NodeDaemon_ReadLog_FullMethodName          = "/raygo.v1.NodeDaemon/ReadLog"
 	NodeDaemon_StartEntrypoint_FullMethodName  = "/raygo.v1.NodeDaemon/StartEntrypoint"
 	NodeDaemon_StopEntrypoint_FullMethodName   = "/raygo.v1.NodeDaemon/StopEntrypoint"
+	NodeDaemon_Metrics_FullMethodName          = "/raygo.v1.NodeDaemon/Metrics"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -1355,6 +1356,9 @@ type NodeDaemonClient interface {
 	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
 	StartEntrypoint(ctx context.Context, in *StartEntrypointRequest, opts ...grpc.CallOption) (*StartEntrypointReply, error)
 	StopEntrypoint(ctx context.Context, in *StopEntrypointRequest, opts ...grpc.CallOption) (*StopEntrypointReply, error)
+	// Metrics: the node's Prometheus metrics in the text exposition format
+	// (the head's /metrics serves them with its own).
+	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsReply, error)
 }
 
 type nodeDaemonClient struct {
@@ -1633,6 +1637,16 @@ func (c *nodeDaemonClient) StopEntrypoint(ctx context.Context, in *StopEntrypoin
 	return out, nil
 }
 
+func (c *nodeDaemonClient) Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsReply)
+	err := c.cc.Invoke(ctx, NodeDaemon_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
 // for forward compatibility.
@@ -1671,6 +1685,9 @@ type NodeDaemonServer interface {
 	ReadLog(*ReadLogRequest, grpc.ServerStreamingServer[LogChunk]) error
 	StartEntrypoint(context.Context, *StartEntrypointRequest) (*StartEntrypointReply, error)
 	StopEntrypoint(context.Context, *StopEntrypointRequest) (*StopEntrypointReply, error)
+	// Metrics: the node's Prometheus metrics in the text exposition format
+	// (the head's /metrics serves them with its own).
+	Metrics(context.Context, *MetricsRequest) (*MetricsReply, error)
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -1755,6 +1772,9 @@ func (UnimplementedNodeDaemonServer) StartEntrypoint(context.Context, *StartEntr
 }
 func (UnimplementedNodeDaemonServer) StopEntrypoint(context.Context, *StopEntrypointRequest) (*StopEntrypointReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method StopEntrypoint not implemented")
+}
+func (UnimplementedNodeDaemonServer) Metrics(context.Context, *MetricsRequest) (*MetricsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -2213,6 +2233,24 @@ func _NodeDaemon_StopEntrypoint_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeDaemonServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeDaemon_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeDaemonServer).Metrics(ctx, req.(*MetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2311,6 +2349,10 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StopEntrypoint",
 			Handler:    _NodeDaemon_StopEntrypoint_Handler,
+		},
+		{
+			MethodName: "Metrics",
+			Handler:    _NodeDaemon_Metrics_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
