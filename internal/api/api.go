@@ -125,6 +125,7 @@ type Server struct {
 	mux    *http.ServeMux
 	sess   sessions
 	log    *slog.Logger
+	routes []Route // everything Handle registered, for Routes
 
 	mu   sync.Mutex
 	lis  net.Listener
@@ -167,8 +168,18 @@ func (s *Server) Handle(pattern string, scope Scope, h http.HandlerFunc) {
 	if method != "GET" && method != "HEAD" && scope != ScopeNone && scope < ScopeWrite {
 		scope = ScopeWrite
 	}
+	s.routes = append(s.routes, Route{Pattern: pattern, Scope: scope})
 	s.mux.Handle(pattern, s.guard(scope, h))
 }
+
+// Route is a registered pattern and the scope it needs.
+type Route struct {
+	Pattern string
+	Scope   Scope
+}
+
+// Routes lists every registered route (the auth tests walk it).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 // MetricsScope is the scope /metrics needs: ScopeRead, or ScopeNone with
 // Config.MetricsOpen.
