@@ -209,8 +209,15 @@ type CoreWorker struct {
 
 	headLost atomic.Pointer[errs.HeadLostError] // set once the cluster's head is gone (headlost.go)
 
-	revivedMu sync.Mutex
-	revived   map[ids.ID]int // out-of-scope objects rebuilt for a rebuild that needs them, and how many need them (rebuild.go)
+	// Objects served for rebuilds under way (rebuild.go: revive,
+	// freeOwned), so that a revival never looks at a value a free is
+	// taking away.
+	reviveMu  sync.Mutex
+	revived   map[ids.ID]int             // guarded by reviveMu; how many rebuilds serve each
+	deferred  map[ids.ID]*refcount.Entry // guarded by reviveMu; frees asked while revived, done by the last unrevive
+	freeing   map[ids.ID]chan struct{}   // guarded by reviveMu; frees under way while revivals exist
+	reviving  atomic.Int64               // revivals, and revives under way
+	fastFrees atomic.Int64               // frees under way that found no revival
 
 	// dropLocalFn is refs.RemoveLocal as a func value made once: a method
 	// value passed to runtime.AddCleanup per handle would be allocated
@@ -430,6 +437,8 @@ type sink struct{ cw *CoreWorker }
 func (s sink) ObjectFreed(e *refcount.Entry) {
 	if e.Owned() {
 		s.cw.actorObjs.forget(e.ID())
+		s.cw.freeOwned(e) // unless a rebuild serves it (rebuild.go)
+		return
 	}
 	s.cw.freeValue(e)
 }

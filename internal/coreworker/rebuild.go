@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/raygo/raygo/internal/coreworker/memstore"
+	"github.com/raygo/raygo/internal/coreworker/refcount"
 	"github.com/raygo/raygo/internal/coreworker/taskmgr"
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
@@ -60,8 +62,8 @@ func (cw *CoreWorker) rebuildLost(ctx context.Context, id ids.ID, lostErr error,
 		cleanup := func() {
 			cw.unrevive(revived)
 			for _, r := range t.Returns {
-				if e, ok := cw.refs.LineageOnly(r.Entry.ID()); ok && !cw.isRevived(e.ID()) {
-					cw.freeValue(e)
+				if e, ok := cw.refs.LineageOnly(r.Entry.ID()); ok {
+					cw.freeOwned(e) // unless another rebuild serves it
 				}
 			}
 		}
@@ -112,36 +114,99 @@ func (cw *CoreWorker) ownedValue(id ids.ID) *pb.Value {
 	return nil
 }
 
-// revive marks out-of-scope objects as needed by a rebuild under way
-// (ownedSlot serves them); unrevive ends that, freeing each again once
-// no rebuild needs it.
+// revive marks an owned object as served for a rebuild under way, in
+// scope or not (ownedSlot serves it out of scope): its value is not freed
+// until the last unrevive, even if its last handle goes meanwhile (a
+// free asked then is deferred: freeOwned). revive waits for frees under
+// way to end, so that what the caller then reads is the value after them
+// (freed: rebuild it), never one about to go.
 func (cw *CoreWorker) revive(id ids.ID) {
-	cw.revivedMu.Lock()
-	defer cw.revivedMu.Unlock()
+	cw.reviving.Add(1) // frees from now on take freeOwned's slow path
+	for cw.fastFrees.Load() != 0 {
+		runtime.Gosched() // a free that found no revival: it is short
+	}
+	cw.reviveMu.Lock()
 	if cw.revived == nil {
 		cw.revived = map[ids.ID]int{}
 	}
 	cw.revived[id]++
+	ch := cw.freeing[id]
+	cw.reviveMu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
+// unrevive ends revivals: an object no rebuild serves any more is freed
+// if it is out of scope (a free deferred while it was served, or a value
+// rebuilt out of scope).
 func (cw *CoreWorker) unrevive(list []ids.ID) {
 	for _, id := range list {
-		cw.revivedMu.Lock()
+		cw.reviveMu.Lock()
 		cw.revived[id]--
 		last := cw.revived[id] <= 0
+		var e *refcount.Entry
 		if last {
 			delete(cw.revived, id)
+			e = cw.deferred[id]
+			delete(cw.deferred, id)
 		}
-		cw.revivedMu.Unlock()
-		if e, ok := cw.refs.LineageOnly(id); ok && last {
-			cw.freeValue(e)
+		cw.reviveMu.Unlock()
+		cw.reviving.Add(-1)
+		if !last {
+			continue
+		}
+		if e == nil {
+			e, _ = cw.refs.LineageOnly(id)
+		}
+		if e != nil {
+			cw.freeOwned(e)
 		}
 	}
 }
 
+// freeOwned frees the value of an owned object out of scope, unless a
+// rebuild serves it: then the last unrevive frees it. Without revivals
+// (nearly always) it frees at once; with some, a revive of the object
+// waits for its free to end.
+func (cw *CoreWorker) freeOwned(e *refcount.Entry) {
+	cw.fastFrees.Add(1)
+	if cw.reviving.Load() == 0 {
+		cw.freeValue(e)
+		cw.fastFrees.Add(-1)
+		return
+	}
+	cw.fastFrees.Add(-1)
+	id := e.ID()
+	cw.reviveMu.Lock()
+	if cw.revived[id] > 0 {
+		if cw.deferred == nil {
+			cw.deferred = map[ids.ID]*refcount.Entry{}
+		}
+		cw.deferred[id] = e
+		cw.reviveMu.Unlock()
+		return
+	}
+	if cw.freeing[id] != nil {
+		cw.reviveMu.Unlock()
+		return // being freed
+	}
+	if cw.freeing == nil {
+		cw.freeing = map[ids.ID]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	cw.freeing[id] = ch
+	cw.reviveMu.Unlock()
+	cw.freeValue(e)
+	cw.reviveMu.Lock()
+	delete(cw.freeing, id)
+	cw.reviveMu.Unlock()
+	close(ch)
+}
+
 func (cw *CoreWorker) isRevived(id ids.ID) bool {
-	cw.revivedMu.Lock()
-	defer cw.revivedMu.Unlock()
+	cw.reviveMu.Lock()
+	defer cw.reviveMu.Unlock()
 	return cw.revived[id] > 0
 }
 
@@ -158,30 +223,44 @@ func (cw *CoreWorker) rebuildArgs(ctx context.Context, t *taskmgr.Task, depth in
 		if !ok {
 			continue
 		}
+		e, owned := cw.refs.Lookup(id)
+		if !owned {
+			e, owned = cw.refs.LineageOnly(id)
+		}
+		if !owned || !e.Owned() {
+			continue
+		}
+		// Served until t has run, lost or not, from before its value is
+		// looked at: its last handle may go while t waits for it, and a
+		// free that raced with this look would leave t an argument the
+		// look saw alive (two chaos runs lost chains to each).
+		cw.revive(id)
+		revived = append(revived, id)
+		var v *pb.Value
+		if s := e.Slot(); s != nil {
+			v = s.Value()
+			if v == nil {
+				continue // not made yet: t waits for it as for any argument
+			}
+		}
 		var argLost error
-		if primary, _, owned := cw.ownedInStore(id); owned {
+		switch {
+		case v == nil || memstore.IsFreed(v):
+			argLost = &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
+				Detail: "an argument of " + t.Function() + " that was out of scope (its value freed)"}
+		case v.GetInStore():
 			if alive == nil {
 				if alive, err = cw.aliveNodes(ctx); err != nil {
 					return revived, err
 				}
 			}
-			// Served until t has run, lost or not: its last handle may go
-			// while t waits for it (a chaos run lost a chain to an
-			// argument freed while the rebuilt task waited for it).
-			cw.revive(id)
-			revived = append(revived, id)
-			if cw.hasLiveCopy(ctx, id, primary, alive) {
+			if cw.hasLiveCopy(ctx, id, v.GetStoreAddress(), alive) {
 				continue
 			}
 			argLost = &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
-				Detail: "an argument of " + t.Function() + ", held only on nodes that died (" + primary + ")"}
-		} else if _, ok := cw.refs.LineageOnly(id); ok {
-			cw.revive(id)
-			revived = append(revived, id)
-			argLost = &errs.ObjectError{ObjectID: id.String(), Kind: errs.KindObjectLost,
-				Detail: "an argument of " + t.Function() + " that was out of scope (its value freed)"}
-		} else {
-			continue
+				Detail: "an argument of " + t.Function() + ", held only on nodes that died (" + v.GetStoreAddress() + ")"}
+		default:
+			continue // its value is here, in memory
 		}
 		if _, err := cw.rebuildLost(ctx, id, argLost, depth+1); err != nil {
 			return revived, err
