@@ -248,6 +248,13 @@ func (c actorClass[T]) create(ctx context.Context, as *args) ActorHandle[T] {
 		opts.Resources = resources.InBundle(opts.Resources, g.String(), AnyBundle)
 		opts.Placement = tasksubmit.Placement{Options: capture}
 	}
+	if own := collect(c.opts, ActorOption.applyActor).runtimeEnv; own != nil || inherited() != nil {
+		env, err := callRuntimeEnv(ctx, cw.GCS(), own) // runtimeenv.go
+		if err != nil {
+			return ActorHandle[T]{err: fmt.Errorf("actor %s: %w", c.name, err)}
+		}
+		opts.Placement.RuntimeEnv = env
+	}
 	var list []coreworker.Arg
 	if as != nil {
 		list = as.list

@@ -20,13 +20,15 @@ type call struct {
 	err   error
 	free  bool // no placement option given: a capturing parent's group applies
 	group *PlacementGroupHandle
+	renv  *RuntimeEnv // WithRuntimeEnv; nil: the job's (or an inherited one)
 }
 
 func newCall(name string, opts []TaskOption) call {
 	c := call{name: name, opts: opts}
 	c.topts, c.err = taskOptions(name, opts)
 	c.free = c.topts.Placement == (tasksubmit.Placement{})
-	c.group = collect(opts, TaskOption.applyTask).group
+	o := collect(opts, TaskOption.applyTask)
+	c.group, c.renv = o.group, o.runtimeEnv
 	c.topts.Key = coreworker.SchedulingKey(c.topts)
 	return c
 }
@@ -86,6 +88,14 @@ func (c call) submit(ctx context.Context, args []coreworker.Arg, n int) ([]*core
 	topts.NumReturns = n
 	if c.free {
 		topts = captured(ctx, topts)
+	}
+	if c.renv != nil || inherited() != nil {
+		env, err := callRuntimeEnv(ctx, cw.GCS(), c.renv) // uploaded once per directory
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		topts.Placement.RuntimeEnv = env
+		topts.Key = coreworker.SchedulingKey(topts)
 	}
 	return cw.SubmitTask(ctx, c.name, args, topts)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/raygo/raygo/internal/gctune"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/jobbinary"
+	"github.com/raygo/raygo/internal/logstream"
 	"github.com/raygo/raygo/internal/node"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/proc"
@@ -24,6 +25,7 @@ import (
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/session"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // Environment variables read by Init.
@@ -78,6 +80,11 @@ var global struct {
 	lifetime ActorLifetime
 	// gc tunes the driver's collector between Init and Shutdown (nil: off).
 	gc *gctune.Tuner
+	// logs prints the job's worker output on stderr (nil: LogWorkers(false)).
+	logs *logstream.Stream
+	// token is the cluster token a driver connected with (state.go sends
+	// it to the HTTP API); workers read theirs from the environment.
+	token string
 }
 
 // envActorLifetime carries the job's DefaultActorLifetime to its workers
@@ -132,6 +139,10 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	if o.inlineThreshold < 0 || o.inlineThreshold > maxInlineThreshold {
 		return fmt.Errorf("%w: InlineThreshold(%d): want 0 (default) to %d bytes", ErrInvalidRequest, o.inlineThreshold, maxInlineThreshold)
+	}
+	logCfg, err := logstream.ConfigFromEnv(logstream.Config{})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
 	global.mu.Lock()
 	defer global.mu.Unlock()
@@ -195,6 +206,10 @@ func Init(ctx context.Context, opts ...InitOption) error {
 			return err
 		}
 	}
+	renv, err := jobRuntimeEnv(ctx, gcs, o.runtimeEnv) // runtimeenv.go
+	if err != nil {
+		return fail(err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fail(fmt.Errorf("ray: find own executable: %w", err))
@@ -212,6 +227,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 		InlineThreshold: o.inlineThreshold, Namespace: o.namespace, ListenHost: listenHost, FailIfInfeasible: o.failInfeasible,
 		NodeElsewhere: head == nil && nodeElsewhere,
 		PushTransport: os.Getenv(EnvPushTransport), PushSpin: spin,
+		DisableTaskEvents: o.taskEvents != nil && !*o.taskEvents, TaskEventsSink: taskEventsSink(head),
 	}, registry)
 	if err != nil {
 		return fail(err)
@@ -222,9 +238,13 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	if o.defaultLifetime != 0 {
 		workerEnv = append(workerEnv, envActorLifetime+"="+strconv.Itoa(int(o.defaultLifetime)))
 	}
+	if o.taskEvents != nil && !*o.taskEvents {
+		workerEnv = append(workerEnv, taskevents.EnvSwitch+"=0") // the job's workers record none either
+	}
 	reg, err := gcs.RegisterJob(rctx, &pb.RegisterJobRequest{Job: &pb.JobInfo{
 		JobId: jobID.Bytes(), BinaryPath: exe, BinaryHash: binaryHash, Namespace: o.namespace, Entrypoint: strings.Join(os.Args, " "),
 		DriverAddress: cw.Address(), DriverId: cw.WorkerID().Bytes(), InlineThreshold: int64(o.inlineThreshold), Env: workerEnv,
+		SubmissionId: os.Getenv(raylet.EnvSubmissionID), RuntimeEnv: renv,
 	}})
 	if err != nil {
 		_ = cw.Close()
@@ -236,6 +256,16 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
 	global.lifetime = o.defaultLifetime
 	global.gc = startDriverGC(o)
+	global.token = token
+	watchEntrypointNode() // runtimeenv.go
+	if o.logWorkers == nil || *o.logWorkers {
+		// The job's worker output, from every node, on this process's
+		// stderr (docs/logs.md); the embedded cluster's too.
+		logCfg.GCSAddress, logCfg.Token, logCfg.Job = addr, token, jobID
+		if global.logs, err = logstream.Start(logCfg); err != nil {
+			fmt.Fprintln(os.Stderr, "raygo: worker output will not be shown here:", err)
+		}
+	}
 	return nil
 }
 
@@ -289,7 +319,6 @@ func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 	token := session.NewToken()
 	rc := raylet.DefaultConfig()
 	rc.Resources, rc.GPUIDs, rc.SessionDir = total, gpuIDs, string(sess)
-	rc.EchoWorkerOutput = o.logWorkers == nil || *o.logWorkers
 	if o.storeBytes > 0 {
 		rc.ObjectStoreBytes = o.storeBytes
 	}
@@ -487,8 +516,8 @@ const headStopWait = 30 * time.Second
 // that could not be removed. Several problems are joined (errors.Join).
 func Shutdown() error {
 	global.mu.Lock()
-	cw, head, sess, job, tuner := global.cw, global.head, global.session, global.jobID, global.gc
-	global.cw, global.head, global.session, global.lifetime, global.gc = nil, nil, "", 0, nil
+	cw, head, sess, job, tuner, logs := global.cw, global.head, global.session, global.jobID, global.gc, global.logs
+	global.cw, global.head, global.session, global.lifetime, global.gc, global.logs = nil, nil, "", 0, nil, nil
 	global.mu.Unlock()
 	if cw == nil {
 		return nil
@@ -502,6 +531,9 @@ func Shutdown() error {
 		problems = append(problems, fmt.Errorf("ray: Shutdown: tell the control store the job ended: %w", err))
 	}
 	cancel()
+	if logs != nil {
+		logs.Close() // after what the job's workers printed last
+	}
 	if err := cw.Close(); err != nil {
 		problems = append(problems, fmt.Errorf("ray: Shutdown: %w", err))
 	}

@@ -272,7 +272,7 @@ func TestWorkerOutputPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("(test.Say pid=%d node=", pid)
+	want := fmt.Sprintf("(test.Say pid=%d, node=", pid)
 	eventually(t, 30*time.Second, "the task's output", func() bool {
 		s := out.String()
 		return strings.Contains(s, want) && strings.Contains(s, ") hello from a task\n") && strings.Contains(s, ") hello from a task on stderr\n")
@@ -282,7 +282,7 @@ func TestWorkerOutputPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the named task's output", func() bool {
-		return strings.Contains(out.String(), fmt.Sprintf("(greeter pid=%d node=", pid))
+		return strings.Contains(out.String(), fmt.Sprintf("(greeter pid=%d, node=", pid))
 	})
 	if strings.Contains(out.String(), "raygo:name") {
 		t.Fatalf("name markers leaked into the output:\n%s", out.String())

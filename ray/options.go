@@ -67,9 +67,13 @@ type options struct {
 	storeBytes      int64
 	spillDir        string
 	logWorkers      *bool
+	taskEvents      *bool
 	failInfeasible  bool
 	defaultLifetime ActorLifetime
 	gcHeadroom      *uint64 // nil: gctune.DefaultHeadroom
+
+	// Init, tasks and actors: WithRuntimeEnv (runtimeenv.go)
+	runtimeEnv *RuntimeEnv
 
 	// resources (Init: node totals; tasks and actors: requests)
 	res resources.Set
@@ -214,9 +218,17 @@ func ObjectStoreMemory(bytes int64) InitOption {
 // directory's spill/). Its files are removed at Shutdown.
 func SpillDir(dir string) InitOption { return initOpt{opt{func(o *options) { o.spillDir = dir }}} }
 
-// LogWorkers sets whether worker output is copied to the driver's stderr
-// with a "(pid=… node=…)" prefix. Default true for the embedded cluster.
+// LogWorkers sets whether the output of the job's workers, on every node,
+// is printed on the driver's stderr with a "(Name pid=…, node=…)" prefix
+// and deduplicated (Ray's log_to_driver; see docs/logs.md). Default true,
+// for an embedded cluster as for one joined by address.
 func LogWorkers(on bool) InitOption { return initOpt{opt{func(o *options) { o.logWorkers = &on }}} }
+
+// TaskEvents sets whether the job's processes (the driver and its
+// workers) record task events for the state API and the timeline
+// (docs/taskevents.md). Default true; RAYGO_TASK_EVENTS=0 in the
+// environment switches them off too.
+func TaskEvents(on bool) InitOption { return initOpt{opt{func(o *options) { o.taskEvents = &on }}} }
 
 // FailIfInfeasible makes tasks and actors whose resource request no node
 // of the cluster can satisfy fail at once with an *InfeasibleError. By

@@ -2,7 +2,8 @@
 # Runs everything CI runs: generated-code check, formatting, vet, cross-
 # builds for darwin and windows, and the whole test suite under the race
 # detector. Installs what it needs (buf and the protoc plugins, built as
-# Go modules; redis-server, Debian's package) idempotently.
+# Go modules; redis-server, prometheus and chromium, Debian's packages)
+# idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
     { echo "could not install redis-server: the storage tests need it"; exit 1; }
 fi
 export RAYGO_TEST_REQUIRE_REDIS=1
+
+# Prometheus (Debian's package) for the metrics test that scrapes a real
+# cluster, and Chromium for the dashboard's browser tests; installed once,
+# and their absence then fails those tests instead of skipping them.
+echo "== prometheus and chromium"
+scripts/ensure-prometheus.sh
+scripts/ensure-chromium.sh
+export RAYGO_REQUIRE_PROMETHEUS=1 RAYGO_REQUIRE_CHROMIUM=1
 
 echo "== generated code is up to date"
 scripts/genproto.sh --check

@@ -98,15 +98,20 @@ func (c *Client) Request(ctx context.Context, method, path string, body any, con
 		return resp, nil
 	}
 	defer resp.Body.Close()
+	return nil, decodeError(resp, method, path)
+}
+
+// decodeError reads the API's error from a non-2xx response.
+func decodeError(resp *http.Response, method, path string) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var wrapped struct {
 		Error *Error `json:"error"`
 	}
 	if json.Unmarshal(raw, &wrapped) == nil && wrapped.Error != nil {
 		wrapped.Error.Status = resp.StatusCode
-		return nil, wrapped.Error
+		return wrapped.Error
 	}
-	return nil, &Error{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))}
+	return &Error{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))}
 }
 
 // Do sends a JSON request (in nil: no body) and decodes the JSON answer

@@ -134,6 +134,8 @@ func TestStartRejectsBadFlags(t *testing.T) {
 		{[]string{"--address", "127.0.0.1:1", "--port", "5"}, "--port is for --head"},
 		{[]string{"--head", "--node-timeout", "10ms"}, "--node-timeout must be between 1s and 1h"},
 		{[]string{"--address", "127.0.0.1:1", "--node-timeout", "5s"}, "--node-timeout is for --head"},
+		{[]string{"--head", "--task-events-max", "0"}, "--task-events-max must be between 1 and 10000000"},
+		{[]string{"--address", "127.0.0.1:1", "--task-events-max", "5"}, "--task-events-max is for --head"},
 		{[]string{"--head", "--labels", "zone"}, `--labels: label "zone" is not key=value`},
 		{[]string{"--head", "--node-ip-address", "nonsense"}, `--node-ip-address "nonsense": want this machine's IP address`},
 		{[]string{"--head", "--node-ip-address", "0.0.0.0"}, `--node-ip-address "0.0.0.0"`},

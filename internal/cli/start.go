@@ -32,6 +32,7 @@ import (
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/scheduler"
 	"github.com/raygo/raygo/internal/session"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // startReadyTimeout bounds how long `raygo start` waits for the detached
@@ -50,6 +51,7 @@ type startOptions struct {
 	nodeIP            string // --node-ip-address; filled in by validate for a --host that is every interface
 	port              int
 	nodeTimeout       time.Duration
+	taskEventsMax     int
 	numCPUs           float64
 	numGPUs           int
 	memory            int64
@@ -122,6 +124,7 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeIP, "node-ip-address", "", "this machine's `IP` as other machines reach it: advertised for the node, its workers and drivers (default: the --host address; for --host 0.0.0.0, the address of the route to the head, or of this machine's default route)")
 	fs.IntVar(&o.port, "port", defaultGCSPort, "head only: control store port (0 picks a free one)")
 	fs.DurationVar(&o.nodeTimeout, "node-timeout", gcs.DefaultNodeTimeout, "head only: a node silent this long is dead (its heartbeats come every 500ms)")
+	fs.IntVar(&o.taskEventsMax, "task-events-max", taskevents.DefaultMaxTasks, "head only: task attempts whose events the head keeps for the state API and timeline, `N` in 1..10000000 (the oldest finished go first)")
 	fs.Float64Var(&o.numCPUs, "num-cpus", 0, "CPUs to offer (default: detected)")
 	fs.IntVar(&o.numGPUs, "num-gpus", 0, "GPUs to offer, as ids 0..N-1 (default: detected)")
 	fs.Int64Var(&o.memory, "memory", 0, "memory to offer, in `bytes` (default: detected)")
@@ -161,6 +164,10 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--node-timeout is for --head: the control store decides when a node is dead")
 	case o.nodeTimeout < time.Second || o.nodeTimeout > time.Hour:
 		return usageErrorf("--node-timeout must be between 1s and 1h (heartbeats come every 500ms), got %s", o.nodeTimeout)
+	case !o.head && changed(fs, "task-events-max"):
+		return usageErrorf("--task-events-max is for --head: the head keeps the task events")
+	case o.taskEventsMax < 1 || o.taskEventsMax > maxTaskEventsFlag:
+		return usageErrorf("--task-events-max must be between 1 and %d (each attempt kept takes about 300 bytes), got %d", maxTaskEventsFlag, o.taskEventsMax)
 	case o.host == "":
 		return usageErrorf("--host must not be empty")
 	case !o.head && (changed(fs, "storage") || changed(fs, "storage-namespace")):
@@ -555,7 +562,8 @@ func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 		args = append(args, "--node-ip-address="+o.nodeIP)
 	}
 	if o.head {
-		args = append(args, "--head", "--port="+strconv.Itoa(o.port), "--node-timeout="+o.nodeTimeout.String())
+		args = append(args, "--head", "--port="+strconv.Itoa(o.port), "--node-timeout="+o.nodeTimeout.String(),
+			"--task-events-max="+strconv.Itoa(o.taskEventsMax))
 		if o.storage != "" {
 			args = append(args, "--storage="+o.storage, "--storage-namespace="+o.storageNamespace)
 		}
@@ -828,5 +836,10 @@ func printNodeInfo(w io.Writer, addr string, sess session.Dir, pid int, logPath 
 func headGCSConfig(o *startOptions) gcs.Config {
 	c := gcs.DefaultConfig()
 	c.NodeTimeout = o.nodeTimeout
+	c.MaxTaskEvents = o.taskEventsMax
 	return c
 }
+
+// maxTaskEventsFlag bounds --task-events-max: ten million attempts take
+// about 3 GiB of the head's memory.
+const maxTaskEventsFlag = 10_000_000

@@ -16,6 +16,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // ActorOptions are the creation options of an actor.
@@ -110,6 +111,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		return nil, err
 	}
 	aid := ids.New()
+	submitted := taskevents.Now()
 	t := taskmgr.NewTask(ids.New(), taskmgr.ActorCreation, nil, 0, taskmgr.Policy{})
 	spec := t.Spec
 	spec.JobId, spec.Function, spec.Name = cw.jobWire, class, opts.Name
@@ -118,6 +120,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	spec.ActorId, spec.ActorCreation = aid.Bytes(), true
 	spec.MaxConcurrency, spec.MaxRetries = int32(opts.MaxConcurrency), int32(opts.MaxTaskRetries)
 	spec.Strategy, spec.Scheduling = opts.Placement.Strategy, opts.Placement.Options
+	spec.RuntimeEnv = opts.Placement.RuntimeEnv
 	p, err := cw.prepare(ctx, t, args)
 	if err != nil {
 		return nil, err
@@ -135,8 +138,10 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	}
 	if depErr != nil {
 		cw.refs.Release(false, t.Args...)
+		cw.recordCreation(t, class, opts, submitted, 0, depErr)
 		return nil, errs.FromInfo(depErr)
 	}
+	argsReady := taskevents.Now()
 	reply, err := cw.gcs.CreateActor(ctx, &pb.CreateActorRequest{GetIfExists: opts.GetIfExists, FailIfInfeasible: cw.cfg.FailIfInfeasible, Actor: &pb.ActorInfo{
 		ActorId: aid.Bytes(), JobId: cw.jobWire, Name: opts.Name, Namespace: opts.Namespace, ClassName: class,
 		MaxRestarts: int32(opts.MaxRestarts), Detached: opts.Detached, OwnerId: cw.idWire, OwnerAddress: cw.address, OwnerNodeId: cw.ownerNode(),
@@ -144,6 +149,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 	}})
 	if err != nil {
 		cw.refs.Release(false, t.Args...)
+		cw.recordCreation(t, class, opts, submitted, argsReady, errs.ToInfo(err))
 		return nil, err
 	}
 	info := reply.GetActor()
@@ -151,6 +157,7 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		cw.refs.Release(false, t.Args...)
 		return actorRefFromInfo(info), nil // another's actor: not counted
 	}
+	cw.recordCreation(t, class, opts, submitted, argsReady, nil)
 	cw.actorArgs.keep(aid, t.Args)
 	a := actorRefFromInfo(info)
 	if !opts.Detached {
@@ -159,6 +166,25 @@ func (cw *CoreWorker) CreateActor(ctx context.Context, class string, args []Arg,
 		runtime.AddCleanup(a, cw.dropLocalFn, a.entry)
 	}
 	return a, nil
+}
+
+// recordCreation records an actor's creation task as its owner saw it:
+// submitted, then (argsReady, if not zero) handed to the control store
+// to place, or failed with why. It is recorded once the outcome is
+// known: a GetIfExists that found another's actor records nothing.
+func (cw *CoreWorker) recordCreation(t *taskmgr.Task, class string, opts ActorOptions, submitted, argsReady int64, why *pb.ErrorInfo) {
+	if cw.events == nil {
+		return
+	}
+	cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.ActorCreationTask, Name: opts.Name, Function: class,
+		ActorID: ids.MustFromBytes(t.Spec.GetActorId()), ParentID: t.Parent, PlacementGroupID: placementGroupOf(opts.Placement.Options),
+		Resources: opts.Resources}, submitted)
+	if argsReady != 0 {
+		cw.events.State(t.ID, 0, taskevents.PendingNode, argsReady)
+	}
+	if why != nil {
+		cw.events.Fail(t.ID, 0, why, taskevents.Now())
+	}
 }
 
 func actorRefFromInfo(info *pb.ActorInfo) *ActorRef {
@@ -251,11 +277,10 @@ func (cw *CoreWorker) SubmitActorTask(ctx context.Context, a *ActorRef, fn strin
 		t.Args = append(t.Args, a.entry)
 	}
 	cw.tasks.Add(t)
-	resolved := true
-	for _, s := range p.slots {
-		if s != nil && !s.Ready() {
-			resolved = false
-		}
+	resolved := slotsReady(p.slots)
+	if cw.events != nil {
+		cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.ActorTask, Name: opts.Name, Function: fn,
+			ActorID: a.ID, ParentID: t.Parent}, taskevents.Now())
 	}
 	if !resolved {
 		cw.submitActorCall(t, a, false)

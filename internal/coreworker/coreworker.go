@@ -47,6 +47,7 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // Registry, and the types of registered code, are the registry package's.
@@ -128,6 +129,16 @@ type Config struct {
 	// Warn receives warnings for the user (a request no node can satisfy
 	// now); nil prints them to stderr.
 	Warn func(string)
+	// DisableTaskEvents: this process records no task events (see
+	// docs/taskevents.md); RAYGO_TASK_EVENTS=0 in the environment does too.
+	DisableTaskEvents bool
+	// TaskEventsInterval is how often task events are reported to the
+	// control store (default taskevents.DefaultInterval, 1 s).
+	TaskEventsInterval time.Duration
+	// TaskEventsSink, when set, takes this process's task event reports
+	// instead of the control store's ReportTaskEvents RPC: a driver with
+	// the head in its own process hands them over without encoding them.
+	TaskEventsSink func(context.Context, *pb.ReportTaskEventsRequest) error
 	// Ready, in worker mode, runs after the core worker is built and
 	// before it registers with its node daemon (after which tasks may
 	// arrive): the ray package makes the process's API usable there.
@@ -196,7 +207,9 @@ type CoreWorker struct {
 	exec     *executor.Executor // worker mode
 	resolver *resolver
 	bg       *background
-	dir      *objdir.Directory // where copies of owned objects are, besides their primary
+	dir      *objdir.Directory  // where copies of owned objects are, besides their primary
+	events   *taskevents.Buffer // task events of this process; nil: off
+	driverID ids.ID             // the driver's own task (DRIVER_TASK), in driver mode with events
 	// actorArgs keeps the arguments of actors this process created.
 	actorArgs actorArgs
 	// actorObjs: the objects each hosted actor put (actorobjects.go).
@@ -264,16 +277,17 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cw.refs = refcount.New(cw.self, sink{cw})
 	cw.dir = objdir.New()
 	cw.dropLocalFn = cw.refs.RemoveLocal
-	cw.tasks = taskmgr.New(taskmgr.Config{MaxLineage: cfg.MaxLineage}, cw.refs, cw.mem)
+	cw.startEvents()
+	cw.tasks = taskmgr.New(taskmgr.Config{MaxLineage: cfg.MaxLineage, Events: cw.events}, cw.refs, cw.mem)
 	cl := &clients{cw: cw}
 	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, OwnerNode: cw.ownerNode(),
 		LeaseIdleTimeout: cfg.LeaseIdleTimeout, MaxPendingLeases: cfg.MaxPendingLeases, MaxPipeline: cfg.MaxPipeline,
-		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn, Locality: cw.argNode, Fallback: cw.fallbackFor(cfg)}, cl, cw.tasks)
-	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, Warn: cfg.Warn}, cl, cw.tasks)
+		FailIfInfeasible: cfg.FailIfInfeasible, Warn: cfg.Warn, Locality: cw.argNode, Fallback: cw.fallbackFor(cfg), Events: cw.events}, cl, cw.tasks)
+	cw.actors = actorsubmit.New(actorsubmit.Config{JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, Warn: cfg.Warn, Events: cw.events}, cl, cw.tasks)
 	cw.resolver = newResolver(cw)
 	cw.bg = newBackground(cw)
 	if cfg.Mode == Worker {
-		cw.exec = executor.New(executor.Config{NodeID: cfg.NodeID, WorkerID: cfg.WorkerID, FitProcs: true}, reg, env{cw})
+		cw.exec = executor.New(executor.Config{NodeID: cfg.NodeID, WorkerID: cfg.WorkerID, FitProcs: true, Events: cw.events}, reg, env{cw})
 	}
 	pb.RegisterCoreWorkerServer(cw.server, service{cw: cw})
 	lis.Serve(cw.server, &cw.serving)
@@ -379,6 +393,7 @@ func (cw *CoreWorker) close() error {
 	cw.resolver.close()
 	cw.closeGroups()
 	cw.bg.flush()
+	cw.stopEvents() // after the last task's events, before the pool closes
 	// Calls in flight (an Exit request's reply, say) get a moment to
 	// finish; long-lived streams (owners' pushes, borrowers' watches) are
 	// then cut.

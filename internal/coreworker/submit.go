@@ -14,6 +14,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // Arg is one task argument: an encoded value, or a ref whose value the
@@ -133,6 +134,17 @@ func (cw *CoreWorker) prepare(ctx context.Context, t *taskmgr.Task, args []Arg) 
 	return p, nil
 }
 
+// slotsReady reports whether every owned argument's value is ready (the
+// task's dependencies resolve at once).
+func slotsReady(slots []*memstore.Slot) bool {
+	for _, s := range slots {
+		if s != nil && !s.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
 // storeLargeArgs puts arguments larger than the inline threshold into the
 // object store and passes them by ref, so task specs stay small. The task
 // holds the refs until it finishes.
@@ -176,7 +188,7 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 		return nil, err
 	}
 	t := taskmgr.NewTask(ids.New(), taskmgr.Normal, nil, opts.NumReturns, taskmgr.Policy{MaxRetries: opts.MaxRetries,
-		OOMRetries: opts.OOMRetries, RetryExceptions: opts.RetryExceptions, RetryTypes: opts.RetryErrorTypes})
+		OOMRetries: taskmgr.Clamp32(opts.OOMRetries), RetryExceptions: opts.RetryExceptions, RetryTypes: opts.RetryErrorTypes})
 	spec := t.Spec
 	spec.Function, spec.Name = fn, opts.Name
 	spec.NumReturns, spec.MaxRetries = int32(opts.NumReturns), int32(opts.MaxRetries)
@@ -193,6 +205,11 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 		key = SchedulingKey(opts)
 	}
 	res, pl := opts.Resources, opts.Placement
+	argsReady := slotsReady(p.slots)
+	if cw.events != nil {
+		cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.NormalTask, Name: opts.Name, Function: fn, ParentID: t.Parent,
+			PlacementGroupID: placementGroupOf(pl.Options), Resources: res, ArgsReady: argsReady}, taskevents.Now())
+	}
 	taskmgr.ResolveDeps(cw.mem, t, p.slots, func(t *taskmgr.Task, depErr *pb.ErrorInfo) {
 		switch {
 		case depErr != nil:
@@ -200,6 +217,9 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 		case cw.tasks.Cancelled(t):
 			cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseCancelled})
 		default:
+			if !argsReady {
+				cw.events.State(t.ID, 0, taskevents.PendingNode, taskevents.Now())
+			}
 			if err := cw.normal.Submit(t, key, res, pl); err != nil {
 				cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseFatal, Info: errs.ToInfo(err)})
 			}

@@ -565,6 +565,7 @@ func (s *Server) requestLease(ctx context.Context, addr string, spec *pb.TaskSpe
 	return pb.NewNodeDaemonClient(conn).RequestLease(ctx, &pb.LeaseRequest{
 		JobId: spec.GetJobId(), Resources: spec.GetResources(), PlacementResources: &pb.Resources{Amounts: place},
 		Actor: true, SchedulingKey: "actor:" + spec.GetFunction(), Strategy: spec.GetStrategy(), Scheduling: spec.GetScheduling(),
+		RuntimeEnv:       spec.GetRuntimeEnv(),
 		GrantOrReject:    spilled,
 		FailIfInfeasible: failFast, QueueIfInfeasible: !failFast,
 		ControlStoreEpoch: s.epoch,

@@ -37,6 +37,7 @@ import (
 	"github.com/raygo/raygo/internal/jobbinary"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/taskevents"
 	"github.com/raygo/raygo/internal/wirecheck"
 )
 
@@ -71,6 +72,10 @@ type Config struct {
 	// restart is written, and read back by Open (persist.go). Nil: none.
 	// The control store does not close it.
 	Storage storage.Store
+	// MaxTaskEvents bounds the task attempts the control store keeps
+	// events of (taskevents.Store); default taskevents.DefaultMaxTasks
+	// (100,000), as Ray's task_events_max_num_task_in_gcs.
+	MaxTaskEvents int
 }
 
 // DefaultNodeTimeout is how long a node may be silent before it is dead.
@@ -92,6 +97,9 @@ type Server struct {
 	pb.UnimplementedControlStoreServer
 	cfg  Config
 	pool *rpc.Pool
+
+	// taskEvents keeps task events (taskevents.go); safe for concurrent use.
+	taskEvents *taskevents.Store
 
 	mu        sync.Mutex
 	nodes     map[ids.ID]*nodeEntry      // guarded by mu
@@ -121,6 +129,8 @@ type Server struct {
 	epoch   uint64
 
 	info clusterInfo // GetClusterInfo (ops.go)
+	subs submissions // the head's job submissions (jobsubmit.go)
+	logs logHub      // worker output fan-out (logs.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -194,12 +204,16 @@ func newServer(cfg Config, pool *rpc.Pool) *Server {
 	if cfg.DriverCheckPeriod <= 0 {
 		cfg.DriverCheckPeriod = def.DriverCheckPeriod
 	}
+	if cfg.MaxTaskEvents <= 0 {
+		cfg.MaxTaskEvents = taskevents.DefaultMaxTasks
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, pool: pool, nodes: map[ids.ID]*nodeEntry{}, jobs: map[ids.ID]*pb.JobInfo{},
 		kv: map[string][]byte{}, binaries: map[string]*binary{}, actors: map[ids.ID]*actorEntry{},
 		names: map[string]ids.ID{}, workerAct: map[ids.ID]map[ids.ID]bool{}, nodesChanged: make(chan struct{}),
 		log: slog.Default().With("component", "gcs"), ctx: ctx, cancel: cancel}
 	s.info.started = time.Now()
+	s.taskEvents = taskevents.NewStore(taskevents.StoreConfig{MaxTasks: cfg.MaxTaskEvents})
 	s.cleanup.kick = make(chan struct{}, 1)
 	s.groups.init()
 	return s
@@ -924,6 +938,9 @@ func (s *Server) evictBinariesLocked() {
 	for _, j := range s.jobs {
 		if j.State == pb.JobState_JOB_STATE_RUNNING {
 			inUse[j.BinaryHash] = true
+			if wd := j.GetRuntimeEnv().GetWorkingDir(); wd != "" { // its runtime env's package (packages.go)
+				inUse[packageDigest(wd)] = true
+			}
 		}
 	}
 	kept := s.binOrder[:0]

@@ -8,7 +8,13 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/api"
+	"github.com/raygo/raygo/internal/dashboard"
+	"github.com/raygo/raygo/internal/jobs"
+	"github.com/raygo/raygo/internal/logs"
+	"github.com/raygo/raygo/internal/metrics"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/state"
+	"github.com/raygo/raygo/internal/timeline"
 )
 
 // APIConfig configures the head's HTTP API and dashboard (internal/api).
@@ -27,7 +33,7 @@ const authNamespace = "raygo/auth"
 
 // features are the HTTP API's parts; the head registers each on its
 // server, in this order.
-var features = []api.Feature{}
+var features = []api.Feature{dashboard.Register, state.Register, metrics.Register, timeline.Register, jobs.Register, logs.Register}
 
 // startAPI starts the head's HTTP server with every feature's routes.
 func (h *Head) startAPI(cfg HeadConfig) error {

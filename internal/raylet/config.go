@@ -99,6 +99,15 @@ type Config struct {
 	// EchoTo receives the echoed output (default os.Stderr); lines are
 	// written whole, one Write each.
 	EchoTo io.Writer
+	// LogRotateBytes is the size at which a worker's .out or .err log file
+	// is rotated (renamed to .1, the older ones to .2 … and the oldest
+	// beyond LogRotateBackups removed). 0: DefaultLogRotateBytes (64 MiB);
+	// negative: never rotated.
+	LogRotateBytes int64
+	// LogRotateBackups is how many rotated files of each worker log are
+	// kept. 0: DefaultLogRotateBackups (5); negative: none (the file
+	// starts over).
+	LogRotateBackups int
 	// LifelineOnly starts workers without Linux's Pdeathsig, so that the
 	// parent-death pipe alone ends them when this daemon dies, as on
 	// platforms without Pdeathsig (for tests of that path).

@@ -12,12 +12,17 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/workerlog"
 )
 
 // envRegisterDelay makes a fake worker wait this long (a Go duration)
 // before registering with its node daemon, so that a test can act while a
 // lease waits for its worker.
 const envRegisterDelay = "RAYGO_TEST_REGISTER_DELAY"
+
+// envPrint makes a fake worker announce the name "test.Printer" and print
+// the variable's value on stdout and stderr once it registered.
+const envPrint = "RAYGO_TEST_PRINT"
 
 // fakeCoreWorker is the worker side a node daemon and the control store
 // talk to: it accepts actor creation and exits when told to. It stands in
@@ -67,6 +72,11 @@ func runFakeWorker() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake worker: register:", err)
 		return 3
+	}
+	if text := os.Getenv(envPrint); text != "" { // logs_test.go
+		workerlog.WriteName(os.Stdout, "test.Printer")
+		fmt.Println(text)
+		fmt.Fprintln(os.Stderr, text+" on stderr")
 	}
 	select {}
 }

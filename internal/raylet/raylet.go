@@ -44,6 +44,7 @@ type Raylet struct {
 	store    *objstore.Store
 	objects  *objects       // the object manager: pulls and the transfer endpoint (pull.go)
 	lifeline *proc.Lifeline // its read end goes to every worker; workers exit when it closes
+	logs     *logPublisher  // worker output to the control store, for drivers (logpub.go)
 	// headPersistent: the control store said it keeps its state in
 	// storage (RegisterNodeReply), so losing it for a while is survived.
 	headPersistent atomic.Bool
@@ -79,6 +80,8 @@ type Raylet struct {
 	oomKills     int64                       // guarded by mu
 
 	monitor *memmonitor.Monitor // nil when disabled
+	metrics *nodeMetrics        // the node's Prometheus registry (metrics.go)
+	rt      runtimeState        // runtime environments and job entrypoints (runtimeenv.go, entrypoint.go)
 
 	// done is closed once the node has stopped its workers because the
 	// control store declared it dead (see Done).
@@ -94,6 +97,7 @@ type Raylet struct {
 type poolKey struct {
 	job  ids.ID
 	gpus string // CUDA_VISIBLE_DEVICES value
+	env  string // runtimeenv.Key of the lease's own runtime env ("": the job's)
 }
 
 type lease struct {
@@ -173,6 +177,7 @@ func Start(cfg Config) (*Raylet, error) {
 		hosts: map[ids.ID][]*worker{}, hostStarting: map[ids.ID]chan struct{}{}, deathCauses: map[ids.ID]*pb.ErrorInfo{},
 		started: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
+	r.metrics = newNodeMetrics(r)
 	if r.store, err = newStore(cfg, lis.Addr()); err != nil {
 		lis.Close()
 		lifeline.Close()
@@ -196,6 +201,7 @@ func Start(cfg Config) (*Raylet, error) {
 		return nil, err
 	}
 	r.gcs = pb.NewControlStoreClient(conn)
+	r.logs = startLogPublisher(r) // before any worker can start
 	pb.RegisterNodeDaemonServer(r.server, r)
 	lis.Serve(r.server, &r.wg)
 	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
@@ -289,6 +295,7 @@ func (r *Raylet) haltLocked(err error) int {
 	if mon != nil {
 		mon.Stop()
 	}
+	r.stopEntrypoints() // job entrypoints die with the node (entrypoint.go)
 	for _, w := range all {
 		w.kill()
 	}
@@ -576,6 +583,7 @@ func (r *Raylet) claimRefreshLocked() bool {
 // of those can be answered; see the LeaseRequest comment in raygo.proto
 // for the contract, infeasible requests included.
 func (r *Raylet) RequestLease(ctx context.Context, req *pb.LeaseRequest) (*pb.LeaseReply, error) {
+	arrived := time.Now()
 	want := resources.Set(req.GetResources().GetAmounts())
 	if err := resources.Validate(want); err != nil {
 		return nil, errs.Invalidf("raylet: lease request: %v", err)
@@ -703,7 +711,11 @@ pick:
 	case a.spill != "":
 		return &pb.LeaseReply{SpillbackAddress: a.spill}, nil
 	}
-	return r.grant(ctx, p, jobID, a.alloc)
+	reply, err := r.grant(ctx, p, jobID, a.alloc)
+	if err == nil && len(reply.GetLeaseId()) > 0 {
+		r.metrics.observePlacement(time.Since(arrived))
+	}
+	return reply, err
 }
 
 // maxRequestIDBytes bounds LeaseRequest.request_id.
@@ -717,7 +729,8 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 	// An actor in a placement group gets a process of its own: removing
 	// the group stops the processes that hold its resources.
 	shared := req.GetActor() && r.cfg.MaxActorsPerProcess > 1 &&
-		alloc.Resources[resources.CPU] == 0 && len(alloc.GPUIDs) == 0 && len(req.GetScheduling().GetPlacementGroupId()) == 0
+		alloc.Resources[resources.CPU] == 0 && len(alloc.GPUIDs) == 0 && len(req.GetScheduling().GetPlacementGroupId()) == 0 &&
+		req.GetRuntimeEnv() == nil // an actor with a runtime env of its own gets a process of its own
 	var (
 		w   *worker
 		err error
@@ -727,7 +740,7 @@ func (r *Raylet) grant(ctx context.Context, p *pendingLease, jobID ids.ID, alloc
 	} else if shared {
 		w, err = r.acquireHost(ctx, jobID)
 	} else {
-		w, err = r.acquireWorker(ctx, jobID, alloc, req.GetActor())
+		w, err = r.acquireWorker(ctx, jobID, alloc, req.GetActor(), req.GetRuntimeEnv())
 	}
 	if err != nil {
 		r.releaseAlloc(alloc)

@@ -2,6 +2,7 @@ package raylet
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/proc"
 	"github.com/raygo/raygo/internal/resources"
+	"github.com/raygo/raygo/internal/runtimeenv"
 	"github.com/raygo/raygo/internal/workerlog"
 )
 
@@ -91,10 +93,11 @@ func (w *worker) stderrTail() string {
 	return string(w.tail)
 }
 
-// acquireWorker pops an idle worker of the job with the allocation's GPUs,
-// or starts one and waits for it to register.
-func (r *Raylet) acquireWorker(ctx context.Context, job ids.ID, alloc resources.Allocation, actor bool) (*worker, error) {
-	key := poolKey{job: job, gpus: strings.Join(alloc.GPUIDs, ",")}
+// acquireWorker pops an idle worker of the job with the allocation's GPUs
+// and runtime env (renv: the lease's own, nil: the job's), or starts one
+// and waits for it to register.
+func (r *Raylet) acquireWorker(ctx context.Context, job ids.ID, alloc resources.Allocation, actor bool, renv *pb.RuntimeEnv) (*worker, error) {
+	key := poolKey{job: job, gpus: strings.Join(alloc.GPUIDs, ","), env: runtimeenv.Key(renv)}
 	for {
 		r.mu.Lock()
 		if q := r.idle[key]; len(q) > 0 {
@@ -107,7 +110,7 @@ func (r *Raylet) acquireWorker(ctx context.Context, job ids.ID, alloc resources.
 			return w, nil
 		}
 		r.mu.Unlock()
-		w, err := r.startWorker(ctx, key)
+		w, err := r.startWorker(ctx, key, renv)
 		if err != nil {
 			return nil, err
 		}
@@ -164,18 +167,25 @@ func (r *Raylet) failPendingForJob(job ids.ID, err error) {
 	r.failQueuedLocked(func(p *pendingLease) bool { return p.jobOf() == job }, err)
 }
 
-// startWorker execs the job's binary as a worker process.
-func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) {
+// startWorker execs the job's binary as a worker process, in the runtime
+// env renv merged over the job's (runtimeenv.go).
+func (r *Raylet) startWorker(ctx context.Context, key poolKey, renv *pb.RuntimeEnv) (*worker, error) {
 	bin, err := r.jobBinary(ctx, key.job)
+	if err != nil {
+		return nil, err
+	}
+	envVars, dir, err := r.workerRuntimeEnv(ctx, key.job, renv)
 	if err != nil {
 		return nil, err
 	}
 	w := &worker{id: ids.New(), key: key, registered: make(chan struct{}), exited: make(chan struct{})}
 	cmd := exec.Command(bin)
+	cmd.Dir = dir
 	r.mu.Lock()
 	jobEnv := r.jobEnv[key.job]
 	r.mu.Unlock()
 	cmd.Env = append(os.Environ(), jobEnv...)
+	cmd.Env = append(cmd.Env, envVars...) // before raygo's own, which win
 	cmd.Env = append(cmd.Env,
 		EnvNodeIP+"="+r.nodeIP(),
 		EnvListenHost+"="+r.listenHost(),
@@ -239,47 +249,68 @@ func (r *Raylet) startWorker(ctx context.Context, key poolKey) (*worker, error) 
 	return w, nil
 }
 
-// pump copies one of a worker's output streams to its log file and, for
-// the embedded cluster, to this process's stderr with a prefix.
+// maxPumpLine is the longest line a pump handles whole: a longer one is
+// written and published in pieces of this size.
+const maxPumpLine = 1 << 20
+
+// pump copies one of a worker's output streams to its log file (rotated,
+// see rotatingFile), to the node's log publisher (for drivers, see
+// logpub.go) and, with Config.EchoWorkerOutput, to this process's stderr
+// with the worker's prefix (workerlog.Prefix). It never blocks on
+// anything but the file.
 func (r *Raylet) pump(w *worker, src io.Reader, path string, isErr bool) {
-	var f *os.File
+	var file *rotatingFile
 	if r.cfg.SessionDir != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			f, _ = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		}
+		limit, backups := r.logRotation()
+		file = openRotating(path, limit, backups)
+		defer file.close()
 	}
-	if f != nil {
-		defer f.Close()
-	}
-	tag := fmt.Sprintf("pid=%d node=%s", w.pid, r.nodeID.Short())
-	prefix := "(" + tag + ") "
-	sc := bufio.NewScanner(src)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if name, ok := workerlog.ParseName(line); ok {
-			prefix = "(" + name + " " + tag + ") "
+	node, name := r.nodeID.Short(), ""
+	job, wid := w.key.job.Bytes(), w.id.Bytes()
+	rd := bufio.NewReaderSize(src, 64<<10)
+	var line []byte
+	for {
+		chunk, err := rd.ReadSlice('\n')
+		line = append(line, chunk...)
+		if err == bufio.ErrBufferFull && len(line) < maxPumpLine {
 			continue
 		}
-		if f != nil {
-			_, _ = f.Write(line)
-			_, _ = f.Write([]byte{'\n'})
+		if len(line) == 0 {
+			break // the stream ended (or failed) on a line boundary
 		}
-		if r.cfg.EchoWorkerOutput {
-			out := r.cfg.EchoTo
-			if out == nil {
-				out = os.Stderr
+		text := bytes.TrimSuffix(line, []byte{'\n'})
+		if n, ok := workerlog.ParseName(text); ok {
+			name = n
+		} else {
+			if file != nil {
+				if len(text) == len(line) {
+					line = append(line, '\n')
+				}
+				file.write(line)
 			}
-			_, _ = out.Write([]byte(prefix + string(line) + "\n"))
+			if r.logs != nil {
+				r.logs.add(&pb.LogLine{JobId: job, WorkerId: wid, Pid: int32(w.pid), Name: name, Stderr: isErr, Text: capLine(text)})
+			}
+			if r.cfg.EchoWorkerOutput {
+				out := r.cfg.EchoTo
+				if out == nil {
+					out = os.Stderr
+				}
+				_, _ = out.Write([]byte(workerlog.Prefix(name, w.pid, node) + string(text) + "\n"))
+			}
+			if isErr {
+				w.tailMu.Lock()
+				w.tail = append(w.tail, text...)
+				w.tail = append(w.tail, '\n')
+				if len(w.tail) > stderrTailBytes {
+					w.tail = w.tail[len(w.tail)-stderrTailBytes:]
+				}
+				w.tailMu.Unlock()
+			}
 		}
-		if isErr {
-			w.tailMu.Lock()
-			w.tail = append(w.tail, line...)
-			w.tail = append(w.tail, '\n')
-			if len(w.tail) > stderrTailBytes {
-				w.tail = w.tail[len(w.tail)-stderrTailBytes:]
-			}
-			w.tailMu.Unlock()
+		line = line[:0]
+		if err != nil && err != bufio.ErrBufferFull {
+			break
 		}
 	}
 	_, _ = io.Copy(io.Discard, src)
@@ -423,6 +454,7 @@ func (r *Raylet) jobBinary(ctx context.Context, job ids.ID) (string, error) {
 	r.binaries[job] = path
 	r.jobEnv[job] = env
 	r.mu.Unlock()
+	r.rt.setJob(job, j.GetRuntimeEnv())
 	return path, nil
 }
 
@@ -584,6 +616,7 @@ func (r *Raylet) jobFinished(job ids.ID, stopLease func(*lease) bool) {
 	delete(r.jobEnv, job)
 	delete(r.failures, job)
 	r.mu.Unlock()
+	r.rt.forgetJob(job)
 	for _, w := range stop {
 		w.kill()
 	}
@@ -636,7 +669,7 @@ func (r *Raylet) acquireHost(ctx context.Context, job ids.ID) (*worker, error) {
 		starting := make(chan struct{})
 		r.hostStarting[job] = starting
 		r.mu.Unlock()
-		w, err := r.acquireWorker(ctx, job, resources.Allocation{}, true)
+		w, err := r.acquireWorker(ctx, job, resources.Allocation{}, true, nil)
 		r.mu.Lock()
 		delete(r.hostStarting, job)
 		close(starting)

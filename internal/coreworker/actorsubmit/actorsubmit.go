@@ -45,6 +45,7 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/taskevents"
 	"github.com/raygo/raygo/internal/wirecheck"
 )
 
@@ -74,6 +75,9 @@ type Config struct {
 	// DeathInfoTimeout bounds how long calls interrupted by a broken
 	// stream wait to hear from the control store why (default 30 s).
 	DeathInfoTimeout time.Duration
+	// Events records when calls are sent to the actor
+	// (SUBMITTED_TO_WORKER); nil records nothing.
+	Events *taskevents.Buffer
 }
 
 // Submitter carries actor calls. It is safe for concurrent use.
@@ -248,6 +252,11 @@ func (s *Submitter) pumpLocked(a *actor) ([]failed, int) {
 		specs = append(specs, t.Spec)
 	}
 	backlog := 0
+	if len(specs) > 0 && s.cfg.Events != nil {
+		s.cfg.Events.States(len(specs), func(i int) (ids.ID, int32, bool) {
+			return ids.MustFromBytes(specs[i].GetTaskId()), specs[i].GetAttempt(), true
+		}, taskevents.SubmittedToWorker, taskevents.Now())
+	}
 	if len(specs) > 0 {
 		backlog = a.out.Put(specs...) // never blocks: the lock is not held up by the stream
 	}

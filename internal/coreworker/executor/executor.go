@@ -54,6 +54,7 @@ import (
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/taskevents"
 	"github.com/raygo/raygo/internal/wirecheck"
 	"github.com/raygo/raygo/internal/workerlog"
 )
@@ -96,6 +97,9 @@ type Config struct {
 	// FitProcs sizes GOMAXPROCS to each task's CPUs (normal tasks) or to
 	// the node's cores (processes hosting shared actors).
 	FitProcs bool
+	// Events records each attempt's RUNNING and how it ended (FINISHED,
+	// FAILED); nil records nothing.
+	Events *taskevents.Buffer
 }
 
 // Executor runs tasks in a worker process. It is safe for concurrent use.
@@ -691,6 +695,11 @@ func cancelledReply(spec *pb.TaskSpec) *pb.TaskReply {
 func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock func()) *pb.TaskReply {
 	tid := r.id
 	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
+	if e.cfg.Events != nil {
+		// Registered first, so it runs last: after the cancel below has
+		// set the reply's error.
+		defer func() { e.recordEnd(tid, spec.GetAttempt(), reply.GetError()) }()
+	}
 	aid := ids.MustFromBytes(spec.GetActorId())
 	var ha *hostedActor
 	if !aid.IsNil() {
@@ -773,6 +782,7 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	e.announce(spec)
 	e.fitProcs(spec)
 	start := time.Now()
+	e.cfg.Events.Exec(tid, spec.GetAttempt(), taskevents.Running, nil, start.UnixNano())
 	rets, err, stack := protect(call)
 	reply.ExecMicros = time.Since(start).Microseconds()
 	if ha != nil && ha.dropped.Load() && !ha.exiting.Load() {
@@ -800,6 +810,19 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	}
 	e.env.FlushBorrows(ctx)
 	return reply
+}
+
+// recordEnd records how an attempt ended here: FAILED with why, or
+// FINISHED.
+func (e *Executor) recordEnd(tid ids.ID, attempt int32, why *pb.ErrorInfo) {
+	if why.GetKind() == errs.KindActorNotHere {
+		return // not run here: the caller sends it where the actor is now
+	}
+	if why != nil {
+		e.cfg.Events.Exec(tid, attempt, taskevents.Failed, why, taskevents.Now())
+		return
+	}
+	e.cfg.Events.Exec(tid, attempt, taskevents.Finished, nil, taskevents.Now())
 }
 
 func (e *Executor) appError(spec *pb.TaskSpec, err error, stack string) *pb.ErrorInfo {
@@ -901,6 +924,8 @@ func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorIn
 	}
 	e.announce(spec)
 	e.fitProcs(spec)
+	tid := ids.MustFromBytes(spec.GetTaskId())
+	e.cfg.Events.Exec(tid, spec.GetAttempt(), taskevents.Running, nil, taskevents.Now())
 	var instance any
 	_, err, stack := protect(func() ([]registry.Encoded, error) {
 		var err error
@@ -908,8 +933,11 @@ func (e *Executor) HostActor(ctx context.Context, spec *pb.TaskSpec) *pb.ErrorIn
 		return nil, err
 	})
 	if err != nil {
-		return e.appError(spec, err, stack)
+		info := e.appError(spec, err, stack)
+		e.recordEnd(tid, spec.GetAttempt(), info)
+		return info
 	}
+	e.recordEnd(tid, spec.GetAttempt(), nil)
 	e.env.FlushBorrows(ctx)
 	ha := &hostedActor{id: aid, instance: instance, maxConc: max(1, int(spec.GetMaxConcurrency())), capture: captureOf(spec)}
 	ha.cond.L = &ha.mu

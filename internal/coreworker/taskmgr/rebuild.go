@@ -6,6 +6,7 @@ import (
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // Rebuilding lost results (lineage reconstruction, as Ray's
@@ -133,6 +134,9 @@ func (m *Manager) Rebuild(oid ids.ID, lostErr error) (Rebuilding, error) {
 	}
 	t.finished, t.cancelled = false, false
 	t.Spec.Attempt++
+	if m.cfg.Events != nil { // the rebuild is a new attempt, waiting for a worker
+		m.cfg.Events.State(t.ID, t.Spec.Attempt, taskevents.PendingNode, taskevents.Now())
+	}
 	m.listLocked(t)
 	m.stats.Retried++
 	rb := &rebuild{done: make(chan struct{}), task: t}

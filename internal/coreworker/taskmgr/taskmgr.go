@@ -27,6 +27,7 @@ import (
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/taskevents"
 )
 
 // Kind says what a task is.
@@ -54,8 +55,9 @@ type Policy struct {
 	// process died); -1 for no limit. For actor calls, MaxTaskRetries.
 	MaxRetries int
 	// OOMRetries: attempts after the memory monitor killed the worker; -1
-	// for no limit. A counter of its own.
-	OOMRetries int
+	// for no limit. A counter of its own. (32 bits, beside
+	// RetryExceptions: a Task stays within its size class, see Task.)
+	OOMRetries int32
 	// RetryExceptions retries application errors too (within MaxRetries),
 	// only those whose registered type name is in RetryTypes if it is set.
 	RetryExceptions bool
@@ -115,7 +117,7 @@ type Sub struct {
 // NewTask makes a task with n return objects (the caller fills Returns,
 // and Spec, which is allocated with the task unless spec is given).
 func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
-	t := &Task{ID: id, Kind: kind, Spec: spec, Policy: p, retriesLeft: clamp32(p.MaxRetries), oomLeft: clamp32(p.OOMRetries)}
+	t := &Task{ID: id, Kind: kind, Spec: spec, Policy: p, retriesLeft: clamp32(p.MaxRetries), oomLeft: p.OOMRetries}
 	t.Args = t.args2[:0]
 	if spec == nil {
 		t.Spec = &t.specBuf
@@ -133,6 +135,9 @@ func NewTask(id ids.ID, kind Kind, spec *pb.TaskSpec, n int, p Policy) *Task {
 // clamp32 is n within int32 (retry counts: -1 is for ever, and more than
 // two billion retries is for ever too).
 func clamp32(n int) int32 { return int32(max(min(n, math.MaxInt32), math.MinInt32)) }
+
+// Clamp32 is n within the 32-bit range (Policy.OOMRetries).
+func Clamp32(n int) int32 { return clamp32(n) }
 
 // Where says where a submitter had a task when asked to cancel it.
 type Where uint8
@@ -175,6 +180,9 @@ type Config struct {
 	// OOMBackoff is the pause before the n-th retry after an out-of-memory
 	// kill: n × OOMBackoff, at most MaxOOMBackoff. Defaults 1 s and 10 s.
 	OOMBackoff, MaxOOMBackoff time.Duration
+	// Events records what the Manager decides (a task FINISHED, an
+	// attempt FAILED, a retry's new attempt); nil records nothing.
+	Events *taskevents.Buffer
 }
 
 // DefaultConfig returns the defaults.
@@ -375,6 +383,15 @@ func (m *Manager) CompleteAll(done []Replied, retry []*Task) []*Task {
 		m.finishLocked(d.Task)
 		m.stats.Finished++
 		nvals += len(d.Task.Returns)
+	}
+	if m.cfg.Events != nil {
+		m.cfg.Events.States(len(done), func(i int) (ids.ID, int32, bool) {
+			d := &done[i]
+			if d.Task == nil || d.Reply.GetError() != nil {
+				return ids.Nil, 0, false
+			}
+			return d.Task.ID, d.Task.Spec.GetAttempt(), true
+		}, taskevents.Finished, taskevents.Now())
 	}
 	var rebuilt []*rebuild
 	if len(m.rebuilding) > 0 {
@@ -599,6 +616,7 @@ func (m *Manager) Fail(t *Task, f Failure) Decision {
 		t.Spec.Attempt++
 		m.stats.Retried++
 		m.mu.Unlock()
+		m.recordRetry(t, int32(st.Attempt), f.Info)
 		return d
 	case Fail:
 		if f.Cause == CauseOOM {
@@ -617,6 +635,7 @@ func (m *Manager) Fail(t *Task, f Failure) Decision {
 			}
 			rb.err = info
 			close(rb.done)
+			m.recordFailed(t, int32(st.Attempt), info)
 			return d
 		}
 		m.finishLocked(t)
@@ -631,11 +650,37 @@ func (m *Manager) Fail(t *Task, f Failure) Decision {
 	if info == nil {
 		info = m.failureInfo(t, f)
 	}
+	if d.Action == Fail {
+		m.recordFailed(t, int32(st.Attempt), info)
+	}
 	for _, r := range t.Returns {
 		m.store.Fill(r.Slot, &pb.Value{Error: info})
 	}
 	m.release(t, false)
 	return d
+}
+
+// recordRetry records that attempt failed (why: the failure, nil if
+// unknown) and that the next attempt waits to be scheduled again.
+func (m *Manager) recordRetry(t *Task, attempt int32, why *pb.ErrorInfo) {
+	ev := m.cfg.Events
+	if ev == nil {
+		return
+	}
+	now := taskevents.Now()
+	ev.Fail(t.ID, attempt, why, now)
+	next := taskevents.PendingNode
+	if t.Kind == ActorCall {
+		next = taskevents.PendingArgs // an actor call waits for no node
+	}
+	ev.State(t.ID, attempt+1, next, now)
+}
+
+// recordFailed records that the task failed for good in attempt.
+func (m *Manager) recordFailed(t *Task, attempt int32, why *pb.ErrorInfo) {
+	if m.cfg.Events != nil {
+		m.cfg.Events.Fail(t.ID, attempt, why, taskevents.Now())
+	}
 }
 
 // failureInfo builds the error a failed task's results carry.

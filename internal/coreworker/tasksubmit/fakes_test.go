@@ -59,7 +59,7 @@ func newResults(n *notifier) *fakeResults {
 func (r *fakeResults) stateLocked(t *taskmgr.Task) *result {
 	s, ok := r.st[t]
 	if !ok {
-		s = &result{retriesLeft: t.Policy.MaxRetries, oomLeft: t.Policy.OOMRetries}
+		s = &result{retriesLeft: t.Policy.MaxRetries, oomLeft: int(t.Policy.OOMRetries)}
 		r.st[t] = s
 	}
 	return s

@@ -47,7 +47,9 @@ import (
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/rpc"
+	"github.com/raygo/raygo/internal/runtimeenv"
 	"github.com/raygo/raygo/internal/stopper"
+	"github.com/raygo/raygo/internal/taskevents"
 	"github.com/raygo/raygo/internal/wirecheck"
 )
 
@@ -118,6 +120,9 @@ type Config struct {
 	// bytes (argument locality, Ray's locality-aware lease policy); "" for
 	// Raylet. Nil: always Raylet.
 	Locality func(t *taskmgr.Task) string
+	// Events records when tasks are pushed to a worker
+	// (SUBMITTED_TO_WORKER); nil records nothing.
+	Events *taskevents.Buffer
 }
 
 func (c *Config) defaults() {
@@ -219,6 +224,9 @@ func New(cfg Config, clients Clients, results Results) *Submitter {
 type Placement struct {
 	Strategy pb.SchedulingStrategy
 	Options  *pb.SchedulingOptions // nil: none
+	// RuntimeEnv is the tasks' own runtime environment (nil: the job's);
+	// workers are leased per environment (docs/runtime-env.md).
+	RuntimeEnv *pb.RuntimeEnv
 }
 
 // ClassKey names the scheduling class of tasks with these resources and
@@ -238,6 +246,9 @@ func ClassKey(res resources.Set, pl Placement, retriable bool) string {
 			key += fmt.Sprintf("|node=%x,soft=%t", o.GetNodeId(), o.GetSoft())
 		}
 		key += matchesKey("|labels=", o.GetLabels()) + matchesKey("|prefer=", o.GetPreferLabels())
+	}
+	if k := runtimeenv.Key(pl.RuntimeEnv); k != "" {
+		key += "|env=" + k
 	}
 	if !retriable {
 		key += "|once"
@@ -317,7 +328,7 @@ func (s *Submitter) classLocked(key string, res resources.Set, pl Placement, ret
 	hard := pl.Strategy == pb.SchedulingStrategy_SCHEDULING_STRATEGY_NODE_AFFINITY && !pl.Options.GetSoft()
 	c := &class{key: key, depth: 1, req: &pb.LeaseRequest{
 		JobId: s.cfg.JobID, Resources: &pb.Resources{Amounts: res}, SchedulingKey: key, Strategy: pl.Strategy,
-		Scheduling: pl.Options, OwnerId: s.cfg.OwnerID, OwnerNodeId: s.cfg.OwnerNode, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible || hard,
+		Scheduling: pl.Options, RuntimeEnv: pl.RuntimeEnv, OwnerId: s.cfg.OwnerID, OwnerNodeId: s.cfg.OwnerNode, Retriable: retriable, FailIfInfeasible: s.cfg.FailIfInfeasible || hard,
 	}}
 	s.classes[key] = c
 	return c
@@ -346,6 +357,11 @@ func (s *Submitter) pumpLocked(c *class) {
 		best.inflight[t.ID] = t
 		best.lastUsed = now
 		best.sendCh <- t.Spec
+	}
+	if n > 0 && s.cfg.Events != nil {
+		q := c.queue
+		s.cfg.Events.States(n, func(i int) (ids.ID, int32, bool) { return q[i].ID, q[i].Spec.GetAttempt(), true },
+			taskevents.SubmittedToWorker, now.UnixNano())
 	}
 	c.queue = push.DropFront(c.queue, n)
 	s.requestLeasesLocked(c, now)

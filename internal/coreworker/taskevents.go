@@ -1,0 +1,67 @@
+package coreworker
+
+import (
+	"context"
+	"os"
+
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/taskevents"
+)
+
+// startEvents makes and starts the process's task event buffer, unless
+// events are off (Config.DisableTaskEvents, RAYGO_TASK_EVENTS=0). A
+// driver records its own DRIVER_TASK, running until Close.
+func (cw *CoreWorker) startEvents() {
+	if cw.cfg.DisableTaskEvents || !taskevents.Enabled() {
+		return
+	}
+	gcs := cw.gcs
+	report := cw.cfg.TaskEventsSink
+	if report == nil {
+		report = func(ctx context.Context, req *pb.ReportTaskEventsRequest) error {
+			_, err := gcs.ReportTaskEvents(ctx, req)
+			return err
+		}
+	}
+	cw.events = taskevents.NewBuffer(taskevents.BufferConfig{
+		Report: report,
+		JobID:  cw.cfg.JobID, NodeID: cw.cfg.NodeID, WorkerID: cw.cfg.WorkerID, PID: int32(os.Getpid()),
+		Interval: cw.cfg.TaskEventsInterval,
+	})
+	cw.events.Start()
+	if cw.cfg.Mode == Driver {
+		cw.driverID = ids.New()
+		now := taskevents.Now()
+		cw.events.Define(taskevents.Definition{TaskID: cw.driverID, Type: taskevents.DriverTask, Name: "driver", Function: driverName()}, now)
+		cw.events.Exec(cw.driverID, 0, taskevents.Running, nil, now)
+	}
+}
+
+// stopEvents ends the driver's task and reports what is buffered.
+func (cw *CoreWorker) stopEvents() {
+	if cw.events == nil {
+		return
+	}
+	if !cw.driverID.IsNil() {
+		cw.events.Exec(cw.driverID, 0, taskevents.Finished, nil, taskevents.Now())
+	}
+	cw.events.Stop()
+}
+
+// driverName names the driver's task after its program.
+func driverName() string {
+	if len(os.Args) > 0 {
+		return os.Args[0]
+	}
+	return "driver"
+}
+
+// TaskEvents is the process's task event buffer (nil: events are off).
+func (cw *CoreWorker) TaskEvents() *taskevents.Buffer { return cw.events }
+
+// placementGroupOf is the placement group a task or actor runs in, zero
+// if none.
+func placementGroupOf(o *pb.SchedulingOptions) ids.ID {
+	return ids.MustFromBytes(o.GetPlacementGroupId())
+}
