@@ -98,6 +98,7 @@ type Buffer struct {
 	dropped  int64               // guarded by mu: dropped since the last report that went through
 
 	pending []*pb.TaskEvent // owned by the flushing goroutine: built, not yet reported
+	kick    chan struct{}   // a quarter full: report before the tick
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -116,7 +117,7 @@ func NewBuffer(cfg BufferConfig) *Buffer {
 	if cfg.MaxBuffered <= 0 {
 		cfg.MaxBuffered = DefaultMaxBuffered
 	}
-	b := &Buffer{cfg: cfg, done: make(chan struct{})}
+	b := &Buffer{cfg: cfg, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if !cfg.JobID.IsNil() {
 		b.jobWire = cfg.JobID.Bytes()
 	}
@@ -147,6 +148,8 @@ func (b *Buffer) loop() {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
+			b.flush(b.ctx)
+		case <-b.kick:
 			b.flush(b.ctx)
 		}
 	}
@@ -188,6 +191,14 @@ func (b *Buffer) appendLocked(r record) {
 		return
 	}
 	b.recs.add(r)
+	if b.recs.n == b.cfg.MaxBuffered/4 {
+		// A fast process fills the buffer before the next tick: report
+		// now rather than drop (the loop takes one kick at a time).
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Define records a task's submission (PENDING_ARGS_AVAIL) with its
