@@ -209,6 +209,7 @@ type CoreWorker struct {
 	bg       *background
 	dir      *objdir.Directory  // where copies of owned objects are, besides their primary
 	events   *taskevents.Buffer // task events of this process; nil: off
+	termDone chan struct{}      // closed by close: flushOnTerm's goroutine ends (taskevents.go)
 	driverID ids.ID             // the driver's own task (DRIVER_TASK), in driver mode with events
 	// actorArgs keeps the arguments of actors this process created.
 	actorArgs actorArgs

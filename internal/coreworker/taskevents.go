@@ -3,6 +3,8 @@ package coreworker
 import (
 	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
@@ -30,6 +32,9 @@ func (cw *CoreWorker) startEvents() {
 		Interval: cw.cfg.TaskEventsInterval,
 	})
 	cw.events.Start()
+	if cw.cfg.Mode == Worker {
+		cw.flushOnTerm()
+	}
 	if cw.cfg.Mode == Driver {
 		cw.driverID = ids.New()
 		now := taskevents.Now()
@@ -40,6 +45,10 @@ func (cw *CoreWorker) startEvents() {
 
 // stopEvents ends the driver's task and reports what is buffered.
 func (cw *CoreWorker) stopEvents() {
+	if cw.termDone != nil {
+		close(cw.termDone)
+		cw.termDone = nil
+	}
 	if cw.events == nil {
 		return
 	}
@@ -64,4 +73,25 @@ func (cw *CoreWorker) TaskEvents() *taskevents.Buffer { return cw.events }
 // if none.
 func placementGroupOf(o *pb.SchedulingOptions) ids.ID {
 	return ids.MustFromBytes(o.GetPlacementGroupId())
+}
+
+// flushOnTerm: a worker asked to stop (SIGTERM: its node daemon stops the
+// workers of a job that ended this way) reports its buffered task events
+// first, then exits; without it a short job's executor events, reported
+// once a second, would die with its workers. The goroutine ends with the
+// core worker (termDone).
+func (cw *CoreWorker) flushOnTerm() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	cw.termDone = make(chan struct{})
+	done := cw.termDone
+	go func() {
+		defer signal.Stop(ch)
+		select {
+		case <-ch:
+			cw.events.Stop() // reports what is buffered, within 2 s
+			os.Exit(0)
+		case <-done:
+		}
+	}()
 }

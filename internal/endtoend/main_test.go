@@ -93,6 +93,10 @@ func TestMain(m *testing.M) {
 		os.Exit(runTDNode())
 	case roleTDDriver:
 		os.Exit(runTDDriver())
+	case roleOpsHead:
+		os.Exit(runOpsHead())
+	case roleOpsDriver:
+		os.Exit(runOpsDriver())
 	}
 	os.Exit(m.Run())
 }

@@ -87,6 +87,30 @@ func (w *worker) kill() {
 	}
 }
 
+// jobEndGrace is how long a worker of a job that ended, or of an owner
+// that died, has after SIGTERM to report its last task events before it
+// is killed (it exits as soon as it has: a few milliseconds).
+const jobEndGrace = time.Second
+
+// terminate asks the worker to stop (SIGTERM: it reports its buffered
+// task events and exits) and kills it if it has not within grace.
+func (w *worker) terminate(grace time.Duration) {
+	if w.cmd.Process == nil {
+		return
+	}
+	if err := proc.Signal(w.pid, proc.Terminate); err != nil {
+		w.kill()
+		return
+	}
+	time.AfterFunc(grace, func() {
+		select {
+		case <-w.exited:
+		default:
+			w.kill()
+		}
+	})
+}
+
 func (w *worker) stderrTail() string {
 	w.tailMu.Lock()
 	defer w.tailMu.Unlock()
@@ -565,7 +589,7 @@ func (r *Raylet) ownersGone(gone func(owner, ownerNode ids.ID) bool, why string)
 	stop := r.ownersGoneLocked(gone, why)
 	r.mu.Unlock()
 	for _, w := range stop {
-		w.kill()
+		w.terminate(jobEndGrace) // it reports its last task events first
 	}
 }
 
@@ -618,7 +642,7 @@ func (r *Raylet) jobFinished(job ids.ID, stopLease func(*lease) bool) {
 	r.mu.Unlock()
 	r.rt.forgetJob(job)
 	for _, w := range stop {
-		w.kill()
+		w.terminate(jobEndGrace)
 	}
 }
 
