@@ -76,7 +76,7 @@ export function job(main, page) {
 
   page.every(5000, async () => {
     if (!jobID) {
-      fill(taskBody, h('div', { class: 'muted' }, done ? 'No driver registered: the job ran no tasks.' : 'The job has no driver yet.'));
+      fill(taskBody, h('div', { class: 'muted' }, done ? 'No driver registered: the job ran no tasks.' : 'No driver has connected to this job (yet).'));
       return;
     }
     try {
