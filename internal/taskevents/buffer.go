@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/raygo/raygo/internal/errs"
 	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
@@ -313,7 +311,7 @@ func (b *Buffer) flush(ctx context.Context) {
 		size := 16
 		end := sent
 		for end < len(events) && end-sent < MaxRequestEvents {
-			n := proto.Size(events[end]) + 8
+			n := events[end].SizeVT() + 8
 			if size+n > MaxRequestBytes && end > sent {
 				break
 			}
