@@ -39,7 +39,7 @@ func (f *apiFlags) add(fs *pflag.FlagSet) {
 func (f *apiFlags) client(ctx context.Context) (*apiclient.Client, error) {
 	base := ""
 	switch {
-	case strings.HasPrefix(f.address, "http://") || strings.HasPrefix(f.address, "https://"):
+	case isAPIURL(f.address):
 		base = f.address
 	case f.address == "" && os.Getenv(envAPIAddress) != "":
 		base = os.Getenv(envAPIAddress)
@@ -109,4 +109,10 @@ func apiAddressOf(ctx context.Context, c clusterRef) (string, error) {
 		return "", fmt.Errorf("the cluster at %s serves no HTTP API (its head was started with --dashboard-port -1)", c.address)
 	}
 	return "http://" + info.GetApiAddress(), nil
+}
+
+// isAPIURL reports whether an --address names the HTTP API (http:// or
+// https://) rather than a control store.
+func isAPIURL(a string) bool {
+	return strings.HasPrefix(a, "http://") || strings.HasPrefix(a, "https://")
 }

@@ -115,7 +115,7 @@ audit log (<session>/logs/audit.log on the head).`,
 
 // addressOnly drops an http:// API address, which names no control store.
 func addressOnly(a string) string {
-	if len(a) > 7 && (a[:7] == "http://" || (len(a) > 8 && a[:8] == "https://")) {
+	if isAPIURL(a) {
 		return ""
 	}
 	return a

@@ -12,7 +12,7 @@ import (
 
 // MinIDDigits is the fewest hex digits an abbreviated id may have (as in
 // the state API): the start of the id or its end (ids.Short's form).
-const MinIDDigits = 6
+const MinIDDigits = ids.MinAbbrev
 
 // MaxTailLines bounds lines=.
 const MaxTailLines = 10_000_000
@@ -145,44 +145,21 @@ func parseFileQuery(q url.Values) (fileQuery, error) {
 	return fq, nil
 }
 
-// normalizeID checks an id given by a caller: 32 hex digits, or at least
-// MinIDDigits of its first or last ones. It returns it in lower case.
+// normalizeID checks an id given by a caller (ids.NormalizeAbbrev: 32
+// hex digits, or at least MinIDDigits of its first or last ones). It
+// returns it in lower case.
 func normalizeID(v, param string) (string, error) {
-	q := strings.ToLower(strings.TrimSpace(v))
-	if len(q) < MinIDDigits || len(q) > 2*ids.Size {
-		return "", fmt.Errorf("%s %q: want %d hex digits, or at least %d of its first or last ones", param, v, 2*ids.Size, MinIDDigits)
-	}
-	for _, c := range q {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return "", fmt.Errorf("%s %q: ids are hex digits (0-9, a-f)", param, v)
-		}
+	q, err := ids.NormalizeAbbrev(v)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %v", param, v, err)
 	}
 	return q, nil
 }
 
-// idMatches reports whether id (32 lower-case hex digits) is q or starts
-// or ends with it.
-func idMatches(id, q string) bool {
-	return id == q || strings.HasPrefix(id, q) || strings.HasSuffix(id, q)
-}
+// idMatches and pickID: ids.MatchesAbbrev, ids.PickAbbrev.
+func idMatches(id, q string) bool { return ids.MatchesAbbrev(id, q) }
 
-// pickID finds the one candidate q names: an exact match, or the only
-// one that starts or ends with q. It reports (found, ambiguous list).
-func pickID(candidates []string, q string) (string, []string) {
-	var found []string
-	for _, id := range candidates {
-		if id == q {
-			return id, nil
-		}
-		if idMatches(id, q) {
-			found = append(found, id)
-		}
-	}
-	if len(found) == 1 {
-		return found[0], nil
-	}
-	return "", found
-}
+func pickID(candidates []string, q string) (string, []string) { return ids.PickAbbrev(candidates, q) }
 
 // workerGlob is the ListLogs glob of a worker's .out or .err file given
 // its id, full or abbreviated: file names carry the id's short form (its
