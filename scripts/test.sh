@@ -2,8 +2,8 @@
 # Runs everything CI runs: generated-code check, formatting, vet, cross-
 # builds for darwin and windows, and the whole test suite under the race
 # detector. Installs what it needs (buf and the protoc plugins, built as
-# Go modules; redis-server, prometheus and chromium, Debian's packages)
-# idempotently.
+# Go modules; redis-server, prometheus and chromium, Debian's packages;
+# the npm packages of the MCP tests) idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,15 @@ echo "== prometheus and chromium"
 scripts/ensure-prometheus.sh
 scripts/ensure-chromium.sh
 export RAYGO_REQUIRE_PROMETHEUS=1 RAYGO_REQUIRE_CHROMIUM=1
+
+# The npm MCP clients and servers (the TypeScript SDK, the Inspector's CLI,
+# server-memory and server-everything, pinned) for the MCP tests
+# (internal/mcptest); installed once into a cache directory, and their
+# absence then fails those tests instead of skipping them.
+echo "== npm MCP packages"
+export RAYGO_MCP_NPM_DIR=${RAYGO_MCP_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/raygo/mcp-npm}
+scripts/ensure-mcp-npm.sh
+export RAYGO_REQUIRE_MCP_NPM=1
 
 echo "== generated code is up to date"
 scripts/genproto.sh --check

@@ -172,10 +172,23 @@ func (s *Server) Handle(pattern string, scope Scope, h http.HandlerFunc) {
 	s.mux.Handle(pattern, s.guard(scope, h))
 }
 
+// HandleProtocol registers h for a protocol endpoint whose POSTs carry
+// reads as well as changes (MCP's JSON-RPC): callers need scope, and the
+// handler itself requires ScopeWrite (with Who) for each change it
+// carries, and records it in the audit log. Such routes are listed with
+// SelfChecked set.
+func (s *Server) HandleProtocol(pattern string, scope Scope, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Pattern: pattern, Scope: scope, SelfChecked: true})
+	s.mux.Handle(pattern, s.guard(scope, h))
+}
+
 // Route is a registered pattern and the scope it needs.
 type Route struct {
 	Pattern string
 	Scope   Scope
+	// SelfChecked: registered with HandleProtocol; the handler checks the
+	// scope of each change a request carries.
+	SelfChecked bool
 }
 
 // Routes lists every registered route (the auth tests walk it).

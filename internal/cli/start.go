@@ -69,6 +69,7 @@ type startOptions struct {
 	dashboardPort     int      // --dashboard-port (0: a free one; -1: none)
 	allowOrigins      []string // --dashboard-allow-origin
 	metricsOpen       bool     // --metrics-open
+	mcpMutations      bool     // --mcp-allow-mutations
 	dashboardPortSet  bool     // --dashboard-port given: a taken port is an error
 
 	// Hidden flags passed by a detaching `raygo start` to its child.
@@ -141,6 +142,7 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.dashboardPort, "dashboard-port", api.DefaultPort, "head only: port of the HTTP API and dashboard (0 picks a free one, -1 serves none); when the default is taken, a free one is used")
 	fs.StringArrayVar(&o.allowOrigins, "dashboard-allow-origin", nil, "head only: a web `ORIGIN` (https://host:port) besides the dashboard's own that may call the HTTP API from a browser (repeatable)")
 	fs.BoolVar(&o.metricsOpen, "metrics-open", false, "head only: serve /metrics without a token (everything else still needs one)")
+	fs.BoolVar(&o.mcpMutations, "mcp-allow-mutations", false, "head only: offer /mcp's tools that change the cluster (submit, stop, delete jobs, kill actors); they still need a write token")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
 	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
 	_ = fs.MarkHidden("session-dir")
@@ -172,8 +174,8 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--host must not be empty")
 	case !o.head && (changed(fs, "storage") || changed(fs, "storage-namespace")):
 		return usageErrorf("--storage is for --head: the control store keeps the cluster's state")
-	case !o.head && (changed(fs, "dashboard-host") || changed(fs, "dashboard-port") || changed(fs, "dashboard-allow-origin") || changed(fs, "metrics-open")):
-		return usageErrorf("--dashboard-* and --metrics-open are for --head: the head serves the HTTP API and dashboard")
+	case !o.head && (changed(fs, "dashboard-host") || changed(fs, "dashboard-port") || changed(fs, "dashboard-allow-origin") || changed(fs, "metrics-open") || changed(fs, "mcp-allow-mutations")):
+		return usageErrorf("--dashboard-*, --metrics-open and --mcp-allow-mutations are for --head: the head serves the HTTP API and dashboard")
 	case o.dashboardPort < -1 || o.dashboardPort > 65535:
 		return usageErrorf("--dashboard-port must be in 0..65535 (or -1 for none), got %d", o.dashboardPort)
 	case o.storage != "" && o.head && o.port == 0:
@@ -577,6 +579,9 @@ func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 		if o.metricsOpen {
 			args = append(args, "--metrics-open")
 		}
+		if o.mcpMutations {
+			args = append(args, "--mcp-allow-mutations")
+		}
 	} else {
 		args = append(args, "--address="+o.address)
 	}
@@ -646,7 +651,7 @@ func runHead(ctx context.Context, stopSignals func(), o *startOptions, plan node
 		Token:         session.NewToken(),
 		Storage:       o.storage, StorageNamespace: o.storageNamespace,
 		API: node.APIConfig{Disabled: o.dashboardPort < 0, Address: net.JoinHostPort(o.dashboardHost, strconv.Itoa(o.dashboardPort)),
-			AllowedOrigins: o.allowOrigins, MetricsOpen: o.metricsOpen},
+			AllowedOrigins: o.allowOrigins, MetricsOpen: o.metricsOpen, MCPAllowMutations: o.mcpMutations},
 		Version: Version,
 	}
 	head, err := node.StartHead(hc)

@@ -11,6 +11,8 @@ import (
 	"github.com/raygo/raygo/internal/dashboard"
 	"github.com/raygo/raygo/internal/jobs"
 	"github.com/raygo/raygo/internal/logs"
+	"github.com/raygo/raygo/internal/mcphost"
+	"github.com/raygo/raygo/internal/mcpserver"
 	"github.com/raygo/raygo/internal/metrics"
 	"github.com/raygo/raygo/internal/rpc"
 	"github.com/raygo/raygo/internal/state"
@@ -26,6 +28,9 @@ type APIConfig struct {
 	Address        string
 	AllowedOrigins []string
 	MetricsOpen    bool
+	// MCPAllowMutations enables /mcp's tools that change the cluster
+	// (internal/mcpserver); they still need a write token.
+	MCPAllowMutations bool
 }
 
 // authNamespace is the control store KV namespace of the API's tokens.
@@ -33,7 +38,7 @@ const authNamespace = "raygo/auth"
 
 // features are the HTTP API's parts; the head registers each on its
 // server, in this order.
-var features = []api.Feature{dashboard.Register, state.Register, metrics.Register, timeline.Register, jobs.Register, logs.Register}
+var features = []api.Feature{dashboard.Register, state.Register, metrics.Register, timeline.Register, jobs.Register, logs.Register, mcphost.Register}
 
 // startAPI starts the head's HTTP server with every feature's routes.
 func (h *Head) startAPI(cfg HeadConfig) error {
@@ -62,7 +67,7 @@ func (h *Head) startAPI(cfg HeadConfig) error {
 		return err
 	}
 	c := &api.Cluster{GCS: h.gcs, Pool: h.pool, Address: h.address, SessionDir: cfg.Raylet.SessionDir, HeadNode: h.raylet}
-	for _, f := range features {
+	for _, f := range append(features, mcpserver.Feature(mcpserver.Options{AllowMutations: cfg.API.MCPAllowMutations})) {
 		stop, err := f(s, c)
 		if err != nil {
 			h.stopAPI()

@@ -11465,6 +11465,212 @@ func (*EntrypointExitedReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{168}
 }
 
+// MCPReplicaStart: what a hosted MCP server's replica runs. The node
+// reserves resources as a lease would for as long as the replica runs
+// (an UNAVAILABLE-kind error when they are not free now, so the head
+// tries another node; an INFEASIBLE one when they exceed the node's
+// totals), unpacks the runtime env's working dir, and runs argv (argv[0]
+// found on PATH, the runtime env's when it sets one) there in a process
+// group of its own; stderr goes to
+// <session>/logs/mcp-<server>-<replica_id>.log.
+type MCPReplicaStart struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Server     string                 `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`                        // the hosted server's name
+	ReplicaId  string                 `protobuf:"bytes,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"` // unique in the cluster, names the log file
+	Argv       []string               `protobuf:"bytes,3,rep,name=argv,proto3" json:"argv,omitempty"`
+	RuntimeEnv *RuntimeEnv            `protobuf:"bytes,4,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
+	Resources  map[string]float64     `protobuf:"bytes,5,rep,name=resources,proto3" json:"resources,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// cluster_address: the control store's address (RAYGO_ADDRESS), for
+	// servers that are raygo programs.
+	ClusterAddress string `protobuf:"bytes,6,opt,name=cluster_address,json=clusterAddress,proto3" json:"cluster_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MCPReplicaStart) Reset() {
+	*x = MCPReplicaStart{}
+	mi := &file_raygo_proto_msgTypes[169]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MCPReplicaStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MCPReplicaStart) ProtoMessage() {}
+
+func (x *MCPReplicaStart) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[169]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MCPReplicaStart.ProtoReflect.Descriptor instead.
+func (*MCPReplicaStart) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{169}
+}
+
+func (x *MCPReplicaStart) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *MCPReplicaStart) GetReplicaId() string {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return ""
+}
+
+func (x *MCPReplicaStart) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *MCPReplicaStart) GetRuntimeEnv() *RuntimeEnv {
+	if x != nil {
+		return x.RuntimeEnv
+	}
+	return nil
+}
+
+func (x *MCPReplicaStart) GetResources() map[string]float64 {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *MCPReplicaStart) GetClusterAddress() string {
+	if x != nil {
+		return x.ClusterAddress
+	}
+	return ""
+}
+
+type MCPReplicaInput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *MCPReplicaStart       `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"` // the first message only
+	Stdin         []byte                 `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"` // bytes for the process's stdin
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MCPReplicaInput) Reset() {
+	*x = MCPReplicaInput{}
+	mi := &file_raygo_proto_msgTypes[170]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MCPReplicaInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MCPReplicaInput) ProtoMessage() {}
+
+func (x *MCPReplicaInput) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[170]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MCPReplicaInput.ProtoReflect.Descriptor instead.
+func (*MCPReplicaInput) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{170}
+}
+
+func (x *MCPReplicaInput) GetStart() *MCPReplicaStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *MCPReplicaInput) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+type MCPReplicaOutput struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pid           int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`                       // the first message: the process started
+	Stdout        []byte                 `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`                  // bytes the process wrote to stdout
+	LogFile       string                 `protobuf:"bytes,3,opt,name=log_file,json=logFile,proto3" json:"log_file,omitempty"` // the first message: its stderr log's name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MCPReplicaOutput) Reset() {
+	*x = MCPReplicaOutput{}
+	mi := &file_raygo_proto_msgTypes[171]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MCPReplicaOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MCPReplicaOutput) ProtoMessage() {}
+
+func (x *MCPReplicaOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_raygo_proto_msgTypes[171]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MCPReplicaOutput.ProtoReflect.Descriptor instead.
+func (*MCPReplicaOutput) Descriptor() ([]byte, []int) {
+	return file_raygo_proto_rawDescGZIP(), []int{171}
+}
+
+func (x *MCPReplicaOutput) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *MCPReplicaOutput) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *MCPReplicaOutput) GetLogFile() string {
+	if x != nil {
+		return x.LogFile
+	}
+	return ""
+}
+
 type MetricsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -11473,7 +11679,7 @@ type MetricsRequest struct {
 
 func (x *MetricsRequest) Reset() {
 	*x = MetricsRequest{}
-	mi := &file_raygo_proto_msgTypes[169]
+	mi := &file_raygo_proto_msgTypes[172]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11485,7 +11691,7 @@ func (x *MetricsRequest) String() string {
 func (*MetricsRequest) ProtoMessage() {}
 
 func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[169]
+	mi := &file_raygo_proto_msgTypes[172]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11498,7 +11704,7 @@ func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
 func (*MetricsRequest) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{169}
+	return file_raygo_proto_rawDescGZIP(), []int{172}
 }
 
 // MetricsReply: text is the Prometheus text exposition format (0.0.4).
@@ -11511,7 +11717,7 @@ type MetricsReply struct {
 
 func (x *MetricsReply) Reset() {
 	*x = MetricsReply{}
-	mi := &file_raygo_proto_msgTypes[170]
+	mi := &file_raygo_proto_msgTypes[173]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11523,7 +11729,7 @@ func (x *MetricsReply) String() string {
 func (*MetricsReply) ProtoMessage() {}
 
 func (x *MetricsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_raygo_proto_msgTypes[170]
+	mi := &file_raygo_proto_msgTypes[173]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11536,7 +11742,7 @@ func (x *MetricsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsReply.ProtoReflect.Descriptor instead.
 func (*MetricsReply) Descriptor() ([]byte, []int) {
-	return file_raygo_proto_rawDescGZIP(), []int{170}
+	return file_raygo_proto_rawDescGZIP(), []int{173}
 }
 
 func (x *MetricsReply) GetText() []byte {
@@ -12354,7 +12560,26 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x18\n" +
 	"\astopped\x18\x05 \x01(\bR\astopped\"\x17\n" +
-	"\x15EntrypointExitedReply\"\x10\n" +
+	"\x15EntrypointExitedReply\"\xc2\x02\n" +
+	"\x0fMCPReplicaStart\x12\x16\n" +
+	"\x06server\x18\x01 \x01(\tR\x06server\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x02 \x01(\tR\treplicaId\x12\x12\n" +
+	"\x04argv\x18\x03 \x03(\tR\x04argv\x125\n" +
+	"\vruntime_env\x18\x04 \x01(\v2\x14.raygo.v1.RuntimeEnvR\n" +
+	"runtimeEnv\x12F\n" +
+	"\tresources\x18\x05 \x03(\v2(.raygo.v1.MCPReplicaStart.ResourcesEntryR\tresources\x12'\n" +
+	"\x0fcluster_address\x18\x06 \x01(\tR\x0eclusterAddress\x1a<\n" +
+	"\x0eResourcesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"X\n" +
+	"\x0fMCPReplicaInput\x12/\n" +
+	"\x05start\x18\x01 \x01(\v2\x19.raygo.v1.MCPReplicaStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\"W\n" +
+	"\x10MCPReplicaOutput\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x19\n" +
+	"\blog_file\x18\x03 \x01(\tR\alogFile\"\x10\n" +
 	"\x0eMetricsRequest\"\"\n" +
 	"\fMetricsReply\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\fR\x04text*\x94\x06\n" +
@@ -12492,7 +12717,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x10ReportTaskEvents\x12!.raygo.v1.ReportTaskEventsRequest\x1a\x1f.raygo.v1.ReportTaskEventsReply\x12=\n" +
 	"\vPublishLogs\x12\x12.raygo.v1.LogBatch\x1a\x1a.raygo.v1.PublishLogsReply\x12E\n" +
 	"\rSubscribeLogs\x12\x1e.raygo.v1.SubscribeLogsRequest\x1a\x12.raygo.v1.LogBatch0\x01\x12V\n" +
-	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xf3\x0e\n" +
+	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xbf\x0f\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -12522,7 +12747,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\aReadLog\x12\x18.raygo.v1.ReadLogRequest\x1a\x12.raygo.v1.LogChunk0\x01\x12S\n" +
 	"\x0fStartEntrypoint\x12 .raygo.v1.StartEntrypointRequest\x1a\x1e.raygo.v1.StartEntrypointReply\x12P\n" +
 	"\x0eStopEntrypoint\x12\x1f.raygo.v1.StopEntrypointRequest\x1a\x1d.raygo.v1.StopEntrypointReply\x12;\n" +
-	"\aMetrics\x12\x18.raygo.v1.MetricsRequest\x1a\x16.raygo.v1.MetricsReply2\xa5\x05\n" +
+	"\aMetrics\x12\x18.raygo.v1.MetricsRequest\x1a\x16.raygo.v1.MetricsReply\x12J\n" +
+	"\rRunMCPReplica\x12\x19.raygo.v1.MCPReplicaInput\x1a\x1a.raygo.v1.MCPReplicaOutput(\x010\x012\xa5\x05\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -12549,7 +12775,7 @@ func file_raygo_proto_rawDescGZIP() []byte {
 }
 
 var file_raygo_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 177)
+var file_raygo_proto_msgTypes = make([]protoimpl.MessageInfo, 181)
 var file_raygo_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: raygo.v1.ErrorKind
 	(ActorDeathCause)(0),                // 1: raygo.v1.ActorDeathCause
@@ -12733,17 +12959,21 @@ var file_raygo_proto_goTypes = []any{
 	(*StopEntrypointReply)(nil),         // 179: raygo.v1.StopEntrypointReply
 	(*EntrypointExitedRequest)(nil),     // 180: raygo.v1.EntrypointExitedRequest
 	(*EntrypointExitedReply)(nil),       // 181: raygo.v1.EntrypointExitedReply
-	(*MetricsRequest)(nil),              // 182: raygo.v1.MetricsRequest
-	(*MetricsReply)(nil),                // 183: raygo.v1.MetricsReply
-	nil,                                 // 184: raygo.v1.Resources.AmountsEntry
-	nil,                                 // 185: raygo.v1.NodeInfo.LabelsEntry
-	nil,                                 // 186: raygo.v1.LeaseReply.GpuIdsEntry
-	nil,                                 // 187: raygo.v1.RuntimeEnv.EnvVarsEntry
-	nil,                                 // 188: raygo.v1.JobSubmission.MetadataEntry
-	nil,                                 // 189: raygo.v1.JobSubmission.EntrypointResourcesEntry
+	(*MCPReplicaStart)(nil),             // 182: raygo.v1.MCPReplicaStart
+	(*MCPReplicaInput)(nil),             // 183: raygo.v1.MCPReplicaInput
+	(*MCPReplicaOutput)(nil),            // 184: raygo.v1.MCPReplicaOutput
+	(*MetricsRequest)(nil),              // 185: raygo.v1.MetricsRequest
+	(*MetricsReply)(nil),                // 186: raygo.v1.MetricsReply
+	nil,                                 // 187: raygo.v1.Resources.AmountsEntry
+	nil,                                 // 188: raygo.v1.NodeInfo.LabelsEntry
+	nil,                                 // 189: raygo.v1.LeaseReply.GpuIdsEntry
+	nil,                                 // 190: raygo.v1.RuntimeEnv.EnvVarsEntry
+	nil,                                 // 191: raygo.v1.JobSubmission.MetadataEntry
+	nil,                                 // 192: raygo.v1.JobSubmission.EntrypointResourcesEntry
+	nil,                                 // 193: raygo.v1.MCPReplicaStart.ResourcesEntry
 }
 var file_raygo_proto_depIdxs = []int32{
-	184, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
+	187, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
 	0,   // 1: raygo.v1.ErrorInfo.kind:type_name -> raygo.v1.ErrorKind
 	14,  // 2: raygo.v1.ErrorInfo.cause:type_name -> raygo.v1.ErrorInfo
 	1,   // 3: raygo.v1.ErrorInfo.actor_death:type_name -> raygo.v1.ActorDeathCause
@@ -12764,7 +12994,7 @@ var file_raygo_proto_depIdxs = []int32{
 	14,  // 18: raygo.v1.TaskReply.error:type_name -> raygo.v1.ErrorInfo
 	13,  // 19: raygo.v1.NodeInfo.total:type_name -> raygo.v1.Resources
 	13,  // 20: raygo.v1.NodeInfo.available:type_name -> raygo.v1.Resources
-	185, // 21: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
+	188, // 21: raygo.v1.NodeInfo.labels:type_name -> raygo.v1.NodeInfo.LabelsEntry
 	4,   // 22: raygo.v1.NodeInfo.state:type_name -> raygo.v1.NodeState
 	13,  // 23: raygo.v1.NodeInfo.pending_demands:type_name -> raygo.v1.Resources
 	13,  // 24: raygo.v1.NodeInfo.infeasible_demands:type_name -> raygo.v1.Resources
@@ -12813,7 +13043,7 @@ var file_raygo_proto_depIdxs = []int32{
 	13,  // 67: raygo.v1.LeaseRequest.placement_resources:type_name -> raygo.v1.Resources
 	19,  // 68: raygo.v1.LeaseRequest.scheduling:type_name -> raygo.v1.SchedulingOptions
 	153, // 69: raygo.v1.LeaseRequest.runtime_env:type_name -> raygo.v1.RuntimeEnv
-	186, // 70: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
+	189, // 70: raygo.v1.LeaseReply.gpu_ids:type_name -> raygo.v1.LeaseReply.GpuIdsEntry
 	14,  // 71: raygo.v1.LeaseReply.infeasible:type_name -> raygo.v1.ErrorInfo
 	22,  // 72: raygo.v1.NodeStatsReply.node:type_name -> raygo.v1.NodeInfo
 	136, // 73: raygo.v1.NodeStatsReply.store:type_name -> raygo.v1.StoreStats
@@ -12840,7 +13070,7 @@ var file_raygo_proto_depIdxs = []int32{
 	20,  // 94: raygo.v1.CreateActorTaskRequest.spec:type_name -> raygo.v1.TaskSpec
 	14,  // 95: raygo.v1.CreateActorTaskReply.error:type_name -> raygo.v1.ErrorInfo
 	16,  // 96: raygo.v1.RebuildObjectReply.value:type_name -> raygo.v1.Value
-	187, // 97: raygo.v1.RuntimeEnv.env_vars:type_name -> raygo.v1.RuntimeEnv.EnvVarsEntry
+	190, // 97: raygo.v1.RuntimeEnv.env_vars:type_name -> raygo.v1.RuntimeEnv.EnvVarsEntry
 	10,  // 98: raygo.v1.TaskStatusChange.status:type_name -> raygo.v1.TaskStatus
 	11,  // 99: raygo.v1.TaskEvent.type:type_name -> raygo.v1.TaskType
 	13,  // 100: raygo.v1.TaskEvent.required:type_name -> raygo.v1.Resources
@@ -12853,148 +13083,153 @@ var file_raygo_proto_depIdxs = []int32{
 	169, // 107: raygo.v1.ListWorkersReply.workers:type_name -> raygo.v1.WorkerInfo
 	172, // 108: raygo.v1.ListObjectsReply.objects:type_name -> raygo.v1.ObjectInfo
 	12,  // 109: raygo.v1.JobSubmission.status:type_name -> raygo.v1.JobStatus
-	188, // 110: raygo.v1.JobSubmission.metadata:type_name -> raygo.v1.JobSubmission.MetadataEntry
+	191, // 110: raygo.v1.JobSubmission.metadata:type_name -> raygo.v1.JobSubmission.MetadataEntry
 	153, // 111: raygo.v1.JobSubmission.runtime_env:type_name -> raygo.v1.RuntimeEnv
-	189, // 112: raygo.v1.JobSubmission.entrypoint_resources:type_name -> raygo.v1.JobSubmission.EntrypointResourcesEntry
+	192, // 112: raygo.v1.JobSubmission.entrypoint_resources:type_name -> raygo.v1.JobSubmission.EntrypointResourcesEntry
 	175, // 113: raygo.v1.StartEntrypointRequest.job:type_name -> raygo.v1.JobSubmission
 	14,  // 114: raygo.v1.StartEntrypointReply.error:type_name -> raygo.v1.ErrorInfo
-	23,  // 115: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
-	31,  // 116: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
-	27,  // 117: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
-	29,  // 118: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
-	34,  // 119: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
-	36,  // 120: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
-	38,  // 121: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
-	40,  // 122: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
-	42,  // 123: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
-	44,  // 124: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
-	46,  // 125: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
-	48,  // 126: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
-	50,  // 127: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
-	52,  // 128: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
-	54,  // 129: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
-	56,  // 130: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
-	58,  // 131: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
-	60,  // 132: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
-	62,  // 133: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
-	64,  // 134: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
-	68,  // 135: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
-	70,  // 136: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
-	72,  // 137: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
-	74,  // 138: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
-	76,  // 139: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
-	79,  // 140: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
-	154, // 141: raygo.v1.ControlStore.GetClusterInfo:input_type -> raygo.v1.GetClusterInfoRequest
-	158, // 142: raygo.v1.ControlStore.ReportTaskEvents:input_type -> raygo.v1.ReportTaskEventsRequest
-	161, // 143: raygo.v1.ControlStore.PublishLogs:input_type -> raygo.v1.LogBatch
-	163, // 144: raygo.v1.ControlStore.SubscribeLogs:input_type -> raygo.v1.SubscribeLogsRequest
-	180, // 145: raygo.v1.ControlStore.EntrypointExited:input_type -> raygo.v1.EntrypointExitedRequest
-	90,  // 146: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
-	92,  // 147: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
-	94,  // 148: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
-	96,  // 149: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
-	98,  // 150: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
-	100, // 151: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
-	102, // 152: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
-	102, // 153: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
-	105, // 154: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
-	107, // 155: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
-	109, // 156: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
-	111, // 157: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
-	114, // 158: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
-	119, // 159: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
-	121, // 160: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
-	84,  // 161: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
-	86,  // 162: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
-	88,  // 163: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
-	116, // 164: raygo.v1.NodeDaemon.ReleaseUnused:input_type -> raygo.v1.ReleaseUnusedRequest
-	170, // 165: raygo.v1.NodeDaemon.ListWorkers:input_type -> raygo.v1.ListWorkersRequest
-	173, // 166: raygo.v1.NodeDaemon.ListObjects:input_type -> raygo.v1.ListObjectsRequest
-	165, // 167: raygo.v1.NodeDaemon.ListLogs:input_type -> raygo.v1.ListLogsRequest
-	167, // 168: raygo.v1.NodeDaemon.ReadLog:input_type -> raygo.v1.ReadLogRequest
-	176, // 169: raygo.v1.NodeDaemon.StartEntrypoint:input_type -> raygo.v1.StartEntrypointRequest
-	178, // 170: raygo.v1.NodeDaemon.StopEntrypoint:input_type -> raygo.v1.StopEntrypointRequest
-	182, // 171: raygo.v1.NodeDaemon.Metrics:input_type -> raygo.v1.MetricsRequest
-	138, // 172: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
-	140, // 173: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
-	143, // 174: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
-	145, // 175: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
-	147, // 176: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
-	149, // 177: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
-	124, // 178: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
-	127, // 179: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
-	151, // 180: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
-	26,  // 181: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
-	32,  // 182: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
-	28,  // 183: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
-	30,  // 184: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
-	35,  // 185: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
-	37,  // 186: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
-	39,  // 187: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
-	41,  // 188: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
-	43,  // 189: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
-	45,  // 190: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
-	47,  // 191: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
-	49,  // 192: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
-	51,  // 193: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
-	48,  // 194: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
-	55,  // 195: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
-	57,  // 196: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
-	59,  // 197: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
-	61,  // 198: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
-	63,  // 199: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
-	65,  // 200: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
-	69,  // 201: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
-	71,  // 202: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
-	73,  // 203: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
-	75,  // 204: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
-	77,  // 205: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
-	82,  // 206: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
-	155, // 207: raygo.v1.ControlStore.GetClusterInfo:output_type -> raygo.v1.GetClusterInfoReply
-	159, // 208: raygo.v1.ControlStore.ReportTaskEvents:output_type -> raygo.v1.ReportTaskEventsReply
-	162, // 209: raygo.v1.ControlStore.PublishLogs:output_type -> raygo.v1.PublishLogsReply
-	161, // 210: raygo.v1.ControlStore.SubscribeLogs:output_type -> raygo.v1.LogBatch
-	181, // 211: raygo.v1.ControlStore.EntrypointExited:output_type -> raygo.v1.EntrypointExitedReply
-	91,  // 212: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
-	93,  // 213: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
-	95,  // 214: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
-	97,  // 215: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
-	99,  // 216: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
-	101, // 217: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
-	103, // 218: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
-	104, // 219: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
-	106, // 220: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
-	108, // 221: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
-	110, // 222: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
-	112, // 223: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
-	115, // 224: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
-	120, // 225: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
-	122, // 226: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
-	85,  // 227: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
-	87,  // 228: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
-	89,  // 229: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
-	118, // 230: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
-	171, // 231: raygo.v1.NodeDaemon.ListWorkers:output_type -> raygo.v1.ListWorkersReply
-	174, // 232: raygo.v1.NodeDaemon.ListObjects:output_type -> raygo.v1.ListObjectsReply
-	166, // 233: raygo.v1.NodeDaemon.ListLogs:output_type -> raygo.v1.ListLogsReply
-	168, // 234: raygo.v1.NodeDaemon.ReadLog:output_type -> raygo.v1.LogChunk
-	177, // 235: raygo.v1.NodeDaemon.StartEntrypoint:output_type -> raygo.v1.StartEntrypointReply
-	179, // 236: raygo.v1.NodeDaemon.StopEntrypoint:output_type -> raygo.v1.StopEntrypointReply
-	183, // 237: raygo.v1.NodeDaemon.Metrics:output_type -> raygo.v1.MetricsReply
-	139, // 238: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
-	142, // 239: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
-	144, // 240: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
-	146, // 241: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
-	148, // 242: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
-	150, // 243: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
-	126, // 244: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
-	128, // 245: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
-	152, // 246: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
-	181, // [181:247] is the sub-list for method output_type
-	115, // [115:181] is the sub-list for method input_type
-	115, // [115:115] is the sub-list for extension type_name
-	115, // [115:115] is the sub-list for extension extendee
-	0,   // [0:115] is the sub-list for field type_name
+	153, // 115: raygo.v1.MCPReplicaStart.runtime_env:type_name -> raygo.v1.RuntimeEnv
+	193, // 116: raygo.v1.MCPReplicaStart.resources:type_name -> raygo.v1.MCPReplicaStart.ResourcesEntry
+	182, // 117: raygo.v1.MCPReplicaInput.start:type_name -> raygo.v1.MCPReplicaStart
+	23,  // 118: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
+	31,  // 119: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
+	27,  // 120: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
+	29,  // 121: raygo.v1.ControlStore.GetNodes:input_type -> raygo.v1.GetNodesRequest
+	34,  // 122: raygo.v1.ControlStore.RegisterJob:input_type -> raygo.v1.RegisterJobRequest
+	36,  // 123: raygo.v1.ControlStore.GetJob:input_type -> raygo.v1.GetJobRequest
+	38,  // 124: raygo.v1.ControlStore.FinishJob:input_type -> raygo.v1.FinishJobRequest
+	40,  // 125: raygo.v1.ControlStore.DriverAlive:input_type -> raygo.v1.DriverAliveRequest
+	42,  // 126: raygo.v1.ControlStore.ListJobs:input_type -> raygo.v1.ListJobsRequest
+	44,  // 127: raygo.v1.ControlStore.KVPut:input_type -> raygo.v1.KVPutRequest
+	46,  // 128: raygo.v1.ControlStore.KVGet:input_type -> raygo.v1.KVGetRequest
+	48,  // 129: raygo.v1.ControlStore.PutBinary:input_type -> raygo.v1.BinaryChunk
+	50,  // 130: raygo.v1.ControlStore.HasBinary:input_type -> raygo.v1.HasBinaryRequest
+	52,  // 131: raygo.v1.ControlStore.GetBinary:input_type -> raygo.v1.GetBinaryRequest
+	54,  // 132: raygo.v1.ControlStore.CreateActor:input_type -> raygo.v1.CreateActorRequest
+	56,  // 133: raygo.v1.ControlStore.GetActor:input_type -> raygo.v1.GetActorRequest
+	58,  // 134: raygo.v1.ControlStore.WaitActor:input_type -> raygo.v1.WaitActorRequest
+	60,  // 135: raygo.v1.ControlStore.KillActor:input_type -> raygo.v1.KillActorRequest
+	62,  // 136: raygo.v1.ControlStore.ListActors:input_type -> raygo.v1.ListActorsRequest
+	64,  // 137: raygo.v1.ControlStore.WorkerDied:input_type -> raygo.v1.WorkerDiedRequest
+	68,  // 138: raygo.v1.ControlStore.CreatePlacementGroup:input_type -> raygo.v1.CreatePlacementGroupRequest
+	70,  // 139: raygo.v1.ControlStore.RemovePlacementGroup:input_type -> raygo.v1.RemovePlacementGroupRequest
+	72,  // 140: raygo.v1.ControlStore.GetPlacementGroup:input_type -> raygo.v1.GetPlacementGroupRequest
+	74,  // 141: raygo.v1.ControlStore.ListPlacementGroups:input_type -> raygo.v1.ListPlacementGroupsRequest
+	76,  // 142: raygo.v1.ControlStore.WaitPlacementGroup:input_type -> raygo.v1.WaitPlacementGroupRequest
+	79,  // 143: raygo.v1.ControlStore.PlacementGroupOps:input_type -> raygo.v1.GroupOpsRequest
+	154, // 144: raygo.v1.ControlStore.GetClusterInfo:input_type -> raygo.v1.GetClusterInfoRequest
+	158, // 145: raygo.v1.ControlStore.ReportTaskEvents:input_type -> raygo.v1.ReportTaskEventsRequest
+	161, // 146: raygo.v1.ControlStore.PublishLogs:input_type -> raygo.v1.LogBatch
+	163, // 147: raygo.v1.ControlStore.SubscribeLogs:input_type -> raygo.v1.SubscribeLogsRequest
+	180, // 148: raygo.v1.ControlStore.EntrypointExited:input_type -> raygo.v1.EntrypointExitedRequest
+	90,  // 149: raygo.v1.NodeDaemon.RequestLease:input_type -> raygo.v1.LeaseRequest
+	92,  // 150: raygo.v1.NodeDaemon.CancelLease:input_type -> raygo.v1.CancelLeaseRequest
+	94,  // 151: raygo.v1.NodeDaemon.ReturnLease:input_type -> raygo.v1.ReturnLeaseRequest
+	96,  // 152: raygo.v1.NodeDaemon.RegisterWorker:input_type -> raygo.v1.RegisterWorkerRequest
+	98,  // 153: raygo.v1.NodeDaemon.NotifyBlocked:input_type -> raygo.v1.BlockedRequest
+	100, // 154: raygo.v1.NodeDaemon.PutObject:input_type -> raygo.v1.PutObjectRequest
+	102, // 155: raygo.v1.NodeDaemon.GetObject:input_type -> raygo.v1.GetObjectRequest
+	102, // 156: raygo.v1.NodeDaemon.FetchObject:input_type -> raygo.v1.GetObjectRequest
+	105, // 157: raygo.v1.NodeDaemon.FreeObjects:input_type -> raygo.v1.FreeObjectsRequest
+	107, // 158: raygo.v1.NodeDaemon.FreeOwned:input_type -> raygo.v1.FreeOwnedRequest
+	109, // 159: raygo.v1.NodeDaemon.KillWorker:input_type -> raygo.v1.KillWorkerRequest
+	111, // 160: raygo.v1.NodeDaemon.NodeStats:input_type -> raygo.v1.NodeStatsRequest
+	114, // 161: raygo.v1.NodeDaemon.WorkerDeathCause:input_type -> raygo.v1.WorkerDeathCauseRequest
+	119, // 162: raygo.v1.NodeDaemon.PullObject:input_type -> raygo.v1.PullObjectRequest
+	121, // 163: raygo.v1.NodeDaemon.TransferAddress:input_type -> raygo.v1.TransferAddressRequest
+	84,  // 164: raygo.v1.NodeDaemon.PrepareBundles:input_type -> raygo.v1.PrepareBundlesRequest
+	86,  // 165: raygo.v1.NodeDaemon.CommitBundles:input_type -> raygo.v1.CommitBundlesRequest
+	88,  // 166: raygo.v1.NodeDaemon.CancelBundles:input_type -> raygo.v1.CancelBundlesRequest
+	116, // 167: raygo.v1.NodeDaemon.ReleaseUnused:input_type -> raygo.v1.ReleaseUnusedRequest
+	170, // 168: raygo.v1.NodeDaemon.ListWorkers:input_type -> raygo.v1.ListWorkersRequest
+	173, // 169: raygo.v1.NodeDaemon.ListObjects:input_type -> raygo.v1.ListObjectsRequest
+	165, // 170: raygo.v1.NodeDaemon.ListLogs:input_type -> raygo.v1.ListLogsRequest
+	167, // 171: raygo.v1.NodeDaemon.ReadLog:input_type -> raygo.v1.ReadLogRequest
+	176, // 172: raygo.v1.NodeDaemon.StartEntrypoint:input_type -> raygo.v1.StartEntrypointRequest
+	178, // 173: raygo.v1.NodeDaemon.StopEntrypoint:input_type -> raygo.v1.StopEntrypointRequest
+	185, // 174: raygo.v1.NodeDaemon.Metrics:input_type -> raygo.v1.MetricsRequest
+	183, // 175: raygo.v1.NodeDaemon.RunMCPReplica:input_type -> raygo.v1.MCPReplicaInput
+	138, // 176: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
+	140, // 177: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
+	143, // 178: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
+	145, // 179: raygo.v1.CoreWorker.CancelTask:input_type -> raygo.v1.CancelTaskRequest
+	147, // 180: raygo.v1.CoreWorker.CreateActor:input_type -> raygo.v1.CreateActorTaskRequest
+	149, // 181: raygo.v1.CoreWorker.Exit:input_type -> raygo.v1.ExitRequest
+	124, // 182: raygo.v1.CoreWorker.ObjectLocations:input_type -> raygo.v1.ObjectLocationsRequest
+	127, // 183: raygo.v1.CoreWorker.UpdateObjectLocation:input_type -> raygo.v1.UpdateObjectLocationRequest
+	151, // 184: raygo.v1.CoreWorker.RebuildObject:input_type -> raygo.v1.RebuildObjectRequest
+	26,  // 185: raygo.v1.ControlStore.RegisterNode:output_type -> raygo.v1.RegisterNodeReply
+	32,  // 186: raygo.v1.ControlStore.UnregisterNode:output_type -> raygo.v1.UnregisterNodeReply
+	28,  // 187: raygo.v1.ControlStore.NodeHeartbeat:output_type -> raygo.v1.NodeHeartbeatReply
+	30,  // 188: raygo.v1.ControlStore.GetNodes:output_type -> raygo.v1.GetNodesReply
+	35,  // 189: raygo.v1.ControlStore.RegisterJob:output_type -> raygo.v1.RegisterJobReply
+	37,  // 190: raygo.v1.ControlStore.GetJob:output_type -> raygo.v1.GetJobReply
+	39,  // 191: raygo.v1.ControlStore.FinishJob:output_type -> raygo.v1.FinishJobReply
+	41,  // 192: raygo.v1.ControlStore.DriverAlive:output_type -> raygo.v1.DriverAliveReply
+	43,  // 193: raygo.v1.ControlStore.ListJobs:output_type -> raygo.v1.ListJobsReply
+	45,  // 194: raygo.v1.ControlStore.KVPut:output_type -> raygo.v1.KVPutReply
+	47,  // 195: raygo.v1.ControlStore.KVGet:output_type -> raygo.v1.KVGetReply
+	49,  // 196: raygo.v1.ControlStore.PutBinary:output_type -> raygo.v1.PutBinaryReply
+	51,  // 197: raygo.v1.ControlStore.HasBinary:output_type -> raygo.v1.HasBinaryReply
+	48,  // 198: raygo.v1.ControlStore.GetBinary:output_type -> raygo.v1.BinaryChunk
+	55,  // 199: raygo.v1.ControlStore.CreateActor:output_type -> raygo.v1.CreateActorReply
+	57,  // 200: raygo.v1.ControlStore.GetActor:output_type -> raygo.v1.GetActorReply
+	59,  // 201: raygo.v1.ControlStore.WaitActor:output_type -> raygo.v1.WaitActorReply
+	61,  // 202: raygo.v1.ControlStore.KillActor:output_type -> raygo.v1.KillActorReply
+	63,  // 203: raygo.v1.ControlStore.ListActors:output_type -> raygo.v1.ListActorsReply
+	65,  // 204: raygo.v1.ControlStore.WorkerDied:output_type -> raygo.v1.WorkerDiedReply
+	69,  // 205: raygo.v1.ControlStore.CreatePlacementGroup:output_type -> raygo.v1.CreatePlacementGroupReply
+	71,  // 206: raygo.v1.ControlStore.RemovePlacementGroup:output_type -> raygo.v1.RemovePlacementGroupReply
+	73,  // 207: raygo.v1.ControlStore.GetPlacementGroup:output_type -> raygo.v1.GetPlacementGroupReply
+	75,  // 208: raygo.v1.ControlStore.ListPlacementGroups:output_type -> raygo.v1.ListPlacementGroupsReply
+	77,  // 209: raygo.v1.ControlStore.WaitPlacementGroup:output_type -> raygo.v1.WaitPlacementGroupReply
+	82,  // 210: raygo.v1.ControlStore.PlacementGroupOps:output_type -> raygo.v1.GroupOpsEvent
+	155, // 211: raygo.v1.ControlStore.GetClusterInfo:output_type -> raygo.v1.GetClusterInfoReply
+	159, // 212: raygo.v1.ControlStore.ReportTaskEvents:output_type -> raygo.v1.ReportTaskEventsReply
+	162, // 213: raygo.v1.ControlStore.PublishLogs:output_type -> raygo.v1.PublishLogsReply
+	161, // 214: raygo.v1.ControlStore.SubscribeLogs:output_type -> raygo.v1.LogBatch
+	181, // 215: raygo.v1.ControlStore.EntrypointExited:output_type -> raygo.v1.EntrypointExitedReply
+	91,  // 216: raygo.v1.NodeDaemon.RequestLease:output_type -> raygo.v1.LeaseReply
+	93,  // 217: raygo.v1.NodeDaemon.CancelLease:output_type -> raygo.v1.CancelLeaseReply
+	95,  // 218: raygo.v1.NodeDaemon.ReturnLease:output_type -> raygo.v1.ReturnLeaseReply
+	97,  // 219: raygo.v1.NodeDaemon.RegisterWorker:output_type -> raygo.v1.RegisterWorkerReply
+	99,  // 220: raygo.v1.NodeDaemon.NotifyBlocked:output_type -> raygo.v1.BlockedReply
+	101, // 221: raygo.v1.NodeDaemon.PutObject:output_type -> raygo.v1.PutObjectReply
+	103, // 222: raygo.v1.NodeDaemon.GetObject:output_type -> raygo.v1.GetObjectReply
+	104, // 223: raygo.v1.NodeDaemon.FetchObject:output_type -> raygo.v1.ObjectChunk
+	106, // 224: raygo.v1.NodeDaemon.FreeObjects:output_type -> raygo.v1.FreeObjectsReply
+	108, // 225: raygo.v1.NodeDaemon.FreeOwned:output_type -> raygo.v1.FreeOwnedReply
+	110, // 226: raygo.v1.NodeDaemon.KillWorker:output_type -> raygo.v1.KillWorkerReply
+	112, // 227: raygo.v1.NodeDaemon.NodeStats:output_type -> raygo.v1.NodeStatsReply
+	115, // 228: raygo.v1.NodeDaemon.WorkerDeathCause:output_type -> raygo.v1.WorkerDeathCauseReply
+	120, // 229: raygo.v1.NodeDaemon.PullObject:output_type -> raygo.v1.PullObjectReply
+	122, // 230: raygo.v1.NodeDaemon.TransferAddress:output_type -> raygo.v1.TransferAddressReply
+	85,  // 231: raygo.v1.NodeDaemon.PrepareBundles:output_type -> raygo.v1.PrepareBundlesReply
+	87,  // 232: raygo.v1.NodeDaemon.CommitBundles:output_type -> raygo.v1.CommitBundlesReply
+	89,  // 233: raygo.v1.NodeDaemon.CancelBundles:output_type -> raygo.v1.CancelBundlesReply
+	118, // 234: raygo.v1.NodeDaemon.ReleaseUnused:output_type -> raygo.v1.ReleaseUnusedReply
+	171, // 235: raygo.v1.NodeDaemon.ListWorkers:output_type -> raygo.v1.ListWorkersReply
+	174, // 236: raygo.v1.NodeDaemon.ListObjects:output_type -> raygo.v1.ListObjectsReply
+	166, // 237: raygo.v1.NodeDaemon.ListLogs:output_type -> raygo.v1.ListLogsReply
+	168, // 238: raygo.v1.NodeDaemon.ReadLog:output_type -> raygo.v1.LogChunk
+	177, // 239: raygo.v1.NodeDaemon.StartEntrypoint:output_type -> raygo.v1.StartEntrypointReply
+	179, // 240: raygo.v1.NodeDaemon.StopEntrypoint:output_type -> raygo.v1.StopEntrypointReply
+	186, // 241: raygo.v1.NodeDaemon.Metrics:output_type -> raygo.v1.MetricsReply
+	184, // 242: raygo.v1.NodeDaemon.RunMCPReplica:output_type -> raygo.v1.MCPReplicaOutput
+	139, // 243: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
+	142, // 244: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
+	144, // 245: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply
+	146, // 246: raygo.v1.CoreWorker.CancelTask:output_type -> raygo.v1.CancelTaskReply
+	148, // 247: raygo.v1.CoreWorker.CreateActor:output_type -> raygo.v1.CreateActorTaskReply
+	150, // 248: raygo.v1.CoreWorker.Exit:output_type -> raygo.v1.ExitReply
+	126, // 249: raygo.v1.CoreWorker.ObjectLocations:output_type -> raygo.v1.ObjectLocationsReply
+	128, // 250: raygo.v1.CoreWorker.UpdateObjectLocation:output_type -> raygo.v1.UpdateObjectLocationReply
+	152, // 251: raygo.v1.CoreWorker.RebuildObject:output_type -> raygo.v1.RebuildObjectReply
+	185, // [185:252] is the sub-list for method output_type
+	118, // [118:185] is the sub-list for method input_type
+	118, // [118:118] is the sub-list for extension type_name
+	118, // [118:118] is the sub-list for extension extendee
+	0,   // [0:118] is the sub-list for field type_name
 }
 
 func init() { file_raygo_proto_init() }
@@ -13019,7 +13254,7 @@ func file_raygo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raygo_proto_rawDesc), len(file_raygo_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   177,
+			NumMessages:   181,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

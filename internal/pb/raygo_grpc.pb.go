@@ -1316,6 +1316,7 @@ const (
 	NodeDaemon_StartEntrypoint_FullMethodName  = "/raygo.v1.NodeDaemon/StartEntrypoint"
 	NodeDaemon_StopEntrypoint_FullMethodName   = "/raygo.v1.NodeDaemon/StopEntrypoint"
 	NodeDaemon_Metrics_FullMethodName          = "/raygo.v1.NodeDaemon/Metrics"
+	NodeDaemon_RunMCPReplica_FullMethodName    = "/raygo.v1.NodeDaemon/RunMCPReplica"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -1359,6 +1360,13 @@ type NodeDaemonClient interface {
 	// Metrics: the node's Prometheus metrics in the text exposition format
 	// (the head's /metrics serves them with its own).
 	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsReply, error)
+	// RunMCPReplica runs one replica of a hosted MCP server
+	// (internal/mcphost) here for as long as the stream lasts: the first
+	// message starts the process, later ones carry its stdin; the daemon
+	// answers with the pid, then the process's stdout. The process's exit
+	// ends the stream with an error saying how it ended; the caller
+	// cancelling the stream stops the process (SIGTERM, then SIGKILL).
+	RunMCPReplica(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MCPReplicaInput, MCPReplicaOutput], error)
 }
 
 type nodeDaemonClient struct {
@@ -1647,6 +1655,19 @@ func (c *nodeDaemonClient) Metrics(ctx context.Context, in *MetricsRequest, opts
 	return out, nil
 }
 
+func (c *nodeDaemonClient) RunMCPReplica(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MCPReplicaInput, MCPReplicaOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeDaemon_ServiceDesc.Streams[2], NodeDaemon_RunMCPReplica_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[MCPReplicaInput, MCPReplicaOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeDaemon_RunMCPReplicaClient = grpc.BidiStreamingClient[MCPReplicaInput, MCPReplicaOutput]
+
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
 // for forward compatibility.
@@ -1688,6 +1709,13 @@ type NodeDaemonServer interface {
 	// Metrics: the node's Prometheus metrics in the text exposition format
 	// (the head's /metrics serves them with its own).
 	Metrics(context.Context, *MetricsRequest) (*MetricsReply, error)
+	// RunMCPReplica runs one replica of a hosted MCP server
+	// (internal/mcphost) here for as long as the stream lasts: the first
+	// message starts the process, later ones carry its stdin; the daemon
+	// answers with the pid, then the process's stdout. The process's exit
+	// ends the stream with an error saying how it ended; the caller
+	// cancelling the stream stops the process (SIGTERM, then SIGKILL).
+	RunMCPReplica(grpc.BidiStreamingServer[MCPReplicaInput, MCPReplicaOutput]) error
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -1775,6 +1803,9 @@ func (UnimplementedNodeDaemonServer) StopEntrypoint(context.Context, *StopEntryp
 }
 func (UnimplementedNodeDaemonServer) Metrics(context.Context, *MetricsRequest) (*MetricsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
+}
+func (UnimplementedNodeDaemonServer) RunMCPReplica(grpc.BidiStreamingServer[MCPReplicaInput, MCPReplicaOutput]) error {
+	return status.Error(codes.Unimplemented, "method RunMCPReplica not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -2251,6 +2282,13 @@ func _NodeDaemon_Metrics_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeDaemon_RunMCPReplica_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeDaemonServer).RunMCPReplica(&grpc.GenericServerStream[MCPReplicaInput, MCPReplicaOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeDaemon_RunMCPReplicaServer = grpc.BidiStreamingServer[MCPReplicaInput, MCPReplicaOutput]
+
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2365,6 +2403,12 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ReadLog",
 			Handler:       _NodeDaemon_ReadLog_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "RunMCPReplica",
+			Handler:       _NodeDaemon_RunMCPReplica_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "raygo.proto",

@@ -296,6 +296,7 @@ func (r *Raylet) haltLocked(err error) int {
 		mon.Stop()
 	}
 	r.stopEntrypoints() // job entrypoints die with the node (entrypoint.go)
+	r.stopMCPReplicas() // and MCP server replicas (mcpreplica.go)
 	for _, w := range all {
 		w.kill()
 	}

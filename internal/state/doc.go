@@ -6,6 +6,8 @@
 //	GET /api/v0/{nodes,jobs,actors,tasks,objects,workers,placement_groups}?filter=state=ALIVE&limit=100&detail=true
 //	GET /api/v0/{kind}/{id}                      one row, every field; id may be abbreviated
 //	GET /api/v0/{tasks,actors,objects}/summarize  Ray's summaries
+//	GET /api/v0/cluster_status                    what `raygo status` shows (cluster.go)
+//	POST /api/v0/actors/{id}/kill                 kill an actor (write scope; audit-logged)
 //
 // Register is the head's feature (internal/node/api.go). Rows come from
 // the control store in the head's process (nodes, jobs, actors, placement

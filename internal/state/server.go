@@ -101,6 +101,7 @@ func register(s *api.Server, src *sources) {
 	s.Handle(p+"objects/{id}", api.ScopeRead, getRoute("object", objectColumns, byID(func(r *objectRow) string { return r.id }), dropMeta(allObjects)))
 
 	registerTasks(s, src)
+	registerCluster(s, src)
 }
 
 // withCount adapts a source that returns every row to one with meta.

@@ -1,0 +1,41 @@
+package mcphost
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/raygo/raygo/internal/api"
+	"github.com/raygo/raygo/internal/mcphost/hostspec"
+)
+
+// The wire types, from hostspec.
+type (
+	Spec          = hostspec.Spec
+	Status        = hostspec.Status
+	ReplicaStatus = hostspec.ReplicaStatus
+)
+
+// Replica states (hostspec's).
+const (
+	StatePending  = hostspec.StatePending
+	StateStarting = hostspec.StateStarting
+	StateReady    = hostspec.StateReady
+	StateBackoff  = hostspec.StateBackoff
+)
+
+// accessScope is the scope a spec's Access names.
+func accessScope(s *Spec) api.Scope {
+	if s.Access == "read" {
+		return api.ScopeRead
+	}
+	return api.ScopeWrite
+}
+
+// newReplicaID names a replica of slot i: "<i>-<6 hex>", fresh for each
+// start, so a replaced replica's log file is its own.
+func newReplicaID(i int) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%d-%s", i, hex.EncodeToString(b[:]))
+}
