@@ -54,6 +54,8 @@ type hosted struct {
 	stop   *stopper.Stopper
 	slots  []*slot // fixed at creation
 
+	placeMu sync.Mutex // one slot places its replica at a time
+
 	mu      sync.Mutex
 	server  *mcp.Server
 	handler *mcp.StreamableHTTPHandler

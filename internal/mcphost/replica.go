@@ -117,7 +117,7 @@ func (sl *slot) once(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("list the cluster's nodes: %w", err)
 		}
-		kind, order, msg := placeReplica(h.spec.ResourceSet(), nodes, h.replicasByNode(sl))
+		kind, order, msg := h.place(sl, nodes)
 		if kind != placeOn {
 			sl.set(StatePending, msg)
 			select {
@@ -191,6 +191,21 @@ func (sl *slot) once(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// place decides where sl's replica goes and, when it goes somewhere,
+// marks sl as starting there before another slot decides (so replicas
+// started together spread).
+func (h *hosted) place(sl *slot, nodes []scheduler.Node) (placeKind, []scheduler.Node, string) {
+	h.placeMu.Lock()
+	defer h.placeMu.Unlock()
+	kind, order, msg := placeReplica(h.spec.ResourceSet(), nodes, h.replicasByNode(sl))
+	if kind == placeOn {
+		sl.mu.Lock()
+		sl.node, sl.state, sl.message, sl.since = order[0].ID, StateStarting, "", time.Now()
+		sl.mu.Unlock()
+	}
+	return kind, order, msg
 }
 
 // launch starts a replica on the first of order that takes it; the
