@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/raygo/raygo/internal/apiclient"
-	"github.com/raygo/raygo/internal/pb"
 )
 
 // The state API: what the cluster is doing, for programs and agents, as
@@ -313,24 +311,11 @@ func IsNotFound(err error) bool { return apiclient.IsNotFound(err) }
 // stateClient is a client of the cluster's HTTP API, found through the
 // control store; close it with CloseIdle when done.
 func stateClient(ctx context.Context) (*apiclient.Client, error) {
-	cw, err := current()
+	base, token, err := ClusterAPI(ctx)
 	if err != nil {
 		return nil, err
 	}
-	info, err := cw.GCS().GetClusterInfo(ctx, &pb.GetClusterInfoRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("ray: ask the control store for its HTTP API: %w", err)
-	}
-	if info.GetApiAddress() == "" {
-		return nil, ErrNoStateAPI
-	}
-	global.mu.Lock()
-	token := global.token
-	global.mu.Unlock()
-	if token == "" {
-		token = os.Getenv(EnvToken) // a worker's, set by its node daemon
-	}
-	return apiclient.New("http://"+info.GetApiAddress(), token)
+	return apiclient.New(base, token)
 }
 
 func listState[T any](ctx context.Context, kind string, opts []StateOption) ([]T, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/api"
+	"github.com/raygo/raygo/internal/mcpauth"
 )
 
 // Register is hosting's feature (internal/node/api.go): it starts the
@@ -34,8 +35,9 @@ func Register(s *api.Server, c *api.Cluster) (func(), error) {
 	s.Handle("POST /api/mcp/servers", api.ScopeWrite, h.create)
 	s.Handle("GET /api/mcp/servers/{name}", api.ScopeRead, h.get)
 	s.Handle("DELETE /api/mcp/servers/{name}", api.ScopeWrite, h.delete)
+	gateway := mcpauth.Wrap(s, "/mcp/hosted/NAME", http.HandlerFunc(h.gateway))
 	for _, method := range []string{"POST", "GET", "DELETE"} {
-		s.HandleProtocol(method+" /mcp/hosted/{name}", api.ScopeRead, h.gateway)
+		s.HandleProtocol(method+" /mcp/hosted/{name}", api.ScopeRead, gateway)
 	}
 	return m.Close, nil
 }

@@ -6,15 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/raygo/raygo/internal/api"
 	"github.com/raygo/raygo/internal/apiclient"
+	"github.com/raygo/raygo/internal/mcpauth"
 )
 
 // Path is the head's MCP endpoint.
@@ -41,7 +40,7 @@ func Feature(o Options) api.Feature {
 				if ex := req.GetExtra(); ex != nil {
 					h = ex.Header
 				}
-				tok, ok := bearer(h)
+				tok, ok := mcpauth.Bearer(h)
 				if !ok {
 					return nil, fmt.Errorf("the request carried no bearer token")
 				}
@@ -57,14 +56,7 @@ func Feature(o Options) api.Feature {
 		log := slog.Default().With("component", "mcpserver")
 		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 			&mcp.StreamableHTTPOptions{SessionTimeout: SessionIdleTimeout, Logger: log})
-		verify := auth.RequireBearerToken(func(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
-			who, ok := s.Tokens().Check(token)
-			if !ok {
-				return nil, fmt.Errorf("%w: unknown token", auth.ErrInvalidToken)
-			}
-			return &auth.TokenInfo{Scopes: []string{who.Scope.String()}, UserID: who.Name}, nil
-		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
-		handler := bearerOnly(verify(h))
+		handler := mcpauth.Wrap(s, Path, h)
 		for _, m := range []string{"POST", "GET", "DELETE"} {
 			s.HandleProtocol(m+" "+Path, api.ScopeRead, handler)
 		}
@@ -75,27 +67,6 @@ func Feature(o Options) api.Feature {
 			self.close()
 		}, nil
 	}
-}
-
-// bearerOnly refuses a request without "Authorization: Bearer …": the
-// api guard also takes a dashboard cookie, which /mcp does not.
-func bearerOnly(next http.Handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := bearer(r.Header); !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="raygo"`)
-			api.WriteError(w, api.Errorf(http.StatusUnauthorized, "unauthenticated",
-				"%s takes a bearer token only: send Authorization: Bearer <token> (a dashboard session cookie is not accepted; `raygo token` prints the cluster token, `raygo token create` makes read or write ones)", Path))
-			return
-		}
-		next.ServeHTTP(w, r)
-	}
-}
-
-// bearer is the token of an "Authorization: Bearer …" header.
-func bearer(h http.Header) (string, bool) {
-	tok, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
-	tok = strings.TrimSpace(tok)
-	return tok, ok && tok != ""
 }
 
 // selfClient is a client of the head's own API, made once the server
