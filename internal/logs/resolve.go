@@ -193,6 +193,8 @@ func category(name string) string {
 		return "worker_err"
 	case strings.HasPrefix(base, "job-driver-"):
 		return "job_driver"
+	case strings.HasPrefix(base, "mcp-"):
+		return "mcp_server" // hosted MCP servers' replicas (internal/mcphost)
 	case strings.HasPrefix(base, "audit.log"):
 		return "audit"
 	case strings.HasPrefix(base, "raylet"):

@@ -6,11 +6,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/raygo/raygo/internal/api"
 	"github.com/raygo/raygo/internal/apiclient"
@@ -216,4 +219,79 @@ func TestHostedServersThroughTheGateway(t *testing.T) {
 func isStatus(err error, status int) bool {
 	var e *apiclient.Error
 	return errors.As(err, &e) && e.Status == status
+}
+
+// TestPythonServerSurvivesHeadRestart: a stdio MCP server written in
+// Python (standard library only, testdata/shout_server.py) hosted on a
+// head keeping its state in storage; the head stops (its replicas with
+// it) and starts again on the same storage: the server is hosted again,
+// its replicas started, and its gateway answers.
+func TestPythonServerSurvivesHeadRestart(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	script, err := filepath.Abs("testdata/shout_server.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Setenv("RAYGO_TMPDIR", t.TempDir())
+	store := filepath.Join(t.TempDir(), "state.db")
+	start := func() (*node.Head, *apiclient.Client) {
+		rc := raylet.DefaultConfig()
+		rc.Resources = resources.Set{resources.CPU: 2, resources.Memory: 4 << 30}
+		rc.SessionDir = t.TempDir()
+		h, err := node.StartHead(node.HeadConfig{Raylet: rc, Token: "mcphost-restart-token-0123456789", Storage: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := apiclient.New(h.APIURL(), h.Token())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, c
+	}
+	shout := func(h *node.Head) string {
+		cl := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+		cs, err := cl.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: h.APIURL() + hostspec.GatewayPath("py"),
+			HTTPClient: &http.Client{Transport: headerRT{"Bearer " + h.Token()}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close()
+		if got := cs.InitializeResult().ServerInfo.Name; got != "py-shout" {
+			t.Errorf("server name through the gateway: %q", got)
+		}
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shout", Arguments: map[string]any{"text": "hello"}})
+		if err != nil || res.IsError || len(res.Content) != 1 {
+			t.Fatalf("shout: %+v %v", res, err)
+		}
+		return res.Content[0].(*mcp.TextContent).Text
+	}
+
+	h, c := start()
+	if _, err := c.HostMCPServer(ctx, hostspec.Spec{Name: "py", Command: []string{py, script}, Replicas: 1}); err != nil {
+		h.Stop()
+		t.Fatal(err)
+	}
+	first := waitServerReady(t, ctx, c, "py", 1).ReplicaStates[0]
+	if got := shout(h); got != "HELLO from "+first.ID {
+		t.Errorf("shout = %q", got)
+	}
+	h.Stop()
+	if err := syscall.Kill(first.Pid, 0); err == nil {
+		t.Errorf("replica pid %d outlived its head", first.Pid)
+	}
+
+	h, c = start()
+	defer h.Stop()
+	again := waitServerReady(t, ctx, c, "py", 1).ReplicaStates[0]
+	if again.ID == first.ID {
+		t.Errorf("the replica after the restart has the old id %s", again.ID)
+	}
+	if got := shout(h); got != "HELLO from "+again.ID {
+		t.Errorf("shout after the restart = %q", got)
+	}
 }

@@ -132,3 +132,77 @@ func TestInspectorCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestNPMClientOperates: the TypeScript SDK's client, over HTTP with a
+// write token on a head that allows mutations, calls every read tool,
+// submits a job and follows its log with job_logs to the job's end; a
+// read token's submit_job is refused with a tool error naming its scope.
+func TestNPMClientOperates(t *testing.T) {
+	mcptest.Dir(t)
+	c := startCluster(t, true)
+	ctx := ctxFor(t, 2*time.Minute)
+	url := c.url + mcpserver.Path
+	as := func(tok string) mcptest.Transport {
+		return mcptest.HTTP(url, map[string]string{"Authorization": "Bearer " + tok})
+	}
+	var steps []mcptest.Step
+	for _, name := range readTools {
+		args := map[string]any{}
+		switch {
+		case strings.HasPrefix(name, "get_"):
+			args["id"] = "0123456789ab" // none such: a tool error an agent can act on
+		case name == "job_logs":
+			args["submission_id"] = "raysubmit_none"
+			args["tail_lines"] = 10
+		}
+		steps = append(steps, mcptest.CallTool(name, args))
+	}
+	steps = append(steps, mcptest.CallTool("submit_job", map[string]any{"entrypoint": "echo hello-from-npm; sleep 0.3; echo done-from-npm"}))
+	s := mcptest.RunClient(t, ctx, mcptest.Plan{Transport: as(c.write), Steps: steps}).Session(t, 0)
+	for i, name := range readTools {
+		st := s.Steps[i]
+		if st.Error != nil {
+			t.Errorf("%s: %v", name, st.Error)
+			continue
+		}
+		res, text := st.ToolOutcome(t)
+		if wantErr := strings.HasPrefix(name, "get_") || name == "job_logs"; res.IsError != wantErr {
+			t.Errorf("%s: isError %t, want %t: %s", name, res.IsError, wantErr, text)
+		}
+	}
+	var sub struct {
+		SubmissionID string `json:"submission_id"`
+	}
+	if err := json.Unmarshal([]byte(s.Steps[len(readTools)].Text(t)), &sub); err != nil || sub.SubmissionID == "" {
+		t.Fatalf("submit_job: %v: %s", err, s.Steps[len(readTools)].Text(t))
+	}
+	// Follow the log, a page at a time, to the job's end.
+	var text strings.Builder
+	offset := int64(0)
+	for range 60 {
+		s := mcptest.RunClient(t, ctx, mcptest.Plan{Transport: as(c.read), Steps: []mcptest.Step{
+			mcptest.CallTool("job_logs", map[string]any{"submission_id": sub.SubmissionID, "offset": offset, "wait_seconds": 10}),
+		}}).Session(t, 0)
+		var page mcpserver.JobLogsOutput
+		if err := json.Unmarshal([]byte(s.Steps[0].Text(t)), &page); err != nil {
+			t.Fatalf("job_logs: %v: %s", err, s.Steps[0].Text(t))
+		}
+		text.WriteString(page.Text)
+		offset = page.NextOffset
+		if page.Ended {
+			if page.Status != "SUCCEEDED" {
+				t.Fatalf("job ended %s (%s)", page.Status, page.Message)
+			}
+			break
+		}
+	}
+	if got := text.String(); !strings.Contains(got, "hello-from-npm\n") || !strings.Contains(got, "done-from-npm\n") {
+		t.Fatalf("the job's log as followed: %q", got)
+	}
+	s = mcptest.RunClient(t, ctx, mcptest.Plan{Transport: as(c.read), Steps: []mcptest.Step{
+		mcptest.CallTool("submit_job", map[string]any{"entrypoint": "echo no"}),
+	}}).Session(t, 0)
+	if res, text := s.Steps[0].ToolOutcome(t); !res.IsError || !strings.Contains(text, "scope read") {
+		t.Errorf("submit_job with a read token: %s", text)
+	}
+}

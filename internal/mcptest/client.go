@@ -297,6 +297,16 @@ func (s StepResult) ToolResult(t testing.TB) *mcp.CallToolResult {
 	return &res
 }
 
+// ToolOutcome decodes a callTool step's result whether the tool succeeded
+// or reported failure (isError), with its text content joined; it fails
+// the test only when the request itself failed.
+func (s StepResult) ToolOutcome(t testing.TB) (*mcp.CallToolResult, string) {
+	t.Helper()
+	var res mcp.CallToolResult
+	s.Decode(t, &res)
+	return &res, joinText(res.Content)
+}
+
 // Text returns the text content of a successful callTool step, joined
 // with newlines.
 func (s StepResult) Text(t testing.TB) string {
