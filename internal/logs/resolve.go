@@ -195,6 +195,8 @@ func category(name string) string {
 		return "job_driver"
 	case strings.HasPrefix(base, "mcp-"):
 		return "mcp_server" // hosted MCP servers' replicas (internal/mcphost)
+	case strings.HasPrefix(base, "serve-"):
+		return "serve_replica" // Serve command deployments' replicas (internal/raylet/replica.go)
 	case strings.HasPrefix(base, "audit.log"):
 		return "audit"
 	case strings.HasPrefix(base, "raylet"):

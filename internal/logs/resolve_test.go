@@ -75,6 +75,7 @@ func TestCategory(t *testing.T) {
 		"worker-1a2b3c4d5e6f-12.err.1": "worker_err",
 		"job-driver-raysubmit_1.log":   "job_driver",
 		"mcp-memory-0-3fa2c1.log":      "mcp_server",
+		"serve-shop-0-3fa2c1.log":      "serve_replica",
 		"audit.log":                    "audit",
 		"something.txt":                "misc",
 	} {

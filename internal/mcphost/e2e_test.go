@@ -26,7 +26,7 @@ import (
 )
 
 // Hosting end to end: a real head and node daemon, the reference npm MCP
-// servers as hosted replicas (RunMCPReplica streams), and the npm SDK's
+// servers as hosted replicas (RunReplica streams), and the npm SDK's
 // client reaching them through the head's gateway with tokens.
 
 func startHead(t testing.TB) (*node.Head, *apiclient.Client) {

@@ -91,7 +91,7 @@ func (l *localLauncher) Nodes(context.Context) ([]scheduler.Node, error) {
 	return []scheduler.Node{{ID: "6e6f6465", Address: "local", Alive: true, Total: resources.Set{resources.CPU: 4}, Available: resources.Set{resources.CPU: 4}}}, nil
 }
 
-func (l *localLauncher) Start(ctx context.Context, _ scheduler.Node, start *pb.MCPReplicaStart) (*Process, error) {
+func (l *localLauncher) Start(ctx context.Context, _ scheduler.Node, start *pb.ReplicaStart) (*Process, error) {
 	l.mu.Lock()
 	l.starts++
 	l.mu.Unlock()

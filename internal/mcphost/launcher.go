@@ -31,16 +31,16 @@ type Process struct {
 }
 
 // Launcher starts replica processes on nodes. The head's is the node
-// daemons' RunMCPReplica (NodeLauncher); a replica runs until the context
+// daemons' RunReplica (NodeLauncher); a replica runs until the context
 // given to Start ends.
 type Launcher interface {
 	// Nodes lists the cluster's nodes with their free resources.
 	Nodes(ctx context.Context) ([]scheduler.Node, error)
 	// Start starts a replica on node; ctx's end stops it.
-	Start(ctx context.Context, node scheduler.Node, start *pb.MCPReplicaStart) (*Process, error)
+	Start(ctx context.Context, node scheduler.Node, start *pb.ReplicaStart) (*Process, error)
 }
 
-// NodeLauncher starts replicas through the node daemons' RunMCPReplica
+// NodeLauncher starts replicas through the node daemons' RunReplica
 // stream: the stream is the replica's life (its stdin and stdout travel
 // on it; cancelling it stops the process; the process's exit ends it).
 type NodeLauncher struct {
@@ -67,18 +67,18 @@ func (l NodeLauncher) Nodes(ctx context.Context) ([]scheduler.Node, error) {
 }
 
 // Start implements Launcher.
-func (l NodeLauncher) Start(ctx context.Context, node scheduler.Node, start *pb.MCPReplicaStart) (*Process, error) {
+func (l NodeLauncher) Start(ctx context.Context, node scheduler.Node, start *pb.ReplicaStart) (*Process, error) {
 	conn, err := l.Pool.Get(node.Address)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	st, err := pb.NewNodeDaemonClient(conn).RunMCPReplica(ctx)
+	st, err := pb.NewNodeDaemonClient(conn).RunReplica(ctx)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	if err := st.Send(&pb.MCPReplicaInput{Start: start}); err != nil {
+	if err := st.Send(&pb.ReplicaInput{Start: start}); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -95,9 +95,9 @@ func (l NodeLauncher) Start(ctx context.Context, node scheduler.Node, start *pb.
 		Done: s.done, Err: s.error}, nil
 }
 
-// streamProc is a replica's RunMCPReplica stream seen as a process.
+// streamProc is a replica's RunReplica stream seen as a process.
 type streamProc struct {
-	st     pb.NodeDaemon_RunMCPReplicaClient
+	st     pb.NodeDaemon_RunReplicaClient
 	cancel context.CancelFunc
 	pr     *io.PipeReader
 	done   chan struct{}
@@ -114,7 +114,7 @@ func (s *streamProc) read(pw *io.PipeWriter, first []byte) {
 		_, err = pw.Write(first)
 	}
 	for err == nil {
-		var out *pb.MCPReplicaOutput
+		var out *pb.ReplicaOutput
 		if out, err = s.st.Recv(); err == nil && len(out.GetStdout()) > 0 {
 			_, err = pw.Write(out.GetStdout())
 		}
@@ -140,7 +140,7 @@ func (s *streamProc) error() error {
 func (s *streamProc) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.st.Send(&pb.MCPReplicaInput{Stdin: p}); err != nil {
+	if err := s.st.Send(&pb.ReplicaInput{Stdin: p}); err != nil {
 		return 0, fmt.Errorf("mcphost: write to replica: %w", err)
 	}
 	return len(p), nil

@@ -8,7 +8,7 @@
 //     store's KV and runs each one: its replica slots and its gateway.
 //   - A slot (replica.go) places its replica on a node (decide.go:
 //     spread, resources), starts it through the node daemon's
-//     RunMCPReplica stream (launcher.go: the stream is the replica's life
+//     RunReplica stream (launcher.go: the stream is the replica's life
 //     and carries its stdio), initializes it with the SDK's client, pings
 //     it every HealthPeriod, and replaces it when it dies or stops
 //     answering, with backoff when it keeps failing.

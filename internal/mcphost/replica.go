@@ -213,7 +213,7 @@ func (h *hosted) place(sl *slot, nodes []scheduler.Node) (placeKind, []scheduler
 func (sl *slot) launch(ctx context.Context, order []scheduler.Node) (*Process, context.Context, context.CancelFunc, error) {
 	h := sl.h
 	id := newReplicaID(sl.index)
-	start := &pb.MCPReplicaStart{Server: h.spec.Name, ReplicaId: id, Argv: h.spec.Command,
+	start := &pb.ReplicaStart{Kind: "mcp", Server: h.spec.Name, ReplicaId: id, Argv: h.spec.Command,
 		RuntimeEnv: h.spec.RuntimeEnv().Proto(), Resources: h.spec.ResourceSet(), ClusterAddress: h.m.cfg.ClusterAddress}
 	var lastErr error
 	busy := 0

@@ -11465,42 +11465,56 @@ func (*EntrypointExitedReply) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{168}
 }
 
-// MCPReplicaStart: what a hosted MCP server's replica runs. The node
-// reserves resources as a lease would for as long as the replica runs
-// (an UNAVAILABLE-kind error when they are not free now, so the head
-// tries another node; an INFEASIBLE one when they exceed the node's
-// totals), unpacks the runtime env's working dir, and runs argv (argv[0]
-// found on PATH, the runtime env's when it sets one) there in a process
-// group of its own; stderr goes to
-// <session>/logs/mcp-<server>-<replica_id>.log.
-type MCPReplicaStart struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Server     string                 `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`                        // the hosted server's name
-	ReplicaId  string                 `protobuf:"bytes,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"` // unique in the cluster, names the log file
-	Argv       []string               `protobuf:"bytes,3,rep,name=argv,proto3" json:"argv,omitempty"`
-	RuntimeEnv *RuntimeEnv            `protobuf:"bytes,4,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
-	Resources  map[string]float64     `protobuf:"bytes,5,rep,name=resources,proto3" json:"resources,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+// ReplicaStart: what a supervised replica runs. The node reserves
+// resources as a lease would for as long as the replica runs (an
+// UNAVAILABLE-kind error when they are not free now, so the caller tries
+// another node; an INFEASIBLE one when they exceed the node's totals),
+// unpacks the runtime env's working dir, and runs argv (argv[0] found on
+// PATH, the runtime env's when it sets one) there in a process group of
+// its own. Its log is <session>/logs/<kind>-<server>-<replica_id>.log:
+// stderr for mcp, stdout and stderr for serve.
+type ReplicaStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// server: the hosted MCP server's name (mcp) or the Serve deployment's
+	// name (serve).
+	Server     string             `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	ReplicaId  string             `protobuf:"bytes,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"` // unique in the cluster, names the log file
+	Argv       []string           `protobuf:"bytes,3,rep,name=argv,proto3" json:"argv,omitempty"`
+	RuntimeEnv *RuntimeEnv        `protobuf:"bytes,4,opt,name=runtime_env,json=runtimeEnv,proto3" json:"runtime_env,omitempty"`
+	Resources  map[string]float64 `protobuf:"bytes,5,rep,name=resources,proto3" json:"resources,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// cluster_address: the control store's address (RAYGO_ADDRESS), for
-	// servers that are raygo programs.
+	// programs that are raygo programs.
 	ClusterAddress string `protobuf:"bytes,6,opt,name=cluster_address,json=clusterAddress,proto3" json:"cluster_address,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// kind: "mcp" (stdin and stdout travel on the stream) or "serve" (the
+	// daemon picks a free TCP port and sets port_env to it; stdin is
+	// /dev/null, stdout and stderr go to the log). Required.
+	Kind string `protobuf:"bytes,7,opt,name=kind,proto3" json:"kind,omitempty"`
+	// port_env: serve only, the environment variable that carries the port
+	// (default "PORT"; a name of letters, digits and '_', not starting with
+	// a digit or "RAYGO_", not PATH).
+	PortEnv string `protobuf:"bytes,8,opt,name=port_env,json=portEnv,proto3" json:"port_env,omitempty"`
+	// stop_grace_ms: time between SIGTERM and SIGKILL when the stream is
+	// cancelled (0: 2 s; at most 10 minutes). Serve passes its deployment's
+	// graceful_shutdown_timeout_s.
+	StopGraceMs   int64 `protobuf:"varint,9,opt,name=stop_grace_ms,json=stopGraceMs,proto3" json:"stop_grace_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *MCPReplicaStart) Reset() {
-	*x = MCPReplicaStart{}
+func (x *ReplicaStart) Reset() {
+	*x = ReplicaStart{}
 	mi := &file_raygo_proto_msgTypes[169]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *MCPReplicaStart) String() string {
+func (x *ReplicaStart) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*MCPReplicaStart) ProtoMessage() {}
+func (*ReplicaStart) ProtoMessage() {}
 
-func (x *MCPReplicaStart) ProtoReflect() protoreflect.Message {
+func (x *ReplicaStart) ProtoReflect() protoreflect.Message {
 	mi := &file_raygo_proto_msgTypes[169]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -11512,75 +11526,96 @@ func (x *MCPReplicaStart) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use MCPReplicaStart.ProtoReflect.Descriptor instead.
-func (*MCPReplicaStart) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReplicaStart.ProtoReflect.Descriptor instead.
+func (*ReplicaStart) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{169}
 }
 
-func (x *MCPReplicaStart) GetServer() string {
+func (x *ReplicaStart) GetServer() string {
 	if x != nil {
 		return x.Server
 	}
 	return ""
 }
 
-func (x *MCPReplicaStart) GetReplicaId() string {
+func (x *ReplicaStart) GetReplicaId() string {
 	if x != nil {
 		return x.ReplicaId
 	}
 	return ""
 }
 
-func (x *MCPReplicaStart) GetArgv() []string {
+func (x *ReplicaStart) GetArgv() []string {
 	if x != nil {
 		return x.Argv
 	}
 	return nil
 }
 
-func (x *MCPReplicaStart) GetRuntimeEnv() *RuntimeEnv {
+func (x *ReplicaStart) GetRuntimeEnv() *RuntimeEnv {
 	if x != nil {
 		return x.RuntimeEnv
 	}
 	return nil
 }
 
-func (x *MCPReplicaStart) GetResources() map[string]float64 {
+func (x *ReplicaStart) GetResources() map[string]float64 {
 	if x != nil {
 		return x.Resources
 	}
 	return nil
 }
 
-func (x *MCPReplicaStart) GetClusterAddress() string {
+func (x *ReplicaStart) GetClusterAddress() string {
 	if x != nil {
 		return x.ClusterAddress
 	}
 	return ""
 }
 
-type MCPReplicaInput struct {
+func (x *ReplicaStart) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReplicaStart) GetPortEnv() string {
+	if x != nil {
+		return x.PortEnv
+	}
+	return ""
+}
+
+func (x *ReplicaStart) GetStopGraceMs() int64 {
+	if x != nil {
+		return x.StopGraceMs
+	}
+	return 0
+}
+
+type ReplicaInput struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Start         *MCPReplicaStart       `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"` // the first message only
-	Stdin         []byte                 `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"` // bytes for the process's stdin
+	Start         *ReplicaStart          `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"` // the first message only
+	Stdin         []byte                 `protobuf:"bytes,2,opt,name=stdin,proto3" json:"stdin,omitempty"` // mcp: bytes for the process's stdin
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *MCPReplicaInput) Reset() {
-	*x = MCPReplicaInput{}
+func (x *ReplicaInput) Reset() {
+	*x = ReplicaInput{}
 	mi := &file_raygo_proto_msgTypes[170]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *MCPReplicaInput) String() string {
+func (x *ReplicaInput) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*MCPReplicaInput) ProtoMessage() {}
+func (*ReplicaInput) ProtoMessage() {}
 
-func (x *MCPReplicaInput) ProtoReflect() protoreflect.Message {
+func (x *ReplicaInput) ProtoReflect() protoreflect.Message {
 	mi := &file_raygo_proto_msgTypes[170]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -11592,48 +11627,51 @@ func (x *MCPReplicaInput) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use MCPReplicaInput.ProtoReflect.Descriptor instead.
-func (*MCPReplicaInput) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReplicaInput.ProtoReflect.Descriptor instead.
+func (*ReplicaInput) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{170}
 }
 
-func (x *MCPReplicaInput) GetStart() *MCPReplicaStart {
+func (x *ReplicaInput) GetStart() *ReplicaStart {
 	if x != nil {
 		return x.Start
 	}
 	return nil
 }
 
-func (x *MCPReplicaInput) GetStdin() []byte {
+func (x *ReplicaInput) GetStdin() []byte {
 	if x != nil {
 		return x.Stdin
 	}
 	return nil
 }
 
-type MCPReplicaOutput struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`                       // the first message: the process started
-	Stdout        []byte                 `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`                  // bytes the process wrote to stdout
-	LogFile       string                 `protobuf:"bytes,3,opt,name=log_file,json=logFile,proto3" json:"log_file,omitempty"` // the first message: its stderr log's name
+type ReplicaOutput struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Pid     int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`                       // the first message: the process started
+	Stdout  []byte                 `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`                  // mcp: bytes the process wrote to stdout
+	LogFile string                 `protobuf:"bytes,3,opt,name=log_file,json=logFile,proto3" json:"log_file,omitempty"` // the first message: its log's name
+	// host_port: the first message, serve only: where the replica is to
+	// listen, as other nodes reach it ("10.0.0.5:41234").
+	HostPort      string `protobuf:"bytes,4,opt,name=host_port,json=hostPort,proto3" json:"host_port,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *MCPReplicaOutput) Reset() {
-	*x = MCPReplicaOutput{}
+func (x *ReplicaOutput) Reset() {
+	*x = ReplicaOutput{}
 	mi := &file_raygo_proto_msgTypes[171]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *MCPReplicaOutput) String() string {
+func (x *ReplicaOutput) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*MCPReplicaOutput) ProtoMessage() {}
+func (*ReplicaOutput) ProtoMessage() {}
 
-func (x *MCPReplicaOutput) ProtoReflect() protoreflect.Message {
+func (x *ReplicaOutput) ProtoReflect() protoreflect.Message {
 	mi := &file_raygo_proto_msgTypes[171]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -11645,28 +11683,35 @@ func (x *MCPReplicaOutput) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use MCPReplicaOutput.ProtoReflect.Descriptor instead.
-func (*MCPReplicaOutput) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReplicaOutput.ProtoReflect.Descriptor instead.
+func (*ReplicaOutput) Descriptor() ([]byte, []int) {
 	return file_raygo_proto_rawDescGZIP(), []int{171}
 }
 
-func (x *MCPReplicaOutput) GetPid() int32 {
+func (x *ReplicaOutput) GetPid() int32 {
 	if x != nil {
 		return x.Pid
 	}
 	return 0
 }
 
-func (x *MCPReplicaOutput) GetStdout() []byte {
+func (x *ReplicaOutput) GetStdout() []byte {
 	if x != nil {
 		return x.Stdout
 	}
 	return nil
 }
 
-func (x *MCPReplicaOutput) GetLogFile() string {
+func (x *ReplicaOutput) GetLogFile() string {
 	if x != nil {
 		return x.LogFile
+	}
+	return ""
+}
+
+func (x *ReplicaOutput) GetHostPort() string {
+	if x != nil {
+		return x.HostPort
 	}
 	return ""
 }
@@ -12560,26 +12605,30 @@ const file_raygo_proto_rawDesc = "" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x18\n" +
 	"\astopped\x18\x05 \x01(\bR\astopped\"\x17\n" +
-	"\x15EntrypointExitedReply\"\xc2\x02\n" +
-	"\x0fMCPReplicaStart\x12\x16\n" +
+	"\x15EntrypointExitedReply\"\x8f\x03\n" +
+	"\fReplicaStart\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x02 \x01(\tR\treplicaId\x12\x12\n" +
 	"\x04argv\x18\x03 \x03(\tR\x04argv\x125\n" +
 	"\vruntime_env\x18\x04 \x01(\v2\x14.raygo.v1.RuntimeEnvR\n" +
-	"runtimeEnv\x12F\n" +
-	"\tresources\x18\x05 \x03(\v2(.raygo.v1.MCPReplicaStart.ResourcesEntryR\tresources\x12'\n" +
-	"\x0fcluster_address\x18\x06 \x01(\tR\x0eclusterAddress\x1a<\n" +
+	"runtimeEnv\x12C\n" +
+	"\tresources\x18\x05 \x03(\v2%.raygo.v1.ReplicaStart.ResourcesEntryR\tresources\x12'\n" +
+	"\x0fcluster_address\x18\x06 \x01(\tR\x0eclusterAddress\x12\x12\n" +
+	"\x04kind\x18\a \x01(\tR\x04kind\x12\x19\n" +
+	"\bport_env\x18\b \x01(\tR\aportEnv\x12\"\n" +
+	"\rstop_grace_ms\x18\t \x01(\x03R\vstopGraceMs\x1a<\n" +
 	"\x0eResourcesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"X\n" +
-	"\x0fMCPReplicaInput\x12/\n" +
-	"\x05start\x18\x01 \x01(\v2\x19.raygo.v1.MCPReplicaStartR\x05start\x12\x14\n" +
-	"\x05stdin\x18\x02 \x01(\fR\x05stdin\"W\n" +
-	"\x10MCPReplicaOutput\x12\x10\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"R\n" +
+	"\fReplicaInput\x12,\n" +
+	"\x05start\x18\x01 \x01(\v2\x16.raygo.v1.ReplicaStartR\x05start\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\fR\x05stdin\"q\n" +
+	"\rReplicaOutput\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x19\n" +
-	"\blog_file\x18\x03 \x01(\tR\alogFile\"\x10\n" +
+	"\blog_file\x18\x03 \x01(\tR\alogFile\x12\x1b\n" +
+	"\thost_port\x18\x04 \x01(\tR\bhostPort\"\x10\n" +
 	"\x0eMetricsRequest\"\"\n" +
 	"\fMetricsReply\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\fR\x04text*\x94\x06\n" +
@@ -12717,7 +12766,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x10ReportTaskEvents\x12!.raygo.v1.ReportTaskEventsRequest\x1a\x1f.raygo.v1.ReportTaskEventsReply\x12=\n" +
 	"\vPublishLogs\x12\x12.raygo.v1.LogBatch\x1a\x1a.raygo.v1.PublishLogsReply\x12E\n" +
 	"\rSubscribeLogs\x12\x1e.raygo.v1.SubscribeLogsRequest\x1a\x12.raygo.v1.LogBatch0\x01\x12V\n" +
-	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xbf\x0f\n" +
+	"\x10EntrypointExited\x12!.raygo.v1.EntrypointExitedRequest\x1a\x1f.raygo.v1.EntrypointExitedReply2\xb6\x0f\n" +
 	"\n" +
 	"NodeDaemon\x12<\n" +
 	"\fRequestLease\x12\x16.raygo.v1.LeaseRequest\x1a\x14.raygo.v1.LeaseReply\x12G\n" +
@@ -12747,8 +12796,9 @@ const file_raygo_proto_rawDesc = "" +
 	"\aReadLog\x12\x18.raygo.v1.ReadLogRequest\x1a\x12.raygo.v1.LogChunk0\x01\x12S\n" +
 	"\x0fStartEntrypoint\x12 .raygo.v1.StartEntrypointRequest\x1a\x1e.raygo.v1.StartEntrypointReply\x12P\n" +
 	"\x0eStopEntrypoint\x12\x1f.raygo.v1.StopEntrypointRequest\x1a\x1d.raygo.v1.StopEntrypointReply\x12;\n" +
-	"\aMetrics\x12\x18.raygo.v1.MetricsRequest\x1a\x16.raygo.v1.MetricsReply\x12J\n" +
-	"\rRunMCPReplica\x12\x19.raygo.v1.MCPReplicaInput\x1a\x1a.raygo.v1.MCPReplicaOutput(\x010\x012\xa5\x05\n" +
+	"\aMetrics\x12\x18.raygo.v1.MetricsRequest\x1a\x16.raygo.v1.MetricsReply\x12A\n" +
+	"\n" +
+	"RunReplica\x12\x16.raygo.v1.ReplicaInput\x1a\x17.raygo.v1.ReplicaOutput(\x010\x012\xa5\x05\n" +
 	"\n" +
 	"CoreWorker\x12:\n" +
 	"\tPushTasks\x12\x13.raygo.v1.TaskBatch\x1a\x14.raygo.v1.ReplyBatch(\x010\x01\x12N\n" +
@@ -12959,9 +13009,9 @@ var file_raygo_proto_goTypes = []any{
 	(*StopEntrypointReply)(nil),         // 179: raygo.v1.StopEntrypointReply
 	(*EntrypointExitedRequest)(nil),     // 180: raygo.v1.EntrypointExitedRequest
 	(*EntrypointExitedReply)(nil),       // 181: raygo.v1.EntrypointExitedReply
-	(*MCPReplicaStart)(nil),             // 182: raygo.v1.MCPReplicaStart
-	(*MCPReplicaInput)(nil),             // 183: raygo.v1.MCPReplicaInput
-	(*MCPReplicaOutput)(nil),            // 184: raygo.v1.MCPReplicaOutput
+	(*ReplicaStart)(nil),                // 182: raygo.v1.ReplicaStart
+	(*ReplicaInput)(nil),                // 183: raygo.v1.ReplicaInput
+	(*ReplicaOutput)(nil),               // 184: raygo.v1.ReplicaOutput
 	(*MetricsRequest)(nil),              // 185: raygo.v1.MetricsRequest
 	(*MetricsReply)(nil),                // 186: raygo.v1.MetricsReply
 	nil,                                 // 187: raygo.v1.Resources.AmountsEntry
@@ -12970,7 +13020,7 @@ var file_raygo_proto_goTypes = []any{
 	nil,                                 // 190: raygo.v1.RuntimeEnv.EnvVarsEntry
 	nil,                                 // 191: raygo.v1.JobSubmission.MetadataEntry
 	nil,                                 // 192: raygo.v1.JobSubmission.EntrypointResourcesEntry
-	nil,                                 // 193: raygo.v1.MCPReplicaStart.ResourcesEntry
+	nil,                                 // 193: raygo.v1.ReplicaStart.ResourcesEntry
 }
 var file_raygo_proto_depIdxs = []int32{
 	187, // 0: raygo.v1.Resources.amounts:type_name -> raygo.v1.Resources.AmountsEntry
@@ -13088,9 +13138,9 @@ var file_raygo_proto_depIdxs = []int32{
 	192, // 112: raygo.v1.JobSubmission.entrypoint_resources:type_name -> raygo.v1.JobSubmission.EntrypointResourcesEntry
 	175, // 113: raygo.v1.StartEntrypointRequest.job:type_name -> raygo.v1.JobSubmission
 	14,  // 114: raygo.v1.StartEntrypointReply.error:type_name -> raygo.v1.ErrorInfo
-	153, // 115: raygo.v1.MCPReplicaStart.runtime_env:type_name -> raygo.v1.RuntimeEnv
-	193, // 116: raygo.v1.MCPReplicaStart.resources:type_name -> raygo.v1.MCPReplicaStart.ResourcesEntry
-	182, // 117: raygo.v1.MCPReplicaInput.start:type_name -> raygo.v1.MCPReplicaStart
+	153, // 115: raygo.v1.ReplicaStart.runtime_env:type_name -> raygo.v1.RuntimeEnv
+	193, // 116: raygo.v1.ReplicaStart.resources:type_name -> raygo.v1.ReplicaStart.ResourcesEntry
+	182, // 117: raygo.v1.ReplicaInput.start:type_name -> raygo.v1.ReplicaStart
 	23,  // 118: raygo.v1.ControlStore.RegisterNode:input_type -> raygo.v1.RegisterNodeRequest
 	31,  // 119: raygo.v1.ControlStore.UnregisterNode:input_type -> raygo.v1.UnregisterNodeRequest
 	27,  // 120: raygo.v1.ControlStore.NodeHeartbeat:input_type -> raygo.v1.NodeHeartbeatRequest
@@ -13148,7 +13198,7 @@ var file_raygo_proto_depIdxs = []int32{
 	176, // 172: raygo.v1.NodeDaemon.StartEntrypoint:input_type -> raygo.v1.StartEntrypointRequest
 	178, // 173: raygo.v1.NodeDaemon.StopEntrypoint:input_type -> raygo.v1.StopEntrypointRequest
 	185, // 174: raygo.v1.NodeDaemon.Metrics:input_type -> raygo.v1.MetricsRequest
-	183, // 175: raygo.v1.NodeDaemon.RunMCPReplica:input_type -> raygo.v1.MCPReplicaInput
+	183, // 175: raygo.v1.NodeDaemon.RunReplica:input_type -> raygo.v1.ReplicaInput
 	138, // 176: raygo.v1.CoreWorker.PushTasks:input_type -> raygo.v1.TaskBatch
 	140, // 177: raygo.v1.CoreWorker.WatchObjects:input_type -> raygo.v1.WatchObjectsRequest
 	143, // 178: raygo.v1.CoreWorker.Borrow:input_type -> raygo.v1.BorrowRequest
@@ -13215,7 +13265,7 @@ var file_raygo_proto_depIdxs = []int32{
 	177, // 239: raygo.v1.NodeDaemon.StartEntrypoint:output_type -> raygo.v1.StartEntrypointReply
 	179, // 240: raygo.v1.NodeDaemon.StopEntrypoint:output_type -> raygo.v1.StopEntrypointReply
 	186, // 241: raygo.v1.NodeDaemon.Metrics:output_type -> raygo.v1.MetricsReply
-	184, // 242: raygo.v1.NodeDaemon.RunMCPReplica:output_type -> raygo.v1.MCPReplicaOutput
+	184, // 242: raygo.v1.NodeDaemon.RunReplica:output_type -> raygo.v1.ReplicaOutput
 	139, // 243: raygo.v1.CoreWorker.PushTasks:output_type -> raygo.v1.ReplyBatch
 	142, // 244: raygo.v1.CoreWorker.WatchObjects:output_type -> raygo.v1.WatchObjectsReply
 	144, // 245: raygo.v1.CoreWorker.Borrow:output_type -> raygo.v1.BorrowReply

@@ -1316,7 +1316,7 @@ const (
 	NodeDaemon_StartEntrypoint_FullMethodName  = "/raygo.v1.NodeDaemon/StartEntrypoint"
 	NodeDaemon_StopEntrypoint_FullMethodName   = "/raygo.v1.NodeDaemon/StopEntrypoint"
 	NodeDaemon_Metrics_FullMethodName          = "/raygo.v1.NodeDaemon/Metrics"
-	NodeDaemon_RunMCPReplica_FullMethodName    = "/raygo.v1.NodeDaemon/RunMCPReplica"
+	NodeDaemon_RunReplica_FullMethodName       = "/raygo.v1.NodeDaemon/RunReplica"
 )
 
 // NodeDaemonClient is the client API for NodeDaemon service.
@@ -1360,13 +1360,17 @@ type NodeDaemonClient interface {
 	// Metrics: the node's Prometheus metrics in the text exposition format
 	// (the head's /metrics serves them with its own).
 	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsReply, error)
-	// RunMCPReplica runs one replica of a hosted MCP server
-	// (internal/mcphost) here for as long as the stream lasts: the first
-	// message starts the process, later ones carry its stdin; the daemon
-	// answers with the pid, then the process's stdout. The process's exit
-	// ends the stream with an error saying how it ended; the caller
-	// cancelling the stream stops the process (SIGTERM, then SIGKILL).
-	RunMCPReplica(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MCPReplicaInput, MCPReplicaOutput], error)
+	// RunReplica runs one supervised replica process here for as long as
+	// the stream lasts (internal/raylet/replica.go): a hosted MCP server's
+	// (kind "mcp", internal/mcphost) or a Serve command deployment's (kind
+	// "serve"). The first message starts the process; the daemon answers
+	// with its pid and log file (and, for serve, the host:port it listens
+	// on). For mcp, later messages carry its stdin and the daemon's its
+	// stdout; for serve nothing more travels until the end. The process's
+	// exit ends the stream with an error saying how it ended; the caller
+	// cancelling the stream stops the process (SIGTERM, then SIGKILL after
+	// the start's stop grace).
+	RunReplica(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicaInput, ReplicaOutput], error)
 }
 
 type nodeDaemonClient struct {
@@ -1655,18 +1659,18 @@ func (c *nodeDaemonClient) Metrics(ctx context.Context, in *MetricsRequest, opts
 	return out, nil
 }
 
-func (c *nodeDaemonClient) RunMCPReplica(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MCPReplicaInput, MCPReplicaOutput], error) {
+func (c *nodeDaemonClient) RunReplica(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicaInput, ReplicaOutput], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &NodeDaemon_ServiceDesc.Streams[2], NodeDaemon_RunMCPReplica_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &NodeDaemon_ServiceDesc.Streams[2], NodeDaemon_RunReplica_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[MCPReplicaInput, MCPReplicaOutput]{ClientStream: stream}
+	x := &grpc.GenericClientStream[ReplicaInput, ReplicaOutput]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type NodeDaemon_RunMCPReplicaClient = grpc.BidiStreamingClient[MCPReplicaInput, MCPReplicaOutput]
+type NodeDaemon_RunReplicaClient = grpc.BidiStreamingClient[ReplicaInput, ReplicaOutput]
 
 // NodeDaemonServer is the server API for NodeDaemon service.
 // All implementations must embed UnimplementedNodeDaemonServer
@@ -1709,13 +1713,17 @@ type NodeDaemonServer interface {
 	// Metrics: the node's Prometheus metrics in the text exposition format
 	// (the head's /metrics serves them with its own).
 	Metrics(context.Context, *MetricsRequest) (*MetricsReply, error)
-	// RunMCPReplica runs one replica of a hosted MCP server
-	// (internal/mcphost) here for as long as the stream lasts: the first
-	// message starts the process, later ones carry its stdin; the daemon
-	// answers with the pid, then the process's stdout. The process's exit
-	// ends the stream with an error saying how it ended; the caller
-	// cancelling the stream stops the process (SIGTERM, then SIGKILL).
-	RunMCPReplica(grpc.BidiStreamingServer[MCPReplicaInput, MCPReplicaOutput]) error
+	// RunReplica runs one supervised replica process here for as long as
+	// the stream lasts (internal/raylet/replica.go): a hosted MCP server's
+	// (kind "mcp", internal/mcphost) or a Serve command deployment's (kind
+	// "serve"). The first message starts the process; the daemon answers
+	// with its pid and log file (and, for serve, the host:port it listens
+	// on). For mcp, later messages carry its stdin and the daemon's its
+	// stdout; for serve nothing more travels until the end. The process's
+	// exit ends the stream with an error saying how it ended; the caller
+	// cancelling the stream stops the process (SIGTERM, then SIGKILL after
+	// the start's stop grace).
+	RunReplica(grpc.BidiStreamingServer[ReplicaInput, ReplicaOutput]) error
 	mustEmbedUnimplementedNodeDaemonServer()
 }
 
@@ -1804,8 +1812,8 @@ func (UnimplementedNodeDaemonServer) StopEntrypoint(context.Context, *StopEntryp
 func (UnimplementedNodeDaemonServer) Metrics(context.Context, *MetricsRequest) (*MetricsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
-func (UnimplementedNodeDaemonServer) RunMCPReplica(grpc.BidiStreamingServer[MCPReplicaInput, MCPReplicaOutput]) error {
-	return status.Error(codes.Unimplemented, "method RunMCPReplica not implemented")
+func (UnimplementedNodeDaemonServer) RunReplica(grpc.BidiStreamingServer[ReplicaInput, ReplicaOutput]) error {
+	return status.Error(codes.Unimplemented, "method RunReplica not implemented")
 }
 func (UnimplementedNodeDaemonServer) mustEmbedUnimplementedNodeDaemonServer() {}
 func (UnimplementedNodeDaemonServer) testEmbeddedByValue()                    {}
@@ -2282,12 +2290,12 @@ func _NodeDaemon_Metrics_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
-func _NodeDaemon_RunMCPReplica_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(NodeDaemonServer).RunMCPReplica(&grpc.GenericServerStream[MCPReplicaInput, MCPReplicaOutput]{ServerStream: stream})
+func _NodeDaemon_RunReplica_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeDaemonServer).RunReplica(&grpc.GenericServerStream[ReplicaInput, ReplicaOutput]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type NodeDaemon_RunMCPReplicaServer = grpc.BidiStreamingServer[MCPReplicaInput, MCPReplicaOutput]
+type NodeDaemon_RunReplicaServer = grpc.BidiStreamingServer[ReplicaInput, ReplicaOutput]
 
 // NodeDaemon_ServiceDesc is the grpc.ServiceDesc for NodeDaemon service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -2405,8 +2413,8 @@ var NodeDaemon_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 		{
-			StreamName:    "RunMCPReplica",
-			Handler:       _NodeDaemon_RunMCPReplica_Handler,
+			StreamName:    "RunReplica",
+			Handler:       _NodeDaemon_RunReplica_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -9851,7 +9851,7 @@ func (m *EntrypointExitedReply) MarshalToSizedBufferVT(dAtA []byte) (int, error)
 	return len(dAtA) - i, nil
 }
 
-func (m *MCPReplicaStart) MarshalVT() (dAtA []byte, err error) {
+func (m *ReplicaStart) MarshalVT() (dAtA []byte, err error) {
 	if m == nil {
 		return nil, nil
 	}
@@ -9864,12 +9864,12 @@ func (m *MCPReplicaStart) MarshalVT() (dAtA []byte, err error) {
 	return dAtA[:n], nil
 }
 
-func (m *MCPReplicaStart) MarshalToVT(dAtA []byte) (int, error) {
+func (m *ReplicaStart) MarshalToVT(dAtA []byte) (int, error) {
 	size := m.SizeVT()
 	return m.MarshalToSizedBufferVT(dAtA[:size])
 }
 
-func (m *MCPReplicaStart) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+func (m *ReplicaStart) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m == nil {
 		return 0, nil
 	}
@@ -9880,6 +9880,25 @@ func (m *MCPReplicaStart) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.StopGraceMs != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.StopGraceMs))
+		i--
+		dAtA[i] = 0x48
+	}
+	if len(m.PortEnv) > 0 {
+		i -= len(m.PortEnv)
+		copy(dAtA[i:], m.PortEnv)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.PortEnv)))
+		i--
+		dAtA[i] = 0x42
+	}
+	if len(m.Kind) > 0 {
+		i -= len(m.Kind)
+		copy(dAtA[i:], m.Kind)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.Kind)))
+		i--
+		dAtA[i] = 0x3a
 	}
 	if len(m.ClusterAddress) > 0 {
 		i -= len(m.ClusterAddress)
@@ -9942,7 +9961,7 @@ func (m *MCPReplicaStart) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	return len(dAtA) - i, nil
 }
 
-func (m *MCPReplicaInput) MarshalVT() (dAtA []byte, err error) {
+func (m *ReplicaInput) MarshalVT() (dAtA []byte, err error) {
 	if m == nil {
 		return nil, nil
 	}
@@ -9955,12 +9974,12 @@ func (m *MCPReplicaInput) MarshalVT() (dAtA []byte, err error) {
 	return dAtA[:n], nil
 }
 
-func (m *MCPReplicaInput) MarshalToVT(dAtA []byte) (int, error) {
+func (m *ReplicaInput) MarshalToVT(dAtA []byte) (int, error) {
 	size := m.SizeVT()
 	return m.MarshalToSizedBufferVT(dAtA[:size])
 }
 
-func (m *MCPReplicaInput) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+func (m *ReplicaInput) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m == nil {
 		return 0, nil
 	}
@@ -9992,7 +10011,7 @@ func (m *MCPReplicaInput) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	return len(dAtA) - i, nil
 }
 
-func (m *MCPReplicaOutput) MarshalVT() (dAtA []byte, err error) {
+func (m *ReplicaOutput) MarshalVT() (dAtA []byte, err error) {
 	if m == nil {
 		return nil, nil
 	}
@@ -10005,12 +10024,12 @@ func (m *MCPReplicaOutput) MarshalVT() (dAtA []byte, err error) {
 	return dAtA[:n], nil
 }
 
-func (m *MCPReplicaOutput) MarshalToVT(dAtA []byte) (int, error) {
+func (m *ReplicaOutput) MarshalToVT(dAtA []byte) (int, error) {
 	size := m.SizeVT()
 	return m.MarshalToSizedBufferVT(dAtA[:size])
 }
 
-func (m *MCPReplicaOutput) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
+func (m *ReplicaOutput) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m == nil {
 		return 0, nil
 	}
@@ -10021,6 +10040,13 @@ func (m *MCPReplicaOutput) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if len(m.HostPort) > 0 {
+		i -= len(m.HostPort)
+		copy(dAtA[i:], m.HostPort)
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.HostPort)))
+		i--
+		dAtA[i] = 0x22
 	}
 	if len(m.LogFile) > 0 {
 		i -= len(m.LogFile)
@@ -13920,7 +13946,7 @@ func (m *EntrypointExitedReply) SizeVT() (n int) {
 	return n
 }
 
-func (m *MCPReplicaStart) SizeVT() (n int) {
+func (m *ReplicaStart) SizeVT() (n int) {
 	if m == nil {
 		return 0
 	}
@@ -13956,11 +13982,22 @@ func (m *MCPReplicaStart) SizeVT() (n int) {
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
+	l = len(m.Kind)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.PortEnv)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.StopGraceMs != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.StopGraceMs))
+	}
 	n += len(m.unknownFields)
 	return n
 }
 
-func (m *MCPReplicaInput) SizeVT() (n int) {
+func (m *ReplicaInput) SizeVT() (n int) {
 	if m == nil {
 		return 0
 	}
@@ -13978,7 +14015,7 @@ func (m *MCPReplicaInput) SizeVT() (n int) {
 	return n
 }
 
-func (m *MCPReplicaOutput) SizeVT() (n int) {
+func (m *ReplicaOutput) SizeVT() (n int) {
 	if m == nil {
 		return 0
 	}
@@ -13992,6 +14029,10 @@ func (m *MCPReplicaOutput) SizeVT() (n int) {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
 	l = len(m.LogFile)
+	if l > 0 {
+		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	l = len(m.HostPort)
 	if l > 0 {
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
@@ -38126,7 +38167,7 @@ func (m *EntrypointExitedReply) UnmarshalVT(dAtA []byte) error {
 	}
 	return nil
 }
-func (m *MCPReplicaStart) UnmarshalVT(dAtA []byte) error {
+func (m *ReplicaStart) UnmarshalVT(dAtA []byte) error {
 	l := len(dAtA)
 	iNdEx := 0
 	for iNdEx < l {
@@ -38149,10 +38190,10 @@ func (m *MCPReplicaStart) UnmarshalVT(dAtA []byte) error {
 		fieldNum := int32(wire >> 3)
 		wireType := int(wire & 0x7)
 		if wireType == 4 {
-			return fmt.Errorf("proto: MCPReplicaStart: wiretype end group for non-group")
+			return fmt.Errorf("proto: ReplicaStart: wiretype end group for non-group")
 		}
 		if fieldNum <= 0 {
-			return fmt.Errorf("proto: MCPReplicaStart: illegal tag %d (wire type %d)", fieldNum, wire)
+			return fmt.Errorf("proto: ReplicaStart: illegal tag %d (wire type %d)", fieldNum, wire)
 		}
 		switch fieldNum {
 		case 1:
@@ -38425,6 +38466,89 @@ func (m *MCPReplicaStart) UnmarshalVT(dAtA []byte) error {
 			}
 			m.ClusterAddress = string(dAtA[iNdEx:postIndex])
 			iNdEx = postIndex
+		case 7:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Kind", wireType)
+			}
+			var stringLen uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				stringLen |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			intStringLen := int(stringLen)
+			if intStringLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + intStringLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Kind = string(dAtA[iNdEx:postIndex])
+			iNdEx = postIndex
+		case 8:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field PortEnv", wireType)
+			}
+			var stringLen uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				stringLen |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			intStringLen := int(stringLen)
+			if intStringLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + intStringLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.PortEnv = string(dAtA[iNdEx:postIndex])
+			iNdEx = postIndex
+		case 9:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field StopGraceMs", wireType)
+			}
+			m.StopGraceMs = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.StopGraceMs |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -38447,7 +38571,7 @@ func (m *MCPReplicaStart) UnmarshalVT(dAtA []byte) error {
 	}
 	return nil
 }
-func (m *MCPReplicaInput) UnmarshalVT(dAtA []byte) error {
+func (m *ReplicaInput) UnmarshalVT(dAtA []byte) error {
 	l := len(dAtA)
 	iNdEx := 0
 	for iNdEx < l {
@@ -38470,10 +38594,10 @@ func (m *MCPReplicaInput) UnmarshalVT(dAtA []byte) error {
 		fieldNum := int32(wire >> 3)
 		wireType := int(wire & 0x7)
 		if wireType == 4 {
-			return fmt.Errorf("proto: MCPReplicaInput: wiretype end group for non-group")
+			return fmt.Errorf("proto: ReplicaInput: wiretype end group for non-group")
 		}
 		if fieldNum <= 0 {
-			return fmt.Errorf("proto: MCPReplicaInput: illegal tag %d (wire type %d)", fieldNum, wire)
+			return fmt.Errorf("proto: ReplicaInput: illegal tag %d (wire type %d)", fieldNum, wire)
 		}
 		switch fieldNum {
 		case 1:
@@ -38506,7 +38630,7 @@ func (m *MCPReplicaInput) UnmarshalVT(dAtA []byte) error {
 				return io.ErrUnexpectedEOF
 			}
 			if m.Start == nil {
-				m.Start = &MCPReplicaStart{}
+				m.Start = &ReplicaStart{}
 			}
 			if err := m.Start.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
@@ -38568,7 +38692,7 @@ func (m *MCPReplicaInput) UnmarshalVT(dAtA []byte) error {
 	}
 	return nil
 }
-func (m *MCPReplicaOutput) UnmarshalVT(dAtA []byte) error {
+func (m *ReplicaOutput) UnmarshalVT(dAtA []byte) error {
 	l := len(dAtA)
 	iNdEx := 0
 	for iNdEx < l {
@@ -38591,10 +38715,10 @@ func (m *MCPReplicaOutput) UnmarshalVT(dAtA []byte) error {
 		fieldNum := int32(wire >> 3)
 		wireType := int(wire & 0x7)
 		if wireType == 4 {
-			return fmt.Errorf("proto: MCPReplicaOutput: wiretype end group for non-group")
+			return fmt.Errorf("proto: ReplicaOutput: wiretype end group for non-group")
 		}
 		if fieldNum <= 0 {
-			return fmt.Errorf("proto: MCPReplicaOutput: illegal tag %d (wire type %d)", fieldNum, wire)
+			return fmt.Errorf("proto: ReplicaOutput: illegal tag %d (wire type %d)", fieldNum, wire)
 		}
 		switch fieldNum {
 		case 1:
@@ -38681,6 +38805,38 @@ func (m *MCPReplicaOutput) UnmarshalVT(dAtA []byte) error {
 				return io.ErrUnexpectedEOF
 			}
 			m.LogFile = string(dAtA[iNdEx:postIndex])
+			iNdEx = postIndex
+		case 4:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field HostPort", wireType)
+			}
+			var stringLen uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				stringLen |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			intStringLen := int(stringLen)
+			if intStringLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + intStringLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.HostPort = string(dAtA[iNdEx:postIndex])
 			iNdEx = postIndex
 		default:
 			iNdEx = preIndex

@@ -296,7 +296,7 @@ func (r *Raylet) haltLocked(err error) int {
 		mon.Stop()
 	}
 	r.stopEntrypoints() // job entrypoints die with the node (entrypoint.go)
-	r.stopMCPReplicas() // and MCP server replicas (mcpreplica.go)
+	r.stopReplicas()    // and MCP server and Serve replicas (replica.go)
 	for _, w := range all {
 		w.kill()
 	}

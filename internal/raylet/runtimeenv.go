@@ -27,7 +27,7 @@ type runtimeState struct {
 	jobs  map[ids.ID]*pb.RuntimeEnv // guarded by mu; the job's, once its record was read
 	cache *runtimeenv.Cache         // guarded by mu; made when first needed
 	entry map[string]*entrypoint    // guarded by mu; running entrypoints by submission id
-	mcp   map[string]*mcpReplica    // guarded by mu; running MCP server replicas by replica id (mcpreplica.go)
+	reps  map[string]*replica       // guarded by mu; running MCP server and Serve replicas by replica id (replica.go)
 }
 
 func (s *runtimeState) setJob(job ids.ID, env *pb.RuntimeEnv) {
