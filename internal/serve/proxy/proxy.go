@@ -57,7 +57,7 @@ type routeEntry struct {
 
 // deployment is the proxy's state for one deployment: its router and the
 // addresses of its replicas. It lives across SetRoutes calls while the
-// deployment keeps its route and MaxQueuedRequests.
+// deployment is in the table.
 type deployment struct {
 	app, name string
 	maxQueued int
@@ -135,12 +135,13 @@ func New(opts Options) (*Proxy, error) {
 
 // SetRoutes replaces the routing table with routes, atomically: each
 // request is routed by the table before or after the call, never a mix.
-// A deployment that keeps its (App, Deployment) and MaxQueuedRequests
-// keeps its router, so its in-flight counts and queue survive; its
+// A deployment that keeps its (App, Deployment) keeps its router (a new
+// MaxQueuedRequests is applied to it in place), so its in-flight counts
+// and queue survive; its
 // replica set is replaced (router.Router.Set): replicas left out or
 // marked Draining get no new requests while those in flight finish.
-// Requests waiting for a deployment that was removed, or whose
-// MaxQueuedRequests changed, are routed again by the new table.
+// Requests waiting for a deployment that was removed are routed again by
+// the new table.
 //
 // On an invalid table SetRoutes changes nothing and returns every
 // problem, each wrapping ErrInvalid and naming the route and field.
@@ -161,10 +162,13 @@ func (p *Proxy) SetRoutes(routes []Route) error {
 		k := depKey{rt.App, rt.Deployment}
 		maxQueued := max(rt.MaxQueuedRequests, 0)
 		d := p.deps[k]
-		if d == nil || d.maxQueued != maxQueued {
-			// The router's queue bound is fixed at creation: a changed
-			// bound takes a new router. The old one is closed below,
-			// after the new table is published, so its waiters retry here.
+		if d != nil && d.maxQueued != maxQueued {
+			if err := d.rt.SetMaxQueuedRequests(maxQueued); err != nil {
+				return fmt.Errorf("proxy: deployment %s/%s: %w", rt.App, rt.Deployment, err)
+			}
+			d.maxQueued = maxQueued
+		}
+		if d == nil {
 			rtr, err := router.New(router.Options{
 				MaxQueuedRequests: maxQueued,
 				LocalNode:         p.opts.NodeID,
@@ -182,9 +186,6 @@ func (p *Proxy) SetRoutes(routes []Route) error {
 		final, err := d.setReplicas(rt.Replicas)
 		if err != nil {
 			return err
-		}
-		if prev := p.deps[k]; prev != nil && prev != d {
-			carryInFlight(prev, d)
 		}
 		finals[d] = final
 		next[k] = d
@@ -245,23 +246,6 @@ func (d *deployment) setReplicas(reps []Replica) (map[string]*target, error) {
 		return nil, fmt.Errorf("proxy: deployment %s/%s: %w", d.app, d.name, err)
 	}
 	return final, nil
-}
-
-// carryInFlight tells a deployment's new router about the requests its
-// previous router still has in flight, as queue-length reports, so that
-// MaxOngoingRequests holds across the swap. The new router keeps each
-// report current with its own leases and trusts it for
-// router.DefaultQueueLenTTL (10 s), after which it counts only its own:
-// until then it is conservative, as the old leases' releases do not
-// lower the report. This happens only when a deployment's
-// MaxQueuedRequests changes, which router.Router cannot do in place.
-func carryInFlight(prev, next *deployment) {
-	now := time.Now()
-	for _, r := range prev.rt.Stats().Replicas {
-		if r.InFlight > 0 {
-			_ = next.rt.ReportQueueLen(r.ID, r.InFlight, now) // unknown: the replica is gone
-		}
-	}
 }
 
 // DeploymentStats is one deployment's load at this proxy, for the

@@ -384,6 +384,22 @@ func (r *Router) Remove(id string) bool {
 	return ok
 }
 
+// SetMaxQueuedRequests changes the queue bound (Options.MaxQueuedRequests:
+// -1 or 0 unbounded). Requests already waiting keep their places even
+// past a lowered bound; new ones are refused until the queue is below it.
+func (r *Router) SetMaxQueuedRequests(n int) error {
+	if n < Unbounded {
+		return fmt.Errorf("%w: MaxQueuedRequests %d: must be -1 (unbounded), 0 (unbounded) or positive", ErrInvalid, n)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.maxQueued = max(n, 0)
+	return nil
+}
+
 // ReportQueueLen records the replica's own count of requests it is
 // handling or queueing, from every caller (Ray's queue_len probe), as
 // measured at time at. Until the report is QueueLenTTL old, the Router

@@ -455,3 +455,43 @@ func TestValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestSetMaxQueuedRequests(t *testing.T) {
+	r, err := New(Options{MaxQueuedRequests: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Set([]Replica{{ID: "a", MaxOngoingRequests: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := r.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waiting := make(chan error, 2)
+	go func() { _, err := r.Acquire(ctx); waiting <- err }()
+	for r.Stats().Queued != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := r.Acquire(ctx); !errors.Is(err, ErrBackPressure) {
+		t.Fatalf("past the bound of 1: %v, want back-pressure", err)
+	}
+	if err := r.SetMaxQueuedRequests(2); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, err := r.Acquire(ctx); waiting <- err }()
+	for r.Stats().Queued != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := r.SetMaxQueuedRequests(-2); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetMaxQueuedRequests(-2): %v", err)
+	}
+	lease.Release()
+	cancel()
+	for range 2 {
+		<-waiting
+	}
+}
