@@ -71,6 +71,8 @@ type startOptions struct {
 	metricsOpen       bool     // --metrics-open
 	mcpMutations      bool     // --mcp-allow-mutations
 	dashboardPortSet  bool     // --dashboard-port given: a taken port is an error
+	servePort         int      // --serve-port: the node's Serve HTTP proxy (-1: none)
+	serveHost         string   // --serve-host
 
 	// Hidden flags passed by a detaching `raygo start` to its child.
 	sessionDir string // the session the parent chose; also marks the child
@@ -143,6 +145,8 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.allowOrigins, "dashboard-allow-origin", nil, "head only: a web `ORIGIN` (https://host:port) besides the dashboard's own that may call the HTTP API from a browser (repeatable)")
 	fs.BoolVar(&o.metricsOpen, "metrics-open", false, "head only: serve /metrics without a token (everything else still needs one)")
 	fs.BoolVar(&o.mcpMutations, "mcp-allow-mutations", false, "head only: offer /mcp's tools that change the cluster (submit, stop, delete jobs, kill actors); they still need a write token")
+	fs.IntVar(&o.servePort, "serve-port", -1, "port of this node's Serve HTTP proxy, e.g. 8000 (0 picks a free one; -1 runs none)")
+	fs.StringVar(&o.serveHost, "serve-host", raylet.DefaultServeHost, "interface the Serve HTTP proxy listens on (0.0.0.0: every interface)")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
 	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
 	_ = fs.MarkHidden("session-dir")
@@ -178,6 +182,10 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--dashboard-*, --metrics-open and --mcp-allow-mutations are for --head: the head serves the HTTP API and dashboard")
 	case o.dashboardPort < -1 || o.dashboardPort > 65535:
 		return usageErrorf("--dashboard-port must be in 0..65535 (or -1 for none), got %d", o.dashboardPort)
+	case o.servePort < -1 || o.servePort > 65535:
+		return usageErrorf("--serve-port must be in 0..65535 (or -1 for none), got %d", o.servePort)
+	case o.serveHost == "":
+		return usageErrorf("--serve-host must not be empty")
 	case o.storage != "" && o.head && o.port == 0:
 		return usageErrorf("--storage needs a fixed --port: nodes and drivers reconnect to a restarted head on the same address")
 	}
@@ -559,7 +567,8 @@ func startDetached(ctx context.Context, o *startOptions, plan nodePlan, cluster 
 // fully resolved, plus --block. The token is not among them (see
 // startDetached).
 func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
-	args := []string{"start", "--block", "--session-dir=" + string(sess), "--host=" + o.host}
+	args := []string{"start", "--block", "--session-dir=" + string(sess), "--host=" + o.host,
+		"--serve-port=" + strconv.Itoa(o.servePort), "--serve-host=" + o.serveHost}
 	if o.nodeIP != "" {
 		args = append(args, "--node-ip-address="+o.nodeIP)
 	}
@@ -622,6 +631,7 @@ func rayletConfig(o *startOptions, plan nodePlan, sess session.Dir) raylet.Confi
 	rc.PrefaultObjectStore = o.prefault
 	rc.MemoryUsageThreshold = o.memoryThreshold
 	rc.Labels = o.labelMap
+	rc.ServePort, rc.ServeHost = o.servePort, o.serveHost
 	return rc
 }
 

@@ -112,6 +112,14 @@ type Config struct {
 	// parent-death pipe alone ends them when this daemon dies, as on
 	// platforms without Pdeathsig (for tests of that path).
 	LifelineOnly bool
+	// ServePort is the port of the node's Serve HTTP proxy
+	// (serveproxy.go; `raygo start --serve-port`): -1 runs none (the
+	// DefaultConfig value), 0 a free port, else that port (Ray's default
+	// http_options.port is 8000).
+	ServePort int
+	// ServeHost is the interface the Serve proxy listens on; empty means
+	// DefaultServeHost (Ray's default http_options.host).
+	ServeHost string
 }
 
 // DefaultHeadTimeout is the head timeout when neither Config.HeadTimeout
@@ -130,5 +138,7 @@ func DefaultConfig() Config {
 		MaxActorsPerProcess:   1000,
 		MemoryUsageThreshold:  0.95,
 		MemoryMonitorInterval: 250 * time.Millisecond,
+		ServePort:             -1,
+		ServeHost:             DefaultServeHost,
 	}
 }

@@ -82,6 +82,7 @@ type Raylet struct {
 	monitor *memmonitor.Monitor // nil when disabled
 	metrics *nodeMetrics        // the node's Prometheus registry (metrics.go)
 	rt      runtimeState        // runtime environments and job entrypoints (runtimeenv.go, entrypoint.go)
+	serve   *serveProxy         // the node's Serve HTTP proxy (serveproxy.go); nil: none; set by Start
 
 	// done is closed once the node has stopped its workers because the
 	// control store declared it dead (see Done).
@@ -223,6 +224,10 @@ func Start(cfg Config) (*Raylet, error) {
 		r.Stop()
 		return nil, err
 	}
+	if err := r.startServeProxy(); err != nil {
+		r.Stop()
+		return nil, err
+	}
 	r.wg.Add(1)
 	go r.heartbeatLoop()
 	return r, nil
@@ -308,6 +313,7 @@ func (r *Raylet) haltLocked(err error) int {
 
 // Stop kills all workers, unregisters the node, and stops serving.
 func (r *Raylet) Stop() {
+	r.stopServeProxy() // first: no new requests while replicas stop
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
