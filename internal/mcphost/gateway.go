@@ -15,6 +15,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/raygo/raygo/internal/api"
+	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/replicaset"
 	"github.com/raygo/raygo/internal/stopper"
 )
 
@@ -52,9 +54,8 @@ type hosted struct {
 	// every session at info).
 	sdkLog *slog.Logger
 	stop   *stopper.Stopper
-	slots  []*slot // fixed at creation
-
-	placeMu sync.Mutex // one slot places its replica at a time
+	set    *replicaset.Set // the replicas' supervision
+	slots  []*slot         // fixed at creation, slots[i].rs is set's i
 
 	mu      sync.Mutex
 	server  *mcp.Server
@@ -73,21 +74,26 @@ type progressRoute struct {
 	orig any // the client's own token
 }
 
-func newHosted(m *Manager, spec Spec) *hosted {
+// newHosted makes a hosted server and starts its replica slots.
+func newHosted(m *Manager, spec Spec) (*hosted, error) {
 	log := m.log.With("server", spec.Name)
 	h := &hosted{m: m, spec: spec, log: log, sdkLog: slog.New(minLevel{log.Handler(), slog.LevelWarn}), stop: stopper.New(),
 		bind: map[*mcp.ServerSession]*slot{}, routes: map[string]progressRoute{}}
-	for i := range spec.Replicas {
-		h.slots = append(h.slots, &slot{h: h, index: i, state: StatePending, since: time.Now()})
+	set, err := replicaset.New(replicaset.Config{
+		Name: spec.Name, Kind: replicaset.KindMCP,
+		Start:     &pb.ReplicaStart{Argv: spec.Command, RuntimeEnv: spec.RuntimeEnv().Proto(), ClusterAddress: m.cfg.ClusterAddress},
+		Resources: spec.ResourceSet(), Launcher: m.launcher, Probe: mcpProbe{h},
+		HealthPeriod: HealthPeriod, StartTimeout: StartTimeout, Logger: log,
+		OnReady: func(_ *replicaset.Slot, c replicaset.Conn) { h.replicaReady(c.(*mcpConn).cs.InitializeResult()) },
+	}, spec.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return h
-}
-
-// start starts the replica slots.
-func (h *hosted) start() {
-	for _, sl := range h.slots {
-		_ = h.stop.Go(fmt.Sprintf("mcphost.replica.%s.%d", h.spec.Name, sl.index), sl.run)
+	h.set = set
+	for _, rs := range set.Slots() {
+		h.slots = append(h.slots, &slot{rs: rs, index: rs.Index()})
 	}
+	return h, nil
 }
 
 // close ends the gateway's sessions and stops every replica.
@@ -104,23 +110,8 @@ func (h *hosted) close() {
 			_ = ss.Close()
 		}
 	}
+	h.set.Close() // closes the replicas' sessions, which ends their watchers in stop
 	h.stop.Stop()
-}
-
-// replicasByNode counts the other slots' replicas by node.
-func (h *hosted) replicasByNode(except *slot) map[string]int {
-	out := map[string]int{}
-	for _, sl := range h.slots {
-		if sl == except {
-			continue
-		}
-		sl.mu.Lock()
-		if sl.node != "" && (sl.state == StateReady || sl.state == StateStarting) {
-			out[sl.node]++
-		}
-		sl.mu.Unlock()
-	}
-	return out
 }
 
 // replicaReady makes the gateway's server when the first replica is
@@ -176,7 +167,7 @@ func (h *hosted) unbind(ss *mcp.ServerSession) {
 
 // route is the replica ss is bound to, binding it (again) to a ready one
 // when it has none or its replica is not ready.
-func (h *hosted) route(ss *mcp.ServerSession) (*slot, *mcp.ClientSession, chan struct{}, error) {
+func (h *hosted) route(ss *mcp.ServerSession) (*slot, *mcp.ClientSession, <-chan struct{}, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if sl := h.bind[ss]; sl != nil {
@@ -190,8 +181,9 @@ func (h *hosted) route(ss *mcp.ServerSession) (*slot, *mcp.ClientSession, chan s
 	}
 	loads := make([]replicaLoad, len(h.slots))
 	for i, sl := range h.slots {
+		cs, _ := sl.current()
 		sl.mu.Lock()
-		loads[i] = replicaLoad{ready: sl.state == StateReady, sessions: sl.sessions, inFlight: sl.inFlight}
+		loads[i] = replicaLoad{ready: cs != nil, sessions: sl.sessions, inFlight: sl.inFlight}
 		sl.mu.Unlock()
 	}
 	i := pickReplica(loads, h.tie)
@@ -251,9 +243,10 @@ func (h *hosted) forward(ctx context.Context, ss *mcp.ServerSession, method stri
 	if err != nil {
 		return nil, err
 	}
+	st := sl.rs.Status()
+	id, node := st.ID, st.NodeID
 	sl.mu.Lock()
 	sl.inFlight++
-	id, node := sl.id, sl.node
 	sl.mu.Unlock()
 	defer func() {
 		sl.mu.Lock()

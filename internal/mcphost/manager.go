@@ -76,9 +76,11 @@ func (m *Manager) Load(ctx context.Context) error {
 		}
 		m.mu.Lock()
 		if _, dup := m.servers[s.Name]; !dup && !m.closed {
-			h := newHosted(m, s)
-			m.servers[s.Name] = h
-			h.start()
+			if h, err := newHosted(m, s); err != nil {
+				m.log.Warn("mcp: skipping a hosted server spec", "name", name, "err", err)
+			} else {
+				m.servers[s.Name] = h
+			}
 		}
 		m.mu.Unlock()
 	}
@@ -110,9 +112,14 @@ func (m *Manager) Create(ctx context.Context, spec Spec, by string) (Status, err
 			return Status{}, fmt.Errorf("mcphost: keep %q in the control store: %w", spec.Name, err)
 		}
 	}
-	h := newHosted(m, spec)
+	h, err := newHosted(m, spec)
+	if err != nil {
+		if m.kv != nil {
+			_ = m.kv.Delete(ctx, spec.Name)
+		}
+		return Status{}, err
+	}
 	m.servers[spec.Name] = h
-	h.start()
 	return h.statusOf(), nil
 }
 

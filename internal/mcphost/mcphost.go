@@ -6,12 +6,13 @@
 //
 //   - Manager (manager.go) keeps the hosted servers' specs in the control
 //     store's KV and runs each one: its replica slots and its gateway.
-//   - A slot (replica.go) places its replica on a node (decide.go:
-//     spread, resources), starts it through the node daemon's
-//     RunReplica stream (launcher.go: the stream is the replica's life
-//     and carries its stdio), initializes it with the SDK's client, pings
-//     it every HealthPeriod, and replaces it when it dies or stops
-//     answering, with backoff when it keeps failing.
+//   - The replica slots are internal/replicaset's: a slot places its
+//     replica on a node (spread, resources), starts it through the node
+//     daemon's RunReplica stream (the stream is the replica's life and
+//     carries its stdio), and replaces it when it dies or fails its
+//     health check, with backoff when it keeps failing. Its probe
+//     (replica.go) initializes it with the SDK's client and pings it
+//     every HealthPeriod; decide.go picks a session's replica.
 //   - The gateway (gateway.go) is the SDK's server and streamable-HTTP
 //     handler, with a middleware that passes each session's requests to
 //     the replica it is bound to.

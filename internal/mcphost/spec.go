@@ -1,10 +1,6 @@
 package mcphost
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-
 	"github.com/raygo/raygo/internal/api"
 	"github.com/raygo/raygo/internal/mcphost/hostspec"
 )
@@ -30,12 +26,4 @@ func accessScope(s *Spec) api.Scope {
 		return api.ScopeRead
 	}
 	return api.ScopeWrite
-}
-
-// newReplicaID names a replica of slot i: "<i>-<6 hex>", fresh for each
-// start, so a replaced replica's log file is its own.
-func newReplicaID(i int) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%d-%s", i, hex.EncodeToString(b[:]))
 }
