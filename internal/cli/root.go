@@ -101,7 +101,7 @@ RAYGO_ADDRESS=HOST:PORT.`,
 	})
 	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newMemoryCmd(), newMicrobenchmarkCmd(), newTestbedCmd(), newVersionCmd(), newTokenCmd(), newTimelineCmd(), newListCmd(), newGetCmd(), newSummaryCmd(), newJobCmd(), newLogsCmd(), newMCPCmd())
+	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newMemoryCmd(), newMicrobenchmarkCmd(), newTestbedCmd(), newVersionCmd(), newTokenCmd(), newTimelineCmd(), newListCmd(), newGetCmd(), newSummaryCmd(), newJobCmd(), newLogsCmd(), newMCPCmd(), newServeCmd())
 	return root
 }
 

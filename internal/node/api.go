@@ -15,7 +15,7 @@ import (
 	"github.com/raygo/raygo/internal/mcpserver"
 	"github.com/raygo/raygo/internal/metrics"
 	"github.com/raygo/raygo/internal/rpc"
-	"github.com/raygo/raygo/internal/serve/routes/routesapi"
+	"github.com/raygo/raygo/internal/serve/controller"
 	"github.com/raygo/raygo/internal/state"
 	"github.com/raygo/raygo/internal/timeline"
 )
@@ -39,7 +39,7 @@ const authNamespace = "raygo/auth"
 
 // features are the HTTP API's parts; the head registers each on its
 // server, in this order.
-var features = []api.Feature{dashboard.Register, state.Register, metrics.Register, timeline.Register, jobs.Register, logs.Register, mcphost.Register, routesapi.Register}
+var features = []api.Feature{dashboard.Register, state.Register, metrics.Register, timeline.Register, jobs.Register, logs.Register, mcphost.Register, controller.Register}
 
 // startAPI starts the head's HTTP server with every feature's routes.
 func (h *Head) startAPI(cfg HeadConfig) error {

@@ -1,10 +1,37 @@
 // Package controller is Serve's controller: it turns an applied
-// configuration (serve/config) into running replicas and routing tables
-// (docs/serve.md). This file is its deciding core, pure and table-tested:
-// what an apply changes for each deployment (Plan), what a replica runs
-// (CodeVersion: a change needs new replicas), and each step of a rolling
-// update (RollStep). The reconcile loop that acts on them is not built
-// yet.
+// configuration (serve/config) into running replicas and the routing
+// table every node's proxy follows (docs/serve.md).
+//
+// Its deciding core is pure and table-tested (plan.go): what an apply
+// changes for each deployment (Plan), what a replica runs (CodeVersion:
+// a change needs new replicas), and each step of a rolling update
+// (RollStep).
+//
+// The Controller (controller.go) acts on them for command deployments:
+// one replicaset.Set per deployment version (Kind "serve", HTTPProbe on
+// health_path), whose OnReady and OnGone hooks rebuild the routing table
+// (one proxy.Route per application, to its ingress deployment) and Set
+// it on the head's routes.Table. Register (http.go) is the head feature
+// that owns that table and serves PUT, GET and DELETE
+// /api/serve/applications; `raygo serve deploy|status|shutdown` calls
+// them:
+//
+//	ctl, _ := controller.New(controller.Options{KV: kv, Launcher: launcher, Table: table})
+//	cfg, err := controller.Check(yamlBytes, nodeTotals) // every problem at once
+//	err = ctl.Apply(ctx, cfg)                           // returns once under way
+//	apps := ctl.Status()
+//	err = ctl.Shutdown(ctx)
+//
+// Replicas leave routing before they stop: a replica to be removed (a
+// smaller num_replicas, an old version in a roll, a deleted deployment)
+// is first marked draining in the table (proxies send it nothing new and
+// finish what it has), then given graceful_shutdown_wait_loop_s, then
+// stopped with graceful_shutdown_timeout_s of grace. A roll starts new
+// replicas (RollSurge beyond the target at a time) and stops an old one
+// only for a new one that is ready, so the table always holds at least
+// the target of ready replicas. Not built yet: Go deployments (refused
+// with a message), autoscaling (a deployment with an autoscaling config
+// runs at its initial_replicas, with a status message saying so).
 package controller
 
 import (

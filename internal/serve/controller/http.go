@@ -1,0 +1,157 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/raygo/raygo/internal/api"
+	"github.com/raygo/raygo/internal/replicaset"
+	"github.com/raygo/raygo/internal/scheduler"
+	"github.com/raygo/raygo/internal/serve/routes"
+	"github.com/raygo/raygo/internal/serve/routes/routesapi"
+	"github.com/raygo/raygo/serve/config"
+)
+
+// ApplicationsPath is the controller's REST resource.
+const ApplicationsPath = "/api/serve/applications"
+
+// loadTimeout bounds re-applying the kept config when the head starts.
+const loadTimeout = 10 * time.Second
+
+// StatusResponse is GET ApplicationsPath's body.
+type StatusResponse struct {
+	Applications []AppStatus `json:"applications" yaml:"applications"`
+	// Proxies are the base URLs of the Serve proxies the head knows of:
+	// its own node's, when it runs one (`raygo start --head
+	// --serve-port`). Other nodes' proxies serve the same routes on their
+	// own --serve-port.
+	Proxies []string `json:"proxies" yaml:"proxies"`
+}
+
+// Register is Serve's head feature (internal/node/api.go): it owns the
+// routing table that every node's proxy follows (serving the routes API
+// on it, routesapi.Feature), starts the controller with the config kept
+// from before a restart, and serves
+//
+//	PUT    /api/serve/applications   apply a config (YAML body)      write, audited serve.deploy
+//	GET    /api/serve/applications   status (StatusResponse)         read
+//	DELETE /api/serve/applications   shut every application down     write, audited serve.shutdown
+func Register(s *api.Server, c *api.Cluster) (func(), error) {
+	t := routes.NewTable()
+	if _, err := routesapi.Feature(t)(s, c); err != nil {
+		t.Close()
+		return nil, err
+	}
+	launcher := replicaset.NodeLauncher{GCS: c.GCS, Pool: c.Pool}
+	ctl, err := New(Options{KV: c.GCS.KV(Namespace), Launcher: launcher, Table: t, ClusterAddress: c.Address})
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	err = ctl.Load(ctx)
+	cancel()
+	if err != nil {
+		ctl.Close()
+		t.Close()
+		return nil, err
+	}
+	h := &httpAPI{s: s, ctl: ctl, nodes: launcher.Nodes, proxies: func() []string {
+		if c.HeadNode != nil {
+			if a := c.HeadNode.ServeProxyAddress(); a != "" {
+				return []string{"http://" + a}
+			}
+		}
+		return []string{}
+	}}
+	s.Handle("PUT "+ApplicationsPath, api.ScopeWrite, h.put)
+	s.Handle("GET "+ApplicationsPath, api.ScopeRead, h.get)
+	s.Handle("DELETE "+ApplicationsPath, api.ScopeWrite, h.delete)
+	return func() {
+		ctl.Close()
+		t.Close()
+	}, nil
+}
+
+type httpAPI struct {
+	s       *api.Server
+	ctl     *Controller
+	nodes   func(context.Context) ([]scheduler.Node, error)
+	proxies func() []string
+}
+
+func (h *httpAPI) put(w http.ResponseWriter, r *http.Request) {
+	who := api.Who(r.Context())
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, config.MaxConfigBytes))
+	if err != nil {
+		api.WriteError(w, api.Errorf(http.StatusRequestEntityTooLarge, "too_large", "the config is over %d bytes", config.MaxConfigBytes))
+		return
+	}
+	nodes, err := h.nodes(r.Context())
+	if err != nil {
+		api.WriteError(w, fmt.Errorf("serve: list the cluster's nodes: %w", err))
+		return
+	}
+	var totals []map[string]float64
+	for _, n := range nodes {
+		totals = append(totals, n.Total)
+	}
+	cfg, err := Check(body, totals)
+	if err == nil {
+		err = h.ctl.Apply(r.Context(), cfg)
+	}
+	if err != nil {
+		h.s.Audit().Record(r, who, "serve.deploy", "", "refused: "+err.Error())
+		api.WriteError(w, httpError(err))
+		return
+	}
+	names := ""
+	for i, a := range cfg.Applications {
+		if i > 0 {
+			names += ", "
+		}
+		names += a.Name
+	}
+	h.s.Audit().Record(r, who, "serve.deploy", names, fmt.Sprintf("ok: %d applications", len(cfg.Applications)))
+	api.WriteJSON(w, StatusResponse{Applications: nonNil(h.ctl.Status()), Proxies: h.proxies()})
+}
+
+func (h *httpAPI) get(w http.ResponseWriter, r *http.Request) {
+	api.WriteJSON(w, StatusResponse{Applications: nonNil(h.ctl.Status()), Proxies: h.proxies()})
+}
+
+func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request) {
+	who := api.Who(r.Context())
+	if err := h.ctl.Shutdown(r.Context()); err != nil {
+		api.WriteError(w, httpError(err))
+		return
+	}
+	h.s.Audit().Record(r, who, "serve.shutdown", "", "ok")
+	api.WriteJSON(w, struct {
+		Shutdown bool `json:"shutdown"`
+	}{true})
+}
+
+func nonNil(a []AppStatus) []AppStatus {
+	if a == nil {
+		return []AppStatus{}
+	}
+	return a
+}
+
+// httpError maps a controller error to the API's.
+func httpError(err error) error {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return api.BadRequest("%v", err)
+	case errors.Is(err, ErrNotFound):
+		return api.NotFound("%v", err)
+	case errors.Is(err, ErrClosed):
+		return api.Errorf(http.StatusServiceUnavailable, "unavailable", "%v", err)
+	}
+	return err
+}
