@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,10 @@ func TestTaskEvents(t *testing.T) {
 	for {
 		done := 0
 		for _, r := range byFn("test.Square") {
-			if r.State == "FINISHED" && r.WorkerID != "" && r.StartTimeMs != 0 && r.CreationTimeMs != 0 {
+			// The owner's events come in its own flushes: one may hold
+			// the task's first events and the next SUBMITTED_TO_WORKER.
+			submitted := slices.ContainsFunc(r.Events, func(e taskevents.StateChange) bool { return e.State == "SUBMITTED_TO_WORKER" })
+			if r.State == "FINISHED" && r.WorkerID != "" && r.StartTimeMs != 0 && r.CreationTimeMs != 0 && submitted {
 				done++
 			}
 		}
