@@ -48,6 +48,14 @@ const (
 	serveDrainTimeout = 2 * time.Second
 	// clusterInfoTimeout bounds one GetClusterInfo call.
 	clusterInfoTimeout = 5 * time.Second
+	// ServeLoadReportPeriod is how often the proxy POSTs its load per
+	// deployment (routes.LoadReport) to the head for autoscaling. Ray's
+	// metrics_interval_s default is 10 s; one period for every deployment
+	// keeps reports fresh for any metrics_interval_s (the head keeps a
+	// report for max(2 × metrics_interval_s, 10 s)).
+	ServeLoadReportPeriod = 1 * time.Second
+	// serveLoadReportTimeout bounds one load report.
+	serveLoadReportTimeout = 5 * time.Second
 )
 
 // ServeUpstreamToken is the value of ServeTokenHeader for a cluster: an
@@ -143,9 +151,48 @@ func (r *Raylet) startServeProxy() error {
 		sp.stop()
 		return err
 	}
+	if err := sp.st.Go("serve-proxy-load", func(ctx context.Context) {
+		sp.reportLoad(ctx, r.nodeID.String(), r.cfg.Token, r.headAPIURL, log)
+	}); err != nil {
+		sp.stop()
+		return err
+	}
 	r.serve = sp
 	log.Info("serve proxy listening", "address", sp.addr, "node", r.nodeID)
 	return nil
+}
+
+// reportLoad POSTs the proxy's load per deployment to the head's
+// routes.LoadPath every ServeLoadReportPeriod until ctx ends; nothing is
+// sent while the proxy routes nothing or the head serves no API. A failed
+// report is logged at debug level: the next one replaces it.
+func (sp *serveProxy) reportLoad(ctx context.Context, node, token string, head func(context.Context) (string, error), log *slog.Logger) {
+	client := &http.Client{Timeout: serveLoadReportTimeout}
+	defer client.CloseIdleConnections()
+	tick := time.NewTicker(ServeLoadReportPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		stats := sp.p.Stats()
+		if len(stats) == 0 {
+			continue
+		}
+		rep := routes.LoadReport{Node: node, Deployments: make([]routes.DeploymentLoad, 0, len(stats))}
+		for _, s := range stats {
+			rep.Deployments = append(rep.Deployments, routes.DeploymentLoad{App: s.App, Deployment: s.Deployment, InFlight: s.InFlight, Queued: s.Queued})
+		}
+		base, err := head(ctx)
+		if err == nil && base != "" {
+			err = routes.PostLoad(ctx, client, base, token, rep)
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Debug("serve proxy: load report", "err", err)
+		}
+	}
 }
 
 // headAPIURL asks the control store where the head's HTTP API is: "" when

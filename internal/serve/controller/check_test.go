@@ -33,8 +33,9 @@ func TestCheck(t *testing.T) {
 				if err != nil || cfg == nil {
 					t.Fatalf("Check: %v", err)
 				}
-				if d := &cfg.Applications[0].Deployments[0]; targetOf(d) != 2 || messageOf(d) != AutoscalingMessage {
-					t.Fatalf("autoscaling deployment: target %d, message %q", targetOf(d), messageOf(d))
+				d := &cfg.Applications[0].Deployments[0]
+				if pc := policyConfig(d.AutoscalingConfig); pc.Validate() != nil || pc.InitialTarget(0) != 2 {
+					t.Fatalf("autoscaling deployment: policy config %+v (%v), initial target %d", pc, pc.Validate(), pc.InitialTarget(0))
 				}
 				return
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/raygo/raygo/internal/replicaset"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/runtimeenv"
+	"github.com/raygo/raygo/internal/serve/autoscale"
 	"github.com/raygo/raygo/internal/serve/proxy"
 	"github.com/raygo/raygo/internal/serve/router"
 	"github.com/raygo/raygo/internal/serve/routes"
@@ -46,10 +47,6 @@ const (
 	RollSurge = 1
 	// rollTick is how often a rolling update looks at its replicas.
 	rollTick = 100 * time.Millisecond
-	// AutoscalingMessage is the status message of a deployment with an
-	// autoscaling config: the policy (internal/serve/autoscale) is not
-	// fed yet, so it runs at its initial replicas.
-	AutoscalingMessage = "autoscaling not active yet: running at initial_replicas"
 )
 
 // Errors of the controller.
@@ -100,6 +97,7 @@ type Controller struct {
 	deps    map[depKey]*deployment  // guarded by mu
 	ready   map[string]readyReplica // guarded by mu; by replica ID
 	gone    map[depKey]*deployment  // guarded by mu; deployments being deleted
+	loads   map[string]nodeLoad     // guarded by mu; the latest load report by node
 	closed  bool                    // guarded by mu
 
 	routesMu sync.Mutex // orders table.Set calls
@@ -126,6 +124,13 @@ type deployment struct {
 	old     []*replicaset.Set // an older version's, while a roll runs
 	rolling context.CancelFunc
 	message string
+	// policy decides the target of an autoscaling deployment (nil
+	// without autoscaling_config); decision is its last decision, shown
+	// in the status; resizeGen counts resizes, so that a resize
+	// superseded by a later one does not undo it.
+	policy    *autoscale.Policy
+	decision  string
+	resizeGen uint64
 }
 
 // New returns a controller with nothing deployed; Load re-applies a kept
@@ -138,8 +143,13 @@ func New(opts Options) (*Controller, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Controller{opts: opts, log: log.With("component", "serve"), stop: stopper.New(),
-		deps: map[depKey]*deployment{}, ready: map[string]readyReplica{}, gone: map[depKey]*deployment{}}, nil
+	c := &Controller{opts: opts, log: log.With("component", "serve"), stop: stopper.New(),
+		deps: map[depKey]*deployment{}, ready: map[string]readyReplica{}, gone: map[depKey]*deployment{},
+		loads: map[string]nodeLoad{}}
+	if err := c.stop.Go("serve.autoscale", c.decideLoop); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Load applies the config kept in the KV, if any (after a head restart).
@@ -257,7 +267,7 @@ func (c *Controller) apply(ctx context.Context, cfg *config.Config, keep bool) e
 		case p.Change == Update || p.Change == Unchanged:
 			a, dep := find(k)
 			d.app, d.dep = *a, *dep
-			if t := targetOf(dep); t != d.target {
+			if t := c.setPolicyLocked(d, dep, false); t != d.target {
 				d.target = t
 				if d.rolling == nil {
 					c.resizeLocked(d, d.set, t)
@@ -277,21 +287,9 @@ func (c *Controller) apply(ctx context.Context, cfg *config.Config, keep bool) e
 	return nil
 }
 
-// targetOf is a deployment's replica count: num_replicas, or with
-// autoscaling its initial replicas (the policy is not fed yet).
-func targetOf(d *config.Deployment) int {
-	if d.AutoscalingConfig != nil {
-		return *d.AutoscalingConfig.InitialReplicas
-	}
-	return d.NumReplicas.N
-}
-
-func messageOf(d *config.Deployment) string {
-	if d.Autoscales() {
-		return AutoscalingMessage
-	}
-	return ""
-}
+// messageOf is the status message of a deployment at rest: none (an
+// autoscaling deployment shows its policy's last decision instead).
+func messageOf(*config.Deployment) string { return "" }
 
 // setConfig is a deployment version's replicaset config.
 func (c *Controller) setConfig(k depKey, a *config.Application, d *config.Deployment) (replicaset.Config, error) {
@@ -352,7 +350,8 @@ func (c *Controller) newSetLocked(k depKey, a *config.Application, d *config.Dep
 }
 
 func (c *Controller) newDeploymentLocked(k depKey, a *config.Application, dep *config.Deployment, version string) (*deployment, error) {
-	d := &deployment{key: k, app: *a, dep: *dep, version: version, target: targetOf(dep), message: messageOf(dep)}
+	d := &deployment{key: k, app: *a, dep: *dep, version: version, message: messageOf(dep)}
+	d.target = c.setPolicyLocked(d, dep, true)
 	set, err := c.newSetLocked(k, a, dep, d.target)
 	if err != nil {
 		return nil, err
@@ -364,22 +363,47 @@ func (c *Controller) newDeploymentLocked(k depKey, a *config.Application, dep *c
 // resizeLocked resizes set to n in the background: replicas beyond n are
 // withdrawn from the routing table first (proxies stop sending them new
 // requests), given graceful_shutdown_wait_loop_s to finish what they
-// have, then drained.
+// have, then drained. A later resize of d supersedes this one: one still
+// waiting does not resize, and replicas it withdrew below the later
+// count serve again.
 func (c *Controller) resizeLocked(d *deployment, set *replicaset.Set, n int) {
 	wait := seconds(*d.dep.GracefulShutdownWaitLoopS)
+	d.resizeGen++
+	gen := d.resizeGen
+	current := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return d.resizeGen == gen
+	}
+	restored := false
+	for _, sl := range set.Slots()[:min(n, len(set.Slots()))] {
+		id := sl.Status().ID
+		if r, ok := c.ready[id]; ok && r.draining {
+			r.draining = false
+			c.ready[id] = r
+			restored = true
+		}
+	}
 	_ = c.stop.Go("serve.resize."+d.key.app+"."+d.key.dep, func(ctx context.Context) {
-		c.shrink(ctx, set, n, wait)
+		if restored {
+			c.publish()
+		}
+		c.shrink(ctx, set, n, wait, current)
 	})
 }
 
 // shrink withdraws set's slots from index n up, waits, and resizes it to
-// n (growing it when n is larger).
-func (c *Controller) shrink(ctx context.Context, set *replicaset.Set, n int, wait time.Duration) {
+// n (growing it when n is larger); current, when not nil, is asked after
+// the wait whether the resize still stands.
+func (c *Controller) shrink(ctx context.Context, set *replicaset.Set, n int, wait time.Duration, current func() bool) {
 	if c.withdraw(set, n) {
 		c.publish()
 		if !stopper.Sleep(ctx, wait) {
 			return
 		}
+	}
+	if current != nil && !current() {
+		return
 	}
 	if err := set.Resize(ctx, n); err != nil && ctx.Err() == nil {
 		c.log.Warn("serve: resize", "err", err)
@@ -418,7 +442,8 @@ func (c *Controller) rollLocked(d *deployment, a *config.Application, dep *confi
 	if d.set != nil {
 		d.old = append(d.old, d.set)
 	}
-	d.app, d.dep, d.version, d.target, d.set = *a, *dep, version, targetOf(dep), set
+	d.app, d.dep, d.version, d.set = *a, *dep, version, set
+	d.target = c.setPolicyLocked(d, dep, false)
 	d.message = "rolling update: " + strings.Join(reasons, ", ") + " changed"
 	rctx, cancel := context.WithCancel(context.Background())
 	d.rolling = cancel
@@ -465,7 +490,7 @@ func (c *Controller) roll(ctx context.Context, d *deployment, set *replicaset.Se
 			n := len(olds[i].Slots())
 			k := min(n, stopOld)
 			stopOld -= k
-			c.shrink(ctx, olds[i], n-k, wait)
+			c.shrink(ctx, olds[i], n-k, wait, nil)
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ type StatusResponse struct {
 //	PUT    /api/serve/applications   apply a config (YAML body)      write, audited serve.deploy
 //	GET    /api/serve/applications   status (StatusResponse)         read
 //	DELETE /api/serve/applications   shut every application down     write, audited serve.shutdown
+//	POST   /api/serve/load           a proxy's load (routes.LoadReport) write (proxies use the cluster token); not audited
 func Register(s *api.Server, c *api.Cluster) (func(), error) {
 	t := routes.NewTable()
 	if _, err := routesapi.Feature(t)(s, c); err != nil {
@@ -71,6 +73,7 @@ func Register(s *api.Server, c *api.Cluster) (func(), error) {
 	s.Handle("PUT "+ApplicationsPath, api.ScopeWrite, h.put)
 	s.Handle("GET "+ApplicationsPath, api.ScopeRead, h.get)
 	s.Handle("DELETE "+ApplicationsPath, api.ScopeWrite, h.delete)
+	s.Handle("POST "+routes.LoadPath, api.ScopeWrite, h.load)
 	return func() {
 		ctl.Close()
 		t.Close()
@@ -134,6 +137,19 @@ func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, struct {
 		Shutdown bool `json:"shutdown"`
 	}{true})
+}
+
+func (h *httpAPI) load(w http.ResponseWriter, r *http.Request) {
+	var rep routes.LoadReport
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, routes.MaxLoadReportBytes)).Decode(&rep); err != nil {
+		api.WriteError(w, api.BadRequest("serve: load report: %v (at most %d bytes of routes.LoadReport JSON)", err, routes.MaxLoadReportBytes))
+		return
+	}
+	if err := h.ctl.ReportLoad(time.Now(), rep); err != nil {
+		api.WriteError(w, httpError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func nonNil(a []AppStatus) []AppStatus {

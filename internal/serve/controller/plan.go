@@ -22,6 +22,12 @@
 //	apps := ctl.Status()
 //	err = ctl.Shutdown(ctx)
 //
+// Autoscaling (autoscaling.go): every node's proxy POSTs its load to
+// POST /api/serve/load (routes.LoadReport); ReportLoad sums the fresh
+// reports per deployment into its autoscale.Policy and a decision loop
+// resizes the deployment to the policy's count every 0.1 s, except
+// during a roll. The status shows the target and the last decision.
+//
 // Replicas leave routing before they stop: a replica to be removed (a
 // smaller num_replicas, an old version in a roll, a deleted deployment)
 // is first marked draining in the table (proxies send it nothing new and

@@ -85,7 +85,7 @@ func (c *Controller) Status() []AppStatus {
 // statusLocked is d's status (force, when set, is its status); c.mu is
 // held.
 func (d *deployment) statusLocked(force string) DeploymentStatus {
-	ds := DeploymentStatus{Name: d.key.dep, Version: d.version, TargetReplicas: d.target, Message: d.message, Replicas: []ReplicaStatus{}}
+	ds := DeploymentStatus{Name: d.key.dep, Version: d.version, TargetReplicas: d.target, Message: joinMsg(d.message, d.decision), Replicas: []ReplicaStatus{}}
 	ready, failing := 0, ""
 	add := func(s *replicaset.Set, version string, current bool) {
 		for _, st := range s.Statuses() {
