@@ -579,8 +579,20 @@ func TestBroadcastSpreadsOverReceivers(t *testing.T) {
 		t.Cleanup(m.Close)
 		n.peers[name], n.peerStores[name] = m, stores[name]
 	}
+	// The pulls start one after another, each once those going have read
+	// a quarter of the object more (as copies of a broadcast go out in
+	// waves): which copies are ahead is then the test's doing, not the
+	// goroutine scheduler's, and each later receiver can read what the
+	// earlier ones hold.
+	reads := func() int { return n.readsOf("a:1") + n.readsOf("b:1") + n.readsOf("c:1") + n.readsOf("d:1") }
 	errc := make(chan error, len(names))
-	for _, name := range names {
+	for i, name := range names {
+		if i > 0 { // wait for 16 more chunks read by the pulls already going
+			base, deadline := reads(), time.Now().Add(10*time.Second)
+			for reads()-base < 16 && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
 		go func() { errc <- n.peers[name].Pull(t.Context(), req(id, size, "a:1")) }()
 	}
 	for range names {
