@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/raygo/raygo/internal/errs"
@@ -308,17 +309,33 @@ func (r *Raylet) StopEntrypoint(_ context.Context, req *pb.StopEntrypointRequest
 // stopEntrypoints kills every entrypoint's process group and waits for
 // the shells (the node is stopping).
 func (r *Raylet) stopEntrypoints() {
-	r.rt.mu.Lock()
-	var all []*entrypoint
-	for _, e := range r.rt.entry {
+	killGroupsAndWait(&r.rt.mu, r.rt.entry, func(e *entrypoint) (int, <-chan struct{}) {
 		e.nodeEnd = true
-		all = append(all, e)
+		return e.pid, e.done
+	})
+}
+
+// killGroupsAndWait stops the process groups the daemon started for the
+// head (entrypoints, replicas) when the node stops: under mu, end marks
+// each as ending with its node and names its group leader and the
+// channel closed once it is reaped; then every group is killed and each
+// waited for.
+func killGroupsAndWait[T any](mu *sync.Mutex, running map[string]T, end func(T) (pid int, reaped <-chan struct{})) {
+	type group struct {
+		pid    int
+		reaped <-chan struct{}
 	}
-	r.rt.mu.Unlock()
-	for _, e := range all {
-		signalGroup(e.pid, proc.Kill)
+	mu.Lock()
+	all := make([]group, 0, len(running))
+	for _, x := range running {
+		pid, reaped := end(x)
+		all = append(all, group{pid, reaped})
 	}
-	for _, e := range all {
-		<-e.done
+	mu.Unlock()
+	for _, g := range all {
+		signalGroup(g.pid, proc.Kill)
+	}
+	for _, g := range all {
+		<-g.reaped
 	}
 }

@@ -735,19 +735,10 @@ func (rep *replica) stop(closeStdin func(), exited <-chan struct{}) {
 // is reaped and its resources freed (the node is stopping). Their
 // streams end with an error saying so.
 func (r *Raylet) stopReplicas() {
-	r.rt.mu.Lock()
-	var all []*replica
-	for _, rep := range r.rt.reps {
+	killGroupsAndWait(&r.rt.mu, r.rt.reps, func(rep *replica) (int, <-chan struct{}) {
 		rep.nodeEnd = true
-		all = append(all, rep)
-	}
-	r.rt.mu.Unlock()
-	for _, rep := range all {
-		signalGroup(rep.pid, proc.Kill)
-	}
-	for _, rep := range all {
-		<-rep.done
-	}
+		return rep.pid, rep.done
+	})
 }
 
 // logTail is at most the last max bytes of the log file at path written
