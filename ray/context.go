@@ -32,3 +32,15 @@ func CurrentTask(ctx context.Context) (TaskContext, bool) {
 	}
 	return tc, true
 }
+
+// JobID returns the id of the job this process belongs to (hex), as
+// Ray's get_runtime_context().get_job_id(): a driver's own job, or the
+// job of the driver a worker runs tasks for. It needs Init
+// (ErrNotInitialized).
+func JobID() (string, error) {
+	cw, err := current()
+	if err != nil {
+		return "", err
+	}
+	return cw.JobID().String(), nil
+}

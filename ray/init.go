@@ -323,6 +323,9 @@ func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 		rc.ObjectStoreBytes = o.storeBytes
 	}
 	rc.SpillDir = o.spillDir
+	if o.servePort != nil {
+		rc.ServePort = *o.servePort
+	}
 	head, err := node.StartHead(node.HeadConfig{GCS: gcs.DefaultConfig(), Raylet: rc, Token: token})
 	if err != nil {
 		_ = sess.Remove()

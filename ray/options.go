@@ -66,6 +66,7 @@ type options struct {
 	inlineThreshold int
 	storeBytes      int64
 	spillDir        string
+	servePort       *int
 	logWorkers      *bool
 	taskEvents      *bool
 	failInfeasible  bool
@@ -217,6 +218,15 @@ func ObjectStoreMemory(bytes int64) InitOption {
 // full, and keeps objects larger than the store (default: the session
 // directory's spill/). Its files are removed at Shutdown.
 func SpillDir(dir string) InitOption { return initOpt{opt{func(o *options) { o.spillDir = dir }}} }
+
+// ServePort makes the embedded cluster's node run Serve's HTTP proxy on
+// 127.0.0.1:port (0: a free port), as `raygo start --serve-port` does, so
+// that applications deployed with serve.Run answer HTTP there
+// (serve.GetStatus lists the URLs). Without it the embedded cluster runs
+// no proxy; handles work either way.
+func ServePort(port int) InitOption {
+	return initOpt{opt{func(o *options) { o.servePort = &port }}}
+}
 
 // LogWorkers sets whether the output of the job's workers, on every node,
 // is printed on the driver's stderr with a "(Name pid=…, node=…)" prefix

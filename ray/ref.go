@@ -276,3 +276,9 @@ func Free(refs ...AnyRef) error {
 	cw.Free(hs)
 	return nil
 }
+
+// FailedRef returns a ref whose Get returns err, for libraries that
+// submit calls on their caller's behalf (a Serve handle) and fail before
+// a call is submitted: their callers see one error convention, as with
+// Remote.
+func FailedRef[T any](err error) ObjectRef[T] { return failed[T](err) }

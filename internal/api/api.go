@@ -32,6 +32,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/raylet"
 	"github.com/raygo/raygo/internal/rpc"
@@ -332,6 +334,11 @@ type Cluster struct {
 	SessionDir string
 	// HeadNode is the head's node daemon, in this process.
 	HeadNode *raylet.Raylet
+	// Metrics is the head's Prometheus registry, served by GET /metrics:
+	// set by the metrics feature (internal/metrics.Register), which the
+	// head registers before the features that add their collectors to it;
+	// nil without it.
+	Metrics prometheus.Registerer
 }
 
 // Feature registers a feature's routes; the head calls each in turn

@@ -174,12 +174,12 @@ func printServeURLs(out io.Writer, st controller.StatusResponse) {
 		return
 	}
 	for _, a := range st.Applications {
-		if len(st.Proxies) == 0 {
+		if len(a.URLs) == 0 {
 			fmt.Fprintf(out, "%s: %s on every node's Serve proxy (raygo start --serve-port PORT)\n", a.Name, a.RoutePrefix)
 			continue
 		}
-		for _, p := range st.Proxies {
-			fmt.Fprintf(out, "%s: %s%s\n", a.Name, p, strings.TrimSuffix(a.RoutePrefix, "/"))
+		for _, u := range a.URLs {
+			fmt.Fprintf(out, "%s: %s\n", a.Name, u)
 		}
 	}
 }

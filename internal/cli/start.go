@@ -73,6 +73,7 @@ type startOptions struct {
 	dashboardPortSet  bool     // --dashboard-port given: a taken port is an error
 	servePort         int      // --serve-port: the node's Serve HTTP proxy (-1: none)
 	serveHost         string   // --serve-host
+	serveGRPCPort     int      // --serve-grpc-port: the node's Serve gRPC proxy (-1: none)
 
 	// Hidden flags passed by a detaching `raygo start` to its child.
 	sessionDir string // the session the parent chose; also marks the child
@@ -147,6 +148,7 @@ func (o *startOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.mcpMutations, "mcp-allow-mutations", false, "head only: offer /mcp's tools that change the cluster (submit, stop, delete jobs, kill actors); they still need a write token")
 	fs.IntVar(&o.servePort, "serve-port", -1, "port of this node's Serve HTTP proxy, e.g. 8000 (0 picks a free one; -1 runs none)")
 	fs.StringVar(&o.serveHost, "serve-host", raylet.DefaultServeHost, "interface the Serve HTTP proxy listens on (0.0.0.0: every interface)")
+	fs.IntVar(&o.serveGRPCPort, "serve-grpc-port", -1, "port of this node's Serve gRPC proxy on --serve-host, e.g. 9000 (0 picks a free one; -1 runs none); needs --serve-port")
 	fs.StringVar(&o.sessionDir, "session-dir", "", "session directory chosen by a detaching parent")
 	fs.StringVar(&o.gpuIDs, "gpu-ids", "", "GPU ids resolved by a detaching parent")
 	_ = fs.MarkHidden("session-dir")
@@ -184,6 +186,10 @@ func (o *startOptions) validate(fs *pflag.FlagSet) error {
 		return usageErrorf("--dashboard-port must be in 0..65535 (or -1 for none), got %d", o.dashboardPort)
 	case o.servePort < -1 || o.servePort > 65535:
 		return usageErrorf("--serve-port must be in 0..65535 (or -1 for none), got %d", o.servePort)
+	case o.serveGRPCPort < -1 || o.serveGRPCPort > 65535:
+		return usageErrorf("--serve-grpc-port must be in 0..65535 (or -1 for none), got %d", o.serveGRPCPort)
+	case o.serveGRPCPort >= 0 && o.servePort < 0:
+		return usageErrorf("--serve-grpc-port needs --serve-port too: the gRPC proxy runs beside the HTTP proxy")
 	case o.serveHost == "":
 		return usageErrorf("--serve-host must not be empty")
 	case o.storage != "" && o.head && o.port == 0:
@@ -568,7 +574,7 @@ func startDetached(ctx context.Context, o *startOptions, plan nodePlan, cluster 
 // startDetached).
 func childArgs(o *startOptions, plan nodePlan, sess session.Dir) []string {
 	args := []string{"start", "--block", "--session-dir=" + string(sess), "--host=" + o.host,
-		"--serve-port=" + strconv.Itoa(o.servePort), "--serve-host=" + o.serveHost}
+		"--serve-port=" + strconv.Itoa(o.servePort), "--serve-host=" + o.serveHost, "--serve-grpc-port=" + strconv.Itoa(o.serveGRPCPort)}
 	if o.nodeIP != "" {
 		args = append(args, "--node-ip-address="+o.nodeIP)
 	}
@@ -632,6 +638,7 @@ func rayletConfig(o *startOptions, plan nodePlan, sess session.Dir) raylet.Confi
 	rc.MemoryUsageThreshold = o.memoryThreshold
 	rc.Labels = o.labelMap
 	rc.ServePort, rc.ServeHost = o.servePort, o.serveHost
+	rc.ServeGRPCPort = o.serveGRPCPort
 	return rc
 }
 

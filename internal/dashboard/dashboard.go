@@ -165,7 +165,7 @@ func newDashboard(s *api.Server, series *Series) (*dashboard, error) {
 
 // Pages are the dashboard's page routes: each serves the same shell
 // (index.html), whose script draws the page the path names.
-var Pages = []string{"/{$}", "/jobs", "/jobs/{id}", "/cluster", "/actors", "/tasks", "/logs", "/charts"}
+var Pages = []string{"/{$}", "/jobs", "/jobs/{id}", "/cluster", "/actors", "/tasks", "/serve", "/logs", "/charts"}
 
 // publicAssets are the files the login page needs; they carry nothing
 // about the cluster.

@@ -1,12 +1,13 @@
 // Package dashboard is raygo's web dashboard, served by the head's HTTP
 // server (internal/api) at its root: Overview, Jobs and a job's detail,
-// Cluster, Actors, Tasks, Logs and Metrics pages, modelled on Ray's.
+// Cluster, Actors, Tasks, Serve, Logs and Metrics pages, modelled on Ray's.
 //
 // The pages are hand-written HTML, CSS and JavaScript modules under web/,
 // embedded in the binary with go:embed: there is no npm and no build step,
 // `go build` alone produces them. They read the HTTP API the other
 // features serve (the state API under /api/v0/, the jobs API under
-// /api/jobs/, logs under /api/v0/logs) and this package's own:
+// /api/jobs/, logs under /api/v0/logs, Serve's status at
+// /api/serve/applications) and this package's own:
 //
 //	GET /api/dashboard/series?since=UNIX_MS   the head's time series
 //	GET /api/dashboard/nodes                  the latest per-node figures

@@ -97,6 +97,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runOpsHead())
 	case roleOpsDriver:
 		os.Exit(runOpsDriver())
+	case roleServeHost:
+		os.Exit(runServeHost())
 	}
 	os.Exit(m.Run())
 }

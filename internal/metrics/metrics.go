@@ -96,6 +96,7 @@ func Register(s *api.Server, c *api.Cluster) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Metrics = h.reg // for the features registered after this one
 	limit := make(chan struct{}, MaxScrapesInFlight)
 	s.Handle("GET /metrics", s.MetricsScope(), func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -1828,8 +1828,12 @@ type NodeInfo struct {
 	// (/metrics), written into the head's service-discovery file; empty when
 	// it has none.
 	MetricsAddress string `protobuf:"bytes,16,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// serve_address: host:port of the node daemon's Serve HTTP proxy
+	// (`raygo start --serve-port`), as clients on other hosts reach it;
+	// empty when it runs none.
+	ServeAddress  string `protobuf:"bytes,17,opt,name=serve_address,json=serveAddress,proto3" json:"serve_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -1970,6 +1974,13 @@ func (x *NodeInfo) GetObjectStoreCapacity() int64 {
 func (x *NodeInfo) GetMetricsAddress() string {
 	if x != nil {
 		return x.MetricsAddress
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetServeAddress() string {
+	if x != nil {
+		return x.ServeAddress
 	}
 	return ""
 }
@@ -11901,7 +11912,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12.\n" +
 	"\x13retryable_app_error\x18\x04 \x01(\bR\x11retryableAppError\x12\x1f\n" +
 	"\vexec_micros\x18\x05 \x01(\x03R\n" +
-	"execMicros\"\xda\x05\n" +
+	"execMicros\"\xff\x05\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -11921,7 +11932,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\vhost_memory\x18\x0e \x01(\x03R\n" +
 	"hostMemory\x122\n" +
 	"\x15object_store_capacity\x18\x0f \x01(\x03R\x13objectStoreCapacity\x12'\n" +
-	"\x0fmetrics_address\x18\x10 \x01(\tR\x0emetricsAddress\x1a9\n" +
+	"\x0fmetrics_address\x18\x10 \x01(\tR\x0emetricsAddress\x12#\n" +
+	"\rserve_address\x18\x11 \x01(\tR\fserveAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +

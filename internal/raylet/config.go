@@ -120,6 +120,12 @@ type Config struct {
 	// ServeHost is the interface the Serve proxy listens on; empty means
 	// DefaultServeHost (Ray's default http_options.host).
 	ServeHost string
+	// ServeGRPCPort is the port of the node's Serve gRPC proxy
+	// (servegrpc.go; `raygo start --serve-grpc-port`), on ServeHost
+	// beside the HTTP proxy, which it needs: -1 runs none (the
+	// DefaultConfig value), 0 a free port, else that port (Ray's
+	// grpc_options.port default is 9000).
+	ServeGRPCPort int
 }
 
 // DefaultHeadTimeout is the head timeout when neither Config.HeadTimeout
@@ -140,5 +146,6 @@ func DefaultConfig() Config {
 		MemoryMonitorInterval: 250 * time.Millisecond,
 		ServePort:             -1,
 		ServeHost:             DefaultServeHost,
+		ServeGRPCPort:         -1,
 	}
 }

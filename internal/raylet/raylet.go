@@ -84,6 +84,8 @@ type Raylet struct {
 	rt      runtimeState        // runtime environments and job entrypoints (runtimeenv.go, entrypoint.go)
 	serve   *serveProxy         // the node's Serve HTTP proxy (serveproxy.go); nil: none; set by Start
 
+	serveGRPC *serveGRPC // the node's Serve gRPC proxy (servegrpc.go); nil: none; set by Start
+
 	// done is closed once the node has stopped its workers because the
 	// control store declared it dead (see Done).
 	done chan struct{}
@@ -205,6 +207,16 @@ func Start(cfg Config) (*Raylet, error) {
 	r.logs = startLogPublisher(r) // before any worker can start
 	pb.RegisterNodeDaemonServer(r.server, r)
 	lis.Serve(r.server, &r.wg)
+	if err := r.startServeGRPC(); err != nil { // before the HTTP proxy, whose route follower feeds it
+		r.Stop()
+		return nil, err
+	}
+	// The Serve proxy listens before the node registers, so that its
+	// address is in the node's record (NodeInfo.serve_address).
+	if err := r.startServeProxy(); err != nil {
+		r.Stop()
+		return nil, err
+	}
 	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
 	defer rcancel()
 	// A control store not reachable yet (its host's link just came up, it
@@ -221,10 +233,6 @@ func Start(cfg Config) (*Raylet, error) {
 		return nil, fmt.Errorf("raylet: register with control store at %s: %w", cfg.GCSAddress, err)
 	}
 	if err := r.startMonitor(); err != nil {
-		r.Stop()
-		return nil, err
-	}
-	if err := r.startServeProxy(); err != nil {
 		r.Stop()
 		return nil, err
 	}
@@ -314,6 +322,7 @@ func (r *Raylet) haltLocked(err error) int {
 // Stop kills all workers, unregisters the node, and stops serving.
 func (r *Raylet) Stop() {
 	r.stopServeProxy() // first: no new requests while replicas stop
+	r.stopServeGRPC()
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
@@ -344,7 +353,7 @@ func (r *Raylet) nodeInfo() *pb.NodeInfo {
 		Labels: r.cfg.Labels, State: pb.NodeState_NODE_STATE_ALIVE, StartUnixMs: r.started.UnixMilli(),
 		NumWorkers: int32(len(r.workers)), PendingLeases: int32(len(pending)), PendingDemands: pending,
 		InfeasibleDemands: infeasible, HostId: r.cfg.HostID, HostMemory: r.cfg.HostMemory,
-		ObjectStoreCapacity: r.store.Capacity(),
+		ObjectStoreCapacity: r.store.Capacity(), ServeAddress: r.serveAdvertisedAddress(),
 	}
 }
 

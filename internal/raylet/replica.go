@@ -838,3 +838,7 @@ func stderrTail(b []byte, n int) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// ServeUpstreamToken is this cluster's ServeUpstreamToken, which the
+// Serve controller tells the Go replicas it starts.
+func (r *Raylet) ServeUpstreamToken() string { return ServeUpstreamToken(r.cfg.Token) }

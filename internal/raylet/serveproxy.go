@@ -77,6 +77,8 @@ type serveProxy struct {
 	st       *stopper.Stopper // owns the server's and the follower's goroutines
 	stopOnce sync.Once
 
+	grpc *serveGRPC // the gRPC proxy fed the same tables (servegrpc.go); nil: none
+
 	mu      sync.Mutex
 	version uint64 // guarded by mu; the table version applied (0: none yet)
 }
@@ -95,9 +97,12 @@ func (r *Raylet) startServeProxy() error {
 		host = DefaultServeHost
 	}
 	log := r.log.With("subsystem", "serve-proxy")
+	sm := newServeMetrics(r) // servemetrics.go
 	p, err := proxy.New(proxy.Options{
+		Observer:        sm,
 		NodeID:          r.nodeID.String(),
 		UpstreamHeaders: http.Header{ServeTokenHeader: {ServeUpstreamToken(r.cfg.Token)}},
+		RetryIdempotent: true, // a GET or HEAD whose replica failed is tried once on another
 		Logger:          log,
 	})
 	if err != nil {
@@ -108,8 +113,8 @@ func (r *Raylet) startServeProxy() error {
 		p.Close()
 		return fmt.Errorf("raylet: serve proxy: listen on %s port %d: %w", host, r.cfg.ServePort, err)
 	}
-	sp := &serveProxy{p: p, addr: lis.Addr().String(), st: stopper.New(),
-		srv: &http.Server{Handler: p, ReadHeaderTimeout: serveReadHeaderTimeout, IdleTimeout: serveIdleTimeout,
+	sp := &serveProxy{p: p, grpc: r.serveGRPC, addr: lis.Addr().String(), st: stopper.New(),
+		srv: &http.Server{Handler: sm.handler(p), ReadHeaderTimeout: serveReadHeaderTimeout, IdleTimeout: serveIdleTimeout,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}
 	if err := sp.st.Go("serve-proxy-http", func(context.Context) {
 		if err := sp.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -138,6 +143,7 @@ func (r *Raylet) startServeProxy() error {
 	if err := sp.st.Go("serve-proxy-routes", func(ctx context.Context) {
 		_ = f.Run(ctx, func(version uint64, rs []proxy.Route) {
 			lastErr = ""
+			sp.grpc.setRoutes(version, rs)
 			if err := p.SetRoutes(rs); err != nil {
 				log.Error("serve proxy: refused the head's routing table", "version", version, "err", err)
 				return
@@ -177,7 +183,7 @@ func (sp *serveProxy) reportLoad(ctx context.Context, node, token string, head f
 			return
 		case <-tick.C:
 		}
-		stats := sp.p.Stats()
+		stats := sp.grpc.addLoad(sp.p.Stats())
 		if len(stats) == 0 {
 			continue
 		}
@@ -246,6 +252,26 @@ func (r *Raylet) stopServeProxy() {
 func (r *Raylet) ServeProxyAddress() string {
 	if r.serve == nil {
 		return ""
+	}
+	return r.serve.addr
+}
+
+// serveAdvertisedAddress is the host:port other hosts reach the node's
+// Serve proxy at (NodeInfo.serve_address): its listening address, with
+// the node's advertised host in place of an unspecified one (0.0.0.0,
+// ::); "" when it runs none.
+func (r *Raylet) serveAdvertisedAddress() string {
+	if r.serve == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(r.serve.addr)
+	if err != nil {
+		return r.serve.addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if nh, _, err := net.SplitHostPort(r.address); err == nil {
+			return net.JoinHostPort(nh, port)
+		}
 	}
 	return r.serve.addr
 }

@@ -32,6 +32,9 @@ type HTTPProbe struct {
 	// Interval is the time between readiness attempts (0:
 	// DefaultProbeInterval).
 	Interval time.Duration
+	// Header is sent with every GET (Serve's Go replicas want the
+	// proxies' token).
+	Header http.Header
 }
 
 // Ready implements Probe: it tries until an attempt succeeds, the
@@ -90,6 +93,9 @@ func (c *httpConn) Check(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	for k, v := range c.probe.Header {
+		req.Header[k] = v
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {

@@ -297,6 +297,9 @@ func RegisterNode(r *pb.RegisterNodeRequest) error {
 	if err := address("node address", n.GetAddress()); err != nil {
 		return err
 	}
+	if err := address("serve proxy address", n.GetServeAddress()); err != nil {
+		return err
+	}
 	if err := name("hostname", n.GetHostname()); err != nil {
 		return err
 	}

@@ -35,7 +35,9 @@ func (c *Config) Defaults() {
 
 // Defaults fills a's unset settings and its deployments' (see
 // Config.Defaults): name DefaultAppName, route prefix "/", and for a
-// command application the ingress, its first deployment.
+// command application the ingress, its first deployment. A Go
+// application's deployments are left as they are: they override the
+// code's options (Overlay), whose result gets the defaults.
 func (a *Application) Defaults() {
 	if a.Name == "" {
 		a.Name = DefaultAppName
@@ -45,6 +47,12 @@ func (a *Application) Defaults() {
 	}
 	if a.ImportPath == "" && a.Ingress == "" && len(a.Deployments) > 0 {
 		a.Ingress = a.Deployments[0].Name
+	}
+	if a.ImportPath != "" {
+		// A Go application's deployments here are overrides of the
+		// code's options (Overlay): an unset field keeps the code's
+		// value, so defaults are filled after overlaying.
+		return
 	}
 	for i := range a.Deployments {
 		a.Deployments[i].Defaults()

@@ -19,13 +19,12 @@ func TestCheck(t *testing.T) {
 		want       []string // substrings of the error; none: valid
 	}{
 		{"valid", strings.Replace(ok, "%s", pkg, 1), nil},
-		{"go app", "applications: [{name: g, import_path: shop.App}]\n", []string{"Go deployments are not supported yet", `import_path "shop.App"`}},
 		{"local working dir", strings.Replace(ok, "sha256:%s", "./app", 1), []string{`working_dir "./app" is not an uploaded package`}},
 		{"unknown field", "applications: [{name: a, deployments: [{name: d, comand: [x]}]}]\n", []string{`unknown field "comand"`, "did you mean command"}},
 		{"every problem at once", `applications:
   - {name: a, deployments: [{name: d, command: [x], ray_actor_options: {num_cpus: 8}}]}
   - {name: b, route_prefix: /, import_path: x.Y}
-`, []string{"impossible resources", "is taken by", "Go deployments"}},
+`, []string{"impossible resources", "is taken by"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Check([]byte(tc.yaml), totals)

@@ -6,16 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/raygo/raygo/internal/ids"
 	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/replicaset"
 	"github.com/raygo/raygo/internal/resources"
 	"github.com/raygo/raygo/internal/runtimeenv"
 	"github.com/raygo/raygo/internal/serve/autoscale"
+	"github.com/raygo/raygo/internal/serve/goapp"
 	"github.com/raygo/raygo/internal/serve/proxy"
 	"github.com/raygo/raygo/internal/serve/router"
 	"github.com/raygo/raygo/internal/serve/routes"
@@ -78,6 +81,13 @@ type Options struct {
 	Table *routes.Table
 	// ClusterAddress is passed to replicas (ReplicaStart.cluster_address).
 	ClusterAddress string
+	// Actors creates, watches and kills Go deployments' replicas (the
+	// head's control store); nil refuses Go applications.
+	Actors ActorAPI
+	// UpstreamToken is the header value proxies send replicas
+	// (raylet.ServeUpstreamToken): Go replicas are told it, and the
+	// controller's own calls to them carry it.
+	UpstreamToken string
 	// Logger (nil: slog.Default).
 	Logger *slog.Logger
 }
@@ -92,15 +102,20 @@ type Controller struct {
 
 	applyMu sync.Mutex // serializes Apply, Shutdown and Close
 
-	mu      sync.Mutex
-	applied *config.Config          // guarded by mu; nil: nothing deployed
-	deps    map[depKey]*deployment  // guarded by mu
-	ready   map[string]readyReplica // guarded by mu; by replica ID
-	gone    map[depKey]*deployment  // guarded by mu; deployments being deleted
-	loads   map[string]nodeLoad     // guarded by mu; the latest load report by node
-	closed  bool                    // guarded by mu
+	mu         sync.Mutex
+	applied    *config.Config                // guarded by mu; nil: nothing deployed (Resolved: Go applications expanded)
+	file       *config.Config                // guarded by mu; applied as given (what the KV keeps)
+	goApps     map[string]goapp.Registration // guarded by mu; registered Go applications by name
+	goReplicas map[ids.ID]*goReplica         // guarded by mu; Go replicas starting or running, by actor id
+	deps       map[depKey]*deployment        // guarded by mu
+	ready      map[string]readyReplica       // guarded by mu; by replica ID
+	gone       map[depKey]*deployment        // guarded by mu; deployments being deleted
+	loads      map[string]nodeLoad           // guarded by mu; the latest load report by node
+	closed     bool                          // guarded by mu
 
 	routesMu sync.Mutex // orders table.Set calls
+
+	replicaClient *http.Client // the controller's calls to Go replicas
 }
 
 type depKey struct{ app, dep string }
@@ -145,7 +160,8 @@ func New(opts Options) (*Controller, error) {
 	}
 	c := &Controller{opts: opts, log: log.With("component", "serve"), stop: stopper.New(),
 		deps: map[depKey]*deployment{}, ready: map[string]readyReplica{}, gone: map[depKey]*deployment{},
-		loads: map[string]nodeLoad{}}
+		loads: map[string]nodeLoad{}, goApps: map[string]goapp.Registration{}, goReplicas: map[ids.ID]*goReplica{},
+		replicaClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	if err := c.stop.Go("serve.autoscale", c.decideLoop); err != nil {
 		return nil, err
 	}
@@ -157,6 +173,9 @@ func (c *Controller) Load(ctx context.Context) error {
 	if c.opts.KV == nil {
 		return nil
 	}
+	if err := c.loadGoApps(ctx); err != nil {
+		return err
+	}
 	b, ok, err := c.opts.KV.Get(ctx, ConfigKey)
 	if err != nil || !ok {
 		return err
@@ -166,13 +185,17 @@ func (c *Controller) Load(ctx context.Context) error {
 		c.log.Warn("serve: the kept config no longer applies; nothing deployed", "err", err)
 		return nil
 	}
-	return c.apply(ctx, cfg, false)
+	if err := c.apply(ctx, cfg, false); err != nil {
+		c.log.Warn("serve: the kept config no longer applies; nothing deployed", "err", err)
+	}
+	return nil
 }
 
 // Check parses, validates and defaults a config for this controller:
 // every problem of the file at once, resources against the alive nodes'
-// totals, and what the controller does not run yet (Go applications, a
-// working_dir that is not an uploaded package). Errors wrap ErrInvalid.
+// totals, and what the controller cannot run (a working_dir that is not
+// an uploaded package). A Go application's code is checked when it is
+// resolved (Controller.Resolve). Errors wrap ErrInvalid.
 func Check(yaml []byte, totals []map[string]float64) (*config.Config, error) {
 	cfg, err := config.Parse(yaml)
 	if err != nil {
@@ -187,9 +210,6 @@ func Check(yaml []byte, totals []map[string]float64) (*config.Config, error) {
 		problems = append(problems, err.Error())
 	}
 	for i, a := range cfg.Applications {
-		if a.ImportPath != "" {
-			problems = append(problems, fmt.Sprintf("applications[%d] (%s): Go deployments are not supported yet: import_path %q needs replicas as actors; run a command application (deployments with command:) instead", i, a.Name, a.ImportPath))
-		}
 		if wd := a.RuntimeEnv.WorkingDir; wd != "" {
 			if _, err := runtimeenv.ParseName(wd); err != nil {
 				problems = append(problems, fmt.Sprintf("applications[%d] (%s): runtime_env.working_dir %q is not an uploaded package (sha256:…): `raygo serve deploy` uploads local directories (%v)", i, a.Name, wd, err))
@@ -212,9 +232,18 @@ func (c *Controller) Apply(ctx context.Context, cfg *config.Config) error {
 	return c.apply(ctx, cfg, true)
 }
 
-func (c *Controller) apply(ctx context.Context, cfg *config.Config, keep bool) error {
+func (c *Controller) apply(ctx context.Context, file *config.Config, keep bool) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
+	return c.applyLocked(ctx, file, keep)
+}
+
+// applyLocked is apply with applyMu held.
+func (c *Controller) applyLocked(ctx context.Context, file *config.Config, keep bool) error {
+	cfg, err := c.Resolve(file, nil)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -223,7 +252,7 @@ func (c *Controller) apply(ctx context.Context, cfg *config.Config, keep bool) e
 	old := c.applied
 	c.mu.Unlock()
 	if keep && c.opts.KV != nil {
-		b, err := cfg.Marshal()
+		b, err := file.Marshal()
 		if err != nil {
 			return err
 		}
@@ -246,7 +275,7 @@ func (c *Controller) apply(ctx context.Context, cfg *config.Config, keep bool) e
 	}
 	var drains []*deployment
 	c.mu.Lock()
-	c.applied = cfg
+	c.applied, c.file = cfg, file
 	for _, p := range Plan(old, cfg) {
 		k := depKey{p.App, p.Deployment}
 		d := c.deps[k]
@@ -274,6 +303,9 @@ func (c *Controller) apply(ctx context.Context, cfg *config.Config, keep bool) e
 				}
 			}
 			d.message = messageOf(dep)
+			if slices.Contains(p.Reasons, "UserConfig") && a.ImportPath != "" {
+				c.reconfigureLocked(d)
+			}
 		case p.Change == Roll:
 			a, dep := find(k)
 			c.rollLocked(d, a, dep, p.Version, p.Reasons)
@@ -316,6 +348,9 @@ func (c *Controller) setConfig(k depKey, a *config.Application, d *config.Deploy
 		HealthPeriod:  seconds(*d.HealthCheckPeriodS),
 		HealthTimeout: seconds(*d.HealthCheckTimeoutS),
 		Logger:        c.log,
+	}
+	if a.ImportPath != "" {
+		return c.goSetConfigLocked(k, a, cfg)
 	}
 	return cfg, nil
 }
@@ -560,7 +595,7 @@ func (c *Controller) Shutdown(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	c.applied = nil
+	c.applied, c.file = nil, nil
 	c.mu.Unlock()
 	if c.opts.KV != nil {
 		if err := c.opts.KV.Delete(ctx, ConfigKey); err != nil {

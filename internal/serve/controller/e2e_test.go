@@ -257,7 +257,7 @@ func TestDeployRollShutdown(t *testing.T) {
     deployments: [{name: x, command: [python3, server.py]}]
 `, `route prefix \"/echo\" is taken`},
 		{"impossible resources", strings.Replace(appConfig(pkg, "v3"), "num_cpus: 0.5", "num_cpus: 64", 1), "impossible resources"},
-		{"go application", "applications: [{name: g, import_path: shop.App}]\n", "Go deployments are not supported yet"},
+		{"unregistered go application", "applications: [{name: g, import_path: shop.App}]\n", `import_path \"shop.App\" names no registered Go application`},
 		{"local working dir", strings.Replace(appConfig(pkg, "v3"), pkg, "./app", 1), "not an uploaded package"},
 	} {
 		code, body, err := call("PUT", url, tc.yaml)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/api"
+	"github.com/raygo/raygo/internal/gcs"
 	"github.com/raygo/raygo/internal/replicaset"
 	"github.com/raygo/raygo/internal/scheduler"
 	"github.com/raygo/raygo/internal/serve/routes"
@@ -26,11 +27,10 @@ const loadTimeout = 10 * time.Second
 // StatusResponse is GET ApplicationsPath's body.
 type StatusResponse struct {
 	Applications []AppStatus `json:"applications" yaml:"applications"`
-	// Proxies are the base URLs of the Serve proxies the head knows of:
-	// its own node's, when it runs one (`raygo start --head
-	// --serve-port`). Other nodes' proxies serve the same routes on their
-	// own --serve-port.
-	Proxies []string `json:"proxies" yaml:"proxies"`
+	// Proxies are the Serve proxies of the alive nodes (every node
+	// started with --serve-port), by node id, each probed by the head
+	// (ProxyStatus); a node that died is no longer listed.
+	Proxies []ProxyStatus `json:"proxies" yaml:"proxies"`
 }
 
 // Register is Serve's head feature (internal/node/api.go): it owns the
@@ -49,7 +49,11 @@ func Register(s *api.Server, c *api.Cluster) (func(), error) {
 		return nil, err
 	}
 	launcher := replicaset.NodeLauncher{GCS: c.GCS, Pool: c.Pool}
-	ctl, err := New(Options{KV: c.GCS.KV(Namespace), Launcher: launcher, Table: t, ClusterAddress: c.Address})
+	opts := Options{KV: c.GCS.KV(Namespace), Launcher: launcher, Table: t, ClusterAddress: c.Address}
+	if c.HeadNode != nil {
+		opts.Actors, opts.UpstreamToken = c.GCS, c.HeadNode.ServeUpstreamToken()
+	}
+	ctl, err := New(opts)
 	if err != nil {
 		t.Close()
 		return nil, err
@@ -62,29 +66,28 @@ func Register(s *api.Server, c *api.Cluster) (func(), error) {
 		t.Close()
 		return nil, err
 	}
-	h := &httpAPI{s: s, ctl: ctl, nodes: launcher.Nodes, proxies: func() []string {
-		if c.HeadNode != nil {
-			if a := c.HeadNode.ServeProxyAddress(); a != "" {
-				return []string{"http://" + a}
-			}
-		}
-		return []string{}
-	}}
+	unregister := registerMetrics(c.Metrics, ctl) // metrics.go
+	h := &httpAPI{s: s, ctl: ctl, nodes: launcher.Nodes, gcs: c.GCS,
+		probe: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second}}}
 	s.Handle("PUT "+ApplicationsPath, api.ScopeWrite, h.put)
 	s.Handle("GET "+ApplicationsPath, api.ScopeRead, h.get)
 	s.Handle("DELETE "+ApplicationsPath, api.ScopeWrite, h.delete)
 	s.Handle("POST "+routes.LoadPath, api.ScopeWrite, h.load)
+	h.registerGoRoutes() // goapps_http.go
 	return func() {
+		unregister()
+		h.probe.CloseIdleConnections()
 		ctl.Close()
 		t.Close()
 	}, nil
 }
 
 type httpAPI struct {
-	s       *api.Server
-	ctl     *Controller
-	nodes   func(context.Context) ([]scheduler.Node, error)
-	proxies func() []string
+	s     *api.Server
+	ctl   *Controller
+	nodes func(context.Context) ([]scheduler.Node, error)
+	gcs   *gcs.Server  // the nodes' records: their proxies' addresses
+	probe *http.Client // the proxies' health probes (status.go)
 }
 
 func (h *httpAPI) put(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +108,9 @@ func (h *httpAPI) put(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg, err := Check(body, totals)
 	if err == nil {
+		_, err = h.ctl.Resolve(cfg, totals) // Go applications: registered, their resources
+	}
+	if err == nil {
 		err = h.ctl.Apply(r.Context(), cfg)
 	}
 	if err != nil {
@@ -120,11 +126,11 @@ func (h *httpAPI) put(w http.ResponseWriter, r *http.Request) {
 		names += a.Name
 	}
 	h.s.Audit().Record(r, who, "serve.deploy", names, fmt.Sprintf("ok: %d applications", len(cfg.Applications)))
-	api.WriteJSON(w, StatusResponse{Applications: nonNil(h.ctl.Status()), Proxies: h.proxies()})
+	api.WriteJSON(w, h.status(r.Context()))
 }
 
 func (h *httpAPI) get(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, StatusResponse{Applications: nonNil(h.ctl.Status()), Proxies: h.proxies()})
+	api.WriteJSON(w, h.status(r.Context()))
 }
 
 func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request) {

@@ -1,11 +1,45 @@
 package controller
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"slices"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/raygo/raygo/internal/ids"
+	"github.com/raygo/raygo/internal/pb"
 	"github.com/raygo/raygo/internal/replicaset"
 )
+
+// Proxy states, as Ray's `serve status` shows its proxies.
+const (
+	ProxyHealthy   = "HEALTHY"   // its /-/healthz answered 200: it has the routing table
+	ProxyUnhealthy = "UNHEALTHY" // it did not answer, or answered another status
+)
+
+// ProxyProbeTimeout bounds the head's GET /-/healthz to each node's
+// proxy when the status is asked for (all proxies are probed at once, so
+// a status waits at most this long for them).
+const ProxyProbeTimeout = time.Second
+
+// proxyHealthPath is the proxy's health endpoint (Ray's /-/healthz).
+const proxyHealthPath = "/-/healthz"
+
+// ProxyStatus is one alive node's Serve proxy, as the "proxies" of Ray's
+// `serve status`: the node, the base URL its proxy serves on (the
+// address the node registered, NodeInfo.serve_address) and whether it
+// answered the head's health probe.
+type ProxyStatus struct {
+	NodeID  string `json:"node_id" yaml:"node_id"`
+	URL     string `json:"url" yaml:"url"`
+	Status  string `json:"status" yaml:"status"` // ProxyHealthy or ProxyUnhealthy
+	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+}
 
 // AppStatus is an application as `raygo serve status` shows it.
 type AppStatus struct {
@@ -13,6 +47,7 @@ type AppStatus struct {
 	RoutePrefix string             `json:"route_prefix" yaml:"route_prefix"`
 	Status      string             `json:"status" yaml:"status"`
 	Message     string             `json:"message,omitempty" yaml:"message,omitempty"`
+	URLs        []string           `json:"urls,omitempty" yaml:"urls,omitempty"` // on every proxy of StatusResponse.Proxies, in order
 	Deployments []DeploymentStatus `json:"deployments" yaml:"deployments"`
 }
 
@@ -36,6 +71,7 @@ type ReplicaStatus struct {
 	State    string `json:"state" yaml:"state"`
 	Message  string `json:"message,omitempty" yaml:"message,omitempty"`
 	Restarts int    `json:"restarts,omitempty" yaml:"restarts,omitempty"`
+	Pid      int    `json:"pid,omitempty" yaml:"pid,omitempty"` // on its node; its process group's id too
 	LogFile  string `json:"log_file,omitempty" yaml:"log_file,omitempty"`
 }
 
@@ -90,7 +126,7 @@ func (d *deployment) statusLocked(force string) DeploymentStatus {
 	add := func(s *replicaset.Set, version string, current bool) {
 		for _, st := range s.Statuses() {
 			ds.Replicas = append(ds.Replicas, ReplicaStatus{ID: st.ID, Version: version, Node: st.NodeID, HostPort: st.HostPort,
-				State: st.State, Message: st.Message, Restarts: st.Restarts, LogFile: st.LogFile})
+				State: st.State, Message: st.Message, Restarts: st.Restarts, Pid: st.Pid, LogFile: st.LogFile})
 			if !current {
 				continue
 			}
@@ -143,4 +179,78 @@ func rollUp(ds []DeploymentStatus) (string, string) {
 		}
 	}
 	return status, msg
+}
+
+// proxiesOf lists the Serve proxies of the alive nodes among nodes (those
+// that registered a serve_address), by node id, each UNHEALTHY with
+// "not probed yet" until probeProxies says otherwise.
+func proxiesOf(nodes []*pb.NodeInfo) []ProxyStatus {
+	out := []ProxyStatus{}
+	for _, n := range nodes {
+		if n.GetState() != pb.NodeState_NODE_STATE_ALIVE || n.GetServeAddress() == "" {
+			continue
+		}
+		id, ok := ids.FromBytes(n.GetNodeId())
+		if !ok {
+			continue
+		}
+		out = append(out, ProxyStatus{NodeID: id.String(), URL: "http://" + n.GetServeAddress(), Status: ProxyUnhealthy, Message: "not probed yet"})
+	}
+	slices.SortFunc(out, func(a, b ProxyStatus) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// probeProxies GETs /-/healthz of every proxy at once, within
+// ProxyProbeTimeout, and records the answers in ps.
+func probeProxies(ctx context.Context, client *http.Client, ps []ProxyStatus) {
+	ctx, cancel := context.WithTimeout(ctx, ProxyProbeTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Go(func() { ps[i].Status, ps[i].Message = probeProxy(ctx, client, ps[i].URL) })
+	}
+	wg.Wait()
+}
+
+// probeProxy is one proxy's state and, when unhealthy, why.
+func probeProxy(ctx context.Context, client *http.Client, base string) (string, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+proxyHealthPath, nil)
+	if err != nil {
+		return ProxyUnhealthy, err.Error()
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return ProxyUnhealthy, fmt.Sprintf("GET %s: %v", proxyHealthPath, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 256))
+	if res.StatusCode != http.StatusOK {
+		return ProxyUnhealthy, fmt.Sprintf("GET %s: %s %s", proxyHealthPath, res.Status, strings.TrimSpace(string(body)))
+	}
+	return ProxyHealthy, ""
+}
+
+// withURLs sets each application's URLs: its route prefix on every
+// proxy of ps.
+func withURLs(apps []AppStatus, ps []ProxyStatus) []AppStatus {
+	for i := range apps {
+		apps[i].URLs = nil
+		for _, p := range ps {
+			apps[i].URLs = append(apps[i].URLs, p.URL+strings.TrimSuffix(apps[i].RoutePrefix, "/"))
+		}
+	}
+	return apps
+}
+
+// status is GET ApplicationsPath's body: the applications, the alive
+// nodes' proxies, probed now, and each application's URLs on them. A
+// failure to list the nodes leaves Proxies empty (the applications are
+// still shown).
+func (h *httpAPI) status(ctx context.Context) StatusResponse {
+	ps := []ProxyStatus{}
+	if reply, err := h.gcs.GetNodes(ctx, &pb.GetNodesRequest{}); err == nil {
+		ps = proxiesOf(reply.GetNodes())
+		probeProxies(ctx, h.probe, ps)
+	}
+	return StatusResponse{Applications: withURLs(nonNil(h.ctl.Status()), ps), Proxies: ps}
 }

@@ -9,6 +9,7 @@ import { actors } from './pages/actors.js';
 import { tasks } from './pages/tasks.js';
 import { logs } from './pages/logs.js';
 import { metrics } from './pages/metrics.js';
+import { serve } from './pages/serve.js';
 
 const routes = [
   [/^\/$/, 'overview', overview],
@@ -17,6 +18,7 @@ const routes = [
   [/^\/cluster$/, 'cluster', cluster],
   [/^\/actors$/, 'actors', actors],
   [/^\/tasks$/, 'tasks', tasks],
+  [/^\/serve$/, 'serve', serve],
   [/^\/logs$/, 'logs', logs],
   [/^\/charts$/, 'metrics', metrics],
 ];

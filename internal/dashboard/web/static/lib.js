@@ -179,6 +179,8 @@ const stateClass = {
   PENDING: 'warn', PENDING_ARGS_AVAIL: 'warn', PENDING_NODE_ASSIGNMENT: 'warn', PENDING_CREATION: 'warn',
   DEPENDENCIES_UNREADY: 'warn', RESTARTING: 'warn', RESCHEDULING: 'warn', STARTING: 'warn',
   FAILED: 'bad', DEAD: 'bad', STOPPED: 'idle', REMOVED: 'idle', IDLE: 'idle',
+  // Serve: applications, deployments, replicas and proxies.
+  READY: 'ok', HEALTHY: 'ok', DEPLOYING: 'warn', UNHEALTHY: 'bad', BACKOFF: 'bad', DRAINING: 'idle', DELETING: 'idle',
 };
 
 export function badge(state) {

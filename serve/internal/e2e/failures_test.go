@@ -1,0 +1,180 @@
+//go:build !windows
+
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raygo/raygo/ray"
+	"github.com/raygo/raygo/serve"
+	"github.com/raygo/raygo/serve/config"
+)
+
+// echo answers "echo <path>" after a short pause, long enough that
+// requests are in flight when a replica is rolled or killed.
+type echo struct{}
+
+var Echo = serve.NewDeployment("Echo", func(context.Context) (*echo, error) { return &echo{}, nil },
+	serve.NumReplicas(2), serve.NumCPUs(0.1), serve.GracefulShutdown(0.5, 5))
+
+func (*echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	time.Sleep(5 * time.Millisecond)
+	_, _ = io.WriteString(w, "echo "+r.URL.Path)
+}
+
+// load sends GETs from n clients until stop, counting successes and
+// keeping the failures.
+type load struct {
+	ok     atomic.Int64
+	mu     sync.Mutex
+	failed []string
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startLoad(url string, n int) *load {
+	l := &load{stop: make(chan struct{})}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for i := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/c%d/%d", i, k)
+				resp, err := client.Get(url + path)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || !strings.HasSuffix(string(b), path) {
+					l.fail(fmt.Sprintf("%s: %s", resp.Status, b))
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) fail(s string) {
+	l.mu.Lock()
+	l.failed = append(l.failed, s)
+	l.mu.Unlock()
+}
+
+func (l *load) end() (ok int64, failed []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.ok.Load(), l.failed
+}
+
+func TestGoDeploymentRollAndKillUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if err := ray.Init(ctx, ray.ServePort(0)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ray.Shutdown() }()
+	if err := serve.Run(ctx, serve.NewApplication("echo", Echo)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := serve.GetStatus(ctx, "echo")
+	if err != nil || len(st.URLs) == 0 || len(st.Deployments) != 1 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	url, version := st.URLs[0], st.Deployments[0].Version
+
+	// A rolling update (the replicas' resources change) under constant
+	// load: no request fails.
+	l := startLoad(url, 4)
+	time.Sleep(300 * time.Millisecond)
+	cpus := 0.2
+	if err := serve.Apply(ctx, config.Application{Name: "echo", RoutePrefix: "/echo", ImportPath: "echo",
+		Deployments: []config.Deployment{{Name: "Echo", RayActorOptions: &config.RayActorOptions{NumCPUs: &cpus}}}}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for {
+		st, err = serve.GetStatus(ctx, "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := st.Deployments[0]
+		if d.Version != version && st.Status == "RUNNING" && len(d.Replicas) == 2 && d.Replicas[0].Version == d.Version && d.Replicas[1].Version == d.Version {
+			break
+		}
+		if time.Since(began) > time.Minute {
+			t.Fatalf("roll not done in a minute: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("rolling update done in %v", time.Since(began).Round(time.Millisecond))
+	time.Sleep(300 * time.Millisecond)
+	ok, failed := l.end()
+	if len(failed) > 0 {
+		t.Errorf("rolling update under load: %d requests failed of %d: %v", len(failed), ok+int64(len(failed)), failed[:min(5, len(failed))])
+	}
+	t.Logf("rolling update under load: %d requests, %d failed", ok+int64(len(failed)), len(failed))
+
+	// A replica's process killed under load: it is replaced; GETs on it
+	// are retried on the other by the proxy.
+	victim := st.Deployments[0].Replicas[0]
+	if victim.Pid <= 0 {
+		t.Fatalf("replica without a pid: %+v", victim)
+	}
+	l = startLoad(url, 4)
+	time.Sleep(300 * time.Millisecond)
+	killed := time.Now()
+	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var replaced time.Duration
+	for {
+		st, err = serve.GetStatus(ctx, "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		for _, r := range st.Deployments[0].Replicas {
+			if r.State == "READY" && r.Pid != victim.Pid {
+				ready++
+			}
+		}
+		if ready == 2 {
+			replaced = time.Since(killed)
+			break
+		}
+		if time.Since(killed) > time.Minute {
+			t.Fatalf("replica not replaced in a minute: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	ok, failed = l.end()
+	t.Logf("replica killed under load: replaced (READY) in %v; %d requests, %d failed %v", replaced.Round(time.Millisecond), ok+int64(len(failed)), len(failed), failed[:min(3, len(failed))])
+	for _, f := range failed {
+		if !strings.Contains(f, "502") {
+			t.Errorf("a request failed without the proxy's 502 naming the replica: %s", f)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no request succeeded while a replica was replaced")
+	}
+}
