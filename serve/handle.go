@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -49,7 +50,18 @@ type Handle[T any] struct {
 
 	reporter string // the handle's name in load reports
 	reported bool   // the last report had load
+
+	gone map[string]time.Time // replicas found dead, kept out until the controller drops them (or goneTTL)
 }
+
+// goneTTL is how long a handle keeps out a replica it found dead while
+// the controller still lists it (the controller drops a dead replica
+// within a second or so).
+const goneTTL = 10 * time.Second
+
+// maxPicks bounds the replicas one call tries when those picked are
+// found gone before anything was sent.
+const maxPicks = 3
 
 // GetHandle returns a handle to deployment d of the application app,
 // once the controller lists at least one of its replicas ready or ctx
@@ -62,7 +74,7 @@ func GetHandle[T any](ctx context.Context, d *Deployment[T], app string) (*Handl
 	}
 	bctx, cancel := context.WithCancel(context.Background())
 	h := &Handle[T]{app: app, dep: d.name, rt: rt, ctx: bctx, stop: cancel, actors: map[string]ray.ActorHandle[replica[T]]{},
-		names: map[string]string{}, kick: make(chan struct{}, 1), reporter: "handle:" + newHandleID()}
+		names: map[string]string{}, kick: make(chan struct{}, 1), reporter: "handle:" + newHandleID(), gone: map[string]time.Time{}}
 	if err := h.refresh(ctx); err != nil {
 		h.Close()
 		return nil, err
@@ -137,7 +149,19 @@ func (h *Handle[T]) refresh(ctx context.Context) error {
 	reps := make([]router.Replica, 0, len(tgt.Replicas))
 	h.mu.Lock()
 	seen := map[string]bool{}
+	listed := map[string]bool{}
 	for _, r := range tgt.Replicas {
+		listed[r.ID] = true
+	}
+	for id, at := range h.gone {
+		if !listed[id] || time.Since(at) > goneTTL {
+			delete(h.gone, id)
+		}
+	}
+	for _, r := range tgt.Replicas {
+		if _, dead := h.gone[r.ID]; dead {
+			continue
+		}
 		seen[r.ID] = true
 		h.names[r.ID] = r.ActorName
 		reps = append(reps, router.Replica{ID: r.ID, NodeID: r.Node, MaxOngoingRequests: tgt.MaxOngoingRequests, State: router.Running})
@@ -175,24 +199,35 @@ func (h *Handle[T]) actor(ctx context.Context, id string) (ray.ActorHandle[repli
 	return a, nil
 }
 
-// callReplica picks a replica (waiting for a slot), submits through submit and
-// releases the slot when the call ends.
-func callReplica[T, R any](ctx context.Context, h *Handle[T], submit func(ray.ActorHandle[replica[T]]) ray.ObjectRef[R]) ray.ObjectRef[R] {
-	lease, err := h.rt.Acquire(ctx)
-	if err != nil {
-		return ray.FailedRef[R](fmt.Errorf("serve: call %s/%s: %w", h.app, h.dep, err))
-	}
-	a, err := h.actor(ctx, lease.Replica())
-	if err != nil {
+// callReplica picks a replica (waiting for a slot), submits through
+// submit and releases the slot when the call ends; it returns the call's
+// ref and the replica's id ("" when none was picked).
+func callReplica[T, R any](ctx context.Context, h *Handle[T], submit func(ray.ActorHandle[replica[T]]) ray.ObjectRef[R]) (ray.ObjectRef[R], string) {
+	var (
+		lease *router.Lease
+		id    string
+		a     ray.ActorHandle[replica[T]]
+		err   error
+	)
+	for range maxPicks { // a replica found gone before anything was sent: another
+		if lease, err = h.rt.Acquire(ctx); err != nil {
+			return ray.FailedRef[R](fmt.Errorf("serve: call %s/%s: %w", h.app, h.dep, err)), ""
+		}
+		id = lease.Replica()
+		if a, err = h.actor(ctx, id); err == nil {
+			break
+		}
 		lease.Release()
-		h.refreshSoon()
-		return ray.FailedRef[R](err)
+		h.forget(id)
+	}
+	if err != nil {
+		return ray.FailedRef[R](err), id
 	}
 	ref := submit(a)
 	if ref.Err() != nil {
 		lease.Release()
-		h.refreshSoon()
-		return ref
+		h.forget(id)
+		return ref, id
 	}
 	h.bg.Add(1)
 	go func() { // owned by the handle: the slot is held until the call ends
@@ -200,7 +235,18 @@ func callReplica[T, R any](ctx context.Context, h *Handle[T], submit func(ray.Ac
 		defer lease.Release()
 		_, _, _ = ray.Wait(h.ctx, []ray.ObjectRef[R]{ref}, 1, -1)
 	}()
-	return ref
+	return ref, id
+}
+
+// forget stops routing to a replica whose call failed to reach it until
+// the controller lists it again, and asks for the list now.
+func (h *Handle[T]) forget(id string) {
+	h.rt.Remove(id)
+	h.mu.Lock()
+	delete(h.actors, id)
+	h.gone[id] = time.Now()
+	h.mu.Unlock()
+	h.refreshSoon()
 }
 
 func (h *Handle[T]) refreshSoon() {
@@ -210,51 +256,116 @@ func (h *Handle[T]) refreshSoon() {
 	}
 }
 
+// MethodOption configures a deployment method.
+type MethodOption func(*methodOptions)
+
+type methodOptions struct{ idempotent bool }
+
+// Idempotent marks a method safe to run twice: Do retries a call whose
+// replica died before answering (its process crashed, its node died, it
+// was replaced) once on another replica. Calls of other methods fail
+// with the replica's error (ray.ErrActorDied), as in Ray.
+func Idempotent() MethodOption { return func(o *methodOptions) { o.idempotent = true } }
+
+func collectMethod(opts []MethodOption) methodOptions {
+	var o methodOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
 // Method0 is a deployment method without arguments, called through
 // handles; make one with NewMethod0 at package initialization.
 type Method0[T, R any] struct {
-	m *ray.ActorMethod0[replica[T], R]
+	m    *ray.ActorMethod0[replica[T], R]
+	opts methodOptions
 }
 
 // NewMethod0 registers fn as the method name of d's replicas.
-func NewMethod0[T, R any](d *Deployment[T], name string, fn func(*T, context.Context) (R, error)) *Method0[T, R] {
+func NewMethod0[T, R any](d *Deployment[T], name string, fn func(*T, context.Context) (R, error), opts ...MethodOption) *Method0[T, R] {
 	checkMethod(d.name, name, fn == nil)
-	return &Method0[T, R]{ray.Method0(d.class, func(r *replica[T], ctx context.Context) (R, error) {
+	return &Method0[T, R]{m: ray.Method0(d.class, func(r *replica[T], ctx context.Context) (R, error) {
 		defer r.begin()()
 		return fn(r.user, ctx)
-	}, ray.RegisterName(goapp.MethodName(name)))}
+	}, ray.RegisterName(goapp.MethodName(name))), opts: collectMethod(opts)}
 }
 
 // Call calls the method on one of the deployment's replicas.
 func (m *Method0[T, R]) Call(ctx context.Context, h *Handle[T]) ray.ObjectRef[R] {
+	ref, _ := m.call(ctx, h)
+	return ref
+}
+
+func (m *Method0[T, R]) call(ctx context.Context, h *Handle[T]) (ray.ObjectRef[R], string) {
 	return callReplica(ctx, h, func(a ray.ActorHandle[replica[T]]) ray.ObjectRef[R] { return m.m.Remote(ctx, a) })
+}
+
+// Do calls the method and waits for its result; an Idempotent method's
+// call whose replica died is retried once on another.
+func (m *Method0[T, R]) Do(ctx context.Context, h *Handle[T]) (R, error) {
+	return do(ctx, h, m.opts, func() (ray.ObjectRef[R], string) { return m.call(ctx, h) })
 }
 
 // Method1 is a deployment method of one argument, called through
 // handles; make one with NewMethod1 at package initialization.
 type Method1[T, A, R any] struct {
-	m *ray.ActorMethod1[replica[T], A, R]
+	m    *ray.ActorMethod1[replica[T], A, R]
+	opts methodOptions
 }
 
 // NewMethod1 registers fn as the method name of d's replicas.
-func NewMethod1[T, A, R any](d *Deployment[T], name string, fn func(*T, context.Context, A) (R, error)) *Method1[T, A, R] {
+func NewMethod1[T, A, R any](d *Deployment[T], name string, fn func(*T, context.Context, A) (R, error), opts ...MethodOption) *Method1[T, A, R] {
 	checkMethod(d.name, name, fn == nil)
-	return &Method1[T, A, R]{ray.Method1(d.class, func(r *replica[T], ctx context.Context, a A) (R, error) {
+	return &Method1[T, A, R]{m: ray.Method1(d.class, func(r *replica[T], ctx context.Context, a A) (R, error) {
 		defer r.begin()()
 		return fn(r.user, ctx, a)
-	}, ray.RegisterName(goapp.MethodName(name)))}
+	}, ray.RegisterName(goapp.MethodName(name))), opts: collectMethod(opts)}
 }
 
 // Call calls the method with a on one of the deployment's replicas.
 func (m *Method1[T, A, R]) Call(ctx context.Context, h *Handle[T], a A) ray.ObjectRef[R] {
+	ref, _ := m.call(ctx, h, a)
+	return ref
+}
+
+func (m *Method1[T, A, R]) call(ctx context.Context, h *Handle[T], a A) (ray.ObjectRef[R], string) {
 	return callReplica(ctx, h, func(ah ray.ActorHandle[replica[T]]) ray.ObjectRef[R] { return m.m.Remote(ctx, ah, a) })
+}
+
+// Do calls the method with a and waits for its result; an Idempotent
+// method's call whose replica died is retried once on another.
+func (m *Method1[T, A, R]) Do(ctx context.Context, h *Handle[T], a A) (R, error) {
+	return do(ctx, h, m.opts, func() (ray.ObjectRef[R], string) { return m.call(ctx, h, a) })
+}
+
+// do waits for call's result; when the replica died, the handle stops
+// routing to it, and an idempotent method is called once more (on
+// another replica).
+func do[T, R any](ctx context.Context, h *Handle[T], o methodOptions, call func() (ray.ObjectRef[R], string)) (R, error) {
+	ref, id := call()
+	r, err := ref.Get(ctx)
+	if err != nil && id != "" && ctx.Err() == nil && replicaGone(err) {
+		h.forget(id)
+		if o.idempotent {
+			ref, _ = call()
+			return ref.Get(ctx)
+		}
+	}
+	return r, err
+}
+
+// replicaGone reports whether err says the replica died or left.
+func replicaGone(err error) bool {
+	return errors.Is(err, ray.ErrActorDied) || errors.Is(err, ray.ErrWorkerCrashed) || errors.Is(err, ray.ErrNodeDied)
 }
 
 // CallArg is Call with a ray.Arg: pass another call's ObjectRef and the
 // replica receives its value once it is ready, without a trip through
 // the caller (composition: model → postprocess).
 func (m *Method1[T, A, R]) CallArg(ctx context.Context, h *Handle[T], a ray.Arg[A]) ray.ObjectRef[R] {
-	return callReplica(ctx, h, func(ah ray.ActorHandle[replica[T]]) ray.ObjectRef[R] { return m.m.RemoteArgs(ctx, ah, a) })
+	ref, _ := callReplica(ctx, h, func(ah ray.ActorHandle[replica[T]]) ray.ObjectRef[R] { return m.m.RemoteArgs(ctx, ah, a) })
+	return ref
 }
 
 func checkMethod(dep, name string, nilFn bool) {

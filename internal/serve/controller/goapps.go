@@ -321,13 +321,19 @@ func (l actorLauncher) Start(ctx context.Context, node scheduler.Node, start *pb
 	err = c.stop.Go("serve.replica."+name, func(sctx context.Context) {
 		defer close(done)
 		defer forget()
-		info, err := waitActor(ctx, c.opts.Actors, aid, info.GetVersion(), func(pb.ActorState) bool { return false })
+		life, cancel := context.WithCancel(ctx) // the replica's, or the controller's end
+		defer cancel()
+		defer context.AfterFunc(sctx, cancel)()
+		info, err := waitActor(life, c.opts.Actors, aid, info.GetVersion(), func(pb.ActorState) bool { return false })
 		if err == nil { // DEAD on its own: crashed, its node died, or killed
 			endErr = fmt.Errorf("replica actor %s died: %s", name, deathCause(info))
 			return
 		}
-		// Stopped: drain it, then kill it.
-		l.drain(addr, time.Duration(init.DrainTimeoutMs)*time.Millisecond)
+		// Stopped: drain it, then kill it; the controller closing (the
+		// head stopping) kills at once.
+		if sctx.Err() == nil {
+			l.drain(addr, time.Duration(init.DrainTimeoutMs)*time.Millisecond)
+		}
 		kill("serve: replica stopped")
 		wctx, cancel := context.WithTimeout(sctx, goReplicaKillWait)
 		defer cancel()
@@ -401,10 +407,10 @@ func waitActor(ctx context.Context, a ActorAPI, aid ids.ID, since uint64, ok fun
 }
 
 func deathCause(info *pb.ActorInfo) string {
-	if m := info.GetDeathCause().GetMessage(); m != "" {
-		return m
+	if info.GetDeathCause() == nil {
+		return "no cause recorded"
 	}
-	return "no cause recorded"
+	return errs.FromInfo(info.GetDeathCause()).Error()
 }
 
 // goReplicaInit answers a starting replica's question.

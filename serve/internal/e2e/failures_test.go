@@ -4,9 +4,11 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,4 +179,94 @@ func TestGoDeploymentRollAndKillUnderLoad(t *testing.T) {
 	if ok == 0 {
 		t.Fatal("no request succeeded while a replica was replaced")
 	}
+}
+
+// worker answers with its process id after a pause, so that calls are in
+// flight when a replica is killed.
+type worker struct{}
+
+var Worker = serve.NewDeployment("Worker", func(context.Context) (*worker, error) { return &worker{}, nil },
+	serve.NumReplicas(2), serve.NumCPUs(0.1), serve.MaxOngoingRequests(2))
+
+func slowPid(_ *worker, ctx context.Context, d time.Duration) (int, error) {
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return os.Getpid(), nil
+}
+
+var (
+	SafePid   = serve.NewMethod1(Worker, "SafePid", slowPid, serve.Idempotent())
+	UnsafePid = serve.NewMethod1(Worker, "UnsafePid", slowPid)
+)
+
+// TestHandleCallsWhenAReplicaDies kills one of two replicas while four
+// calls of each method run on them: the idempotent method's calls are
+// retried on the other replica and all succeed; the other method's calls
+// on the dead replica fail with ray.ErrActorDied.
+func TestHandleCallsWhenAReplicaDies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := ray.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ray.Shutdown() }()
+	if err := serve.Run(ctx, serve.NewApplication("workers", nil, Worker)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := serve.GetHandle(ctx, Worker, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	st, err := serve.GetStatus(ctx, "workers")
+	if err != nil || len(st.Deployments[0].Replicas) != 2 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	victim := st.Deployments[0].Replicas[0].Pid
+
+	type result struct {
+		safe bool
+		pid  int
+		err  error
+	}
+	results := make(chan result, 8)
+	for i := range 8 {
+		go func() {
+			safe := i%2 == 0
+			var pid int
+			var err error
+			if safe {
+				pid, err = SafePid.Do(ctx, h, 3*time.Second)
+			} else {
+				pid, err = UnsafePid.Do(ctx, h, 3*time.Second)
+			}
+			results <- result{safe, pid, err}
+		}()
+	}
+	time.Sleep(time.Second) // the calls run on both replicas
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	unsafeFailed := 0
+	for range 8 {
+		r := <-results
+		switch {
+		case r.safe && r.err != nil:
+			t.Errorf("an idempotent call failed: %v", r.err)
+		case r.safe && r.pid == victim:
+			t.Errorf("an idempotent call answered from the killed replica")
+		case !r.safe && r.err != nil:
+			if !errors.Is(r.err, ray.ErrActorDied) {
+				t.Errorf("a call on the killed replica: %v, want ray.ErrActorDied", r.err)
+			}
+			unsafeFailed++
+		}
+	}
+	if unsafeFailed == 0 {
+		t.Errorf("no call of the non-idempotent method failed: did any run on the killed replica?")
+	}
+	t.Logf("non-idempotent calls failed on the killed replica: %d of 4; idempotent ones all retried", unsafeFailed)
 }
