@@ -18,7 +18,9 @@ import (
 //
 // "serial" is one request at a time (latency: the proxy's added p50 is
 // Proxy/serial p50 − Direct/serial p50); "parallel" is benchParallelism
-// clients per CPU (throughput: Proxy req/s ÷ Direct req/s).
+// clients per CPU (throughput: Proxy req/s ÷ Direct req/s). Client,
+// proxy and replica share one process here; TestProxyThroughputProcesses
+// (procbench_test.go) measures the same with each in its own process.
 
 const benchParallelism = 4
 

@@ -2,8 +2,13 @@
 // http.Handler that routes each request by route prefix to a deployment,
 // chooses one of its replicas with internal/serve/router (power of two
 // choices, MaxOngoingRequests, a bounded queue) and forwards the request
-// to the replica's HTTP listener with net/http/httputil.ReverseProxy, as
-// Ray Serve's proxy does (python/ray/serve/_private/proxy.py).
+// to the replica's HTTP listener, as Ray Serve's proxy does
+// (python/ray/serve/_private/proxy.py). Forwarding does what
+// net/http/httputil.ReverseProxy does, leaner: one round trip over a
+// pooled keep-alive connection, written and read on the handler's own
+// goroutine for a request without a body or with a small one of known
+// length, through an http.Transport for any other; protocol upgrades
+// (WebSocket) go through ReverseProxy itself.
 //
 // # How Serve uses it
 //
@@ -34,10 +39,16 @@
 // the matched prefix, X-Forwarded-For/-Host/-Proto the client's address,
 // host and scheme, Host the client's Host, and X-Request-Id the request
 // id (the client's when valid, else generated), which is also on the
-// response. Bodies stream both ways; a response without a
-// Content-Length is flushed to the client after every write. The
-// replica's slot is held until the response body has been copied, so a
-// long stream counts as one ongoing request.
+// response. Hop-by-hop headers (Connection and those it names,
+// Keep-Alive, Te, Upgrade, ...) are not passed on either way, nor a
+// client's Forwarded; trailers are, and query strings that a replica
+// could parse differently (a ';', a bad %-escape) are re-encoded, as
+// ReverseProxy does. Informational responses (103 Early Hints) are not
+// passed on. Bodies stream both ways; a response without a
+// Content-Length, or of type text/event-stream, is flushed to the client
+// after its headers and after every write. The replica's slot is held
+// until the response body has been copied, so a long stream (or an
+// upgraded connection) counts as one ongoing request.
 //
 // What the proxy answers itself is JSON (ErrorResponse): 404 with the
 // known prefixes; 503 with Retry-After when the deployment's queue is
@@ -66,20 +77,34 @@
 //
 // Every knob is a field of Options or Route, with Ray's default where
 // Ray has one: no request timeout, unbounded queue, MaxOngoingRequests 5
-// per replica. The transport keeps DefaultMaxIdleConnsPerHost idle
-// connections per replica, dials with DefaultDialTimeout and closes idle
-// ones after DefaultIdleConnTimeout. Client request ids longer than
-// MaxRequestIDLen are replaced. The proxy starts no goroutine of its own
-// (ReverseProxy and the transport own theirs, per request and per
-// connection). A router cannot change its queue bound in place, so a
+// per replica. The proxy keeps DefaultMaxIdleConnsPerHost idle
+// connections per replica (or its MaxOngoingRequests, when more, so that
+// a busy replica's connections are all reused), dials with
+// DefaultDialTimeout and closes idle ones after DefaultIdleConnTimeout,
+// and those of a replica that left the routing table at once. A request
+// without a body that meets a connection the replica had closed while
+// idle is sent again on a new one; others are sent only on a connection
+// just checked to be open (http.Transport's rules). Client request ids
+// longer than MaxRequestIDLen are replaced. The proxy starts no
+// goroutine of its own for a request without a body or with one of known
+// length up to 32 KiB; http.Transport (larger and streamed bodies) and
+// ReverseProxy (upgrades) own theirs, per request and per connection.
+// A router cannot change its queue bound in place, so a
 // deployment whose MaxQueuedRequests changes gets a new router: its
 // waiting requests move to it, and the old router's in-flight requests
 // are carried over as queue-length reports (trusted for 10 s, see
 // carryInFlight).
 //
-// Measured on a shared 2-vCPU VM with client, proxy and replica in one
-// process (go test -bench 'Direct|Proxy' ./internal/serve/proxy/): the
-// proxy adds about 40 µs to the median latency of a trivial request and
-// serves 0.41–0.43× the requests/s of the handler served directly (two
-// HTTP hops of syscalls instead of one, on the same two cores).
+// Measured on the shared 2-vCPU development VM against the same handler
+// served by net/http directly, side by side (docs/benchmarks.md has the
+// runs). With client, proxy and replica in one process (go test -bench
+// 'Direct|Proxy' ./internal/serve/proxy/) the proxy adds 28–33 µs to the
+// median latency of a trivial request and serves 0.49–0.51× the
+// requests/s with 8 clients (115 allocations per request, client and
+// replica included; 154 through ReverseProxy, at 0.38–0.47×). With each
+// in its own process (TestProxyThroughputProcesses) it adds 128–160 µs
+// and serves 0.29–0.53×: the proxy process spends 74–86 µs of CPU per
+// request, more than client and replica together on the direct path,
+// most of it in the kernel's socket work and the Go scheduler's
+// wake-ups of a full HTTP server and client exchange.
 package proxy

@@ -29,14 +29,22 @@ var (
 
 type ctxKey struct{}
 
-// exchange is one request's routing state, reachable from the
-// ReverseProxy's callbacks through the upstream request's context.
+// exchange is one request's routing state. For a protocol upgrade,
+// forwarded by ReverseProxy, its callbacks reach it through the upstream
+// request's context.
 type exchange struct {
 	id    string
 	ctx   context.Context // the request's context with its timeout
 	entry *routeEntry     // the matched route; nil for a 404
 	tgt   *target         // the replica of the current attempt
 	err   error           // the current attempt's upstream error, if any
+}
+
+// state is what one request allocates up front: its routing state and
+// the writer that records its status, in one allocation.
+type state struct {
+	ex exchange
+	rw responseWriter
 }
 
 // ServeHTTP routes r by the longest matching route prefix, waits for a
@@ -69,9 +77,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validRequestID(id) {
 		id = p.ids.next()
 	}
-	w.Header().Set(HeaderRequestID, id)
-	ex := &exchange{id: id}
-	rw := &responseWriter{ResponseWriter: w}
+	w.Header()[HeaderRequestID] = []string{id}
+	st := &state{ex: exchange{id: id}, rw: responseWriter{ResponseWriter: w}}
+	ex, rw := &st.ex, &st.rw
 	if obs := p.opts.Observer; obs != nil {
 		defer func() {
 			v := recover()
@@ -125,7 +133,6 @@ func (p *Proxy) serve(w *responseWriter, r *http.Request, ex *exchange) {
 		defer cancel()
 	}
 	ex.ctx = ctx
-	up := r.WithContext(context.WithValue(ctx, ctxKey{}, ex))
 	retried := false
 	for {
 		lease, err := p.acquire(ctx, r, ex)
@@ -133,7 +140,7 @@ func (p *Proxy) serve(w *responseWriter, r *http.Request, ex *exchange) {
 			p.refuse(w, r, ctx, ex, err)
 			return
 		}
-		p.forward(w, up, lease, ex)
+		p.forward(w, r, lease, ex)
 		if ex.err == nil {
 			return
 		}
@@ -142,7 +149,7 @@ func (p *Proxy) serve(w *responseWriter, r *http.Request, ex *exchange) {
 			return
 		}
 		if w.code != 0 {
-			return // a response was started; ReverseProxy has aborted it
+			return // a response was started (an upgrade); ReverseProxy has aborted it
 		}
 		if ctx.Err() != nil {
 			writeJSON(w, http.StatusGatewayTimeout, ErrorResponse{
@@ -169,11 +176,19 @@ func (p *Proxy) serve(w *responseWriter, r *http.Request, ex *exchange) {
 }
 
 // forward sends one attempt to the leased replica and releases the lease
-// when the response has been copied, or when ReverseProxy aborts it.
-func (p *Proxy) forward(w *responseWriter, up *http.Request, lease *router.Lease, ex *exchange) {
+// when the response has been copied, or when the response is aborted
+// (a panic with http.ErrAbortHandler). A failure before the response
+// started is left in ex.err for serve to answer or retry. Protocol
+// upgrades (WebSocket and the like) go through ReverseProxy, which
+// copies both directions once the replica has switched.
+func (p *Proxy) forward(w *responseWriter, r *http.Request, lease *router.Lease, ex *exchange) {
 	defer lease.Release()
 	ex.err = nil
-	p.rp.ServeHTTP(w, up)
+	if isUpgrade(r.Header) {
+		p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ex.ctx, ctxKey{}, ex)))
+		return
+	}
+	p.roundTrip(w, r, ex)
 }
 
 // acquire leases a replica of ex.entry's deployment and sets ex.tgt to
@@ -265,9 +280,10 @@ func otherReplicaRunning(d *deployment, failed string) bool {
 	return false
 }
 
-// rewrite builds the upstream request: the replica's address, the full
-// path, the client's Host, X-Forwarded-For/-Host/-Proto,
-// X-Forwarded-Prefix, X-Request-Id and Options.UpstreamHeaders.
+// rewrite builds the upstream request of a protocol upgrade, with the
+// same headers as upstreamRequest: the replica's address, the full path,
+// the client's Host, X-Forwarded-For/-Host/-Proto, X-Forwarded-Prefix,
+// X-Request-Id and Options.UpstreamHeaders.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex := pr.In.Context().Value(ctxKey{}).(*exchange)
 	pr.SetURL(ex.tgt.url)
@@ -290,8 +306,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// upstreamError records the failure of an attempt; serve answers it,
-// or retries.
+// upstreamError records the failure of an upgrade attempt; serve
+// answers it, or retries.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if ex, ok := r.Context().Value(ctxKey{}).(*exchange); ok {
 		ex.err = err
@@ -300,8 +316,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	w.WriteHeader(http.StatusBadGateway)
 }
 
-// modifyResponse drops the replica's own X-Request-Id: the proxy has set
-// the request's on the response already.
+// modifyResponse drops the replica's own X-Request-Id from an upgrade's
+// response: the proxy has set the request's on the response already.
 func modifyResponse(res *http.Response) error {
 	delete(res.Header, HeaderRequestID)
 	return nil
@@ -327,11 +343,14 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// FlushError flushes to the client; ReverseProxy calls it after every
-// write (FlushInterval -1) through http.ResponseController.
+// FlushError flushes to the client, after every write of a streamed
+// response.
 func (w *responseWriter) FlushError() error {
 	if w.code == 0 {
 		w.code = http.StatusOK
+	}
+	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
+		return f.FlushError() // net/http's own writer: no ResponseController to allocate
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
@@ -377,10 +396,15 @@ func (g *idGen) next() string {
 	return string(strconv.AppendUint(b[:17], g.n.Add(1), 16))
 }
 
-// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
-type bufferPool struct{}
+// copyBufferSize is the size of the buffers response bodies are copied
+// through (ReverseProxy's size).
+const copyBufferSize = 32 << 10
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBuffers recycles the body copy buffers, of copyBufferSize bytes.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// bufferPool lends ReverseProxy the same buffers, for upgrades.
+type bufferPool struct{}
 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +15,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if ok, code := runProcRole(); ok { // a child process of TestProxyThroughputProcesses
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // zeroRand makes every router sample the first two available replicas,
 // in the order the route lists them, so that a tie goes to the first.

@@ -94,10 +94,17 @@ type Options struct {
 	// router.DefaultRetryAfter (1 s). It is rounded up to whole seconds.
 	RetryAfter time.Duration
 
-	// Transport sends requests to replicas. nil means the proxy's own
-	// http.Transport: keep-alive with DefaultMaxIdleConnsPerHost idle
-	// connections per replica, DefaultIdleConnTimeout, DefaultDialTimeout,
-	// no compression, HTTP/1.1. Close closes its idle connections.
+	// Transport sends requests to replicas. nil means the proxy's own:
+	// a plain-http request without a body, or with one of known length
+	// up to 32 KiB, goes over the proxy's pool of keep-alive connections
+	// on the handler's goroutine; any other (a larger or streamed body,
+	// Expect: 100-continue, https, a protocol upgrade) through an
+	// http.Transport. Both keep DefaultMaxIdleConnsPerHost idle
+	// connections per replica (the pool: its MaxOngoingRequests when
+	// more), close idle ones after DefaultIdleConnTimeout, dial with
+	// DefaultDialTimeout, speak HTTP/1.1 and never compress. Close
+	// closes their idle connections. A Transport given here carries
+	// every request.
 	Transport http.RoundTripper
 
 	// Observer, when not nil, hears of every request routed to a

@@ -27,6 +27,7 @@ type Proxy struct {
 	opts         Options
 	transport    http.RoundTripper
 	ownTransport *http.Transport // nil when Options.Transport was given
+	conns        *conns          // with ownTransport: the direct path (conns.go)
 	rp           *httputil.ReverseProxy
 	ids          idGen
 	retryAfter   time.Duration
@@ -49,10 +50,11 @@ type table struct {
 
 // routeEntry is one route of a table.
 type routeEntry struct {
-	prefix  string
-	app     string
-	dep     *deployment
-	timeout time.Duration
+	prefix      string
+	prefixValue []string // X-Forwarded-Prefix's value, shared by its requests
+	app         string
+	dep         *deployment
+	timeout     time.Duration
 }
 
 // deployment is the proxy's state for one deployment: its router and the
@@ -107,21 +109,18 @@ func New(opts Options) (*Proxy, error) {
 			ExpectContinueTimeout: time.Second,
 		}
 		p.transport = p.ownTransport
+		p.conns = newConns()
 	}
 	p.upstream = make(http.Header, len(opts.UpstreamHeaders))
 	for k, vs := range opts.UpstreamHeaders {
 		p.upstream[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
 	}
 	p.ids.init()
+	// Protocol upgrades only (forward); every other request takes
+	// roundTrip (upstream.go).
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:   p.rewrite,
-		Transport: p.transport,
-		// 0, not -1: ReverseProxy already flushes after every write for a
-		// response of unknown length (chunked, streaming) or of type
-		// text/event-stream; a response with a Content-Length is copied
-		// through net/http's buffer, which saves a write per request
-		// (11% more requests/s in BenchmarkProxy than -1).
-		FlushInterval:  0,
+		Rewrite:        p.rewrite,
+		Transport:      p.transport,
 		ErrorHandler:   p.upstreamError,
 		ModifyResponse: modifyResponse,
 		BufferPool:     bufferPool{},
@@ -193,7 +192,7 @@ func (p *Proxy) SetRoutes(routes []Route) error {
 		if timeout == 0 {
 			timeout = p.opts.RequestTimeout
 		}
-		byPrefix[rt.Prefix] = &routeEntry{prefix: rt.Prefix, app: rt.App, dep: d, timeout: timeout}
+		byPrefix[rt.Prefix] = &routeEntry{prefix: rt.Prefix, prefixValue: []string{rt.Prefix}, app: rt.App, dep: d, timeout: timeout}
 	}
 	t := &table{byPrefix: byPrefix, prefixes: sortedPrefixes(byPrefix)}
 	apps := make(map[string]string, len(byPrefix))
@@ -214,6 +213,20 @@ func (p *Proxy) SetRoutes(routes []Route) error {
 	// is routed again.
 	for d, final := range finals {
 		d.targets.Store(&final)
+	}
+	live := make(map[string]int) // replica address → its MaxOngoingRequests
+	for _, rt := range routes {
+		for _, r := range rt.Replicas {
+			u, _ := parseReplicaURL(r.URL) // validated
+			n := r.MaxOngoingRequests
+			if n <= 0 {
+				n = router.DefaultMaxOngoingRequests
+			}
+			live[u.Host] = max(live[u.Host], n)
+		}
+	}
+	if p.conns != nil {
+		p.conns.retain(live) // close kept-alive connections to replicas gone
 	}
 	return nil
 }
@@ -290,6 +303,7 @@ func (p *Proxy) Close() {
 	}
 	if p.ownTransport != nil {
 		p.ownTransport.CloseIdleConnections()
+		p.conns.closeIdle()
 	}
 }
 
