@@ -64,6 +64,7 @@ func (r *Raylet) startServeGRPC() error {
 	}
 	log := r.log.With("subsystem", "serve-grpc-proxy")
 	p, err := grpcproxy.New(grpcproxy.Options{
+		Observer:         newServeGRPCMetrics(r), // servemetrics.go
 		NodeID:           r.nodeID.String(),
 		UpstreamMetadata: map[string]string{ServeTokenMetadata: ServeUpstreamToken(r.cfg.Token)},
 		Logger:           log,

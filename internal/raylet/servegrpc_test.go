@@ -93,4 +93,24 @@ func TestServeGRPCFollowsHeadTable(t *testing.T) {
 	if res.ServerId != "replica-a" || res.Username != raylet.ServeUpstreamToken(token) {
 		t.Fatalf("replica %q got token %q, want replica-a with the upstream token", res.ServerId, res.Username)
 	}
+	// The call is counted on the node's registry, merged into the head's
+	// /metrics.
+	fams := headMetrics(t, c)
+	f := fams[raylet.MetricServeGRPCRequests]
+	counted := 0.0
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["application"] == "shop" && labels["deployment"] == "Cart" && labels["status_code"] == "OK" {
+			counted += m.GetCounter().GetValue()
+		}
+	}
+	if counted != 1 {
+		t.Errorf("%s{shop,Cart,OK} = %v, want 1 (family: %v)", raylet.MetricServeGRPCRequests, counted, f)
+	}
+	if h := fams[raylet.MetricServeGRPCLatency]; h == nil || len(h.GetMetric()) == 0 || h.GetMetric()[0].GetHistogram().GetSampleCount() != 1 {
+		t.Errorf("%s: %v, want one sample", raylet.MetricServeGRPCLatency, h)
+	}
 }

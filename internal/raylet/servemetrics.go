@@ -1,6 +1,7 @@
 package raylet
 
 import (
+	"google.golang.org/grpc/codes"
 	"net/http"
 	"strconv"
 	"sync"
@@ -51,6 +52,15 @@ const (
 	// replica of a deployment, by application and deployment (Ray:
 	// ray_serve_deployment_queued_queries).
 	MetricServeQueued = "raygo_serve_queued_requests"
+	// MetricServeGRPCRequests counts calls answered by this node's gRPC
+	// proxy, by application, deployment and status code name (Ray:
+	// ray_serve_num_grpc_requests); not by method, whose names are the
+	// replicas' own and unbounded.
+	MetricServeGRPCRequests = "raygo_serve_grpc_requests_total"
+	// MetricServeGRPCLatency is a histogram of a call's time at this
+	// node's gRPC proxy, in milliseconds (Ray:
+	// ray_serve_grpc_request_latency_ms).
+	MetricServeGRPCLatency = "raygo_serve_grpc_request_latency_ms"
 )
 
 // ServeLatencyBucketsMs are the latency histogram's upper bounds in
@@ -63,34 +73,15 @@ var ServeLatencyBucketsMs = []float64{1, 2, 5, 10, 20, 50, 100, 200, 300, 400, 5
 var ServeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace}
 
-// maxPendingServeObservations bounds the requests whose observation waits
-// for its method (between the proxy's RequestDone and the end of the
-// wrapping handler: microseconds, so at most about the requests in flight).
-// Past it an observation is counted at once with method "UNKNOWN".
-const maxPendingServeObservations = 1 << 16
-
-// serveObservation is what the proxy's Observer hears of one request.
-type serveObservation struct {
-	app, dep, route string
-	code            int
-	took            time.Duration
-}
-
-// serveMetrics is the node's Serve proxy metrics. The proxy's Observer
-// interface carries no method, so the handler that wraps the proxy
-// (handler) supplies it: RequestDone keeps each observation under its
-// request id until the handler, on the same goroutine once the proxy has
-// returned, takes it back and counts it with the method. Two requests in
-// flight at once with the same client-chosen X-Request-Id may swap their
-// methods; their counts stay right.
+// serveMetrics is the node's Serve proxy metrics: the proxy's Observer
+// counts each request; the gauges read the proxy's Stats when gathered.
 type serveMetrics struct {
 	requests *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	stats    func() []proxy.DeploymentStats // the proxy's Stats, read when gathered
 
-	mu      sync.Mutex
-	pending map[string][]serveObservation // guarded by mu; by request id
+	mu    sync.Mutex
+	stats func() []proxy.DeploymentStats // guarded by mu; the proxy's Stats
 }
 
 var (
@@ -116,7 +107,6 @@ func newServeMetrics(r *Raylet) *serveMetrics {
 			Help:    "Time from a request's arrival at this node's Serve proxy to the end of its response, in milliseconds (Ray: ray_serve_http_request_latency_ms).",
 			Buckets: ServeLatencyBucketsMs},
 			[]string{"application", "deployment", "route"}),
-		pending: map[string][]serveObservation{},
 	}
 	if r.metrics != nil {
 		wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"node_id": r.nodeID.String(), "NodeAddress": r.address}, r.metrics.reg)
@@ -125,67 +115,24 @@ func newServeMetrics(r *Raylet) *serveMetrics {
 	return m
 }
 
-// handler wraps p, whose Observer m is: it counts, with its method,
-// each request p observed; and from now on the gauges read p's Stats.
+// handler serves p, whose Observer m is; from now on the gauges read
+// p's Stats.
 func (m *serveMetrics) handler(p *proxy.Proxy) http.Handler {
 	m.mu.Lock()
 	m.stats = p.Stats
 	m.mu.Unlock()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Deferred: the proxy re-panics (http.ErrAbortHandler) when it
-		// cuts a response off, after observing it.
-		defer m.done(w, r.Method)
-		p.ServeHTTP(w, r)
-	})
+	return p
 }
 
-// done counts the observation the proxy made of the request whose
-// response is w, if it made one (it makes none for /-/healthz and
-// /-/routes).
-func (m *serveMetrics) done(w http.ResponseWriter, method string) {
-	id := w.Header().Get(proxy.HeaderRequestID)
-	if id == "" {
-		return
+// RequestDone implements proxy.Observer: one request to the counters
+// and the histogram.
+func (m *serveMetrics) RequestDone(i proxy.RequestInfo) {
+	code, method := strconv.Itoa(i.Code), serveMethod(i.Method)
+	m.requests.WithLabelValues(i.App, i.Deployment, i.Route, method, code).Inc()
+	if i.Code < 200 || i.Code > 299 {
+		m.errors.WithLabelValues(i.App, i.Deployment, i.Route, method, code).Inc()
 	}
-	m.mu.Lock()
-	obs, ok := m.pending[id]
-	var o serveObservation
-	if ok {
-		o = obs[0]
-		if len(obs) == 1 {
-			delete(m.pending, id)
-		} else {
-			m.pending[id] = obs[1:]
-		}
-	}
-	m.mu.Unlock()
-	if ok {
-		m.count(o, serveMethod(method))
-	}
-}
-
-// RequestDone implements proxy.Observer: it keeps the observation for
-// the wrapping handler, which adds the method.
-func (m *serveMetrics) RequestDone(app, deployment, route string, code int, took time.Duration, requestID string) {
-	o := serveObservation{app: app, dep: deployment, route: route, code: code, took: took}
-	m.mu.Lock()
-	if len(m.pending) >= maxPendingServeObservations {
-		m.mu.Unlock()
-		m.count(o, "UNKNOWN")
-		return
-	}
-	m.pending[requestID] = append(m.pending[requestID], o)
-	m.mu.Unlock()
-}
-
-// count adds one request to the counters and the histogram.
-func (m *serveMetrics) count(o serveObservation, method string) {
-	code := strconv.Itoa(o.code)
-	m.requests.WithLabelValues(o.app, o.dep, o.route, method, code).Inc()
-	if o.code < 200 || o.code > 299 {
-		m.errors.WithLabelValues(o.app, o.dep, o.route, method, code).Inc()
-	}
-	m.latency.WithLabelValues(o.app, o.dep, o.route).Observe(float64(o.took) / float64(time.Millisecond))
+	m.latency.WithLabelValues(i.App, i.Deployment, i.Route).Observe(float64(i.Took) / float64(time.Millisecond))
 }
 
 // serveMethod is method's label value: itself when it is one of
@@ -219,4 +166,36 @@ func (g *serveGauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descServeOngoing, prometheus.GaugeValue, float64(s.InFlight), s.App, s.Deployment)
 		ch <- prometheus.MustNewConstMetric(descServeQueued, prometheus.GaugeValue, float64(s.Queued), s.App, s.Deployment)
 	}
+}
+
+// serveGRPCMetrics is the node's gRPC proxy metrics, a
+// grpcproxy.Observer.
+type serveGRPCMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// newServeGRPCMetrics makes the gRPC proxy's metrics and registers them
+// in r's registry with the node's labels.
+func newServeGRPCMetrics(r *Raylet) *serveGRPCMetrics {
+	m := &serveGRPCMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricServeGRPCRequests,
+			Help: "Calls answered by this node's Serve gRPC proxy, by status code (Ray: ray_serve_num_grpc_requests)."},
+			[]string{"application", "deployment", "status_code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricServeGRPCLatency,
+			Help:    "Time from a call's arrival at this node's Serve gRPC proxy to its status, in milliseconds (Ray: ray_serve_grpc_request_latency_ms).",
+			Buckets: ServeLatencyBucketsMs},
+			[]string{"application", "deployment"}),
+	}
+	if r.metrics != nil {
+		wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"node_id": r.nodeID.String(), "NodeAddress": r.address}, r.metrics.reg)
+		wrapped.MustRegister(m.requests, m.latency)
+	}
+	return m
+}
+
+// CallDone implements grpcproxy.Observer.
+func (m *serveGRPCMetrics) CallDone(app, deployment, _ string, code codes.Code, took time.Duration, _ string) {
+	m.requests.WithLabelValues(app, deployment, code.String()).Inc()
+	m.latency.WithLabelValues(app, deployment).Observe(float64(took) / float64(time.Millisecond))
 }

@@ -91,7 +91,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if e := ex.entry; e != nil {
 				app, dep, route = e.app, e.dep.name, e.prefix
 			}
-			obs.RequestDone(app, dep, route, code, time.Since(start), id)
+			obs.RequestDone(RequestInfo{App: app, Deployment: dep, Route: route, Method: r.Method, Code: code, Took: time.Since(start), RequestID: id})
 			if v != nil {
 				panic(v)
 			}

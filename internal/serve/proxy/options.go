@@ -137,15 +137,29 @@ func (o Options) Validate() error {
 
 // Observer hears of requests as they end, for access logs and metrics.
 // RequestDone is called once per request routed to a deployment (and for
-// 404s, with app and deployment empty), on the request's goroutine after
+// 404s, with App and Deployment empty), on the request's goroutine after
 // the response has been sent or abandoned: it must be safe for concurrent
-// use and should not block. route is the matched prefix (never the full
-// path, to bound metric cardinality, as Ray does); code is the status
-// sent, StatusClientClosedRequest when the client left, and 502 or 504
-// when a response was cut off after its headers were sent. Requests to
-// /-/healthz and /-/routes are not reported.
+// use and should not block. Requests to /-/healthz and /-/routes are not
+// reported.
 type Observer interface {
-	RequestDone(app, deployment, route string, code int, took time.Duration, requestID string)
+	RequestDone(RequestInfo)
+}
+
+// RequestInfo is what an Observer hears of one request.
+type RequestInfo struct {
+	App, Deployment string
+	// Route is the matched prefix (never the full path, to bound metric
+	// cardinality, as Ray does).
+	Route string
+	// Method is the client's method, as it sent it (an Observer bounds
+	// the values it keeps).
+	Method string
+	// Code is the status sent: StatusClientClosedRequest when the client
+	// left, 502 or 504 when a response was cut off after its headers
+	// were sent.
+	Code      int
+	Took      time.Duration
+	RequestID string
 }
 
 func validHeaderName(k string) bool {

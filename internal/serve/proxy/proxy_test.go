@@ -636,10 +636,10 @@ type call struct {
 	id                     string
 }
 
-func (r *recorder) RequestDone(app, deployment, route string, code int, took time.Duration, id string) {
+func (r *recorder) RequestDone(i RequestInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, call{app, deployment, route, code, took, id})
+	r.calls = append(r.calls, call{i.App, i.Deployment, i.Route, i.Code, i.Took, i.RequestID})
 }
 
 func (r *recorder) count(code int) int {
