@@ -168,8 +168,12 @@ func New(opts Options) (*Controller, error) {
 	return c, nil
 }
 
-// Load applies the config kept in the KV, if any (after a head restart).
+// Load stops the Go replicas a previous controller left, then applies
+// the config kept in the KV, if any (after a head restart).
 func (c *Controller) Load(ctx context.Context) error {
+	if err := c.reapReplicas(ctx); err != nil {
+		return err
+	}
 	if c.opts.KV == nil {
 		return nil
 	}

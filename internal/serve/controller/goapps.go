@@ -56,6 +56,33 @@ type ActorAPI interface {
 	CreateActor(ctx context.Context, req *pb.CreateActorRequest) (*pb.CreateActorReply, error)
 	WaitActor(ctx context.Context, req *pb.WaitActorRequest) (*pb.WaitActorReply, error)
 	KillActor(ctx context.Context, req *pb.KillActorRequest) (*pb.KillActorReply, error)
+	ListActors(ctx context.Context, req *pb.ListActorsRequest) (*pb.ListActorsReply, error)
+}
+
+// reapReplicas kills the Go replica actors a previous controller left
+// (a head restarted with storage keeps its detached actors): this one
+// starts its own for the config it loads, so the old ones would only
+// hold resources.
+func (c *Controller) reapReplicas(ctx context.Context) error {
+	if c.opts.Actors == nil {
+		return nil
+	}
+	reply, err := c.opts.Actors.ListActors(ctx, &pb.ListActorsRequest{})
+	if err != nil {
+		return fmt.Errorf("serve controller: list actors: %w", err)
+	}
+	for _, a := range reply.GetActors() {
+		if a.GetNamespace() != goapp.ReplicaNamespace || !strings.HasPrefix(a.GetName(), goapp.ReplicaPrefix) ||
+			a.GetState() == pb.ActorState_ACTOR_STATE_DEAD {
+			continue
+		}
+		c.log.Info("serve: stopping a replica of a previous controller", "actor", a.GetName())
+		if _, err := c.opts.Actors.KillActor(ctx, &pb.KillActorRequest{ActorId: a.GetActorId(), NoRestart: true,
+			Reason: "serve: a replica of a previous controller (the head restarted)"}); err != nil {
+			c.log.Warn("serve: stop an old replica", "actor", a.GetName(), "err", err)
+		}
+	}
+	return nil
 }
 
 // goReplica is a Go replica being started or running: what it is told,

@@ -188,6 +188,17 @@ func (f *fakeActors) WaitActor(ctx context.Context, req *pb.WaitActorRequest) (*
 	}
 }
 
+func (f *fakeActors) ListActors(context.Context, *pb.ListActorsRequest) (*pb.ListActorsReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	reply := &pb.ListActorsReply{}
+	for _, a := range f.created {
+		st := f.state[ids.MustFromBytes(a.GetActorId())]
+		reply.Actors = append(reply.Actors, &pb.ActorInfo{ActorId: a.GetActorId(), Name: a.GetName(), Namespace: a.GetNamespace(), State: st.State})
+	}
+	return reply, nil
+}
+
 func (f *fakeActors) KillActor(_ context.Context, req *pb.KillActorRequest) (*pb.KillActorReply, error) {
 	f.set(ids.MustFromBytes(req.GetActorId()), pb.ActorState_ACTOR_STATE_DEAD, req.GetReason())
 	return &pb.KillActorReply{}, nil
@@ -309,5 +320,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLoadStopsOldReplicas: a controller starting on a head that kept
+// Go replica actors (restarted with storage) stops them; other actors
+// are left alone.
+func TestLoadStopsOldReplicas(t *testing.T) {
+	fa := &fakeActors{state: map[ids.ID]*pb.ActorInfo{}, changed: make(chan struct{})}
+	alive := func(name, ns string) ids.ID {
+		aid := ids.New()
+		fa.created = append(fa.created, &pb.ActorInfo{ActorId: aid.Bytes(), Name: name, Namespace: ns})
+		fa.state[aid] = &pb.ActorInfo{ActorId: aid.Bytes(), State: pb.ActorState_ACTOR_STATE_ALIVE, Version: 2}
+		return aid
+	}
+	old := alive(goapp.ReplicaActorName("shop", "Cart", "0-abc"), goapp.ReplicaNamespace)
+	other := alive("SERVE_REPLICA::not-in-serve", "default")
+	user := alive("Cart", goapp.ReplicaNamespace)
+	c, err := New(Options{Launcher: localNodes{}, Table: routes.NewTable(), Actors: fa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[ids.ID]pb.ActorState{old: pb.ActorState_ACTOR_STATE_DEAD, other: pb.ActorState_ACTOR_STATE_ALIVE, user: pb.ActorState_ACTOR_STATE_ALIVE} {
+		if got := fa.state[id].State; got != want {
+			t.Errorf("actor %s: %v, want %v", id, got, want)
+		}
 	}
 }

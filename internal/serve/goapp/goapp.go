@@ -58,10 +58,13 @@ const (
 // ReplicaNamespace is the actor namespace of every Go replica.
 const ReplicaNamespace = "serve"
 
+// ReplicaPrefix starts every replica's actor name.
+const ReplicaPrefix = "SERVE_REPLICA::"
+
 // ReplicaActorName is the actor name of a replica: Ray's
 // "SERVE_REPLICA::app#deployment#id".
 func ReplicaActorName(app, deployment, replica string) string {
-	return "SERVE_REPLICA::" + app + "#" + deployment + "#" + replica
+	return ReplicaPrefix + app + "#" + deployment + "#" + replica
 }
 
 // ClassName is the actor class a Go deployment's replicas are registered

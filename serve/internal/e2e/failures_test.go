@@ -4,11 +4,14 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -269,4 +272,87 @@ func TestHandleCallsWhenAReplicaDies(t *testing.T) {
 		t.Errorf("no call of the non-idempotent method failed: did any run on the killed replica?")
 	}
 	t.Logf("non-idempotent calls failed on the killed replica: %d of 4; idempotent ones all retried", unsafeFailed)
+}
+
+// picky is unhealthy while the file its user config names exists.
+type picky struct{ sick atomic.Value }
+
+var Picky = serve.NewDeployment("Picky", func(context.Context) (*picky, error) {
+	p := &picky{}
+	p.sick.Store("")
+	return p, nil
+}, serve.NumReplicas(1), serve.NumCPUs(0.1), serve.HealthCheck(0.3, 1))
+
+func (p *picky) Reconfigure(_ context.Context, cfg json.RawMessage) error {
+	var c struct {
+		SickIfExists string `json:"sick_if_exists"`
+	}
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		return err
+	}
+	p.sick.Store(c.SickIfExists)
+	return nil
+}
+
+func (p *picky) CheckHealth(context.Context) error {
+	if f := p.sick.Load().(string); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			return fmt.Errorf("%s exists", f)
+		}
+	}
+	return nil
+}
+
+func (p *picky) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	_, _ = io.WriteString(w, strconv.Itoa(os.Getpid()))
+}
+
+// TestUnhealthyReplicaIsReplaced: a replica whose CheckHealth fails is
+// stopped and replaced (Ray's check_health).
+func TestUnhealthyReplicaIsReplaced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := ray.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ray.Shutdown() }()
+	sick := filepath.Join(t.TempDir(), "sick")
+	app := config.Application{Name: "picky", RoutePrefix: "/picky", ImportPath: "picky",
+		Deployments: []config.Deployment{{Name: "Picky", UserConfig: map[string]any{"sick_if_exists": sick}}}}
+	if err := serve.Run(ctx, serve.NewApplication("picky", Picky)); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Apply(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.WaitRunning(ctx, "picky"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := serve.GetStatus(ctx, "picky")
+	first := st.Deployments[0].Replicas[0]
+	if err := os.WriteFile(sick, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for {
+		st, err := serve.GetStatus(ctx, "picky")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := st.Deployments[0].Replicas[0]
+		if r.Restarts > first.Restarts || r.Pid != first.Pid {
+			t.Logf("unhealthy replica stopped %v after its check began failing: %s (%s)", time.Since(began).Round(time.Millisecond), r.State, r.Message)
+			break
+		}
+		if time.Since(began) > 30*time.Second {
+			t.Fatalf("an unhealthy replica was not replaced in 30 s: %+v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.Remove(sick); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.WaitRunning(ctx, "picky"); err != nil {
+		t.Fatal(err)
+	}
 }
