@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if ray.IsWorker() {
 		_ = ray.Init(context.Background()) // serves tasks and replicas; never returns
 	}
+	if os.Getenv(envRunDriver) != "" {
+		os.Exit(runDriver())
+	}
 	os.Exit(m.Run())
 }
 
