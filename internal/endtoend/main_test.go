@@ -99,6 +99,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runOpsDriver())
 	case roleServeHost:
 		os.Exit(runServeHost())
+	case roleServeGoDriver:
+		os.Exit(runServeGoDriver())
 	}
 	os.Exit(m.Run())
 }
