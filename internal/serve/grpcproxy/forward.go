@@ -178,7 +178,9 @@ func (p *Proxy) forward(cctx, ctx context.Context, ss grpc.ServerStream, c *call
 			case state.trailers.Load():
 				ss.SetTrailer(cs.Trailer())
 				return false, rerr // the replica's own status, unchanged
-			case ctx.Err() != nil:
+			case ctx.Err() != nil || deadlineNear(ctx):
+				// The replica has the deadline too (grpc-timeout) and may
+				// reset the call a moment before this proxy's timer fires.
 				return false, p.timedOut(c, tgt)
 			}
 			return true, rerr
@@ -209,6 +211,17 @@ func pumpToReplica(ss grpc.ServerStream, cs grpc.ClientStream) error {
 			return nil
 		}
 	}
+}
+
+// deadlineSlack is how close to its deadline a context counts as
+// expired when the replica's call ends without a status of its own.
+const deadlineSlack = 20 * time.Millisecond
+
+// deadlineNear reports whether ctx's deadline has passed or is within
+// deadlineSlack.
+func deadlineNear(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < deadlineSlack
 }
 
 func (p *Proxy) timedOut(c *call, tgt *target) error {

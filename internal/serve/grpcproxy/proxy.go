@@ -213,27 +213,21 @@ func (p *Proxy) SetRoutes(routes []proxy.Route) error {
 		k := depKey{rt.App, rt.Deployment}
 		maxQueued := max(rt.MaxQueuedRequests, 0)
 		d := p.deps[k]
-		if d != nil && d.maxQueued != maxQueued {
-			if err := d.rt.SetMaxQueuedRequests(maxQueued); err != nil {
-				return fmt.Errorf("grpcproxy: deployment %s/%s: %w", rt.App, rt.Deployment, err)
-			}
-			d.maxQueued = maxQueued
+		var cur *router.Router
+		if d != nil {
+			cur = d.rt
+		}
+		rtr, err := router.Keep(cur, router.Options{MaxQueuedRequests: maxQueued, LocalNode: p.opts.NodeID,
+			LocalZone: p.opts.Zone, RetryAfter: p.retryAfter, Rand: p.opts.Rand})
+		if err != nil {
+			return fmt.Errorf("grpcproxy: deployment %s/%s: %w", rt.App, rt.Deployment, err)
 		}
 		if d == nil {
-			rtr, err := router.New(router.Options{
-				MaxQueuedRequests: maxQueued,
-				LocalNode:         p.opts.NodeID,
-				LocalZone:         p.opts.Zone,
-				RetryAfter:        p.retryAfter,
-				Rand:              p.opts.Rand,
-			})
-			if err != nil {
-				return fmt.Errorf("grpcproxy: deployment %s/%s: %w", rt.App, rt.Deployment, err)
-			}
-			d = &deployment{app: rt.App, name: rt.Deployment, maxQueued: maxQueued, rt: rtr}
+			d = &deployment{app: rt.App, name: rt.Deployment, rt: rtr}
 			empty := map[string]*target{}
 			d.targets.Store(&empty)
 		}
+		d.maxQueued = maxQueued
 		old := *d.targets.Load()
 		final := make(map[string]*target, len(rt.Replicas))
 		desc := make([]router.Replica, len(rt.Replicas))

@@ -694,3 +694,16 @@ func (r *Router) onTimer(gen uint64) {
 	}
 	r.dispatchLocked()
 }
+
+// Keep is how a proxy that keeps a Router per deployment across routing
+// tables applies a table's entry: cur (nil: none yet) with its queue
+// bound set to opts.MaxQueuedRequests, or a new Router with opts.
+func Keep(cur *Router, opts Options) (*Router, error) {
+	if cur == nil {
+		return New(opts)
+	}
+	if err := cur.SetMaxQueuedRequests(opts.MaxQueuedRequests); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
