@@ -41,7 +41,7 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 	if ids := md.Get(MetadataRequestID); len(ids) > 0 && validRequestID(ids[0]) {
 		c.id = ids[0]
 	} else {
-		c.id = p.ids.next()
+		c.id = p.ids.Next()
 	}
 	_ = ss.SetHeader(metadata.Pairs(MetadataRequestID, c.id))
 	err := p.serve(ctx, ss, md, c)

@@ -2,8 +2,6 @@ package grpcproxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +37,7 @@ type Proxy struct {
 	dial       time.Duration
 	logger     *slog.Logger
 	upstream   []string // Options.UpstreamMetadata as key, value pairs
-	ids        idGen
+	ids        proxy.RequestIDs
 	health     *health.Server
 
 	table  atomic.Pointer[table] // nil until the first SetRoutes
@@ -161,7 +159,7 @@ func New(opts Options) (*Proxy, error) {
 	}) {
 		p.upstream = append(p.upstream, k, opts.UpstreamMetadata[k])
 	}
-	p.ids.init()
+	p.ids.Init()
 	p.health.SetServingStatus("", healthgrpc.HealthCheckResponse_NOT_SERVING)
 	return p, nil
 }
@@ -491,27 +489,6 @@ func (trailerWatch) HandleRPC(ctx context.Context, s stats.RPCStats) {
 }
 func (trailerWatch) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
 func (trailerWatch) HandleConn(context.Context, stats.ConnStats)                       {}
-
-// idGen makes request ids unique across proxies and restarts: a random
-// 64-bit prefix per Proxy and a counter, "9f86d081884c7d65-1a" (the HTTP
-// proxy's form).
-type idGen struct {
-	prefix [17]byte
-	n      atomic.Uint64
-}
-
-func (g *idGen) init() {
-	var b [8]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	hex.Encode(g.prefix[:16], b[:])
-	g.prefix[16] = '-'
-}
-
-func (g *idGen) next() string {
-	var b [17 + 16]byte
-	copy(b[:], g.prefix[:])
-	return string(strconv.AppendUint(b[:17], g.n.Add(1), 16))
-}
 
 // validRequestID reports whether a client's x-request-id is kept: 1 to
 // MaxRequestIDLen characters, each printable ASCII other than space.

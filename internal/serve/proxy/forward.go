@@ -75,7 +75,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get(HeaderRequestID)
 	if !validRequestID(id) {
-		id = p.ids.next()
+		id = p.ids.Next()
 	}
 	w.Header()[HeaderRequestID] = []string{id}
 	st := &state{ex: exchange{id: id}, rw: responseWriter{ResponseWriter: w}}
@@ -376,21 +376,25 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// idGen makes request ids unique across proxies and restarts: a random
-// 64-bit prefix per Proxy and a counter, "9f86d081884c7d65-1a".
-type idGen struct {
+// RequestIDs makes request ids unique across proxies and restarts: a
+// random 64-bit prefix per generator and a counter, "9f86d081884c7d65-1a"
+// (the HTTP and gRPC proxies' X-Request-Id). Its zero value is not
+// ready: Init it once. Next is safe for concurrent use.
+type RequestIDs struct {
 	prefix [17]byte
 	n      atomic.Uint64
 }
 
-func (g *idGen) init() {
+// Init draws the generator's prefix.
+func (g *RequestIDs) Init() {
 	var b [8]byte
 	rand.Read(b[:]) // never fails (crypto/rand)
 	hex.Encode(g.prefix[:16], b[:])
 	g.prefix[16] = '-'
 }
 
-func (g *idGen) next() string {
+// Next returns a new id.
+func (g *RequestIDs) Next() string {
 	var b [17 + 16]byte
 	copy(b[:], g.prefix[:])
 	return string(strconv.AppendUint(b[:17], g.n.Add(1), 16))

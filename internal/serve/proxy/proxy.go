@@ -29,7 +29,7 @@ type Proxy struct {
 	ownTransport *http.Transport // nil when Options.Transport was given
 	conns        *conns          // with ownTransport: the direct path (conns.go)
 	rp           *httputil.ReverseProxy
-	ids          idGen
+	ids          RequestIDs
 	retryAfter   time.Duration
 	logger       *slog.Logger
 	upstream     http.Header // Options.UpstreamHeaders, keys canonical
@@ -115,7 +115,7 @@ func New(opts Options) (*Proxy, error) {
 	for k, vs := range opts.UpstreamHeaders {
 		p.upstream[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
 	}
-	p.ids.init()
+	p.ids.Init()
 	// Protocol upgrades only (forward); every other request takes
 	// roundTrip (upstream.go).
 	p.rp = &httputil.ReverseProxy{

@@ -182,12 +182,12 @@ func TestValidRequestID(t *testing.T) {
 }
 
 func TestRequestIDsUnique(t *testing.T) {
-	var a, b idGen
-	a.init()
-	b.init()
+	var a, b RequestIDs
+	a.Init()
+	b.Init()
 	seen := map[string]bool{}
 	for range 1000 {
-		for _, id := range []string{a.next(), b.next()} {
+		for _, id := range []string{a.Next(), b.Next()} {
 			if seen[id] || !validRequestID(id) {
 				t.Fatalf("id %q repeated or invalid", id)
 			}
