@@ -326,6 +326,9 @@ func startEmbedded(o *options) (*node.Head, session.Dir, string, error) {
 	if o.servePort != nil {
 		rc.ServePort = *o.servePort
 	}
+	if o.serveGRPCPort != nil {
+		rc.ServeGRPCPort = *o.serveGRPCPort
+	}
 	head, err := node.StartHead(node.HeadConfig{GCS: gcs.DefaultConfig(), Raylet: rc, Token: token})
 	if err != nil {
 		_ = sess.Remove()

@@ -67,6 +67,7 @@ type options struct {
 	storeBytes      int64
 	spillDir        string
 	servePort       *int
+	serveGRPCPort   *int
 	logWorkers      *bool
 	taskEvents      *bool
 	failInfeasible  bool
@@ -226,6 +227,13 @@ func SpillDir(dir string) InitOption { return initOpt{opt{func(o *options) { o.s
 // no proxy; handles work either way.
 func ServePort(port int) InitOption {
 	return initOpt{opt{func(o *options) { o.servePort = &port }}}
+}
+
+// ServeGRPCPort makes the embedded cluster's node also run Serve's gRPC
+// proxy on 127.0.0.1:port (0: a free port), as `raygo start
+// --serve-grpc-port`; it needs ServePort too.
+func ServeGRPCPort(port int) InitOption {
+	return initOpt{opt{func(o *options) { o.serveGRPCPort = &port }}}
 }
 
 // LogWorkers sets whether the output of the job's workers, on every node,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"google.golang.org/grpc"
+
 	"github.com/raygo/raygo/internal/serve/goapp"
 	"github.com/raygo/raygo/ray"
 	"github.com/raygo/raygo/serve/config"
@@ -26,6 +28,16 @@ type Reconfigurable interface {
 // health_check_timeout_s; an error (or a timeout) replaces the replica.
 type HealthChecker interface {
 	CheckHealth(ctx context.Context) error
+}
+
+// GRPCService is implemented by a value that serves gRPC: its replica
+// makes a grpc.Server, lets RegisterGRPC register the value's services
+// on it, and serves them on its listener (cleartext HTTP/2) beside the
+// HTTP handler, so that the gRPC proxies of the nodes (`raygo start
+// --serve-grpc-port`) route calls to it by the "application" metadata,
+// as Ray's gRPC ingress does for grpc_servicer_functions.
+type GRPCService interface {
+	RegisterGRPC(s *grpc.Server)
 }
 
 // Shutdowner is implemented by a value that releases what it holds when

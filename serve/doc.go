@@ -24,8 +24,10 @@
 // the requests under the application's route prefix (with the full path,
 // and X-Forwarded-Prefix). A value may also implement Reconfigurable
 // (user_config, applied at start and again in place when only it
-// changes), HealthChecker (checked every health_check_period_s) and
-// Shutdowner (called after a replica's requests drained).
+// changes), HealthChecker (checked every health_check_period_s),
+// Shutdowner (called after a replica's requests drained) and
+// GRPCService (its gRPC services, reached through the nodes' gRPC
+// proxies by the "application" metadata).
 //
 // An Application groups an ingress deployment and those it calls;
 // Run deploys it from a program connected to a cluster (ray.Init), as

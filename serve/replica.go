@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/raygo/raygo/internal/serve/goapp"
 	"github.com/raygo/raygo/ray"
@@ -39,6 +42,7 @@ type replica[T any] struct {
 	addr     string
 	ongoing  atomic.Int64
 	handler  http.Handler // the user's, nil when *T is not one
+	grpc     *grpc.Server // the user's services, nil when *T is not a GRPCService
 	served   sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -71,6 +75,10 @@ func startReplica[T any](ctx context.Context, d *Deployment[T]) (*replica[T], er
 	if h, ok := any(user).(http.Handler); ok {
 		r.handler = h
 	}
+	if g, ok := any(user).(GRPCService); ok {
+		r.grpc = grpc.NewServer()
+		g.RegisterGRPC(r.grpc)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(init.Host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("serve: deployment %s: listen on %s: %w", d.name, init.Host, err)
@@ -78,6 +86,11 @@ func startReplica[T any](ctx context.Context, d *Deployment[T]) (*replica[T], er
 	r.addr = ln.Addr().String()
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: replicaReadHeaderTimeout,
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}
+	if r.grpc != nil { // the gRPC proxies speak cleartext HTTP/2
+		r.srv.Protocols = new(http.Protocols)
+		r.srv.Protocols.SetHTTP1(true)
+		r.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	r.served.Add(1)
 	go func() { // owned by the replica: ends with srv (drain or the process's end)
 		defer r.served.Done()
@@ -123,6 +136,12 @@ func (r *replica[T]) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case goapp.DrainPath:
 		r.stop()
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.grpc != nil && req.ProtoMajor == 2 && strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc") {
+		done := r.begin()
+		defer done()
+		r.grpc.ServeHTTP(w, req)
 		return
 	}
 	if r.handler == nil {

@@ -622,10 +622,13 @@ func (c *Controller) Close() {
 		sets = append(sets, d.set)
 	}
 	c.mu.Unlock()
-	c.stop.Stop()
+	// The replicas first (a Go replica's watcher, on the stopper, kills
+	// its actor when its slot ends: c.closed skips the drain), then the
+	// controller's own goroutines.
 	for _, s := range sets {
 		s.Close()
 	}
+	c.stop.Stop()
 }
 
 // Routes is the routing table the applied config and the ready replicas

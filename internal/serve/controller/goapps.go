@@ -358,7 +358,10 @@ func (l actorLauncher) Start(ctx context.Context, node scheduler.Node, start *pb
 		}
 		// Stopped: drain it, then kill it; the controller closing (the
 		// head stopping) kills at once.
-		if sctx.Err() == nil {
+		c.mu.Lock()
+		closing := c.closed
+		c.mu.Unlock()
+		if sctx.Err() == nil && !closing {
 			l.drain(addr, time.Duration(init.DrainTimeoutMs)*time.Millisecond)
 		}
 		kill("serve: replica stopped")
