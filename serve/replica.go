@@ -150,7 +150,24 @@ func (r *replica[T]) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	done := r.begin()
 	defer done()
+	if id := req.Header.Get(requestIDHeader); id != "" {
+		req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, id))
+	}
 	r.handler.ServeHTTP(w, req)
+}
+
+// requestIDHeader carries the proxy's request id (kept from the client
+// or made by the proxy; also on the response).
+const requestIDHeader = "X-Request-Id"
+
+type requestIDKey struct{}
+
+// RequestID returns the id of the HTTP request a Go replica's handler
+// serves (the proxy's X-Request-Id, also in the response's headers and
+// the proxy's logs), for the handler's own logs; "" outside one.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 func (r *replica[T]) begin() func() {

@@ -33,6 +33,7 @@ var Echo = serve.NewDeployment("Echo", func(context.Context) (*echo, error) { re
 
 func (*echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(5 * time.Millisecond)
+	w.Header().Set("X-Seen-Request-Id", serve.RequestID(r.Context()))
 	_, _ = io.WriteString(w, "echo "+r.URL.Path)
 }
 
@@ -69,6 +70,10 @@ func startLoad(url string, n int) *load {
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK || !strings.HasSuffix(string(b), path) {
 					l.fail(fmt.Sprintf("%s: %s", resp.Status, b))
+					continue
+				}
+				if id := resp.Header.Get("X-Request-Id"); id == "" || resp.Header.Get("X-Seen-Request-Id") != id {
+					l.fail(fmt.Sprintf("request id %q, the handler saw %q", id, resp.Header.Get("X-Seen-Request-Id")))
 					continue
 				}
 				l.ok.Add(1)
@@ -189,7 +194,7 @@ func TestGoDeploymentRollAndKillUnderLoad(t *testing.T) {
 type worker struct{}
 
 var Worker = serve.NewDeployment("Worker", func(context.Context) (*worker, error) { return &worker{}, nil },
-	serve.NumReplicas(2), serve.NumCPUs(0.1), serve.MaxOngoingRequests(2))
+	serve.NumReplicas(2), serve.NumCPUs(0.1), serve.MaxOngoingRequests(16))
 
 func slowPid(_ *worker, ctx context.Context, d time.Duration) (int, error) {
 	select {
@@ -205,10 +210,12 @@ var (
 	UnsafePid = serve.NewMethod1(Worker, "UnsafePid", slowPid)
 )
 
-// TestHandleCallsWhenAReplicaDies kills one of two replicas while four
-// calls of each method run on them: the idempotent method's calls are
-// retried on the other replica and all succeed; the other method's calls
-// on the dead replica fail with ray.ErrActorDied.
+// TestHandleCallsWhenAReplicaDies kills one of two replicas while eight
+// calls of each method run on them (all at once: the handle spreads them
+// by power of two choices on its calls in flight, so about half are on
+// each replica): the idempotent method's calls are retried on the other
+// replica and all succeed; the other method's calls on the dead replica
+// fail with ray.ErrActorDied.
 func TestHandleCallsWhenAReplicaDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -235,8 +242,8 @@ func TestHandleCallsWhenAReplicaDies(t *testing.T) {
 		pid  int
 		err  error
 	}
-	results := make(chan result, 8)
-	for i := range 8 {
+	results := make(chan result, 16)
+	for i := range 16 {
 		go func() {
 			safe := i%2 == 0
 			var pid int
@@ -254,7 +261,7 @@ func TestHandleCallsWhenAReplicaDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	unsafeFailed := 0
-	for range 8 {
+	for range 16 {
 		r := <-results
 		switch {
 		case r.safe && r.err != nil:
@@ -271,7 +278,7 @@ func TestHandleCallsWhenAReplicaDies(t *testing.T) {
 	if unsafeFailed == 0 {
 		t.Errorf("no call of the non-idempotent method failed: did any run on the killed replica?")
 	}
-	t.Logf("non-idempotent calls failed on the killed replica: %d of 4; idempotent ones all retried", unsafeFailed)
+	t.Logf("non-idempotent calls failed on the killed replica: %d of 8; idempotent ones all retried", unsafeFailed)
 }
 
 // picky is unhealthy while the file its user config names exists.

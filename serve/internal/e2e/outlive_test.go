@@ -101,15 +101,24 @@ func TestGoAppOutlivesItsDriverAndTheHead(t *testing.T) {
 	h = start()
 	defer h.Stop()
 	t.Logf("after a head restart with storage: answering again in %v", answers(h).Round(time.Millisecond))
-	req, _ := http.NewRequest(http.MethodGet, h.APIURL()+"/api/serve/applications", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"name":"echo"`) || !strings.Contains(string(b), `"status":"RUNNING"`) {
-		t.Errorf("status after the restart: %s %s", resp.Status, b)
+	// Both replicas come back: the application is RUNNING again.
+	var last string
+	for began := time.Now(); ; {
+		req, _ := http.NewRequest(http.MethodGet, h.APIURL()+"/api/serve/applications", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = resp.Status + " " + string(b)
+		if resp.StatusCode == http.StatusOK && strings.Contains(last, `"name":"echo"`) && strings.Contains(last, `"status":"RUNNING"`) {
+			break
+		}
+		if time.Since(began) > time.Minute {
+			t.Fatalf("status after the restart, a minute on: %s", last)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
