@@ -1831,9 +1831,12 @@ type NodeInfo struct {
 	// serve_address: host:port of the node daemon's Serve HTTP proxy
 	// (`raygo start --serve-port`), as clients on other hosts reach it;
 	// empty when it runs none.
-	ServeAddress  string `protobuf:"bytes,17,opt,name=serve_address,json=serveAddress,proto3" json:"serve_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ServeAddress string `protobuf:"bytes,17,opt,name=serve_address,json=serveAddress,proto3" json:"serve_address,omitempty"`
+	// serve_grpc_address: host:port of its Serve gRPC proxy
+	// (`--serve-grpc-port`), likewise; empty when it runs none.
+	ServeGrpcAddress string `protobuf:"bytes,18,opt,name=serve_grpc_address,json=serveGrpcAddress,proto3" json:"serve_grpc_address,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -1981,6 +1984,13 @@ func (x *NodeInfo) GetMetricsAddress() string {
 func (x *NodeInfo) GetServeAddress() string {
 	if x != nil {
 		return x.ServeAddress
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetServeGrpcAddress() string {
+	if x != nil {
+		return x.ServeGrpcAddress
 	}
 	return ""
 }
@@ -11912,7 +11922,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\x12.\n" +
 	"\x13retryable_app_error\x18\x04 \x01(\bR\x11retryableAppError\x12\x1f\n" +
 	"\vexec_micros\x18\x05 \x01(\x03R\n" +
-	"execMicros\"\xff\x05\n" +
+	"execMicros\"\xad\x06\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\fR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -11933,7 +11943,8 @@ const file_raygo_proto_rawDesc = "" +
 	"hostMemory\x122\n" +
 	"\x15object_store_capacity\x18\x0f \x01(\x03R\x13objectStoreCapacity\x12'\n" +
 	"\x0fmetrics_address\x18\x10 \x01(\tR\x0emetricsAddress\x12#\n" +
-	"\rserve_address\x18\x11 \x01(\tR\fserveAddress\x1a9\n" +
+	"\rserve_address\x18\x11 \x01(\tR\fserveAddress\x12,\n" +
+	"\x12serve_grpc_address\x18\x12 \x01(\tR\x10serveGrpcAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +

@@ -354,6 +354,7 @@ func (r *Raylet) nodeInfo() *pb.NodeInfo {
 		NumWorkers: int32(len(r.workers)), PendingLeases: int32(len(pending)), PendingDemands: pending,
 		InfeasibleDemands: infeasible, HostId: r.cfg.HostID, HostMemory: r.cfg.HostMemory,
 		ObjectStoreCapacity: r.store.Capacity(), ServeAddress: r.serveAdvertisedAddress(),
+		ServeGrpcAddress: r.serveGRPCAdvertisedAddress(),
 	}
 }
 

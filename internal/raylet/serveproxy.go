@@ -264,16 +264,31 @@ func (r *Raylet) serveAdvertisedAddress() string {
 	if r.serve == nil {
 		return ""
 	}
-	host, port, err := net.SplitHostPort(r.serve.addr)
+	return r.advertised(r.serve.addr)
+}
+
+// serveGRPCAdvertisedAddress is serveAdvertisedAddress for the gRPC
+// proxy (NodeInfo.serve_grpc_address).
+func (r *Raylet) serveGRPCAdvertisedAddress() string {
+	if r.serveGRPC == nil {
+		return ""
+	}
+	return r.advertised(r.serveGRPC.addr)
+}
+
+// advertised is addr as other hosts reach it: the node's host in place
+// of an unspecified one (0.0.0.0, ::).
+func (r *Raylet) advertised(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return r.serve.addr
+		return addr
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		if nh, _, err := net.SplitHostPort(r.address); err == nil {
 			return net.JoinHostPort(nh, port)
 		}
 	}
-	return r.serve.addr
+	return addr
 }
 
 // ServeRoutesVersion is the version of the head's routing table the

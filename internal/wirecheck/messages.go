@@ -300,6 +300,9 @@ func RegisterNode(r *pb.RegisterNodeRequest) error {
 	if err := address("serve proxy address", n.GetServeAddress()); err != nil {
 		return err
 	}
+	if err := address("serve gRPC proxy address", n.GetServeGrpcAddress()); err != nil {
+		return err
+	}
 	if err := name("hostname", n.GetHostname()); err != nil {
 		return err
 	}

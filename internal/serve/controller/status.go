@@ -39,6 +39,9 @@ type ProxyStatus struct {
 	URL     string `json:"url" yaml:"url"`
 	Status  string `json:"status" yaml:"status"` // ProxyHealthy or ProxyUnhealthy
 	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+	// GRPCAddress is where the node's gRPC proxy listens (host:port;
+	// NodeInfo.serve_grpc_address), when it runs one.
+	GRPCAddress string `json:"grpc_address,omitempty" yaml:"grpc_address,omitempty"`
 }
 
 // AppStatus is an application as `raygo serve status` shows it.
@@ -194,7 +197,8 @@ func proxiesOf(nodes []*pb.NodeInfo) []ProxyStatus {
 		if !ok {
 			continue
 		}
-		out = append(out, ProxyStatus{NodeID: id.String(), URL: "http://" + n.GetServeAddress(), Status: ProxyUnhealthy, Message: "not probed yet"})
+		out = append(out, ProxyStatus{NodeID: id.String(), URL: "http://" + n.GetServeAddress(), Status: ProxyUnhealthy, Message: "not probed yet",
+			GRPCAddress: n.GetServeGrpcAddress()})
 	}
 	slices.SortFunc(out, func(a, b ProxyStatus) int { return strings.Compare(a.NodeID, b.NodeID) })
 	return out

@@ -4,8 +4,10 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -81,4 +83,28 @@ func TestGoDeploymentServesGRPC(t *testing.T) {
 		servers[res.GetServerId()] = true
 	}
 	t.Logf("gRPC calls through the proxy reached both replicas: %v", servers)
+
+	// The status names the node's gRPC proxy.
+	base, token, err := ray.ClusterAPI(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/serve/applications", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Proxies []struct {
+			GRPCAddress string `json:"grpc_address"`
+		} `json:"proxies"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Proxies) != 1 || st.Proxies[0].GRPCAddress != "127.0.0.1:"+strconv.Itoa(port) {
+		t.Errorf("status proxies %+v, want the gRPC proxy at 127.0.0.1:%d", st.Proxies, port)
+	}
 }
