@@ -7,9 +7,12 @@
 // a change needs new replicas), and each step of a rolling update
 // (RollStep).
 //
-// The Controller (controller.go) acts on them for command deployments:
-// one replicaset.Set per deployment version (Kind "serve", HTTPProbe on
-// health_path), whose OnReady and OnGone hooks rebuild the routing table
+// The Controller (controller.go) acts on them: one replicaset.Set per
+// deployment version (Kind "serve", HTTPProbe on health_path), whose
+// replicas are command processes started by node daemons, or, for a Go
+// application (goapps.go), actors of the program's binary created
+// through the control store; the set's OnReady and OnGone hooks rebuild
+// the routing table
 // (one proxy.Route per application, to its ingress deployment) and Set
 // it on the head's routes.Table. Register (http.go) is the head feature
 // that owns that table and serves PUT, GET and DELETE
@@ -35,9 +38,15 @@
 // stopped with graceful_shutdown_timeout_s of grace. A roll starts new
 // replicas (RollSurge beyond the target at a time) and stops an old one
 // only for a new one that is ready, so the table always holds at least
-// the target of ready replicas. Not built yet: Go deployments (refused
-// with a message), autoscaling (a deployment with an autoscaling config
-// runs at its initial_replicas, with a status message saying so).
+// the target of ready replicas.
+//
+// Go applications (goapps.go): a program registers its code
+// (Controller.Register, from serve.Run); Resolve turns an application
+// naming it (import_path) into deployments with the file's options over
+// the code's; an actorLauncher starts each replica as a detached actor on
+// the node its set chose, answers its init and records its address,
+// drains it before killing it; HandleTarget lists a deployment's ready
+// replicas for handles.
 package controller
 
 import (

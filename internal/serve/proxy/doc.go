@@ -13,7 +13,7 @@
 // # How Serve uses it
 //
 // The node daemon runs one Proxy per node behind its own http.Server
-// (nothing starts it yet):
+// (internal/raylet/serveproxy.go, `raygo start --serve-port`):
 //
 //   - New(Options{NodeID: <this node>, UpstreamHeaders: <cluster token
 //     header>, ...}) once; the proxy then prefers replicas on its own node.
