@@ -58,12 +58,9 @@ const DefaultRunTimeout = 2 * time.Minute
 // application's name runs this registered code with the file's options
 // over it.
 func Run(ctx context.Context, app *Application) error {
-	reg, err := app.registration()
+	reg, err := register(ctx, app)
 	if err != nil {
 		return err
-	}
-	if err := headCall(ctx, http.MethodPut, goapp.RegisterPath+app.name, reg, nil); err != nil {
-		return fmt.Errorf("serve: register application %s: %w", app.name, err)
 	}
 	cfg := config.Application{Name: app.name, RoutePrefix: reg.RoutePrefix, ImportPath: app.name}
 	if err := headCall(ctx, http.MethodPut, goapp.AppPath+app.name, cfg, nil); err != nil {
@@ -75,6 +72,27 @@ func Run(ctx context.Context, app *Application) error {
 		defer cancel()
 	}
 	return WaitRunning(ctx, app.name)
+}
+
+// Register registers app's code with the Serve controller without
+// deploying it: a config file (`raygo serve deploy`, Apply) whose
+// application names it in import_path then runs it — for a pipeline that
+// ships the program once and manages its applications from files. Run
+// registers too.
+func Register(ctx context.Context, app *Application) error {
+	_, err := register(ctx, app)
+	return err
+}
+
+func register(ctx context.Context, app *Application) (goapp.Registration, error) {
+	reg, err := app.registration()
+	if err != nil {
+		return reg, err
+	}
+	if err := headCall(ctx, http.MethodPut, goapp.RegisterPath+app.name, reg, nil); err != nil {
+		return reg, fmt.Errorf("serve: register application %s: %w", app.name, err)
+	}
+	return reg, nil
 }
 
 func (a *Application) registration() (goapp.Registration, error) {

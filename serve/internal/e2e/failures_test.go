@@ -326,8 +326,11 @@ func TestUnhealthyReplicaIsReplaced(t *testing.T) {
 	sick := filepath.Join(t.TempDir(), "sick")
 	app := config.Application{Name: "picky", RoutePrefix: "/picky", ImportPath: "picky",
 		Deployments: []config.Deployment{{Name: "Picky", UserConfig: map[string]any{"sick_if_exists": sick}}}}
-	if err := serve.Run(ctx, serve.NewApplication("picky", Picky)); err != nil {
+	if err := serve.Register(ctx, serve.NewApplication("picky", Picky)); err != nil { // registered, not deployed
 		t.Fatal(err)
+	}
+	if _, err := serve.GetStatus(ctx, "picky"); !errors.Is(err, serve.ErrNotFound) {
+		t.Fatalf("a registered application is not deployed: %v", err)
 	}
 	if err := serve.Apply(ctx, app); err != nil {
 		t.Fatal(err)
