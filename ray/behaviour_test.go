@@ -90,16 +90,18 @@ func killScriptAfter(t *testing.T, name, addr, want string) {
 
 var (
 	// CrashOn counts calls and kills its own process on call k, after
-	// 30 ms of work that never blocks (a crash in the middle of a
+	// 200 ms of work that never blocks (a crash in the middle of a
 	// computation). The replies of the calls before must have left by
 	// then: a worker sends a reply as soon as its call ends when it has a
 	// spare P, else when the running call blocks or is preempted (Go's
 	// 10 ms slice). A call that finished just before the crash may fail
-	// as ActorDied, as Ray documents for at-most-once actor calls.
+	// as ActorDied, as Ray documents for at-most-once actor calls. (30 ms
+	// was too little on a loaded 2-core CI machine: call 79's reply had
+	// not left.)
 	CrashOn = ray.Method1(Counter, func(c *counter, ctx context.Context, k int) (int, error) {
 		c.n++
 		if c.n == k {
-			for start := time.Now(); time.Since(start) < 30*time.Millisecond; {
+			for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
 			}
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
