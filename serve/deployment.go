@@ -140,7 +140,7 @@ func actorOptions(d *config.Deployment) *config.RayActorOptions {
 // registration.
 func NewDeployment[T any](name string, ctor func(context.Context) (*T, error), opts ...Option) *Deployment[T] {
 	if !goapp.ValidName(name) {
-		panic(fmt.Sprintf("serve: NewDeployment(%q): want letters, digits, '_', '-' and '.', at most 100 bytes", name))
+		panic(fmt.Sprintf("serve: NewDeployment(%q): want letters, digits, '_', '-' and '.', starting with a letter or digit, at most %d bytes", name, config.MaxNameLen))
 	}
 	if ctor == nil {
 		panic(fmt.Sprintf("serve: NewDeployment(%q): nil constructor", name))

@@ -15,6 +15,7 @@ import (
 	"github.com/raygo/raygo/internal/serve/router"
 	"github.com/raygo/raygo/internal/serve/routes"
 	"github.com/raygo/raygo/ray"
+	"github.com/raygo/raygo/serve/config"
 )
 
 // Handle limits.
@@ -41,12 +42,10 @@ type Handle[T any] struct {
 	stop     context.CancelFunc
 	bg       sync.WaitGroup // the refresher and the calls' lease releasers
 
-	mu      sync.Mutex
-	actors  map[string]ray.ActorHandle[replica[T]] // by replica id
-	names   map[string]string                      // replica id → actor name
-	version uint64
-	lastErr error
-	kick    chan struct{} // a refresh wanted now
+	mu     sync.Mutex
+	actors map[string]ray.ActorHandle[replica[T]] // by replica id
+	names  map[string]string                      // replica id → actor name
+	kick   chan struct{}                          // a refresh wanted now
 
 	reporter string // the handle's name in load reports
 	reported bool   // the last report had load
@@ -105,15 +104,11 @@ func (h *Handle[T]) follow(ctx context.Context) {
 		case <-t.C:
 		case <-h.kick:
 		}
+		// A failed refresh or report keeps the replicas known; the next
+		// period tries again.
 		rctx, cancel := context.WithTimeout(ctx, apiTimeout)
-		err := h.refresh(rctx)
-		if err == nil {
-			err = h.reportLoad(rctx)
-		}
-		if err != nil {
-			h.mu.Lock()
-			h.lastErr = err
-			h.mu.Unlock()
+		if h.refresh(rctx) == nil {
+			_ = h.reportLoad(rctx)
 		}
 		cancel()
 	}
@@ -172,7 +167,6 @@ func (h *Handle[T]) refresh(ctx context.Context) error {
 			delete(h.actors, id)
 		}
 	}
-	h.version = tgt.Version
 	h.mu.Unlock()
 	return h.rt.Set(reps)
 }
@@ -288,7 +282,7 @@ func NewMethod0[T, R any](d *Deployment[T], name string, fn func(*T, context.Con
 	return &Method0[T, R]{m: ray.Method0(d.class, func(r *replica[T], ctx context.Context) (R, error) {
 		defer r.begin()()
 		return fn(r.user, ctx)
-	}, ray.RegisterName(goapp.MethodName(name))), opts: collectMethod(opts)}
+	}, ray.RegisterName(name)), opts: collectMethod(opts)}
 }
 
 // Call calls the method on one of the deployment's replicas.
@@ -320,7 +314,7 @@ func NewMethod1[T, A, R any](d *Deployment[T], name string, fn func(*T, context.
 	return &Method1[T, A, R]{m: ray.Method1(d.class, func(r *replica[T], ctx context.Context, a A) (R, error) {
 		defer r.begin()()
 		return fn(r.user, ctx, a)
-	}, ray.RegisterName(goapp.MethodName(name))), opts: collectMethod(opts)}
+	}, ray.RegisterName(name)), opts: collectMethod(opts)}
 }
 
 // Call calls the method with a on one of the deployment's replicas.
@@ -370,7 +364,7 @@ func (m *Method1[T, A, R]) CallArg(ctx context.Context, h *Handle[T], a ray.Arg[
 
 func checkMethod(dep, name string, nilFn bool) {
 	if !goapp.ValidName(name) {
-		panic(fmt.Sprintf("serve: deployment %s: method name %q: want letters, digits, '_', '-' and '.'", dep, name))
+		panic(fmt.Sprintf("serve: deployment %s: method name %q: want letters, digits, '_', '-' and '.', starting with a letter or digit, at most %d bytes", dep, name, config.MaxNameLen))
 	}
 	if nilFn {
 		panic(fmt.Sprintf("serve: deployment %s: method %s: nil function", dep, name))

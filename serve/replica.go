@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/raygo/raygo/internal/serve/goapp"
+	"github.com/raygo/raygo/internal/serve/proxy"
 	"github.com/raygo/raygo/ray"
 )
 
@@ -150,15 +151,11 @@ func (r *replica[T]) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	done := r.begin()
 	defer done()
-	if id := req.Header.Get(requestIDHeader); id != "" {
+	if id := req.Header.Get(proxy.HeaderRequestID); id != "" {
 		req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, id))
 	}
 	r.handler.ServeHTTP(w, req)
 }
-
-// requestIDHeader carries the proxy's request id (kept from the client
-// or made by the proxy; also on the response).
-const requestIDHeader = "X-Request-Id"
 
 type requestIDKey struct{}
 

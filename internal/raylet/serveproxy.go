@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raygo/raygo/internal/pb"
+	"github.com/raygo/raygo/internal/serve/goapp"
 	"github.com/raygo/raygo/internal/serve/proxy"
 	"github.com/raygo/raygo/internal/serve/routes"
 	"github.com/raygo/raygo/internal/stopper"
@@ -35,7 +36,7 @@ const (
 	// request it forwards to a replica, replacing any a client sent, with
 	// ServeUpstreamToken's value: replicas refuse requests without it, so
 	// that only proxies reach them.
-	ServeTokenHeader = "X-Raygo-Token"
+	ServeTokenHeader = goapp.TokenHeader
 
 	// serveReadHeaderTimeout bounds reading a client's request headers
 	// (slow-loris clients); bodies and responses stream without a bound

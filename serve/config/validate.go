@@ -493,3 +493,8 @@ func orDefault(s, def string) string {
 func trimKind(err, kind error) string {
 	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), kind.Error()), ": ")
 }
+
+// ValidName reports whether s is a valid application or deployment
+// name: letters, digits, '_', '-' and '.', starting with a letter or
+// digit, at most MaxNameLen bytes.
+func ValidName(s string) bool { return len(s) <= MaxNameLen && nameRE.MatchString(s) }

@@ -1,10 +1,11 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -312,9 +313,6 @@ func (l actorLauncher) Start(ctx context.Context, node scheduler.Node, start *pb
 		Detached: true, OwnerId: ids.Nil.Bytes(), Creation: spec}})
 	if err != nil {
 		forget()
-		if errors.Is(err, errs.ErrAlreadyExists) {
-			return nil, fmt.Errorf("create replica actor %s: %w", name, err)
-		}
 		return nil, fmt.Errorf("create replica actor %s: %w", name, err)
 	}
 	kill := func(reason string) {
@@ -399,7 +397,7 @@ func (l actorLauncher) drain(addr string, timeout time.Duration) {
 
 // replicaCall POSTs body to path on a Go replica with the upstream token.
 func (c *Controller) replicaCall(ctx context.Context, addr, path string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -410,9 +408,8 @@ func (c *Controller) replicaCall(ctx context.Context, addr, path string, body []
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		var b [512]byte
-		n, _ := resp.Body.Read(b[:])
-		return fmt.Errorf("POST %s on %s: %s: %s", path, addr, resp.Status, strings.TrimSpace(string(b[:n])))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("POST %s on %s: %s: %s", path, addr, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil
 }

@@ -28,8 +28,6 @@
 package goapp
 
 import (
-	"strings"
-
 	"github.com/raygo/raygo/serve/config"
 )
 
@@ -71,20 +69,9 @@ func ReplicaActorName(app, deployment, replica string) string {
 // under in the user's binary.
 func ClassName(deployment string) string { return "raygo.serve/" + deployment }
 
-// MethodName is the registered name of a deployment method called
-// through handles (without its class).
-func MethodName(method string) string { return method }
-
-// ValidName reports whether s is usable as a deployment or method name
-// in registration (letters, digits, '_', '-', '.').
-func ValidName(s string) bool {
-	if s == "" || len(s) > 100 {
-		return false
-	}
-	return strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
-	}) < 0
-}
+// ValidName reports whether s is usable as an application, deployment
+// or method name: the config file's rule (config.ValidName).
+func ValidName(s string) bool { return config.ValidName(s) }
 
 // Registration is a Go application as its program declares it.
 type Registration struct {
@@ -147,7 +134,6 @@ type HandleReplica struct {
 type HandleTarget struct {
 	Replicas           []HandleReplica `json:"replicas"`
 	MaxOngoingRequests int             `json:"max_ongoing_requests"`
-	Version            uint64          `json:"version"`
 }
 
 // HandlePath is where handles learn a deployment's replicas (read
