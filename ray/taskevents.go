@@ -16,7 +16,7 @@ func taskEventsSink(head *node.Head) func(context.Context, *pb.ReportTaskEventsR
 	}
 	store := head.TaskEvents()
 	return func(_ context.Context, req *pb.ReportTaskEventsRequest) error {
-		store.Add(req.GetEvents(), req.GetDropped())
+		store.Report(req)
 		return nil
 	}
 }

@@ -180,6 +180,74 @@ func TestTaskEventsOff(t *testing.T) {
 	}
 }
 
+// TestTaskEventsBudget: past its budget (RAYGO_TASK_EVENTS_RATE) the
+// driver submits tasks unrecorded, and their workers record nothing of
+// them either: the head holds whole rows for the recorded ones (FINISHED,
+// with their worker) and a count of the others.
+func TestTaskEventsBudget(t *testing.T) {
+	t.Setenv(taskevents.EnvRate, "2") // a burst of 4, then 2 a second
+	ctx := initCluster(t)
+	store, _, _ := ray.HeadForTest()
+	const n = 40
+	refs := make([]ray.ObjectRef[int], n)
+	for i := range n {
+		refs[i] = Square.Remote(ctx, i)
+	}
+	for i, r := range refs {
+		if v, err := r.Get(ctx); err != nil || v != i*i {
+			t.Fatalf("Square(%d) = %d, %v", i, v, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Every row but the driver's own: a worker recording a task its
+		// owner did not would add a row with no function.
+		rows, _ := store.Tasks(func(t *taskevents.Task) bool { return t.Type != "DRIVER_TASK" }, 0)
+		finished := 0
+		for _, r := range rows {
+			if r.FuncOrClassName == "test.Square" && r.State == "FINISHED" && r.WorkerID != "" && r.CreationTimeMs != 0 && r.StartTimeMs != 0 {
+				finished++
+			}
+		}
+		st := store.Stats()
+		if int(st.NotRecorded)+len(rows) > n {
+			t.Fatalf("%d rows and %d not recorded, more than the %d tasks: %+v", len(rows), st.NotRecorded, n, rows)
+		}
+		if finished == len(rows) && int(st.NotRecorded)+len(rows) == n {
+			if len(rows) < 4 || len(rows) > n/2 {
+				t.Fatalf("%d of %d tasks recorded: want the burst of 4 and a few more", len(rows), n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: %d rows (%d finished with a worker), %d not recorded; want rows + not recorded = %d and every row whole: %+v",
+				len(rows), finished, st.NotRecorded, n, rows)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTaskEventsBadRate: a budget that is not a number fails Init with
+// an error naming the variable, and a later Init works.
+func TestTaskEventsBadRate(t *testing.T) {
+	t.Setenv(taskevents.EnvRate, "-3")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := ray.Init(ctx)
+	if err == nil {
+		ray.Shutdown()
+		t.Fatal("Init accepted RAYGO_TASK_EVENTS_RATE=-3")
+	}
+	if !strings.Contains(err.Error(), taskevents.EnvRate) {
+		t.Fatalf("Init: %v; want the error to name %s", err, taskevents.EnvRate)
+	}
+	t.Setenv(taskevents.EnvRate, "")
+	ctx = initCluster(t) // the failed Init left nothing behind
+	if v, err := Square.Remote(ctx, 3).Get(ctx); err != nil || v != 9 {
+		t.Fatalf("Square(3) after a failed Init = %d, %v", v, err)
+	}
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""

@@ -149,6 +149,10 @@ func TestStartRejectsBadFlags(t *testing.T) {
 			t.Errorf("start %q: want exit 2 and %q; %v", tc.args, tc.want, r)
 		}
 	}
+	r := e.run([]string{"RAYGO_TASK_EVENTS_RATE=lots"}, "start", "--head")
+	if r.code == 0 || !strings.Contains(r.stderr, `RAYGO_TASK_EVENTS_RATE="lots"`) {
+		t.Errorf("start with a bad RAYGO_TASK_EVENTS_RATE: want a failure naming it; %v", r)
+	}
 	if _, err := os.Stat(e.root); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("rejected starts touched the session root: %v", err)
 	}

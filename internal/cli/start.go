@@ -396,6 +396,9 @@ func runStart(ctx context.Context, o *startOptions, fs *pflag.FlagSet, stdout, s
 	if err := raylet.Supported(); err != nil {
 		return fmt.Errorf("raygo start: %w", err)
 	}
+	if _, err := taskevents.RateFromEnv(); err != nil { // the node's workers would each fail on it
+		return fmt.Errorf("raygo start: %w", err)
+	}
 	plan, err := planNode(o, func(name string) bool { return changed(fs, name) }, resources.Detect)
 	if err != nil {
 		return err

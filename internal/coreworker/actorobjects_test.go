@@ -1,40 +1,38 @@
 package coreworker
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/raygo/raygo/internal/ids"
 )
 
-// TestActorObjectsBookkeeping: objects are taken by the actor that put
-// them, once; an object that went out of scope first is not; forget on an
-// empty table does nothing.
-func TestActorObjectsBookkeeping(t *testing.T) {
+// TestActorObjectsTags: each actor gets one tag, kept until taken; a taken
+// actor's next put gets a new tag; an actor that put nothing has none.
+func TestActorObjectsTags(t *testing.T) {
 	var a actorObjects
-	a.forget(ids.New()) // nothing recorded yet
+	if got := a.take(ids.New()); got != 0 {
+		t.Fatalf("take of an actor that put nothing = %d, want 0", got)
+	}
 	x, y := ids.New(), ids.New()
-	o1, o2, o3 := ids.New(), ids.New(), ids.New()
-	a.add(x, o1)
-	a.add(x, o2)
-	a.add(x, o2) // twice: counted once
-	a.add(y, o3)
-	if n := a.n.Load(); n != 3 {
-		t.Fatalf("%d objects recorded, want 3", n)
+	tx := a.tag(x)
+	if tx == 0 || a.tag(x) != tx {
+		t.Fatalf("tag(x) = %d then %d: want the same non-zero tag", tx, a.tag(x))
 	}
-	a.forget(o1) // out of scope before its actor went
-	got := a.take(x)
-	if !slices.Equal(got, []ids.ID{o2}) {
-		t.Fatalf("take(x) = %v, want [%v]", got, o2)
+	ty := a.tag(y)
+	if ty == 0 || ty == tx {
+		t.Fatalf("tag(y) = %d, tag(x) = %d: want distinct non-zero tags", ty, tx)
 	}
-	if again := a.take(x); len(again) != 0 {
-		t.Fatalf("take(x) again = %v, want nothing", again)
+	if got := a.take(x); got != tx {
+		t.Fatalf("take(x) = %d, want %d", got, tx)
 	}
-	a.forget(o2) // taken already: nothing
-	if got := a.take(y); !slices.Equal(got, []ids.ID{o3}) {
-		t.Fatalf("take(y) = %v, want [%v]", got, o3)
+	if got := a.take(x); got != 0 {
+		t.Fatalf("take(x) again = %d, want 0", got)
 	}
-	if n := a.n.Load(); n != 0 || len(a.byActor) != 0 || len(a.actorOf) != 0 {
-		t.Fatalf("left: n=%d, %d actors, %d objects", n, len(a.byActor), len(a.actorOf))
+	if again := a.tag(x); again == tx || again == 0 {
+		t.Fatalf("tag(x) after take = %d: want a new tag, not %d", again, tx)
+	}
+	a.last = ^uint32(0) // the counter wraps: 0 is never given
+	if z := a.tag(ids.New()); z == 0 {
+		t.Fatal("tag after wrapping = 0")
 	}
 }

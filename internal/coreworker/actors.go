@@ -276,12 +276,12 @@ func (cw *CoreWorker) SubmitActorTask(ctx context.Context, a *ActorRef, fn strin
 		}
 		t.Args = append(t.Args, a.entry)
 	}
+	if cw.events == nil || !cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.ActorTask, Name: opts.Name, Function: fn,
+		ActorID: a.ID, ParentID: t.Parent}, taskevents.Now()) {
+		spec.NoTaskEvents = true // no process records this call; set before the task is shared
+	}
 	cw.tasks.Add(t)
 	resolved := slotsReady(p.slots)
-	if cw.events != nil {
-		cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.ActorTask, Name: opts.Name, Function: fn,
-			ActorID: a.ID, ParentID: t.Parent}, taskevents.Now())
-	}
 	if !resolved {
 		cw.submitActorCall(t, a, false)
 		taskmgr.ResolveDeps(cw.mem, t, p.slots, func(t *taskmgr.Task, depErr *pb.ErrorInfo) { cw.actors.Resolved(t, depErr) })

@@ -278,7 +278,9 @@ func Start(cfg Config, reg *Registry) (*CoreWorker, error) {
 	cw.refs = refcount.New(cw.self, sink{cw})
 	cw.dir = objdir.New()
 	cw.dropLocalFn = cw.refs.RemoveLocal
-	cw.startEvents()
+	if err := cw.startEvents(); err != nil {
+		return fail(err)
+	}
 	cw.tasks = taskmgr.New(taskmgr.Config{MaxLineage: cfg.MaxLineage, Events: cw.events}, cw.refs, cw.mem)
 	cl := &clients{cw: cw}
 	cw.normal = tasksubmit.New(tasksubmit.Config{Raylet: cfg.NodeAddress, JobID: cw.jobWire, OwnerID: cw.idWire, Owner: cw.address, OwnerNode: cw.ownerNode(),
@@ -452,7 +454,6 @@ type sink struct{ cw *CoreWorker }
 
 func (s sink) ObjectFreed(e *refcount.Entry) {
 	if e.Owned() {
-		s.cw.actorObjs.forget(e.ID())
 		s.cw.freeOwned(e) // unless a rebuild serves it (rebuild.go)
 		return
 	}

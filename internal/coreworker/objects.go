@@ -97,7 +97,7 @@ func (cw *CoreWorker) HandleFromWire(w codec.Ref) *Ref {
 func (cw *CoreWorker) Put(ctx context.Context, parts [][]byte, nested []codec.Ref, callSite string) (*Ref, error) {
 	h, err := cw.put(ctx, parts, nested, callSite)
 	if err == nil {
-		cw.putBy(ctx, h.ID)
+		cw.putBy(ctx, h)
 	}
 	return h, err
 }

@@ -101,7 +101,7 @@ func (cw *CoreWorker) PutFill(ctx context.Context, size int64, fill func([]byte)
 		return nil, err
 	}
 	h := cw.own(id, &pb.Value{InStore: true, StoreAddress: cw.cfg.NodeAddress, Size: size}, nil)
-	cw.putBy(ctx, id)
+	cw.putBy(ctx, h)
 	return h, nil
 }
 

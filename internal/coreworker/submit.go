@@ -199,17 +199,17 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 	if err != nil {
 		return nil, err
 	}
-	cw.tasks.Add(t)
 	key := opts.Key
 	if key == "" {
 		key = SchedulingKey(opts)
 	}
 	res, pl := opts.Resources, opts.Placement
 	argsReady := slotsReady(p.slots)
-	if cw.events != nil {
-		cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.NormalTask, Name: opts.Name, Function: fn, ParentID: t.Parent,
-			PlacementGroupID: placementGroupOf(pl.Options), Resources: res, ArgsReady: argsReady}, taskevents.Now())
+	if cw.events == nil || !cw.events.Define(taskevents.Definition{TaskID: t.ID, Type: taskevents.NormalTask, Name: opts.Name, Function: fn,
+		ParentID: t.Parent, PlacementGroupID: placementGroupOf(pl.Options), Resources: res, ArgsReady: argsReady}, taskevents.Now()) {
+		spec.NoTaskEvents = true // no process records this task; set before the task is shared
 	}
+	cw.tasks.Add(t)
 	taskmgr.ResolveDeps(cw.mem, t, p.slots, func(t *taskmgr.Task, depErr *pb.ErrorInfo) {
 		switch {
 		case depErr != nil:
@@ -217,7 +217,7 @@ func (cw *CoreWorker) SubmitTask(ctx context.Context, fn string, args []Arg, opt
 		case cw.tasks.Cancelled(t):
 			cw.tasks.Fail(t, taskmgr.Failure{Cause: taskmgr.CauseCancelled})
 		default:
-			if !argsReady {
+			if !argsReady && !t.Spec.NoTaskEvents {
 				cw.events.State(t.ID, 0, taskevents.PendingNode, taskevents.Now())
 			}
 			if err := cw.normal.Submit(t, key, res, pl); err != nil {

@@ -12,11 +12,16 @@ import (
 )
 
 // startEvents makes and starts the process's task event buffer, unless
-// events are off (Config.DisableTaskEvents, RAYGO_TASK_EVENTS=0). A
+// events are off (Config.DisableTaskEvents, RAYGO_TASK_EVENTS=0), with
+// the budget RAYGO_TASK_EVENTS_RATE sets (an error names a bad value). A
 // driver records its own DRIVER_TASK, running until Close.
-func (cw *CoreWorker) startEvents() {
+func (cw *CoreWorker) startEvents() error {
+	rate, err := taskevents.RateFromEnv()
+	if err != nil {
+		return err
+	}
 	if cw.cfg.DisableTaskEvents || !taskevents.Enabled() {
-		return
+		return nil
 	}
 	gcs := cw.gcs
 	report := cw.cfg.TaskEventsSink
@@ -29,7 +34,7 @@ func (cw *CoreWorker) startEvents() {
 	cw.events = taskevents.NewBuffer(taskevents.BufferConfig{
 		Report: report,
 		JobID:  cw.cfg.JobID, NodeID: cw.cfg.NodeID, WorkerID: cw.cfg.WorkerID, PID: int32(os.Getpid()),
-		Interval: cw.cfg.TaskEventsInterval,
+		Interval: cw.cfg.TaskEventsInterval, Rate: rate,
 	})
 	cw.events.Start()
 	if cw.cfg.Mode == Worker {
@@ -41,6 +46,7 @@ func (cw *CoreWorker) startEvents() {
 		cw.events.Define(taskevents.Definition{TaskID: cw.driverID, Type: taskevents.DriverTask, Name: "driver", Function: driverName()}, now)
 		cw.events.Exec(cw.driverID, 0, taskevents.Running, nil, now)
 	}
+	return nil
 }
 
 // stopEvents ends the driver's task and reports what is buffered.

@@ -19,6 +19,6 @@ func (s *Server) ReportTaskEvents(_ context.Context, req *pb.ReportTaskEventsReq
 	if err := taskevents.ValidateReport(req); err != nil {
 		return nil, err
 	}
-	s.taskEvents.Add(req.GetEvents(), req.GetDropped())
+	s.taskEvents.Report(req)
 	return &pb.ReportTaskEventsReply{}, nil
 }

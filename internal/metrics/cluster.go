@@ -25,8 +25,11 @@ const (
 	MetricTaskEventsStored  = "raygo_task_events_stored"
 	MetricTaskEventsEvicted = "raygo_task_events_evicted_total"
 	MetricTaskEventsDropped = "raygo_task_events_dropped_total"
-	MetricSubmissionToStart = "raygo_task_submission_to_start_seconds"
-	MetricNodeScrapeErrors  = "raygo_metrics_node_scrape_errors_total"
+	// MetricTaskAttemptsNotRecorded counts attempts submitted past their
+	// process's task-event budget (taskevents.DefaultRate).
+	MetricTaskAttemptsNotRecorded = "raygo_task_events_attempts_not_recorded_total"
+	MetricSubmissionToStart       = "raygo_task_submission_to_start_seconds"
+	MetricNodeScrapeErrors        = "raygo_metrics_node_scrape_errors_total"
 )
 
 var (
@@ -42,6 +45,7 @@ var (
 	descTEStored  = prometheus.NewDesc(MetricTaskEventsStored, "Task attempts held in the head's task-event store.", nil, nil)
 	descTEEvicted = prometheus.NewDesc(MetricTaskEventsEvicted, "Task attempts evicted from the task-event store to bound it.", nil, nil)
 	descTEDropped = prometheus.NewDesc(MetricTaskEventsDropped, "Task events dropped by workers' buffers before they reached the head.", nil, nil)
+	descTEUnrec   = prometheus.NewDesc(MetricTaskAttemptsNotRecorded, "Task attempts submitted without task events: past their process's budget (RAYGO_TASK_EVENTS_RATE).", nil, nil)
 )
 
 // Every state of each kind, so that a series at zero exists (a dashboard
@@ -75,7 +79,7 @@ type clusterCollector struct{ c *api.Cluster }
 
 func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descActiveNodes, descDeadNodes, descActors, descTasks, descJobs, descGroups,
-		descClusterRes, descTEStored, descTEEvicted, descTEDropped} {
+		descClusterRes, descTEStored, descTEEvicted, descTEDropped, descTEUnrec} {
 		ch <- d
 	}
 }
@@ -199,6 +203,7 @@ func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTEStored, prometheus.GaugeValue, float64(stats.Stored))
 	ch <- prometheus.MustNewConstMetric(descTEEvicted, prometheus.CounterValue, float64(stats.Evicted))
 	ch <- prometheus.MustNewConstMetric(descTEDropped, prometheus.CounterValue, float64(stats.DroppedAtSource))
+	ch <- prometheus.MustNewConstMetric(descTEUnrec, prometheus.CounterValue, float64(stats.NotRecorded))
 }
 
 // TaskStates are Ray's task states, each exported (at zero when no task

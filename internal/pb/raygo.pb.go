@@ -1528,10 +1528,16 @@ type TaskSpec struct {
 	Attempt      int32                  `protobuf:"varint,11,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	MaxRetries   int32                  `protobuf:"varint,12,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
 	// actor fields
-	ActorId        []byte             `protobuf:"bytes,13,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
-	SeqNo          uint64             `protobuf:"varint,14,opt,name=seq_no,json=seqNo,proto3" json:"seq_no,omitempty"`
-	CallerId       []byte             `protobuf:"bytes,15,opt,name=caller_id,json=callerId,proto3" json:"caller_id,omitempty"`
-	ActorCreation  bool               `protobuf:"varint,16,opt,name=actor_creation,json=actorCreation,proto3" json:"actor_creation,omitempty"`
+	ActorId       []byte `protobuf:"bytes,13,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	SeqNo         uint64 `protobuf:"varint,14,opt,name=seq_no,json=seqNo,proto3" json:"seq_no,omitempty"`
+	CallerId      []byte `protobuf:"bytes,15,opt,name=caller_id,json=callerId,proto3" json:"caller_id,omitempty"`
+	ActorCreation bool   `protobuf:"varint,16,opt,name=actor_creation,json=actorCreation,proto3" json:"actor_creation,omitempty"`
+	// no_task_events: the owner did not record this attempt (its task-event
+	// budget was spent, or its events are off), so the executor records
+	// nothing of it either.
+	// (Declared here, beside the other bool, to keep TaskSpec's Go struct
+	// within taskmgr.Task's size class.)
+	NoTaskEvents   bool               `protobuf:"varint,23,opt,name=no_task_events,json=noTaskEvents,proto3" json:"no_task_events,omitempty"`
 	MaxConcurrency int32              `protobuf:"varint,17,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	Strategy       SchedulingStrategy `protobuf:"varint,18,opt,name=strategy,proto3,enum=raygo.v1.SchedulingStrategy" json:"strategy,omitempty"` // actor placement
 	// placement_resources, on an actor's creation task: what a node must have
@@ -1687,6 +1693,13 @@ func (x *TaskSpec) GetCallerId() []byte {
 func (x *TaskSpec) GetActorCreation() bool {
 	if x != nil {
 		return x.ActorCreation
+	}
+	return false
+}
+
+func (x *TaskSpec) GetNoTaskEvents() bool {
+	if x != nil {
+		return x.NoTaskEvents
 	}
 	return false
 }
@@ -10035,9 +10048,13 @@ func (x *TaskEvent) GetError() *ErrorInfo {
 // counts events it had to drop since its last report (its buffer was full)
 // so that the state API can say the data is incomplete.
 type ReportTaskEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*TaskEvent           `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	Dropped       int64                  `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Events  []*TaskEvent           `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	Dropped int64                  `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// not_recorded counts the task attempts the reporter submitted without
+	// recording them (over its budget, taskevents.DefaultRate), since its
+	// last report that went through.
+	NotRecorded   int64 `protobuf:"varint,3,opt,name=not_recorded,json=notRecorded,proto3" json:"not_recorded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -10082,6 +10099,13 @@ func (x *ReportTaskEventsRequest) GetEvents() []*TaskEvent {
 func (x *ReportTaskEventsRequest) GetDropped() int64 {
 	if x != nil {
 		return x.Dropped
+	}
+	return 0
+}
+
+func (x *ReportTaskEventsRequest) GetNotRecorded() int64 {
+	if x != nil {
+		return x.NotRecorded
 	}
 	return 0
 }
@@ -11886,7 +11910,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\rprefer_labels\x18\x04 \x03(\v2\x14.raygo.v1.LabelMatchR\fpreferLabels\x12,\n" +
 	"\x12placement_group_id\x18\x05 \x01(\fR\x10placementGroupId\x12!\n" +
 	"\fbundle_index\x18\x06 \x01(\x05R\vbundleIndex\x12.\n" +
-	"\x13capture_child_tasks\x18\a \x01(\bR\x11captureChildTasks\"\xa4\x06\n" +
+	"\x13capture_child_tasks\x18\a \x01(\bR\x11captureChildTasks\"\xca\x06\n" +
 	"\bTaskSpec\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\fR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
@@ -11907,7 +11931,8 @@ const file_raygo_proto_rawDesc = "" +
 	"\bactor_id\x18\r \x01(\fR\aactorId\x12\x15\n" +
 	"\x06seq_no\x18\x0e \x01(\x04R\x05seqNo\x12\x1b\n" +
 	"\tcaller_id\x18\x0f \x01(\fR\bcallerId\x12%\n" +
-	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12'\n" +
+	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12$\n" +
+	"\x0eno_task_events\x18\x17 \x01(\bR\fnoTaskEvents\x12'\n" +
 	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x128\n" +
 	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12D\n" +
 	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\x12;\n" +
@@ -12517,10 +12542,11 @@ const file_raygo_proto_rawDesc = "" +
 	"\anode_id\x18\x0e \x01(\fR\x06nodeId\x12\x1b\n" +
 	"\tworker_id\x18\x0f \x01(\fR\bworkerId\x12\x10\n" +
 	"\x03pid\x18\x10 \x01(\x05R\x03pid\x12)\n" +
-	"\x05error\x18\x11 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"`\n" +
+	"\x05error\x18\x11 \x01(\v2\x13.raygo.v1.ErrorInfoR\x05error\"\x83\x01\n" +
 	"\x17ReportTaskEventsRequest\x12+\n" +
 	"\x06events\x18\x01 \x03(\v2\x13.raygo.v1.TaskEventR\x06events\x12\x18\n" +
-	"\adropped\x18\x02 \x01(\x03R\adropped\"\x17\n" +
+	"\adropped\x18\x02 \x01(\x03R\adropped\x12!\n" +
+	"\fnot_recorded\x18\x03 \x01(\x03R\vnotRecorded\"\x17\n" +
 	"\x15ReportTaskEventsReply\"\x8f\x01\n" +
 	"\aLogLine\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\fR\x05jobId\x12\x1b\n" +

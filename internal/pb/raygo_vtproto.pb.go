@@ -717,6 +717,18 @@ func (m *TaskSpec) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.NoTaskEvents {
+		i--
+		if m.NoTaskEvents {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xb8
+	}
 	if m.RuntimeEnv != nil {
 		size, err := m.RuntimeEnv.MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -8573,6 +8585,11 @@ func (m *ReportTaskEventsRequest) MarshalToSizedBufferVT(dAtA []byte) (int, erro
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.NotRecorded != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.NotRecorded))
+		i--
+		dAtA[i] = 0x18
+	}
 	if m.Dropped != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Dropped))
 		i--
@@ -10535,6 +10552,9 @@ func (m *TaskSpec) SizeVT() (n int) {
 	if m.RuntimeEnv != nil {
 		l = m.RuntimeEnv.SizeVT()
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.NoTaskEvents {
+		n += 3
 	}
 	n += len(m.unknownFields)
 	return n
@@ -13469,6 +13489,9 @@ func (m *ReportTaskEventsRequest) SizeVT() (n int) {
 	}
 	if m.Dropped != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.Dropped))
+	}
+	if m.NotRecorded != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.NotRecorded))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -16607,6 +16630,26 @@ func (m *TaskSpec) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 23:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field NoTaskEvents", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.NoTaskEvents = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -34982,6 +35025,25 @@ func (m *ReportTaskEventsRequest) UnmarshalVT(dAtA []byte) error {
 				b := dAtA[iNdEx]
 				iNdEx++
 				m.Dropped |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 3:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field NotRecorded", wireType)
+			}
+			m.NotRecorded = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.NotRecorded |= int64(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}

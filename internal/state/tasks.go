@@ -159,5 +159,8 @@ func taskWarnings(st taskevents.Stats) []string {
 	if st.DroppedAtSource > 0 {
 		out = append(out, fmt.Sprintf("%d task events were dropped by workers and drivers before reaching the head (their buffers were full): some tasks may be missing or show an older state", st.DroppedAtSource))
 	}
+	if st.NotRecorded > 0 {
+		out = append(out, fmt.Sprintf("%d task attempts were not recorded: their drivers and workers submitted more than their task-event budget (by default %d a second per process after a burst of %d; %s sets it)", st.NotRecorded, taskevents.DefaultRate, taskevents.DefaultBurst, taskevents.EnvRate))
+	}
 	return out
 }

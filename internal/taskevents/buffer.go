@@ -2,6 +2,10 @@ package taskevents
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +32,18 @@ const (
 	MaxRequestEvents = 8192
 	// MaxErrorBytes bounds the error message kept for a failed attempt.
 	MaxErrorBytes = 2 << 10
+	// DefaultRate is how many task attempts (tasks and actor calls; not
+	// actor creations, drivers or retries) one process records a second
+	// once its burst is spent; DefaultBurst how many it records at once.
+	// Attempts past them are submitted unrecorded (the head counts them).
+	// Ray's workers send at most 10,000 events a second (about 2,500
+	// tasks); recording every tiny task cost half the throughput of the
+	// fastest workloads on two cores.
+	DefaultRate  = 2_500
+	DefaultBurst = 10_000
+	// EnvRate overrides DefaultRate for the processes it is set in:
+	// attempts a second, "0" for no limit (the burst is twice the rate).
+	EnvRate = "RAYGO_TASK_EVENTS_RATE"
 	// reportTimeout bounds one report call; stopTimeout the last flush.
 	reportTimeout = 5 * time.Second
 	stopTimeout   = 2 * time.Second
@@ -49,6 +65,12 @@ type BufferConfig struct {
 	Interval time.Duration
 	// MaxBuffered bounds the events held (default DefaultMaxBuffered).
 	MaxBuffered int
+	// Rate bounds the new attempts recorded a second (Define of a
+	// NormalTask or ActorTask, attempt 0), Burst how many at once: 0
+	// means DefaultRate (DefaultBurst), a negative Rate no limit; a Burst
+	// of 0 with a Rate set is twice the Rate.
+	Rate  float64
+	Burst int
 }
 
 // Definition is what the owner knows of a task when it submits it. Its
@@ -94,6 +116,8 @@ type Buffer struct {
 	defs     chunked[Definition] // guarded by mu
 	pendingN int                 // guarded by mu: len(pending), counted against the bound
 	dropped  int64               // guarded by mu: dropped since the last report that went through
+	budget   budget              // guarded by mu
+	unrec    int64               // guarded by mu: attempts not recorded since the last report that went through
 
 	pending []*pb.TaskEvent // owned by the flushing goroutine: built, not yet reported
 	kick    chan struct{}   // a quarter full: report before the tick
@@ -104,7 +128,58 @@ type Buffer struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	reported, droppedTotal atomic.Int64
+	reported, droppedTotal, unrecTotal atomic.Int64
+}
+
+// budget is a token bucket of attempts: Burst at most, refilled at Rate
+// a second.
+type budget struct {
+	rate, burst, tokens float64 // rate <= 0: no limit
+	last                int64   // unix nanoseconds of the last refill
+}
+
+func newBudget(rate float64, burst int, now int64) budget {
+	switch {
+	case rate == 0:
+		rate, burst = DefaultRate, DefaultBurst
+	case rate > 0 && burst <= 0:
+		burst = int(min(2*rate, 1<<30))
+	}
+	return budget{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
+}
+
+// take spends one attempt's token at time now, if one is left.
+func (g *budget) take(now int64) bool {
+	if g.rate <= 0 {
+		return true
+	}
+	if now > g.last { // a clock that steps back refills nothing
+		g.tokens = min(g.burst, g.tokens+float64(now-g.last)*g.rate/1e9)
+		g.last = now
+	}
+	if g.tokens < 1 {
+		return false
+	}
+	g.tokens--
+	return true
+}
+
+// RateFromEnv reads EnvRate: 0 (DefaultRate) when unset, -1 for "0" (no
+// limit), else the rate; an error names a value that is not a
+// non-negative number.
+func RateFromEnv() (float64, error) {
+	v := os.Getenv(EnvRate)
+	if v == "" {
+		return 0, nil
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0, fmt.Errorf("%s=%q: want task attempts a second to record per process (a number; 0 for no limit)", EnvRate, v)
+	}
+	if r == 0 {
+		return -1, nil
+	}
+	return r, nil
 }
 
 // NewBuffer returns a Buffer; Start begins its reports.
@@ -115,7 +190,7 @@ func NewBuffer(cfg BufferConfig) *Buffer {
 	if cfg.MaxBuffered <= 0 {
 		cfg.MaxBuffered = DefaultMaxBuffered
 	}
-	b := &Buffer{cfg: cfg, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	b := &Buffer{cfg: cfg, done: make(chan struct{}), kick: make(chan struct{}, 1), budget: newBudget(cfg.Rate, cfg.Burst, Now())}
 	if !cfg.JobID.IsNil() {
 		b.jobWire = cfg.JobID.Bytes()
 	}
@@ -200,17 +275,28 @@ func (b *Buffer) appendLocked(r record) {
 }
 
 // Define records a task's submission (PENDING_ARGS_AVAIL) with its
-// definition, at time at.
-func (b *Buffer) Define(d Definition, at int64) {
+// definition, at time at, and reports whether it did. A new task or
+// actor call past the process's budget (BufferConfig.Rate) is not
+// recorded, only counted: its owner marks its spec (no_task_events) so
+// that no process records anything more of it. On a nil *Buffer it
+// records nothing and returns false.
+func (b *Buffer) Define(d Definition, at int64) bool {
 	if b == nil {
-		return
+		return false
 	}
 	b.mu.Lock()
+	if (d.Type == NormalTask || d.Type == ActorTask) && d.Attempt == 0 && !b.budget.take(at) {
+		b.unrec++
+		b.unrecTotal.Add(1)
+		b.mu.Unlock()
+		return false
+	}
 	if b.recs.n+b.pendingN < b.cfg.MaxBuffered {
 		b.defs.add(d)
 	}
 	b.appendLocked(record{task: d.TaskID, attempt: d.Attempt, status: PendingArgs, at: at, def: int32(b.defs.n)})
 	b.mu.Unlock()
+	return true
 }
 
 // State records that the owner saw an attempt enter status.
@@ -264,7 +350,9 @@ func (b *Buffer) Exec(task ids.ID, attempt int32, status pb.TaskStatus, why *pb.
 type BufferStats struct {
 	Reported int64 // merged events the control store took
 	Dropped  int64 // events dropped (buffer full), all time
-	Buffered int   // events held now
+	// NotRecorded counts the attempts submitted past the budget, all time.
+	NotRecorded int64
+	Buffered    int // events held now
 }
 
 // Stats returns the counts.
@@ -275,7 +363,7 @@ func (b *Buffer) Stats() BufferStats {
 	b.mu.Lock()
 	n := b.recs.n + b.pendingN
 	b.mu.Unlock()
-	return BufferStats{Reported: b.reported.Load(), Dropped: b.droppedTotal.Load(), Buffered: n}
+	return BufferStats{Reported: b.reported.Load(), Dropped: b.droppedTotal.Load(), NotRecorded: b.unrecTotal.Load(), Buffered: n}
 }
 
 type attemptKey struct {
@@ -292,8 +380,8 @@ func (b *Buffer) flush(ctx context.Context) {
 		return
 	}
 	b.mu.Lock()
-	recs, defs, dropped := b.recs.take(), b.defs.take(), b.dropped
-	b.dropped = 0
+	recs, defs, dropped, unrec := b.recs.take(), b.defs.take(), b.dropped, b.unrec
+	b.dropped, b.unrec = 0, 0
 	b.mu.Unlock()
 
 	events := b.merge(b.pending, &recs, &defs)
@@ -306,8 +394,8 @@ func (b *Buffer) flush(ctx context.Context) {
 	b.pending = nil
 
 	sent := 0
-	for sent < len(events) || dropped > 0 {
-		req := &pb.ReportTaskEventsRequest{Dropped: dropped}
+	for sent < len(events) || dropped > 0 || unrec > 0 {
+		req := &pb.ReportTaskEventsRequest{Dropped: dropped, NotRecorded: unrec}
 		size := 16
 		end := sent
 		for end < len(events) && end-sent < MaxRequestEvents {
@@ -327,11 +415,12 @@ func (b *Buffer) flush(ctx context.Context) {
 			b.mu.Lock()
 			b.pendingN = len(b.pending)
 			b.dropped += dropped
+			b.unrec += unrec
 			b.mu.Unlock()
 			return
 		}
 		b.reported.Add(int64(end - sent))
-		dropped = 0
+		dropped, unrec = 0, 0
 		sent = end
 	}
 	b.mu.Lock()

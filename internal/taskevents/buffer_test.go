@@ -3,6 +3,7 @@ package taskevents
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +35,7 @@ func (h *head) report(_ context.Context, req *pb.ReportTaskEventsRequest) error 
 	}
 	h.reqs++
 	h.sizes = append(h.sizes, len(req.GetEvents()))
-	h.store.Add(req.GetEvents(), req.GetDropped())
+	h.store.Report(req)
 	return nil
 }
 
@@ -234,5 +235,120 @@ func TestSlimError(t *testing.T) {
 	}
 	if SlimError(nil) != nil {
 		t.Fatal("SlimError(nil) != nil")
+	}
+}
+
+// TestBufferBudget: new tasks and actor calls past the budget are not
+// recorded, only counted (and the count reaches the head); the budget
+// refills at its rate, up to its burst; actor creations, drivers and
+// retries are always recorded; a negative rate is no limit.
+func TestBufferBudget(t *testing.T) {
+	h := newHead()
+	b := NewBuffer(BufferConfig{Report: h.report, Rate: 10, Burst: 3})
+	t0 := Now()
+	define := func(typ pb.TaskType, attempt int32, at int64) bool {
+		return b.Define(Definition{TaskID: ids.New(), Attempt: attempt, Type: typ, Function: "f"}, at)
+	}
+	var got []bool
+	for range 4 {
+		got = append(got, define(NormalTask, 0, t0))
+	}
+	if want := []bool{true, true, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("a burst of 3 recorded %v, want %v", got, want)
+	}
+	if !define(ActorCreationTask, 0, t0) || !define(DriverTask, 0, t0) || !define(NormalTask, 1, t0) {
+		t.Fatal("an actor creation, a driver or a retry was not recorded past the budget")
+	}
+	if define(ActorTask, 0, t0) {
+		t.Fatal("an actor call was recorded past the budget")
+	}
+	if !define(ActorTask, 0, t0+int64(100*time.Millisecond)) { // 10 a second: one more after 100 ms
+		t.Fatal("no token 100 ms later at 10 a second")
+	}
+	if define(NormalTask, 0, t0+int64(100*time.Millisecond)) {
+		t.Fatal("two tokens 100 ms later at 10 a second")
+	}
+	if define(NormalTask, 0, t0) { // a clock that stepped back refills nothing
+		t.Fatal("recorded at an earlier time with no token left")
+	}
+	got = got[:0]
+	for range 4 { // an hour later: the burst again, not 36,000
+		got = append(got, define(NormalTask, 0, t0+int64(time.Hour)))
+	}
+	if want := []bool{true, true, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("an hour later recorded %v, want %v", got, want)
+	}
+	if st := b.Stats(); st.NotRecorded != 5 {
+		t.Fatalf("NotRecorded = %d, want 5", st.NotRecorded)
+	}
+	b.Flush(context.Background())
+	if st := h.store.Stats(); st.NotRecorded != 5 {
+		t.Fatalf("the head counts %d attempts not recorded, want 5", st.NotRecorded)
+	}
+	if n := h.store.Stats().Stored; n != 10 {
+		t.Fatalf("the head stores %d attempts, want the 10 recorded", n)
+	}
+	b.Flush(context.Background()) // the count went through once
+	if st := h.store.Stats(); st.NotRecorded != 5 {
+		t.Fatalf("after a second flush the head counts %d, want 5", st.NotRecorded)
+	}
+
+	free := NewBuffer(BufferConfig{Rate: -1})
+	for i := range 50_000 {
+		if !free.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t0) {
+			t.Fatalf("no limit: attempt %d not recorded", i)
+		}
+	}
+	def := NewBuffer(BufferConfig{})
+	n := 0
+	for range DefaultBurst + 10 {
+		if def.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t0) {
+			n++
+		}
+	}
+	if n != DefaultBurst {
+		t.Fatalf("the default budget recorded %d at once, want %d", n, DefaultBurst)
+	}
+	if (*Buffer)(nil).Define(Definition{Type: NormalTask}, t0) {
+		t.Fatal("a nil Buffer says it recorded")
+	}
+}
+
+// TestBudgetHeldOverReportFailure: a count not reported (head down) goes
+// with the next report that goes through.
+func TestBudgetHeldOverReportFailure(t *testing.T) {
+	h := newHead()
+	b := NewBuffer(BufferConfig{Report: h.report, Rate: 1, Burst: 1})
+	t0 := Now()
+	b.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t0)
+	b.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t0)
+	h.mu.Lock()
+	h.down = true
+	h.mu.Unlock()
+	b.Flush(context.Background())
+	h.mu.Lock()
+	h.down = false
+	h.mu.Unlock()
+	b.Flush(context.Background())
+	if st := h.store.Stats(); st.NotRecorded != 1 || st.Stored != 1 {
+		t.Fatalf("head: %d not recorded, %d stored; want 1 and 1", st.NotRecorded, st.Stored)
+	}
+}
+
+func TestRateFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		v    string
+		want float64
+		bad  bool
+	}{{"", 0, false}, {"0", -1, false}, {"2500", 2500, false}, {"0.5", 0.5, false},
+		{"-1", 0, true}, {"abc", 0, true}, {"NaN", 0, true}, {"+Inf", 0, true}} {
+		t.Setenv(EnvRate, tc.v)
+		got, err := RateFromEnv()
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("%s=%q: %v, %v; want %v (error %v)", EnvRate, tc.v, got, err, tc.want, tc.bad)
+		}
+		if err != nil && !strings.Contains(err.Error(), EnvRate) {
+			t.Errorf("error %q does not name %s", err, EnvRate)
+		}
 	}
 }

@@ -33,7 +33,7 @@
 // and the head reads:
 //
 //	store := taskevents.NewStore(taskevents.StoreConfig{MaxTasks: 100_000})
-//	store.Add(req.GetEvents(), req.GetDropped())
+//	store.Report(req)
 //	rows, total := store.Tasks(func(t *taskevents.Task) bool { return t.State == "FAILED" }, 100)
 //
 // A nil *Buffer records nothing: that is how task events are switched off

@@ -64,6 +64,7 @@ type Store struct {
 	maxAttempt int32                 // guarded by mu: the highest attempt stored so far
 	evicted    int64                 // guarded by mu
 	dropped    int64                 // guarded by mu: DroppedAtSource
+	unrec      int64                 // guarded by mu: NotRecorded
 	refs       refs                  // guarded by mu: what rows refer to by number
 	onStart    []func(time.Duration) // guarded by mu
 }
@@ -90,6 +91,17 @@ func (s *Store) OnStart(f func(submitToStart time.Duration)) {
 	s.mu.Lock()
 	s.onStart = append(s.onStart, f)
 	s.mu.Unlock()
+}
+
+// Report stores one process's report: its events, and the counts of
+// events it dropped and attempts it did not record.
+func (s *Store) Report(req *pb.ReportTaskEventsRequest) {
+	if n := req.GetNotRecorded(); n > 0 {
+		s.mu.Lock()
+		s.unrec += n
+		s.mu.Unlock()
+	}
+	s.Add(req.GetEvents(), req.GetDropped())
 }
 
 // Add merges events into the rows of their attempts, and counts dropped
@@ -325,7 +337,7 @@ func (s *Store) unlinkGrp(i int32, l *list) {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Stored: s.stored, Evicted: s.evicted, DroppedAtSource: s.dropped}
+	return Stats{Stored: s.stored, Evicted: s.evicted, DroppedAtSource: s.dropped, NotRecorded: s.unrec}
 }
 
 // CountByState returns how many stored attempts are in each state, by

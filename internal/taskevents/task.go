@@ -41,4 +41,7 @@ type Stats struct {
 	Stored          int   // attempts stored now
 	Evicted         int64 // attempts evicted to stay within MaxTasks, all time
 	DroppedAtSource int64 // events processes dropped before reporting them (their buffers were full)
+	// NotRecorded counts the attempts processes submitted without
+	// recording them: past their budget (DefaultRate a second each).
+	NotRecorded int64
 }

@@ -29,6 +29,9 @@ func ValidateReport(req *pb.ReportTaskEventsRequest) error {
 	if req.GetDropped() < 0 {
 		return errs.Invalidf("taskevents: negative dropped count %d", req.GetDropped())
 	}
+	if req.GetNotRecorded() < 0 {
+		return errs.Invalidf("taskevents: negative not_recorded count %d", req.GetNotRecorded())
+	}
 	for i, ev := range req.GetEvents() {
 		if err := validateEvent(ev); err != nil {
 			return errs.Invalidf("taskevents: event %d: %v", i, err)

@@ -254,6 +254,9 @@ func (s *Submitter) pumpLocked(a *actor) ([]failed, int) {
 	backlog := 0
 	if len(specs) > 0 && s.cfg.Events != nil {
 		s.cfg.Events.States(len(specs), func(i int) (ids.ID, int32, bool) {
+			if specs[i].GetNoTaskEvents() {
+				return ids.Nil, 0, false
+			}
 			return ids.MustFromBytes(specs[i].GetTaskId()), specs[i].GetAttempt(), true
 		}, taskevents.SubmittedToWorker, taskevents.Now())
 	}

@@ -695,7 +695,8 @@ func cancelledReply(spec *pb.TaskSpec) *pb.TaskReply {
 func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock func()) *pb.TaskReply {
 	tid := r.id
 	reply := &pb.TaskReply{TaskId: spec.GetTaskId()}
-	if e.cfg.Events != nil {
+	traced := e.cfg.Events != nil && !spec.GetNoTaskEvents()
+	if traced {
 		// Registered first, so it runs last: after the cancel below has
 		// set the reply's error.
 		defer func() { e.recordEnd(tid, spec.GetAttempt(), reply.GetError()) }()
@@ -782,7 +783,9 @@ func (e *Executor) runTask(s *stream, spec *pb.TaskSpec, r *running, onBlock fun
 	e.announce(spec)
 	e.fitProcs(spec)
 	start := time.Now()
-	e.cfg.Events.Exec(tid, spec.GetAttempt(), taskevents.Running, nil, start.UnixNano())
+	if traced {
+		e.cfg.Events.Exec(tid, spec.GetAttempt(), taskevents.Running, nil, start.UnixNano())
+	}
 	rets, err, stack := protect(call)
 	reply.ExecMicros = time.Since(start).Microseconds()
 	if ha != nil && ha.dropped.Load() && !ha.exiting.Load() {

@@ -40,6 +40,7 @@ package refcount
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/raygo/raygo/internal/coreworker/memstore"
 	"github.com/raygo/raygo/internal/errs"
@@ -104,6 +105,7 @@ type Entry struct {
 	outOfScope                           bool                // values freed, kept for lineage
 	gone                                 bool                // removed from the table
 	tracked                              bool                // owner side: report LineageReleased
+	tag                                  atomic.Uint32       // the caller's mark (SetTag); read without the lock
 
 	slot    *memstore.Slot // the object's value; set at creation (owned) or on first need (borrowed)
 	slotBuf memstore.Slot  // storage for slot, allocated with the entry
@@ -432,6 +434,33 @@ func (c *Counter) SlotFor(e *Entry) (s *memstore.Slot, created bool) {
 	return e.slot, created
 }
 
+// Tag returns the caller's mark on e (SetTag); 0 if none.
+func (e *Entry) Tag() uint32 { return e.tag.Load() }
+
+// SetTag marks e with tag, a number of the caller's (0: none), which
+// FreeTagged finds.
+func (c *Counter) SetTag(e *Entry, tag uint32) { e.tag.Store(tag) }
+
+// FreeTagged frees, as Free does, every owned object in scope marked
+// tag (not 0), and returns how many. It scans the whole table: for rare
+// events (a hosted actor leaving its process).
+func (c *Counter) FreeTagged(tag uint32) int {
+	if tag == 0 {
+		return 0
+	}
+	var ev events
+	n := 0
+	c.mu.Lock()
+	for _, e := range c.objects {
+		if e.owned && !e.outOfScope && e.kind == Object && e.tag.Load() == tag {
+			c.freeLocked(e, &ev)
+			n++
+		}
+	}
+	c.unlock(&ev)
+	return n
+}
+
 // Aux returns the caller's value stored on e.
 func (c *Counter) Aux(e *Entry) any {
 	c.mu.Lock()
@@ -626,12 +655,17 @@ func (c *Counter) Free(list []ids.ID) int {
 		if !ok || !e.owned || e.outOfScope {
 			continue
 		}
-		e.local, e.submitted, e.contained, e.borrowers = 0, 0, 0, nil
-		c.maybeReleaseLocked(e, &ev)
+		c.freeLocked(e, &ev)
 		n++
 	}
 	c.unlock(&ev)
 	return n
+}
+
+// freeLocked drops every count of an owned object in scope.
+func (c *Counter) freeLocked(e *Entry, ev *events) {
+	e.local, e.submitted, e.contained, e.borrowers = 0, 0, 0, nil
+	c.maybeReleaseLocked(e, ev)
 }
 
 // maybeReleaseLocked handles an entry whose counts dropped: out of scope

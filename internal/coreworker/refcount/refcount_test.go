@@ -672,6 +672,48 @@ func TestFree(t *testing.T) {
 	}
 }
 
+// FreeTagged frees the owned objects in scope carrying the tag, and
+// nothing else: other tags, untagged, borrowed, already out of scope,
+// actor handles.
+func TestFreeTagged(t *testing.T) {
+	c, s := newCounter()
+	a := c.Own(name("A"), Object, nil, nil)
+	b := c.Own(name("B"), Object, nil, nil)
+	tagged8 := c.Own(name("tagged8"), Object, nil, nil)
+	plain := c.Own(name("plain"), Object, nil, nil)
+	gone := c.Own(name("gone"), Object, nil, nil)
+	actor := c.Own(name("actor"), Actor, nil, nil)
+	x, _ := c.Decode(borrowedRef("X", other), Object, nil)
+	for _, e := range []*Entry{a, b, gone, actor, x} {
+		c.SetTag(e, 7)
+	}
+	c.SetTag(tagged8, 8)
+	if a.Tag() != 7 || tagged8.Tag() != 8 || plain.Tag() != 0 {
+		t.Fatalf("tags %d %d %d, want 7 8 0", a.Tag(), tagged8.Tag(), plain.Tag())
+	}
+	c.RemoveLocal(gone)
+	s.expect(t, "freed(gone owned=true)")
+	if n := c.FreeTagged(0); n != 0 {
+		t.Fatalf("FreeTagged(0) = %d, want 0", n)
+	}
+	if n := c.FreeTagged(7); n != 2 {
+		t.Fatalf("FreeTagged(7) = %d, want 2 (A and B)", n)
+	}
+	got := s.take()
+	slices.Sort(got)
+	if want := []sinkEvent{"freed(A owned=true)", "freed(B owned=true)"}; !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for _, e := range []*Entry{tagged8, plain, actor, x} {
+		if !c.Live(e) {
+			t.Fatalf("%v freed by another tag's FreeTagged", e)
+		}
+	}
+	if n := c.FreeTagged(7); n != 0 {
+		t.Fatalf("FreeTagged(7) again = %d, want 0", n)
+	}
+}
+
 // Free of an object kept for lineage frees its value; the entry stays for
 // the lineage.
 func TestFreeKeepsLineage(t *testing.T) {

@@ -134,7 +134,7 @@ func (m *Manager) Rebuild(oid ids.ID, lostErr error) (Rebuilding, error) {
 	}
 	t.finished, t.cancelled = false, false
 	t.Spec.Attempt++
-	if m.cfg.Events != nil { // the rebuild is a new attempt, waiting for a worker
+	if m.cfg.Events != nil && !t.Spec.GetNoTaskEvents() { // the rebuild is a new attempt, waiting for a worker
 		m.cfg.Events.State(t.ID, t.Spec.Attempt, taskevents.PendingNode, taskevents.Now())
 	}
 	m.listLocked(t)

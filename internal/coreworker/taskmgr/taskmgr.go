@@ -387,7 +387,7 @@ func (m *Manager) CompleteAll(done []Replied, retry []*Task) []*Task {
 	if m.cfg.Events != nil {
 		m.cfg.Events.States(len(done), func(i int) (ids.ID, int32, bool) {
 			d := &done[i]
-			if d.Task == nil || d.Reply.GetError() != nil {
+			if d.Task == nil || d.Reply.GetError() != nil || d.Task.Spec.GetNoTaskEvents() {
 				return ids.Nil, 0, false
 			}
 			return d.Task.ID, d.Task.Spec.GetAttempt(), true
@@ -664,7 +664,7 @@ func (m *Manager) Fail(t *Task, f Failure) Decision {
 // unknown) and that the next attempt waits to be scheduled again.
 func (m *Manager) recordRetry(t *Task, attempt int32, why *pb.ErrorInfo) {
 	ev := m.cfg.Events
-	if ev == nil {
+	if ev == nil || t.Spec.GetNoTaskEvents() {
 		return
 	}
 	now := taskevents.Now()
@@ -678,7 +678,7 @@ func (m *Manager) recordRetry(t *Task, attempt int32, why *pb.ErrorInfo) {
 
 // recordFailed records that the task failed for good in attempt.
 func (m *Manager) recordFailed(t *Task, attempt int32, why *pb.ErrorInfo) {
-	if m.cfg.Events != nil {
+	if m.cfg.Events != nil && !t.Spec.GetNoTaskEvents() {
 		m.cfg.Events.Fail(t.ID, attempt, why, taskevents.Now())
 	}
 }

@@ -360,7 +360,9 @@ func (s *Submitter) pumpLocked(c *class) {
 	}
 	if n > 0 && s.cfg.Events != nil {
 		q := c.queue
-		s.cfg.Events.States(n, func(i int) (ids.ID, int32, bool) { return q[i].ID, q[i].Spec.GetAttempt(), true },
+		s.cfg.Events.States(n, func(i int) (ids.ID, int32, bool) {
+			return q[i].ID, q[i].Spec.GetAttempt(), !q[i].Spec.GetNoTaskEvents()
+		},
 			taskevents.SubmittedToWorker, now.UnixNano())
 	}
 	c.queue = push.DropFront(c.queue, n)
