@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raygo/raygo/internal/coreworker"
@@ -71,8 +72,11 @@ const connectTimeout = 5 * time.Second
 var registry = coreworker.NewRegistry()
 
 var global struct {
-	mu      sync.Mutex
-	cw      *coreworker.CoreWorker
+	mu sync.Mutex
+	cw *coreworker.CoreWorker
+	// cur is cw for current(), read on every API call without the lock
+	// (written with cw, under it).
+	cur     atomic.Pointer[coreworker.CoreWorker]
 	head    *node.Head
 	session session.Dir
 	jobID   ids.ID
@@ -102,12 +106,10 @@ func jobActorLifetime() ActorLifetime {
 }
 
 func current() (*coreworker.CoreWorker, error) {
-	global.mu.Lock()
-	defer global.mu.Unlock()
-	if global.cw == nil {
-		return nil, ErrNotInitialized
+	if cw := global.cur.Load(); cw != nil {
+		return cw, nil
 	}
-	return global.cw, nil
+	return nil, ErrNotInitialized
 }
 
 // IsWorker reports whether this process was started by a node daemon to
@@ -254,6 +256,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	// that goes away fails this process's calls (ErrHeadLost).
 	cw.HoldDriverSession(jobID, reg.GetPersistent(), time.Duration(reg.GetNodeTimeoutMs())*time.Millisecond)
 	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
+	global.cur.Store(cw)
 	global.lifetime = o.defaultLifetime
 	global.gc = startDriverGC(o)
 	global.token = token
@@ -524,6 +527,7 @@ func Shutdown() error {
 	global.mu.Lock()
 	cw, head, sess, job, tuner, logs := global.cw, global.head, global.session, global.jobID, global.gc, global.logs
 	global.cw, global.head, global.session, global.lifetime, global.gc, global.logs = nil, nil, "", 0, nil, nil
+	global.cur.Store(nil)
 	global.mu.Unlock()
 	if cw == nil {
 		return nil
@@ -614,6 +618,7 @@ func runWorker() {
 		Ready: func(cw *coreworker.CoreWorker) {
 			global.mu.Lock()
 			global.cw = cw
+			global.cur.Store(cw)
 			global.mu.Unlock()
 		},
 	}, registry)

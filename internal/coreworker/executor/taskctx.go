@@ -32,6 +32,9 @@ type taskContext struct {
 	done chan struct{} // made by the first Done
 	err  error         // set by cancel
 	stop func() bool   // undoes the registration with parent
+	// cancelled is set (after err, under mu) by cancel: Err, called on
+	// every submission from a task, reads it without the lock.
+	cancelled atomic.Bool
 }
 
 func newTaskContext(parent context.Context, info TaskInfo, onBlock func()) *taskContext {
@@ -58,10 +61,10 @@ func (c *taskContext) Done() <-chan struct{} {
 }
 
 func (c *taskContext) Err() error {
-	c.mu.Lock()
-	err := c.err
-	c.mu.Unlock()
-	if err != nil {
+	if c.cancelled.Load() {
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
 		return err
 	}
 	if err := c.parent.Err(); err != nil {
@@ -97,6 +100,7 @@ func (c *taskContext) cancel(err error) {
 		return
 	}
 	c.err = err
+	c.cancelled.Store(true)
 	if c.done != nil {
 		close(c.done)
 	}
