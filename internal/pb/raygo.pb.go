@@ -1520,7 +1520,6 @@ type TaskSpec struct {
 	Function     string                 `protobuf:"bytes,3,opt,name=function,proto3" json:"function,omitempty"` // registered name (function, actor type or method)
 	Name         string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`         // display name
 	Args         []*Arg                 `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty"`
-	NumReturns   int32                  `protobuf:"varint,6,opt,name=num_returns,json=numReturns,proto3" json:"num_returns,omitempty"`
 	ReturnIds    [][]byte               `protobuf:"bytes,7,rep,name=return_ids,json=returnIds,proto3" json:"return_ids,omitempty"`
 	OwnerAddress string                 `protobuf:"bytes,8,opt,name=owner_address,json=ownerAddress,proto3" json:"owner_address,omitempty"`
 	OwnerId      []byte                 `protobuf:"bytes,9,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
@@ -1536,10 +1535,12 @@ type TaskSpec struct {
 	// budget was spent, or its events are off), so the executor records
 	// nothing of it either.
 	// (Declared here, beside the other bool, to keep TaskSpec's Go struct
-	// within taskmgr.Task's size class.)
+	// within taskmgr.Task's size class; num_returns too, beside the other
+	// 32-bit fields: the generated struct follows the declaration order.)
 	NoTaskEvents   bool               `protobuf:"varint,23,opt,name=no_task_events,json=noTaskEvents,proto3" json:"no_task_events,omitempty"`
 	MaxConcurrency int32              `protobuf:"varint,17,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	Strategy       SchedulingStrategy `protobuf:"varint,18,opt,name=strategy,proto3,enum=raygo.v1.SchedulingStrategy" json:"strategy,omitempty"` // actor placement
+	NumReturns     int32              `protobuf:"varint,6,opt,name=num_returns,json=numReturns,proto3" json:"num_returns,omitempty"`
 	// placement_resources, on an actor's creation task: what a node must have
 	// available to place the actor, while resources is what the actor holds
 	// for its life. Unset: the control store applies Ray's default, 1 CPU to
@@ -1618,13 +1619,6 @@ func (x *TaskSpec) GetArgs() []*Arg {
 		return x.Args
 	}
 	return nil
-}
-
-func (x *TaskSpec) GetNumReturns() int32 {
-	if x != nil {
-		return x.NumReturns
-	}
-	return 0
 }
 
 func (x *TaskSpec) GetReturnIds() [][]byte {
@@ -1716,6 +1710,13 @@ func (x *TaskSpec) GetStrategy() SchedulingStrategy {
 		return x.Strategy
 	}
 	return SchedulingStrategy_SCHEDULING_STRATEGY_DEFAULT
+}
+
+func (x *TaskSpec) GetNumReturns() int32 {
+	if x != nil {
+		return x.NumReturns
+	}
+	return 0
 }
 
 func (x *TaskSpec) GetPlacementResources() *Resources {
@@ -11916,9 +11917,7 @@ const file_raygo_proto_rawDesc = "" +
 	"\x06job_id\x18\x02 \x01(\fR\x05jobId\x12\x1a\n" +
 	"\bfunction\x18\x03 \x01(\tR\bfunction\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12!\n" +
-	"\x04args\x18\x05 \x03(\v2\r.raygo.v1.ArgR\x04args\x12\x1f\n" +
-	"\vnum_returns\x18\x06 \x01(\x05R\n" +
-	"numReturns\x12\x1d\n" +
+	"\x04args\x18\x05 \x03(\v2\r.raygo.v1.ArgR\x04args\x12\x1d\n" +
 	"\n" +
 	"return_ids\x18\a \x03(\fR\treturnIds\x12#\n" +
 	"\rowner_address\x18\b \x01(\tR\fownerAddress\x12\x19\n" +
@@ -11934,7 +11933,9 @@ const file_raygo_proto_rawDesc = "" +
 	"\x0eactor_creation\x18\x10 \x01(\bR\ractorCreation\x12$\n" +
 	"\x0eno_task_events\x18\x17 \x01(\bR\fnoTaskEvents\x12'\n" +
 	"\x0fmax_concurrency\x18\x11 \x01(\x05R\x0emaxConcurrency\x128\n" +
-	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12D\n" +
+	"\bstrategy\x18\x12 \x01(\x0e2\x1c.raygo.v1.SchedulingStrategyR\bstrategy\x12\x1f\n" +
+	"\vnum_returns\x18\x06 \x01(\x05R\n" +
+	"numReturns\x12D\n" +
 	"\x13placement_resources\x18\x13 \x01(\v2\x13.raygo.v1.ResourcesR\x12placementResources\x12;\n" +
 	"\n" +
 	"scheduling\x18\x15 \x01(\v2\x1b.raygo.v1.SchedulingOptionsR\n" +

@@ -70,8 +70,9 @@ type Task struct {
 	ID   ids.ID
 	Kind Kind
 	// Guarded by Manager.mu (kept beside Kind, and the counters 32-bit,
-	// so that a task with its spec stays within 576 bytes, one size class
-	// below 640):
+	// so that a task with its spec stays within 568 bytes: with the
+	// allocator's 8-byte header for objects past 512 bytes, the 576-byte
+	// size class, one below 640):
 	cancelled   bool
 	finished    bool
 	listed      bool  // on the Manager's list of pending tasks
