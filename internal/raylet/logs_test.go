@@ -178,7 +178,19 @@ func TestWorkerOutputPublished(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if sent, dropped := c.head.Raylet().LogStats(); sent < 2 || dropped != 0 {
-		t.Fatalf("LogStats = %d sent, %d dropped", sent, dropped)
+	// The subscriber can have the lines before PublishLogs has returned
+	// to the node and been counted: wait for the count.
+	for {
+		sent, dropped := c.head.Raylet().LogStats()
+		if dropped != 0 {
+			t.Fatalf("LogStats = %d sent, %d dropped", sent, dropped)
+		}
+		if sent >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LogStats = %d sent, want 2", sent)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -68,7 +68,7 @@ type BufferConfig struct {
 	// Rate bounds the new attempts recorded a second (Define of a
 	// NormalTask or ActorTask, attempt 0), Burst how many at once: 0
 	// means DefaultRate (DefaultBurst), a negative Rate no limit; a Burst
-	// of 0 with a Rate set is twice the Rate.
+	// of 0 with a Rate set is twice the Rate (at least 1).
 	Rate  float64
 	Burst int
 }
@@ -143,7 +143,7 @@ func newBudget(rate float64, burst int, now int64) budget {
 	case rate == 0:
 		rate, burst = DefaultRate, DefaultBurst
 	case rate > 0 && burst <= 0:
-		burst = int(min(2*rate, 1<<30))
+		burst = max(1, int(min(2*rate, 1<<30))) // at least one: a rate below 1 a second still records
 	}
 	return budget{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
 }

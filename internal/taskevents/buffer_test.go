@@ -309,6 +309,15 @@ func TestBufferBudget(t *testing.T) {
 	if n != DefaultBurst {
 		t.Fatalf("the default budget recorded %d at once, want %d", n, DefaultBurst)
 	}
+	slow := NewBuffer(BufferConfig{Rate: 0.5}) // one every 2 s, a burst of 1
+	t1 := Now()
+	if !slow.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t1) {
+		t.Fatal("a rate of 0.5 a second recorded nothing")
+	}
+	if slow.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t1+int64(time.Second)) ||
+		!slow.Define(Definition{TaskID: ids.New(), Type: NormalTask}, t1+int64(2*time.Second)) {
+		t.Fatal("a rate of 0.5 a second: want the next attempt recorded 2 s later, not 1 s")
+	}
 	if (*Buffer)(nil).Define(Definition{Type: NormalTask}, t0) {
 		t.Fatal("a nil Buffer says it recorded")
 	}
