@@ -73,10 +73,9 @@ var registry = coreworker.NewRegistry()
 
 var global struct {
 	mu sync.Mutex
-	cw *coreworker.CoreWorker
-	// cur is cw for current(), read on every API call without the lock
-	// (written with cw, under it).
-	cur     atomic.Pointer[coreworker.CoreWorker]
+	// cw is read on every API call without the lock (current), written
+	// under it with the fields below.
+	cw      atomic.Pointer[coreworker.CoreWorker]
 	head    *node.Head
 	session session.Dir
 	jobID   ids.ID
@@ -106,7 +105,7 @@ func jobActorLifetime() ActorLifetime {
 }
 
 func current() (*coreworker.CoreWorker, error) {
-	if cw := global.cur.Load(); cw != nil {
+	if cw := global.cw.Load(); cw != nil {
 		return cw, nil
 	}
 	return nil, ErrNotInitialized
@@ -148,7 +147,7 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	}
 	global.mu.Lock()
 	defer global.mu.Unlock()
-	if global.cw != nil {
+	if global.cw.Load() != nil {
 		return ErrAlreadyInitialized
 	}
 	addr := o.address
@@ -255,8 +254,8 @@ func Init(ctx context.Context, opts ...InitOption) error {
 	// The job ends as soon as this process dies; a head without storage
 	// that goes away fails this process's calls (ErrHeadLost).
 	cw.HoldDriverSession(jobID, reg.GetPersistent(), time.Duration(reg.GetNodeTimeoutMs())*time.Millisecond)
-	global.cw, global.head, global.session, global.jobID = cw, head, sess, jobID
-	global.cur.Store(cw)
+	global.head, global.session, global.jobID = head, sess, jobID
+	global.cw.Store(cw)
 	global.lifetime = o.defaultLifetime
 	global.gc = startDriverGC(o)
 	global.token = token
@@ -525,9 +524,9 @@ const headStopWait = 30 * time.Second
 // that could not be removed. Several problems are joined (errors.Join).
 func Shutdown() error {
 	global.mu.Lock()
-	cw, head, sess, job, tuner, logs := global.cw, global.head, global.session, global.jobID, global.gc, global.logs
-	global.cw, global.head, global.session, global.lifetime, global.gc, global.logs = nil, nil, "", 0, nil, nil
-	global.cur.Store(nil)
+	cw, head, sess, job, tuner, logs := global.cw.Load(), global.head, global.session, global.jobID, global.gc, global.logs
+	global.head, global.session, global.lifetime, global.gc, global.logs = nil, "", 0, nil, nil
+	global.cw.Store(nil)
 	global.mu.Unlock()
 	if cw == nil {
 		return nil
@@ -617,8 +616,7 @@ func runWorker() {
 		// function may call the API.
 		Ready: func(cw *coreworker.CoreWorker) {
 			global.mu.Lock()
-			global.cw = cw
-			global.cur.Store(cw)
+			global.cw.Store(cw)
 			global.mu.Unlock()
 		},
 	}, registry)

@@ -257,31 +257,10 @@ func TestServeAcrossHosts(t *testing.T) {
 	// replica (one request at a time) and spill over.
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for _, h := range hosts {
-		reached := map[string]bool{}
-		for try := 0; len(reached) < 3; try++ {
-			if try == 20 {
-				t.Fatalf("through %s's proxy, requests reached only %v (replicas by host: %v)", h.Name, reached, hostOfReplica)
-			}
-			var mu sync.Mutex
-			var wg sync.WaitGroup
-			for range 3 {
-				wg.Go(func() {
-					code, body, err := httpDo(hc, "GET", proxyOf[h.Name]+"/spread?sleep=0.3", "")
-					if err != nil || code != 200 {
-						t.Errorf("GET through %s's proxy: %d %q %v", h.Name, code, body, err)
-						return
-					}
-					mu.Lock()
-					reached[hostOfReplica[strings.Fields(body)[0]]] = true
-					mu.Unlock()
-				})
-			}
-			wg.Wait()
-			if t.Failed() {
-				t.FailNow()
-			}
-		}
-		t.Logf("through %s's proxy: replicas on %v", h.Name, reached)
+		reached := reachHosts(t, hc, proxyOf[h.Name]+"/spread?sleep=0.3", 3, func(body string) string {
+			return hostOfReplica[strings.Fields(body)[0]]
+		})
+		t.Logf("through %s's proxy: replicas on %v (replicas by host: %v)", h.Name, reached, hostOfReplica)
 	}
 
 	// Load through the surviving hosts' proxies, then the victim host
@@ -388,6 +367,40 @@ type serveLoad struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	outs []serveOutcome // guarded by mu
+}
+
+// reachHosts sends bursts of three concurrent GETs to url (a proxy's; the
+// slow requests fill the local replica and spill over) until the answers
+// come from n hosts, hostOf(body) naming each answer's host, and returns
+// them. A failed request, or 20 bursts without all n, fails the test.
+func reachHosts(t *testing.T, hc *http.Client, url string, n int, hostOf func(body string) string) map[string]bool {
+	t.Helper()
+	reached := map[string]bool{}
+	for try := 0; len(reached) < n; try++ {
+		if try == 20 {
+			t.Fatalf("through %s, requests reached hosts %v only, want %d", url, reached, n)
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				code, body, err := httpDo(hc, "GET", url, "")
+				if err != nil || code != 200 {
+					t.Errorf("GET %s: %d %q %v", url, code, body, err)
+					return
+				}
+				h := hostOf(body)
+				mu.Lock()
+				reached[h] = true
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	return reached
 }
 
 func startServeLoad(hc *http.Client, url string) *serveLoad {

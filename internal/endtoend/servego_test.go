@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -141,31 +140,10 @@ func TestGoServeAcrossHosts(t *testing.T) {
 	// and spill over.
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for _, h := range hosts {
-		reached := map[string]bool{}
-		for try := 0; len(reached) < 3; try++ {
-			if try == 20 {
-				t.Fatalf("through %s's proxy, requests reached replicas on %v only", h.Name, reached)
-			}
-			var mu sync.Mutex
-			var wg sync.WaitGroup
-			for range 3 {
-				wg.Go(func() {
-					code, body, err := httpDo(hc, "GET", proxyOf[h.Name]+"/gospread?sleep=0.3", "")
-					if err != nil || code != 200 {
-						t.Errorf("GET through %s's proxy: %d %q %v", h.Name, code, body, err)
-						return
-					}
-					ip, _, _ := net.SplitHostPort(body)
-					mu.Lock()
-					reached[hostOfIP[ip]] = true
-					mu.Unlock()
-				})
-			}
-			wg.Wait()
-			if t.Failed() {
-				t.FailNow()
-			}
-		}
+		reached := reachHosts(t, hc, proxyOf[h.Name]+"/gospread?sleep=0.3", 3, func(body string) string {
+			ip, _, _ := net.SplitHostPort(body)
+			return hostOfIP[ip]
+		})
 		t.Logf("through %s's proxy: Go replicas on %v", h.Name, reached)
 	}
 
